@@ -1,0 +1,1 @@
+//! Kafka implementation (rdkafka). Filled in by the Kafka work.

@@ -1,0 +1,279 @@
+//! In-process bus for the all-in-one mode: one bounded log per topic, consumer groups with
+//! committed offsets, the same at-least-once contract as Kafka.
+//!
+//! Each topic has a single partition. A group starts at the oldest retained record; a new
+//! member of a group resumes from the group's committed offset (records polled but not
+//! committed by a member that went away are delivered again). Records are released once
+//! every group has committed past them; a publisher waits while a topic holds `capacity`
+//! unreleased records, so a slow consumer slows producers instead of growing memory.
+
+use crate::{commit_points, topic_name, Bus, BusError, Consumer, Message, Record};
+use soc_model::Kind;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+struct Topic {
+    /// Offset of `log[0]`.
+    base: i64,
+    log: VecDeque<(Vec<u8>, Vec<u8>)>,
+    /// Committed offset (next to read) per group.
+    groups: HashMap<String, i64>,
+}
+
+impl Topic {
+    fn next_offset(&self) -> i64 {
+        self.base + self.log.len() as i64
+    }
+    fn release(&mut self) {
+        let Some(min) = self.groups.values().min().copied() else { return };
+        while self.base < min && !self.log.is_empty() {
+            self.log.pop_front();
+            self.base += 1;
+        }
+    }
+}
+
+struct Inner {
+    topics: Mutex<BTreeMap<Kind, Topic>>,
+    /// Woken on publish (consumers wait on it).
+    published: Notify,
+    /// Woken on commit (blocked publishers wait on it).
+    released: Notify,
+    capacity: usize,
+    prefix: String,
+}
+
+/// The in-process bus. Cheap to clone; clones share the topics.
+#[derive(Clone)]
+pub struct MemoryBus {
+    inner: Arc<Inner>,
+}
+
+impl MemoryBus {
+    /// A bus whose topics hold at most `capacity` unconsumed records each.
+    pub fn new(prefix: &str, capacity: usize) -> Self {
+        MemoryBus {
+            inner: Arc::new(Inner {
+                topics: Mutex::new(BTreeMap::new()),
+                published: Notify::new(),
+                released: Notify::new(),
+                capacity: capacity.max(1),
+                prefix: prefix.to_string(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Kind, Topic>> {
+        // A panic while holding this lock cannot leave a topic half-updated (every update is
+        // a single push/pop), so a poisoned lock is still usable.
+        self.inner.topics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records retained (not yet released by every group) per topic: the bus's lag gauge.
+    pub fn depth(&self) -> BTreeMap<Kind, usize> {
+        self.lock().iter().map(|(k, t)| (*k, t.log.len())).collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl Bus for MemoryBus {
+    async fn ensure_topics(&self) -> Result<(), BusError> {
+        let mut t = self.lock();
+        for k in Kind::ALL {
+            t.entry(k).or_insert_with(|| Topic { base: 0, log: VecDeque::new(), groups: HashMap::new() });
+        }
+        Ok(())
+    }
+
+    async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
+        let mut pending = records.into_iter().peekable();
+        while pending.peek().is_some() {
+            let released = self.inner.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            {
+                let mut topics = self.lock();
+                let topic = topics.get_mut(&kind).ok_or_else(|| BusError::Topic {
+                    topic: topic_name(&self.inner.prefix, kind),
+                    reason: "does not exist (call ensure_topics first)".into(),
+                })?;
+                let mut n = 0u64;
+                while topic.log.len() < self.inner.capacity {
+                    match pending.next() {
+                        Some(r) => {
+                            topic.log.push_back((r.key, r.payload));
+                            n += 1;
+                        }
+                        None => break,
+                    }
+                }
+                if n > 0 {
+                    metrics::counter!("soc_bus_published_total", "bus" => "memory", "topic" => kind.as_str()).increment(n);
+                    self.inner.published.notify_waiters();
+                }
+            }
+            if pending.peek().is_some() {
+                metrics::counter!("soc_bus_backpressure_waits_total", "bus" => "memory", "topic" => kind.as_str()).increment(1);
+                released.await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError> {
+        let mut topics = self.lock();
+        let mut positions = BTreeMap::new();
+        for k in kinds {
+            let t = topics.get_mut(k).ok_or_else(|| BusError::Topic {
+                topic: topic_name(&self.inner.prefix, *k),
+                reason: "does not exist (call ensure_topics first)".into(),
+            })?;
+            let committed = *t.groups.entry(group.to_string()).or_insert(t.base);
+            positions.insert(*k, committed);
+        }
+        Ok(Box::new(MemoryConsumer { bus: self.clone(), group: group.to_string(), positions }))
+    }
+
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+}
+
+struct MemoryConsumer {
+    bus: MemoryBus,
+    group: String,
+    /// Next offset to read per topic (this member's position, ahead of the commit).
+    positions: BTreeMap<Kind, i64>,
+}
+
+impl MemoryConsumer {
+    fn take(&mut self, max: usize) -> Vec<Message> {
+        let topics = self.bus.lock();
+        let mut out = Vec::new();
+        for (kind, pos) in self.positions.iter_mut() {
+            let Some(t) = topics.get(kind) else { continue };
+            if *pos < t.base {
+                *pos = t.base;
+            }
+            while *pos < t.next_offset() && out.len() < max {
+                let (key, payload) = &t.log[(*pos - t.base) as usize];
+                out.push(Message { kind: *kind, partition: 0, offset: *pos, key: key.clone(), payload: payload.clone() });
+                *pos += 1;
+            }
+        }
+        out
+    }
+}
+
+#[async_trait::async_trait]
+impl Consumer for MemoryConsumer {
+    async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let inner = self.bus.inner.clone();
+        loop {
+            let published = inner.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            let got = self.take(max.max(1));
+            if !got.is_empty() {
+                return Ok(got);
+            }
+            if tokio::time::timeout_at(deadline, published).await.is_err() {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    async fn commit(&mut self, done: &[Message]) -> Result<(), BusError> {
+        let mut topics = self.bus.lock();
+        for ((kind, _), offset) in commit_points(done) {
+            if let Some(t) = topics.get_mut(&kind) {
+                let c = t.groups.entry(self.group.clone()).or_insert(0);
+                if offset + 1 > *c {
+                    *c = offset + 1;
+                }
+                t.release();
+            }
+        }
+        drop(topics);
+        self.bus.inner.released.notify_waiters();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(i: u32) -> Record {
+        Record::new(format!("k{i}"), i.to_be_bytes().to_vec())
+    }
+
+    #[tokio::test]
+    async fn uncommitted_records_are_redelivered_to_the_next_member() {
+        let bus = MemoryBus::new("t", 100);
+        bus.ensure_topics().await.unwrap();
+        bus.publish(Kind::Flow, (0..10).map(rec).collect()).await.unwrap();
+        let mut c = bus.subscribe("g", &[Kind::Flow]).await.unwrap();
+        let first = c.poll(4, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(first.len(), 4);
+        c.commit(&first[..2]).await.unwrap();
+        drop(c); // crashed after handling 4 but committing 2
+        let mut c2 = bus.subscribe("g", &[Kind::Flow]).await.unwrap();
+        let again = c2.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(again.first().map(|m| m.offset), Some(2));
+        assert_eq!(again.len(), 8);
+    }
+
+    #[tokio::test]
+    async fn groups_are_independent() {
+        let bus = MemoryBus::new("t", 100);
+        bus.ensure_topics().await.unwrap();
+        let mut a = bus.subscribe("a", &[Kind::Log]).await.unwrap();
+        let mut b = bus.subscribe("b", &[Kind::Log]).await.unwrap();
+        bus.publish(Kind::Log, (0..3).map(rec).collect()).await.unwrap();
+        let ma = a.poll(10, Duration::from_millis(10)).await.unwrap();
+        a.commit(&ma).await.unwrap();
+        assert_eq!(b.poll(10, Duration::from_millis(10)).await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn full_topic_blocks_publisher_until_commit() {
+        let bus = MemoryBus::new("t", 5);
+        bus.ensure_topics().await.unwrap();
+        let mut c = bus.subscribe("g", &[Kind::Alert]).await.unwrap();
+        let b2 = bus.clone();
+        let producer = tokio::spawn(async move { b2.publish(Kind::Alert, (0..12).map(rec).collect()).await });
+        let mut seen = Vec::new();
+        while seen.len() < 12 {
+            let m = c.poll(3, Duration::from_millis(200)).await.unwrap();
+            assert!(bus.depth()[&Kind::Alert] <= 5);
+            c.commit(&m).await.unwrap();
+            seen.extend(m.into_iter().map(|m| m.offset));
+        }
+        producer.await.unwrap().unwrap();
+        assert_eq!(seen, (0..12).collect::<Vec<i64>>());
+    }
+
+    #[tokio::test]
+    async fn poll_times_out_empty_and_wakes_on_publish() {
+        let bus = MemoryBus::new("t", 10);
+        bus.ensure_topics().await.unwrap();
+        let mut c = bus.subscribe("g", &[Kind::Incident]).await.unwrap();
+        assert!(c.poll(1, Duration::from_millis(5)).await.unwrap().is_empty());
+        let b2 = bus.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b2.publish(Kind::Incident, vec![rec(1)]).await.unwrap();
+        });
+        assert_eq!(c.poll(1, Duration::from_secs(5)).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unknown_topic_is_an_error() {
+        let bus = MemoryBus::new("t", 10);
+        assert!(bus.publish(Kind::Flow, vec![rec(1)]).await.is_err());
+    }
+}

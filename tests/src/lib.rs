@@ -1,0 +1,1 @@
+//! End-to-end and integration tests against real servers; helpers live here.
