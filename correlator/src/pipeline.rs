@@ -1,0 +1,275 @@
+//! The consume -> process -> store -> commit loop.
+
+use soc_bus::{Bus, BusError, Consumer, Message};
+use soc_model::{DeadLetter, Event, EventType, Kind, Timestamp};
+use soc_store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How the correlator consumes.
+#[derive(Clone, Debug)]
+pub struct CorrelatorOptions {
+    /// Consumer group: correlators sharing a group split the partitions between them.
+    pub group: String,
+    /// Kinds to consume.
+    pub kinds: Vec<Kind>,
+    /// Records per store batch.
+    pub batch: usize,
+    /// How long one poll waits for records.
+    pub poll_timeout: Duration,
+    /// How long a failing store or bus is retried before the correlator gives up.
+    pub max_outage: Duration,
+}
+
+impl Default for CorrelatorOptions {
+    fn default() -> Self {
+        CorrelatorOptions {
+            group: "soc-correlator".into(),
+            kinds: Kind::ALL.to_vec(),
+            batch: 5_000,
+            poll_timeout: Duration::from_millis(200),
+            max_outage: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What the correlator did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CorrelatorStats {
+    pub consumed: u64,
+    pub stored: u64,
+    pub dead_letters: u64,
+    pub undecodable: u64,
+    pub batches: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CorrelatorError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Turns one bus message into a storable event. Dead letters become `dead_letter` events
+/// (so they are visible and searchable); a message that is not a valid record becomes a
+/// `dead_letter` event of its own, with the reason: nothing consumed is dropped.
+pub fn to_event(msg: &Message) -> (Event, bool) {
+    if msg.kind == Kind::DeadLetter {
+        let dl: DeadLetter = serde_json::from_slice(&msg.payload)
+            .unwrap_or_else(|e| DeadLetter::new("bus dead-letter", format!("unreadable dead letter: {e}"), &msg.payload));
+        return (dead_letter_event(&dl, msg), true);
+    }
+    match Event::from_json(&msg.payload) {
+        Ok(mut ev) => {
+            ev.ensure_id();
+            (ev, false)
+        }
+        Err(e) => {
+            let dl = DeadLetter::new(format!("bus {}", msg.kind), e.to_string(), &msg.payload);
+            (dead_letter_event(&dl, msg), true)
+        }
+    }
+}
+
+fn dead_letter_event(dl: &DeadLetter, msg: &Message) -> Event {
+    let mut ev = Event::new(EventType::Other("dead_letter".into()), dl.received);
+    ev.extra.insert("dead_letter".into(), serde_json::to_value(dl).unwrap_or_default());
+    // Distinct per bus position, so two identical bad lines are both kept.
+    ev.extra.insert("bus_position".into(), serde_json::json!({"topic": msg.kind.as_str(), "partition": msg.partition, "offset": msg.offset}));
+    ev.ensure_id();
+    ev
+}
+
+/// Consumes until `shutdown` turns true, then drains what is left on the bus and returns.
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    opts: CorrelatorOptions,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<CorrelatorStats, CorrelatorError> {
+    let mut consumer: Box<dyn Consumer> =
+        soc_bus::with_backoff("subscribe", opts.max_outage, || bus.subscribe(&opts.group, &opts.kinds)).await?;
+    let mut stats = CorrelatorStats::default();
+    tracing::info!(group = %opts.group, bus = bus.name(), store = store.name(), "correlator consuming");
+    loop {
+        let stopping = *shutdown.borrow();
+        let msgs = match consumer.poll(opts.batch, opts.poll_timeout).await {
+            Ok(m) => m,
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "poll failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if msgs.is_empty() {
+            if stopping {
+                break;
+            }
+            // Wake early on shutdown.
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep(Duration::from_millis(1)) => {}
+            }
+            continue;
+        }
+        stats.consumed += msgs.len() as u64;
+        metrics::counter!("soc_correlator_consumed_total").increment(msgs.len() as u64);
+        let mut events = Vec::with_capacity(msgs.len());
+        for m in &msgs {
+            let (ev, dead) = to_event(m);
+            if dead {
+                if m.kind == Kind::DeadLetter {
+                    stats.dead_letters += 1;
+                } else {
+                    stats.undecodable += 1;
+                    metrics::counter!("soc_correlator_undecodable_total").increment(1);
+                    tracing::warn!(topic = %m.kind, offset = m.offset, "undecodable record kept as dead_letter");
+                }
+            }
+            events.push(ev);
+        }
+        store_with_retry(store.as_ref(), &events, opts.max_outage).await?;
+        stats.stored += events.len() as u64;
+        stats.batches += 1;
+        metrics::counter!("soc_correlator_stored_total").increment(events.len() as u64);
+        // Only now is the batch safe: commit.
+        commit_with_retry(consumer.as_mut(), &msgs, opts.max_outage).await?;
+        metrics::gauge!("soc_correlator_last_event_time_seconds")
+            .set(events.iter().map(|e| e.timestamp).max().unwrap_or(Timestamp::from_unix_micros(0)).unix_secs() as f64);
+    }
+    tracing::info!(?stats, "correlator drained and stopped");
+    Ok(stats)
+}
+
+async fn commit_with_retry(consumer: &mut dyn Consumer, msgs: &[Message], max_outage: Duration) -> Result<(), BusError> {
+    let start = std::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match consumer.commit(msgs).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && start.elapsed() < max_outage => {
+                metrics::counter!("soc_correlator_commit_retries_total").increment(1);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "offset commit failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn store_with_retry(store: &dyn Store, events: &[Event], max_outage: Duration) -> Result<(), StoreError> {
+    let start = std::time::Instant::now();
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match store.insert_events(events).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_transient() && start.elapsed() < max_outage => {
+                metrics::counter!("soc_correlator_store_retries_total").increment(1);
+                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying (offsets not committed)");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soc_bus::{MemoryBus, Record};
+    use soc_store::{CountBy, EventQuery, RetentionReport};
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A store that fails its first `fail` inserts (transiently) and then keeps events by id.
+    #[derive(Default)]
+    struct FlakyStore {
+        fail: AtomicU32,
+        rows: Mutex<std::collections::BTreeMap<String, Event>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for FlakyStore {
+        async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+            Ok(vec![])
+        }
+        async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+            if self.fail.load(Ordering::SeqCst) > 0 {
+                self.fail.fetch_sub(1, Ordering::SeqCst);
+                return Err(StoreError::Unavailable { addr: "test".into(), reason: "down".into() });
+            }
+            let mut r = self.rows.lock().unwrap();
+            for e in events {
+                r.insert(e.id.clone().ok_or(StoreError::MissingId)?, e.clone());
+            }
+            Ok(())
+        }
+        async fn query_events(&self, _q: &EventQuery) -> Result<Vec<Event>, StoreError> {
+            Ok(self.rows.lock().unwrap().values().cloned().collect())
+        }
+        async fn count_events(&self, _q: &EventQuery) -> Result<u64, StoreError> {
+            Ok(self.rows.lock().unwrap().len() as u64)
+        }
+        async fn count_by(&self, _by: CountBy, _q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
+            Ok(vec![])
+        }
+        async fn drop_days_before(&self, _d: i64) -> Result<RetentionReport, StoreError> {
+            Ok(RetentionReport::default())
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+        fn name(&self) -> &'static str {
+            "test"
+        }
+    }
+
+    fn flow(i: u64) -> Event {
+        let mut e = Event::new(EventType::Flow, Timestamp::from_unix_micros(1_600_000_000_000_000 + i as i64));
+        e.flow_id = Some(i);
+        e
+    }
+
+    #[tokio::test]
+    async fn stores_everything_despite_store_outage_and_keeps_bad_records_as_dead_letters() {
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        store.fail.store(3, Ordering::SeqCst);
+        let events: Vec<Event> = (0..250).map(flow).collect();
+        soc_bus::publish_events(bus.as_ref(), &events).await.unwrap();
+        bus.publish(Kind::Log, vec![Record::new("h", b"{not json".to_vec())]).await.unwrap();
+        bus.publish(Kind::DeadLetter, vec![Record::new("h", DeadLetter::new("syslog-udp", "bad PRI", b"<999>x").to_json())]).await.unwrap();
+        let (tx, rx) = watch::channel(true); // already stopping: drain and return
+        let opts = CorrelatorOptions { batch: 100, poll_timeout: Duration::from_millis(20), ..Default::default() };
+        let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
+        drop(tx);
+        assert_eq!(stats.consumed, 252);
+        assert_eq!(stats.undecodable, 1);
+        assert_eq!(stats.dead_letters, 1);
+        assert_eq!(store.rows.lock().unwrap().len(), 252);
+        // All committed: nothing is retained on the bus.
+        assert!(bus.depth().values().all(|d| *d == 0), "{:?}", bus.depth());
+    }
+
+    #[tokio::test]
+    async fn redelivered_records_are_stored_once() {
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let events: Vec<Event> = (0..10).map(flow).collect();
+        soc_bus::publish_events(bus.as_ref(), &events).await.unwrap();
+        soc_bus::publish_events(bus.as_ref(), &events).await.unwrap(); // a producer retry
+        let (_tx, rx) = watch::channel(true);
+        let stats = run(bus, store.clone(), CorrelatorOptions { poll_timeout: Duration::from_millis(20), ..Default::default() }, rx)
+            .await
+            .unwrap();
+        assert_eq!(stats.consumed, 20);
+        assert_eq!(store.rows.lock().unwrap().len(), 10);
+    }
+}
