@@ -2,28 +2,62 @@
 //! an embedded SQLite one (the all-in-one default). Both apply versioned migrations at
 //! start-up, insert in batches idempotently (a record written twice is stored once, by its
 //! deterministic id), partition by UTC day and drop whole days for retention.
+//!
+//! - [`sqlite::SqliteStore`]: one file (or memory), no server; for the all-in-one install and tests.
+//! - [`clickhouse::ClickHouseStore`] (feature `clickhouse`, on by default): the production store.
+//! - [`conformance::run_all`]: the one behaviour suite both implementations must pass.
+//! - [`migrations`]: the versioned schema of each backend.
+//!
+//! Metrics (with the `metrics` crate): `soc_store_inserted_rows_total{store}` (rows accepted
+//! in successful batches, duplicates included), `soc_store_insert_seconds{store}` (histogram,
+//! per batch) and `soc_store_errors_total{store,op}`.
 #![forbid(unsafe_code)]
 
 use soc_model::{Event, Timestamp};
 
-/// Store failures. `Unavailable` is transient: retry with backoff.
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
+pub mod conformance;
+pub mod migrations;
+pub mod sqlite;
+
+#[cfg(feature = "clickhouse")]
+pub use crate::clickhouse::ClickHouseStore;
+pub use crate::sqlite::SqliteStore;
+
+/// Store failures. `Unavailable` and `Busy` are transient: retry with backoff.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The server did not answer (connection refused, reset, timed out).
     #[error("store unavailable at {addr}: {reason} (start it with deploy/clickhouse.sh start)")]
     Unavailable { addr: String, reason: String },
+    /// The embedded database is locked by another writer for longer than the busy timeout.
+    #[error("store busy at {addr}: {reason}")]
+    Busy { addr: String, reason: String },
+    /// The embedded database file cannot be opened (path, permissions, not a database).
+    #[error("cannot open store at {addr}: {reason}")]
+    Open { addr: String, reason: String },
+    /// A schema migration failed; the versions before it are applied and recorded.
     #[error("migration {version} failed: {reason}")]
     Migration { version: u32, reason: String },
+    /// The database rejected a statement, or returned data that cannot be decoded.
     #[error("query failed: {0}")]
     Query(String),
+    /// An event of the batch has no id.
     #[error("record without id (call Event::ensure_id before inserting)")]
     MissingId,
+    /// The request itself is wrong (bad URL, bad name); retrying does not help.
     #[error("invalid query: {0}")]
     Invalid(String),
 }
 
 impl StoreError {
+    /// True for failures that a retry with backoff can overcome.
     pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable { .. })
+        matches!(
+            self,
+            StoreError::Unavailable { .. } | StoreError::Busy { .. }
+        )
     }
 }
 
@@ -41,7 +75,7 @@ pub struct EventQuery {
     pub ip: Option<String>,
     pub flow_id: Option<u64>,
     pub community_id: Option<String>,
-    /// At most this many rows (the store caps it at [`MAX_LIMIT`]).
+    /// At most this many rows (the store caps it at [`MAX_LIMIT`]); `0` means [`MAX_LIMIT`].
     pub limit: usize,
     /// Newest first when true (the default for analysts), oldest first otherwise.
     pub newest_first: bool,
@@ -50,7 +84,18 @@ pub struct EventQuery {
 /// Upper bound on rows one query returns.
 pub const MAX_LIMIT: usize = 10_000;
 
-/// Grouping for counts.
+impl EventQuery {
+    /// The row limit a store applies: `limit` capped at [`MAX_LIMIT`], `0` meaning [`MAX_LIMIT`].
+    pub fn effective_limit(&self) -> usize {
+        if self.limit == 0 {
+            MAX_LIMIT
+        } else {
+            self.limit.min(MAX_LIMIT)
+        }
+    }
+}
+
+/// Grouping for counts. Events without a segment are counted under `""`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CountBy {
     EventType,
@@ -70,18 +115,65 @@ pub struct RetentionReport {
 pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations in order; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<u32>, StoreError>;
-    /// Inserts a batch. Every event must have an id; an id already stored is not stored again.
+    /// Inserts a batch. Every event must have an id ([`StoreError::MissingId`] otherwise, and
+    /// nothing of the batch is written); an id already stored is not stored again.
     async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError>;
-    /// Reads events matching `q`.
+    /// Reads events matching `q`, ordered by time (then id) as `q.newest_first` asks.
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError>;
     /// Counts events matching `q` (ignores `limit`).
     async fn count_events(&self, q: &EventQuery) -> Result<u64, StoreError>;
-    /// Counts events matching `q` per event type or per segment, largest first.
-    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Counts events matching `q` per event type or per segment, largest first (ties by key,
+    /// ascending). Events without a segment are counted under `""`.
+    async fn count_by(&self, by: CountBy, q: &EventQuery)
+    -> Result<Vec<(String, u64)>, StoreError>;
     /// Drops every UTC day strictly before `keep_from_day` (days since the epoch).
     async fn drop_days_before(&self, keep_from_day: i64) -> Result<RetentionReport, StoreError>;
     /// Cheap liveness check.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Short name for logs and metrics (`clickhouse`, `sqlite`).
     fn name(&self) -> &'static str;
+}
+
+mod filter;
+
+/// Checks that every event of a batch has a non-empty id, before anything is written.
+pub(crate) fn require_ids(events: &[Event]) -> Result<(), StoreError> {
+    if events
+        .iter()
+        .all(|e| e.id.as_deref().is_some_and(|id| !id.is_empty()))
+    {
+        Ok(())
+    } else {
+        Err(StoreError::MissingId)
+    }
+}
+
+/// Decodes an event read back from the store's `json` column.
+pub(crate) fn decode_event(json: &str) -> Result<Event, StoreError> {
+    Event::from_json(json.as_bytes())
+        .map_err(|e| StoreError::Query(format!("stored event cannot be decoded: {e}")))
+}
+
+/// Metric helpers: one place for the names and labels.
+pub(crate) mod telemetry {
+    use crate::StoreError;
+
+    /// Records a successful batch of `rows` that took `secs`.
+    pub(crate) fn inserted(store: &'static str, rows: usize, secs: f64) {
+        metrics::counter!("soc_store_inserted_rows_total", "store" => store).increment(rows as u64);
+        metrics::histogram!("soc_store_insert_seconds", "store" => store).record(secs);
+    }
+
+    /// Counts a failed operation and passes the result through.
+    pub(crate) fn track<T>(
+        store: &'static str,
+        op: &'static str,
+        r: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if let Err(e) = &r {
+            metrics::counter!("soc_store_errors_total", "store" => store, "op" => op).increment(1);
+            tracing::debug!(store, op, error = %e, "store operation failed");
+        }
+        r
+    }
 }

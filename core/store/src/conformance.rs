@@ -1,0 +1,960 @@
+//! One behaviour suite for every [`Store`] implementation.
+//!
+//! [`run_all`] is run unchanged against SQLite (unit tests of this crate) and against a real
+//! ClickHouse (`tests/clickhouse_store.rs`), so the two backends are interchangeable: same
+//! filters, same ordering (time, then id), same counts, same retention, same round trip of
+//! the stored JSON. Expected results come from an in-memory oracle ([`matches()`] and
+//! [`expected`]) applied to the events the suite inserted.
+//!
+//! The suite needs an empty store (a fresh file or database): it checks that first, and
+//! its retention steps drop whole days. Sensor names carry a per-run tag.
+//! Each check panics with `[store] check: what differs`.
+
+use crate::{CountBy, EventQuery, MAX_LIMIT, Store, StoreError};
+use serde_json::{Value, json};
+use soc_model::{Event, Timestamp};
+use std::collections::{BTreeMap, HashMap};
+
+/// First UTC day of the data set: 2024-03-10.
+pub const BASE_DAY: i64 = 19_792;
+/// Events per small day (three days: `BASE_DAY` .. `BASE_DAY + 2`).
+const PER_DAY: usize = 30;
+/// The day of the large batch.
+const BULK_DAY: i64 = BASE_DAY + 10;
+/// Rows in the large batch (inserted in one call).
+pub const BULK: usize = 20_000;
+
+const DAY_US: i64 = 86_400_000_000;
+
+/// Runs every check against `store`. Panics on the first failure.
+pub async fn run_all(store: &dyn Store) {
+    let name = store.name();
+    let tag = run_tag();
+    let ctx = Ctx { store, name };
+
+    ctx.ok("ping", store.ping().await);
+    // Migrations: whatever the first call applies, the second applies nothing.
+    let first = ctx.ok("migrate", store.migrate().await);
+    let second = ctx.ok("migrate again", store.migrate().await);
+    ctx.check(
+        second.is_empty(),
+        "migrate twice",
+        format!("second run applied {second:?} (first applied {first:?})"),
+    );
+    let before = ctx.ok(
+        "count on empty store",
+        store.count_events(&EventQuery::default()).await,
+    );
+    ctx.check(
+        before == 0,
+        "empty store",
+        format!("the suite needs an empty store (a fresh database or file); found {before} events"),
+    );
+
+    let events = small_set(&tag);
+    insert_and_reinsert(&ctx, &events).await;
+    missing_ids(&ctx, &tag, events.len() as u64).await;
+    round_trip(&ctx, &events).await;
+    time_ranges(&ctx, &events).await;
+    filters(&ctx, &events, &tag).await;
+    limits_and_order(&ctx, &events).await;
+    counts(&ctx, &events, &tag).await;
+    let bulk = large_batch(&ctx, &tag, events.len() as u64).await;
+    retention(&ctx, &events, &bulk).await;
+}
+
+struct Ctx<'a> {
+    store: &'a dyn Store,
+    name: &'static str,
+}
+
+impl Ctx<'_> {
+    fn ok<T>(&self, check: &str, r: Result<T, StoreError>) -> T {
+        match r {
+            Ok(v) => v,
+            Err(e) => panic!("[{}] {check}: store error: {e}", self.name),
+        }
+    }
+    fn check(&self, cond: bool, check: &str, msg: impl std::fmt::Display) {
+        if !cond {
+            panic!("[{}] {check}: {msg}", self.name);
+        }
+    }
+    fn eq<T: PartialEq + std::fmt::Debug>(&self, check: &str, got: T, want: T) {
+        if got != want {
+            panic!(
+                "[{}] {check}:\n   got: {got:?}\n  want: {want:?}",
+                self.name
+            );
+        }
+    }
+    /// Like `eq` for lists, but reports the lengths and the first difference only.
+    fn same_list<T: PartialEq + std::fmt::Debug>(&self, check: &str, got: &[T], want: &[T]) {
+        if got == want {
+            return;
+        }
+        let first = got
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(got.len().min(want.len()));
+        let window = |v: &[T]| format!("{:?}", &v[first.min(v.len())..(first + 2).min(v.len())]);
+        panic!(
+            "[{}] {check}: lists differ (got {} items, want {}), first difference at index {first}:\n   got: {}\n  want: {}",
+            self.name,
+            got.len(),
+            want.len(),
+            window(got),
+            window(want)
+        );
+    }
+    async fn count(&self, check: &str, q: &EventQuery) -> u64 {
+        self.ok(check, self.store.count_events(q).await)
+    }
+    async fn query(&self, check: &str, q: &EventQuery) -> Vec<Event> {
+        self.ok(check, self.store.query_events(q).await)
+    }
+    /// Compares a query (ids in order, then whole events) and its count with the oracle.
+    async fn same_as_oracle(&self, check: &str, q: &EventQuery, all: &[Event]) -> Vec<Event> {
+        let want = expected(q, all);
+        let got = self.query(check, q).await;
+        self.same_list(&format!("{check} (ids, in order)"), &ids(&got), &ids(&want));
+        self.same_list(&format!("{check} (events)"), &got, &want);
+        let n = all.iter().filter(|e| matches(q, e)).count() as u64;
+        self.eq(
+            &format!("{check} (count_events)"),
+            self.count(check, q).await,
+            n,
+        );
+        got
+    }
+}
+
+fn run_tag() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("conf{}_{}", std::process::id(), t % 1_000_000_000_000)
+}
+
+fn ids(events: &[Event]) -> Vec<&str> {
+    events
+        .iter()
+        .map(|e| e.id.as_deref().unwrap_or("<none>"))
+        .collect()
+}
+
+/// Whether `e` matches the filters of `q` (the oracle of the stores' `WHERE`).
+pub fn matches(q: &EventQuery, e: &Event) -> bool {
+    let eq = |want: &Option<String>, have: &Option<String>| {
+        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    };
+    q.event_type
+        .as_ref()
+        .is_none_or(|t| e.event_type.as_str() == t)
+        && q.since
+            .is_none_or(|s| e.timestamp.unix_micros() >= s.unix_micros())
+        && q.until
+            .is_none_or(|u| e.timestamp.unix_micros() < u.unix_micros())
+        && q.segments
+            .as_ref()
+            .is_none_or(|segs| e.segment.as_ref().is_some_and(|s| segs.contains(s)))
+        && eq(&q.sensor, &e.sensor)
+        && eq(&q.host, &e.host)
+        && q.ip
+            .as_ref()
+            .is_none_or(|ip| e.src_ip.as_ref() == Some(ip) || e.dest_ip.as_ref() == Some(ip))
+        && q.flow_id.is_none_or(|f| e.flow_id == Some(f))
+        && eq(&q.community_id, &e.community_id)
+}
+
+/// What `query_events(q)` must return from a store holding exactly `all`.
+pub fn expected(q: &EventQuery, all: &[Event]) -> Vec<Event> {
+    let mut v: Vec<Event> = all.iter().filter(|e| matches(q, e)).cloned().collect();
+    v.sort_by(|a, b| {
+        (a.timestamp.unix_micros(), a.id.as_deref())
+            .cmp(&(b.timestamp.unix_micros(), b.id.as_deref()))
+    });
+    if q.newest_first {
+        v.reverse();
+    }
+    v.truncate(q.effective_limit());
+    v
+}
+
+/// What `count_by(by, q)` must return from a store holding exactly `all`.
+pub fn expected_counts(by: CountBy, q: &EventQuery, all: &[Event]) -> Vec<(String, u64)> {
+    let mut m: BTreeMap<String, u64> = BTreeMap::new();
+    for e in all.iter().filter(|e| matches(q, e)) {
+        let k = match by {
+            CountBy::EventType => e.event_type.as_str().to_string(),
+            CountBy::Segment => e.segment.clone().unwrap_or_default(),
+        };
+        *m.entry(k).or_default() += 1;
+    }
+    let mut v: Vec<(String, u64)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}
+
+fn micros(day: i64, offset_us: i64) -> Timestamp {
+    Timestamp::from_unix_micros(day * DAY_US + offset_us)
+}
+
+/// Builds an event from EVE-style JSON (so unknown fields land in `extra`) and sets its id.
+fn event(v: Value) -> Event {
+    let mut e: Event = match serde_json::from_value(v.clone()) {
+        Ok(e) => e,
+        Err(err) => panic!("conformance data set: {v} is not an Event: {err}"),
+    };
+    e.ensure_id();
+    e
+}
+
+/// The small data set: three days of mixed types, segments, sensors, hosts, IPs and flows,
+/// with unknown fields, a shared timestamp (ordering ties), a `+0700` timestamp that falls
+/// on the previous UTC day and a flow id above `i64::MAX`.
+fn small_set(tag: &str) -> Vec<Event> {
+    let types = ["flow", "dns", "alert", "http", "smb"];
+    let segments = [Some("ministry"), Some("cpnet"), None];
+    let mut out = Vec::new();
+    for i in 0..(3 * PER_DAY) {
+        let day = BASE_DAY + (i / PER_DAY) as i64;
+        let slot = (i % PER_DAY) as i64;
+        // 45 minutes apart within the day; events 3 and 4 share their timestamp.
+        let t = if i == 4 {
+            micros(day, 3 * 2_700_000_000 + 123)
+        } else {
+            micros(day, slot * 2_700_000_000 + 123)
+        };
+        let ty = types[i % types.len()];
+        let dest_port = [53u16, 80, 443][i % 3];
+        let mut v = json!({
+            "timestamp": t.to_string(),
+            "event_type": ty,
+            "flow_id": 1000 + (i / 2) as u64,
+            "src_ip": format!("10.0.{}.{}", i % 7, i % 11),
+            "src_port": 40000 + i as u16,
+            "dest_ip": format!("192.168.1.{}", i % 5),
+            "dest_port": dest_port,
+            "proto": if i % 2 == 0 { "TCP" } else { "UDP" },
+            "community_id": format!("1:conf{}", i / 3),
+            "sensor": format!("{tag}-s{}", i % 2),
+            // Unknown to the model: must come back verbatim.
+            "pcap_cnt": i * 7,
+            "conformance": {"run": tag, "seq": i, "nested": [1, "two", null, {"x": 1.5}], "big": u64::MAX},
+        });
+        if let Some(s) = segments[i % 3] {
+            v["segment"] = json!(s);
+        }
+        if i % 2 == 0 {
+            v["host"] = json!(format!("host{}", i % 4));
+        }
+        match ty {
+            "dns" => {
+                v["dns"] = json!({"type": "request", "id": i, "queries": [{"rrname": format!("q{i}.example.org"), "rrtype": "A"}], "x_unknown": true})
+            }
+            "alert" => {
+                v["alert"] = json!({"action": "allowed", "gid": 1, "signature_id": 2_000_000 + i, "rev": 1, "signature": format!("CONF test {i}"), "category": "Misc", "severity": 2, "metadata": {"k": ["v"]}})
+            }
+            "http" => {
+                v["http"] = json!({"hostname": "example.org", "url": format!("/p/{i}"), "http_method": "GET", "status": 200})
+            }
+            "smb" => v["smb"] = json!({"id": i, "command": "SMB2_COMMAND_CREATE"}),
+            _ => {
+                v["flow"] = json!({"pkts_toserver": i, "pkts_toclient": 1, "bytes_toserver": 100, "bytes_toclient": 200, "start": t.to_string()})
+            }
+        }
+        out.push(event(v));
+    }
+    // Local time +0700 on BASE_DAY + 1 is 22:30 UTC on BASE_DAY: stored on BASE_DAY.
+    let local: Timestamp = match "2024-03-11T05:30:00.000001+0700".parse() {
+        Ok(t) => t,
+        Err(e) => panic!("conformance data set: {e}"),
+    };
+    assert_eq!(
+        local.unix_day(),
+        BASE_DAY,
+        "conformance data set: BASE_DAY is 2024-03-10"
+    );
+    out.push(event(json!({
+        "timestamp": local.to_string(), "event_type": "log", "host": "dc01", "segment": "ministry",
+        "sensor": format!("{tag}-collector"), "log": {"message": "user logon"}, "syslog_facility": 4
+    })));
+    // A flow id above i64::MAX (SQLite stores it bit-cast).
+    out.push(event(json!({
+        "timestamp": micros(BASE_DAY + 1, 1).to_string(), "event_type": "flow", "flow_id": u64::MAX - 5,
+        "src_ip": "172.16.0.1", "dest_ip": "172.16.0.2", "segment": "cpnet", "sensor": format!("{tag}-s0")
+    })));
+    out
+}
+
+async fn insert_and_reinsert(ctx: &Ctx<'_>, events: &[Event]) {
+    let n = events.len() as u64;
+    let all = EventQuery::default();
+    ctx.ok("insert an empty batch", ctx.store.insert_events(&[]).await);
+    // First half, then everything (overlapping), then everything again.
+    let half = events.len() / 2;
+    ctx.ok(
+        "insert first half",
+        ctx.store.insert_events(&events[..half]).await,
+    );
+    ctx.eq(
+        "count after first half",
+        ctx.count("count", &all).await,
+        half as u64,
+    );
+    ctx.ok(
+        "insert overlapping batch",
+        ctx.store.insert_events(events).await,
+    );
+    ctx.eq(
+        "count after overlapping batch (ids stored once)",
+        ctx.count("count", &all).await,
+        n,
+    );
+    ctx.ok(
+        "re-insert the same batch",
+        ctx.store.insert_events(events).await,
+    );
+    ctx.eq(
+        "count after re-inserting the same batch (unchanged)",
+        ctx.count("count", &all).await,
+        n,
+    );
+    let got = ctx
+        .query(
+            "query after re-insert",
+            &EventQuery {
+                limit: MAX_LIMIT,
+                ..Default::default()
+            },
+        )
+        .await;
+    ctx.eq(
+        "rows after re-insert (no duplicates returned)",
+        got.len() as u64,
+        n,
+    );
+}
+
+async fn missing_ids(ctx: &Ctx<'_>, tag: &str, stored: u64) {
+    let mut fresh = Event::new(soc_model::EventType::Log, micros(BASE_DAY, 1));
+    fresh.sensor = Some(format!("{tag}-noid"));
+    let without = fresh.clone();
+    fresh.ensure_id();
+    let mut empty = without.clone();
+    empty.id = Some(String::new());
+    for (what, batch) in [
+        ("event without id", vec![fresh.clone(), without]),
+        ("event with empty id", vec![fresh, empty]),
+    ] {
+        match ctx.store.insert_events(&batch).await {
+            Err(StoreError::MissingId) => {}
+            other => ctx.check(false, what, format!("want Err(MissingId), got {other:?}")),
+        }
+        ctx.eq(
+            &format!("{what}: nothing of the batch is stored"),
+            ctx.count("count", &EventQuery::default()).await,
+            stored,
+        );
+    }
+}
+
+async fn round_trip(ctx: &Ctx<'_>, events: &[Event]) {
+    let got = ctx
+        .query(
+            "read everything",
+            &EventQuery {
+                limit: MAX_LIMIT,
+                ..Default::default()
+            },
+        )
+        .await;
+    let by_id: HashMap<&str, &Event> = got
+        .iter()
+        .filter_map(|e| e.id.as_deref().map(|id| (id, e)))
+        .collect();
+    for want in events {
+        let id = want.id.as_deref().unwrap_or_default();
+        let Some(have) = by_id.get(id) else {
+            panic!(
+                "[{}] round trip: event {id} was inserted but is not returned",
+                ctx.name
+            );
+        };
+        ctx.eq(&format!("round trip of event {id}"), *have, want);
+        let (hv, wv) = (
+            serde_json::to_value(have).unwrap_or_default(),
+            serde_json::to_value(want).unwrap_or_default(),
+        );
+        ctx.eq(
+            &format!("round trip of event {id} (JSON, unknown fields included)"),
+            hv,
+            wv,
+        );
+        ctx.eq(
+            &format!("offset kept for event {id}"),
+            have.timestamp.offset_secs(),
+            want.timestamp.offset_secs(),
+        );
+    }
+}
+
+async fn time_ranges(ctx: &Ctx<'_>, events: &[Event]) {
+    let all = events;
+    // [since, until) with both bounds on exact event timestamps: since included, until excluded.
+    let since = micros(BASE_DAY, 5 * 2_700_000_000 + 123);
+    let until = micros(BASE_DAY + 1, 7 * 2_700_000_000 + 123);
+    let q = EventQuery {
+        since: Some(since),
+        until: Some(until),
+        limit: MAX_LIMIT,
+        ..Default::default()
+    };
+    let got = ctx
+        .same_as_oracle("time range [since, until)", &q, all)
+        .await;
+    ctx.check(
+        got.iter().any(|e| e.timestamp == since),
+        "time range",
+        "an event exactly at `since` must be included",
+    );
+    ctx.check(
+        got.iter().all(|e| e.timestamp != until),
+        "time range",
+        "an event exactly at `until` must be excluded",
+    );
+    // One microsecond later excludes the event at `since`.
+    let q2 = EventQuery {
+        since: Some(since.add_micros(1)),
+        ..q.clone()
+    };
+    ctx.same_as_oracle("time range, since + 1 µs", &q2, all)
+        .await;
+    // Only since, only until, an empty range and a range before everything.
+    ctx.same_as_oracle(
+        "since only",
+        &EventQuery {
+            since: Some(until),
+            limit: MAX_LIMIT,
+            ..Default::default()
+        },
+        all,
+    )
+    .await;
+    ctx.same_as_oracle(
+        "until only",
+        &EventQuery {
+            until: Some(since),
+            limit: MAX_LIMIT,
+            ..Default::default()
+        },
+        all,
+    )
+    .await;
+    let empty = EventQuery {
+        since: Some(until),
+        until: Some(since),
+        ..Default::default()
+    };
+    ctx.eq(
+        "inverted range is empty",
+        ctx.query("inverted", &empty).await.len(),
+        0,
+    );
+    let before = EventQuery {
+        until: Some(micros(BASE_DAY, 0)),
+        ..Default::default()
+    };
+    ctx.eq(
+        "range before all data is empty",
+        ctx.count("before", &before).await,
+        0,
+    );
+    // A whole UTC day, which includes the +0700 event written on the next local day.
+    let day = EventQuery {
+        since: Some(micros(BASE_DAY, 0)),
+        until: Some(micros(BASE_DAY + 1, 0)),
+        limit: MAX_LIMIT,
+        ..Default::default()
+    };
+    let got = ctx.same_as_oracle("one UTC day", &day, all).await;
+    ctx.check(
+        got.iter().any(|e| e.timestamp.offset_secs() == 7 * 3600),
+        "one UTC day",
+        "must include the +0700 event",
+    );
+}
+
+async fn filters(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
+    let base = EventQuery {
+        limit: MAX_LIMIT,
+        ..Default::default()
+    };
+    let some = |s: &str| Some(s.to_string());
+    let cases: Vec<(&str, EventQuery)> = vec![
+        (
+            "event_type = dns",
+            EventQuery {
+                event_type: some("dns"),
+                ..base.clone()
+            },
+        ),
+        (
+            "event_type = smb (not a known type)",
+            EventQuery {
+                event_type: some("smb"),
+                ..base.clone()
+            },
+        ),
+        (
+            "event_type unknown",
+            EventQuery {
+                event_type: some("nope"),
+                ..base.clone()
+            },
+        ),
+        (
+            "segments [ministry]",
+            EventQuery {
+                segments: Some(vec!["ministry".into()]),
+                ..base.clone()
+            },
+        ),
+        (
+            "segments [ministry, cpnet]",
+            EventQuery {
+                segments: Some(vec!["ministry".into(), "cpnet".into()]),
+                ..base.clone()
+            },
+        ),
+        (
+            "segments [] (empty scope)",
+            EventQuery {
+                segments: Some(vec![]),
+                ..base.clone()
+            },
+        ),
+        (
+            "segments [unknown]",
+            EventQuery {
+                segments: Some(vec!["elsewhere".into()]),
+                ..base.clone()
+            },
+        ),
+        (
+            "sensor",
+            EventQuery {
+                sensor: Some(format!("{tag}-s1")),
+                ..base.clone()
+            },
+        ),
+        (
+            "host",
+            EventQuery {
+                host: some("host2"),
+                ..base.clone()
+            },
+        ),
+        (
+            "host dc01",
+            EventQuery {
+                host: some("dc01"),
+                ..base.clone()
+            },
+        ),
+        (
+            "ip as source",
+            EventQuery {
+                ip: some("10.0.3.3"),
+                ..base.clone()
+            },
+        ),
+        (
+            "ip as destination",
+            EventQuery {
+                ip: some("192.168.1.2"),
+                ..base.clone()
+            },
+        ),
+        (
+            "ip on both sides",
+            EventQuery {
+                ip: some("172.16.0.2"),
+                ..base.clone()
+            },
+        ),
+        (
+            "flow_id",
+            EventQuery {
+                flow_id: Some(1007),
+                ..base.clone()
+            },
+        ),
+        (
+            "flow_id above i64::MAX",
+            EventQuery {
+                flow_id: Some(u64::MAX - 5),
+                ..base.clone()
+            },
+        ),
+        (
+            "community_id",
+            EventQuery {
+                community_id: some("1:conf4"),
+                ..base.clone()
+            },
+        ),
+        (
+            "combined: type + scope + time + sensor",
+            EventQuery {
+                event_type: some("flow"),
+                segments: Some(vec!["cpnet".into(), "ministry".into()]),
+                since: Some(micros(BASE_DAY, 3_600_000_000)),
+                until: Some(micros(BASE_DAY + 2, 3_600_000_000)),
+                sensor: Some(format!("{tag}-s0")),
+                ..base.clone()
+            },
+        ),
+        (
+            "combined: ip + community_id (no match)",
+            EventQuery {
+                ip: some("10.0.0.0"),
+                community_id: some("1:conf29"),
+                ..base.clone()
+            },
+        ),
+    ];
+    for (name, q) in cases {
+        let got = ctx.same_as_oracle(&format!("filter {name}"), &q, all).await;
+        // Guard against a vacuous oracle: the cases that must match something do.
+        let must_match =
+            !(name.contains("unknown") || name.contains("empty") || name.contains("no match"));
+        ctx.check(
+            !must_match || !got.is_empty(),
+            &format!("filter {name}"),
+            "the data set has matches but none came back",
+        );
+    }
+    // The u64 flow id above i64::MAX matches exactly one event.
+    let q = EventQuery {
+        flow_id: Some(u64::MAX - 5),
+        ..base
+    };
+    ctx.eq(
+        "flow_id above i64::MAX matches one",
+        ctx.count("count", &q).await,
+        1,
+    );
+}
+
+async fn limits_and_order(ctx: &Ctx<'_>, all: &[Event]) {
+    for newest_first in [true, false] {
+        for limit in [1usize, 5, 37] {
+            let q = EventQuery {
+                limit,
+                newest_first,
+                ..Default::default()
+            };
+            let got = ctx
+                .same_as_oracle(
+                    &format!("limit {limit}, newest_first {newest_first}"),
+                    &q,
+                    all,
+                )
+                .await;
+            ctx.eq(&format!("limit {limit}: row count"), got.len(), limit);
+        }
+        // The count ignores the limit.
+        let q = EventQuery {
+            limit: 3,
+            newest_first,
+            ..Default::default()
+        };
+        ctx.eq(
+            "count_events ignores limit",
+            ctx.count("count", &q).await,
+            all.len() as u64,
+        );
+        // Ties on the timestamp are ordered by id, the same way in every store.
+        let got = ctx
+            .query(
+                "full order",
+                &EventQuery {
+                    newest_first,
+                    ..Default::default()
+                },
+            )
+            .await;
+        let want = expected(
+            &EventQuery {
+                newest_first,
+                ..Default::default()
+            },
+            all,
+        );
+        ctx.same_list(
+            &format!("order with ties, newest_first {newest_first}"),
+            &ids(&got),
+            &ids(&want),
+        );
+        ctx.check(
+            got.windows(2).all(|w| {
+                if newest_first {
+                    w[0].timestamp >= w[1].timestamp
+                } else {
+                    w[0].timestamp <= w[1].timestamp
+                }
+            }),
+            "ordering",
+            format!("events not sorted by time (newest_first {newest_first})"),
+        );
+    }
+}
+
+async fn counts(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
+    let queries = [
+        ("all", EventQuery::default()),
+        (
+            "sensor s0",
+            EventQuery {
+                sensor: Some(format!("{tag}-s0")),
+                ..Default::default()
+            },
+        ),
+        (
+            "day 2",
+            EventQuery {
+                since: Some(micros(BASE_DAY + 1, 0)),
+                until: Some(micros(BASE_DAY + 2, 0)),
+                ..Default::default()
+            },
+        ),
+        (
+            "scope cpnet",
+            EventQuery {
+                segments: Some(vec!["cpnet".into()]),
+                ..Default::default()
+            },
+        ),
+        (
+            "nothing",
+            EventQuery {
+                event_type: Some("nope".into()),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, q) in &queries {
+        for by in [CountBy::EventType, CountBy::Segment] {
+            let got = ctx.ok("count_by", ctx.store.count_by(by, q).await);
+            let want = expected_counts(by, q, all);
+            ctx.same_list(
+                &format!("count_by {by:?} ({name}), largest first"),
+                &got,
+                &want,
+            );
+        }
+        let total: u64 = expected_counts(CountBy::EventType, q, all)
+            .iter()
+            .map(|(_, c)| c)
+            .sum();
+        ctx.eq(
+            &format!("count_events ({name})"),
+            ctx.count("count", q).await,
+            total,
+        );
+    }
+    let by_segment = ctx.ok(
+        "count_by",
+        ctx.store
+            .count_by(CountBy::Segment, &EventQuery::default())
+            .await,
+    );
+    ctx.check(
+        by_segment.iter().any(|(k, _)| k.is_empty()),
+        "count_by Segment",
+        "events without a segment are counted under \"\"",
+    );
+}
+
+async fn large_batch(ctx: &Ctx<'_>, tag: &str, small: u64) -> Vec<Event> {
+    let sensor = format!("{tag}-bulk");
+    let mut bulk = Vec::with_capacity(BULK);
+    for i in 0..BULK {
+        let mut e = Event::new(
+            soc_model::EventType::Flow,
+            micros(BULK_DAY, i as i64 * 4_000_000),
+        );
+        e.sensor = Some(sensor.clone());
+        e.segment = Some("bulk".into());
+        e.flow_id = Some(i as u64);
+        e.src_ip = Some(format!("10.1.{}.{}", i / 256 % 256, i % 256));
+        e.dest_ip = Some("10.2.0.1".into());
+        e.extra.insert("seq".into(), json!(i));
+        e.ensure_id();
+        bulk.push(e);
+    }
+    let started = std::time::Instant::now();
+    ctx.ok(
+        "large batch insert (one call)",
+        ctx.store.insert_events(&bulk).await,
+    );
+    let took = started.elapsed();
+    let q = EventQuery {
+        sensor: Some(sensor),
+        ..Default::default()
+    };
+    ctx.eq(
+        "large batch: all rows stored",
+        ctx.count("count", &q).await,
+        BULK as u64,
+    );
+    ctx.ok(
+        "large batch re-insert",
+        ctx.store.insert_events(&bulk).await,
+    );
+    ctx.eq(
+        "large batch: re-insert stores nothing new",
+        ctx.count("count", &q).await,
+        BULK as u64,
+    );
+    ctx.eq(
+        "total after large batch",
+        ctx.count("count", &EventQuery::default()).await,
+        small + BULK as u64,
+    );
+    // The limit is capped at MAX_LIMIT; 0 means MAX_LIMIT.
+    for limit in [0, MAX_LIMIT + 1, 50_000] {
+        let got = ctx
+            .query(
+                "capped query",
+                &EventQuery {
+                    limit,
+                    newest_first: true,
+                    ..q.clone()
+                },
+            )
+            .await;
+        ctx.eq(
+            &format!("limit {limit} returns MAX_LIMIT rows"),
+            got.len(),
+            MAX_LIMIT,
+        );
+        ctx.eq(
+            &format!("limit {limit}: newest row first"),
+            got.first().and_then(|e| e.flow_id),
+            Some(BULK as u64 - 1),
+        );
+    }
+    let q1 = EventQuery {
+        flow_id: Some(12_345),
+        ..q
+    };
+    ctx.same_as_oracle("large batch: point lookup by flow_id", &q1, &bulk)
+        .await;
+    eprintln!(
+        "[{}] conformance: {BULK} events inserted in one call in {took:.2?}",
+        ctx.name
+    );
+    bulk
+}
+
+async fn retention(ctx: &Ctx<'_>, small: &[Event], bulk: &[Event]) {
+    let all: Vec<Event> = small.iter().chain(bulk).cloned().collect();
+    let day_count = |d: i64| all.iter().filter(|e| e.timestamp.unix_day() == d).count() as u64;
+    let total = all.len() as u64;
+
+    // Nothing before the first day.
+    let r = ctx.ok(
+        "retention before the data",
+        ctx.store.drop_days_before(BASE_DAY).await,
+    );
+    ctx.eq(
+        "retention before the data drops nothing",
+        (r.days_dropped, r.rows_dropped),
+        (vec![], 0),
+    );
+
+    // Drop the first day only.
+    let r = ctx.ok(
+        "retention of day 1",
+        ctx.store.drop_days_before(BASE_DAY + 1).await,
+    );
+    let first = day_count(BASE_DAY);
+    ctx.eq("retention of day 1: days", r.days_dropped, vec![BASE_DAY]);
+    ctx.eq("retention of day 1: rows", r.rows_dropped, first);
+    ctx.eq(
+        "retention of day 1: total left",
+        ctx.count("count", &EventQuery::default()).await,
+        total - first,
+    );
+    let day1 = EventQuery {
+        since: Some(micros(BASE_DAY, 0)),
+        until: Some(micros(BASE_DAY + 1, 0)),
+        ..Default::default()
+    };
+    ctx.eq(
+        "retention of day 1: the day is empty",
+        ctx.count("count", &day1).await,
+        0,
+    );
+    let rest: Vec<Event> = all
+        .iter()
+        .filter(|e| e.timestamp.unix_day() > BASE_DAY)
+        .cloned()
+        .collect();
+    let q = EventQuery {
+        since: Some(micros(BASE_DAY + 1, 0)),
+        until: Some(micros(BASE_DAY + 3, 0)),
+        limit: MAX_LIMIT,
+        ..Default::default()
+    };
+    ctx.same_as_oracle("retention of day 1: later days untouched", &q, &rest)
+        .await;
+
+    // Again: idempotent.
+    let r = ctx.ok(
+        "retention repeated",
+        ctx.store.drop_days_before(BASE_DAY + 1).await,
+    );
+    ctx.eq(
+        "retention repeated drops nothing",
+        (r.days_dropped, r.rows_dropped),
+        (vec![], 0),
+    );
+
+    // Everything.
+    let r = ctx.ok(
+        "retention of everything",
+        ctx.store.drop_days_before(BULK_DAY + 1).await,
+    );
+    ctx.eq(
+        "retention of everything: days",
+        r.days_dropped,
+        vec![BASE_DAY + 1, BASE_DAY + 2, BULK_DAY],
+    );
+    ctx.eq(
+        "retention of everything: rows",
+        r.rows_dropped,
+        total - first,
+    );
+    ctx.eq(
+        "retention of everything: store empty",
+        ctx.count("count", &EventQuery::default()).await,
+        0,
+    );
+
+    // The store still works after retention.
+    ctx.ok(
+        "insert after retention",
+        ctx.store.insert_events(&small[..3]).await,
+    );
+    ctx.eq(
+        "count after retention and insert",
+        ctx.count("count", &EventQuery::default()).await,
+        3,
+    );
+}

@@ -1,0 +1,46 @@
+//! SQLite schema. Each migration runs in one transaction together with its
+//! `schema_migrations` row.
+
+use super::Migration;
+
+/// Creates the bookkeeping table; run before reading the applied versions.
+pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    applied_at TEXT NOT NULL
+)";
+
+/// SQLite migrations, ascending.
+pub const SQLITE: &[Migration] = &[Migration {
+    version: 1,
+    name: "events",
+    statements: &[
+        // One row per event id. The columns are copies of envelope fields for filtering
+        // and grouping; `json` is the whole event and the only thing read back.
+        // `ts_us` is microseconds since the epoch (UTC), `day` = ts_us / 86400e6 (floor),
+        // the retention unit. `flow_id` is the u64 bit-cast to INTEGER (i64).
+        "CREATE TABLE IF NOT EXISTS events (
+            id           TEXT PRIMARY KEY,
+            ts_us        INTEGER NOT NULL,
+            day          INTEGER NOT NULL,
+            event_type   TEXT NOT NULL,
+            sensor       TEXT,
+            segment      TEXT,
+            host         TEXT,
+            src_ip       TEXT,
+            src_port     INTEGER,
+            dest_ip      TEXT,
+            dest_port    INTEGER,
+            proto        TEXT,
+            flow_id      INTEGER,
+            community_id TEXT,
+            json         TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS events_day ON events (day)",
+        "CREATE INDEX IF NOT EXISTS events_type_ts ON events (event_type, ts_us)",
+        "CREATE INDEX IF NOT EXISTS events_segment_ts ON events (segment, ts_us)",
+        "CREATE INDEX IF NOT EXISTS events_src_ip ON events (src_ip)",
+        "CREATE INDEX IF NOT EXISTS events_dest_ip ON events (dest_ip)",
+        "CREATE INDEX IF NOT EXISTS events_flow_id ON events (flow_id)",
+        "CREATE INDEX IF NOT EXISTS events_community_id ON events (community_id)",
+    ],
+}];

@@ -1,0 +1,478 @@
+//! The embedded store: one SQLite file (WAL mode) or an in-memory database.
+//!
+//! SQLite is synchronous, so every operation runs on tokio's blocking pool
+//! (`spawn_blocking`) holding the one connection behind a mutex: writes are serialized
+//! anyway by SQLite, and a single connection keeps in-memory databases coherent.
+//! The schema is in [`crate::migrations::SQLITE`].
+
+use crate::filter::{self, Dialect, Param};
+use crate::migrations::{self, Migration};
+use crate::telemetry;
+use crate::{CountBy, EventQuery, RetentionReport, Store, StoreError};
+use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, params_from_iter};
+use soc_model::{Event, Timestamp};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const NAME: &str = "sqlite";
+
+/// How long a statement waits for another process's write lock before [`StoreError::Busy`].
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The SQLite [`Store`]. Cheap to clone (the connection is shared).
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+    /// The file path, or `:memory:`; for error messages.
+    addr: Arc<str>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path`, in WAL mode with
+    /// `synchronous=NORMAL` (durable at checkpoints, never corrupt; a power cut can lose
+    /// the last transactions, which the bus redelivers). Call [`Store::migrate`] next.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let addr = path.display().to_string();
+        let open_err = |e: rusqlite::Error| StoreError::Open {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open(path).map_err(open_err)?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+            .map_err(open_err)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %addr, mode, "sqlite: WAL mode not available, using this journal mode");
+        }
+        Self::configure(&conn).map_err(open_err)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            addr: addr.into(),
+        })
+    }
+
+    /// A private in-memory database (gone when the store is dropped): for tests and demos.
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let addr = ":memory:".to_string();
+        let open_err = |e: rusqlite::Error| StoreError::Open {
+            addr: addr.clone(),
+            reason: e.to_string(),
+        };
+        let conn = Connection::open_in_memory().map_err(open_err)?;
+        Self::configure(&conn).map_err(open_err)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+            addr: addr.into(),
+        })
+    }
+
+    fn configure(conn: &Connection) -> rusqlite::Result<()> {
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        Ok(())
+    }
+
+    /// Runs `f` with the connection on the blocking pool, mapping errors and counting them.
+    async fn with_conn<T, F>(&self, op: &'static str, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        let r = tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().map_err(|_| {
+                StoreError::Query(
+                    "sqlite connection unusable: a previous operation panicked".into(),
+                )
+            })?;
+            f(&mut guard)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Query(format!("sqlite task failed: {e}"))));
+        telemetry::track(NAME, op, r)
+    }
+
+    /// Maps a rusqlite error: lock contention is transient ([`StoreError::Busy`]).
+    fn map_err(addr: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        move |e| match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            },
+            _ => StoreError::Query(e.to_string()),
+        }
+    }
+}
+
+fn to_values(params: Vec<Param>) -> Vec<Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Str(s) => Value::Text(s),
+            Param::I64(v) => Value::Integer(v),
+            // Not produced for SQLite (flow ids are bit-cast), kept total anyway.
+            Param::U64(v) => Value::Integer(v as i64),
+            Param::U32(v) => Value::Integer(i64::from(v)),
+        })
+        .collect()
+}
+
+fn applied_versions(conn: &Connection) -> rusqlite::Result<Vec<u32>> {
+    let mut st = conn.prepare("SELECT version FROM schema_migrations ORDER BY version")?;
+    let rows = st.query_map([], |r| r.get::<_, u32>(0))?;
+    rows.collect()
+}
+
+fn apply(conn: &mut Connection, m: &Migration) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for stmt in m.statements {
+        tx.execute_batch(stmt)?;
+    }
+    tx.execute(
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+        rusqlite::params![m.version, Timestamp::now().to_rfc3339()],
+    )?;
+    tx.commit()
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        let addr = self.addr.clone();
+        self.with_conn("migrate", move |conn| {
+            let map = Self::map_err(&addr);
+            conn.execute_batch(migrations::sqlite::BOOKKEEPING).map_err(&map)?;
+            let applied = applied_versions(conn).map_err(&map)?;
+            let mut done = Vec::new();
+            for m in migrations::pending(migrations::SQLITE, &applied) {
+                tracing::info!(store = NAME, addr = %addr, version = m.version, name = m.name, "applying migration");
+                apply(conn, m).map_err(|e| StoreError::Migration { version: m.version, reason: e.to_string() })?;
+                done.push(m.version);
+            }
+            if done.is_empty() {
+                tracing::debug!(store = NAME, addr = %addr, "schema up to date");
+            } else {
+                tracing::info!(store = NAME, addr = %addr, applied = ?done, "migrations applied");
+            }
+            Ok(done)
+        })
+        .await
+    }
+
+    async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        telemetry::track(NAME, "insert", crate::require_ids(events))?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        // Encode on the async side: cheap, and the closure must own its data.
+        let rows: Vec<Vec<Value>> = events.iter().map(row_values).collect();
+        let n = rows.len();
+        let addr = self.addr.clone();
+        let started = Instant::now();
+        self.with_conn("insert", move |conn| {
+            let map = Self::map_err(&addr);
+            let tx = conn.transaction().map_err(&map)?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO events (id, ts_us, day, event_type, sensor, segment, host, \
+                         src_ip, src_port, dest_ip, dest_port, proto, flow_id, community_id, json) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                    )
+                    .map_err(&map)?;
+                for row in &rows {
+                    st.execute(params_from_iter(row.iter())).map_err(&map)?;
+                }
+            }
+            tx.commit().map_err(&map)
+        })
+        .await?;
+        telemetry::inserted(NAME, n, started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    async fn query_events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        let w = filter::build(q, Dialect::Sqlite);
+        let sql = format!(
+            "SELECT json FROM events WHERE {} ORDER BY {} LIMIT {}",
+            w.sql,
+            filter::order_by(q),
+            q.effective_limit()
+        );
+        let params = to_values(w.params);
+        let addr = self.addr.clone();
+        self.with_conn("query", move |conn| {
+            let map = Self::map_err(&addr);
+            let mut st = conn.prepare_cached(&sql).map_err(&map)?;
+            let mut rows = st.query(params_from_iter(params.iter())).map_err(&map)?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next().map_err(&map)? {
+                let json: String = row.get(0).map_err(&map)?;
+                out.push(crate::decode_event(&json)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn count_events(&self, q: &EventQuery) -> Result<u64, StoreError> {
+        let w = filter::build(q, Dialect::Sqlite);
+        let sql = format!("SELECT count(*) FROM events WHERE {}", w.sql);
+        let params = to_values(w.params);
+        let addr = self.addr.clone();
+        self.with_conn("count", move |conn| {
+            let map = Self::map_err(&addr);
+            let n: i64 = conn
+                .query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))
+                .map_err(&map)?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn count_by(
+        &self,
+        by: CountBy,
+        q: &EventQuery,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        let w = filter::build(q, Dialect::Sqlite);
+        let key = filter::group_key(by, Dialect::Sqlite);
+        let sql = format!(
+            "SELECT {key} AS k, count(*) AS c FROM events WHERE {} GROUP BY k ORDER BY c DESC, k ASC",
+            w.sql
+        );
+        let params = to_values(w.params);
+        let addr = self.addr.clone();
+        self.with_conn("count_by", move |conn| {
+            let map = Self::map_err(&addr);
+            let mut st = conn.prepare_cached(&sql).map_err(&map)?;
+            let rows = st
+                .query_map(params_from_iter(params.iter()), |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .map_err(&map)?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (k, c) = row.map_err(&map)?;
+                out.push((k, u64::try_from(c).unwrap_or(0)));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn drop_days_before(&self, keep_from_day: i64) -> Result<RetentionReport, StoreError> {
+        let addr = self.addr.clone();
+        let report = self
+            .with_conn("retention", move |conn| {
+                let map = Self::map_err(&addr);
+                let tx = conn.transaction().map_err(&map)?;
+                let mut report = RetentionReport::default();
+                {
+                    let mut st = tx
+                        .prepare("SELECT day, count(*) FROM events WHERE day < ?1 GROUP BY day ORDER BY day")
+                        .map_err(&map)?;
+                    let rows = st
+                        .query_map([keep_from_day], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+                        .map_err(&map)?;
+                    for row in rows {
+                        let (day, n) = row.map_err(&map)?;
+                        report.days_dropped.push(day);
+                        report.rows_dropped += u64::try_from(n).unwrap_or(0);
+                    }
+                }
+                let deleted = tx.execute("DELETE FROM events WHERE day < ?1", [keep_from_day]).map_err(&map)?;
+                tx.commit().map_err(&map)?;
+                if deleted as u64 != report.rows_dropped {
+                    // Cannot happen inside one transaction; report what was deleted.
+                    report.rows_dropped = deleted as u64;
+                }
+                Ok(report)
+            })
+            .await?;
+        if report.days_dropped.is_empty() {
+            tracing::debug!(store = NAME, keep_from_day, "retention: nothing to drop");
+        } else {
+            tracing::info!(store = NAME, keep_from_day, days = ?report.days_dropped, rows = report.rows_dropped, "retention dropped days");
+        }
+        Ok(report)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let addr = self.addr.clone();
+        self.with_conn("ping", move |conn| {
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                .optional()
+                .map_err(Self::map_err(&addr))?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn name(&self) -> &'static str {
+        NAME
+    }
+}
+
+/// The column values of one event, in the order of the `INSERT`.
+fn row_values(e: &Event) -> Vec<Value> {
+    let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
+    let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    let json = String::from_utf8(e.to_json()).unwrap_or_default();
+    vec![
+        Value::Text(e.id.clone().unwrap_or_default()),
+        Value::Integer(e.timestamp.unix_micros()),
+        Value::Integer(e.timestamp.unix_day()),
+        Value::Text(e.event_type.as_str().to_string()),
+        text(&e.sensor),
+        text(&e.segment),
+        text(&e.host),
+        text(&e.src_ip),
+        int(e.src_port.map(i64::from)),
+        text(&e.dest_ip),
+        int(e.dest_port.map(i64::from)),
+        text(&e.proto),
+        // Bit-cast: u64 ids above i64::MAX become negative, and filters cast the same way.
+        int(e.flow_id.map(|f| f as i64)),
+        text(&e.community_id),
+        Value::Text(json),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soc_model::EventType;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_in_memory() {
+        let store = SqliteStore::open_in_memory().expect("open in memory");
+        crate::conformance::run_all(&store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn conformance_on_a_file_in_wal_mode() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        let store = SqliteStore::open(&path).expect("open file");
+        crate::conformance::run_all(&store).await;
+        let mode: String = store
+            .with_conn("test", |c| {
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
+                    .map_err(|e| StoreError::Query(e.to_string()))
+            })
+            .await
+            .expect("journal mode");
+        assert_eq!(mode.to_lowercase(), "wal");
+    }
+
+    #[tokio::test]
+    async fn migrations_apply_once_and_survive_reopening() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("m.db");
+        let all: Vec<u32> = migrations::SQLITE.iter().map(|m| m.version).collect();
+        let store = SqliteStore::open(&path).expect("open");
+        assert_eq!(store.migrate().await.expect("first migrate"), all);
+        assert_eq!(
+            store.migrate().await.expect("second migrate"),
+            Vec::<u32>::new()
+        );
+        drop(store);
+        let store = SqliteStore::open(&path).expect("reopen");
+        assert_eq!(
+            store.migrate().await.expect("migrate after reopen"),
+            Vec::<u32>::new()
+        );
+        let recorded = store
+            .with_conn("test", |c| {
+                applied_versions(c).map_err(|e| StoreError::Query(e.to_string()))
+            })
+            .await
+            .expect("versions");
+        assert_eq!(recorded, all);
+    }
+
+    #[tokio::test]
+    async fn events_without_id_are_rejected_and_nothing_is_written() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.migrate().await.expect("migrate");
+        let mut good = Event::new(
+            EventType::Dns,
+            Timestamp::from_unix_micros(1_700_000_000_000_000),
+        );
+        good.ensure_id();
+        let bad = Event::new(
+            EventType::Dns,
+            Timestamp::from_unix_micros(1_700_000_000_000_001),
+        );
+        let err = store
+            .insert_events(&[good.clone(), bad])
+            .await
+            .expect_err("must fail");
+        assert!(matches!(err, StoreError::MissingId), "{err:?}");
+        assert!(!err.is_transient());
+        assert_eq!(
+            store
+                .count_events(&EventQuery::default())
+                .await
+                .expect("count"),
+            0
+        );
+        store.insert_events(&[good]).await.expect("insert with id");
+        assert_eq!(
+            store
+                .count_events(&EventQuery::default())
+                .await
+                .expect("count"),
+            1
+        );
+    }
+
+    #[tokio::test]
+    async fn unopenable_path_and_missing_schema_are_clear_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("no/such/dir/x.db");
+        match SqliteStore::open(&path) {
+            Err(StoreError::Open { addr, .. }) => assert!(addr.contains("x.db"), "{addr}"),
+            other => panic!("want Open error, got {other:?}"),
+        }
+        let store = SqliteStore::open_in_memory().expect("open");
+        let err = store
+            .count_events(&EventQuery::default())
+            .await
+            .expect_err("no table before migrate");
+        assert!(matches!(err, StoreError::Query(_)), "{err:?}");
+    }
+
+    #[tokio::test]
+    async fn corrupt_stored_json_is_an_error_not_a_panic() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.migrate().await.expect("migrate");
+        store
+            .with_conn("test", |c| {
+                c.execute(
+                    "INSERT INTO events (id, ts_us, day, event_type, json) VALUES ('x', 0, 0, 'flow', '{nope')",
+                    [],
+                )
+                .map_err(|e| StoreError::Query(e.to_string()))
+            })
+            .await
+            .expect("raw insert");
+        let err = store
+            .query_events(&EventQuery::default())
+            .await
+            .expect_err("must fail");
+        assert!(err.to_string().contains("cannot be decoded"), "{err}");
+    }
+}
