@@ -347,3 +347,31 @@ pub struct Incident {
     #[serde(flatten)]
     pub extra: Extra,
 }
+
+/// A record that could not be parsed, published on the dead-letter topic so nothing accepted
+/// is lost: where it came from, why it failed, and the raw bytes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub received: Timestamp,
+    /// Input that received it (`syslog-tcp 10.0.0.5:51514`, `http /api/ingest`, `pcap file.pcap`).
+    pub source: String,
+    pub reason: String,
+    /// The raw bytes: UTF-8 text as is, anything else base64 (`raw_base64 = true`).
+    pub raw: String,
+    #[serde(default)]
+    pub raw_base64: bool,
+}
+
+impl DeadLetter {
+    pub fn new(source: impl Into<String>, reason: impl Into<String>, raw: &[u8]) -> Self {
+        use base64::Engine;
+        let (raw, raw_base64) = match std::str::from_utf8(raw) {
+            Ok(s) => (s.to_string(), false),
+            Err(_) => (base64::engine::general_purpose::STANDARD.encode(raw), true),
+        };
+        DeadLetter { received: Timestamp::now(), source: source.into(), reason: reason.into(), raw, raw_base64 }
+    }
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
