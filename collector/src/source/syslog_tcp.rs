@@ -1,0 +1,285 @@
+//! Syslog over TCP: octet counting and newline framing (detected per connection), one task
+//! per connection, batches published in order per connection.
+//!
+//! A connection task reads, cuts frames, parses them into its batch, and publishes the batch
+//! when it is full or `flush_interval` after its first message. While it awaits the bus it
+//! does not read, so a slow bus slows the sender down through TCP flow control instead of
+//! growing memory. On shutdown the listener closes, each connection takes what has already
+//! arrived, publishes it and closes; connections still busy after `shutdown_grace_secs` are
+//! aborted.
+
+use super::framing::{Frame, FrameDecoder};
+use super::stopped;
+use crate::config::SyslogTcpConfig;
+use crate::error::CollectorError;
+use crate::sink::{Batch, SourceContext, flush};
+use crate::stats::InputStats;
+use soc_bus::Bus;
+use soc_model::DeadLetter;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Input name (`log.input`, metrics label, dead-letter source prefix).
+pub const INPUT: &str = "syslog-tcp";
+
+const READ_BUF: usize = 64 * 1024;
+/// Most bytes taken from a connection's socket buffer after shutdown was asked for.
+const SHUTDOWN_DRAIN: usize = 16 * 1024 * 1024;
+
+/// A bound syslog TCP listener.
+pub struct SyslogTcpSource {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    cfg: SyslogTcpConfig,
+    ctx: Arc<SourceContext>,
+    stats: Arc<InputStats>,
+}
+
+impl SyslogTcpSource {
+    /// Binds `cfg.address`.
+    pub async fn bind(cfg: SyslogTcpConfig, ctx: SourceContext) -> Result<Self, CollectorError> {
+        let bind_err = |source| CollectorError::Bind {
+            input: INPUT,
+            addr: cfg.address.to_string(),
+            source,
+        };
+        let listener = TcpListener::bind(cfg.address).await.map_err(bind_err)?;
+        let local_addr = listener.local_addr().map_err(bind_err)?;
+        tracing::info!(input = INPUT, address = %local_addr, max_line = cfg.max_line, "listening");
+        Ok(SyslogTcpSource {
+            listener,
+            local_addr,
+            cfg,
+            ctx: Arc::new(ctx),
+            stats: Arc::new(InputStats::new(INPUT)),
+        })
+    }
+
+    /// The bound address (the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn stats(&self) -> Arc<InputStats> {
+        self.stats.clone()
+    }
+
+    /// Accepts and serves connections until shutdown.
+    pub async fn run(
+        self,
+        bus: Arc<dyn Bus>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), CollectorError> {
+        let SyslogTcpSource {
+            listener,
+            cfg,
+            ctx,
+            stats,
+            ..
+        } = self;
+        let cfg = Arc::new(cfg);
+        let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
+        let mut conns: JoinSet<()> = JoinSet::new();
+        loop {
+            let permit = tokio::select! {
+                _ = stopped(&mut shutdown) => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let (stream, peer) = tokio::select! {
+                _ = stopped(&mut shutdown) => break,
+                Some(done) = conns.join_next(), if !conns.is_empty() => {
+                    if let Err(e) = done {
+                        tracing::error!(input = INPUT, error = %e, "connection task failed");
+                    }
+                    continue;
+                }
+                r = listener.accept() => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(input = INPUT, error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                },
+            };
+            let conn = Connection {
+                peer,
+                cfg: cfg.clone(),
+                ctx: ctx.clone(),
+                stats: stats.clone(),
+                bus: bus.clone(),
+                _permit: permit,
+            };
+            conns.spawn(conn.serve(stream, shutdown.clone()));
+        }
+        drop(listener);
+        let grace = Duration::from_secs(cfg.shutdown_grace_secs);
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = conns.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!(input = INPUT, error = %e, "connection task failed");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                input = INPUT,
+                open = conns.len(),
+                "connections still busy after the shutdown grace period; aborting them"
+            );
+            conns.shutdown().await;
+        }
+        tracing::info!(input = INPUT, counts = ?stats.snapshot(), "stopped");
+        Ok(())
+    }
+}
+
+/// Binds `cfg.address` and serves until shutdown.
+pub async fn run(
+    cfg: SyslogTcpConfig,
+    ctx: SourceContext,
+    bus: Arc<dyn Bus>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CollectorError> {
+    bus.ensure_topics().await?;
+    SyslogTcpSource::bind(cfg, ctx)
+        .await?
+        .run(bus, shutdown)
+        .await
+}
+
+struct Connection {
+    peer: SocketAddr,
+    cfg: Arc<SyslogTcpConfig>,
+    ctx: Arc<SourceContext>,
+    stats: Arc<InputStats>,
+    bus: Arc<dyn Bus>,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Counts a connection as open for as long as it lives.
+struct OpenGuard<'a>(&'a InputStats);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.connections(-1.0);
+    }
+}
+
+impl Connection {
+    async fn serve(self, mut stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+        self.stats.connections(1.0);
+        let _open = OpenGuard(&self.stats);
+        let source = format!("{INPUT} {}", self.peer);
+        let peer_ip = self.peer.ip().to_string();
+        tracing::debug!(input = INPUT, peer = %self.peer, "connection opened");
+        let mut dec = FrameDecoder::new(self.cfg.max_line);
+        let mut buf = vec![0u8; READ_BUF];
+        let mut batch = Batch::default();
+        let mut deadline: Option<Instant> = None;
+        let mut stopping = false;
+        let mut drained = 0usize;
+        loop {
+            let read = if stopping {
+                // Stopping: take what has already arrived, without waiting for more.
+                match stream.try_read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
+                    other => other,
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    _ = stopped(&mut shutdown) => {
+                        stopping = true;
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                        deadline = None;
+                        if self.flush(&mut batch).await.is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    r = stream.read(&mut buf) => r,
+                }
+            };
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::debug!(input = INPUT, peer = %self.peer, error = %e, "read failed; closing");
+                    0
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            self.stats.bytes(n);
+            dec.push(&buf[..n]);
+            while let Some(frame) = dec.next_frame() {
+                self.accept(&mut batch, frame, &peer_ip, &source);
+                if batch.len() >= self.ctx.batch_size {
+                    deadline = None;
+                    if self.flush(&mut batch).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if stopping {
+                drained += n;
+                if drained > SHUTDOWN_DRAIN {
+                    break;
+                }
+            }
+            if !batch.is_empty() && deadline.is_none() {
+                deadline = Some(Instant::now() + self.ctx.flush_interval);
+            }
+        }
+        let rest = match dec.finish() {
+            // Cut by the shutdown, not ended by the sender: keep it, but not as a message.
+            Some(Frame::Message(raw)) if stopping => Some(Frame::Invalid {
+                reason: "collector shut down before the frame was complete".into(),
+                raw,
+            }),
+            other => other,
+        };
+        if let Some(frame) = rest {
+            self.accept(&mut batch, frame, &peer_ip, &source);
+        }
+        let _ = self.flush(&mut batch).await;
+        tracing::debug!(input = INPUT, peer = %self.peer, "connection closed");
+    }
+
+    fn accept(&self, batch: &mut Batch, frame: Frame, peer_ip: &str, source: &str) {
+        match frame {
+            Frame::Message(m) => {
+                if self.ctx.accept_line(batch, &m, INPUT, peer_ip, source) {
+                    self.stats.received(1);
+                }
+            }
+            Frame::Invalid { reason, raw } => {
+                self.stats.received(1);
+                tracing::debug!(input = INPUT, source, reason, "frame dead-lettered");
+                batch
+                    .dead_letters
+                    .push(DeadLetter::new(source, reason, &raw));
+            }
+        }
+    }
+
+    async fn flush(&self, batch: &mut Batch) -> Result<(), ()> {
+        flush(&*self.bus, batch, &self.ctx, &self.stats)
+            .await
+            .map_err(|_| ())
+    }
+}

@@ -1,0 +1,227 @@
+//! Syslog over UDP (RFC 5426): one message per datagram.
+//!
+//! The socket gets a large receive buffer (SO_RCVBUF, `receive_buffer`) so bursts queue in the
+//! kernel while a batch is published. The receive loop parses datagrams into batches and hands
+//! full batches (or, after `flush_interval`, partial ones) to a publisher task through a short
+//! queue; when that queue is full the loop waits, and the kernel buffer absorbs the burst.
+//! Datagrams larger than `max_line` are dead-lettered with their first `max_line` bytes.
+
+use super::stopped;
+use crate::config::SyslogUdpConfig;
+use crate::error::CollectorError;
+use crate::parse::ParseError;
+use crate::sink::{Batch, SourceContext, flush};
+use crate::stats::InputStats;
+use soc_bus::Bus;
+use soc_model::DeadLetter;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+/// Input name (`log.input`, metrics label, dead-letter source prefix).
+pub const INPUT: &str = "syslog-udp";
+
+/// Largest UDP payload.
+const DATAGRAM_MAX: usize = 65_536;
+/// Batches waiting for the publisher.
+const QUEUE: usize = 8;
+/// Most datagrams taken from the socket buffer after shutdown was asked for.
+const SHUTDOWN_DRAIN: usize = 100_000;
+
+/// A bound syslog UDP socket.
+pub struct SyslogUdpSource {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    receive_buffer: usize,
+    cfg: SyslogUdpConfig,
+    ctx: Arc<SourceContext>,
+    stats: Arc<InputStats>,
+}
+
+fn bind_socket(cfg: &SyslogUdpConfig) -> std::io::Result<(std::net::UdpSocket, usize)> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(
+        Domain::for_address(cfg.address),
+        Type::DGRAM,
+        Some(Protocol::UDP),
+    )?;
+    if let Err(e) = socket.set_recv_buffer_size(cfg.receive_buffer) {
+        tracing::warn!(input = INPUT, requested = cfg.receive_buffer, error = %e, "cannot set the receive buffer size");
+    }
+    socket.bind(&cfg.address.into())?;
+    socket.set_nonblocking(true)?;
+    let effective = socket.recv_buffer_size().unwrap_or(0);
+    Ok((socket.into(), effective))
+}
+
+impl SyslogUdpSource {
+    /// Binds `cfg.address` with the configured receive buffer.
+    pub async fn bind(cfg: SyslogUdpConfig, ctx: SourceContext) -> Result<Self, CollectorError> {
+        let bind_err = |source| CollectorError::Bind {
+            input: INPUT,
+            addr: cfg.address.to_string(),
+            source,
+        };
+        let (std_socket, receive_buffer) = bind_socket(&cfg).map_err(bind_err)?;
+        let socket = UdpSocket::from_std(std_socket).map_err(bind_err)?;
+        let local_addr = socket.local_addr().map_err(bind_err)?;
+        // Linux reports twice the size it was given (bookkeeping overhead) and caps the
+        // request at net.core.rmem_max.
+        if receive_buffer < cfg.receive_buffer {
+            tracing::warn!(
+                input = INPUT,
+                requested = cfg.receive_buffer,
+                effective = receive_buffer,
+                "receive buffer capped by the kernel (raise net.core.rmem_max)"
+            );
+        }
+        tracing::info!(input = INPUT, address = %local_addr, receive_buffer, "listening");
+        Ok(SyslogUdpSource {
+            socket,
+            local_addr,
+            receive_buffer,
+            cfg,
+            ctx: Arc::new(ctx),
+            stats: Arc::new(InputStats::new(INPUT)),
+        })
+    }
+
+    /// The bound address (the actual port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The receive buffer the kernel granted (SO_RCVBUF as read back).
+    pub fn receive_buffer(&self) -> usize {
+        self.receive_buffer
+    }
+
+    pub fn stats(&self) -> Arc<InputStats> {
+        self.stats.clone()
+    }
+
+    /// Receives until shutdown, then publishes what it holds.
+    pub async fn run(
+        self,
+        bus: Arc<dyn Bus>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> Result<(), CollectorError> {
+        let SyslogUdpSource {
+            socket,
+            cfg,
+            ctx,
+            stats,
+            ..
+        } = self;
+        let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE);
+        let publisher = {
+            let (ctx, stats) = (ctx.clone(), stats.clone());
+            tokio::spawn(async move {
+                while let Some(mut batch) = rx.recv().await {
+                    // Failures are counted as dropped and logged by `flush`; UDP has no sender
+                    // to push back on, so the loop goes on with the next batch.
+                    let _ = flush(&*bus, &mut batch, &ctx, &stats).await;
+                }
+            })
+        };
+        let mut buf = vec![0u8; DATAGRAM_MAX];
+        let mut batch = Batch::default();
+        let mut deadline: Option<Instant> = None;
+        let mut recv_errors = 0u64;
+        loop {
+            let (n, peer) = tokio::select! {
+                biased;
+                _ = stopped(&mut shutdown) => break,
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    deadline = None;
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                r = socket.recv_from(&mut buf) => match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        recv_errors += 1;
+                        if recv_errors.is_power_of_two() {
+                            tracing::warn!(input = INPUT, error = %e, errors = recv_errors, "receive failed");
+                        }
+                        continue;
+                    }
+                },
+            };
+            accept_datagram(&cfg, &ctx, &stats, &mut batch, &buf[..n], peer);
+            if batch.len() >= ctx.batch_size {
+                deadline = None;
+                if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    break;
+                }
+            } else if !batch.is_empty() && deadline.is_none() {
+                deadline = Some(Instant::now() + ctx.flush_interval);
+            }
+        }
+        // Take what already arrived.
+        for _ in 0..SHUTDOWN_DRAIN {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, peer)) => accept_datagram(&cfg, &ctx, &stats, &mut batch, &buf[..n], peer),
+                Err(_) => break,
+            }
+            if batch.len() >= ctx.batch_size && tx.send(std::mem::take(&mut batch)).await.is_err() {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.send(batch).await;
+        }
+        drop(tx);
+        publisher.await.map_err(|e| CollectorError::Task {
+            input: INPUT,
+            reason: e.to_string(),
+        })?;
+        tracing::info!(input = INPUT, counts = ?stats.snapshot(), "stopped");
+        Ok(())
+    }
+}
+
+fn accept_datagram(
+    cfg: &SyslogUdpConfig,
+    ctx: &SourceContext,
+    stats: &InputStats,
+    batch: &mut Batch,
+    data: &[u8],
+    peer: SocketAddr,
+) {
+    stats.bytes(data.len());
+    let source = format!("{INPUT} {peer}");
+    if data.len() > cfg.max_line {
+        stats.received(1);
+        let reason = ParseError::TooLong {
+            len: data.len(),
+            max: cfg.max_line,
+        }
+        .to_string();
+        batch
+            .dead_letters
+            .push(DeadLetter::new(source, reason, &data[..cfg.max_line]));
+        return;
+    }
+    if ctx.accept_line(batch, data, INPUT, &peer.ip().to_string(), &source) {
+        stats.received(1);
+    }
+}
+
+/// Binds `cfg.address` and receives until shutdown.
+pub async fn run(
+    cfg: SyslogUdpConfig,
+    ctx: SourceContext,
+    bus: Arc<dyn Bus>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), CollectorError> {
+    bus.ensure_topics().await?;
+    SyslogUdpSource::bind(cfg, ctx)
+        .await?
+        .run(bus, shutdown)
+        .await
+}
