@@ -1,0 +1,185 @@
+//! Command-line interface: every flag documented in `--help`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Canh Gác: an open security operations center. Sensors watch networks, collectors gather
+/// logs, the correlator detects and stores, the dashboard serves analysts, the forwarder
+/// shares incidents with the national centre (NCSC).
+#[derive(Debug, Parser)]
+#[command(name = "soc", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Log format on stderr: `text` or `json`. Filter with the SOC_LOG environment variable
+    /// (e.g. `SOC_LOG=soc_sensor=debug,info`).
+    #[arg(long, global = true, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// More log detail (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in one process: sensor, collector, correlator and API, with an
+    /// in-process bus and an embedded SQLite store. No server to install.
+    Run(RunArgs),
+    /// Network sensor: decode packets (pcap file or live interface), track flows, parse
+    /// HTTP/DNS/TLS, write EVE JSON or publish to Kafka.
+    Sensor(SensorArgs),
+    /// Log collector: syslog over UDP/TCP and JSON over HTTP, normalized and published to Kafka.
+    Collector(DaemonArgs),
+    /// Correlator: consume Kafka, detect, store in ClickHouse (or SQLite), commit after storing.
+    Correlator(DaemonArgs),
+    /// Dashboard: the HTTP API over the store.
+    Dashboard(DaemonArgs),
+    /// NCSC forwarder: incidents as STIX 2.1 over TAXII 2.1 (not yet available).
+    Forwarder(DaemonArgs),
+    /// Rule tools: check Suricata and Sigma rule files (not yet available).
+    Rules(RulesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Read packets from this pcap or pcapng file (`.zst`-compressed files too). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Vec<PathBuf>,
+    /// Capture live on this interface (needs CAP_NET_RAW). Repeatable.
+    #[arg(long, value_name = "IF")]
+    pub interface: Vec<String>,
+    /// Generate demo traffic and logs (DNS, HTTP with a few attacks, TLS, syslog, Windows
+    /// process events) on two segments, `ministry` and `cpnet`.
+    #[arg(long)]
+    pub demo: bool,
+    /// Run this many seconds, then flush everything, print a summary and exit 0.
+    /// Without it, run until Ctrl-C (then do the same).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Address of the API (and, later, the web UI).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Where the embedded store keeps its data (created if missing).
+    #[arg(long, default_value = "./soc-data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// Segment name given to records from --pcap and --interface.
+    #[arg(long, default_value = "ministry", value_name = "NAME")]
+    pub segment: String,
+    /// Sensor name given to records from --pcap and --interface.
+    #[arg(long, default_value = "soc-run", value_name = "NAME")]
+    pub sensor_name: String,
+    /// Address of the syslog listener (UDP and TCP).
+    #[arg(long, default_value = "127.0.0.1:5514", value_name = "ADDR")]
+    pub syslog: SocketAddr,
+    /// Do not listen for syslog.
+    #[arg(long)]
+    pub no_syslog: bool,
+    /// Do not validate IP/TCP/UDP checksums (like `suricata -k none`; use for captures made
+    /// with checksum offloading).
+    #[arg(long)]
+    pub no_checksum_check: bool,
+    /// Keep this many days of records; older days are dropped hourly.
+    #[arg(long, default_value_t = 30, value_name = "DAYS")]
+    pub retention_days: u32,
+    /// Records the in-process bus holds per topic before producers wait.
+    #[arg(long, default_value_t = 100_000, value_name = "N")]
+    pub bus_capacity: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct SensorArgs {
+    #[command(subcommand)]
+    pub command: Option<SensorCommand>,
+    /// Sensor configuration file (TOML; see deploy/config/sensor-*.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Read this pcap/pcapng file (also `.zst`), write records and exit, like `suricata -r`.
+    #[arg(long, value_name = "FILE", conflicts_with = "interface")]
+    pub pcap: Option<PathBuf>,
+    /// Capture live on this interface (overrides the config's interfaces).
+    #[arg(long, value_name = "IF")]
+    pub interface: Vec<String>,
+    /// Write EVE JSON lines to this file (`-` for stdout).
+    #[arg(long, value_name = "FILE")]
+    pub eve: Option<PathBuf>,
+    /// Do not validate checksums (like `suricata -k none`).
+    #[arg(long)]
+    pub no_checksum_check: bool,
+    /// Segment name for the records (overrides the config).
+    #[arg(long, value_name = "NAME")]
+    pub segment: Option<String>,
+    /// Sensor name for the records (overrides the config).
+    #[arg(long, value_name = "NAME")]
+    pub sensor_name: Option<String>,
+    /// Suricata rule files (accepted for compatibility; the rule engine comes with a later release).
+    #[arg(long, value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SensorCommand {
+    /// Validate a sensor configuration file and exit (0 = valid).
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub command: Option<DaemonCommand>,
+    /// Configuration file (TOML; examples in deploy/config/).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Validate a configuration file and exit (0 = valid).
+    CheckConfig {
+        /// The TOML file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    #[command(subcommand)]
+    pub command: RulesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Check Suricata (.rules) and Sigma (.yml) rule files: loaded, rejected with reasons.
+    Check {
+        /// Output format: `text` or `json`.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+        /// Rule files or directories.
+        paths: Vec<PathBuf>,
+    },
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(a) => crate::run::run(a).await,
+        Command::Sensor(a) => crate::components::sensor(a).await,
+        Command::Collector(a) => crate::components::collector(a).await,
+        Command::Correlator(a) => crate::components::correlator(a).await,
+        Command::Dashboard(a) => crate::components::dashboard(a).await,
+        Command::Forwarder(_) => not_yet("forwarder", "the NCSC forwarder (STIX 2.1 over TAXII 2.1)"),
+        Command::Rules(RulesArgs { command: RulesCommand::Check { .. } }) => {
+            not_yet("rules check", "the Suricata rule engine and the Sigma engine")
+        }
+    }
+}
+
+fn not_yet(cmd: &str, what: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("soc {cmd}: not yet available in this release: {what} is still being built.");
+    Ok(ExitCode::from(2))
+}

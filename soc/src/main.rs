@@ -1,0 +1,34 @@
+//! `soc`: the Canh Gác binary. One subcommand per component, plus `run`, which composes all
+//! of them in one process (in-process bus, SQLite store, API on localhost).
+#![forbid(unsafe_code)]
+
+mod cli;
+mod components;
+mod config;
+mod counting;
+mod sensor_glue;
+mod demo;
+mod run;
+mod telemetry;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    telemetry::init_logging(&args.log_format, args.verbose);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(cli::dispatch(args)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! Wiring the sensor library into `soc run` and `soc sensor`: files and interfaces in,
+//! records out to the bus and/or an EVE file.
+
+use crate::cli::SensorArgs;
+use anyhow::Context;
+use soc_bus::Bus;
+use soc_model::Event;
+use soc_sensor::capture::offline::{open_capture, read_capture, BATCH_RECORDS};
+use soc_sensor::{EveWriter, LiveOptions, Sensor, SensorOptions};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// What `soc run` tells its sensors.
+#[derive(Clone, Debug)]
+pub struct SensorRunOptions {
+    pub sensor_name: String,
+    pub segment: String,
+    pub checksum_check: bool,
+}
+
+impl SensorRunOptions {
+    pub fn to_options(&self) -> SensorOptions {
+        SensorOptions {
+            sensor_name: self.sensor_name.clone(),
+            segment: self.segment.clone(),
+            checksum_check: self.checksum_check,
+            ..Default::default()
+        }
+    }
+}
+
+/// A flag that turns true when `stop` does (for blocking capture loops).
+fn stop_flag(mut stop: watch::Receiver<bool>) -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(*stop.borrow()));
+    let f = flag.clone();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|s| *s).await;
+        f.store(true, Ordering::Relaxed);
+    });
+    flag
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SinkError(String);
+
+/// Where a sensor's records go.
+struct Outputs {
+    bus: Option<(Arc<dyn Bus>, tokio::runtime::Handle)>,
+    eve: Option<EveWriter<Box<dyn std::io::Write + Send>>>,
+    records: u64,
+}
+
+impl Outputs {
+    fn send(&mut self, batch: Vec<Event>) -> Result<(), SinkError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.records += batch.len() as u64;
+        if let Some(w) = &mut self.eve {
+            w.write_all(&batch).map_err(|e| SinkError(format!("cannot write EVE output: {e}")))?;
+        }
+        if let Some((bus, rt)) = &self.bus {
+            let bus = bus.clone();
+            // Waiting here is the backpressure: a slow bus slows the capture loop.
+            rt.block_on(async move {
+                soc_bus::with_backoff("publish", std::time::Duration::from_secs(3600), || soc_bus::publish_events(bus.as_ref(), &batch)).await
+            })
+            .map_err(|e| SinkError(format!("cannot publish records: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a capture through a sensor until it ends or `stop` is set; flushes every flow at
+/// the end either way.
+fn pcap_loop(path: &Path, opts: SensorOptions, stop: &AtomicBool, out: &mut Outputs) -> anyhow::Result<String> {
+    let input = open_capture(path)?;
+    let mut sensor = Sensor::new(opts);
+    let mut batch: Vec<Event> = Vec::with_capacity(BATCH_RECORDS);
+    let mut failed: Option<SinkError> = None;
+    let mut stopped = false;
+    let info = read_capture(path, input, |ts, link, frame| {
+        if stop.load(Ordering::Relaxed) {
+            stopped = true;
+            return ControlFlow::Break(());
+        }
+        sensor.process(ts, link, frame, &mut batch);
+        if batch.len() >= BATCH_RECORDS {
+            sensor.publish_metrics();
+            if let Err(e) = out.send(std::mem::take(&mut batch)) {
+                failed = Some(e);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    sensor.flush_all(&mut batch);
+    sensor.publish_metrics();
+    out.send(batch)?;
+    let st = sensor.stats();
+    if let Some(err) = &info.error {
+        tracing::warn!(path = %path.display(), error = %err, "capture ended early; what was read was processed");
+    }
+    Ok(format!(
+        "pcap {}: {} packets{}, {} flows, {} records{}",
+        path.display(),
+        info.packets,
+        if stopped { " (stopped early)" } else { "" },
+        st.flows_created,
+        out.records,
+        info.error.as_ref().map(|e| format!("; capture damaged: {e}")).unwrap_or_default()
+    ))
+}
+
+/// `soc run --pcap FILE`: the file through a sensor onto the bus.
+pub fn spawn_pcap(
+    set: &mut JoinSet<anyhow::Result<String>>,
+    path: PathBuf,
+    opts: SensorRunOptions,
+    bus: Arc<dyn Bus>,
+    stop: watch::Receiver<bool>,
+) {
+    let rt = tokio::runtime::Handle::current();
+    let flag = stop_flag(stop);
+    set.spawn(async move {
+        tokio::task::spawn_blocking(move || {
+            let mut out = Outputs { bus: Some((bus, rt)), eve: None, records: 0 };
+            pcap_loop(&path, opts.to_options(), &flag, &mut out).with_context(|| format!("pcap {}", path.display()))
+        })
+        .await
+        .context("pcap task panicked")?
+    });
+}
+
+/// `soc run --interface IF`: live capture onto the bus.
+pub fn spawn_live(
+    set: &mut JoinSet<anyhow::Result<String>>,
+    interface: String,
+    opts: SensorRunOptions,
+    bus: Arc<dyn Bus>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Handle::current();
+    let flag = stop_flag(stop);
+    set.spawn(async move {
+        tokio::task::spawn_blocking(move || {
+            let mut out = Outputs { bus: Some((bus, rt)), eve: None, records: 0 };
+            let live = LiveOptions::new(interface.clone());
+            let st = soc_sensor::run_live(&live, opts.to_options(), &flag, |b| out.send(b))?;
+            Ok(format!("interface {interface}: {} packets, {} flows, {} records", st.packets, st.flows_created, out.records))
+        })
+        .await
+        .context("capture task panicked")?
+    });
+    Ok(())
+}
+
+/// `soc sensor`: offline (`--pcap`) like `suricata -r`, or live from the config.
+pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
+    if !a.rules.is_empty() {
+        anyhow::bail!("--rules: the rule engine is not yet available in this release; run without --rules");
+    }
+    let file = match &a.config {
+        Some(p) => Some(crate::config::load_sensor(p)?),
+        None => None,
+    };
+    let name = a.sensor_name.clone().or_else(|| file.as_ref().map(|f| f.sensor.name.clone())).unwrap_or_else(|| "sensor".into());
+    let segment = a.segment.clone().or_else(|| file.as_ref().map(|f| f.sensor.segment.clone())).unwrap_or_else(|| "default".into());
+    let checksum_check = !a.no_checksum_check && file.as_ref().map(|f| f.sensor.checksum_check).unwrap_or(true);
+    let opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check };
+
+    let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));
+    let eve: Option<EveWriter<Box<dyn std::io::Write + Send>>> = match &eve_path {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(EveWriter::new(Box::new(std::io::BufWriter::new(std::io::stdout())))),
+        Some(p) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open EVE output {}", p.display()))?;
+            Some(EveWriter::new(Box::new(std::io::BufWriter::with_capacity(1 << 20, f))))
+        }
+    };
+    let bus = match file.as_ref().filter(|f| f.output.kafka).and_then(|f| f.kafka.clone()) {
+        Some(k) => {
+            let b: Arc<dyn Bus> = Arc::new(soc_bus::kafka::KafkaBus::connect(k)?);
+            b.ensure_topics().await.context("cannot reach Kafka at start-up")?;
+            Some((b, tokio::runtime::Handle::current()))
+        }
+        None => None,
+    };
+    if eve.is_none() && bus.is_none() {
+        anyhow::bail!("no output: give --eve FILE (or `-` for stdout), or a --config with [output]");
+    }
+    if let Some(m) = file.as_ref().and_then(|f| f.metrics.clone()) {
+        crate::components::serve_metrics(m.listen, Arc::new(|| true)).await?;
+    }
+    let stop = crate::components::shutdown_on_signal();
+    let flag = stop_flag(stop);
+    let mut out = Outputs { bus, eve, records: 0 };
+
+    if let Some(path) = a.pcap.clone() {
+        let started = std::time::Instant::now();
+        let (msg, mut out) = tokio::task::spawn_blocking(move || {
+            let r = pcap_loop(&path, opts.to_options(), &flag, &mut out);
+            (r, out)
+        })
+        .await
+        .context("sensor task panicked")?;
+        if let Some(w) = &mut out.eve {
+            w.flush().context("cannot flush EVE output")?;
+        }
+        let msg = msg?;
+        eprintln!("{msg} in {:.2} s", started.elapsed().as_secs_f64());
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    // Live: --interface flags, or the config's interfaces (each with its segment).
+    let mut ifaces: Vec<(String, String)> = a.interface.iter().map(|i| (i.clone(), segment.clone())).collect();
+    if ifaces.is_empty()
+        && let Some(f) = &file
+    {
+        ifaces = f
+            .sensor
+            .interfaces
+            .iter()
+            .map(|i| (i.name.clone(), i.segment.clone().unwrap_or_else(|| f.sensor.segment.clone())))
+            .collect();
+    }
+    if ifaces.is_empty() {
+        anyhow::bail!("nothing to capture: give --pcap FILE, --interface IF, or a --config with [[sensor.interfaces]]");
+    }
+    let out = Arc::new(std::sync::Mutex::new(out));
+    let mut tasks = Vec::new();
+    for (iface, seg) in ifaces {
+        let mut o = opts.clone();
+        o.segment = seg;
+        let (flag, out) = (flag.clone(), out.clone());
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let live = LiveOptions::new(iface.clone());
+            soc_sensor::run_live(&live, o.to_options(), &flag, |b| out.lock().unwrap_or_else(|p| p.into_inner()).send(b))
+                .map(|st| format!("interface {iface}: {} packets, {} flows", st.packets, st.flows_created))
+        }));
+    }
+    let mut result = Ok(ExitCode::SUCCESS);
+    for t in tasks {
+        match t.await.context("capture task panicked")? {
+            Ok(msg) => eprintln!("{msg}"),
+            Err(e) => {
+                flag.store(true, Ordering::Relaxed);
+                result = Err(anyhow::Error::from(e));
+            }
+        }
+    }
+    if let Some(w) = &mut out.lock().unwrap_or_else(|p| p.into_inner()).eve {
+        w.flush().context("cannot flush EVE output")?;
+    }
+    result
+}

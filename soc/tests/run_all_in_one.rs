@@ -1,0 +1,214 @@
+//! End-to-end: the `soc run` binary, driven as a user would: demo traffic, syslog over UDP
+//! and TCP, JSON over HTTP, the API, Ctrl-C, the summary, and a restart on the same data dir.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let p = l.local_addr().unwrap().port();
+    drop(l);
+    p
+}
+
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    base: String,
+    seen: Vec<String>,
+}
+
+impl Run {
+    fn start(args: &[&str], api: u16) -> Run {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_soc"))
+            .arg("run")
+            .args(args)
+            .args(["--listen", &format!("127.0.0.1:{api}")])
+            .env("SOC_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start soc run");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+        let mut r = Run { child, lines: rx, base: format!("http://127.0.0.1:{api}"), seen: vec![] };
+        r.wait_line("is running", Duration::from_secs(60));
+        r
+    }
+
+    fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
+                return l.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    println!("soc> {l}");
+                    self.seen.push(l)
+                }
+                Err(_) => panic!("no line containing {needle:?} within {timeout:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        match ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10)).call() {
+            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
+            Err(e) => panic!("GET {path}: {e}"),
+        }
+    }
+
+    fn events(&self, query: &str) -> Vec<serde_json::Value> {
+        let (code, body) = self.get(&format!("/api/events?{query}"));
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    fn wait_events(&self, query: &str, min: usize, timeout: Duration) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let ev = self.events(query);
+            if ev.len() >= min {
+                return ev;
+            }
+            assert!(Instant::now() < deadline, "fewer than {min} events for {query} after {timeout:?}: {}", ev.len());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    fn interrupt_and_wait(mut self) -> (bool, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-INT", &pid]).status();
+        let status = self.child.wait().unwrap();
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            println!("soc> {l}");
+            self.seen.push(l);
+        }
+        (status.success(), self.seen)
+    }
+}
+
+#[test]
+fn demo_run_serves_flows_logs_and_ingested_records_and_keeps_them_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_string();
+    let (api, syslog) = (free_port(), free_port());
+    let syslog_addr = format!("127.0.0.1:{syslog}");
+    let run = Run::start(&["--demo", "--data-dir", &data, "--syslog", &syslog_addr], api);
+
+    // Demo traffic becomes flows, app-layer records and logs on both segments.
+    let flows = run.wait_events("type=flow&limit=50", 1, Duration::from_secs(90));
+    assert!(flows.iter().all(|f| f["flow"]["pkts_toserver"].as_u64().is_some()), "{flows:?}");
+    run.wait_events("type=dns&limit=5", 1, Duration::from_secs(30));
+    run.wait_events("type=http&limit=5", 1, Duration::from_secs(30));
+    run.wait_events("type=log&segment=ministry&limit=5", 1, Duration::from_secs(30));
+    run.wait_events("segment=cpnet&limit=5", 1, Duration::from_secs(30));
+
+    // Syslog over UDP and TCP.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"<34>Oct 11 22:14:15 e2e-udp-host su: 'su root' failed for lonvick on /dev/pts/8", &syslog_addr).unwrap();
+    let mut tcp = TcpStream::connect(&syslog_addr).unwrap();
+    tcp.write_all(b"<165>1 2026-11-27T10:00:00.000+07:00 e2e-tcp-host sshd 4242 ID47 - Failed password for root from 203.0.113.9 port 4242 ssh2\n").unwrap();
+    tcp.flush().unwrap();
+    drop(tcp);
+    let u = run.wait_events("type=log&host=e2e-udp-host", 1, Duration::from_secs(30));
+    assert_eq!(u[0]["log"]["program"], "su", "{u:?}");
+    let t = run.wait_events("type=log&host=e2e-tcp-host", 1, Duration::from_secs(30));
+    assert_eq!(t[0]["log"]["program"], "sshd", "{t:?}");
+
+    // JSON over HTTP: a Windows event in the evtx shape, plus a malformed line.
+    let body = concat!(
+        r##"{"Event":{"System":{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"e2e-win-host","Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"TimeCreated":{"#attributes":{"SystemTime":"2026-11-27T03:00:00.000000Z"}}},"EventData":{"Image":"C:\\Windows\\System32\\whoami.exe","CommandLine":"whoami /all"}}}"##,
+        "\n{broken\n"
+    );
+    let r = ureq::post(&format!("{}/api/ingest", run.base)).set("content-type", "application/x-ndjson").send_string(body).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(v["accepted"], 1, "{v}");
+    assert_eq!(v["dead_letters"], 1, "{v}");
+    let w = run.wait_events("type=log&host=e2e-win-host", 1, Duration::from_secs(30));
+    assert_eq!(w[0]["log"]["fields"]["EventID"], 1, "{w:?}");
+    assert_eq!(w[0]["log"]["fields"]["Image"], "C:\\Windows\\System32\\whoami.exe");
+    run.wait_events("type=dead_letter", 1, Duration::from_secs(30));
+
+    // The rest of the API.
+    let (code, stats) = run.get("/api/stats");
+    assert_eq!(code, 200);
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    assert!(stats["total"].as_u64().unwrap() > 0);
+    assert_eq!(run.get("/api/events?limit=0").0, 400);
+    assert_eq!(run.get("/api/events?since=someday").0, 400);
+    assert_eq!(run.get("/api/nope").0, 404);
+    assert_eq!(run.get("/healthz").0, 200);
+    assert_eq!(run.get("/readyz").0, 200);
+    let (_, metrics) = run.get("/metrics");
+    assert!(metrics.contains("soc_correlator_stored_total"), "{metrics}");
+
+    // Ctrl-C: flush, summary, exit 0.
+    let (ok, lines) = run.interrupt_and_wait();
+    assert!(ok, "soc run did not exit 0: {lines:?}");
+    assert!(lines.iter().any(|l| l.contains("Summary")), "{lines:?}");
+
+    // What was accepted survives a process restart.
+    let api2 = free_port();
+    let run2 = Run::start(&["--data-dir", &data, "--no-syslog"], api2);
+    assert_eq!(run2.events("type=log&host=e2e-tcp-host").len(), 1);
+    assert_eq!(run2.events("type=log&host=e2e-win-host").len(), 1);
+    let (ok, _) = run2.interrupt_and_wait();
+    assert!(ok);
+}
+
+#[test]
+fn duration_flag_exits_zero_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .args(["run", "--demo", "--duration", "3", "--no-syslog", "--listen", &format!("127.0.0.1:{}", free_port())])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .env("SOC_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let stored = stdout.lines().find(|l| l.contains("stored (total)")).unwrap_or_else(|| panic!("{stdout}"));
+    let n: u64 = stored.split_whitespace().nth(2).and_then(|s| s.parse().ok()).unwrap_or(0);
+    assert!(n > 0, "{stdout}");
+}
+
+#[test]
+fn busy_port_is_reported_clearly() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .args(["run", "--duration", "1", "--no-syslog", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--data-dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{port}")) && err.contains("--listen"), "{err}");
+}
+
+#[test]
+fn every_subcommand_explains_its_flags() {
+    for sub in ["run", "sensor", "collector", "correlator", "dashboard", "forwarder", "rules"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_soc")).args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success(), "{sub} --help failed");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: soc"), "{sub}: {text}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["forwarder"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+}
