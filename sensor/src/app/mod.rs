@@ -1,0 +1,408 @@
+//! Application layer: protocol detection by content, and parsers for DNS, HTTP/1.x and TLS.
+//!
+//! Parsers implement [`AppParser`]: they receive in-order bytes per direction through
+//! [`AppParser::on_data`], are told about lost bytes through [`AppParser::on_gap`], and
+//! produce [`AppRecord`]s. For TCP the bytes come from the simple in-order [`stream::Stream`]
+//! buffer; a later TCP reassembly engine only has to call the same two methods.
+
+pub mod detect;
+pub mod dns;
+pub mod http;
+pub mod stream;
+pub mod tls;
+
+use soc_model::{Dns, Http, Tls};
+use stream::{Stream, StreamChunk};
+
+/// Direction of data relative to the flow's client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Direction {
+    ToServer = 0,
+    ToClient = 1,
+}
+
+impl Direction {
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn other(self) -> Direction {
+        match self {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+}
+
+/// Application protocol of a flow (EVE `app_proto` names).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AppProto {
+    /// Not (yet) known.
+    #[default]
+    Unknown,
+    /// Detection ran on the flow's data and matched nothing.
+    Failed,
+    Http,
+    Tls,
+    Dns,
+    Ssh,
+    Smtp,
+    Ftp,
+    Smb,
+    Dcerpc,
+    Krb5,
+    Ldap,
+    Ntp,
+}
+
+impl AppProto {
+    /// The EVE name; `None` for [`AppProto::Unknown`].
+    pub fn name(self) -> Option<&'static str> {
+        Some(match self {
+            AppProto::Unknown => return None,
+            AppProto::Failed => "failed",
+            AppProto::Http => "http",
+            AppProto::Tls => "tls",
+            AppProto::Dns => "dns",
+            AppProto::Ssh => "ssh",
+            AppProto::Smtp => "smtp",
+            AppProto::Ftp => "ftp",
+            AppProto::Smb => "smb",
+            AppProto::Dcerpc => "dcerpc",
+            AppProto::Krb5 => "krb5",
+            AppProto::Ldap => "ldap",
+            AppProto::Ntp => "ntp",
+        })
+    }
+    /// Whether the sensor parses this protocol's transactions (others are only detected).
+    pub fn has_parser(self) -> bool {
+        matches!(self, AppProto::Http | AppProto::Tls | AppProto::Dns)
+    }
+}
+
+/// A record produced by a parser; the sensor wraps it in an EVE envelope.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppRecord {
+    /// One DNS message; `dir` is the direction it travelled.
+    Dns { dir: Direction, dns: Box<Dns> },
+    /// One HTTP transaction.
+    Http { tx_id: u64, http: Box<Http> },
+    /// One TLS session's handshake.
+    Tls(Box<Tls>),
+    /// An app-layer anomaly (Suricata `anomaly.type = "applayer"`).
+    Anomaly {
+        proto: AppProto,
+        event: &'static str,
+        dir: Direction,
+    },
+}
+
+/// The interface between the byte stream and a protocol parser.
+pub trait AppParser {
+    /// In-order bytes of one direction.
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>);
+    /// `len` bytes of one direction were lost (capture loss, or given up on).
+    fn on_gap(&mut self, dir: Direction, len: u32, out: &mut Vec<AppRecord>);
+    /// One direction finished (FIN or RST).
+    fn on_eof(&mut self, _dir: Direction, _out: &mut Vec<AppRecord>) {}
+    /// The flow ends: flush what is pending.
+    fn on_close(&mut self, out: &mut Vec<AppRecord>);
+    /// Nothing more will be parsed: the sensor stops feeding data.
+    fn is_done(&self) -> bool;
+}
+
+/// A parser of any supported protocol (static dispatch).
+pub enum Parser {
+    Http(Box<http::HttpParser>),
+    Tls(Box<tls::TlsParser>),
+    DnsTcp(dns::DnsTcpParser),
+}
+
+impl Parser {
+    pub fn for_tcp(proto: AppProto) -> Option<Parser> {
+        match proto {
+            AppProto::Http => Some(Parser::Http(Box::default())),
+            AppProto::Tls => Some(Parser::Tls(Box::default())),
+            AppProto::Dns => Some(Parser::DnsTcp(dns::DnsTcpParser::default())),
+            _ => None,
+        }
+    }
+    fn as_dyn(&mut self) -> &mut dyn AppParser {
+        match self {
+            Parser::Http(p) => p.as_mut(),
+            Parser::Tls(p) => p.as_mut(),
+            Parser::DnsTcp(p) => p,
+        }
+    }
+    fn done(&self) -> bool {
+        match self {
+            Parser::Http(p) => p.is_done(),
+            Parser::Tls(p) => p.is_done(),
+            Parser::DnsTcp(p) => p.is_done(),
+        }
+    }
+}
+
+/// Longest prefix kept while detection needs more bytes.
+const PROBE_MAX: usize = 512;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum DetectState {
+    #[default]
+    Pending,
+    Failed,
+}
+
+/// App-layer state of a TCP flow: the two streams, detection, the parser.
+#[derive(Default)]
+pub struct AppSession {
+    pub streams: [Stream; 2],
+    detect: [DetectState; 2],
+    probe: [Vec<u8>; 2],
+    pub parser: Option<Parser>,
+    /// Detected protocol (set once).
+    pub proto: AppProto,
+    /// True once nothing more will be parsed.
+    pub done: bool,
+}
+
+impl AppSession {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds one TCP segment of direction `dir` (and the ACK it carries for the other
+    /// direction). Detected protocol changes are reported through `self.proto`.
+    ///
+    /// Causality: a segment whose ACK covers bytes of the other direction not yet delivered
+    /// (they were reordered in the capture, or lost) is held until the other direction has
+    /// delivered them or they are declared lost, so a response is never parsed before the
+    /// request it answers.
+    #[allow(clippy::too_many_arguments)]
+    pub fn on_tcp_segment(
+        &mut self,
+        dir: Direction,
+        seq: u32,
+        ack: Option<u32>,
+        syn: bool,
+        fin: bool,
+        rst: bool,
+        payload: &[u8],
+        out: &mut Vec<AppRecord>,
+    ) {
+        let d = dir.index();
+        let o = dir.other();
+        if let Some(a) = ack {
+            let Self {
+                streams,
+                detect,
+                probe,
+                parser,
+                proto,
+                done,
+            } = self;
+            streams[o.index()].on_ack(a, &mut |c| {
+                deliver(o, c, detect, probe, parser, proto, done, out);
+            });
+            if !payload.is_empty()
+                && let Some(n) = streams[o.index()].next_seq()
+                && (a.wrapping_sub(n) as i32) > 0
+            {
+                streams[d].set_wait(a);
+            }
+        }
+        {
+            let Self {
+                streams,
+                detect,
+                probe,
+                parser,
+                proto,
+                done,
+            } = self;
+            streams[d].on_segment(seq, syn, fin, payload, &mut |c| {
+                deliver(dir, c, detect, probe, parser, proto, done, out);
+            });
+        }
+        self.resolve_waits(out);
+        let Self {
+            streams, parser, ..
+        } = self;
+        if rst || streams[d].eof_delivered() {
+            if let Some(p) = parser.as_mut() {
+                p.as_dyn().on_eof(dir, out);
+            }
+            streams[d].mark_eof_reported();
+        }
+        if let Some(p) = parser.as_ref()
+            && p.done()
+        {
+            self.done = true;
+        }
+    }
+
+    fn release(&mut self, dir: Direction, give_up_other_to: Option<u32>, out: &mut Vec<AppRecord>) {
+        let Self {
+            streams,
+            detect,
+            probe,
+            parser,
+            proto,
+            done,
+        } = self;
+        if let Some(t) = give_up_other_to {
+            let o = dir.other();
+            streams[o.index()].give_up_to(t, &mut |c| {
+                deliver(o, c, detect, probe, parser, proto, done, out)
+            });
+        }
+        streams[dir.index()]
+            .release(&mut |c| deliver(dir, c, detect, probe, parser, proto, done, out));
+    }
+
+    /// Releases held directions whose condition is met (or whose hold grew too large).
+    fn resolve_waits(&mut self, out: &mut Vec<AppRecord>) {
+        for _ in 0..4 {
+            let mut progressed = false;
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let Some(t) = self.streams[dir.index()].waiting_for() else {
+                    continue;
+                };
+                let other_next = self.streams[dir.other().index()].next_seq();
+                let satisfied = other_next.is_none_or(|n| (n.wrapping_sub(t) as i32) >= 0);
+                if satisfied {
+                    self.release(dir, None, out);
+                    progressed = true;
+                } else if self.streams[dir.index()].queued_bytes() > stream::MAX_OOO_BYTES {
+                    self.release(dir, Some(t), out);
+                    progressed = true;
+                }
+            }
+            let both =
+                self.streams[0].waiting_for().is_some() && self.streams[1].waiting_for().is_some();
+            if both && !progressed {
+                // Each side waits for the other: the client's missing bytes go first.
+                let t = self.streams[0].waiting_for().unwrap_or(0);
+                self.release(Direction::ToServer, Some(t), out);
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    /// Flow end: flush streams (queued data after a gap) and the parser.
+    pub fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            if let Some(t) = self.streams[dir.index()].waiting_for() {
+                self.release(dir, Some(t), out);
+            }
+        }
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let Self {
+                streams,
+                detect,
+                probe,
+                parser,
+                proto,
+                done,
+            } = self;
+            streams[dir.index()]
+                .flush(&mut |c| deliver(dir, c, detect, probe, parser, proto, done, out));
+        }
+        if let Some(p) = self.parser.as_mut() {
+            p.as_dyn().on_close(out);
+        }
+        self.done = true;
+    }
+
+    /// Detection gave up in both directions, or finished for a protocol without parser.
+    pub fn detection_over(&self) -> bool {
+        self.proto != AppProto::Unknown
+            || (self.detect[0] == DetectState::Failed && self.detect[1] == DetectState::Failed)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn deliver(
+    dir: Direction,
+    chunk: StreamChunk<'_>,
+    detect: &mut [DetectState; 2],
+    probe: &mut [Vec<u8>; 2],
+    parser: &mut Option<Parser>,
+    proto: &mut AppProto,
+    done: &mut bool,
+    out: &mut Vec<AppRecord>,
+) {
+    if *done {
+        return;
+    }
+    let d = dir.index();
+    if *proto == AppProto::Unknown {
+        let StreamChunk::Data(data) = chunk else {
+            // A gap before anything was detected: give up on this direction.
+            detect[d] = DetectState::Failed;
+            probe[d].clear();
+            if detect[0] == DetectState::Failed && detect[1] == DetectState::Failed {
+                *proto = AppProto::Failed;
+                *done = true;
+            }
+            return;
+        };
+        if detect[d] == DetectState::Failed {
+            return;
+        }
+        let buffered = !probe[d].is_empty();
+        let mut appended = 0;
+        if buffered {
+            appended = data.len().min(PROBE_MAX.saturating_sub(probe[d].len()));
+            probe[d].extend_from_slice(&data[..appended]);
+        }
+        let view: &[u8] = if buffered { &probe[d] } else { data };
+        match detect::probe_tcp(dir, view) {
+            detect::Probe::Match(p) => {
+                *proto = p;
+                *parser = Parser::for_tcp(p);
+                let pending = std::mem::take(&mut probe[d]);
+                match parser.as_mut() {
+                    Some(ps) if buffered => {
+                        ps.as_dyn().on_data(dir, &pending, out);
+                        if appended < data.len() {
+                            ps.as_dyn().on_data(dir, &data[appended..], out);
+                        }
+                    }
+                    Some(ps) => ps.as_dyn().on_data(dir, data, out),
+                    None => *done = true,
+                }
+            }
+            detect::Probe::NoMatch => {
+                detect[d] = DetectState::Failed;
+                probe[d].clear();
+                if detect[0] == DetectState::Failed && detect[1] == DetectState::Failed {
+                    *proto = AppProto::Failed;
+                    *done = true;
+                }
+            }
+            detect::Probe::NeedMore => {
+                if !buffered {
+                    probe[d].extend_from_slice(&data[..data.len().min(PROBE_MAX)]);
+                }
+                if probe[d].len() >= PROBE_MAX {
+                    detect[d] = DetectState::Failed;
+                    probe[d].clear();
+                }
+            }
+        }
+        return;
+    }
+    if let Some(p) = parser.as_mut() {
+        match chunk {
+            StreamChunk::Data(data) => p.as_dyn().on_data(dir, data, out),
+            StreamChunk::Gap(len) => p.as_dyn().on_gap(dir, len, out),
+        }
+        if p.done() {
+            *done = true;
+        }
+    }
+}

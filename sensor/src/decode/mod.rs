@@ -1,0 +1,285 @@
+//! Zero-copy packet decoding: link layer (Ethernet with 802.1Q/QinQ, Linux SLL/SLL2, raw IP,
+//! BSD null/loopback), IPv4, IPv6 (extension headers skipped), TCP, UDP, ICMP and ICMPv6.
+//!
+//! [`decode`] borrows the frame and never allocates. Malformed or truncated input gives a
+//! typed [`DecodeError`] whose [`DecodeError::event`] is Suricata's decoder event name
+//! (`ipv4.trunc_pkt`, `tcp.hlen_too_small`, ...). Every access is bounds-checked.
+
+mod checksum;
+mod ether;
+mod ip;
+mod l4;
+
+pub use checksum::{internet_checksum, l4_checksum, l4_checksum_ok, ones_complement_sum};
+pub use ether::{
+    ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, decode_link,
+};
+pub use ip::{decode_ip, decode_ipv4, decode_ipv6};
+
+use std::net::IpAddr;
+
+/// IP protocol numbers the sensor knows by name.
+pub mod ipproto {
+    pub const ICMP: u8 = 1;
+    pub const TCP: u8 = 6;
+    pub const UDP: u8 = 17;
+    pub const ICMPV6: u8 = 58;
+    pub const SCTP: u8 = 132;
+}
+
+/// TCP flag bits as they appear in the header's 13th byte.
+pub mod tcp_flags {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub const URG: u8 = 0x20;
+    pub const ECE: u8 = 0x40;
+    pub const CWR: u8 = 0x80;
+}
+
+/// Link-layer header type of a frame (pcap's `LINKTYPE_*` values).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LinkType {
+    /// `LINKTYPE_ETHERNET` (1).
+    Ethernet,
+    /// `LINKTYPE_NULL` (0): 4-byte address family in host byte order.
+    Null,
+    /// `LINKTYPE_LOOP` (108): 4-byte address family in network byte order.
+    Loop,
+    /// `LINKTYPE_RAW` (101, also DLT 12/14): a bare IPv4 or IPv6 packet.
+    RawIp,
+    /// `LINKTYPE_IPV4` (228).
+    Ipv4,
+    /// `LINKTYPE_IPV6` (229).
+    Ipv6,
+    /// `LINKTYPE_LINUX_SLL` (113): Linux "cooked" capture v1.
+    LinuxSll,
+    /// `LINKTYPE_LINUX_SLL2` (276): Linux "cooked" capture v2.
+    LinuxSll2,
+    /// Anything else, by number: its frames are counted as decode errors.
+    Other(u32),
+}
+
+impl LinkType {
+    /// From a pcap/pcapng link-type number.
+    pub fn from_dlt(dlt: u32) -> LinkType {
+        match dlt {
+            0 => LinkType::Null,
+            1 => LinkType::Ethernet,
+            12 | 14 | 101 => LinkType::RawIp,
+            108 => LinkType::Loop,
+            113 => LinkType::LinuxSll,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            276 => LinkType::LinuxSll2,
+            other => LinkType::Other(other),
+        }
+    }
+    /// The pcap link-type number.
+    pub fn dlt(self) -> u32 {
+        match self {
+            LinkType::Null => 0,
+            LinkType::Ethernet => 1,
+            LinkType::RawIp => 101,
+            LinkType::Loop => 108,
+            LinkType::LinuxSll => 113,
+            LinkType::Ipv4 => 228,
+            LinkType::Ipv6 => 229,
+            LinkType::LinuxSll2 => 276,
+            LinkType::Other(n) => n,
+        }
+    }
+}
+
+/// Decoded TCP header fields (options are skipped).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TcpHdr {
+    pub sport: u16,
+    pub dport: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// Flag byte (see [`tcp_flags`]).
+    pub flags: u8,
+    pub window: u16,
+    /// Header length in bytes (20..=60).
+    pub hlen: u8,
+}
+
+impl TcpHdr {
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+/// Decoded UDP header fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UdpHdr {
+    pub sport: u16,
+    pub dport: u16,
+    /// The length field (header + payload).
+    pub len: u16,
+}
+
+/// Decoded ICMP/ICMPv6 type and code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpHdr {
+    pub icmp_type: u8,
+    pub code: u8,
+}
+
+/// Transport layer of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp(TcpHdr),
+    Udp(UdpHdr),
+    Icmp(IcmpHdr),
+    Icmpv6(IcmpHdr),
+    /// A protocol the sensor does not decode (GRE, ESP, SCTP, ...): flows keyed on addresses.
+    Other,
+    /// A non-first fragment, or a first fragment of a datagram still being reassembled.
+    Fragment,
+}
+
+/// Where a packet is an IP fragment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragInfo {
+    /// IPv4 identification, or IPv6 fragment-header identification.
+    pub id: u32,
+    /// Offset of this fragment's data in the datagram, in bytes.
+    pub offset: u32,
+    /// More fragments follow.
+    pub more: bool,
+}
+
+/// One decoded IP packet, borrowing the frame it came from.
+#[derive(Clone, Copy, Debug)]
+pub struct Packet<'a> {
+    /// VLAN ids, outermost first (unused entries 0).
+    pub vlan: [u16; 3],
+    /// Number of VLAN tags (a tag may carry id 0, priority-only).
+    pub vlan_len: u8,
+    pub ip_v: u8,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// Upper-layer protocol number (after IPv6 extension headers).
+    pub proto: u8,
+    pub ttl: u8,
+    /// The IP header (for IPv6 the fixed 40 bytes).
+    pub ip_header: &'a [u8],
+    /// Set when this packet is an IP fragment.
+    pub frag: Option<FragInfo>,
+    /// The IP payload after all headers (for fragments: this fragment's data).
+    pub ip_payload: &'a [u8],
+    pub transport: Transport,
+    /// Application payload (TCP/UDP data; ICMP body after the 8-byte header; empty for
+    /// fragments and unknown protocols).
+    pub payload: &'a [u8],
+}
+
+impl Packet<'_> {
+    pub fn src_port(&self) -> u16 {
+        match self.transport {
+            Transport::Tcp(t) => t.sport,
+            Transport::Udp(u) => u.sport,
+            _ => 0,
+        }
+    }
+    pub fn dst_port(&self) -> u16 {
+        match self.transport {
+            Transport::Tcp(t) => t.dport,
+            Transport::Udp(u) => u.dport,
+            _ => 0,
+        }
+    }
+}
+
+/// Result of decoding a frame that is well formed.
+#[derive(Clone, Copy, Debug)]
+pub enum Decoded<'a> {
+    Ip(Packet<'a>),
+    /// A frame that carries no IP (ARP, LLDP, STP, ...): counted, not tracked.
+    NonIp {
+        ethertype: u16,
+    },
+}
+
+macro_rules! decode_errors {
+    ($( $variant:ident => $name:literal, $doc:literal; )*) => {
+        /// A malformed or truncated frame. [`DecodeError::event`] gives Suricata's event name.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]
+        #[repr(u8)]
+        pub enum DecodeError {
+            $( #[doc = $doc] #[error($name)] $variant, )*
+        }
+        impl DecodeError {
+            /// Every kind, in a fixed order (the index of [`DecodeError::index`]).
+            pub const ALL: &'static [DecodeError] = &[ $( DecodeError::$variant, )* ];
+            /// Number of kinds.
+            pub const COUNT: usize = Self::ALL.len();
+            /// Suricata-style event name (`ipv4.trunc_pkt`).
+            pub fn event(self) -> &'static str {
+                match self { $( DecodeError::$variant => $name, )* }
+            }
+        }
+    };
+}
+
+decode_errors! {
+    UnsupportedLinkType => "decoder.unsupported_linktype", "The capture's link type is not decoded.";
+    EthernetPktTooSmall => "ethernet.pkt_too_small", "Frame shorter than an Ethernet header.";
+    VlanHeaderTooSmall => "vlan.header_too_small", "Truncated 802.1Q tag.";
+    VlanTooManyLayers => "vlan.too_many_layers", "More than three stacked VLAN tags.";
+    SllPktTooSmall => "sll.pkt_too_small", "Frame shorter than a Linux cooked header.";
+    NullPktTooSmall => "null.pkt_too_small", "Frame shorter than a BSD loopback header.";
+    Ipv4PktTooSmall => "ipv4.pkt_too_small", "Shorter than a 20-byte IPv4 header.";
+    Ipv4WrongIpVersion => "ipv4.wrong_ip_version", "Version field is not 4.";
+    Ipv4HlenTooSmall => "ipv4.hlen_too_small", "IHL below 5 words.";
+    Ipv4IplenSmallerThanHlen => "ipv4.iplen_smaller_than_hlen", "Total length below the header length (e.g. TSO frames with length 0).";
+    Ipv4TruncPkt => "ipv4.trunc_pkt", "Total length beyond the captured bytes.";
+    Ipv4InvalidChecksum => "ipv4.invalid_checksum", "Header checksum mismatch (checksum validation on).";
+    Ipv6PktTooSmall => "ipv6.pkt_too_small", "Shorter than a 40-byte IPv6 header.";
+    Ipv6WrongIpVersion => "ipv6.wrong_ip_version", "Version field is not 6.";
+    Ipv6TruncPkt => "ipv6.trunc_pkt", "Payload length beyond the captured bytes.";
+    Ipv6TruncExthdr => "ipv6.trunc_exthdr", "Truncated extension header.";
+    Ipv6ExthdrTooMany => "ipv6.exthdr_too_many", "Extension header chain longer than the sensor follows.";
+    TcpPktTooSmall => "tcp.pkt_too_small", "Shorter than a 20-byte TCP header.";
+    TcpHlenTooSmall => "tcp.hlen_too_small", "Data offset below 5 words.";
+    TcpInvalidOptlen => "tcp.invalid_optlen", "Data offset beyond the segment.";
+    TcpInvalidChecksum => "tcp.invalid_checksum", "TCP checksum mismatch (checksum validation on).";
+    UdpHlenTooSmall => "udp.hlen_too_small", "Shorter than an 8-byte UDP header.";
+    UdpPktTooSmall => "udp.pkt_too_small", "UDP length beyond the IP payload.";
+    UdpLenInvalid => "udp.len_invalid", "UDP length field below 8.";
+    UdpInvalidChecksum => "udp.invalid_checksum", "UDP checksum mismatch (checksum validation on).";
+    Icmpv4PktTooSmall => "icmpv4.pkt_too_small", "Shorter than an 8-byte ICMP header.";
+    Icmpv4InvalidChecksum => "icmpv4.invalid_checksum", "ICMP checksum mismatch (checksum validation on).";
+    Icmpv6PktTooSmall => "icmpv6.pkt_too_small", "Shorter than an 8-byte ICMPv6 header.";
+    Icmpv6InvalidChecksum => "icmpv6.invalid_checksum", "ICMPv6 checksum mismatch (checksum validation on).";
+}
+
+impl DecodeError {
+    /// Position in [`DecodeError::ALL`] (for per-kind counters without allocation).
+    pub fn index(self) -> usize {
+        self as u8 as usize
+    }
+}
+
+/// Decoder settings.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// Validate IPv4 header, TCP, UDP and ICMP checksums (off = like `suricata -k none`).
+    pub checksum_check: bool,
+}
+
+/// Decodes one frame of a link type. Never panics, never allocates.
+pub fn decode<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    opts: DecodeOptions,
+) -> Result<Decoded<'a>, DecodeError> {
+    decode_link(link, frame, opts)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,391 @@
+use super::*;
+use crate::synth::{self, ClientHello, Host, TcpSession};
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+fn ip(f: &[u8]) -> Packet<'_> {
+    match decode(
+        LinkType::Ethernet,
+        f,
+        DecodeOptions {
+            checksum_check: true,
+        },
+    ) {
+        Ok(Decoded::Ip(p)) => p,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
+    let c = Host::v4([192, 168, 1, 10]);
+    let s = Host::v4([93, 184, 216, 34]);
+    let mut t = TcpSession::new(c, 50000, s, 80);
+    let mut v = vec![
+        (LinkType::Ethernet, t.handshake().remove(0)),
+        (
+            LinkType::Ethernet,
+            t.client_send(&synth::http_request("GET", "example.org", "/", &[])),
+        ),
+        (
+            LinkType::Ethernet,
+            synth::udp_frame(&c, 5353, &s, 53, &synth::dns_query(1, "example.org", 1)),
+        ),
+    ];
+    let mut tv = TcpSession::new(c, 50001, s, 443).with_vlans(&[100, 200]);
+    v.push((
+        LinkType::Ethernet,
+        tv.client_send(&ClientHello::default().to_record()),
+    ));
+    let c6 = Host::v6("2001:db8::1".parse().unwrap());
+    let s6 = Host::v6("2001:db8::2".parse().unwrap());
+    let mut t6 = TcpSession::new(c6, 1234, s6, 80);
+    v.push((
+        LinkType::Ethernet,
+        t6.client_send(b"GET / HTTP/1.1\r\n\r\n"),
+    ));
+    v.push((
+        LinkType::Ethernet,
+        synth::ip_frame(
+            &c,
+            &s,
+            &synth::Link::default(),
+            1,
+            &synth::icmp_echo(c.ip, s.ip, false, 7, 1, b"ping"),
+        ),
+    ));
+    // Raw IP and SLL versions of the DNS query.
+    let eth = synth::udp_frame(&c, 5353, &s, 53, &synth::dns_query(2, "example.org", 28));
+    v.push((LinkType::RawIp, eth[14..].to_vec()));
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&eth[14..]);
+    v.push((LinkType::LinuxSll, sll));
+    v
+}
+
+#[test]
+fn truncation_at_every_byte_never_panics_and_is_typed() {
+    let opts_all = [
+        DecodeOptions {
+            checksum_check: false,
+        },
+        DecodeOptions {
+            checksum_check: true,
+        },
+    ];
+    for (link, frame) in sample_frames() {
+        assert!(
+            decode(link, &frame, opts_all[1]).is_ok(),
+            "{link:?} full frame must decode"
+        );
+        for n in 0..frame.len() {
+            for o in opts_all {
+                // Must return, never panic. A cut frame is either an error or (cut only in
+                // trailing payload) a packet whose payload is shorter.
+                match decode(link, &frame[..n], o) {
+                    Ok(Decoded::Ip(p)) => assert!(p.payload.len() < frame.len()),
+                    Ok(Decoded::NonIp { .. }) => {}
+                    Err(e) => assert!(!e.event().is_empty()),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn truncated_ipv4_frames_give_suricata_event_names() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let f = synth::udp_frame(&c, 1, &s, 2, b"hello");
+    let o = DecodeOptions::default();
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..10], o).unwrap_err(),
+        DecodeError::EthernetPktTooSmall
+    );
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..20], o).unwrap_err(),
+        DecodeError::Ipv4PktTooSmall
+    );
+    assert_eq!(
+        decode(LinkType::Ethernet, &f[..f.len() - 1], o).unwrap_err(),
+        DecodeError::Ipv4TruncPkt
+    );
+    assert_eq!(DecodeError::Ipv4TruncPkt.event(), "ipv4.trunc_pkt");
+    // Total length 0 (TSO capture): iplen smaller than header.
+    let mut tso = f.clone();
+    tso[16] = 0;
+    tso[17] = 0;
+    assert_eq!(
+        decode(LinkType::Ethernet, &tso, o).unwrap_err(),
+        DecodeError::Ipv4IplenSmallerThanHlen
+    );
+    let mut bad_ver = f.clone();
+    bad_ver[14] = 0x55;
+    assert_eq!(
+        decode(LinkType::Ethernet, &bad_ver, o).unwrap_err(),
+        DecodeError::Ipv4WrongIpVersion
+    );
+    let mut ihl = f.clone();
+    ihl[14] = 0x44;
+    assert_eq!(
+        decode(LinkType::Ethernet, &ihl, o).unwrap_err(),
+        DecodeError::Ipv4HlenTooSmall
+    );
+    // TCP data offset below 5 words.
+    let mut t = TcpSession::new(c, 1, s, 2);
+    let mut seg = t.client_send(b"x");
+    seg[14 + 20 + 12] = 0x40;
+    assert_eq!(
+        decode(LinkType::Ethernet, &seg, o).unwrap_err(),
+        DecodeError::TcpHlenTooSmall
+    );
+    assert_eq!(DecodeError::TcpHlenTooSmall.event(), "tcp.hlen_too_small");
+    // Data offset beyond the segment.
+    seg[14 + 20 + 12] = 0xf0;
+    assert_eq!(
+        decode(LinkType::Ethernet, &seg, o).unwrap_err(),
+        DecodeError::TcpInvalidOptlen
+    );
+    // Unknown link type.
+    assert_eq!(
+        decode(LinkType::from_dlt(147), &f, o).unwrap_err(),
+        DecodeError::UnsupportedLinkType
+    );
+}
+
+#[test]
+fn ethernet_padding_is_ignored() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let mut f = synth::udp_frame(&c, 1, &s, 2, b"a");
+    f.extend_from_slice(&[0u8; 13]);
+    let p = ip(&f);
+    assert_eq!(p.payload, b"a");
+}
+
+#[test]
+fn checksum_validation_is_switchable() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let mut t = TcpSession::new(c, 1000, s, 80);
+    let mut f = t.client_send(b"data");
+    let last = f.len() - 1;
+    f[last] ^= 0xff;
+    assert!(
+        decode(
+            LinkType::Ethernet,
+            &f,
+            DecodeOptions {
+                checksum_check: false
+            }
+        )
+        .is_ok()
+    );
+    assert_eq!(
+        decode(
+            LinkType::Ethernet,
+            &f,
+            DecodeOptions {
+                checksum_check: true
+            }
+        )
+        .unwrap_err(),
+        DecodeError::TcpInvalidChecksum
+    );
+    let mut g = synth::udp_frame(&c, 1, &s, 2, b"x");
+    g[14 + 8] ^= 1; // TTL: breaks the IPv4 header checksum
+    assert_eq!(
+        decode(
+            LinkType::Ethernet,
+            &g,
+            DecodeOptions {
+                checksum_check: true
+            }
+        )
+        .unwrap_err(),
+        DecodeError::Ipv4InvalidChecksum
+    );
+    let mut u = synth::udp_frame(&c, 1, &s, 2, b"xyz");
+    let l = u.len() - 1;
+    u[l] ^= 1;
+    assert_eq!(
+        decode(
+            LinkType::Ethernet,
+            &u,
+            DecodeOptions {
+                checksum_check: true
+            }
+        )
+        .unwrap_err(),
+        DecodeError::UdpInvalidChecksum
+    );
+}
+
+#[test]
+fn vlan_and_qinq_ids_are_kept() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let one = synth::ethernet(
+        c.mac,
+        s.mac,
+        0x0800,
+        &[42],
+        &synth::ipv4(
+            [10, 0, 0, 1].into(),
+            [10, 0, 0, 2].into(),
+            17,
+            1,
+            64,
+            &synth::udp(c.ip, s.ip, 1, 2, b""),
+        ),
+    );
+    assert_eq!(ip(&one).vlan, [42, 0, 0]);
+    let mut t = TcpSession::new(c, 1, s, 2).with_vlans(&[100, 200]);
+    let two = t.client_send(b"x");
+    assert_eq!(&two[12..14], &[0x88, 0xa8]);
+    assert_eq!(ip(&two).vlan, [100, 200, 0]);
+    let four = synth::ethernet(c.mac, s.mac, 0x0800, &[1, 2, 3, 4], &[0x45]);
+    assert_eq!(
+        decode(LinkType::Ethernet, &four, DecodeOptions::default()).unwrap_err(),
+        DecodeError::VlanTooManyLayers
+    );
+    let cut = &two[..16];
+    assert_eq!(
+        decode(LinkType::Ethernet, cut, DecodeOptions::default()).unwrap_err(),
+        DecodeError::VlanHeaderTooSmall
+    );
+    // ARP is not IP.
+    let arp = synth::ethernet(c.mac, [0xff; 6], 0x0806, &[7], &[0u8; 28]);
+    assert!(matches!(
+        decode(LinkType::Ethernet, &arp, DecodeOptions::default()),
+        Ok(Decoded::NonIp { ethertype: 0x0806 })
+    ));
+}
+
+#[test]
+fn ipv6_extension_headers_are_skipped() {
+    let src: Ipv6Addr = "fe80::1".parse().unwrap();
+    let dst: Ipv6Addr = "fe80::2".parse().unwrap();
+    let udp = synth::udp(src.into(), dst.into(), 546, 547, b"dhcp");
+    // Hop-by-hop (8 bytes, next = routing), routing (8, next = dest opts), dest opts (16,
+    // next = fragment), atomic fragment (next = UDP).
+    let mut ext = vec![43, 0, 1, 4, 0, 0, 0, 0];
+    ext.extend_from_slice(&[60, 0, 0, 0, 0, 0, 0, 0]);
+    ext.extend_from_slice(&[44, 1, 1, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    ext.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 1]);
+    let pkt = synth::ipv6(src, dst, 0, 64, &ext, &udp);
+    let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+    let p = ip(&f);
+    assert_eq!(p.proto, 17);
+    assert!(matches!(p.transport, Transport::Udp(u) if u.sport == 546 && u.dport == 547));
+    assert_eq!(p.payload, b"dhcp");
+    // A real fragment (offset 0, more fragments) is flagged, not decoded further.
+    let mut frag_ext = vec![17, 0, 0, 1, 0, 0, 0, 9];
+    frag_ext[3] = 1;
+    let pkt = synth::ipv6(src, dst, 44, 64, &frag_ext, &udp);
+    let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+    let p = ip(&f);
+    assert_eq!(
+        p.frag,
+        Some(FragInfo {
+            id: 9,
+            offset: 0,
+            more: true
+        })
+    );
+    assert_eq!(p.transport, Transport::Fragment);
+    // Truncated extension header.
+    let pkt = synth::ipv6(src, dst, 0, 64, &[17, 4], &[]);
+    let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(),
+        DecodeError::Ipv6TruncExthdr
+    );
+    // A loop of hop-by-hop headers is cut off.
+    let mut many = Vec::new();
+    for _ in 0..12 {
+        many.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+    }
+    let pkt = synth::ipv6(src, dst, 0, 64, &many, &[]);
+    let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(),
+        DecodeError::Ipv6ExthdrTooMany
+    );
+}
+
+#[test]
+fn ipv4_fragments_are_flagged() {
+    let f = synth::ethernet(
+        [2; 6],
+        [3; 6],
+        0x0800,
+        &[],
+        &synth::ipv4_frag(
+            Ipv4Addr::new(1, 1, 1, 1),
+            Ipv4Addr::new(2, 2, 2, 2),
+            6,
+            5,
+            64,
+            8,
+            false,
+            &[0; 8],
+        ),
+    );
+    let p = ip(&f);
+    assert_eq!(
+        p.frag,
+        Some(FragInfo {
+            id: 5,
+            offset: 8,
+            more: false
+        })
+    );
+    assert_eq!(p.transport, Transport::Fragment);
+}
+
+#[test]
+fn link_types_round_trip() {
+    for dlt in [0u32, 1, 101, 108, 113, 228, 229, 276, 999] {
+        assert_eq!(LinkType::from_dlt(dlt).dlt(), dlt);
+    }
+    let names: std::collections::HashSet<_> = DecodeError::ALL.iter().map(|e| e.event()).collect();
+    assert_eq!(names.len(), DecodeError::COUNT);
+    for (i, e) in DecodeError::ALL.iter().enumerate() {
+        assert_eq!(e.index(), i);
+    }
+}
+
+#[test]
+fn random_garbage_never_panics() {
+    let mut x = 0x9e3779b97f4a7c15u64;
+    let links = [
+        LinkType::Ethernet,
+        LinkType::RawIp,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Null,
+        LinkType::Loop,
+    ];
+    for i in 0..20000 {
+        let len = i % 120;
+        let mut f = Vec::with_capacity(len);
+        for _ in 0..len {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f.push(x as u8);
+        }
+        // Make IP-looking starts common.
+        if len > 14 && i % 2 == 0 {
+            f[12] = 0x08;
+            f[13] = 0;
+            f[14] = 0x45;
+        }
+        let _ = decode(
+            links[i % links.len()],
+            &f,
+            DecodeOptions {
+                checksum_check: i % 3 == 0,
+            },
+        );
+    }
+}

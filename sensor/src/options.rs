@@ -1,0 +1,48 @@
+//! Sensor settings.
+
+use crate::defrag::DefragConfig;
+use crate::flow::FlowTimeouts;
+
+/// Everything [`crate::Sensor::new`] needs. `Default` gives Suricata-like behaviour.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SensorOptions {
+    /// Written in every record's `sensor` field.
+    pub sensor_name: String,
+    /// Written in every record's `segment` field.
+    pub segment: String,
+    /// Validate IPv4/TCP/UDP/ICMP checksums; invalid packets become decode anomalies.
+    /// Off by default, like `suricata -k none` (captures with offloading have bad checksums).
+    pub checksum_check: bool,
+    /// Flow timeouts (Suricata's defaults).
+    pub timeouts: FlowTimeouts,
+    /// Most flows tracked at once; beyond it the flow nearest to its timeout is evicted
+    /// (flow record with `reason: "forced"`) and counted.
+    pub max_flows: usize,
+    /// IP fragment reassembly limits.
+    pub defrag: DefragConfig,
+    /// Write an `anomaly` record (`type: "decode"`) for every undecodable packet.
+    pub decode_anomalies: bool,
+    /// Write `anomaly` records (`type: "applayer"`) for app-layer protocol errors.
+    pub applayer_anomalies: bool,
+    /// Parse app layers of TCP flows whose SYN was not seen (Suricata's `stream.midstream`).
+    pub midstream: bool,
+    /// Compute Community ID (v1, seed 0) for flow-bound records.
+    pub community_id: bool,
+}
+
+impl Default for SensorOptions {
+    fn default() -> Self {
+        SensorOptions {
+            sensor_name: "sensor".to_string(),
+            segment: "default".to_string(),
+            checksum_check: false,
+            timeouts: FlowTimeouts::default(),
+            max_flows: 1 << 20,
+            defrag: DefragConfig::default(),
+            decode_anomalies: true,
+            applayer_anomalies: true,
+            midstream: false,
+            community_id: true,
+        }
+    }
+}

@@ -1,0 +1,601 @@
+//! The sensor core: decode → defragment → flow → app layer → EVE records.
+
+use crate::app::detect::{Probe, probe_udp};
+use crate::app::{AppProto, AppRecord, AppSession, Direction};
+use crate::decode::{
+    self, DecodeError, DecodeOptions, Decoded, LinkType, Packet, Transport, ipproto, tcp_flags,
+};
+use crate::defrag::{Defrag, DefragOutcome};
+use crate::flow::{EndReason, Flow, FlowState, FlowTable, TcpState};
+use crate::options::SensorOptions;
+use crate::stats::{MetricsPublisher, SensorStats};
+use serde_json::{Map, Value};
+use soc_model::{Anomaly, Event, EventType, Timestamp};
+use std::net::IpAddr;
+
+/// EVE protocol name of an IP protocol number.
+pub fn proto_name(p: u8) -> String {
+    match p {
+        ipproto::TCP => "TCP".into(),
+        ipproto::UDP => "UDP".into(),
+        ipproto::ICMP => "ICMP".into(),
+        ipproto::ICMPV6 => "IPv6-ICMP".into(),
+        ipproto::SCTP => "SCTP".into(),
+        2 => "IGMP".into(),
+        47 => "GRE".into(),
+        50 => "ESP".into(),
+        51 => "AH".into(),
+        89 => "OSPF".into(),
+        103 => "PIM".into(),
+        112 => "VRRP".into(),
+        n => n.to_string(),
+    }
+}
+
+/// The network sensor: feed it frames, collect [`Event`]s.
+///
+/// ```
+/// use soc_sensor::{Sensor, SensorOptions, decode::LinkType, synth};
+/// use soc_model::Timestamp;
+/// let mut sensor = Sensor::new(SensorOptions { sensor_name: "s1".into(), segment: "lab".into(), ..Default::default() });
+/// let c = synth::Host::v4([10, 0, 0, 1]);
+/// let s = synth::Host::v4([10, 0, 0, 53]);
+/// let mut out = Vec::new();
+/// let q = synth::udp_frame(&c, 40000, &s, 53, &synth::dns_query(1, "example.org", 1));
+/// sensor.process(Timestamp::from_unix_micros(1_700_000_000_000_000), LinkType::Ethernet, &q, &mut out);
+/// sensor.flush_all(&mut out);
+/// assert_eq!(out.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), ["dns", "flow"]);
+/// assert!(out.iter().all(|e| e.sensor.as_deref() == Some("s1") && e.segment.as_deref() == Some("lab")));
+/// ```
+pub struct Sensor {
+    opts: SensorOptions,
+    dopts: DecodeOptions,
+    table: FlowTable,
+    defrag: Defrag,
+    stats: SensorStats,
+    /// Packet time clock (max seen), unix micros.
+    clock: i64,
+    pkt_no: u64,
+    scratch_flows: Vec<Flow>,
+    scratch_recs: Vec<AppRecord>,
+    publisher: MetricsPublisher,
+}
+
+impl Sensor {
+    pub fn new(opts: SensorOptions) -> Sensor {
+        let table = FlowTable::new(opts.timeouts, opts.max_flows);
+        let defrag = Defrag::new(opts.defrag);
+        Sensor {
+            dopts: DecodeOptions {
+                checksum_check: opts.checksum_check,
+            },
+            opts,
+            table,
+            defrag,
+            stats: SensorStats::default(),
+            clock: i64::MIN,
+            pkt_no: 0,
+            scratch_flows: Vec::new(),
+            scratch_recs: Vec::new(),
+            publisher: MetricsPublisher::default(),
+        }
+    }
+
+    pub fn options(&self) -> &SensorOptions {
+        &self.opts
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> SensorStats {
+        let mut s = self.stats.clone();
+        let t = &self.table.stats;
+        s.flows_created = t.created;
+        s.flows_timed_out = t.timed_out;
+        s.flows_evicted = t.evicted;
+        s.flows_reused = t.reused;
+        s.flows_active = self.table.len() as u64;
+        s.fragments = self.defrag.stats.fragments;
+        s.reassembled = self.defrag.stats.reassembled;
+        s
+    }
+
+    /// Updates the `metrics` counters with what happened since the last call.
+    pub fn publish_metrics(&mut self) {
+        let s = self.stats();
+        self.publisher.publish(&self.opts.sensor_name, &s);
+    }
+
+    /// Number of flows currently tracked.
+    pub fn active_flows(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Processes one frame captured at `ts`. Records produced (app-layer records, flow
+    /// records of flows that timed out by `ts`, anomalies) are appended to `out`.
+    pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8], out: &mut Vec<Event>) {
+        self.pkt_no += 1;
+        self.stats.packets += 1;
+        self.stats.bytes += frame.len() as u64;
+        let now = ts.unix_micros();
+        if now > self.clock {
+            self.clock = now;
+            self.expire(out);
+        }
+        match decode::decode(link, frame, self.dopts) {
+            Err(e) => self.decode_error(e, ts, out),
+            Ok(Decoded::NonIp { .. }) => self.stats.non_ip += 1,
+            Ok(Decoded::Ip(p)) => {
+                if p.frag.is_some() {
+                    self.fragment(&p, frame.len(), ts, out);
+                } else {
+                    self.ip_packet(&p, frame.len(), ts, out);
+                }
+            }
+        }
+    }
+
+    /// Advances the packet clock without a packet (live capture when the link is quiet), so
+    /// flows time out on time.
+    pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        let n = now.unix_micros();
+        if n > self.clock {
+            self.clock = n;
+            self.expire(out);
+        }
+    }
+
+    /// Ends every flow (`reason: "shutdown"`) and writes their records. Call at the end of a
+    /// capture; the sensor can be used again afterwards.
+    pub fn flush_all(&mut self, out: &mut Vec<Event>) {
+        let now = if self.clock == i64::MIN {
+            0
+        } else {
+            self.clock
+        };
+        let flows = self.table.drain();
+        for f in flows {
+            self.finish_flow(f, EndReason::Shutdown, now, out);
+        }
+        self.defrag.expire(i64::MAX);
+    }
+
+    fn expire(&mut self, out: &mut Vec<Event>) {
+        if self.table.next_deadline().is_some_and(|d| d <= self.clock) {
+            let mut flows = std::mem::take(&mut self.scratch_flows);
+            self.table.expire(self.clock, &mut flows);
+            for f in flows.drain(..) {
+                self.finish_flow(f, EndReason::Timeout, self.clock, out);
+            }
+            self.scratch_flows = flows;
+        }
+    }
+
+    fn base_event(&self, et: EventType, micros: i64) -> Event {
+        let mut e = Event::new(et, Timestamp::from_unix_micros(micros));
+        e.sensor = Some(self.opts.sensor_name.clone());
+        e.segment = Some(self.opts.segment.clone());
+        e
+    }
+
+    fn anomaly_event(
+        &mut self,
+        micros: i64,
+        kind: &str,
+        event: &str,
+        pkt: Option<&Packet<'_>>,
+    ) -> Event {
+        let mut e = self.base_event(EventType::Anomaly, micros);
+        e.extra.insert("pcap_cnt".into(), Value::from(self.pkt_no));
+        if let Some(p) = pkt {
+            e.src_ip = Some(p.src.to_string());
+            e.dest_ip = Some(p.dst.to_string());
+            e.proto = Some(proto_name(p.proto));
+            e.ip_v = Some(p.ip_v);
+        }
+        e.anomaly = Some(Anomaly {
+            kind: Some(kind.into()),
+            event: Some(event.into()),
+            ..Default::default()
+        });
+        self.stats.records.anomaly += 1;
+        e
+    }
+
+    fn decode_error(&mut self, e: DecodeError, ts: Timestamp, out: &mut Vec<Event>) {
+        self.stats.invalid += 1;
+        self.stats.decode_errors[e.index()] += 1;
+        if self.opts.decode_anomalies {
+            let ev = self.anomaly_event(ts.unix_micros(), "decode", e.event(), None);
+            out.push(ev);
+        }
+    }
+
+    fn fragment(&mut self, p: &Packet<'_>, frame_len: usize, ts: Timestamp, out: &mut Vec<Event>) {
+        let mut overlap = false;
+        let outcome = self.defrag.add(p, self.clock, &mut overlap);
+        if overlap && self.opts.decode_anomalies {
+            let name = if p.ip_v == 6 {
+                "ipv6.frag_overlap"
+            } else {
+                "ipv4.frag_overlap"
+            };
+            let ev = self.anomaly_event(ts.unix_micros(), "decode", name, Some(p));
+            out.push(ev);
+        }
+        match outcome {
+            DefragOutcome::Pending => {}
+            DefragOutcome::Dropped(ev) => {
+                if self.opts.decode_anomalies {
+                    let e = self.anomaly_event(ts.unix_micros(), "decode", ev.event(), Some(p));
+                    out.push(e);
+                }
+            }
+            DefragOutcome::Reassembled(buf) => {
+                let link_overhead =
+                    frame_len.saturating_sub(p.ip_header.len() + p.ip_payload.len());
+                match decode::decode_ip(&buf, p.vlan, self.dopts) {
+                    Ok(mut whole) => {
+                        whole.vlan_len = p.vlan_len;
+                        self.ip_packet(&whole, buf.len() + link_overhead, ts, out)
+                    }
+                    Err(e) => self.decode_error(e, ts, out),
+                }
+            }
+        }
+    }
+
+    fn ip_packet(&mut self, p: &Packet<'_>, frame_len: usize, ts: Timestamp, out: &mut Vec<Event>) {
+        let now = ts.unix_micros();
+        if p.ip_v == 4 {
+            self.stats.ipv4 += 1;
+        } else {
+            self.stats.ipv6 += 1;
+        }
+        match p.transport {
+            Transport::Tcp(_) => self.stats.tcp += 1,
+            Transport::Udp(_) => self.stats.udp += 1,
+            Transport::Icmp(_) | Transport::Icmpv6(_) => self.stats.icmp += 1,
+            _ => self.stats.other_ip += 1,
+        }
+        let mut evicted = std::mem::take(&mut self.scratch_flows);
+        let mut lk = self
+            .table
+            .lookup_or_create(p, now, self.pkt_no, &mut evicted);
+        // A new SYN on a closed TCP session's tuple starts a new flow.
+        if !lk.created
+            && let Transport::Tcp(t) = p.transport
+            && t.flags & (tcp_flags::SYN | tcp_flags::ACK | tcp_flags::RST) == tcp_flags::SYN
+            && self
+                .table
+                .get_mut(lk.idx)
+                .is_some_and(|f| f.tcp.state == TcpState::Closed && f.tcp.isn[0] != Some(t.seq))
+            && let Some(old) = self.table.remove(lk.idx)
+        {
+            self.table.stats.reused += 1;
+            evicted.push(old);
+            lk = self
+                .table
+                .lookup_or_create(p, now, self.pkt_no, &mut evicted);
+        }
+        for f in evicted.drain(..) {
+            self.finish_flow(f, EndReason::Forced, self.clock.max(now), out);
+        }
+        self.scratch_flows = evicted;
+
+        let midstream = self.opts.midstream;
+        let mut recs = std::mem::take(&mut self.scratch_recs);
+        let Some(f) = self.table.get_mut(lk.idx) else {
+            self.scratch_recs = recs;
+            return;
+        };
+        let dir = lk.dir;
+        let d = dir.index();
+        f.pkts[d] += 1;
+        f.bytes[d] += frame_len as u64;
+        if now > f.last {
+            f.last = now;
+        }
+        let old_state = f.state;
+        match p.transport {
+            Transport::Tcp(t) => {
+                f.tcp.update(dir, t.flags, t.seq);
+                // Like Suricata, flags are those of the TCP session (none without a SYN).
+                if f.tcp.has_session() || midstream {
+                    f.tcp_flags[d] |= t.flags;
+                }
+                f.state = match f.tcp.state {
+                    TcpState::None | TcpState::SynSent | TcpState::SynRecv => FlowState::New,
+                    TcpState::Established | TcpState::FinWait1 => FlowState::Established,
+                    TcpState::Closed => FlowState::Closed,
+                };
+                if f.app.is_none()
+                    && f.app_proto == AppProto::Unknown
+                    && (f.tcp.has_session() || midstream)
+                {
+                    f.app = Some(Box::new(AppSession::new()));
+                }
+                if let Some(app) = f.app.as_mut() {
+                    let ack = t.has(tcp_flags::ACK).then_some(t.ack);
+                    app.on_tcp_segment(
+                        dir,
+                        t.seq,
+                        ack,
+                        t.has(tcp_flags::SYN),
+                        t.has(tcp_flags::FIN),
+                        t.has(tcp_flags::RST),
+                        p.payload,
+                        &mut recs,
+                    );
+                    if app.proto != AppProto::Unknown {
+                        f.app_proto = app.proto;
+                    }
+                    if app.done {
+                        let gaps = app
+                            .streams
+                            .iter()
+                            .map(|s| (s.gaps as u64, s.gap_bytes))
+                            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
+                        self.stats.stream_gaps += gaps.0;
+                        self.stats.stream_gap_bytes += gaps.1;
+                        f.app = None;
+                    }
+                }
+            }
+            Transport::Udp(_) => {
+                if f.pkts[1 - d] > 0 {
+                    f.state = FlowState::Established;
+                }
+                if !p.payload.is_empty() {
+                    if matches!(f.app_proto, AppProto::Unknown | AppProto::Failed)
+                        && !f.udp_tried[d]
+                    {
+                        f.udp_tried[d] = true;
+                        match probe_udp(dir, p.payload) {
+                            Probe::Match(proto) => f.app_proto = proto,
+                            _ => {
+                                if f.app_proto == AppProto::Unknown {
+                                    f.app_proto = AppProto::Failed;
+                                }
+                            }
+                        }
+                    }
+                    if f.app_proto == AppProto::Dns {
+                        f.dns_udp.on_datagram(dir, p.payload, &mut recs);
+                    }
+                }
+            }
+            Transport::Icmp(h) | Transport::Icmpv6(h) => {
+                if f.pkts[1 - d] > 0 {
+                    f.state = FlowState::Established;
+                }
+                if f.icmp[d].is_none() {
+                    f.icmp[d] = Some((h.icmp_type, h.code));
+                }
+            }
+            _ => {
+                if f.pkts[1 - d] > 0 {
+                    f.state = FlowState::Established;
+                }
+            }
+        }
+        let state_changed = f.state != old_state;
+        if !recs.is_empty() {
+            let pkt_no = self.pkt_no;
+            // Re-borrow: records need the flow's identity.
+            let idx = lk.idx;
+            let mut events = Vec::with_capacity(recs.len());
+            if let Some(f) = self.table.get_mut(idx) {
+                for r in recs.drain(..) {
+                    if let Some(e) = app_event(&self.opts, f, r, now, Some(pkt_no), &mut self.stats)
+                    {
+                        events.push(e);
+                    }
+                }
+            }
+            out.extend(events);
+        }
+        recs.clear();
+        self.scratch_recs = recs;
+        if state_changed {
+            self.table.rearm(lk.idx);
+        }
+    }
+
+    fn finish_flow(&mut self, mut f: Flow, reason: EndReason, now: i64, out: &mut Vec<Event>) {
+        if let Some(mut app) = f.app.take() {
+            let mut recs = Vec::new();
+            app.on_close(&mut recs);
+            if app.proto != AppProto::Unknown {
+                f.app_proto = app.proto;
+            }
+            for s in &app.streams {
+                self.stats.stream_gaps += s.gaps as u64;
+                self.stats.stream_gap_bytes += s.gap_bytes;
+            }
+            for r in recs {
+                if let Some(e) = app_event(&self.opts, &mut f, r, now, None, &mut self.stats) {
+                    out.push(e);
+                }
+            }
+        }
+        let e = flow_event(&self.opts, &mut f, reason, now);
+        self.stats.records.flow += 1;
+        out.push(e);
+    }
+}
+
+fn set_endpoints(e: &mut Event, f: &Flow, reverse: bool) {
+    let (src, sp, dst, dp) = if reverse {
+        (f.server, f.server_port, f.client, f.client_port)
+    } else {
+        (f.client, f.client_port, f.server, f.server_port)
+    };
+    e.src_ip = Some(ip_text(src));
+    e.dest_ip = Some(ip_text(dst));
+    if matches!(f.proto, ipproto::TCP | ipproto::UDP | ipproto::SCTP) {
+        e.src_port = Some(sp);
+        e.dest_port = Some(dp);
+    }
+    e.proto = Some(proto_name(f.proto));
+    e.ip_v = Some(f.ip_v);
+}
+
+fn ip_text(a: IpAddr) -> String {
+    a.to_string()
+}
+
+fn envelope(
+    opts: &SensorOptions,
+    f: &mut Flow,
+    et: EventType,
+    micros: i64,
+    reverse: bool,
+) -> Event {
+    let mut e = Event::new(et, Timestamp::from_unix_micros(micros));
+    e.flow_id = Some(f.id);
+    set_endpoints(&mut e, f, reverse);
+    if opts.community_id {
+        e.community_id = Some(f.community_id());
+    }
+    e.sensor = Some(opts.sensor_name.clone());
+    e.segment = Some(opts.segment.clone());
+    let vlans: Vec<Value> = f
+        .vlan
+        .iter()
+        .take(f.vlan_len as usize)
+        .map(|v| Value::from(*v))
+        .collect();
+    if !vlans.is_empty() {
+        e.extra.insert("vlan".into(), Value::Array(vlans));
+    }
+    e
+}
+
+fn app_event(
+    opts: &SensorOptions,
+    f: &mut Flow,
+    r: AppRecord,
+    micros: i64,
+    pkt_no: Option<u64>,
+    stats: &mut SensorStats,
+) -> Option<Event> {
+    let mut e = match r {
+        AppRecord::Dns { dir, dns } => {
+            let mut e = envelope(opts, f, EventType::Dns, micros, dir == Direction::ToClient);
+            e.dns = Some(*dns);
+            stats.records.dns += 1;
+            f.tx_cnt += 1;
+            e
+        }
+        AppRecord::Http { tx_id, http } => {
+            let mut e = envelope(opts, f, EventType::Http, micros, false);
+            e.extra.insert("tx_id".into(), Value::from(tx_id));
+            e.http = Some(*http);
+            stats.records.http += 1;
+            f.tx_cnt += 1;
+            e
+        }
+        AppRecord::Tls(tls) => {
+            let mut e = envelope(opts, f, EventType::Tls, micros, false);
+            e.tls = Some(*tls);
+            stats.records.tls += 1;
+            f.tx_cnt += 1;
+            e
+        }
+        AppRecord::Anomaly { proto, event, dir } => {
+            if !opts.applayer_anomalies {
+                return None;
+            }
+            let mut e = envelope(
+                opts,
+                f,
+                EventType::Anomaly,
+                micros,
+                dir == Direction::ToClient,
+            );
+            e.anomaly = Some(Anomaly {
+                kind: Some("applayer".into()),
+                event: Some(event.into()),
+                layer: Some("proto_parser".into()),
+                app_proto: proto.name().map(str::to_string),
+                ..Default::default()
+            });
+            stats.records.anomaly += 1;
+            e
+        }
+    };
+    if let Some(n) = pkt_no {
+        e.extra.insert("pcap_cnt".into(), Value::from(n));
+    }
+    Some(e)
+}
+
+fn flow_event(opts: &SensorOptions, f: &mut Flow, reason: EndReason, micros: i64) -> Event {
+    let mut e = envelope(opts, f, EventType::Flow, micros, false);
+    e.app_proto = f.app_proto.name().map(str::to_string);
+    let mut flow = soc_model::Flow {
+        pkts_toserver: Some(f.pkts[0]),
+        pkts_toclient: Some(f.pkts[1]),
+        bytes_toserver: Some(f.bytes[0]),
+        bytes_toclient: Some(f.bytes[1]),
+        start: Some(Timestamp::from_unix_micros(f.start)),
+        end: Some(Timestamp::from_unix_micros(f.last)),
+        age: Some(f.age_secs()),
+        state: Some(f.state.as_str().into()),
+        reason: Some(reason.as_str().into()),
+        alerted: Some(false),
+        ..Default::default()
+    };
+    if f.tx_cnt > 0 {
+        flow.extra.insert("tx_cnt".into(), Value::from(f.tx_cnt));
+    }
+    e.flow = Some(flow);
+    match f.proto {
+        ipproto::TCP => {
+            let all = f.tcp_flags[0] | f.tcp_flags[1];
+            let mut t = Map::new();
+            t.insert("tcp_flags".into(), Value::String(format!("{all:02x}")));
+            t.insert(
+                "tcp_flags_ts".into(),
+                Value::String(format!("{:02x}", f.tcp_flags[0])),
+            );
+            t.insert(
+                "tcp_flags_tc".into(),
+                Value::String(format!("{:02x}", f.tcp_flags[1])),
+            );
+            if f.tcp.has_session() {
+                for (bit, name) in [
+                    (tcp_flags::SYN, "syn"),
+                    (tcp_flags::FIN, "fin"),
+                    (tcp_flags::RST, "rst"),
+                    (tcp_flags::PSH, "psh"),
+                    (tcp_flags::ACK, "ack"),
+                    (tcp_flags::URG, "urg"),
+                    (tcp_flags::ECE, "ecn"),
+                    (tcp_flags::CWR, "cwr"),
+                ] {
+                    if all & bit != 0 {
+                        t.insert(name.into(), Value::Bool(true));
+                    }
+                }
+                t.insert("state".into(), Value::String(f.tcp.state.as_str().into()));
+            }
+            e.extra.insert("tcp".into(), Value::Object(t));
+        }
+        ipproto::ICMP | ipproto::ICMPV6 => {
+            if let Some((t, c)) = f.icmp[0] {
+                e.extra.insert("icmp_type".into(), Value::from(t));
+                e.extra.insert("icmp_code".into(), Value::from(c));
+            }
+            if let Some((t, c)) = f.icmp[1] {
+                e.extra.insert("response_icmp_type".into(), Value::from(t));
+                e.extra.insert("response_icmp_code".into(), Value::from(c));
+            }
+        }
+        _ => {}
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,535 @@
+use super::*;
+use crate::synth::{self, ClientHello, DnsRr, Host, TcpSession, flags};
+use serde_json::json;
+
+const T0: i64 = 1_700_000_000_000_000;
+
+fn opts() -> SensorOptions {
+    SensorOptions {
+        sensor_name: "s1".into(),
+        segment: "lab".into(),
+        ..Default::default()
+    }
+}
+
+/// Runs frames (1 ms apart) through a sensor and flushes.
+fn run(frames: Vec<Vec<u8>>) -> Vec<Event> {
+    run_with(opts(), frames, true)
+}
+
+fn run_with(o: SensorOptions, frames: Vec<Vec<u8>>, flush: bool) -> Vec<Event> {
+    let mut s = Sensor::new(o);
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        s.process(
+            Timestamp::from_unix_micros(T0 + i as i64 * 1000),
+            LinkType::Ethernet,
+            f,
+            &mut out,
+        );
+    }
+    if flush {
+        s.flush_all(&mut out);
+    }
+    assert!(
+        out.iter()
+            .all(|e| e.sensor.as_deref() == Some("s1") && e.segment.as_deref() == Some("lab"))
+    );
+    out
+}
+
+fn of_type<'a>(out: &'a [Event], t: &str) -> Vec<&'a Event> {
+    out.iter().filter(|e| e.event_type.as_str() == t).collect()
+}
+
+#[test]
+fn dns_over_udp_request_response_and_flow() {
+    let c = Host::v4([10, 0, 1, 5]);
+    let s = Host::v4([10, 0, 0, 4]);
+    let q = synth::dns_query(14384, "example.org", 1);
+    let r = synth::dns_response(
+        14384,
+        "example.org",
+        1,
+        0,
+        &[DnsRr::A(
+            "example.org",
+            "93.184.216.34".parse().unwrap(),
+            60,
+        )],
+    );
+    let out = run(vec![
+        synth::udp_frame(&c, 64801, &s, 53, &q),
+        synth::udp_frame(&s, 53, &c, 64801, &r),
+    ]);
+    let dns = of_type(&out, "dns");
+    assert_eq!(dns.len(), 2);
+    assert_eq!(
+        (dns[0].src_ip.as_deref(), dns[0].src_port),
+        (Some("10.0.1.5"), Some(64801))
+    );
+    assert_eq!(
+        (dns[1].src_ip.as_deref(), dns[1].src_port),
+        (Some("10.0.0.4"), Some(53))
+    );
+    assert_eq!(
+        dns[1].dns.as_ref().unwrap().kind.as_deref(),
+        Some("response")
+    );
+    assert_eq!(dns[1].dns.as_ref().unwrap().tx_id, Some(1));
+    assert_eq!(dns[0].extra["pcap_cnt"], json!(1));
+    let flow = of_type(&out, "flow");
+    assert_eq!(flow.len(), 1);
+    let f = flow[0];
+    assert_eq!(f.app_proto.as_deref(), Some("dns"));
+    assert_eq!(f.proto.as_deref(), Some("UDP"));
+    assert_eq!(f.flow_id, dns[0].flow_id);
+    assert_eq!(f.community_id, dns[0].community_id);
+    let expect_cid = soc_model::community_id_v1(0, c.ip, s.ip, 17, 64801, 53);
+    assert_eq!(f.community_id.as_deref(), Some(expect_cid.as_str()));
+    let fl = f.flow.as_ref().unwrap();
+    assert_eq!((fl.pkts_toserver, fl.pkts_toclient), (Some(1), Some(1)));
+    assert_eq!(fl.bytes_toserver, Some(42 + q.len() as u64));
+    assert_eq!(fl.state.as_deref(), Some("established"));
+    assert_eq!(fl.reason.as_deref(), Some("shutdown"));
+    assert_eq!(fl.extra["tx_cnt"], json!(2));
+}
+
+#[test]
+fn http_split_across_segments_with_tcp_flow_record() {
+    let c = Host::v4([10, 0, 1, 5]);
+    let s = Host::v4([192, 168, 0, 4]);
+    let mut t = TcpSession::new(c, 60997, s, 8080);
+    let mut frames = t.handshake();
+    let req = synth::http_request(
+        "GET",
+        "192.168.0.4:8080",
+        "/m",
+        &[("User-Agent", "Mozilla/5.0")],
+    );
+    frames.extend(t.client_send_split(&req, 10));
+    let body = vec![b'x'; 5000];
+    let resp = synth::http_response(200, "OK", "application/octet-stream", &body);
+    frames.extend(t.server_send_split(&resp, 1400));
+    frames.extend(t.close());
+    let out = run(frames);
+    let http = of_type(&out, "http");
+    assert_eq!(http.len(), 1);
+    let h = http[0].http.as_ref().unwrap();
+    assert_eq!(h.hostname.as_deref(), Some("192.168.0.4"));
+    assert_eq!(h.http_port, Some(8080));
+    assert_eq!(h.url.as_deref(), Some("/m"));
+    assert_eq!(h.http_user_agent.as_deref(), Some("Mozilla/5.0"));
+    assert_eq!(h.status, Some(200));
+    assert_eq!(h.length, Some(5000));
+    assert_eq!(
+        h.http_content_type.as_deref(),
+        Some("application/octet-stream")
+    );
+    assert_eq!(http[0].extra["tx_id"], json!(0));
+    assert_eq!(http[0].src_port, Some(60997));
+    let flow = of_type(&out, "flow")[0];
+    assert_eq!(flow.app_proto.as_deref(), Some("http"));
+    let fl = flow.flow.as_ref().unwrap();
+    assert_eq!(fl.state.as_deref(), Some("closed"));
+    assert_eq!(
+        flow.extra["tcp"],
+        json!({"tcp_flags":"1b","tcp_flags_ts":"1b","tcp_flags_tc":"1b","syn":true,"fin":true,"psh":true,"ack":true,"state":"closed"})
+    );
+}
+
+#[test]
+fn response_captured_before_its_request_is_still_paired() {
+    // The request segment shows up in the capture after the response (capture reordering).
+    let c = Host::v4([10, 0, 1, 5]);
+    let s = Host::v4([10, 0, 0, 4]);
+    let mut t = TcpSession::new(c, 61093, s, 5985);
+    let mut frames = t.handshake();
+    let req = t.client_send(&synth::http_request(
+        "POST",
+        "newyork:5985",
+        "/wsman",
+        &[("Content-Length", "0")],
+    ));
+    let resp = t.server_send(&synth::http_response(200, "OK", "text/plain", b"ok"));
+    frames.push(resp);
+    frames.push(req);
+    let out = run(frames);
+    let http = of_type(&out, "http");
+    assert_eq!(http.len(), 1, "{http:?}");
+    let h = http[0].http.as_ref().unwrap();
+    assert_eq!((h.url.as_deref(), h.status), (Some("/wsman"), Some(200)));
+}
+
+#[test]
+fn tls_client_hello_sni_ja3_and_midstream_off() {
+    let c = Host::v4([10, 0, 1, 5]);
+    let s = Host::v4([192, 168, 0, 4]);
+    let mut t = TcpSession::new(c, 50000, s, 443);
+    let mut frames = t.handshake();
+    frames.push(
+        t.client_send(
+            &ClientHello {
+                sni: Some("www.example.org".into()),
+                ..Default::default()
+            }
+            .to_record(),
+        ),
+    );
+    let mut sh = synth::tls_server_hello(0x0303, 0xc02f, &[(0xff01, vec![0])], &[]);
+    sh.extend_from_slice(&synth::tls_change_cipher_spec());
+    frames.push(t.server_send(&sh));
+    // The same hello on a flow whose SYN was never seen: no app layer (midstream off).
+    let mut m = TcpSession::new(c, 50001, s, 443);
+    frames.push(m.client_send(&ClientHello::default().to_record()));
+    let out = run(frames.clone());
+    let tls = of_type(&out, "tls");
+    assert_eq!(tls.len(), 1);
+    let t0 = tls[0].tls.as_ref().unwrap();
+    assert_eq!(t0.sni.as_deref(), Some("www.example.org"));
+    assert_eq!(t0.version.as_deref(), Some("TLS 1.2"));
+    assert!(t0.ja3.as_ref().unwrap().hash.as_ref().unwrap().len() == 32);
+    assert!(t0.ja4.as_ref().unwrap().starts_with("t12d0504"));
+    let flows = of_type(&out, "flow");
+    assert_eq!(flows.len(), 2);
+    let mid = flows.iter().find(|f| f.src_port == Some(50001)).unwrap();
+    assert_eq!(mid.app_proto, None);
+    assert_eq!(
+        mid.extra["tcp"],
+        json!({"tcp_flags":"00","tcp_flags_ts":"00","tcp_flags_tc":"00"})
+    );
+    // With midstream on, the second flow is parsed too.
+    let out = run_with(
+        SensorOptions {
+            midstream: true,
+            ..opts()
+        },
+        frames,
+        true,
+    );
+    assert_eq!(of_type(&out, "tls").len(), 2);
+}
+
+#[test]
+fn decode_errors_become_counted_anomalies() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let f = synth::udp_frame(&c, 1, &s, 2, b"hello");
+    let mut s1 = Sensor::new(opts());
+    let mut out = Vec::new();
+    s1.process(
+        Timestamp::from_unix_micros(T0),
+        LinkType::Ethernet,
+        &f[..f.len() - 2],
+        &mut out,
+    );
+    assert_eq!(out.len(), 1);
+    let a = out[0].anomaly.as_ref().unwrap();
+    assert_eq!(
+        (a.kind.as_deref(), a.event.as_deref()),
+        (Some("decode"), Some("ipv4.trunc_pkt"))
+    );
+    let st = s1.stats();
+    assert_eq!((st.packets, st.invalid, st.records.anomaly), (1, 1, 1));
+    assert_eq!(st.decode_errors_by_name(), vec![("ipv4.trunc_pkt", 1)]);
+    // Switched off: counted, not written.
+    let mut s2 = Sensor::new(SensorOptions {
+        decode_anomalies: false,
+        ..opts()
+    });
+    let mut out = Vec::new();
+    s2.process(
+        Timestamp::from_unix_micros(T0),
+        LinkType::Ethernet,
+        &f[..20],
+        &mut out,
+    );
+    assert!(out.is_empty());
+    assert_eq!(s2.stats().invalid, 1);
+}
+
+#[test]
+fn ip_fragments_are_reassembled_before_the_app_layer() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 53]);
+    let q = synth::dns_query(99, "a-rather-long-name.for-fragmentation.example.org", 1);
+    let dgram = synth::udp(c.ip, s.ip, 5000, 53, &q);
+    let (a, b) = dgram.split_at(24);
+    let src = std::net::Ipv4Addr::new(10, 0, 0, 1);
+    let dst = std::net::Ipv4Addr::new(10, 0, 0, 53);
+    let f1 = synth::ethernet(
+        c.mac,
+        s.mac,
+        0x0800,
+        &[],
+        &synth::ipv4_frag(src, dst, 17, 4242, 64, 0, true, a),
+    );
+    let f2 = synth::ethernet(
+        c.mac,
+        s.mac,
+        0x0800,
+        &[],
+        &synth::ipv4_frag(src, dst, 17, 4242, 64, 24, false, b),
+    );
+    let out = run(vec![f2, f1]);
+    let dns = of_type(&out, "dns");
+    assert_eq!(dns.len(), 1);
+    assert_eq!(dns[0].dns.as_ref().unwrap().id, Some(99));
+    assert_eq!(dns[0].src_port, Some(5000));
+}
+
+#[test]
+fn flows_time_out_on_packet_time() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let mut sensor = Sensor::new(opts());
+    let mut out = Vec::new();
+    let a = synth::udp_frame(&c, 1111, &s, 9999, b"\x00\x01");
+    let b = synth::udp_frame(&c, 2222, &s, 9999, b"\x00\x01");
+    sensor.process(
+        Timestamp::from_unix_micros(T0),
+        LinkType::Ethernet,
+        &a,
+        &mut out,
+    );
+    sensor.process(
+        Timestamp::from_unix_micros(T0 + 29_000_000),
+        LinkType::Ethernet,
+        &b,
+        &mut out,
+    );
+    assert!(of_type(&out, "flow").is_empty());
+    sensor.process(
+        Timestamp::from_unix_micros(T0 + 31_000_000),
+        LinkType::Ethernet,
+        &b,
+        &mut out,
+    );
+    let flows = of_type(&out, "flow");
+    assert_eq!(flows.len(), 1);
+    let f = flows[0];
+    assert_eq!(f.src_port, Some(1111));
+    assert_eq!(f.flow.as_ref().unwrap().reason.as_deref(), Some("timeout"));
+    assert_eq!(f.flow.as_ref().unwrap().state.as_deref(), Some("new"));
+    assert_eq!(f.app_proto.as_deref(), Some("failed"));
+    assert_eq!(f.timestamp.unix_micros(), T0 + 31_000_000);
+    // Quiet link: tick() advances time.
+    sensor.tick(Timestamp::from_unix_micros(T0 + 100_000_000), &mut out);
+    assert_eq!(of_type(&out, "flow").len(), 2);
+    assert_eq!(sensor.active_flows(), 0);
+    let st = sensor.stats();
+    assert_eq!(
+        (st.flows_created, st.flows_timed_out, st.records.flow),
+        (2, 2, 2)
+    );
+}
+
+#[test]
+fn flow_cap_evictions_are_forced_records() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let frames: Vec<Vec<u8>> = (0..5)
+        .map(|i| synth::udp_frame(&c, 1000 + i, &s, 7, b"x"))
+        .collect();
+    let out = run_with(
+        SensorOptions {
+            max_flows: 2,
+            ..opts()
+        },
+        frames,
+        true,
+    );
+    let reasons: Vec<_> = of_type(&out, "flow")
+        .iter()
+        .map(|f| f.flow.as_ref().unwrap().reason.clone().unwrap())
+        .collect();
+    assert_eq!(
+        reasons,
+        ["forced", "forced", "forced", "shutdown", "shutdown"]
+    );
+}
+
+#[test]
+fn tcp_port_reuse_starts_a_new_flow_but_syn_retries_do_not() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let mut t = TcpSession::new(c, 40000, s, 88);
+    let mut frames = vec![t.client_segment(flags::SYN, &[])];
+    frames.push(t.server_segment(flags::RST | flags::ACK, &[]));
+    // Retry with the same ISN: same flow.
+    t.cseq = 1000;
+    frames.push(t.client_segment(flags::SYN, &[]));
+    // A new connection (new ISN) after the close: new flow.
+    t.cseq = 90000;
+    frames.push(t.client_segment(flags::SYN, &[]));
+    let out = run(frames);
+    let flows = of_type(&out, "flow");
+    assert_eq!(flows.len(), 2);
+    assert_eq!(flows[0].flow.as_ref().unwrap().pkts_toserver, Some(2));
+}
+
+#[test]
+fn dns_over_tcp_and_vlan_field() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 53]);
+    let mut t = TcpSession::new(c, 40000, s, 53).with_vlans(&[10, 20]);
+    let mut frames = t.handshake();
+    let q = synth::dns_query(5, "example.org", 15);
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    frames.extend(t.client_send_split(&framed, 7));
+    let out = run(frames);
+    let dns = of_type(&out, "dns");
+    assert_eq!(dns.len(), 1);
+    assert_eq!(
+        dns[0].dns.as_ref().unwrap().queries[0].rrtype.as_deref(),
+        Some("MX")
+    );
+    assert_eq!(dns[0].extra["vlan"], json!([10, 20]));
+}
+
+#[test]
+fn icmp_flow_fields_and_ipv6() {
+    let a = Host::v6("2001:db8::1".parse().unwrap());
+    let b = Host::v6("2001:db8::2".parse().unwrap());
+    let l = synth::Link::default();
+    let frames = vec![
+        synth::ip_frame(
+            &a,
+            &b,
+            &l,
+            58,
+            &synth::icmp_echo(a.ip, b.ip, false, 1, 1, b"x"),
+        ),
+        synth::ip_frame(
+            &b,
+            &a,
+            &l,
+            58,
+            &synth::icmp_echo(b.ip, a.ip, true, 1, 1, b"x"),
+        ),
+    ];
+    let out = run(frames);
+    let f = of_type(&out, "flow")[0];
+    assert_eq!(f.proto.as_deref(), Some("IPv6-ICMP"));
+    assert_eq!(f.ip_v, Some(6));
+    assert_eq!(f.src_port, None);
+    assert_eq!(
+        (
+            f.extra["icmp_type"].clone(),
+            f.extra["response_icmp_type"].clone()
+        ),
+        (json!(128), json!(129))
+    );
+    assert_eq!(
+        f.community_id.as_deref(),
+        Some(soc_model::community_id_v1(0, a.ip, b.ip, 58, 128, 0).as_str())
+    );
+}
+
+#[test]
+fn records_serialize_like_eve() {
+    let c = Host::v4([10, 0, 1, 5]);
+    let s = Host::v4([10, 0, 0, 4]);
+    let out = run(vec![synth::udp_frame(
+        &c,
+        64801,
+        &s,
+        53,
+        &synth::dns_query(1, "x.org", 1),
+    )]);
+    let line = serde_json::to_string(&out[0]).unwrap();
+    assert!(
+        line.starts_with("{\"timestamp\":\"2023-11-14T22:13:20.000000+0000\",\"flow_id\":"),
+        "{line}"
+    );
+    let back: Event = serde_json::from_str(&line).unwrap();
+    assert_eq!(back, out[0]);
+}
+
+#[test]
+fn mutated_traffic_never_panics_through_the_pipeline() {
+    let c = Host::v4([10, 0, 1, 5]);
+    let s = Host::v4([10, 0, 0, 4]);
+    let mut base = Vec::new();
+    let mut t = TcpSession::new(c, 50000, s, 80);
+    base.extend(t.handshake());
+    base.extend(t.client_send_split(
+        &synth::http_request(
+            "POST",
+            "h",
+            "/x",
+            &[("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
+        ),
+        9,
+    ));
+    base.extend(t.server_send_split(&synth::http_response(200, "OK", "a/b", b"0123456789"), 11));
+    let mut u = TcpSession::new(c, 50001, s, 443);
+    base.extend(u.handshake());
+    base.push(
+        u.client_send(
+            &ClientHello {
+                alpn: vec!["h2".into()],
+                ..Default::default()
+            }
+            .to_record(),
+        ),
+    );
+    base.push(u.server_send(&synth::tls_certificate(&[&[
+        0x30, 0x82, 0x01, 0x00, 1, 2, 3,
+    ]])));
+    base.push(synth::udp_frame(
+        &c,
+        4000,
+        &s,
+        53,
+        &synth::dns_query(1, "example.org", 16),
+    ));
+    base.push(synth::udp_frame(
+        &s,
+        53,
+        &c,
+        4000,
+        &synth::dns_response(
+            1,
+            "example.org",
+            1,
+            0,
+            &[DnsRr::Cname("example.org", "x.example.org", 5)],
+        ),
+    ));
+    let mut x = 0x2545f4914f6cdd1du64;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..300 {
+        let mut sensor = Sensor::new(SensorOptions {
+            checksum_check: false,
+            midstream: round % 2 == 0,
+            ..opts()
+        });
+        let mut out = Vec::new();
+        for (i, f) in base.iter().enumerate() {
+            let mut f = f.clone();
+            // Flip a few bytes past the Ethernet header, sometimes truncate.
+            for _ in 0..(rnd() % 4) {
+                let at = 14 + (rnd() as usize) % (f.len() - 14);
+                f[at] = rnd() as u8;
+            }
+            if rnd() % 8 == 0 {
+                let keep = (rnd() as usize) % f.len();
+                f.truncate(keep);
+            }
+            sensor.process(
+                Timestamp::from_unix_micros(T0 + i as i64),
+                LinkType::Ethernet,
+                &f,
+                &mut out,
+            );
+        }
+        sensor.flush_all(&mut out);
+    }
+}
