@@ -1,9 +1,11 @@
-//! The correlator: consumes records from the bus, turns them into stored events (later:
-//! Sigma detection, correlation windows, enrichment, incidents), and commits its bus offsets
+//! The correlator: consumes records from the bus, runs Sigma rules over logs (later also
+//! correlation windows, enrichment, incidents), stores records and detections, and commits its bus offsets
 //! only after the store has acknowledged the batch. A crash between the two re-delivers the
 //! batch; the store's id-based idempotence makes that harmless.
 #![forbid(unsafe_code)]
 
 pub mod pipeline;
+pub mod sigma;
 
 pub use pipeline::{run, CorrelatorOptions, CorrelatorStats};
+pub use sigma::{RuleLoadError, SigmaRules};

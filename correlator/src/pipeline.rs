@@ -20,16 +20,21 @@ pub struct CorrelatorOptions {
     pub poll_timeout: Duration,
     /// How long a failing store or bus is retried before the correlator gives up.
     pub max_outage: Duration,
+    /// Sigma rules run on every decoded `log` record; `None`: no Sigma detection.
+    pub sigma: Option<Arc<crate::sigma::SigmaRules>>,
 }
 
 impl Default for CorrelatorOptions {
     fn default() -> Self {
         CorrelatorOptions {
             group: "soc-correlator".into(),
-            kinds: Kind::ALL.to_vec(),
+            // Not the detection topic: the correlator publishes there itself (and stores its
+            // detections directly); incidents and alerting consumers read it.
+            kinds: vec![Kind::Flow, Kind::Alert, Kind::Protocol, Kind::Log, Kind::Incident, Kind::DeadLetter],
             batch: 5_000,
             poll_timeout: Duration::from_millis(200),
             max_outage: Duration::from_secs(3600),
+            sigma: None,
         }
     }
 }
@@ -42,6 +47,7 @@ pub struct CorrelatorStats {
     pub dead_letters: u64,
     pub undecodable: u64,
     pub batches: u64,
+    pub detections: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +124,7 @@ pub async fn run(
         stats.consumed += msgs.len() as u64;
         metrics::counter!("soc_correlator_consumed_total").increment(msgs.len() as u64);
         let mut events = Vec::with_capacity(msgs.len());
+        let mut detections = Vec::new();
         for m in &msgs {
             let (ev, dead) = to_event(m);
             if dead {
@@ -129,11 +136,22 @@ pub async fn run(
                     tracing::warn!(topic = %m.kind, offset = m.offset, "undecodable record kept as dead_letter");
                 }
             }
+            if let Some(rules) = &opts.sigma {
+                rules.evaluate_into(&ev, &mut detections); // only `log` records are evaluated
+            }
             events.push(ev);
         }
+        events.extend(detections.iter().cloned());
         store_with_retry(store.as_ref(), &events, opts.max_outage).await?;
         stats.stored += events.len() as u64;
         stats.batches += 1;
+        stats.detections += detections.len() as u64;
+        if !detections.is_empty() {
+            // After the store, before the commit: a crash in between re-publishes the same
+            // detections (same ids), never loses them.
+            soc_bus::with_backoff("publish detections", opts.max_outage, || soc_bus::publish_events(bus.as_ref(), &detections))
+                .await?;
+        }
         metrics::counter!("soc_correlator_stored_total").increment(events.len() as u64);
         // Only now is the batch safe: commit.
         commit_with_retry(consumer.as_mut(), &msgs, opts.max_outage).await?;

@@ -24,10 +24,12 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod capture;
 pub mod decode;
 pub mod defrag;
+pub mod detect;
 pub mod error;
 pub mod eve;
 pub mod flow;
@@ -36,7 +38,7 @@ pub mod sensor;
 pub mod stats;
 pub mod synth;
 
-pub use capture::live::{LiveOptions, run_live};
+pub use capture::live::{LiveOptions, run_live, run_live_with};
 pub use capture::offline::{OfflineSummary, process_file, run_offline};
 pub use error::SensorError;
 pub use eve::{EveWriter, write_eve};

@@ -59,6 +59,8 @@ pub struct Sensor {
     scratch_flows: Vec<Flow>,
     scratch_recs: Vec<AppRecord>,
     publisher: MetricsPublisher,
+    /// Signature engine; `None`: no rules loaded.
+    detector: Option<std::sync::Arc<crate::detect::Detector>>,
 }
 
 impl Sensor {
@@ -78,6 +80,7 @@ impl Sensor {
             scratch_flows: Vec::new(),
             scratch_recs: Vec::new(),
             publisher: MetricsPublisher::default(),
+            detector: None,
         }
     }
 
@@ -108,6 +111,13 @@ impl Sensor {
     /// Number of flows currently tracked.
     pub fn active_flows(&self) -> usize {
         self.table.len()
+    }
+
+    /// Inspects packets and transactions with these rules; alerts are written as EVE
+    /// `alert` records next to the others.
+    pub fn with_detector(mut self, detector: std::sync::Arc<crate::detect::Detector>) -> Sensor {
+        self.detector = (!detector.is_empty()).then_some(detector);
+        self
     }
 
     /// Processes one frame captured at `ts`. Records produced (app-layer records, flow
@@ -388,6 +398,13 @@ impl Sensor {
                 for r in recs.drain(..) {
                     if let Some(e) = app_event(&self.opts, f, r, now, Some(pkt_no), &mut self.stats)
                     {
+                        if let Some(det) = &self.detector {
+                            for h in crate::alerts::transaction_hits(det, f, &e) {
+                                f.alerted = true;
+                                self.stats.records.alert += 1;
+                                events.push(crate::alerts::alert_from_transaction(&e, &h));
+                            }
+                        }
                         events.push(e);
                     }
                 }
@@ -396,6 +413,24 @@ impl Sensor {
         }
         recs.clear();
         self.scratch_recs = recs;
+        if let Some(det) = &self.detector
+            && (!p.payload.is_empty() || matches!(p.transport, Transport::Icmp(_) | Transport::Icmpv6(_)))
+            && let Some(f) = self.table.get_mut(lk.idx)
+        {
+            for h in crate::alerts::packet_hits(det, f, p, dir) {
+                f.alerted = true;
+                self.stats.records.alert += 1;
+                let mut e = envelope(&self.opts, f, EventType::Alert, now, dir == Direction::ToClient);
+                e.app_proto = f.app_proto.name().map(str::to_string);
+                e.extra.insert("pcap_cnt".into(), Value::from(self.pkt_no));
+                e.extra.insert(
+                    "direction".into(),
+                    Value::String(if dir == Direction::ToClient { "to_client" } else { "to_server" }.into()),
+                );
+                e.alert = Some(crate::alerts::alert_payload(&h));
+                out.push(e);
+            }
+        }
         if state_changed {
             self.table.rearm(lk.idx);
         }
@@ -414,6 +449,13 @@ impl Sensor {
             }
             for r in recs {
                 if let Some(e) = app_event(&self.opts, &mut f, r, now, None, &mut self.stats) {
+                    if let Some(det) = &self.detector {
+                        for h in crate::alerts::transaction_hits(det, &f, &e) {
+                            f.alerted = true;
+                            self.stats.records.alert += 1;
+                            out.push(crate::alerts::alert_from_transaction(&e, &h));
+                        }
+                    }
                     out.push(e);
                 }
             }
@@ -543,7 +585,7 @@ fn flow_event(opts: &SensorOptions, f: &mut Flow, reason: EndReason, micros: i64
         age: Some(f.age_secs()),
         state: Some(f.state.as_str().into()),
         reason: Some(reason.as_str().into()),
-        alerted: Some(false),
+        alerted: Some(f.alerted),
         ..Default::default()
     };
     if f.tx_cnt > 0 {

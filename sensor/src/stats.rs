@@ -16,11 +16,12 @@ pub struct RecordCounts {
     pub http: u64,
     pub tls: u64,
     pub anomaly: u64,
+    pub alert: u64,
 }
 
 impl RecordCounts {
     pub fn total(&self) -> u64 {
-        self.flow + self.dns + self.http + self.tls + self.anomaly
+        self.flow + self.dns + self.http + self.tls + self.anomaly + self.alert
     }
 }
 
@@ -110,7 +111,7 @@ impl SensorStats {
                      "reused": self.flows_reused, "active": self.flows_active},
             "stream": {"gaps": self.stream_gaps, "gap_bytes": self.stream_gap_bytes},
             "records": {"flow": self.records.flow, "dns": self.records.dns, "http": self.records.http,
-                        "tls": self.records.tls, "anomaly": self.records.anomaly},
+                        "tls": self.records.tls, "anomaly": self.records.anomaly, "alert": self.records.alert},
         })
     }
 }
@@ -170,6 +171,7 @@ impl MetricsPublisher {
             ("http", now.records.http, l.records.http),
             ("tls", now.records.tls, l.records.tls),
             ("anomaly", now.records.anomaly, l.records.anomaly),
+            ("alert", now.records.alert, l.records.alert),
         ] {
             if c > p {
                 metrics::counter!("soc_sensor_records_total", "sensor" => s.clone(), "type" => t)

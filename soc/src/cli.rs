@@ -38,7 +38,7 @@ pub enum Command {
     Dashboard(DaemonArgs),
     /// NCSC forwarder: incidents as STIX 2.1 over TAXII 2.1 (not yet available).
     Forwarder(DaemonArgs),
-    /// Rule tools: check Suricata and Sigma rule files (not yet available).
+    /// Rule tools: check Suricata and Sigma rule files.
     Rules(RulesArgs),
 }
 
@@ -83,6 +83,17 @@ pub struct RunArgs {
     /// Keep this many days of records; older days are dropped hourly.
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
     pub retention_days: u32,
+    /// Suricata rule files or directories for the sensor (default: the project's rules built
+    /// into the binary). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub rules: Vec<PathBuf>,
+    /// Sigma rule files or directories for the correlator (default: the project's rules built
+    /// into the binary). Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub sigma: Vec<PathBuf>,
+    /// A classification.config (Suricata format) added to the built-in table.
+    #[arg(long, value_name = "FILE")]
+    pub classification_config: Option<PathBuf>,
     /// Records the in-process bus holds per topic before producers wait.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub bus_capacity: usize,
@@ -114,9 +125,13 @@ pub struct SensorArgs {
     /// Sensor name for the records (overrides the config).
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
-    /// Suricata rule files (accepted for compatibility; the rule engine comes with a later release).
-    #[arg(long, value_name = "FILE")]
+    /// Suricata rule files or directories (overrides the config's `rules`; default: the
+    /// project's rules built into the binary). Repeatable.
+    #[arg(long, value_name = "PATH")]
     pub rules: Vec<PathBuf>,
+    /// A classification.config (Suricata format) added to the built-in table.
+    #[arg(long, value_name = "FILE")]
+    pub classification_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -160,6 +175,9 @@ pub enum RulesCommand {
         /// Output format: `text` or `json`.
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
+        /// A classification.config (Suricata format) added to the built-in table.
+        #[arg(long, value_name = "FILE")]
+        classification_config: Option<PathBuf>,
         /// Rule files or directories.
         paths: Vec<PathBuf>,
     },
@@ -173,8 +191,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Correlator(a) => crate::components::correlator(a).await,
         Command::Dashboard(a) => crate::components::dashboard(a).await,
         Command::Forwarder(_) => not_yet("forwarder", "the NCSC forwarder (STIX 2.1 over TAXII 2.1)"),
-        Command::Rules(RulesArgs { command: RulesCommand::Check { .. } }) => {
-            not_yet("rules check", "the Suricata rule engine and the Sigma engine")
+        Command::Rules(RulesArgs { command: RulesCommand::Check { format, classification_config, paths } }) => {
+            crate::rules::check(&paths, &format, classification_config.as_deref())
         }
     }
 }

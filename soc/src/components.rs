@@ -188,7 +188,13 @@ pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = &f.metrics {
         serve_metrics(m.listen, Arc::new(|| true)).await?;
     }
-    let opts = soc_correlator::CorrelatorOptions { group: f.correlator.group, batch: f.correlator.batch, ..Default::default() };
+    let sigma = crate::rules::sigma_rules(&f.correlator.sigma_rules);
+    let opts = soc_correlator::CorrelatorOptions {
+        group: f.correlator.group,
+        batch: f.correlator.batch,
+        sigma: Some(sigma),
+        ..Default::default()
+    };
     let stats = soc_correlator::run(bus, store, opts, shutdown_on_signal()).await?;
     tracing::info!(?stats, "correlator stopped");
     Ok(ExitCode::SUCCESS)

@@ -79,6 +79,9 @@ pub struct SensorSection {
     pub interfaces: Vec<InterfaceConfig>,
     #[serde(default = "yes")]
     pub checksum_check: bool,
+    /// Suricata rule files or directories (empty: the project's built-in rules).
+    #[serde(default)]
+    pub rules: Vec<PathBuf>,
     /// Address and port variables for rules (HOME_NET, EXTERNAL_NET, HTTP_PORTS, ...).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
@@ -128,6 +131,9 @@ pub struct CorrelatorSection {
     pub group: String,
     #[serde(default = "default_batch")]
     pub batch: usize,
+    /// Sigma rule files or directories (empty: the project's built-in rules).
+    #[serde(default)]
+    pub sigma_rules: Vec<PathBuf>,
 }
 
 fn default_group() -> String {

@@ -67,7 +67,7 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> Host {
 }
 
 impl Demo {
-    fn new() -> Demo {
+    fn new(detector: Option<Arc<soc_sensor::detect::Detector>>) -> Demo {
         let mk = |name: &'static str, net: u8, sensor_name: &str| {
             let opts = soc_sensor::SensorOptions {
                 sensor_name: sensor_name.to_string(),
@@ -86,9 +86,13 @@ impl Demo {
                 },
                 ..Default::default()
             };
+            let sensor = soc_sensor::Sensor::new(opts);
             Segment {
                 name,
-                sensor: soc_sensor::Sensor::new(opts),
+                sensor: match &detector {
+                    Some(d) => sensor.with_detector(d.clone()),
+                    None => sensor,
+                },
                 clients: (0..12).map(|i| v4(10, net, 1, 20 + i)).collect(),
                 dns: v4(10, net, 0, 53),
                 web: v4(10, net, 0, 80),
@@ -283,8 +287,12 @@ async fn publish(bus: &dyn Bus, events: Vec<Event>, dead: Vec<soc_model::DeadLet
 }
 
 /// Generates until `stop` turns true, then flushes the sensors' flows.
-pub async fn run(bus: Arc<dyn Bus>, mut stop: watch::Receiver<bool>) -> anyhow::Result<String> {
-    let mut demo = Demo::new();
+pub async fn run(
+    bus: Arc<dyn Bus>,
+    mut stop: watch::Receiver<bool>,
+    detector: Option<Arc<soc_sensor::detect::Detector>>,
+) -> anyhow::Result<String> {
+    let mut demo = Demo::new(detector);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
     let mut published: u64 = 0;

@@ -8,6 +8,7 @@ mod config;
 mod counting;
 mod sensor_glue;
 mod demo;
+mod rules;
 mod run;
 mod telemetry;
 

@@ -41,7 +41,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
 
     // Correlator.
     let (stop_corr, corr_rx) = watch::channel(false);
-    let corr = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), Default::default(), corr_rx));
+    let sigma = crate::rules::sigma_rules(&a.sigma);
+    let detector = crate::rules::sensor_detector(&a.rules, a.classification_config.as_deref())?;
+    let corr_opts = soc_correlator::CorrelatorOptions { sigma: Some(sigma), ..Default::default() };
+    let corr = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), corr_opts, corr_rx));
 
     // API.
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -72,6 +75,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         sensor_name: a.sensor_name.clone(),
         segment: a.segment.clone(),
         checksum_check: !a.no_checksum_check,
+        detector: Some(detector.clone()),
     };
     for p in &a.pcap {
         crate::components::spawn_pcap(&mut sources, p.clone(), sensor_opts.clone(), bus.clone(), src_rx.clone());
@@ -82,7 +86,8 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if a.demo {
         let b = bus.clone();
         let rx = src_rx.clone();
-        sources.spawn(async move { crate::demo::run(b, rx).await });
+        let d = detector.clone();
+        sources.spawn(async move { crate::demo::run(b, rx, Some(d)).await });
         println!("Demo traffic: segments ministry and cpnet");
     }
 
@@ -157,7 +162,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let records_in: u64 = published.values().sum();
     println!("Summary");
     println!("  records in:     {records_in}  ({})", published.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
-    println!("  consumed:       {}  (dead letters {}, undecodable {})", corr_stats.consumed, corr_stats.dead_letters, corr_stats.undecodable);
+    println!(
+        "  consumed:       {}  (dead letters {}, undecodable {}; detections raised {})",
+        corr_stats.consumed, corr_stats.dead_letters, corr_stats.undecodable, corr_stats.detections
+    );
     println!("  stored (total): {stored}  (flows {flows}, logs {logs}, alerts {alerts}, detections {detections})");
     println!("  store:          {}", db.display());
     let _ = Kind::ALL; // kinds listed above come from the bus counters

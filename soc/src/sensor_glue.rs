@@ -21,9 +21,19 @@ pub struct SensorRunOptions {
     pub sensor_name: String,
     pub segment: String,
     pub checksum_check: bool,
+    /// The rule engine shared by every capture of the process.
+    pub detector: Option<Arc<soc_sensor::detect::Detector>>,
 }
 
 impl SensorRunOptions {
+    pub fn sensor(&self) -> Sensor {
+        let s = Sensor::new(self.to_options());
+        match &self.detector {
+            Some(d) => s.with_detector(d.clone()),
+            None => s,
+        }
+    }
+
     pub fn to_options(&self) -> SensorOptions {
         SensorOptions {
             sensor_name: self.sensor_name.clone(),
@@ -79,9 +89,8 @@ impl Outputs {
 
 /// Reads a capture through a sensor until it ends or `stop` is set; flushes every flow at
 /// the end either way.
-fn pcap_loop(path: &Path, opts: SensorOptions, stop: &AtomicBool, out: &mut Outputs) -> anyhow::Result<String> {
+fn pcap_loop(path: &Path, mut sensor: Sensor, stop: &AtomicBool, out: &mut Outputs) -> anyhow::Result<String> {
     let input = open_capture(path)?;
-    let mut sensor = Sensor::new(opts);
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH_RECORDS);
     let mut failed: Option<SinkError> = None;
     let mut stopped = false;
@@ -111,11 +120,12 @@ fn pcap_loop(path: &Path, opts: SensorOptions, stop: &AtomicBool, out: &mut Outp
         tracing::warn!(path = %path.display(), error = %err, "capture ended early; what was read was processed");
     }
     Ok(format!(
-        "pcap {}: {} packets{}, {} flows, {} records{}",
+        "pcap {}: {} packets{}, {} flows, {} alerts, {} records{}",
         path.display(),
         info.packets,
         if stopped { " (stopped early)" } else { "" },
         st.flows_created,
+        st.records.alert,
         out.records,
         info.error.as_ref().map(|e| format!("; capture damaged: {e}")).unwrap_or_default()
     ))
@@ -134,7 +144,7 @@ pub fn spawn_pcap(
     set.spawn(async move {
         tokio::task::spawn_blocking(move || {
             let mut out = Outputs { bus: Some((bus, rt)), eve: None, records: 0 };
-            pcap_loop(&path, opts.to_options(), &flag, &mut out).with_context(|| format!("pcap {}", path.display()))
+            pcap_loop(&path, opts.sensor(), &flag, &mut out).with_context(|| format!("pcap {}", path.display()))
         })
         .await
         .context("pcap task panicked")?
@@ -155,7 +165,7 @@ pub fn spawn_live(
         tokio::task::spawn_blocking(move || {
             let mut out = Outputs { bus: Some((bus, rt)), eve: None, records: 0 };
             let live = LiveOptions::new(interface.clone());
-            let st = soc_sensor::run_live(&live, opts.to_options(), &flag, |b| out.send(b))?;
+            let st = soc_sensor::run_live_with(&live, opts.sensor(), &flag, |b| out.send(b))?;
             Ok(format!("interface {interface}: {} packets, {} flows, {} records", st.packets, st.flows_created, out.records))
         })
         .await
@@ -166,9 +176,6 @@ pub fn spawn_live(
 
 /// `soc sensor`: offline (`--pcap`) like `suricata -r`, or live from the config.
 pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
-    if !a.rules.is_empty() {
-        anyhow::bail!("--rules: the rule engine is not yet available in this release; run without --rules");
-    }
     let file = match &a.config {
         Some(p) => Some(crate::config::load_sensor(p)?),
         None => None,
@@ -176,7 +183,9 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
     let name = a.sensor_name.clone().or_else(|| file.as_ref().map(|f| f.sensor.name.clone())).unwrap_or_else(|| "sensor".into());
     let segment = a.segment.clone().or_else(|| file.as_ref().map(|f| f.sensor.segment.clone())).unwrap_or_else(|| "default".into());
     let checksum_check = !a.no_checksum_check && file.as_ref().map(|f| f.sensor.checksum_check).unwrap_or(true);
-    let opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check };
+    let rule_paths = if a.rules.is_empty() { file.as_ref().map(|f| f.sensor.rules.clone()).unwrap_or_default() } else { a.rules.clone() };
+    let detector = crate::rules::sensor_detector(&rule_paths, a.classification_config.as_deref())?;
+    let opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, detector: Some(detector) };
 
     let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));
     let eve: Option<EveWriter<Box<dyn std::io::Write + Send>>> = match &eve_path {
@@ -212,7 +221,7 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = a.pcap.clone() {
         let started = std::time::Instant::now();
         let (msg, mut out) = tokio::task::spawn_blocking(move || {
-            let r = pcap_loop(&path, opts.to_options(), &flag, &mut out);
+            let r = pcap_loop(&path, opts.sensor(), &flag, &mut out);
             (r, out)
         })
         .await
@@ -248,7 +257,7 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         let (flag, out) = (flag.clone(), out.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             let live = LiveOptions::new(iface.clone());
-            soc_sensor::run_live(&live, o.to_options(), &flag, |b| out.lock().unwrap_or_else(|p| p.into_inner()).send(b))
+            soc_sensor::run_live_with(&live, o.sensor(), &flag, |b| out.lock().unwrap_or_else(|p| p.into_inner()).send(b))
                 .map(|st| format!("interface {iface}: {} packets, {} flows", st.packets, st.flows_created))
         }));
     }

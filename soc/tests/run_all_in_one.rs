@@ -115,6 +115,11 @@ fn demo_run_serves_flows_logs_and_ingested_records_and_keeps_them_across_a_resta
     run.wait_events("type=http&limit=5", 1, Duration::from_secs(30));
     run.wait_events("type=log&segment=ministry&limit=5", 1, Duration::from_secs(30));
     run.wait_events("segment=cpnet&limit=5", 1, Duration::from_secs(30));
+    // The attack scenario raises signature alerts (sensor) and Sigma detections (correlator).
+    let alerts = run.wait_events("type=alert&limit=50", 2, Duration::from_secs(30));
+    assert!(alerts.iter().all(|a| a["alert"]["signature_id"].as_u64().is_some() && a["flow_id"].as_u64().is_some()), "{alerts:?}");
+    let det = run.wait_events("type=detection&limit=50", 2, Duration::from_secs(30));
+    assert!(det.iter().any(|d| d["detection"]["rule_title"].as_str().unwrap_or("").contains("Encoded")), "{det:?}");
 
     // Syslog over UDP and TCP.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -211,4 +216,58 @@ fn every_subcommand_explains_its_flags() {
     let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["forwarder"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+}
+
+#[test]
+fn sensor_reads_a_pcap_and_writes_eve_with_alerts_like_suricata_r() {
+    use soc_sensor::synth::{self, Host, TcpSession};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = TcpSession::new(Host::v4([10, 1, 1, 5]), 50000, Host::v4([10, 1, 1, 80]), 80);
+    let mut frames = s.handshake();
+    frames.push(s.client_send(&synth::http_request("GET", "portal", "/x?f=../../etc/passwd", &[("User-Agent", "sqlmap/1.7")])));
+    frames.push(s.server_send(&synth::http_response(404, "Not Found", "text/plain", b"no")));
+    frames.extend(s.close());
+    let timed: Vec<(i64, Vec<u8>)> = frames.into_iter().enumerate().map(|(i, f)| (1_700_000_000_000_000 + i as i64 * 1000, f)).collect();
+    let pcap = dir.path().join("t.pcap");
+    std::fs::write(&pcap, synth::pcap_bytes(1, &timed)).unwrap();
+    let eve = dir.path().join("eve.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .args(["sensor", "--pcap", pcap.to_str().unwrap(), "--eve", eve.to_str().unwrap(), "--segment", "cpnet"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let recs: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let types: Vec<&str> = recs.iter().filter_map(|r| r["event_type"].as_str()).collect();
+    assert!(types.contains(&"flow") && types.contains(&"http") && types.contains(&"alert"), "{types:?}");
+    assert!(recs.iter().all(|r| r["segment"] == "cpnet"));
+    let sids: Vec<u64> = recs.iter().filter_map(|r| r["alert"]["signature_id"].as_u64()).collect();
+    assert!(sids.contains(&9000003) && sids.contains(&9000006), "{sids:?}");
+
+    // A file that is not a capture is a clear error, not a panic.
+    let bogus = dir.path().join("bogus.pcap");
+    std::fs::write(&bogus, b"this is not a pcap").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .args(["sensor", "--pcap", bogus.to_str().unwrap(), "--eve", "-"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus.pcap"));
+}
+
+#[test]
+fn rules_check_reports_rejected_rules_with_file_line_and_keyword() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("local.rules");
+    std::fs::write(&f, "alert tcp any any -> any any (msg:\"ok\"; content:\"a\"; sid:1;)\nalert tcp any any -> any any (msg:\"x\"; byte_frobnicate:1; sid:2;)\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["rules", "check", "--format", "json", f.to_str().unwrap()]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["suricata"]["loaded"], 1);
+    assert_eq!(v["suricata"]["rejected"], 1);
+    assert_eq!(v["suricata"]["errors"][0]["line"], 2);
+    assert_eq!(v["suricata"]["errors"][0]["keyword"], "byte_frobnicate");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
+    let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["rules", "check", root.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

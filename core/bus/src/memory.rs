@@ -5,7 +5,9 @@
 //! member of a group resumes from the group's committed offset (records polled but not
 //! committed by a member that went away are delivered again). Records are released once
 //! every group has committed past them; a publisher waits while a topic holds `capacity`
-//! unreleased records, so a slow consumer slows producers instead of growing memory.
+//! unreleased records, so a slow consumer slows producers instead of growing memory. A topic
+//! no group has subscribed to keeps only its newest `capacity` records (like a Kafka topic's
+//! retention; evictions are counted), so an unconsumed topic never blocks a producer.
 
 use crate::{commit_points, topic_name, Bus, BusError, Consumer, Message, Record};
 use soc_model::Kind;
@@ -89,6 +91,7 @@ impl Bus for MemoryBus {
 
     async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
         let mut pending = records.into_iter().peekable();
+        // (ExactSizeIterator: `pending.len()` is what is left to publish.)
         while pending.peek().is_some() {
             let released = self.inner.released.notified();
             tokio::pin!(released);
@@ -100,6 +103,19 @@ impl Bus for MemoryBus {
                     reason: "does not exist (call ensure_topics first)".into(),
                 })?;
                 let mut n = 0u64;
+                if topic.groups.is_empty() {
+                    // Nobody consumes this topic (yet): keep the newest `capacity` records, as
+                    // a Kafka topic's retention would, instead of blocking producers forever.
+                    let incoming = pending.len();
+                    let over = (topic.log.len() + incoming).saturating_sub(self.inner.capacity).min(topic.log.len());
+                    for _ in 0..over {
+                        topic.log.pop_front();
+                        topic.base += 1;
+                    }
+                    if over > 0 {
+                        metrics::counter!("soc_bus_retention_evicted_total", "bus" => "memory", "topic" => kind.as_str()).increment(over as u64);
+                    }
+                }
                 while topic.log.len() < self.inner.capacity {
                     match pending.next() {
                         Some(r) => {
@@ -269,6 +285,17 @@ mod tests {
             b2.publish(Kind::Incident, vec![rec(1)]).await.unwrap();
         });
         assert_eq!(c.poll(1, Duration::from_secs(5)).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn topic_without_consumers_keeps_the_newest_records_instead_of_blocking() {
+        let bus = MemoryBus::new("t", 5);
+        bus.ensure_topics().await.unwrap();
+        bus.publish(Kind::Detection, (0..12).map(rec).collect()).await.unwrap();
+        assert_eq!(bus.depth()[&Kind::Detection], 5);
+        let mut c = bus.subscribe("late", &[Kind::Detection]).await.unwrap();
+        let got = c.poll(100, Duration::from_millis(10)).await.unwrap();
+        assert_eq!(got.iter().map(|m| m.offset).collect::<Vec<_>>(), vec![7, 8, 9, 10, 11]);
     }
 
     #[tokio::test]

@@ -58,6 +58,19 @@ pub fn run_live<E>(
     live: &LiveOptions,
     options: SensorOptions,
     stop: &AtomicBool,
+    sink: impl FnMut(Vec<Event>) -> Result<(), E>,
+) -> Result<SensorStats, SensorError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    run_live_with(live, Sensor::new(options), stop, sink)
+}
+
+/// [`run_live`] with a sensor the caller built (e.g. with a rule engine attached).
+pub fn run_live_with<E>(
+    live: &LiveOptions,
+    mut sensor: Sensor,
+    stop: &AtomicBool,
     mut sink: impl FnMut(Vec<Event>) -> Result<(), E>,
 ) -> Result<SensorStats, SensorError>
 where
@@ -99,7 +112,6 @@ where
     // expose the packet type, so an immediate repeat of the same bytes is dropped there.
     let loopback = iface.is_loopback();
     let mut previous: Vec<u8> = Vec::new();
-    let mut sensor = Sensor::new(options);
     let mut batch = Vec::new();
     let mut last_flush = Instant::now();
     while !stop.load(Ordering::Relaxed) {

@@ -223,6 +223,8 @@ pub struct Flow {
     pub community_id: Option<String>,
     /// UDP: detection tried to server / to client.
     pub udp_tried: [bool; 2],
+    /// A signature alerted on this flow (EVE `flow.alerted`).
+    pub alerted: bool,
     /// UDP DNS message counter.
     pub dns_udp: crate::app::dns::DnsUdpState,
     /// App-layer transactions logged.
@@ -465,6 +467,7 @@ impl FlowTable {
             app: None,
             community_id: None,
             udp_tried: [false; 2],
+            alerted: false,
             dns_udp: Default::default(),
             tx_cnt: 0,
             first_pkt: pkt_no,

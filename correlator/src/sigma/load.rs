@@ -1,0 +1,167 @@
+//! Finding and parsing Sigma rule files.
+//!
+//! Every document that cannot be used is reported as a [`RuleLoadError`] naming its file:
+//! unreadable files, YAML or Sigma syntax errors, files without any Sigma document, and
+//! documents this first cut does not evaluate (correlation rules). Nothing is skipped
+//! silently.
+
+use rsigma_parser::{FilterRule, SigmaRule, parse_sigma_yaml};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Why a rule file, or a document in it, was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleLoadError {
+    /// The file (as found from the paths given to the loader).
+    pub file: PathBuf,
+    /// What went wrong, with the rule's title when known.
+    pub reason: String,
+}
+
+impl RuleLoadError {
+    pub fn new(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        RuleLoadError {
+            file: file.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+impl fmt::Display for RuleLoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.file.display(), self.reason)
+    }
+}
+
+impl std::error::Error for RuleLoadError {}
+
+/// Parsed documents, each with the file it came from.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    pub rules: Vec<(PathBuf, SigmaRule)>,
+    pub filters: Vec<(PathBuf, FilterRule)>,
+    /// Files read (whether or not they yielded rules).
+    pub files: usize,
+}
+
+fn is_rule_file(p: &Path) -> bool {
+    matches!(
+        p.extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref(),
+        Some("yml" | "yaml")
+    )
+}
+
+fn is_hidden(p: &Path) -> bool {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
+}
+
+/// The rule files under `paths`: a file is taken as given (whatever its extension); a
+/// directory is walked recursively for `.yml`/`.yaml` files, skipping hidden entries
+/// (`.git`, `.github`, ...). Sorted and de-duplicated, so loading is deterministic.
+pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RuleLoadError>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) => {
+                errors.push(RuleLoadError::new(
+                    dir,
+                    format!("cannot read directory: {e}"),
+                ));
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(en) => paths.push(en.path()),
+                Err(e) => errors.push(RuleLoadError::new(
+                    dir,
+                    format!("cannot read directory entry: {e}"),
+                )),
+            }
+        }
+        paths.sort();
+        for p in paths {
+            if is_hidden(&p) {
+                continue;
+            }
+            match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() => walk(&p, out, errors),
+                Ok(_) if is_rule_file(&p) => out.push(p),
+                Ok(_) => {}
+                Err(e) => errors.push(RuleLoadError::new(&p, format!("cannot stat: {e}"))),
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => walk(p, &mut out, errors),
+            Ok(_) => out.push(p.clone()),
+            Err(e) => errors.push(RuleLoadError::new(p, format!("cannot open rule path: {e}"))),
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Parses one file's text (one or more YAML documents) into `parsed`.
+pub(crate) fn parse_source(
+    file: &Path,
+    text: &str,
+    parsed: &mut Parsed,
+    errors: &mut Vec<RuleLoadError>,
+) {
+    parsed.files += 1;
+    let collection = match parse_sigma_yaml(text) {
+        Ok(c) => c,
+        Err(e) => {
+            errors.push(RuleLoadError::new(file, e.to_string()));
+            return;
+        }
+    };
+    let before = errors.len();
+    for e in &collection.errors {
+        errors.push(RuleLoadError::new(file, e.clone()));
+    }
+    for c in &collection.correlations {
+        errors.push(RuleLoadError::new(
+            file,
+            format!("correlation rule '{}' is not evaluated yet (this engine runs single-event detection rules)", c.title),
+        ));
+    }
+    let usable = collection.rules.len() + collection.filters.len();
+    if usable == 0 && errors.len() == before {
+        errors.push(RuleLoadError::new(file, "no Sigma rule in file"));
+    }
+    parsed.rules.extend(
+        collection
+            .rules
+            .into_iter()
+            .map(|r| (file.to_path_buf(), r)),
+    );
+    parsed.filters.extend(
+        collection
+            .filters
+            .into_iter()
+            .map(|f| (file.to_path_buf(), f)),
+    );
+}
+
+/// Reads and parses every rule file under `paths`.
+pub(crate) fn load_paths(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Parsed {
+    let mut parsed = Parsed::default();
+    for file in rule_files(paths, errors) {
+        match std::fs::read_to_string(&file) {
+            Ok(text) => parse_source(&file, &text, &mut parsed, errors),
+            Err(e) => errors.push(RuleLoadError::new(&file, format!("cannot read: {e}"))),
+        }
+    }
+    parsed
+}

@@ -1,0 +1,324 @@
+//! Sigma detection on normalized logs (first cut).
+//!
+//! The pipeline holds a [`SigmaRules`] behind an `Arc`, loaded once at start, and calls
+//! [`SigmaRules::evaluate`] on each decoded `log` event; each match becomes a `detection`
+//! event stored next to the log and published on the detection topic.
+//!
+//! Layers, each replaceable on its own:
+//! * [`load`]: finds rule files, parses Sigma 2.x YAML (rsigma-parser) and reports every
+//!   document it could not use as a [`RuleLoadError`] with its file;
+//! * [`route`]: routing by log source: a rule applies only to logs whose
+//!   `log.logsource` has every attribute (product, category, service) the rule sets;
+//! * [`engine::SigmaEngine`]: matches a log against the rules routed to it;
+//!   [`rsigma_backend::RsigmaEngine`] (rsigma-eval) is the first implementation;
+//! * [`SigmaRules`]: rule metadata, `detection` event construction (deterministic ids,
+//!   evidence), metrics. It implements [`Detector`], the interface other single-event
+//!   detectors (IOC matching, ...) can share in the pipeline.
+//!
+//! What a rule sees of a log is [`engine::document`]: the normalized `fields` plus
+//! `message`.
+
+pub mod builtin;
+pub mod engine;
+pub mod load;
+pub mod route;
+pub mod rsigma_backend;
+
+pub use engine::{RuleMatch, SigmaEngine};
+pub use load::RuleLoadError;
+pub use rsigma_backend::RsigmaEngine;
+
+use serde_json::{Value, json};
+use soc_model::{Detection, Event, EventType, Level, LogSource};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Value of `detection.engine` for detections raised here.
+pub const ENGINE_NAME: &str = "sigma";
+
+/// A detector of single events: given one decoded record, the `detection` events it raises.
+pub trait Detector: Send + Sync {
+    /// Short name (`sigma`, ...).
+    fn name(&self) -> &str;
+    /// Appends the detections raised by `ev` to `out`.
+    fn detect(&self, ev: &Event, out: &mut Vec<Event>);
+}
+
+/// What is known about a loaded rule, for building detections and for listing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleInfo {
+    /// The Sigma `id`, or the title when the rule has none.
+    pub id: String,
+    pub title: String,
+    /// Sigma `level`; rules without one are `informational`.
+    pub level: Level,
+    pub tags: Vec<String>,
+    /// The rule's log source (as written in the rule).
+    pub logsource: LogSource,
+    pub status: Option<String>,
+    pub file: PathBuf,
+}
+
+/// A loaded, compiled Sigma rule set.
+pub struct SigmaRules {
+    rules: Vec<RuleInfo>,
+    filters: usize,
+    files: usize,
+    engine: Box<dyn SigmaEngine>,
+}
+
+impl fmt::Debug for SigmaRules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigmaRules")
+            .field("engine", &self.engine.name())
+            .field("rules", &self.rules.len())
+            .field("filters", &self.filters)
+            .field("files", &self.files)
+            .finish()
+    }
+}
+
+impl Default for SigmaRules {
+    fn default() -> Self {
+        SigmaRules::empty()
+    }
+}
+
+fn level(l: Option<rsigma_parser::Level>) -> Level {
+    use rsigma_parser::Level as L;
+    match l {
+        Some(L::Informational) | None => Level::Informational,
+        Some(L::Low) => Level::Low,
+        Some(L::Medium) => Level::Medium,
+        Some(L::High) => Level::High,
+        Some(L::Critical) => Level::Critical,
+    }
+}
+
+impl SigmaRules {
+    /// A rule set that matches nothing.
+    pub fn empty() -> Self {
+        SigmaRules {
+            rules: Vec::new(),
+            filters: 0,
+            files: 0,
+            engine: Box::new(RsigmaEngine::new()),
+        }
+    }
+
+    /// Loads `.yml`/`.yaml` rule files from `paths` (files, or directories walked
+    /// recursively). Returns the rules that loaded and one error per file or document that
+    /// did not: the rule set is usable even when some rules are broken, and the caller
+    /// decides whether errors are fatal.
+    pub fn load(paths: &[PathBuf]) -> (SigmaRules, Vec<RuleLoadError>) {
+        let mut errors = Vec::new();
+        let parsed = load::load_paths(paths, &mut errors);
+        let rules = Self::build(parsed, Box::new(RsigmaEngine::new()), &mut errors);
+        (rules, errors)
+    }
+
+    /// Like [`SigmaRules::load`], from in-memory sources: (name reported in errors, YAML).
+    pub fn from_sources<P: AsRef<Path>, S: AsRef<str>>(
+        sources: impl IntoIterator<Item = (P, S)>,
+    ) -> (SigmaRules, Vec<RuleLoadError>) {
+        let mut errors = Vec::new();
+        let mut parsed = load::Parsed::default();
+        for (name, text) in sources {
+            load::parse_source(name.as_ref(), text.as_ref(), &mut parsed, &mut errors);
+        }
+        let rules = Self::build(parsed, Box::new(RsigmaEngine::new()), &mut errors);
+        (rules, errors)
+    }
+
+    fn build(
+        parsed: load::Parsed,
+        mut engine: Box<dyn SigmaEngine>,
+        errors: &mut Vec<RuleLoadError>,
+    ) -> SigmaRules {
+        let mut infos: Vec<RuleInfo> = Vec::with_capacity(parsed.rules.len());
+        let mut seen: HashMap<String, PathBuf> = HashMap::new();
+        for (file, rule) in parsed.rules {
+            let id = rule.id.clone().unwrap_or_else(|| rule.title.clone());
+            if let Some(first) = seen.get(&id) {
+                errors.push(RuleLoadError::new(
+                    &file,
+                    format!(
+                        "rule '{}': duplicate id {id} (already loaded from {})",
+                        rule.title,
+                        first.display()
+                    ),
+                ));
+                continue;
+            }
+            if let Err(e) = engine.add_rule(infos.len(), &rule) {
+                errors.push(RuleLoadError::new(
+                    &file,
+                    format!("rule '{}': {e}", rule.title),
+                ));
+                continue;
+            }
+            seen.insert(id.clone(), file.clone());
+            let ls = &rule.logsource;
+            infos.push(RuleInfo {
+                id,
+                title: rule.title.clone(),
+                level: level(rule.level),
+                tags: rule.tags.clone(),
+                logsource: LogSource {
+                    product: ls.product.clone(),
+                    category: ls.category.clone(),
+                    service: ls.service.clone(),
+                },
+                status: rule.status.map(|s| format!("{s:?}").to_ascii_lowercase()),
+                file,
+            });
+        }
+        let mut filters = 0;
+        for (file, f) in parsed.filters {
+            if let rsigma_parser::FilterRuleTarget::Specific(refs) = &f.rules {
+                let known = refs
+                    .iter()
+                    .any(|r| infos.iter().any(|i| i.id == *r || i.title == *r));
+                if !known {
+                    errors.push(RuleLoadError::new(
+                        &file,
+                        format!(
+                            "filter '{}': none of the rules it names ({}) is loaded",
+                            f.title,
+                            refs.join(", ")
+                        ),
+                    ));
+                    continue;
+                }
+            }
+            match engine.add_filter(&f) {
+                Ok(()) => filters += 1,
+                Err(e) => errors.push(RuleLoadError::new(
+                    &file,
+                    format!("filter '{}': {e}", f.title),
+                )),
+            }
+        }
+        engine.finish();
+        tracing::debug!(
+            rules = infos.len(),
+            filters,
+            files = parsed.files,
+            engine = engine.name(),
+            "sigma rules loaded"
+        );
+        SigmaRules {
+            rules: infos,
+            filters,
+            files: parsed.files,
+            engine,
+        }
+    }
+
+    /// Number of rules loaded.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The loaded rules, in load order (files sorted by path).
+    pub fn rules(&self) -> &[RuleInfo] {
+        &self.rules
+    }
+
+    /// Number of Sigma filters applied.
+    pub fn filter_count(&self) -> usize {
+        self.filters
+    }
+
+    /// Number of rule files read.
+    pub fn file_count(&self) -> usize {
+        self.files
+    }
+
+    /// The evaluation engine's name (`rsigma`).
+    pub fn engine_name(&self) -> &'static str {
+        self.engine.name()
+    }
+
+    /// The `detection` events raised by `ev` (none unless it is a `log` event).
+    pub fn evaluate(&self, ev: &Event) -> Vec<Event> {
+        let mut out = Vec::new();
+        self.evaluate_into(ev, &mut out);
+        out
+    }
+
+    /// Like [`SigmaRules::evaluate`], appending to `out`. Detections come in rule order.
+    pub fn evaluate_into(&self, ev: &Event, out: &mut Vec<Event>) {
+        if ev.event_type != EventType::Log || self.rules.is_empty() {
+            return;
+        }
+        let Some(log) = ev.log.as_ref() else { return };
+        let mut matches = Vec::new();
+        self.engine.matches(log, &mut matches);
+        if matches.is_empty() {
+            return;
+        }
+        matches.sort_by_key(|m| m.rule);
+        matches.dedup_by_key(|m| m.rule);
+        let evidence = ev.id.clone().unwrap_or_else(|| ev.compute_id());
+        for m in matches {
+            let Some(rule) = self.rules.get(m.rule) else {
+                continue;
+            };
+            out.push(detection_event(ev, &log.logsource, rule, &m, &evidence));
+            metrics::counter!("soc_correlator_sigma_detections_total", "level" => rule.level.as_str()).increment(1);
+        }
+    }
+}
+
+impl Detector for SigmaRules {
+    fn name(&self) -> &str {
+        ENGINE_NAME
+    }
+    fn detect(&self, ev: &Event, out: &mut Vec<Event>) {
+        self.evaluate_into(ev, out)
+    }
+}
+
+/// Builds the `detection` event for one match: the log's time and origin, the rule, the
+/// log's id as evidence, the matched fields; the id is deterministic (same log, same rule,
+/// same id), so re-processing a redelivered log stores the detection once.
+fn detection_event(
+    ev: &Event,
+    logsource: &LogSource,
+    rule: &RuleInfo,
+    m: &RuleMatch,
+    evidence: &str,
+) -> Event {
+    let mut d = Event::new(EventType::Detection, ev.timestamp);
+    d.host = ev.host.clone();
+    d.segment = ev.segment.clone();
+    d.sensor = ev.sensor.clone();
+    d.src_ip = ev.src_ip.clone();
+    let mut extra = serde_json::Map::new();
+    if !m.matched_fields.is_empty() {
+        let fields: Vec<Value> = m
+            .matched_fields
+            .iter()
+            .map(|(f, v)| json!({"field": f, "value": v}))
+            .collect();
+        extra.insert("matched_fields".into(), Value::Array(fields));
+    }
+    d.detection = Some(Detection {
+        engine: ENGINE_NAME.into(),
+        rule_id: rule.id.clone(),
+        rule_title: rule.title.clone(),
+        level: rule.level,
+        tags: rule.tags.clone(),
+        logsource: Some(logsource.clone()),
+        evidence: vec![evidence.to_string()],
+        extra,
+    });
+    d.ensure_id();
+    d
+}

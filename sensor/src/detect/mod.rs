@@ -1,0 +1,201 @@
+//! Suricata-compatible signature detection: first cut.
+//!
+//! The engine is split the way the full engine will be, one module per stage:
+//!
+//! 1. [`parse`]: rule text to [`ParsedRule`]. Syntax only: action, protocol, address and port
+//!    expressions (with `$VARS` from [`Vars`], groups `[...]`, ranges, negation, CIDR, `->`/`<>`),
+//!    and the option list `(key:value; key; ...)` with Suricata's escaping (`\;`, `\"`, `\\`),
+//!    rules continued over several lines by a trailing backslash, comments and blank lines.
+//! 2. [`compile`]: a [`ParsedRule`] to a [`CompiledRule`]: keyword semantics, per-buffer lists
+//!    of content/pcre matches, the fast pattern, the implied application protocol and direction.
+//!    A rule using a keyword this cut does not implement is **rejected** (a [`RuleError`] with
+//!    file, line, column, keyword and reason); it is never loaded with the keyword ignored.
+//! 3. [`matcher`]: [`Detector`] groups the compiled rules by transport, builds one
+//!    Aho-Corasick automaton per (transport group, buffer) over the rules' fast patterns, scans
+//!    each buffer of an [`Inspection`] once, and verifies the candidate rules completely with
+//!    Suricata's content-inspection semantics (relative matches with backtracking over later
+//!    occurrences, `nocase`, negation, `startswith`/`endswith`, pcre `/R`).
+//!
+//! # Supported in this cut
+//!
+//! - Actions `alert`, `pass`, `drop`, `reject`, `rejectsrc`, `rejectdst`, `rejectboth`.
+//!   Transactional rules (`=>`) and protocol hooks (`http1:request_complete`) are rejected.
+//! - Protocols: `ip`, `ipv4`/`ip4`, `ipv6`/`ip6`, `pkthdr` (alias of `ip`), `tcp`, `tcp-pkt`,
+//!   `tcp-stream` (both inspected as the packet payload: there is no stream reassembly yet),
+//!   `udp`, `icmp`, `icmpv4`, `icmpv6`, `sctp`, and the application protocols of Suricata's list
+//!   (`http`, `http1`, `http2`, `dns`, `tls`, `smb`, `ssh`, `ftp`, `smtp`, ...); an
+//!   application-protocol rule matches only when the caller sets [`Inspection::app_proto`].
+//! - Meta: `msg`, `sid`, `gid`, `rev`, `classtype` (with a [`Classifications`] table in
+//!   `classification.config` format), `priority`, `reference`, `metadata`, `target`.
+//! - Payload: `content` (`|hex|`, `!` negation, escapes) with `nocase`, `offset`, `depth`,
+//!   `distance`, `within`, `startswith`, `endswith`, `fast_pattern` (incl. `only` and the
+//!   `offset,length` chop), `rawbytes` (a no-op in Suricata too); `uricontent`; `pcre`
+//!   (`/re/flags` translated to the `regex` crate: flags `i s m x A E G R B O` and the buffer
+//!   flags `U H M C P S V W`; constructs the regex crate cannot run, such as backreferences,
+//!   lookaround, atomic groups, possessive quantifiers, recursion, are rejected with the reason);
+//!   `dsize`.
+//! - Buffers (sticky, and the legacy content modifiers in parentheses): `pkt_data` (payload),
+//!   `http.uri` (`http_uri`, `uricontent`), `http.method` (`http_method`), `http.host`
+//!   (`http_host`), `http.user_agent` (`http_user_agent`), `http.header` (`http_header`),
+//!   `http.stat_code` (`http_stat_code`), `http.cookie` (`http_cookie`), `http.request_body`
+//!   (`http_client_body`), `dns.query` (`dns_query`), `tls.sni` (`tls_sni`).
+//! - `flow`: `established`, `not_established`, `stateless`, `to_server`/`from_client`,
+//!   `to_client`/`from_server`, and `no_stream`/`no_frag` (trivially true: this engine
+//!   inspects packets, not reassembled streams or fragments). `only_stream`/`only_frag` are
+//!   rejected.
+//!
+//! # Not supported yet (rules using them are rejected)
+//!
+//! Everything else: `flowbits`/`xbits`/`flowint`, `threshold`/`detection_filter`, `byte_test`/
+//! `byte_jump`/`byte_extract`/`byte_math`, `isdataat`, `bsize`, `urilen`, transforms
+//! (`dotprefix`, `to_lowercase`, ...), `file.data` and the other HTTP/TLS/DNS/SSH/SMB buffers,
+//! `ja3*`, `app-layer-event`, `noalert`, IP/TCP header keywords (`flags`, `ttl`, `itype`, ...),
+//! `stream_size`, `datasets`, `lua`, pcre capture extraction, rules mixing request and response
+//! buffers (they need transaction state). There is no per-flow state: a
+//! rule's alerts are not de-duplicated per transaction (the caller decides which
+//! [`Inspection`]s carry app-layer buffers), there are no thresholds or suppressions, and a
+//! matching `pass` rule only suppresses the other hits of that one inspection.
+//!
+//! # Wiring
+//!
+//! ```ignore
+//! let (detector, errors) = Detector::load_files(&["rules/suricata/demo.rules"], &Vars::default());
+//! for e in &errors { eprintln!("{e}"); }
+//! let insp = Inspection {
+//!     app_proto: Some(AppProto::Http),
+//!     established: true,
+//!     http_uri: Some(b"/index.php?id=1' OR '1'='1"),
+//!     ..Inspection::new(Transport::Tcp, src_ip, 51000, dst_ip, 80, Direction::ToServer, payload)
+//! };
+//! for hit in detector.inspect(&insp) { /* build an EVE alert */ }
+//! ```
+
+pub mod compile;
+pub mod matcher;
+pub mod parse;
+pub mod pcre;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+pub use compile::{
+    AppProto, Buffer, Classification, Classifications, CompiledRule, ContentMatch, Direction,
+    FastPattern, FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
+};
+pub use matcher::{
+    Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer,
+};
+pub use parse::{
+    Action, AddrExpr, IpNet, ParsedRule, PortExpr, RawRule, RuleOption, Vars, parse_rule,
+    parse_rules, split_rules,
+};
+
+/// Why a rule was not loaded, and where.
+///
+/// `line` and `column` are 1-based and point at the physical line of the rule file (for a rule
+/// continued over several lines, the line holding the offending keyword). `line` 0 means the
+/// whole file (it could not be read). `rule_line` is the first physical line of the rule, the
+/// same for every error of one rule (a rule can have several: every unsupported keyword).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    /// The rule keyword the error is about (`None` for the header and the option syntax).
+    pub keyword: Option<String>,
+    pub reason: String,
+    pub rule_line: usize,
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file, self.line, self.column)?;
+        if let Some(k) = &self.keyword {
+            write!(f, "{k}: ")?;
+        }
+        f.write_str(&self.reason)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// The reason every rule using a keyword outside this cut is rejected with.
+pub const NOT_SUPPORTED: &str = "keyword not supported yet";
+
+/// Counts over a set of [`RuleError`]s, for `soc rules check`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Errors in total (a rule can have several: every unsupported keyword it uses).
+    pub errors: usize,
+    /// Distinct rejected rules (distinct file and line of the rule's first physical line).
+    pub rejected_rules: usize,
+    /// Rules per keyword (a rule counts once per keyword), most frequent first; the header and
+    /// syntax errors are under `"(syntax)"`.
+    pub by_keyword: Vec<(String, usize)>,
+    /// Errors per reason, most frequent first.
+    pub by_reason: Vec<(String, usize)>,
+    /// Rules whose only blocking keyword is this one: what implementing it would unlock.
+    pub sole_blocker: Vec<(String, usize)>,
+}
+
+impl fmt::Display for RuleStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "{} rules rejected ({} errors)",
+            self.rejected_rules, self.errors
+        )?;
+        writeln!(f, "rules per keyword:")?;
+        for (k, n) in &self.by_keyword {
+            writeln!(f, "  {n:>7}  {k}")?;
+        }
+        writeln!(f, "rules unlocked by implementing one keyword:")?;
+        for (k, n) in &self.sole_blocker {
+            writeln!(f, "  {n:>7}  {k}")?;
+        }
+        writeln!(f, "errors per reason:")?;
+        for (r, n) in &self.by_reason {
+            writeln!(f, "  {n:>7}  {r}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Counts rejected rules per keyword and per reason. Errors are grouped into rules by
+/// `(file, rule_line)`.
+pub fn rule_stats(errors: &[RuleError]) -> RuleStats {
+    let mut by_keyword: BTreeMap<String, usize> = BTreeMap::new();
+    let mut by_reason: BTreeMap<String, usize> = BTreeMap::new();
+    let mut sole: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_rule: BTreeMap<(&str, usize), BTreeSet<String>> = BTreeMap::new();
+    for e in errors {
+        *by_reason.entry(e.reason.clone()).or_default() += 1;
+        per_rule
+            .entry((e.file.as_str(), e.rule_line))
+            .or_default()
+            .insert(e.keyword.clone().unwrap_or_else(|| "(syntax)".to_string()));
+    }
+    for kws in per_rule.values() {
+        if kws.len() == 1
+            && let Some(k) = kws.iter().next()
+        {
+            *sole.entry(k.clone()).or_default() += 1;
+        }
+        for k in kws {
+            *by_keyword.entry(k.clone()).or_default() += 1;
+        }
+    }
+    RuleStats {
+        errors: errors.len(),
+        rejected_rules: per_rule.len(),
+        by_keyword: sorted_desc(by_keyword),
+        by_reason: sorted_desc(by_reason),
+        sole_blocker: sorted_desc(sole),
+    }
+}
+
+fn sorted_desc(m: BTreeMap<String, usize>) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}

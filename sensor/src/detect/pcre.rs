@@ -1,0 +1,525 @@
+//! Suricata `pcre` values to `regex::bytes::Regex`.
+//!
+//! Suricata runs PCRE2 in byte (non-UTF) mode. The `regex` crate with Unicode disabled has the
+//! same byte semantics for everything a finite automaton can do, so the pattern is translated
+//! where the two syntaxes differ and rejected where PCRE needs backtracking:
+//!
+//! - translated: `\h \H \v \V \R \N \e \cX \0oo` (octal), `\xH`/`\x{HH}`, `\Q...\E`, `\<`/`\>`
+//!   (literals in PCRE, word boundaries in `regex`), `(?#...)` comments, `(?'name'...)`, a `{`
+//!   that does not start a quantifier (literal in PCRE), `[` `&` `~` inside classes (set
+//!   operations in `regex`), `\b` in a class (backspace), and `$`/`\Z` without the `m`/`E`
+//!   flags (PCRE's "end, or before a final newline" is `(?:\n?\z)`).
+//! - rejected: backreferences (`\1`, `\g{..}`, `\k<..>`, `(?P=..)`), lookahead and lookbehind,
+//!   atomic groups, possessive quantifiers, recursion and subroutine calls, conditionals,
+//!   branch reset, backtracking verbs `(*...)`, `\K`, `\G`, `\C`, `\X`, Unicode properties.
+
+use regex::bytes::{Regex, RegexBuilder};
+
+/// PCRE flags that change the regex itself (the buffer and `R` flags are handled by the caller).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PcreFlags {
+    pub caseless: bool,
+    pub dotall: bool,
+    pub multiline: bool,
+    pub extended: bool,
+    pub anchored: bool,
+    pub dollar_endonly: bool,
+    pub ungreedy: bool,
+}
+
+/// Compiles a PCRE pattern (the text between the slashes) with its flags.
+pub fn compile(pattern: &str, flags: PcreFlags) -> Result<Regex, String> {
+    let mut translated = translate(pattern, flags)?;
+    if flags.anchored {
+        translated = format!(r"\A(?:{translated})");
+    }
+    RegexBuilder::new(&translated)
+        .unicode(false)
+        .case_insensitive(flags.caseless)
+        .dot_matches_new_line(flags.dotall)
+        .multi_line(flags.multiline)
+        .ignore_whitespace(flags.extended)
+        .swap_greed(flags.ungreedy)
+        .size_limit(32 << 20)
+        .build()
+        .map_err(|e| {
+            let msg = e.to_string();
+            let last = msg
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
+            format!(
+                "the regex engine rejected the pattern: {}",
+                last.trim_start_matches("error: ")
+            )
+        })
+}
+
+fn unsupported(what: &str) -> String {
+    format!("{what} not supported by the regex engine (needs backtracking)")
+}
+
+fn hex_byte(out: &mut String, v: u32) -> Result<(), String> {
+    if v > 0xFF {
+        return Err(format!(
+            "character value {v:#x} above 0xff in a byte pattern"
+        ));
+    }
+    out.push_str(&format!(r"\x{v:02X}"));
+    Ok(())
+}
+
+/// Rewrites a PCRE pattern into `regex` syntax (see the module documentation).
+pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
+    let c: Vec<char> = pat.chars().collect();
+    let n = c.len();
+    let mut out = String::with_capacity(pat.len() + 8);
+    let mut i = 0;
+    let mut in_class = false;
+    let mut class_start = false; // right after '[' or '[^': a ']' here is a literal
+    let mut after_quantifier = false;
+    let end_dollar = r"(?:\n?\z)";
+    while i < n {
+        let ch = c[i];
+        if in_class {
+            let first = class_start;
+            class_start = false;
+            match ch {
+                '\\' => {
+                    i = class_escape(&c, i, &mut out)?;
+                    continue;
+                }
+                ']' if !first => {
+                    in_class = false;
+                    out.push(']');
+                }
+                '[' => {
+                    // POSIX class [:name:] is the same in both; any other '[' is a literal
+                    if c.get(i + 1) == Some(&':')
+                        && let Some(end) =
+                            (i + 2..n.saturating_sub(1)).find(|&j| c[j] == ':' && c[j + 1] == ']')
+                    {
+                        out.extend(&c[i..=end + 1]);
+                        i = end + 2;
+                        continue;
+                    }
+                    out.push_str(r"\[");
+                }
+                '&' | '~' => {
+                    out.push('\\');
+                    out.push(ch);
+                }
+                '-' if c.get(i + 1) == Some(&'-') => out.push_str(r"\-"),
+                _ => out.push(ch),
+            }
+            i += 1;
+            continue;
+        }
+        let was_quantifier = after_quantifier;
+        after_quantifier = false;
+        match ch {
+            '\\' => {
+                i = escape(&c, i, &mut out)?;
+                continue;
+            }
+            '[' => {
+                in_class = true;
+                class_start = true;
+                out.push('[');
+                if c.get(i + 1) == Some(&'^') {
+                    out.push('^');
+                    i += 1;
+                }
+            }
+            '(' => {
+                if c.get(i + 1) == Some(&'*') {
+                    return Err(unsupported("backtracking control verbs '(*...)'"));
+                }
+                if c.get(i + 1) == Some(&'?') {
+                    let rest: String = c[i + 2..n.min(i + 6)].iter().collect();
+                    let r = rest.as_str();
+                    if r.starts_with('=')
+                        || r.starts_with('!')
+                        || r.starts_with("<=")
+                        || r.starts_with("<!")
+                    {
+                        return Err(unsupported("lookaround assertions"));
+                    }
+                    if r.starts_with('>') {
+                        return Err(unsupported("atomic groups '(?>...)'"));
+                    }
+                    if r.starts_with('|') {
+                        return Err(unsupported("branch reset groups '(?|...)'"));
+                    }
+                    if r.starts_with('(') {
+                        return Err(unsupported("conditional groups '(?(...)...)'"));
+                    }
+                    if r.starts_with("P=") {
+                        return Err(unsupported("backreferences"));
+                    }
+                    if r.starts_with("P>")
+                        || r.starts_with('&')
+                        || r.starts_with('R')
+                        || r.starts_with(|x: char| {
+                            x.is_ascii_digit()
+                                || x == '+'
+                                || (x == '-' && r[1..].starts_with(|y: char| y.is_ascii_digit()))
+                        })
+                    {
+                        return Err(unsupported("recursion and subroutine calls"));
+                    }
+                    if r.starts_with('C') {
+                        return Err(unsupported("callouts '(?C...)'"));
+                    }
+                    if r.starts_with('#') {
+                        // comment: dropped
+                        match (i + 3..n).find(|&j| c[j] == ')') {
+                            Some(end) => {
+                                i = end + 1;
+                                continue;
+                            }
+                            None => return Err("unterminated '(?#' comment".to_string()),
+                        }
+                    }
+                    if r.starts_with('\'') {
+                        // (?'name'...) -> (?P<name>...)
+                        match (i + 3..n).find(|&j| c[j] == '\'') {
+                            Some(end) => {
+                                out.push_str("(?P<");
+                                out.extend(&c[i + 3..end]);
+                                out.push('>');
+                                i = end + 1;
+                                continue;
+                            }
+                            None => return Err("unterminated group name".to_string()),
+                        }
+                    }
+                    if r.starts_with("P<")
+                        || (r.starts_with('<') && !r.starts_with("<=") && !r.starts_with("<!"))
+                    {
+                        out.push_str("(?");
+                        i += 2;
+                        continue;
+                    }
+                    // inline flags (?imsx-imsx) or (?imsx-imsx:...)
+                    let mut j = i + 2;
+                    while j < n && c[j] != ')' && c[j] != ':' {
+                        match c[j] {
+                            'i' | 'm' | 's' | 'x' | 'U' | '-' => {}
+                            other => {
+                                return Err(format!(
+                                    "inline option '{other}' in '(?...)' not supported"
+                                ));
+                            }
+                        }
+                        j += 1;
+                    }
+                }
+                out.push('(');
+            }
+            '{' => {
+                // a quantifier only if {n}, {n,} or {n,m}; PCRE takes anything else literally
+                let mut j = i + 1;
+                let digits = |j: &mut usize| {
+                    let s = *j;
+                    while *j < n && c[*j].is_ascii_digit() {
+                        *j += 1;
+                    }
+                    *j > s
+                };
+                let mut quant = digits(&mut j);
+                if quant && j < n && c[j] == ',' {
+                    j += 1;
+                    digits(&mut j);
+                }
+                quant = quant && j < n && c[j] == '}';
+                if quant {
+                    out.extend(&c[i..=j]);
+                    i = j + 1;
+                    after_quantifier = true;
+                    if c.get(i) == Some(&'+') {
+                        return Err(unsupported("possessive quantifiers"));
+                    }
+                    continue;
+                }
+                out.push_str(r"\{");
+            }
+            '}' => out.push_str(r"\}"),
+            '*' | '+' | '?' => {
+                if ch == '+' && was_quantifier {
+                    return Err(unsupported("possessive quantifiers"));
+                }
+                out.push(ch);
+                // a '?' after a quantifier makes it lazy; '+' after it would be possessive
+                after_quantifier = !(ch == '?' && was_quantifier);
+            }
+            '$' if !flags.multiline && !flags.dollar_endonly => out.push_str(end_dollar),
+            _ => out.push(ch),
+        }
+        i += 1;
+    }
+    if in_class {
+        return Err("unterminated character class".to_string());
+    }
+    Ok(out)
+}
+
+/// Reads up to `max` digits of `radix` at `i`; returns (value, next index).
+fn digits(c: &[char], mut i: usize, radix: u32, max: usize) -> (u32, usize) {
+    let mut v = 0u32;
+    let start = i;
+    while i < c.len() && i - start < max {
+        match c[i].to_digit(radix) {
+            Some(d) => v = v * radix + d,
+            None => break,
+        }
+        i += 1;
+    }
+    (v, i)
+}
+
+/// `\x..` at `i` (pointing at the 'x'): returns (value, next index).
+fn hex_escape(c: &[char], i: usize) -> Result<(u32, usize), String> {
+    if c.get(i + 1) == Some(&'{') {
+        let end = (i + 2..c.len())
+            .find(|&j| c[j] == '}')
+            .ok_or("unterminated \\x{...}")?;
+        let s: String = c[i + 2..end].iter().collect();
+        let v = u32::from_str_radix(s.trim(), 16).map_err(|_| format!("invalid \\x{{{s}}}"))?;
+        return Ok((v, end + 1));
+    }
+    Ok(digits(c, i + 1, 16, 2))
+}
+
+fn push_literal(out: &mut String, ch: char) {
+    if ch.is_ascii()
+        && !ch.is_ascii_alphanumeric()
+        && ch != '<'
+        && ch != '>'
+        && !ch.is_ascii_whitespace()
+    {
+        out.push('\\');
+        out.push(ch);
+    } else if ch == ' ' {
+        out.push_str(r"\x20");
+    } else if ch.is_ascii_whitespace() {
+        out.push_str(&format!(r"\x{:02X}", ch as u32));
+    } else {
+        out.push(ch);
+    }
+}
+
+/// An escape outside a class; `i` points at the backslash. Returns the next index.
+fn escape(c: &[char], i: usize, out: &mut String) -> Result<usize, String> {
+    let Some(&e) = c.get(i + 1) else {
+        return Err("pattern ends with a backslash".to_string());
+    };
+    let next = i + 2;
+    match e {
+        '1'..='9' => return Err(unsupported("backreferences")),
+        'g' | 'k' => return Err(unsupported("backreferences")),
+        '0' => {
+            let (v, j) = digits(c, i + 1, 8, 3);
+            hex_byte(out, v)?;
+            return Ok(j);
+        }
+        'o' => return Err("\\o{...} octal escapes not supported".to_string()),
+        'x' => {
+            let (v, j) = hex_escape(c, i + 1)?;
+            hex_byte(out, v)?;
+            return Ok(j);
+        }
+        'c' => {
+            let x = c.get(i + 2).ok_or("\\c at end of pattern")?;
+            hex_byte(out, (x.to_ascii_uppercase() as u32) ^ 0x40)?;
+            return Ok(i + 3);
+        }
+        'Q' => {
+            let mut j = next;
+            while j < c.len() && !(c[j] == '\\' && c.get(j + 1) == Some(&'E')) {
+                push_literal(out, c[j]);
+                j += 1;
+            }
+            return Ok(if j < c.len() { j + 2 } else { j });
+        }
+        'E' => {}
+        'e' => out.push_str(r"\x1B"),
+        'a' => out.push_str(r"\x07"),
+        'h' => out.push_str(r"[\x09\x20\xA0]"),
+        'H' => out.push_str(r"[^\x09\x20\xA0]"),
+        'v' => out.push_str(r"[\x0A-\x0D\x85]"),
+        'V' => out.push_str(r"[^\x0A-\x0D\x85]"),
+        'R' => out.push_str(r"(?:\x0D\x0A|[\x0A-\x0D\x85])"),
+        'N' => out.push_str(r"[^\n]"),
+        'Z' => out.push_str(r"(?:\n?\z)"),
+        'z' | 'A' | 'b' | 'B' | 'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 'r' | 't' | 'f' => {
+            out.push('\\');
+            out.push(e);
+        }
+        'K' => return Err(unsupported("\\K (match start reset)")),
+        'G' => return Err(unsupported("\\G (previous match end)")),
+        'C' | 'X' => return Err(format!("\\{e} not supported")),
+        'p' | 'P' => {
+            return Err("Unicode properties (\\p, \\P) not supported in byte mode".to_string());
+        }
+        '<' | '>' => out.push(e),
+        _ if e.is_ascii_alphanumeric() => return Err(format!("unknown escape '\\{e}'")),
+        _ => push_literal(out, e),
+    }
+    Ok(next)
+}
+
+/// An escape inside a class; `i` points at the backslash. Returns the next index.
+fn class_escape(c: &[char], i: usize, out: &mut String) -> Result<usize, String> {
+    let Some(&e) = c.get(i + 1) else {
+        return Err("pattern ends with a backslash".to_string());
+    };
+    let next = i + 2;
+    match e {
+        '0'..='7' => {
+            let (v, j) = digits(c, i + 1, 8, 3);
+            hex_byte(out, v)?;
+            return Ok(j);
+        }
+        'x' => {
+            let (v, j) = hex_escape(c, i + 1)?;
+            hex_byte(out, v)?;
+            return Ok(j);
+        }
+        'c' => {
+            let x = c.get(i + 2).ok_or("\\c at end of pattern")?;
+            hex_byte(out, (x.to_ascii_uppercase() as u32) ^ 0x40)?;
+            return Ok(i + 3);
+        }
+        'b' => out.push_str(r"\x08"),
+        'e' => out.push_str(r"\x1B"),
+        'a' => out.push_str(r"\x07"),
+        'h' => out.push_str(r"\x09\x20\xA0"),
+        'v' => out.push_str(r"\x0A-\x0D\x85"),
+        'E' => {}
+        'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 'r' | 't' | 'f' => {
+            out.push('\\');
+            out.push(e);
+        }
+        'p' | 'P' => {
+            return Err("Unicode properties (\\p, \\P) not supported in byte mode".to_string());
+        }
+        _ if e.is_ascii_alphanumeric() => {
+            return Err(format!("escape '\\{e}' not supported in a character class"));
+        }
+        _ => push_literal(out, e),
+    }
+    Ok(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(pat: &str, flags: PcreFlags, hay: &[u8]) -> bool {
+        compile(pat, flags).unwrap().is_match(hay)
+    }
+
+    #[test]
+    fn translations() {
+        let f = PcreFlags::default();
+        assert!(m(r"a\<b\>", f, b"a<b>"));
+        assert!(m(r"x{", f, b"x{"));
+        assert!(m(r"\{foo\}", f, b"{foo}"));
+        assert!(m(r"a{2}", f, b"aa") && !m(r"^a{2}$", f, b"a"));
+        assert!(m(r"[[]", f, b"["));
+        assert!(m(r"[a&&b]", f, b"&"));
+        assert!(m(r"[\b]", f, b"\x08"));
+        assert!(m(r"\h+x", f, b" \tx"));
+        assert!(m(r"a\Q.*\E", f, b"a.*") && !m(r"a\Q.*\E", f, b"abc"));
+        assert!(m(r"\x41\x{42}\x43", f, b"ABC"));
+        assert!(m(r"a\012b\0c", f, b"a\nb\0c"));
+        assert!(m(r"[\101-\103]{3}", f, b"ABC"));
+        assert!(m(r"(?#comment)abc", f, b"abc"));
+        assert!(m(r"(?'n'abc)", f, b"abc"));
+        assert!(m(r"\cA", f, b"\x01"));
+        assert!(m(r"[[:digit:]]+", f, b"123"));
+        // '$' is "end or before a final newline" unless E or m
+        assert!(m(r"abc$", f, b"abc\n"));
+        assert!(!m(
+            r"abc$",
+            PcreFlags {
+                dollar_endonly: true,
+                ..f
+            },
+            b"abc\n"
+        ));
+        assert!(m(
+            r"^b$",
+            PcreFlags {
+                multiline: true,
+                ..f
+            },
+            b"a\nb\nc"
+        ));
+        // byte semantics
+        assert!(m(r"\xff\x00", f, b"\xff\x00"));
+        assert!(m(r".", f, b"\xfe"));
+        assert!(!m(r"a.b", f, b"a\nb") && m(r"a.b", PcreFlags { dotall: true, ..f }, b"a\nb"));
+        assert!(m(
+            r"ABC",
+            PcreFlags {
+                caseless: true,
+                ..f
+            },
+            b"xabcx"
+        ));
+        assert!(m(
+            r"a b # c",
+            PcreFlags {
+                extended: true,
+                ..f
+            },
+            b"ab"
+        ));
+        assert!(!m(
+            r"bc",
+            PcreFlags {
+                anchored: true,
+                ..f
+            },
+            b"abc"
+        ));
+        let lazy = compile(
+            r"a.+b",
+            PcreFlags {
+                ungreedy: true,
+                ..f
+            },
+        )
+        .unwrap();
+        assert_eq!(lazy.find(b"a1b2b").unwrap().end(), 3);
+    }
+
+    #[test]
+    fn rejections() {
+        let f = PcreFlags::default();
+        for (p, want) in [
+            (r"(a)\1", "backreferences"),
+            (r"(?<n>a)\k<n>", "backreferences"),
+            (r"foo(?=bar)", "lookaround"),
+            (r"(?<!x)foo", "lookaround"),
+            (r"(?>a+)b", "atomic"),
+            (r"a++b", "possessive"),
+            (r"a{2}+", "possessive"),
+            (r"(?R)", "recursion"),
+            (r"(?P<q>a)(?P=q)", "backreferences"),
+            (r"(*UTF)a", "verbs"),
+            (r"\Kfoo", "\\K"),
+            (r"\p{L}", "Unicode"),
+            (r"[a", "unterminated"),
+            (r"(a", "rejected the pattern"),
+        ] {
+            let e = compile(p, f).unwrap_err();
+            assert!(e.contains(want), "{p}: {e}");
+        }
+        assert!(compile(r"a*?b+?c??", f).is_ok());
+    }
+}

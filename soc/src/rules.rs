@@ -1,0 +1,172 @@
+//! Loading rules for the sensor (Suricata format) and the correlator (Sigma), and
+//! `soc rules check`.
+
+use serde_json::json;
+use soc_correlator::SigmaRules;
+use soc_sensor::detect::{rule_stats, Classifications, Detector, RuleError};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The project's own Suricata rules, built into the binary (used when no --rules is given).
+pub const BUILTIN_SURICATA: &[(&str, &str)] = &[("rules/suricata/demo.rules", include_str!("../../rules/suricata/demo.rules"))];
+/// The classification table of the project's rules.
+pub const BUILTIN_CLASSIFICATION: &str = include_str!("../../rules/classification.config");
+
+fn rule_files(paths: &[PathBuf], ext: &[&str]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut stack = vec![p.clone()];
+            while let Some(d) = stack.pop() {
+                let Ok(rd) = std::fs::read_dir(&d) else {
+                    out.push(d);
+                    continue;
+                };
+                let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                entries.sort();
+                for e in entries {
+                    if e.is_dir() {
+                        stack.push(e);
+                    } else if e.extension().and_then(|x| x.to_str()).is_some_and(|x| ext.contains(&x)) {
+                        out.push(e);
+                    }
+                }
+            }
+        } else {
+            out.push(p.clone());
+        }
+    }
+    out
+}
+
+fn classifications(extra: Option<&Path>) -> anyhow::Result<Classifications> {
+    let mut text = BUILTIN_CLASSIFICATION.to_string();
+    if let Some(p) = extra {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?);
+    }
+    Classifications::parse(&text).map_err(|e| anyhow::anyhow!("classification table: {e}"))
+}
+
+/// Loads Suricata rules: the given files/directories (`*.rules`), or the built-in rules
+/// when none are given. Rejected rules are returned with file:line:column and the reason.
+pub fn load_suricata(paths: &[PathBuf], classification: Option<&Path>) -> anyhow::Result<(Detector, Vec<RuleError>)> {
+    let mut b = Detector::builder().classifications(classifications(classification)?);
+    if paths.is_empty() {
+        for (name, text) in BUILTIN_SURICATA {
+            b.add_rules(text, name);
+        }
+    } else {
+        for f in rule_files(paths, &["rules"]) {
+            b.add_file(&f);
+        }
+    }
+    Ok(b.build())
+}
+
+/// Loads Suricata rules for a running sensor: rejected rules are logged (each with its
+/// reason) and counted; the sensor runs with the rest.
+pub fn sensor_detector(paths: &[PathBuf], classification: Option<&Path>) -> anyhow::Result<Arc<Detector>> {
+    let started = std::time::Instant::now();
+    let (det, errors) = load_suricata(paths, classification)?;
+    for e in &errors {
+        tracing::warn!(rule = %e, "rule rejected");
+    }
+    metrics::gauge!("soc_sensor_rules_loaded").set(det.len() as f64);
+    metrics::gauge!("soc_sensor_rules_rejected").set(errors.len() as f64);
+    tracing::info!(loaded = det.len(), rejected = errors.len(), ms = started.elapsed().as_millis() as u64, "suricata rules loaded");
+    Ok(Arc::new(det))
+}
+
+/// Loads Sigma rules (files/directories of `.yml`), or the built-in ones when none are given.
+pub fn sigma_rules(paths: &[PathBuf]) -> Arc<SigmaRules> {
+    let (rules, errors) = if paths.is_empty() { SigmaRules::builtin() } else { SigmaRules::load(paths) };
+    for e in &errors {
+        tracing::warn!(file = %e.file.display(), reason = %e.reason, "sigma rule not loaded");
+    }
+    metrics::gauge!("soc_correlator_sigma_rules_loaded").set(rules.len() as f64);
+    metrics::gauge!("soc_correlator_sigma_rules_rejected").set(errors.len() as f64);
+    tracing::info!(loaded = rules.len(), rejected = errors.len(), "sigma rules loaded");
+    Arc::new(rules)
+}
+
+/// `soc rules check`: Suricata (`.rules`) and Sigma (`.yml`/`.yaml`) files. Exit 0 when every
+/// rule loads, 1 when some were rejected (each listed with its reason), 2 on usage errors.
+pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> anyhow::Result<ExitCode> {
+    if paths.is_empty() {
+        anyhow::bail!("give rule files or directories to check");
+    }
+    let suricata_files = rule_files(paths, &["rules"]);
+    let sigma_files = rule_files(paths, &["yml", "yaml"]);
+    let started = std::time::Instant::now();
+    let (det, errors) = if suricata_files.is_empty() {
+        (Detector::builder().build().0, Vec::new())
+    } else {
+        load_suricata(&suricata_files, classification)?
+    };
+    let suricata_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (sigma, sigma_errors) = if sigma_files.is_empty() {
+        (None, Vec::new())
+    } else {
+        let (r, e) = SigmaRules::load(&sigma_files);
+        (Some(r), e)
+    };
+    let stats = rule_stats(&errors);
+    if format == "json" {
+        let v = json!({
+            "suricata": {
+                "files": suricata_files.len(),
+                "loaded": det.len(),
+                "rejected": stats.rejected_rules,
+                "errors": errors.iter().map(|e| json!({
+                    "file": e.file, "line": e.line, "column": e.column, "keyword": e.keyword, "reason": e.reason,
+                })).collect::<Vec<_>>(),
+                "rejected_per_keyword": stats.by_keyword.iter().map(|(k, n)| json!({"keyword": k, "rules": n})).collect::<Vec<_>>(),
+                "rejected_per_reason": stats.by_reason.iter().map(|(k, n)| json!({"reason": k, "errors": n})).collect::<Vec<_>>(),
+                "load_ms": suricata_ms,
+            },
+            "sigma": {
+                "files": sigma_files.len(),
+                "loaded": sigma.as_ref().map(|s| s.len()).unwrap_or(0),
+                "rejected": sigma_errors.len(),
+                "errors": sigma_errors.iter().map(|e| json!({"file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
+            }
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        if !suricata_files.is_empty() {
+            println!(
+                "Suricata rules: {} files, {} loaded, {} rejected ({:.0} ms)",
+                suricata_files.len(),
+                det.len(),
+                stats.rejected_rules,
+                suricata_ms
+            );
+            for e in errors.iter().take(200) {
+                println!("  {e}");
+            }
+            if errors.len() > 200 {
+                println!("  ... {} more (use --format json for all)", errors.len() - 200);
+            }
+            if !errors.is_empty() {
+                println!("{stats}");
+            }
+        }
+        if !sigma_files.is_empty() {
+            println!(
+                "Sigma rules: {} files, {} loaded, {} rejected",
+                sigma_files.len(),
+                sigma.as_ref().map(|s| s.len()).unwrap_or(0),
+                sigma_errors.len()
+            );
+            for e in &sigma_errors {
+                println!("  {}: {}", e.file.display(), e.reason);
+            }
+        }
+        if suricata_files.is_empty() && sigma_files.is_empty() {
+            println!("no .rules, .yml or .yaml files under the given paths");
+        }
+    }
+    Ok(if errors.is_empty() && sigma_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
