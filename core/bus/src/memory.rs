@@ -91,7 +91,6 @@ impl Bus for MemoryBus {
 
     async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
         let mut pending = records.into_iter().peekable();
-        // (ExactSizeIterator: `pending.len()` is what is left to publish.)
         while pending.peek().is_some() {
             let released = self.inner.released.notified();
             tokio::pin!(released);
@@ -103,20 +102,20 @@ impl Bus for MemoryBus {
                     reason: "does not exist (call ensure_topics first)".into(),
                 })?;
                 let mut n = 0u64;
-                if topic.groups.is_empty() {
-                    // Nobody consumes this topic (yet): keep the newest `capacity` records, as
-                    // a Kafka topic's retention would, instead of blocking producers forever.
-                    let incoming = pending.len();
-                    let over = (topic.log.len() + incoming).saturating_sub(self.inner.capacity).min(topic.log.len());
-                    for _ in 0..over {
+                let unconsumed = topic.groups.is_empty();
+                let mut evicted = 0u64;
+                loop {
+                    if topic.log.len() >= self.inner.capacity {
+                        if !unconsumed || pending.peek().is_none() {
+                            break;
+                        }
+                        // Nobody consumes this topic (yet): keep the newest `capacity`
+                        // records, as a Kafka topic's retention would, instead of blocking
+                        // producers forever.
                         topic.log.pop_front();
                         topic.base += 1;
+                        evicted += 1;
                     }
-                    if over > 0 {
-                        metrics::counter!("soc_bus_retention_evicted_total", "bus" => "memory", "topic" => kind.as_str()).increment(over as u64);
-                    }
-                }
-                while topic.log.len() < self.inner.capacity {
                     match pending.next() {
                         Some(r) => {
                             topic.log.push_back((r.key, r.payload));
@@ -124,6 +123,9 @@ impl Bus for MemoryBus {
                         }
                         None => break,
                     }
+                }
+                if evicted > 0 {
+                    metrics::counter!("soc_bus_retention_evicted_total", "bus" => "memory", "topic" => kind.as_str()).increment(evicted);
                 }
                 if n > 0 {
                     metrics::counter!("soc_bus_published_total", "bus" => "memory", "topic" => kind.as_str()).increment(n);
