@@ -23,10 +23,7 @@ where
 {
     let db = soc_tests::unique(prefix);
     let store = connect(url, &db).await;
-    eprintln!(
-        "{TEST}: server {} , database {db}",
-        store.server_version().text
-    );
+    eprintln!("{TEST}: server {} , database {db}", store.server_version().text);
     // In a task so that a panic comes back as an error and the database is still dropped.
     let outcome = tokio::spawn(body(store.clone())).await;
     if let Err(e) = store.drop_database().await {
@@ -58,36 +55,13 @@ async fn migrations_apply_once_across_connections() {
     };
     let url2 = url.clone();
     with_fresh_db(&url, "soc_migr", |store| async move {
-        let all: Vec<u32> = soc_store::migrations::CLICKHOUSE
-            .iter()
-            .map(|m| m.version)
-            .collect();
-        assert_eq!(
-            store.migrate().await.expect("first migrate"),
-            all,
-            "a fresh database gets every migration"
-        );
-        assert_eq!(
-            store.migrate().await.expect("second migrate"),
-            Vec::<u32>::new(),
-            "second run applies nothing"
-        );
+        let all: Vec<u32> = soc_store::migrations::CLICKHOUSE.iter().map(|m| m.version).collect();
+        assert_eq!(store.migrate().await.expect("first migrate"), all, "a fresh database gets every migration");
+        assert_eq!(store.migrate().await.expect("second migrate"), Vec::<u32>::new(), "second run applies nothing");
         // A second process (a new connection) sees the recorded versions too.
         let other = connect(&url2, store.database()).await;
-        assert_eq!(
-            other
-                .migrate()
-                .await
-                .expect("migrate from another connection"),
-            Vec::<u32>::new()
-        );
-        assert_eq!(
-            other
-                .count_events(&EventQuery::default())
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(other.migrate().await.expect("migrate from another connection"), Vec::<u32>::new());
+        assert_eq!(other.count_events(&EventQuery::default()).await.expect("count"), 0);
     })
     .await;
 }
@@ -106,11 +80,7 @@ async fn sql_errors_are_query_errors_not_outages() {
         }
         // Hostile filter values are bound (escaped), not spliced into the SQL.
         store.migrate().await.expect("migrate");
-        let q = EventQuery {
-            sensor: Some("x' OR 1=1 --".into()),
-            ip: Some("?".into()),
-            ..Default::default()
-        };
+        let q = EventQuery { sensor: Some("x' OR 1=1 --".into()), ip: Some("?".into()), ..Default::default() };
         assert_eq!(store.count_events(&q).await.expect("escaped values"), 0);
     })
     .await;
@@ -120,9 +90,7 @@ async fn sql_errors_are_query_errors_not_outages() {
 #[tokio::test]
 async fn unreachable_server_at_start_up_is_unavailable_and_names_the_address() {
     let addr = "http://127.0.0.1:1";
-    let err = ClickHouseStore::connect(addr, "soc", "default", "")
-        .await
-        .expect_err("nothing listens on port 1");
+    let err = ClickHouseStore::connect(addr, "soc", "default", "").await.expect_err("nothing listens on port 1");
     match &err {
         StoreError::Unavailable { addr: a, reason } => {
             assert_eq!(a, addr);
@@ -138,8 +106,6 @@ async fn unreachable_server_at_start_up_is_unavailable_and_names_the_address() {
 
 #[tokio::test]
 async fn bad_database_names_are_refused_before_connecting() {
-    let err = ClickHouseStore::connect("http://127.0.0.1:1", "x`; DROP", "default", "")
-        .await
-        .expect_err("bad name");
+    let err = ClickHouseStore::connect("http://127.0.0.1:1", "x`; DROP", "default", "").await.expect_err("bad name");
     assert!(matches!(err, StoreError::Invalid(_)), "{err:?}");
 }

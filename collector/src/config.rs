@@ -163,47 +163,28 @@ impl CollectorConfig {
 
     /// Checks what the types cannot: ranges, the offset's syntax.
     pub fn validate(&self, path: &str) -> Result<(), ConfigError> {
-        let bad = |message: String| {
-            Err(ConfigError::Semantic {
-                path: path.to_string(),
-                message,
-            })
-        };
+        let bad = |message: String| Err(ConfigError::Semantic { path: path.to_string(), message });
         if self.name.trim().is_empty() {
             return bad("name: must not be empty".into());
         }
         if !(1..=100_000).contains(&self.batch_size) {
-            return bad(format!(
-                "batch_size: {} is out of range (1..=100000)",
-                self.batch_size
-            ));
+            return bad(format!("batch_size: {} is out of range (1..=100000)", self.batch_size));
         }
         if !(1..=60_000).contains(&self.flush_interval_ms) {
-            return bad(format!(
-                "flush_interval_ms: {} is out of range (1..=60000)",
-                self.flush_interval_ms
-            ));
+            return bad(format!("flush_interval_ms: {} is out of range (1..=60000)", self.flush_interval_ms));
         }
         if let Some(o) = &self.local_utc_offset
             && crate::parse::parse_utc_offset(o).is_none()
         {
-            return bad(format!(
-                "local_utc_offset: {o:?} is not a UTC offset (\"+07:00\", \"-0500\", \"UTC\")"
-            ));
+            return bad(format!("local_utc_offset: {o:?} is not a UTC offset (\"+07:00\", \"-0500\", \"UTC\")"));
         }
         let udp = &self.inputs.syslog_udp;
         if !(256..=65_535).contains(&udp.max_line) {
-            return bad(format!(
-                "inputs.syslog_udp.max_line: {} is out of range (256..=65535)",
-                udp.max_line
-            ));
+            return bad(format!("inputs.syslog_udp.max_line: {} is out of range (256..=65535)", udp.max_line));
         }
         let tcp = &self.inputs.syslog_tcp;
         if !(256..=64 * 1024 * 1024).contains(&tcp.max_line) {
-            return bad(format!(
-                "inputs.syslog_tcp.max_line: {} is out of range (256..=67108864)",
-                tcp.max_line
-            ));
+            return bad(format!("inputs.syslog_tcp.max_line: {} is out of range (256..=67108864)", tcp.max_line));
         }
         if tcp.max_connections == 0 {
             return bad("inputs.syslog_tcp.max_connections: must be at least 1".into());
@@ -218,11 +199,7 @@ impl CollectorConfig {
             segment: self.segment.clone(),
             batch_size: self.batch_size.max(1),
             flush_interval: Duration::from_millis(self.flush_interval_ms.max(1)),
-            local_offset_secs: self
-                .local_utc_offset
-                .as_deref()
-                .and_then(crate::parse::parse_utc_offset)
-                .unwrap_or(0),
+            local_offset_secs: self.local_utc_offset.as_deref().and_then(crate::parse::parse_utc_offset).unwrap_or(0),
             bus_retry: Duration::from_secs(self.bus_retry_secs),
         }
     }
@@ -243,24 +220,15 @@ mod tests {
     fn defaults_are_the_all_in_one_setup() {
         let cfg = CollectorConfig::from_toml("c.toml", "").unwrap();
         assert_eq!(cfg, CollectorConfig::default());
-        assert_eq!(
-            cfg.inputs.syslog_udp.address.to_string(),
-            DEFAULT_SYSLOG_ADDR
-        );
-        assert_eq!(
-            cfg.inputs.syslog_tcp.address.to_string(),
-            DEFAULT_SYSLOG_ADDR
-        );
+        assert_eq!(cfg.inputs.syslog_udp.address.to_string(), DEFAULT_SYSLOG_ADDR);
+        assert_eq!(cfg.inputs.syslog_tcp.address.to_string(), DEFAULT_SYSLOG_ADDR);
         assert!(cfg.inputs.syslog_udp.enabled && cfg.inputs.syslog_tcp.enabled);
     }
 
     #[test]
     fn the_example_file_is_the_defaults() {
-        let cfg = CollectorConfig::from_toml(
-            "collector.example.toml",
-            include_str!("../collector.example.toml"),
-        )
-        .unwrap();
+        let cfg =
+            CollectorConfig::from_toml("collector.example.toml", include_str!("../collector.example.toml")).unwrap();
         assert_eq!(cfg, CollectorConfig::default());
     }
 
@@ -295,16 +263,10 @@ max_line = 4096
 
     #[test]
     fn errors_name_the_line_and_key() {
-        let e = CollectorConfig::from_toml(
-            "c.toml",
-            "name = \"x\"\n[inputs.syslog_tcp]\nmax_lines = 5\n",
-        )
-        .unwrap_err();
+        let e = CollectorConfig::from_toml("c.toml", "name = \"x\"\n[inputs.syslog_tcp]\nmax_lines = 5\n").unwrap_err();
         assert!(e.to_string().starts_with("c.toml:3:"), "{e}");
         assert!(e.to_string().contains("max_lines"), "{e}");
-        let e =
-            CollectorConfig::from_toml("c.toml", "[inputs.syslog_udp]\naddress = \"nowhere\"\n")
-                .unwrap_err();
+        let e = CollectorConfig::from_toml("c.toml", "[inputs.syslog_udp]\naddress = \"nowhere\"\n").unwrap_err();
         assert!(e.to_string().starts_with("c.toml:2:"), "{e}");
         let e = CollectorConfig::from_toml("c.toml", "local_utc_offset = \"+7h\"\n").unwrap_err();
         assert!(e.to_string().contains("local_utc_offset"), "{e}");

@@ -7,16 +7,9 @@ use soc_model::config::ConfigError;
 #[derive(Debug, thiserror::Error)]
 pub enum CollectorError {
     #[error("{input}: cannot bind {addr}: {source}")]
-    Bind {
-        input: &'static str,
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { input: &'static str, addr: String, source: std::io::Error },
     #[error("{input}: {source}")]
-    Io {
-        input: &'static str,
-        source: std::io::Error,
-    },
+    Io { input: &'static str, source: std::io::Error },
     #[error(transparent)]
     Bus(#[from] BusError),
     #[error(transparent)]

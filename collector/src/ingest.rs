@@ -59,40 +59,22 @@ pub fn parse_http_body_with(
     out
 }
 
-fn parse_body(
-    body: &[u8],
-    content_type: Option<&str>,
-    remote: &str,
-    local_offset_secs: i32,
-) -> IngestOutcome {
+fn parse_body(body: &[u8], content_type: Option<&str>, remote: &str, local_offset_secs: i32) -> IngestOutcome {
     let peer = remote
         .parse::<std::net::SocketAddr>()
         .map(|a| a.ip().to_string())
         .unwrap_or_else(|_| remote.trim().to_string());
     let source = format!("{INPUT} {remote}");
-    let mime = content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let mime = content_type.map(|c| c.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     let allow_text = match mime.as_deref() {
         None | Some("") => true,
-        Some(m) => {
-            m.starts_with("text/") || m == "application/syslog" || m == "application/octet-stream"
-        }
+        Some(m) => m.starts_with("text/") || m == "application/syslog" || m == "application/octet-stream",
     };
     let mut out = IngestOutcome::default();
     STATS.bytes(body.len());
     for item in split_document(body, allow_text) {
         STATS.received(1);
-        let ctx = ParseContext {
-            input: INPUT,
-            peer: Some(&peer),
-            received: parse::receive_time(),
-            local_offset_secs,
-        };
+        let ctx = ParseContext { input: INPUT, peer: Some(&peer), received: parse::receive_time(), local_offset_secs };
         let (result, raw) = match item {
             Item::Value(v) => {
                 let raw = || serde_json::to_vec(&v).unwrap_or_default();
@@ -107,9 +89,7 @@ fn parse_body(
         match result {
             Ok(ev) => out.events.push(ev),
             Err(ParseError::Empty) => {}
-            Err(e) => out
-                .dead_letters
-                .push(DeadLetter::new(source.clone(), e.to_string(), &raw)),
+            Err(e) => out.dead_letters.push(DeadLetter::new(source.clone(), e.to_string(), &raw)),
         }
     }
     out
@@ -122,11 +102,7 @@ pub async fn publish_outcome(bus: &dyn Bus, outcome: &IngestOutcome) -> Result<(
         STATS.parsed(outcome.events.len() as u64);
     }
     if !outcome.dead_letters.is_empty() {
-        let recs = outcome
-            .dead_letters
-            .iter()
-            .map(|d| Record::new(d.source.clone(), d.to_json()))
-            .collect();
+        let recs = outcome.dead_letters.iter().map(|d| Record::new(d.source.clone(), d.to_json())).collect();
         bus.publish(Kind::DeadLetter, recs).await?;
         STATS.dead_lettered(outcome.dead_letters.len() as u64);
     }
@@ -146,15 +122,8 @@ mod tests {
         );
         assert_eq!((o.events.len(), o.dead_letters.len()), (2, 0));
         assert_eq!(o.events[0].host.as_deref(), Some("10.0.0.5"));
-        assert_eq!(
-            o.events[0].log.as_ref().unwrap().input.as_deref(),
-            Some("http")
-        );
-        let o = parse_http_body(
-            br#"[{"message":"a"},{"message":"b"},{"message":"c"}]"#,
-            Some("application/json"),
-            "h",
-        );
+        assert_eq!(o.events[0].log.as_ref().unwrap().input.as_deref(), Some("http"));
+        let o = parse_http_body(br#"[{"message":"a"},{"message":"b"},{"message":"c"}]"#, Some("application/json"), "h");
         assert_eq!(o.events.len(), 3);
         let o = parse_http_body(br#"{"message":"a"}"#, None, "h");
         assert_eq!(o.events.len(), 1);
@@ -163,59 +132,31 @@ mod tests {
 
     #[test]
     fn bad_lines_are_dead_letters_with_reasons() {
-        let o = parse_http_body(
-            b"{\"message\":\"a\"}\n{bad json\n42\n",
-            Some("application/json"),
-            "10.0.0.5:5000",
-        );
+        let o = parse_http_body(b"{\"message\":\"a\"}\n{bad json\n42\n", Some("application/json"), "10.0.0.5:5000");
         assert_eq!(o.events.len(), 1);
         assert_eq!(o.dead_letters.len(), 2);
         assert_eq!(o.dead_letters[0].source, "http 10.0.0.5:5000");
-        assert!(
-            o.dead_letters[0].reason.contains("line 2"),
-            "{}",
-            o.dead_letters[0].reason
-        );
+        assert!(o.dead_letters[0].reason.contains("line 2"), "{}", o.dead_letters[0].reason);
         assert_eq!(o.dead_letters[0].raw, "{bad json");
-        assert!(
-            o.dead_letters[1]
-                .reason
-                .contains("line 3: not a JSON object"),
-            "{}",
-            o.dead_letters[1].reason
-        );
+        assert!(o.dead_letters[1].reason.contains("line 3: not a JSON object"), "{}", o.dead_letters[1].reason);
         // Plain text is not JSON when JSON was announced ...
-        let o = parse_http_body(
-            b"<13>Jun 15 10:00:00 h a: x\n",
-            Some("application/json"),
-            "h",
-        );
+        let o = parse_http_body(b"<13>Jun 15 10:00:00 h a: x\n", Some("application/json"), "h");
         assert_eq!((o.events.len(), o.dead_letters.len()), (0, 1));
         // ... and is syslog otherwise.
-        let o = parse_http_body(
-            b"<13>Jun 15 10:00:00 h a: x\n<999>bad\n",
-            Some("text/plain; charset=utf-8"),
-            "h",
-        );
+        let o = parse_http_body(b"<13>Jun 15 10:00:00 h a: x\n<999>bad\n", Some("text/plain; charset=utf-8"), "h");
         assert_eq!((o.events.len(), o.dead_letters.len()), (1, 1));
         assert!(o.dead_letters[0].reason.contains("PRI"));
     }
 
     #[test]
     fn stamped_with_the_collector_settings() {
-        let ctx = SourceContext {
-            sensor: "col-1".into(),
-            segment: Some("ministry".into()),
-            ..SourceContext::default()
-        };
+        let ctx =
+            SourceContext { sensor: "col-1".into(), segment: Some("ministry".into()), ..SourceContext::default() };
         let o = parse_http_body_with(
             br#"{"message":"a","timestamp":"2024-06-15T10:00:00"}"#,
             None,
             "h",
-            &SourceContext {
-                local_offset_secs: 7 * 3600,
-                ..ctx
-            },
+            &SourceContext { local_offset_secs: 7 * 3600, ..ctx },
         );
         let ev = &o.events[0];
         assert_eq!(ev.sensor.as_deref(), Some("col-1"));
@@ -238,11 +179,6 @@ mod tests {
             }
         }
         let o = parse_http_body(doc, None, "10.0.0.1:1");
-        assert_eq!(
-            (o.events.len(), o.dead_letters.len()),
-            (5, 0),
-            "{:?}",
-            o.dead_letters
-        );
+        assert_eq!((o.events.len(), o.dead_letters.len()), (5, 0), "{:?}", o.dead_letters);
     }
 }

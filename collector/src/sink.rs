@@ -73,14 +73,7 @@ pub fn stamp(ev: &mut Event, sensor: &str, segment: Option<&str>) {
 impl SourceContext {
     /// Parses one received text message into the batch: an event, or a dead letter with the
     /// reason. Blank messages are ignored (returns false).
-    pub(crate) fn accept_line(
-        &self,
-        batch: &mut Batch,
-        raw: &[u8],
-        input: &str,
-        peer_ip: &str,
-        source: &str,
-    ) -> bool {
+    pub(crate) fn accept_line(&self, batch: &mut Batch, raw: &[u8], input: &str, peer_ip: &str, source: &str) -> bool {
         let ctx = ParseContext {
             input,
             peer: Some(peer_ip),
@@ -96,9 +89,7 @@ impl SourceContext {
             Err(ParseError::Empty) => false,
             Err(e) => {
                 tracing::debug!(input, source, error = %e, "message dead-lettered");
-                batch
-                    .dead_letters
-                    .push(DeadLetter::new(source, e.to_string(), raw));
+                batch.dead_letters.push(DeadLetter::new(source, e.to_string(), raw));
                 true
             }
         }
@@ -113,15 +104,10 @@ pub async fn publish(bus: &dyn Bus, batch: &Batch, retry: Duration) -> Result<()
         with_backoff("collector publish", retry, || publish_events(bus, events)).await?;
     }
     if !batch.dead_letters.is_empty() {
-        let records: Vec<Record> = batch
-            .dead_letters
-            .iter()
-            .map(|d| Record::new(d.source.clone(), d.to_json()))
-            .collect();
-        with_backoff("collector publish dead letters", retry, || {
-            bus.publish(Kind::DeadLetter, records.clone())
-        })
-        .await?;
+        let records: Vec<Record> =
+            batch.dead_letters.iter().map(|d| Record::new(d.source.clone(), d.to_json())).collect();
+        with_backoff("collector publish dead letters", retry, || bus.publish(Kind::DeadLetter, records.clone()))
+            .await?;
     }
     Ok(())
 }

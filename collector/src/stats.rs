@@ -40,31 +40,15 @@ pub struct InputCounts {
 
 /// Registers the descriptions of the collector's metrics with the installed recorder.
 pub fn describe_metrics() {
-    metrics::describe_counter!(
-        "soc_collector_received_total",
-        "Messages received, per input."
-    );
-    metrics::describe_counter!(
-        "soc_collector_bytes_total",
-        metrics::Unit::Bytes,
-        "Bytes received, per input."
-    );
-    metrics::describe_counter!(
-        "soc_collector_parsed_total",
-        "Messages normalized into events, per input."
-    );
+    metrics::describe_counter!("soc_collector_received_total", "Messages received, per input.");
+    metrics::describe_counter!("soc_collector_bytes_total", metrics::Unit::Bytes, "Bytes received, per input.");
+    metrics::describe_counter!("soc_collector_parsed_total", "Messages normalized into events, per input.");
     metrics::describe_counter!(
         "soc_collector_dead_letters_total",
         "Messages sent to the dead-letter topic, per input."
     );
-    metrics::describe_counter!(
-        "soc_collector_dropped_total",
-        "Messages lost, per input and reason."
-    );
-    metrics::describe_counter!(
-        "soc_collector_batches_total",
-        "Batches published, per input."
-    );
+    metrics::describe_counter!("soc_collector_dropped_total", "Messages lost, per input and reason.");
+    metrics::describe_counter!("soc_collector_batches_total", "Batches published, per input.");
     metrics::describe_gauge!("soc_collector_connections", "Open connections, per input.");
 }
 
@@ -118,8 +102,7 @@ impl InputStats {
 
     pub(crate) fn dropped(&self, n: u64, reason: &'static str) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
-        metrics::counter!("soc_collector_dropped_total", "input" => self.input, "reason" => reason)
-            .increment(n);
+        metrics::counter!("soc_collector_dropped_total", "input" => self.input, "reason" => reason).increment(n);
     }
 
     pub(crate) fn batch(&self) {

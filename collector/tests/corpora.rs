@@ -41,33 +41,20 @@ struct Tally {
 
 /// The checks every normalized Windows event must pass.
 fn check(ev: &Event, what: &str, t: &mut Tally) {
-    let log = ev
-        .log
-        .as_ref()
-        .unwrap_or_else(|| panic!("{what}: no log payload"));
+    let log = ev.log.as_ref().unwrap_or_else(|| panic!("{what}: no log payload"));
     assert_eq!(log.format.as_deref(), Some("windows"), "{what}");
     assert_eq!(log.logsource.product.as_deref(), Some("windows"), "{what}");
     let f = &log.fields;
-    let id = f
-        .get("EventID")
-        .and_then(Value::as_i64)
-        .unwrap_or_else(|| panic!("{what}: EventID is not an integer: {f:?}"));
-    let original = log
-        .original
-        .as_ref()
-        .unwrap_or_else(|| panic!("{what}: no original"));
+    let id =
+        f.get("EventID").and_then(Value::as_i64).unwrap_or_else(|| panic!("{what}: EventID is not an integer: {f:?}"));
+    let original = log.original.as_ref().unwrap_or_else(|| panic!("{what}: no original"));
     let system = &original["Event"]["System"];
     // host = System.Computer; timestamp = System.TimeCreated.
     assert_eq!(ev.host.as_deref(), system["Computer"].as_str(), "{what}");
-    let created = system["TimeCreated"]["#attributes"]["SystemTime"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{what}: no SystemTime"));
+    let created =
+        system["TimeCreated"]["#attributes"]["SystemTime"].as_str().unwrap_or_else(|| panic!("{what}: no SystemTime"));
     assert_eq!(ev.timestamp.to_rfc3339()[..19], created[..19], "{what}");
-    assert!(
-        !f.keys().any(|k| k.contains(' ') || k.starts_with('#')),
-        "{what}: {:?}",
-        f.keys()
-    );
+    assert!(!f.keys().any(|k| k.contains(' ') || k.starts_with('#')), "{what}: {:?}", f.keys());
     let service = log.logsource.service.clone().unwrap_or_else(|| "-".into());
     let category = log.logsource.category.clone().unwrap_or_else(|| "-".into());
     if service == "sysmon" && id == 1 {
@@ -80,10 +67,7 @@ fn check(ev: &Event, what: &str, t: &mut Tally) {
     }
     if service == "security" && id == 4625 {
         t.failed_logons += 1;
-        assert!(
-            f.get("TargetUserName").is_some_and(Value::is_string),
-            "{what}: 4625 without TargetUserName"
-        );
+        assert!(f.get("TargetUserName").is_some_and(Value::is_string), "{what}: 4625 without TargetUserName");
     }
     if service == "security" && id == 4688 {
         assert_eq!(category, "process_creation", "{what}");
@@ -101,31 +85,16 @@ fn every_evtx_sample_event_normalizes() {
         return;
     };
     let dir = root.join("evtx-samples");
-    let index: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("INDEX.json")).unwrap()).unwrap();
-    let expected: u64 = index
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["events"].as_u64().unwrap())
-        .sum();
+    let index: Value = serde_json::from_slice(&std::fs::read(dir.join("INDEX.json")).unwrap()).unwrap();
+    let expected: u64 = index.as_array().unwrap().iter().map(|e| e["events"].as_u64().unwrap()).sum();
     let mut archives = Vec::new();
     files(&dir, ".jsonl.tar.zst", &mut archives);
     assert!(!archives.is_empty());
     let tmp = tempfile::tempdir().unwrap();
     for a in &archives {
-        let ok = Command::new("tar")
-            .arg("--zstd")
-            .arg("-xf")
-            .arg(a)
-            .arg("-C")
-            .arg(tmp.path())
-            .status();
+        let ok = Command::new("tar").arg("--zstd").arg("-xf").arg(a).arg("-C").arg(tmp.path()).status();
         if !ok.is_ok_and(|s| s.success()) {
-            eprintln!(
-                "SKIPPED: `tar --zstd -xf` failed for {}; evtx-samples not checked",
-                a.display()
-            );
+            eprintln!("SKIPPED: `tar --zstd -xf` failed for {}; evtx-samples not checked", a.display());
             return;
         }
     }
@@ -135,17 +104,9 @@ fn every_evtx_sample_event_normalizes() {
     let mut lines = 0usize;
     for p in &jsonl {
         let body = std::fs::read(p).unwrap();
-        lines += body
-            .split(|c| *c == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .count();
+        lines += body.split(|c| *c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count();
         let out = parse_http_body(&body, Some("application/x-ndjson"), "127.0.0.1:9");
-        assert!(
-            out.dead_letters.is_empty(),
-            "{}: {:?}",
-            p.display(),
-            out.dead_letters.first()
-        );
+        assert!(out.dead_letters.is_empty(), "{}: {:?}", p.display(), out.dead_letters.first());
         for (i, ev) in out.events.iter().enumerate() {
             check(ev, &format!("{}#{}", p.display(), i + 1), &mut t);
         }
@@ -161,10 +122,7 @@ fn every_evtx_sample_event_normalizes() {
     eprintln!("  by service: {:?}", t.by_service);
     eprintln!("  by category: {:?}", t.by_category);
     assert_eq!(t.events, lines);
-    assert_eq!(
-        t.events as u64, expected,
-        "INDEX.json counts {expected} events"
-    );
+    assert_eq!(t.events as u64, expected, "INDEX.json counts {expected} events");
     assert!(t.sysmon_1 > 0 && t.failed_logons > 0);
 }
 
@@ -186,18 +144,9 @@ fn every_sigma_regression_event_normalizes() {
             objects += 1;
         }
         let out = parse_http_body(&body, Some("application/json"), "127.0.0.1:9");
-        assert!(
-            out.dead_letters.is_empty(),
-            "{}: {:?}",
-            p.display(),
-            out.dead_letters.first()
-        );
+        assert!(out.dead_letters.is_empty(), "{}: {:?}", p.display(), out.dead_letters.first());
         // The rule's file name starts with its log source category (Sigma's naming rule).
-        let rule = p
-            .parent()
-            .and_then(|d| d.file_name())
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let rule = p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let want = [
             ("proc_creation_", "process_creation"),
             ("file_event_", "file_event"),
@@ -216,21 +165,12 @@ fn every_sigma_regression_event_normalizes() {
             let what = format!("{}#{}", p.display(), i + 1);
             check(ev, &what, &mut t);
             if let Some(want) = want {
-                let got = ev
-                    .log
-                    .as_ref()
-                    .and_then(|l| l.logsource.category.as_deref())
-                    .unwrap_or("-");
+                let got = ev.log.as_ref().and_then(|l| l.logsource.category.as_deref()).unwrap_or("-");
                 assert!(got.starts_with(want), "{what}: category {got}, rule {rule}");
             }
         }
     }
-    eprintln!(
-        "sigma regression data: {} files, {} events; by category: {:?}",
-        json.len(),
-        t.events,
-        t.by_category
-    );
+    eprintln!("sigma regression data: {} files, {} events; by category: {:?}", json.len(), t.events, t.by_category);
     assert_eq!(t.events, objects);
 }
 
@@ -241,11 +181,7 @@ fn otrf_nxlog_flat_events_normalize() {
         return;
     };
     let mut zips = Vec::new();
-    files(
-        &root.join("security-datasets/datasets/atomic/windows"),
-        ".zip",
-        &mut zips,
-    );
+    files(&root.join("security-datasets/datasets/atomic/windows"), ".zip", &mut zips);
     zips.retain(|p| p.to_string_lossy().contains("/host/"));
     // The smallest few host datasets: every shape variation NXLog writes, in little time.
     zips.sort_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(u64::MAX));
@@ -256,24 +192,13 @@ fn otrf_nxlog_flat_events_normalize() {
         let out = match Command::new("unzip").arg("-p").arg(z).output() {
             Ok(o) if o.status.success() => o.stdout,
             _ => {
-                eprintln!(
-                    "SKIPPED: `unzip -p` failed for {}; OTRF datasets not checked",
-                    z.display()
-                );
+                eprintln!("SKIPPED: `unzip -p` failed for {}; OTRF datasets not checked", z.display());
                 return;
             }
         };
-        let lines = out
-            .split(|c| *c == b'\n')
-            .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-            .count();
+        let lines = out.split(|c| *c == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count();
         let o = parse_http_body(&out, Some("application/x-ndjson"), "127.0.0.1:9");
-        assert!(
-            o.dead_letters.is_empty(),
-            "{}: {:?}",
-            z.display(),
-            o.dead_letters.first()
-        );
+        assert!(o.dead_letters.is_empty(), "{}: {:?}", z.display(), o.dead_letters.first());
         assert_eq!(o.events.len(), lines, "{}", z.display());
         for ev in &o.events {
             let log = ev.log.as_ref().unwrap();
@@ -285,24 +210,15 @@ fn otrf_nxlog_flat_events_normalize() {
             // `@timestamp`, or (older datasets) TimeCreated in UTC without a zone.
             let ts: soc_model::Timestamp = match original["@timestamp"].as_str() {
                 Some(t) => t.parse().unwrap(),
-                None => format!("{}Z", original["TimeCreated"].as_str().unwrap())
-                    .parse()
-                    .unwrap(),
+                None => format!("{}Z", original["TimeCreated"].as_str().unwrap()).parse().unwrap(),
             };
             assert_eq!(ev.timestamp, ts, "{what}");
             if log.fields["EventID"] == 1 && log.logsource.service.as_deref() == Some("sysmon") {
-                assert_eq!(
-                    log.logsource.category.as_deref(),
-                    Some("process_creation"),
-                    "{what}"
-                );
+                assert_eq!(log.logsource.category.as_deref(), Some("process_creation"), "{what}");
                 assert!(log.fields.contains_key("CommandLine"), "{what}");
             }
         }
         events += o.events.len();
     }
-    eprintln!(
-        "OTRF (NXLog flat shape): {} datasets, {events} events",
-        zips.len()
-    );
+    eprintln!("OTRF (NXLog flat shape): {} datasets, {events} events", zips.len());
 }

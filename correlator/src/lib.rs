@@ -7,5 +7,5 @@
 pub mod pipeline;
 pub mod sigma;
 
-pub use pipeline::{run, CorrelatorOptions, CorrelatorStats};
+pub use pipeline::{CorrelatorOptions, CorrelatorStats, run};
 pub use sigma::{RuleLoadError, SigmaRules};

@@ -63,8 +63,9 @@ pub enum CorrelatorError {
 /// `dead_letter` event of its own, with the reason: nothing consumed is dropped.
 pub fn to_event(msg: &Message) -> (Event, bool) {
     if msg.kind == Kind::DeadLetter {
-        let dl: DeadLetter = serde_json::from_slice(&msg.payload)
-            .unwrap_or_else(|e| DeadLetter::new("bus dead-letter", format!("unreadable dead letter: {e}"), &msg.payload));
+        let dl: DeadLetter = serde_json::from_slice(&msg.payload).unwrap_or_else(|e| {
+            DeadLetter::new("bus dead-letter", format!("unreadable dead letter: {e}"), &msg.payload)
+        });
         return (dead_letter_event(&dl, msg), true);
     }
     match Event::from_json(&msg.payload) {
@@ -83,7 +84,10 @@ fn dead_letter_event(dl: &DeadLetter, msg: &Message) -> Event {
     let mut ev = Event::new(EventType::Other("dead_letter".into()), dl.received);
     ev.extra.insert("dead_letter".into(), serde_json::to_value(dl).unwrap_or_default());
     // Distinct per bus position, so two identical bad lines are both kept.
-    ev.extra.insert("bus_position".into(), serde_json::json!({"topic": msg.kind.as_str(), "partition": msg.partition, "offset": msg.offset}));
+    ev.extra.insert(
+        "bus_position".into(),
+        serde_json::json!({"topic": msg.kind.as_str(), "partition": msg.partition, "offset": msg.offset}),
+    );
     ev.ensure_id();
     ev
 }
@@ -149,8 +153,10 @@ pub async fn run(
         if !detections.is_empty() {
             // After the store, before the commit: a crash in between re-publishes the same
             // detections (same ids), never loses them.
-            soc_bus::with_backoff("publish detections", opts.max_outage, || soc_bus::publish_events(bus.as_ref(), &detections))
-                .await?;
+            soc_bus::with_backoff("publish detections", opts.max_outage, || {
+                soc_bus::publish_events(bus.as_ref(), &detections)
+            })
+            .await?;
         }
         metrics::counter!("soc_correlator_stored_total").increment(events.len() as u64);
         // Only now is the batch safe: commit.
@@ -162,7 +168,11 @@ pub async fn run(
     Ok(stats)
 }
 
-async fn commit_with_retry(consumer: &mut dyn Consumer, msgs: &[Message], max_outage: Duration) -> Result<(), BusError> {
+async fn commit_with_retry(
+    consumer: &mut dyn Consumer,
+    msgs: &[Message],
+    max_outage: Duration,
+) -> Result<(), BusError> {
     let start = std::time::Instant::now();
     let mut delay = Duration::from_millis(100);
     loop {
@@ -262,7 +272,12 @@ mod tests {
         let events: Vec<Event> = (0..250).map(flow).collect();
         soc_bus::publish_events(bus.as_ref(), &events).await.unwrap();
         bus.publish(Kind::Log, vec![Record::new("h", b"{not json".to_vec())]).await.unwrap();
-        bus.publish(Kind::DeadLetter, vec![Record::new("h", DeadLetter::new("syslog-udp", "bad PRI", b"<999>x").to_json())]).await.unwrap();
+        bus.publish(
+            Kind::DeadLetter,
+            vec![Record::new("h", DeadLetter::new("syslog-udp", "bad PRI", b"<999>x").to_json())],
+        )
+        .await
+        .unwrap();
         let (tx, rx) = watch::channel(true); // already stopping: drain and return
         let opts = CorrelatorOptions { batch: 100, poll_timeout: Duration::from_millis(20), ..Default::default() };
         let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
@@ -284,9 +299,14 @@ mod tests {
         soc_bus::publish_events(bus.as_ref(), &events).await.unwrap();
         soc_bus::publish_events(bus.as_ref(), &events).await.unwrap(); // a producer retry
         let (_tx, rx) = watch::channel(true);
-        let stats = run(bus, store.clone(), CorrelatorOptions { poll_timeout: Duration::from_millis(20), ..Default::default() }, rx)
-            .await
-            .unwrap();
+        let stats = run(
+            bus,
+            store.clone(),
+            CorrelatorOptions { poll_timeout: Duration::from_millis(20), ..Default::default() },
+            rx,
+        )
+        .await
+        .unwrap();
         assert_eq!(stats.consumed, 20);
         assert_eq!(store.rows.lock().unwrap().len(), 10);
     }

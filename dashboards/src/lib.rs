@@ -101,7 +101,11 @@ pub fn parse_time(name: &str, s: &str, now: Timestamp) -> Result<Timestamp, ApiE
     if let Ok(secs) = s.parse::<i64>() {
         return Ok(Timestamp::from_unix_micros(secs.saturating_mul(1_000_000)));
     }
-    s.parse::<Timestamp>().map_err(|e| ApiError::bad_request(format!("parameter {name}: {e}; expected RFC 3339, epoch seconds or an age like 15m/2h/7d")))
+    s.parse::<Timestamp>().map_err(|e| {
+        ApiError::bad_request(format!(
+            "parameter {name}: {e}; expected RFC 3339, epoch seconds or an age like 15m/2h/7d"
+        ))
+    })
 }
 
 impl EventsParams {

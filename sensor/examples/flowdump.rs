@@ -8,10 +8,7 @@ use std::ops::ControlFlow;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let path = std::path::PathBuf::from(
-        args.get(1)
-            .ok_or("usage: flowdump <capture> <port> [max]")?,
-    );
+    let path = std::path::PathBuf::from(args.get(1).ok_or("usage: flowdump <capture> <port> [max]")?);
     let port: u16 = args.get(2).ok_or("port")?.parse()?;
     let max: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(200);
     let mut n = 0u64;
@@ -24,13 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .payload
                     .iter()
                     .take(40)
-                    .map(|&b| {
-                        if (0x20..0x7f).contains(&b) {
-                            b as char
-                        } else {
-                            '.'
-                        }
-                    })
+                    .map(|&b| if (0x20..0x7f).contains(&b) { b as char } else { '.' })
                     .collect();
                 match p.transport {
                     Transport::Tcp(t) => println!(
@@ -65,11 +56,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             _ => {}
         }
-        if shown >= max {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        if shown >= max { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
     })?;
     Ok(())
 }

@@ -9,10 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let input = args.next().ok_or("usage: pcap2eve <capture> [eve.json]")?;
     let output = args.next();
-    let opts = SensorOptions {
-        sensor_name: "pcap2eve".into(),
-        ..Default::default()
-    };
+    let opts = SensorOptions { sensor_name: "pcap2eve".into(), ..Default::default() };
     let summary = match output {
         Some(path) => {
             let mut w = EveWriter::create(&path)?;
@@ -28,16 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         summary.records,
         summary.elapsed.as_secs_f64(),
         summary.packets_per_sec(),
-        summary
-            .capture
-            .error
-            .as_deref()
-            .map(|e| format!("; capture error: {e}"))
-            .unwrap_or_default()
+        summary.capture.error.as_deref().map(|e| format!("; capture error: {e}")).unwrap_or_default()
     );
-    println!(
-        "{}",
-        serde_json::to_string_pretty(&summary.stats.to_json())?
-    );
+    println!("{}", serde_json::to_string_pretty(&summary.stats.to_json())?);
     Ok(())
 }

@@ -55,8 +55,15 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
 /// Rules that match one app-layer transaction record (`http`, `dns` request, `tls`).
 pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> {
     let (client, server) = (f.client, f.server);
-    let mut insp =
-        Inspection::new(transport(f.proto), client, f.client_port, server, f.server_port, detect::Direction::ToServer, &[]);
+    let mut insp = Inspection::new(
+        transport(f.proto),
+        client,
+        f.client_port,
+        server,
+        f.server_port,
+        detect::Direction::ToServer,
+        &[],
+    );
     insp.established = established(f);
     insp.app_proto = app_proto(f.app_proto);
     let host_lc;
@@ -189,13 +196,19 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
     fn sensor() -> Sensor {
         let (det, errors) = Detector::from_rules(RULES, "test.rules", &Vars::default());
         assert!(errors.is_empty(), "{errors:?}");
-        Sensor::new(SensorOptions { sensor_name: "s".into(), segment: "cpnet".into(), ..Default::default() }).with_detector(Arc::new(det))
+        Sensor::new(SensorOptions { sensor_name: "s".into(), segment: "cpnet".into(), ..Default::default() })
+            .with_detector(Arc::new(det))
     }
 
     fn run(sensor: &mut Sensor, frames: Vec<Vec<u8>>) -> Vec<Event> {
         let mut out = Vec::new();
         for (i, f) in frames.iter().enumerate() {
-            sensor.process(Timestamp::from_unix_micros(1_700_000_000_000_000 + i as i64 * 1000), LinkType::Ethernet, f, &mut out);
+            sensor.process(
+                Timestamp::from_unix_micros(1_700_000_000_000_000 + i as i64 * 1000),
+                LinkType::Ethernet,
+                f,
+                &mut out,
+            );
         }
         sensor.flush_all(&mut out);
         out

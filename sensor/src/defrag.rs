@@ -21,11 +21,7 @@ pub struct DefragConfig {
 
 impl Default for DefragConfig {
     fn default() -> Self {
-        DefragConfig {
-            max_trackers: 4096,
-            max_bytes: 32 << 20,
-            timeout_micros: 60_000_000,
-        }
+        DefragConfig { max_trackers: 4096, max_bytes: 32 << 20, timeout_micros: 60_000_000 }
     }
 }
 
@@ -105,13 +101,7 @@ pub struct Defrag {
 
 impl Defrag {
     pub fn new(cfg: DefragConfig) -> Self {
-        Defrag {
-            cfg,
-            trackers: FxHashMap::default(),
-            order: VecDeque::new(),
-            bytes: 0,
-            stats: DefragStats::default(),
-        }
+        Defrag { cfg, trackers: FxHashMap::default(), order: VecDeque::new(), bytes: 0, stats: DefragStats::default() }
     }
 
     /// Number of datagrams being reassembled.
@@ -135,11 +125,7 @@ impl Defrag {
                 break;
             }
             self.order.pop_front();
-            if self
-                .trackers
-                .get(&key)
-                .is_some_and(|t| t.first_seen == seen)
-            {
+            if self.trackers.get(&key).is_some_and(|t| t.first_seen == seen) {
                 self.remove(&key);
                 self.stats.timeouts += 1;
             }
@@ -162,27 +148,14 @@ impl Defrag {
             return DefragOutcome::Dropped(DefragEvent::PktTooLarge { ip_v: pkt.ip_v });
         }
         let end = end as u32;
-        let key = FragKey {
-            src: pkt.src,
-            dst: pkt.dst,
-            id,
-            proto: pkt.proto,
-            ip_v: pkt.ip_v,
-            vlan: pkt.vlan,
-        };
+        let key = FragKey { src: pkt.src, dst: pkt.dst, id, proto: pkt.proto, ip_v: pkt.ip_v, vlan: pkt.vlan };
         let mut evicted = false;
         if !self.trackers.contains_key(&key) {
-            while self.trackers.len() >= self.cfg.max_trackers
-                || self.bytes + data.len() > self.cfg.max_bytes
-            {
+            while self.trackers.len() >= self.cfg.max_trackers || self.bytes + data.len() > self.cfg.max_bytes {
                 let Some((old, seen)) = self.order.pop_front() else {
                     break;
                 };
-                if self
-                    .trackers
-                    .get(&old)
-                    .is_some_and(|t| t.first_seen == seen)
-                {
+                if self.trackers.get(&old).is_some_and(|t| t.first_seen == seen) {
                     self.remove(&old);
                     self.stats.evicted += 1;
                     evicted = true;
@@ -190,13 +163,7 @@ impl Defrag {
             }
             self.trackers.insert(
                 key,
-                Tracker {
-                    first_seen: now,
-                    data: Vec::new(),
-                    have: Vec::new(),
-                    total: None,
-                    header: None,
-                },
+                Tracker { first_seen: now, data: Vec::new(), have: Vec::new(), total: None, header: None },
             );
             self.order.push_back((key, now));
         }
@@ -217,14 +184,12 @@ impl Defrag {
             overlapped = true;
             if a > cursor {
                 let (s, e) = (cursor as usize, a as usize);
-                t.data[s..e]
-                    .copy_from_slice(&data[(cursor - offset) as usize..(a - offset) as usize]);
+                t.data[s..e].copy_from_slice(&data[(cursor - offset) as usize..(a - offset) as usize]);
             }
             cursor = cursor.max(b);
         }
         if cursor < end {
-            t.data[cursor as usize..end as usize]
-                .copy_from_slice(&data[(cursor - offset) as usize..]);
+            t.data[cursor as usize..end as usize].copy_from_slice(&data[(cursor - offset) as usize..]);
         }
         insert_range(&mut t.have, offset, end);
         if !more {
@@ -314,16 +279,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn frag(off: u16, more: bool, data: &[u8]) -> Vec<u8> {
-        synth::ipv4_frag(
-            Ipv4Addr::new(10, 0, 0, 1),
-            Ipv4Addr::new(10, 0, 0, 2),
-            17,
-            77,
-            64,
-            off,
-            more,
-            data,
-        )
+        synth::ipv4_frag(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 17, 77, 64, off, more, data)
     }
 
     #[test]
@@ -335,17 +291,13 @@ mod tests {
         let (a, b) = dgram.split_at(48);
         let f1 = frag(0, true, a);
         let f2 = frag(48, false, b);
-        let opts = DecodeOptions {
-            checksum_check: true,
-        };
+        let opts = DecodeOptions { checksum_check: true };
         let mut d = Defrag::new(DefragConfig::default());
         let mut ov = false;
         let p2 = decode_ipv4(&f2, [0; 3], opts).unwrap();
         assert_eq!(d.add(&p2, 0, &mut ov), DefragOutcome::Pending);
         let p1 = decode_ipv4(&f1, [0; 3], opts).unwrap();
-        let DefragOutcome::Reassembled(whole) = d.add(&p1, 1, &mut ov) else {
-            panic!("not reassembled")
-        };
+        let DefragOutcome::Reassembled(whole) = d.add(&p1, 1, &mut ov) else { panic!("not reassembled") };
         assert!(!ov);
         let p = decode_ipv4(&whole, [0; 3], opts).unwrap();
         assert!(p.frag.is_none());
@@ -358,22 +310,12 @@ mod tests {
     #[test]
     fn overlaps_are_flagged_and_memory_is_bounded() {
         let opts = DecodeOptions::default();
-        let mut d = Defrag::new(DefragConfig {
-            max_trackers: 2,
-            max_bytes: 1 << 20,
-            timeout_micros: 1_000_000,
-        });
+        let mut d = Defrag::new(DefragConfig { max_trackers: 2, max_bytes: 1 << 20, timeout_micros: 1_000_000 });
         let mut ov = false;
         let f1 = frag(0, true, &[1u8; 16]);
         let f1b = frag(8, true, &[2u8; 16]);
-        assert_eq!(
-            d.add(&decode_ipv4(&f1, [0; 3], opts).unwrap(), 0, &mut ov),
-            DefragOutcome::Pending
-        );
-        assert_eq!(
-            d.add(&decode_ipv4(&f1b, [0; 3], opts).unwrap(), 0, &mut ov),
-            DefragOutcome::Pending
-        );
+        assert_eq!(d.add(&decode_ipv4(&f1, [0; 3], opts).unwrap(), 0, &mut ov), DefragOutcome::Pending);
+        assert_eq!(d.add(&decode_ipv4(&f1b, [0; 3], opts).unwrap(), 0, &mut ov), DefragOutcome::Pending);
         assert!(ov);
         // Too large.
         let big = frag(65528, false, &[0u8; 16]);
@@ -383,16 +325,8 @@ mod tests {
         );
         // Many datagrams: at most two trackers.
         for id in 0..10u16 {
-            let f = synth::ipv4_frag(
-                Ipv4Addr::new(1, 1, 1, 1),
-                Ipv4Addr::new(2, 2, 2, 2),
-                6,
-                id,
-                64,
-                0,
-                true,
-                &[0u8; 8],
-            );
+            let f =
+                synth::ipv4_frag(Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2), 6, id, 64, 0, true, &[0u8; 8]);
             let _ = d.add(&decode_ipv4(&f, [0; 3], opts).unwrap(), 0, &mut ov);
             assert!(d.len() <= 2);
         }
@@ -419,18 +353,11 @@ mod tests {
         };
         let p1 = synth::ipv6(src, dst, 44, 64, &fh(0, true), a);
         let p2 = synth::ipv6(src, dst, 44, 64, &fh(40, false), b);
-        let opts = DecodeOptions {
-            checksum_check: true,
-        };
+        let opts = DecodeOptions { checksum_check: true };
         let mut d = Defrag::new(DefragConfig::default());
         let mut ov = false;
-        assert_eq!(
-            d.add(&decode_ipv6(&p1, [0; 3], opts).unwrap(), 0, &mut ov),
-            DefragOutcome::Pending
-        );
-        let DefragOutcome::Reassembled(whole) =
-            d.add(&decode_ipv6(&p2, [0; 3], opts).unwrap(), 0, &mut ov)
-        else {
+        assert_eq!(d.add(&decode_ipv6(&p1, [0; 3], opts).unwrap(), 0, &mut ov), DefragOutcome::Pending);
+        let DefragOutcome::Reassembled(whole) = d.add(&decode_ipv6(&p2, [0; 3], opts).unwrap(), 0, &mut ov) else {
             panic!("not reassembled")
         };
         let p = decode_ipv6(&whole, [0; 3], opts).unwrap();

@@ -20,10 +20,7 @@ impl EveWriter<File> {
 
 impl<W: Write> EveWriter<W> {
     pub fn new(w: W) -> Self {
-        EveWriter {
-            out: BufWriter::with_capacity(1 << 16, w),
-            written: 0,
-        }
+        EveWriter { out: BufWriter::with_capacity(1 << 16, w), written: 0 }
     }
     pub fn write(&mut self, e: &Event) -> std::io::Result<()> {
         serde_json::to_writer(&mut self.out, e)?;

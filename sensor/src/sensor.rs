@@ -2,9 +2,7 @@
 
 use crate::app::detect::{Probe, probe_udp};
 use crate::app::{AppProto, AppRecord, AppSession, Direction};
-use crate::decode::{
-    self, DecodeError, DecodeOptions, Decoded, LinkType, Packet, Transport, ipproto, tcp_flags,
-};
+use crate::decode::{self, DecodeError, DecodeOptions, Decoded, LinkType, Packet, Transport, ipproto, tcp_flags};
 use crate::defrag::{Defrag, DefragOutcome};
 use crate::flow::{EndReason, Flow, FlowState, FlowTable, TcpState};
 use crate::options::SensorOptions;
@@ -68,9 +66,7 @@ impl Sensor {
         let table = FlowTable::new(opts.timeouts, opts.max_flows);
         let defrag = Defrag::new(opts.defrag);
         Sensor {
-            dopts: DecodeOptions {
-                checksum_check: opts.checksum_check,
-            },
+            dopts: DecodeOptions { checksum_check: opts.checksum_check },
             opts,
             table,
             defrag,
@@ -157,11 +153,7 @@ impl Sensor {
     /// Ends every flow (`reason: "shutdown"`) and writes their records. Call at the end of a
     /// capture; the sensor can be used again afterwards.
     pub fn flush_all(&mut self, out: &mut Vec<Event>) {
-        let now = if self.clock == i64::MIN {
-            0
-        } else {
-            self.clock
-        };
+        let now = if self.clock == i64::MIN { 0 } else { self.clock };
         let flows = self.table.drain();
         for f in flows {
             self.finish_flow(f, EndReason::Shutdown, now, out);
@@ -187,13 +179,7 @@ impl Sensor {
         e
     }
 
-    fn anomaly_event(
-        &mut self,
-        micros: i64,
-        kind: &str,
-        event: &str,
-        pkt: Option<&Packet<'_>>,
-    ) -> Event {
+    fn anomaly_event(&mut self, micros: i64, kind: &str, event: &str, pkt: Option<&Packet<'_>>) -> Event {
         let mut e = self.base_event(EventType::Anomaly, micros);
         e.extra.insert("pcap_cnt".into(), Value::from(self.pkt_no));
         if let Some(p) = pkt {
@@ -202,11 +188,7 @@ impl Sensor {
             e.proto = Some(proto_name(p.proto));
             e.ip_v = Some(p.ip_v);
         }
-        e.anomaly = Some(Anomaly {
-            kind: Some(kind.into()),
-            event: Some(event.into()),
-            ..Default::default()
-        });
+        e.anomaly = Some(Anomaly { kind: Some(kind.into()), event: Some(event.into()), ..Default::default() });
         self.stats.records.anomaly += 1;
         e
     }
@@ -224,11 +206,7 @@ impl Sensor {
         let mut overlap = false;
         let outcome = self.defrag.add(p, self.clock, &mut overlap);
         if overlap && self.opts.decode_anomalies {
-            let name = if p.ip_v == 6 {
-                "ipv6.frag_overlap"
-            } else {
-                "ipv4.frag_overlap"
-            };
+            let name = if p.ip_v == 6 { "ipv6.frag_overlap" } else { "ipv4.frag_overlap" };
             let ev = self.anomaly_event(ts.unix_micros(), "decode", name, Some(p));
             out.push(ev);
         }
@@ -241,8 +219,7 @@ impl Sensor {
                 }
             }
             DefragOutcome::Reassembled(buf) => {
-                let link_overhead =
-                    frame_len.saturating_sub(p.ip_header.len() + p.ip_payload.len());
+                let link_overhead = frame_len.saturating_sub(p.ip_header.len() + p.ip_payload.len());
                 match decode::decode_ip(&buf, p.vlan, self.dopts) {
                     Ok(mut whole) => {
                         whole.vlan_len = p.vlan_len;
@@ -268,9 +245,7 @@ impl Sensor {
             _ => self.stats.other_ip += 1,
         }
         let mut evicted = std::mem::take(&mut self.scratch_flows);
-        let mut lk = self
-            .table
-            .lookup_or_create(p, now, self.pkt_no, &mut evicted);
+        let mut lk = self.table.lookup_or_create(p, now, self.pkt_no, &mut evicted);
         // A new SYN on a closed TCP session's tuple starts a new flow.
         if !lk.created
             && let Transport::Tcp(t) = p.transport
@@ -283,9 +258,7 @@ impl Sensor {
         {
             self.table.stats.reused += 1;
             evicted.push(old);
-            lk = self
-                .table
-                .lookup_or_create(p, now, self.pkt_no, &mut evicted);
+            lk = self.table.lookup_or_create(p, now, self.pkt_no, &mut evicted);
         }
         for f in evicted.drain(..) {
             self.finish_flow(f, EndReason::Forced, self.clock.max(now), out);
@@ -318,10 +291,7 @@ impl Sensor {
                     TcpState::Established | TcpState::FinWait1 => FlowState::Established,
                     TcpState::Closed => FlowState::Closed,
                 };
-                if f.app.is_none()
-                    && f.app_proto == AppProto::Unknown
-                    && (f.tcp.has_session() || midstream)
-                {
+                if f.app.is_none() && f.app_proto == AppProto::Unknown && (f.tcp.has_session() || midstream) {
                     f.app = Some(Box::new(AppSession::new()));
                 }
                 if let Some(app) = f.app.as_mut() {
@@ -356,9 +326,7 @@ impl Sensor {
                     f.state = FlowState::Established;
                 }
                 if !p.payload.is_empty() {
-                    if matches!(f.app_proto, AppProto::Unknown | AppProto::Failed)
-                        && !f.udp_tried[d]
-                    {
+                    if matches!(f.app_proto, AppProto::Unknown | AppProto::Failed) && !f.udp_tried[d] {
                         f.udp_tried[d] = true;
                         match probe_udp(dir, p.payload) {
                             Probe::Match(proto) => f.app_proto = proto,
@@ -396,8 +364,7 @@ impl Sensor {
             let mut events = Vec::with_capacity(recs.len());
             if let Some(f) = self.table.get_mut(idx) {
                 for r in recs.drain(..) {
-                    if let Some(e) = app_event(&self.opts, f, r, now, Some(pkt_no), &mut self.stats)
-                    {
+                    if let Some(e) = app_event(&self.opts, f, r, now, Some(pkt_no), &mut self.stats) {
                         if let Some(det) = &self.detector {
                             for h in crate::alerts::transaction_hits(det, f, &e) {
                                 f.alerted = true;
@@ -486,13 +453,7 @@ fn ip_text(a: IpAddr) -> String {
     a.to_string()
 }
 
-fn envelope(
-    opts: &SensorOptions,
-    f: &mut Flow,
-    et: EventType,
-    micros: i64,
-    reverse: bool,
-) -> Event {
+fn envelope(opts: &SensorOptions, f: &mut Flow, et: EventType, micros: i64, reverse: bool) -> Event {
     let mut e = Event::new(et, Timestamp::from_unix_micros(micros));
     e.flow_id = Some(f.id);
     set_endpoints(&mut e, f, reverse);
@@ -501,12 +462,7 @@ fn envelope(
     }
     e.sensor = Some(opts.sensor_name.clone());
     e.segment = Some(opts.segment.clone());
-    let vlans: Vec<Value> = f
-        .vlan
-        .iter()
-        .take(f.vlan_len as usize)
-        .map(|v| Value::from(*v))
-        .collect();
+    let vlans: Vec<Value> = f.vlan.iter().take(f.vlan_len as usize).map(|v| Value::from(*v)).collect();
     if !vlans.is_empty() {
         e.extra.insert("vlan".into(), Value::Array(vlans));
     }
@@ -548,13 +504,7 @@ fn app_event(
             if !opts.applayer_anomalies {
                 return None;
             }
-            let mut e = envelope(
-                opts,
-                f,
-                EventType::Anomaly,
-                micros,
-                dir == Direction::ToClient,
-            );
+            let mut e = envelope(opts, f, EventType::Anomaly, micros, dir == Direction::ToClient);
             e.anomaly = Some(Anomaly {
                 kind: Some("applayer".into()),
                 event: Some(event.into()),
@@ -597,14 +547,8 @@ fn flow_event(opts: &SensorOptions, f: &mut Flow, reason: EndReason, micros: i64
             let all = f.tcp_flags[0] | f.tcp_flags[1];
             let mut t = Map::new();
             t.insert("tcp_flags".into(), Value::String(format!("{all:02x}")));
-            t.insert(
-                "tcp_flags_ts".into(),
-                Value::String(format!("{:02x}", f.tcp_flags[0])),
-            );
-            t.insert(
-                "tcp_flags_tc".into(),
-                Value::String(format!("{:02x}", f.tcp_flags[1])),
-            );
+            t.insert("tcp_flags_ts".into(), Value::String(format!("{:02x}", f.tcp_flags[0])));
+            t.insert("tcp_flags_tc".into(), Value::String(format!("{:02x}", f.tcp_flags[1])));
             if f.tcp.has_session() {
                 for (bit, name) in [
                     (tcp_flags::SYN, "syn"),

@@ -139,30 +139,15 @@ impl MetricsPublisher {
         inc("soc_sensor_packets_total", now.packets, l.packets);
         inc("soc_sensor_bytes_total", now.bytes, l.bytes);
         inc("soc_sensor_fragments_total", now.fragments, l.fragments);
-        inc(
-            "soc_sensor_flows_created_total",
-            now.flows_created,
-            l.flows_created,
-        );
-        inc(
-            "soc_sensor_flows_timed_out_total",
-            now.flows_timed_out,
-            l.flows_timed_out,
-        );
-        inc(
-            "soc_sensor_flows_evicted_total",
-            now.flows_evicted,
-            l.flows_evicted,
-        );
-        inc(
-            "soc_sensor_stream_gaps_total",
-            now.stream_gaps,
-            l.stream_gaps,
-        );
+        inc("soc_sensor_flows_created_total", now.flows_created, l.flows_created);
+        inc("soc_sensor_flows_timed_out_total", now.flows_timed_out, l.flows_timed_out);
+        inc("soc_sensor_flows_evicted_total", now.flows_evicted, l.flows_evicted);
+        inc("soc_sensor_stream_gaps_total", now.stream_gaps, l.stream_gaps);
         for (i, e) in DecodeError::ALL.iter().enumerate() {
             let (c, p) = (now.decode_errors[i], l.decode_errors[i]);
             if c > p {
-                metrics::counter!("soc_sensor_decode_errors_total", "sensor" => s.clone(), "event" => e.event()).increment(c - p);
+                metrics::counter!("soc_sensor_decode_errors_total", "sensor" => s.clone(), "event" => e.event())
+                    .increment(c - p);
             }
         }
         for (t, c, p) in [
@@ -174,12 +159,10 @@ impl MetricsPublisher {
             ("alert", now.records.alert, l.records.alert),
         ] {
             if c > p {
-                metrics::counter!("soc_sensor_records_total", "sensor" => s.clone(), "type" => t)
-                    .increment(c - p);
+                metrics::counter!("soc_sensor_records_total", "sensor" => s.clone(), "type" => t).increment(c - p);
             }
         }
-        metrics::gauge!("soc_sensor_flows_active", "sensor" => s.clone())
-            .set(now.flows_active as f64);
+        metrics::gauge!("soc_sensor_flows_active", "sensor" => s.clone()).set(now.flows_active as f64);
         self.last = now.clone();
     }
 }

@@ -31,18 +31,12 @@ pub struct Host {
 impl Host {
     /// An IPv4 host with a MAC derived from the address (locally administered).
     pub fn v4(ip: [u8; 4]) -> Host {
-        Host {
-            mac: [0x02, 0x00, ip[0], ip[1], ip[2], ip[3]],
-            ip: IpAddr::V4(Ipv4Addr::from(ip)),
-        }
+        Host { mac: [0x02, 0x00, ip[0], ip[1], ip[2], ip[3]], ip: IpAddr::V4(Ipv4Addr::from(ip)) }
     }
     /// An IPv6 host with a MAC derived from the low bytes of the address.
     pub fn v6(ip: Ipv6Addr) -> Host {
         let o = ip.octets();
-        Host {
-            mac: [0x02, 0x00, o[12], o[13], o[14], o[15]],
-            ip: IpAddr::V6(ip),
-        }
+        Host { mac: [0x02, 0x00, o[12], o[13], o[14], o[15]], ip: IpAddr::V6(ip) }
     }
 }
 
@@ -54,22 +48,12 @@ pub struct Link {
 }
 
 /// An Ethernet II frame around `payload`, with VLAN tags.
-pub fn ethernet(
-    src: [u8; 6],
-    dst: [u8; 6],
-    ethertype: u16,
-    vlans: &[u16],
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn ethernet(src: [u8; 6], dst: [u8; 6], ethertype: u16, vlans: &[u16], payload: &[u8]) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + 4 * vlans.len() + payload.len());
     f.extend_from_slice(&dst);
     f.extend_from_slice(&src);
     for (i, v) in vlans.iter().enumerate() {
-        let tpid: u16 = if vlans.len() > 1 && i == 0 {
-            0x88a8
-        } else {
-            0x8100
-        };
+        let tpid: u16 = if vlans.len() > 1 && i == 0 { 0x88a8 } else { 0x8100 };
         f.extend_from_slice(&tpid.to_be_bytes());
         f.extend_from_slice(&(v & 0x0fff).to_be_bytes());
     }
@@ -113,14 +97,7 @@ pub fn ipv4_frag(
 
 /// An IPv6 packet; `ext` is an already-encoded extension-header chain whose first header's
 /// type is `first_next` (pass `next` and an empty `ext` for none).
-pub fn ipv6(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    first_next: u8,
-    hop_limit: u8,
-    ext: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, first_next: u8, hop_limit: u8, ext: &[u8], payload: &[u8]) -> Vec<u8> {
     let plen = (ext.len() + payload.len()) as u16;
     let mut p = Vec::with_capacity(40 + plen as usize);
     p.extend_from_slice(&[0x60, 0, 0, 0]);
@@ -136,16 +113,7 @@ pub fn ipv6(
 
 /// A TCP segment (20-byte header) with a correct checksum.
 #[allow(clippy::too_many_arguments)]
-pub fn tcp(
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn tcp(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut s = Vec::with_capacity(20 + payload.len());
     s.extend_from_slice(&sport.to_be_bytes());
     s.extend_from_slice(&dport.to_be_bytes());
@@ -190,11 +158,7 @@ pub fn icmp_echo(src: IpAddr, dst: IpAddr, reply: bool, id: u16, seq: u16, data:
     m.extend_from_slice(&id.to_be_bytes());
     m.extend_from_slice(&seq.to_be_bytes());
     m.extend_from_slice(data);
-    let c = if v6 {
-        l4_checksum(src, dst, 58, &m)
-    } else {
-        internet_checksum(&m)
-    };
+    let c = if v6 { l4_checksum(src, dst, 58, &m) } else { internet_checksum(&m) };
     m[2..4].copy_from_slice(&c.to_be_bytes());
     m
 }
@@ -203,33 +167,19 @@ pub fn icmp_echo(src: IpAddr, dst: IpAddr, reply: bool, id: u16, seq: u16, data:
 /// from `src` to `dst`.
 pub fn ip_frame(src: &Host, dst: &Host, link: &Link, proto: u8, l4: &[u8]) -> Vec<u8> {
     match (src.ip, dst.ip) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => ethernet(
-            src.mac,
-            dst.mac,
-            0x0800,
-            &link.vlans,
-            &ipv4(s, d, proto, 1, 64, l4),
-        ),
-        (IpAddr::V6(s), IpAddr::V6(d)) => ethernet(
-            src.mac,
-            dst.mac,
-            0x86dd,
-            &link.vlans,
-            &ipv6(s, d, proto, 64, &[], l4),
-        ),
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            ethernet(src.mac, dst.mac, 0x0800, &link.vlans, &ipv4(s, d, proto, 1, 64, l4))
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            ethernet(src.mac, dst.mac, 0x86dd, &link.vlans, &ipv6(s, d, proto, 64, &[], l4))
+        }
         _ => ethernet(src.mac, dst.mac, 0x0800, &link.vlans, &[]),
     }
 }
 
 /// A UDP frame from `src:sport` to `dst:dport`.
 pub fn udp_frame(src: &Host, sport: u16, dst: &Host, dport: u16, payload: &[u8]) -> Vec<u8> {
-    ip_frame(
-        src,
-        dst,
-        &Link::default(),
-        17,
-        &udp(src.ip, dst.ip, sport, dport, payload),
-    )
+    ip_frame(src, dst, &Link::default(), 17, &udp(src.ip, dst.ip, sport, dport, payload))
 }
 
 /// A TCP connection between two hosts that tracks sequence numbers, so its frames form a
@@ -249,15 +199,7 @@ pub struct TcpSession {
 impl TcpSession {
     /// A session with fixed initial sequence numbers (1000 client, 5000 server).
     pub fn new(client: Host, cport: u16, server: Host, sport: u16) -> TcpSession {
-        TcpSession {
-            client,
-            server,
-            cport,
-            sport,
-            link: Link::default(),
-            cseq: 1000,
-            sseq: 5000,
-        }
+        TcpSession { client, server, cport, sport, link: Link::default(), cseq: 1000, sseq: 5000 }
     }
     /// Same, with VLAN tags on every frame.
     pub fn with_vlans(mut self, vlans: &[u16]) -> TcpSession {
@@ -266,36 +208,14 @@ impl TcpSession {
     }
     /// A client segment with explicit flags and payload; advances the client's sequence.
     pub fn client_segment(&mut self, fl: u8, payload: &[u8]) -> Vec<u8> {
-        let seg = tcp(
-            self.client.ip,
-            self.server.ip,
-            self.cport,
-            self.sport,
-            self.cseq,
-            self.sseq,
-            fl,
-            payload,
-        );
-        self.cseq = self
-            .cseq
-            .wrapping_add(payload.len() as u32 + u32::from(fl & (flags::SYN | flags::FIN) != 0));
+        let seg = tcp(self.client.ip, self.server.ip, self.cport, self.sport, self.cseq, self.sseq, fl, payload);
+        self.cseq = self.cseq.wrapping_add(payload.len() as u32 + u32::from(fl & (flags::SYN | flags::FIN) != 0));
         ip_frame(&self.client, &self.server, &self.link, 6, &seg)
     }
     /// A server segment with explicit flags and payload; advances the server's sequence.
     pub fn server_segment(&mut self, fl: u8, payload: &[u8]) -> Vec<u8> {
-        let seg = tcp(
-            self.server.ip,
-            self.client.ip,
-            self.sport,
-            self.cport,
-            self.sseq,
-            self.cseq,
-            fl,
-            payload,
-        );
-        self.sseq = self
-            .sseq
-            .wrapping_add(payload.len() as u32 + u32::from(fl & (flags::SYN | flags::FIN) != 0));
+        let seg = tcp(self.server.ip, self.client.ip, self.sport, self.cport, self.sseq, self.cseq, fl, payload);
+        self.sseq = self.sseq.wrapping_add(payload.len() as u32 + u32::from(fl & (flags::SYN | flags::FIN) != 0));
         ip_frame(&self.server, &self.client, &self.link, 6, &seg)
     }
     /// SYN, SYN/ACK, ACK.
@@ -316,15 +236,11 @@ impl TcpSession {
     }
     /// Client data split into segments of at most `mss` bytes.
     pub fn client_send_split(&mut self, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
-        data.chunks(mss.max(1))
-            .map(|c| self.client_send(c))
-            .collect()
+        data.chunks(mss.max(1)).map(|c| self.client_send(c)).collect()
     }
     /// Server data split into segments of at most `mss` bytes.
     pub fn server_send_split(&mut self, data: &[u8], mss: usize) -> Vec<Vec<u8>> {
-        data.chunks(mss.max(1))
-            .map(|c| self.server_send(c))
-            .collect()
+        data.chunks(mss.max(1)).map(|c| self.server_send(c)).collect()
     }
     /// FIN/ACK from the client, ACK, FIN/ACK from the server, ACK.
     pub fn close(&mut self) -> Vec<Vec<u8>> {
@@ -347,11 +263,7 @@ pub enum DnsRr {
 /// Encodes a domain name as labels (no compression).
 pub fn dns_name(name: &str) -> Vec<u8> {
     let mut v = Vec::with_capacity(name.len() + 2);
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
         let l = &label.as_bytes()[..label.len().min(63)];
         v.push(l.len() as u8);
         v.extend_from_slice(l);
@@ -554,12 +466,7 @@ impl ClientHello {
 }
 
 /// A TLS ServerHello record: version, chosen cipher, extensions (type, body), session id.
-pub fn tls_server_hello(
-    version: u16,
-    cipher: u16,
-    extensions: &[(u16, Vec<u8>)],
-    session_id: &[u8],
-) -> Vec<u8> {
+pub fn tls_server_hello(version: u16, cipher: u16, extensions: &[(u16, Vec<u8>)], session_id: &[u8]) -> Vec<u8> {
     let mut body = Vec::new();
     body.extend_from_slice(&version.to_be_bytes());
     body.extend_from_slice(&[0x22; 32]);
@@ -606,11 +513,7 @@ pub fn tls_handshake_record(hs_type: u8, body: &[u8]) -> Vec<u8> {
 
 /// Writes a classic pcap file (microsecond timestamps, little endian) of `(unix_micros, frame)`
 /// records with the given link type.
-pub fn write_pcap<W: Write>(
-    mut w: W,
-    linktype: u32,
-    frames: &[(i64, Vec<u8>)],
-) -> std::io::Result<()> {
+pub fn write_pcap<W: Write>(mut w: W, linktype: u32, frames: &[(i64, Vec<u8>)]) -> std::io::Result<()> {
     w.write_all(&0xa1b2c3d4u32.to_le_bytes())?;
     w.write_all(&2u16.to_le_bytes())?;
     w.write_all(&4u16.to_le_bytes())?;
@@ -640,11 +543,7 @@ pub fn pcap_bytes(linktype: u32, frames: &[(i64, Vec<u8>)]) -> Vec<u8> {
 
 /// Pairs frames with timestamps starting at `start_micros`, `step_micros` apart.
 pub fn timed(frames: Vec<Vec<u8>>, start_micros: i64, step_micros: i64) -> Vec<(i64, Vec<u8>)> {
-    frames
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| (start_micros + i as i64 * step_micros, f))
-        .collect()
+    frames.into_iter().enumerate().map(|(i, f)| (start_micros + i as i64 * step_micros, f)).collect()
 }
 
 #[cfg(test)]
@@ -653,15 +552,7 @@ mod tests {
     use crate::decode::{DecodeOptions, Decoded, LinkType, Transport, decode};
 
     fn dec(f: &[u8]) -> crate::decode::Packet<'_> {
-        match decode(
-            LinkType::Ethernet,
-            f,
-            DecodeOptions {
-                checksum_check: true,
-            },
-        )
-        .unwrap()
-        {
+        match decode(LinkType::Ethernet, f, DecodeOptions { checksum_check: true }).unwrap() {
             Decoded::Ip(p) => p,
             other => panic!("{other:?}"),
         }
@@ -677,10 +568,7 @@ mod tests {
         assert_eq!(p.vlan, [10, 20, 0]);
         match p.transport {
             Transport::Tcp(t) => {
-                assert_eq!(
-                    (t.sport, t.dport, t.seq, t.flags),
-                    (40000, 80, 1000, flags::SYN)
-                );
+                assert_eq!((t.sport, t.dport, t.seq, t.flags), (40000, 80, 1000, flags::SYN));
             }
             other => panic!("{other:?}"),
         }
@@ -697,21 +585,9 @@ mod tests {
         let p = dec(&f);
         assert_eq!(p.ip_v, 6);
         assert_eq!(p.payload.first(), Some(&22));
-        let e = ip_frame(
-            &v6c,
-            &v6s,
-            &Link::default(),
-            58,
-            &icmp_echo(v6c.ip, v6s.ip, false, 1, 1, b"x"),
-        );
+        let e = ip_frame(&v6c, &v6s, &Link::default(), 58, &icmp_echo(v6c.ip, v6s.ip, false, 1, 1, b"x"));
         assert!(matches!(dec(&e).transport, Transport::Icmpv6(h) if h.icmp_type == 128));
-        let e4 = ip_frame(
-            &c,
-            &s,
-            &Link::default(),
-            1,
-            &icmp_echo(c.ip, s.ip, true, 1, 1, b"abc"),
-        );
+        let e4 = ip_frame(&c, &s, &Link::default(), 1, &icmp_echo(c.ip, s.ip, true, 1, 1, b"abc"));
         assert!(matches!(dec(&e4).transport, Transport::Icmp(h) if h.icmp_type == 0));
     }
 
@@ -719,11 +595,7 @@ mod tests {
     fn pcap_writer_round_trips_through_pcap_parser() {
         let c = Host::v4([10, 0, 0, 1]);
         let s = Host::v4([10, 0, 0, 2]);
-        let frames = timed(
-            vec![udp_frame(&c, 1, &s, 2, b"a"), udp_frame(&s, 2, &c, 1, b"b")],
-            1_000_000,
-            10,
-        );
+        let frames = timed(vec![udp_frame(&c, 1, &s, 2, b"a"), udp_frame(&s, 2, &c, 1, b"b")], 1_000_000, 10);
         let bytes = pcap_bytes(1, &frames);
         let (_, pcap) = pcap_parser::parse_pcap(&bytes).unwrap();
         assert_eq!(pcap.blocks.len(), 2);

@@ -21,10 +21,7 @@ fn captures(dir: &Path, out: &mut Vec<PathBuf>) {
             captures(&p, out);
         } else {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if [".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcap.zst"]
-                .iter()
-                .any(|s| name.ends_with(s))
-            {
+            if [".pcap", ".pcapng", ".cap", ".pcap.gz", ".pcap.zst"].iter().any(|s| name.ends_with(s)) {
                 out.push(p);
             }
         }
@@ -51,11 +48,7 @@ fn every_shared_capture_runs_without_panic() {
                 records += events.len() as u64;
                 if let Some(e) = &s.capture.error {
                     damaged += 1;
-                    eprintln!(
-                        "damaged: {} after {} packets: {e}",
-                        f.display(),
-                        s.capture.packets
-                    );
+                    eprintln!("damaged: {} after {} packets: {e}", f.display(), s.capture.packets);
                 }
                 // Every record has the envelope a consumer relies on.
                 for e in &events {
@@ -76,18 +69,13 @@ fn every_shared_capture_runs_without_panic() {
             Err(e) => panic!("{}: {e}", f.display()),
         }
     }
-    eprintln!(
-        "{ok} captures processed ({damaged} damaged, {rejected} rejected): {packets} packets, {records} records"
-    );
+    eprintln!("{ok} captures processed ({damaged} damaged, {rejected} rejected): {packets} packets, {records} records");
     assert!(damaged >= 1, "the truncated OTRF capture must be reported");
 }
 
 fn types(path: &Path) -> Vec<String> {
     let (events, _) = process_file(path, SensorOptions::default()).unwrap();
-    events
-        .iter()
-        .map(|e| e.event_type.as_str().to_string())
-        .collect()
+    events.iter().map(|e| e.event_type.as_str().to_string()).collect()
 }
 
 #[test]
@@ -104,17 +92,9 @@ fn selected_traces_have_expected_records() {
     assert!(count("wikipedia.pcap", "dns") >= 1);
     // QinQ-tagged HTTP.
     let (events, _) = process_file(z.join("http-qinq-0.pcap"), SensorOptions::default()).unwrap();
-    let http: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type.as_str() == "http")
-        .collect();
+    let http: Vec<_> = events.iter().filter(|e| e.event_type.as_str() == "http").collect();
     assert!(!http.is_empty());
-    assert_eq!(
-        http[0].extra.get("vlan"),
-        Some(&serde_json::json!([0, 0])),
-        "{:?}",
-        http[0].extra
-    );
+    assert_eq!(http[0].extra.get("vlan"), Some(&serde_json::json!([0, 0])), "{:?}", http[0].extra);
     // TLS traces produce tls records.
     let mut tls_files = Vec::new();
     captures(&z.join("tls"), &mut tls_files);
@@ -123,9 +103,6 @@ fn selected_traces_have_expected_records() {
         .filter_map(|f| process_file(f, SensorOptions::default()).ok())
         .map(|(e, _)| e.iter().filter(|x| x.event_type.as_str() == "tls").count())
         .sum();
-    eprintln!(
-        "tls records over {} zeek tls traces: {tls}",
-        tls_files.len()
-    );
+    eprintln!("tls records over {} zeek tls traces: {tls}", tls_files.len());
     assert!(tls >= tls_files.len() / 2);
 }

@@ -9,9 +9,7 @@ use std::path::PathBuf;
 
 fn corpora() -> Option<PathBuf> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora");
-    p.join("pcaps/otrf-security-datasets/otrf-lab-merged.pcap.zst")
-        .exists()
-        .then_some(p)
+    p.join("pcaps/otrf-security-datasets/otrf-lab-merged.pcap.zst").exists().then_some(p)
 }
 
 fn s(v: &Value, k: &str) -> String {
@@ -23,14 +21,7 @@ fn s(v: &Value, k: &str) -> String {
 }
 
 fn tuple(v: &Value) -> String {
-    format!(
-        "{} {}:{} > {}:{}",
-        s(v, "proto"),
-        s(v, "src_ip"),
-        s(v, "src_port"),
-        s(v, "dest_ip"),
-        s(v, "dest_port")
-    )
+    format!("{} {}:{} > {}:{}", s(v, "proto"), s(v, "src_ip"), s(v, "src_port"), s(v, "dest_ip"), s(v, "dest_port"))
 }
 
 fn multiset<'a>(items: impl Iterator<Item = String> + 'a) -> HashMap<String, usize> {
@@ -42,9 +33,7 @@ fn multiset<'a>(items: impl Iterator<Item = String> + 'a) -> HashMap<String, usi
 }
 
 fn common(a: &HashMap<String, usize>, b: &HashMap<String, usize>) -> usize {
-    a.iter()
-        .map(|(k, n)| (*n).min(*b.get(k).unwrap_or(&0)))
-        .sum()
+    a.iter().map(|(k, n)| (*n).min(*b.get(k).unwrap_or(&0))).sum()
 }
 
 #[test]
@@ -56,22 +45,11 @@ fn otrf_pcap_against_suricata_anchor() {
     let pcap = root.join("pcaps/otrf-security-datasets/otrf-lab-merged.pcap.zst");
     let anchor = root.join("anchors/suricata-8.0.6-otrf-et-open-eve.json.zst");
     let (events, summary) = process_file(&pcap, SensorOptions::default()).expect("run");
-    let ours: Vec<Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
+    let ours: Vec<Value> = events.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
     let raw = zstd::decode_all(std::fs::File::open(&anchor).unwrap()).unwrap();
-    let theirs: Vec<Value> = raw
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
-    let of = |v: &[Value], t: &str| {
-        v.iter()
-            .filter(|e| e["event_type"] == t)
-            .cloned()
-            .collect::<Vec<_>>()
-    };
+    let theirs: Vec<Value> =
+        raw.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let of = |v: &[Value], t: &str| v.iter().filter(|e| e["event_type"] == t).cloned().collect::<Vec<_>>();
 
     let st = &summary.stats;
     eprintln!(
@@ -87,10 +65,7 @@ fn otrf_pcap_against_suricata_anchor() {
     assert_eq!(summary.capture.packets, 44_267);
     assert_eq!(st.bytes, 36_151_173, "Suricata's decoder.bytes");
     // Suricata: tcp 42255, udp 740, icmpv4 16, invalid 1250 (iplen_smaller_than_hlen 1220, trunc_pkt 30).
-    assert_eq!(
-        (st.tcp, st.udp, st.icmp, st.invalid),
-        (42_255, 740, 16, 1_250)
-    );
+    assert_eq!((st.tcp, st.udp, st.icmp, st.invalid), (42_255, 740, 16, 1_250));
 
     let mut counts = BTreeMap::new();
     for t in ["flow", "dns", "http", "tls", "anomaly"] {
@@ -110,25 +85,12 @@ fn otrf_pcap_against_suricata_anchor() {
     let om: HashMap<String, &Value> = ours_flows.iter().map(|v| (key(v), v)).collect();
     let tm: HashMap<String, &Value> = theirs_flows.iter().map(|v| (key(v), v)).collect();
     let matched: Vec<&String> = tm.keys().filter(|k| om.contains_key(*k)).collect();
-    eprintln!(
-        "flows matched by 5-tuple+start: {} (suricata {}, ours {})",
-        matched.len(),
-        tm.len(),
-        om.len()
-    );
+    eprintln!("flows matched by 5-tuple+start: {} (suricata {}, ours {})", matched.len(), tm.len(), om.len());
     let mut agree: BTreeMap<&str, usize> = BTreeMap::new();
     for k in &matched {
         let (o, t) = (om[*k], tm[*k]);
-        for f in [
-            "pkts_toserver",
-            "pkts_toclient",
-            "bytes_toserver",
-            "bytes_toclient",
-            "start",
-            "end",
-            "age",
-            "state",
-        ] {
+        for f in ["pkts_toserver", "pkts_toclient", "bytes_toserver", "bytes_toclient", "start", "end", "age", "state"]
+        {
             if o["flow"][f] == t["flow"][f] {
                 *agree.entry(f).or_default() += 1;
             }
@@ -138,34 +100,19 @@ fn otrf_pcap_against_suricata_anchor() {
         }
         for f in ["tcp_flags", "tcp_flags_ts", "tcp_flags_tc", "state"] {
             if o["tcp"][f] == t["tcp"][f] {
-                *agree
-                    .entry(if f == "state" { "tcp.state" } else { f })
-                    .or_default() += 1;
+                *agree.entry(if f == "state" { "tcp.state" } else { f }).or_default() += 1;
             }
         }
     }
-    eprintln!(
-        "flow field agreement over {} matched: {agree:?}",
-        matched.len()
-    );
+    eprintln!("flow field agreement over {} matched: {agree:?}", matched.len());
 
     // DNS: 5-tuple, type, id, queries.
     let dkey = |v: &Value| {
         let q: Vec<String> = v["dns"]["queries"]
             .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|q| format!("{}/{}", s(q, "rrname"), s(q, "rrtype")))
-                    .collect()
-            })
+            .map(|a| a.iter().map(|q| format!("{}/{}", s(q, "rrname"), s(q, "rrtype"))).collect())
             .unwrap_or_default();
-        format!(
-            "{} {} {} {:?}",
-            tuple(v),
-            s(&v["dns"], "type"),
-            s(&v["dns"], "id"),
-            q
-        )
+        format!("{} {} {} {:?}", tuple(v), s(&v["dns"], "type"), s(&v["dns"], "id"), q)
     };
     let od = multiset(of(&ours, "dns").iter().map(dkey));
     let td = multiset(of(&theirs, "dns").iter().map(dkey));
@@ -175,10 +122,8 @@ fn otrf_pcap_against_suricata_anchor() {
         d.as_object_mut().map(|m| m.remove("tx_id"));
         format!("{} {}", tuple(v), d)
     };
-    let dns_full = common(
-        &multiset(of(&ours, "dns").iter().map(payload)),
-        &multiset(of(&theirs, "dns").iter().map(payload)),
-    );
+    let dns_full =
+        common(&multiset(of(&ours, "dns").iter().map(payload)), &multiset(of(&theirs, "dns").iter().map(payload)));
     eprintln!(
         "dns agreement (5-tuple, type, id, rrname/rrtype): {dns_matched} of {}; whole dns object equal: {dns_full}",
         td.values().sum::<usize>()
@@ -186,32 +131,15 @@ fn otrf_pcap_against_suricata_anchor() {
 
     // HTTP: 5-tuple, hostname, url, status.
     let hkey = |v: &Value| {
-        format!(
-            "{} {} {} {}",
-            tuple(v),
-            s(&v["http"], "hostname"),
-            s(&v["http"], "url"),
-            s(&v["http"], "status")
-        )
+        format!("{} {} {} {}", tuple(v), s(&v["http"], "hostname"), s(&v["http"], "url"), s(&v["http"], "status"))
     };
-    let http_matched = common(
-        &multiset(of(&ours, "http").iter().map(hkey)),
-        &multiset(of(&theirs, "http").iter().map(hkey)),
-    );
-    eprintln!(
-        "http agreement (5-tuple, hostname, url, status): {http_matched} of {}",
-        of(&theirs, "http").len()
-    );
+    let http_matched =
+        common(&multiset(of(&ours, "http").iter().map(hkey)), &multiset(of(&theirs, "http").iter().map(hkey)));
+    eprintln!("http agreement (5-tuple, hostname, url, status): {http_matched} of {}", of(&theirs, "http").len());
 
     // TLS: per 5-tuple, per field.
-    let ot: HashMap<String, Value> = of(&ours, "tls")
-        .iter()
-        .map(|v| (tuple(v), v["tls"].clone()))
-        .collect();
-    let tt: HashMap<String, Value> = of(&theirs, "tls")
-        .iter()
-        .map(|v| (tuple(v), v["tls"].clone()))
-        .collect();
+    let ot: HashMap<String, Value> = of(&ours, "tls").iter().map(|v| (tuple(v), v["tls"].clone())).collect();
+    let tt: HashMap<String, Value> = of(&theirs, "tls").iter().map(|v| (tuple(v), v["tls"].clone())).collect();
     let mut tls_agree: BTreeMap<String, usize> = BTreeMap::new();
     let mut tls_matched = 0;
     for (k, t) in &tt {
@@ -244,26 +172,15 @@ fn otrf_pcap_against_suricata_anchor() {
     assert!(fo.abs_diff(fa) <= 5, "flow count {fo} vs {fa}");
     assert!(matched.len() >= 1100, "flows matched {}", matched.len());
     for f in ["pkts_toserver", "bytes_toclient", "state", "tcp.state"] {
-        assert!(
-            agree.get(f).copied().unwrap_or(0) >= 1090,
-            "flow field {f}: {:?}",
-            agree.get(f)
-        );
+        assert!(agree.get(f).copied().unwrap_or(0) >= 1090, "flow field {f}: {:?}", agree.get(f));
     }
     assert!(agree.get("app_proto").copied().unwrap_or(0) >= 1100);
     assert!(dns_matched >= 595, "dns {dns_matched}");
     assert!(dns_full >= 590, "dns payload {dns_full}");
-    assert!(
-        counts["tls"].0 == 375 && tls_matched >= 370,
-        "tls {tls_matched}"
-    );
+    assert!(counts["tls"].0 == 375 && tls_matched >= 370, "tls {tls_matched}");
     for f in ["version", "ja3", "ja3s", "ja4", "session_resumed"] {
         assert!(tls_agree.get(f).copied().unwrap_or(0) >= 370, "tls {f}");
     }
     assert!(http_matched >= 390, "http {http_matched}");
-    assert!(
-        (395..=405).contains(&counts["http"].0),
-        "http count {}",
-        counts["http"].0
-    );
+    assert!((395..=405).contains(&counts["http"].0), "http count {}", counts["http"].0);
 }

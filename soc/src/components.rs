@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-pub use crate::sensor_glue::{spawn_live, spawn_pcap, SensorRunOptions};
+pub use crate::sensor_glue::{SensorRunOptions, spawn_live, spawn_pcap};
 
 /// Largest body `POST /api/ingest` accepts.
 pub const MAX_INGEST_BODY: usize = 32 * 1024 * 1024;
@@ -34,10 +34,7 @@ struct IngestState {
 /// means accepted), `503` when the bus cannot take them (the sender retries).
 pub fn ingest_router(bus: Arc<dyn Bus>, name: &str, segment: Option<String>) -> Router {
     let st = IngestState { bus, name: name.to_string(), segment };
-    Router::new()
-        .route("/api/ingest", post(ingest))
-        .layer(DefaultBodyLimit::max(MAX_INGEST_BODY))
-        .with_state(st)
+    Router::new().route("/api/ingest", post(ingest)).layer(DefaultBodyLimit::max(MAX_INGEST_BODY)).with_state(st)
 }
 
 async fn ingest(
@@ -54,7 +51,10 @@ async fn ingest(
         Ok(()) => (StatusCode::OK, Json(serde_json::json!({"accepted": n, "dead_letters": d}))).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "ingest: bus unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({"error": format!("not accepted, retry later: {e}")})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"error": format!("not accepted, retry later: {e}")})),
+            )
                 .into_response()
         }
     }
@@ -72,9 +72,9 @@ pub async fn spawn_syslog(
     let mut cfg = soc_collector::CollectorConfig { name: name.to_string(), segment, ..Default::default() };
     cfg.inputs.syslog_udp.address = addr;
     cfg.inputs.syslog_tcp.address = addr;
-    let collector = soc_collector::Collector::bind(&cfg)
-        .await
-        .with_context(|| format!("cannot listen for syslog on {addr} (choose another with --syslog, or --no-syslog)"))?;
+    let collector = soc_collector::Collector::bind(&cfg).await.with_context(|| {
+        format!("cannot listen for syslog on {addr} (choose another with --syslog, or --no-syslog)")
+    })?;
     set.spawn(async move {
         collector.run(bus, shutdown).await.context("syslog collector failed")?;
         Ok("syslog collector stopped".to_string())
@@ -86,16 +86,25 @@ pub async fn spawn_syslog(
 pub async fn serve_metrics(addr: SocketAddr, ready: Arc<dyn Fn() -> bool + Send + Sync>) -> anyhow::Result<()> {
     let prom = crate::telemetry::metrics();
     let app = Router::new()
-        .route("/metrics", get(move || { let p = prom.clone(); async move { p.render() } }))
+        .route(
+            "/metrics",
+            get(move || {
+                let p = prom.clone();
+                async move { p.render() }
+            }),
+        )
         .route("/healthz", get(|| async { "ok\n" }))
         .route(
             "/readyz",
             get(move || {
                 let ready = ready.clone();
-                async move { if ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") } }
+                async move {
+                    if ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
+                }
             }),
         );
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics: cannot listen on {addr}"))?;
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("metrics: cannot listen on {addr}"))?;
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::error!(error = %e, "metrics server failed");

@@ -5,7 +5,7 @@
 
 use serde::Deserialize;
 use soc_bus::kafka::KafkaConfig;
-use soc_model::config::{load_toml, ConfigError};
+use soc_model::config::{ConfigError, load_toml};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -49,10 +49,13 @@ impl StoreConfig {
         Ok(match self {
             StoreConfig::Clickhouse { url, database, user, password_env } => {
                 let password = match password_env {
-                    Some(var) => std::env::var(var).map_err(|_| anyhow::anyhow!("store.password_env: environment variable {var} is not set"))?,
+                    Some(var) => std::env::var(var)
+                        .map_err(|_| anyhow::anyhow!("store.password_env: environment variable {var} is not set"))?,
                     None => String::new(),
                 };
-                std::sync::Arc::new(soc_store::clickhouse::ClickHouseStore::connect(url, database, user, &password).await?)
+                std::sync::Arc::new(
+                    soc_store::clickhouse::ClickHouseStore::connect(url, database, user, &password).await?,
+                )
             }
             StoreConfig::Sqlite { path } => std::sync::Arc::new(soc_store::sqlite::SqliteStore::open(path)?),
         })
@@ -176,7 +179,9 @@ pub fn load_sensor(path: &Path) -> Result<SensorFile, ConfigError> {
     if f.sensor.name.trim().is_empty() {
         return Err(semantic(path, "sensor.name: must not be empty".into()));
     }
-    if let Some(bad) = f.sensor.vars.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) {
+    if let Some(bad) =
+        f.sensor.vars.keys().find(|k| k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
         return Err(semantic(path, format!("sensor.vars: {bad:?} is not a variable name (letters, digits, _)")));
     }
     if f.output.kafka && f.kafka.is_none() {

@@ -3,8 +3,8 @@
 use soc_bus::{Bus, BusError, Consumer, Record};
 use soc_model::Kind;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct CountingBus {
     inner: Arc<dyn Bus>,

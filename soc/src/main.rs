@@ -6,10 +6,10 @@ mod cli;
 mod components;
 mod config;
 mod counting;
-mod sensor_glue;
 mod demo;
 mod rules;
 mod run;
+mod sensor_glue;
 mod telemetry;
 
 use clap::Parser;

@@ -3,13 +3,14 @@
 
 use serde_json::json;
 use soc_correlator::SigmaRules;
-use soc_sensor::detect::{rule_stats, Classifications, Detector, RuleError};
+use soc_sensor::detect::{Classifications, Detector, RuleError, rule_stats};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// The project's own Suricata rules, built into the binary (used when no --rules is given).
-pub const BUILTIN_SURICATA: &[(&str, &str)] = &[("rules/suricata/demo.rules", include_str!("../../rules/suricata/demo.rules"))];
+pub const BUILTIN_SURICATA: &[(&str, &str)] =
+    &[("rules/suricata/demo.rules", include_str!("../../rules/suricata/demo.rules"))];
 /// The classification table of the project's rules.
 pub const BUILTIN_CLASSIFICATION: &str = include_str!("../../rules/classification.config");
 
@@ -75,7 +76,12 @@ pub fn sensor_detector(paths: &[PathBuf], classification: Option<&Path>) -> anyh
     }
     metrics::gauge!("soc_sensor_rules_loaded").set(det.len() as f64);
     metrics::gauge!("soc_sensor_rules_rejected").set(errors.len() as f64);
-    tracing::info!(loaded = det.len(), rejected = errors.len(), ms = started.elapsed().as_millis() as u64, "suricata rules loaded");
+    tracing::info!(
+        loaded = det.len(),
+        rejected = errors.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "suricata rules loaded"
+    );
     Ok(Arc::new(det))
 }
 

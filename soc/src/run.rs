@@ -47,9 +47,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let corr = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), corr_opts, corr_rx));
 
     // API.
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} (is another soc running? choose another with --listen)", a.listen))?;
+    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| {
+        format!("cannot listen on {} (is another soc running? choose another with --listen)", a.listen)
+    })?;
     let local = listener.local_addr()?;
     let state = soc_dashboard::ApiState { store: store.clone(), metrics: Arc::new(move || prom.render()) };
     let app = soc_dashboard::router(state).merge(crate::components::ingest_router(bus.clone(), "soc-run", None));
@@ -99,7 +99,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             loop {
                 let keep_from = Timestamp::now().unix_day() - days;
                 match store.drop_days_before(keep_from).await {
-                    Ok(r) if r.rows_dropped > 0 => tracing::info!(days = ?r.days_dropped, rows = r.rows_dropped, "retention dropped old days"),
+                    Ok(r) if r.rows_dropped > 0 => {
+                        tracing::info!(days = ?r.days_dropped, rows = r.rows_dropped, "retention dropped old days")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "retention failed"),
                 }
@@ -161,7 +163,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         (count_type("flow").await, count_type("alert").await, count_type("detection").await, count_type("log").await);
     let records_in: u64 = published.values().sum();
     println!("Summary");
-    println!("  records in:     {records_in}  ({})", published.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", "));
+    println!(
+        "  records in:     {records_in}  ({})",
+        published.iter().filter(|(_, n)| **n > 0).map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    );
     println!(
         "  consumed:       {}  (dead letters {}, undecodable {}; detections raised {})",
         corr_stats.consumed, corr_stats.dead_letters, corr_stats.undecodable, corr_stats.detections

@@ -5,13 +5,13 @@ use crate::cli::SensorArgs;
 use anyhow::Context;
 use soc_bus::Bus;
 use soc_model::Event;
-use soc_sensor::capture::offline::{open_capture, read_capture, BATCH_RECORDS};
+use soc_sensor::capture::offline::{BATCH_RECORDS, open_capture, read_capture};
 use soc_sensor::{EveWriter, LiveOptions, Sensor, SensorOptions};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -79,7 +79,10 @@ impl Outputs {
             let bus = bus.clone();
             // Waiting here is the backpressure: a slow bus slows the capture loop.
             rt.block_on(async move {
-                soc_bus::with_backoff("publish", std::time::Duration::from_secs(3600), || soc_bus::publish_events(bus.as_ref(), &batch)).await
+                soc_bus::with_backoff("publish", std::time::Duration::from_secs(3600), || {
+                    soc_bus::publish_events(bus.as_ref(), &batch)
+                })
+                .await
             })
             .map_err(|e| SinkError(format!("cannot publish records: {e}")))?;
         }
@@ -166,7 +169,10 @@ pub fn spawn_live(
             let mut out = Outputs { bus: Some((bus, rt)), eve: None, records: 0 };
             let live = LiveOptions::new(interface.clone());
             let st = soc_sensor::run_live_with(&live, opts.sensor(), &flag, |b| out.send(b))?;
-            Ok(format!("interface {interface}: {} packets, {} flows, {} records", st.packets, st.flows_created, out.records))
+            Ok(format!(
+                "interface {interface}: {} packets, {} flows, {} records",
+                st.packets, st.flows_created, out.records
+            ))
         })
         .await
         .context("capture task panicked")?
@@ -180,12 +186,25 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         Some(p) => Some(crate::config::load_sensor(p)?),
         None => None,
     };
-    let name = a.sensor_name.clone().or_else(|| file.as_ref().map(|f| f.sensor.name.clone())).unwrap_or_else(|| "sensor".into());
-    let segment = a.segment.clone().or_else(|| file.as_ref().map(|f| f.sensor.segment.clone())).unwrap_or_else(|| "default".into());
+    let name = a
+        .sensor_name
+        .clone()
+        .or_else(|| file.as_ref().map(|f| f.sensor.name.clone()))
+        .unwrap_or_else(|| "sensor".into());
+    let segment = a
+        .segment
+        .clone()
+        .or_else(|| file.as_ref().map(|f| f.sensor.segment.clone()))
+        .unwrap_or_else(|| "default".into());
     let checksum_check = !a.no_checksum_check && file.as_ref().map(|f| f.sensor.checksum_check).unwrap_or(true);
-    let rule_paths = if a.rules.is_empty() { file.as_ref().map(|f| f.sensor.rules.clone()).unwrap_or_default() } else { a.rules.clone() };
+    let rule_paths = if a.rules.is_empty() {
+        file.as_ref().map(|f| f.sensor.rules.clone()).unwrap_or_default()
+    } else {
+        a.rules.clone()
+    };
     let detector = crate::rules::sensor_detector(&rule_paths, a.classification_config.as_deref())?;
-    let opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, detector: Some(detector) };
+    let opts =
+        SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, detector: Some(detector) };
 
     let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));
     let eve: Option<EveWriter<Box<dyn std::io::Write + Send>>> = match &eve_path {
@@ -257,8 +276,10 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         let (flag, out) = (flag.clone(), out.clone());
         tasks.push(tokio::task::spawn_blocking(move || {
             let live = LiveOptions::new(iface.clone());
-            soc_sensor::run_live_with(&live, o.sensor(), &flag, |b| out.lock().unwrap_or_else(|p| p.into_inner()).send(b))
-                .map(|st| format!("interface {iface}: {} packets, {} flows", st.packets, st.flows_created))
+            soc_sensor::run_live_with(&live, o.sensor(), &flag, |b| {
+                out.lock().unwrap_or_else(|p| p.into_inner()).send(b)
+            })
+            .map(|st| format!("interface {iface}: {} packets, {} flows", st.packets, st.flows_created))
         }));
     }
     let mut result = Ok(ExitCode::SUCCESS);

@@ -117,13 +117,17 @@ fn demo_run_serves_flows_logs_and_ingested_records_and_keeps_them_across_a_resta
     run.wait_events("segment=cpnet&limit=5", 1, Duration::from_secs(30));
     // The attack scenario raises signature alerts (sensor) and Sigma detections (correlator).
     let alerts = run.wait_events("type=alert&limit=50", 2, Duration::from_secs(30));
-    assert!(alerts.iter().all(|a| a["alert"]["signature_id"].as_u64().is_some() && a["flow_id"].as_u64().is_some()), "{alerts:?}");
+    assert!(
+        alerts.iter().all(|a| a["alert"]["signature_id"].as_u64().is_some() && a["flow_id"].as_u64().is_some()),
+        "{alerts:?}"
+    );
     let det = run.wait_events("type=detection&limit=50", 2, Duration::from_secs(30));
     assert!(det.iter().any(|d| d["detection"]["rule_title"].as_str().unwrap_or("").contains("Encoded")), "{det:?}");
 
     // Syslog over UDP and TCP.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    udp.send_to(b"<34>Oct 11 22:14:15 e2e-udp-host su: 'su root' failed for lonvick on /dev/pts/8", &syslog_addr).unwrap();
+    udp.send_to(b"<34>Oct 11 22:14:15 e2e-udp-host su: 'su root' failed for lonvick on /dev/pts/8", &syslog_addr)
+        .unwrap();
     let mut tcp = TcpStream::connect(&syslog_addr).unwrap();
     tcp.write_all(b"<165>1 2026-11-27T10:00:00.000+07:00 e2e-tcp-host sshd 4242 ID47 - Failed password for root from 203.0.113.9 port 4242 ssh2\n").unwrap();
     tcp.flush().unwrap();
@@ -138,7 +142,10 @@ fn demo_run_serves_flows_logs_and_ingested_records_and_keeps_them_across_a_resta
         r##"{"Event":{"System":{"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"e2e-win-host","Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"TimeCreated":{"#attributes":{"SystemTime":"2026-11-27T03:00:00.000000Z"}}},"EventData":{"Image":"C:\\Windows\\System32\\whoami.exe","CommandLine":"whoami /all"}}}"##,
         "\n{broken\n"
     );
-    let r = ureq::post(&format!("{}/api/ingest", run.base)).set("content-type", "application/x-ndjson").send_string(body).unwrap();
+    let r = ureq::post(&format!("{}/api/ingest", run.base))
+        .set("content-type", "application/x-ndjson")
+        .send_string(body)
+        .unwrap();
     let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
     assert_eq!(v["accepted"], 1, "{v}");
     assert_eq!(v["dead_letters"], 1, "{v}");
@@ -224,10 +231,16 @@ fn sensor_reads_a_pcap_and_writes_eve_with_alerts_like_suricata_r() {
     let dir = tempfile::tempdir().unwrap();
     let mut s = TcpSession::new(Host::v4([10, 1, 1, 5]), 50000, Host::v4([10, 1, 1, 80]), 80);
     let mut frames = s.handshake();
-    frames.push(s.client_send(&synth::http_request("GET", "portal", "/x?f=../../etc/passwd", &[("User-Agent", "sqlmap/1.7")])));
+    frames.push(s.client_send(&synth::http_request(
+        "GET",
+        "portal",
+        "/x?f=../../etc/passwd",
+        &[("User-Agent", "sqlmap/1.7")],
+    )));
     frames.push(s.server_send(&synth::http_response(404, "Not Found", "text/plain", b"no")));
     frames.extend(s.close());
-    let timed: Vec<(i64, Vec<u8>)> = frames.into_iter().enumerate().map(|(i, f)| (1_700_000_000_000_000 + i as i64 * 1000, f)).collect();
+    let timed: Vec<(i64, Vec<u8>)> =
+        frames.into_iter().enumerate().map(|(i, f)| (1_700_000_000_000_000 + i as i64 * 1000, f)).collect();
     let pcap = dir.path().join("t.pcap");
     std::fs::write(&pcap, synth::pcap_bytes(1, &timed)).unwrap();
     let eve = dir.path().join("eve.json");
@@ -260,7 +273,10 @@ fn rules_check_reports_rejected_rules_with_file_line_and_keyword() {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("local.rules");
     std::fs::write(&f, "alert tcp any any -> any any (msg:\"ok\"; content:\"a\"; sid:1;)\nalert tcp any any -> any any (msg:\"x\"; byte_frobnicate:1; sid:2;)\n").unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["rules", "check", "--format", "json", f.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .args(["rules", "check", "--format", "json", f.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["suricata"]["loaded"], 1);
@@ -268,6 +284,7 @@ fn rules_check_reports_rejected_rules_with_file_line_and_keyword() {
     assert_eq!(v["suricata"]["errors"][0]["line"], 2);
     assert_eq!(v["suricata"]["errors"][0]["keyword"], "byte_frobnicate");
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
-    let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["rules", "check", root.to_str().unwrap()]).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_soc")).args(["rules", "check", root.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

@@ -62,10 +62,15 @@ fn get_json(url: &str) -> Option<serde_json::Value> {
 fn pcap_and_syslog_reach_the_dashboard_through_kafka_and_clickhouse() {
     let (Some(kafka), Some(ch)) = (server("SOC_TEST_KAFKA"), server("SOC_TEST_CLICKHOUSE")) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let id = format!("{}_{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000);
+    let id = format!(
+        "{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 1_000_000
+    );
     let prefix = format!("soc-e2e-{id}");
     let db = format!("soc_e2e_{id}");
-    let kafka_table = format!("[kafka]\nbrokers = [\"{kafka}\"]\ntopic_prefix = \"{prefix}\"\npartitions = 2\nreplication = 1\n");
+    let kafka_table =
+        format!("[kafka]\nbrokers = [\"{kafka}\"]\ntopic_prefix = \"{prefix}\"\npartitions = 2\nreplication = 1\n");
     let store_table = format!("[store]\nkind = \"clickhouse\"\nurl = \"{ch}\"\ndatabase = \"{db}\"\n");
     let write = |name: &str, text: String| {
         let p = dir.path().join(name);
@@ -95,16 +100,24 @@ fn pcap_and_syslog_reach_the_dashboard_through_kafka_and_clickhouse() {
             "[collector]\nname = \"e2e-collector\"\nsegment = \"ministry\"\n[collector.inputs.syslog_udp]\naddress = \"127.0.0.1:{syslog_port}\"\n[collector.inputs.syslog_tcp]\naddress = \"127.0.0.1:{syslog_port}\"\n{kafka_table}"
         ),
     );
-    let correlator_cfg = write("correlator.toml", format!("[correlator]\ngroup = \"e2e-{id}\"\n{kafka_table}{store_table}"));
+    let correlator_cfg =
+        write("correlator.toml", format!("[correlator]\ngroup = \"e2e-{id}\"\n{kafka_table}{store_table}"));
     let api_port = free_port();
-    let dashboard_cfg = write("dashboard.toml", format!("[dashboard]\nlisten = \"127.0.0.1:{api_port}\"\n{store_table}"));
+    let dashboard_cfg =
+        write("dashboard.toml", format!("[dashboard]\nlisten = \"127.0.0.1:{api_port}\"\n{store_table}"));
 
-    for (sub, cfg) in [("sensor", &sensor_cfg), ("collector", &collector_cfg), ("correlator", &correlator_cfg), ("dashboard", &dashboard_cfg)] {
+    for (sub, cfg) in [
+        ("sensor", &sensor_cfg),
+        ("collector", &collector_cfg),
+        ("correlator", &correlator_cfg),
+        ("dashboard", &dashboard_cfg),
+    ] {
         let st = Command::new(env!("CARGO_BIN_EXE_soc")).args([sub, "check-config", cfg]).status().unwrap();
         assert!(st.success(), "{sub} check-config");
     }
 
-    let mut procs = vec![soc(&["correlator", "--config", &correlator_cfg]), soc(&["collector", "--config", &collector_cfg])];
+    let mut procs =
+        vec![soc(&["correlator", "--config", &correlator_cfg]), soc(&["collector", "--config", &collector_cfg])];
     let st = Command::new(env!("CARGO_BIN_EXE_soc"))
         .args(["sensor", "--config", &sensor_cfg, "--pcap", pcap.to_str().unwrap()])
         .env("SOC_LOG", "warn")
@@ -122,7 +135,8 @@ fn pcap_and_syslog_reach_the_dashboard_through_kafka_and_clickhouse() {
             format!("<38>1 2026-11-27T10:00:00Z e2e-host-{id} sshd 7 - - Failed password for root from 203.0.113.5 port 1 ssh2").as_bytes(),
             ("127.0.0.1", syslog_port),
         );
-        let count = |q: &str| get_json(&format!("{base}/api/events?{q}")).and_then(|v| v["count"].as_u64()).unwrap_or(0);
+        let count =
+            |q: &str| get_json(&format!("{base}/api/events?{q}")).and_then(|v| v["count"].as_u64()).unwrap_or(0);
         flows = count("type=flow&segment=cpnet");
         alerts = count("type=alert&segment=cpnet");
         logs = count(&format!("type=log&host=e2e-host-{id}"));

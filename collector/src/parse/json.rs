@@ -60,10 +60,7 @@ pub fn split_document(body: &[u8], allow_text: bool) -> Vec<Item<'_>> {
         if matches!(t[0], b'{' | b'[') {
             match serde_json::from_slice::<Value>(t) {
                 Ok(v) => out.extend(explode(v)),
-                Err(e) => out.push(Item::Bad {
-                    raw: t,
-                    error: ParseError::Json(format!("line {}: {e}", n + 1)),
-                }),
+                Err(e) => out.push(Item::Bad { raw: t, error: ParseError::Json(format!("line {}: {e}", n + 1)) }),
             }
         } else if allow_text {
             out.push(Item::Text(t));
@@ -86,8 +83,7 @@ fn explode<'a>(v: Value) -> Vec<Item<'a>> {
 
 /// Parses one JSON text holding a single value (a line from a network input).
 pub fn parse_text(text: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
-    let v: Value = serde_json::from_slice(super::trim_ascii(text))
-        .map_err(|e| ParseError::Json(e.to_string()))?;
+    let v: Value = serde_json::from_slice(super::trim_ascii(text)).map_err(|e| ParseError::Json(e.to_string()))?;
     parse_value(v, ctx)
 }
 
@@ -102,9 +98,7 @@ pub fn parse_value(v: Value, ctx: &ParseContext<'_>) -> Result<Event, ParseError
         Value::String(s) => super::parse_line(s.as_bytes(), ctx),
         Value::Array(_) => Err(ParseError::Json("nested array: expected an object".into())),
         Value::Null => Err(ParseError::Json("null: expected an object".into())),
-        Value::Bool(_) | Value::Number(_) => {
-            Err(ParseError::Json(format!("{v}: expected an object")))
-        }
+        Value::Bool(_) | Value::Number(_) => Err(ParseError::Json(format!("{v}: expected an object"))),
     }
 }
 
@@ -122,27 +116,10 @@ const TIME_KEYS: [&str; 11] = [
     "TimeCreated",
     "__REALTIME_TIMESTAMP",
 ];
-const HOST_KEYS: [&str; 9] = [
-    "host",
-    "hostname",
-    "host.name",
-    "Hostname",
-    "host_name",
-    "computer",
-    "Computer",
-    "computer_name",
-    "_HOSTNAME",
-];
-const PROGRAM_KEYS: [&str; 8] = [
-    "program",
-    "appname",
-    "app_name",
-    "application",
-    "app",
-    "process_name",
-    "ident",
-    "SYSLOG_IDENTIFIER",
-];
+const HOST_KEYS: [&str; 9] =
+    ["host", "hostname", "host.name", "Hostname", "host_name", "computer", "Computer", "computer_name", "_HOSTNAME"];
+const PROGRAM_KEYS: [&str; 8] =
+    ["program", "appname", "app_name", "application", "app", "process_name", "ident", "SYSLOG_IDENTIFIER"];
 const SEVERITY_KEYS: [&str; 5] = ["level", "severity", "log.level", "log_level", "loglevel"];
 
 fn take_string(o: &mut Map<String, Value>, keys: &[&str]) -> Option<String> {
@@ -163,11 +140,7 @@ fn take_time(o: &mut Map<String, Value>, offset: i32) -> Option<Timestamp> {
                 .or_else(|| s.trim().parse::<f64>().ok().and_then(timefmt::from_epoch)),
             Some(Value::Number(n)) => n.as_f64().and_then(|f| {
                 // journald's __REALTIME_TIMESTAMP is in microseconds.
-                if k == "__REALTIME_TIMESTAMP" {
-                    timefmt::from_epoch(f / 1e6)
-                } else {
-                    timefmt::from_epoch(f)
-                }
+                if k == "__REALTIME_TIMESTAMP" { timefmt::from_epoch(f / 1e6) } else { timefmt::from_epoch(f) }
             }),
             _ => None,
         };
@@ -189,10 +162,7 @@ fn take_host(o: &mut Map<String, Value>) -> Option<String> {
             }
             // ECS `host: {name, hostname, ip, ...}`: the name, the object stays in fields.
             Some(Value::Object(h)) => {
-                if let Some(name) = ["name", "hostname"]
-                    .iter()
-                    .find_map(|n| h.get(*n).and_then(Value::as_str))
-                {
+                if let Some(name) = ["name", "hostname"].iter().find_map(|n| h.get(*n).and_then(Value::as_str)) {
                     return Some(name.to_string());
                 }
             }
@@ -275,34 +245,11 @@ mod tests {
 
     #[test]
     fn documents_single_array_lines_and_concatenated() {
-        assert_eq!(
-            values(split_document(br#" {"a":1} "#, false)),
-            vec![json!({"a":1})]
-        );
-        assert_eq!(
-            values(split_document(br#"[{"a":1},{"b":2}]"#, false)).len(),
-            2
-        );
-        assert_eq!(
-            values(split_document(
-                b"{\"a\":1}\n{\"b\":2}\r\n\n{\"c\":3}\n",
-                false
-            ))
-            .len(),
-            3
-        );
-        assert_eq!(
-            values(split_document(
-                b"{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n",
-                false
-            ))
-            .len(),
-            2
-        );
-        assert_eq!(
-            values(split_document(b"\xEF\xBB\xBF{\"a\":1}", false)).len(),
-            1
-        );
+        assert_eq!(values(split_document(br#" {"a":1} "#, false)), vec![json!({"a":1})]);
+        assert_eq!(values(split_document(br#"[{"a":1},{"b":2}]"#, false)).len(), 2);
+        assert_eq!(values(split_document(b"{\"a\":1}\n{\"b\":2}\r\n\n{\"c\":3}\n", false)).len(), 3);
+        assert_eq!(values(split_document(b"{\n  \"a\": 1\n}\n{\n  \"b\": 2\n}\n", false)).len(), 2);
+        assert_eq!(values(split_document(b"\xEF\xBB\xBF{\"a\":1}", false)).len(), 1);
         assert!(split_document(b"  \n ", false).is_empty());
     }
 
@@ -339,8 +286,7 @@ mod tests {
         assert_eq!(log.pid, Some(42));
         assert_eq!(
             log.fields,
-            serde_json::from_value::<Map<String, Value>>(json!({"user":"alice","nested":{"k":1}}))
-                .unwrap()
+            serde_json::from_value::<Map<String, Value>>(json!({"user":"alice","nested":{"k":1}})).unwrap()
         );
         assert_eq!(log.original.as_ref(), Some(&v));
         assert_eq!(log.input.as_deref(), Some("http"));
@@ -372,11 +318,7 @@ mod tests {
         for v in [json!(1), json!(null), json!(true), json!([[1]])] {
             assert!(matches!(parse_value(v, &ctx()), Err(ParseError::Json(_))));
         }
-        let ev = parse_value(
-            json!({"winlog":{"event_id":4624,"channel":"Security"}}),
-            &ctx(),
-        )
-        .unwrap();
+        let ev = parse_value(json!({"winlog":{"event_id":4624,"channel":"Security"}}), &ctx()).unwrap();
         assert_eq!(ev.log.as_ref().unwrap().format.as_deref(), Some("windows"));
         assert!(parse_text(b"{nope", &ctx()).is_err());
     }

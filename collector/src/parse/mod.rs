@@ -38,12 +38,7 @@ pub struct ParseContext<'a> {
 impl<'a> ParseContext<'a> {
     /// A context received now (see [`receive_time`]), local times taken as UTC.
     pub fn new(input: &'a str, peer: Option<&'a str>) -> Self {
-        ParseContext {
-            input,
-            peer,
-            received: receive_time(),
-            local_offset_secs: 0,
-        }
+        ParseContext { input, peer, received: receive_time(), local_offset_secs: 0 }
     }
 }
 
@@ -71,11 +66,7 @@ pub fn receive_time() -> Timestamp {
     let now = Timestamp::now().unix_micros();
     let mut prev = LAST.load(Ordering::Relaxed);
     loop {
-        let next = if now > prev {
-            now
-        } else {
-            prev.saturating_add(1)
-        };
+        let next = if now > prev { now } else { prev.saturating_add(1) };
         match LAST.compare_exchange_weak(prev, next, Ordering::Relaxed, Ordering::Relaxed) {
             Ok(_) => return Timestamp::from_unix_micros(next),
             Err(p) => prev = p,
@@ -90,11 +81,7 @@ pub fn parse_line(raw: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseErro
     if trimmed.is_empty() {
         return Err(ParseError::Empty);
     }
-    if trimmed[0] == b'{' {
-        json::parse_text(trimmed, ctx)
-    } else {
-        syslog::parse(raw, ctx)
-    }
+    if trimmed[0] == b'{' { json::parse_text(trimmed, ctx) } else { syslog::parse(raw, ctx) }
 }
 
 /// The envelope of a normalized log: `event_type = log`, the event time (or the receive
@@ -106,13 +93,10 @@ pub(crate) fn log_event(
     mut log: Log,
 ) -> Event {
     let mut ev = Event::new(EventType::Log, timestamp.unwrap_or(ctx.received));
-    ev.host = host
-        .filter(|h| !h.is_empty())
-        .or_else(|| ctx.peer.map(str::to_string));
+    ev.host = host.filter(|h| !h.is_empty()).or_else(|| ctx.peer.map(str::to_string));
     log.input = Some(ctx.input.to_string());
     if let Some(peer) = ctx.peer {
-        log.extra
-            .insert("peer".into(), Value::String(peer.to_string()));
+        log.extra.insert("peer".into(), Value::String(peer.to_string()));
     }
     ev.log = Some(log);
     ev
@@ -120,17 +104,12 @@ pub(crate) fn log_event(
 
 /// Adds the receive time to a text record (see the module docs).
 pub(crate) fn add_received(log: &mut Log, ctx: &ParseContext<'_>) {
-    log.extra
-        .insert("received".into(), Value::String(ctx.received.to_string()));
+    log.extra.insert("received".into(), Value::String(ctx.received.to_string()));
 }
 
 pub(crate) fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|c| !is_blank(*c)).unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !is_blank(*c))
-        .map(|p| p + 1)
-        .unwrap_or(start);
+    let end = b.iter().rposition(|c| !is_blank(*c)).map(|p| p + 1).unwrap_or(start);
     &b[start..end.max(start)]
 }
 

@@ -44,9 +44,7 @@ pub const FACILITIES: [&str; 24] = [
 ];
 
 /// Severity names, by code (RFC 5424 table 2).
-pub const SEVERITIES: [&str; 8] = [
-    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
-];
+pub const SEVERITIES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
 
 /// Name of a facility code (0..=23).
 pub fn facility_name(code: u8) -> Option<&'static str> {
@@ -129,16 +127,9 @@ fn strip_line_end(mut b: &[u8]) -> &[u8] {
 
 /// Parses one syslog message. `reference` resolves year-less timestamps; `local_offset_secs` is
 /// the zone of timestamps written without one.
-pub fn parse_message(
-    line: &[u8],
-    reference: Timestamp,
-    local_offset_secs: i32,
-) -> Result<SyslogMessage, ParseError> {
+pub fn parse_message(line: &[u8], reference: Timestamp, local_offset_secs: i32) -> Result<SyslogMessage, ParseError> {
     let line = strip_line_end(line);
-    let start = line
-        .iter()
-        .position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n' | 0))
-        .unwrap_or(line.len());
+    let start = line.iter().position(|c| !matches!(c, b' ' | b'\t' | b'\r' | b'\n' | 0)).unwrap_or(line.len());
     let line = &line[start..];
     if line.is_empty() {
         return Err(ParseError::Empty);
@@ -172,10 +163,7 @@ fn parse_pri(line: &[u8]) -> Result<(u8, &[u8]), ParseError> {
         .ok_or_else(|| ParseError::Pri(format!("no closing '>' in {:?}", shown())))?;
     let digits = &line[1..close];
     if digits.is_empty() || digits.len() > 3 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(ParseError::Pri(format!(
-            "{:?} is not a number",
-            lossy(digits)
-        )));
+        return Err(ParseError::Pri(format!("{:?} is not a number", lossy(digits))));
     }
     let v: u32 = digits.iter().fold(0, |a, d| a * 10 + (d - b'0') as u32);
     if v > 191 {
@@ -186,15 +174,9 @@ fn parse_pri(line: &[u8]) -> Result<(u8, &[u8]), ParseError> {
 
 /// `VERSION SP` right after the PRI: 1-2 digits, not starting with 0.
 fn rfc5424_version(rest: &[u8]) -> Option<(u32, usize)> {
-    let n = rest
-        .iter()
-        .take(3)
-        .take_while(|c| c.is_ascii_digit())
-        .count();
+    let n = rest.iter().take(3).take_while(|c| c.is_ascii_digit()).count();
     if (1..=2).contains(&n) && rest[0] != b'0' && rest.get(n) == Some(&b' ') {
-        let v = rest[..n]
-            .iter()
-            .fold(0u32, |a, d| a * 10 + (d - b'0') as u32);
+        let v = rest[..n].iter().fold(0u32, |a, d| a * 10 + (d - b'0') as u32);
         Some((v, n + 1))
     } else {
         None
@@ -226,11 +208,7 @@ impl<'a> Cursor<'a> {
             }
             self.i += 1;
         }
-        if self.i == start {
-            None
-        } else {
-            Some(&self.b[start..self.i])
-        }
+        if self.i == start { None } else { Some(&self.b[start..self.i]) }
     }
 }
 
@@ -246,10 +224,8 @@ fn parse_5424(version: u32, rest: &[u8]) -> Result<SyslogMessage, ParseError> {
     let ts = c.token().ok_or_else(|| err("missing TIMESTAMP"))?;
     if ts != b"-" {
         let text = std::str::from_utf8(ts).map_err(|_| err("TIMESTAMP is not text"))?;
-        m.timestamp = Some(
-            text.parse::<Timestamp>()
-                .map_err(|_| ParseError::Rfc5424(format!("invalid TIMESTAMP {text:?}")))?,
-        );
+        m.timestamp =
+            Some(text.parse::<Timestamp>().map_err(|_| ParseError::Rfc5424(format!("invalid TIMESTAMP {text:?}")))?);
     }
     m.hostname = nil_or(c.token().ok_or_else(|| err("missing HOSTNAME"))?);
     m.app_name = nil_or(c.token().ok_or_else(|| err("missing APP-NAME"))?);
@@ -282,13 +258,8 @@ fn parse_5424(version: u32, rest: &[u8]) -> Result<SyslogMessage, ParseError> {
 }
 
 /// One or more `[SD-ID PARAM="VALUE" ...]` elements at the cursor.
-fn parse_structured_data(
-    c: &mut Cursor<'_>,
-    out: &mut Map<String, Value>,
-) -> Result<(), ParseError> {
-    let err = |at: usize, what: &str| {
-        ParseError::Rfc5424(format!("malformed STRUCTURED-DATA at byte {at}: {what}"))
-    };
+fn parse_structured_data(c: &mut Cursor<'_>, out: &mut Map<String, Value>) -> Result<(), ParseError> {
+    let err = |at: usize, what: &str| ParseError::Rfc5424(format!("malformed STRUCTURED-DATA at byte {at}: {what}"));
     while c.peek() == Some(b'[') {
         c.i += 1;
         let id_start = c.i;
@@ -425,10 +396,7 @@ type Tag<'a> = (&'a [u8], Option<&'a [u8]>, usize);
 
 /// `program[pid]:` / `program:` / `program[pid]` at the start of `b`.
 fn tag(b: &[u8]) -> Option<Tag<'_>> {
-    let end = b
-        .iter()
-        .take(65)
-        .position(|c| matches!(c, b'[' | b':' | b' '))?;
+    let end = b.iter().take(65).position(|c| matches!(c, b'[' | b':' | b' '))?;
     if end == 0 || b[0] == b'%' {
         return None;
     }
@@ -455,9 +423,7 @@ fn tag(b: &[u8]) -> Option<Tag<'_>> {
 fn is_hostname(tok: &[u8]) -> bool {
     !tok.is_empty()
         && tok.len() <= 255
-        && tok
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'%'))
+        && tok.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_' | b':' | b'%'))
         && tok.last() != Some(&b':')
 }
 
@@ -534,36 +500,21 @@ fn cisco_message_id(s: &[u8], extra: &mut Map<String, Value>) {
         return;
     }
     let facility = &id[..id.len() - sev.len() - parts[parts.len() - 1].len() - 2];
-    if facility.is_empty()
-        || !facility
-            .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-'))
-    {
+    if facility.is_empty() || !facility.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-')) {
         return;
     }
     extra.insert("cisco_facility".into(), Value::String(lossy(facility)));
     extra.insert("cisco_severity".into(), Value::from(sev[0] - b'0'));
-    extra.insert(
-        "cisco_mnemonic".into(),
-        Value::String(lossy(parts[parts.len() - 1])),
-    );
+    extra.insert("cisco_mnemonic".into(), Value::String(lossy(parts[parts.len() - 1])));
 }
 
 /// Sigma log source of a syslog message.
 fn logsource(m: &SyslogMessage) -> LogSource {
     if let Some(Value::String(fac)) = m.extra.get("cisco_facility") {
-        let service =
-            matches!(fac.as_str(), "ASA" | "FTD" | "FWSM" | "PIX").then(|| "asa".to_string());
-        return LogSource {
-            product: Some("cisco".into()),
-            category: None,
-            service,
-        };
+        let service = matches!(fac.as_str(), "ASA" | "FTD" | "FWSM" | "PIX").then(|| "asa".to_string());
+        return LogSource { product: Some("cisco".into()), category: None, service };
     }
-    let program = m
-        .app_name
-        .as_deref()
-        .map(|p| p.rsplit('/').next().unwrap_or(p).to_ascii_lowercase());
+    let program = m.app_name.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p).to_ascii_lowercase());
     let service = match program.as_deref() {
         Some("sshd") => "sshd",
         Some("sudo") => "sudo",
@@ -573,18 +524,13 @@ fn logsource(m: &SyslogMessage) -> LogSource {
         Some("auditd" | "audispd" | "audisp-syslog") => "auditd",
         Some("guacd" | "guacamole") => "guacamole",
         Some(
-            "su" | "login" | "passwd" | "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel"
-            | "groupmod" | "chpasswd" | "chage" | "chsh" | "systemd-logind" | "polkitd" | "pkexec"
-            | "unix_chkpwd" | "gpasswd",
+            "su" | "login" | "passwd" | "useradd" | "userdel" | "usermod" | "groupadd" | "groupdel" | "groupmod"
+            | "chpasswd" | "chage" | "chsh" | "systemd-logind" | "polkitd" | "pkexec" | "unix_chkpwd" | "gpasswd",
         ) => "auth",
         _ if matches!(m.facility, Some(4) | Some(10)) => "auth",
         _ => "syslog",
     };
-    LogSource {
-        product: Some("linux".into()),
-        category: None,
-        service: Some(service.into()),
-    }
+    LogSource { product: Some("linux".into()), category: None, service: Some(service.into()) }
 }
 
 /// Normalizes a parsed message into a `log` event.
@@ -660,9 +606,8 @@ mod tests {
 
     #[test]
     fn rfc5424_example_2_offset_and_microseconds() {
-        let m = p(
-            "<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time to make the do-nuts.",
-        );
+        let m =
+            p("<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time to make the do-nuts.");
         assert_eq!((m.facility, m.severity), (Some(20), Some(5)));
         let t = m.timestamp.unwrap();
         assert_eq!(t.to_string(), "2003-08-24T05:14:15.000003-0700");
@@ -690,13 +635,9 @@ mod tests {
 
     #[test]
     fn rfc5424_escapes_repeats_and_lenient_forms() {
-        let m = p(
-            r#"<14>1 2024-01-01T00:00:00Z h a 1 m [x@1 q="a \"quoted\" \\ \] \n" q="2"][origin ip="10.0.0.1"] msg"#,
-        );
-        assert_eq!(
-            m.structured_data["x@1"]["q"],
-            serde_json::json!([r#"a "quoted" \ ] \n"#, "2"])
-        );
+        let m =
+            p(r#"<14>1 2024-01-01T00:00:00Z h a 1 m [x@1 q="a \"quoted\" \\ \] \n" q="2"][origin ip="10.0.0.1"] msg"#);
+        assert_eq!(m.structured_data["x@1"]["q"], serde_json::json!([r#"a "quoted" \ ] \n"#, "2"]));
         assert_eq!(m.structured_data["origin"]["ip"], "10.0.0.1");
         assert_eq!(m.message, "msg");
         // SD left out entirely: the rest is the message.
@@ -704,10 +645,7 @@ mod tests {
         assert_eq!(m.message, "hello world");
         // All NILs.
         let m = p("<14>1 - - - - - -");
-        assert_eq!(
-            (m.timestamp, m.hostname.clone(), m.app_name.clone()),
-            (None, None, None)
-        );
+        assert_eq!((m.timestamp, m.hostname.clone(), m.app_name.clone()), (None, None, None));
         assert_eq!(m.message, "");
     }
 
@@ -716,46 +654,23 @@ mod tests {
         for (line, want) in [
             ("<34>1 notatime host app - - - msg", "invalid TIMESTAMP"),
             ("<34>1 2003-10-11T22:14:15.003Z host", "missing APP-NAME"),
-            (
-                r#"<34>1 - h a p m [id x="1 msg"#,
-                "unterminated PARAM-VALUE",
-            ),
-            (
-                r#"<34>1 - h a p m [id x="1" msg"#,
-                "expected '=' after PARAM-NAME",
-            ),
+            (r#"<34>1 - h a p m [id x="1 msg"#, "unterminated PARAM-VALUE"),
+            (r#"<34>1 - h a p m [id x="1" msg"#, "expected '=' after PARAM-NAME"),
             (r#"<34>1 - h a p m [id x=1] msg"#, "expected '\"'"),
             ("<34>1 - h a p m [id", "unterminated SD-ELEMENT"),
             ("<34>1 - h a p m [] x", "empty SD-ID"),
         ] {
-            let e = parse_message(line.as_bytes(), reference(), 0)
-                .unwrap_err()
-                .to_string();
+            let e = parse_message(line.as_bytes(), reference(), 0).unwrap_err().to_string();
             assert!(e.contains(want), "{line}: {e}");
         }
     }
 
     #[test]
     fn pri_errors() {
-        for line in [
-            "<999>Oct 11 22:14:15 host x",
-            "<abc>x",
-            "<>x",
-            "<12",
-            "<1234>x",
-        ] {
-            assert!(
-                matches!(
-                    parse_message(line.as_bytes(), reference(), 0),
-                    Err(ParseError::Pri(_))
-                ),
-                "{line}"
-            );
+        for line in ["<999>Oct 11 22:14:15 host x", "<abc>x", "<>x", "<12", "<1234>x"] {
+            assert!(matches!(parse_message(line.as_bytes(), reference(), 0), Err(ParseError::Pri(_))), "{line}");
         }
-        assert_eq!(
-            parse_message(b"  \r\n", reference(), 0),
-            Err(ParseError::Empty)
-        );
+        assert_eq!(parse_message(b"  \r\n", reference(), 0), Err(ParseError::Empty));
     }
 
     #[test]
@@ -774,49 +689,34 @@ mod tests {
         assert_eq!(m.app_name.as_deref(), Some("sshd"));
         assert_eq!(m.procid.as_deref(), Some("4123"));
         assert_eq!(m.timestamp, ts("2024-06-14T08:01:02Z"));
-        assert!(
-            m.message
-                .starts_with("Failed password for invalid user admin")
-        );
+        assert!(m.message.starts_with("Failed password for invalid user admin"));
 
         let m = p(
             "<85>Jun 15 11:59:01 web01 sudo:    alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/cat /etc/shadow",
         );
         assert_eq!(m.app_name.as_deref(), Some("sudo"));
-        assert_eq!(
-            m.message,
-            "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/cat /etc/shadow"
-        );
+        assert_eq!(m.message, "alice : TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/usr/bin/cat /etc/shadow");
 
         let m = p(
             "<78>Jun 15 06:25:01 web01 CRON[31337]: (root) CMD (test -x /usr/sbin/anacron || ( cd / && run-parts --report /etc/cron.daily ))",
         );
-        assert_eq!(
-            (m.app_name.as_deref(), m.procid.as_deref()),
-            (Some("CRON"), Some("31337"))
-        );
+        assert_eq!((m.app_name.as_deref(), m.procid.as_deref()), (Some("CRON"), Some("31337")));
         assert_eq!(m.facility, Some(9));
 
         let m = p(
             "<4>Jun 15 10:00:00 web01 kernel: [12345.678901] usb 1-1: new high-speed USB device number 2 using xhci_hcd",
         );
         assert_eq!(m.app_name.as_deref(), Some("kernel"));
-        assert_eq!(
-            m.message,
-            "[12345.678901] usb 1-1: new high-speed USB device number 2 using xhci_hcd"
-        );
+        assert_eq!(m.message, "[12345.678901] usb 1-1: new high-speed USB device number 2 using xhci_hcd");
 
-        let m =
-            p("<22>Jun 15 10:00:00 mail postfix/smtpd[1234]: connect from unknown[198.51.100.1]");
+        let m = p("<22>Jun 15 10:00:00 mail postfix/smtpd[1234]: connect from unknown[198.51.100.1]");
         assert_eq!(m.app_name.as_deref(), Some("postfix/smtpd"));
     }
 
     #[test]
     fn rfc3164_without_pri_hostname_or_tag() {
         // From a file: no PRI.
-        let m = p(
-            "Jun 15 10:00:00 web01 sshd[99]: Accepted publickey for bob from 10.0.0.9 port 50000 ssh2",
-        );
+        let m = p("Jun 15 10:00:00 web01 sshd[99]: Accepted publickey for bob from 10.0.0.9 port 50000 ssh2");
         assert_eq!((m.facility, m.severity), (None, None));
         assert_eq!(m.hostname.as_deref(), Some("web01"));
         assert_eq!(m.app_name.as_deref(), Some("sshd"));
@@ -826,23 +726,14 @@ mod tests {
         assert_eq!(m.app_name.as_deref(), Some("sshd"));
         assert_eq!(m.message, "hello");
         let m = p("<13>Jun 15 10:00:00 su: hello");
-        assert_eq!(
-            (m.hostname.as_deref(), m.app_name.as_deref()),
-            (None, Some("su"))
-        );
+        assert_eq!((m.hostname.as_deref(), m.app_name.as_deref()), (None, Some("su")));
         // No tag.
         let m = p("<13>Feb  5 17:32:18 10.0.0.99 Use the BFG!");
         assert_eq!(m.hostname.as_deref(), Some("10.0.0.99"));
-        assert_eq!(
-            (m.app_name.as_deref(), m.message.as_str()),
-            (None, "Use the BFG!")
-        );
+        assert_eq!((m.app_name.as_deref(), m.message.as_str()), (None, "Use the BFG!"));
         // Nothing recognizable: all of it is the message.
         let m = p("<13>hello world");
-        assert_eq!(
-            (m.timestamp, m.hostname.as_deref(), m.message.as_str()),
-            (None, None, "hello world")
-        );
+        assert_eq!((m.timestamp, m.hostname.as_deref(), m.message.as_str()), (None, None, "hello world"));
         let m = p("just some text: here");
         assert_eq!(m.message, "just some text: here");
         assert_eq!(m.app_name, None);
@@ -850,13 +741,8 @@ mod tests {
 
     #[test]
     fn rfc3164_iso_timestamps() {
-        let m = p(
-            "<30>2024-06-15T10:00:00.123456+07:00 web01 systemd[1]: Started Session 42 of user root.",
-        );
-        assert_eq!(
-            m.timestamp.unwrap().to_string(),
-            "2024-06-15T10:00:00.123456+0700"
-        );
+        let m = p("<30>2024-06-15T10:00:00.123456+07:00 web01 systemd[1]: Started Session 42 of user root.");
+        assert_eq!(m.timestamp.unwrap().to_string(), "2024-06-15T10:00:00.123456+0700");
         assert_eq!(m.hostname.as_deref(), Some("web01"));
         assert_eq!(m.app_name.as_deref(), Some("systemd"));
         let m = parse_message(b"2024-06-15T10:00:00 web01 app: x", reference(), 7 * 3600).unwrap();
@@ -865,8 +751,7 @@ mod tests {
 
     #[test]
     fn cisco_dialects() {
-        let m =
-            p("<189>36: *Mar  1 00:01:18.571: %SYS-5-CONFIG_I: Configured from console by console");
+        let m = p("<189>36: *Mar  1 00:01:18.571: %SYS-5-CONFIG_I: Configured from console by console");
         assert_eq!(m.extra["sequence"], 36);
         assert_eq!(m.timestamp, ts("2024-03-01T00:01:18.571Z"));
         assert_eq!(m.hostname, None);
@@ -874,10 +759,7 @@ mod tests {
         assert_eq!(m.extra["cisco_facility"], "SYS");
         assert_eq!(m.extra["cisco_severity"], 5);
         assert_eq!(m.extra["cisco_mnemonic"], "CONFIG_I");
-        assert_eq!(
-            m.message,
-            "%SYS-5-CONFIG_I: Configured from console by console"
-        );
+        assert_eq!(m.message, "%SYS-5-CONFIG_I: Configured from console by console");
 
         let m = p(
             "<187>1234: router1: Jun 15 11:00:00.123 UTC: %LINK-3-UPDOWN: Interface GigabitEthernet0/1, changed state to down",
@@ -901,13 +783,13 @@ mod tests {
 
     #[test]
     fn normalized_event_fields() {
-        let ctx = ParseContext {
-            input: "syslog-udp",
-            peer: Some("192.0.2.10"),
-            received: reference(),
-            local_offset_secs: 0,
-        };
-        let ev = parse(b"<38>Jun 14 08:01:02 web01 sshd[4123]: Failed password for root from 203.0.113.7 port 52113 ssh2\n", &ctx).unwrap();
+        let ctx =
+            ParseContext { input: "syslog-udp", peer: Some("192.0.2.10"), received: reference(), local_offset_secs: 0 };
+        let ev = parse(
+            b"<38>Jun 14 08:01:02 web01 sshd[4123]: Failed password for root from 203.0.113.7 port 52113 ssh2\n",
+            &ctx,
+        )
+        .unwrap();
         assert_eq!(ev.event_type.as_str(), "log");
         assert_eq!(ev.host.as_deref(), Some("web01"));
         assert_eq!(ev.timestamp, "2024-06-14T08:01:02Z".parse().unwrap());
@@ -922,7 +804,10 @@ mod tests {
         assert_eq!(log.logsource.service.as_deref(), Some("sshd"));
         assert_eq!(
             log.original,
-            Some(Value::String("<38>Jun 14 08:01:02 web01 sshd[4123]: Failed password for root from 203.0.113.7 port 52113 ssh2".into()))
+            Some(Value::String(
+                "<38>Jun 14 08:01:02 web01 sshd[4123]: Failed password for root from 203.0.113.7 port 52113 ssh2"
+                    .into()
+            ))
         );
         assert_eq!(log.extra["peer"], "192.0.2.10");
 
@@ -930,32 +815,16 @@ mod tests {
         let ev = parse(b"<13>hello", &ctx).unwrap();
         assert_eq!(ev.host.as_deref(), Some("192.0.2.10"));
         assert_eq!(ev.timestamp, reference());
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("syslog")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("syslog"));
 
         let ev = parse(b"<86>Jun 15 11:00:00 h passwd[1]: x", &ctx).unwrap();
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("auth")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("auth"));
         let ev = parse(b"<86>Jun 15 11:00:00 h foo[1]: x", &ctx).unwrap();
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("auth")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("auth"));
         let ev = parse(b"<85>Jun 15 11:00:00 h sudo: x", &ctx).unwrap();
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("sudo")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("sudo"));
 
-        let ev = parse(
-            br#"<165>1 2003-10-11T22:14:15.003Z mymachine evntslog abc ID47 [a@1 b="c"] m"#,
-            &ctx,
-        )
-        .unwrap();
+        let ev = parse(br#"<165>1 2003-10-11T22:14:15.003Z mymachine evntslog abc ID47 [a@1 b="c"] m"#, &ctx).unwrap();
         let log = ev.log.as_ref().unwrap();
         assert_eq!(log.format.as_deref(), Some("rfc5424"));
         assert_eq!(log.fields["msgid"], "ID47");
@@ -995,10 +864,7 @@ mod tests {
             }
             let mut m = line.to_vec();
             for i in 0..m.len() {
-                for b in [
-                    0u8, b' ', b'<', b'>', b'[', b']', b'"', b'\\', b'=', b':', b'-', b'9', 0xFF,
-                    0xC3,
-                ] {
+                for b in [0u8, b' ', b'<', b'>', b'[', b']', b'"', b'\\', b'=', b':', b'-', b'9', 0xFF, 0xC3] {
                     let saved = m[i];
                     m[i] = b;
                     let _ = parse_message(&m, r, 0);

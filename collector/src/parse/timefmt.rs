@@ -6,8 +6,7 @@ use soc_model::Timestamp;
 /// Parses a UTC offset: `Z`, `UTC`, `GMT`, `+07:00`, `+0700`, `+07`, `-05:30`. Seconds east.
 pub fn parse_utc_offset(s: &str) -> Option<i32> {
     let s = s.trim();
-    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("gmt")
-    {
+    if s.eq_ignore_ascii_case("z") || s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("gmt") {
         return Some(0);
     }
     let (sign, rest) = match s.as_bytes().first()? {
@@ -21,10 +20,7 @@ pub fn parse_utc_offset(s: &str) -> Option<i32> {
     }
     let (h, m) = match digits.len() {
         1 | 2 => (digits.parse::<i32>().ok()?, 0),
-        4 => (
-            digits[..2].parse::<i32>().ok()?,
-            digits[2..].parse::<i32>().ok()?,
-        ),
+        4 => (digits[..2].parse::<i32>().ok()?, digits[2..].parse::<i32>().ok()?),
         _ => return None,
     };
     if h > 23 || m > 59 {
@@ -59,10 +55,7 @@ pub(crate) fn civil(
     }
     // A leap second is read as the last second of the minute.
     let s = s.min(59);
-    let text = format!(
-        "{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{micros:06}{}",
-        format_offset(offset_secs)
-    );
+    let text = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{micros:06}{}", format_offset(offset_secs));
     text.parse().ok()
 }
 
@@ -81,9 +74,7 @@ pub(crate) fn parse_iso(text: &str, default_offset_secs: i32) -> Option<Timestam
     if has_offset {
         return None;
     }
-    format!("{text}{}", format_offset(default_offset_secs))
-        .parse()
-        .ok()
+    format!("{text}{}", format_offset(default_offset_secs)).parse().ok()
 }
 
 /// A Unix epoch number: seconds, milliseconds or microseconds (told apart by magnitude).
@@ -105,15 +96,9 @@ pub(crate) fn from_epoch(n: f64) -> Option<Timestamp> {
 }
 
 fn month_number(b: &[u8]) -> Option<u8> {
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
-        b"dec",
-    ];
-    let m = [
-        b.first()?.to_ascii_lowercase(),
-        b.get(1)?.to_ascii_lowercase(),
-        b.get(2)?.to_ascii_lowercase(),
-    ];
+    const MONTHS: [&[u8; 3]; 12] =
+        [b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec"];
+    let m = [b.first()?.to_ascii_lowercase(), b.get(1)?.to_ascii_lowercase(), b.get(2)?.to_ascii_lowercase()];
     MONTHS.iter().position(|x| **x == m).map(|p| p as u8 + 1)
 }
 
@@ -159,19 +144,13 @@ fn resolve_year(
 }
 
 fn year_of(t: Timestamp) -> i32 {
-    time::OffsetDateTime::from_unix_timestamp(t.unix_secs())
-        .map(|d| d.year())
-        .unwrap_or(1970)
+    time::OffsetDateTime::from_unix_timestamp(t.unix_secs()).map(|d| d.year()).unwrap_or(1970)
 }
 
 /// A BSD syslog timestamp at the start of `b`: `Mmm dd [yyyy ]hh:mm:ss[.frac][ yyyy][ TZ]`.
 /// Returns the time and the bytes consumed. A year-less date is placed in the year that makes it
 /// closest to `reference`; a time without zone is at `offset_secs`.
-pub(crate) fn parse_bsd(
-    b: &[u8],
-    reference: Timestamp,
-    offset_secs: i32,
-) -> Option<(Timestamp, usize)> {
+pub(crate) fn parse_bsd(b: &[u8], reference: Timestamp, offset_secs: i32) -> Option<(Timestamp, usize)> {
     let month = month_number(b)?;
     let mut i = 3;
     if skip_spaces(b, &mut i) == 0 {
@@ -316,28 +295,13 @@ mod tests {
 
     #[test]
     fn iso_and_epochs() {
-        assert_eq!(
-            parse_iso("2024-01-05T10:00:00", 7 * 3600),
-            Some(ts("2024-01-05T10:00:00+07:00"))
-        );
-        assert_eq!(
-            parse_iso("2024-01-05T10:00:00.5Z", 0),
-            Some(ts("2024-01-05T10:00:00.5Z"))
-        );
-        assert_eq!(
-            parse_iso("2024-01-05T10:00:00.1234567Z", 0),
-            Some(ts("2024-01-05T10:00:00.123456Z"))
-        );
+        assert_eq!(parse_iso("2024-01-05T10:00:00", 7 * 3600), Some(ts("2024-01-05T10:00:00+07:00")));
+        assert_eq!(parse_iso("2024-01-05T10:00:00.5Z", 0), Some(ts("2024-01-05T10:00:00.5Z")));
+        assert_eq!(parse_iso("2024-01-05T10:00:00.1234567Z", 0), Some(ts("2024-01-05T10:00:00.123456Z")));
         assert!(parse_iso("2024-13-05T10:00:00", 0).is_none());
         assert!(parse_iso("yesterday", 0).is_none());
-        assert_eq!(
-            from_epoch(1_700_000_000.5).unwrap().unix_micros(),
-            1_700_000_000_500_000
-        );
-        assert_eq!(
-            from_epoch(1_700_000_000_123.0).unwrap().unix_micros(),
-            1_700_000_000_123_000
-        );
+        assert_eq!(from_epoch(1_700_000_000.5).unwrap().unix_micros(), 1_700_000_000_500_000);
+        assert_eq!(from_epoch(1_700_000_000_123.0).unwrap().unix_micros(), 1_700_000_000_123_000);
         assert!(from_epoch(f64::NAN).is_none());
     }
 }

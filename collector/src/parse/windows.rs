@@ -34,16 +34,11 @@ pub enum Shape {
 /// Recognizes a Windows event; `None` for any other JSON value.
 pub fn detect(v: &Value) -> Option<Shape> {
     let o = v.as_object()?;
-    if o.get("Event")
-        .and_then(|e| e.get("System"))
-        .is_some_and(Value::is_object)
-    {
+    if o.get("Event").and_then(|e| e.get("System")).is_some_and(Value::is_object) {
         return Some(Shape::Evtx);
     }
     if let Some(w) = o.get("winlog").and_then(Value::as_object)
-        && (w.contains_key("event_id")
-            || w.contains_key("channel")
-            || w.contains_key("provider_name"))
+        && (w.contains_key("event_id") || w.contains_key("channel") || w.contains_key("provider_name"))
     {
         return Some(Shape::Winlogbeat);
     }
@@ -63,9 +58,7 @@ pub fn parse(v: Value, ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
         Some(Shape::Evtx) => Ok(from_parts(evtx_fields(&v)?, v, ctx)),
         Some(Shape::Winlogbeat) => Ok(from_parts(winlogbeat_fields(&v, ctx), v, ctx)),
         Some(Shape::Flat) => Ok(from_parts(flat_fields(&v, ctx), v, ctx)),
-        None => Err(ParseError::Windows(
-            "not a Windows event (no Event.System, winlog or EventID/Channel)".into(),
-        )),
+        None => Err(ParseError::Windows("not a Windows event (no Event.System, winlog or EventID/Channel)".into())),
     }
 }
 
@@ -93,15 +86,9 @@ impl Header {
     fn from_fields(f: &Map<String, Value>) -> Self {
         Header {
             channel: f.get("Channel").and_then(Value::as_str).map(str::to_string),
-            provider: f
-                .get("Provider_Name")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            provider: f.get("Provider_Name").and_then(Value::as_str).map(str::to_string),
             event_id: f.get("EventID").and_then(as_int),
-            computer: f
-                .get("Computer")
-                .and_then(Value::as_str)
-                .map(str::to_string),
+            computer: f.get("Computer").and_then(Value::as_str).map(str::to_string),
             level: f.get("Level").and_then(as_int),
         }
     }
@@ -109,12 +96,7 @@ impl Header {
 
 fn from_parts(p: Parts, original: Value, ctx: &ParseContext<'_>) -> Event {
     let h = p.header;
-    let logsource = logsource(
-        h.channel.as_deref(),
-        h.provider.as_deref(),
-        h.event_id,
-        &p.fields,
-    );
+    let logsource = logsource(h.channel.as_deref(), h.provider.as_deref(), h.event_id, &p.fields);
     let severity = match h.level {
         Some(1) => Some("crit"),
         Some(2) => Some("err"),
@@ -155,11 +137,7 @@ pub fn as_int(v: &Value) -> Option<i64> {
 
 /// Field name with the spaces removed (`Product Name` -> `ProductName`).
 fn field_name(k: &str) -> String {
-    if k.contains(' ') {
-        k.chars().filter(|c| *c != ' ').collect()
-    } else {
-        k.to_string()
-    }
+    if k.contains(' ') { k.chars().filter(|c| *c != ' ').collect() } else { k.to_string() }
 }
 
 /// XML-as-JSON unwrapped: `#text` taken, `#attributes` dropped (kept when they are all there
@@ -255,10 +233,7 @@ fn evtx_fields(v: &Value) -> Result<Parts, ParseError> {
     // UserData (one child element whose children are the data), and the rarer sections
     // (ProcessingErrorData, SubscriptionBookmarkEvent, DebugData, ...).
     for (section, body) in ev {
-        if matches!(
-            section.as_str(),
-            "System" | "EventData" | "#attributes" | "RenderingInfo"
-        ) {
+        if matches!(section.as_str(), "System" | "EventData" | "#attributes" | "RenderingInfo") {
             continue;
         }
         match body {
@@ -268,16 +243,14 @@ fn evtx_fields(v: &Value) -> Result<Parts, ParseError> {
                         _ if name == "#attributes" => {}
                         Value::Object(c) if !c.contains_key("#text") => flatten_into(&mut f, c),
                         other => {
-                            f.entry(field_name(name))
-                                .or_insert_with(|| unwrap_xml(other));
+                            f.entry(field_name(name)).or_insert_with(|| unwrap_xml(other));
                         }
                     }
                 }
             }
             Value::Null => {}
             other => {
-                f.entry(field_name(section))
-                    .or_insert_with(|| unwrap_xml(other));
+                f.entry(field_name(section)).or_insert_with(|| unwrap_xml(other));
             }
         }
     }
@@ -285,56 +258,31 @@ fn evtx_fields(v: &Value) -> Result<Parts, ParseError> {
     let as_string = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_string));
     let header = Header {
         event_id: sys.get("EventID").and_then(as_int),
-        provider: as_string(
-            text(attr(provider, "Name")).or_else(|| text(provider.and_then(|p| p.get("Name")))),
-        ),
+        provider: as_string(text(attr(provider, "Name")).or_else(|| text(provider.and_then(|p| p.get("Name"))))),
         channel: as_string(text(sys.get("Channel"))),
         computer: as_string(text(sys.get("Computer"))),
         level: sys.get("Level").and_then(as_int),
     };
     insert_absent(&mut f, "EventID", header.event_id.map(Value::from));
-    insert_absent(
-        &mut f,
-        "Provider_Name",
-        header.provider.clone().map(Value::String),
-    );
+    insert_absent(&mut f, "Provider_Name", header.provider.clone().map(Value::String));
     insert_absent(&mut f, "Channel", header.channel.clone().map(Value::String));
-    insert_absent(
-        &mut f,
-        "Computer",
-        header.computer.clone().map(Value::String),
-    );
+    insert_absent(&mut f, "Computer", header.computer.clone().map(Value::String));
     for k in ["Level", "Task", "Opcode", "EventRecordID", "Version"] {
         insert_absent(&mut f, k, int_or_value(sys.get(k)));
     }
     insert_absent(&mut f, "Keywords", text(sys.get("Keywords")));
-    insert_absent(
-        &mut f,
-        "Security_UserID",
-        text(attr(sys.get("Security"), "UserID")),
-    );
+    insert_absent(&mut f, "Security_UserID", text(attr(sys.get("Security"), "UserID")));
     let system_time = text(attr(sys.get("TimeCreated"), "SystemTime"));
-    let timestamp = system_time
-        .as_ref()
-        .and_then(Value::as_str)
-        .and_then(|s| timefmt::parse_iso(s, 0));
+    let timestamp = system_time.as_ref().and_then(Value::as_str).and_then(|s| timefmt::parse_iso(s, 0));
     insert_absent(&mut f, "TimeCreated", system_time);
-    let pid = attr(sys.get("Execution"), "ProcessID")
-        .and_then(as_int)
-        .and_then(|p| u32::try_from(p).ok());
+    let pid = attr(sys.get("Execution"), "ProcessID").and_then(as_int).and_then(|p| u32::try_from(p).ok());
     // Forwarded events carry the rendered message.
     let message = ev
         .get("RenderingInfo")
         .and_then(|r| r.get("Message"))
         .map(unwrap_xml)
         .and_then(|m| m.as_str().map(str::to_string));
-    Ok(Parts {
-        fields: f,
-        timestamp,
-        message,
-        pid,
-        header,
-    })
+    Ok(Parts { fields: f, timestamp, message, pid, header })
 }
 
 fn winlogbeat_fields(v: &Value, ctx: &ParseContext<'_>) -> Parts {
@@ -352,9 +300,7 @@ fn winlogbeat_fields(v: &Value, ctx: &ParseContext<'_>) -> Parts {
         }
     }
     let event = v.get("event");
-    let event_id = get("event_id")
-        .and_then(as_int)
-        .or_else(|| event.and_then(|e| e.get("code")).and_then(as_int));
+    let event_id = get("event_id").and_then(as_int).or_else(|| event.and_then(|e| e.get("code")).and_then(as_int));
     insert_absent(&mut f, "EventID", event_id.map(Value::from));
     insert_absent(
         &mut f,
@@ -375,44 +321,23 @@ fn winlogbeat_fields(v: &Value, ctx: &ParseContext<'_>) -> Parts {
     insert_absent(&mut f, "Opcode", get("opcode").cloned());
     insert_absent(&mut f, "Keywords", get("keywords").cloned());
     insert_absent(&mut f, "Version", int_or_value(get("version")));
-    insert_absent(
-        &mut f,
-        "Level",
-        v.get("log").and_then(|l| l.get("level")).cloned(),
-    );
-    insert_absent(
-        &mut f,
-        "Security_UserID",
-        text(get("user").and_then(|u| u.get("identifier"))),
-    );
+    insert_absent(&mut f, "Level", v.get("log").and_then(|l| l.get("level")).cloned());
+    insert_absent(&mut f, "Security_UserID", text(get("user").and_then(|u| u.get("identifier"))));
     let ts_text = text(v.get("@timestamp")).or_else(|| text(get("time_created")));
-    let timestamp = ts_text
-        .as_ref()
-        .and_then(Value::as_str)
-        .and_then(|s| timefmt::parse_iso(s, ctx.local_offset_secs));
+    let timestamp = ts_text.as_ref().and_then(Value::as_str).and_then(|s| timefmt::parse_iso(s, ctx.local_offset_secs));
     insert_absent(&mut f, "TimeCreated", ts_text);
-    let pid = get("process")
-        .and_then(|p| p.get("pid"))
-        .and_then(as_int)
-        .and_then(|p| u32::try_from(p).ok());
+    let pid = get("process").and_then(|p| p.get("pid")).and_then(as_int).and_then(|p| u32::try_from(p).ok());
     let message = v.get("message").and_then(Value::as_str).map(str::to_string);
     let header = Header {
         event_id,
-        provider: as_str(get("provider_name"))
-            .or_else(|| as_str(event.and_then(|e| e.get("provider")))),
+        provider: as_str(get("provider_name")).or_else(|| as_str(event.and_then(|e| e.get("provider")))),
         channel: as_str(get("channel")),
         computer: as_str(get("computer_name"))
             .or_else(|| as_str(host.and_then(|h| h.get("hostname"))))
             .or_else(|| as_str(host.and_then(|h| h.get("name")))),
         level: None,
     };
-    Parts {
-        fields: f,
-        timestamp,
-        message,
-        pid,
-        header,
-    }
+    Parts { fields: f, timestamp, message, pid, header }
 }
 
 fn flat_fields(v: &Value, ctx: &ParseContext<'_>) -> Parts {
@@ -424,44 +349,22 @@ fn flat_fields(v: &Value, ctx: &ParseContext<'_>) -> Parts {
         f.insert("EventID".into(), Value::from(id));
     }
     let pick = |keys: &[&str]| keys.iter().find_map(|k| text(v.get(*k)));
-    insert_absent(
-        &mut f,
-        "Provider_Name",
-        pick(&["SourceName", "ProviderName", "Provider"]),
-    );
-    insert_absent(
-        &mut f,
-        "Computer",
-        pick(&["Hostname", "ComputerName", "computer_name"]),
-    );
+    insert_absent(&mut f, "Provider_Name", pick(&["SourceName", "ProviderName", "Provider"]));
+    insert_absent(&mut f, "Computer", pick(&["Hostname", "ComputerName", "computer_name"]));
     insert_absent(&mut f, "EventRecordID", int_or_value(v.get("RecordNumber")));
     insert_absent(&mut f, "Level", v.get("LevelValue").cloned());
     // TimeCreated is UTC by definition; NXLog's EventTime is the collector host's local time.
-    let timestamp = [
-        ("@timestamp", 0),
-        ("TimeCreated", 0),
-        ("EventTime", ctx.local_offset_secs),
-        ("timestamp", 0),
-    ]
-    .iter()
-    .filter_map(|(k, off)| v.get(*k).and_then(Value::as_str).map(|s| (s, *off)))
-    .find_map(|(s, off)| timefmt::parse_iso(s, off));
+    let timestamp = [("@timestamp", 0), ("TimeCreated", 0), ("EventTime", ctx.local_offset_secs), ("timestamp", 0)]
+        .iter()
+        .filter_map(|(k, off)| v.get(*k).and_then(Value::as_str).map(|s| (s, *off)))
+        .find_map(|(s, off)| timefmt::parse_iso(s, off));
     if let Some(t) = timestamp {
         insert_absent(&mut f, "TimeCreated", Some(Value::String(t.to_rfc3339())));
     }
-    let pid = v
-        .get("ExecutionProcessID")
-        .and_then(as_int)
-        .and_then(|p| u32::try_from(p).ok());
+    let pid = v.get("ExecutionProcessID").and_then(as_int).and_then(|p| u32::try_from(p).ok());
     let message = v.get("Message").and_then(Value::as_str).map(str::to_string);
     let header = Header::from_fields(&f);
-    Parts {
-        fields: f,
-        timestamp,
-        message,
-        pid,
-        header,
-    }
+    Parts { fields: f, timestamp, message, pid, header }
 }
 
 /// Sigma service of a Windows event log channel (case-insensitive).
@@ -477,8 +380,7 @@ pub fn service_for_channel(channel: &str) -> Option<&'static str> {
         "microsoft-windows-taskscheduler/operational" => "taskscheduler",
         "microsoft-windows-wmi-activity/operational" => "wmi",
         "microsoft-windows-windows defender/operational" => "windefend",
-        "microsoft-windows-dns-client/operational"
-        | "microsoft-windows-dns client events/operational" => "dns-client",
+        "microsoft-windows-dns-client/operational" | "microsoft-windows-dns client events/operational" => "dns-client",
         "dns server" => "dns-server",
         "microsoft-windows-dns-server/analytical" => "dns-server-analytic",
         "microsoft-windows-bits-client/operational" => "bits-client",
@@ -491,9 +393,7 @@ pub fn service_for_channel(channel: &str) -> Option<&'static str> {
         "microsoft-windows-smbclient/security" => "smbclient-security",
         "microsoft-windows-smbclient/connectivity" => "smbclient-connectivity",
         "microsoft-windows-smbserver/connectivity" => "smbserver-connectivity",
-        "microsoft-windows-terminalservices-localsessionmanager/operational" => {
-            "terminalservices-localsessionmanager"
-        }
+        "microsoft-windows-terminalservices-localsessionmanager/operational" => "terminalservices-localsessionmanager",
         "microsoft-windows-ldap-client/debug" => "ldap",
         "microsoft-windows-diagnosis-scripted/operational" => "diagnosis-scripted",
         "microsoft-windows-shell-core/operational" => "shell-core",
@@ -519,22 +419,13 @@ pub fn service_for_channel(channel: &str) -> Option<&'static str> {
     }
     const PREFIXES: [(&str, &str); 6] = [
         ("microsoft-windows-applocker/", "applocker"),
-        (
-            "microsoft-windows-security-mitigations/",
-            "security-mitigations",
-        ),
+        ("microsoft-windows-security-mitigations/", "security-mitigations"),
         ("microsoft-windows-kernel-shimengine/", "kernel-shimengine"),
-        (
-            "microsoft-windows-application-experience/",
-            "application-experience",
-        ),
+        ("microsoft-windows-application-experience/", "application-experience"),
         ("microsoft-windows-vhdmp", "vhdmp"),
         ("microsoft-windows-hyper-v-worker", "hyper-v-worker"),
     ];
-    PREFIXES
-        .iter()
-        .find(|(p, _)| c.starts_with(p))
-        .map(|(_, s)| *s)
+    PREFIXES.iter().find(|(p, _)| c.starts_with(p)).map(|(_, s)| *s)
 }
 
 /// Sigma service of an event provider, for events whose channel is missing or unknown.
@@ -561,11 +452,7 @@ pub fn service_for_provider(provider: &str) -> Option<&'static str> {
 }
 
 /// Sigma category of an event, where Sigma defines one.
-pub fn category(
-    service: Option<&str>,
-    event_id: Option<i64>,
-    fields: &Map<String, Value>,
-) -> Option<&'static str> {
+pub fn category(service: Option<&str>, event_id: Option<i64>, fields: &Map<String, Value>) -> Option<&'static str> {
     let id = event_id?;
     Some(match (service?, id) {
         ("sysmon", 1) => "process_creation",
@@ -613,13 +500,11 @@ fn logsource(
     event_id: Option<i64>,
     fields: &Map<String, Value>,
 ) -> LogSource {
-    let service = channel
-        .and_then(service_for_channel)
-        .or_else(|| match (channel, provider) {
-            (_, Some("Microsoft-Windows-Security-Auditing")) => Some("security"),
-            (_, Some(p)) => service_for_provider(p),
-            _ => None,
-        });
+    let service = channel.and_then(service_for_channel).or_else(|| match (channel, provider) {
+        (_, Some("Microsoft-Windows-Security-Auditing")) => Some("security"),
+        (_, Some(p)) => service_for_provider(p),
+        _ => None,
+    });
     LogSource {
         product: Some("windows".into()),
         category: category(service, event_id, fields).map(str::to_string),
@@ -695,10 +580,7 @@ mod tests {
         assert_eq!(f["ProductName"], "Defender");
         assert!(!f.contains_key("#attributes"));
         assert_eq!(f["Provider_Name"], "MSSQL$RADAR");
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("application")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("application"));
         // No TimeCreated: the receive time.
         assert_eq!(ev.timestamp, Timestamp::from_unix_micros(0));
 
@@ -710,10 +592,7 @@ mod tests {
         assert_eq!(f["SubjectUserName"], "admmig");
         assert_eq!(f["Nested"], json!({"A": "1"}));
         assert_eq!(f["EventID"], 1102);
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("security")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("security"));
     }
 
     #[test]
@@ -726,10 +605,7 @@ mod tests {
         assert_eq!(fields(&ev)["Computer"], "B");
         // ... but the envelope and the log source follow the System header.
         assert_eq!(ev.host.as_deref(), Some("A"));
-        assert_eq!(
-            ev.log.as_ref().unwrap().logsource.service.as_deref(),
-            Some("system")
-        );
+        assert_eq!(ev.log.as_ref().unwrap().logsource.service.as_deref(), Some("system"));
     }
 
     #[test]
@@ -781,48 +657,23 @@ mod tests {
         assert_eq!(ev.host.as_deref(), Some("WORKSTATION5.mordor.local"));
         let log = ev.log.as_ref().unwrap();
         assert_eq!(log.logsource.category.as_deref(), Some("process_creation"));
-        assert_eq!(
-            log.message.as_deref(),
-            Some("A new process has been created.")
-        );
+        assert_eq!(log.message.as_deref(), Some("A new process has been created."));
     }
 
     #[test]
     fn channels_and_categories() {
-        assert_eq!(
-            service_for_channel("Windows PowerShell"),
-            Some("powershell-classic")
-        );
-        assert_eq!(
-            service_for_channel("Microsoft-Windows-PowerShell/Operational"),
-            Some("powershell")
-        );
-        assert_eq!(
-            service_for_channel("microsoft-windows-sysmon/operational"),
-            Some("sysmon")
-        );
-        assert_eq!(
-            service_for_channel("Microsoft-Windows-AppLocker/EXE and DLL"),
-            Some("applocker")
-        );
+        assert_eq!(service_for_channel("Windows PowerShell"), Some("powershell-classic"));
+        assert_eq!(service_for_channel("Microsoft-Windows-PowerShell/Operational"), Some("powershell"));
+        assert_eq!(service_for_channel("microsoft-windows-sysmon/operational"), Some("sysmon"));
+        assert_eq!(service_for_channel("Microsoft-Windows-AppLocker/EXE and DLL"), Some("applocker"));
         assert_eq!(service_for_channel("Something/Else"), None);
         let none = Map::new();
-        assert_eq!(
-            category(Some("sysmon"), Some(3), &none),
-            Some("network_connection")
-        );
+        assert_eq!(category(Some("sysmon"), Some(3), &none), Some("network_connection"));
         assert_eq!(category(Some("sysmon"), Some(22), &none), Some("dns_query"));
-        assert_eq!(
-            category(Some("powershell"), Some(4104), &none),
-            Some("ps_script")
-        );
+        assert_eq!(category(Some("powershell"), Some(4104), &none), Some("ps_script"));
         assert_eq!(category(Some("security"), Some(4625), &none), None);
-        let del: Map<String, Value> =
-            serde_json::from_value(json!({"EventType":"DeleteKey"})).unwrap();
-        assert_eq!(
-            category(Some("sysmon"), Some(12), &del),
-            Some("registry_delete")
-        );
+        let del: Map<String, Value> = serde_json::from_value(json!({"EventType":"DeleteKey"})).unwrap();
+        assert_eq!(category(Some("sysmon"), Some(12), &del), Some("registry_delete"));
     }
 
     #[test]

@@ -57,13 +57,7 @@ const MAX_LEN_DIGITS: usize = 10;
 impl FrameDecoder {
     /// A decoder for frames of at most `max` bytes.
     pub fn new(max: usize) -> Self {
-        FrameDecoder {
-            max: max.max(1),
-            mode: Framing::Detecting,
-            buf: Vec::new(),
-            pos: 0,
-            skip: Skip::None,
-        }
+        FrameDecoder { max: max.max(1), mode: Framing::Detecting, buf: Vec::new(), pos: 0, skip: Skip::None }
     }
 
     pub fn framing(&self) -> Framing {
@@ -86,14 +80,10 @@ impl FrameDecoder {
 
     fn oversized(&self, total: Option<usize>) -> String {
         match total {
-            Some(t) => format!(
-                "frame of {t} bytes exceeds max_line ({} bytes); kept the first {} bytes",
-                self.max, self.max
-            ),
-            None => format!(
-                "frame exceeds max_line ({} bytes); kept the first {} bytes",
-                self.max, self.max
-            ),
+            Some(t) => {
+                format!("frame of {t} bytes exceeds max_line ({} bytes); kept the first {} bytes", self.max, self.max)
+            }
+            None => format!("frame exceeds max_line ({} bytes); kept the first {} bytes", self.max, self.max),
         }
     }
 
@@ -115,11 +105,7 @@ impl FrameDecoder {
                         }
                     }
                 }
-                Skip::Bytes {
-                    remaining,
-                    head,
-                    total,
-                } => {
+                Skip::Bytes { remaining, head, total } => {
                     let avail = self.buf.len() - self.pos;
                     let n = avail.min(*remaining);
                     let keep = self.max.saturating_sub(head.len()).min(n);
@@ -132,10 +118,7 @@ impl FrameDecoder {
                     let raw = std::mem::take(head);
                     let total = *total;
                     self.skip = Skip::None;
-                    return Some(Frame::Invalid {
-                        reason: self.oversized(Some(total)),
-                        raw,
-                    });
+                    return Some(Frame::Invalid { reason: self.oversized(Some(total)), raw });
                 }
             }
             if self.pos >= self.buf.len() {
@@ -165,10 +148,7 @@ impl FrameDecoder {
                     line = l;
                 }
                 let frame = if line.len() > self.max {
-                    Frame::Invalid {
-                        reason: self.oversized(Some(line.len())),
-                        raw: line[..self.max].to_vec(),
-                    }
+                    Frame::Invalid { reason: self.oversized(Some(line.len())), raw: line[..self.max].to_vec() }
                 } else {
                     Frame::Message(line.to_vec())
                 };
@@ -179,10 +159,7 @@ impl FrameDecoder {
                 let raw = data[..self.max].to_vec();
                 self.pos = self.buf.len();
                 self.skip = Skip::ToNewline;
-                Some(Frame::Invalid {
-                    reason: self.oversized(None),
-                    raw,
-                })
+                Some(Frame::Invalid { reason: self.oversized(None), raw })
             }
             None => None,
         }
@@ -197,11 +174,7 @@ impl FrameDecoder {
         if data.is_empty() {
             return Step::NeedMore;
         }
-        let digits = data
-            .iter()
-            .take(MAX_LEN_DIGITS + 1)
-            .take_while(|c| c.is_ascii_digit())
-            .count();
+        let digits = data.iter().take(MAX_LEN_DIGITS + 1).take_while(|c| c.is_ascii_digit()).count();
         if digits == data.len() && digits <= MAX_LEN_DIGITS {
             return Step::NeedMore;
         }
@@ -211,34 +184,22 @@ impl FrameDecoder {
                 Some(i) => {
                     let raw = data[..i.min(self.max)].to_vec();
                     self.pos += i + 1;
-                    Step::Frame(Frame::Invalid {
-                        reason: "octet-counting: invalid frame length".into(),
-                        raw,
-                    })
+                    Step::Frame(Frame::Invalid { reason: "octet-counting: invalid frame length".into(), raw })
                 }
                 None if data.len() > self.max => {
                     let raw = data[..self.max].to_vec();
                     self.pos = self.buf.len();
                     self.skip = Skip::ToNewline;
-                    Step::Frame(Frame::Invalid {
-                        reason: "octet-counting: invalid frame length".into(),
-                        raw,
-                    })
+                    Step::Frame(Frame::Invalid { reason: "octet-counting: invalid frame length".into(), raw })
                 }
                 None => Step::NeedMore,
             };
         }
-        let len = data[..digits].iter().fold(0usize, |a, d| {
-            a.saturating_mul(10).saturating_add((d - b'0') as usize)
-        });
+        let len = data[..digits].iter().fold(0usize, |a, d| a.saturating_mul(10).saturating_add((d - b'0') as usize));
         let header = digits + 1;
         if len > self.max {
             self.pos += header;
-            self.skip = Skip::Bytes {
-                remaining: len,
-                head: Vec::new(),
-                total: len,
-            };
+            self.skip = Skip::Bytes { remaining: len, head: Vec::new(), total: len };
             return Step::Again;
         }
         if data.len() < header + len {
@@ -253,17 +214,10 @@ impl FrameDecoder {
     /// partial octet-counted frame is invalid).
     pub fn finish(&mut self) -> Option<Frame> {
         let skip = std::mem::replace(&mut self.skip, Skip::None);
-        if let Skip::Bytes {
-            head,
-            total,
-            remaining,
-        } = skip
-        {
+        if let Skip::Bytes { head, total, remaining } = skip {
             self.pos = self.buf.len();
             return Some(Frame::Invalid {
-                reason: format!(
-                    "connection closed {remaining} bytes short of a {total}-byte frame (over max_line)"
-                ),
+                reason: format!("connection closed {remaining} bytes short of a {total}-byte frame (over max_line)"),
                 raw: head,
             });
         }
@@ -283,10 +237,7 @@ impl FrameDecoder {
                 raw: data[..data.len().min(self.max)].to_vec(),
             },
             Framing::Detecting | Framing::NonTransparent if data.len() > self.max => {
-                Frame::Invalid {
-                    reason: self.oversized(Some(data.len())),
-                    raw: data[..self.max].to_vec(),
-                }
+                Frame::Invalid { reason: self.oversized(Some(data.len())), raw: data[..self.max].to_vec() }
             }
             _ => Frame::Message(data.strip_suffix(b"\r").unwrap_or(data).to_vec()),
         };
@@ -303,18 +254,12 @@ enum Step {
 
 /// Framing from the first bytes of a connection, or `None` until that can be told.
 fn detect(data: &[u8]) -> Option<Framing> {
-    let start = data
-        .iter()
-        .position(|c| !matches!(c, b'\n' | b'\r' | b' ' | b'\t'))?;
+    let start = data.iter().position(|c| !matches!(c, b'\n' | b'\r' | b' ' | b'\t'))?;
     let d = &data[start..];
     if !matches!(d[0], b'1'..=b'9') {
         return Some(Framing::NonTransparent);
     }
-    let digits = d
-        .iter()
-        .take(MAX_LEN_DIGITS + 1)
-        .take_while(|c| c.is_ascii_digit())
-        .count();
+    let digits = d.iter().take(MAX_LEN_DIGITS + 1).take_while(|c| c.is_ascii_digit()).count();
     match (d.get(digits), d.get(digits + 1)) {
         _ if digits > MAX_LEN_DIGITS => Some(Framing::NonTransparent),
         (None, _) | (Some(b' '), None) => None,
@@ -360,15 +305,7 @@ mod tests {
             let mut got = all(&mut d);
             d.push(&stream[split..]);
             got.extend(all(&mut d));
-            assert_eq!(
-                got,
-                vec![
-                    msg("<13>hello\n"),
-                    msg("<13>hi there"),
-                    msg("<13>with\nnewline")
-                ],
-                "split {split}"
-            );
+            assert_eq!(got, vec![msg("<13>hello\n"), msg("<13>hi there"), msg("<13>with\nnewline")], "split {split}");
             assert_eq!(d.framing(), Framing::OctetCounting);
             assert_eq!(d.finish(), None);
         }
@@ -416,9 +353,7 @@ mod tests {
         assert_eq!(all(&mut d), vec![msg("<13>a")]);
         d.push(b"x garbage\n6 <13>ok");
         let f = all(&mut d);
-        assert!(
-            matches!(&f[0], Frame::Invalid { reason, .. } if reason.contains("invalid frame length"))
-        );
+        assert!(matches!(&f[0], Frame::Invalid { reason, .. } if reason.contains("invalid frame length")));
         assert_eq!(f[1], msg("<13>ok"));
         d.push(b"10 <13>cut");
         assert!(all(&mut d).is_empty());

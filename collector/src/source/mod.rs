@@ -72,11 +72,7 @@ impl Collector {
     }
 
     /// Runs the inputs until shutdown; the first input that fails stops the others.
-    pub async fn run(
-        self,
-        bus: Arc<dyn Bus>,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(), CollectorError> {
+    pub async fn run(self, bus: Arc<dyn Bus>, shutdown: watch::Receiver<bool>) -> Result<(), CollectorError> {
         bus.ensure_topics().await?;
         let udp = {
             let (bus, shutdown) = (bus.clone(), shutdown.clone());

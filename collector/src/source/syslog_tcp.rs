@@ -44,21 +44,11 @@ pub struct SyslogTcpSource {
 impl SyslogTcpSource {
     /// Binds `cfg.address`.
     pub async fn bind(cfg: SyslogTcpConfig, ctx: SourceContext) -> Result<Self, CollectorError> {
-        let bind_err = |source| CollectorError::Bind {
-            input: INPUT,
-            addr: cfg.address.to_string(),
-            source,
-        };
+        let bind_err = |source| CollectorError::Bind { input: INPUT, addr: cfg.address.to_string(), source };
         let listener = TcpListener::bind(cfg.address).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         tracing::info!(input = INPUT, address = %local_addr, max_line = cfg.max_line, "listening");
-        Ok(SyslogTcpSource {
-            listener,
-            local_addr,
-            cfg,
-            ctx: Arc::new(ctx),
-            stats: Arc::new(InputStats::new(INPUT)),
-        })
+        Ok(SyslogTcpSource { listener, local_addr, cfg, ctx: Arc::new(ctx), stats: Arc::new(InputStats::new(INPUT)) })
     }
 
     /// The bound address (the actual port when bound to port 0).
@@ -71,18 +61,8 @@ impl SyslogTcpSource {
     }
 
     /// Accepts and serves connections until shutdown.
-    pub async fn run(
-        self,
-        bus: Arc<dyn Bus>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), CollectorError> {
-        let SyslogTcpSource {
-            listener,
-            cfg,
-            ctx,
-            stats,
-            ..
-        } = self;
+    pub async fn run(self, bus: Arc<dyn Bus>, mut shutdown: watch::Receiver<bool>) -> Result<(), CollectorError> {
+        let SyslogTcpSource { listener, cfg, ctx, stats, .. } = self;
         let cfg = Arc::new(cfg);
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         let mut conns: JoinSet<()> = JoinSet::new();
@@ -153,10 +133,7 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), CollectorError> {
     bus.ensure_topics().await?;
-    SyslogTcpSource::bind(cfg, ctx)
-        .await?
-        .run(bus, shutdown)
-        .await
+    SyslogTcpSource::bind(cfg, ctx).await?.run(bus, shutdown).await
 }
 
 struct Connection {
@@ -247,10 +224,9 @@ impl Connection {
         }
         let rest = match dec.finish() {
             // Cut by the shutdown, not ended by the sender: keep it, but not as a message.
-            Some(Frame::Message(raw)) if stopping => Some(Frame::Invalid {
-                reason: "collector shut down before the frame was complete".into(),
-                raw,
-            }),
+            Some(Frame::Message(raw)) if stopping => {
+                Some(Frame::Invalid { reason: "collector shut down before the frame was complete".into(), raw })
+            }
             other => other,
         };
         if let Some(frame) = rest {
@@ -270,16 +246,12 @@ impl Connection {
             Frame::Invalid { reason, raw } => {
                 self.stats.received(1);
                 tracing::debug!(input = INPUT, source, reason, "frame dead-lettered");
-                batch
-                    .dead_letters
-                    .push(DeadLetter::new(source, reason, &raw));
+                batch.dead_letters.push(DeadLetter::new(source, reason, &raw));
             }
         }
     }
 
     async fn flush(&self, batch: &mut Batch) -> Result<(), ()> {
-        flush(&*self.bus, batch, &self.ctx, &self.stats)
-            .await
-            .map_err(|_| ())
+        flush(&*self.bus, batch, &self.ctx, &self.stats).await.map_err(|_| ())
     }
 }

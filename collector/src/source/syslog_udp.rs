@@ -42,11 +42,7 @@ pub struct SyslogUdpSource {
 
 fn bind_socket(cfg: &SyslogUdpConfig) -> std::io::Result<(std::net::UdpSocket, usize)> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(
-        Domain::for_address(cfg.address),
-        Type::DGRAM,
-        Some(Protocol::UDP),
-    )?;
+    let socket = Socket::new(Domain::for_address(cfg.address), Type::DGRAM, Some(Protocol::UDP))?;
     if let Err(e) = socket.set_recv_buffer_size(cfg.receive_buffer) {
         tracing::warn!(input = INPUT, requested = cfg.receive_buffer, error = %e, "cannot set the receive buffer size");
     }
@@ -59,11 +55,7 @@ fn bind_socket(cfg: &SyslogUdpConfig) -> std::io::Result<(std::net::UdpSocket, u
 impl SyslogUdpSource {
     /// Binds `cfg.address` with the configured receive buffer.
     pub async fn bind(cfg: SyslogUdpConfig, ctx: SourceContext) -> Result<Self, CollectorError> {
-        let bind_err = |source| CollectorError::Bind {
-            input: INPUT,
-            addr: cfg.address.to_string(),
-            source,
-        };
+        let bind_err = |source| CollectorError::Bind { input: INPUT, addr: cfg.address.to_string(), source };
         let (std_socket, receive_buffer) = bind_socket(&cfg).map_err(bind_err)?;
         let socket = UdpSocket::from_std(std_socket).map_err(bind_err)?;
         let local_addr = socket.local_addr().map_err(bind_err)?;
@@ -103,18 +95,8 @@ impl SyslogUdpSource {
     }
 
     /// Receives until shutdown, then publishes what it holds.
-    pub async fn run(
-        self,
-        bus: Arc<dyn Bus>,
-        mut shutdown: watch::Receiver<bool>,
-    ) -> Result<(), CollectorError> {
-        let SyslogUdpSource {
-            socket,
-            cfg,
-            ctx,
-            stats,
-            ..
-        } = self;
+    pub async fn run(self, bus: Arc<dyn Bus>, mut shutdown: watch::Receiver<bool>) -> Result<(), CollectorError> {
+        let SyslogUdpSource { socket, cfg, ctx, stats, .. } = self;
         let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE);
         let publisher = {
             let (ctx, stats) = (ctx.clone(), stats.clone());
@@ -176,10 +158,7 @@ impl SyslogUdpSource {
             let _ = tx.send(batch).await;
         }
         drop(tx);
-        publisher.await.map_err(|e| CollectorError::Task {
-            input: INPUT,
-            reason: e.to_string(),
-        })?;
+        publisher.await.map_err(|e| CollectorError::Task { input: INPUT, reason: e.to_string() })?;
         tracing::info!(input = INPUT, counts = ?stats.snapshot(), "stopped");
         Ok(())
     }
@@ -197,14 +176,8 @@ fn accept_datagram(
     let source = format!("{INPUT} {peer}");
     if data.len() > cfg.max_line {
         stats.received(1);
-        let reason = ParseError::TooLong {
-            len: data.len(),
-            max: cfg.max_line,
-        }
-        .to_string();
-        batch
-            .dead_letters
-            .push(DeadLetter::new(source, reason, &data[..cfg.max_line]));
+        let reason = ParseError::TooLong { len: data.len(), max: cfg.max_line }.to_string();
+        batch.dead_letters.push(DeadLetter::new(source, reason, &data[..cfg.max_line]));
         return;
     }
     if ctx.accept_line(batch, data, INPUT, &peer.ip().to_string(), &source) {
@@ -220,8 +193,5 @@ pub async fn run(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), CollectorError> {
     bus.ensure_topics().await?;
-    SyslogUdpSource::bind(cfg, ctx)
-        .await?
-        .run(bus, shutdown)
-        .await
+    SyslogUdpSource::bind(cfg, ctx).await?.run(bus, shutdown).await
 }

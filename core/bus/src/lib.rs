@@ -59,7 +59,10 @@ pub enum BusError {
 impl BusError {
     /// Whether retrying the same call later can succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, BusError::Unavailable { .. } | BusError::Publish { .. } | BusError::Consume(_) | BusError::Commit(_))
+        matches!(
+            self,
+            BusError::Unavailable { .. } | BusError::Publish { .. } | BusError::Consume(_) | BusError::Commit(_)
+        )
     }
 }
 

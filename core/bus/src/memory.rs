@@ -9,7 +9,7 @@
 //! no group has subscribed to keeps only its newest `capacity` records (like a Kafka topic's
 //! retention; evictions are counted), so an unconsumed topic never blocks a producer.
 
-use crate::{commit_points, topic_name, Bus, BusError, Consumer, Message, Record};
+use crate::{Bus, BusError, Consumer, Message, Record, commit_points, topic_name};
 use soc_model::Kind;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -125,15 +125,18 @@ impl Bus for MemoryBus {
                     }
                 }
                 if evicted > 0 {
-                    metrics::counter!("soc_bus_retention_evicted_total", "bus" => "memory", "topic" => kind.as_str()).increment(evicted);
+                    metrics::counter!("soc_bus_retention_evicted_total", "bus" => "memory", "topic" => kind.as_str())
+                        .increment(evicted);
                 }
                 if n > 0 {
-                    metrics::counter!("soc_bus_published_total", "bus" => "memory", "topic" => kind.as_str()).increment(n);
+                    metrics::counter!("soc_bus_published_total", "bus" => "memory", "topic" => kind.as_str())
+                        .increment(n);
                     self.inner.published.notify_waiters();
                 }
             }
             if pending.peek().is_some() {
-                metrics::counter!("soc_bus_backpressure_waits_total", "bus" => "memory", "topic" => kind.as_str()).increment(1);
+                metrics::counter!("soc_bus_backpressure_waits_total", "bus" => "memory", "topic" => kind.as_str())
+                    .increment(1);
                 released.await;
             }
         }
@@ -177,7 +180,13 @@ impl MemoryConsumer {
             }
             while *pos < t.next_offset() && out.len() < max {
                 let (key, payload) = &t.log[(*pos - t.base) as usize];
-                out.push(Message { kind: *kind, partition: 0, offset: *pos, key: key.clone(), payload: payload.clone() });
+                out.push(Message {
+                    kind: *kind,
+                    partition: 0,
+                    offset: *pos,
+                    key: key.clone(),
+                    payload: payload.clone(),
+                });
                 *pos += 1;
             }
         }

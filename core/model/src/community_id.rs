@@ -23,7 +23,15 @@ pub fn community_id_v1(seed: u16, src: IpAddr, dst: IpAddr, proto: u8, src_port:
     if proto == 1 || proto == 58 {
         let pairs = if proto == 1 { ICMP4_PAIRS } else { ICMP6_PAIRS };
         let t = src_port as u8;
-        match pairs.iter().find_map(|&(a, b)| if a == t { Some(b) } else if b == t { Some(a) } else { None }) {
+        match pairs.iter().find_map(|&(a, b)| {
+            if a == t {
+                Some(b)
+            } else if b == t {
+                Some(a)
+            } else {
+                None
+            }
+        }) {
             Some(other) => dp = other as u16,
             None => one_way = true,
         }
@@ -69,9 +77,18 @@ mod tests {
     // Vectors from the Community ID specification's baseline (seed 0).
     #[test]
     fn matches_specification_vectors() {
-        assert_eq!(community_id_v1(0, ip("128.232.110.120"), ip("66.35.250.204"), 6, 34855, 80), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
-        assert_eq!(community_id_v1(0, ip("66.35.250.204"), ip("128.232.110.120"), 6, 80, 34855), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
-        assert_eq!(community_id_v1(0, ip("192.168.1.52"), ip("8.8.8.8"), 17, 54585, 53), "1:d/FP5EW3wiY1vCndhwleRRKHowQ=");
+        assert_eq!(
+            community_id_v1(0, ip("128.232.110.120"), ip("66.35.250.204"), 6, 34855, 80),
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+        );
+        assert_eq!(
+            community_id_v1(0, ip("66.35.250.204"), ip("128.232.110.120"), 6, 80, 34855),
+            "1:LQU9qZlK+B5F3KDmev6m5PMibrg="
+        );
+        assert_eq!(
+            community_id_v1(0, ip("192.168.1.52"), ip("8.8.8.8"), 17, 54585, 53),
+            "1:d/FP5EW3wiY1vCndhwleRRKHowQ="
+        );
     }
 
     #[test]

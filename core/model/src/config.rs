@@ -25,10 +25,7 @@ pub enum ConfigError {
 /// Parses TOML text into a typed config; errors name `path:line:column` and the key.
 pub fn from_toml_str<T: DeserializeOwned>(path: &str, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((1, 1));
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
         ConfigError::Invalid { path: path.to_string(), line, column, message: e.message().trim().to_string() }
     })
 }

@@ -1,7 +1,7 @@
 //! The envelope every record travels in.
 
-use crate::payload::*;
 use crate::Timestamp;
+use crate::payload::*;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
@@ -261,11 +261,7 @@ impl Event {
     /// on one partition), then flow id; logs and detections by host.
     pub fn bus_key(&self) -> String {
         match self.event_type.kind() {
-            Kind::Log | Kind::Detection => self
-                .host
-                .clone()
-                .or_else(|| self.src_ip.clone())
-                .unwrap_or_default(),
+            Kind::Log | Kind::Detection => self.host.clone().or_else(|| self.src_ip.clone()).unwrap_or_default(),
             Kind::Incident => self.incident.as_ref().map(|i| i.incident_id.clone()).unwrap_or_default(),
             _ => self
                 .community_id
@@ -319,7 +315,10 @@ mod tests {
 
     #[test]
     fn unknown_event_types_are_kept_by_name_and_routed_as_protocol() {
-        let ev: Event = serde_json::from_str(r#"{"timestamp":"2020-05-01T07:09:23.459100+0000","event_type":"smb","smb":{"id":1}}"#).unwrap();
+        let ev: Event = serde_json::from_str(
+            r#"{"timestamp":"2020-05-01T07:09:23.459100+0000","event_type":"smb","smb":{"id":1}}"#,
+        )
+        .unwrap();
         assert_eq!(ev.event_type, EventType::Other("smb".into()));
         assert_eq!(ev.event_type.kind(), Kind::Protocol);
         assert!(ev.extra.contains_key("smb"));
@@ -330,7 +329,12 @@ mod tests {
         assert!(Event::from_json(b"{").is_err());
         assert!(Event::from_json(br#"{"event_type":"flow"}"#).is_err());
         assert!(Event::from_json(br#"{"timestamp":"nope","event_type":"flow"}"#).is_err());
-        assert!(Event::from_json(br#"{"timestamp":"2020-05-01T07:09:23.459100+0000","event_type":"flow","src_port":70000}"#).is_err());
+        assert!(
+            Event::from_json(
+                br#"{"timestamp":"2020-05-01T07:09:23.459100+0000","event_type":"flow","src_port":70000}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

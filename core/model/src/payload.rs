@@ -8,7 +8,6 @@ use serde_json::{Map, Value};
 /// Fields a struct does not model, kept verbatim.
 pub type Extra = Map<String, Value>;
 
-
 /// `flow` payload: a flow record, or the flow summary attached to an alert.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Flow {

@@ -50,9 +50,7 @@ impl Timestamp {
     }
     /// The current time, in UTC.
     pub fn now() -> Self {
-        let d = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
+        let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Self::from_unix_micros(d.as_micros() as i64)
     }
     pub fn unix_micros(&self) -> i64 {
@@ -79,14 +77,7 @@ impl Timestamp {
     /// RFC 3339 in UTC with a `Z` (for APIs that want that form).
     pub fn to_rfc3339(&self) -> String {
         let (date, secs_of_day, us) = civil(self.micros);
-        format!(
-            "{}T{:02}:{:02}:{:02}.{:06}Z",
-            date,
-            secs_of_day / 3600,
-            secs_of_day / 60 % 60,
-            secs_of_day % 60,
-            us
-        )
+        format!("{}T{:02}:{:02}:{:02}.{:06}Z", date, secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60, us)
     }
 
     fn parse_text(s: &str) -> Result<Self, TimestampError> {
@@ -101,10 +92,7 @@ impl Timestamp {
         let (main, offset_secs) = if let Some(stripped) = s.strip_suffix('Z').or_else(|| s.strip_suffix('z')) {
             (stripped, 0)
         } else {
-            let pos = s[19..]
-                .rfind(['+', '-'])
-                .map(|p| p + 19)
-                .ok_or_else(|| err("missing UTC offset"))?;
+            let pos = s[19..].rfind(['+', '-']).map(|p| p + 19).ok_or_else(|| err("missing UTC offset"))?;
             let sign = if b[pos] == b'-' { -1 } else { 1 };
             let off: String = s[pos + 1..].chars().filter(|c| *c != ':').collect();
             if off.len() != 4 || !off.bytes().all(|c| c.is_ascii_digit()) {

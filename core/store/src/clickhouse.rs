@@ -44,17 +44,10 @@ pub struct ServerVersion {
 impl ServerVersion {
     /// Parses `major.minor[.anything]`; unknown parts are 0.
     pub fn parse(text: &str) -> Self {
-        let mut it = text
-            .trim()
-            .split('.')
-            .map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut it = text.trim().split('.').map(|p| p.parse::<u32>().unwrap_or(0));
         let major = it.next().unwrap_or(0);
         let minor = it.next().unwrap_or(0);
-        Self {
-            text: text.trim().to_string(),
-            major,
-            minor,
-        }
+        Self { text: text.trim().to_string(), major, minor }
     }
 
     /// True for servers older than 20.1, which lack TTL, codecs, skip indexes and native
@@ -199,12 +192,7 @@ impl ClickHouseStore {
     /// # Errors
     /// [`StoreError::Unavailable`] naming the address when the server does not answer;
     /// [`StoreError::Invalid`] for a bad database name or URL.
-    pub async fn connect(
-        url: &str,
-        database: &str,
-        user: &str,
-        password: &str,
-    ) -> Result<Self, StoreError> {
+    pub async fn connect(url: &str, database: &str, user: &str, password: &str) -> Result<Self, StoreError> {
         if !valid_database(database) {
             return Err(StoreError::Invalid(format!(
                 "database name {database:?}: use letters, digits and '_' (not starting with a digit)"
@@ -225,12 +213,8 @@ impl ClickHouseStore {
             version: ServerVersion::parse(""),
             timeout: DEFAULT_TIMEOUT,
         };
-        let text: String = store
-            .bounded(
-                CONNECT_TIMEOUT,
-                store.client.query("SELECT version()").fetch_one::<String>(),
-            )
-            .await?;
+        let text: String =
+            store.bounded(CONNECT_TIMEOUT, store.client.query("SELECT version()").fetch_one::<String>()).await?;
         store.version = ServerVersion::parse(&text);
         tracing::info!(
             store = NAME,
@@ -242,11 +226,7 @@ impl ClickHouseStore {
         store
             .bounded(
                 store.timeout,
-                store
-                    .client
-                    .query("CREATE DATABASE IF NOT EXISTS ?")
-                    .bind(Identifier(database))
-                    .execute(),
+                store.client.query("CREATE DATABASE IF NOT EXISTS ?").bind(Identifier(database)).execute(),
             )
             .await?;
         store.client = store.client.clone().with_database(database);
@@ -275,28 +255,18 @@ impl ClickHouseStore {
         let r = self
             .bounded(
                 self.timeout,
-                self.client
-                    .query("DROP DATABASE IF EXISTS ?")
-                    .bind(Identifier(&self.database))
-                    .execute(),
+                self.client.query("DROP DATABASE IF EXISTS ?").bind(Identifier(&self.database)).execute(),
             )
             .await;
         telemetry::track(NAME, "drop_database", r)
     }
 
     fn map_err(&self, e: ChError) -> StoreError {
-        let unavailable = |reason: String| StoreError::Unavailable {
-            addr: self.addr.clone(),
-            reason,
-        };
+        let unavailable = |reason: String| StoreError::Unavailable { addr: self.addr.clone(), reason };
         match e {
             ChError::Network(_) | ChError::TimedOut => unavailable(e.to_string()),
-            ChError::Other(ref inner) if inner.downcast_ref::<std::io::Error>().is_some() => {
-                unavailable(e.to_string())
-            }
-            ChError::InvalidParams(_) | ChError::Unsupported(_) => {
-                StoreError::Invalid(e.to_string())
-            }
+            ChError::Other(ref inner) if inner.downcast_ref::<std::io::Error>().is_some() => unavailable(e.to_string()),
+            ChError::InvalidParams(_) | ChError::Unsupported(_) => StoreError::Invalid(e.to_string()),
             other => StoreError::Query(other.to_string().trim().to_string()),
         }
     }
@@ -319,35 +289,22 @@ impl ClickHouseStore {
     async fn applied_versions(&self) -> Result<Vec<u32>, StoreError> {
         self.bounded(
             self.timeout,
-            self.client
-                .query("SELECT DISTINCT version FROM schema_migrations ORDER BY version")
-                .fetch_all::<u32>(),
+            self.client.query("SELECT DISTINCT version FROM schema_migrations ORDER BY version").fetch_all::<u32>(),
         )
         .await
     }
 
     async fn migrate_inner(&self) -> Result<Vec<u32>, StoreError> {
-        self.bounded(
-            self.timeout,
-            self.client
-                .query_raw(migrations::clickhouse::BOOKKEEPING)
-                .execute(),
-        )
-        .await?;
+        self.bounded(self.timeout, self.client.query_raw(migrations::clickhouse::BOOKKEEPING).execute()).await?;
         let applied = self.applied_versions().await?;
         let mut done = Vec::new();
         for m in migrations::pending(migrations::CLICKHOUSE, &applied) {
             tracing::info!(store = NAME, database = %self.database, version = m.version, name = m.name, "applying migration");
             for stmt in m.statements {
-                self.bounded(self.timeout, self.client.query_raw(stmt).execute())
-                    .await
-                    .map_err(|e| match e {
-                        e @ StoreError::Unavailable { .. } => e,
-                        other => StoreError::Migration {
-                            version: m.version,
-                            reason: other.to_string(),
-                        },
-                    })?;
+                self.bounded(self.timeout, self.client.query_raw(stmt).execute()).await.map_err(|e| match e {
+                    e @ StoreError::Unavailable { .. } => e,
+                    other => StoreError::Migration { version: m.version, reason: other.to_string() },
+                })?;
             }
             self.bounded(
                 self.timeout,
@@ -393,42 +350,24 @@ impl ClickHouseStore {
             filter::order_by(q),
             q.effective_limit()
         );
-        let rows = self
-            .bounded(
-                self.timeout,
-                bind(self.client.query(&sql), w.params).fetch_all::<JsonRow>(),
-            )
-            .await?;
+        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), w.params).fetch_all::<JsonRow>()).await?;
         rows.iter().map(|r| crate::decode_event(&r.json)).collect()
     }
 
     async fn count_inner(&self, q: &EventQuery) -> Result<u64, StoreError> {
         let w = filter::build(q, Dialect::ClickHouse);
         let sql = format!("SELECT count() FROM events FINAL WHERE {}", w.sql);
-        self.bounded(
-            self.timeout,
-            bind(self.client.query(&sql), w.params).fetch_one::<u64>(),
-        )
-        .await
+        self.bounded(self.timeout, bind(self.client.query(&sql), w.params).fetch_one::<u64>()).await
     }
 
-    async fn count_by_inner(
-        &self,
-        by: CountBy,
-        q: &EventQuery,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn count_by_inner(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
         let w = filter::build(q, Dialect::ClickHouse);
         let key = filter::group_key(by, Dialect::ClickHouse);
         let sql = format!(
             "SELECT {key} AS k, count() AS c FROM events FINAL WHERE {} GROUP BY k ORDER BY c DESC, k ASC",
             w.sql
         );
-        let rows = self
-            .bounded(
-                self.timeout,
-                bind(self.client.query(&sql), w.params).fetch_all::<KeyCount>(),
-            )
-            .await?;
+        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), w.params).fetch_all::<KeyCount>()).await?;
         Ok(rows.into_iter().map(|r| (r.k, r.c)).collect())
     }
 
@@ -474,17 +413,9 @@ impl ClickHouseStore {
             .await?;
         for (day, id) in old {
             // The id is 8 validated digits: it is the partition expression's value.
-            let value: u32 = id
-                .parse()
-                .map_err(|_| StoreError::Query(format!("bad partition id {id}")))?;
-            self.bounded(
-                self.timeout,
-                self.client
-                    .query("ALTER TABLE events DROP PARTITION ?")
-                    .bind(value)
-                    .execute(),
-            )
-            .await?;
+            let value: u32 = id.parse().map_err(|_| StoreError::Query(format!("bad partition id {id}")))?;
+            self.bounded(self.timeout, self.client.query("ALTER TABLE events DROP PARTITION ?").bind(value).execute())
+                .await?;
             tracing::info!(store = NAME, database = %self.database, partition = %id, day, "retention dropped partition");
             report.days_dropped.push(day);
         }
@@ -511,11 +442,7 @@ impl Store for ClickHouseStore {
         telemetry::track(NAME, "count", self.count_inner(q).await)
     }
 
-    async fn count_by(
-        &self,
-        by: CountBy,
-        q: &EventQuery,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
         telemetry::track(NAME, "count_by", self.count_by_inner(by, q).await)
     }
 
@@ -524,13 +451,7 @@ impl Store for ClickHouseStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let r = self
-            .bounded(
-                CONNECT_TIMEOUT,
-                self.client.query("SELECT 1").fetch_one::<u8>(),
-            )
-            .await
-            .map(|_| ());
+        let r = self.bounded(CONNECT_TIMEOUT, self.client.query("SELECT 1").fetch_one::<u8>()).await.map(|_| ());
         telemetry::track(NAME, "ping", r)
     }
 
@@ -556,10 +477,7 @@ mod tests {
     #[test]
     fn versions_parse_and_urls_are_redacted() {
         let v = ServerVersion::parse("18.16.1\n");
-        assert_eq!(
-            (v.major, v.minor, v.text.as_str(), v.is_legacy()),
-            (18, 16, "18.16.1", true)
-        );
+        assert_eq!((v.major, v.minor, v.text.as_str(), v.is_legacy()), (18, 16, "18.16.1", true));
         assert!(!ServerVersion::parse("24.8.4.13").is_legacy());
         assert_eq!(redact("http://u:p@127.0.0.1:8123"), "http://127.0.0.1:8123");
         assert_eq!(redact("http://127.0.0.1:8123"), "http://127.0.0.1:8123");

@@ -36,15 +36,8 @@ pub async fn run_all(store: &dyn Store) {
     // Migrations: whatever the first call applies, the second applies nothing.
     let first = ctx.ok("migrate", store.migrate().await);
     let second = ctx.ok("migrate again", store.migrate().await);
-    ctx.check(
-        second.is_empty(),
-        "migrate twice",
-        format!("second run applied {second:?} (first applied {first:?})"),
-    );
-    let before = ctx.ok(
-        "count on empty store",
-        store.count_events(&EventQuery::default()).await,
-    );
+    ctx.check(second.is_empty(), "migrate twice", format!("second run applied {second:?} (first applied {first:?})"));
+    let before = ctx.ok("count on empty store", store.count_events(&EventQuery::default()).await);
     ctx.check(
         before == 0,
         "empty store",
@@ -82,10 +75,7 @@ impl Ctx<'_> {
     }
     fn eq<T: PartialEq + std::fmt::Debug>(&self, check: &str, got: T, want: T) {
         if got != want {
-            panic!(
-                "[{}] {check}:\n   got: {got:?}\n  want: {want:?}",
-                self.name
-            );
+            panic!("[{}] {check}:\n   got: {got:?}\n  want: {want:?}", self.name);
         }
     }
     /// Like `eq` for lists, but reports the lengths and the first difference only.
@@ -93,11 +83,7 @@ impl Ctx<'_> {
         if got == want {
             return;
         }
-        let first = got
-            .iter()
-            .zip(want)
-            .position(|(a, b)| a != b)
-            .unwrap_or(got.len().min(want.len()));
+        let first = got.iter().zip(want).position(|(a, b)| a != b).unwrap_or(got.len().min(want.len()));
         let window = |v: &[T]| format!("{:?}", &v[first.min(v.len())..(first + 2).min(v.len())]);
         panic!(
             "[{}] {check}: lists differ (got {} items, want {}), first difference at index {first}:\n   got: {}\n  want: {}",
@@ -121,50 +107,30 @@ impl Ctx<'_> {
         self.same_list(&format!("{check} (ids, in order)"), &ids(&got), &ids(&want));
         self.same_list(&format!("{check} (events)"), &got, &want);
         let n = all.iter().filter(|e| matches(q, e)).count() as u64;
-        self.eq(
-            &format!("{check} (count_events)"),
-            self.count(check, q).await,
-            n,
-        );
+        self.eq(&format!("{check} (count_events)"), self.count(check, q).await, n);
         got
     }
 }
 
 fn run_tag() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     format!("conf{}_{}", std::process::id(), t % 1_000_000_000_000)
 }
 
 fn ids(events: &[Event]) -> Vec<&str> {
-    events
-        .iter()
-        .map(|e| e.id.as_deref().unwrap_or("<none>"))
-        .collect()
+    events.iter().map(|e| e.id.as_deref().unwrap_or("<none>")).collect()
 }
 
 /// Whether `e` matches the filters of `q` (the oracle of the stores' `WHERE`).
 pub fn matches(q: &EventQuery, e: &Event) -> bool {
-    let eq = |want: &Option<String>, have: &Option<String>| {
-        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
-    };
-    q.event_type
-        .as_ref()
-        .is_none_or(|t| e.event_type.as_str() == t)
-        && q.since
-            .is_none_or(|s| e.timestamp.unix_micros() >= s.unix_micros())
-        && q.until
-            .is_none_or(|u| e.timestamp.unix_micros() < u.unix_micros())
-        && q.segments
-            .as_ref()
-            .is_none_or(|segs| e.segment.as_ref().is_some_and(|s| segs.contains(s)))
+    let eq = |want: &Option<String>, have: &Option<String>| want.as_ref().is_none_or(|w| have.as_ref() == Some(w));
+    q.event_type.as_ref().is_none_or(|t| e.event_type.as_str() == t)
+        && q.since.is_none_or(|s| e.timestamp.unix_micros() >= s.unix_micros())
+        && q.until.is_none_or(|u| e.timestamp.unix_micros() < u.unix_micros())
+        && q.segments.as_ref().is_none_or(|segs| e.segment.as_ref().is_some_and(|s| segs.contains(s)))
         && eq(&q.sensor, &e.sensor)
         && eq(&q.host, &e.host)
-        && q.ip
-            .as_ref()
-            .is_none_or(|ip| e.src_ip.as_ref() == Some(ip) || e.dest_ip.as_ref() == Some(ip))
+        && q.ip.as_ref().is_none_or(|ip| e.src_ip.as_ref() == Some(ip) || e.dest_ip.as_ref() == Some(ip))
         && q.flow_id.is_none_or(|f| e.flow_id == Some(f))
         && eq(&q.community_id, &e.community_id)
 }
@@ -172,10 +138,7 @@ pub fn matches(q: &EventQuery, e: &Event) -> bool {
 /// What `query_events(q)` must return from a store holding exactly `all`.
 pub fn expected(q: &EventQuery, all: &[Event]) -> Vec<Event> {
     let mut v: Vec<Event> = all.iter().filter(|e| matches(q, e)).cloned().collect();
-    v.sort_by(|a, b| {
-        (a.timestamp.unix_micros(), a.id.as_deref())
-            .cmp(&(b.timestamp.unix_micros(), b.id.as_deref()))
-    });
+    v.sort_by(|a, b| (a.timestamp.unix_micros(), a.id.as_deref()).cmp(&(b.timestamp.unix_micros(), b.id.as_deref())));
     if q.newest_first {
         v.reverse();
     }
@@ -223,11 +186,7 @@ fn small_set(tag: &str) -> Vec<Event> {
         let day = BASE_DAY + (i / PER_DAY) as i64;
         let slot = (i % PER_DAY) as i64;
         // 45 minutes apart within the day; events 3 and 4 share their timestamp.
-        let t = if i == 4 {
-            micros(day, 3 * 2_700_000_000 + 123)
-        } else {
-            micros(day, slot * 2_700_000_000 + 123)
-        };
+        let t = if i == 4 { micros(day, 3 * 2_700_000_000 + 123) } else { micros(day, slot * 2_700_000_000 + 123) };
         let ty = types[i % types.len()];
         let dest_port = [53u16, 80, 443][i % 3];
         let mut v = json!({
@@ -259,7 +218,8 @@ fn small_set(tag: &str) -> Vec<Event> {
                 v["alert"] = json!({"action": "allowed", "gid": 1, "signature_id": 2_000_000 + i, "rev": 1, "signature": format!("CONF test {i}"), "category": "Misc", "severity": 2, "metadata": {"k": ["v"]}})
             }
             "http" => {
-                v["http"] = json!({"hostname": "example.org", "url": format!("/p/{i}"), "http_method": "GET", "status": 200})
+                v["http"] =
+                    json!({"hostname": "example.org", "url": format!("/p/{i}"), "http_method": "GET", "status": 200})
             }
             "smb" => v["smb"] = json!({"id": i, "command": "SMB2_COMMAND_CREATE"}),
             _ => {
@@ -273,11 +233,7 @@ fn small_set(tag: &str) -> Vec<Event> {
         Ok(t) => t,
         Err(e) => panic!("conformance data set: {e}"),
     };
-    assert_eq!(
-        local.unix_day(),
-        BASE_DAY,
-        "conformance data set: BASE_DAY is 2024-03-10"
-    );
+    assert_eq!(local.unix_day(), BASE_DAY, "conformance data set: BASE_DAY is 2024-03-10");
     out.push(event(json!({
         "timestamp": local.to_string(), "event_type": "log", "host": "dc01", "segment": "ministry",
         "sensor": format!("{tag}-collector"), "log": {"message": "user logon"}, "syslog_facility": 4
@@ -296,47 +252,14 @@ async fn insert_and_reinsert(ctx: &Ctx<'_>, events: &[Event]) {
     ctx.ok("insert an empty batch", ctx.store.insert_events(&[]).await);
     // First half, then everything (overlapping), then everything again.
     let half = events.len() / 2;
-    ctx.ok(
-        "insert first half",
-        ctx.store.insert_events(&events[..half]).await,
-    );
-    ctx.eq(
-        "count after first half",
-        ctx.count("count", &all).await,
-        half as u64,
-    );
-    ctx.ok(
-        "insert overlapping batch",
-        ctx.store.insert_events(events).await,
-    );
-    ctx.eq(
-        "count after overlapping batch (ids stored once)",
-        ctx.count("count", &all).await,
-        n,
-    );
-    ctx.ok(
-        "re-insert the same batch",
-        ctx.store.insert_events(events).await,
-    );
-    ctx.eq(
-        "count after re-inserting the same batch (unchanged)",
-        ctx.count("count", &all).await,
-        n,
-    );
-    let got = ctx
-        .query(
-            "query after re-insert",
-            &EventQuery {
-                limit: MAX_LIMIT,
-                ..Default::default()
-            },
-        )
-        .await;
-    ctx.eq(
-        "rows after re-insert (no duplicates returned)",
-        got.len() as u64,
-        n,
-    );
+    ctx.ok("insert first half", ctx.store.insert_events(&events[..half]).await);
+    ctx.eq("count after first half", ctx.count("count", &all).await, half as u64);
+    ctx.ok("insert overlapping batch", ctx.store.insert_events(events).await);
+    ctx.eq("count after overlapping batch (ids stored once)", ctx.count("count", &all).await, n);
+    ctx.ok("re-insert the same batch", ctx.store.insert_events(events).await);
+    ctx.eq("count after re-inserting the same batch (unchanged)", ctx.count("count", &all).await, n);
+    let got = ctx.query("query after re-insert", &EventQuery { limit: MAX_LIMIT, ..Default::default() }).await;
+    ctx.eq("rows after re-insert (no duplicates returned)", got.len() as u64, n);
 }
 
 async fn missing_ids(ctx: &Ctx<'_>, tag: &str, stored: u64) {
@@ -346,10 +269,9 @@ async fn missing_ids(ctx: &Ctx<'_>, tag: &str, stored: u64) {
     fresh.ensure_id();
     let mut empty = without.clone();
     empty.id = Some(String::new());
-    for (what, batch) in [
-        ("event without id", vec![fresh.clone(), without]),
-        ("event with empty id", vec![fresh, empty]),
-    ] {
+    for (what, batch) in
+        [("event without id", vec![fresh.clone(), without]), ("event with empty id", vec![fresh, empty])]
+    {
         match ctx.store.insert_events(&batch).await {
             Err(StoreError::MissingId) => {}
             other => ctx.check(false, what, format!("want Err(MissingId), got {other:?}")),
@@ -363,42 +285,17 @@ async fn missing_ids(ctx: &Ctx<'_>, tag: &str, stored: u64) {
 }
 
 async fn round_trip(ctx: &Ctx<'_>, events: &[Event]) {
-    let got = ctx
-        .query(
-            "read everything",
-            &EventQuery {
-                limit: MAX_LIMIT,
-                ..Default::default()
-            },
-        )
-        .await;
-    let by_id: HashMap<&str, &Event> = got
-        .iter()
-        .filter_map(|e| e.id.as_deref().map(|id| (id, e)))
-        .collect();
+    let got = ctx.query("read everything", &EventQuery { limit: MAX_LIMIT, ..Default::default() }).await;
+    let by_id: HashMap<&str, &Event> = got.iter().filter_map(|e| e.id.as_deref().map(|id| (id, e))).collect();
     for want in events {
         let id = want.id.as_deref().unwrap_or_default();
         let Some(have) = by_id.get(id) else {
-            panic!(
-                "[{}] round trip: event {id} was inserted but is not returned",
-                ctx.name
-            );
+            panic!("[{}] round trip: event {id} was inserted but is not returned", ctx.name);
         };
         ctx.eq(&format!("round trip of event {id}"), *have, want);
-        let (hv, wv) = (
-            serde_json::to_value(have).unwrap_or_default(),
-            serde_json::to_value(want).unwrap_or_default(),
-        );
-        ctx.eq(
-            &format!("round trip of event {id} (JSON, unknown fields included)"),
-            hv,
-            wv,
-        );
-        ctx.eq(
-            &format!("offset kept for event {id}"),
-            have.timestamp.offset_secs(),
-            want.timestamp.offset_secs(),
-        );
+        let (hv, wv) = (serde_json::to_value(have).unwrap_or_default(), serde_json::to_value(want).unwrap_or_default());
+        ctx.eq(&format!("round trip of event {id} (JSON, unknown fields included)"), hv, wv);
+        ctx.eq(&format!("offset kept for event {id}"), have.timestamp.offset_secs(), want.timestamp.offset_secs());
     }
 }
 
@@ -407,72 +304,22 @@ async fn time_ranges(ctx: &Ctx<'_>, events: &[Event]) {
     // [since, until) with both bounds on exact event timestamps: since included, until excluded.
     let since = micros(BASE_DAY, 5 * 2_700_000_000 + 123);
     let until = micros(BASE_DAY + 1, 7 * 2_700_000_000 + 123);
-    let q = EventQuery {
-        since: Some(since),
-        until: Some(until),
-        limit: MAX_LIMIT,
-        ..Default::default()
-    };
-    let got = ctx
-        .same_as_oracle("time range [since, until)", &q, all)
-        .await;
-    ctx.check(
-        got.iter().any(|e| e.timestamp == since),
-        "time range",
-        "an event exactly at `since` must be included",
-    );
-    ctx.check(
-        got.iter().all(|e| e.timestamp != until),
-        "time range",
-        "an event exactly at `until` must be excluded",
-    );
+    let q = EventQuery { since: Some(since), until: Some(until), limit: MAX_LIMIT, ..Default::default() };
+    let got = ctx.same_as_oracle("time range [since, until)", &q, all).await;
+    ctx.check(got.iter().any(|e| e.timestamp == since), "time range", "an event exactly at `since` must be included");
+    ctx.check(got.iter().all(|e| e.timestamp != until), "time range", "an event exactly at `until` must be excluded");
     // One microsecond later excludes the event at `since`.
-    let q2 = EventQuery {
-        since: Some(since.add_micros(1)),
-        ..q.clone()
-    };
-    ctx.same_as_oracle("time range, since + 1 µs", &q2, all)
-        .await;
+    let q2 = EventQuery { since: Some(since.add_micros(1)), ..q.clone() };
+    ctx.same_as_oracle("time range, since + 1 µs", &q2, all).await;
     // Only since, only until, an empty range and a range before everything.
-    ctx.same_as_oracle(
-        "since only",
-        &EventQuery {
-            since: Some(until),
-            limit: MAX_LIMIT,
-            ..Default::default()
-        },
-        all,
-    )
-    .await;
-    ctx.same_as_oracle(
-        "until only",
-        &EventQuery {
-            until: Some(since),
-            limit: MAX_LIMIT,
-            ..Default::default()
-        },
-        all,
-    )
-    .await;
-    let empty = EventQuery {
-        since: Some(until),
-        until: Some(since),
-        ..Default::default()
-    };
-    ctx.eq(
-        "inverted range is empty",
-        ctx.query("inverted", &empty).await.len(),
-        0,
-    );
-    let before = EventQuery {
-        until: Some(micros(BASE_DAY, 0)),
-        ..Default::default()
-    };
-    ctx.eq(
-        "range before all data is empty",
-        ctx.count("before", &before).await,
-        0,
-    );
+    ctx.same_as_oracle("since only", &EventQuery { since: Some(until), limit: MAX_LIMIT, ..Default::default() }, all)
+        .await;
+    ctx.same_as_oracle("until only", &EventQuery { until: Some(since), limit: MAX_LIMIT, ..Default::default() }, all)
+        .await;
+    let empty = EventQuery { since: Some(until), until: Some(since), ..Default::default() };
+    ctx.eq("inverted range is empty", ctx.query("inverted", &empty).await.len(), 0);
+    let before = EventQuery { until: Some(micros(BASE_DAY, 0)), ..Default::default() };
+    ctx.eq("range before all data is empty", ctx.count("before", &before).await, 0);
     // A whole UTC day, which includes the +0700 event written on the next local day.
     let day = EventQuery {
         since: Some(micros(BASE_DAY, 0)),
@@ -481,132 +328,32 @@ async fn time_ranges(ctx: &Ctx<'_>, events: &[Event]) {
         ..Default::default()
     };
     let got = ctx.same_as_oracle("one UTC day", &day, all).await;
-    ctx.check(
-        got.iter().any(|e| e.timestamp.offset_secs() == 7 * 3600),
-        "one UTC day",
-        "must include the +0700 event",
-    );
+    ctx.check(got.iter().any(|e| e.timestamp.offset_secs() == 7 * 3600), "one UTC day", "must include the +0700 event");
 }
 
 async fn filters(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
-    let base = EventQuery {
-        limit: MAX_LIMIT,
-        ..Default::default()
-    };
+    let base = EventQuery { limit: MAX_LIMIT, ..Default::default() };
     let some = |s: &str| Some(s.to_string());
     let cases: Vec<(&str, EventQuery)> = vec![
-        (
-            "event_type = dns",
-            EventQuery {
-                event_type: some("dns"),
-                ..base.clone()
-            },
-        ),
-        (
-            "event_type = smb (not a known type)",
-            EventQuery {
-                event_type: some("smb"),
-                ..base.clone()
-            },
-        ),
-        (
-            "event_type unknown",
-            EventQuery {
-                event_type: some("nope"),
-                ..base.clone()
-            },
-        ),
-        (
-            "segments [ministry]",
-            EventQuery {
-                segments: Some(vec!["ministry".into()]),
-                ..base.clone()
-            },
-        ),
+        ("event_type = dns", EventQuery { event_type: some("dns"), ..base.clone() }),
+        ("event_type = smb (not a known type)", EventQuery { event_type: some("smb"), ..base.clone() }),
+        ("event_type unknown", EventQuery { event_type: some("nope"), ..base.clone() }),
+        ("segments [ministry]", EventQuery { segments: Some(vec!["ministry".into()]), ..base.clone() }),
         (
             "segments [ministry, cpnet]",
-            EventQuery {
-                segments: Some(vec!["ministry".into(), "cpnet".into()]),
-                ..base.clone()
-            },
+            EventQuery { segments: Some(vec!["ministry".into(), "cpnet".into()]), ..base.clone() },
         ),
-        (
-            "segments [] (empty scope)",
-            EventQuery {
-                segments: Some(vec![]),
-                ..base.clone()
-            },
-        ),
-        (
-            "segments [unknown]",
-            EventQuery {
-                segments: Some(vec!["elsewhere".into()]),
-                ..base.clone()
-            },
-        ),
-        (
-            "sensor",
-            EventQuery {
-                sensor: Some(format!("{tag}-s1")),
-                ..base.clone()
-            },
-        ),
-        (
-            "host",
-            EventQuery {
-                host: some("host2"),
-                ..base.clone()
-            },
-        ),
-        (
-            "host dc01",
-            EventQuery {
-                host: some("dc01"),
-                ..base.clone()
-            },
-        ),
-        (
-            "ip as source",
-            EventQuery {
-                ip: some("10.0.3.3"),
-                ..base.clone()
-            },
-        ),
-        (
-            "ip as destination",
-            EventQuery {
-                ip: some("192.168.1.2"),
-                ..base.clone()
-            },
-        ),
-        (
-            "ip on both sides",
-            EventQuery {
-                ip: some("172.16.0.2"),
-                ..base.clone()
-            },
-        ),
-        (
-            "flow_id",
-            EventQuery {
-                flow_id: Some(1007),
-                ..base.clone()
-            },
-        ),
-        (
-            "flow_id above i64::MAX",
-            EventQuery {
-                flow_id: Some(u64::MAX - 5),
-                ..base.clone()
-            },
-        ),
-        (
-            "community_id",
-            EventQuery {
-                community_id: some("1:conf4"),
-                ..base.clone()
-            },
-        ),
+        ("segments [] (empty scope)", EventQuery { segments: Some(vec![]), ..base.clone() }),
+        ("segments [unknown]", EventQuery { segments: Some(vec!["elsewhere".into()]), ..base.clone() }),
+        ("sensor", EventQuery { sensor: Some(format!("{tag}-s1")), ..base.clone() }),
+        ("host", EventQuery { host: some("host2"), ..base.clone() }),
+        ("host dc01", EventQuery { host: some("dc01"), ..base.clone() }),
+        ("ip as source", EventQuery { ip: some("10.0.3.3"), ..base.clone() }),
+        ("ip as destination", EventQuery { ip: some("192.168.1.2"), ..base.clone() }),
+        ("ip on both sides", EventQuery { ip: some("172.16.0.2"), ..base.clone() }),
+        ("flow_id", EventQuery { flow_id: Some(1007), ..base.clone() }),
+        ("flow_id above i64::MAX", EventQuery { flow_id: Some(u64::MAX - 5), ..base.clone() }),
+        ("community_id", EventQuery { community_id: some("1:conf4"), ..base.clone() }),
         (
             "combined: type + scope + time + sensor",
             EventQuery {
@@ -620,18 +367,13 @@ async fn filters(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
         ),
         (
             "combined: ip + community_id (no match)",
-            EventQuery {
-                ip: some("10.0.0.0"),
-                community_id: some("1:conf29"),
-                ..base.clone()
-            },
+            EventQuery { ip: some("10.0.0.0"), community_id: some("1:conf29"), ..base.clone() },
         ),
     ];
     for (name, q) in cases {
         let got = ctx.same_as_oracle(&format!("filter {name}"), &q, all).await;
         // Guard against a vacuous oracle: the cases that must match something do.
-        let must_match =
-            !(name.contains("unknown") || name.contains("empty") || name.contains("no match"));
+        let must_match = !(name.contains("unknown") || name.contains("empty") || name.contains("no match"));
         ctx.check(
             !must_match || !got.is_empty(),
             &format!("filter {name}"),
@@ -639,74 +381,27 @@ async fn filters(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
         );
     }
     // The u64 flow id above i64::MAX matches exactly one event.
-    let q = EventQuery {
-        flow_id: Some(u64::MAX - 5),
-        ..base
-    };
-    ctx.eq(
-        "flow_id above i64::MAX matches one",
-        ctx.count("count", &q).await,
-        1,
-    );
+    let q = EventQuery { flow_id: Some(u64::MAX - 5), ..base };
+    ctx.eq("flow_id above i64::MAX matches one", ctx.count("count", &q).await, 1);
 }
 
 async fn limits_and_order(ctx: &Ctx<'_>, all: &[Event]) {
     for newest_first in [true, false] {
         for limit in [1usize, 5, 37] {
-            let q = EventQuery {
-                limit,
-                newest_first,
-                ..Default::default()
-            };
-            let got = ctx
-                .same_as_oracle(
-                    &format!("limit {limit}, newest_first {newest_first}"),
-                    &q,
-                    all,
-                )
-                .await;
+            let q = EventQuery { limit, newest_first, ..Default::default() };
+            let got = ctx.same_as_oracle(&format!("limit {limit}, newest_first {newest_first}"), &q, all).await;
             ctx.eq(&format!("limit {limit}: row count"), got.len(), limit);
         }
         // The count ignores the limit.
-        let q = EventQuery {
-            limit: 3,
-            newest_first,
-            ..Default::default()
-        };
-        ctx.eq(
-            "count_events ignores limit",
-            ctx.count("count", &q).await,
-            all.len() as u64,
-        );
+        let q = EventQuery { limit: 3, newest_first, ..Default::default() };
+        ctx.eq("count_events ignores limit", ctx.count("count", &q).await, all.len() as u64);
         // Ties on the timestamp are ordered by id, the same way in every store.
-        let got = ctx
-            .query(
-                "full order",
-                &EventQuery {
-                    newest_first,
-                    ..Default::default()
-                },
-            )
-            .await;
-        let want = expected(
-            &EventQuery {
-                newest_first,
-                ..Default::default()
-            },
-            all,
-        );
-        ctx.same_list(
-            &format!("order with ties, newest_first {newest_first}"),
-            &ids(&got),
-            &ids(&want),
-        );
+        let got = ctx.query("full order", &EventQuery { newest_first, ..Default::default() }).await;
+        let want = expected(&EventQuery { newest_first, ..Default::default() }, all);
+        ctx.same_list(&format!("order with ties, newest_first {newest_first}"), &ids(&got), &ids(&want));
         ctx.check(
             got.windows(2).all(|w| {
-                if newest_first {
-                    w[0].timestamp >= w[1].timestamp
-                } else {
-                    w[0].timestamp <= w[1].timestamp
-                }
+                if newest_first { w[0].timestamp >= w[1].timestamp } else { w[0].timestamp <= w[1].timestamp }
             }),
             "ordering",
             format!("events not sorted by time (newest_first {newest_first})"),
@@ -717,13 +412,7 @@ async fn limits_and_order(ctx: &Ctx<'_>, all: &[Event]) {
 async fn counts(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
     let queries = [
         ("all", EventQuery::default()),
-        (
-            "sensor s0",
-            EventQuery {
-                sensor: Some(format!("{tag}-s0")),
-                ..Default::default()
-            },
-        ),
+        ("sensor s0", EventQuery { sensor: Some(format!("{tag}-s0")), ..Default::default() }),
         (
             "day 2",
             EventQuery {
@@ -732,47 +421,19 @@ async fn counts(ctx: &Ctx<'_>, all: &[Event], tag: &str) {
                 ..Default::default()
             },
         ),
-        (
-            "scope cpnet",
-            EventQuery {
-                segments: Some(vec!["cpnet".into()]),
-                ..Default::default()
-            },
-        ),
-        (
-            "nothing",
-            EventQuery {
-                event_type: Some("nope".into()),
-                ..Default::default()
-            },
-        ),
+        ("scope cpnet", EventQuery { segments: Some(vec!["cpnet".into()]), ..Default::default() }),
+        ("nothing", EventQuery { event_type: Some("nope".into()), ..Default::default() }),
     ];
     for (name, q) in &queries {
         for by in [CountBy::EventType, CountBy::Segment] {
             let got = ctx.ok("count_by", ctx.store.count_by(by, q).await);
             let want = expected_counts(by, q, all);
-            ctx.same_list(
-                &format!("count_by {by:?} ({name}), largest first"),
-                &got,
-                &want,
-            );
+            ctx.same_list(&format!("count_by {by:?} ({name}), largest first"), &got, &want);
         }
-        let total: u64 = expected_counts(CountBy::EventType, q, all)
-            .iter()
-            .map(|(_, c)| c)
-            .sum();
-        ctx.eq(
-            &format!("count_events ({name})"),
-            ctx.count("count", q).await,
-            total,
-        );
+        let total: u64 = expected_counts(CountBy::EventType, q, all).iter().map(|(_, c)| c).sum();
+        ctx.eq(&format!("count_events ({name})"), ctx.count("count", q).await, total);
     }
-    let by_segment = ctx.ok(
-        "count_by",
-        ctx.store
-            .count_by(CountBy::Segment, &EventQuery::default())
-            .await,
-    );
+    let by_segment = ctx.ok("count_by", ctx.store.count_by(CountBy::Segment, &EventQuery::default()).await);
     ctx.check(
         by_segment.iter().any(|(k, _)| k.is_empty()),
         "count_by Segment",
@@ -784,10 +445,7 @@ async fn large_batch(ctx: &Ctx<'_>, tag: &str, small: u64) -> Vec<Event> {
     let sensor = format!("{tag}-bulk");
     let mut bulk = Vec::with_capacity(BULK);
     for i in 0..BULK {
-        let mut e = Event::new(
-            soc_model::EventType::Flow,
-            micros(BULK_DAY, i as i64 * 4_000_000),
-        );
+        let mut e = Event::new(soc_model::EventType::Flow, micros(BULK_DAY, i as i64 * 4_000_000));
         e.sensor = Some(sensor.clone());
         e.segment = Some("bulk".into());
         e.flow_id = Some(i as u64);
@@ -798,67 +456,22 @@ async fn large_batch(ctx: &Ctx<'_>, tag: &str, small: u64) -> Vec<Event> {
         bulk.push(e);
     }
     let started = std::time::Instant::now();
-    ctx.ok(
-        "large batch insert (one call)",
-        ctx.store.insert_events(&bulk).await,
-    );
+    ctx.ok("large batch insert (one call)", ctx.store.insert_events(&bulk).await);
     let took = started.elapsed();
-    let q = EventQuery {
-        sensor: Some(sensor),
-        ..Default::default()
-    };
-    ctx.eq(
-        "large batch: all rows stored",
-        ctx.count("count", &q).await,
-        BULK as u64,
-    );
-    ctx.ok(
-        "large batch re-insert",
-        ctx.store.insert_events(&bulk).await,
-    );
-    ctx.eq(
-        "large batch: re-insert stores nothing new",
-        ctx.count("count", &q).await,
-        BULK as u64,
-    );
-    ctx.eq(
-        "total after large batch",
-        ctx.count("count", &EventQuery::default()).await,
-        small + BULK as u64,
-    );
+    let q = EventQuery { sensor: Some(sensor), ..Default::default() };
+    ctx.eq("large batch: all rows stored", ctx.count("count", &q).await, BULK as u64);
+    ctx.ok("large batch re-insert", ctx.store.insert_events(&bulk).await);
+    ctx.eq("large batch: re-insert stores nothing new", ctx.count("count", &q).await, BULK as u64);
+    ctx.eq("total after large batch", ctx.count("count", &EventQuery::default()).await, small + BULK as u64);
     // The limit is capped at MAX_LIMIT; 0 means MAX_LIMIT.
     for limit in [0, MAX_LIMIT + 1, 50_000] {
-        let got = ctx
-            .query(
-                "capped query",
-                &EventQuery {
-                    limit,
-                    newest_first: true,
-                    ..q.clone()
-                },
-            )
-            .await;
-        ctx.eq(
-            &format!("limit {limit} returns MAX_LIMIT rows"),
-            got.len(),
-            MAX_LIMIT,
-        );
-        ctx.eq(
-            &format!("limit {limit}: newest row first"),
-            got.first().and_then(|e| e.flow_id),
-            Some(BULK as u64 - 1),
-        );
+        let got = ctx.query("capped query", &EventQuery { limit, newest_first: true, ..q.clone() }).await;
+        ctx.eq(&format!("limit {limit} returns MAX_LIMIT rows"), got.len(), MAX_LIMIT);
+        ctx.eq(&format!("limit {limit}: newest row first"), got.first().and_then(|e| e.flow_id), Some(BULK as u64 - 1));
     }
-    let q1 = EventQuery {
-        flow_id: Some(12_345),
-        ..q
-    };
-    ctx.same_as_oracle("large batch: point lookup by flow_id", &q1, &bulk)
-        .await;
-    eprintln!(
-        "[{}] conformance: {BULK} events inserted in one call in {took:.2?}",
-        ctx.name
-    );
+    let q1 = EventQuery { flow_id: Some(12_345), ..q };
+    ctx.same_as_oracle("large batch: point lookup by flow_id", &q1, &bulk).await;
+    eprintln!("[{}] conformance: {BULK} events inserted in one call in {took:.2?}", ctx.name);
     bulk
 }
 
@@ -868,93 +481,38 @@ async fn retention(ctx: &Ctx<'_>, small: &[Event], bulk: &[Event]) {
     let total = all.len() as u64;
 
     // Nothing before the first day.
-    let r = ctx.ok(
-        "retention before the data",
-        ctx.store.drop_days_before(BASE_DAY).await,
-    );
-    ctx.eq(
-        "retention before the data drops nothing",
-        (r.days_dropped, r.rows_dropped),
-        (vec![], 0),
-    );
+    let r = ctx.ok("retention before the data", ctx.store.drop_days_before(BASE_DAY).await);
+    ctx.eq("retention before the data drops nothing", (r.days_dropped, r.rows_dropped), (vec![], 0));
 
     // Drop the first day only.
-    let r = ctx.ok(
-        "retention of day 1",
-        ctx.store.drop_days_before(BASE_DAY + 1).await,
-    );
+    let r = ctx.ok("retention of day 1", ctx.store.drop_days_before(BASE_DAY + 1).await);
     let first = day_count(BASE_DAY);
     ctx.eq("retention of day 1: days", r.days_dropped, vec![BASE_DAY]);
     ctx.eq("retention of day 1: rows", r.rows_dropped, first);
-    ctx.eq(
-        "retention of day 1: total left",
-        ctx.count("count", &EventQuery::default()).await,
-        total - first,
-    );
-    let day1 = EventQuery {
-        since: Some(micros(BASE_DAY, 0)),
-        until: Some(micros(BASE_DAY + 1, 0)),
-        ..Default::default()
-    };
-    ctx.eq(
-        "retention of day 1: the day is empty",
-        ctx.count("count", &day1).await,
-        0,
-    );
-    let rest: Vec<Event> = all
-        .iter()
-        .filter(|e| e.timestamp.unix_day() > BASE_DAY)
-        .cloned()
-        .collect();
+    ctx.eq("retention of day 1: total left", ctx.count("count", &EventQuery::default()).await, total - first);
+    let day1 =
+        EventQuery { since: Some(micros(BASE_DAY, 0)), until: Some(micros(BASE_DAY + 1, 0)), ..Default::default() };
+    ctx.eq("retention of day 1: the day is empty", ctx.count("count", &day1).await, 0);
+    let rest: Vec<Event> = all.iter().filter(|e| e.timestamp.unix_day() > BASE_DAY).cloned().collect();
     let q = EventQuery {
         since: Some(micros(BASE_DAY + 1, 0)),
         until: Some(micros(BASE_DAY + 3, 0)),
         limit: MAX_LIMIT,
         ..Default::default()
     };
-    ctx.same_as_oracle("retention of day 1: later days untouched", &q, &rest)
-        .await;
+    ctx.same_as_oracle("retention of day 1: later days untouched", &q, &rest).await;
 
     // Again: idempotent.
-    let r = ctx.ok(
-        "retention repeated",
-        ctx.store.drop_days_before(BASE_DAY + 1).await,
-    );
-    ctx.eq(
-        "retention repeated drops nothing",
-        (r.days_dropped, r.rows_dropped),
-        (vec![], 0),
-    );
+    let r = ctx.ok("retention repeated", ctx.store.drop_days_before(BASE_DAY + 1).await);
+    ctx.eq("retention repeated drops nothing", (r.days_dropped, r.rows_dropped), (vec![], 0));
 
     // Everything.
-    let r = ctx.ok(
-        "retention of everything",
-        ctx.store.drop_days_before(BULK_DAY + 1).await,
-    );
-    ctx.eq(
-        "retention of everything: days",
-        r.days_dropped,
-        vec![BASE_DAY + 1, BASE_DAY + 2, BULK_DAY],
-    );
-    ctx.eq(
-        "retention of everything: rows",
-        r.rows_dropped,
-        total - first,
-    );
-    ctx.eq(
-        "retention of everything: store empty",
-        ctx.count("count", &EventQuery::default()).await,
-        0,
-    );
+    let r = ctx.ok("retention of everything", ctx.store.drop_days_before(BULK_DAY + 1).await);
+    ctx.eq("retention of everything: days", r.days_dropped, vec![BASE_DAY + 1, BASE_DAY + 2, BULK_DAY]);
+    ctx.eq("retention of everything: rows", r.rows_dropped, total - first);
+    ctx.eq("retention of everything: store empty", ctx.count("count", &EventQuery::default()).await, 0);
 
     // The store still works after retention.
-    ctx.ok(
-        "insert after retention",
-        ctx.store.insert_events(&small[..3]).await,
-    );
-    ctx.eq(
-        "count after retention and insert",
-        ctx.count("count", &EventQuery::default()).await,
-        3,
-    );
+    ctx.ok("insert after retention", ctx.store.insert_events(&small[..3]).await);
+    ctx.eq("count after retention and insert", ctx.count("count", &EventQuery::default()).await, 3);
 }

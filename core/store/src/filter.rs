@@ -93,21 +93,13 @@ pub(crate) fn build(q: &EventQuery, dialect: Dialect) -> Where {
         parts.push("community_id = ?".into());
         params.push(Param::Str(c.clone()));
     }
-    let sql = if parts.is_empty() {
-        "1 = 1".to_string()
-    } else {
-        parts.join(" AND ")
-    };
+    let sql = if parts.is_empty() { "1 = 1".to_string() } else { parts.join(" AND ") };
     Where { sql, params }
 }
 
 /// `ORDER BY` for event reads: by time, then id, so both backends return ties alike.
 pub(crate) fn order_by(q: &EventQuery) -> &'static str {
-    if q.newest_first {
-        "ts_us DESC, id DESC"
-    } else {
-        "ts_us ASC, id ASC"
-    }
+    if q.newest_first { "ts_us DESC, id DESC" } else { "ts_us ASC, id ASC" }
 }
 
 /// The grouping expression of a count, as a non-null string.
@@ -149,13 +141,7 @@ mod tests {
 
     #[test]
     fn empty_scope_sees_nothing() {
-        let w = build(
-            &EventQuery {
-                segments: Some(vec![]),
-                ..Default::default()
-            },
-            Dialect::ClickHouse,
-        );
+        let w = build(&EventQuery { segments: Some(vec![]), ..Default::default() }, Dialect::ClickHouse);
         assert_eq!(w.sql, "1 = 0");
     }
 

@@ -54,10 +54,7 @@ pub enum StoreError {
 impl StoreError {
     /// True for failures that a retry with backoff can overcome.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Unavailable { .. } | StoreError::Busy { .. }
-        )
+        matches!(self, StoreError::Unavailable { .. } | StoreError::Busy { .. })
     }
 }
 
@@ -87,11 +84,7 @@ pub const MAX_LIMIT: usize = 10_000;
 impl EventQuery {
     /// The row limit a store applies: `limit` capped at [`MAX_LIMIT`], `0` meaning [`MAX_LIMIT`].
     pub fn effective_limit(&self) -> usize {
-        if self.limit == 0 {
-            MAX_LIMIT
-        } else {
-            self.limit.min(MAX_LIMIT)
-        }
+        if self.limit == 0 { MAX_LIMIT } else { self.limit.min(MAX_LIMIT) }
     }
 }
 
@@ -124,8 +117,7 @@ pub trait Store: Send + Sync + 'static {
     async fn count_events(&self, q: &EventQuery) -> Result<u64, StoreError>;
     /// Counts events matching `q` per event type or per segment, largest first (ties by key,
     /// ascending). Events without a segment are counted under `""`.
-    async fn count_by(&self, by: CountBy, q: &EventQuery)
-    -> Result<Vec<(String, u64)>, StoreError>;
+    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError>;
     /// Drops every UTC day strictly before `keep_from_day` (days since the epoch).
     async fn drop_days_before(&self, keep_from_day: i64) -> Result<RetentionReport, StoreError>;
     /// Cheap liveness check.
@@ -138,10 +130,7 @@ mod filter;
 
 /// Checks that every event of a batch has a non-empty id, before anything is written.
 pub(crate) fn require_ids(events: &[Event]) -> Result<(), StoreError> {
-    if events
-        .iter()
-        .all(|e| e.id.as_deref().is_some_and(|id| !id.is_empty()))
-    {
+    if events.iter().all(|e| e.id.as_deref().is_some_and(|id| !id.is_empty())) {
         Ok(())
     } else {
         Err(StoreError::MissingId)
@@ -150,8 +139,7 @@ pub(crate) fn require_ids(events: &[Event]) -> Result<(), StoreError> {
 
 /// Decodes an event read back from the store's `json` column.
 pub(crate) fn decode_event(json: &str) -> Result<Event, StoreError> {
-    Event::from_json(json.as_bytes())
-        .map_err(|e| StoreError::Query(format!("stored event cannot be decoded: {e}")))
+    Event::from_json(json.as_bytes()).map_err(|e| StoreError::Query(format!("stored event cannot be decoded: {e}")))
 }
 
 /// Metric helpers: one place for the names and labels.
@@ -165,11 +153,7 @@ pub(crate) mod telemetry {
     }
 
     /// Counts a failed operation and passes the result through.
-    pub(crate) fn track<T>(
-        store: &'static str,
-        op: &'static str,
-        r: Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
+    pub(crate) fn track<T>(store: &'static str, op: &'static str, r: Result<T, StoreError>) -> Result<T, StoreError> {
         if let Err(e) = &r {
             metrics::counter!("soc_store_errors_total", "store" => store, "op" => op).increment(1);
             tracing::debug!(store, op, error = %e, "store operation failed");

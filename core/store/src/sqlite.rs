@@ -31,9 +31,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
@@ -44,37 +42,23 @@ impl SqliteStore {
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref();
         let addr = path.display().to_string();
-        let open_err = |e: rusqlite::Error| StoreError::Open {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        };
+        let open_err = |e: rusqlite::Error| StoreError::Open { addr: addr.clone(), reason: e.to_string() };
         let conn = Connection::open(path).map_err(open_err)?;
-        let mode: String = conn
-            .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
-            .map_err(open_err)?;
+        let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0)).map_err(open_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             tracing::warn!(path = %addr, mode, "sqlite: WAL mode not available, using this journal mode");
         }
         Self::configure(&conn).map_err(open_err)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            addr: addr.into(),
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), addr: addr.into() })
     }
 
     /// A private in-memory database (gone when the store is dropped): for tests and demos.
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let addr = ":memory:".to_string();
-        let open_err = |e: rusqlite::Error| StoreError::Open {
-            addr: addr.clone(),
-            reason: e.to_string(),
-        };
+        let open_err = |e: rusqlite::Error| StoreError::Open { addr: addr.clone(), reason: e.to_string() };
         let conn = Connection::open_in_memory().map_err(open_err)?;
         Self::configure(&conn).map_err(open_err)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-            addr: addr.into(),
-        })
+        Ok(Self { conn: Arc::new(Mutex::new(conn)), addr: addr.into() })
     }
 
     fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -91,11 +75,9 @@ impl SqliteStore {
     {
         let conn = Arc::clone(&self.conn);
         let r = tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().map_err(|_| {
-                StoreError::Query(
-                    "sqlite connection unusable: a previous operation panicked".into(),
-                )
-            })?;
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Query("sqlite connection unusable: a previous operation panicked".into()))?;
             f(&mut guard)
         })
         .await
@@ -106,10 +88,9 @@ impl SqliteStore {
     /// Maps a rusqlite error: lock contention is transient ([`StoreError::Busy`]).
     fn map_err(addr: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         move |e| match e.sqlite_error_code() {
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy {
-                addr: addr.to_string(),
-                reason: e.to_string(),
-            },
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+                StoreError::Busy { addr: addr.to_string(), reason: e.to_string() }
+            }
             _ => StoreError::Query(e.to_string()),
         }
     }
@@ -233,34 +214,24 @@ impl Store for SqliteStore {
         let addr = self.addr.clone();
         self.with_conn("count", move |conn| {
             let map = Self::map_err(&addr);
-            let n: i64 = conn
-                .query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))
-                .map_err(&map)?;
+            let n: i64 = conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0)).map_err(&map)?;
             Ok(u64::try_from(n).unwrap_or(0))
         })
         .await
     }
 
-    async fn count_by(
-        &self,
-        by: CountBy,
-        q: &EventQuery,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
         let w = filter::build(q, Dialect::Sqlite);
         let key = filter::group_key(by, Dialect::Sqlite);
-        let sql = format!(
-            "SELECT {key} AS k, count(*) AS c FROM events WHERE {} GROUP BY k ORDER BY c DESC, k ASC",
-            w.sql
-        );
+        let sql =
+            format!("SELECT {key} AS k, count(*) AS c FROM events WHERE {} GROUP BY k ORDER BY c DESC, k ASC", w.sql);
         let params = to_values(w.params);
         let addr = self.addr.clone();
         self.with_conn("count_by", move |conn| {
             let map = Self::map_err(&addr);
             let mut st = conn.prepare_cached(&sql).map_err(&map)?;
             let rows = st
-                .query_map(params_from_iter(params.iter()), |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-                })
+                .query_map(params_from_iter(params.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
                 .map_err(&map)?;
             let mut out = Vec::new();
             for row in rows {
@@ -312,9 +283,7 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         let addr = self.addr.clone();
         self.with_conn("ping", move |conn| {
-            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
-                .optional()
-                .map_err(Self::map_err(&addr))?;
+            conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0)).optional().map_err(Self::map_err(&addr))?;
             Ok(())
         })
         .await
@@ -369,8 +338,7 @@ mod tests {
         crate::conformance::run_all(&store).await;
         let mode: String = store
             .with_conn("test", |c| {
-                c.query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                    .map_err(|e| StoreError::Query(e.to_string()))
+                c.query_row("PRAGMA journal_mode", [], |r| r.get(0)).map_err(|e| StoreError::Query(e.to_string()))
             })
             .await
             .expect("journal mode");
@@ -384,20 +352,12 @@ mod tests {
         let all: Vec<u32> = migrations::SQLITE.iter().map(|m| m.version).collect();
         let store = SqliteStore::open(&path).expect("open");
         assert_eq!(store.migrate().await.expect("first migrate"), all);
-        assert_eq!(
-            store.migrate().await.expect("second migrate"),
-            Vec::<u32>::new()
-        );
+        assert_eq!(store.migrate().await.expect("second migrate"), Vec::<u32>::new());
         drop(store);
         let store = SqliteStore::open(&path).expect("reopen");
-        assert_eq!(
-            store.migrate().await.expect("migrate after reopen"),
-            Vec::<u32>::new()
-        );
+        assert_eq!(store.migrate().await.expect("migrate after reopen"), Vec::<u32>::new());
         let recorded = store
-            .with_conn("test", |c| {
-                applied_versions(c).map_err(|e| StoreError::Query(e.to_string()))
-            })
+            .with_conn("test", |c| applied_versions(c).map_err(|e| StoreError::Query(e.to_string())))
             .await
             .expect("versions");
         assert_eq!(recorded, all);
@@ -407,36 +367,15 @@ mod tests {
     async fn events_without_id_are_rejected_and_nothing_is_written() {
         let store = SqliteStore::open_in_memory().expect("open");
         store.migrate().await.expect("migrate");
-        let mut good = Event::new(
-            EventType::Dns,
-            Timestamp::from_unix_micros(1_700_000_000_000_000),
-        );
+        let mut good = Event::new(EventType::Dns, Timestamp::from_unix_micros(1_700_000_000_000_000));
         good.ensure_id();
-        let bad = Event::new(
-            EventType::Dns,
-            Timestamp::from_unix_micros(1_700_000_000_000_001),
-        );
-        let err = store
-            .insert_events(&[good.clone(), bad])
-            .await
-            .expect_err("must fail");
+        let bad = Event::new(EventType::Dns, Timestamp::from_unix_micros(1_700_000_000_000_001));
+        let err = store.insert_events(&[good.clone(), bad]).await.expect_err("must fail");
         assert!(matches!(err, StoreError::MissingId), "{err:?}");
         assert!(!err.is_transient());
-        assert_eq!(
-            store
-                .count_events(&EventQuery::default())
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(store.count_events(&EventQuery::default()).await.expect("count"), 0);
         store.insert_events(&[good]).await.expect("insert with id");
-        assert_eq!(
-            store
-                .count_events(&EventQuery::default())
-                .await
-                .expect("count"),
-            1
-        );
+        assert_eq!(store.count_events(&EventQuery::default()).await.expect("count"), 1);
     }
 
     #[tokio::test]
@@ -448,10 +387,7 @@ mod tests {
             other => panic!("want Open error, got {other:?}"),
         }
         let store = SqliteStore::open_in_memory().expect("open");
-        let err = store
-            .count_events(&EventQuery::default())
-            .await
-            .expect_err("no table before migrate");
+        let err = store.count_events(&EventQuery::default()).await.expect_err("no table before migrate");
         assert!(matches!(err, StoreError::Query(_)), "{err:?}");
     }
 
@@ -469,10 +405,7 @@ mod tests {
             })
             .await
             .expect("raw insert");
-        let err = store
-            .query_events(&EventQuery::default())
-            .await
-            .expect_err("must fail");
+        let err = store.query_events(&EventQuery::default()).await.expect_err("must fail");
         assert!(err.to_string().contains("cannot be decoded"), "{err}");
     }
 }

@@ -16,21 +16,15 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
     ),
     (
         "rules/sigma/windows/process_creation/proc_creation_win_certutil_download.yml",
-        include_str!(
-            "../../../rules/sigma/windows/process_creation/proc_creation_win_certutil_download.yml"
-        ),
+        include_str!("../../../rules/sigma/windows/process_creation/proc_creation_win_certutil_download.yml"),
     ),
     (
         "rules/sigma/windows/process_creation/proc_creation_win_powershell_encoded_command.yml",
-        include_str!(
-            "../../../rules/sigma/windows/process_creation/proc_creation_win_powershell_encoded_command.yml"
-        ),
+        include_str!("../../../rules/sigma/windows/process_creation/proc_creation_win_powershell_encoded_command.yml"),
     ),
     (
         "rules/sigma/windows/process_creation/proc_creation_win_whoami_user_context.yml",
-        include_str!(
-            "../../../rules/sigma/windows/process_creation/proc_creation_win_whoami_user_context.yml"
-        ),
+        include_str!("../../../rules/sigma/windows/process_creation/proc_creation_win_whoami_user_context.yml"),
     ),
 ];
 

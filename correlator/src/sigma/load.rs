@@ -20,10 +20,7 @@ pub struct RuleLoadError {
 
 impl RuleLoadError {
     pub fn new(file: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
-        RuleLoadError {
-            file: file.into(),
-            reason: reason.into(),
-        }
+        RuleLoadError { file: file.into(), reason: reason.into() }
     }
 }
 
@@ -45,19 +42,11 @@ pub(crate) struct Parsed {
 }
 
 fn is_rule_file(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("yml" | "yaml")
-    )
+    matches!(p.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref(), Some("yml" | "yaml"))
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| n.starts_with('.'))
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
 }
 
 /// The rule files under `paths`: a file is taken as given (whatever its extension); a
@@ -68,10 +57,7 @@ pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
-                errors.push(RuleLoadError::new(
-                    dir,
-                    format!("cannot read directory: {e}"),
-                ));
+                errors.push(RuleLoadError::new(dir, format!("cannot read directory: {e}")));
                 return;
             }
         };
@@ -79,10 +65,7 @@ pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
         for entry in entries {
             match entry {
                 Ok(en) => paths.push(en.path()),
-                Err(e) => errors.push(RuleLoadError::new(
-                    dir,
-                    format!("cannot read directory entry: {e}"),
-                )),
+                Err(e) => errors.push(RuleLoadError::new(dir, format!("cannot read directory entry: {e}"))),
             }
         }
         paths.sort();
@@ -112,12 +95,7 @@ pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
 }
 
 /// Parses one file's text (one or more YAML documents) into `parsed`.
-pub(crate) fn parse_source(
-    file: &Path,
-    text: &str,
-    parsed: &mut Parsed,
-    errors: &mut Vec<RuleLoadError>,
-) {
+pub(crate) fn parse_source(file: &Path, text: &str, parsed: &mut Parsed, errors: &mut Vec<RuleLoadError>) {
     parsed.files += 1;
     let collection = match parse_sigma_yaml(text) {
         Ok(c) => c,
@@ -133,25 +111,18 @@ pub(crate) fn parse_source(
     for c in &collection.correlations {
         errors.push(RuleLoadError::new(
             file,
-            format!("correlation rule '{}' is not evaluated yet (this engine runs single-event detection rules)", c.title),
+            format!(
+                "correlation rule '{}' is not evaluated yet (this engine runs single-event detection rules)",
+                c.title
+            ),
         ));
     }
     let usable = collection.rules.len() + collection.filters.len();
     if usable == 0 && errors.len() == before {
         errors.push(RuleLoadError::new(file, "no Sigma rule in file"));
     }
-    parsed.rules.extend(
-        collection
-            .rules
-            .into_iter()
-            .map(|r| (file.to_path_buf(), r)),
-    );
-    parsed.filters.extend(
-        collection
-            .filters
-            .into_iter()
-            .map(|f| (file.to_path_buf(), f)),
-    );
+    parsed.rules.extend(collection.rules.into_iter().map(|r| (file.to_path_buf(), r)));
+    parsed.filters.extend(collection.filters.into_iter().map(|f| (file.to_path_buf(), f)));
 }
 
 /// Reads and parses every rule file under `paths`.

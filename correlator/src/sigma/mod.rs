@@ -99,12 +99,7 @@ fn level(l: Option<rsigma_parser::Level>) -> Level {
 impl SigmaRules {
     /// A rule set that matches nothing.
     pub fn empty() -> Self {
-        SigmaRules {
-            rules: Vec::new(),
-            filters: 0,
-            files: 0,
-            engine: Box::new(RsigmaEngine::new()),
-        }
+        SigmaRules { rules: Vec::new(), filters: 0, files: 0, engine: Box::new(RsigmaEngine::new()) }
     }
 
     /// Loads `.yml`/`.yaml` rule files from `paths` (files, or directories walked
@@ -131,11 +126,7 @@ impl SigmaRules {
         (rules, errors)
     }
 
-    fn build(
-        parsed: load::Parsed,
-        mut engine: Box<dyn SigmaEngine>,
-        errors: &mut Vec<RuleLoadError>,
-    ) -> SigmaRules {
+    fn build(parsed: load::Parsed, mut engine: Box<dyn SigmaEngine>, errors: &mut Vec<RuleLoadError>) -> SigmaRules {
         let mut infos: Vec<RuleInfo> = Vec::with_capacity(parsed.rules.len());
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         for (file, rule) in parsed.rules {
@@ -143,19 +134,12 @@ impl SigmaRules {
             if let Some(first) = seen.get(&id) {
                 errors.push(RuleLoadError::new(
                     &file,
-                    format!(
-                        "rule '{}': duplicate id {id} (already loaded from {})",
-                        rule.title,
-                        first.display()
-                    ),
+                    format!("rule '{}': duplicate id {id} (already loaded from {})", rule.title, first.display()),
                 ));
                 continue;
             }
             if let Err(e) = engine.add_rule(infos.len(), &rule) {
-                errors.push(RuleLoadError::new(
-                    &file,
-                    format!("rule '{}': {e}", rule.title),
-                ));
+                errors.push(RuleLoadError::new(&file, format!("rule '{}': {e}", rule.title)));
                 continue;
             }
             seen.insert(id.clone(), file.clone());
@@ -177,27 +161,18 @@ impl SigmaRules {
         let mut filters = 0;
         for (file, f) in parsed.filters {
             if let rsigma_parser::FilterRuleTarget::Specific(refs) = &f.rules {
-                let known = refs
-                    .iter()
-                    .any(|r| infos.iter().any(|i| i.id == *r || i.title == *r));
+                let known = refs.iter().any(|r| infos.iter().any(|i| i.id == *r || i.title == *r));
                 if !known {
                     errors.push(RuleLoadError::new(
                         &file,
-                        format!(
-                            "filter '{}': none of the rules it names ({}) is loaded",
-                            f.title,
-                            refs.join(", ")
-                        ),
+                        format!("filter '{}': none of the rules it names ({}) is loaded", f.title, refs.join(", ")),
                     ));
                     continue;
                 }
             }
             match engine.add_filter(&f) {
                 Ok(()) => filters += 1,
-                Err(e) => errors.push(RuleLoadError::new(
-                    &file,
-                    format!("filter '{}': {e}", f.title),
-                )),
+                Err(e) => errors.push(RuleLoadError::new(&file, format!("filter '{}': {e}", f.title))),
             }
         }
         engine.finish();
@@ -208,12 +183,7 @@ impl SigmaRules {
             engine = engine.name(),
             "sigma rules loaded"
         );
-        SigmaRules {
-            rules: infos,
-            filters,
-            files: parsed.files,
-            engine,
-        }
+        SigmaRules { rules: infos, filters, files: parsed.files, engine }
     }
 
     /// Number of rules loaded.
@@ -288,13 +258,7 @@ impl Detector for SigmaRules {
 /// Builds the `detection` event for one match: the log's time and origin, the rule, the
 /// log's id as evidence, the matched fields; the id is deterministic (same log, same rule,
 /// same id), so re-processing a redelivered log stores the detection once.
-fn detection_event(
-    ev: &Event,
-    logsource: &LogSource,
-    rule: &RuleInfo,
-    m: &RuleMatch,
-    evidence: &str,
-) -> Event {
+fn detection_event(ev: &Event, logsource: &LogSource, rule: &RuleInfo, m: &RuleMatch, evidence: &str) -> Event {
     let mut d = Event::new(EventType::Detection, ev.timestamp);
     d.host = ev.host.clone();
     d.segment = ev.segment.clone();
@@ -302,11 +266,7 @@ fn detection_event(
     d.src_ip = ev.src_ip.clone();
     let mut extra = serde_json::Map::new();
     if !m.matched_fields.is_empty() {
-        let fields: Vec<Value> = m
-            .matched_fields
-            .iter()
-            .map(|(f, v)| json!({"field": f, "value": v}))
-            .collect();
+        let fields: Vec<Value> = m.matched_fields.iter().map(|(f, v)| json!({"field": f, "value": v})).collect();
         extra.insert("matched_fields".into(), Value::Array(fields));
     }
     d.detection = Some(Detection {

@@ -28,23 +28,12 @@ pub struct RouteKey {
 
 impl RouteKey {
     pub fn new(product: Option<&str>, category: Option<&str>, service: Option<&str>) -> Self {
-        let norm = |s: Option<&str>| {
-            s.map(|s| s.trim().to_ascii_lowercase())
-                .filter(|s| !s.is_empty())
-        };
-        RouteKey {
-            product: norm(product),
-            category: norm(category),
-            service: norm(service),
-        }
+        let norm = |s: Option<&str>| s.map(|s| s.trim().to_ascii_lowercase()).filter(|s| !s.is_empty());
+        RouteKey { product: norm(product), category: norm(category), service: norm(service) }
     }
 
     pub fn of(ls: &LogSource) -> Self {
-        RouteKey::new(
-            ls.product.as_deref(),
-            ls.category.as_deref(),
-            ls.service.as_deref(),
-        )
+        RouteKey::new(ls.product.as_deref(), ls.category.as_deref(), ls.service.as_deref())
     }
 
     /// Whether a rule with this key applies to an event from `event` (the reference
@@ -53,9 +42,7 @@ impl RouteKey {
         fn dim(rule: &Option<String>, ev: &Option<String>) -> bool {
             match rule {
                 None => true,
-                Some(r) => ev
-                    .as_deref()
-                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(r)),
+                Some(r) => ev.as_deref().is_some_and(|e| e.trim().eq_ignore_ascii_case(r)),
             }
         }
         let category = match (&self.category, event.category.as_deref()) {
@@ -73,9 +60,7 @@ impl RouteKey {
 /// The broader Sigma categories a (lower-case) category belongs to.
 pub fn broader_categories(category: &str) -> &'static [&'static str] {
     match category {
-        "registry_add" | "registry_delete" | "registry_set" | "registry_rename" => {
-            &["registry_event"]
-        }
+        "registry_add" | "registry_delete" | "registry_set" | "registry_rename" => &["registry_event"],
         _ => &[],
     }
 }
@@ -89,10 +74,7 @@ struct Dim<T> {
 
 impl<T> Default for Dim<T> {
     fn default() -> Self {
-        Dim {
-            unset: None,
-            by_value: HashMap::new(),
-        }
+        Dim { unset: None, by_value: HashMap::new() }
     }
 }
 
@@ -114,8 +96,7 @@ impl<T> Dim<T> {
     /// The unset slot, then the slots of the event's category and of its broader ones.
     fn category_candidates<'a>(&'a self, value: Option<&str>) -> impl Iterator<Item = &'a T> + 'a {
         let broader = value.map(broader_categories).unwrap_or_default();
-        self.candidates(value)
-            .chain(broader.iter().filter_map(|b| self.by_value.get(*b)))
+        self.candidates(value).chain(broader.iter().filter_map(|b| self.by_value.get(*b)))
     }
     fn values(&self) -> impl Iterator<Item = &T> {
         self.unset.iter().chain(self.by_value.values())
@@ -134,10 +115,7 @@ pub struct Router<T> {
 
 impl<T> Default for Router<T> {
     fn default() -> Self {
-        Router {
-            tree: Dim::default(),
-            buckets: 0,
-        }
+        Router { tree: Dim::default(), buckets: 0 }
     }
 }
 
@@ -146,11 +124,7 @@ fn lower(s: Option<&str>) -> Option<Cow<'_, str>> {
     if s.is_empty() {
         return None;
     }
-    Some(if s.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(s.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(s)
-    })
+    Some(if s.bytes().any(|b| b.is_ascii_uppercase()) { Cow::Owned(s.to_ascii_lowercase()) } else { Cow::Borrowed(s) })
 }
 
 impl<T> Router<T> {
@@ -160,11 +134,7 @@ impl<T> Router<T> {
 
     /// The bucket for a rule key, created with `make` when absent.
     pub fn bucket_mut(&mut self, key: &RouteKey, make: impl FnOnce() -> T) -> &mut T {
-        let slot = self
-            .tree
-            .slot(key.product.as_deref())
-            .slot(key.category.as_deref())
-            .slot(key.service.as_deref());
+        let slot = self.tree.slot(key.product.as_deref()).slot(key.category.as_deref()).slot(key.service.as_deref());
         if slot.is_none() {
             self.buckets += 1;
         }
@@ -197,19 +167,11 @@ impl<T> Router<T> {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &T> {
-        self.tree
-            .values()
-            .flat_map(Dim::values)
-            .flat_map(Dim::values)
-            .flatten()
+        self.tree.values().flat_map(Dim::values).flat_map(Dim::values).flatten()
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.tree
-            .values_mut()
-            .flat_map(Dim::values_mut)
-            .flat_map(Dim::values_mut)
-            .flatten()
+        self.tree.values_mut().flat_map(Dim::values_mut).flat_map(Dim::values_mut).flatten()
     }
 }
 
@@ -218,22 +180,13 @@ mod tests {
     use super::*;
 
     fn ls(p: Option<&str>, c: Option<&str>, s: Option<&str>) -> LogSource {
-        LogSource {
-            product: p.map(Into::into),
-            category: c.map(Into::into),
-            service: s.map(Into::into),
-        }
+        LogSource { product: p.map(Into::into), category: c.map(Into::into), service: s.map(Into::into) }
     }
 
     #[test]
     fn router_agrees_with_the_reference_semantics() {
         let vals = [None, Some("windows"), Some("linux")];
-        let cats = [
-            None,
-            Some("process_creation"),
-            Some("registry_set"),
-            Some("registry_event"),
-        ];
+        let cats = [None, Some("process_creation"), Some("registry_set"), Some("registry_event")];
         let svcs = [None, Some("sysmon"), Some("sshd")];
         let mut keys = Vec::new();
         let mut router: Router<Vec<RouteKey>> = Router::new();
@@ -254,15 +207,9 @@ mod tests {
                     // Upper case on the event side must not matter.
                     let up = |x: Option<&str>| x.map(str::to_uppercase);
                     let ev = ls(up(p).as_deref(), up(c).as_deref(), up(s).as_deref());
-                    let mut got: Vec<RouteKey> = router
-                        .candidates(&ev)
-                        .into_iter()
-                        .flatten()
-                        .cloned()
-                        .collect();
+                    let mut got: Vec<RouteKey> = router.candidates(&ev).into_iter().flatten().cloned().collect();
                     got.sort();
-                    let mut want: Vec<RouteKey> =
-                        keys.iter().filter(|k| k.applies_to(&ev)).cloned().collect();
+                    let mut want: Vec<RouteKey> = keys.iter().filter(|k| k.applies_to(&ev)).cloned().collect();
                     want.sort();
                     assert_eq!(got, want, "event {ev:?}");
                 }
@@ -273,23 +220,17 @@ mod tests {
     #[test]
     fn rule_attributes_must_all_be_present_on_the_event() {
         let k = RouteKey::new(Some("Windows"), Some("process_creation"), None);
-        assert!(k.applies_to(&ls(
-            Some("windows"),
-            Some("process_creation"),
-            Some("sysmon")
-        )));
+        assert!(k.applies_to(&ls(Some("windows"), Some("process_creation"), Some("sysmon"))));
         assert!(!k.applies_to(&ls(Some("windows"), None, Some("sysmon"))));
         assert!(!k.applies_to(&ls(Some("linux"), Some("process_creation"), None)));
         assert!(RouteKey::default().applies_to(&ls(None, None, None)));
         let reg = RouteKey::new(Some("windows"), Some("registry_event"), None);
         assert!(reg.applies_to(&ls(Some("windows"), Some("registry_set"), Some("sysmon"))));
         assert!(reg.applies_to(&ls(Some("windows"), Some("Registry_Add"), Some("sysmon"))));
-        assert!(
-            !RouteKey::new(Some("windows"), Some("registry_set"), None).applies_to(&ls(
-                Some("windows"),
-                Some("registry_event"),
-                None
-            ))
-        );
+        assert!(!RouteKey::new(Some("windows"), Some("registry_set"), None).applies_to(&ls(
+            Some("windows"),
+            Some("registry_event"),
+            None
+        )));
     }
 }

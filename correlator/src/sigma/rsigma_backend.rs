@@ -25,10 +25,7 @@ struct Bucket {
 
 impl Bucket {
     fn new() -> Self {
-        Bucket {
-            engine: Engine::new(),
-            pending: Vec::new(),
-        }
+        Bucket { engine: Engine::new(), pending: Vec::new() }
     }
 }
 
@@ -47,20 +44,13 @@ impl Default for RsigmaEngine {
 
 impl std::fmt::Debug for RsigmaEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RsigmaEngine")
-            .field("rules", &self.rules)
-            .field("buckets", &self.router.len())
-            .finish()
+        f.debug_struct("RsigmaEngine").field("rules", &self.rules).field("buckets", &self.router.len()).finish()
     }
 }
 
 impl RsigmaEngine {
     pub fn new() -> Self {
-        RsigmaEngine {
-            router: Router::new(),
-            filters: Vec::new(),
-            rules: 0,
-        }
+        RsigmaEngine { router: Router::new(), filters: Vec::new(), rules: 0 }
     }
 
     /// Number of log source buckets.
@@ -76,18 +66,10 @@ impl SigmaEngine for RsigmaEngine {
 
     fn add_rule(&mut self, index: usize, rule: &SigmaRule) -> Result<(), String> {
         let mut compiled = compile_rule(rule).map_err(|e| e.to_string())?;
-        Arc::make_mut(&mut compiled.custom_attributes)
-            .insert(INDEX_ATTR.to_string(), Value::from(index as u64));
+        Arc::make_mut(&mut compiled.custom_attributes).insert(INDEX_ATTR.to_string(), Value::from(index as u64));
         let ls = &rule.logsource;
-        let key = RouteKey::new(
-            ls.product.as_deref(),
-            ls.category.as_deref(),
-            ls.service.as_deref(),
-        );
-        self.router
-            .bucket_mut(&key, Bucket::new)
-            .pending
-            .push(compiled);
+        let key = RouteKey::new(ls.product.as_deref(), ls.category.as_deref(), ls.service.as_deref());
+        self.router.bucket_mut(&key, Bucket::new).pending.push(compiled);
         self.rules += 1;
         Ok(())
     }
@@ -95,8 +77,7 @@ impl SigmaEngine for RsigmaEngine {
     fn add_filter(&mut self, filter: &FilterRule) -> Result<(), String> {
         // Check now that it compiles, so a bad filter is reported against its file.
         for (name, det) in &filter.detection.named {
-            rsigma_eval::compiler::compile_detection(det)
-                .map_err(|e| format!("filter detection '{name}': {e}"))?;
+            rsigma_eval::compiler::compile_detection(det).map_err(|e| format!("filter detection '{name}': {e}"))?;
         }
         self.filters.push(filter.clone());
         Ok(())
@@ -126,27 +107,14 @@ impl SigmaEngine for RsigmaEngine {
         let event = JsonEvent::borrow(&doc);
         for b in buckets {
             for r in b.engine.evaluate(&event) {
-                let Some(rule) = r
-                    .header
-                    .custom_attributes
-                    .get(INDEX_ATTR)
-                    .and_then(Value::as_u64)
-                else {
+                let Some(rule) = r.header.custom_attributes.get(INDEX_ATTR).and_then(Value::as_u64) else {
                     continue;
                 };
                 let matched_fields = r
                     .as_detection()
-                    .map(|d| {
-                        d.matched_fields
-                            .iter()
-                            .map(|f| (f.field.clone(), f.value.clone()))
-                            .collect()
-                    })
+                    .map(|d| d.matched_fields.iter().map(|f| (f.field.clone(), f.value.clone())).collect())
                     .unwrap_or_default();
-                out.push(RuleMatch {
-                    rule: rule as usize,
-                    matched_fields,
-                });
+                out.push(RuleMatch { rule: rule as usize, matched_fields });
             }
         }
     }

@@ -56,21 +56,13 @@ pub fn http_request_start(data: &[u8]) -> Probe {
             need_more = true;
         }
     }
-    if need_more {
-        Probe::NeedMore
-    } else {
-        Probe::NoMatch
-    }
+    if need_more { Probe::NeedMore } else { Probe::NoMatch }
 }
 
 fn http_response_start(data: &[u8]) -> Probe {
     const P: &[u8] = b"HTTP/";
     if data.len() >= P.len() {
-        if data[..P.len()].eq_ignore_ascii_case(P) {
-            Probe::Match(AppProto::Http)
-        } else {
-            Probe::NoMatch
-        }
+        if data[..P.len()].eq_ignore_ascii_case(P) { Probe::Match(AppProto::Http) } else { Probe::NoMatch }
     } else if P[..data.len()].eq_ignore_ascii_case(data) {
         Probe::NeedMore
     } else {
@@ -110,11 +102,7 @@ fn tls(data: &[u8], dir: Direction) -> Probe {
 
 fn starts_with_ci(data: &[u8], p: &[u8]) -> Option<bool> {
     if data.len() < p.len() {
-        if p[..data.len()].eq_ignore_ascii_case(data) {
-            None
-        } else {
-            Some(false)
-        }
+        if p[..data.len()].eq_ignore_ascii_case(data) { None } else { Some(false) }
     } else {
         Some(data[..p.len()].eq_ignore_ascii_case(p))
     }
@@ -128,11 +116,7 @@ fn banner(data: &[u8], dir: Direction) -> Probe {
     }
     match dir {
         Direction::ToServer => {
-            for (p, proto) in [
-                (&b"EHLO "[..], AppProto::Smtp),
-                (b"HELO ", AppProto::Smtp),
-                (b"USER ", AppProto::Ftp),
-            ] {
+            for (p, proto) in [(&b"EHLO "[..], AppProto::Smtp), (b"HELO ", AppProto::Smtp), (b"USER ", AppProto::Ftp)] {
                 match starts_with_ci(data, p) {
                     Some(true) => return Probe::Match(proto),
                     None => return Probe::NeedMore,
@@ -152,10 +136,7 @@ fn banner(data: &[u8], dir: Direction) -> Probe {
             if &data[..3] == b"220" && (data[3] == b' ' || data[3] == b'-') {
                 let line_end = data.iter().position(|&b| b == b'\n');
                 let line = &data[..line_end.unwrap_or(data.len())];
-                let has = |needle: &[u8]| {
-                    line.windows(needle.len())
-                        .any(|w| w.eq_ignore_ascii_case(needle))
-                };
+                let has = |needle: &[u8]| line.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle));
                 if has(b"SMTP") {
                     return Probe::Match(AppProto::Smtp);
                 }
@@ -173,11 +154,7 @@ fn banner(data: &[u8], dir: Direction) -> Probe {
 
 fn smb(data: &[u8]) -> Probe {
     if data.len() < 8 {
-        return if data.first().is_some_and(|&b| b == 0) {
-            Probe::NeedMore
-        } else {
-            Probe::NoMatch
-        };
+        return if data.first().is_some_and(|&b| b == 0) { Probe::NeedMore } else { Probe::NoMatch };
     }
     if data[0] == 0 && matches!(&data[4..8], [0xfd..=0xff, b'S', b'M', b'B']) {
         Probe::Match(AppProto::Smb)
@@ -196,11 +173,7 @@ fn dcerpc(data: &[u8]) -> Probe {
     let frag_len_le = u16::from_le_bytes([data[8], data[9]]);
     let frag_len_be = u16::from_be_bytes([data[8], data[9]]);
     let drep_ok = data[4] == 0x10 || data[4] == 0x00;
-    let frag_len = if data[4] == 0x10 {
-        frag_len_le
-    } else {
-        frag_len_be
-    };
+    let frag_len = if data[4] == 0x10 { frag_len_le } else { frag_len_be };
     if data[1] <= 1 && data[2] <= 20 && drep_ok && frag_len >= 16 {
         Probe::Match(AppProto::Dcerpc)
     } else {
@@ -249,11 +222,7 @@ fn krb5_message(data: &[u8]) -> Probe {
 
 fn krb5_tcp(data: &[u8]) -> Probe {
     if data.len() < 6 {
-        return if data.first().is_some_and(|&b| b & 0x80 == 0) {
-            Probe::NeedMore
-        } else {
-            Probe::NoMatch
-        };
+        return if data.first().is_some_and(|&b| b & 0x80 == 0) { Probe::NeedMore } else { Probe::NoMatch };
     }
     let rec = u32::from_be_bytes([data[0], data[1], data[2], data[3]]);
     if rec == 0 || rec > 1 << 20 {
@@ -270,11 +239,7 @@ fn ldap(data: &[u8]) -> Probe {
         None => return Probe::NeedMore,
     }
     let Some((_, n)) = ber_len(data, 1) else {
-        return if data.len() < 6 {
-            Probe::NeedMore
-        } else {
-            Probe::NoMatch
-        };
+        return if data.len() < 6 { Probe::NeedMore } else { Probe::NoMatch };
     };
     let i = 1 + n;
     match data.get(i) {
@@ -289,9 +254,7 @@ fn ldap(data: &[u8]) -> Probe {
         return Probe::NoMatch;
     }
     match data.get(i + 2 + id_len as usize) {
-        Some(&t) if (0x60..=0x79).contains(&t) || t == 0x42 || t == 0x50 || t == 0x4a => {
-            Probe::Match(AppProto::Ldap)
-        }
+        Some(&t) if (0x60..=0x79).contains(&t) || t == 0x42 || t == 0x50 || t == 0x4a => Probe::Match(AppProto::Ldap),
         Some(_) => Probe::NoMatch,
         None => Probe::NeedMore,
     }
@@ -307,17 +270,9 @@ fn dns_tcp(data: &[u8]) -> Probe {
     }
     let Some(msg) = data.get(2..2 + len) else {
         // Whole message not here yet: judge the header alone.
-        return if super::dns::header_plausible(&data[2..]) {
-            Probe::NeedMore
-        } else {
-            Probe::NoMatch
-        };
+        return if super::dns::header_plausible(&data[2..]) { Probe::NeedMore } else { Probe::NoMatch };
     };
-    if super::dns::probe_message(msg) {
-        Probe::Match(AppProto::Dns)
-    } else {
-        Probe::NoMatch
-    }
+    if super::dns::probe_message(msg) { Probe::Match(AppProto::Dns) } else { Probe::NoMatch }
 }
 
 type ProbeFn<'a> = &'a dyn Fn(&[u8]) -> Probe;
@@ -349,11 +304,7 @@ pub fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
             Probe::NoMatch => {}
         }
     }
-    if need_more {
-        Probe::NeedMore
-    } else {
-        Probe::NoMatch
-    }
+    if need_more { Probe::NeedMore } else { Probe::NoMatch }
 }
 
 fn ntp(data: &[u8]) -> bool {
@@ -392,58 +343,25 @@ mod tests {
     #[test]
     fn detects_by_content() {
         use Direction::*;
-        assert_eq!(
-            probe_tcp(ToServer, b"GET / HTTP/1.1\r\n"),
-            Probe::Match(AppProto::Http)
-        );
+        assert_eq!(probe_tcp(ToServer, b"GET / HTTP/1.1\r\n"), Probe::Match(AppProto::Http));
         assert_eq!(probe_tcp(ToServer, b"GE"), Probe::NeedMore);
-        assert_eq!(
-            probe_tcp(ToClient, b"HTTP/1.1 200 OK\r\n"),
-            Probe::Match(AppProto::Http)
-        );
-        assert_eq!(
-            probe_tcp(ToServer, &[0x16, 3, 1, 0, 200, 1, 0]),
-            Probe::Match(AppProto::Tls)
-        );
-        assert_eq!(
-            probe_tcp(ToServer, b"SSH-2.0-OpenSSH_8.9\r\n"),
-            Probe::Match(AppProto::Ssh)
-        );
-        assert_eq!(
-            probe_tcp(ToClient, b"220 mail.example.org ESMTP Postfix\r\n"),
-            Probe::Match(AppProto::Smtp)
-        );
-        assert_eq!(
-            probe_tcp(ToClient, b"220 ProFTPD Server ready.\r\n"),
-            Probe::Match(AppProto::Ftp)
-        );
-        assert_eq!(
-            probe_tcp(ToServer, b"EHLO client\r\n"),
-            Probe::Match(AppProto::Smtp)
-        );
-        assert_eq!(
-            probe_tcp(ToServer, &[0, 0, 0, 0x45, 0xfe, b'S', b'M', b'B', 0x40]),
-            Probe::Match(AppProto::Smb)
-        );
+        assert_eq!(probe_tcp(ToClient, b"HTTP/1.1 200 OK\r\n"), Probe::Match(AppProto::Http));
+        assert_eq!(probe_tcp(ToServer, &[0x16, 3, 1, 0, 200, 1, 0]), Probe::Match(AppProto::Tls));
+        assert_eq!(probe_tcp(ToServer, b"SSH-2.0-OpenSSH_8.9\r\n"), Probe::Match(AppProto::Ssh));
+        assert_eq!(probe_tcp(ToClient, b"220 mail.example.org ESMTP Postfix\r\n"), Probe::Match(AppProto::Smtp));
+        assert_eq!(probe_tcp(ToClient, b"220 ProFTPD Server ready.\r\n"), Probe::Match(AppProto::Ftp));
+        assert_eq!(probe_tcp(ToServer, b"EHLO client\r\n"), Probe::Match(AppProto::Smtp));
+        assert_eq!(probe_tcp(ToServer, &[0, 0, 0, 0x45, 0xfe, b'S', b'M', b'B', 0x40]), Probe::Match(AppProto::Smb));
         let bind = [5u8, 0, 11, 3, 0x10, 0, 0, 0, 0x48, 0, 0, 0, 1, 0, 0, 0];
         assert_eq!(probe_tcp(ToServer, &bind), Probe::Match(AppProto::Dcerpc));
-        assert_eq!(
-            probe_tcp(ToServer, b"\x00\x01\x02garbage-garbage-garbage"),
-            Probe::NoMatch
-        );
+        assert_eq!(probe_tcp(ToServer, b"\x00\x01\x02garbage-garbage-garbage"), Probe::NoMatch);
         // DNS over TCP.
         let q = crate::synth::dns_query(1, "example.org", 1);
         let mut framed = (q.len() as u16).to_be_bytes().to_vec();
         framed.extend_from_slice(&q);
         assert_eq!(probe_tcp(ToServer, &framed), Probe::Match(AppProto::Dns));
         assert_eq!(probe_udp(ToServer, &q), Probe::Match(AppProto::Dns));
-        assert_eq!(
-            probe_udp(
-                ToServer,
-                b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"
-            ),
-            Probe::NoMatch
-        );
+        assert_eq!(probe_udp(ToServer, b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\n\r\n"), Probe::NoMatch);
         let mut ntp_pkt = vec![0u8; 48];
         ntp_pkt[0] = 0x23;
         assert_eq!(probe_udp(ToServer, &ntp_pkt), Probe::Match(AppProto::Ntp));

@@ -100,10 +100,7 @@ pub struct Message {
 
 #[inline]
 fn be16(b: &[u8], at: usize) -> Result<u16, DnsError> {
-    Ok(u16::from_be_bytes([
-        *b.get(at).ok_or(DnsError::Truncated)?,
-        *b.get(at + 1).ok_or(DnsError::Truncated)?,
-    ]))
+    Ok(u16::from_be_bytes([*b.get(at).ok_or(DnsError::Truncated)?, *b.get(at + 1).ok_or(DnsError::Truncated)?]))
 }
 #[inline]
 fn be32(b: &[u8], at: usize) -> Result<u32, DnsError> {
@@ -145,9 +142,7 @@ pub fn read_name(msg: &[u8], pos: usize) -> Result<(Name, usize), DnsError> {
                     }
                     return Ok((name, end));
                 }
-                let label = msg
-                    .get(p + 1..p + 1 + len as usize)
-                    .ok_or(DnsError::Truncated)?;
+                let label = msg.get(p + 1..p + 1 + len as usize).ok_or(DnsError::Truncated)?;
                 if !name.truncated {
                     if !name.text.is_empty() {
                         name.text.push('.');
@@ -210,9 +205,7 @@ fn parse_rdata(msg: &[u8], rtype: u16, start: usize, rd: &[u8]) -> Result<RData,
     Ok(match rtype {
         1 | 28 => RData::Addr(print_addr(rd)),
         // An empty RDATA (dynamic-update deletes) has no name at all.
-        2 | 5 | 12 | 15 if rd.len() <= if rtype == 15 { 2 } else { 0 } => {
-            RData::Name(Name::default())
-        }
+        2 | 5 | 12 | 15 if rd.len() <= if rtype == 15 { 2 } else { 0 } => RData::Name(Name::default()),
         2 | 5 | 12 => RData::Name(read_name(msg, start)?.0),
         15 => RData::Name(read_name(msg, start + 2)?.0),
         16 => {
@@ -249,16 +242,8 @@ fn parse_rdata(msg: &[u8], rtype: u16, start: usize, rd: &[u8]) -> Result<RData,
         44 => {
             let algo = *rd.first().ok_or(DnsError::Truncated)?;
             let fp_type = *rd.get(1).ok_or(DnsError::Truncated)?;
-            let fp = rd[2..]
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<Vec<_>>()
-                .join(":");
-            RData::Sshfp {
-                algo,
-                fp_type,
-                fingerprint: fp,
-            }
+            let fp = rd[2..].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            RData::Sshfp { algo, fp_type, fingerprint: fp }
         }
         41 => {
             let mut v = Vec::new();
@@ -276,12 +261,7 @@ fn parse_rdata(msg: &[u8], rtype: u16, start: usize, rd: &[u8]) -> Result<RData,
     })
 }
 
-fn parse_records(
-    msg: &[u8],
-    mut p: usize,
-    count: u16,
-    out: &mut Vec<Record>,
-) -> Result<usize, DnsError> {
+fn parse_records(msg: &[u8], mut p: usize, count: u16, out: &mut Vec<Record>) -> Result<usize, DnsError> {
     for _ in 0..count.min(MAX_RECORDS as u16) {
         let (name, np) = read_name(msg, p)?;
         let rtype = be16(msg, np)?;
@@ -291,13 +271,7 @@ fn parse_records(
         let start = np + 10;
         let rd = msg.get(start..start + rdlen).ok_or(DnsError::Truncated)?;
         let data = parse_rdata(msg, rtype, start, rd)?;
-        out.push(Record {
-            name,
-            rtype,
-            class,
-            ttl,
-            data,
-        });
+        out.push(Record { name, rtype, class, ttl, data });
         p = start + rdlen;
     }
     Ok(p)
@@ -329,11 +303,7 @@ pub fn parse_message(msg: &[u8]) -> Result<Message, DnsError> {
     let mut p = 12;
     for _ in 0..qd {
         let (name, np) = read_name(msg, p)?;
-        m.queries.push(Question {
-            name,
-            qtype: be16(msg, np)?,
-            qclass: be16(msg, np + 2)?,
-        });
+        m.queries.push(Question { name, qtype: be16(msg, np)?, qclass: be16(msg, np + 2)? });
         p = np + 4;
     }
     p = parse_records(msg, p, an, &mut m.answers)?;
@@ -371,9 +341,7 @@ pub fn probe_message(msg: &[u8]) -> bool {
             return false;
         }
     }
-    m.queries.iter().all(|q| {
-        q.qclass == 1 || q.qclass == 3 || q.qclass == 255 || q.qclass == 0x8001 || q.qclass == 254
-    })
+    m.queries.iter().all(|q| q.qclass == 1 || q.qclass == 3 || q.qclass == 255 || q.qclass == 0x8001 || q.qclass == 254)
 }
 
 /// Suricata's name for a record type.
@@ -477,10 +445,7 @@ fn soa_obj(mname: &Name, rname: &Name, v: [u32; 5]) -> Value {
     if rname.truncated {
         o.insert("rname_truncated".into(), Value::Bool(true));
     }
-    for (k, x) in ["serial", "refresh", "retry", "expire", "minimum"]
-        .iter()
-        .zip(v)
-    {
+    for (k, x) in ["serial", "refresh", "retry", "expire", "minimum"].iter().zip(v) {
         o.insert((*k).into(), Value::from(x));
     }
     Value::Object(o)
@@ -538,41 +503,19 @@ fn answer_entries(r: &Record, out: &mut Vec<DnsAnswer>) {
                 out.push(a);
             }
         }
-        RData::Soa {
-            mname,
-            rname,
-            serial,
-            refresh,
-            retry,
-            expire,
-            minimum,
-        } => {
+        RData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
             let mut a = base();
-            a.extra.insert(
-                "soa".into(),
-                soa_obj(mname, rname, [*serial, *refresh, *retry, *expire, *minimum]),
-            );
+            a.extra.insert("soa".into(), soa_obj(mname, rname, [*serial, *refresh, *retry, *expire, *minimum]));
             out.push(a);
         }
-        RData::Srv {
-            priority,
-            weight,
-            port,
-            target,
-        } => {
+        RData::Srv { priority, weight, port, target } => {
             let mut a = base();
-            a.extra
-                .insert("srv".into(), srv_obj(*priority, *weight, *port, target));
+            a.extra.insert("srv".into(), srv_obj(*priority, *weight, *port, target));
             out.push(a);
         }
-        RData::Sshfp {
-            algo,
-            fp_type,
-            fingerprint,
-        } => {
+        RData::Sshfp { algo, fp_type, fingerprint } => {
             let mut a = base();
-            a.extra
-                .insert("sshfp".into(), sshfp_obj(*algo, *fp_type, fingerprint));
+            a.extra.insert("sshfp".into(), sshfp_obj(*algo, *fp_type, fingerprint));
             out.push(a);
         }
         RData::Opt(opts) => {
@@ -598,14 +541,7 @@ pub fn to_eve(m: &Message, tx_id: u64) -> Dns {
     let f = m.flags;
     let mut d = Dns {
         version: Some(3),
-        kind: Some(
-            if f & 0x8000 != 0 {
-                "response"
-            } else {
-                "request"
-            }
-            .to_string(),
-        ),
+        kind: Some(if f & 0x8000 != 0 { "response" } else { "request" }.to_string()),
         tx_id: Some(tx_id),
         id: Some(m.id),
         flags: Some(format!("{f:x}")),
@@ -622,14 +558,10 @@ pub fn to_eve(m: &Message, tx_id: u64) -> Dns {
         d.extra.insert("z".into(), Value::Bool(true));
     }
     for q in &m.queries {
-        let mut dq = DnsQuery {
-            rrname: Some(q.name.text.clone()),
-            rrtype: Some(rrtype_name(q.qtype)),
-            ..Default::default()
-        };
+        let mut dq =
+            DnsQuery { rrname: Some(q.name.text.clone()), rrtype: Some(rrtype_name(q.qtype)), ..Default::default() };
         if q.name.truncated {
-            dq.extra
-                .insert("rrname_truncated".into(), Value::Bool(true));
+            dq.extra.insert("rrname_truncated".into(), Value::Bool(true));
         }
         d.queries.push(dq);
     }
@@ -642,38 +574,15 @@ pub fn to_eve(m: &Message, tx_id: u64) -> Dns {
                 RData::Addr(s) | RData::Null(s) => vec![Value::String(s.clone())],
                 RData::Name(n) => vec![Value::String(n.text.clone())],
                 RData::Txt(v) => v.iter().map(|s| Value::String(s.clone())).collect(),
-                RData::Soa {
-                    mname,
-                    rname,
-                    serial,
-                    refresh,
-                    retry,
-                    expire,
-                    minimum,
-                } => {
-                    vec![soa_obj(
-                        mname,
-                        rname,
-                        [*serial, *refresh, *retry, *expire, *minimum],
-                    )]
+                RData::Soa { mname, rname, serial, refresh, retry, expire, minimum } => {
+                    vec![soa_obj(mname, rname, [*serial, *refresh, *retry, *expire, *minimum])]
                 }
-                RData::Srv {
-                    priority,
-                    weight,
-                    port,
-                    target,
-                } => vec![srv_obj(*priority, *weight, *port, target)],
-                RData::Sshfp {
-                    algo,
-                    fp_type,
-                    fingerprint,
-                } => vec![sshfp_obj(*algo, *fp_type, fingerprint)],
+                RData::Srv { priority, weight, port, target } => vec![srv_obj(*priority, *weight, *port, target)],
+                RData::Sshfp { algo, fp_type, fingerprint } => vec![sshfp_obj(*algo, *fp_type, fingerprint)],
                 RData::Opt(_) | RData::Other => vec![],
             };
             if !g.is_empty()
-                && let Value::Array(a) = grouped
-                    .entry(rrtype_name(r.rtype))
-                    .or_insert_with(|| Value::Array(Vec::new()))
+                && let Value::Array(a) = grouped.entry(rrtype_name(r.rtype)).or_insert_with(|| Value::Array(Vec::new()))
             {
                 a.extend(g);
             }
@@ -688,11 +597,8 @@ pub fn to_eve(m: &Message, tx_id: u64) -> Dns {
         }
         d.authorities = Some(v);
     }
-    let adds: Vec<&Record> = m
-        .additionals
-        .iter()
-        .filter(|r| !matches!(&r.data, RData::Opt(o) if o.is_empty()))
-        .collect();
+    let adds: Vec<&Record> =
+        m.additionals.iter().filter(|r| !matches!(&r.data, RData::Opt(o) if o.is_empty())).collect();
     if !adds.is_empty() {
         let mut v = Vec::new();
         for r in adds {
@@ -716,16 +622,9 @@ impl DnsUdpState {
             Ok(m) => {
                 let d = to_eve(&m, self.next_tx);
                 self.next_tx += 1;
-                out.push(AppRecord::Dns {
-                    dir,
-                    dns: Box::new(d),
-                });
+                out.push(AppRecord::Dns { dir, dns: Box::new(d) });
             }
-            Err(_) => out.push(AppRecord::Anomaly {
-                proto: super::AppProto::Dns,
-                event: "malformed_data",
-                dir,
-            }),
+            Err(_) => out.push(AppRecord::Anomaly { proto: super::AppProto::Dns, event: "malformed_data", dir }),
         }
     }
 }
@@ -782,17 +681,10 @@ impl DnsTcpParser {
     fn one(&mut self, dir: Direction, msg: &[u8], out: &mut Vec<AppRecord>) {
         match parse_message(msg) {
             Ok(m) => {
-                out.push(AppRecord::Dns {
-                    dir,
-                    dns: Box::new(to_eve(&m, self.next_tx)),
-                });
+                out.push(AppRecord::Dns { dir, dns: Box::new(to_eve(&m, self.next_tx)) });
                 self.next_tx += 1;
             }
-            Err(_) => out.push(AppRecord::Anomaly {
-                proto: super::AppProto::Dns,
-                event: "malformed_data",
-                dir,
-            }),
+            Err(_) => out.push(AppRecord::Anomaly { proto: super::AppProto::Dns, event: "malformed_data", dir }),
         }
     }
 }
@@ -847,10 +739,7 @@ mod tests {
         assert_eq!(v["answers"][0]["rrname"], "ctldl.windowsupdate.com");
         assert_eq!(v["answers"][0]["rdata"], "a767.dscg3.akamai.net");
         assert_eq!(v["answers"][1]["rdata"], "23.62.7.160");
-        assert_eq!(
-            v["answers"][2]["rdata"],
-            "2001:0db8:0000:0000:0000:0000:0000:0001"
-        );
+        assert_eq!(v["answers"][2]["rdata"], "2001:0db8:0000:0000:0000:0000:0000:0001");
         assert_eq!(v["grouped"]["A"][0], "23.62.7.160");
         assert_eq!(v["grouped"]["CNAME"][0], "a767.dscg3.akamai.net");
     }
@@ -873,13 +762,7 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error_not_a_panic() {
-        let r = dns_response(
-            7,
-            "example.org",
-            1,
-            0,
-            &[DnsRr::A("example.org", "1.2.3.4".parse().unwrap(), 60)],
-        );
+        let r = dns_response(7, "example.org", 1, 0, &[DnsRr::A("example.org", "1.2.3.4".parse().unwrap(), 60)]);
         for n in 0..r.len() {
             assert!(parse_message(&r[..n]).is_err(), "len {n}");
         }
@@ -893,13 +776,9 @@ mod tests {
         let mut m = vec![0, 9, 0x85, 0x80, 0, 1, 0, 3, 0, 1, 0, 1];
         m.extend_from_slice(&crate::synth::dns_name("example.org"));
         m.extend_from_slice(&[0, 16, 0, 1]);
-        m.extend_from_slice(&[
-            0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 8, 3, b'a', b'b', b'c', 3, b'd', b'\n', b'f',
-        ]);
+        m.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0, 8, 3, b'a', b'b', b'c', 3, b'd', b'\n', b'f']);
         m.extend_from_slice(&[0xc0, 12, 0, 15, 0, 1, 0, 0, 0, 60, 0, 4, 0, 10, 0xc0, 12]);
-        m.extend_from_slice(&[
-            0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, 8, 0, 1, 0, 2, 0, 80, 0xc0, 12,
-        ]);
+        m.extend_from_slice(&[0xc0, 12, 0, 33, 0, 1, 0, 0, 0, 60, 0, 8, 0, 1, 0, 2, 0, 80, 0xc0, 12]);
         m.extend_from_slice(&[0xc0, 12, 0, 6, 0, 1, 0, 0, 0, 60, 0, 24, 0xc0, 12, 0xc0, 12]);
         m.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4, 0, 0, 0, 5]);
         m.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
@@ -909,10 +788,7 @@ mod tests {
         assert_eq!(v["answers"][1]["rdata"], "d\\x0af");
         assert_eq!(v["answers"][2]["rrtype"], "MX");
         assert_eq!(v["answers"][2]["rdata"], "example.org");
-        assert_eq!(
-            v["answers"][3]["srv"],
-            serde_json::json!({"priority":1,"weight":2,"port":80,"name":"example.org"})
-        );
+        assert_eq!(v["answers"][3]["srv"], serde_json::json!({"priority":1,"weight":2,"port":80,"name":"example.org"}));
         assert_eq!(v["grouped"]["TXT"], serde_json::json!(["abc", "d\\x0af"]));
         assert_eq!(v["authorities"][0]["soa"]["serial"], 1);
         assert_eq!(v["authorities"][0]["soa"]["minimum"], 5);

@@ -44,11 +44,7 @@ struct Side {
 
 impl Default for Side {
     fn default() -> Self {
-        Side {
-            buf: Vec::new(),
-            state: State::Headers,
-            cur_tx: None,
-        }
+        Side { buf: Vec::new(), state: State::Headers, cur_tx: None }
     }
 }
 
@@ -91,15 +87,8 @@ fn header_block_end(d: &[u8]) -> Option<usize> {
 }
 
 fn trim(s: &[u8]) -> &[u8] {
-    let start = s
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .unwrap_or(s.len());
-    let end = s
-        .iter()
-        .rposition(|b| !b.is_ascii_whitespace())
-        .map(|p| p + 1)
-        .unwrap_or(start);
+    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map(|p| p + 1).unwrap_or(start);
     &s[start..end.max(start)]
 }
 
@@ -119,9 +108,7 @@ pub fn split_host_port(h: &str) -> (String, Option<u16>) {
         return (h.to_ascii_lowercase(), None);
     }
     match h.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => {
-            (host.to_ascii_lowercase(), port.trim().parse().ok())
-        }
+        Some((host, port)) if !host.contains(':') => (host.to_ascii_lowercase(), port.trim().parse().ok()),
         _ => (h.to_ascii_lowercase(), None),
     }
 }
@@ -145,10 +132,7 @@ impl<'a> Headers<'a> {
         Headers { lines }
     }
     fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.lines
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes()))
-            .map(|(_, v)| *v)
+        self.lines.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| *v)
     }
     fn content_length(&self) -> Option<u64> {
         let v = self.get("content-length")?;
@@ -157,9 +141,7 @@ impl<'a> Headers<'a> {
     fn chunked(&self) -> bool {
         self.get("transfer-encoding").is_some_and(|v| {
             let s = String::from_utf8_lossy(v).to_ascii_lowercase();
-            s.rsplit(',')
-                .next()
-                .is_some_and(|last| last.trim() == "chunked")
+            s.rsplit(',').next().is_some_and(|last| last.trim() == "chunked")
         })
     }
 }
@@ -200,10 +182,7 @@ impl HttpParser {
                 t.emitted = true;
                 let mut http = std::mem::take(&mut t.http);
                 http.length = Some(t.body_len);
-                out.push(AppRecord::Http {
-                    tx_id: t.id,
-                    http: Box::new(http),
-                });
+                out.push(AppRecord::Http { tx_id: t.id, http: Box::new(http) });
                 self.tx_logged += 1;
             }
         }
@@ -214,14 +193,9 @@ impl HttpParser {
 
     /// Parses a request header block (`block` includes the blank line). Returns the body state.
     fn on_request(&mut self, block: &[u8], out: &mut Vec<AppRecord>) -> (State, Option<u64>) {
-        let line_end = block
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap_or(block.len());
+        let line_end = block.iter().position(|&b| b == b'\n').unwrap_or(block.len());
         let line = trim(&block[..line_end]);
-        let mut parts = line
-            .split(|&b| b == b' ' || b == b'\t')
-            .filter(|p| !p.is_empty());
+        let mut parts = line.split(|&b| b == b' ' || b == b'\t').filter(|p| !p.is_empty());
         let method = parts.next().unwrap_or_default();
         let uri = parts.next();
         let proto = parts.next();
@@ -243,9 +217,7 @@ impl HttpParser {
         // Host: an absolute URI's authority wins over the Host header.
         let uri_auth = uri.and_then(|u| {
             let s = std::str::from_utf8(u).ok()?;
-            let rest = s
-                .strip_prefix("http://")
-                .or_else(|| s.strip_prefix("https://"))?;
+            let rest = s.strip_prefix("http://").or_else(|| s.strip_prefix("https://"))?;
             Some(rest.split(['/', '?', '#']).next().unwrap_or("").to_string())
         });
         let host = uri_auth.or_else(|| headers.get("host").map(text));
@@ -277,17 +249,12 @@ impl HttpParser {
 
     /// Parses a response header block; returns the body state.
     fn on_response(&mut self, block: &[u8], out: &mut Vec<AppRecord>) -> (State, Option<u64>) {
-        let line_end = block
-            .iter()
-            .position(|&b| b == b'\n')
-            .unwrap_or(block.len());
+        let line_end = block.iter().position(|&b| b == b'\n').unwrap_or(block.len());
         let line = trim(&block[..line_end]);
         let mut parts = line.splitn(3, |&b| b == b' ');
         let _proto = parts.next();
-        let status: Option<u16> = parts
-            .next()
-            .and_then(|s| std::str::from_utf8(s).ok())
-            .and_then(|s| s.trim().parse().ok());
+        let status: Option<u16> =
+            parts.next().and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| s.trim().parse().ok());
         let headers = Headers::parse(block.get(line_end + 1..).unwrap_or_default());
         let interim = status.is_some_and(|s| (100..200).contains(&s) && s != 101);
         // Pair with the oldest request still waiting for its response.
@@ -369,12 +336,8 @@ impl HttpParser {
                 State::Stop => return input.len(),
                 State::Desync => {
                     let starts = match dir {
-                        Direction::ToServer => {
-                            http_request_start(rest) == Probe::Match(AppProto::Http)
-                        }
-                        Direction::ToClient => {
-                            rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"HTTP/")
-                        }
+                        Direction::ToServer => http_request_start(rest) == Probe::Match(AppProto::Http),
+                        Direction::ToClient => rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"HTTP/"),
                     };
                     if !starts {
                         return input.len();
@@ -383,10 +346,7 @@ impl HttpParser {
                 }
                 State::Headers => {
                     // Blank lines between messages are tolerated.
-                    let skip = rest
-                        .iter()
-                        .take_while(|&&b| b == b'\r' || b == b'\n')
-                        .count();
+                    let skip = rest.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
                     if skip > 0 {
                         pos += skip;
                         continue;
@@ -396,20 +356,12 @@ impl HttpParser {
                         && !(rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"HTTP/"))
                     {
                         // No status line: an HTTP/0.9 answer (body until close) or junk.
-                        let v09 = self
-                            .txs
-                            .iter()
-                            .find(|t| !t.resp_started && !t.emitted)
-                            .is_some_and(|t| t.http09);
+                        let v09 = self.txs.iter().find(|t| !t.resp_started && !t.emitted).is_some_and(|t| t.http09);
                         if v09 {
-                            let id = self
-                                .txs
-                                .iter_mut()
-                                .find(|t| !t.resp_started && !t.emitted)
-                                .map(|t| {
-                                    t.resp_started = true;
-                                    t.id
-                                });
+                            let id = self.txs.iter_mut().find(|t| !t.resp_started && !t.emitted).map(|t| {
+                                t.resp_started = true;
+                                t.id
+                            });
                             self.sides[d].cur_tx = id;
                             self.sides[d].state = State::UntilClose;
                         } else {
@@ -419,19 +371,14 @@ impl HttpParser {
                     }
                     if dir == Direction::ToServer {
                         if http_request_start(rest) == Probe::NoMatch {
-                            out.push(AppRecord::Anomaly {
-                                proto: AppProto::Http,
-                                event: "REQUEST_LINE_INVALID",
-                                dir,
-                            });
+                            out.push(AppRecord::Anomaly { proto: AppProto::Http, event: "REQUEST_LINE_INVALID", dir });
                             self.sides[d].state = State::Desync;
                             continue;
                         }
                         // HTTP/0.9 request: a single line without a protocol.
                         if let Some(nl) = rest.iter().position(|&b| b == b'\n') {
                             let line = trim(&rest[..nl]);
-                            let tokens =
-                                line.split(|&b| b == b' ').filter(|p| !p.is_empty()).count();
+                            let tokens = line.split(|&b| b == b' ').filter(|p| !p.is_empty()).count();
                             if tokens == 2 {
                                 let (st, id) = self.on_request(&rest[..nl + 1], out);
                                 self.sides[d].state = st;
@@ -487,9 +434,7 @@ impl HttpParser {
                     };
                     let line = trim(&rest[..nl]);
                     let hexpart = line.split(|&b| b == b';').next().unwrap_or_default();
-                    let size = std::str::from_utf8(trim(hexpart))
-                        .ok()
-                        .and_then(|s| u64::from_str_radix(s, 16).ok());
+                    let size = std::str::from_utf8(trim(hexpart)).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
                     pos += nl + 1;
                     match size {
                         Some(0) => self.sides[d].state = State::Trailers,
@@ -506,11 +451,7 @@ impl HttpParser {
                     let take = (rest.len() as u64).min(n);
                     self.count_body(dir, self.sides[d].cur_tx, take);
                     pos += take as usize;
-                    self.sides[d].state = if take == n {
-                        State::ChunkDataEnd
-                    } else {
-                        State::ChunkData(n - take)
-                    };
+                    self.sides[d].state = if take == n { State::ChunkDataEnd } else { State::ChunkData(n - take) };
                 }
                 State::ChunkDataEnd => match rest.first() {
                     Some(b'\r') => pos += 1,
@@ -566,16 +507,8 @@ impl AppParser for HttpParser {
         let used = self.process(dir, &buf, out);
         let rest_len = buf.len() - used.min(buf.len());
         if rest_len > MAX_HEADER_BLOCK {
-            let ev = if dir == Direction::ToServer {
-                "REQUEST_HEADER_TOO_LONG"
-            } else {
-                "RESPONSE_HEADER_TOO_LONG"
-            };
-            out.push(AppRecord::Anomaly {
-                proto: AppProto::Http,
-                event: ev,
-                dir,
-            });
+            let ev = if dir == Direction::ToServer { "REQUEST_HEADER_TOO_LONG" } else { "RESPONSE_HEADER_TOO_LONG" };
+            out.push(AppRecord::Anomaly { proto: AppProto::Http, event: ev, dir });
             self.sides[d].state = State::Desync;
             return;
         }
@@ -630,9 +563,7 @@ impl AppParser for HttpParser {
     }
 
     fn is_done(&self) -> bool {
-        self.sides[0].state == State::Stop
-            && self.sides[1].state == State::Stop
-            && self.txs.is_empty()
+        self.sides[0].state == State::Stop && self.sides[1].state == State::Stop && self.txs.is_empty()
     }
 }
 
@@ -684,40 +615,18 @@ mod tests {
         let mut out = Vec::new();
         p.on_data(Direction::ToServer, b"POST /a HTTP/1.1\r\nHost: Example.ORG\r\nContent-Length: 5\r\n\r\nhelloGET /b HTTP/1.1\r\nHost: x\r\n\r\n", &mut out);
         p.on_data(Direction::ToClient, b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n3;x=y\r\nefg\r\n0\r\n\r\n", &mut out);
-        p.on_data(
-            Direction::ToClient,
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno",
-            &mut out,
-        );
+        p.on_data(Direction::ToClient, b"HTTP/1.1 404 Not Found\r\nContent-Length: 3\r\n\r\nno", &mut out);
         p.on_data(Direction::ToClient, b"!", &mut out);
-        p.on_data(
-            Direction::ToServer,
-            b"HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n",
-            &mut out,
-        );
-        p.on_data(
-            Direction::ToServer,
-            b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n",
-            &mut out,
-        );
-        p.on_data(
-            Direction::ToClient,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
-            &mut out,
-        );
+        p.on_data(Direction::ToServer, b"HEAD /c HTTP/1.1\r\nHost: x\r\n\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", &mut out);
         p.on_close(&mut out);
         let h = https(&out);
         assert_eq!(h.len(), 4);
         assert_eq!(h[0].1.hostname.as_deref(), Some("example.org"));
         assert_eq!((h[0].1.status, h[0].1.length), (Some(200), Some(7)));
-        assert_eq!(
-            (h[1].1.url.as_deref(), h[1].1.status, h[1].1.length),
-            (Some("/b"), Some(404), Some(3))
-        );
-        assert_eq!(
-            (h[2].1.url.as_deref(), h[2].1.status, h[2].1.length),
-            (Some("/c"), Some(200), Some(0))
-        );
+        assert_eq!((h[1].1.url.as_deref(), h[1].1.status, h[1].1.length), (Some("/b"), Some(404), Some(3)));
+        assert_eq!((h[2].1.url.as_deref(), h[2].1.status, h[2].1.length), (Some("/c"), Some(200), Some(0)));
         assert_eq!((h[3].1.url.as_deref(), h[3].1.status), (Some("/d"), None));
         assert_eq!(h.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
     }
@@ -726,49 +635,26 @@ mod tests {
     fn gap_in_body_is_skipped_and_gap_in_headers_resyncs() {
         let mut p = HttpParser::new();
         let mut out = Vec::new();
-        p.on_data(
-            Direction::ToServer,
-            b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n",
-            &mut out,
-        );
-        p.on_data(
-            Direction::ToClient,
-            b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789",
-            &mut out,
-        );
+        p.on_data(Direction::ToServer, b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789", &mut out);
         p.on_gap(Direction::ToClient, 980, &mut out);
         p.on_data(Direction::ToClient, b"0123456789", &mut out);
         p.on_data(Direction::ToServer, b"GET /next HTTP/1.1\r\nHo", &mut out);
         p.on_gap(Direction::ToServer, 10, &mut out);
         p.on_data(Direction::ToServer, b"st: x\r\n\r\n", &mut out);
-        p.on_data(
-            Direction::ToServer,
-            b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n",
-            &mut out,
-        );
-        p.on_data(
-            Direction::ToClient,
-            b"HTTP/1.1 204 No Content\r\n\r\n",
-            &mut out,
-        );
+        p.on_data(Direction::ToServer, b"GET /after HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"HTTP/1.1 204 No Content\r\n\r\n", &mut out);
         let h = https(&out);
         assert_eq!(h.len(), 2);
         assert_eq!((h[0].1.status, h[0].1.length), (Some(200), Some(20)));
-        assert_eq!(
-            (h[1].1.url.as_deref(), h[1].1.status),
-            (Some("/after"), Some(204))
-        );
+        assert_eq!((h[1].1.url.as_deref(), h[1].1.status), (Some("/after"), Some(204)));
     }
 
     #[test]
     fn response_without_request_until_close_and_upgrade() {
         let mut p = HttpParser::new();
         let mut out = Vec::new();
-        p.on_data(
-            Direction::ToClient,
-            b"HTTP/1.0 200 OK\r\nContent-Type: a/b\r\n\r\nbody...",
-            &mut out,
-        );
+        p.on_data(Direction::ToClient, b"HTTP/1.0 200 OK\r\nContent-Type: a/b\r\n\r\nbody...", &mut out);
         p.on_data(Direction::ToClient, b"more", &mut out);
         p.on_eof(Direction::ToClient, &mut out);
         let h = https(&out);
@@ -777,36 +663,21 @@ mod tests {
             (h[0].1.status, h[0].1.length, h[0].1.url.as_deref()),
             (Some(200), Some(11), Some("/libhtp::request_uri_not_seen"))
         );
-        assert!(out.iter().any(|r| matches!(
-            r,
-            AppRecord::Anomaly {
-                event: "UNABLE_TO_MATCH_RESPONSE_TO_REQUEST",
-                ..
-            }
-        )));
+        assert!(
+            out.iter().any(|r| matches!(r, AppRecord::Anomaly { event: "UNABLE_TO_MATCH_RESPONSE_TO_REQUEST", .. }))
+        );
 
         let mut p = HttpParser::new();
         let mut out = Vec::new();
-        p.on_data(
-            Direction::ToServer,
-            b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n",
-            &mut out,
-        );
-        p.on_data(
-            Direction::ToClient,
-            b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello",
-            &mut out,
-        );
+        p.on_data(Direction::ToServer, b"GET /ws HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello", &mut out);
         assert_eq!(https(&out).len(), 1);
         assert!(p.is_done());
     }
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(
-            split_host_port("Example.com:8080"),
-            ("example.com".into(), Some(8080))
-        );
+        assert_eq!(split_host_port("Example.com:8080"), ("example.com".into(), Some(8080)));
         assert_eq!(split_host_port("[::1]:80"), ("[::1]".into(), Some(80)));
         assert_eq!(split_host_port("host"), ("host".into(), None));
     }
@@ -817,7 +688,8 @@ mod tests {
         for _ in 0..200 {
             let mut p = HttpParser::new();
             let mut out = Vec::new();
-            let mut data = b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            let mut data =
+                b"GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
             for _ in 0..64 {
                 seed ^= seed << 13;
                 seed ^= seed >> 17;

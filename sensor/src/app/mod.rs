@@ -90,11 +90,7 @@ pub enum AppRecord {
     /// One TLS session's handshake.
     Tls(Box<Tls>),
     /// An app-layer anomaly (Suricata `anomaly.type = "applayer"`).
-    Anomaly {
-        proto: AppProto,
-        event: &'static str,
-        dir: Direction,
-    },
+    Anomaly { proto: AppProto, event: &'static str, dir: Direction },
 }
 
 /// The interface between the byte stream and a protocol parser.
@@ -193,14 +189,7 @@ impl AppSession {
         let d = dir.index();
         let o = dir.other();
         if let Some(a) = ack {
-            let Self {
-                streams,
-                detect,
-                probe,
-                parser,
-                proto,
-                done,
-            } = self;
+            let Self { streams, detect, probe, parser, proto, done } = self;
             streams[o.index()].on_ack(a, &mut |c| {
                 deliver(o, c, detect, probe, parser, proto, done, out);
             });
@@ -212,22 +201,13 @@ impl AppSession {
             }
         }
         {
-            let Self {
-                streams,
-                detect,
-                probe,
-                parser,
-                proto,
-                done,
-            } = self;
+            let Self { streams, detect, probe, parser, proto, done } = self;
             streams[d].on_segment(seq, syn, fin, payload, &mut |c| {
                 deliver(dir, c, detect, probe, parser, proto, done, out);
             });
         }
         self.resolve_waits(out);
-        let Self {
-            streams, parser, ..
-        } = self;
+        let Self { streams, parser, .. } = self;
         if rst || streams[d].eof_delivered() {
             if let Some(p) = parser.as_mut() {
                 p.as_dyn().on_eof(dir, out);
@@ -242,22 +222,12 @@ impl AppSession {
     }
 
     fn release(&mut self, dir: Direction, give_up_other_to: Option<u32>, out: &mut Vec<AppRecord>) {
-        let Self {
-            streams,
-            detect,
-            probe,
-            parser,
-            proto,
-            done,
-        } = self;
+        let Self { streams, detect, probe, parser, proto, done } = self;
         if let Some(t) = give_up_other_to {
             let o = dir.other();
-            streams[o.index()].give_up_to(t, &mut |c| {
-                deliver(o, c, detect, probe, parser, proto, done, out)
-            });
+            streams[o.index()].give_up_to(t, &mut |c| deliver(o, c, detect, probe, parser, proto, done, out));
         }
-        streams[dir.index()]
-            .release(&mut |c| deliver(dir, c, detect, probe, parser, proto, done, out));
+        streams[dir.index()].release(&mut |c| deliver(dir, c, detect, probe, parser, proto, done, out));
     }
 
     /// Releases held directions whose condition is met (or whose hold grew too large).
@@ -278,8 +248,7 @@ impl AppSession {
                     progressed = true;
                 }
             }
-            let both =
-                self.streams[0].waiting_for().is_some() && self.streams[1].waiting_for().is_some();
+            let both = self.streams[0].waiting_for().is_some() && self.streams[1].waiting_for().is_some();
             if both && !progressed {
                 // Each side waits for the other: the client's missing bytes go first.
                 let t = self.streams[0].waiting_for().unwrap_or(0);
@@ -300,16 +269,8 @@ impl AppSession {
             }
         }
         for dir in [Direction::ToServer, Direction::ToClient] {
-            let Self {
-                streams,
-                detect,
-                probe,
-                parser,
-                proto,
-                done,
-            } = self;
-            streams[dir.index()]
-                .flush(&mut |c| deliver(dir, c, detect, probe, parser, proto, done, out));
+            let Self { streams, detect, probe, parser, proto, done } = self;
+            streams[dir.index()].flush(&mut |c| deliver(dir, c, detect, probe, parser, proto, done, out));
         }
         if let Some(p) = self.parser.as_mut() {
             p.as_dyn().on_close(out);

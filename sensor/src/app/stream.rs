@@ -134,12 +134,8 @@ impl Stream {
             return;
         }
         while let Some(next) = self.next {
-            let Some((i, r)) = self
-                .ooo
-                .iter()
-                .enumerate()
-                .map(|(i, (s, _))| (i, rel(*s, next)))
-                .min_by_key(|(_, r)| *r)
+            let Some((i, r)) =
+                self.ooo.iter().enumerate().map(|(i, (s, _))| (i, rel(*s, next))).min_by_key(|(_, r)| *r)
             else {
                 break;
             };
@@ -155,10 +151,7 @@ impl Stream {
 
     fn first_queued(&self) -> Option<u32> {
         let next = self.next?;
-        self.ooo
-            .iter()
-            .map(|(s, _)| *s)
-            .min_by_key(|s| rel(*s, next))
+        self.ooo.iter().map(|(s, _)| *s).min_by_key(|s| rel(*s, next))
     }
 
     fn check_eof(&mut self) {
@@ -190,18 +183,12 @@ impl Stream {
             self.fin_seq = Some(seq.wrapping_add(payload.len() as u32));
         }
         if !payload.is_empty() {
-            let acked_hole = rel(seq, next) > 0
-                && self.acked.is_some_and(|a| rel(a, seq) >= 0)
-                && self.ooo.is_empty();
+            let acked_hole = rel(seq, next) > 0 && self.acked.is_some_and(|a| rel(a, seq) >= 0) && self.ooo.is_empty();
             if self.wait.is_some() {
                 if acked_hole {
                     self.gap_to(seq, sink);
                 }
-                if rel(
-                    seq.wrapping_add(payload.len() as u32),
-                    self.next.unwrap_or(next),
-                ) > 0
-                {
+                if rel(seq.wrapping_add(payload.len() as u32), self.next.unwrap_or(next)) > 0 {
                     self.ooo_bytes += payload.len();
                     self.ooo.push((seq, payload.to_vec()));
                 }
@@ -216,9 +203,7 @@ impl Stream {
             } else {
                 self.ooo_bytes += payload.len();
                 self.ooo.push((seq, payload.to_vec()));
-                while self.wait.is_none()
-                    && (self.ooo_bytes > MAX_OOO_BYTES || self.ooo.len() > MAX_OOO_SEGMENTS)
-                {
+                while self.wait.is_none() && (self.ooo_bytes > MAX_OOO_BYTES || self.ooo.len() > MAX_OOO_SEGMENTS) {
                     match self.first_queued() {
                         Some(s) => {
                             self.gap_to(s, sink);
@@ -273,10 +258,7 @@ impl Stream {
 mod tests {
     use super::*;
 
-    fn collect(
-        s: &mut Stream,
-        f: impl FnOnce(&mut Stream, &mut dyn FnMut(StreamChunk<'_>)),
-    ) -> Vec<String> {
+    fn collect(s: &mut Stream, f: impl FnOnce(&mut Stream, &mut dyn FnMut(StreamChunk<'_>))) -> Vec<String> {
         let mut v = Vec::new();
         f(s, &mut |c| {
             v.push(match c {
@@ -291,25 +273,13 @@ mod tests {
     fn in_order_retransmit_and_reorder() {
         let mut s = Stream::default();
         assert!(collect(&mut s, |s, k| s.on_segment(99, true, false, b"", k)).is_empty());
-        assert_eq!(
-            collect(&mut s, |s, k| s.on_segment(100, false, false, b"abc", k)),
-            ["abc"]
-        );
+        assert_eq!(collect(&mut s, |s, k| s.on_segment(100, false, false, b"abc", k)), ["abc"]);
         // Retransmission with new bytes at the end.
-        assert_eq!(
-            collect(&mut s, |s, k| s.on_segment(101, false, false, b"bcde", k)),
-            ["de"]
-        );
+        assert_eq!(collect(&mut s, |s, k| s.on_segment(101, false, false, b"bcde", k)), ["de"]);
         // Out of order: held back, then released.
         assert!(collect(&mut s, |s, k| s.on_segment(108, false, false, b"hi", k)).is_empty());
-        assert_eq!(
-            collect(&mut s, |s, k| s.on_segment(105, false, false, b"fg", k)),
-            ["fg"]
-        );
-        assert_eq!(
-            collect(&mut s, |s, k| s.on_segment(107, false, false, b"gh", k)),
-            ["gh", "i"]
-        );
+        assert_eq!(collect(&mut s, |s, k| s.on_segment(105, false, false, b"fg", k)), ["fg"]);
+        assert_eq!(collect(&mut s, |s, k| s.on_segment(107, false, false, b"gh", k)), ["gh", "i"]);
         assert_eq!(s.next_seq(), Some(110));
     }
 
@@ -333,10 +303,7 @@ mod tests {
         let big = vec![b'x'; 1000];
         let mut out = 0;
         for i in 0..400u32 {
-            out += collect(&mut s, |s, k| {
-                s.on_segment(1000 + i * 1000, false, false, &big, k)
-            })
-            .len();
+            out += collect(&mut s, |s, k| s.on_segment(1000 + i * 1000, false, false, &big, k)).len();
         }
         assert!(out > 0);
         assert!(s.ooo.len() <= MAX_OOO_SEGMENTS);

@@ -50,8 +50,8 @@ pub struct ServerHelloInfo {
 }
 
 const HRR_RANDOM: [u8; 32] = [
-    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91,
-    0xc2, 0xa2, 0x11, 0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
+    0xcf, 0x21, 0xad, 0x74, 0xe5, 0x9a, 0x61, 0x11, 0xbe, 0x1d, 0x8c, 0x02, 0x1e, 0x65, 0xb8, 0x91, 0xc2, 0xa2, 0x11,
+    0x16, 0x7a, 0xbb, 0x8c, 0x5e, 0x07, 0x9e, 0x09, 0xe2, 0xc8, 0xa8, 0x33, 0x9c,
 ];
 
 struct Cur<'a> {
@@ -89,9 +89,7 @@ impl<'a> Cur<'a> {
 }
 
 fn u16_list(b: &[u8]) -> Vec<u16> {
-    b.chunks_exact(2)
-        .map(|c| u16::from_be_bytes([c[0], c[1]]))
-        .collect()
+    b.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect()
 }
 
 fn alpn_list(b: &[u8]) -> Vec<Vec<u8>> {
@@ -113,10 +111,7 @@ fn alpn_list(b: &[u8]) -> Vec<Vec<u8>> {
 /// Parses a ClientHello body (after the 4-byte handshake header).
 pub fn parse_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
     let mut c = Cur::new(body);
-    let mut ch = ClientHelloInfo {
-        version: c.u16()?,
-        ..Default::default()
-    };
+    let mut ch = ClientHelloInfo { version: c.u16()?, ..Default::default() };
     c.take(32)?;
     let sid = c.u8()? as usize;
     ch.session_id = c.take(sid)?.to_vec();
@@ -157,10 +152,7 @@ pub fn parse_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
 /// Parses a ServerHello body.
 pub fn parse_server_hello(body: &[u8]) -> Option<ServerHelloInfo> {
     let mut c = Cur::new(body);
-    let mut sh = ServerHelloInfo {
-        version: c.u16()?,
-        ..Default::default()
-    };
+    let mut sh = ServerHelloInfo { version: c.u16()?, ..Default::default() };
     let random = c.take(32)?;
     sh.hello_retry = random == HRR_RANDOM;
     let sid = c.u8()? as usize;
@@ -211,26 +203,13 @@ pub fn ja3(ch: &ClientHelloInfo) -> Fingerprint {
         join(ch.groups.iter().filter(|c| !is_grease(**c))),
         join(ch.point_formats.iter())
     );
-    Fingerprint {
-        hash: Some(md5_hex(&s)),
-        string: Some(s),
-        ..Default::default()
-    }
+    Fingerprint { hash: Some(md5_hex(&s)), string: Some(s), ..Default::default() }
 }
 
 /// JA3S string and MD5 of a ServerHello.
 pub fn ja3s(sh: &ServerHelloInfo) -> Fingerprint {
-    let s = format!(
-        "{},{},{}",
-        sh.version,
-        sh.cipher,
-        join(sh.extensions.iter().filter(|c| !is_grease(**c)))
-    );
-    Fingerprint {
-        hash: Some(md5_hex(&s)),
-        string: Some(s),
-        ..Default::default()
-    }
+    let s = format!("{},{},{}", sh.version, sh.cipher, join(sh.extensions.iter().filter(|c| !is_grease(**c))));
+    Fingerprint { hash: Some(md5_hex(&s)), string: Some(s), ..Default::default() }
 }
 
 fn sha256_12(s: &str) -> String {
@@ -244,13 +223,7 @@ fn sha256_12(s: &str) -> String {
 
 /// JA4 (TLS over TCP) of a ClientHello.
 pub fn ja4(ch: &ClientHelloInfo) -> String {
-    let ver = ch
-        .supported_versions
-        .iter()
-        .copied()
-        .filter(|v| !is_grease(*v))
-        .max()
-        .unwrap_or(ch.version);
+    let ver = ch.supported_versions.iter().copied().filter(|v| !is_grease(*v)).max().unwrap_or(ch.version);
     let ver = match ver {
         0x0304 => "13",
         0x0303 => "12",
@@ -264,18 +237,8 @@ pub fn ja4(ch: &ClientHelloInfo) -> String {
         _ => "00",
     };
     let sni = if ch.extensions.contains(&0) { 'd' } else { 'i' };
-    let ciphers: Vec<u16> = ch
-        .ciphers
-        .iter()
-        .copied()
-        .filter(|c| !is_grease(*c))
-        .collect();
-    let exts: Vec<u16> = ch
-        .extensions
-        .iter()
-        .copied()
-        .filter(|c| !is_grease(*c))
-        .collect();
+    let ciphers: Vec<u16> = ch.ciphers.iter().copied().filter(|c| !is_grease(*c)).collect();
+    let exts: Vec<u16> = ch.extensions.iter().copied().filter(|c| !is_grease(*c)).collect();
     let alpn = match ch.alpn.first() {
         Some(a) if !a.is_empty() => {
             let (f, l) = (a[0], a[a.len() - 1]);
@@ -291,23 +254,10 @@ pub fn ja4(ch: &ClientHelloInfo) -> String {
     };
     let mut cs: Vec<String> = ciphers.iter().map(|c| format!("{c:04x}")).collect();
     cs.sort();
-    let b = if cs.is_empty() {
-        "000000000000".to_string()
-    } else {
-        sha256_12(&cs.join(","))
-    };
-    let mut es: Vec<String> = exts
-        .iter()
-        .filter(|e| **e != 0 && **e != 16)
-        .map(|e| format!("{e:04x}"))
-        .collect();
+    let b = if cs.is_empty() { "000000000000".to_string() } else { sha256_12(&cs.join(",")) };
+    let mut es: Vec<String> = exts.iter().filter(|e| **e != 0 && **e != 16).map(|e| format!("{e:04x}")).collect();
     es.sort();
-    let sigs: Vec<String> = ch
-        .sig_algs
-        .iter()
-        .filter(|s| !is_grease(**s))
-        .map(|s| format!("{s:04x}"))
-        .collect();
+    let sigs: Vec<String> = ch.sig_algs.iter().filter(|s| !is_grease(**s)).map(|s| format!("{s:04x}")).collect();
     let c = if es.is_empty() && sigs.is_empty() {
         "000000000000".to_string()
     } else if sigs.is_empty() {
@@ -315,11 +265,7 @@ pub fn ja4(ch: &ClientHelloInfo) -> String {
     } else {
         sha256_12(&format!("{}_{}", es.join(","), sigs.join(",")))
     };
-    format!(
-        "t{ver}{sni}{:02}{:02}{alpn}_{b}_{c}",
-        ciphers.len().min(99),
-        exts.len().min(99)
-    )
+    format!("t{ver}{sni}{:02}{:02}{alpn}_{b}_{c}", ciphers.len().min(99), exts.len().min(99))
 }
 
 /// Suricata's version string.
@@ -372,9 +318,7 @@ pub fn fill_certificate(tls: &mut Tls, der: &[u8]) {
         let mut names = Vec::new();
         for n in &san.value.general_names {
             match n {
-                x509_parser::extensions::GeneralName::DNSName(s) => {
-                    names.push(Value::String(s.to_string()))
-                }
+                x509_parser::extensions::GeneralName::DNSName(s) => names.push(Value::String(s.to_string())),
                 x509_parser::extensions::GeneralName::IPAddress(b) => {
                     let ip = match b.len() {
                         4 => Some(std::net::IpAddr::from([b[0], b[1], b[2], b[3]])),
@@ -389,8 +333,7 @@ pub fn fill_certificate(tls: &mut Tls, der: &[u8]) {
             }
         }
         if !names.is_empty() {
-            tls.extra
-                .insert("subjectaltname".into(), Value::Array(names));
+            tls.extra.insert("subjectaltname".into(), Value::Array(names));
         }
     }
 }
@@ -432,36 +375,22 @@ impl TlsParser {
             t.ja3 = Some(ja3(ch));
             t.ja4 = Some(ja4(ch));
             if !ch.alpn.is_empty() {
-                let v = ch
-                    .alpn
-                    .iter()
-                    .map(|a| Value::String(String::from_utf8_lossy(a).into_owned()))
-                    .collect();
+                let v = ch.alpn.iter().map(|a| Value::String(String::from_utf8_lossy(a).into_owned())).collect();
                 t.extra.insert("client_alpns".into(), Value::Array(v));
             }
         }
-        let version = self
-            .server
-            .as_ref()
-            .map(|s| s.selected_version.unwrap_or(s.version))
-            .unwrap_or(0);
+        let version = self.server.as_ref().map(|s| s.selected_version.unwrap_or(s.version)).unwrap_or(0);
         t.version = Some(version_string(version));
         if let Some(sh) = &self.server {
             t.ja3s = Some(ja3s(sh));
             if !sh.alpn.is_empty() {
-                let v = sh
-                    .alpn
-                    .iter()
-                    .map(|a| Value::String(String::from_utf8_lossy(a).into_owned()))
-                    .collect();
+                let v = sh.alpn.iter().map(|a| Value::String(String::from_utf8_lossy(a).into_owned())).collect();
                 t.extra.insert("server_alpns".into(), Value::Array(v));
             }
             // Resumed: the server echoed the client's session id, or went straight to
             // ChangeCipherSpec without a Certificate (abbreviated handshake, e.g. tickets).
-            let echoed = self
-                .client
-                .as_ref()
-                .is_some_and(|ch| !ch.session_id.is_empty() && ch.session_id == sh.session_id);
+            let echoed =
+                self.client.as_ref().is_some_and(|ch| !ch.session_id.is_empty() && ch.session_id == sh.session_id);
             let abbreviated = self.server_ccs && !self.cert_seen;
             if sh.selected_version != Some(0x0304) && (echoed || abbreviated) {
                 t.session_resumed = Some(true);
@@ -624,8 +553,8 @@ mod tests {
         let ch = ClientHelloInfo {
             version: 771,
             ciphers: vec![
-                49196, 49195, 49200, 49199, 159, 158, 49188, 49187, 49192, 49191, 49162, 49161,
-                49172, 49171, 157, 156, 61, 60, 53, 47, 10,
+                49196, 49195, 49200, 49199, 159, 158, 49188, 49187, 49192, 49191, 49162, 49161, 49172, 49171, 157, 156,
+                61, 60, 53, 47, 10,
             ],
             extensions: vec![10, 11, 13, 35, 23, 65281],
             groups: vec![29, 23, 24],
@@ -642,16 +571,9 @@ mod tests {
         assert_eq!(j.hash.as_deref(), Some("c12f54a3f91dc7bafd92cb59fe009a35"));
         let j4 = ja4(&ch);
         assert!(j4.starts_with("t12i210600_76e208dd3e22_"), "{j4}");
-        let sh = ServerHelloInfo {
-            version: 771,
-            cipher: 49200,
-            extensions: vec![65281, 11, 35, 23],
-            ..Default::default()
-        };
-        assert_eq!(
-            ja3s(&sh).hash.as_deref(),
-            Some("ec74a5c51106f0419184d0dd08fb05bc")
-        );
+        let sh =
+            ServerHelloInfo { version: 771, cipher: 49200, extensions: vec![65281, 11, 35, 23], ..Default::default() };
+        assert_eq!(ja3s(&sh).hash.as_deref(), Some("ec74a5c51106f0419184d0dd08fb05bc"));
     }
 
     #[test]
@@ -670,10 +592,7 @@ mod tests {
         assert_eq!(info.sni.as_deref(), Some("www.example.org"));
         assert_eq!(info.alpn, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
         let j = ja3(&info);
-        assert_eq!(
-            j.string.as_deref(),
-            Some("771,4865-49195,0-10-11-13-16-43,29-23-24,0")
-        );
+        assert_eq!(j.string.as_deref(), Some("771,4865-49195,0-10-11-13-16-43,29-23-24,0"));
         let j4 = ja4(&info);
         assert!(j4.starts_with("t13d0206h2_"), "{j4}");
         // Through the parser, record split byte by byte, then a TLS 1.3 ServerHello.
@@ -693,37 +612,23 @@ mod tests {
 
     #[test]
     fn resumed_tls12_session_is_logged_at_server_ccs() {
-        let ch = ClientHello {
-            session_id: vec![7; 32],
-            ..Default::default()
-        };
+        let ch = ClientHello { session_id: vec![7; 32], ..Default::default() };
         let mut p = TlsParser::default();
         let mut out = Vec::new();
         p.on_data(Direction::ToServer, &ch.to_record(), &mut out);
-        let mut server =
-            synth::tls_server_hello(0x0303, 0xc030, &[(0xff01, vec![0]), (23, vec![])], &[7; 32]);
+        let mut server = synth::tls_server_hello(0x0303, 0xc030, &[(0xff01, vec![0]), (23, vec![])], &[7; 32]);
         server.extend_from_slice(&synth::tls_change_cipher_spec());
         p.on_data(Direction::ToClient, &server, &mut out);
         let AppRecord::Tls(t) = &out[0] else { panic!() };
         assert_eq!(t.session_resumed, Some(true));
         assert_eq!(t.version.as_deref(), Some("TLS 1.2"));
-        assert_eq!(
-            t.ja3s.as_ref().and_then(|j| j.string.as_deref()),
-            Some("771,49200,65281-23")
-        );
-        assert_eq!(
-            t.ja3s.as_ref().and_then(|j| j.hash.as_deref()),
-            Some("fd4bc6cea4877646ccd62f0792ec0b62")
-        );
+        assert_eq!(t.ja3s.as_ref().and_then(|j| j.string.as_deref()), Some("771,49200,65281-23"));
+        assert_eq!(t.ja3s.as_ref().and_then(|j| j.hash.as_deref()), Some("fd4bc6cea4877646ccd62f0792ec0b62"));
     }
 
     #[test]
     fn truncated_hellos_never_panic() {
-        let rec = ClientHello {
-            alpn: vec!["h2".into()],
-            ..Default::default()
-        }
-        .to_record();
+        let rec = ClientHello { alpn: vec!["h2".into()], ..Default::default() }.to_record();
         let body = &rec[9..];
         for n in 0..body.len() {
             let _ = parse_client_hello(&body[..n]);

@@ -39,15 +39,11 @@ impl LiveOptions {
 
 /// Names of the interfaces that can be captured on.
 pub fn list_interfaces() -> Vec<String> {
-    pnet_datalink::interfaces()
-        .into_iter()
-        .map(|i| i.name)
-        .collect()
+    pnet_datalink::interfaces().into_iter().map(|i| i.name).collect()
 }
 
 fn is_permission_error(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::PermissionDenied
-        || matches!(e.raw_os_error(), Some(1) | Some(13))
+    e.kind() == std::io::ErrorKind::PermissionDenied || matches!(e.raw_os_error(), Some(1) | Some(13))
 }
 
 /// Captures on `live.interface` until `stop` is set, handing records to `sink` in batches;
@@ -95,16 +91,10 @@ where
             });
         }
         Err(e) if is_permission_error(&e) => {
-            return Err(SensorError::LivePermission {
-                interface: live.interface.clone(),
-                source: e,
-            });
+            return Err(SensorError::LivePermission { interface: live.interface.clone(), source: e });
         }
         Err(e) => {
-            return Err(SensorError::Live {
-                interface: live.interface.clone(),
-                reason: e.to_string(),
-            });
+            return Err(SensorError::Live { interface: live.interface.clone(), reason: e.to_string() });
         }
     };
     tracing::info!(interface = %live.interface, promiscuous = live.promiscuous, "live capture started");
@@ -130,24 +120,17 @@ where
             Err(e)
                 if matches!(
                     e.kind(),
-                    std::io::ErrorKind::TimedOut
-                        | std::io::ErrorKind::WouldBlock
-                        | std::io::ErrorKind::Interrupted
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
                 ) =>
             {
                 sensor.tick(Timestamp::now(), &mut batch);
             }
             Err(e) => {
                 tracing::error!(interface = %live.interface, error = %e, "capture error");
-                return Err(SensorError::Live {
-                    interface: live.interface.clone(),
-                    reason: e.to_string(),
-                });
+                return Err(SensorError::Live { interface: live.interface.clone(), reason: e.to_string() });
             }
         }
-        if last_flush.elapsed() >= live.batch_interval
-            || batch.len() >= crate::capture::offline::BATCH_RECORDS
-        {
+        if last_flush.elapsed() >= live.batch_interval || batch.len() >= crate::capture::offline::BATCH_RECORDS {
             last_flush = Instant::now();
             sensor.tick(Timestamp::now(), &mut batch);
             sensor.publish_metrics();

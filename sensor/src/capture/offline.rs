@@ -37,10 +37,7 @@ pub struct CaptureInfo {
 
 /// Opens a capture, transparently decompressing zstd.
 pub fn open_capture(path: &Path) -> Result<Box<dyn Read + Send>, SensorError> {
-    let mut f = File::open(path).map_err(|source| SensorError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut f = File::open(path).map_err(|source| SensorError::Open { path: path.to_path_buf(), source })?;
     let mut magic = [0u8; 4];
     let mut n = 0;
     while n < 4 {
@@ -48,27 +45,18 @@ pub fn open_capture(path: &Path) -> Result<Box<dyn Read + Send>, SensorError> {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(source) => {
-                return Err(SensorError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
+                return Err(SensorError::Read { path: path.to_path_buf(), source });
             }
         }
     }
-    f.seek(SeekFrom::Start(0))
-        .map_err(|source| SensorError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    f.seek(SeekFrom::Start(0)).map_err(|source| SensorError::Read { path: path.to_path_buf(), source })?;
     if n >= 2 && magic[..2] == GZIP_MAGIC {
         let dec = flate2::read::MultiGzDecoder::new(BufReader::with_capacity(1 << 16, f));
         return Ok(Box::new(FillReader(dec)));
     }
     if n == 4 && magic == ZSTD_MAGIC {
-        let dec = zstd::stream::read::Decoder::new(f).map_err(|source| SensorError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let dec = zstd::stream::read::Decoder::new(f)
+            .map_err(|source| SensorError::Read { path: path.to_path_buf(), source })?;
         Ok(Box::new(FillReader(dec)))
     } else {
         Ok(Box::new(FillReader(BufReader::with_capacity(1 << 16, f))))
@@ -116,16 +104,10 @@ pub fn read_capture<R: Read + Send>(
     let mut reader = match pcap_parser::create_reader(INITIAL_BUFFER, input) {
         Ok(r) => r,
         Err(PcapError::Eof) => {
-            return Err(SensorError::NotACapture {
-                path: path.to_path_buf(),
-                reason: "empty file".into(),
-            });
+            return Err(SensorError::NotACapture { path: path.to_path_buf(), reason: "empty file".into() });
         }
         Err(e) => {
-            return Err(SensorError::NotACapture {
-                path: path.to_path_buf(),
-                reason: format!("{e:?}"),
-            });
+            return Err(SensorError::NotACapture { path: path.to_path_buf(), reason: format!("{e:?}") });
         }
     };
     let mut capacity = INITIAL_BUFFER;
@@ -196,9 +178,7 @@ pub fn read_capture<R: Read + Send>(
             }
             Err(PcapError::BufferTooSmall) => {
                 if capacity >= MAX_BUFFER || !reader.grow(capacity * 2) {
-                    info.error = Some(format!(
-                        "record larger than {capacity} bytes (corrupt capture?)"
-                    ));
+                    info.error = Some(format!("record larger than {capacity} bytes (corrupt capture?)"));
                     break;
                 }
                 capacity *= 2;
@@ -208,10 +188,7 @@ pub fn read_capture<R: Read + Send>(
                 break;
             }
             Err(e) => {
-                info.error = Some(format!(
-                    "corrupt capture after {} packets: {e:?}",
-                    info.packets
-                ));
+                info.error = Some(format!("corrupt capture after {} packets: {e:?}", info.packets));
                 break;
             }
         }
@@ -301,13 +278,7 @@ where
         secs = elapsed.as_secs_f64(),
         "capture processed"
     );
-    Ok(OfflineSummary {
-        path: path.to_path_buf(),
-        capture,
-        stats,
-        records,
-        elapsed,
-    })
+    Ok(OfflineSummary { path: path.to_path_buf(), capture, stats, records, elapsed })
 }
 
 /// Runs a capture and returns all records in memory (convenient for tests and small files).
@@ -342,13 +313,7 @@ mod tests {
         synth::timed(
             vec![
                 synth::udp_frame(&c, 40000, &s, 53, &synth::dns_query(1, "example.org", 1)),
-                synth::udp_frame(
-                    &s,
-                    53,
-                    &c,
-                    40000,
-                    &synth::dns_response(1, "example.org", 1, 0, &[]),
-                ),
+                synth::udp_frame(&s, 53, &c, 40000, &synth::dns_response(1, "example.org", 1, 0, &[])),
             ],
             1_600_000_000_123_456,
             1000,
@@ -364,10 +329,7 @@ mod tests {
         let pcap = synth::pcap_bytes(1, &frames());
         let (ev, s) = count(&tmp("a.pcap", &pcap));
         assert_eq!(s.capture.packets, 2);
-        assert_eq!(
-            ev.iter().filter(|e| e.event_type.as_str() == "dns").count(),
-            2
-        );
+        assert_eq!(ev.iter().filter(|e| e.event_type.as_str() == "dns").count(), 2);
         assert_eq!(ev[0].timestamp.unix_micros(), 1_600_000_000_123_456);
         let z = zstd::encode_all(&pcap[..], 3).unwrap();
         let (ev2, _) = count(&tmp("a.pcap.zst", &z));
@@ -446,10 +408,7 @@ mod tests {
         v.extend(epb(1, fr[1].0 as u64 * 1000, &fr[1].1[14..]));
         let (ev, s) = count(&tmp("two.pcapng", &v));
         assert_eq!(s.capture.packets, 2);
-        let dns: Vec<_> = ev
-            .iter()
-            .filter(|e| e.event_type.as_str() == "dns")
-            .collect();
+        let dns: Vec<_> = ev.iter().filter(|e| e.event_type.as_str() == "dns").collect();
         assert_eq!(dns.len(), 2);
         assert_eq!(dns[1].timestamp.unix_micros(), fr[1].0);
         assert_eq!(dns[0].flow_id, dns[1].flow_id);
@@ -464,10 +423,7 @@ mod tests {
             Err(SensorError::NotACapture { .. })
         ));
         assert!(matches!(
-            process_file(
-                tmp("junk.pcap", b"this is not a capture at all, just text"),
-                SensorOptions::default()
-            ),
+            process_file(tmp("junk.pcap", b"this is not a capture at all, just text"), SensorOptions::default()),
             Err(SensorError::NotACapture { .. })
         ));
         assert!(matches!(
@@ -479,17 +435,12 @@ mod tests {
             let (_, s) = count(&tmp("cut.pcap", &pcap[..cut]));
             assert!(s.capture.packets <= 2);
             if cut < pcap.len() && s.capture.packets < 2 && cut > 24 + 16 {
-                assert!(
-                    s.capture.error.is_some() || s.capture.packets == 1,
-                    "cut {cut}"
-                );
+                assert!(s.capture.error.is_some() || s.capture.packets == 1, "cut {cut}");
             }
         }
         // A record claiming 3 GB.
         let mut huge = pcap[..24].to_vec();
-        huge.extend_from_slice(&[
-            0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xbf, 0xff, 0xff, 0xff, 0xbf,
-        ]);
+        huge.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xbf, 0xff, 0xff, 0xff, 0xbf]);
         huge.extend_from_slice(&[0u8; 100]);
         let (_, s) = count(&tmp("huge.pcap", &huge));
         assert!(s.capture.error.is_some());
@@ -505,9 +456,7 @@ mod tests {
     fn sink_errors_stop_processing() {
         let pcap = synth::pcap_bytes(1, &frames());
         let p = tmp("sink.pcap", &pcap);
-        let r = run_offline(&p, SensorOptions::default(), |_| {
-            Err(std::io::Error::other("disk full"))
-        });
+        let r = run_offline(&p, SensorOptions::default(), |_| Err(std::io::Error::other("disk full")));
         assert!(matches!(r, Err(SensorError::Sink(_))));
     }
 }

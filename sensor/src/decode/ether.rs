@@ -15,11 +15,7 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 }
 
 /// Decodes a frame of any supported link type.
-pub fn decode_link<'a>(
-    link: LinkType,
-    frame: &'a [u8],
-    opts: DecodeOptions,
-) -> Result<Decoded<'a>, DecodeError> {
+pub fn decode_link<'a>(link: LinkType, frame: &'a [u8], opts: DecodeOptions) -> Result<Decoded<'a>, DecodeError> {
     match link {
         LinkType::Ethernet => {
             let ethertype = be16(frame, 12).ok_or(DecodeError::EthernetPktTooSmall)?;
@@ -70,12 +66,10 @@ fn ethertype_dispatch<'a>(
     loop {
         match ethertype {
             ETHERTYPE_IPV4 => {
-                return ip::decode_ipv4(rest, vlan, opts)
-                    .map(|p| Decoded::Ip(with_vlans(p, nvlan)));
+                return ip::decode_ipv4(rest, vlan, opts).map(|p| Decoded::Ip(with_vlans(p, nvlan)));
             }
             ETHERTYPE_IPV6 => {
-                return ip::decode_ipv6(rest, vlan, opts)
-                    .map(|p| Decoded::Ip(with_vlans(p, nvlan)));
+                return ip::decode_ipv6(rest, vlan, opts).map(|p| Decoded::Ip(with_vlans(p, nvlan)));
             }
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 if nvlan >= vlan.len() {

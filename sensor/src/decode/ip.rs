@@ -7,11 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 const MAX_IPV6_EXTHDRS: usize = 8;
 
 /// Decodes an IPv4 or IPv6 packet by its version nibble.
-pub fn decode_ip<'a>(
-    data: &'a [u8],
-    vlan: [u16; 3],
-    opts: DecodeOptions,
-) -> Result<Packet<'a>, DecodeError> {
+pub fn decode_ip<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> Result<Packet<'a>, DecodeError> {
     match data.first().map(|b| b >> 4) {
         Some(6) => decode_ipv6(data, vlan, opts),
         Some(_) => decode_ipv4(data, vlan, opts),
@@ -21,11 +17,7 @@ pub fn decode_ip<'a>(
 
 /// Decodes an IPv4 packet (and its transport layer). Trailing bytes beyond the total length
 /// (Ethernet padding) are ignored.
-pub fn decode_ipv4<'a>(
-    data: &'a [u8],
-    vlan: [u16; 3],
-    opts: DecodeOptions,
-) -> Result<Packet<'a>, DecodeError> {
+pub fn decode_ipv4<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> Result<Packet<'a>, DecodeError> {
     let h = data.get(..20).ok_or(DecodeError::Ipv4PktTooSmall)?;
     if h[0] >> 4 != 4 {
         return Err(DecodeError::Ipv4WrongIpVersion);
@@ -67,11 +59,7 @@ pub fn decode_ipv4<'a>(
         payload: &[],
     };
     if more || offset != 0 {
-        pkt.frag = Some(FragInfo {
-            id: u16::from_be_bytes([h[4], h[5]]) as u32,
-            offset,
-            more,
-        });
+        pkt.frag = Some(FragInfo { id: u16::from_be_bytes([h[4], h[5]]) as u32, offset, more });
         return Ok(pkt);
     }
     let (transport, app) = l4::decode_transport(proto, payload, src, dst, opts)?;
@@ -82,11 +70,7 @@ pub fn decode_ipv4<'a>(
 
 /// Decodes an IPv6 packet, skipping hop-by-hop, routing, destination-options, fragment (for
 /// atomic fragments), AH and mobility headers.
-pub fn decode_ipv6<'a>(
-    data: &'a [u8],
-    vlan: [u16; 3],
-    opts: DecodeOptions,
-) -> Result<Packet<'a>, DecodeError> {
+pub fn decode_ipv6<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> Result<Packet<'a>, DecodeError> {
     let h = data.get(..40).ok_or(DecodeError::Ipv6PktTooSmall)?;
     if h[0] >> 4 != 6 {
         return Err(DecodeError::Ipv6WrongIpVersion);

@@ -41,22 +41,13 @@ pub fn decode_transport(
             if (len as usize) < 8 {
                 return Err(DecodeError::UdpLenInvalid);
             }
-            let seg = data
-                .get(..len as usize)
-                .ok_or(DecodeError::UdpPktTooSmall)?;
+            let seg = data.get(..len as usize).ok_or(DecodeError::UdpPktTooSmall)?;
             let csum = u16::from_be_bytes([h[6], h[7]]);
             // A zero checksum means "none" over IPv4.
-            if opts.checksum_check
-                && !(csum == 0 && src.is_ipv4())
-                && !checksum::l4_checksum_ok(src, dst, proto, seg)
-            {
+            if opts.checksum_check && !(csum == 0 && src.is_ipv4()) && !checksum::l4_checksum_ok(src, dst, proto, seg) {
                 return Err(DecodeError::UdpInvalidChecksum);
             }
-            let u = UdpHdr {
-                sport: u16::from_be_bytes([h[0], h[1]]),
-                dport: u16::from_be_bytes([h[2], h[3]]),
-                len,
-            };
+            let u = UdpHdr { sport: u16::from_be_bytes([h[0], h[1]]), dport: u16::from_be_bytes([h[2], h[3]]), len };
             Ok((Transport::Udp(u), &seg[8..]))
         }
         ipproto::ICMP => {
@@ -64,26 +55,14 @@ pub fn decode_transport(
             if opts.checksum_check && checksum::ones_complement_sum(data, 0) != 0xffff {
                 return Err(DecodeError::Icmpv4InvalidChecksum);
             }
-            Ok((
-                Transport::Icmp(IcmpHdr {
-                    icmp_type: h[0],
-                    code: h[1],
-                }),
-                &data[8..],
-            ))
+            Ok((Transport::Icmp(IcmpHdr { icmp_type: h[0], code: h[1] }), &data[8..]))
         }
         ipproto::ICMPV6 => {
             let h = data.get(..8).ok_or(DecodeError::Icmpv6PktTooSmall)?;
             if opts.checksum_check && !checksum::l4_checksum_ok(src, dst, proto, data) {
                 return Err(DecodeError::Icmpv6InvalidChecksum);
             }
-            Ok((
-                Transport::Icmpv6(IcmpHdr {
-                    icmp_type: h[0],
-                    code: h[1],
-                }),
-                &data[8..],
-            ))
+            Ok((Transport::Icmpv6(IcmpHdr { icmp_type: h[0], code: h[1] }), &data[8..]))
         }
         _ => Ok((Transport::Other, &[])),
     }

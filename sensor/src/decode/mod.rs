@@ -11,9 +11,7 @@ mod ip;
 mod l4;
 
 pub use checksum::{internet_checksum, l4_checksum, l4_checksum_ok, ones_complement_sum};
-pub use ether::{
-    ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, decode_link,
-};
+pub use ether::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, decode_link};
 pub use ip::{decode_ip, decode_ipv4, decode_ipv6};
 
 use std::net::IpAddr;
@@ -273,11 +271,7 @@ pub struct DecodeOptions {
 }
 
 /// Decodes one frame of a link type. Never panics, never allocates.
-pub fn decode<'a>(
-    link: LinkType,
-    frame: &'a [u8],
-    opts: DecodeOptions,
-) -> Result<Decoded<'a>, DecodeError> {
+pub fn decode<'a>(link: LinkType, frame: &'a [u8], opts: DecodeOptions) -> Result<Decoded<'a>, DecodeError> {
     decode_link(link, frame, opts)
 }
 

@@ -3,13 +3,7 @@ use crate::synth::{self, ClientHello, Host, TcpSession};
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 fn ip(f: &[u8]) -> Packet<'_> {
-    match decode(
-        LinkType::Ethernet,
-        f,
-        DecodeOptions {
-            checksum_check: true,
-        },
-    ) {
+    match decode(LinkType::Ethernet, f, DecodeOptions { checksum_check: true }) {
         Ok(Decoded::Ip(p)) => p,
         other => panic!("{other:?}"),
     }
@@ -21,36 +15,18 @@ fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
     let mut t = TcpSession::new(c, 50000, s, 80);
     let mut v = vec![
         (LinkType::Ethernet, t.handshake().remove(0)),
-        (
-            LinkType::Ethernet,
-            t.client_send(&synth::http_request("GET", "example.org", "/", &[])),
-        ),
-        (
-            LinkType::Ethernet,
-            synth::udp_frame(&c, 5353, &s, 53, &synth::dns_query(1, "example.org", 1)),
-        ),
+        (LinkType::Ethernet, t.client_send(&synth::http_request("GET", "example.org", "/", &[]))),
+        (LinkType::Ethernet, synth::udp_frame(&c, 5353, &s, 53, &synth::dns_query(1, "example.org", 1))),
     ];
     let mut tv = TcpSession::new(c, 50001, s, 443).with_vlans(&[100, 200]);
-    v.push((
-        LinkType::Ethernet,
-        tv.client_send(&ClientHello::default().to_record()),
-    ));
+    v.push((LinkType::Ethernet, tv.client_send(&ClientHello::default().to_record())));
     let c6 = Host::v6("2001:db8::1".parse().unwrap());
     let s6 = Host::v6("2001:db8::2".parse().unwrap());
     let mut t6 = TcpSession::new(c6, 1234, s6, 80);
+    v.push((LinkType::Ethernet, t6.client_send(b"GET / HTTP/1.1\r\n\r\n")));
     v.push((
         LinkType::Ethernet,
-        t6.client_send(b"GET / HTTP/1.1\r\n\r\n"),
-    ));
-    v.push((
-        LinkType::Ethernet,
-        synth::ip_frame(
-            &c,
-            &s,
-            &synth::Link::default(),
-            1,
-            &synth::icmp_echo(c.ip, s.ip, false, 7, 1, b"ping"),
-        ),
+        synth::ip_frame(&c, &s, &synth::Link::default(), 1, &synth::icmp_echo(c.ip, s.ip, false, 7, 1, b"ping")),
     ));
     // Raw IP and SLL versions of the DNS query.
     let eth = synth::udp_frame(&c, 5353, &s, 53, &synth::dns_query(2, "example.org", 28));
@@ -63,19 +39,9 @@ fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
 
 #[test]
 fn truncation_at_every_byte_never_panics_and_is_typed() {
-    let opts_all = [
-        DecodeOptions {
-            checksum_check: false,
-        },
-        DecodeOptions {
-            checksum_check: true,
-        },
-    ];
+    let opts_all = [DecodeOptions { checksum_check: false }, DecodeOptions { checksum_check: true }];
     for (link, frame) in sample_frames() {
-        assert!(
-            decode(link, &frame, opts_all[1]).is_ok(),
-            "{link:?} full frame must decode"
-        );
+        assert!(decode(link, &frame, opts_all[1]).is_ok(), "{link:?} full frame must decode");
         for n in 0..frame.len() {
             for o in opts_all {
                 // Must return, never panic. A cut frame is either an error or (cut only in
@@ -96,59 +62,32 @@ fn truncated_ipv4_frames_give_suricata_event_names() {
     let s = Host::v4([10, 0, 0, 2]);
     let f = synth::udp_frame(&c, 1, &s, 2, b"hello");
     let o = DecodeOptions::default();
-    assert_eq!(
-        decode(LinkType::Ethernet, &f[..10], o).unwrap_err(),
-        DecodeError::EthernetPktTooSmall
-    );
-    assert_eq!(
-        decode(LinkType::Ethernet, &f[..20], o).unwrap_err(),
-        DecodeError::Ipv4PktTooSmall
-    );
-    assert_eq!(
-        decode(LinkType::Ethernet, &f[..f.len() - 1], o).unwrap_err(),
-        DecodeError::Ipv4TruncPkt
-    );
+    assert_eq!(decode(LinkType::Ethernet, &f[..10], o).unwrap_err(), DecodeError::EthernetPktTooSmall);
+    assert_eq!(decode(LinkType::Ethernet, &f[..20], o).unwrap_err(), DecodeError::Ipv4PktTooSmall);
+    assert_eq!(decode(LinkType::Ethernet, &f[..f.len() - 1], o).unwrap_err(), DecodeError::Ipv4TruncPkt);
     assert_eq!(DecodeError::Ipv4TruncPkt.event(), "ipv4.trunc_pkt");
     // Total length 0 (TSO capture): iplen smaller than header.
     let mut tso = f.clone();
     tso[16] = 0;
     tso[17] = 0;
-    assert_eq!(
-        decode(LinkType::Ethernet, &tso, o).unwrap_err(),
-        DecodeError::Ipv4IplenSmallerThanHlen
-    );
+    assert_eq!(decode(LinkType::Ethernet, &tso, o).unwrap_err(), DecodeError::Ipv4IplenSmallerThanHlen);
     let mut bad_ver = f.clone();
     bad_ver[14] = 0x55;
-    assert_eq!(
-        decode(LinkType::Ethernet, &bad_ver, o).unwrap_err(),
-        DecodeError::Ipv4WrongIpVersion
-    );
+    assert_eq!(decode(LinkType::Ethernet, &bad_ver, o).unwrap_err(), DecodeError::Ipv4WrongIpVersion);
     let mut ihl = f.clone();
     ihl[14] = 0x44;
-    assert_eq!(
-        decode(LinkType::Ethernet, &ihl, o).unwrap_err(),
-        DecodeError::Ipv4HlenTooSmall
-    );
+    assert_eq!(decode(LinkType::Ethernet, &ihl, o).unwrap_err(), DecodeError::Ipv4HlenTooSmall);
     // TCP data offset below 5 words.
     let mut t = TcpSession::new(c, 1, s, 2);
     let mut seg = t.client_send(b"x");
     seg[14 + 20 + 12] = 0x40;
-    assert_eq!(
-        decode(LinkType::Ethernet, &seg, o).unwrap_err(),
-        DecodeError::TcpHlenTooSmall
-    );
+    assert_eq!(decode(LinkType::Ethernet, &seg, o).unwrap_err(), DecodeError::TcpHlenTooSmall);
     assert_eq!(DecodeError::TcpHlenTooSmall.event(), "tcp.hlen_too_small");
     // Data offset beyond the segment.
     seg[14 + 20 + 12] = 0xf0;
-    assert_eq!(
-        decode(LinkType::Ethernet, &seg, o).unwrap_err(),
-        DecodeError::TcpInvalidOptlen
-    );
+    assert_eq!(decode(LinkType::Ethernet, &seg, o).unwrap_err(), DecodeError::TcpInvalidOptlen);
     // Unknown link type.
-    assert_eq!(
-        decode(LinkType::from_dlt(147), &f, o).unwrap_err(),
-        DecodeError::UnsupportedLinkType
-    );
+    assert_eq!(decode(LinkType::from_dlt(147), &f, o).unwrap_err(), DecodeError::UnsupportedLinkType);
 }
 
 #[test]
@@ -169,52 +108,22 @@ fn checksum_validation_is_switchable() {
     let mut f = t.client_send(b"data");
     let last = f.len() - 1;
     f[last] ^= 0xff;
-    assert!(
-        decode(
-            LinkType::Ethernet,
-            &f,
-            DecodeOptions {
-                checksum_check: false
-            }
-        )
-        .is_ok()
-    );
+    assert!(decode(LinkType::Ethernet, &f, DecodeOptions { checksum_check: false }).is_ok());
     assert_eq!(
-        decode(
-            LinkType::Ethernet,
-            &f,
-            DecodeOptions {
-                checksum_check: true
-            }
-        )
-        .unwrap_err(),
+        decode(LinkType::Ethernet, &f, DecodeOptions { checksum_check: true }).unwrap_err(),
         DecodeError::TcpInvalidChecksum
     );
     let mut g = synth::udp_frame(&c, 1, &s, 2, b"x");
     g[14 + 8] ^= 1; // TTL: breaks the IPv4 header checksum
     assert_eq!(
-        decode(
-            LinkType::Ethernet,
-            &g,
-            DecodeOptions {
-                checksum_check: true
-            }
-        )
-        .unwrap_err(),
+        decode(LinkType::Ethernet, &g, DecodeOptions { checksum_check: true }).unwrap_err(),
         DecodeError::Ipv4InvalidChecksum
     );
     let mut u = synth::udp_frame(&c, 1, &s, 2, b"xyz");
     let l = u.len() - 1;
     u[l] ^= 1;
     assert_eq!(
-        decode(
-            LinkType::Ethernet,
-            &u,
-            DecodeOptions {
-                checksum_check: true
-            }
-        )
-        .unwrap_err(),
+        decode(LinkType::Ethernet, &u, DecodeOptions { checksum_check: true }).unwrap_err(),
         DecodeError::UdpInvalidChecksum
     );
 }
@@ -228,14 +137,7 @@ fn vlan_and_qinq_ids_are_kept() {
         s.mac,
         0x0800,
         &[42],
-        &synth::ipv4(
-            [10, 0, 0, 1].into(),
-            [10, 0, 0, 2].into(),
-            17,
-            1,
-            64,
-            &synth::udp(c.ip, s.ip, 1, 2, b""),
-        ),
+        &synth::ipv4([10, 0, 0, 1].into(), [10, 0, 0, 2].into(), 17, 1, 64, &synth::udp(c.ip, s.ip, 1, 2, b"")),
     );
     assert_eq!(ip(&one).vlan, [42, 0, 0]);
     let mut t = TcpSession::new(c, 1, s, 2).with_vlans(&[100, 200]);
@@ -248,10 +150,7 @@ fn vlan_and_qinq_ids_are_kept() {
         DecodeError::VlanTooManyLayers
     );
     let cut = &two[..16];
-    assert_eq!(
-        decode(LinkType::Ethernet, cut, DecodeOptions::default()).unwrap_err(),
-        DecodeError::VlanHeaderTooSmall
-    );
+    assert_eq!(decode(LinkType::Ethernet, cut, DecodeOptions::default()).unwrap_err(), DecodeError::VlanHeaderTooSmall);
     // ARP is not IP.
     let arp = synth::ethernet(c.mac, [0xff; 6], 0x0806, &[7], &[0u8; 28]);
     assert!(matches!(
@@ -283,22 +182,12 @@ fn ipv6_extension_headers_are_skipped() {
     let pkt = synth::ipv6(src, dst, 44, 64, &frag_ext, &udp);
     let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
     let p = ip(&f);
-    assert_eq!(
-        p.frag,
-        Some(FragInfo {
-            id: 9,
-            offset: 0,
-            more: true
-        })
-    );
+    assert_eq!(p.frag, Some(FragInfo { id: 9, offset: 0, more: true }));
     assert_eq!(p.transport, Transport::Fragment);
     // Truncated extension header.
     let pkt = synth::ipv6(src, dst, 0, 64, &[17, 4], &[]);
     let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
-    assert_eq!(
-        decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(),
-        DecodeError::Ipv6TruncExthdr
-    );
+    assert_eq!(decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(), DecodeError::Ipv6TruncExthdr);
     // A loop of hop-by-hop headers is cut off.
     let mut many = Vec::new();
     for _ in 0..12 {
@@ -306,10 +195,7 @@ fn ipv6_extension_headers_are_skipped() {
     }
     let pkt = synth::ipv6(src, dst, 0, 64, &many, &[]);
     let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
-    assert_eq!(
-        decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(),
-        DecodeError::Ipv6ExthdrTooMany
-    );
+    assert_eq!(decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(), DecodeError::Ipv6ExthdrTooMany);
 }
 
 #[test]
@@ -319,26 +205,10 @@ fn ipv4_fragments_are_flagged() {
         [3; 6],
         0x0800,
         &[],
-        &synth::ipv4_frag(
-            Ipv4Addr::new(1, 1, 1, 1),
-            Ipv4Addr::new(2, 2, 2, 2),
-            6,
-            5,
-            64,
-            8,
-            false,
-            &[0; 8],
-        ),
+        &synth::ipv4_frag(Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(2, 2, 2, 2), 6, 5, 64, 8, false, &[0; 8]),
     );
     let p = ip(&f);
-    assert_eq!(
-        p.frag,
-        Some(FragInfo {
-            id: 5,
-            offset: 8,
-            more: false
-        })
-    );
+    assert_eq!(p.frag, Some(FragInfo { id: 5, offset: 8, more: false }));
     assert_eq!(p.transport, Transport::Fragment);
 }
 
@@ -357,14 +227,8 @@ fn link_types_round_trip() {
 #[test]
 fn random_garbage_never_panics() {
     let mut x = 0x9e3779b97f4a7c15u64;
-    let links = [
-        LinkType::Ethernet,
-        LinkType::RawIp,
-        LinkType::LinuxSll,
-        LinkType::LinuxSll2,
-        LinkType::Null,
-        LinkType::Loop,
-    ];
+    let links =
+        [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null, LinkType::Loop];
     for i in 0..20000 {
         let len = i % 120;
         let mut f = Vec::with_capacity(len);
@@ -380,12 +244,6 @@ fn random_garbage_never_panics() {
             f[13] = 0;
             f[14] = 0x45;
         }
-        let _ = decode(
-            links[i % links.len()],
-            &f,
-            DecodeOptions {
-                checksum_check: i % 3 == 0,
-            },
-        );
+        let _ = decode(links[i % links.len()], &f, DecodeOptions { checksum_check: i % 3 == 0 });
     }
 }

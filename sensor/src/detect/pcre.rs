@@ -44,16 +44,8 @@ pub fn compile(pattern: &str, flags: PcreFlags) -> Result<Regex, String> {
         .build()
         .map_err(|e| {
             let msg = e.to_string();
-            let last = msg
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
-            format!(
-                "the regex engine rejected the pattern: {}",
-                last.trim_start_matches("error: ")
-            )
+            let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            format!("the regex engine rejected the pattern: {}", last.trim_start_matches("error: "))
         })
 }
 
@@ -63,9 +55,7 @@ fn unsupported(what: &str) -> String {
 
 fn hex_byte(out: &mut String, v: u32) -> Result<(), String> {
     if v > 0xFF {
-        return Err(format!(
-            "character value {v:#x} above 0xff in a byte pattern"
-        ));
+        return Err(format!("character value {v:#x} above 0xff in a byte pattern"));
     }
     out.push_str(&format!(r"\x{v:02X}"));
     Ok(())
@@ -98,8 +88,7 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                 '[' => {
                     // POSIX class [:name:] is the same in both; any other '[' is a literal
                     if c.get(i + 1) == Some(&':')
-                        && let Some(end) =
-                            (i + 2..n.saturating_sub(1)).find(|&j| c[j] == ':' && c[j + 1] == ']')
+                        && let Some(end) = (i + 2..n.saturating_sub(1)).find(|&j| c[j] == ':' && c[j + 1] == ']')
                     {
                         out.extend(&c[i..=end + 1]);
                         i = end + 2;
@@ -140,11 +129,7 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                 if c.get(i + 1) == Some(&'?') {
                     let rest: String = c[i + 2..n.min(i + 6)].iter().collect();
                     let r = rest.as_str();
-                    if r.starts_with('=')
-                        || r.starts_with('!')
-                        || r.starts_with("<=")
-                        || r.starts_with("<!")
-                    {
+                    if r.starts_with('=') || r.starts_with('!') || r.starts_with("<=") || r.starts_with("<!") {
                         return Err(unsupported("lookaround assertions"));
                     }
                     if r.starts_with('>') {
@@ -196,9 +181,7 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                             None => return Err("unterminated group name".to_string()),
                         }
                     }
-                    if r.starts_with("P<")
-                        || (r.starts_with('<') && !r.starts_with("<=") && !r.starts_with("<!"))
-                    {
+                    if r.starts_with("P<") || (r.starts_with('<') && !r.starts_with("<=") && !r.starts_with("<!")) {
                         out.push_str("(?");
                         i += 2;
                         continue;
@@ -209,9 +192,7 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                         match c[j] {
                             'i' | 'm' | 's' | 'x' | 'U' | '-' => {}
                             other => {
-                                return Err(format!(
-                                    "inline option '{other}' in '(?...)' not supported"
-                                ));
+                                return Err(format!("inline option '{other}' in '(?...)' not supported"));
                             }
                         }
                         j += 1;
@@ -283,9 +264,7 @@ fn digits(c: &[char], mut i: usize, radix: u32, max: usize) -> (u32, usize) {
 /// `\x..` at `i` (pointing at the 'x'): returns (value, next index).
 fn hex_escape(c: &[char], i: usize) -> Result<(u32, usize), String> {
     if c.get(i + 1) == Some(&'{') {
-        let end = (i + 2..c.len())
-            .find(|&j| c[j] == '}')
-            .ok_or("unterminated \\x{...}")?;
+        let end = (i + 2..c.len()).find(|&j| c[j] == '}').ok_or("unterminated \\x{...}")?;
         let s: String = c[i + 2..end].iter().collect();
         let v = u32::from_str_radix(s.trim(), 16).map_err(|_| format!("invalid \\x{{{s}}}"))?;
         return Ok((v, end + 1));
@@ -294,12 +273,7 @@ fn hex_escape(c: &[char], i: usize) -> Result<(u32, usize), String> {
 }
 
 fn push_literal(out: &mut String, ch: char) {
-    if ch.is_ascii()
-        && !ch.is_ascii_alphanumeric()
-        && ch != '<'
-        && ch != '>'
-        && !ch.is_ascii_whitespace()
-    {
+    if ch.is_ascii() && !ch.is_ascii_alphanumeric() && ch != '<' && ch != '>' && !ch.is_ascii_whitespace() {
         out.push('\\');
         out.push(ch);
     } else if ch == ' ' {
@@ -443,58 +417,16 @@ mod tests {
         assert!(m(r"[[:digit:]]+", f, b"123"));
         // '$' is "end or before a final newline" unless E or m
         assert!(m(r"abc$", f, b"abc\n"));
-        assert!(!m(
-            r"abc$",
-            PcreFlags {
-                dollar_endonly: true,
-                ..f
-            },
-            b"abc\n"
-        ));
-        assert!(m(
-            r"^b$",
-            PcreFlags {
-                multiline: true,
-                ..f
-            },
-            b"a\nb\nc"
-        ));
+        assert!(!m(r"abc$", PcreFlags { dollar_endonly: true, ..f }, b"abc\n"));
+        assert!(m(r"^b$", PcreFlags { multiline: true, ..f }, b"a\nb\nc"));
         // byte semantics
         assert!(m(r"\xff\x00", f, b"\xff\x00"));
         assert!(m(r".", f, b"\xfe"));
         assert!(!m(r"a.b", f, b"a\nb") && m(r"a.b", PcreFlags { dotall: true, ..f }, b"a\nb"));
-        assert!(m(
-            r"ABC",
-            PcreFlags {
-                caseless: true,
-                ..f
-            },
-            b"xabcx"
-        ));
-        assert!(m(
-            r"a b # c",
-            PcreFlags {
-                extended: true,
-                ..f
-            },
-            b"ab"
-        ));
-        assert!(!m(
-            r"bc",
-            PcreFlags {
-                anchored: true,
-                ..f
-            },
-            b"abc"
-        ));
-        let lazy = compile(
-            r"a.+b",
-            PcreFlags {
-                ungreedy: true,
-                ..f
-            },
-        )
-        .unwrap();
+        assert!(m(r"ABC", PcreFlags { caseless: true, ..f }, b"xabcx"));
+        assert!(m(r"a b # c", PcreFlags { extended: true, ..f }, b"ab"));
+        assert!(!m(r"bc", PcreFlags { anchored: true, ..f }, b"abc"));
+        let lazy = compile(r"a.+b", PcreFlags { ungreedy: true, ..f }).unwrap();
         assert_eq!(lazy.find(b"a1b2b").unwrap().end(), 3);
     }
 

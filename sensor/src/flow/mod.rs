@@ -123,14 +123,9 @@ impl Hash for FlowKey {
         state.write_u128(u128::from_ne_bytes(self.lo));
         state.write_u128(u128::from_ne_bytes(self.hi));
         state.write_u64(
-            (self.lo_port as u64)
-                | (self.hi_port as u64) << 16
-                | (self.proto as u64) << 32
-                | (self.ip_v as u64) << 40,
+            (self.lo_port as u64) | (self.hi_port as u64) << 16 | (self.proto as u64) << 32 | (self.ip_v as u64) << 40,
         );
-        state.write_u64(
-            (self.vlan[0] as u64) | (self.vlan[1] as u64) << 16 | (self.vlan[2] as u64) << 32,
-        );
+        state.write_u64((self.vlan[0] as u64) | (self.vlan[1] as u64) << 16 | (self.vlan[2] as u64) << 32);
     }
 }
 
@@ -152,23 +147,8 @@ impl FlowKey {
         let s = addr16(p.src);
         let d = addr16(p.dst);
         let src_lo = (s, sp) <= (d, dp);
-        let (lo, lo_port, hi, hi_port) = if src_lo {
-            (s, sp, d, dp)
-        } else {
-            (d, dp, s, sp)
-        };
-        (
-            FlowKey {
-                lo,
-                hi,
-                lo_port,
-                hi_port,
-                proto: p.proto,
-                ip_v: p.ip_v,
-                vlan: p.vlan,
-            },
-            src_lo,
-        )
+        let (lo, lo_port, hi, hi_port) = if src_lo { (s, sp, d, dp) } else { (d, dp, s, sp) };
+        (FlowKey { lo, hi, lo_port, hi_port, proto: p.proto, ip_v: p.ip_v, vlan: p.vlan }, src_lo)
     }
 
     /// Stable 64-bit flow id: XXH3 of the key and the flow's start time, kept to 53 bits (so
@@ -236,11 +216,7 @@ pub struct Flow {
 impl Flow {
     /// Direction of a packet whose source is the key's `lo` side (`src_lo`).
     pub fn direction(&self, src_lo: bool) -> Direction {
-        if src_lo == self.client_is_lo {
-            Direction::ToServer
-        } else {
-            Direction::ToClient
-        }
+        if src_lo == self.client_is_lo { Direction::ToServer } else { Direction::ToClient }
     }
 
     /// Community ID v1 (seed 0), computed once and cached.
@@ -326,9 +302,7 @@ impl FlowTable {
     }
 
     pub fn get_mut(&mut self, idx: u32) -> Option<&mut Flow> {
-        self.slots
-            .get_mut(idx as usize)
-            .and_then(|s| s.flow.as_mut())
+        self.slots.get_mut(idx as usize).and_then(|s| s.flow.as_mut())
     }
 
     /// Index of the flow with `key`, if tracked.
@@ -391,10 +365,7 @@ impl FlowTable {
     /// Evicts the flow nearest to its deadline (for the flow cap).
     fn evict_one(&mut self) -> Option<Flow> {
         while let Some(Reverse((_, idx, epoch))) = self.timers.pop() {
-            let valid = self
-                .slots
-                .get(idx as usize)
-                .is_some_and(|s| s.epoch == epoch && s.flow.is_some());
+            let valid = self.slots.get(idx as usize).is_some_and(|s| s.epoch == epoch && s.flow.is_some());
             if valid {
                 return self.remove(idx);
             }
@@ -404,22 +375,12 @@ impl FlowTable {
 
     /// Finds the packet's flow or creates it. Flows pushed out to make room (flow cap) are
     /// appended to `evicted`.
-    pub fn lookup_or_create(
-        &mut self,
-        p: &Packet<'_>,
-        ts: i64,
-        pkt_no: u64,
-        evicted: &mut Vec<Flow>,
-    ) -> Lookup {
+    pub fn lookup_or_create(&mut self, p: &Packet<'_>, ts: i64, pkt_no: u64, evicted: &mut Vec<Flow>) -> Lookup {
         let (key, src_lo) = FlowKey::of(p);
         if let Some(&idx) = self.map.get(&key)
             && let Some(f) = self.slots.get(idx as usize).and_then(|s| s.flow.as_ref())
         {
-            return Lookup {
-                idx,
-                dir: f.direction(src_lo),
-                created: false,
-            };
+            return Lookup { idx, dir: f.direction(src_lo), created: false };
         }
         while self.map.len() >= self.max_flows {
             match self.evict_one() {
@@ -488,10 +449,7 @@ impl FlowTable {
                 i
             }
             None => {
-                self.slots.push(Slot {
-                    epoch: 0,
-                    flow: Some(flow),
-                });
+                self.slots.push(Slot { epoch: 0, flow: Some(flow) });
                 (self.slots.len() - 1) as u32
             }
         };
@@ -499,11 +457,7 @@ impl FlowTable {
         let epoch = self.slots.get(idx as usize).map(|s| s.epoch).unwrap_or(0);
         let deadline = ts + self.timeouts.micros(p.proto, FlowState::New);
         self.timers.push(Reverse((deadline, idx, epoch)));
-        Lookup {
-            idx,
-            dir,
-            created: true,
-        }
+        Lookup { idx, dir, created: true }
     }
 
     /// Removes every flow (shutdown), oldest first.

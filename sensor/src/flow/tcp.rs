@@ -76,17 +76,10 @@ impl TcpConn {
             self.rst = true;
             self.state = TcpState::Closed;
         } else if flags & FIN != 0
-            && matches!(
-                self.state,
-                TcpState::Established | TcpState::FinWait1 | TcpState::SynRecv
-            )
+            && matches!(self.state, TcpState::Established | TcpState::FinWait1 | TcpState::SynRecv)
         {
             self.fin[d] = true;
-            self.state = if self.fin[0] && self.fin[1] {
-                TcpState::Closed
-            } else {
-                TcpState::FinWait1
-            };
+            self.state = if self.fin[0] && self.fin[1] { TcpState::Closed } else { TcpState::FinWait1 };
         }
         self.state != before
     }

@@ -26,10 +26,7 @@ fn both_directions_share_a_flow_and_the_first_sender_is_client() {
     assert_eq!(la.idx, lb.idx);
     assert_eq!((la.dir, lb.dir), (Direction::ToServer, Direction::ToClient));
     let f = t.get_mut(la.idx).unwrap();
-    assert_eq!(
-        (f.client, f.client_port, f.server, f.server_port),
-        (s.ip, 53, c.ip, 40000)
-    );
+    assert_eq!((f.client, f.client_port, f.server, f.server_port), (s.ip, 53, c.ip, 40000));
     assert_eq!(t.len(), 1);
 }
 

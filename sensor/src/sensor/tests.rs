@@ -5,11 +5,7 @@ use serde_json::json;
 const T0: i64 = 1_700_000_000_000_000;
 
 fn opts() -> SensorOptions {
-    SensorOptions {
-        sensor_name: "s1".into(),
-        segment: "lab".into(),
-        ..Default::default()
-    }
+    SensorOptions { sensor_name: "s1".into(), segment: "lab".into(), ..Default::default() }
 }
 
 /// Runs frames (1 ms apart) through a sensor and flushes.
@@ -21,20 +17,12 @@ fn run_with(o: SensorOptions, frames: Vec<Vec<u8>>, flush: bool) -> Vec<Event> {
     let mut s = Sensor::new(o);
     let mut out = Vec::new();
     for (i, f) in frames.iter().enumerate() {
-        s.process(
-            Timestamp::from_unix_micros(T0 + i as i64 * 1000),
-            LinkType::Ethernet,
-            f,
-            &mut out,
-        );
+        s.process(Timestamp::from_unix_micros(T0 + i as i64 * 1000), LinkType::Ethernet, f, &mut out);
     }
     if flush {
         s.flush_all(&mut out);
     }
-    assert!(
-        out.iter()
-            .all(|e| e.sensor.as_deref() == Some("s1") && e.segment.as_deref() == Some("lab"))
-    );
+    assert!(out.iter().all(|e| e.sensor.as_deref() == Some("s1") && e.segment.as_deref() == Some("lab")));
     out
 }
 
@@ -52,30 +40,14 @@ fn dns_over_udp_request_response_and_flow() {
         "example.org",
         1,
         0,
-        &[DnsRr::A(
-            "example.org",
-            "93.184.216.34".parse().unwrap(),
-            60,
-        )],
+        &[DnsRr::A("example.org", "93.184.216.34".parse().unwrap(), 60)],
     );
-    let out = run(vec![
-        synth::udp_frame(&c, 64801, &s, 53, &q),
-        synth::udp_frame(&s, 53, &c, 64801, &r),
-    ]);
+    let out = run(vec![synth::udp_frame(&c, 64801, &s, 53, &q), synth::udp_frame(&s, 53, &c, 64801, &r)]);
     let dns = of_type(&out, "dns");
     assert_eq!(dns.len(), 2);
-    assert_eq!(
-        (dns[0].src_ip.as_deref(), dns[0].src_port),
-        (Some("10.0.1.5"), Some(64801))
-    );
-    assert_eq!(
-        (dns[1].src_ip.as_deref(), dns[1].src_port),
-        (Some("10.0.0.4"), Some(53))
-    );
-    assert_eq!(
-        dns[1].dns.as_ref().unwrap().kind.as_deref(),
-        Some("response")
-    );
+    assert_eq!((dns[0].src_ip.as_deref(), dns[0].src_port), (Some("10.0.1.5"), Some(64801)));
+    assert_eq!((dns[1].src_ip.as_deref(), dns[1].src_port), (Some("10.0.0.4"), Some(53)));
+    assert_eq!(dns[1].dns.as_ref().unwrap().kind.as_deref(), Some("response"));
     assert_eq!(dns[1].dns.as_ref().unwrap().tx_id, Some(1));
     assert_eq!(dns[0].extra["pcap_cnt"], json!(1));
     let flow = of_type(&out, "flow");
@@ -101,12 +73,7 @@ fn http_split_across_segments_with_tcp_flow_record() {
     let s = Host::v4([192, 168, 0, 4]);
     let mut t = TcpSession::new(c, 60997, s, 8080);
     let mut frames = t.handshake();
-    let req = synth::http_request(
-        "GET",
-        "192.168.0.4:8080",
-        "/m",
-        &[("User-Agent", "Mozilla/5.0")],
-    );
+    let req = synth::http_request("GET", "192.168.0.4:8080", "/m", &[("User-Agent", "Mozilla/5.0")]);
     frames.extend(t.client_send_split(&req, 10));
     let body = vec![b'x'; 5000];
     let resp = synth::http_response(200, "OK", "application/octet-stream", &body);
@@ -122,10 +89,7 @@ fn http_split_across_segments_with_tcp_flow_record() {
     assert_eq!(h.http_user_agent.as_deref(), Some("Mozilla/5.0"));
     assert_eq!(h.status, Some(200));
     assert_eq!(h.length, Some(5000));
-    assert_eq!(
-        h.http_content_type.as_deref(),
-        Some("application/octet-stream")
-    );
+    assert_eq!(h.http_content_type.as_deref(), Some("application/octet-stream"));
     assert_eq!(http[0].extra["tx_id"], json!(0));
     assert_eq!(http[0].src_port, Some(60997));
     let flow = of_type(&out, "flow")[0];
@@ -145,12 +109,7 @@ fn response_captured_before_its_request_is_still_paired() {
     let s = Host::v4([10, 0, 0, 4]);
     let mut t = TcpSession::new(c, 61093, s, 5985);
     let mut frames = t.handshake();
-    let req = t.client_send(&synth::http_request(
-        "POST",
-        "newyork:5985",
-        "/wsman",
-        &[("Content-Length", "0")],
-    ));
+    let req = t.client_send(&synth::http_request("POST", "newyork:5985", "/wsman", &[("Content-Length", "0")]));
     let resp = t.server_send(&synth::http_response(200, "OK", "text/plain", b"ok"));
     frames.push(resp);
     frames.push(req);
@@ -167,15 +126,7 @@ fn tls_client_hello_sni_ja3_and_midstream_off() {
     let s = Host::v4([192, 168, 0, 4]);
     let mut t = TcpSession::new(c, 50000, s, 443);
     let mut frames = t.handshake();
-    frames.push(
-        t.client_send(
-            &ClientHello {
-                sni: Some("www.example.org".into()),
-                ..Default::default()
-            }
-            .to_record(),
-        ),
-    );
+    frames.push(t.client_send(&ClientHello { sni: Some("www.example.org".into()), ..Default::default() }.to_record()));
     let mut sh = synth::tls_server_hello(0x0303, 0xc02f, &[(0xff01, vec![0])], &[]);
     sh.extend_from_slice(&synth::tls_change_cipher_spec());
     frames.push(t.server_send(&sh));
@@ -194,19 +145,9 @@ fn tls_client_hello_sni_ja3_and_midstream_off() {
     assert_eq!(flows.len(), 2);
     let mid = flows.iter().find(|f| f.src_port == Some(50001)).unwrap();
     assert_eq!(mid.app_proto, None);
-    assert_eq!(
-        mid.extra["tcp"],
-        json!({"tcp_flags":"00","tcp_flags_ts":"00","tcp_flags_tc":"00"})
-    );
+    assert_eq!(mid.extra["tcp"], json!({"tcp_flags":"00","tcp_flags_ts":"00","tcp_flags_tc":"00"}));
     // With midstream on, the second flow is parsed too.
-    let out = run_with(
-        SensorOptions {
-            midstream: true,
-            ..opts()
-        },
-        frames,
-        true,
-    );
+    let out = run_with(SensorOptions { midstream: true, ..opts() }, frames, true);
     assert_eq!(of_type(&out, "tls").len(), 2);
 }
 
@@ -217,33 +158,17 @@ fn decode_errors_become_counted_anomalies() {
     let f = synth::udp_frame(&c, 1, &s, 2, b"hello");
     let mut s1 = Sensor::new(opts());
     let mut out = Vec::new();
-    s1.process(
-        Timestamp::from_unix_micros(T0),
-        LinkType::Ethernet,
-        &f[..f.len() - 2],
-        &mut out,
-    );
+    s1.process(Timestamp::from_unix_micros(T0), LinkType::Ethernet, &f[..f.len() - 2], &mut out);
     assert_eq!(out.len(), 1);
     let a = out[0].anomaly.as_ref().unwrap();
-    assert_eq!(
-        (a.kind.as_deref(), a.event.as_deref()),
-        (Some("decode"), Some("ipv4.trunc_pkt"))
-    );
+    assert_eq!((a.kind.as_deref(), a.event.as_deref()), (Some("decode"), Some("ipv4.trunc_pkt")));
     let st = s1.stats();
     assert_eq!((st.packets, st.invalid, st.records.anomaly), (1, 1, 1));
     assert_eq!(st.decode_errors_by_name(), vec![("ipv4.trunc_pkt", 1)]);
     // Switched off: counted, not written.
-    let mut s2 = Sensor::new(SensorOptions {
-        decode_anomalies: false,
-        ..opts()
-    });
+    let mut s2 = Sensor::new(SensorOptions { decode_anomalies: false, ..opts() });
     let mut out = Vec::new();
-    s2.process(
-        Timestamp::from_unix_micros(T0),
-        LinkType::Ethernet,
-        &f[..20],
-        &mut out,
-    );
+    s2.process(Timestamp::from_unix_micros(T0), LinkType::Ethernet, &f[..20], &mut out);
     assert!(out.is_empty());
     assert_eq!(s2.stats().invalid, 1);
 }
@@ -257,20 +182,8 @@ fn ip_fragments_are_reassembled_before_the_app_layer() {
     let (a, b) = dgram.split_at(24);
     let src = std::net::Ipv4Addr::new(10, 0, 0, 1);
     let dst = std::net::Ipv4Addr::new(10, 0, 0, 53);
-    let f1 = synth::ethernet(
-        c.mac,
-        s.mac,
-        0x0800,
-        &[],
-        &synth::ipv4_frag(src, dst, 17, 4242, 64, 0, true, a),
-    );
-    let f2 = synth::ethernet(
-        c.mac,
-        s.mac,
-        0x0800,
-        &[],
-        &synth::ipv4_frag(src, dst, 17, 4242, 64, 24, false, b),
-    );
+    let f1 = synth::ethernet(c.mac, s.mac, 0x0800, &[], &synth::ipv4_frag(src, dst, 17, 4242, 64, 0, true, a));
+    let f2 = synth::ethernet(c.mac, s.mac, 0x0800, &[], &synth::ipv4_frag(src, dst, 17, 4242, 64, 24, false, b));
     let out = run(vec![f2, f1]);
     let dns = of_type(&out, "dns");
     assert_eq!(dns.len(), 1);
@@ -286,25 +199,10 @@ fn flows_time_out_on_packet_time() {
     let mut out = Vec::new();
     let a = synth::udp_frame(&c, 1111, &s, 9999, b"\x00\x01");
     let b = synth::udp_frame(&c, 2222, &s, 9999, b"\x00\x01");
-    sensor.process(
-        Timestamp::from_unix_micros(T0),
-        LinkType::Ethernet,
-        &a,
-        &mut out,
-    );
-    sensor.process(
-        Timestamp::from_unix_micros(T0 + 29_000_000),
-        LinkType::Ethernet,
-        &b,
-        &mut out,
-    );
+    sensor.process(Timestamp::from_unix_micros(T0), LinkType::Ethernet, &a, &mut out);
+    sensor.process(Timestamp::from_unix_micros(T0 + 29_000_000), LinkType::Ethernet, &b, &mut out);
     assert!(of_type(&out, "flow").is_empty());
-    sensor.process(
-        Timestamp::from_unix_micros(T0 + 31_000_000),
-        LinkType::Ethernet,
-        &b,
-        &mut out,
-    );
+    sensor.process(Timestamp::from_unix_micros(T0 + 31_000_000), LinkType::Ethernet, &b, &mut out);
     let flows = of_type(&out, "flow");
     assert_eq!(flows.len(), 1);
     let f = flows[0];
@@ -318,35 +216,18 @@ fn flows_time_out_on_packet_time() {
     assert_eq!(of_type(&out, "flow").len(), 2);
     assert_eq!(sensor.active_flows(), 0);
     let st = sensor.stats();
-    assert_eq!(
-        (st.flows_created, st.flows_timed_out, st.records.flow),
-        (2, 2, 2)
-    );
+    assert_eq!((st.flows_created, st.flows_timed_out, st.records.flow), (2, 2, 2));
 }
 
 #[test]
 fn flow_cap_evictions_are_forced_records() {
     let c = Host::v4([10, 0, 0, 1]);
     let s = Host::v4([10, 0, 0, 2]);
-    let frames: Vec<Vec<u8>> = (0..5)
-        .map(|i| synth::udp_frame(&c, 1000 + i, &s, 7, b"x"))
-        .collect();
-    let out = run_with(
-        SensorOptions {
-            max_flows: 2,
-            ..opts()
-        },
-        frames,
-        true,
-    );
-    let reasons: Vec<_> = of_type(&out, "flow")
-        .iter()
-        .map(|f| f.flow.as_ref().unwrap().reason.clone().unwrap())
-        .collect();
-    assert_eq!(
-        reasons,
-        ["forced", "forced", "forced", "shutdown", "shutdown"]
-    );
+    let frames: Vec<Vec<u8>> = (0..5).map(|i| synth::udp_frame(&c, 1000 + i, &s, 7, b"x")).collect();
+    let out = run_with(SensorOptions { max_flows: 2, ..opts() }, frames, true);
+    let reasons: Vec<_> =
+        of_type(&out, "flow").iter().map(|f| f.flow.as_ref().unwrap().reason.clone().unwrap()).collect();
+    assert_eq!(reasons, ["forced", "forced", "forced", "shutdown", "shutdown"]);
 }
 
 #[test]
@@ -381,10 +262,7 @@ fn dns_over_tcp_and_vlan_field() {
     let out = run(frames);
     let dns = of_type(&out, "dns");
     assert_eq!(dns.len(), 1);
-    assert_eq!(
-        dns[0].dns.as_ref().unwrap().queries[0].rrtype.as_deref(),
-        Some("MX")
-    );
+    assert_eq!(dns[0].dns.as_ref().unwrap().queries[0].rrtype.as_deref(), Some("MX"));
     assert_eq!(dns[0].extra["vlan"], json!([10, 20]));
 }
 
@@ -394,55 +272,25 @@ fn icmp_flow_fields_and_ipv6() {
     let b = Host::v6("2001:db8::2".parse().unwrap());
     let l = synth::Link::default();
     let frames = vec![
-        synth::ip_frame(
-            &a,
-            &b,
-            &l,
-            58,
-            &synth::icmp_echo(a.ip, b.ip, false, 1, 1, b"x"),
-        ),
-        synth::ip_frame(
-            &b,
-            &a,
-            &l,
-            58,
-            &synth::icmp_echo(b.ip, a.ip, true, 1, 1, b"x"),
-        ),
+        synth::ip_frame(&a, &b, &l, 58, &synth::icmp_echo(a.ip, b.ip, false, 1, 1, b"x")),
+        synth::ip_frame(&b, &a, &l, 58, &synth::icmp_echo(b.ip, a.ip, true, 1, 1, b"x")),
     ];
     let out = run(frames);
     let f = of_type(&out, "flow")[0];
     assert_eq!(f.proto.as_deref(), Some("IPv6-ICMP"));
     assert_eq!(f.ip_v, Some(6));
     assert_eq!(f.src_port, None);
-    assert_eq!(
-        (
-            f.extra["icmp_type"].clone(),
-            f.extra["response_icmp_type"].clone()
-        ),
-        (json!(128), json!(129))
-    );
-    assert_eq!(
-        f.community_id.as_deref(),
-        Some(soc_model::community_id_v1(0, a.ip, b.ip, 58, 128, 0).as_str())
-    );
+    assert_eq!((f.extra["icmp_type"].clone(), f.extra["response_icmp_type"].clone()), (json!(128), json!(129)));
+    assert_eq!(f.community_id.as_deref(), Some(soc_model::community_id_v1(0, a.ip, b.ip, 58, 128, 0).as_str()));
 }
 
 #[test]
 fn records_serialize_like_eve() {
     let c = Host::v4([10, 0, 1, 5]);
     let s = Host::v4([10, 0, 0, 4]);
-    let out = run(vec![synth::udp_frame(
-        &c,
-        64801,
-        &s,
-        53,
-        &synth::dns_query(1, "x.org", 1),
-    )]);
+    let out = run(vec![synth::udp_frame(&c, 64801, &s, 53, &synth::dns_query(1, "x.org", 1))]);
     let line = serde_json::to_string(&out[0]).unwrap();
-    assert!(
-        line.starts_with("{\"timestamp\":\"2023-11-14T22:13:20.000000+0000\",\"flow_id\":"),
-        "{line}"
-    );
+    assert!(line.starts_with("{\"timestamp\":\"2023-11-14T22:13:20.000000+0000\",\"flow_id\":"), "{line}");
     let back: Event = serde_json::from_str(&line).unwrap();
     assert_eq!(back, out[0]);
 }
@@ -455,48 +303,21 @@ fn mutated_traffic_never_panics_through_the_pipeline() {
     let mut t = TcpSession::new(c, 50000, s, 80);
     base.extend(t.handshake());
     base.extend(t.client_send_split(
-        &synth::http_request(
-            "POST",
-            "h",
-            "/x",
-            &[("Content-Length", "5"), ("Transfer-Encoding", "chunked")],
-        ),
+        &synth::http_request("POST", "h", "/x", &[("Content-Length", "5"), ("Transfer-Encoding", "chunked")]),
         9,
     ));
     base.extend(t.server_send_split(&synth::http_response(200, "OK", "a/b", b"0123456789"), 11));
     let mut u = TcpSession::new(c, 50001, s, 443);
     base.extend(u.handshake());
-    base.push(
-        u.client_send(
-            &ClientHello {
-                alpn: vec!["h2".into()],
-                ..Default::default()
-            }
-            .to_record(),
-        ),
-    );
-    base.push(u.server_send(&synth::tls_certificate(&[&[
-        0x30, 0x82, 0x01, 0x00, 1, 2, 3,
-    ]])));
-    base.push(synth::udp_frame(
-        &c,
-        4000,
-        &s,
-        53,
-        &synth::dns_query(1, "example.org", 16),
-    ));
+    base.push(u.client_send(&ClientHello { alpn: vec!["h2".into()], ..Default::default() }.to_record()));
+    base.push(u.server_send(&synth::tls_certificate(&[&[0x30, 0x82, 0x01, 0x00, 1, 2, 3]])));
+    base.push(synth::udp_frame(&c, 4000, &s, 53, &synth::dns_query(1, "example.org", 16)));
     base.push(synth::udp_frame(
         &s,
         53,
         &c,
         4000,
-        &synth::dns_response(
-            1,
-            "example.org",
-            1,
-            0,
-            &[DnsRr::Cname("example.org", "x.example.org", 5)],
-        ),
+        &synth::dns_response(1, "example.org", 1, 0, &[DnsRr::Cname("example.org", "x.example.org", 5)]),
     ));
     let mut x = 0x2545f4914f6cdd1du64;
     let mut rnd = move || {
@@ -506,11 +327,7 @@ fn mutated_traffic_never_panics_through_the_pipeline() {
         x
     };
     for round in 0..300 {
-        let mut sensor = Sensor::new(SensorOptions {
-            checksum_check: false,
-            midstream: round % 2 == 0,
-            ..opts()
-        });
+        let mut sensor = Sensor::new(SensorOptions { checksum_check: false, midstream: round % 2 == 0, ..opts() });
         let mut out = Vec::new();
         for (i, f) in base.iter().enumerate() {
             let mut f = f.clone();
@@ -523,12 +340,7 @@ fn mutated_traffic_never_panics_through_the_pipeline() {
                 let keep = (rnd() as usize) % f.len();
                 f.truncate(keep);
             }
-            sensor.process(
-                Timestamp::from_unix_micros(T0 + i as i64),
-                LinkType::Ethernet,
-                &f,
-                &mut out,
-            );
+            sensor.process(Timestamp::from_unix_micros(T0 + i as i64), LinkType::Ethernet, &f, &mut out);
         }
         sensor.flush_all(&mut out);
     }

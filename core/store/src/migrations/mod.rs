@@ -26,10 +26,7 @@ pub struct Migration {
 
 /// The migrations of `list` not in `applied`, in ascending version order.
 pub fn pending<'a>(list: &'a [Migration], applied: &[u32]) -> Vec<&'a Migration> {
-    let mut out: Vec<&Migration> = list
-        .iter()
-        .filter(|m| !applied.contains(&m.version))
-        .collect();
+    let mut out: Vec<&Migration> = list.iter().filter(|m| !applied.contains(&m.version)).collect();
     out.sort_by_key(|m| m.version);
     out
 }
@@ -49,11 +46,7 @@ mod tests {
             );
         }
         for m in list {
-            assert!(
-                m.version > 0 && !m.statements.is_empty(),
-                "migration {} is empty",
-                m.version
-            );
+            assert!(m.version > 0 && !m.statements.is_empty(), "migration {} is empty", m.version);
         }
     }
 
