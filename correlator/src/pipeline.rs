@@ -168,39 +168,53 @@ pub async fn run(
     Ok(stats)
 }
 
+/// Exponential backoff (100 ms doubling to 10 s) for transient failures, up to `max_outage`.
+struct Backoff {
+    start: std::time::Instant,
+    delay: Duration,
+    max_outage: Duration,
+}
+
+impl Backoff {
+    fn new(max_outage: Duration) -> Self {
+        Backoff { start: std::time::Instant::now(), delay: Duration::from_millis(100), max_outage }
+    }
+
+    /// Waits before the next try and returns true, or returns false when the error is not
+    /// transient or the outage has lasted too long (the caller then gives up).
+    async fn retry(&mut self, op: &'static str, error: &dyn std::fmt::Display, transient: bool) -> bool {
+        if !transient || self.start.elapsed() >= self.max_outage {
+            return false;
+        }
+        metrics::counter!("soc_correlator_retries_total", "op" => op).increment(1);
+        tracing::warn!(op, %error, retry_in_ms = self.delay.as_millis() as u64, "failed; retrying (offsets not committed)");
+        tokio::time::sleep(self.delay).await;
+        self.delay = (self.delay * 2).min(Duration::from_secs(10));
+        true
+    }
+}
+
 async fn commit_with_retry(
     consumer: &mut dyn Consumer,
     msgs: &[Message],
     max_outage: Duration,
 ) -> Result<(), BusError> {
-    let start = std::time::Instant::now();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(max_outage);
     loop {
         match consumer.commit(msgs).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() && start.elapsed() < max_outage => {
-                metrics::counter!("soc_correlator_commit_retries_total").increment(1);
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "offset commit failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
+            Err(e) if backoff.retry("commit", &e, e.is_transient()).await => {}
             Err(e) => return Err(e),
         }
     }
 }
 
 async fn store_with_retry(store: &dyn Store, events: &[Event], max_outage: Duration) -> Result<(), StoreError> {
-    let start = std::time::Instant::now();
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = Backoff::new(max_outage);
     loop {
         match store.insert_events(events).await {
             Ok(()) => return Ok(()),
-            Err(e) if e.is_transient() && start.elapsed() < max_outage => {
-                metrics::counter!("soc_correlator_store_retries_total").increment(1);
-                tracing::warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "store write failed; retrying (offsets not committed)");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
+            Err(e) if backoff.retry("store", &e, e.is_transient()).await => {}
             Err(e) => return Err(e),
         }
     }
