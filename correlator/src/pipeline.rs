@@ -182,7 +182,7 @@ impl Backoff {
 
     /// Waits before the next try and returns true, or returns false when the error is not
     /// transient or the outage has lasted too long (the caller then gives up).
-    async fn retry(&mut self, op: &'static str, error: &dyn std::fmt::Display, transient: bool) -> bool {
+    async fn retry(&mut self, op: &'static str, error: &(dyn std::fmt::Display + Sync), transient: bool) -> bool {
         if !transient || self.start.elapsed() >= self.max_outage {
             return false;
         }

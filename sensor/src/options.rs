@@ -13,6 +13,10 @@ pub struct SensorOptions {
     /// Validate IPv4/TCP/UDP/ICMP checksums; invalid packets become decode anomalies.
     /// Off by default, like `suricata -k none` (captures with offloading have bad checksums).
     pub checksum_check: bool,
+    /// With `checksum_check`: stop validating when more than 10% of the first 1,000 packets
+    /// carry bad checksums, as captures taken with checksum offloading do (Suricata's
+    /// `checksum-validation: auto`). Logged when it happens.
+    pub checksum_auto: bool,
     /// Flow timeouts (Suricata's defaults).
     pub timeouts: FlowTimeouts,
     /// Most flows tracked at once; beyond it the flow nearest to its timeout is evicted
@@ -36,6 +40,7 @@ impl Default for SensorOptions {
             sensor_name: "sensor".to_string(),
             segment: "default".to_string(),
             checksum_check: false,
+            checksum_auto: false,
             timeouts: FlowTimeouts::default(),
             max_flows: 1 << 20,
             defrag: DefragConfig::default(),

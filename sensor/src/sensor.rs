@@ -45,6 +45,9 @@ pub fn proto_name(p: u8) -> String {
 /// assert_eq!(out.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), ["dns", "flow"]);
 /// assert!(out.iter().all(|e| e.sensor.as_deref() == Some("s1") && e.segment.as_deref() == Some("lab")));
 /// ```
+/// Packets the checksum auto mode looks at before deciding.
+const CHECKSUM_AUTO_PACKETS: u32 = 1000;
+
 pub struct Sensor {
     opts: SensorOptions,
     dopts: DecodeOptions,
@@ -57,6 +60,9 @@ pub struct Sensor {
     scratch_flows: Vec<Flow>,
     scratch_recs: Vec<AppRecord>,
     publisher: MetricsPublisher,
+    /// Checksum auto mode: packets seen and bad checksums among the first ones.
+    ck_seen: u32,
+    ck_bad: u32,
     /// Signature engine; `None`: no rules loaded.
     detector: Option<std::sync::Arc<crate::detect::Detector>>,
 }
@@ -77,6 +83,8 @@ impl Sensor {
             scratch_recs: Vec::new(),
             publisher: MetricsPublisher::default(),
             detector: None,
+            ck_seen: 0,
+            ck_bad: 0,
         }
     }
 
@@ -127,7 +135,11 @@ impl Sensor {
             self.clock = now;
             self.expire(out);
         }
-        match decode::decode(link, frame, self.dopts) {
+        let decoded = decode::decode(link, frame, self.dopts);
+        if self.opts.checksum_auto && self.dopts.checksum_check && self.ck_seen < CHECKSUM_AUTO_PACKETS {
+            self.checksum_auto(&decoded);
+        }
+        match decoded {
             Err(e) => self.decode_error(e, ts, out),
             Ok(Decoded::NonIp { .. }) => self.stats.non_ip += 1,
             Ok(Decoded::Ip(p)) => {
@@ -191,6 +203,25 @@ impl Sensor {
         e.anomaly = Some(Anomaly { kind: Some(kind.into()), event: Some(event.into()), ..Default::default() });
         self.stats.records.anomaly += 1;
         e
+    }
+
+    fn checksum_auto(&mut self, decoded: &Result<Decoded<'_>, DecodeError>) {
+        self.ck_seen += 1;
+        if let Err(e) = decoded
+            && e.event().ends_with("invalid_checksum")
+        {
+            self.ck_bad += 1;
+        }
+        if self.ck_seen == CHECKSUM_AUTO_PACKETS && self.ck_bad * 10 > self.ck_seen {
+            self.dopts.checksum_check = false;
+            metrics::counter!("soc_sensor_checksum_auto_disabled_total").increment(1);
+            tracing::warn!(
+                sensor = %self.opts.sensor_name,
+                bad = self.ck_bad,
+                of = self.ck_seen,
+                "over 10% of the first packets have invalid checksums (checksum offloading?): checksum validation switched off"
+            );
+        }
     }
 
     fn decode_error(&mut self, e: DecodeError, ts: Timestamp, out: &mut Vec<Event>) {

@@ -76,8 +76,9 @@ pub struct RunArgs {
     /// Do not listen for syslog.
     #[arg(long)]
     pub no_syslog: bool,
-    /// Do not validate IP/TCP/UDP checksums (like `suricata -k none`; use for captures made
-    /// with checksum offloading).
+    /// Do not validate IP/TCP/UDP checksums (like `suricata -k none`). By default they are
+    /// validated unless over 10% of the first 1,000 packets are bad (checksum offloading), as
+    /// Suricata's `auto` mode does.
     #[arg(long)]
     pub no_checksum_check: bool,
     /// Keep this many days of records; older days are dropped hourly.
@@ -116,7 +117,8 @@ pub struct SensorArgs {
     /// Write EVE JSON lines to this file (`-` for stdout).
     #[arg(long, value_name = "FILE")]
     pub eve: Option<PathBuf>,
-    /// Do not validate checksums (like `suricata -k none`).
+    /// Do not validate checksums (like `suricata -k none`). By default they are validated
+    /// unless over 10% of the first 1,000 packets are bad (checksum offloading).
     #[arg(long)]
     pub no_checksum_check: bool,
     /// Segment name for the records (overrides the config).

@@ -39,6 +39,7 @@ impl SensorRunOptions {
             sensor_name: self.sensor_name.clone(),
             segment: self.segment.clone(),
             checksum_check: self.checksum_check,
+            checksum_auto: true,
             ..Default::default()
         }
     }

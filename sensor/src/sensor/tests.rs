@@ -345,3 +345,28 @@ fn mutated_traffic_never_panics_through_the_pipeline() {
         sensor.flush_all(&mut out);
     }
 }
+
+#[test]
+fn checksum_auto_mode_stops_validating_offloaded_captures_and_keeps_validating_clean_ones() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let good = synth::udp_frame(&c, 40000, &s, 9999, b"payload");
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0xff; // payload byte changed: the UDP checksum no longer matches
+    let auto = SensorOptions { checksum_check: true, checksum_auto: true, ..opts() };
+
+    // Offloaded: every packet bad. After 1,000 packets validation stops and packets count.
+    let frames: Vec<Vec<u8>> = (0..1500).map(|_| bad.clone()).collect();
+    let out = run_with(auto.clone(), frames, true);
+    let anomalies = of_type(&out, "anomaly").len();
+    assert_eq!(anomalies, 1000, "only the packets before the decision are invalid");
+    let flow = &of_type(&out, "flow")[0];
+    assert_eq!(flow.flow.as_ref().unwrap().pkts_toserver, Some(500));
+
+    // Clean capture with a few bad packets: validation stays on.
+    let mut frames: Vec<Vec<u8>> = (0..1200).map(|_| good.clone()).collect();
+    frames.push(bad.clone());
+    let out = run_with(auto, frames, true);
+    assert_eq!(of_type(&out, "anomaly").len(), 1);
+}
