@@ -127,8 +127,8 @@ pub struct SensorArgs {
     /// Sensor name for the records (overrides the config).
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
-    /// Suricata rule files or directories (overrides the config's `rules`; default: the
-    /// project's rules built into the binary). Repeatable.
+    /// Suricata rule files or directories (overrides the config's `rules`; without either,
+    /// no signatures are inspected). Repeatable.
     #[arg(long, value_name = "PATH")]
     pub rules: Vec<PathBuf>,
     /// A classification.config (Suricata format) added to the built-in table.

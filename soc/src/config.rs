@@ -82,7 +82,7 @@ pub struct SensorSection {
     pub interfaces: Vec<InterfaceConfig>,
     #[serde(default = "yes")]
     pub checksum_check: bool,
-    /// Suricata rule files or directories (empty: the project's built-in rules).
+    /// Suricata rule files or directories (empty: no signature inspection).
     #[serde(default)]
     pub rules: Vec<PathBuf>,
     /// Address and port variables for rules (HOME_NET, EXTERNAL_NET, HTTP_PORTS, ...).

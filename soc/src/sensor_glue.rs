@@ -203,9 +203,14 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
     } else {
         a.rules.clone()
     };
-    let detector = crate::rules::sensor_detector(&rule_paths, a.classification_config.as_deref())?;
-    let opts =
-        SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, detector: Some(detector) };
+    // Like `suricata -r` without rules: no --rules and no `rules` in the config, no alerts.
+    let detector = if rule_paths.is_empty() {
+        tracing::info!("no rules given (--rules or [sensor] rules): flows and protocol records only");
+        None
+    } else {
+        Some(crate::rules::sensor_detector(&rule_paths, a.classification_config.as_deref())?)
+    };
+    let opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, detector };
 
     let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));
     let eve: Option<EveWriter<Box<dyn std::io::Write + Send>>> = match &eve_path {

@@ -246,6 +246,7 @@ fn sensor_reads_a_pcap_and_writes_eve_with_alerts_like_suricata_r() {
     let eve = dir.path().join("eve.json");
     let out = Command::new(env!("CARGO_BIN_EXE_soc"))
         .args(["sensor", "--pcap", pcap.to_str().unwrap(), "--eve", eve.to_str().unwrap(), "--segment", "cpnet"])
+        .args(["--rules", std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/suricata").to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -89,9 +89,13 @@ fn pcap_and_syslog_reach_the_dashboard_through_kafka_and_clickhouse() {
     let pcap = dir.path().join("t.pcap");
     std::fs::write(&pcap, synth::pcap_bytes(1, &synth::timed(frames, now, 1000))).unwrap();
 
+    let rules =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules/suricata").to_string_lossy().to_string();
     let sensor_cfg = write(
         "sensor.toml",
-        format!("[sensor]\nname = \"e2e-sensor\"\nsegment = \"cpnet\"\n[output]\nkafka = true\n{kafka_table}"),
+        format!(
+            "[sensor]\nname = \"e2e-sensor\"\nsegment = \"cpnet\"\nrules = [{rules:?}]\n[output]\nkafka = true\n{kafka_table}"
+        ),
     );
     let syslog_port = free_port();
     let collector_cfg = write(
