@@ -48,6 +48,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         let status = match e {
             StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
+            // A failing query is our bug, not an outage: the client should not just retry.
+            StoreError::Query(_) | StoreError::MissingId | StoreError::Migration { .. } => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             _ => StatusCode::SERVICE_UNAVAILABLE,
         };
         metrics::counter!("soc_api_store_errors_total").increment(1);
