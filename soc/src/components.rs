@@ -83,7 +83,7 @@ pub async fn spawn_syslog(
 }
 
 /// Serves `/metrics`, `/healthz` and `/readyz` for a daemon without its own HTTP API.
-pub async fn serve_metrics(addr: SocketAddr, ready: Arc<dyn Fn() -> bool + Send + Sync>) -> anyhow::Result<()> {
+pub async fn serve_metrics(addr: SocketAddr) -> anyhow::Result<()> {
     let prom = crate::telemetry::metrics();
     let app = Router::new()
         .route(
@@ -94,13 +94,12 @@ pub async fn serve_metrics(addr: SocketAddr, ready: Arc<dyn Fn() -> bool + Send 
             }),
         )
         .route("/healthz", get(|| async { "ok\n" }))
+        // Past start-up (broker and store reached) the process is ready.
         .route(
             "/readyz",
-            get(move || {
-                let ready = ready.clone();
-                async move {
-                    if ready() { (StatusCode::OK, "ready\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "not ready\n") }
-                }
+            get(|| async {
+                "ready
+"
             }),
         );
     let listener =
@@ -138,15 +137,31 @@ pub fn shutdown_on_signal() -> watch::Receiver<bool> {
     rx
 }
 
-fn check_ok(what: &str, path: &Path) -> anyhow::Result<ExitCode> {
-    println!("{}: valid {what} configuration", path.display());
-    Ok(ExitCode::SUCCESS)
+/// `soc CMD check-config FILE` validates and says so (`Err(exit code)`); `soc CMD --config
+/// FILE` loads the file (`Ok(config)`).
+fn load_or_check<T>(
+    cmd: &str,
+    a: &DaemonArgs,
+    load: fn(&Path) -> Result<T, soc_model::config::ConfigError>,
+) -> anyhow::Result<Result<T, ExitCode>> {
+    if let Some(DaemonCommand::CheckConfig { file }) = &a.command {
+        load(file)?;
+        println!("{}: valid {cmd} configuration", file.display());
+        return Ok(Err(ExitCode::SUCCESS));
+    }
+    let path = a
+        .config
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("soc {cmd}: --config FILE is required (examples in deploy/config/)"))?;
+    Ok(Ok(load(path)?))
 }
 
-fn need_config(cmd: &str, config: Option<&Path>) -> anyhow::Result<std::path::PathBuf> {
-    config
-        .map(Path::to_path_buf)
-        .ok_or_else(|| anyhow::anyhow!("soc {cmd}: --config FILE is required (examples in deploy/config/)"))
+/// Opens the configured store and applies its migrations.
+async fn open_store(cfg: &config::StoreConfig) -> anyhow::Result<Arc<dyn soc_store::Store>> {
+    let store = cfg.open().await.context("cannot open the store at start-up")?;
+    let applied = store.migrate().await?;
+    tracing::info!(?applied, store = store.name(), "store ready");
+    Ok(store)
 }
 
 async fn connect_kafka(cfg: soc_bus::kafka::KafkaConfig) -> anyhow::Result<Arc<dyn Bus>> {
@@ -161,21 +176,20 @@ async fn connect_kafka(cfg: soc_bus::kafka::KafkaConfig) -> anyhow::Result<Arc<d
 pub async fn sensor(a: SensorArgs) -> anyhow::Result<ExitCode> {
     if let Some(SensorCommand::CheckConfig { file }) = &a.command {
         config::load_sensor(file)?;
-        return check_ok("sensor", file);
+        println!("{}: valid sensor configuration", file.display());
+        return Ok(ExitCode::SUCCESS);
     }
     crate::sensor_glue::sensor_command(a).await
 }
 
 pub async fn collector(a: DaemonArgs) -> anyhow::Result<ExitCode> {
-    if let Some(DaemonCommand::CheckConfig { file }) = &a.command {
-        config::load_collector(file)?;
-        return check_ok("collector", file);
-    }
-    let path = need_config("collector", a.config.as_deref())?;
-    let f = config::load_collector(&path)?;
+    let f = match load_or_check("collector", &a, config::load_collector)? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
     let bus = connect_kafka(f.kafka.clone()).await?;
     if let Some(m) = &f.metrics {
-        serve_metrics(m.listen, Arc::new(|| true)).await?;
+        serve_metrics(m.listen).await?;
     }
     let shutdown = shutdown_on_signal();
     tracing::info!(name = %f.collector.name, "collector starting");
@@ -184,18 +198,14 @@ pub async fn collector(a: DaemonArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
-    if let Some(DaemonCommand::CheckConfig { file }) = &a.command {
-        config::load_correlator(file)?;
-        return check_ok("correlator", file);
-    }
-    let path = need_config("correlator", a.config.as_deref())?;
-    let f = config::load_correlator(&path)?;
-    let store = f.store.open().await.context("cannot open the store at start-up")?;
-    let applied = store.migrate().await?;
-    tracing::info!(?applied, store = store.name(), "store ready");
+    let f = match load_or_check("correlator", &a, config::load_correlator)? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&f.store).await?;
     let bus = connect_kafka(f.kafka.clone()).await?;
     if let Some(m) = &f.metrics {
-        serve_metrics(m.listen, Arc::new(|| true)).await?;
+        serve_metrics(m.listen).await?;
     }
     let sigma = crate::rules::sigma_rules(&f.correlator.sigma_rules);
     let opts = soc_correlator::CorrelatorOptions {
@@ -210,14 +220,11 @@ pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn dashboard(a: DaemonArgs) -> anyhow::Result<ExitCode> {
-    if let Some(DaemonCommand::CheckConfig { file }) = &a.command {
-        config::load_dashboard(file)?;
-        return check_ok("dashboard", file);
-    }
-    let path = need_config("dashboard", a.config.as_deref())?;
-    let f = config::load_dashboard(&path)?;
-    let store = f.store.open().await.context("cannot open the store at start-up")?;
-    store.migrate().await?;
+    let f = match load_or_check("dashboard", &a, config::load_dashboard)? {
+        Ok(f) => f,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&f.store).await?;
     let prom = crate::telemetry::metrics();
     let app = soc_dashboard::router(soc_dashboard::ApiState { store, metrics: Arc::new(move || prom.render()) });
     let listener = tokio::net::TcpListener::bind(f.dashboard.listen)

@@ -237,7 +237,7 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("no output: give --eve FILE (or `-` for stdout), or a --config with [output]");
     }
     if let Some(m) = file.as_ref().and_then(|f| f.metrics.clone()) {
-        crate::components::serve_metrics(m.listen, Arc::new(|| true)).await?;
+        crate::components::serve_metrics(m.listen).await?;
     }
     let stop = crate::components::shutdown_on_signal();
     let flag = stop_flag(stop);
