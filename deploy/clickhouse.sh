@@ -28,6 +28,10 @@ ERR_LOG="$DIR/log/clickhouse-server.err.log"
 STDOUT_LOG="$DIR/log/stdout.log"
 URL="http://127.0.0.1:${HTTP_PORT}"
 
+PROC="clickhouse"
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 say() { echo "clickhouse.sh: $*"; }
 die() { echo "clickhouse.sh: ERROR: $*" >&2; exit 1; }
 
@@ -52,20 +56,6 @@ server_cmd() {
     else
         return 1
     fi
-}
-
-# Prints the pid when the pid file names a live ClickHouse process, else nothing (and fails).
-live_pid() {
-    [ -f "$PID_FILE" ] || return 1
-    local pid
-    pid="$(tr -dc '0-9' <"$PID_FILE")"
-    [ -n "$pid" ] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # A stale pid file may name a recycled pid: only trust it if that process is ClickHouse.
-    if [ -r "/proc/$pid/cmdline" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q clickhouse; then
-        return 1
-    fi
-    echo "$pid"
 }
 
 ping_ok() {
@@ -208,45 +198,16 @@ cmd_start() {
         echo "$pid" >"$PID_FILE"
         say "started $cmd (pid $pid), data in $DIR"
     fi
-    local i=0
-    while [ "$i" -lt $((WAIT * 5)) ]; do
-        if ping_ok; then
-            say "ready at $URL (version $(version))"
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log_tail
-            rm -f "$PID_FILE"
-            die "clickhouse-server (pid $pid) exited during start-up; see the log above"
-        fi
-        sleep 0.2
-        i=$((i + 1))
-    done
-    log_tail
-    kill "$pid" 2>/dev/null || true
-    die "clickhouse-server (pid $pid) did not answer $URL/ping within ${WAIT}s; stopped it"
+    wait_ready "$pid" ping_ok
+    say "ready at $URL (version $(version))"
 }
 
 cmd_stop() {
     local pid
-    if ! pid="$(live_pid)"; then
-        rm -f "$PID_FILE"
+    if ! pid="$(stop_pid 30)"; then
         say "not running"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local i=0
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ "$i" -ge 150 ]; then
-            say "pid $pid did not stop within 30 s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.2
-        i=$((i + 1))
-    done
-    rm -f "$PID_FILE"
     say "stopped (pid $pid)"
 }
 

@@ -33,24 +33,14 @@ LOG="$DIR/tansu.log"
 WORK="$DIR/work"
 URL="tcp://127.0.0.1:${PORT}"
 
+PROC="tansu"
+# shellcheck source=deploy/lib.sh
+. "$(dirname "$0")/lib.sh"
+
 say() { echo "kafka.sh: $*"; }
 die() { echo "kafka.sh: ERROR: $*" >&2; exit 1; }
 
 # --- helpers -------------------------------------------------------------------------
-
-# Prints the pid when the pid file names a live tansu process, else nothing (and fails).
-live_pid() {
-    [ -f "$PID_FILE" ] || return 1
-    local pid
-    pid="$(tr -dc '0-9' <"$PID_FILE")"
-    [ -n "$pid" ] || return 1
-    kill -0 "$pid" 2>/dev/null || return 1
-    # A recycled pid is not ours.
-    if [ -r "/proc/$pid/cmdline" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q tansu; then
-        return 1
-    fi
-    echo "$pid"
-}
 
 # Whether something accepts TCP connections on the port.
 port_open() {
@@ -113,46 +103,16 @@ cmd_start() {
         echo "$pid" >"$PID_FILE"
         say "started tansu (pid $pid), log $LOG"
     fi
-    local i=0
-    while [ "$i" -lt $((WAIT * 5)) ]; do
-        if port_open; then
-            say "ready at $URL (bootstrap servers: 127.0.0.1:$PORT)"
-            return 0
-        fi
-        if ! kill -0 "$pid" 2>/dev/null; then
-            log_tail
-            rm -f "$PID_FILE"
-            die "tansu (pid $pid) exited during start-up; see the log above"
-        fi
-        sleep 0.2
-        i=$((i + 1))
-    done
-    log_tail
-    kill "$pid" 2>/dev/null || true
-    rm -f "$PID_FILE"
-    die "tansu (pid $pid) did not accept connections on 127.0.0.1:$PORT within ${WAIT}s; stopped it"
+    wait_ready "$pid" port_open
+    say "ready at $URL (bootstrap servers: 127.0.0.1:$PORT)"
 }
 
 cmd_stop() {
     local pid
-    if ! pid="$(live_pid)"; then
-        rm -f "$PID_FILE"
+    if ! pid="$(stop_pid 20)"; then
         say "not running"
         return 0
     fi
-    kill -TERM "$pid" 2>/dev/null || true
-    local i=0
-    while kill -0 "$pid" 2>/dev/null; do
-        if [ "$i" -ge 100 ]; then
-            say "pid $pid did not stop within 20 s; sending SIGKILL"
-            kill -KILL "$pid" 2>/dev/null || true
-            sleep 0.5
-            break
-        fi
-        sleep 0.2
-        i=$((i + 1))
-    done
-    rm -f "$PID_FILE"
     echo "==== $(date -u +%Y-%m-%dT%H:%M:%SZ) stopped pid $pid" >>"$LOG"
     say "stopped (pid $pid)"
 }
