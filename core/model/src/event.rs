@@ -18,6 +18,8 @@ pub enum EventType {
     Log,
     Detection,
     Incident,
+    /// A step of forwarding an incident to the NCSC (audit of sends and outcomes).
+    Forwarding,
     /// Any other EVE type (`smb`, `krb5`, `fileinfo`, `stats`, ...), kept as written.
     Other(String),
 }
@@ -34,6 +36,7 @@ impl EventType {
             EventType::Log => "log",
             EventType::Detection => "detection",
             EventType::Incident => "incident",
+            EventType::Forwarding => "forwarding",
             EventType::Other(s) => s,
         }
     }
@@ -48,6 +51,7 @@ impl EventType {
             "log" => EventType::Log,
             "detection" => EventType::Detection,
             "incident" => EventType::Incident,
+            "forwarding" => EventType::Forwarding,
             other => EventType::Other(other.to_string()),
         }
     }
@@ -58,7 +62,7 @@ impl EventType {
             EventType::Alert => Kind::Alert,
             EventType::Log => Kind::Log,
             EventType::Detection => Kind::Detection,
-            EventType::Incident => Kind::Incident,
+            EventType::Incident | EventType::Forwarding => Kind::Incident,
             EventType::Http | EventType::Dns | EventType::Tls | EventType::Anomaly | EventType::Other(_) => {
                 Kind::Protocol
             }
@@ -187,6 +191,8 @@ pub struct Event {
     pub detection: Option<Detection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<Incident>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forwarding: Option<Forwarding>,
     /// Every other field (`pcap_cnt`, `tx_id`, `tcp`, `files`, `smb`, `stats`, ...), verbatim.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -228,6 +234,7 @@ impl Event {
             log: None,
             detection: None,
             incident: None,
+            forwarding: None,
             extra: Map::new(),
         }
     }

@@ -322,7 +322,12 @@ pub enum IncidentStatus {
     FalsePositive,
 }
 
-/// `incident` payload: alerts about one entity grouped for analysts and for the NCSC.
+/// `incident` payload: alerts about one entity (host, user, IP) grouped for analysts and for
+/// the NCSC. Every change makes a new `version`; stores keep the highest version per
+/// `incident_id` and the record of every version (its `history`).
+///
+/// The incident carries what the forwarder and the dashboard need without reading the
+/// alerts back: a summary of each alert (up to a cap; `alert_count` counts them all).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Incident {
     pub incident_id: String,
@@ -337,12 +342,153 @@ pub struct Incident {
     /// Entities the incident is about (`ip:10.0.0.4`, `host:dc01`, `user:alice`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub entities: Vec<String>,
+    /// Network segments of its alerts (`ministry`, `cpnet`): the data scope of the incident.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segments: Vec<String>,
+    /// Ids of all alerts and detections grouped here (evidence), up to the grouper's cap.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alert_ids: Vec<String>,
+    /// How many alerts were grouped (may exceed `alert_ids.len()`).
+    #[serde(default)]
+    pub alert_count: u64,
+    /// Summaries of the grouped alerts, oldest first (the timeline's evidence).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alerts: Vec<IncidentAlert>,
+    /// Flow ids of the network alerts (pivot to the flow's records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flow_ids: Vec<u64>,
+    /// MITRE ATT&CK and other tags of the rules involved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen: Option<Timestamp>,
+    /// When this version was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated: Option<Timestamp>,
+    /// Every change, oldest first: grouping, escalation, status, owner, comments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<IncidentChange>,
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// One alert or detection inside an incident, summarized.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentAlert {
+    /// Id of the alert/detection record.
+    pub id: String,
+    pub timestamp: Timestamp,
+    /// `suricata` (sensor signature), `sigma`, `sigma-correlation`, `ioc`.
+    pub engine: String,
+    /// Signature id (`2034636`) or Sigma rule id.
+    pub rule_id: String,
+    pub rule_title: String,
+    #[serde(default)]
+    pub level: Level,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dest_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app_proto: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_id: Option<String>,
+    /// Observables seen in the alert's record: `domain:evil.example`, `url:http://...`,
+    /// `sha256:...`, `md5:...`, `sha1:...` (IPs are in src_ip/dest_ip).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub observables: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+/// One change of an incident, for its history and the audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct IncidentChange {
+    pub at: Timestamp,
+    /// `correlator` for grouping, a user name for analyst actions.
+    pub actor: String,
+    /// `created`, `alerts_added`, `severity`, `status`, `owner`, `comment`, `forward_approved`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// The version this change produced.
+    pub version: u64,
+}
+
+/// Delivery state of one incident version to the NCSC.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ForwardState {
+    /// In the outbox, waiting for its (next) attempt.
+    #[default]
+    Queued,
+    /// Policy asks for manual approval; waiting for an analyst.
+    AwaitingApproval,
+    /// Accepted by the server, status not yet complete.
+    Sent,
+    /// The server reported every object as stored.
+    Confirmed,
+    /// An attempt failed and will be retried (`reason` says why).
+    Failed,
+    /// The server refused it for good (retrying cannot help); `reason` has its message.
+    Rejected,
+    /// Policy decided not to forward it (severity, segment).
+    Skipped,
+}
+
+impl ForwardState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ForwardState::Queued => "queued",
+            ForwardState::AwaitingApproval => "awaiting_approval",
+            ForwardState::Sent => "sent",
+            ForwardState::Confirmed => "confirmed",
+            ForwardState::Failed => "failed",
+            ForwardState::Rejected => "rejected",
+            ForwardState::Skipped => "skipped",
+        }
+    }
+}
+
+/// `forwarding` payload: one step of delivering an incident version to the NCSC (the audit
+/// record of every send and its outcome).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Forwarding {
+    pub incident_id: String,
+    pub incident_version: u64,
+    pub state: ForwardState,
+    /// Where it goes (the TAXII collection URL, without credentials).
+    pub destination: String,
+    /// Attempt number (1 for the first send).
+    #[serde(default)]
+    pub attempt: u32,
+    /// STIX bundle id sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle_id: Option<String>,
+    /// TAXII status resource id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_id: Option<String>,
+    /// Why it failed, was rejected or skipped (the server's message when there is one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     #[serde(flatten)]
     pub extra: Extra,
 }

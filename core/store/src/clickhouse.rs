@@ -14,6 +14,7 @@
 //! The schema is in [`crate::migrations::CLICKHOUSE`].
 
 use crate::filter::{self, Dialect, Param};
+use crate::incidents::{self, IncidentColumns, IncidentQuery};
 use crate::migrations;
 use crate::telemetry;
 use crate::{CountBy, EventQuery, RetentionReport, Store, StoreError};
@@ -21,7 +22,7 @@ use ::clickhouse::error::Error as ChError;
 use ::clickhouse::sql::Identifier;
 use ::clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
-use soc_model::Event;
+use soc_model::{Event, Incident};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,55 @@ impl EventRow {
             json: String::from_utf8(e.to_json()).unwrap_or_default(),
         }
     }
+}
+
+/// One `incidents` row; field order = column order.
+#[derive(Row, Serialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct IncidentRow {
+    incident_id: String,
+    version: u64,
+    updated_us: i64,
+    first_seen_us: i64,
+    last_seen_us: i64,
+    severity: u8,
+    status: String,
+    owner: String,
+    segments: Vec<String>,
+    entities: Vec<String>,
+    json: String,
+}
+
+impl IncidentRow {
+    fn of(i: &Incident) -> Self {
+        let c = IncidentColumns::of(i);
+        IncidentRow {
+            incident_id: c.incident_id,
+            version: c.version,
+            updated_us: c.updated_us,
+            first_seen_us: c.first_seen_us,
+            last_seen_us: c.last_seen_us,
+            severity: c.severity,
+            status: c.status.to_string(),
+            owner: c.owner,
+            segments: c.segments,
+            entities: c.entities,
+            json: c.json,
+        }
+    }
+}
+
+/// One `forwarding` row; field order = column order.
+#[derive(Row, Serialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct ForwardingRow {
+    id: String,
+    ts: u32,
+    ts_us: i64,
+    incident_id: String,
+    incident_version: u64,
+    state: String,
+    json: String,
 }
 
 #[derive(Row, Deserialize)]
@@ -422,6 +472,96 @@ impl ClickHouseStore {
         tracing::info!(store = NAME, keep_from_day, days = ?report.days_dropped, rows = report.rows_dropped, "retention dropped days");
         Ok(report)
     }
+
+    async fn upsert_incidents_inner(&self, list: &[Incident]) -> Result<(), StoreError> {
+        incidents::check_incidents(list)?;
+        if list.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            let mut insert = self.client.insert::<IncidentRow>("incidents").await?;
+            for i in list {
+                insert.write(&IncidentRow::of(i)).await?;
+            }
+            insert.end().await
+        };
+        self.bounded(self.timeout, write).await
+    }
+
+    async fn get_incident_inner(&self, incident_id: &str) -> Result<Option<Incident>, StoreError> {
+        let rows = self
+            .bounded(
+                self.timeout,
+                self.client
+                    .query("SELECT json FROM incidents FINAL WHERE incident_id = ? LIMIT 1")
+                    .bind(incident_id)
+                    .fetch_all::<JsonRow>(),
+            )
+            .await?;
+        rows.first().map(|r| incidents::decode_incident(&r.json)).transpose()
+    }
+
+    async fn query_incidents_inner(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let w = incidents::build(q, Dialect::ClickHouse);
+        let sql = format!(
+            "SELECT json FROM incidents FINAL WHERE {} ORDER BY {} LIMIT {}, {}",
+            w.sql,
+            incidents::ORDER,
+            q.offset,
+            q.effective_limit()
+        );
+        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), w.params).fetch_all::<JsonRow>()).await?;
+        rows.iter().map(|r| incidents::decode_incident(&r.json)).collect()
+    }
+
+    async fn count_incidents_inner(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
+        let w = incidents::build(q, Dialect::ClickHouse);
+        let sql = format!("SELECT count() FROM incidents FINAL WHERE {}", w.sql);
+        self.bounded(self.timeout, bind(self.client.query(&sql), w.params).fetch_one::<u64>()).await
+    }
+
+    async fn insert_forwarding_inner(&self, records: &[Event]) -> Result<(), StoreError> {
+        incidents::check_forwarding(records)?;
+        if records.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            let mut insert = self.client.insert::<ForwardingRow>("forwarding").await?;
+            for e in records {
+                let Some(f) = e.forwarding.as_ref() else { continue };
+                insert
+                    .write(&ForwardingRow {
+                        id: e.id.clone().unwrap_or_default(),
+                        ts: filter::clamp_secs(e.timestamp.unix_secs()),
+                        ts_us: e.timestamp.unix_micros(),
+                        incident_id: f.incident_id.clone(),
+                        incident_version: f.incident_version,
+                        state: f.state.as_str().to_string(),
+                        json: String::from_utf8(e.to_json()).unwrap_or_default(),
+                    })
+                    .await?;
+            }
+            insert.end().await
+        };
+        self.bounded(self.timeout, write).await
+    }
+
+    async fn query_forwarding_inner(&self, incident_id: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let limit = if limit == 0 { crate::MAX_LIMIT } else { limit.min(crate::MAX_LIMIT) };
+        let q = match incident_id {
+            Some(id) => self
+                .client
+                .query(&format!(
+                    "SELECT json FROM forwarding FINAL WHERE incident_id = ? ORDER BY ts_us DESC, id DESC LIMIT {limit}"
+                ))
+                .bind(id),
+            None => self
+                .client
+                .query(&format!("SELECT json FROM forwarding FINAL ORDER BY ts_us DESC, id DESC LIMIT {limit}")),
+        };
+        let rows = self.bounded(self.timeout, q.fetch_all::<JsonRow>()).await?;
+        rows.iter().map(|r| crate::decode_event(&r.json)).collect()
+    }
 }
 
 #[async_trait::async_trait]
@@ -448,6 +588,30 @@ impl Store for ClickHouseStore {
 
     async fn drop_days_before(&self, keep_from_day: i64) -> Result<RetentionReport, StoreError> {
         telemetry::track(NAME, "retention", self.retention_inner(keep_from_day).await)
+    }
+
+    async fn upsert_incidents(&self, list: &[Incident]) -> Result<(), StoreError> {
+        telemetry::track(NAME, "upsert_incidents", self.upsert_incidents_inner(list).await)
+    }
+
+    async fn get_incident(&self, incident_id: &str) -> Result<Option<Incident>, StoreError> {
+        telemetry::track(NAME, "get_incident", self.get_incident_inner(incident_id).await)
+    }
+
+    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        telemetry::track(NAME, "query_incidents", self.query_incidents_inner(q).await)
+    }
+
+    async fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
+        telemetry::track(NAME, "count_incidents", self.count_incidents_inner(q).await)
+    }
+
+    async fn insert_forwarding(&self, records: &[Event]) -> Result<(), StoreError> {
+        telemetry::track(NAME, "insert_forwarding", self.insert_forwarding_inner(records).await)
+    }
+
+    async fn query_forwarding(&self, incident_id: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
+        telemetry::track(NAME, "query_forwarding", self.query_forwarding_inner(incident_id, limit).await)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -10,9 +10,9 @@
 //! its retention steps drop whole days. Sensor names carry a per-run tag.
 //! Each check panics with `[store] check: what differs`.
 
-use crate::{CountBy, EventQuery, MAX_LIMIT, Store, StoreError};
+use crate::{CountBy, EventQuery, IncidentQuery, MAX_LIMIT, Store, StoreError};
 use serde_json::{Value, json};
-use soc_model::{Event, Timestamp};
+use soc_model::{Event, EventType, ForwardState, Forwarding, Incident, IncidentStatus, Level, Timestamp};
 use std::collections::{BTreeMap, HashMap};
 
 /// First UTC day of the data set: 2024-03-10.
@@ -54,6 +54,8 @@ pub async fn run_all(store: &dyn Store) {
     counts(&ctx, &events, &tag).await;
     let bulk = large_batch(&ctx, &tag, events.len() as u64).await;
     retention(&ctx, &events, &bulk).await;
+    incidents(&ctx, &tag).await;
+    forwarding(&ctx, &tag).await;
 }
 
 struct Ctx<'a> {
@@ -515,4 +517,109 @@ async fn retention(ctx: &Ctx<'_>, small: &[Event], bulk: &[Event]) {
     // The store still works after retention.
     ctx.ok("insert after retention", ctx.store.insert_events(&small[..3]).await);
     ctx.eq("count after retention and insert", ctx.count("count", &EventQuery::default()).await, 3);
+}
+
+fn incident(tag: &str, n: u32, version: u64, severity: Level, status: IncidentStatus, segs: &[&str]) -> Incident {
+    Incident {
+        incident_id: format!("{tag}-inc-{n}"),
+        version,
+        title: format!("incident {n} v{version}"),
+        severity,
+        status,
+        entities: vec![format!("ip:10.0.0.{n}"), format!("host:h{n}")],
+        segments: segs.iter().map(|s| s.to_string()).collect(),
+        alert_count: version,
+        first_seen: Some(micros(20_000, i64::from(n) * 1_000_000)),
+        last_seen: Some(micros(20_000, i64::from(n) * 1_000_000 + 500)),
+        updated: Some(micros(20_000, i64::from(n) * 1_000_000 + i64::try_from(version).unwrap_or(0))),
+        ..Incident::default()
+    }
+}
+
+/// Incidents: the highest version wins whatever the write order; filters and paging.
+async fn incidents(ctx: &Ctx<'_>, tag: &str) {
+    let s = ctx.store;
+    let v1 = incident(tag, 1, 1, Level::Medium, IncidentStatus::New, &["ministry"]);
+    let v2 = incident(tag, 1, 2, Level::High, IncidentStatus::Acknowledged, &["ministry", "cpnet"]);
+    ctx.ok("upsert v1", s.upsert_incidents(&[v1.clone()]).await);
+    ctx.ok("upsert v2", s.upsert_incidents(&[v2.clone()]).await);
+    // A late, older version changes nothing.
+    ctx.ok("upsert stale v1", s.upsert_incidents(&[v1.clone()]).await);
+    let got = ctx.ok("get incident", s.get_incident(&v2.incident_id).await);
+    ctx.eq("latest version wins", got, Some(v2.clone()));
+    ctx.eq("unknown incident", ctx.ok("get unknown", s.get_incident(&format!("{tag}-nope")).await), None);
+    let others = vec![
+        incident(tag, 2, 1, Level::Low, IncidentStatus::New, &["cpnet"]),
+        incident(tag, 3, 1, Level::Critical, IncidentStatus::Resolved, &["ministry"]),
+        incident(tag, 4, 1, Level::Informational, IncidentStatus::New, &[]),
+    ];
+    ctx.ok("upsert batch", s.upsert_incidents(&others).await);
+    let ids = |v: Vec<Incident>| v.into_iter().map(|i| i.incident_id).collect::<Vec<_>>();
+    let id = |n: u32| format!("{tag}-inc-{n}");
+    let mine = |mut q: IncidentQuery| {
+        q.since = Some(micros(20_000, 0));
+        q.until = Some(micros(20_001, 0));
+        q
+    };
+    let all = ctx.ok("all incidents", s.query_incidents(&mine(IncidentQuery::default())).await);
+    ctx.eq("newest last_seen first", ids(all), vec![id(4), id(3), id(2), id(1)]);
+    ctx.eq("count incidents", ctx.ok("count", s.count_incidents(&mine(IncidentQuery::default())).await), 4);
+    let q = mine(IncidentQuery { segments: Some(vec!["cpnet".into()]), ..Default::default() });
+    ctx.eq("segment scope", ids(ctx.ok("by segment", s.query_incidents(&q).await)), vec![id(2), id(1)]);
+    let q = mine(IncidentQuery { segments: Some(vec![]), ..Default::default() });
+    ctx.eq("empty scope sees nothing", ctx.ok("empty scope", s.count_incidents(&q).await), 0);
+    let q = mine(IncidentQuery { min_severity: Some(Level::High), ..Default::default() });
+    ctx.eq("min severity", ids(ctx.ok("by severity", s.query_incidents(&q).await)), vec![id(3), id(1)]);
+    let q = mine(IncidentQuery { status: Some(vec![IncidentStatus::New]), ..Default::default() });
+    ctx.eq("status", ids(ctx.ok("by status", s.query_incidents(&q).await)), vec![id(4), id(2)]);
+    let q = mine(IncidentQuery { entity: Some("host:h3".into()), ..Default::default() });
+    ctx.eq("entity", ids(ctx.ok("by entity", s.query_incidents(&q).await)), vec![id(3)]);
+    let q = mine(IncidentQuery { limit: 2, offset: 1, ..Default::default() });
+    ctx.eq("paging", ids(ctx.ok("page", s.query_incidents(&q).await)), vec![id(3), id(2)]);
+    ctx.eq("count ignores paging", ctx.ok("count page", s.count_incidents(&q).await), 4);
+    let bad = Incident::default();
+    let err = s.upsert_incidents(&[bad]).await;
+    ctx.check(matches!(err, Err(StoreError::Invalid(_))), "incident without id", format!("{err:?}"));
+}
+
+/// Forwarding records: append-only, idempotent by id, newest first, per incident.
+async fn forwarding(ctx: &Ctx<'_>, tag: &str) {
+    let s = ctx.store;
+    let rec = |inc: &str, at: i64, state: ForwardState, attempt: u32| {
+        let mut e = Event::new(EventType::Forwarding, micros(20_000, at));
+        e.forwarding = Some(Forwarding {
+            incident_id: inc.to_string(),
+            incident_version: 1,
+            state,
+            destination: "https://ncsc.example/taxii2/api/collections/x/objects/".into(),
+            attempt,
+            ..Forwarding::default()
+        });
+        e.ensure_id();
+        e
+    };
+    let a = format!("{tag}-fwd-a");
+    let b = format!("{tag}-fwd-b");
+    let recs = vec![
+        rec(&a, 1, ForwardState::Queued, 0),
+        rec(&a, 2, ForwardState::Failed, 1),
+        rec(&a, 3, ForwardState::Confirmed, 2),
+        rec(&b, 4, ForwardState::Queued, 0),
+    ];
+    ctx.ok("insert forwarding", s.insert_forwarding(&recs).await);
+    ctx.ok("insert forwarding again", s.insert_forwarding(&recs).await);
+    let got = ctx.ok("forwarding of a", s.query_forwarding(Some(&a), 0).await);
+    let states: Vec<ForwardState> = got.iter().filter_map(|e| e.forwarding.as_ref().map(|f| f.state)).collect();
+    ctx.eq(
+        "newest first, once each",
+        states,
+        vec![ForwardState::Confirmed, ForwardState::Failed, ForwardState::Queued],
+    );
+    ctx.eq("round trip", got.last().cloned(), Some(recs[0].clone()));
+    let latest = ctx.ok("all forwarding", s.query_forwarding(None, 1).await);
+    ctx.check(latest.len() == 1, "limit", format!("{} records", latest.len()));
+    let mut no_payload = Event::new(EventType::Forwarding, micros(20_000, 9));
+    no_payload.ensure_id();
+    let err = s.insert_forwarding(&[no_payload]).await;
+    ctx.check(matches!(err, Err(StoreError::Invalid(_))), "record without payload", format!("{err:?}"));
 }

@@ -13,16 +13,18 @@
 //! per batch) and `soc_store_errors_total{store,op}`.
 #![forbid(unsafe_code)]
 
-use soc_model::{Event, Timestamp};
+use soc_model::{Event, Incident, Timestamp};
 
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
 pub mod conformance;
+pub mod incidents;
 pub mod migrations;
 pub mod sqlite;
 
 #[cfg(feature = "clickhouse")]
 pub use crate::clickhouse::ClickHouseStore;
+pub use crate::incidents::IncidentQuery;
 pub use crate::sqlite::SqliteStore;
 
 /// Store failures. `Unavailable` and `Busy` are transient: retry with backoff.
@@ -120,6 +122,19 @@ pub trait Store: Send + Sync + 'static {
     async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError>;
     /// Drops every UTC day strictly before `keep_from_day` (days since the epoch).
     async fn drop_days_before(&self, keep_from_day: i64) -> Result<RetentionReport, StoreError>;
+    /// Writes incident versions. Per `incident_id` the highest version wins; writing a
+    /// version lower than (or equal to) the stored one changes nothing.
+    async fn upsert_incidents(&self, incidents: &[Incident]) -> Result<(), StoreError>;
+    /// The latest stored version of one incident.
+    async fn get_incident(&self, incident_id: &str) -> Result<Option<Incident>, StoreError>;
+    /// Incidents (latest versions) matching `q`, newest `last_seen` first.
+    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
+    /// Counts incidents matching `q` (ignores limit and offset).
+    async fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError>;
+    /// Appends forwarding audit records (`forwarding` events with ids; idempotent by id).
+    async fn insert_forwarding(&self, records: &[Event]) -> Result<(), StoreError>;
+    /// Forwarding records, newest first; only those of `incident_id` when given.
+    async fn query_forwarding(&self, incident_id: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Cheap liveness check.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Short name for logs and metrics (`clickhouse`, `sqlite`).

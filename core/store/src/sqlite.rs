@@ -6,12 +6,13 @@
 //! The schema is in [`crate::migrations::SQLITE`].
 
 use crate::filter::{self, Dialect, Param};
+use crate::incidents::{self, IncidentColumns, IncidentQuery};
 use crate::migrations::{self, Migration};
 use crate::telemetry;
 use crate::{CountBy, EventQuery, RetentionReport, Store, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params_from_iter};
-use soc_model::{Event, Timestamp};
+use soc_model::{Event, Incident, Timestamp};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -278,6 +279,165 @@ impl Store for SqliteStore {
             tracing::info!(store = NAME, keep_from_day, days = ?report.days_dropped, rows = report.rows_dropped, "retention dropped days");
         }
         Ok(report)
+    }
+
+    async fn upsert_incidents(&self, list: &[Incident]) -> Result<(), StoreError> {
+        telemetry::track(NAME, "upsert_incidents", incidents::check_incidents(list))?;
+        if list.is_empty() {
+            return Ok(());
+        }
+        let rows: Vec<IncidentColumns> = list.iter().map(IncidentColumns::of).collect();
+        let addr = self.addr.clone();
+        self.with_conn("upsert_incidents", move |conn| {
+            let map = Self::map_err(&addr);
+            let tx = conn.transaction().map_err(&map)?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT INTO incidents (incident_id, version, updated_us, first_seen_us, last_seen_us, \
+                         severity, status, owner, segments, entities, json) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) \
+                         ON CONFLICT (incident_id) DO UPDATE SET version = excluded.version, \
+                         updated_us = excluded.updated_us, first_seen_us = excluded.first_seen_us, \
+                         last_seen_us = excluded.last_seen_us, severity = excluded.severity, \
+                         status = excluded.status, owner = excluded.owner, segments = excluded.segments, \
+                         entities = excluded.entities, json = excluded.json \
+                         WHERE excluded.version > incidents.version",
+                    )
+                    .map_err(&map)?;
+                for r in &rows {
+                    st.execute(rusqlite::params![
+                        r.incident_id,
+                        i64::try_from(r.version).unwrap_or(i64::MAX),
+                        r.updated_us,
+                        r.first_seen_us,
+                        r.last_seen_us,
+                        i64::from(r.severity),
+                        r.status,
+                        r.owner,
+                        incidents::sqlite_list(&r.segments),
+                        incidents::sqlite_list(&r.entities),
+                        r.json,
+                    ])
+                    .map_err(&map)?;
+                }
+            }
+            tx.commit().map_err(&map)
+        })
+        .await
+    }
+
+    async fn get_incident(&self, incident_id: &str) -> Result<Option<Incident>, StoreError> {
+        let id = incident_id.to_string();
+        let addr = self.addr.clone();
+        self.with_conn("get_incident", move |conn| {
+            let map = Self::map_err(&addr);
+            let json: Option<String> = conn
+                .query_row("SELECT json FROM incidents WHERE incident_id = ?1", [&id], |r| r.get(0))
+                .optional()
+                .map_err(&map)?;
+            json.map(|j| incidents::decode_incident(&j)).transpose()
+        })
+        .await
+    }
+
+    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        let w = incidents::build(q, Dialect::Sqlite);
+        let sql = format!(
+            "SELECT json FROM incidents WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            w.sql,
+            incidents::ORDER,
+            q.effective_limit(),
+            q.offset
+        );
+        let params = to_values(w.params);
+        let addr = self.addr.clone();
+        self.with_conn("query_incidents", move |conn| {
+            let map = Self::map_err(&addr);
+            let mut st = conn.prepare_cached(&sql).map_err(&map)?;
+            let rows = st.query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0)).map_err(&map)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(incidents::decode_incident(&row.map_err(&map)?)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
+        let w = incidents::build(q, Dialect::Sqlite);
+        let sql = format!("SELECT count(*) FROM incidents WHERE {}", w.sql);
+        let params = to_values(w.params);
+        let addr = self.addr.clone();
+        self.with_conn("count_incidents", move |conn| {
+            let n: i64 =
+                conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0)).map_err(Self::map_err(&addr))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
+    async fn insert_forwarding(&self, records: &[Event]) -> Result<(), StoreError> {
+        telemetry::track(NAME, "insert_forwarding", incidents::check_forwarding(records))?;
+        let rows: Vec<(String, i64, String, i64, &'static str, String)> = records
+            .iter()
+            .filter_map(|e| {
+                let f = e.forwarding.as_ref()?;
+                Some((
+                    e.id.clone().unwrap_or_default(),
+                    e.timestamp.unix_micros(),
+                    f.incident_id.clone(),
+                    i64::try_from(f.incident_version).unwrap_or(i64::MAX),
+                    f.state.as_str(),
+                    String::from_utf8(e.to_json()).unwrap_or_default(),
+                ))
+            })
+            .collect();
+        let addr = self.addr.clone();
+        self.with_conn("insert_forwarding", move |conn| {
+            let map = Self::map_err(&addr);
+            let tx = conn.transaction().map_err(&map)?;
+            {
+                let mut st = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO forwarding (id, ts_us, incident_id, incident_version, state, json) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )
+                    .map_err(&map)?;
+                for r in &rows {
+                    st.execute(rusqlite::params![r.0, r.1, r.2, r.3, r.4, r.5]).map_err(&map)?;
+                }
+            }
+            tx.commit().map_err(&map)
+        })
+        .await
+    }
+
+    async fn query_forwarding(&self, incident_id: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let limit = if limit == 0 { crate::MAX_LIMIT } else { limit.min(crate::MAX_LIMIT) };
+        let id = incident_id.map(str::to_string);
+        let addr = self.addr.clone();
+        self.with_conn("query_forwarding", move |conn| {
+            let map = Self::map_err(&addr);
+            let (sql, params): (String, Vec<Value>) = match id {
+                Some(id) => (
+                    format!(
+                        "SELECT json FROM forwarding WHERE incident_id = ?1 ORDER BY ts_us DESC, id DESC LIMIT {limit}"
+                    ),
+                    vec![Value::Text(id)],
+                ),
+                None => (format!("SELECT json FROM forwarding ORDER BY ts_us DESC, id DESC LIMIT {limit}"), vec![]),
+            };
+            let mut st = conn.prepare_cached(&sql).map_err(&map)?;
+            let rows = st.query_map(params_from_iter(params.iter()), |r| r.get::<_, String>(0)).map_err(&map)?;
+            let mut out = Vec::new();
+            for row in rows {
+                out.push(crate::decode_event(&row.map_err(&map)?)?);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

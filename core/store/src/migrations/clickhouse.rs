@@ -15,16 +15,17 @@ pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migratio
 ) ENGINE = ReplacingMergeTree ORDER BY version";
 
 /// ClickHouse migrations, ascending.
-pub const CLICKHOUSE: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    statements: &[
-        // One partition per UTC day (retention drops whole partitions). ReplacingMergeTree
-        // on a key that ends with the deterministic id: a re-inserted event collapses into
-        // one row at merge time, and queries read with FINAL so it counts once before that.
-        // `ts` (seconds, for partitioning and pruning) and `ts_us` (exact, for filtering and
-        // ordering) hold the same instant.
-        "CREATE TABLE IF NOT EXISTS events (
+pub const CLICKHOUSE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        statements: &[
+            // One partition per UTC day (retention drops whole partitions). ReplacingMergeTree
+            // on a key that ends with the deterministic id: a re-inserted event collapses into
+            // one row at merge time, and queries read with FINAL so it counts once before that.
+            // `ts` (seconds, for partitioning and pruning) and `ts_us` (exact, for filtering and
+            // ordering) hold the same instant.
+            "CREATE TABLE IF NOT EXISTS events (
             id           String,
             ts           DateTime('UTC'),
             ts_us        Int64,
@@ -43,5 +44,40 @@ pub const CLICKHOUSE: &[Migration] = &[Migration {
         ) ENGINE = ReplacingMergeTree
         PARTITION BY toYYYYMMDD(ts)
         ORDER BY (event_type, ts, id)",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "incidents and forwarding",
+        statements: &[
+            // Versions of an incident collapse to the highest one (ReplacingMergeTree with a
+            // version column); reads use FINAL so they see it before the merge.
+            "CREATE TABLE IF NOT EXISTS incidents (
+                incident_id   String,
+                version       UInt64,
+                updated_us    Int64,
+                first_seen_us Int64,
+                last_seen_us  Int64,
+                severity      UInt8,
+                status        String,
+                owner         String,
+                segments      Array(String),
+                entities      Array(String),
+                json          String
+            ) ENGINE = ReplacingMergeTree(version)
+            ORDER BY incident_id",
+            // Every forwarding step (append-only audit), a re-insert collapses by id.
+            "CREATE TABLE IF NOT EXISTS forwarding (
+                id               String,
+                ts               DateTime('UTC'),
+                ts_us            Int64,
+                incident_id      String,
+                incident_version UInt64,
+                state            String,
+                json             String
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMM(ts)
+            ORDER BY (incident_id, ts_us, id)",
+        ],
+    },
+];

@@ -10,15 +10,16 @@ pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migratio
 )";
 
 /// SQLite migrations, ascending.
-pub const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    statements: &[
-        // One row per event id. The columns are copies of envelope fields for filtering
-        // and grouping; `json` is the whole event and the only thing read back.
-        // `ts_us` is microseconds since the epoch (UTC), `day` = ts_us / 86400e6 (floor),
-        // the retention unit. `flow_id` is the u64 bit-cast to INTEGER (i64).
-        "CREATE TABLE IF NOT EXISTS events (
+pub const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        statements: &[
+            // One row per event id. The columns are copies of envelope fields for filtering
+            // and grouping; `json` is the whole event and the only thing read back.
+            // `ts_us` is microseconds since the epoch (UTC), `day` = ts_us / 86400e6 (floor),
+            // the retention unit. `flow_id` is the u64 bit-cast to INTEGER (i64).
+            "CREATE TABLE IF NOT EXISTS events (
             id           TEXT PRIMARY KEY,
             ts_us        INTEGER NOT NULL,
             day          INTEGER NOT NULL,
@@ -35,12 +36,46 @@ pub const SQLITE: &[Migration] = &[Migration {
             community_id TEXT,
             json         TEXT NOT NULL
         )",
-        "CREATE INDEX IF NOT EXISTS events_day ON events (day)",
-        "CREATE INDEX IF NOT EXISTS events_type_ts ON events (event_type, ts_us)",
-        "CREATE INDEX IF NOT EXISTS events_segment_ts ON events (segment, ts_us)",
-        "CREATE INDEX IF NOT EXISTS events_src_ip ON events (src_ip)",
-        "CREATE INDEX IF NOT EXISTS events_dest_ip ON events (dest_ip)",
-        "CREATE INDEX IF NOT EXISTS events_flow_id ON events (flow_id)",
-        "CREATE INDEX IF NOT EXISTS events_community_id ON events (community_id)",
-    ],
-}];
+            "CREATE INDEX IF NOT EXISTS events_day ON events (day)",
+            "CREATE INDEX IF NOT EXISTS events_type_ts ON events (event_type, ts_us)",
+            "CREATE INDEX IF NOT EXISTS events_segment_ts ON events (segment, ts_us)",
+            "CREATE INDEX IF NOT EXISTS events_src_ip ON events (src_ip)",
+            "CREATE INDEX IF NOT EXISTS events_dest_ip ON events (dest_ip)",
+            "CREATE INDEX IF NOT EXISTS events_flow_id ON events (flow_id)",
+            "CREATE INDEX IF NOT EXISTS events_community_id ON events (community_id)",
+        ],
+    },
+    Migration {
+        version: 2,
+        name: "incidents and forwarding",
+        statements: &[
+            // One row per incident: its highest version (the upsert only replaces a lower
+            // one). `segments`/`entities` are lists encoded as `\x1fa\x1fb\x1f`.
+            "CREATE TABLE IF NOT EXISTS incidents (
+                incident_id   TEXT PRIMARY KEY,
+                version       INTEGER NOT NULL,
+                updated_us    INTEGER NOT NULL,
+                first_seen_us INTEGER NOT NULL,
+                last_seen_us  INTEGER NOT NULL,
+                severity      INTEGER NOT NULL,
+                status        TEXT NOT NULL,
+                owner         TEXT NOT NULL,
+                segments      TEXT NOT NULL,
+                entities      TEXT NOT NULL,
+                json          TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS incidents_last_seen ON incidents (last_seen_us)",
+            // Every forwarding step (append-only audit), idempotent by id.
+            "CREATE TABLE IF NOT EXISTS forwarding (
+                id               TEXT PRIMARY KEY,
+                ts_us            INTEGER NOT NULL,
+                incident_id      TEXT NOT NULL,
+                incident_version INTEGER NOT NULL,
+                state            TEXT NOT NULL,
+                json             TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS forwarding_incident ON forwarding (incident_id, ts_us)",
+            "CREATE INDEX IF NOT EXISTS forwarding_ts ON forwarding (ts_us)",
+        ],
+    },
+];
