@@ -224,7 +224,7 @@ async fn store_with_retry(store: &dyn Store, events: &[Event], max_outage: Durat
 mod tests {
     use super::*;
     use soc_bus::{MemoryBus, Record};
-    use soc_store::{CountBy, EventQuery, RetentionReport};
+    use soc_store::{CountBy, EventQuery, IncidentQuery, RetentionReport};
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -233,6 +233,7 @@ mod tests {
     struct FlakyStore {
         fail: AtomicU32,
         rows: Mutex<std::collections::BTreeMap<String, Event>>,
+        incidents: Mutex<std::collections::BTreeMap<String, soc_model::Incident>>,
     }
 
     #[async_trait::async_trait]
@@ -262,6 +263,30 @@ mod tests {
         }
         async fn drop_days_before(&self, _d: i64) -> Result<RetentionReport, StoreError> {
             Ok(RetentionReport::default())
+        }
+        async fn upsert_incidents(&self, list: &[soc_model::Incident]) -> Result<(), StoreError> {
+            let mut m = self.incidents.lock().unwrap();
+            for i in list {
+                if m.get(&i.incident_id).is_none_or(|old| old.version < i.version) {
+                    m.insert(i.incident_id.clone(), i.clone());
+                }
+            }
+            Ok(())
+        }
+        async fn get_incident(&self, id: &str) -> Result<Option<soc_model::Incident>, StoreError> {
+            Ok(self.incidents.lock().unwrap().get(id).cloned())
+        }
+        async fn query_incidents(&self, _q: &IncidentQuery) -> Result<Vec<soc_model::Incident>, StoreError> {
+            Ok(self.incidents.lock().unwrap().values().cloned().collect())
+        }
+        async fn count_incidents(&self, _q: &IncidentQuery) -> Result<u64, StoreError> {
+            Ok(self.incidents.lock().unwrap().len() as u64)
+        }
+        async fn insert_forwarding(&self, _r: &[Event]) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn query_forwarding(&self, _i: Option<&str>, _l: usize) -> Result<Vec<Event>, StoreError> {
+            Ok(vec![])
         }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())
