@@ -4,6 +4,7 @@
 //! batch; the store's id-based idempotence makes that harmless.
 #![forbid(unsafe_code)]
 
+pub mod incidents;
 pub mod pipeline;
 pub mod sigma;
 

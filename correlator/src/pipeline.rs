@@ -22,19 +22,23 @@ pub struct CorrelatorOptions {
     pub max_outage: Duration,
     /// Sigma rules run on every decoded `log` record; `None`: no Sigma detection.
     pub sigma: Option<Arc<crate::sigma::SigmaRules>>,
+    /// Incident grouping of alerts and detections; `None`: no incidents.
+    pub incidents: Option<crate::incidents::IncidentOptions>,
 }
 
 impl Default for CorrelatorOptions {
     fn default() -> Self {
         CorrelatorOptions {
             group: "soc-correlator".into(),
-            // Not the detection topic: the correlator publishes there itself (and stores its
-            // detections directly); incidents and alerting consumers read it.
-            kinds: vec![Kind::Flow, Kind::Alert, Kind::Protocol, Kind::Log, Kind::Incident, Kind::DeadLetter],
+            // Not the detection and incident topics: the correlator publishes there itself
+            // (and stores what it publishes directly); the forwarder and alerting consumers
+            // read them.
+            kinds: vec![Kind::Flow, Kind::Alert, Kind::Protocol, Kind::Log, Kind::DeadLetter],
             batch: 5_000,
             poll_timeout: Duration::from_millis(200),
             max_outage: Duration::from_secs(3600),
             sigma: None,
+            incidents: Some(crate::incidents::IncidentOptions::default()),
         }
     }
 }
@@ -48,6 +52,8 @@ pub struct CorrelatorStats {
     pub undecodable: u64,
     pub batches: u64,
     pub detections: u64,
+    /// Incident versions written (new incidents and updates).
+    pub incident_versions: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +62,25 @@ pub enum CorrelatorError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Writes incident versions (incidents table and their `incident` records) with retries.
+async fn write_incidents(
+    store: &dyn Store,
+    incidents: &[soc_model::Incident],
+    max_outage: Duration,
+) -> Result<Vec<Event>, StoreError> {
+    let events: Vec<Event> = incidents.iter().map(crate::incidents::incident_event).collect();
+    let mut backoff = Backoff::new(max_outage);
+    loop {
+        match store.upsert_incidents(incidents).await {
+            Ok(()) => break,
+            Err(e) if backoff.retry("store incidents", &e, e.is_transient()).await => {}
+            Err(e) => return Err(e),
+        }
+    }
+    store_with_retry(store, &events, max_outage).await?;
+    Ok(events)
 }
 
 /// Turns one bus message into a storable event. Dead letters become `dead_letter` events
@@ -102,6 +127,20 @@ pub async fn run(
     let mut consumer: Box<dyn Consumer> =
         soc_bus::with_backoff("subscribe", opts.max_outage, || bus.subscribe(&opts.group, &opts.kinds)).await?;
     let mut stats = CorrelatorStats::default();
+    let mut grouper = opts.incidents.clone().map(crate::incidents::Grouper::new);
+    if let Some(g) = grouper.as_mut() {
+        let mut backoff = Backoff::new(opts.max_outage);
+        loop {
+            match g.restore(store.as_ref()).await {
+                Ok(n) => {
+                    tracing::info!(open = n, "incident grouping: open incidents restored from the store");
+                    break;
+                }
+                Err(e) if backoff.retry("restore incidents", &e, e.is_transient()).await => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     tracing::info!(group = %opts.group, bus = bus.name(), store = store.name(), "correlator consuming");
     loop {
         let stopping = *shutdown.borrow();
@@ -157,6 +196,31 @@ pub async fn run(
                 soc_bus::publish_events(bus.as_ref(), &detections)
             })
             .await?;
+        }
+        if let Some(g) = grouper.as_mut() {
+            for ev in &events {
+                g.add(ev);
+            }
+            let mut backoff = Backoff::new(opts.max_outage);
+            let changed = loop {
+                match g.flush(store.as_ref(), Timestamp::now()).await {
+                    Ok(c) => break c,
+                    Err(e) if backoff.retry("incident merge", &e, e.is_transient()).await => {}
+                    Err(e) => return Err(e.into()),
+                }
+            };
+            if !changed.is_empty() {
+                // Store, then publish, then commit: a crash in between regroups the batch's
+                // alerts after the restore (the grouper skips alerts already in an incident).
+                let records = write_incidents(store.as_ref(), &changed, opts.max_outage).await?;
+                soc_bus::with_backoff("publish incidents", opts.max_outage, || {
+                    soc_bus::publish_events(bus.as_ref(), &records)
+                })
+                .await?;
+                stats.incident_versions += changed.len() as u64;
+                metrics::counter!("soc_correlator_incident_versions_total").increment(changed.len() as u64);
+                metrics::gauge!("soc_correlator_open_incidents").set(g.open_incidents() as f64);
+            }
         }
         metrics::counter!("soc_correlator_stored_total").increment(events.len() as u64);
         // Only now is the batch safe: commit.
@@ -348,5 +412,40 @@ mod tests {
         .unwrap();
         assert_eq!(stats.consumed, 20);
         assert_eq!(store.rows.lock().unwrap().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn alerts_become_incidents_in_the_store_and_on_the_incident_topic() {
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let mut alerts = Vec::new();
+        for i in 0..5u64 {
+            let mut e = Event::new(EventType::Alert, Timestamp::from_unix_micros(1_600_000_000_000_000 + i as i64));
+            e.src_ip = Some("10.1.1.1".into());
+            e.dest_ip = Some(format!("203.0.113.{i}"));
+            e.alert = Some(soc_model::Alert {
+                signature_id: Some(1000 + i),
+                signature: Some("test".into()),
+                severity: Some(2),
+                ..Default::default()
+            });
+            alerts.push(e);
+        }
+        soc_bus::publish_events(bus.as_ref(), &alerts).await.unwrap();
+        let mut incident_sub = bus.subscribe("forwarder", &[Kind::Incident]).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let opts = CorrelatorOptions { batch: 2, poll_timeout: Duration::from_millis(20), ..Default::default() };
+        let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
+        let incidents = store.incidents.lock().unwrap().clone();
+        assert_eq!(incidents.len(), 1, "{incidents:?}");
+        let inc = incidents.values().next().unwrap();
+        assert_eq!(inc.alert_count, 5);
+        assert_eq!(inc.version, 3, "batches of 2: three versions");
+        assert_eq!(stats.incident_versions, 3);
+        let published = incident_sub.poll(100, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(published.len(), 3);
+        let last = Event::from_json(&published[2].payload).unwrap();
+        assert_eq!(last.incident.as_ref().map(|i| i.version), Some(3));
     }
 }
