@@ -28,6 +28,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod journal;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod memory;

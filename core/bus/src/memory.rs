@@ -8,7 +8,12 @@
 //! unreleased records, so a slow consumer slows producers instead of growing memory. A topic
 //! no group has subscribed to keeps only its newest `capacity` records (like a Kafka topic's
 //! retention; evictions are counted), so an unconsumed topic never blocks a producer.
+//!
+//! [`MemoryBus::durable`] adds an on-disk journal ([`crate::journal`]): publishes are
+//! appended (and flushed) before they return and commits are saved, so after a crash the
+//! records no group had committed are delivered again, as Kafka would.
 
+use crate::journal::Journal;
 use crate::{Bus, BusError, Consumer, Message, Record, commit_points, topic_name};
 use soc_model::Kind;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -45,6 +50,8 @@ struct Inner {
     released: Notify,
     capacity: usize,
     prefix: String,
+    /// The on-disk journal of a durable bus (lock order: topics, then journal).
+    journal: Option<Mutex<Journal>>,
 }
 
 /// The in-process bus. Cheap to clone; clones share the topics.
@@ -63,8 +70,47 @@ impl MemoryBus {
                 released: Notify::new(),
                 capacity: capacity.max(1),
                 prefix: prefix.to_string(),
+                journal: None,
             }),
         }
+    }
+
+    /// A bus backed by a journal under `dir` (created if missing): what it accepted survives
+    /// a crash of the process. Opening replays the journal: records that no group had
+    /// committed are delivered again to their groups. `fsync` also syncs every publish to
+    /// the disk (survives power loss; slower).
+    pub fn durable(prefix: &str, capacity: usize, dir: &std::path::Path, fsync: bool) -> Result<Self, BusError> {
+        let (journal, recovered) = Journal::open(dir, fsync)?;
+        let mut topics = BTreeMap::new();
+        for (kind, r) in recovered {
+            topics.insert(kind, Topic { base: r.base, log: r.log, groups: r.groups });
+        }
+        Ok(MemoryBus {
+            inner: Arc::new(Inner {
+                topics: Mutex::new(topics),
+                published: Notify::new(),
+                released: Notify::new(),
+                capacity: capacity.max(1),
+                prefix: prefix.to_string(),
+                journal: Some(Mutex::new(journal)),
+            }),
+        })
+    }
+
+    #[cfg(test)]
+    fn set_segment_bytes(&self, n: u64) {
+        if let Some(mut j) = self.journal() {
+            j.set_segment_bytes(n);
+        }
+    }
+
+    /// Journal segment files of a topic (0 for a bus without journal).
+    pub fn journal_segments(&self, kind: Kind) -> usize {
+        self.journal().map_or(0, |j| j.segments(kind))
+    }
+
+    fn journal(&self) -> Option<MutexGuard<'_, Journal>> {
+        self.inner.journal.as_ref().map(|j| j.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<Kind, Topic>> {
@@ -101,29 +147,39 @@ impl Bus for MemoryBus {
                     topic: topic_name(&self.inner.prefix, kind),
                     reason: "does not exist (call ensure_topics first)".into(),
                 })?;
-                let mut n = 0u64;
                 let unconsumed = topic.groups.is_empty();
                 let mut evicted = 0u64;
+                let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
                 loop {
-                    if topic.log.len() >= self.inner.capacity {
+                    if topic.log.len() + batch.len() >= self.inner.capacity {
                         if !unconsumed || pending.peek().is_none() {
                             break;
                         }
                         // Nobody consumes this topic (yet): keep the newest `capacity`
                         // records, as a Kafka topic's retention would, instead of blocking
                         // producers forever.
-                        topic.log.pop_front();
+                        // The log is empty when the batch itself fills the topic: the batch's
+                        // oldest record goes (its offset is used up all the same).
+                        if topic.log.pop_front().is_none() {
+                            batch.remove(0);
+                        }
                         topic.base += 1;
                         evicted += 1;
                     }
                     match pending.next() {
-                        Some(r) => {
-                            topic.log.push_back((r.key, r.payload));
-                            n += 1;
-                        }
+                        Some(r) => batch.push((r.key, r.payload)),
                         None => break,
                     }
                 }
+                let n = batch.len() as u64;
+                if let Some(mut j) = self.journal() {
+                    // Durable before it is visible: a failed write leaves nothing behind.
+                    j.append(kind, topic.next_offset(), &batch)?;
+                    if evicted > 0 {
+                        j.release_below(kind, topic.base);
+                    }
+                }
+                topic.log.extend(batch);
                 if evicted > 0 {
                     metrics::counter!("soc_bus_retention_evicted_total", "bus" => "memory", "topic" => kind.as_str())
                         .increment(evicted);
@@ -151,7 +207,18 @@ impl Bus for MemoryBus {
                 topic: topic_name(&self.inner.prefix, *k),
                 reason: "does not exist (call ensure_topics first)".into(),
             })?;
-            let committed = *t.groups.entry(group.to_string()).or_insert(t.base);
+            let committed = match t.groups.get(group) {
+                Some(c) => *c,
+                None => {
+                    let mut next = t.groups.clone();
+                    next.insert(group.to_string(), t.base);
+                    if let Some(mut j) = self.journal() {
+                        j.save_groups(*k, &next).map_err(|e| BusError::Consume(e.to_string()))?;
+                    }
+                    t.groups = next;
+                    t.base
+                }
+            };
             positions.insert(*k, committed);
         }
         Ok(Box::new(MemoryConsumer { bus: self.clone(), group: group.to_string(), positions }))
@@ -217,11 +284,20 @@ impl Consumer for MemoryConsumer {
         let mut topics = self.bus.lock();
         for ((kind, _), offset) in commit_points(done) {
             if let Some(t) = topics.get_mut(&kind) {
-                let c = t.groups.entry(self.group.clone()).or_insert(0);
-                if offset + 1 > *c {
-                    *c = offset + 1;
+                let current = t.groups.get(&self.group).copied().unwrap_or(0);
+                if offset + 1 <= current {
+                    continue;
                 }
+                if let Some(mut j) = self.bus.journal() {
+                    let mut next = t.groups.clone();
+                    next.insert(self.group.clone(), offset + 1);
+                    j.save_groups(kind, &next)?;
+                }
+                t.groups.insert(self.group.clone(), offset + 1);
                 t.release();
+                if let Some(mut j) = self.bus.journal() {
+                    j.release_below(kind, t.base);
+                }
             }
         }
         drop(topics);
@@ -313,5 +389,101 @@ mod tests {
     async fn unknown_topic_is_an_error() {
         let bus = MemoryBus::new("t", 10);
         assert!(bus.publish(Kind::Flow, vec![rec(1)]).await.is_err());
+    }
+
+    async fn drain(c: &mut Box<dyn Consumer>) -> Vec<Message> {
+        let mut all = Vec::new();
+        loop {
+            let m = c.poll(1000, Duration::from_millis(20)).await.unwrap();
+            if m.is_empty() {
+                return all;
+            }
+            all.extend(m);
+        }
+    }
+
+    #[tokio::test]
+    async fn durable_bus_redelivers_uncommitted_records_after_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = MemoryBus::durable("t", 10_000, dir.path(), false).unwrap();
+            bus.ensure_topics().await.unwrap();
+            let mut c = bus.subscribe("g", &[Kind::Log]).await.unwrap();
+            bus.publish(Kind::Log, (0..100).map(rec).collect()).await.unwrap();
+            let got = drain(&mut c).await;
+            assert_eq!(got.len(), 100);
+            c.commit(&got[..40]).await.unwrap();
+            // Dropped without a clean stop: the "crash".
+        }
+        let bus = MemoryBus::durable("t", 10_000, dir.path(), false).unwrap();
+        bus.ensure_topics().await.unwrap();
+        let mut c = bus.subscribe("g", &[Kind::Log]).await.unwrap();
+        let got = drain(&mut c).await;
+        let offsets: Vec<i64> = got.iter().map(|m| m.offset).collect();
+        assert_eq!(offsets, (40..100).collect::<Vec<i64>>(), "exactly the uncommitted records, in order");
+        assert_eq!(got[0].payload, 40u32.to_be_bytes().to_vec());
+        c.commit(&got).await.unwrap();
+        // New records continue the offsets, never reuse them.
+        bus.publish(Kind::Log, vec![rec(1000)]).await.unwrap();
+        let got = drain(&mut c).await;
+        assert_eq!(got[0].offset, 100);
+    }
+
+    #[tokio::test]
+    async fn fully_consumed_journal_restarts_after_the_last_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = MemoryBus::durable("t", 100, dir.path(), true).unwrap();
+            let mut c = bus.subscribe("g", &[Kind::Flow]).await.unwrap();
+            bus.publish(Kind::Flow, (0..10).map(rec).collect()).await.unwrap();
+            let got = drain(&mut c).await;
+            c.commit(&got).await.unwrap();
+        }
+        let bus = MemoryBus::durable("t", 100, dir.path(), false).unwrap();
+        let mut c = bus.subscribe("g", &[Kind::Flow]).await.unwrap();
+        assert!(drain(&mut c).await.is_empty(), "everything was committed");
+        bus.publish(Kind::Flow, vec![rec(7)]).await.unwrap();
+        assert_eq!(drain(&mut c).await[0].offset, 10);
+    }
+
+    #[tokio::test]
+    async fn a_torn_tail_is_cut_off_and_the_records_before_it_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let bus = MemoryBus::durable("t", 100, dir.path(), false).unwrap();
+            bus.subscribe("g", &[Kind::Alert]).await.unwrap();
+            bus.publish(Kind::Alert, (0..5).map(rec).collect()).await.unwrap();
+        }
+        let seg = std::fs::read_dir(dir.path().join("alert"))
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|e| e == "log"))
+            .unwrap();
+        let mut bytes = std::fs::read(&seg).unwrap();
+        let good = bytes.len();
+        bytes.extend_from_slice(&[40, 0, 0, 0, 1, 2, 3, 4, 5]); // half a frame
+        std::fs::write(&seg, &bytes).unwrap();
+        let bus = MemoryBus::durable("t", 100, dir.path(), false).unwrap();
+        let mut c = bus.subscribe("g", &[Kind::Alert]).await.unwrap();
+        assert_eq!(drain(&mut c).await.len(), 5);
+        assert_eq!(std::fs::metadata(&seg).unwrap().len() as usize, good, "tail truncated");
+        bus.publish(Kind::Alert, vec![rec(9)]).await.unwrap();
+        assert_eq!(drain(&mut c).await[0].offset, 5);
+    }
+
+    #[tokio::test]
+    async fn committed_segments_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = MemoryBus::durable("t", 100_000, dir.path(), false).unwrap();
+        bus.set_segment_bytes(1_000);
+        let mut c = bus.subscribe("g", &[Kind::Log]).await.unwrap();
+        for i in 0..50 {
+            bus.publish(Kind::Log, (0..10).map(|j| rec(i * 10 + j)).collect()).await.unwrap();
+        }
+        assert!(bus.journal_segments(Kind::Log) > 10, "{}", bus.journal_segments(Kind::Log));
+        let got = drain(&mut c).await;
+        assert_eq!(got.len(), 500);
+        c.commit(&got).await.unwrap();
+        assert_eq!(bus.journal_segments(Kind::Log), 1, "only the active segment is kept");
     }
 }
