@@ -1,34 +1,141 @@
-//! The dashboard's HTTP API over the store.
+//! The dashboard's HTTP API over the store, with local users, sessions and data scopes.
 //!
-//! Routes (JSON):
-//! - `GET /api/events?type=&since=&until=&segment=&sensor=&host=&ip=&flow_id=&community_id=&limit=&order=`
-//!   stored records, newest first by default;
-//! - `GET /api/stats?since=&until=`: counts per event type and per segment;
-//! - `GET /healthz` (process alive), `GET /readyz` (store reachable), `GET /metrics`
-//!   (Prometheus text, rendered by the closure the binary passes in).
+//! Open routes: `POST /api/login`, `GET /api/openapi.json` (the OpenAPI 3 document of every
+//! route, see [`openapi`]), `GET /healthz`, `GET /readyz`, `GET /metrics`. Every other `/api/`
+//! route needs the `soc_session` cookie (401 otherwise); writes also need the
+//! `X-CSRF-Token` header of the session (403 otherwise) and a role other than `auditor`.
+//! Analysts and auditors with a segment list see only rows of those segments, in every
+//! endpoint. Every action is written to the append-only audit log ([`state`]).
 //!
-//! Bad requests get `400` with `{"error": "..."}` naming the parameter; store failures `503`.
+//! Bad requests get `400` with `{"error": "..."}` naming the parameter; store failures `503`
+//! (outage) or `500` (a failing query).
 #![forbid(unsafe_code)]
+
+pub mod alerts;
+pub mod audit;
+pub mod auth;
+pub mod headers;
+pub mod incidents;
+pub mod openapi;
+pub mod search;
+pub mod state;
+pub mod stats;
+pub mod ui;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, patch, post};
+use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use soc_model::Timestamp;
-use soc_store::{CountBy, EventQuery, Store, StoreError};
+use soc_store::{EventQuery, Store, StoreError};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+pub use auth::{AdminBootstrap, Principal, Role};
+pub use state::StateDb;
 
 /// Renders the process's Prometheus metrics.
 pub type MetricsRender = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Renders the STIX 2.1 bundle the NCSC forwarder sends for an incident (the binary passes
+/// the forwarder's `outgoing_bundle` with its redaction and identity settings).
+#[derive(Clone)]
+pub struct StixRenderer(pub Arc<dyn Fn(&soc_model::Incident) -> serde_json::Value + Send + Sync>);
+
+impl std::fmt::Debug for StixRenderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StixRenderer")
+    }
+}
+
+/// How the dashboard runs.
+#[derive(Clone, Debug)]
+pub struct DashboardOptions {
+    /// The state database (users, sessions, audit, triage); `None`: in memory (tests).
+    pub state_db: Option<PathBuf>,
+    /// Adds `Secure` to the session cookie and sends HSTS (set when served over TLS).
+    pub secure_cookie: bool,
+    /// Lifetime of a session from login.
+    pub session_ttl: Duration,
+    /// Failed logins for one user name before logins are refused with 429 (per client address:
+    /// four times as many, over all names).
+    pub max_login_failures: u32,
+    /// How long a throttled user name stays refused.
+    pub login_lockout: Duration,
+    /// `GET /api/incidents/{id}/stix` answers 501 without it (no forwarding configured).
+    pub stix: Option<StixRenderer>,
+}
+
+impl Default for DashboardOptions {
+    fn default() -> Self {
+        DashboardOptions {
+            state_db: None,
+            secure_cookie: false,
+            session_ttl: Duration::from_secs(12 * 3600),
+            max_login_failures: 5,
+            login_lockout: Duration::from_secs(15 * 60),
+            stix: None,
+        }
+    }
+}
+
+/// Errors opening the dashboard.
+#[derive(Debug, thiserror::Error)]
+pub enum DashboardError {
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    #[error("cannot create the admin account: {0}")]
+    Bootstrap(String),
+}
 
 /// Shared state of the API.
 #[derive(Clone)]
 pub struct ApiState {
     pub store: Arc<dyn Store>,
     pub metrics: MetricsRender,
+    pub db: Arc<StateDb>,
+    pub options: Arc<DashboardOptions>,
+    pub throttle: Arc<auth::Throttle>,
+    /// Failed logins per client address (any user name): [`auth::IP_FACTOR`] times the
+    /// per-name limit.
+    pub ip_throttle: Arc<auth::Throttle>,
+}
+
+impl ApiState {
+    /// Opens the state database of `options`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        metrics: MetricsRender,
+        options: DashboardOptions,
+    ) -> Result<Self, DashboardError> {
+        let db = StateDb::open(options.state_db.as_deref())?;
+        let throttle = auth::Throttle::new(options.max_login_failures, options.login_lockout);
+        let ip_throttle =
+            auth::Throttle::new(options.max_login_failures.saturating_mul(auth::IP_FACTOR), options.login_lockout);
+        Ok(ApiState {
+            store,
+            metrics,
+            db: Arc::new(db),
+            options: Arc::new(options),
+            throttle: Arc::new(throttle),
+            ip_throttle: Arc::new(ip_throttle),
+        })
+    }
+
+    /// Creates the `admin` account when there are no users yet: with `password` when given
+    /// (e.g. from `SOC_ADMIN_PASSWORD`), else with a generated one the caller prints once.
+    pub fn bootstrap_admin(&self, password: Option<&str>) -> Result<AdminBootstrap, DashboardError> {
+        auth::bootstrap_admin(self, password)
+    }
+
+    /// Appends an audit entry; a failure is logged and counted, never hidden.
+    pub fn audit(&self, actor: &str, action: &str, target: &str, detail: &str, outcome: &str) {
+        audit::record(self, actor, action, target, detail, outcome)
+    }
 }
 
 /// An API error: status plus a message for the caller.
@@ -41,6 +148,18 @@ pub struct ApiError {
 impl ApiError {
     pub fn bad_request(message: impl Into<String>) -> Self {
         ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+    }
+    pub fn unauthorized() -> Self {
+        ApiError { status: StatusCode::UNAUTHORIZED, message: "authentication required".into() }
+    }
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::FORBIDDEN, message: message.into() }
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+    }
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::CONFLICT, message: message.into() }
     }
 }
 
@@ -60,10 +179,33 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<state::StateError> for ApiError {
+    fn from(e: state::StateError) -> Self {
+        metrics::counter!("soc_api_state_errors_total").increment(1);
+        tracing::error!(error = %e, "dashboard state database error");
+        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: e.to_string() }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(json!({ "error": self.message }))).into_response()
     }
+}
+
+/// Maps a query-string rejection to a 400 naming the problem.
+pub(crate) fn query<T>(r: Result<Query<T>, axum::extract::rejection::QueryRejection>) -> Result<T, ApiError> {
+    r.map(|Query(p)| p).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// Maps a JSON body rejection to a 400.
+pub(crate) fn body<T>(r: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+    r.map(|Json(b)| b).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// Splits a comma-separated parameter.
+pub(crate) fn list(s: Option<&str>) -> Option<Vec<String>> {
+    s.map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
 }
 
 /// Query parameters of `GET /api/events`.
@@ -112,6 +254,18 @@ pub fn parse_time(name: &str, s: &str, now: Timestamp) -> Result<Timestamp, ApiE
     })
 }
 
+/// Parses optional `since`/`until` parameters.
+pub(crate) fn time_range(
+    since: Option<&str>,
+    until: Option<&str>,
+    now: Timestamp,
+) -> Result<(Option<Timestamp>, Option<Timestamp>), ApiError> {
+    Ok((
+        since.map(|s| parse_time("since", s, now)).transpose()?,
+        until.map(|s| parse_time("until", s, now)).transpose()?,
+    ))
+}
+
 impl EventsParams {
     pub fn to_query(&self, now: Timestamp) -> Result<EventQuery, ApiError> {
         let limit = self.limit.unwrap_or(100);
@@ -123,14 +277,12 @@ impl EventsParams {
             Some("asc") => false,
             Some(o) => return Err(ApiError::bad_request(format!("parameter order: {o:?} is not asc or desc"))),
         };
+        let (since, until) = time_range(self.since.as_deref(), self.until.as_deref(), now)?;
         Ok(EventQuery {
             event_type: self.event_type.clone().filter(|s| !s.is_empty()),
-            since: self.since.as_deref().map(|s| parse_time("since", s, now)).transpose()?,
-            until: self.until.as_deref().map(|s| parse_time("until", s, now)).transpose()?,
-            segments: self
-                .segment
-                .as_deref()
-                .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()),
+            since,
+            until,
+            segments: list(self.segment.as_deref()),
             sensor: self.sensor.clone(),
             host: self.host.clone(),
             ip: self.ip.clone(),
@@ -144,35 +296,14 @@ impl EventsParams {
 
 async fn events(
     State(st): State<ApiState>,
+    Extension(who): Extension<Principal>,
     params: Result<Query<EventsParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let q = p.to_query(Timestamp::now())?;
+    let p = query(params)?;
+    let mut q = p.to_query(Timestamp::now())?;
+    q.segments = who.scope(q.segments.take());
     let rows = st.store.query_events(&q).await?;
     Ok(Json(json!({ "count": rows.len(), "events": rows })).into_response())
-}
-
-/// Query parameters of `GET /api/stats`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatsParams {
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub segment: Option<String>,
-}
-
-async fn stats(
-    State(st): State<ApiState>,
-    params: Result<Query<StatsParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let ep = EventsParams { since: p.since, until: p.until, segment: p.segment, ..Default::default() };
-    let q = ep.to_query(Timestamp::now())?;
-    let total = st.store.count_events(&q).await?;
-    let by_type = st.store.count_by(CountBy::EventType, &q).await?;
-    let by_segment = st.store.count_by(CountBy::Segment, &q).await?;
-    let obj = |v: Vec<(String, u64)>| v.into_iter().map(|(k, n)| json!({"key": k, "count": n})).collect::<Vec<_>>();
-    Ok(Json(json!({ "total": total, "by_type": obj(by_type), "by_segment": obj(by_segment) })).into_response())
 }
 
 async fn healthz() -> &'static str {
@@ -191,18 +322,43 @@ async fn metrics_text(State(st): State<ApiState>) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError { status: StatusCode::NOT_FOUND, message: "no such endpoint".into() }
+    ApiError::not_found("no such endpoint")
 }
 
-/// The API router. The binary merges further routes (e.g. the collector's ingest endpoint).
+/// The API router. The binary merges further routes (the web UI, [`ui::ui_router`], and the
+/// collector's ingest endpoint).
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let protected = Router::new()
+        .route("/api/me", get(auth::me))
+        .route("/api/logout", post(auth::logout))
         .route("/api/events", get(events))
-        .route("/api/stats", get(stats))
+        .route("/api/stats", get(stats::stats))
+        .route("/api/search", get(search::search))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/{id}", get(alerts::detail))
+        .route("/api/alerts/{id}/related", get(alerts::related))
+        .route("/api/alerts/{id}/actions", post(alerts::action))
+        .route("/api/incidents", get(incidents::list))
+        .route("/api/incidents/{id}", get(incidents::detail))
+        .route("/api/incidents/{id}/status", post(incidents::set_status))
+        .route("/api/incidents/{id}/assign", post(incidents::assign))
+        .route("/api/incidents/{id}/comments", post(incidents::comment))
+        .route("/api/incidents/{id}/stix", get(incidents::stix))
+        .route("/api/forwarding", get(incidents::forwarding))
+        .route("/api/sensors", get(stats::sensors))
+        .route("/api/audit", get(audit::list))
+        .route("/api/users", get(auth::users::list).post(auth::users::create))
+        .route("/api/users/{name}", patch(auth::users::update).delete(auth::users::remove))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_session));
+    Router::new()
+        .route("/api/login", post(auth::login))
+        .route("/api/openapi.json", get(openapi::document))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .merge(protected)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), headers::security_headers))
         .with_state(state)
 }
 

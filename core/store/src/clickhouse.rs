@@ -392,6 +392,19 @@ impl ClickHouseStore {
         Ok(())
     }
 
+    async fn search_inner(&self, q: &crate::search::SearchQuery) -> Result<crate::search::SearchResult, StoreError> {
+        let c = crate::search::compile(q, Dialect::ClickHouse)?;
+        let query = bind(self.client.query(&c.sql), c.params);
+        if c.counts {
+            let rows = self.bounded(self.timeout, query.fetch_all::<KeyCount>()).await?;
+            Ok(crate::search::SearchResult::Counts(rows.into_iter().map(|r| (r.k, r.c)).collect()))
+        } else {
+            let rows = self.bounded(self.timeout, query.fetch_all::<JsonRow>()).await?;
+            let events = rows.iter().map(|r| crate::decode_event(&r.json)).collect::<Result<Vec<_>, _>>()?;
+            Ok(crate::search::SearchResult::Events(events))
+        }
+    }
+
     async fn query_inner(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
         let w = filter::build(q, Dialect::ClickHouse);
         let sql = format!(
@@ -612,6 +625,10 @@ impl Store for ClickHouseStore {
 
     async fn query_forwarding(&self, incident_id: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError> {
         telemetry::track(NAME, "query_forwarding", self.query_forwarding_inner(incident_id, limit).await)
+    }
+
+    async fn search(&self, q: &crate::search::SearchQuery) -> Result<crate::search::SearchResult, StoreError> {
+        telemetry::track(NAME, "search", self.search_inner(q).await)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

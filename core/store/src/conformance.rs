@@ -56,6 +56,7 @@ pub async fn run_all(store: &dyn Store) {
     retention(&ctx, &events, &bulk).await;
     incidents(&ctx, &tag).await;
     forwarding(&ctx, &tag).await;
+    crate::search::conformance(store).await;
 }
 
 struct Ctx<'a> {

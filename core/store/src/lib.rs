@@ -20,6 +20,7 @@ pub mod clickhouse;
 pub mod conformance;
 pub mod incidents;
 pub mod migrations;
+pub mod search;
 pub mod sqlite;
 
 #[cfg(feature = "clickhouse")]
@@ -135,6 +136,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_forwarding(&self, records: &[Event]) -> Result<(), StoreError>;
     /// Forwarding records, newest first; only those of `incident_id` when given.
     async fn query_forwarding(&self, incident_id: Option<&str>, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Analyst search over events ([`search`]): records, or counts grouped by a field.
+    /// Stores without it answer [`StoreError::Invalid`].
+    async fn search(&self, q: &search::SearchQuery) -> Result<search::SearchResult, StoreError> {
+        let _ = q;
+        Err(StoreError::Invalid(format!("the {} store does not support search", self.name())))
+    }
     /// Cheap liveness check.
     async fn ping(&self) -> Result<(), StoreError>;
     /// Short name for logs and metrics (`clickhouse`, `sqlite`).

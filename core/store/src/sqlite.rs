@@ -440,6 +440,32 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn search(&self, q: &crate::search::SearchQuery) -> Result<crate::search::SearchResult, StoreError> {
+        let c = telemetry::track(NAME, "search", crate::search::compile(q, Dialect::Sqlite))?;
+        let (sql, counts, params) = (c.sql, c.counts, to_values(c.params));
+        let addr = self.addr.clone();
+        self.with_conn("search", move |conn| {
+            let map = Self::map_err(&addr);
+            let mut st = conn.prepare(&sql).map_err(&map)?;
+            let mut rows = st.query(params_from_iter(params.iter())).map_err(&map)?;
+            let (mut events, mut groups) = (Vec::new(), Vec::new());
+            while let Some(row) = rows.next().map_err(&map)? {
+                if counts {
+                    let (k, n): (String, i64) = (row.get(0).map_err(&map)?, row.get(1).map_err(&map)?);
+                    groups.push((k, u64::try_from(n).unwrap_or(0)));
+                } else {
+                    events.push(crate::decode_event(&row.get::<_, String>(0).map_err(&map)?)?);
+                }
+            }
+            Ok(if counts {
+                crate::search::SearchResult::Counts(groups)
+            } else {
+                crate::search::SearchResult::Events(events)
+            })
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let addr = self.addr.clone();
         self.with_conn("ping", move |conn| {
