@@ -12,6 +12,7 @@
 //! - [`app`]: content-based protocol detection, the in-order stream, DNS/HTTP/TLS parsers.
 //! - [`sensor`]: [`Sensor`], which ties them together and builds EVE records.
 //! - [`capture`]: offline files ([`run_offline`]) and live interfaces ([`capture::live::run_live`]).
+//! - [`workers`]: frames hashed by flow to worker threads, one [`Sensor`] each.
 //! - [`eve`]: EVE line writer. [`stats`]: counters and `metrics` export. [`synth`]: packet builder.
 //!
 //! ```no_run
@@ -37,6 +38,7 @@ pub mod options;
 pub mod sensor;
 pub mod stats;
 pub mod synth;
+pub mod workers;
 
 pub use capture::live::{LiveOptions, run_live, run_live_with};
 pub use capture::offline::{OfflineSummary, process_file, run_offline};

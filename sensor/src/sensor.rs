@@ -412,7 +412,9 @@ impl Sensor {
         recs.clear();
         self.scratch_recs = recs;
         if let Some(det) = &self.detector
-            && (!p.payload.is_empty() || matches!(p.transport, Transport::Icmp(_) | Transport::Icmpv6(_)))
+            && (!p.payload.is_empty()
+                || det.matches_empty_packets()
+                || matches!(p.transport, Transport::Icmp(_) | Transport::Icmpv6(_)))
             && let Some(f) = self.table.get_mut(lk.idx)
         {
             for h in crate::alerts::packet_hits(det, f, p, dir) {

@@ -41,6 +41,11 @@ fn rule_files(paths: &[PathBuf], ext: &[&str]) -> Vec<PathBuf> {
     out
 }
 
+/// `classification.config` in the first given directory that has one.
+fn rule_dir_classification(paths: &[PathBuf]) -> Option<PathBuf> {
+    paths.iter().filter(|p| p.is_dir()).map(|p| p.join("classification.config")).find(|c| c.is_file())
+}
+
 fn classifications(extra: Option<&Path>) -> anyhow::Result<Classifications> {
     let mut text = BUILTIN_CLASSIFICATION.to_string();
     if let Some(p) = extra {
@@ -53,6 +58,10 @@ fn classifications(extra: Option<&Path>) -> anyhow::Result<Classifications> {
 /// Loads Suricata rules: the given files/directories (`*.rules`), or the built-in rules
 /// when none are given. Rejected rules are returned with file:line:column and the reason.
 pub fn load_suricata(paths: &[PathBuf], classification: Option<&Path>) -> anyhow::Result<(Detector, Vec<RuleError>)> {
+    // without an explicit table, a rule directory's own classification.config is used (as
+    // shipped with ET Open), on top of the built-in table
+    let found = classification.is_none().then(|| rule_dir_classification(paths)).flatten();
+    let classification = classification.or(found.as_deref());
     let mut b = Detector::builder().classifications(classifications(classification)?);
     if paths.is_empty() {
         for (name, text) in BUILTIN_SURICATA {
@@ -105,6 +114,8 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
     }
     let suricata_files = rule_files(paths, &["rules"]);
     let sigma_files = rule_files(paths, &["yml", "yaml"]);
+    let found = classification.is_none().then(|| rule_dir_classification(paths)).flatten();
+    let classification = classification.or(found.as_deref());
     let started = std::time::Instant::now();
     let (det, errors) = if suricata_files.is_empty() {
         (Detector::builder().build().0, Vec::new())
@@ -119,6 +130,8 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
         (Some(r), e)
     };
     let stats = rule_stats(&errors);
+    let duplicates: Vec<&RuleError> = errors.iter().filter(|e| e.reason.starts_with("duplicate sid")).collect();
+    let never_set = det.flowbits_never_set();
     if format == "json" {
         let v = json!({
             "suricata": {
@@ -130,6 +143,11 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
                 })).collect::<Vec<_>>(),
                 "rejected_per_keyword": stats.by_keyword.iter().map(|(k, n)| json!({"keyword": k, "rules": n})).collect::<Vec<_>>(),
                 "rejected_per_reason": stats.by_reason.iter().map(|(k, n)| json!({"reason": k, "errors": n})).collect::<Vec<_>>(),
+                "duplicate_sids": duplicates.len(),
+                "flowbits_checked_never_set": never_set.iter().map(|(name, rules)| json!({
+                    "flowbit": name,
+                    "rules": rules.iter().map(|(f, l, sid)| json!({"file": f, "line": l, "sid": sid})).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
                 "load_ms": suricata_ms,
             },
             "sigma": {
@@ -157,6 +175,14 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
             }
             if !errors.is_empty() {
                 println!("{stats}");
+            }
+            println!("duplicate sids: {}", duplicates.len());
+            if !never_set.is_empty() {
+                println!("flowbits checked but never set by a loaded rule: {}", never_set.len());
+                for (name, rules) in &never_set {
+                    let at: Vec<String> = rules.iter().map(|(f, l, sid)| format!("{f}:{l} (sid {sid})")).collect();
+                    println!("  {name}: {}", at.join(", "));
+                }
             }
         }
         if !sigma_files.is_empty() {

@@ -2,7 +2,9 @@
 //!
 //! Each direction is a small state machine (headers, Content-Length body, chunked body,
 //! body-until-close). Header blocks that span segments are buffered (bounded); bodies are
-//! only counted, never buffered. Responses are paired with requests in order; a transaction's
+//! counted, and their first [`BODY_LIMIT`] bytes per side kept with the header lists
+//! ([`TxData`]) for signature inspection until the transaction is emitted (then for the last
+//! few emitted ones). Responses are paired with requests in order; a transaction's
 //! record is produced when its response is complete (body included), or at flow end for
 //! requests never answered. A gap inside a body of known length is skipped; anywhere else the
 //! direction resynchronises on the next message start.
@@ -16,6 +18,24 @@ use std::collections::VecDeque;
 pub const MAX_HEADER_BLOCK: usize = 64 * 1024;
 /// Most open transactions kept per flow (requests waiting for responses).
 const MAX_OPEN_TX: usize = 512;
+/// Body bytes kept per transaction side for signature inspection (Suricata's default
+/// request/response body limits).
+pub const BODY_LIMIT: usize = 100 * 1024;
+/// Emitted transactions whose headers and bodies stay available for signature inspection.
+const KEPT_TX_DATA: usize = 4;
+
+/// What signature inspection needs of a transaction beyond its record: the header lists in
+/// order, the start lines and the first [`BODY_LIMIT`] bytes of each (de-chunked) body.
+#[derive(Clone, Debug, Default)]
+pub struct TxData {
+    pub tx_id: u64,
+    pub request_line: Vec<u8>,
+    pub request_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub request_body: Vec<u8>,
+    pub response_line: Vec<u8>,
+    pub response_headers: Vec<(Vec<u8>, Vec<u8>)>,
+    pub response_body: Vec<u8>,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -60,6 +80,7 @@ struct Tx {
     resp_done: bool,
     body_len: u64,
     emitted: bool,
+    data: TxData,
 }
 
 /// The HTTP/1.x parser of one flow.
@@ -70,6 +91,8 @@ pub struct HttpParser {
     next_tx_id: u64,
     /// Records produced so far.
     pub tx_logged: u64,
+    /// Inspection data of the last emitted transactions.
+    done: VecDeque<TxData>,
 }
 
 fn find_subslice(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -168,8 +191,18 @@ impl HttpParser {
             resp_done: false,
             body_len: 0,
             emitted: false,
+            data: TxData { tx_id: id, ..TxData::default() },
         });
         self.txs.back_mut()
+    }
+
+    /// Headers and bodies of a transaction, while it is open or among the last emitted.
+    pub fn tx_data(&self, tx_id: u64) -> Option<&TxData> {
+        self.done
+            .iter()
+            .rev()
+            .find(|d| d.tx_id == tx_id)
+            .or_else(|| self.txs.iter().find(|t| t.id == tx_id && !t.emitted).map(|t| &t.data))
     }
 
     fn tx_mut(&mut self, id: u64) -> Option<&mut Tx> {
@@ -184,6 +217,10 @@ impl HttpParser {
                 http.length = Some(t.body_len);
                 out.push(AppRecord::Http { tx_id: t.id, http: Box::new(http) });
                 self.tx_logged += 1;
+                if self.done.len() >= KEPT_TX_DATA {
+                    self.done.pop_front();
+                }
+                self.done.push_back(std::mem::take(&mut t.data));
             }
         }
         while self.txs.front().is_some_and(|t| t.emitted) {
@@ -204,6 +241,8 @@ impl HttpParser {
             return (State::Desync, None);
         };
         tx.has_request = true;
+        tx.data.request_line = line.to_vec();
+        tx.data.request_headers = headers.lines.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
         tx.http.http_method = Some(text(method));
         tx.method_head = method.eq_ignore_ascii_case(b"HEAD");
         tx.method_connect = method.eq_ignore_ascii_case(b"CONNECT");
@@ -283,6 +322,8 @@ impl HttpParser {
             return (State::Headers, None);
         }
         tx.resp_started = true;
+        tx.data.response_line = line.to_vec();
+        tx.data.response_headers = headers.lines.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
         tx.http.status = status;
         if let Some(ct) = headers.get("content-type") {
             let ct = ct.split(|&b| b == b';').next().unwrap_or_default();
@@ -316,12 +357,16 @@ impl HttpParser {
         self.emit_ready(out, false);
     }
 
-    fn count_body(&mut self, dir: Direction, id: Option<u64>, n: u64) {
-        if dir == Direction::ToClient
-            && let Some(t) = id.and_then(|id| self.tx_mut(id))
-        {
-            t.body_len += n;
-        }
+    fn count_body(&mut self, dir: Direction, id: Option<u64>, data: &[u8]) {
+        let Some(t) = id.and_then(|id| self.tx_mut(id)) else { return };
+        let body = if dir == Direction::ToClient {
+            t.body_len += data.len() as u64;
+            &mut t.data.response_body
+        } else {
+            &mut t.data.request_body
+        };
+        let room = BODY_LIMIT.saturating_sub(body.len());
+        body.extend_from_slice(&data[..data.len().min(room)]);
     }
 
     /// Processes `input`; returns how many bytes were consumed (the rest is an incomplete
@@ -412,7 +457,7 @@ impl HttpParser {
                 }
                 State::Length(n) => {
                     let take = (rest.len() as u64).min(n);
-                    self.count_body(dir, self.sides[d].cur_tx, take);
+                    self.count_body(dir, self.sides[d].cur_tx, &rest[..take as usize]);
                     pos += take as usize;
                     if take == n {
                         self.sides[d].state = State::Headers;
@@ -449,7 +494,7 @@ impl HttpParser {
                 }
                 State::ChunkData(n) => {
                     let take = (rest.len() as u64).min(n);
-                    self.count_body(dir, self.sides[d].cur_tx, take);
+                    self.count_body(dir, self.sides[d].cur_tx, &rest[..take as usize]);
                     pos += take as usize;
                     self.sides[d].state = if take == n { State::ChunkDataEnd } else { State::ChunkData(n - take) };
                 }
@@ -475,7 +520,7 @@ impl HttpParser {
                     }
                 }
                 State::UntilClose => {
-                    self.count_body(dir, self.sides[d].cur_tx, rest.len() as u64);
+                    self.count_body(dir, self.sides[d].cur_tx, rest);
                     return input.len();
                 }
             }

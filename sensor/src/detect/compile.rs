@@ -14,8 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use memchr::memmem;
-use regex::bytes::Regex;
 
+use super::keywords::{self, ByteJump, ByteTest, FlowbitOp, IsDataAt, TcpFlags, Threshold, Transform};
 use super::parse::{Action, AddrExpr, ParsedRule, PortExpr, RuleOption, maybe_unquote};
 use super::pcre::{self, PcreFlags};
 use super::{NOT_SUPPORTED, RuleError};
@@ -139,113 +139,95 @@ impl RuleProto {
     }
 }
 
-/// The buffers a content or pcre can inspect in this cut.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Buffer {
-    /// The packet payload (`pkt_data`, the default).
-    Payload,
-    /// Normalized request URI (`http.uri`).
-    HttpUri,
-    HttpMethod,
-    /// Host, lower-cased, without the port (`http.host`).
-    HttpHost,
-    HttpUserAgent,
-    /// Request or response headers, `Name: value\r\n` each, without Cookie/Set-Cookie
-    /// (`http.header`; see [`super::http_header_buffer`]).
-    HttpHeader,
-    HttpStatCode,
-    /// Cookie (request) or Set-Cookie (response) value (`http.cookie`).
-    HttpCookie,
-    /// Request body (`http.request_body`, `http_client_body`).
-    HttpRequestBody,
-    DnsQuery,
-    TlsSni,
+macro_rules! buffers {
+    ($($v:ident => $name:literal, $app:expr, $dir:expr, [$($alias:literal),*], [$($legacy:literal),*];)*) => {
+        /// The buffers a content or pcre can inspect.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum Buffer { $($v),* }
+
+        impl Buffer {
+            pub const ALL: &'static [Buffer] = &[$(Buffer::$v),*];
+
+            /// The sticky-buffer keyword.
+            pub fn name(self) -> &'static str {
+                match self { $(Buffer::$v => $name),* }
+            }
+
+            fn sticky(kw: &str) -> Option<Buffer> {
+                match kw { $($name $(| $alias)* => Some(Buffer::$v),)* _ => None }
+            }
+
+            fn legacy_modifier(kw: &str) -> Option<Buffer> {
+                match kw { $($($legacy => Some(Buffer::$v),)*)* _ => None }
+            }
+
+            /// The application protocol whose parser fills it (`None` for the payload and
+            /// `file.data`, which several protocols fill).
+            pub fn app_proto(self) -> Option<AppProto> {
+                match self { $(Buffer::$v => $app),* }
+            }
+
+            /// The only direction it exists in (`None`: both).
+            pub fn direction(self) -> Option<Direction> {
+                match self { $(Buffer::$v => $dir),* }
+            }
+        }
+    };
+}
+
+const HTTP: Option<AppProto> = Some(AppProto::Http);
+const TLS: Option<AppProto> = Some(AppProto::Tls);
+const REQ: Option<Direction> = Some(Direction::ToServer);
+const RESP: Option<Direction> = Some(Direction::ToClient);
+
+buffers! {
+    Payload => "pkt_data", None, None, [], [];
+    HttpUri => "http.uri", HTTP, REQ, [], ["http_uri"];
+    HttpUriRaw => "http.uri.raw", HTTP, REQ, [], ["http_raw_uri"];
+    HttpMethod => "http.method", HTTP, REQ, [], ["http_method"];
+    HttpHost => "http.host", HTTP, REQ, [], ["http_host"];
+    HttpHostRaw => "http.host.raw", HTTP, REQ, [], ["http_raw_host"];
+    HttpUserAgent => "http.user_agent", HTTP, REQ, [], ["http_user_agent"];
+    HttpHeader => "http.header", HTTP, None, [], ["http_header"];
+    HttpHeaderRaw => "http.header.raw", HTTP, None, [], ["http_raw_header"];
+    HttpHeaderNames => "http.header_names", HTTP, None, [], [];
+    HttpStatCode => "http.stat_code", HTTP, RESP, [], ["http_stat_code"];
+    HttpStatMsg => "http.stat_msg", HTTP, RESP, [], ["http_stat_msg"];
+    HttpCookie => "http.cookie", HTTP, None, [], ["http_cookie"];
+    HttpRequestBody => "http.request_body", HTTP, REQ, ["http_client_body"], ["http_client_body"];
+    HttpResponseBody => "http.response_body", HTTP, RESP, [], ["http_server_body"];
+    HttpContentType => "http.content_type", HTTP, None, [], [];
+    HttpContentLen => "http.content_len", HTTP, None, [], [];
+    HttpRequestLine => "http.request_line", HTTP, REQ, ["http_request_line"], [];
+    HttpResponseLine => "http.response_line", HTTP, RESP, ["http_response_line"], [];
+    HttpStart => "http.start", HTTP, None, [], [];
+    HttpProtocol => "http.protocol", HTTP, None, [], [];
+    HttpReferer => "http.referer", HTTP, REQ, [], [];
+    HttpAccept => "http.accept", HTTP, REQ, [], [];
+    HttpAcceptEnc => "http.accept_enc", HTTP, REQ, [], [];
+    HttpAcceptLang => "http.accept_lang", HTTP, REQ, [], [];
+    HttpConnection => "http.connection", HTTP, None, [], [];
+    HttpLocation => "http.location", HTTP, RESP, [], [];
+    HttpServer => "http.server", HTTP, RESP, [], [];
+    FileData => "file.data", None, None, ["file_data"], [];
+    DnsQuery => "dns.query", Some(AppProto::Dns), REQ, ["dns_query"], [];
+    TlsSni => "tls.sni", TLS, REQ, ["tls_sni"], [];
+    TlsCertSubject => "tls.cert_subject", TLS, RESP, ["tls_cert_subject"], [];
+    TlsCertIssuer => "tls.cert_issuer", TLS, RESP, ["tls_cert_issuer"], [];
+    TlsCertSerial => "tls.cert_serial", TLS, RESP, ["tls_cert_serial"], [];
+    TlsCertFingerprint => "tls.cert_fingerprint", TLS, RESP, ["tls_cert_fingerprint"], [];
+    TlsCerts => "tls.certs", TLS, RESP, [], [];
+    Ja3Hash => "ja3.hash", TLS, REQ, ["ja3_hash"], [];
+    Ja3String => "ja3.string", TLS, REQ, ["ja3_string"], [];
+    Ja3sHash => "ja3s.hash", TLS, RESP, ["ja3s_hash"], [];
+    Ja3sString => "ja3s.string", TLS, RESP, ["ja3s_string"], [];
+    SshProto => "ssh.proto", Some(AppProto::Ssh), None, ["ssh_proto"], [];
+    SshSoftware => "ssh.software", Some(AppProto::Ssh), None, ["ssh_software"], [];
 }
 
 impl Buffer {
-    pub const ALL: [Buffer; 11] = [
-        Buffer::Payload,
-        Buffer::HttpUri,
-        Buffer::HttpMethod,
-        Buffer::HttpHost,
-        Buffer::HttpUserAgent,
-        Buffer::HttpHeader,
-        Buffer::HttpStatCode,
-        Buffer::HttpCookie,
-        Buffer::HttpRequestBody,
-        Buffer::DnsQuery,
-        Buffer::TlsSni,
-    ];
-
     pub fn index(self) -> usize {
         self as usize
-    }
-
-    /// The sticky-buffer keyword.
-    pub fn name(self) -> &'static str {
-        match self {
-            Buffer::Payload => "pkt_data",
-            Buffer::HttpUri => "http.uri",
-            Buffer::HttpMethod => "http.method",
-            Buffer::HttpHost => "http.host",
-            Buffer::HttpUserAgent => "http.user_agent",
-            Buffer::HttpHeader => "http.header",
-            Buffer::HttpStatCode => "http.stat_code",
-            Buffer::HttpCookie => "http.cookie",
-            Buffer::HttpRequestBody => "http.request_body",
-            Buffer::DnsQuery => "dns.query",
-            Buffer::TlsSni => "tls.sni",
-        }
-    }
-
-    fn sticky(kw: &str) -> Option<Buffer> {
-        Some(match kw {
-            "pkt_data" => Buffer::Payload,
-            "http.uri" => Buffer::HttpUri,
-            "http.method" => Buffer::HttpMethod,
-            "http.host" => Buffer::HttpHost,
-            "http.user_agent" => Buffer::HttpUserAgent,
-            "http.header" => Buffer::HttpHeader,
-            "http.stat_code" => Buffer::HttpStatCode,
-            "http.cookie" => Buffer::HttpCookie,
-            "http.request_body" => Buffer::HttpRequestBody,
-            "dns.query" | "dns_query" => Buffer::DnsQuery,
-            "tls.sni" | "tls_sni" => Buffer::TlsSni,
-            _ => return None,
-        })
-    }
-
-    fn legacy_modifier(kw: &str) -> Option<Buffer> {
-        Some(match kw {
-            "http_uri" => Buffer::HttpUri,
-            "http_method" => Buffer::HttpMethod,
-            "http_host" => Buffer::HttpHost,
-            "http_user_agent" => Buffer::HttpUserAgent,
-            "http_header" => Buffer::HttpHeader,
-            "http_stat_code" => Buffer::HttpStatCode,
-            "http_cookie" => Buffer::HttpCookie,
-            "http_client_body" => Buffer::HttpRequestBody,
-            _ => return None,
-        })
-    }
-
-    /// The application protocol whose parser fills it (`None` for the payload).
-    pub fn app_proto(self) -> Option<AppProto> {
-        match self {
-            Buffer::Payload => None,
-            Buffer::DnsQuery => Some(AppProto::Dns),
-            Buffer::TlsSni => Some(AppProto::Tls),
-            _ => Some(AppProto::Http),
-        }
-    }
-
-    /// The only direction it exists in (`None`: both).
-    pub fn direction(self) -> Option<Direction> {
-        match self {
-            Buffer::Payload | Buffer::HttpHeader | Buffer::HttpCookie => None,
-            Buffer::HttpStatCode => Some(Direction::ToClient),
-            _ => Some(Direction::ToServer),
-        }
     }
 
     /// Fast-pattern priority (Suricata: application buffers first, `http.method` below the
@@ -351,7 +333,7 @@ impl ContentMatch {
 /// One `pcre`.
 #[derive(Clone, Debug)]
 pub struct PcreMatch {
-    pub regex: Regex,
+    pub regex: pcre::PcreRegex,
     pub negated: bool,
     /// `/R`: searched from the end of the previous match.
     pub relative: bool,
@@ -365,6 +347,32 @@ pub struct PcreMatch {
 pub enum Item {
     Content(ContentMatch),
     Pcre(PcreMatch),
+    IsDataAt(IsDataAt),
+    ByteTest(ByteTest),
+    ByteJump(ByteJump),
+}
+
+impl Item {
+    /// Positioned after the previous item's match.
+    pub fn is_relative(&self) -> bool {
+        match self {
+            Item::Content(c) => c.is_relative(),
+            Item::Pcre(p) => p.relative,
+            Item::IsDataAt(d) => d.relative,
+            Item::ByteTest(t) => t.read.relative,
+            Item::ByteJump(j) => j.read.relative,
+        }
+    }
+}
+
+/// The items of one buffer (after its transforms), with the buffer's size condition.
+#[derive(Clone, Debug)]
+pub struct BufferList {
+    pub buffer: Buffer,
+    pub transforms: Vec<Transform>,
+    /// `bsize`.
+    pub bsize: Option<IntCond>,
+    pub items: Vec<Item>,
 }
 
 /// `flow` conditions.
@@ -587,6 +595,8 @@ pub struct RuleMeta {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FastPattern {
     pub buffer: Buffer,
+    /// Transforms of the buffer the pattern is searched in.
+    pub transforms: Vec<Transform>,
     pub bytes: Vec<u8>,
 }
 
@@ -602,6 +612,20 @@ pub struct CompiledRule {
     pub bidirectional: bool,
     pub flow: FlowCond,
     pub dsize: Option<IntCond>,
+    /// `urilen` (on the normalized, or with `raw` the raw, request URI).
+    pub urilen: Option<(IntCond, bool)>,
+    pub ttl: Option<IntCond>,
+    pub itype: Option<IntCond>,
+    pub icode: Option<IntCond>,
+    pub ip_proto: Option<IntCond>,
+    pub tcp_flags: Option<TcpFlags>,
+    /// `sameip`.
+    pub sameip: bool,
+    pub flowbits: Vec<FlowbitOp>,
+    /// `noalert` (or `flowbits:noalert`): the rule only acts on state.
+    pub noalert: bool,
+    pub threshold: Option<Threshold>,
+    pub detection_filter: Option<Threshold>,
     /// Application protocol the rule needs (from the header or its buffers).
     pub app_proto: Option<AppProto>,
     /// `http` rules also match HTTP/2; `http1` rules do not.
@@ -609,7 +633,7 @@ pub struct CompiledRule {
     /// Direction the rule can match in (from `flow` or its buffers).
     pub direction: Option<Direction>,
     /// Per-buffer lists, in order of first use.
-    pub lists: Vec<(Buffer, Vec<Item>)>,
+    pub lists: Vec<BufferList>,
     pub fast_pattern: Option<FastPattern>,
     pub file: Arc<str>,
     pub line: usize,
@@ -626,7 +650,9 @@ enum Cursor {
 struct Builder<'a> {
     rule: &'a ParsedRule,
     unsupported: Vec<RuleError>,
-    lists: Vec<(Buffer, Vec<Item>)>,
+    lists: Vec<BufferList>,
+    /// Transforms of the active sticky buffer.
+    transforms: Vec<Transform>,
     junk: Vec<Item>,
     cursor: Cursor,
     /// (list index or usize::MAX for junk, item index) of the last content
@@ -657,24 +683,45 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn list_mut(&mut self, b: Buffer) -> usize {
-        match self.lists.iter().position(|(x, _)| *x == b) {
+    fn list_with(&mut self, b: Buffer, transforms: &[Transform]) -> usize {
+        match self.lists.iter().position(|l| l.buffer == b && l.transforms == transforms) {
             Some(i) => i,
             None => {
-                self.lists.push((b, Vec::new()));
+                self.lists.push(BufferList {
+                    buffer: b,
+                    transforms: transforms.to_vec(),
+                    bsize: None,
+                    items: Vec::new(),
+                });
                 self.lists.len() - 1
             }
         }
     }
 
-    fn push_item(&mut self, item: Item) -> (usize, usize) {
+    fn list_mut(&mut self, b: Buffer) -> usize {
+        self.list_with(b, &[])
+    }
+
+    /// The list of the cursor's buffer with the active transforms.
+    fn cursor_list(&mut self) -> Option<usize> {
         match self.cursor {
             Cursor::Buffer(b) => {
-                let li = self.list_mut(b);
-                self.lists[li].1.push(item);
-                (li, self.lists[li].1.len() - 1)
+                let t = std::mem::take(&mut self.transforms);
+                let li = self.list_with(b, &t);
+                self.transforms = t;
+                Some(li)
             }
-            Cursor::Unsupported => {
+            Cursor::Unsupported => None,
+        }
+    }
+
+    fn push_item(&mut self, item: Item) -> (usize, usize) {
+        match self.cursor_list() {
+            Some(li) => {
+                self.lists[li].items.push(item);
+                (li, self.lists[li].items.len() - 1)
+            }
+            None => {
                 self.junk.push(item);
                 (usize::MAX, self.junk.len() - 1)
             }
@@ -682,7 +729,7 @@ impl<'a> Builder<'a> {
     }
 
     fn item_count(&self) -> usize {
-        self.lists.iter().map(|l| l.1.len()).sum::<usize>() + self.junk.len()
+        self.lists.iter().map(|l| l.items.len() + usize::from(l.bsize.is_some())).sum::<usize>() + self.junk.len()
     }
 
     fn close_sticky(&mut self) -> Res<()> {
@@ -699,10 +746,10 @@ impl<'a> Builder<'a> {
         let Some((li, ii)) = self.last_content else {
             return Err(self.err(o, "needs a preceding content"));
         };
-        let item = if li == usize::MAX { &mut self.junk[ii] } else { &mut self.lists[li].1[ii] };
+        let item = if li == usize::MAX { &mut self.junk[ii] } else { &mut self.lists[li].items[ii] };
         match item {
             Item::Content(c) => Ok(c),
-            Item::Pcre(_) => Err(self.rule.error(o.line, o.column, Some(&o.keyword), "needs a preceding content")),
+            _ => Err(self.rule.error(o.line, o.column, Some(&o.keyword), "needs a preceding content")),
         }
     }
 }
@@ -813,6 +860,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         b.no_value(o)?;
         b.close_sticky()?;
         b.cursor = Cursor::Buffer(buf);
+        b.transforms.clear();
         if buf != Buffer::Payload {
             b.sticky_open = Some((o, b.item_count()));
         }
@@ -826,17 +874,20 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         if li == usize::MAX {
             return Ok(()); // content of an unsupported buffer: the rule is rejected anyway
         }
-        if b.lists[li].0 != Buffer::Payload {
+        if b.lists[li].buffer != Buffer::Payload {
             return Err(b.err(
                 o,
-                format!("the content is already in the {} buffer (a sticky buffer is active)", b.lists[li].0.name()),
+                format!(
+                    "the content is already in the {} buffer (a sticky buffer is active)",
+                    b.lists[li].buffer.name()
+                ),
             ));
         }
-        let item = b.lists[li].1.remove(ii);
+        let item = b.lists[li].items.remove(ii);
         let target = b.list_mut(buf);
-        b.lists[target].1.push(item);
-        b.last_content = Some((target, b.lists[target].1.len() - 1));
-        if b.lists[li].1.is_empty() && b.lists[li].0 == Buffer::Payload {
+        b.lists[target].items.push(item);
+        b.last_content = Some((target, b.lists[target].items.len() - 1));
+        if b.lists[li].items.is_empty() && b.lists[li].buffer == Buffer::Payload && b.lists[li].bsize.is_none() {
             b.lists.remove(li);
             if let Some((t, i)) = b.last_content {
                 b.last_content = Some((if t > li { t - 1 } else { t }, i));
@@ -1089,6 +1140,108 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             st.dsize =
                 Some(IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64).map_err(|e| b.value_err(o, e))?);
         }
+        "bsize" => {
+            let cond = IntCond::parse(&maybe_unquote(b.value(o)?), u32::MAX as u64).map_err(|e| b.value_err(o, e))?;
+            if b.cursor == Cursor::Buffer(Buffer::Payload) {
+                return Err(b.err(o, "bsize needs a sticky buffer"));
+            }
+            if let Some(li) = b.cursor_list() {
+                if b.lists[li].bsize.is_some() {
+                    return Err(b.err(o, "bsize given twice for the same buffer"));
+                }
+                b.lists[li].bsize = Some(cond);
+            }
+        }
+        "isdataat" => {
+            let d = keywords::parse_isdataat(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            b.push_item(Item::IsDataAt(d));
+        }
+        "byte_test" => {
+            let t = keywords::parse_byte_test(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            b.push_item(Item::ByteTest(t));
+        }
+        "byte_jump" => {
+            let j = keywords::parse_byte_jump(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            b.push_item(Item::ByteJump(j));
+        }
+        "urilen" => {
+            if st.urilen.is_some() {
+                return Err(b.err(o, "urilen given twice"));
+            }
+            let v = maybe_unquote(b.value(o)?);
+            let (cond, raw) = match v.split_once(',') {
+                Some((c, m)) => match m.trim() {
+                    "raw" => (c, true),
+                    "norm" => (c, false),
+                    other => return Err(b.value_err(o, format!("invalid urilen option '{other}' (raw or norm)"))),
+                },
+                None => (v.as_str(), false),
+            };
+            st.urilen = Some((IntCond::parse(cond, u16::MAX as u64).map_err(|e| b.value_err(o, e))?, raw));
+        }
+        "ttl" | "itype" | "icode" | "ip_proto" => {
+            let v = maybe_unquote(b.value(o)?);
+            let cond = if kw == "ip_proto" {
+                match v.trim() {
+                    "tcp" => IntCond::Eq(6),
+                    "udp" => IntCond::Eq(17),
+                    "icmp" => IntCond::Eq(1),
+                    "ipv6-icmp" | "icmpv6" => IntCond::Eq(58),
+                    "gre" => IntCond::Eq(47),
+                    "esp" => IntCond::Eq(50),
+                    "sctp" => IntCond::Eq(132),
+                    other => keywords::parse_u8_cond(other).map_err(|e| b.value_err(o, e))?,
+                }
+            } else {
+                keywords::parse_u8_cond(&v).map_err(|e| b.value_err(o, e))?
+            };
+            let slot = match kw {
+                "ttl" => &mut st.ttl,
+                "itype" => &mut st.itype,
+                "icode" => &mut st.icode,
+                _ => &mut st.ip_proto,
+            };
+            if slot.is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+            *slot = Some(cond);
+        }
+        "flags" => {
+            if st.tcp_flags.is_some() {
+                return Err(b.err(o, "flags given twice"));
+            }
+            st.tcp_flags = Some(keywords::parse_flags(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?);
+        }
+        "sameip" => {
+            b.no_value(o)?;
+            st.sameip = true;
+        }
+        "noalert" => {
+            b.no_value(o)?;
+            st.noalert = true;
+        }
+        "flowbits" => match keywords::parse_flowbits(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))? {
+            None => st.noalert = true,
+            Some(op) => st.flowbits.push(op),
+        },
+        "threshold" | "detection_filter" => {
+            let t = keywords::parse_threshold(&maybe_unquote(b.value(o)?), kw == "detection_filter")
+                .map_err(|e| b.value_err(o, e))?;
+            let slot = if kw == "threshold" { &mut st.threshold } else { &mut st.detection_filter };
+            if slot.is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+            *slot = Some(t);
+        }
+        _ if keywords::Transform::from_keyword(kw).is_some() => {
+            b.no_value(o)?;
+            let Some(t) = keywords::Transform::from_keyword(kw) else { return Ok(()) };
+            match b.cursor {
+                Cursor::Buffer(Buffer::Payload) => return Err(b.err(o, "a transform needs a sticky buffer")),
+                Cursor::Buffer(_) => b.transforms.push(t),
+                Cursor::Unsupported => {}
+            }
+        }
         _ => {
             b.unsupported.push(b.err(o, NOT_SUPPORTED));
             if o.value.is_none() {
@@ -1166,15 +1319,10 @@ fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>
             'S' => Some(Buffer::HttpStatCode),
             'V' => Some(Buffer::HttpUserAgent),
             'W' => Some(Buffer::HttpHost),
-            'I' | 'Q' | 'D' | 'Y' => {
-                let name = match f {
-                    'I' => "http.uri.raw",
-                    'Q' => "http.response_body",
-                    'D' => "http.header.raw",
-                    _ => "http.stat_msg",
-                };
-                return Err(err(format!("pcre modifier '{f}' ({name} buffer) not supported yet")));
-            }
+            'I' => Some(Buffer::HttpUriRaw),
+            'Q' => Some(Buffer::HttpResponseBody),
+            'D' => Some(Buffer::HttpHeaderRaw),
+            'Y' => Some(Buffer::HttpStatMsg),
             other => return Err(err(format!("unknown pcre modifier '{other}'"))),
         };
         if let Some(x) = buf {
@@ -1202,6 +1350,17 @@ struct MetaState<'a> {
     flow: FlowCond,
     flow_seen: bool,
     dsize: Option<IntCond>,
+    urilen: Option<(IntCond, bool)>,
+    ttl: Option<IntCond>,
+    itype: Option<IntCond>,
+    icode: Option<IntCond>,
+    ip_proto: Option<IntCond>,
+    tcp_flags: Option<TcpFlags>,
+    sameip: bool,
+    flowbits: Vec<FlowbitOp>,
+    noalert: bool,
+    threshold: Option<Threshold>,
+    detection_filter: Option<Threshold>,
 }
 
 /// Compiles one parsed rule. On failure returns every unsupported keyword of the rule, or the
@@ -1211,6 +1370,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
         rule,
         unsupported: Vec::new(),
         lists: Vec::new(),
+        transforms: Vec::new(),
         junk: Vec::new(),
         cursor: Cursor::Buffer(Buffer::Payload),
         last_content: None,
@@ -1277,9 +1437,15 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     };
 
     let mut lists = std::mem::take(&mut b.lists);
-    lists.retain(|(_, items)| !items.is_empty());
+    lists.retain(|l| !l.items.is_empty() || l.bsize.is_some());
     // finish contents: absolute depth, startswith; relative links
-    for (buf, items) in lists.iter_mut() {
+    for BufferList { buffer: buf, items, transforms, .. } in lists.iter_mut() {
+        let buf = &*buf;
+        let lowercased = transforms.iter().rev().find_map(|t| match t {
+            Transform::ToLowercase => Some(true),
+            Transform::ToUppercase | Transform::ToMd5 | Transform::ToSha1 | Transform::ToSha256 => Some(false),
+            _ => None,
+        });
         for it in items.iter_mut() {
             if let Item::Content(c) = it {
                 if c.startswith {
@@ -1288,7 +1454,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
                 } else if let Some(d) = c.depth_raw {
                     c.depth = Some(d.saturating_add(c.offset));
                 }
-                if *buf == Buffer::HttpHost {
+                if *buf == Buffer::HttpHost && lowercased.is_none() || lowercased == Some(true) {
                     if c.nocase {
                         return Err(rule_err(
                             Some("nocase"),
@@ -1309,6 +1475,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
             let (rel, within) = match &items[i] {
                 Item::Content(c) => (c.is_relative(), c.within.is_some()),
                 Item::Pcre(p) => (p.relative, p.relative),
+                other => (other.is_relative(), false),
             };
             if !rel {
                 continue;
@@ -1319,6 +1486,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
                     prev.within_next |= within;
                 }
                 Item::Pcre(prev) => prev.relative_next = true,
+                _ => {}
             }
         }
     }
@@ -1331,7 +1499,11 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     };
     let mut direction = st.flow.direction;
     let mut buf_dir: Option<(Direction, Buffer)> = None;
-    for (buf, _) in &lists {
+    let mut used: Vec<Buffer> = lists.iter().map(|l| l.buffer).collect();
+    if let Some((_, raw)) = st.urilen {
+        used.push(if raw { Buffer::HttpUriRaw } else { Buffer::HttpUri });
+    }
+    for buf in &used {
         if let Some(a) = buf.app_proto() {
             if !proto.can_carry(a) {
                 return Err(header_err(format!(
@@ -1387,9 +1559,10 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     }
 
     // fast pattern: the one marked, else the strongest positive content
-    let mut best: Option<(u8, usize, u32, Buffer, Vec<u8>)> = None;
+    type Candidate = (u8, usize, u32, Buffer, Vec<Transform>, Vec<u8>);
+    let mut best: Option<Candidate> = None;
     let mut explicit: Option<Option<FastPattern>> = None;
-    for (buf, items) in &lists {
+    for BufferList { buffer: buf, items, transforms, .. } in &lists {
         for it in items {
             let Item::Content(c) = it else { continue };
             let bytes = match c.fp_chop {
@@ -1397,7 +1570,11 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
                 None => c.pattern.clone(),
             };
             if c.fast_pattern {
-                explicit = Some(if c.negated { None } else { Some(FastPattern { buffer: *buf, bytes }) });
+                explicit = Some(if c.negated {
+                    None
+                } else {
+                    Some(FastPattern { buffer: *buf, transforms: transforms.clone(), bytes })
+                });
                 continue;
             }
             if c.negated {
@@ -1405,13 +1582,13 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
             }
             let key = (buf.fp_priority(), c.pattern.len(), pattern_strength(&c.pattern));
             if best.as_ref().is_none_or(|b| (b.0, b.1, b.2) < key) {
-                best = Some((key.0, key.1, key.2, *buf, bytes));
+                best = Some((key.0, key.1, key.2, *buf, transforms.clone(), bytes));
             }
         }
     }
     let fast_pattern = match explicit {
         Some(fp) => fp,
-        None => best.map(|(_, _, _, buffer, bytes)| FastPattern { buffer, bytes }),
+        None => best.map(|(_, _, _, buffer, transforms, bytes)| FastPattern { buffer, transforms, bytes }),
     };
 
     let http1_only = proto == RuleProto::Http1;
@@ -1437,6 +1614,17 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
         bidirectional: rule.bidirectional,
         flow: st.flow,
         dsize: st.dsize,
+        urilen: st.urilen,
+        ttl: st.ttl,
+        itype: st.itype,
+        icode: st.icode,
+        ip_proto: st.ip_proto,
+        tcp_flags: st.tcp_flags,
+        sameip: st.sameip,
+        flowbits: st.flowbits,
+        noalert: st.noalert,
+        threshold: st.threshold,
+        detection_filter: st.detection_filter,
         app_proto,
         http1_only,
         direction,
@@ -1458,9 +1646,9 @@ mod tests {
     }
 
     fn content(r: &CompiledRule, list: usize, item: usize) -> &ContentMatch {
-        match &r.lists[list].1[item] {
+        match &r.lists[list].items[item] {
             Item::Content(c) => c,
-            Item::Pcre(_) => panic!("not a content"),
+            _ => panic!("not a content"),
         }
     }
 
@@ -1488,7 +1676,7 @@ mod tests {
         assert!(a.relative_next && a.within_next && !a.is_single());
         let d = content(&r, 0, 1);
         assert!(d.relative_next && d.within_next, "a /R pcre next counts as within");
-        match &r.lists[0].1[2] {
+        match &r.lists[0].items[2] {
             Item::Pcre(p) => assert!(p.relative && p.relative_next),
             _ => panic!(),
         }
@@ -1523,8 +1711,8 @@ mod tests {
             (r#"flow:only_stream;"#, "only_stream"),
             (r#"dsize:70000;"#, "maximum"),
             (r#"msg:"no sid";"#, "no sid"),
-            (r#"pcre:"/a/Q";"#, "http.response_body buffer) not supported yet"),
-            (r#"pcre:"/(a)\1/";"#, "backreferences"),
+            (r#"pcre:"/a/Z";"#, "unknown pcre modifier"),
+            (r#"pcre:"/(?R)/";"#, "recursion"),
             (r#"pcre:"/a/i, flow:x";"#, "capture extraction"),
             (r#"target:both;"#, "invalid target"),
         ] {
@@ -1543,13 +1731,13 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_all_named() {
-        let text = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; flowbits:isset,foo; \
-                    http.uri; content:\"/a\"; byte_test:1,>,2,0,relative; http.request_line; content:\"b\"; nocase; sid:1;)";
+        let text = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; flowint:foo,isset; \
+                    http.uri; content:\"/a\"; stream_size:server,>,2; base64_data; content:\"b\"; nocase; sid:1;)";
         let errs = compile_one(text).unwrap_err();
         let kws: Vec<&str> = errs.iter().map(|e| e.keyword.as_deref().unwrap()).collect();
-        assert_eq!(kws, ["flowbits", "byte_test", "http.request_line"]);
+        assert_eq!(kws, ["flowint", "stream_size", "base64_data"]);
         assert!(errs.iter().all(|e| e.reason == NOT_SUPPORTED && e.line == 1));
-        assert_eq!(errs[0].column, text.find("flowbits").unwrap() + 1);
+        assert_eq!(errs[0].column, text.find("flowint").unwrap() + 1);
     }
 
     #[test]
@@ -1557,10 +1745,13 @@ mod tests {
         let r =
             compile_one(r#"alert tcp any any -> any any (content:"GET"; http_method; content:"/x"; http_uri; sid:1;)"#)
                 .unwrap();
-        let bufs: Vec<Buffer> = r.lists.iter().map(|l| l.0).collect();
+        let bufs: Vec<Buffer> = r.lists.iter().map(|l| l.buffer).collect();
         assert_eq!(bufs, [Buffer::HttpMethod, Buffer::HttpUri]);
         assert_eq!((r.app_proto, r.direction), (Some(AppProto::Http), Some(Direction::ToServer)));
-        assert_eq!(r.fast_pattern, Some(FastPattern { buffer: Buffer::HttpUri, bytes: b"/x".to_vec() }));
+        assert_eq!(
+            r.fast_pattern,
+            Some(FastPattern { buffer: Buffer::HttpUri, transforms: Vec::new(), bytes: b"/x".to_vec() })
+        );
         let r = compile_one(r#"alert http any any -> any any (http.stat_code; content:"404"; sid:1;)"#).unwrap();
         assert_eq!(r.direction, Some(Direction::ToClient));
         let r = compile_one(
@@ -1568,7 +1759,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"xyz");
-        assert_eq!(r.lists[1].0, Buffer::HttpUri);
+        assert_eq!(r.lists[1].buffer, Buffer::HttpUri);
         let r = compile_one(r#"alert tcp any any -> any any (content:"aaaa"; content:"abcd"; sid:1;)"#).unwrap();
         assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"abcd", "stronger pattern wins a length tie");
         let r = compile_one(r#"alert tcp any any -> any any (content:!"abc"; sid:1;)"#).unwrap();
@@ -1576,12 +1767,12 @@ mod tests {
         let r = compile_one(r#"alert tcp any any -> any any (content:"abcdef"; fast_pattern:1,3; sid:1;)"#).unwrap();
         assert_eq!(r.fast_pattern.as_ref().unwrap().bytes, b"bcd");
         let r = compile_one(r#"alert udp any any -> any 53 (dns_query; content:"evil"; sid:1;)"#).unwrap();
-        assert_eq!((r.app_proto, r.lists[0].0), (Some(AppProto::Dns), Buffer::DnsQuery));
+        assert_eq!((r.app_proto, r.lists[0].buffer), (Some(AppProto::Dns), Buffer::DnsQuery));
         let r = compile_one(r#"alert tcp any any -> any any (uricontent:"/a"; content:"b"; sid:1;)"#).unwrap();
-        assert_eq!(r.lists.iter().map(|l| l.0).collect::<Vec<_>>(), [Buffer::HttpUri, Buffer::Payload]);
+        assert_eq!(r.lists.iter().map(|l| l.buffer).collect::<Vec<_>>(), [Buffer::HttpUri, Buffer::Payload]);
         let r = compile_one(r#"alert http any any -> any any (http.uri; content:"a"; pkt_data; content:"b"; sid:1;)"#)
             .unwrap();
-        assert_eq!(r.lists.iter().map(|l| l.0).collect::<Vec<_>>(), [Buffer::HttpUri, Buffer::Payload]);
+        assert_eq!(r.lists.iter().map(|l| l.buffer).collect::<Vec<_>>(), [Buffer::HttpUri, Buffer::Payload]);
     }
 
     #[test]

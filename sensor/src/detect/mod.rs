@@ -16,7 +16,7 @@
 //!    Suricata's content-inspection semantics (relative matches with backtracking over later
 //!    occurrences, `nocase`, negation, `startswith`/`endswith`, pcre `/R`).
 //!
-//! # Supported in this cut
+//! # Supported
 //!
 //! - Actions `alert`, `pass`, `drop`, `reject`, `rejectsrc`, `rejectdst`, `rejectboth`.
 //!   Transactional rules (`=>`) and protocol hooks (`http1:request_complete`) are rejected.
@@ -31,31 +31,43 @@
 //!   `distance`, `within`, `startswith`, `endswith`, `fast_pattern` (incl. `only` and the
 //!   `offset,length` chop), `rawbytes` (a no-op in Suricata too); `uricontent`; `pcre`
 //!   (`/re/flags` translated to the `regex` crate: flags `i s m x A E G R B O` and the buffer
-//!   flags `U H M C P S V W`; constructs the regex crate cannot run, such as backreferences,
-//!   lookaround, atomic groups, possessive quantifiers, recursion, are rejected with the reason);
-//!   `dsize`.
-//! - Buffers (sticky, and the legacy content modifiers in parentheses): `pkt_data` (payload),
-//!   `http.uri` (`http_uri`, `uricontent`), `http.method` (`http_method`), `http.host`
-//!   (`http_host`), `http.user_agent` (`http_user_agent`), `http.header` (`http_header`),
-//!   `http.stat_code` (`http_stat_code`), `http.cookie` (`http_cookie`), `http.request_body`
-//!   (`http_client_body`), `dns.query` (`dns_query`), `tls.sni` (`tls_sni`).
+//!   flags `U I H D M C P Q S Y V W`; patterns that need backtracking (backreferences,
+//!   lookaround, atomic groups, possessive quantifiers) run on a backtracking fallback,
+//!   `fancy-regex` over the buffer as Latin-1, see [`pcre::PcreRegex`]; recursion, verbs,
+//!   conditionals, `\K`... are rejected with the reason); `isdataat`, `byte_test`, `byte_jump`
+//!   (numbers, no `byte_extract` variables), `dsize`, `bsize`, `urilen`.
+//! - Buffers: every [`Buffer`] (sticky keyword, aliases and legacy content modifiers):
+//!   `pkt_data`, the HTTP request and response buffers (`http.uri`, `http.uri.raw`, `http.method`,
+//!   `http.host`, `http.user_agent`, `http.header`, `http.header.raw`, `http.header_names`,
+//!   `http.cookie`, `http.request_body`, `http.response_body`, `http.stat_code`, `http.stat_msg`,
+//!   `http.content_type`, `http.content_len`, `http.request_line`, `http.response_line`,
+//!   `http.start`, `http.protocol`, `http.referer`, `http.accept*`, `http.connection`,
+//!   `http.location`, `http.server`), `file.data`, `dns.query`, `tls.sni`,
+//!   `tls.cert_subject`/`_issuer`/`_serial`/`_fingerprint`, `tls.certs`, `ja3.hash`/`.string`,
+//!   `ja3s.*`, `ssh.proto`/`.software`. A buffer the caller does not provide never matches.
+//! - Transforms ([`keywords::Transform`]): `dotprefix`, `strip_whitespace`,
+//!   `compress_whitespace`, `to_lowercase`, `to_uppercase`, `url_decode`, `to_md5`, `to_sha1`,
+//!   `to_sha256`; the prefilter scans the transformed buffer.
 //! - `flow`: `established`, `not_established`, `stateless`, `to_server`/`from_client`,
 //!   `to_client`/`from_server`, and `no_stream`/`no_frag` (trivially true: this engine
 //!   inspects packets, not reassembled streams or fragments). `only_stream`/`only_frag` are
 //!   rejected.
+//! - State: `flowbits` (`set`, `unset`, `toggle`, `isset`, `isnotset` with `|`/`&`, `noalert`)
+//!   per flow ([`Inspection::flow_id`]), rules ordered as Suricata does (setters before
+//!   readers); `noalert`; `threshold` (`limit`, `threshold`, `both`; `by_src`, `by_dst`,
+//!   `by_rule`, `by_both`, `by_flow`) and `detection_filter`, on [`Inspection::ts_micros`].
+//! - Packet header: `ttl`, `itype`, `icode`, `ip_proto`, `flags` (with modifiers and mask),
+//!   `sameip`.
 //!
 //! # Not supported yet (rules using them are rejected)
 //!
-//! Everything else: `flowbits`/`xbits`/`flowint`, `threshold`/`detection_filter`, `byte_test`/
-//! `byte_jump`/`byte_extract`/`byte_math`, `isdataat`, `bsize`, `urilen`, transforms
-//! (`dotprefix`, `to_lowercase`, ...), `file.data` and the other HTTP/TLS/DNS/SSH/SMB buffers,
-//! `ja3*`, `app-layer-event`, `noalert`, IP/TCP header keywords (`flags`, `ttl`, `itype`, ...),
-//! `stream_size`, `datasets`, `lua`, pcre capture extraction, rules mixing request and response
-//! buffers (they need transaction state). There is no per-flow state: a
-//! rule's alerts are not de-duplicated per transaction (the caller decides which
-//! [`Inspection`]s carry app-layer buffers), there are no thresholds or suppressions, and a
-//! matching `pass` rule only suppresses the other hits of that one inspection.
-//!
+//! `xbits`, `flowint`, `stream_size`, `byte_extract`/`byte_math` (and variables in
+//! `distance`/`within`/...), `base64_decode`/`base64_data`, `tag`, `tls.version`, `asn1`,
+//! `app-layer-event`, `datasets`, `lua`, pcre capture extraction, the other app-layer buffers
+//! (SMB, DCERPC, SMTP, ...), rules mixing request and response buffers (they need
+//! transaction state), `threshold.config` files. A matching `pass` rule only suppresses the
+//! other hits of that one inspection.
+
 //! # Wiring
 //!
 //! ```ignore
@@ -71,6 +83,7 @@
 //! ```
 
 pub mod compile;
+pub mod keywords;
 pub mod matcher;
 pub mod parse;
 pub mod pcre;
@@ -79,8 +92,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use compile::{
-    AppProto, Buffer, Classification, Classifications, CompiledRule, ContentMatch, Direction, FastPattern, FlowCond,
-    IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
+    AppProto, Buffer, BufferList, Classification, Classifications, CompiledRule, ContentMatch, Direction, FastPattern,
+    FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
 };
 pub use matcher::{Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer};
 pub use parse::{

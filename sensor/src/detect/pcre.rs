@@ -27,8 +27,109 @@ pub struct PcreFlags {
     pub ungreedy: bool,
 }
 
-/// Compiles a PCRE pattern (the text between the slashes) with its flags.
-pub fn compile(pattern: &str, flags: PcreFlags) -> Result<Regex, String> {
+/// A compiled `pcre`: the `regex` crate's automaton, or for patterns that need backtracking
+/// (backreferences, lookaround, atomic groups, possessive quantifiers) a backtracking engine
+/// (`fancy-regex`) run over the buffer decoded as Latin-1 (one character per byte, so the
+/// pattern's `\xHH` escapes mean the same bytes).
+#[derive(Clone, Debug)]
+pub enum PcreRegex {
+    Automaton(Regex),
+    Backtracking(Box<Backtracking>),
+}
+
+/// A fallback pattern: parsed (validated) at load, compiled on first use (compiling the
+/// Unicode-mode sub-automata of a few hundred ET Open patterns takes seconds and hundreds of
+/// MiB; most of them never run, their rules' fast patterns never hit).
+#[derive(Clone, Debug)]
+pub struct Backtracking {
+    pattern: String,
+    compiled: std::sync::OnceLock<Option<fancy_regex::Regex>>,
+}
+
+impl Backtracking {
+    fn regex(&self) -> Option<&fancy_regex::Regex> {
+        self.compiled
+            .get_or_init(|| match fancy_regex::RegexBuilder::new(&self.pattern).backtrack_limit(BACKTRACK_LIMIT).build() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(pattern = %self.pattern, error = %e, "pcre fallback could not be compiled: never matches");
+                    metrics::counter!("sensor_detect_pcre_fallback_failed_total").increment(1);
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+/// Backtracking steps a fallback pattern may take on one buffer before it counts as no match.
+const BACKTRACK_LIMIT: usize = 100_000;
+
+impl PcreRegex {
+    /// The first match starting at or after `start`, as a byte range of `hay`.
+    pub fn find_at(&self, hay: &[u8], start: usize) -> Option<std::ops::Range<usize>> {
+        match self {
+            PcreRegex::Automaton(r) => r.find_at(hay, start).map(|m| m.range()),
+            PcreRegex::Backtracking(b) => {
+                let r = b.regex()?;
+                let text: String = hay.iter().map(|&b| b as char).collect();
+                // byte offset in `text` of each character (and of the end)
+                let mut at = Vec::with_capacity(hay.len() + 1);
+                let mut off = 0;
+                for &b in hay {
+                    at.push(off);
+                    off += if b < 0x80 { 1 } else { 2 };
+                }
+                at.push(off);
+                let pos = *at.get(start)?;
+                match r.find_from_pos(&text, pos) {
+                    Ok(Some(m)) => {
+                        let s = at.binary_search(&m.start()).ok()?;
+                        let e = at.binary_search(&m.end()).ok()?;
+                        Some(s..e)
+                    }
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "pcre fallback gave up on a buffer");
+                        metrics::counter!("sensor_detect_pcre_backtrack_limit_total").increment(1);
+                        None
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Compiles a PCRE pattern (the text between the slashes) with its flags: to the automaton
+/// when it can run it, else to the backtracking fallback, else an error with the reason.
+pub fn compile(pattern: &str, flags: PcreFlags) -> Result<PcreRegex, String> {
+    match compile_automaton(pattern, flags) {
+        Ok(r) => Ok(PcreRegex::Automaton(r)),
+        Err(e) if e.contains("needs backtracking") => {
+            let mut translated = translate_mode(pattern, flags, true)
+                .map_err(|e2| if e2.contains("needs backtracking") { e2 } else { e.clone() })?;
+            if flags.anchored {
+                translated = format!(r"\A(?:{translated})");
+            }
+            let mut prefix = String::from("(?");
+            for (on, f) in [(flags.caseless, 'i'), (flags.dotall, 's'), (flags.multiline, 'm'), (flags.extended, 'x')] {
+                if on {
+                    prefix.push(f);
+                }
+            }
+            let full = if prefix.len() > 2 { format!("{prefix}){translated}") } else { translated };
+            if flags.ungreedy {
+                return Err(format!("{e}; the backtracking fallback has no ungreedy (G) mode"));
+            }
+            fancy_regex::Expr::parse_tree(&full)
+                .map_err(|f| format!("{e}; the backtracking fallback rejected it too: {f}"))?;
+            Ok(PcreRegex::Backtracking(Box::new(Backtracking { pattern: full, compiled: std::sync::OnceLock::new() })))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Compiles to the `regex` crate's automaton, or says why it cannot.
+pub fn compile_automaton(pattern: &str, flags: PcreFlags) -> Result<Regex, String> {
     let mut translated = translate(pattern, flags)?;
     if flags.anchored {
         translated = format!(r"\A(?:{translated})");
@@ -63,12 +164,22 @@ fn hex_byte(out: &mut String, v: u32) -> Result<(), String> {
 
 /// Rewrites a PCRE pattern into `regex` syntax (see the module documentation).
 pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
+    translate_mode(pat, flags, false)
+}
+
+/// Like [`translate`]; with `backtrack` the constructs the backtracking fallback engine runs
+/// (backreferences, lookaround, atomic groups, possessive quantifiers) are kept.
+fn translate_mode(pat: &str, flags: PcreFlags, backtrack: bool) -> Result<String, String> {
     let c: Vec<char> = pat.chars().collect();
     let n = c.len();
     let mut out = String::with_capacity(pat.len() + 8);
     let mut i = 0;
     let mut in_class = false;
     let mut class_start = false; // right after '[' or '[^': a ']' here is a literal
+    // backtracking mode: a negated class is written as an intersection with Latin-1
+    // (`[\x00-\xFF&&[^...]]`) so the Unicode-mode engine does not build UTF-8 automata for
+    // the whole Unicode range
+    let mut class_wrapped = false;
     let mut after_quantifier = false;
     let end_dollar = r"(?:\n?\z)";
     while i < n {
@@ -78,12 +189,21 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
             class_start = false;
             match ch {
                 '\\' => {
+                    if backtrack && let Some(set) = c.get(i + 1).and_then(|&e| ascii_class(e, true)) {
+                        out.push_str(set);
+                        i += 2;
+                        continue;
+                    }
                     i = class_escape(&c, i, &mut out)?;
                     continue;
                 }
                 ']' if !first => {
                     in_class = false;
                     out.push(']');
+                    if class_wrapped {
+                        out.push(']');
+                        class_wrapped = false;
+                    }
                 }
                 '[' => {
                     // POSIX class [:name:] is the same in both; any other '[' is a literal
@@ -110,16 +230,22 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
         after_quantifier = false;
         match ch {
             '\\' => {
-                i = escape(&c, i, &mut out)?;
+                i = escape(&c, i, &mut out, backtrack)?;
                 continue;
             }
             '[' => {
                 in_class = true;
                 class_start = true;
-                out.push('[');
                 if c.get(i + 1) == Some(&'^') {
-                    out.push('^');
+                    if backtrack {
+                        out.push_str(r"[\x00-\xFF&&[^");
+                        class_wrapped = true;
+                    } else {
+                        out.push_str("[^");
+                    }
                     i += 1;
+                } else {
+                    out.push('[');
                 }
             }
             '(' => {
@@ -130,10 +256,21 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                     let rest: String = c[i + 2..n.min(i + 6)].iter().collect();
                     let r = rest.as_str();
                     if r.starts_with('=') || r.starts_with('!') || r.starts_with("<=") || r.starts_with("<!") {
-                        return Err(unsupported("lookaround assertions"));
+                        if !backtrack {
+                            return Err(unsupported("lookaround assertions"));
+                        }
+                        let len = if r.starts_with('<') { 4 } else { 3 };
+                        out.extend(&c[i..i + len]);
+                        i += len;
+                        continue;
                     }
                     if r.starts_with('>') {
-                        return Err(unsupported("atomic groups '(?>...)'"));
+                        if !backtrack {
+                            return Err(unsupported("atomic groups '(?>...)'"));
+                        }
+                        out.push_str("(?>");
+                        i += 3;
+                        continue;
                     }
                     if r.starts_with('|') {
                         return Err(unsupported("branch reset groups '(?|...)'"));
@@ -142,7 +279,15 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                         return Err(unsupported("conditional groups '(?(...)...)'"));
                     }
                     if r.starts_with("P=") {
-                        return Err(unsupported("backreferences"));
+                        if !backtrack {
+                            return Err(unsupported("backreferences"));
+                        }
+                        let end = (i + 4..n).find(|&j| c[j] == ')').ok_or("unterminated (?P=name)")?;
+                        out.push_str(r"\k<");
+                        out.extend(&c[i + 4..end]);
+                        out.push('>');
+                        i = end + 1;
+                        continue;
                     }
                     if r.starts_with("P>")
                         || r.starts_with('&')
@@ -221,7 +366,12 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
                     i = j + 1;
                     after_quantifier = true;
                     if c.get(i) == Some(&'+') {
-                        return Err(unsupported("possessive quantifiers"));
+                        if !backtrack {
+                            return Err(unsupported("possessive quantifiers"));
+                        }
+                        out.push('+');
+                        i += 1;
+                        after_quantifier = false;
                     }
                     continue;
                 }
@@ -230,13 +380,19 @@ pub fn translate(pat: &str, flags: PcreFlags) -> Result<String, String> {
             '}' => out.push_str(r"\}"),
             '*' | '+' | '?' => {
                 if ch == '+' && was_quantifier {
-                    return Err(unsupported("possessive quantifiers"));
+                    if !backtrack {
+                        return Err(unsupported("possessive quantifiers"));
+                    }
+                    out.push('+');
+                    i += 1;
+                    continue;
                 }
                 out.push(ch);
                 // a '?' after a quantifier makes it lazy; '+' after it would be possessive
                 after_quantifier = !(ch == '?' && was_quantifier);
             }
             '$' if !flags.multiline && !flags.dollar_endonly => out.push_str(end_dollar),
+            '.' if backtrack => out.push_str(if flags.dotall { r"[\x00-\xFF]" } else { r"[\x00-\x09\x0B-\xFF]" }),
             _ => out.push(ch),
         }
         i += 1;
@@ -286,12 +442,50 @@ fn push_literal(out: &mut String, ch: char) {
 }
 
 /// An escape outside a class; `i` points at the backslash. Returns the next index.
-fn escape(c: &[char], i: usize, out: &mut String) -> Result<usize, String> {
+fn escape(c: &[char], i: usize, out: &mut String, backtrack: bool) -> Result<usize, String> {
     let Some(&e) = c.get(i + 1) else {
         return Err("pattern ends with a backslash".to_string());
     };
     let next = i + 2;
     match e {
+        'd' | 'D' | 'w' | 'W' | 's' | 'S' if backtrack => {
+            // PCRE's byte mode: ASCII classes (the fallback runs on Latin-1 text)
+            if let Some(set) = ascii_class(e, false) {
+                out.push_str(set);
+            }
+            return Ok(next);
+        }
+        '1'..='9' if backtrack => {
+            let (v, j) = digits(c, i + 1, 10, 2);
+            out.push_str(&format!(r"\{v}"));
+            return Ok(j);
+        }
+        'g' | 'k' if backtrack => {
+            // \gN, \g{N}, \g{-N} (relative: not supported), \k<name>, \k{name}, \k'name'
+            let (open, close) = match c.get(i + 2) {
+                Some('{') => ('{', '}'),
+                Some('<') => ('<', '>'),
+                Some('\'') => ('\'', '\''),
+                Some(d) if d.is_ascii_digit() && e == 'g' => {
+                    let (v, j) = digits(c, i + 2, 10, 2);
+                    out.push_str(&format!(r"\{v}"));
+                    return Ok(j);
+                }
+                _ => return Err(format!("invalid \\{e} backreference")),
+            };
+            let _ = open;
+            let end = (i + 3..c.len()).find(|&j| c[j] == close).ok_or("unterminated backreference name")?;
+            let name: String = c[i + 3..end].iter().collect();
+            if name.starts_with('-') || name.starts_with('+') {
+                return Err(unsupported("relative backreferences"));
+            }
+            if name.bytes().all(|b| b.is_ascii_digit()) {
+                out.push_str(&format!(r"\{name}"));
+            } else {
+                out.push_str(&format!(r"\k<{name}>"));
+            }
+            return Ok(end + 1);
+        }
         '1'..='9' => return Err(unsupported("backreferences")),
         'g' | 'k' => return Err(unsupported("backreferences")),
         '0' => {
@@ -322,10 +516,13 @@ fn escape(c: &[char], i: usize, out: &mut String) -> Result<usize, String> {
         'e' => out.push_str(r"\x1B"),
         'a' => out.push_str(r"\x07"),
         'h' => out.push_str(r"[\x09\x20\xA0]"),
+        'H' if backtrack => out.push_str(r"[\x00-\xFF&&[^\x09\x20\xA0]]"),
         'H' => out.push_str(r"[^\x09\x20\xA0]"),
         'v' => out.push_str(r"[\x0A-\x0D\x85]"),
+        'V' if backtrack => out.push_str(r"[\x00-\xFF&&[^\x0A-\x0D\x85]]"),
         'V' => out.push_str(r"[^\x0A-\x0D\x85]"),
         'R' => out.push_str(r"(?:\x0D\x0A|[\x0A-\x0D\x85])"),
+        'N' if backtrack => out.push_str(r"[\x00-\x09\x0B-\xFF]"),
         'N' => out.push_str(r"[^\n]"),
         'Z' => out.push_str(r"(?:\n?\z)"),
         'z' | 'A' | 'b' | 'B' | 'd' | 'D' | 'w' | 'W' | 's' | 'S' | 'n' | 'r' | 't' | 'f' => {
@@ -343,6 +540,24 @@ fn escape(c: &[char], i: usize, out: &mut String) -> Result<usize, String> {
         _ => push_literal(out, e),
     }
     Ok(next)
+}
+
+/// PCRE's byte-mode meaning of `\d \w \s` (and their negations outside a class) for the
+/// Unicode-aware fallback engine; `None` when it has no expansion there. (`\b` stays
+/// Unicode-aware there: Latin-1 letters above 0x7f count as word characters.)
+fn ascii_class(e: char, in_class: bool) -> Option<&'static str> {
+    Some(match (e, in_class) {
+        ('d', false) => "[0-9]",
+        ('D', false) => r"[\x00-\xFF&&[^0-9]]",
+        ('w', false) => "[0-9A-Za-z_]",
+        ('W', false) => r"[\x00-\xFF&&[^0-9A-Za-z_]]",
+        ('s', false) => r"[\t\n\x0B\x0C\r ]",
+        ('S', false) => r"[\x00-\xFF&&[^\t\n\x0B\x0C\r ]]",
+        ('d', true) => "0-9",
+        ('w', true) => "0-9A-Za-z_",
+        ('s', true) => r"\t\n\x0B\x0C\r ",
+        _ => return None,
+    })
 }
 
 /// An escape inside a class; `i` points at the backslash. Returns the next index.
@@ -393,7 +608,7 @@ mod tests {
     use super::*;
 
     fn m(pat: &str, flags: PcreFlags, hay: &[u8]) -> bool {
-        compile(pat, flags).unwrap().is_match(hay)
+        compile(pat, flags).unwrap().find_at(hay, 0).is_some()
     }
 
     #[test]
@@ -427,7 +642,7 @@ mod tests {
         assert!(m(r"a b # c", PcreFlags { extended: true, ..f }, b"ab"));
         assert!(!m(r"bc", PcreFlags { anchored: true, ..f }, b"abc"));
         let lazy = compile(r"a.+b", PcreFlags { ungreedy: true, ..f }).unwrap();
-        assert_eq!(lazy.find(b"a1b2b").unwrap().end(), 3);
+        assert_eq!(lazy.find_at(b"a1b2b", 0).unwrap().end, 3);
     }
 
     #[test]
@@ -449,9 +664,44 @@ mod tests {
             (r"[a", "unterminated"),
             (r"(a", "rejected the pattern"),
         ] {
-            let e = compile(p, f).unwrap_err();
+            let e = compile_automaton(p, f).unwrap_err();
             assert!(e.contains(want), "{p}: {e}");
         }
         assert!(compile(r"a*?b+?c??", f).is_ok());
+        // what the fallback cannot run either is rejected with both reasons
+        for (p, want) in [(r"(?R)", "recursion"), (r"(*UTF)a", "verbs"), (r"\Kfoo", "\\K"), (r"[a", "unterminated")] {
+            let e = compile(p, f).unwrap_err();
+            assert!(e.contains(want), "{p}: {e}");
+        }
+        assert!(compile(r"(a)\1", PcreFlags { ungreedy: true, ..f }).unwrap_err().contains("ungreedy"));
+    }
+
+    #[test]
+    fn backtracking_fallback_matches_like_pcre_on_bytes() {
+        let f = PcreFlags::default();
+        let fb = |p: &str, flags: PcreFlags| {
+            let r = compile(p, flags).unwrap();
+            assert!(matches!(r, PcreRegex::Backtracking(_)), "{p} should need the fallback");
+            r
+        };
+        let r = fb(r"(a.)\1", f);
+        assert_eq!(r.find_at(b"xxa1a1", 0), Some(2..6));
+        assert_eq!(r.find_at(b"a1a2", 0), None);
+        // offsets are byte offsets even with bytes above 0x7f before the match
+        let r = fb(r"(?<=\xff)ab(?!c)", f);
+        assert_eq!(r.find_at(b"\xff\xfeab\xffab", 0), Some(5..7));
+        assert_eq!(r.find_at(b"\xffabc", 0), None);
+        // start position, case-insensitivity, ASCII classes, possessive and atomic forms
+        let r = fb(r"(\w)\1", PcreFlags { caseless: true, ..f });
+        assert_eq!(r.find_at(b"aA bb", 2), Some(3..5));
+        assert!(fb(r"(\w)\1", f).find_at(b"\xe9\xe9", 0).is_none());
+        assert_eq!(fb(r"a++b", f).find_at(b"aaab", 0), Some(0..4));
+        assert!(fb(r"(?>a+)ab", f).find_at(b"aaab", 0).is_none());
+        assert_eq!(fb(r"(?P<q>x)(?P=q)", f).find_at(b"axx", 0), Some(1..3));
+        // negated classes and '.' stay within Latin-1 and keep PCRE's meaning
+        assert_eq!(fb(r"(a)[^b]\1", f).find_at(b"ab a\xffa", 0), Some(3..6));
+        assert_eq!(fb(r"(a).\1", f).find_at(b"a\na axa", 0), Some(2..5));
+        assert_eq!(fb(r"(a).\1", PcreFlags { dotall: true, ..f }).find_at(b"a\na", 0), Some(0..3));
+        assert_eq!(fb(r"(a)\D\1", f).find_at(b"a1a a-a", 0), Some(2..5));
     }
 }

@@ -1,0 +1,109 @@
+//! Rule-engine benchmark: loads Suricata rule files (cold: parse + compile + prefilters), then
+//! runs a capture held in memory through a sensor with that detector, single-threaded.
+//! Prints the load time, packets/s, Mbit/s, peak RSS and the alert count.
+//!
+//! `cargo run --release -p soc-sensor --example detect_bench -- <capture> <rules dir or file>... [--rounds N]`
+
+use soc_model::{EventType, Timestamp};
+use soc_sensor::capture::offline::{open_capture, read_capture};
+use soc_sensor::decode::LinkType;
+use soc_sensor::detect::{Classifications, DetectorBuilder};
+use soc_sensor::{Sensor, SensorOptions};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut rounds = 3usize;
+    if let Some(i) = args.iter().position(|a| a == "--rounds") {
+        rounds = args.get(i + 1).ok_or("--rounds needs a number")?.parse()?;
+        args.drain(i..=i + 1);
+    }
+    let usage = "usage: detect_bench <capture> <rules dir or file>... [--rounds N]";
+    let capture = PathBuf::from(args.first().ok_or(usage)?);
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut classification = None;
+    for a in args.iter().skip(1) {
+        let p = PathBuf::from(a);
+        if p.is_dir() {
+            let mut fs: Vec<PathBuf> = std::fs::read_dir(&p)?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "rules"))
+                .collect();
+            fs.sort();
+            files.extend(fs);
+            if p.join("classification.config").exists() {
+                classification = Some(p.join("classification.config"));
+            }
+        } else {
+            files.push(p);
+        }
+    }
+    if files.is_empty() {
+        return Err(usage.into());
+    }
+    let mut frames: Vec<(Timestamp, LinkType, Vec<u8>)> = Vec::new();
+    read_capture(&capture, open_capture(&capture)?, |ts, link, f| {
+        frames.push((ts, link, f.to_vec()));
+        ControlFlow::Continue(())
+    })?;
+    let bytes: usize = frames.iter().map(|f| f.2.len()).sum();
+
+    let t0 = Instant::now();
+    let classes = match &classification {
+        Some(c) => Classifications::load(c)?,
+        None => Classifications::new(),
+    };
+    let mut b = DetectorBuilder::new().classifications(classes);
+    for f in &files {
+        b.add_file(f);
+    }
+    let (det, errors) = b.build();
+    let load = t0.elapsed();
+    let det = Arc::new(det);
+    println!(
+        "rules: {} files, {} loaded, {} errors; load (parse+compile+prefilters): {:.3} s",
+        files.len(),
+        det.len(),
+        errors.len(),
+        load.as_secs_f64()
+    );
+
+    let mut best = f64::MAX;
+    let mut alerts = 0usize;
+    for _ in 0..rounds {
+        let mut sensor = Sensor::new(SensorOptions::default()).with_detector(det.clone());
+        let mut out = Vec::with_capacity(8192);
+        let mut n = 0usize;
+        let t = Instant::now();
+        for (ts, link, f) in &frames {
+            sensor.process(*ts, *link, f, &mut out);
+            if out.len() > 4096 {
+                n += out.iter().filter(|e| e.event_type == EventType::Alert).count();
+                out.clear();
+            }
+        }
+        sensor.flush_all(&mut out);
+        n += out.iter().filter(|e| e.event_type == EventType::Alert).count();
+        best = best.min(t.elapsed().as_secs_f64());
+        alerts = n;
+    }
+    println!(
+        "{} packets, {} bytes; best of {rounds}: {:.3} s = {:.0} packets/s, {:.1} Mbit/s; alerts {alerts}; peak RSS {} MiB",
+        frames.len(),
+        bytes,
+        best,
+        frames.len() as f64 / best,
+        bytes as f64 * 8.0 / best / 1e6,
+        peak_rss_kib().map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0))
+    );
+    Ok(())
+}

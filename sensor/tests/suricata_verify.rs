@@ -1,0 +1,253 @@
+//! The suricata-verify alert checks (`../shared/corpora/suricata-verify`) as one test.
+//!
+//! For every test whose `requires` allow Suricata 8.0.6 (the reference: `min-version` at most
+//! 8.0.6, `lt-version` above it), the test's rules are loaded into a fresh detector, its pcap
+//! runs through the sensor, and each check of `ALERT_EXPECTATIONS.jsonl` counts the EVE records
+//! matching its `match` keys (dotted paths, as `run.py`'s `find_value`) and compares with the
+//! expected `count`. Prints the pass rate overall, per keyword family (from `INDEX.json`),
+//! and the failing checks; fails below the rate reached. Skips (visibly) without the corpus.
+
+use serde_json::Value;
+use soc_sensor::capture::offline::{open_capture, read_capture};
+use soc_sensor::detect::{Classifications, DetectorBuilder};
+use soc_sensor::{Sensor, SensorOptions};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Share of the selected checks that must pass (the rate reached, rounded down).
+const MIN_PASS_RATE: f64 = 0.47;
+
+/// The reference Suricata version.
+const REFERENCE: (u64, u64, u64) = (8, 0, 6);
+
+fn version(v: &Value) -> Option<(u64, u64, u64)> {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    let mut it = s.split('.').map(|p| p.trim().parse::<u64>().unwrap_or(0));
+    Some((it.next()?, it.next().unwrap_or(0), it.next().unwrap_or(0)))
+}
+
+/// Whether a `requires` object allows the reference version.
+fn allows_reference(req: &Value) -> bool {
+    let Some(obj) = req.as_object() else { return true };
+    if let Some(min) = obj.get("min-version").and_then(version)
+        && min > REFERENCE
+    {
+        return false;
+    }
+    if let Some(lt) = obj.get("lt-version").and_then(version)
+        && REFERENCE >= lt
+    {
+        return false;
+    }
+    true
+}
+
+/// `run.py`'s `find_value`: a dotted path with optional `[n]` indexes.
+fn find_value<'a>(name: &str, mut obj: &'a Value) -> Option<&'a Value> {
+    for part in name.split('.') {
+        let (key, index) = match part.strip_suffix(']').and_then(|p| p.rsplit_once('[')) {
+            Some((k, i)) => (k, i.parse::<usize>().ok()),
+            None => (part, None),
+        };
+        obj = obj.get(key)?;
+        if let Some(i) = index {
+            obj = obj.get(i)?;
+        }
+    }
+    Some(obj)
+}
+
+fn family(kw: &str) -> &str {
+    match kw {
+        k if k.starts_with("http") || k.starts_with("uri") || k == "file_data" || k == "file.data" => "http/file",
+        k if k.starts_with("tls") || k.starts_with("ja3") || k.starts_with("ja4") => "tls",
+        k if k.starts_with("dns") => "dns",
+        k if k.starts_with("byte_") || k == "isdataat" => "byte_*/isdataat",
+        "flowbits" | "xbits" | "flowint" | "noalert" => "flowbits/xbits/flowint",
+        "threshold" | "detection_filter" => "threshold",
+        "content" | "nocase" | "offset" | "depth" | "distance" | "within" | "startswith" | "endswith"
+        | "fast_pattern" | "rawbytes" => "content",
+        "pcre" => "pcre",
+        "flow" => "flow",
+        "dsize" | "bsize" | "urilen" => "sizes",
+        "ttl" | "itype" | "icode" | "flags" | "ip_proto" | "sameip" | "stream_size" => "header",
+        "dotprefix"
+        | "to_lowercase"
+        | "strip_whitespace"
+        | "compress_whitespace"
+        | "url_decode"
+        | "to_md5"
+        | "to_sha256"
+        | "to_sha1"
+        | "to_uppercase" => "transforms",
+        _ => "other",
+    }
+}
+
+struct Check {
+    index: u64,
+    count: u64,
+    matcher: serde_json::Map<String, Value>,
+}
+
+struct TestCase {
+    pcap: PathBuf,
+    rules: Vec<PathBuf>,
+    args: Vec<String>,
+    checks: Vec<Check>,
+}
+
+fn run_test(tc: &TestCase, classes: &Classifications) -> Result<Vec<Value>, String> {
+    let mut b = DetectorBuilder::new().classifications(classes.clone());
+    for r in &tc.rules {
+        b.add_file(r);
+    }
+    let (det, _errors) = b.build();
+    let mut opts = SensorOptions::default();
+    if tc.args.iter().any(|a| a.contains("-k none")) {
+        opts.checksum_check = false;
+        opts.checksum_auto = false;
+    }
+    if tc.args.iter().any(|a| a.contains("stream.midstream=true")) {
+        opts.midstream = true;
+    }
+    let mut sensor = Sensor::new(opts).with_detector(Arc::new(det));
+    let input = open_capture(&tc.pcap).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    read_capture(&tc.pcap, input, |ts, link, frame| {
+        sensor.process(ts, link, frame, &mut out);
+        ControlFlow::Continue(())
+    })
+    .map_err(|e| e.to_string())?;
+    sensor.flush_all(&mut out);
+    Ok(out.iter().filter_map(|e| serde_json::to_value(e).ok()).collect())
+}
+
+#[test]
+fn suricata_verify_alert_checks() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/suricata-verify");
+    let Ok(text) = std::fs::read_to_string(root.join("ALERT_EXPECTATIONS.jsonl")) else {
+        eprintln!("SKIPPED suricata_verify: {} not found", root.display());
+        return;
+    };
+    let classes = Classifications::load(root.join("etc/classification.config")).unwrap_or_default();
+    let index: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(root.join("INDEX.json")).unwrap_or_default()).unwrap_or_default();
+    let keywords: HashMap<String, BTreeSet<String>> = index
+        .iter()
+        .filter_map(|t| {
+            let name = t.get("test")?.as_str()?.to_string();
+            let kws = t.get("keywords")?.as_array()?.iter().filter_map(|k| Some(k.as_str()?.to_string())).collect();
+            Some((name, kws))
+        })
+        .collect();
+
+    let mut tests: BTreeMap<String, TestCase> = BTreeMap::new();
+    let mut skipped_version = 0usize;
+    let mut skipped_missing = 0usize;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let row: Value = serde_json::from_str(line).expect("ALERT_EXPECTATIONS.jsonl line");
+        let Some(name) = row["test"].as_str() else { continue };
+        if !allows_reference(&row["requires"]) || !allows_reference(&row["filter_requires"]) {
+            skipped_version += 1;
+            continue;
+        }
+        let dir = root.join("tests").join(name);
+        let Some(pcap) = row["pcap"].get(0).and_then(Value::as_str).map(|p| dir.join(p)) else { continue };
+        let rules: Vec<PathBuf> =
+            row["rules"].as_array().into_iter().flatten().filter_map(Value::as_str).map(|r| dir.join(r)).collect();
+        if !pcap.exists() || rules.iter().any(|r| !r.exists()) {
+            skipped_missing += 1;
+            continue;
+        }
+        let args = row["args"].as_array().into_iter().flatten().filter_map(Value::as_str).map(String::from).collect();
+        let check = Check {
+            index: row["check_index"].as_u64().unwrap_or(0),
+            count: row["count"].as_u64().unwrap_or(1),
+            matcher: row["match"].as_object().cloned().unwrap_or_default(),
+        };
+        tests
+            .entry(name.to_string())
+            .or_insert_with(|| TestCase { pcap, rules, args, checks: Vec::new() })
+            .checks
+            .push(check);
+    }
+
+    let (mut passed, mut total) = (0usize, 0usize);
+    let mut per_family: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut tests_passed = 0usize;
+    for (name, tc) in &tests {
+        let events = match run_test(tc, &classes) {
+            Ok(e) => e,
+            Err(e) => {
+                failures.push(format!("{name}: capture error {e}"));
+                Vec::new()
+            }
+        };
+        let fams: BTreeSet<&str> =
+            keywords.get(name).into_iter().flatten().map(|k| family(k)).filter(|f| *f != "other").collect();
+        let mut all_ok = true;
+        for c in &tc.checks {
+            let got =
+                events.iter().filter(|e| c.matcher.iter().all(|(k, v)| find_value(k, e) == Some(v))).count() as u64;
+            let ok = got == c.count;
+            total += 1;
+            passed += usize::from(ok);
+            all_ok &= ok;
+            for f in fams.iter().copied().chain(std::iter::once("(all)")) {
+                let e = per_family.entry(f.to_string()).or_default();
+                e.0 += usize::from(ok);
+                e.1 += 1;
+            }
+            if !ok {
+                failures.push(format!(
+                    "{name} #{}: {} expected {} got {got}",
+                    c.index,
+                    Value::Object(c.matcher.clone()),
+                    c.count
+                ));
+            }
+        }
+        tests_passed += usize::from(all_ok);
+    }
+    let rate = passed as f64 / total.max(1) as f64;
+    eprintln!(
+        "suricata-verify: {} tests ({tests_passed} fully passing), {passed}/{total} checks pass ({:.1}%); \
+         {skipped_version} checks skipped by version requirements, {skipped_missing} without pcap/rules",
+        tests.len(),
+        rate * 100.0
+    );
+    eprintln!("pass rate per keyword family (checks of tests using it):");
+    for (f, (p, t)) in &per_family {
+        eprintln!("  {f:<24} {p:>5}/{t:<5} {:>5.1}%", *p as f64 * 100.0 / (*t).max(1) as f64);
+    }
+    let show = if std::env::var_os("SV_ALL_FAILURES").is_some() { usize::MAX } else { 40 };
+    eprintln!("failing checks ({}; first {}):", failures.len(), show.min(failures.len()));
+    for f in failures.iter().take(show) {
+        eprintln!("  {f}");
+    }
+    assert!(total > 0, "no checks selected");
+    assert!(rate >= MIN_PASS_RATE, "pass rate {:.1}% below the floor {:.1}%", rate * 100.0, MIN_PASS_RATE * 100.0);
+}
+
+#[test]
+fn version_requirements_follow_run_py() {
+    assert!(allows_reference(&Value::Null));
+    assert!(allows_reference(&serde_json::json!({"min-version": 8})));
+    assert!(allows_reference(&serde_json::json!({"min-version": "8.0.6"})));
+    assert!(!allows_reference(&serde_json::json!({"min-version": "8.0.7"})));
+    assert!(!allows_reference(&serde_json::json!({"min-version": 9})));
+    assert!(!allows_reference(&serde_json::json!({"lt-version": 8.0})));
+    assert!(allows_reference(&serde_json::json!({"lt-version": 9})));
+    let e = serde_json::json!({"alert": {"signature_id": 5}, "a": [{"b": 1}]});
+    assert_eq!(find_value("alert.signature_id", &e), Some(&serde_json::json!(5)));
+    assert_eq!(find_value("a[0].b", &e), Some(&serde_json::json!(1)));
+    assert_eq!(find_value("alert.nope", &e), None);
+}
