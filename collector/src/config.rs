@@ -5,11 +5,12 @@
 //!
 //! Every key has a default; unknown keys are errors (with line and column).
 
+use crate::parse::Format;
 use crate::sink::SourceContext;
 use serde::{Deserialize, Serialize};
 use soc_model::config::{ConfigError, from_toml_str, load_toml};
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The syslog address of the all-in-one mode (UDP and TCP).
@@ -66,8 +67,48 @@ pub struct CollectorConfig {
     pub local_utc_offset: Option<String>,
     #[serde(default = "default_bus_retry")]
     pub bus_retry_secs: u64,
+    /// Where file inputs keep their positions (one small file per followed file).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default)]
+    pub spool: SpoolConfig,
     #[serde(default)]
     pub inputs: InputsConfig,
+}
+
+fn default_spool_bytes() -> u64 {
+    1024 * 1024 * 1024
+}
+fn default_publish_timeout() -> u64 {
+    5_000
+}
+
+/// The on-disk spool used while the bus is unreachable (see [`crate::spool`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// Default: `spool` under `state_dir`.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// Most bytes spooled; when full, inputs wait (backpressure).
+    #[serde(default = "default_spool_bytes")]
+    pub max_bytes: u64,
+    /// How long a publish may take before its records are spooled instead.
+    #[serde(default = "default_publish_timeout")]
+    pub publish_timeout_ms: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> Self {
+        SpoolConfig {
+            enabled: false,
+            dir: None,
+            max_bytes: default_spool_bytes(),
+            publish_timeout_ms: default_publish_timeout(),
+        }
+    }
 }
 
 /// The network inputs.
@@ -78,6 +119,175 @@ pub struct InputsConfig {
     pub syslog_udp: SyslogUdpConfig,
     #[serde(default)]
     pub syslog_tcp: SyslogTcpConfig,
+    #[serde(default)]
+    pub syslog_tls: SyslogTlsConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Followed files (`[[inputs.file]]`, any number).
+    #[serde(default)]
+    pub file: Vec<FileConfig>,
+}
+
+fn default_tls_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 6514))
+}
+
+/// Syslog over TLS (RFC 5425; octet counting or newline framing inside the TLS stream).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogTlsConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default = "default_tls_addr")]
+    pub address: SocketAddr,
+    /// Server certificate chain (PEM).
+    #[serde(default)]
+    pub cert: PathBuf,
+    /// Its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub key: PathBuf,
+    /// CA bundle (PEM): when set, clients must present a certificate it signed.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+    #[serde(default = "default_tcp_max_line")]
+    pub max_line: usize,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_secs: u64,
+    #[serde(default)]
+    pub format: Format,
+}
+
+impl Default for SyslogTlsConfig {
+    fn default() -> Self {
+        SyslogTlsConfig {
+            enabled: false,
+            address: default_tls_addr(),
+            cert: PathBuf::new(),
+            key: PathBuf::new(),
+            client_ca: None,
+            max_line: default_tcp_max_line(),
+            max_connections: default_max_connections(),
+            shutdown_grace_secs: default_grace(),
+            format: Format::Auto,
+        }
+    }
+}
+
+impl SyslogTlsConfig {
+    /// The TCP settings of the listener.
+    pub fn tcp(&self) -> SyslogTcpConfig {
+        SyslogTcpConfig {
+            enabled: self.enabled,
+            address: self.address,
+            max_line: self.max_line,
+            max_connections: self.max_connections,
+            shutdown_grace_secs: self.shutdown_grace_secs,
+            format: self.format,
+        }
+    }
+
+    /// Loads the certificates and key.
+    pub fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, crate::tls::TlsError> {
+        crate::tls::acceptor(&self.cert, &self.key, self.client_ca.as_deref())
+    }
+}
+
+fn default_http_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9200))
+}
+fn default_max_body() -> usize {
+    crate::http::DEFAULT_MAX_BODY
+}
+fn default_max_inflight() -> usize {
+    crate::http::DEFAULT_MAX_INFLIGHT
+}
+
+/// The HTTP input (see [`crate::http`]): `POST /api/ingest` and the Elasticsearch-compatible
+/// `_bulk` endpoint. Off by default (`soc run` serves the same routes on its API port).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// 9200 by default: where Beats look for Elasticsearch.
+    #[serde(default = "default_http_addr")]
+    pub address: SocketAddr,
+    /// Largest body, after decompression.
+    #[serde(default = "default_max_body")]
+    pub max_body: usize,
+    /// Requests parsed and published at once; more are answered `429`.
+    #[serde(default = "default_max_inflight")]
+    pub max_inflight: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            enabled: false,
+            address: default_http_addr(),
+            max_body: default_max_body(),
+            max_inflight: default_max_inflight(),
+        }
+    }
+}
+
+/// Where a file without a saved position is read from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartAt {
+    /// Only what is written from now on (like `tail -F`).
+    #[default]
+    End,
+    /// The whole file (back-fill).
+    Beginning,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("collector-state")
+}
+fn default_poll() -> u64 {
+    250
+}
+
+/// A followed log file (see [`crate::source::file`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub path: PathBuf,
+    /// Format of the lines (see [`SyslogUdpConfig::format`]).
+    #[serde(default)]
+    pub format: Format,
+    #[serde(default)]
+    pub start_at: StartAt,
+    /// Stop at the end of the file instead of following it (one-shot back-fill).
+    #[serde(default)]
+    pub stop_at_eof: bool,
+    /// How often the end of the file is looked at again.
+    #[serde(default = "default_poll")]
+    pub poll_interval_ms: u64,
+    /// Longest line; a longer one is dead-lettered with its first `max_line` bytes.
+    #[serde(default = "default_tcp_max_line")]
+    pub max_line: usize,
+    /// The position file (default: derived from the path, under `state_dir`).
+    #[serde(default)]
+    pub state_file: Option<PathBuf>,
+}
+
+impl FileConfig {
+    /// A file input with the defaults.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileConfig {
+            path: path.into(),
+            format: Format::Auto,
+            start_at: StartAt::End,
+            stop_at_eof: false,
+            poll_interval_ms: default_poll(),
+            max_line: default_tcp_max_line(),
+            state_file: None,
+        }
+    }
 }
 
 /// Syslog over UDP (RFC 5426: one message per datagram).
@@ -95,6 +305,10 @@ pub struct SyslogUdpConfig {
     /// `net.core.rmem_max`): what absorbs bursts while a batch is being published.
     #[serde(default = "default_receive_buffer")]
     pub receive_buffer: usize,
+    /// Format of the messages: `auto` (sniffed per message), `syslog`, `json`, `auditd`,
+    /// `apache`, `nginx`, `iis`.
+    #[serde(default)]
+    pub format: Format,
 }
 
 impl Default for SyslogUdpConfig {
@@ -104,6 +318,7 @@ impl Default for SyslogUdpConfig {
             address: default_addr(),
             max_line: default_udp_max_line(),
             receive_buffer: default_receive_buffer(),
+            format: Format::Auto,
         }
     }
 }
@@ -125,6 +340,10 @@ pub struct SyslogTcpConfig {
     /// How long open connections get to finish their batches on shutdown.
     #[serde(default = "default_grace")]
     pub shutdown_grace_secs: u64,
+    /// Format of the messages (see [`SyslogUdpConfig::format`]); audit records are joined
+    /// into events per connection.
+    #[serde(default)]
+    pub format: Format,
 }
 
 impl Default for SyslogTcpConfig {
@@ -135,6 +354,7 @@ impl Default for SyslogTcpConfig {
             max_line: default_tcp_max_line(),
             max_connections: default_max_connections(),
             shutdown_grace_secs: default_grace(),
+            format: Format::Auto,
         }
     }
 }
@@ -148,6 +368,8 @@ impl Default for CollectorConfig {
             flush_interval_ms: default_flush(),
             local_utc_offset: None,
             bus_retry_secs: default_bus_retry(),
+            state_dir: default_state_dir(),
+            spool: SpoolConfig::default(),
             inputs: InputsConfig::default(),
         }
     }
@@ -189,7 +411,70 @@ impl CollectorConfig {
         if tcp.max_connections == 0 {
             return bad("inputs.syslog_tcp.max_connections: must be at least 1".into());
         }
+        if self.spool.max_bytes < 1024 * 1024 {
+            return bad(format!("spool.max_bytes: {} is below 1048576", self.spool.max_bytes));
+        }
+        if !(1..=600_000).contains(&self.spool.publish_timeout_ms) {
+            return bad(format!(
+                "spool.publish_timeout_ms: {} is out of range (1..=600000)",
+                self.spool.publish_timeout_ms
+            ));
+        }
+        let tls = &self.inputs.syslog_tls;
+        if tls.enabled {
+            if tls.cert.as_os_str().is_empty() || tls.key.as_os_str().is_empty() {
+                return bad("inputs.syslog_tls: cert and key are required when enabled".into());
+            }
+            if !(256..=64 * 1024 * 1024).contains(&tls.max_line) {
+                return bad(format!("inputs.syslog_tls.max_line: {} is out of range (256..=67108864)", tls.max_line));
+            }
+            if tls.max_connections == 0 {
+                return bad("inputs.syslog_tls.max_connections: must be at least 1".into());
+            }
+            if let Err(e) = tls.acceptor() {
+                return bad(format!("inputs.syslog_tls: {e}"));
+            }
+        }
+        let http = &self.inputs.http;
+        if !(1024..=1024 * 1024 * 1024).contains(&http.max_body) {
+            return bad(format!("inputs.http.max_body: {} is out of range (1024..=1073741824)", http.max_body));
+        }
+        if http.max_inflight == 0 {
+            return bad("inputs.http.max_inflight: must be at least 1".into());
+        }
+        let mut states = std::collections::BTreeSet::new();
+        for (n, f) in self.inputs.file.iter().enumerate() {
+            if f.path.as_os_str().is_empty() {
+                return bad(format!("inputs.file[{n}].path: must not be empty"));
+            }
+            if !(256..=64 * 1024 * 1024).contains(&f.max_line) {
+                return bad(format!("inputs.file[{n}].max_line: {} is out of range (256..=67108864)", f.max_line));
+            }
+            if !(1..=60_000).contains(&f.poll_interval_ms) {
+                return bad(format!(
+                    "inputs.file[{n}].poll_interval_ms: {} is out of range (1..=60000)",
+                    f.poll_interval_ms
+                ));
+            }
+            if !states.insert(self.file_state(f)) {
+                return bad(format!("inputs.file[{n}]: {} is followed twice (same state file)", f.path.display()));
+            }
+        }
         Ok(())
+    }
+
+    /// The spool settings, when enabled.
+    pub fn spool_options(&self) -> Option<crate::spool::SpoolOptions> {
+        self.spool.enabled.then(|| crate::spool::SpoolOptions {
+            dir: self.spool.dir.clone().unwrap_or_else(|| self.state_dir.join("spool")),
+            max_bytes: self.spool.max_bytes,
+            publish_timeout: Duration::from_millis(self.spool.publish_timeout_ms),
+        })
+    }
+
+    /// The state file of a file input.
+    pub fn file_state(&self, f: &FileConfig) -> PathBuf {
+        f.state_file.clone().unwrap_or_else(|| crate::source::file::state_file_for(&self.state_dir, &f.path))
     }
 
     /// What the sources need from this configuration.

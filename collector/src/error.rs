@@ -14,6 +14,8 @@ pub enum CollectorError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{input}: {source}")]
+    Tls { input: &'static str, source: crate::tls::TlsError },
     #[error("{input}: task failed: {reason}")]
     Task { input: &'static str, reason: String },
 }

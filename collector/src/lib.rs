@@ -11,7 +11,9 @@
 //!   read is a [`parse::ParseError`] that becomes a [`soc_model::DeadLetter`] with the reason.
 //! * [`sink`]: stamps events (collector name, segment, id), batches them and publishes events
 //!   and dead letters with retries (awaiting the bus is the backpressure).
-//! * [`ingest`]: [`ingest::parse_http_body`] for the dashboard's `POST /api/ingest`.
+//! * [`ingest`]: [`ingest::parse_http_body`] for `POST /api/ingest`; [`http`]: the HTTP input's
+//!   routes (`/api/ingest`, the Elasticsearch-compatible `_bulk`).
+//! * [`source::file`]: files followed through rotation, with their position remembered.
 //! * [`config`]: [`CollectorConfig`] and [`check_config`].
 //!
 //! ```no_run
@@ -25,13 +27,18 @@
 
 pub mod config;
 pub mod error;
+pub mod http;
 pub mod ingest;
 pub mod parse;
 pub mod sink;
 pub mod source;
+pub mod spool;
 pub mod stats;
+pub mod tls;
 
-pub use config::{CollectorConfig, InputsConfig, SyslogTcpConfig, SyslogUdpConfig, check_config};
+pub use config::{
+    CollectorConfig, FileConfig, HttpConfig, InputsConfig, SyslogTcpConfig, SyslogUdpConfig, check_config,
+};
 pub use error::CollectorError;
 pub use ingest::{IngestOutcome, parse_http_body, publish_outcome};
 pub use sink::SourceContext;

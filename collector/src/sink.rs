@@ -7,7 +7,7 @@
 //! which is the backpressure (a TCP sender's window fills; UDP datagrams queue in the socket
 //! buffer).
 
-use crate::parse::{self, ParseContext, ParseError};
+use crate::parse::{self, Decoder, ParseContext, ParseError};
 use crate::stats::InputStats;
 use soc_bus::{Bus, BusError, Record, publish_events, with_backoff};
 use soc_model::{DeadLetter, Event, Kind};
@@ -71,26 +71,72 @@ pub fn stamp(ev: &mut Event, sensor: &str, segment: Option<&str>) {
 }
 
 impl SourceContext {
-    /// Parses one received text message into the batch: an event, or a dead letter with the
-    /// reason. Blank messages are ignored (returns false).
-    pub(crate) fn accept_line(&self, batch: &mut Batch, raw: &[u8], input: &str, peer_ip: &str, source: &str) -> bool {
-        let ctx = ParseContext {
+    fn parse_context<'a>(&self, input: &'a str, peer_ip: Option<&'a str>) -> ParseContext<'a> {
+        ParseContext {
             input,
-            peer: Some(peer_ip),
+            peer: peer_ip,
             received: parse::receive_time(),
             local_offset_secs: self.local_offset_secs,
-        };
-        match parse::parse_line(raw, &ctx) {
-            Ok(mut ev) => {
-                stamp(&mut ev, &self.sensor, self.segment.as_deref());
-                batch.events.push(ev);
-                true
-            }
-            Err(ParseError::Empty) => false,
-            Err(e) => {
-                tracing::debug!(input, source, error = %e, "message dead-lettered");
-                batch.dead_letters.push(DeadLetter::new(source, e.to_string(), raw));
-                true
+        }
+    }
+
+    /// Like [`Self::accept_line`] through a stateful [`Decoder`] (a configured format, audit
+    /// records joined per connection or file): the events it completed go to the batch, an
+    /// error of this line becomes its dead letter. Blank lines are ignored (returns false).
+    pub(crate) fn accept_decoded(
+        &self,
+        batch: &mut Batch,
+        decoder: &mut Decoder,
+        raw: &[u8],
+        input: &str,
+        peer_ip: Option<&str>,
+        source: &str,
+    ) -> bool {
+        if parse::trim_ascii(raw).is_empty() {
+            return false;
+        }
+        let ctx = self.parse_context(input, peer_ip);
+        let results = decoder.push(raw, &ctx);
+        self.take_results(batch, results, raw, input, source);
+        true
+    }
+
+    /// Completes what a decoder holds back (end of a connection or file, idle input).
+    pub(crate) fn finish_decoder(
+        &self,
+        batch: &mut Batch,
+        decoder: &mut Decoder,
+        input: &str,
+        peer_ip: Option<&str>,
+        source: &str,
+    ) {
+        if decoder.pending() == 0 {
+            return;
+        }
+        let ctx = self.parse_context(input, peer_ip);
+        let results = decoder.finish(&ctx);
+        self.take_results(batch, results, b"", input, source);
+    }
+
+    fn take_results(
+        &self,
+        batch: &mut Batch,
+        results: Vec<Result<Event, ParseError>>,
+        raw: &[u8],
+        input: &str,
+        source: &str,
+    ) {
+        for r in results {
+            match r {
+                Ok(mut ev) => {
+                    stamp(&mut ev, &self.sensor, self.segment.as_deref());
+                    batch.events.push(ev);
+                }
+                Err(ParseError::Empty) => {}
+                Err(e) => {
+                    tracing::debug!(input, source, error = %e, "message dead-lettered");
+                    batch.dead_letters.push(DeadLetter::new(source, e.to_string(), raw));
+                }
             }
         }
     }

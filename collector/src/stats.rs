@@ -10,8 +10,12 @@
 //! | `soc_collector_dropped_total{input,reason}` | messages lost (`bus`: publishing failed for good) |
 //! | `soc_collector_batches_total{input}` | batches published |
 //! | `soc_collector_connections{input}` | open TCP connections |
+//! | `soc_collector_rejected_connections_total{input,reason}` | connections closed before any message (`tls`: failed handshake) |
+//! | `soc_collector_lag_bytes{input,path}` | file inputs: bytes written to the file and not yet published |
 //!
-//! Every received message ends up parsed, dead-lettered or dropped.
+//! Every received message ends up parsed, dead-lettered or dropped, with two exceptions that
+//! produce fewer events than lines: audit records joined into one event, and W3C directive
+//! lines (`#Fields:`), which configure the parser and are not records.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -50,6 +54,15 @@ pub fn describe_metrics() {
     metrics::describe_counter!("soc_collector_dropped_total", "Messages lost, per input and reason.");
     metrics::describe_counter!("soc_collector_batches_total", "Batches published, per input.");
     metrics::describe_gauge!("soc_collector_connections", "Open connections, per input.");
+    metrics::describe_counter!(
+        "soc_collector_rejected_connections_total",
+        "Connections closed before any message, per input and reason."
+    );
+    metrics::describe_gauge!(
+        "soc_collector_lag_bytes",
+        metrics::Unit::Bytes,
+        "File inputs: bytes in the file not yet published."
+    );
 }
 
 impl InputStats {
@@ -108,6 +121,11 @@ impl InputStats {
     pub(crate) fn batch(&self) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("soc_collector_batches_total", "input" => self.input).increment(1);
+    }
+
+    pub(crate) fn dropped_connection(&self, reason: &'static str) {
+        metrics::counter!("soc_collector_rejected_connections_total", "input" => self.input, "reason" => reason)
+            .increment(1);
     }
 
     pub(crate) fn connections(&self, delta: f64) {

@@ -10,9 +10,11 @@
 //! parsers add the receive time (`log.received`, strictly increasing per process, see
 //! [`receive_time`]) to every non-Windows record as a discriminator.
 
+pub mod auditd;
 pub mod json;
 pub mod syslog;
 mod timefmt;
+pub mod web;
 pub mod windows;
 
 pub use timefmt::parse_utc_offset;
@@ -55,6 +57,12 @@ pub enum ParseError {
     Json(String),
     #[error("invalid Windows event: {0}")]
     Windows(String),
+    #[error("invalid audit record: {0}")]
+    Auditd(String),
+    #[error("invalid access log line: {0}")]
+    AccessLog(String),
+    #[error("invalid W3C log line: {0}")]
+    W3c(String),
     #[error("record of {len} bytes exceeds max_line ({max} bytes); kept the first {max} bytes")]
     TooLong { len: usize, max: usize },
 }
@@ -74,14 +82,110 @@ pub fn receive_time() -> Timestamp {
     }
 }
 
-/// Parses one text record as the network inputs receive it: a JSON object (NXLog, Winlogbeat
-/// over TCP, any JSON log) when it starts with `{`, a syslog message otherwise.
+/// Parses one text record as the network inputs receive it, by sniffing: a JSON object
+/// (NXLog, Winlogbeat over TCP, any JSON log) when it starts with `{`, syslog when it starts
+/// with `<PRI>`, an audit record (`type=... msg=audit(`), a combined access log line
+/// (`HOST IDENT USER [time] "request" ...`, attributed to Apache), a W3C line with the IIS
+/// default columns (falling back to syslog when the columns do not match), syslog otherwise.
 pub fn parse_line(raw: &[u8], ctx: &ParseContext<'_>) -> Result<Event, ParseError> {
     let trimmed = trim_ascii(raw);
     if trimmed.is_empty() {
         return Err(ParseError::Empty);
     }
-    if trimmed[0] == b'{' { json::parse_text(trimmed, ctx) } else { syslog::parse(raw, ctx) }
+    match trimmed[0] {
+        b'{' => return json::parse_text(trimmed, ctx),
+        b'<' => return syslog::parse(raw, ctx),
+        _ => {}
+    }
+    if auditd::looks_like(trimmed) {
+        return auditd::parse(trimmed, ctx);
+    }
+    if web::looks_like_combined(trimmed) {
+        return web::parse_combined(trimmed, web::Flavor::Apache, ctx);
+    }
+    if web::looks_like_w3c(trimmed)
+        && let Ok(Some(ev)) = web::W3c::new().push(trimmed, ctx)
+    {
+        return Ok(ev);
+    }
+    syslog::parse(raw, ctx)
+}
+
+/// The format of an input's text lines (config key `format`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    /// Sniffed per line (see [`parse_line`]); audit records are joined and `#Fields:`
+    /// directives switch to W3C.
+    #[default]
+    Auto,
+    Syslog,
+    Json,
+    Auditd,
+    Apache,
+    Nginx,
+    Iis,
+}
+
+/// A stateful line decoder: joins audit records into events and follows W3C `#Fields:`
+/// directives. Each call returns the events completed so far and the error of the line just
+/// pushed (if any), oldest first.
+pub struct Decoder {
+    format: Format,
+    w3c: web::W3c,
+    w3c_header: bool,
+    audit: auditd::Assembler,
+}
+
+impl Decoder {
+    pub fn new(format: Format) -> Self {
+        Decoder { format, w3c: web::W3c::new(), w3c_header: false, audit: auditd::Assembler::new() }
+    }
+
+    /// Records held back (audit records waiting for the rest of their event).
+    pub fn pending(&self) -> usize {
+        self.audit.pending()
+    }
+
+    /// Decodes one line.
+    pub fn push(&mut self, raw: &[u8], ctx: &ParseContext<'_>) -> Vec<Result<Event, ParseError>> {
+        let t = trim_ascii(raw);
+        if t.is_empty() {
+            return Vec::new();
+        }
+        let one = |r: Result<Event, ParseError>| vec![r];
+        let w3c = |d: &mut Self| match d.w3c.push(t, ctx) {
+            Ok(Some(ev)) => vec![Ok(ev)],
+            Ok(None) => Vec::new(),
+            Err(e) => vec![Err(e)],
+        };
+        match self.format {
+            Format::Syslog => one(syslog::parse(raw, ctx)),
+            Format::Json => one(json::parse_text(t, ctx)),
+            Format::Auditd => self.audit.push(t, ctx),
+            Format::Apache => one(web::parse_combined(t, web::Flavor::Apache, ctx)),
+            Format::Nginx => one(web::parse_combined(t, web::Flavor::Nginx, ctx)),
+            Format::Iis => w3c(self),
+            Format::Auto => {
+                if t[0] == b'#' {
+                    self.w3c_header |= t.starts_with(b"#Fields:");
+                    return w3c(self);
+                }
+                if self.w3c_header && web::looks_like_w3c(t) {
+                    return w3c(self);
+                }
+                if auditd::looks_like(t) {
+                    return self.audit.push(t, ctx);
+                }
+                one(parse_line(raw, ctx))
+            }
+        }
+    }
+
+    /// Completes what is held back (end of input, or the input went idle).
+    pub fn finish(&mut self, ctx: &ParseContext<'_>) -> Vec<Result<Event, ParseError>> {
+        self.audit.finish(ctx)
+    }
 }
 
 /// The envelope of a normalized log: `event_type = log`, the event time (or the receive
@@ -107,7 +211,7 @@ pub(crate) fn add_received(log: &mut Log, ctx: &ParseContext<'_>) {
     log.extra.insert("received".into(), Value::String(ctx.received.to_string()));
 }
 
-pub(crate) fn trim_ascii(b: &[u8]) -> &[u8] {
+pub fn trim_ascii(b: &[u8]) -> &[u8] {
     let start = b.iter().position(|c| !is_blank(*c)).unwrap_or(b.len());
     let end = b.iter().rposition(|c| !is_blank(*c)).map(|p| p + 1).unwrap_or(start);
     &b[start..end.max(start)]

@@ -1,5 +1,8 @@
 //! Syslog over TCP: octet counting and newline framing (detected per connection), one task
-//! per connection, batches published in order per connection.
+//! per connection, batches published in order per connection. The same listener serves
+//! syslog over TLS (RFC 5425) when built with [`SyslogTcpSource::bind_tls`]: the handshake is
+//! done in the connection's task (at most [`TLS_HANDSHAKE_TIMEOUT`]), then the decrypted
+//! stream is read exactly like a plain one.
 //!
 //! A connection task reads, cuts frames, parses them into its batch, and publishes the batch
 //! when it is full or `flush_interval` after its first message. While it awaits the bus it
@@ -12,6 +15,7 @@ use super::framing::{Frame, FrameDecoder};
 use super::stopped;
 use crate::config::SyslogTcpConfig;
 use crate::error::CollectorError;
+use crate::parse::Decoder;
 use crate::sink::{Batch, SourceContext, flush};
 use crate::stats::InputStats;
 use soc_bus::Bus;
@@ -19,14 +23,18 @@ use soc_model::DeadLetter;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// Input name (`log.input`, metrics label, dead-letter source prefix).
 pub const INPUT: &str = "syslog-tcp";
+/// Input name of syslog over TLS.
+pub const INPUT_TLS: &str = "syslog-tls";
+/// Longest time a client gets to complete the TLS handshake.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const READ_BUF: usize = 64 * 1024;
 /// Most bytes taken from a connection's socket buffer after shutdown was asked for.
@@ -39,16 +47,44 @@ pub struct SyslogTcpSource {
     cfg: SyslogTcpConfig,
     ctx: Arc<SourceContext>,
     stats: Arc<InputStats>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    input: &'static str,
 }
 
 impl SyslogTcpSource {
     /// Binds `cfg.address`.
     pub async fn bind(cfg: SyslogTcpConfig, ctx: SourceContext) -> Result<Self, CollectorError> {
-        let bind_err = |source| CollectorError::Bind { input: INPUT, addr: cfg.address.to_string(), source };
+        Self::bind_with(cfg, ctx, None, INPUT).await
+    }
+
+    /// Binds `cfg.address` for syslog over TLS with `tls` (see [`crate::tls::acceptor`]).
+    pub async fn bind_tls(
+        cfg: SyslogTcpConfig,
+        ctx: SourceContext,
+        tls: tokio_rustls::TlsAcceptor,
+    ) -> Result<Self, CollectorError> {
+        Self::bind_with(cfg, ctx, Some(tls), INPUT_TLS).await
+    }
+
+    async fn bind_with(
+        cfg: SyslogTcpConfig,
+        ctx: SourceContext,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        input: &'static str,
+    ) -> Result<Self, CollectorError> {
+        let bind_err = |source| CollectorError::Bind { input, addr: cfg.address.to_string(), source };
         let listener = TcpListener::bind(cfg.address).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
-        tracing::info!(input = INPUT, address = %local_addr, max_line = cfg.max_line, "listening");
-        Ok(SyslogTcpSource { listener, local_addr, cfg, ctx: Arc::new(ctx), stats: Arc::new(InputStats::new(INPUT)) })
+        tracing::info!(input, address = %local_addr, max_line = cfg.max_line, "listening");
+        Ok(SyslogTcpSource {
+            listener,
+            local_addr,
+            cfg,
+            ctx: Arc::new(ctx),
+            stats: Arc::new(InputStats::new(input)),
+            tls,
+            input,
+        })
     }
 
     /// The bound address (the actual port when bound to port 0).
@@ -62,7 +98,7 @@ impl SyslogTcpSource {
 
     /// Accepts and serves connections until shutdown.
     pub async fn run(self, bus: Arc<dyn Bus>, mut shutdown: watch::Receiver<bool>) -> Result<(), CollectorError> {
-        let SyslogTcpSource { listener, cfg, ctx, stats, .. } = self;
+        let SyslogTcpSource { listener, cfg, ctx, stats, tls, input, .. } = self;
         let cfg = Arc::new(cfg);
         let slots = Arc::new(Semaphore::new(cfg.max_connections.max(1)));
         let mut conns: JoinSet<()> = JoinSet::new();
@@ -78,7 +114,7 @@ impl SyslogTcpSource {
                 _ = stopped(&mut shutdown) => break,
                 Some(done) = conns.join_next(), if !conns.is_empty() => {
                     if let Err(e) = done {
-                        tracing::error!(input = INPUT, error = %e, "connection task failed");
+                        tracing::error!(input, error = %e, "connection task failed");
                     }
                     continue;
                 }
@@ -86,7 +122,7 @@ impl SyslogTcpSource {
                     Ok(x) => x,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(input = INPUT, error = %e, "accept failed");
+                        tracing::warn!(input, error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
@@ -98,29 +134,50 @@ impl SyslogTcpSource {
                 ctx: ctx.clone(),
                 stats: stats.clone(),
                 bus: bus.clone(),
+                input,
                 _permit: permit,
             };
-            conns.spawn(conn.serve(stream, shutdown.clone()));
+            match &tls {
+                None => {
+                    conns.spawn(conn.serve(stream, shutdown.clone()));
+                }
+                Some(acceptor) => {
+                    let (acceptor, shutdown) = (acceptor.clone(), shutdown.clone());
+                    conns.spawn(async move {
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => conn.serve(s, shutdown).await,
+                            Ok(Err(e)) => {
+                                tracing::warn!(input, peer = %peer, error = %e, "TLS handshake failed");
+                                conn.stats.dropped_connection("tls");
+                            }
+                            Err(_) => {
+                                tracing::warn!(input, peer = %peer, "TLS handshake timed out");
+                                conn.stats.dropped_connection("tls");
+                            }
+                        }
+                    });
+                }
+            }
         }
         drop(listener);
         let grace = Duration::from_secs(cfg.shutdown_grace_secs);
         let drained = tokio::time::timeout(grace, async {
             while let Some(done) = conns.join_next().await {
                 if let Err(e) = done {
-                    tracing::error!(input = INPUT, error = %e, "connection task failed");
+                    tracing::error!(input, error = %e, "connection task failed");
                 }
             }
         })
         .await;
         if drained.is_err() {
             tracing::warn!(
-                input = INPUT,
+                input,
                 open = conns.len(),
                 "connections still busy after the shutdown grace period; aborting them"
             );
             conns.shutdown().await;
         }
-        tracing::info!(input = INPUT, counts = ?stats.snapshot(), "stopped");
+        tracing::info!(input, counts = ?stats.snapshot(), "stopped");
         Ok(())
     }
 }
@@ -142,6 +199,7 @@ struct Connection {
     ctx: Arc<SourceContext>,
     stats: Arc<InputStats>,
     bus: Arc<dyn Bus>,
+    input: &'static str,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -155,13 +213,14 @@ impl Drop for OpenGuard<'_> {
 }
 
 impl Connection {
-    async fn serve(self, mut stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    async fn serve<S: AsyncRead + Unpin>(self, mut stream: S, mut shutdown: watch::Receiver<bool>) {
         self.stats.connections(1.0);
         let _open = OpenGuard(&self.stats);
-        let source = format!("{INPUT} {}", self.peer);
+        let source = format!("{} {}", self.input, self.peer);
         let peer_ip = self.peer.ip().to_string();
-        tracing::debug!(input = INPUT, peer = %self.peer, "connection opened");
+        tracing::debug!(input = self.input, peer = %self.peer, "connection opened");
         let mut dec = FrameDecoder::new(self.cfg.max_line);
+        let mut decoder = Decoder::new(self.cfg.format);
         let mut buf = vec![0u8; READ_BUF];
         let mut batch = Batch::default();
         let mut deadline: Option<Instant> = None;
@@ -169,11 +228,9 @@ impl Connection {
         let mut drained = 0usize;
         loop {
             let read = if stopping {
-                // Stopping: take what has already arrived, without waiting for more.
-                match stream.try_read(&mut buf) {
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-                    other => other,
-                }
+                // Stopping: take what has already arrived, without waiting for more (the
+                // read is polled once).
+                tokio::time::timeout(Duration::ZERO, stream.read(&mut buf)).await.unwrap_or(Ok(0))
             } else {
                 tokio::select! {
                     biased;
@@ -194,7 +251,7 @@ impl Connection {
             let n = match read {
                 Ok(n) => n,
                 Err(e) => {
-                    tracing::debug!(input = INPUT, peer = %self.peer, error = %e, "read failed; closing");
+                    tracing::debug!(input = self.input, peer = %self.peer, error = %e, "read failed; closing");
                     0
                 }
             };
@@ -204,7 +261,7 @@ impl Connection {
             self.stats.bytes(n);
             dec.push(&buf[..n]);
             while let Some(frame) = dec.next_frame() {
-                self.accept(&mut batch, frame, &peer_ip, &source);
+                self.accept(&mut batch, &mut decoder, frame, &peer_ip, &source);
                 if batch.len() >= self.ctx.batch_size {
                     deadline = None;
                     if self.flush(&mut batch).await.is_err() {
@@ -230,22 +287,23 @@ impl Connection {
             other => other,
         };
         if let Some(frame) = rest {
-            self.accept(&mut batch, frame, &peer_ip, &source);
+            self.accept(&mut batch, &mut decoder, frame, &peer_ip, &source);
         }
+        self.ctx.finish_decoder(&mut batch, &mut decoder, self.input, Some(&peer_ip), &source);
         let _ = self.flush(&mut batch).await;
-        tracing::debug!(input = INPUT, peer = %self.peer, "connection closed");
+        tracing::debug!(input = self.input, peer = %self.peer, "connection closed");
     }
 
-    fn accept(&self, batch: &mut Batch, frame: Frame, peer_ip: &str, source: &str) {
+    fn accept(&self, batch: &mut Batch, decoder: &mut Decoder, frame: Frame, peer_ip: &str, source: &str) {
         match frame {
             Frame::Message(m) => {
-                if self.ctx.accept_line(batch, &m, INPUT, peer_ip, source) {
+                if self.ctx.accept_decoded(batch, decoder, &m, self.input, Some(peer_ip), source) {
                     self.stats.received(1);
                 }
             }
             Frame::Invalid { reason, raw } => {
                 self.stats.received(1);
-                tracing::debug!(input = INPUT, source, reason, "frame dead-lettered");
+                tracing::debug!(input = self.input, source, reason, "frame dead-lettered");
                 batch.dead_letters.push(DeadLetter::new(source, reason, &raw));
             }
         }

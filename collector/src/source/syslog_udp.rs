@@ -9,7 +9,7 @@
 use super::stopped;
 use crate::config::SyslogUdpConfig;
 use crate::error::CollectorError;
-use crate::parse::ParseError;
+use crate::parse::{Decoder, ParseError};
 use crate::sink::{Batch, SourceContext, flush};
 use crate::stats::InputStats;
 use soc_bus::Bus;
@@ -180,9 +180,14 @@ fn accept_datagram(
         batch.dead_letters.push(DeadLetter::new(source, reason, &data[..cfg.max_line]));
         return;
     }
-    if ctx.accept_line(batch, data, INPUT, &peer.ip().to_string(), &source) {
+    // One message per datagram: a fresh decoder, finished at once (no joining across
+    // datagrams, which may come from several senders).
+    let mut decoder = Decoder::new(cfg.format);
+    let ip = peer.ip().to_string();
+    if ctx.accept_decoded(batch, &mut decoder, data, INPUT, Some(&ip), &source) {
         stats.received(1);
     }
+    ctx.finish_decoder(batch, &mut decoder, INPUT, Some(&ip), &source);
 }
 
 /// Binds `cfg.address` and receives until shutdown.
