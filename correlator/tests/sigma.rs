@@ -4,7 +4,7 @@
 use soc_correlator::sigma;
 
 use serde_json::{Map, Value, json};
-use sigma::{Detector, SigmaRules};
+use sigma::{Detector, EngineKind, SigmaRules};
 use soc_model::{Event, EventType, Level, Log, LogSource};
 use std::path::{Path, PathBuf};
 
@@ -72,8 +72,16 @@ const PS: &str = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe
 fn project_rules_load_with_zero_errors_and_carry_the_project_metadata() {
     let rules = project_rules();
     assert!(rules.len() >= 5, "{} rules", rules.len());
-    assert_eq!(rules.file_count(), rules.len());
-    assert_eq!(rules.engine_name(), "rsigma");
+    // One file holds a correlation rule (loaded by the correlation module, not here).
+    assert_eq!(rules.file_count(), rules.len() + 1);
+    let (corr, errs) = soc_correlator::correlation::CorrelationRules::load(&[project_rules_dir()]);
+    assert!(errs.is_empty(), "{errs:?}");
+    assert_eq!(corr.len(), 1);
+    assert!(
+        !corr.suppresses("6e94893f-f137-4b39-891f-bc29d6640547"),
+        "generate: true keeps the base rule's detections"
+    );
+    assert_eq!(rules.engine_name(), "fast", "the correlator's own engine is the default");
     // The metadata the brief requires, read with the parser directly.
     let mut ids = std::collections::HashSet::new();
     for r in rules.rules() {
@@ -351,12 +359,13 @@ fn broken_rules_are_reported_with_their_file_and_the_rest_still_loads() {
     assert_eq!(by_file("empty.yml"), 1, "{errors:#?}");
     assert_eq!(by_file("zz_dup.yml"), 1, "{errors:#?}");
     assert!(errors.iter().any(|e| e.file.ends_with("zz_dup.yml") && e.reason.contains("duplicate id")), "{errors:#?}");
-    assert!(
-        errors.iter().any(|e| e.file.ends_with("correlation.yml") && e.reason.contains("correlation")),
-        "{errors:#?}"
-    );
+    // Correlation documents are not the detection engine's: no error here, and the
+    // correlation module loads them from the same paths.
+    assert_eq!(by_file("correlation.yml"), 0, "{errors:#?}");
+    let (corr, _) = soc_correlator::correlation::CorrelationRules::load(&[d.to_path_buf()]);
+    assert_eq!(corr.len(), 1);
     assert_eq!(by_file("does-not-exist"), 1, "{errors:#?}");
-    assert_eq!(errors.len(), 7, "{errors:#?}");
+    assert_eq!(errors.len(), 6, "{errors:#?}");
     // Display names the file.
     let shown = errors.iter().find(|e| e.file.ends_with("sub/broken.yml")).unwrap().to_string();
     assert!(shown.contains("broken.yml:"), "{shown}");
@@ -379,16 +388,21 @@ filter:
     condition: not selection
 "#;
     let orphan = filter.replace("0c3c4d6e-0000-4000-8000-000000000001", "0c3c4d6e-0000-4000-8000-00000000ffff");
-    let (rules, errors) = SigmaRules::from_sources([
-        ("r.yml", rule("Failed", "0c3c4d6e-0000-4000-8000-000000000001", "Failed password")),
-        ("f.yml", filter.to_string()),
-        ("orphan.yml", orphan),
-    ]);
-    assert_eq!(errors.len(), 1, "{errors:#?}");
-    assert_eq!(errors[0].file, Path::new("orphan.yml"));
-    assert_eq!(rules.filter_count(), 1);
-    assert_eq!(rules.evaluate(&sshd("Failed password for root from 203.0.113.7 port 1 ssh2")).len(), 1);
-    assert!(rules.evaluate(&sshd("Failed password for root from 10.10.1.5 port 1 ssh2")).is_empty());
+    for engine in [EngineKind::Fast, EngineKind::Rsigma] {
+        let (rules, errors) = SigmaRules::from_sources_with(
+            [
+                ("r.yml", rule("Failed", "0c3c4d6e-0000-4000-8000-000000000001", "Failed password")),
+                ("f.yml", filter.to_string()),
+                ("orphan.yml", orphan.clone()),
+            ],
+            engine,
+        );
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].file, Path::new("orphan.yml"));
+        assert_eq!(rules.filter_count(), 1);
+        assert_eq!(rules.evaluate(&sshd("Failed password for root from 203.0.113.7 port 1 ssh2")).len(), 1);
+        assert!(rules.evaluate(&sshd("Failed password for root from 10.10.1.5 port 1 ssh2")).is_empty(), "{engine:?}");
+    }
 }
 
 #[test]
@@ -446,9 +460,18 @@ fn json_objects(text: &str) -> Vec<Value> {
 }
 
 #[test]
-fn sigmahq_rules_fire_on_their_regression_logs() {
+fn sigmahq_rules_fire_on_their_regression_logs_with_the_fast_engine() {
+    regression(EngineKind::Fast);
+}
+
+#[test]
+fn sigmahq_rules_fire_on_their_regression_logs_with_rsigma() {
+    regression(EngineKind::Rsigma);
+}
+
+fn regression(engine: EngineKind) {
     let Some(root) = corpora() else {
-        eprintln!("SKIPPED sigmahq_rules_fire_on_their_regression_logs: ../shared/corpora/sigma not found");
+        eprintln!("SKIPPED sigmahq regression ({}): ../shared/corpora/sigma not found", engine.name());
         return;
     };
     let index = std::fs::read_to_string(root.join("REGRESSION_INDEX.tsv")).unwrap();
@@ -458,19 +481,29 @@ fn sigmahq_rules_fire_on_their_regression_logs() {
         let cols: Vec<&str> = line.split('\t').collect();
         let (rule_id, rule_path, json_path, want) = (cols[0], cols[1], cols[6], cols.get(7).copied().unwrap_or(""));
         total += 1;
-        let (rules, errors) = SigmaRules::load(&[root.join(rule_path)]);
+        let (rules, errors) = SigmaRules::load_with(&[root.join(rule_path)], engine);
+        assert_eq!(rules.engine_name(), engine.name());
         if !errors.is_empty() || rules.len() != 1 {
             failures.push(format!("{rule_path}: load {errors:?}"));
             continue;
         }
         let mut hits = 0usize;
         let mut logsources = Vec::new();
+        let mut events = Vec::new();
         for obj in json_objects(&std::fs::read_to_string(root.join(json_path)).unwrap()) {
             let mut ev = soc_collector::parse::windows::parse(obj, &ctx).unwrap();
             ev.ensure_id();
             logsources.push(ev.log.as_ref().unwrap().logsource.clone());
             hits += rules.evaluate(&ev).iter().filter(|d| d.detection.as_ref().unwrap().rule_id == rule_id).count();
+            events.push(ev);
         }
+        // Offline detection (`soc detect`) writes exactly one JSON line per match.
+        let mut out = Vec::new();
+        let report = soc_correlator::offline::detect(&rules, events, &mut out).unwrap();
+        let lines: Vec<&[u8]> = out.split(|b| *b == b'\n').filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), report.detections, "{rule_path}");
+        assert_eq!(report.per_rule.get(rule_id).map_or(0, |c| c.matches), hits, "{rule_path}");
+        assert!(lines.iter().all(|l| Event::from_json(l).is_ok_and(|e| e.event_type == EventType::Detection)));
         // Upstream counts are minimums: e.g. the AnyDesk and credential-dumping-tool logs
         // hold three events each that the rule plainly matches, with match_count 1.
         let want_n = want.trim().parse::<usize>().unwrap_or(1).max(1);
@@ -486,7 +519,7 @@ fn sigmahq_rules_fire_on_their_regression_logs() {
             ));
         }
     }
-    eprintln!("SigmaHQ regression: {passed}/{total} rules fire on their regression logs");
+    eprintln!("SigmaHQ regression ({}): {passed}/{total} rules fire on their regression logs", engine.name());
     for f in &failures {
         eprintln!("  FAIL {f}");
     }

@@ -11,6 +11,10 @@ pub const BUILTIN_RULES: &[(&str, &str)] = &[
         include_str!("../../../rules/sigma/linux/sshd/lnx_sshd_failed_password.yml"),
     ),
     (
+        "rules/sigma/linux/sshd/lnx_sshd_password_guessing_correlation.yml",
+        include_str!("../../../rules/sigma/linux/sshd/lnx_sshd_password_guessing_correlation.yml"),
+    ),
+    (
         "rules/sigma/linux/sudo/lnx_sudo_user_not_in_sudoers.yml",
         include_str!("../../../rules/sigma/linux/sudo/lnx_sudo_user_not_in_sudoers.yml"),
     ),

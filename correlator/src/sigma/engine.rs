@@ -4,9 +4,9 @@
 //! rule model: it is a standalone Sigma 2.x parser), compiles them its own way, and answers
 //! "which rules match this log". Everything around it (finding and parsing files, reporting
 //! load errors, building `detection` events, ids, metrics) lives in [`super::SigmaRules`]
-//! and is shared. [`super::rsigma_backend::RsigmaEngine`] is the first implementation; the
-//! correlator's own engine (literal index with aho-corasick, routing by log source) is meant
-//! to be a second one, selectable and testable against the first on the same rules.
+//! and is shared. [`super::rsigma_backend::RsigmaEngine`] is the reference implementation;
+//! [`super::fast::FastEngine`] (literal index with aho-corasick, routing by log source) is
+//! the correlator's own and the default, tested against the reference on the same rules.
 
 use rsigma_parser::{FilterRule, SigmaRule};
 use serde_json::Value;

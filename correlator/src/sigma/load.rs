@@ -2,7 +2,8 @@
 //!
 //! Every document that cannot be used is reported as a [`RuleLoadError`] naming its file:
 //! unreadable files, YAML or Sigma syntax errors, files without any Sigma document, and
-//! documents this first cut does not evaluate (correlation rules). Nothing is skipped
+//! documents no engine evaluates. Correlation documents are loaded by
+//! [`crate::correlation`] from the same files; here they only count as usable. Nothing is skipped
 //! silently.
 
 use rsigma_parser::{FilterRule, SigmaRule, parse_sigma_yaml};
@@ -108,16 +109,8 @@ pub(crate) fn parse_source(file: &Path, text: &str, parsed: &mut Parsed, errors:
     for e in &collection.errors {
         errors.push(RuleLoadError::new(file, e.clone()));
     }
-    for c in &collection.correlations {
-        errors.push(RuleLoadError::new(
-            file,
-            format!(
-                "correlation rule '{}' is not evaluated yet (this engine runs single-event detection rules)",
-                c.title
-            ),
-        ));
-    }
-    let usable = collection.rules.len() + collection.filters.len();
+    // Correlation documents are crate::correlation's (it reads the same files).
+    let usable = collection.rules.len() + collection.filters.len() + collection.correlations.len();
     if usable == 0 && errors.len() == before {
         errors.push(RuleLoadError::new(file, "no Sigma rule in file"));
     }

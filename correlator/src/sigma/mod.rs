@@ -9,8 +9,11 @@
 //!   document it could not use as a [`RuleLoadError`] with its file;
 //! * [`route`]: routing by log source: a rule applies only to logs whose
 //!   `log.logsource` has every attribute (product, category, service) the rule sets;
-//! * [`engine::SigmaEngine`]: matches a log against the rules routed to it;
-//!   [`rsigma_backend::RsigmaEngine`] (rsigma-eval) is the first implementation;
+//! * [`engine::SigmaEngine`]: matches a log against the rules routed to it; two
+//!   implementations, selected with [`EngineKind`] (default `fast`, or the
+//!   `SOC_SIGMA_ENGINE` environment variable): [`fast::FastEngine`], the correlator's own
+//!   (literal prefilter + exact evaluation), and [`rsigma_backend::RsigmaEngine`]
+//!   (rsigma-eval), the reference it is tested against;
 //! * [`SigmaRules`]: rule metadata, `detection` event construction (deterministic ids,
 //!   evidence), metrics. It implements [`Detector`], the interface other single-event
 //!   detectors (IOC matching, ...) can share in the pipeline.
@@ -20,22 +23,70 @@
 
 pub mod builtin;
 pub mod engine;
+pub mod fast;
 pub mod load;
 pub mod route;
 pub mod rsigma_backend;
 
 pub use engine::{RuleMatch, SigmaEngine};
+pub use fast::FastEngine;
 pub use load::RuleLoadError;
 pub use rsigma_backend::RsigmaEngine;
 
 use serde_json::{Value, json};
-use soc_model::{Detection, Event, EventType, Level, LogSource};
+use soc_model::{Detection, Event, EventType, Level, Log, LogSource};
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Value of `detection.engine` for detections raised here.
 pub const ENGINE_NAME: &str = "sigma";
+
+/// Which matcher evaluates the rules.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EngineKind {
+    /// The correlator's own engine ([`FastEngine`]): literal prefilter, exact evaluation.
+    #[default]
+    Fast,
+    /// rsigma-eval ([`RsigmaEngine`]), the reference.
+    Rsigma,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Fast => "fast",
+            EngineKind::Rsigma => "rsigma",
+        }
+    }
+
+    fn make(self) -> Box<dyn SigmaEngine> {
+        match self {
+            EngineKind::Fast => Box::new(FastEngine::new()),
+            EngineKind::Rsigma => Box::new(RsigmaEngine::new()),
+        }
+    }
+
+    /// The engine named by the `SOC_SIGMA_ENGINE` environment variable (`fast` or
+    /// `rsigma`), else the default. An unknown name is an error.
+    pub fn from_env() -> Result<EngineKind, String> {
+        match std::env::var("SOC_SIGMA_ENGINE") {
+            Ok(v) => v.parse(),
+            Err(_) => Ok(EngineKind::default()),
+        }
+    }
+}
+
+impl std::str::FromStr for EngineKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fast" => Ok(EngineKind::Fast),
+            "rsigma" => Ok(EngineKind::Rsigma),
+            other => Err(format!("unknown Sigma engine '{other}' (expected fast or rsigma)")),
+        }
+    }
+}
 
 /// A detector of single events: given one decoded record, the `detection` events it raises.
 pub trait Detector: Send + Sync {
@@ -99,17 +150,32 @@ fn level(l: Option<rsigma_parser::Level>) -> Level {
 impl SigmaRules {
     /// A rule set that matches nothing.
     pub fn empty() -> Self {
-        SigmaRules { rules: Vec::new(), filters: 0, files: 0, engine: Box::new(RsigmaEngine::new()) }
+        SigmaRules { rules: Vec::new(), filters: 0, files: 0, engine: EngineKind::default().make() }
     }
 
     /// Loads `.yml`/`.yaml` rule files from `paths` (files, or directories walked
     /// recursively). Returns the rules that loaded and one error per file or document that
     /// did not: the rule set is usable even when some rules are broken, and the caller
     /// decides whether errors are fatal.
+    ///
+    /// The engine is the default ([`EngineKind::Fast`]) unless `SOC_SIGMA_ENGINE` names
+    /// another (see [`EngineKind::from_env`]; an invalid name is reported as a load error
+    /// and the default is used).
     pub fn load(paths: &[PathBuf]) -> (SigmaRules, Vec<RuleLoadError>) {
+        let (kind, mut errors) = match EngineKind::from_env() {
+            Ok(k) => (k, Vec::new()),
+            Err(e) => (EngineKind::default(), vec![RuleLoadError::new("SOC_SIGMA_ENGINE", e)]),
+        };
+        let (rules, more) = Self::load_with(paths, kind);
+        errors.extend(more);
+        (rules, errors)
+    }
+
+    /// Like [`SigmaRules::load`], with the given engine.
+    pub fn load_with(paths: &[PathBuf], engine: EngineKind) -> (SigmaRules, Vec<RuleLoadError>) {
         let mut errors = Vec::new();
         let parsed = load::load_paths(paths, &mut errors);
-        let rules = Self::build(parsed, Box::new(RsigmaEngine::new()), &mut errors);
+        let rules = Self::build(parsed, engine.make(), &mut errors);
         (rules, errors)
     }
 
@@ -117,12 +183,20 @@ impl SigmaRules {
     pub fn from_sources<P: AsRef<Path>, S: AsRef<str>>(
         sources: impl IntoIterator<Item = (P, S)>,
     ) -> (SigmaRules, Vec<RuleLoadError>) {
+        Self::from_sources_with(sources, EngineKind::default())
+    }
+
+    /// Like [`SigmaRules::from_sources`], with the given engine.
+    pub fn from_sources_with<P: AsRef<Path>, S: AsRef<str>>(
+        sources: impl IntoIterator<Item = (P, S)>,
+        engine: EngineKind,
+    ) -> (SigmaRules, Vec<RuleLoadError>) {
         let mut errors = Vec::new();
         let mut parsed = load::Parsed::default();
         for (name, text) in sources {
             load::parse_source(name.as_ref(), text.as_ref(), &mut parsed, &mut errors);
         }
-        let rules = Self::build(parsed, Box::new(RsigmaEngine::new()), &mut errors);
+        let rules = Self::build(parsed, engine.make(), &mut errors);
         (rules, errors)
     }
 
@@ -210,9 +284,25 @@ impl SigmaRules {
         self.files
     }
 
-    /// The evaluation engine's name (`rsigma`).
+    /// The evaluation engine's name (`fast` or `rsigma`).
     pub fn engine_name(&self) -> &'static str {
         self.engine.name()
+    }
+
+    /// The indices (into [`SigmaRules::rules`]) of the rules `log` matches, sorted, each
+    /// once, appended to `out`. No detection event is built (offline detection, benchmarks).
+    pub fn matching_rules(&self, log: &Log, out: &mut Vec<usize>) {
+        if self.rules.is_empty() {
+            return;
+        }
+        let mut matches = Vec::new();
+        self.engine.matches(log, &mut matches);
+        let start = out.len();
+        out.extend(matches.iter().map(|m| m.rule));
+        out[start..].sort_unstable();
+        let mut tail = out.split_off(start);
+        tail.dedup();
+        out.append(&mut tail);
     }
 
     /// The `detection` events raised by `ev` (none unless it is a `log` event).

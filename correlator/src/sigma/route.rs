@@ -141,6 +141,19 @@ impl<T> Router<T> {
         slot.get_or_insert_with(make)
     }
 
+    /// The bucket of exactly this key, if any.
+    pub fn get(&self, key: &RouteKey) -> Option<&T> {
+        fn slot<'a, U>(d: &'a Dim<U>, k: Option<&str>) -> Option<&'a U> {
+            match k {
+                None => d.unset.as_ref(),
+                Some(k) => d.by_value.get(k),
+            }
+        }
+        let by_cat = slot(&self.tree, key.product.as_deref())?;
+        let by_svc = slot(by_cat, key.category.as_deref())?;
+        slot(by_svc, key.service.as_deref())?.as_ref()
+    }
+
     /// The buckets whose rules apply to an event from `ls`.
     pub fn candidates(&self, ls: &LogSource) -> Vec<&T> {
         let p = lower(ls.product.as_deref());

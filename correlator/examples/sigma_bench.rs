@@ -1,0 +1,226 @@
+//! Sigma engines side by side: the correlator's own engine (`fast`) and the reference
+//! (`rsigma`), with all SigmaHQ rules (rules, threat hunting, emerging threats) over the
+//! evtx-samples events of `../shared/corpora`, on one thread.
+//!
+//! ```sh
+//! cargo run --release -p soc-correlator --example sigma_bench [-- --seconds 10]
+//! ```
+//!
+//! Per engine: rule loading time (read + parse + compile), rule memory (bytes still
+//! allocated after loading, counted by a global allocator wrapper), then the events
+//! repeated for at least `--seconds` per measurement:
+//! * `full`: JSON text -> `serde_json::Value` -> the collector's Windows normalizer ->
+//!   routing + matching (what the correlator does per log, minus building detections);
+//! * `match`: routing + matching only, on events normalized beforehand.
+//!
+//! It also evaluates one pass with both engines and reports whether every event raised the
+//! same rules. Not a test: the figures depend on the machine and its load.
+#![deny(unsafe_code)]
+
+#[path = "../tests/sigma_corpus/mod.rs"]
+mod sigma_corpus;
+
+use soc_correlator::sigma::{EngineKind, SigmaRules};
+use soc_model::Event;
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The system allocator, counting live bytes.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// The one unsafe block of the benchmark: the `GlobalAlloc` contract requires `unsafe`; the
+// implementation only forwards to the system allocator and counts.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded unchanged to the system allocator.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: same contract as `GlobalAlloc::realloc`, forwarded.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+fn live() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+struct Figures {
+    name: &'static str,
+    rules: usize,
+    load: Duration,
+    memory: isize,
+    full_eps: f64,
+    match_eps: f64,
+    matches_per_pass: usize,
+}
+
+/// Runs `pass` (one pass over the events, returning the match count) until `secs` elapsed;
+/// events per second.
+fn rate(events: usize, secs: f64, mut pass: impl FnMut() -> usize) -> (f64, usize) {
+    let start = Instant::now();
+    let mut n = 0usize;
+    loop {
+        let matches = pass();
+        n += events;
+        if start.elapsed().as_secs_f64() >= secs {
+            return (n as f64 / start.elapsed().as_secs_f64(), matches);
+        }
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut secs = 10.0f64;
+    let mut engines = vec![EngineKind::Fast, EngineKind::Rsigma];
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seconds" => secs = args.next().ok_or("--seconds needs a value")?.parse()?,
+            // One engine only (profiling); the comparison needs both.
+            "--engine" => engines = vec![args.next().ok_or("--engine needs a value")?.parse::<EngineKind>()?],
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    let root = sigma_corpus::corpora().ok_or("../shared/corpora not found beside the workspace")?;
+    let lines = sigma_corpus::evtx_lines(&root).ok_or("evtx-samples could not be unpacked (tar --zstd)")?;
+    let ctx = soc_collector::parse::ParseContext::new("bench", None);
+    let events: Vec<Event> = lines.iter().filter_map(|(_, l)| sigma_corpus::normalize(l, &ctx)).collect();
+    if events.len() != lines.len() {
+        return Err(format!("{} of {} events did not normalize", lines.len() - events.len(), lines.len()).into());
+    }
+    let dirs = sigma_corpus::sigmahq_rule_dirs(&root);
+    println!("{} events, rules from {} folders, >= {secs} s per measurement, one thread", events.len(), dirs.len());
+
+    // The fixed cost both engines share: JSON parsing and normalization.
+    let (norm_eps, _) = rate(lines.len(), secs, || {
+        let mut n = 0;
+        for (_, l) in &lines {
+            n += usize::from(sigma_corpus::normalize(l, &ctx).is_some());
+        }
+        n
+    });
+    println!("JSON parse + normalize only: {norm_eps:.0} events/s");
+
+    let mut figures = Vec::new();
+    let mut per_event: Vec<Vec<Vec<usize>>> = Vec::new();
+    let mut ids: Vec<Vec<String>> = Vec::new();
+    for &kind in &engines {
+        let before = live();
+        let t = Instant::now();
+        let (rules, errors) = SigmaRules::load_with(&dirs, kind);
+        let load = t.elapsed();
+        let memory = live() - before;
+        if !errors.is_empty() {
+            println!("{}: {} rules rejected, first: {}", kind.name(), errors.len(), errors[0]);
+        }
+        let mut idx = Vec::new();
+        let (full_eps, _) = rate(lines.len(), secs, || {
+            let mut m = 0;
+            for (_, l) in &lines {
+                if let Some(ev) = sigma_corpus::normalize(l, &ctx)
+                    && let Some(log) = &ev.log
+                {
+                    idx.clear();
+                    rules.matching_rules(log, &mut idx);
+                    m += idx.len();
+                }
+            }
+            m
+        });
+        let (match_eps, matches_per_pass) = rate(events.len(), secs, || {
+            let mut m = 0;
+            for ev in &events {
+                if let Some(log) = &ev.log {
+                    idx.clear();
+                    rules.matching_rules(log, &mut idx);
+                    m += idx.len();
+                }
+            }
+            m
+        });
+        let sets: Vec<Vec<usize>> = events
+            .iter()
+            .map(|ev| {
+                let mut v = Vec::new();
+                if let Some(log) = &ev.log {
+                    rules.matching_rules(log, &mut v);
+                }
+                v
+            })
+            .collect();
+        per_event.push(sets);
+        ids.push(rules.rules().iter().map(|r| r.id.clone()).collect());
+        figures.push(Figures {
+            name: kind.name(),
+            rules: rules.len(),
+            load,
+            memory,
+            full_eps,
+            match_eps,
+            matches_per_pass,
+        });
+        println!(
+            "{:>6}: {} rules, load {:.3} s, rule memory {:.1} MiB, full {:.0} ev/s, match only {:.0} ev/s, {} matches per pass",
+            kind.name(),
+            rules.len(),
+            load.as_secs_f64(),
+            memory as f64 / (1024.0 * 1024.0),
+            full_eps,
+            match_eps,
+            matches_per_pass
+        );
+    }
+
+    if figures.len() < 2 {
+        return Ok(());
+    }
+    // Agreement, by rule id (each engine numbers its own rules).
+    let named = |k: usize, e: usize| -> Vec<&str> {
+        let mut v: Vec<&str> = per_event[k][e].iter().map(|i| ids[k][*i].as_str()).collect();
+        v.sort_unstable();
+        v
+    };
+    let differing = (0..events.len()).filter(|&e| named(0, e) != named(1, e)).count();
+    let (f, r) = (&figures[0], &figures[1]);
+    println!();
+    println!(
+        "| engine | rules | load (s) | rule memory (MiB) | full (events/s) | match only (events/s) | matches/pass |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for x in &figures {
+        println!(
+            "| {} | {} | {:.3} | {:.1} | {:.0} | {:.0} | {} |",
+            x.name,
+            x.rules,
+            x.load.as_secs_f64(),
+            x.memory as f64 / (1024.0 * 1024.0),
+            x.full_eps,
+            x.match_eps,
+            x.matches_per_pass
+        );
+    }
+    println!();
+    println!(
+        "fast / rsigma: full {:.1}x, match only {:.1}x, load {:.1}x faster, memory {:.1}x smaller",
+        f.full_eps / r.full_eps,
+        f.match_eps / r.match_eps,
+        r.load.as_secs_f64() / f.load.as_secs_f64(),
+        r.memory as f64 / f.memory.max(1) as f64
+    );
+    println!("events whose matched rules differ between the engines: {differing} of {}", events.len());
+    Ok(())
+}

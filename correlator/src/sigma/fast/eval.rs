@@ -1,0 +1,486 @@
+//! Exact evaluation of compiled rules on a borrowed view of a log (no copy of the event).
+//!
+//! Value semantics are the reference engine's (rsigma-eval 0.23 on a JSON object):
+//! * string matchers see strings as they are, integers and floats in decimal, booleans as
+//!   `true`/`false`, and any element of an array; null and objects never match;
+//! * numeric matchers see numbers and strings that parse as a float;
+//! * a missing field matches only a bare `null` value; `|exists` tests presence and
+//!   non-null; keywords search every string value (not numbers) of the event;
+//! * a dotted field name is first looked up as one key, then as a path into nested
+//!   objects (arrays on the way are searched member by member).
+
+use super::compile::{Cmp, Cond, Det, ExpandPart, Item, Logic, Matcher, Quantifier, StrOp, StrSet};
+use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+/// What a rule sees: the normalized fields plus the log message under `message`.
+#[derive(Clone, Copy, Debug)]
+pub struct Doc<'a> {
+    pub fields: &'a Map<String, Value>,
+    /// The message, when no field is called `message`.
+    pub message: Option<&'a str>,
+}
+
+/// A looked-up value.
+#[derive(Clone, Debug)]
+pub enum V<'a> {
+    J(&'a Value),
+    S(&'a str),
+    /// Several values found through a path (an array for the matchers).
+    Many(Vec<V<'a>>),
+}
+
+/// Nesting depth searched by keywords (as the reference engine).
+const MAX_DEPTH: usize = 64;
+
+impl<'a> Doc<'a> {
+    pub fn new(fields: &'a Map<String, Value>, message: Option<&'a str>) -> Self {
+        let message = if fields.contains_key(super::super::engine::MESSAGE_FIELD) { None } else { message };
+        Doc { fields, message }
+    }
+
+    #[inline]
+    pub fn top(&self, key: &str) -> Option<V<'a>> {
+        match self.fields.get(key) {
+            Some(v) => Some(V::J(v)),
+            None if key == super::super::engine::MESSAGE_FIELD => self.message.map(V::S),
+            None => None,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> Option<V<'a>> {
+        if let Some(v) = self.top(path) {
+            return Some(v);
+        }
+        if !path.contains('.') {
+            return None;
+        }
+        let mut parts = path.split('.');
+        let first = parts.next().filter(|f| !f.is_empty())?;
+        let root = self.top(first)?;
+        let rest: Vec<&str> = parts.collect();
+        let mut out = Vec::new();
+        if let V::J(v) = root {
+            collect(v, &rest, &mut out);
+        } else if rest.is_empty() {
+            out.push(root);
+        }
+        match out.len() {
+            0 => None,
+            1 => out.pop(),
+            _ => Some(V::Many(out)),
+        }
+    }
+
+    /// Whether `pred` holds for any string value of the event (keyword search).
+    fn any_string(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.fields.values().any(|v| any_string(v, pred, MAX_DEPTH - 1)) || self.message.is_some_and(pred)
+    }
+}
+
+fn collect<'a>(v: &'a Value, keys: &[&str], out: &mut Vec<V<'a>>) {
+    let Some((k, rest)) = keys.split_first() else {
+        out.push(V::J(v));
+        return;
+    };
+    match v {
+        Value::Object(m) => {
+            if let Some(next) = m.get(*k) {
+                collect(next, rest, out);
+            }
+        }
+        Value::Array(a) => {
+            for item in a {
+                collect(item, keys, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn any_string(v: &Value, pred: &dyn Fn(&str) -> bool, depth: usize) -> bool {
+    if depth == 0 {
+        return false;
+    }
+    match v {
+        Value::String(s) => pred(s),
+        Value::Object(m) => m.values().any(|x| any_string(x, pred, depth - 1)),
+        Value::Array(a) => a.iter().any(|x| any_string(x, pred, depth - 1)),
+        _ => false,
+    }
+}
+
+/// A JSON number as the reference engine prints it (integer, else float).
+pub fn number_text(n: &Number) -> String {
+    match n.as_i64() {
+        Some(i) => i.to_string(),
+        None => n.as_f64().unwrap_or(f64::NAN).to_string(),
+    }
+}
+
+fn number_f64(n: &Number) -> f64 {
+    match n.as_i64() {
+        Some(i) => i as f64,
+        None => n.as_f64().unwrap_or(f64::NAN),
+    }
+}
+
+/// Whether `pred` holds for the value seen as a string (or any member).
+fn str_any(v: &V<'_>, pred: &dyn Fn(&str) -> bool) -> bool {
+    match v {
+        V::S(s) => pred(s),
+        V::Many(vs) => vs.iter().any(|x| str_any(x, pred)),
+        V::J(j) => json_str_any(j, pred),
+    }
+}
+
+fn json_str_any(v: &Value, pred: &dyn Fn(&str) -> bool) -> bool {
+    match v {
+        Value::String(s) => pred(s),
+        Value::Number(n) => pred(&number_text(n)),
+        Value::Bool(b) => pred(if *b { "true" } else { "false" }),
+        Value::Array(a) => a.iter().any(|x| json_str_any(x, pred)),
+        _ => false,
+    }
+}
+
+fn num_any(v: &V<'_>, pred: &dyn Fn(f64) -> bool) -> bool {
+    match v {
+        V::S(s) => s.parse::<f64>().is_ok_and(pred),
+        V::Many(vs) => vs.iter().any(|x| num_any(x, pred)),
+        V::J(j) => json_num_any(j, pred),
+    }
+}
+
+fn json_num_any(v: &Value, pred: &dyn Fn(f64) -> bool) -> bool {
+    match v {
+        Value::Number(n) => pred(number_f64(n)),
+        Value::String(s) => s.parse::<f64>().is_ok_and(pred),
+        Value::Array(a) => a.iter().any(|x| json_num_any(x, pred)),
+        _ => false,
+    }
+}
+
+fn is_null(v: &V<'_>) -> bool {
+    matches!(v, V::J(Value::Null))
+}
+
+/// The value as a string (scalars only).
+fn as_str<'v>(v: &'v V<'_>) -> Option<Cow<'v, str>> {
+    match v {
+        V::S(s) => Some(Cow::Borrowed(s)),
+        V::J(Value::String(s)) => Some(Cow::Borrowed(s)),
+        V::J(Value::Number(n)) => Some(Cow::Owned(number_text(n))),
+        V::J(Value::Bool(b)) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+        _ => None,
+    }
+}
+
+/// Structural equality as the reference engine's event values compare.
+fn same(a: &V<'_>, b: &V<'_>) -> bool {
+    fn norm<'x>(v: &V<'x>) -> Value {
+        match v {
+            V::S(s) => Value::String((*s).to_string()),
+            V::J(j) => (*j).clone(),
+            V::Many(vs) => Value::Array(vs.iter().map(norm).collect()),
+        }
+    }
+    norm(a) == norm(b)
+}
+
+thread_local! {
+    static LOWER: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// `s` lower-cased (Unicode, like `str::to_lowercase`) passed to `f`, without allocating
+/// for ASCII text after warm-up.
+pub fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    if s.is_ascii() {
+        if !s.bytes().any(|b| b.is_ascii_uppercase()) {
+            return f(s);
+        }
+        LOWER.with(|buf| match buf.try_borrow_mut() {
+            Ok(mut b) => {
+                b.clear();
+                b.push_str(s);
+                b.make_ascii_lowercase();
+                f(&b)
+            }
+            Err(_) => f(&s.to_ascii_lowercase()),
+        })
+    } else {
+        f(&s.to_lowercase())
+    }
+}
+
+#[inline]
+pub fn str_match(s: &str, op: StrOp, needle: &str, ci: bool) -> bool {
+    if !ci {
+        return match op {
+            StrOp::Exact => s == needle,
+            StrOp::Contains => s.contains(needle),
+            StrOp::StartsWith => s.starts_with(needle),
+            StrOp::EndsWith => s.ends_with(needle),
+        };
+    }
+    if s.is_ascii() {
+        // Lower-case needle; ASCII text: compare with ASCII folding, no allocation.
+        let (h, n) = (s.as_bytes(), needle.as_bytes());
+        return match op {
+            StrOp::Exact => h.eq_ignore_ascii_case(n),
+            StrOp::StartsWith => h.len() >= n.len() && h[..n.len()].eq_ignore_ascii_case(n),
+            StrOp::EndsWith => h.len() >= n.len() && h[h.len() - n.len()..].eq_ignore_ascii_case(n),
+            StrOp::Contains => with_lower(s, |l| l.contains(needle)),
+        };
+    }
+    let l = s.to_lowercase();
+    match op {
+        StrOp::Exact => l == needle,
+        StrOp::Contains => l.contains(needle),
+        StrOp::StartsWith => l.starts_with(needle),
+        StrOp::EndsWith => l.ends_with(needle),
+    }
+}
+
+fn lower_bool(s: &str, expected: bool) -> bool {
+    match s.to_lowercase().as_str() {
+        "true" | "1" | "yes" => expected,
+        "false" | "0" | "no" => !expected,
+        _ => false,
+    }
+}
+
+fn bool_match(v: &V<'_>, expected: bool) -> bool {
+    match v {
+        V::J(Value::Bool(b)) => *b == expected,
+        V::J(Value::String(s)) => lower_bool(s, expected),
+        V::S(s) => lower_bool(s, expected),
+        V::J(Value::Array(a)) => a.iter().any(|x| bool_match(&V::J(x), expected)),
+        V::Many(vs) => vs.iter().any(|x| bool_match(x, expected)),
+        _ => false,
+    }
+}
+
+impl StrSet {
+    /// Whether any needle matches `s` with its operator (lower-casing `s` when `ci`).
+    pub fn matches_str(&self, s: &str) -> bool {
+        if self.ci && !s.is_ascii() {
+            return self.scan(&s.to_lowercase());
+        }
+        // ASCII text: the automaton folds ASCII case itself.
+        self.scan(s)
+    }
+
+    fn scan(&self, h: &str) -> bool {
+        let len = h.len();
+        self.ac.find_overlapping_iter(h).any(|m| match self.needles.get(m.pattern().as_usize()) {
+            Some((StrOp::Contains, _)) => true,
+            Some((StrOp::StartsWith, _)) => m.start() == 0,
+            Some((StrOp::EndsWith, _)) => m.end() == len,
+            Some((StrOp::Exact, _)) => m.start() == 0 && m.end() == len,
+            None => false,
+        })
+    }
+}
+
+impl Matcher {
+    pub fn matches(&self, v: &V<'_>, doc: &Doc<'_>) -> bool {
+        match self {
+            Matcher::Str { op, needle, ci } => str_any(v, &|s| str_match(s, *op, needle, *ci)),
+            Matcher::Regex { re, .. } => str_any(v, &|s| re.is_match(s)),
+            Matcher::Cidr(net) => str_any(v, &|s| s.parse::<std::net::IpAddr>().is_ok_and(|ip| net.contains(&ip))),
+            Matcher::Num(cmp, n) => {
+                let n = *n;
+                match cmp {
+                    Cmp::Eq => num_any(v, &|x| (x - n).abs() < f64::EPSILON),
+                    Cmp::Gt => num_any(v, &|x| x > n),
+                    Cmp::Gte => num_any(v, &|x| x >= n),
+                    Cmp::Lt => num_any(v, &|x| x < n),
+                    Cmp::Lte => num_any(v, &|x| x <= n),
+                }
+            }
+            Matcher::Exists(expect) => is_null(v) != *expect,
+            Matcher::Null => is_null(v),
+            Matcher::Bool(b) => bool_match(v, *b),
+            Matcher::FieldRef { field, op, ci } => {
+                let Some(r) = doc.get(field) else { return false };
+                match op {
+                    StrOp::Exact => {
+                        if *ci {
+                            match (as_str(v), as_str(&r)) {
+                                (Some(a), Some(b)) => a.to_lowercase() == b.to_lowercase(),
+                                _ => same(v, &r),
+                            }
+                        } else {
+                            same(v, &r)
+                        }
+                    }
+                    _ => {
+                        let Some(needle) = as_str(&r) else { return false };
+                        let needle = if *ci { needle.to_lowercase() } else { needle.into_owned() };
+                        str_any(v, &|s| {
+                            if *ci {
+                                str_match(&s.to_lowercase(), *op, &needle, false)
+                            } else {
+                                str_match(s, *op, &needle, false)
+                            }
+                        })
+                    }
+                }
+            }
+            Matcher::Expand { template, ci } => {
+                let mut expanded = String::new();
+                for p in template {
+                    match p {
+                        ExpandPart::Literal(s) => expanded.push_str(s),
+                        ExpandPart::Placeholder(f) => {
+                            if let Some(x) = doc.get(f)
+                                && let Some(s) = as_str(&x)
+                            {
+                                expanded.push_str(&s);
+                            }
+                        }
+                    }
+                }
+                if *ci {
+                    let e = expanded.to_lowercase();
+                    str_any(v, &|s| s.to_lowercase() == e)
+                } else {
+                    str_any(v, &|s| s == expanded)
+                }
+            }
+            Matcher::Set(set) => str_any(v, &|s| set.matches_str(s)),
+            Matcher::Not(m) => !m.matches(v, doc),
+            Matcher::Any(ms) => ms.iter().any(|m| m.matches(v, doc)),
+            Matcher::All(ms) => ms.iter().all(|m| m.matches(v, doc)),
+        }
+    }
+
+    /// The matcher applied to one string of a keyword search (only string matchers apply).
+    fn matches_text(&self, s: &str) -> bool {
+        match self {
+            Matcher::Str { op, needle, ci } => str_match(s, *op, needle, *ci),
+            Matcher::Regex { re, .. } => re.is_match(s),
+            Matcher::Set(set) => set.matches_str(s),
+            Matcher::Not(m) => !m.matches_text(s),
+            Matcher::Any(ms) => ms.iter().any(|m| m.matches_text(s)),
+            Matcher::All(ms) => ms.iter().all(|m| m.matches_text(s)),
+            _ => false,
+        }
+    }
+
+    fn matches_keyword(&self, doc: &Doc<'_>) -> bool {
+        doc.any_string(&|s| self.matches_text(s))
+    }
+}
+
+pub fn eval_item(item: &Item, doc: &Doc<'_>) -> bool {
+    if let Some(expect) = item.exists {
+        return match &item.field {
+            Some(f) => doc.get(f).is_some_and(|v| !is_null(&v)) == expect,
+            None => !expect,
+        };
+    }
+    match &item.field {
+        Some(f) => match doc.get(f) {
+            Some(v) => item.matcher.matches(&v, doc),
+            None => matches!(item.matcher, Matcher::Null),
+        },
+        None => item.matcher.matches_keyword(doc),
+    }
+}
+
+pub fn eval_det(d: &Det, doc: &Doc<'_>) -> bool {
+    match d {
+        Det::AllOf(items) => items.iter().all(|i| eval_item(i, doc)),
+        Det::AnyOf(ds) => ds.iter().any(|d| eval_det(d, doc)),
+        Det::Keywords(m) => m.matches_keyword(doc),
+    }
+}
+
+pub fn eval_cond(c: &Cond, dets: &[Det], doc: &Doc<'_>) -> bool {
+    match c {
+        Cond::Det(i) => dets.get(*i).is_some_and(|d| eval_det(d, doc)),
+        Cond::And(cs) => cs.iter().all(|c| eval_cond(c, dets, doc)),
+        Cond::Or(cs) => cs.iter().any(|c| eval_cond(c, dets, doc)),
+        Cond::Not(c) => !eval_cond(c, dets, doc),
+        Cond::Select { quantifier, dets: sel } => {
+            let hit = |i: &usize| dets.get(*i).is_some_and(|d| eval_det(d, doc));
+            match quantifier {
+                Quantifier::Any => sel.iter().any(hit),
+                Quantifier::All => sel.iter().all(hit),
+                Quantifier::Count(0) => true,
+                Quantifier::Count(n) => {
+                    let mut k = 0u64;
+                    sel.iter().any(|i| {
+                        if hit(i) {
+                            k += 1;
+                        }
+                        k >= *n
+                    })
+                }
+            }
+        }
+        Cond::Filtered { rule, filter } => eval_cond(rule, dets, doc) && eval_logic(filter, doc),
+    }
+}
+
+/// Whether any condition of `logic` holds.
+pub fn eval_logic(logic: &Logic, doc: &Doc<'_>) -> bool {
+    logic.conditions.iter().any(|c| eval_cond(c, &logic.dets, doc))
+}
+
+/// The (field, value) pairs that made the positive parts of a matching condition true.
+pub fn matched_fields(logic: &Logic, doc: &Doc<'_>, out: &mut Vec<(String, Value)>) {
+    fn det(d: &Det, doc: &Doc<'_>, out: &mut Vec<(String, Value)>) {
+        match d {
+            Det::AllOf(items) => {
+                for i in items {
+                    if let Some(f) = &i.field
+                        && let Some(v) = doc.get(f)
+                        && eval_item(i, doc)
+                    {
+                        out.push((f.to_string(), to_json(&v)));
+                    }
+                }
+            }
+            Det::AnyOf(ds) => {
+                for d in ds {
+                    if eval_det(d, doc) {
+                        det(d, doc, out);
+                    }
+                }
+            }
+            Det::Keywords(_) => {}
+        }
+    }
+    fn cond(c: &Cond, dets: &[Det], doc: &Doc<'_>, out: &mut Vec<(String, Value)>) {
+        match c {
+            Cond::Det(i) => {
+                if let Some(d) = dets.get(*i)
+                    && eval_det(d, doc)
+                {
+                    det(d, doc, out);
+                }
+            }
+            Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| cond(c, dets, doc, out)),
+            Cond::Select { dets: sel, .. } => {
+                sel.iter().for_each(|i| cond(&Cond::Det(*i), dets, doc, out));
+            }
+            Cond::Filtered { rule, .. } => cond(rule, dets, doc, out),
+            Cond::Not(_) => {}
+        }
+    }
+    if let Some(c) = logic.conditions.iter().find(|c| eval_cond(c, &logic.dets, doc)) {
+        cond(c, &logic.dets, doc, out);
+    }
+}
+
+fn to_json(v: &V<'_>) -> Value {
+    match v {
+        V::S(s) => Value::String((*s).to_string()),
+        V::J(j) => (*j).clone(),
+        V::Many(vs) => Value::Array(vs.iter().map(to_json).collect()),
+    }
+}

@@ -1,0 +1,410 @@
+//! The literal prefilter: which rules could match an event, from the literal values they
+//! require.
+//!
+//! For each rule a *requirement* is derived from its condition: a set of atoms, at least
+//! one of which every matching event satisfies. An atom is (field, literal): the field's
+//! value (as the string matchers see it, lower-cased) contains the literal (`Sub`, from
+//! contains/startswith/endswith/wildcard literals), equals it (`Exact`), or the field is a
+//! number equal to an integer (`Num`). `and` picks the most selective side, `or` and
+//! `1 of` need every side to have a requirement and take their union; `not`, regexes,
+//! keywords, `|exists`, null, comparisons, field references, placeholders and dotted paths
+//! give none. A rule without a requirement is always a candidate.
+//!
+//! Per log source bucket and per field: one Aho-Corasick automaton (ASCII case-insensitive)
+//! over all `Sub` literals, one hash map for `Exact`, one for `Num`. An event visits only
+//! its own top-level fields that some rule of the bucket indexes. The event text is folded
+//! with Unicode lower-casing plus `ſ` -> `s` (the one non-ASCII character a case-insensitive
+//! regex matches against an ASCII letter and that lower-casing keeps); literals taken from
+//! wildcard patterns and case-sensitive values are indexed only when ASCII, lower-case
+//! values only without `ſ`, so a prefilter miss always means "cannot match".
+
+use super::compile::{Cmp, Cond, Det, Item, Logic, Matcher, Quantifier, StrOp};
+use super::eval::{Doc, V, number_text, with_lower};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use serde_json::Value;
+use std::collections::HashMap;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Atom {
+    Sub(Box<str>),
+    Exact(Box<str>),
+    Num(i64),
+}
+
+/// Alternatives: at least one (field, atom) holds for every matching event.
+pub type Req = Vec<(Box<str>, Atom)>;
+
+/// How many rules (of a bucket) mention each (field, atom): an atom many rules share is
+/// usually a low-cardinality value (an event id, a logon type) that many events carry.
+#[derive(Debug, Default)]
+pub struct Freq(HashMap<(Box<str>, Atom), u32>);
+
+impl Freq {
+    /// Counts the atoms of every detection item of `l` (once per rule).
+    pub fn add(&mut self, l: &Logic) {
+        let mut seen = std::collections::HashSet::new();
+        fn det(d: &Det, out: &mut std::collections::HashSet<(Box<str>, Atom)>) {
+            match d {
+                Det::AllOf(items) => {
+                    for i in items {
+                        if let Some(r) = item_atoms(i) {
+                            out.extend(r);
+                        }
+                    }
+                }
+                Det::AnyOf(ds) => ds.iter().for_each(|d| det(d, out)),
+                Det::Keywords(_) => {}
+            }
+        }
+        l.dets.iter().for_each(|d| det(d, &mut seen));
+        for k in seen {
+            *self.0.entry(k).or_default() += 1;
+        }
+    }
+
+    fn cost(&self, field: &str, a: &Atom) -> u32 {
+        let base = match a {
+            // Numbers are mostly event ids and enumerations: many events carry them.
+            Atom::Num(_) => 24,
+            Atom::Exact(_) => 3,
+            Atom::Sub(s) if s.len() < 3 => 60,
+            Atom::Sub(s) if s.len() < 5 => 12,
+            Atom::Sub(_) => 4,
+        };
+        let shared = self.0.get(&(Box::<str>::from(field), a.clone())).copied().unwrap_or(1);
+        base + 4 * shared.saturating_sub(1).min(1000)
+    }
+
+    fn req_cost(&self, r: &Req) -> u32 {
+        r.iter().map(|(f, a)| self.cost(f, a)).fold(0u32, u32::saturating_add)
+    }
+}
+
+struct Ctx<'a> {
+    freq: &'a Freq,
+}
+
+impl Ctx<'_> {
+    fn best(&self, cands: impl Iterator<Item = Option<Req>>) -> Option<Req> {
+        cands.flatten().min_by_key(|r| self.freq.req_cost(r))
+    }
+
+    fn item_req(&self, i: &Item) -> Option<Req> {
+        let atoms = item_atoms(i)?;
+        Some(atoms)
+    }
+
+    fn det_req(&self, d: &Det) -> Option<Req> {
+        match d {
+            Det::AllOf(items) => self.best(items.iter().map(|i| self.item_req(i))),
+            Det::AnyOf(ds) => union(ds.iter().map(|d| self.det_req(d))),
+            Det::Keywords(_) => None,
+        }
+    }
+
+    fn cond_req(&self, c: &Cond, dets: &[Det]) -> Option<Req> {
+        match c {
+            Cond::Det(i) => self.det_req(dets.get(*i)?),
+            Cond::And(cs) => self.best(cs.iter().map(|c| self.cond_req(c, dets))),
+            Cond::Or(cs) => union(cs.iter().map(|c| self.cond_req(c, dets))),
+            Cond::Not(_) => None,
+            Cond::Select { quantifier, dets: sel } => match quantifier {
+                Quantifier::Count(0) => None,
+                _ if sel.is_empty() => None,
+                Quantifier::Any | Quantifier::Count(_) => {
+                    union(sel.iter().map(|i| dets.get(*i).and_then(|d| self.det_req(d))))
+                }
+                Quantifier::All => self.best(sel.iter().map(|i| dets.get(*i).and_then(|d| self.det_req(d)))),
+            },
+            Cond::Filtered { rule, .. } => self.cond_req(rule, dets),
+        }
+    }
+}
+
+fn union(parts: impl Iterator<Item = Option<Req>>) -> Option<Req> {
+    let mut out = Vec::new();
+    for p in parts {
+        out.extend(p?);
+    }
+    if out.is_empty() { None } else { Some(out) }
+}
+
+fn matcher_atoms(m: &Matcher) -> Option<Vec<Atom>> {
+    match m {
+        Matcher::Str { op, needle, ci } => {
+            // Case-insensitive needles are already Unicode lower case; the folded text holds
+            // them unless they contain `ſ` (which folding turns into `s`). Case-sensitive ones
+            // are lower-cased here, which only ASCII survives unchanged.
+            if needle.is_empty() || (*ci && needle.contains('\u{17f}')) || (!*ci && !needle.is_ascii()) {
+                return None;
+            }
+            let n: Box<str> = if *ci { needle.clone() } else { needle.to_ascii_lowercase().into() };
+            Some(vec![if *op == StrOp::Exact { Atom::Exact(n) } else { Atom::Sub(n) }])
+        }
+        Matcher::Regex { literals, .. } => literals.iter().max_by_key(|l| l.len()).map(|l| vec![Atom::Sub(l.clone())]),
+        Matcher::Num(Cmp::Eq, n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(vec![Atom::Num(*n as i64)]),
+        Matcher::Set(set) => {
+            let mut out = Vec::with_capacity(set.needles.len());
+            for (op, needle) in &set.needles {
+                out.extend(matcher_atoms(&Matcher::Str { op: *op, needle: needle.clone(), ci: set.ci })?);
+            }
+            Some(out)
+        }
+        Matcher::Any(ms) => {
+            let mut out = Vec::new();
+            for m in ms {
+                out.extend(matcher_atoms(m)?);
+            }
+            if out.is_empty() { None } else { Some(out) }
+        }
+        Matcher::All(ms) => ms.iter().filter_map(matcher_atoms).min_by_key(|a| {
+            a.iter()
+                .map(|x| match x {
+                    Atom::Sub(s) => 64usize.saturating_sub(s.len()),
+                    _ => 32,
+                })
+                .sum::<usize>()
+        }),
+        _ => None,
+    }
+}
+
+fn item_atoms(i: &Item) -> Option<Req> {
+    if i.exists.is_some() {
+        return None;
+    }
+    let f = i.field.as_ref()?;
+    if f.contains('.') {
+        return None;
+    }
+    let atoms = matcher_atoms(&i.matcher)?;
+    Some(atoms.into_iter().map(|a| (f.clone(), a)).collect())
+}
+
+/// The rule's requirement, `None` when it must always be evaluated.
+pub fn rule_req(l: &Logic, freq: &Freq) -> Option<Req> {
+    let cx = Ctx { freq };
+    union(l.conditions.iter().map(|c| cx.cond_req(c, &l.dets)))
+}
+
+#[derive(Default)]
+struct FieldBuild {
+    subs: HashMap<Box<str>, Vec<u32>>,
+    exact: HashMap<Box<str>, Vec<u32>>,
+    num: HashMap<i64, Vec<u32>>,
+}
+
+/// Collects the rules of one bucket.
+#[derive(Default)]
+pub struct IndexBuilder {
+    fields: HashMap<Box<str>, FieldBuild>,
+    always: Vec<u32>,
+    rules: usize,
+}
+
+impl IndexBuilder {
+    pub fn add(&mut self, rule: u32, req: Option<Req>) {
+        self.rules += 1;
+        let Some(req) = req else {
+            self.always.push(rule);
+            return;
+        };
+        for (field, atom) in req {
+            let f = self.fields.entry(field).or_default();
+            let slot = match atom {
+                Atom::Sub(s) => f.subs.entry(s).or_default(),
+                Atom::Exact(s) => f.exact.entry(s).or_default(),
+                Atom::Num(n) => f.num.entry(n).or_default(),
+            };
+            if slot.last() != Some(&rule) {
+                slot.push(rule);
+            }
+        }
+    }
+
+    pub fn build(self) -> Index {
+        let mut fields = HashMap::with_capacity(self.fields.len());
+        for (name, fb) in self.fields {
+            let mut sub_rules = Vec::with_capacity(fb.subs.len());
+            let mut pats = Vec::with_capacity(fb.subs.len());
+            let mut subs: Vec<(Box<str>, Vec<u32>)> = fb.subs.into_iter().collect();
+            subs.sort();
+            for (p, r) in subs {
+                pats.push(p);
+                sub_rules.push(r.into_boxed_slice());
+            }
+            let ac = if pats.is_empty() {
+                None
+            } else {
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::Standard)
+                    .ascii_case_insensitive(true)
+                    .build(pats.iter().map(|p| p.as_bytes()))
+                    .ok()
+            };
+            // An automaton that failed to build would lose candidates: index nothing for
+            // the field then, and let its rules be found through the `always` list.
+            let (ac, sub_rules, orphan) = match ac {
+                Some(ac) => (Some(ac), sub_rules, Vec::new()),
+                None => (None, Vec::new(), sub_rules.into_iter().flat_map(|r| r.into_vec()).collect()),
+            };
+            let mut always = orphan;
+            always.sort_unstable();
+            always.dedup();
+            let fi = FieldIndex {
+                ac,
+                sub_rules,
+                exact: fb.exact.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+                num: fb.num.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
+                always,
+            };
+            fields.insert(name, fi);
+        }
+        let mut extra: Vec<u32> = fields.values().flat_map(|f: &FieldIndex| f.always.iter().copied()).collect();
+        let mut always = self.always;
+        always.append(&mut extra);
+        always.sort_unstable();
+        always.dedup();
+        Index { fields, always, rules: self.rules }
+    }
+}
+
+struct FieldIndex {
+    ac: Option<AhoCorasick>,
+    sub_rules: Vec<Box<[u32]>>,
+    exact: HashMap<Box<str>, Box<[u32]>>,
+    num: HashMap<i64, Box<[u32]>>,
+    always: Vec<u32>,
+}
+
+/// The prefilter of one bucket.
+pub struct Index {
+    fields: HashMap<Box<str>, FieldIndex>,
+    always: Vec<u32>,
+    rules: usize,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("rules", &self.rules)
+            .field("always", &self.always.len())
+            .field("fields", &self.fields.len())
+            .finish()
+    }
+}
+
+impl Index {
+    /// Rules without a requirement.
+    pub fn always(&self) -> &[u32] {
+        &self.always
+    }
+
+    pub fn indexed_fields(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Calls `mark` with every rule one of whose atoms the event satisfies (rules may be
+    /// reported more than once).
+    pub fn candidates(&self, doc: &Doc<'_>, mark: &mut dyn FnMut(u32)) {
+        if self.fields.is_empty() {
+            return;
+        }
+        if self.fields.len() < doc.fields.len() {
+            for (name, fi) in &self.fields {
+                if let Some(v) = doc.top(name) {
+                    fi.scan(&v, mark);
+                }
+            }
+        } else {
+            for (k, v) in doc.fields {
+                if let Some(fi) = self.fields.get(k.as_str()) {
+                    fi.scan(&V::J(v), mark);
+                }
+            }
+            if let Some(m) = doc.message
+                && let Some(fi) = self.fields.get(super::super::engine::MESSAGE_FIELD)
+            {
+                fi.scan(&V::S(m), mark);
+            }
+        }
+    }
+}
+
+fn fold_non_ascii(s: &str) -> String {
+    s.to_lowercase().replace('\u{17f}', "s")
+}
+
+impl FieldIndex {
+    fn scan(&self, v: &V<'_>, mark: &mut dyn FnMut(u32)) {
+        match v {
+            V::S(s) => self.text(s, mark),
+            V::Many(vs) => vs.iter().for_each(|x| self.scan(x, mark)),
+            V::J(j) => self.json(j, mark),
+        }
+    }
+
+    fn json(&self, v: &Value, mark: &mut dyn FnMut(u32)) {
+        match v {
+            Value::String(s) => self.text(s, mark),
+            Value::Number(n) => {
+                if !self.num.is_empty() {
+                    let x = n.as_i64().map(|i| i as f64).or_else(|| n.as_f64()).unwrap_or(f64::NAN);
+                    self.number(x, mark);
+                }
+                if self.ac.is_some() || !self.exact.is_empty() {
+                    self.text_only(&number_text(n), mark);
+                }
+            }
+            Value::Bool(b) => self.text_only(if *b { "true" } else { "false" }, mark),
+            Value::Array(a) => a.iter().for_each(|x| self.json(x, mark)),
+            _ => {}
+        }
+    }
+
+    fn number(&self, x: f64, mark: &mut dyn FnMut(u32)) {
+        let r = x.round();
+        if x.is_finite()
+            && (x - r).abs() < 1e-6
+            && r.abs() < 9.0e15
+            && let Some(rules) = self.num.get(&(r as i64))
+        {
+            rules.iter().for_each(|r| mark(*r));
+        }
+    }
+
+    fn text(&self, s: &str, mark: &mut dyn FnMut(u32)) {
+        if !self.num.is_empty()
+            && let Ok(x) = s.parse::<f64>()
+        {
+            self.number(x, mark);
+        }
+        self.text_only(s, mark);
+    }
+
+    fn text_only(&self, s: &str, mark: &mut dyn FnMut(u32)) {
+        if s.is_ascii() {
+            self.folded(s, mark);
+        } else {
+            self.folded(&fold_non_ascii(s), mark);
+        }
+    }
+
+    /// `raw`: ASCII text (the automaton folds its case) or already folded text.
+    fn folded(&self, raw: &str, mark: &mut dyn FnMut(u32)) {
+        if !self.exact.is_empty() {
+            with_lower(raw, |l| {
+                if let Some(rules) = self.exact.get(l) {
+                    rules.iter().for_each(|r| mark(*r));
+                }
+            });
+        }
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(raw) {
+                if let Some(rules) = self.sub_rules.get(m.pattern().as_usize()) {
+                    rules.iter().for_each(|r| mark(*r));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,370 @@
+//! The correlator's own Sigma engine: rsigma-parser's AST compiled into a small matcher
+//! tree ([`compile`]), evaluated directly on the log's borrowed fields ([`eval`]), behind a
+//! literal prefilter ([`index`]) per log source bucket ([`super::route`]).
+//!
+//! Per event: route by log source (at most 8 buckets), then per bucket run the prefilter
+//! over the event's indexed fields to mark candidate rules, then evaluate the candidates and
+//! the rules without a literal requirement exactly. Semantics are those of the reference
+//! engine ([`super::RsigmaEngine`]); `tests/sigma_differential.rs` compares both on the
+//! SigmaHQ rules and the EVTX samples.
+
+pub mod compile;
+pub mod eval;
+pub mod index;
+
+use super::engine::{RuleMatch, SigmaEngine};
+use super::route::{RouteKey, Router};
+use compile::{Cond, Logic};
+use eval::Doc;
+use index::{Index, IndexBuilder};
+use rsigma_parser::{FilterRule, FilterRuleTarget, SigmaRule};
+use soc_model::Log;
+use std::cell::RefCell;
+
+struct FastRule {
+    logic: Logic,
+    id: Option<String>,
+    title: String,
+    logsource: rsigma_parser::LogSource,
+    key: RouteKey,
+}
+
+struct Bucket {
+    rules: Vec<u32>,
+    index: Option<Index>,
+}
+
+/// Sigma detection rules compiled and evaluated by the correlator's own engine.
+pub struct FastEngine {
+    rules: Vec<Option<FastRule>>,
+    router: Router<Bucket>,
+}
+
+impl std::fmt::Debug for FastEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FastEngine").field("rules", &self.rules.len()).field("buckets", &self.router.len()).finish()
+    }
+}
+
+impl Default for FastEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Per-thread scratch: a stamp per rule so a candidate is evaluated once per event.
+#[derive(Default)]
+struct Scratch {
+    stamp: Vec<u32>,
+    epoch: u32,
+    cands: Vec<u32>,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+/// Prefilter statistics of a rule set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexStats {
+    pub buckets: usize,
+    pub rules: usize,
+    /// Rules without a literal requirement (evaluated for every event of their buckets).
+    pub always: usize,
+}
+
+impl FastEngine {
+    pub fn new() -> Self {
+        FastEngine { rules: Vec::new(), router: Router::new() }
+    }
+
+    pub fn index_stats(&self) -> IndexStats {
+        let mut s = IndexStats { buckets: self.router.len(), ..IndexStats::default() };
+        for b in self.router.iter() {
+            s.rules += b.rules.len();
+            s.always += b.index.as_ref().map_or(b.rules.len(), |i| i.always().len());
+        }
+        s
+    }
+
+    fn eval_bucket(&self, b: &Bucket, doc: &Doc<'_>, sc: &mut Scratch, out: &mut Vec<RuleMatch>) {
+        let Some(index) = &b.index else { return };
+        sc.epoch = sc.epoch.wrapping_add(1);
+        if sc.epoch == 0 {
+            sc.stamp.iter_mut().for_each(|s| *s = 0);
+            sc.epoch = 1;
+        }
+        if sc.stamp.len() < self.rules.len() {
+            sc.stamp.resize(self.rules.len(), 0);
+        }
+        sc.cands.clear();
+        let epoch = sc.epoch;
+        let Scratch { stamp, cands, .. } = sc;
+        let mut mark = |r: u32| {
+            if let Some(s) = stamp.get_mut(r as usize)
+                && *s != epoch
+            {
+                *s = epoch;
+                cands.push(r);
+            }
+        };
+        index.always().iter().for_each(|r| mark(*r));
+        index.candidates(doc, &mut mark);
+        for &r in cands.iter() {
+            let Some(Some(rule)) = self.rules.get(r as usize) else { continue };
+            if eval::eval_logic(&rule.logic, doc) {
+                let mut matched_fields = Vec::new();
+                eval::matched_fields(&rule.logic, doc, &mut matched_fields);
+                out.push(RuleMatch { rule: r as usize, matched_fields });
+            }
+        }
+    }
+}
+
+fn filter_logsource_contains(f: &rsigma_parser::LogSource, r: &rsigma_parser::LogSource) -> bool {
+    fn dim(f: &Option<String>, r: &Option<String>) -> bool {
+        match f {
+            None => true,
+            Some(fv) => r.as_ref().is_some_and(|rv| fv.eq_ignore_ascii_case(rv)),
+        }
+    }
+    dim(&f.category, &r.category) && dim(&f.product, &r.product) && dim(&f.service, &r.service)
+}
+
+impl SigmaEngine for FastEngine {
+    fn name(&self) -> &'static str {
+        "fast"
+    }
+
+    fn add_rule(&mut self, index: usize, rule: &SigmaRule) -> Result<(), String> {
+        let logic = compile::compile_logic(&rule.detection)?;
+        if logic.conditions.is_empty() {
+            return Err("no condition".into());
+        }
+        let ls = &rule.logsource;
+        let key = RouteKey::new(ls.product.as_deref(), ls.category.as_deref(), ls.service.as_deref());
+        if self.rules.len() <= index {
+            self.rules.resize_with(index + 1, || None);
+        }
+        self.rules[index] =
+            Some(FastRule { logic, id: rule.id.clone(), title: rule.title.clone(), logsource: ls.clone(), key });
+        Ok(())
+    }
+
+    fn add_filter(&mut self, filter: &FilterRule) -> Result<(), String> {
+        let mut logic = compile::compile_logic(&filter.detection).map_err(|e| format!("filter: {e}"))?;
+        if logic.dets.is_empty() {
+            return Ok(());
+        }
+        // Like the reference engine: the first condition, or all detections AND-ed.
+        let cond = match logic.conditions.first() {
+            Some(c) => c.clone(),
+            None => Cond::And((0..logic.dets.len()).map(Cond::Det).collect()),
+        };
+        logic.conditions = vec![cond];
+        for rule in self.rules.iter_mut().flatten() {
+            let targeted = match &filter.rules {
+                FilterRuleTarget::Any => true,
+                FilterRuleTarget::Specific(refs) => {
+                    refs.iter().any(|r| rule.id.as_deref() == Some(r.as_str()) || rule.title == *r)
+                }
+            };
+            if !targeted || filter.logsource.as_ref().is_some_and(|f| !filter_logsource_contains(f, &rule.logsource)) {
+                continue;
+            }
+            rule.logic.conditions = std::mem::take(&mut rule.logic.conditions)
+                .into_iter()
+                .map(|c| Cond::Filtered { rule: Box::new(c), filter: Box::new(logic.clone()) })
+                .collect();
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        let mut freqs: Router<index::Freq> = Router::new();
+        for r in self.rules.iter().flatten() {
+            freqs.bucket_mut(&r.key, Default::default).add(&r.logic);
+        }
+        let mut router: Router<(Vec<u32>, IndexBuilder)> = Router::new();
+        let empty = index::Freq::default();
+        for (i, r) in self.rules.iter().enumerate() {
+            let Some(r) = r else { continue };
+            let req = index::rule_req(&r.logic, freqs.get(&r.key).unwrap_or(&empty));
+            let (rules, b) = router.bucket_mut(&r.key, Default::default);
+            rules.push(i as u32);
+            b.add(i as u32, req);
+        }
+        let mut out: Router<Bucket> = Router::new();
+        for (i, r) in self.rules.iter().enumerate() {
+            let Some(r) = r else { continue };
+            out.bucket_mut(&r.key, || Bucket { rules: Vec::new(), index: None }).rules.push(i as u32);
+        }
+        // Move each builder into the bucket with the same key.
+        let keys: Vec<RouteKey> = {
+            let mut k: Vec<RouteKey> = self.rules.iter().flatten().map(|r| r.key.clone()).collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        for key in keys {
+            let builder = std::mem::take(&mut router.bucket_mut(&key, Default::default).1);
+            out.bucket_mut(&key, || Bucket { rules: Vec::new(), index: None }).index = Some(builder.build());
+        }
+        self.router = out;
+    }
+
+    fn matches(&self, log: &Log, out: &mut Vec<RuleMatch>) {
+        let buckets = self.router.candidates(&log.logsource);
+        if buckets.is_empty() {
+            return;
+        }
+        let doc = Doc::new(&log.fields, log.message.as_deref());
+        SCRATCH.with(|sc| match sc.try_borrow_mut() {
+            Ok(mut sc) => {
+                for b in &buckets {
+                    self.eval_bucket(b, &doc, &mut sc, out);
+                }
+            }
+            Err(_) => {
+                let mut sc = Scratch::default();
+                for b in &buckets {
+                    self.eval_bucket(b, &doc, &mut sc, out);
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{EngineKind, SigmaRules};
+    use serde_json::{Value, json};
+    use soc_model::{Event, EventType, Log, LogSource};
+
+    fn rule(detection: &str) -> String {
+        format!(
+            "title: T\nid: 0c3c4d6e-0000-4000-8000-0000000000aa\nlogsource:\n    product: windows\ndetection:\n{detection}\nlevel: low\n"
+        )
+    }
+
+    fn event(fields: Value, message: Option<&str>) -> Event {
+        let Ok(ts) = "2026-11-27T03:04:05Z".parse() else { panic!("timestamp") };
+        let mut ev = Event::new(EventType::Log, ts);
+        ev.log = Some(Log {
+            logsource: LogSource { product: Some("windows".into()), ..LogSource::default() },
+            fields: match fields {
+                Value::Object(m) => m,
+                _ => serde_json::Map::new(),
+            },
+            message: message.map(Into::into),
+            ..Log::default()
+        });
+        ev
+    }
+
+    /// Evaluates with both engines, asserts they agree and returns the verdict.
+    fn both(detection: &str, fields: Value) -> bool {
+        let src = rule(detection);
+        let ev = event(fields.clone(), None);
+        let mut verdicts = Vec::new();
+        for kind in [EngineKind::Fast, EngineKind::Rsigma] {
+            let (rules, errors) = SigmaRules::from_sources_with([("r.yml", src.as_str())], kind);
+            assert!(errors.is_empty(), "{kind:?}: {errors:?}\n{src}");
+            verdicts.push(!rules.evaluate(&ev).is_empty());
+        }
+        assert_eq!(verdicts[0], verdicts[1], "engines disagree on\n{detection}\n{fields}");
+        verdicts[0]
+    }
+
+    fn sel(body: &str) -> String {
+        format!("    sel:\n{body}\n    condition: sel")
+    }
+
+    #[test]
+    fn null_and_missing_fields_follow_the_reference() {
+        assert!(both(&sel("        A: null"), json!({"B": 1})), "missing field matches null");
+        assert!(both(&sel("        A: null"), json!({"A": null})));
+        assert!(!both(&sel("        A: null"), json!({"A": ""})));
+        // A list holding null is not a bare null: a missing field does not match it.
+        assert!(!both(&sel("        A:\n            - null\n            - x"), json!({})));
+        assert!(!both(&sel("        A|contains: x"), json!({})));
+        assert!(both(&sel("        A|exists: false"), json!({"A": null})));
+        assert!(both(&sel("        A|exists: true"), json!({"A": 0})));
+    }
+
+    #[test]
+    fn numbers_and_strings_compare_like_the_reference() {
+        assert!(both(&sel("        EventID: 4688"), json!({"EventID": 4688})));
+        assert!(both(&sel("        EventID: 4688"), json!({"EventID": "4688"})));
+        assert!(both(&sel("        EventID: '4688'"), json!({"EventID": 4688})));
+        assert!(both(&sel("        EventID|contains: 68"), json!({"EventID": 4688})));
+        assert!(!both(&sel("        EventID: 4688"), json!({"EventID": "4688 "})));
+        assert!(both(&sel("        Size|gte: 10"), json!({"Size": "12.5"})));
+        assert!(both(&sel("        Flag: true"), json!({"Flag": "Yes"})));
+        assert!(both(&sel("        Ids: 7"), json!({"Ids": [1, 7]})));
+    }
+
+    #[test]
+    fn string_modifiers_follow_the_reference() {
+        assert!(both(&sel("        Image|endswith: '\\WHOAMI.exe'"), json!({"Image": "C:\\x\\whoami.EXE"})));
+        assert!(!both(&sel("        Image|endswith|cased: '\\WHOAMI.exe'"), json!({"Image": "C:\\x\\whoami.exe"})));
+        assert!(both(&sel("        C: 'a*b?d'"), json!({"C": "AxxbCd"})));
+        assert!(!both(&sel("        C: 'a*b?d'"), json!({"C": "xAxxbCd"})));
+        assert!(both(&sel("        C|contains|windash: ' -accepteula'"), json!({"C": "psexec /ACCEPTEULA"})));
+        assert!(both(&sel("        C|contains|windash: ' -accepteula'"), json!({"C": "psexec \u{2013}accepteula"})));
+        // The reference keeps the offset-0 pattern's last, alignment-dependent character
+        // ("aHR0cA" for "http"): same here.
+        assert!(both(&sel("        C|base64offset|contains: 'http'"), json!({"C": "x aHR0cA"})));
+        assert!(both(&sel("        C|base64offset|contains: 'http'"), json!({"C": "x Rodh0dHA"})));
+        assert!(both(&sel("        C|contains|all:\n            - 'a'\n            - 'b'"), json!({"C": "BA"})));
+        assert!(!both(&sel("        C|contains|all:\n            - 'a'\n            - 'b'"), json!({"C": "A"})));
+        assert!(both(&sel("        C|re: '^a.c$'"), json!({"C": "abc"})));
+        assert!(!both(&sel("        C|re: '^a.c$'"), json!({"C": "ABC"})));
+        assert!(both(&sel("        C|re|i: '^a.c$'"), json!({"C": "ABC"})));
+        assert!(both(&sel("        Ip|cidr: '10.0.0.0/8'"), json!({"Ip": "10.2.3.4"})));
+        assert!(both(&sel("        A|neq: x"), json!({"A": "y"})));
+        assert!(both(&sel("        A|fieldref: B"), json!({"A": "Same", "B": "same"})));
+        assert!(both(&sel("        A|expand: '%B%\\\\x'"), json!({"A": "dom\\x", "B": "DOM"})));
+        assert!(both(&sel("        D: 'Gnu’s'"), json!({"D": "GNU’S"})));
+        // Many values: folded into one automaton, same verdicts.
+        let many = "        C|contains:\n            - aa1\n            - bb2\n            - cc3\n            - dd4\n            - ee5\n            - ff6\n            - gg7";
+        assert!(both(&sel(many), json!({"C": "xxFF6yy"})));
+        assert!(!both(&sel(many), json!({"C": "xxFF7yy"})));
+    }
+
+    #[test]
+    fn conditions_keywords_and_nested_fields_follow_the_reference() {
+        let d = "    a:\n        A: 1\n    b:\n        B: 2\n    c:\n        C: 3\n    condition: 2 of them and not c";
+        assert!(both(d, json!({"A": 1, "B": 2})));
+        assert!(!both(d, json!({"A": 1, "B": 2, "C": 3})));
+        assert!(!both(d, json!({"A": 1})));
+        let kw = "    keywords:\n        - 'mimikatz'\n        - 'sekurlsa::*'\n    condition: keywords";
+        assert!(both(kw, json!({"X": {"Y": ["x sekurlsa::logonpasswords"]}})));
+        assert!(!both(kw, json!({"X": 5})));
+        assert!(both(&sel("        a.b: x"), json!({"a": [{"b": "X"}, {"b": "y"}]})));
+        assert!(both(&sel("        a.b: x"), json!({"a.b": "x"})));
+    }
+
+    #[test]
+    fn the_message_is_a_field_and_keywords_search_it() {
+        let src = rule("    keywords:\n        - 'Failed password'\n    condition: keywords");
+        let (rules, errors) = SigmaRules::from_sources_with([("r.yml", src.as_str())], EngineKind::Fast);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(rules.evaluate(&event(json!({}), Some("Failed password for root"))).len(), 1);
+        assert!(rules.evaluate(&event(json!({}), Some("Accepted password"))).is_empty());
+    }
+
+    #[test]
+    fn rules_the_fast_engine_cannot_run_are_rejected_with_a_reason() {
+        for d in [
+            "    sel:\n        T|hour: 3\n    condition: sel",
+            "    sel:\n        A|contains|startswith: x\n    condition: sel",
+            "    sel:\n        A|re: '(unclosed'\n    condition: sel",
+            "    sel:\n        A|contains|all: x\n    condition: sel",
+        ] {
+            let (rules, errors) = SigmaRules::from_sources_with([("r.yml", rule(d))], EngineKind::Fast);
+            assert!(rules.is_empty() && errors.len() == 1, "{d}: {errors:?}");
+            assert_eq!(errors[0].file, std::path::Path::new("r.yml"));
+        }
+    }
+}
