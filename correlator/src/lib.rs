@@ -4,9 +4,12 @@
 //! batch; the store's id-based idempotence makes that harmless.
 #![forbid(unsafe_code)]
 
+pub mod correlation;
+pub mod enrich;
 pub mod incidents;
+pub mod offline;
 pub mod pipeline;
 pub mod sigma;
 
-pub use pipeline::{CorrelatorOptions, CorrelatorStats, run};
+pub use pipeline::{CorrelatorOptions, CorrelatorStats, IocOptions, run};
 pub use sigma::{RuleLoadError, SigmaRules};

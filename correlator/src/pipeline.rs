@@ -24,6 +24,23 @@ pub struct CorrelatorOptions {
     pub sigma: Option<Arc<crate::sigma::SigmaRules>>,
     /// Incident grouping of alerts and detections; `None`: no incidents.
     pub incidents: Option<crate::incidents::IncidentOptions>,
+    /// Sigma correlation rules over the Sigma detections; `None`: none.
+    pub correlations: Option<Arc<crate::correlation::CorrelationRules>>,
+    /// GeoIP/ASN enrichment of public addresses; `None`: none.
+    pub geoip: Option<Arc<crate::enrich::GeoIp>>,
+    /// IOC lists matched against every record; `None`: none.
+    pub ioc: Option<IocOptions>,
+}
+
+/// Where the IOC lists are and what their hits weigh.
+#[derive(Clone, Debug)]
+pub struct IocOptions {
+    /// List files or directories of list files.
+    pub paths: Vec<std::path::PathBuf>,
+    /// Level of the detections IOC hits raise.
+    pub level: soc_model::Level,
+    /// How often the files are checked for changes.
+    pub reload_every: Duration,
 }
 
 impl Default for CorrelatorOptions {
@@ -39,6 +56,9 @@ impl Default for CorrelatorOptions {
             max_outage: Duration::from_secs(3600),
             sigma: None,
             incidents: Some(crate::incidents::IncidentOptions::default()),
+            correlations: None,
+            geoip: None,
+            ioc: None,
         }
     }
 }
@@ -62,6 +82,37 @@ pub enum CorrelatorError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Feeds the Sigma detections of a batch (with the log records that triggered them) to the
+/// correlation windows; adds the correlation detections and drops the base detections that
+/// only feed correlations (Sigma's `generate: false`).
+fn correlate(
+    rules: &crate::correlation::CorrelationRules,
+    windows: &mut crate::correlation::CorrelationState,
+    events: &[Event],
+    detections: &mut Vec<Event>,
+) {
+    if detections.is_empty() {
+        return;
+    }
+    let logs: std::collections::HashMap<&str, &Event> =
+        events.iter().filter(|e| e.event_type == EventType::Log).filter_map(|e| Some((e.id.as_deref()?, e))).collect();
+    let mut fired = Vec::new();
+    for d in detections.iter() {
+        let Some(det) = d.detection.as_ref().filter(|x| x.engine == crate::sigma::ENGINE_NAME) else { continue };
+        if !rules.uses(&det.rule_id) {
+            continue;
+        }
+        if let Some(log) = det.evidence.first().and_then(|id| logs.get(id.as_str())) {
+            windows.observe(rules, d, log, &mut fired);
+        }
+    }
+    detections.retain(|d| {
+        !d.detection.as_ref().is_some_and(|x| x.engine == crate::sigma::ENGINE_NAME && rules.suppresses(&x.rule_id))
+    });
+    detections.extend(fired);
+    metrics::gauge!("soc_correlator_correlation_windows").set(windows.len() as f64);
 }
 
 /// Writes incident versions (incidents table and their `incident` records) with retries.
@@ -128,6 +179,8 @@ pub async fn run(
         soc_bus::with_backoff("subscribe", opts.max_outage, || bus.subscribe(&opts.group, &opts.kinds)).await?;
     let mut stats = CorrelatorStats::default();
     let mut grouper = opts.incidents.clone().map(crate::incidents::Grouper::new);
+    let mut windows = crate::correlation::CorrelationState::default();
+    let mut ioc = opts.ioc.as_ref().map(|o| crate::enrich::IocWatcher::new(o.paths.clone(), o.level, o.reload_every));
     if let Some(g) = grouper.as_mut() {
         let mut backoff = Backoff::new(opts.max_outage);
         loop {
@@ -165,6 +218,9 @@ pub async fn run(
             continue;
         }
         stats.consumed += msgs.len() as u64;
+        if let Some(w) = ioc.as_mut() {
+            w.maybe_reload();
+        }
         metrics::counter!("soc_correlator_consumed_total").increment(msgs.len() as u64);
         let mut events = Vec::with_capacity(msgs.len());
         let mut detections = Vec::new();
@@ -179,10 +235,20 @@ pub async fn run(
                     tracing::warn!(topic = %m.kind, offset = m.offset, "undecodable record kept as dead_letter");
                 }
             }
+            let mut ev = ev;
+            if let Some(geo) = &opts.geoip {
+                crate::enrich::enrich_geoip(geo, &mut ev);
+            }
             if let Some(rules) = &opts.sigma {
                 rules.evaluate_into(&ev, &mut detections); // only `log` records are evaluated
             }
+            if let Some(w) = &ioc {
+                w.detect(&ev, &mut detections);
+            }
             events.push(ev);
+        }
+        if let Some(rules) = opts.correlations.as_deref().filter(|r| !r.is_empty()) {
+            correlate(rules, &mut windows, &events, &mut detections);
         }
         events.extend(detections.iter().cloned());
         store_with_retry(store.as_ref(), &events, opts.max_outage).await?;
@@ -447,5 +513,78 @@ mod tests {
         assert_eq!(published.len(), 3);
         let last = Event::from_json(&published[2].payload).unwrap();
         assert_eq!(last.incident.as_ref().map(|i| i.version), Some(3));
+    }
+
+    #[tokio::test]
+    async fn ioc_hits_become_detections_that_open_incidents() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ip.txt"), "203.0.113.66\n").unwrap();
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let mut hit = flow(1);
+        hit.dest_ip = Some("203.0.113.66".into());
+        soc_bus::publish_events(bus.as_ref(), &[flow(0), hit]).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let opts = CorrelatorOptions {
+            poll_timeout: Duration::from_millis(20),
+            ioc: Some(IocOptions {
+                paths: vec![dir.path().to_path_buf()],
+                level: soc_model::Level::High,
+                reload_every: Duration::from_secs(5),
+            }),
+            ..Default::default()
+        };
+        let stats = run(bus, store.clone(), opts, rx).await.unwrap();
+        assert_eq!(stats.detections, 1);
+        let rows = store.rows.lock().unwrap();
+        let det: Vec<&Event> = rows.values().filter(|e| e.event_type == EventType::Detection).collect();
+        assert_eq!(det.len(), 1);
+        assert_eq!(det[0].detection.as_ref().map(|d| d.engine.as_str()), Some("ioc"));
+        let incidents = store.incidents.lock().unwrap();
+        assert_eq!(incidents.len(), 1);
+        assert!(incidents.values().next().unwrap().entities.contains(&"ip:203.0.113.66".to_string()));
+    }
+
+    #[tokio::test]
+    async fn correlation_rules_turn_base_matches_into_one_detection() {
+        let yaml = "title: Burst\nid: corr-burst\ncorrelation:\n  type: event_count\n  rules: [failed]\n  group-by: [TargetUserName]\n  timespan: 10m\n  condition: {gte: 3}\nlevel: high\n---\ntitle: Failed\nid: base-failed\nname: failed\nlogsource: {product: windows, service: security}\ndetection: {s: {EventID: 4625}, condition: s}\nlevel: low\n";
+        let (sigma, _) = crate::SigmaRules::from_sources([("r.yml", yaml)]);
+        let (corr, errs) = crate::correlation::CorrelationRules::from_sources(&[("r.yml".into(), yaml.to_string())]);
+        assert!(errs.is_empty(), "{errs:?}");
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let logs: Vec<Event> = (0..3)
+            .map(|i| {
+                let mut e =
+                    Event::new(EventType::Log, Timestamp::from_unix_micros(1_600_000_000_000_000 + i * 1_000_000));
+                e.host = Some("dc01".into());
+                let mut l = soc_model::Log::default();
+                l.logsource = soc_model::LogSource {
+                    product: Some("windows".into()),
+                    service: Some("security".into()),
+                    category: None,
+                };
+                l.fields.insert("EventID".into(), serde_json::json!(4625));
+                l.fields.insert("TargetUserName".into(), serde_json::json!("admin"));
+                e.log = Some(l);
+                e
+            })
+            .collect();
+        soc_bus::publish_events(bus.as_ref(), &logs).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let opts = CorrelatorOptions {
+            poll_timeout: Duration::from_millis(20),
+            sigma: Some(Arc::new(sigma)),
+            correlations: Some(Arc::new(corr)),
+            ..Default::default()
+        };
+        run(bus, store.clone(), opts, rx).await.unwrap();
+        let rows = store.rows.lock().unwrap();
+        let dets: Vec<&soc_model::Detection> = rows.values().filter_map(|e| e.detection.as_ref()).collect();
+        assert_eq!(dets.len(), 1, "base matches only feed the correlation: {dets:?}");
+        assert_eq!((dets[0].engine.as_str(), dets[0].rule_id.as_str()), ("sigma-correlation", "corr-burst"));
+        assert_eq!(dets[0].evidence.len(), 3);
     }
 }

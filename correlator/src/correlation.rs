@@ -1,0 +1,599 @@
+//! Sigma correlation rules (Sigma 2.1 `correlation:` documents): `event_count`,
+//! `value_count`, `temporal` and `temporal_ordered`, with `group-by`, `timespan`, field
+//! `aliases` and `generate`.
+//!
+//! The base rules a correlation names (by `name` or `id`) are ordinary Sigma rules evaluated
+//! by [`crate::sigma`]; their detections, together with the log record that triggered each
+//! one, feed [`CorrelationState::observe`]. Per correlation and group (the values of the
+//! `group-by` fields in the log record, or of their aliases), a sliding window of length
+//! `timespan` (event time) holds the base matches; when the condition holds, a `detection`
+//! of engine `sigma-correlation` is raised with the contributing records as evidence, and the
+//! group's window starts over (one detection per burst, not one per further event).
+//!
+//! A base rule referenced only by correlations that do not set `generate: true` does not
+//! raise detections of its own (Sigma 2.1's default); [`CorrelationRules::suppresses`] says
+//! which.
+//!
+//! State is bounded (`MAX_GROUPS` windows, the oldest dropped and counted; `MAX_EVENTS_PER_GROUP`
+//! entries per window) and lives in memory: after a restart, windows refill from new events.
+//! The bus keys logs by host, so all records of one host meet in one correlator instance.
+
+use crate::sigma::RuleLoadError;
+use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, parse_sigma_yaml};
+use serde_json::Value;
+use soc_model::{Detection, Event, EventType, Level};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+
+/// Windows kept at most (all correlations together).
+pub const MAX_GROUPS: usize = 100_000;
+/// Entries kept per window.
+pub const MAX_EVENTS_PER_GROUP: usize = 10_000;
+
+/// One loaded correlation rule.
+#[derive(Clone, Debug)]
+pub struct Correlation {
+    pub id: String,
+    pub title: String,
+    pub level: Level,
+    pub tags: Vec<String>,
+    kind: CorrelationType,
+    /// Base rule references as written (names or ids), in order (for `temporal_ordered`).
+    refs: Vec<String>,
+    group_by: Vec<String>,
+    timespan_us: i64,
+    predicates: Vec<(ConditionOperator, u64)>,
+    /// The field whose distinct values `value_count` counts.
+    field: Option<String>,
+    /// alias -> (rule reference -> field name in that rule's events).
+    aliases: HashMap<String, HashMap<String, String>>,
+}
+
+/// Correlation rules and the map from base rule ids to them.
+#[derive(Clone, Debug, Default)]
+pub struct CorrelationRules {
+    rules: Vec<Correlation>,
+    /// Base rule id -> (correlation index, reference as written in the correlation).
+    by_base_id: HashMap<String, Vec<(usize, String)>>,
+    /// Base rule ids that raise no detection of their own.
+    quiet: HashSet<String>,
+}
+
+fn level(l: Option<rsigma_parser::Level>) -> Level {
+    match l {
+        Some(rsigma_parser::Level::Informational) => Level::Informational,
+        Some(rsigma_parser::Level::Low) => Level::Low,
+        Some(rsigma_parser::Level::High) => Level::High,
+        Some(rsigma_parser::Level::Critical) => Level::Critical,
+        _ => Level::Medium,
+    }
+}
+
+fn rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
+    fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
+        if p.is_dir() {
+            let mut entries: Vec<PathBuf> =
+                std::fs::read_dir(p).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path())).collect();
+            entries.sort();
+            for e in entries {
+                if !e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+                    walk(&e, out);
+                }
+            }
+        } else if p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
+        {
+            out.push(p.to_path_buf());
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_file() {
+            out.push(p.clone());
+        } else {
+            walk(p, &mut out);
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl CorrelationRules {
+    /// Loads the correlation documents under `paths` (files or directories, as for Sigma
+    /// rules) and resolves their references against the base rules of the same files and
+    /// directories. A correlation that cannot be used is reported with its file and reason.
+    pub fn load(paths: &[PathBuf]) -> (CorrelationRules, Vec<RuleLoadError>) {
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        for f in rule_files(paths) {
+            match std::fs::read_to_string(&f) {
+                Ok(t) => sources.push((f, t)),
+                Err(e) => errors.push(RuleLoadError::new(&f, format!("cannot read: {e}"))),
+            }
+        }
+        let (rules, mut errs) = Self::from_sources(&sources);
+        errors.append(&mut errs);
+        (rules, errors)
+    }
+
+    /// Like [`load`](Self::load) from `(file, text)` pairs.
+    pub fn from_sources(sources: &[(PathBuf, String)]) -> (CorrelationRules, Vec<RuleLoadError>) {
+        let mut errors = Vec::new();
+        let mut corrs: Vec<(PathBuf, CorrelationRule)> = Vec::new();
+        // name -> id of base rules (a reference may use either).
+        let mut name_to_id: HashMap<String, String> = HashMap::new();
+        let mut ids: HashSet<String> = HashSet::new();
+        for (file, text) in sources {
+            // Files without correlations only contribute their rules' ids and names, read from
+            // the top-level `id:`/`name:` lines of each document (parse errors are the Sigma
+            // loader's to report).
+            if !text.contains("correlation:") {
+                for doc in text.split("\n---") {
+                    let top = |key: &str| {
+                        doc.lines().find_map(|l| {
+                            let v = l.strip_prefix(key)?.trim().trim_matches(|c| c == '\'' || c == '"');
+                            (!v.is_empty()).then(|| v.to_string())
+                        })
+                    };
+                    if let Some(id) = top("id:") {
+                        ids.insert(id.clone());
+                        if let Some(n) = top("name:") {
+                            name_to_id.insert(n, id);
+                        }
+                    }
+                }
+                continue;
+            }
+            let Ok(c) = parse_sigma_yaml(text) else { continue };
+            for r in &c.rules {
+                if let Some(id) = &r.id {
+                    ids.insert(id.clone());
+                    if let Some(n) = &r.name {
+                        name_to_id.insert(n.clone(), id.clone());
+                    }
+                }
+            }
+            for cr in c.correlations {
+                corrs.push((file.clone(), cr));
+            }
+        }
+        let mut out = CorrelationRules::default();
+        let mut generating: HashSet<String> = HashSet::new();
+        let mut referenced: HashSet<String> = HashSet::new();
+        for (file, cr) in corrs {
+            let resolve = |r: &str| name_to_id.get(r).cloned().or_else(|| ids.contains(r).then(|| r.to_string()));
+            let mut unresolved = Vec::new();
+            let mut base_ids = Vec::new();
+            for r in &cr.rules {
+                match resolve(r) {
+                    Some(id) => base_ids.push((id, r.clone())),
+                    None => unresolved.push(r.clone()),
+                }
+            }
+            if !unresolved.is_empty() {
+                errors.push(RuleLoadError::new(
+                    &file,
+                    format!("correlation {:?}: base rule(s) not found: {}", cr.title, unresolved.join(", ")),
+                ));
+                continue;
+            }
+            let (predicates, field) = match &cr.condition {
+                CorrelationCondition::Threshold { predicates, field, .. } => {
+                    (predicates.clone(), field.as_ref().and_then(|f| f.first().cloned()))
+                }
+                CorrelationCondition::Extended(_) => {
+                    errors.push(RuleLoadError::new(
+                        &file,
+                        format!("correlation {:?}: extended (boolean) conditions are not supported", cr.title),
+                    ));
+                    continue;
+                }
+            };
+            match cr.correlation_type {
+                CorrelationType::EventCount | CorrelationType::Temporal | CorrelationType::TemporalOrdered => {}
+                CorrelationType::ValueCount if field.is_some() => {}
+                CorrelationType::ValueCount => {
+                    errors.push(RuleLoadError::new(
+                        &file,
+                        format!("correlation {:?}: value_count needs condition.field", cr.title),
+                    ));
+                    continue;
+                }
+                other => {
+                    errors.push(RuleLoadError::new(
+                        &file,
+                        format!("correlation {:?}: type {} is not supported", cr.title, other.as_str()),
+                    ));
+                    continue;
+                }
+            }
+            let idx = out.rules.len();
+            for (id, written) in &base_ids {
+                out.by_base_id.entry(id.clone()).or_default().push((idx, written.clone()));
+                referenced.insert(id.clone());
+                if cr.generate {
+                    generating.insert(id.clone());
+                }
+            }
+            out.rules.push(Correlation {
+                id: cr.id.clone().unwrap_or_else(|| cr.title.clone()),
+                title: cr.title.clone(),
+                level: level(cr.level),
+                tags: cr.tags.clone(),
+                kind: cr.correlation_type,
+                refs: cr.rules.clone(),
+                group_by: cr.group_by.clone(),
+                timespan_us: i64::try_from(cr.timespan.seconds.saturating_mul(1_000_000)).unwrap_or(i64::MAX),
+                predicates,
+                field,
+                aliases: cr.aliases.iter().map(|a| (a.alias.clone(), a.mapping.clone())).collect(),
+            });
+        }
+        out.quiet = referenced.difference(&generating).cloned().collect();
+        (out, errors)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+    pub fn rules(&self) -> &[Correlation] {
+        &self.rules
+    }
+
+    /// True when detections of this base rule id are only inputs of correlations.
+    pub fn suppresses(&self, base_rule_id: &str) -> bool {
+        self.quiet.contains(base_rule_id)
+    }
+
+    /// True when some correlation uses this base rule.
+    pub fn uses(&self, base_rule_id: &str) -> bool {
+        self.by_base_id.contains_key(base_rule_id)
+    }
+}
+
+fn holds(predicates: &[(ConditionOperator, u64)], n: u64) -> bool {
+    !predicates.is_empty()
+        && predicates.iter().all(|(op, v)| match op {
+            ConditionOperator::Lt => n < *v,
+            ConditionOperator::Lte => n <= *v,
+            ConditionOperator::Gt => n > *v,
+            ConditionOperator::Gte => n >= *v,
+            ConditionOperator::Eq => n == *v,
+            ConditionOperator::Neq => n != *v,
+        })
+}
+
+/// A field of a log record, as text (for grouping and distinct counting): a normalized log
+/// field, else an envelope field (`host`, `src_ip`, `dest_ip`, `sensor`, `segment`).
+fn field_text(log: &Event, name: &str) -> Option<String> {
+    let envelope = match name {
+        "host" => log.host.as_ref(),
+        "src_ip" => log.src_ip.as_ref(),
+        "dest_ip" => log.dest_ip.as_ref(),
+        "sensor" => log.sensor.as_ref(),
+        "segment" => log.segment.as_ref(),
+        _ => None,
+    };
+    let v = log.log.as_ref().and_then(|l| l.fields.get(name)).or_else(|| log.extra.get(name));
+    if v.is_none() {
+        return envelope.cloned();
+    }
+    match v? {
+        Value::String(s) => Some(s.clone()),
+        Value::Null => None,
+        other => Some(other.to_string()),
+    }
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    /// (time, reference written in the rule, record id, counted value)
+    entries: VecDeque<(i64, String, String, Option<String>)>,
+    last: i64,
+}
+
+/// The sliding windows of every correlation and group.
+#[derive(Debug, Default)]
+pub struct CorrelationState {
+    windows: HashMap<(usize, Vec<String>), Window>,
+    pub evicted: u64,
+}
+
+impl CorrelationState {
+    /// Feeds one base-rule detection and the log record that triggered it; appends the
+    /// correlation detections it completes.
+    pub fn observe(&mut self, rules: &CorrelationRules, detection: &Event, log: &Event, out: &mut Vec<Event>) {
+        let Some(d) = detection.detection.as_ref() else { return };
+        let Some(users) = rules.by_base_id.get(&d.rule_id) else { return };
+        let now = log.timestamp.unix_micros();
+        let record = log.id.clone().unwrap_or_else(|| log.compute_id());
+        for (idx, written) in users {
+            let Some(c) = rules.rules.get(*idx) else { continue };
+            // Group key: each group-by field (through its alias for this rule), in order.
+            let mut key = Vec::with_capacity(c.group_by.len());
+            let mut complete = true;
+            for g in &c.group_by {
+                let name = c.aliases.get(g).and_then(|m| m.get(written).or_else(|| m.get(&d.rule_id))).unwrap_or(g);
+                match field_text(log, name) {
+                    Some(v) => key.push(v),
+                    None => {
+                        complete = false;
+                        break;
+                    }
+                }
+            }
+            if !complete {
+                continue; // Sigma: events lacking a group-by field are not correlated.
+            }
+            let value = match &c.field {
+                Some(f) => match field_text(log, f) {
+                    Some(v) => Some(v),
+                    None => continue,
+                },
+                None => None,
+            };
+            if !self.windows.contains_key(&(*idx, key.clone())) && self.windows.len() >= MAX_GROUPS {
+                self.evict_oldest();
+            }
+            let w = self.windows.entry((*idx, key.clone())).or_default();
+            while w.entries.front().is_some_and(|(t, ..)| now - *t > c.timespan_us) {
+                w.entries.pop_front();
+            }
+            if w.entries.len() >= MAX_EVENTS_PER_GROUP {
+                w.entries.pop_front();
+            }
+            w.entries.push_back((now, written.clone(), record.clone(), value));
+            w.last = w.last.max(now);
+            let fired = match c.kind {
+                CorrelationType::EventCount => holds(&c.predicates, w.entries.len() as u64),
+                CorrelationType::ValueCount => {
+                    let distinct: HashSet<&str> = w.entries.iter().filter_map(|e| e.3.as_deref()).collect();
+                    holds(&c.predicates, distinct.len() as u64)
+                }
+                CorrelationType::Temporal => {
+                    let seen: HashSet<&str> = w.entries.iter().map(|e| e.1.as_str()).collect();
+                    let n = seen.len() as u64;
+                    if c.predicates.is_empty() { n as usize == c.refs.len() } else { holds(&c.predicates, n) }
+                }
+                CorrelationType::TemporalOrdered => {
+                    // The references, in their order, each matched after the previous one.
+                    let mut next = 0;
+                    for e in &w.entries {
+                        if c.refs.get(next).is_some_and(|r| *r == e.1) {
+                            next += 1;
+                        }
+                    }
+                    next == c.refs.len()
+                }
+                _ => false,
+            };
+            if fired {
+                let evidence: Vec<String> =
+                    w.entries.iter().map(|e| e.2.clone()).collect::<BTreeSet<_>>().into_iter().take(100).collect();
+                let count = w.entries.len();
+                w.entries.clear();
+                out.push(correlation_detection(c, &key, log, evidence, count));
+                metrics::counter!("soc_correlator_sigma_correlations_total").increment(1);
+            }
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(k) = self.windows.iter().min_by_key(|(_, w)| w.last).map(|(k, _)| k.clone()) {
+            self.windows.remove(&k);
+            self.evicted += 1;
+            metrics::counter!("soc_correlator_correlation_windows_evicted_total").increment(1);
+        }
+    }
+
+    /// Open windows.
+    pub fn len(&self) -> usize {
+        self.windows.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty()
+    }
+}
+
+fn correlation_detection(c: &Correlation, key: &[String], log: &Event, evidence: Vec<String>, count: usize) -> Event {
+    let mut d = Event::new(EventType::Detection, log.timestamp);
+    d.host = log.host.clone();
+    d.segment = log.segment.clone();
+    d.sensor = log.sensor.clone();
+    d.src_ip = log.src_ip.clone();
+    let mut extra = serde_json::Map::new();
+    let group: serde_json::Map<String, Value> =
+        c.group_by.iter().cloned().zip(key.iter().cloned().map(Value::String)).collect();
+    extra.insert("group".into(), Value::Object(group));
+    extra.insert("count".into(), Value::from(count as u64));
+    extra.insert("correlation_type".into(), Value::String(c.kind.as_str().into()));
+    d.detection = Some(Detection {
+        engine: "sigma-correlation".into(),
+        rule_id: c.id.clone(),
+        rule_title: c.title.clone(),
+        level: c.level,
+        tags: c.tags.clone(),
+        logsource: log.log.as_ref().map(|l| l.logsource.clone()),
+        evidence,
+        extra,
+    });
+    d.ensure_id();
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use soc_model::{Log, Timestamp};
+
+    const RULES: &str = r#"
+title: Many failed logons for one user
+id: corr-1
+correlation:
+    type: event_count
+    rules:
+        - failed_logon
+    group-by:
+        - TargetUserName
+    timespan: 5m
+    condition:
+        gte: 3
+level: high
+---
+title: Spray
+id: corr-2
+correlation:
+    type: value_count
+    rules:
+        - failed_logon
+    group-by:
+        - IpAddress
+    timespan: 5m
+    condition:
+        gt: 2
+        field: TargetUserName
+level: medium
+---
+title: Failed logon
+id: base-1
+name: failed_logon
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4625
+    condition: selection
+level: low
+"#;
+
+    fn rules() -> CorrelationRules {
+        let (r, errs) = CorrelationRules::from_sources(&[(PathBuf::from("r.yml"), RULES.to_string())]);
+        assert!(errs.is_empty(), "{errs:?}");
+        r
+    }
+
+    fn pair(secs: i64, user: &str, ip: &str) -> (Event, Event) {
+        let mut log = Event::new(EventType::Log, Timestamp::from_unix_micros(1_700_000_000_000_000 + secs * 1_000_000));
+        let mut l = Log::default();
+        l.fields.insert("TargetUserName".into(), Value::String(user.into()));
+        l.fields.insert("IpAddress".into(), Value::String(ip.into()));
+        log.log = Some(l);
+        log.ensure_id();
+        let mut det = Event::new(EventType::Detection, log.timestamp);
+        det.detection = Some(Detection { engine: "sigma".into(), rule_id: "base-1".into(), ..Default::default() });
+        (log, det)
+    }
+
+    fn titles(out: &[Event]) -> Vec<String> {
+        out.iter().map(|e| e.detection.as_ref().unwrap().rule_title.clone()).collect()
+    }
+
+    #[test]
+    fn event_count_fires_once_per_burst_per_group() {
+        let r = rules();
+        assert_eq!(r.len(), 2);
+        assert!(r.suppresses("base-1"), "generate defaults to false");
+        let mut st = CorrelationState::default();
+        let mut out = Vec::new();
+        for i in 0..2 {
+            let (l, d) = pair(i, "alice", "10.0.0.1");
+            st.observe(&r, &d, &l, &mut out);
+        }
+        let (l, d) = pair(2, "bob", "10.0.0.9");
+        st.observe(&r, &d, &l, &mut out);
+        assert!(out.is_empty(), "{:?}", titles(&out));
+        let (l, d) = pair(3, "alice", "10.0.0.1");
+        st.observe(&r, &d, &l, &mut out);
+        assert_eq!(titles(&out), vec!["Many failed logons for one user"]);
+        let det = out[0].detection.as_ref().unwrap();
+        assert_eq!((det.engine.as_str(), det.level, det.evidence.len()), ("sigma-correlation", Level::High, 3));
+        assert_eq!(det.extra["group"]["TargetUserName"], "alice");
+    }
+
+    #[test]
+    fn value_count_counts_distinct_values_within_the_timespan() {
+        let r = rules();
+        let mut st = CorrelationState::default();
+        let mut out = Vec::new();
+        for (t, u) in [(0, "a"), (10, "a"), (20, "b"), (400, "c"), (410, "d")] {
+            let (l, d) = pair(t, u, "10.0.0.5");
+            st.observe(&r, &d, &l, &mut out);
+        }
+        assert!(out.iter().all(|e| e.detection.as_ref().unwrap().rule_id != "corr-2"), "a, b then c, d: never 3 in 5m");
+        let (l, d) = pair(420, "e", "10.0.0.5");
+        st.observe(&r, &d, &l, &mut out);
+        assert!(titles(&out).contains(&"Spray".to_string()));
+    }
+
+    #[test]
+    fn records_without_a_group_by_field_are_not_correlated_and_unknown_references_are_errors() {
+        let r = rules();
+        let mut st = CorrelationState::default();
+        let mut out = Vec::new();
+        let (mut l, d) = pair(0, "x", "1.1.1.1");
+        l.log.as_mut().unwrap().fields.remove("TargetUserName");
+        for _ in 0..5 {
+            st.observe(&r, &d, &l, &mut out);
+        }
+        assert!(titles(&out).iter().all(|t| t != "Many failed logons for one user"));
+        let bad =
+            "title: x\ncorrelation:\n  type: event_count\n  rules: [nope]\n  timespan: 1m\n  condition: {gte: 1}\n";
+        let (r, errs) = CorrelationRules::from_sources(&[(PathBuf::from("bad.yml"), bad.to_string())]);
+        assert!(r.is_empty());
+        assert!(errs[0].to_string().contains("bad.yml") && errs[0].reason.contains("nope"), "{errs:?}");
+    }
+
+    #[test]
+    fn temporal_ordered_needs_the_order() {
+        let text = r#"
+title: Recon then exec
+id: corr-3
+correlation:
+    type: temporal_ordered
+    rules: [recon, exec]
+    group-by: [Computer]
+    timespan: 1h
+---
+title: R
+id: r-1
+name: recon
+logsource: {product: windows}
+detection: {s: {EventID: 1}, condition: s}
+---
+title: E
+id: e-1
+name: exec
+logsource: {product: windows}
+detection: {s: {EventID: 2}, condition: s}
+"#;
+        let (r, errs) = CorrelationRules::from_sources(&[(PathBuf::from("t.yml"), text.to_string())]);
+        assert!(errs.is_empty(), "{errs:?}");
+        let ev = |secs: i64, rule: &str| {
+            let mut log = Event::new(EventType::Log, Timestamp::from_unix_micros(secs * 1_000_000));
+            let mut l = Log::default();
+            l.fields.insert("Computer".into(), Value::String("ws1".into()));
+            log.log = Some(l);
+            log.ensure_id();
+            let mut det = Event::new(EventType::Detection, log.timestamp);
+            det.detection = Some(Detection { rule_id: rule.into(), ..Default::default() });
+            (log, det)
+        };
+        let mut st = CorrelationState::default();
+        let mut out = Vec::new();
+        for (t, rule) in [(1, "e-1"), (2, "r-1")] {
+            let (l, d) = ev(t, rule);
+            st.observe(&r, &d, &l, &mut out);
+        }
+        assert!(out.is_empty(), "exec before recon");
+        let (l, d) = ev(3, "e-1");
+        st.observe(&r, &d, &l, &mut out);
+        assert_eq!(titles(&out), vec!["Recon then exec"]);
+    }
+}
