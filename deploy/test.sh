@@ -18,12 +18,22 @@ cleanup() {
   log "stopping servers"
   bash "$here/deploy/kafka.sh" stop
   bash "$here/deploy/clickhouse.sh" stop
+  bash "$here/deploy/medallion.sh" stop
 }
 trap cleanup EXIT
 
 log "ClickHouse: install and start"
 bash deploy/clickhouse.sh install
 bash deploy/clickhouse.sh start
+
+# The NCSC stand-in: medallion (TAXII 2.1) and stix2-validator in a cached venv. The
+# forwarder's tests start their own medallion (they restart it) from the same venv.
+log "TAXII 2.1 server (medallion) and stix2-validator: install and start"
+bash deploy/medallion.sh install
+bash deploy/medallion.sh start
+export SOC_TEST_TAXII="$(bash deploy/medallion.sh collection-url)"
+export SOC_MEDALLION="$(bash deploy/medallion.sh path-medallion)"
+export SOC_STIX2_VALIDATOR="$(bash deploy/medallion.sh path-validator)"
 
 # The broker's first build takes ~10 minutes; build the tests meanwhile.
 log "Kafka-protocol broker: install (cached after the first time) while the tests compile"
@@ -44,3 +54,6 @@ export SOC_REQUIRE_SERVERS=1
 
 log "cargo test (servers: kafka $SOC_TEST_KAFKA, clickhouse $SOC_TEST_CLICKHOUSE)"
 cargo test --workspace --locked "$@"
+
+log "browser tests of the web UI (dashboards/e2e)"
+bash dashboards/e2e/run.sh

@@ -153,6 +153,12 @@ impl Forwarder {
     pub fn client(&self) -> &TaxiiClient {
         &self.client
     }
+    /// The bundle this forwarder sends for an incident version (its redaction and bundle
+    /// options applied): what `GET /api/incidents/{id}/stix` shows.
+    pub fn bundle_for(&self, incident: &Incident) -> Value {
+        outgoing_bundle(incident, &self.opts.redaction, &self.opts.bundle)
+    }
+
     pub fn destination(&self) -> &str {
         &self.opts.destination
     }

@@ -34,13 +34,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     })?;
     let bytes: u64 = frames.iter().map(|(_, _, f)| f.len() as u64).sum();
     let span = frames.last().map_or(0, |l| l.0.unix_micros()) - frames.first().map_or(0, |f| f.0.unix_micros()) + 1;
-    println!("{}: {} packets, {:.1} MB, read into memory; peak RSS now {:.0} MiB", path.display(), frames.len(), bytes as f64 / 1e6, peak_rss_mib().unwrap_or(0.0));
+    println!(
+        "{}: {} packets, {:.1} MB, read into memory; peak RSS now {:.0} MiB",
+        path.display(),
+        frames.len(),
+        bytes as f64 / 1e6,
+        peak_rss_mib().unwrap_or(0.0)
+    );
     for n in 1..=max_workers {
         let records = Arc::new(AtomicU64::new(0));
         let sink = records.clone();
-        let mut w = Workers::new(n, |_| Sensor::new(SensorOptions::default()), move |b| {
-            sink.fetch_add(b.len() as u64, Ordering::Relaxed);
-        });
+        let mut w = Workers::new(
+            n,
+            |_| Sensor::new(SensorOptions::default()),
+            move |b| {
+                sink.fetch_add(b.len() as u64, Ordering::Relaxed);
+            },
+        );
         let t = Instant::now();
         let mut rounds = 0u64;
         // Each replay shifts time forward so flows of one round end before the next begins.
@@ -62,6 +72,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             peak_rss_mib().unwrap_or(0.0)
         );
     }
-    println!("Suricata 8.0.6 on the OTRF capture, no rules, 1 thread, this machine class (corpora/anchors/README.md): 297k packets/s, 1,944 Mbit/s, 58 MiB RSS");
+    println!(
+        "Suricata 8.0.6 on the OTRF capture, no rules, 1 thread, this machine class (corpora/anchors/README.md): 297k packets/s, 1,944 Mbit/s, 58 MiB RSS"
+    );
     Ok(())
 }

@@ -231,9 +231,13 @@ mod tests {
     fn run(n: usize, frames: &[(Timestamp, Vec<u8>)]) -> (Vec<String>, u64) {
         let out = Arc::new(Mutex::new(Vec::new()));
         let sink = out.clone();
-        let mut w = Workers::new(n, |_| Sensor::new(SensorOptions::default()), move |b: Vec<Event>| {
-            sink.lock().unwrap().extend(b);
-        });
+        let mut w = Workers::new(
+            n,
+            |_| Sensor::new(SensorOptions::default()),
+            move |b: Vec<Event>| {
+                sink.lock().unwrap().extend(b);
+            },
+        );
         for (ts, f) in frames {
             w.process(*ts, LinkType::Ethernet, f);
         }

@@ -36,10 +36,14 @@ pub enum Command {
     Correlator(DaemonArgs),
     /// Dashboard: the HTTP API over the store.
     Dashboard(DaemonArgs),
-    /// NCSC forwarder: incidents as STIX 2.1 over TAXII 2.1 (not yet available).
-    Forwarder(DaemonArgs),
+    /// NCSC forwarder: incidents as STIX 2.1 over TAXII 2.1, through a durable outbox, every
+    /// send recorded; `approve` and `status` for analysts.
+    Forwarder(crate::forwarder_cmd::ForwarderArgs),
     /// Rule tools: check Suricata and Sigma rule files.
     Rules(RulesArgs),
+    /// Offline Sigma detection: rules over JSON event files, one JSON line per detection,
+    /// counts per rule printed.
+    Detect(crate::detect_cmd::DetectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -98,6 +102,23 @@ pub struct RunArgs {
     /// Records the in-process bus holds per topic before producers wait.
     #[arg(long, default_value_t = 100_000, value_name = "N")]
     pub bus_capacity: usize,
+    /// MaxMind-format City or Country database for GeoIP enrichment of public addresses
+    /// (GeoLite2-City.mmdb, DB-IP city lite, ...).
+    #[arg(long, value_name = "FILE")]
+    pub geoip_location: Option<PathBuf>,
+    /// MaxMind-format ASN database (GeoLite2-ASN.mmdb, ...).
+    #[arg(long, value_name = "FILE")]
+    pub geoip_asn: Option<PathBuf>,
+    /// IOC list files or directories (ip*.txt, cidr*, domain*, url*, hash*; or `type:value`
+    /// lines); matches become detections; reloaded when they change. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub ioc: Vec<PathBuf>,
+    /// Forward incidents to the NCSC: the TAXII 2.1 collection's objects URL
+    /// (`https://host/api-root/collections/<id>/objects/`). Credentials come from the
+    /// SOC_NCSC_USER and SOC_NCSC_PASSWORD environment variables; the outbox is kept in the
+    /// data dir. Incidents of severity low and above are sent, redacted.
+    #[arg(long, value_name = "URL")]
+    pub ncsc_url: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -134,6 +155,10 @@ pub struct SensorArgs {
     /// A classification.config (Suricata format) added to the built-in table.
     #[arg(long, value_name = "FILE")]
     pub classification_config: Option<PathBuf>,
+    /// Worker threads for --pcap: frames are hashed by flow (IP pair) to workers, each with
+    /// its own flow table. 1 processes in the reading thread.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,14 +217,10 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Collector(a) => crate::components::collector(a).await,
         Command::Correlator(a) => crate::components::correlator(a).await,
         Command::Dashboard(a) => crate::components::dashboard(a).await,
-        Command::Forwarder(_) => not_yet("forwarder", "the NCSC forwarder (STIX 2.1 over TAXII 2.1)"),
+        Command::Forwarder(a) => crate::forwarder_cmd::forwarder(a).await,
+        Command::Detect(a) => crate::detect_cmd::detect(a),
         Command::Rules(RulesArgs { command: RulesCommand::Check { format, classification_config, paths } }) => {
             crate::rules::check(&paths, &format, classification_config.as_deref())
         }
     }
-}
-
-fn not_yet(cmd: &str, what: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("soc {cmd}: not yet available in this release: {what} is still being built.");
-    Ok(ExitCode::from(2))
 }

@@ -4,11 +4,8 @@
 use crate::cli::{DaemonArgs, DaemonCommand, SensorArgs, SensorCommand};
 use crate::config;
 use anyhow::Context;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
+use axum::routing::get;
 use soc_bus::Bus;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -22,42 +19,13 @@ pub use crate::sensor_glue::{SensorRunOptions, spawn_live, spawn_pcap};
 /// Largest body `POST /api/ingest` accepts.
 pub const MAX_INGEST_BODY: usize = 32 * 1024 * 1024;
 
-#[derive(Clone)]
-struct IngestState {
-    bus: Arc<dyn Bus>,
-    name: String,
-    segment: Option<String>,
-}
-
-/// `POST /api/ingest`: JSON lines, a JSON array or one object; Windows events in the evtx
-/// or Winlogbeat shape are normalized. Answers once every record is on the bus (so a `200`
-/// means accepted), `503` when the bus cannot take them (the sender retries).
+/// `POST /api/ingest` (JSON lines, a JSON array or one object; Windows events in the evtx or
+/// Winlogbeat shape are normalized) and the Elasticsearch-compatible `POST /_bulk` for Beats:
+/// the collector's HTTP input (`soc_collector::http`). Answers once every record is on the bus
+/// (so a `200` means accepted), `503` when the bus cannot take them (the sender retries).
 pub fn ingest_router(bus: Arc<dyn Bus>, name: &str, segment: Option<String>) -> Router {
-    let st = IngestState { bus, name: name.to_string(), segment };
-    Router::new().route("/api/ingest", post(ingest)).layer(DefaultBodyLimit::max(MAX_INGEST_BODY)).with_state(st)
-}
-
-async fn ingest(
-    State(st): State<IngestState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let ct = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let mut outcome = soc_collector::parse_http_body(&body, ct, &peer.to_string());
-    outcome.stamp(&st.name, st.segment.as_deref());
-    let (n, d) = (outcome.events.len(), outcome.dead_letters.len());
-    match soc_collector::publish_outcome(st.bus.as_ref(), &outcome).await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({"accepted": n, "dead_letters": d}))).into_response(),
-        Err(e) => {
-            tracing::warn!(error = %e, "ingest: bus unavailable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({"error": format!("not accepted, retry later: {e}")})),
-            )
-                .into_response()
-        }
-    }
+    let ctx = soc_collector::SourceContext { sensor: name.to_string(), segment, ..Default::default() };
+    soc_collector::http::router(bus, ctx, MAX_INGEST_BODY, soc_collector::http::DEFAULT_MAX_INFLIGHT, false)
 }
 
 /// Starts the syslog UDP and TCP listeners of `soc run` on one address.
@@ -197,6 +165,27 @@ pub async fn collector(a: DaemonArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Sigma correlation rules from the same paths as the Sigma rules (the built-in project rules
+/// when none are given); problems are logged with their file.
+pub fn correlation_rules(paths: &[std::path::PathBuf]) -> Arc<soc_correlator::correlation::CorrelationRules> {
+    use soc_correlator::correlation::CorrelationRules;
+    let (rules, errors) = if paths.is_empty() {
+        let sources: Vec<(std::path::PathBuf, String)> = soc_correlator::sigma::builtin::BUILTIN_RULES
+            .iter()
+            .map(|(p, t)| (std::path::PathBuf::from(p), t.to_string()))
+            .collect();
+        CorrelationRules::from_sources(&sources)
+    } else {
+        CorrelationRules::load(paths)
+    };
+    for e in &errors {
+        tracing::warn!(file = %e.file.display(), reason = %e.reason, "sigma correlation rule not loaded");
+    }
+    metrics::gauge!("soc_correlator_sigma_correlations_loaded").set(rules.len() as f64);
+    tracing::info!(loaded = rules.len(), rejected = errors.len(), "sigma correlation rules loaded");
+    Arc::new(rules)
+}
+
 pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
     let f = match load_or_check("correlator", &a, config::load_correlator)? {
         Ok(f) => f,
@@ -208,15 +197,43 @@ pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
         serve_metrics(m.listen).await?;
     }
     let sigma = crate::rules::sigma_rules(&f.correlator.sigma_rules);
+    let correlations = correlation_rules(&f.correlator.sigma_rules);
     let opts = soc_correlator::CorrelatorOptions {
+        correlations: Some(correlations),
         group: f.correlator.group,
         batch: f.correlator.batch,
         sigma: Some(sigma),
+        incidents: f.incidents.options(),
+        geoip: f.enrich.geoip()?,
+        ioc: f.enrich.ioc(),
         ..Default::default()
     };
     let stats = soc_correlator::run(bus, store, opts, shutdown_on_signal()).await?;
     tracing::info!(?stats, "correlator stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the dashboard's state and creates the `admin` account on first start, with the
+/// password in `SOC_ADMIN_PASSWORD` or a generated one printed once.
+pub fn dashboard_state(
+    store: Arc<dyn soc_store::Store>,
+    metrics: soc_dashboard::MetricsRender,
+    opts: soc_dashboard::DashboardOptions,
+) -> anyhow::Result<soc_dashboard::ApiState> {
+    let shown = opts.state_db.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
+    let state = soc_dashboard::ApiState::new(store, metrics, opts)
+        .with_context(|| format!("cannot open the dashboard state database {shown}"))?;
+    let env_pw = std::env::var("SOC_ADMIN_PASSWORD").ok();
+    match state.bootstrap_admin(env_pw.as_deref()).context("cannot create the dashboard admin account")? {
+        soc_dashboard::AdminBootstrap::Generated(pw) => {
+            println!("Dashboard account created: admin / {pw}  (shown once; set SOC_ADMIN_PASSWORD to choose it)")
+        }
+        soc_dashboard::AdminBootstrap::Created => {
+            println!("Dashboard account created: admin (password from SOC_ADMIN_PASSWORD)")
+        }
+        soc_dashboard::AdminBootstrap::Existing => {}
+    }
+    Ok(state)
 }
 
 pub async fn dashboard(a: DaemonArgs) -> anyhow::Result<ExitCode> {
@@ -226,7 +243,22 @@ pub async fn dashboard(a: DaemonArgs) -> anyhow::Result<ExitCode> {
     };
     let store = open_store(&f.store).await?;
     let prom = crate::telemetry::metrics();
-    let app = soc_dashboard::router(soc_dashboard::ApiState { store, metrics: Arc::new(move || prom.render()) });
+    let state_db = f.dashboard.state_db.clone().unwrap_or_else(|| {
+        // systemd's StateDirectory=, else the working directory.
+        std::env::var_os("STATE_DIRECTORY").map(std::path::PathBuf::from).unwrap_or_default().join("dashboard.sqlite")
+    });
+    let opts = soc_dashboard::DashboardOptions {
+        state_db: Some(state_db),
+        secure_cookie: f.dashboard.secure_cookie,
+        // What the forwarder's default policy would send (a deployment's own redaction lives
+        // in the forwarder's config; the dashboard shows the default view).
+        stix: Some(soc_dashboard::StixRenderer(Arc::new(|i| {
+            soc_forwarder::outgoing_bundle(i, &Default::default(), &Default::default())
+        }))),
+        ..Default::default()
+    };
+    let app = soc_dashboard::router(dashboard_state(store, Arc::new(move || prom.render()), opts)?)
+        .merge(soc_dashboard::ui::ui_router());
     let listener = tokio::net::TcpListener::bind(f.dashboard.listen)
         .await
         .with_context(|| format!("cannot listen on {}", f.dashboard.listen))?;

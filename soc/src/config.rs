@@ -146,10 +146,134 @@ fn default_batch() -> usize {
     5_000
 }
 
+/// `[incidents]`: how the correlator groups alerts into incidents.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentsSection {
+    /// Group alerts into incidents at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// An alert joins an incident whose last alert is at most this many seconds older.
+    #[serde(default = "default_window_secs")]
+    pub window_secs: u64,
+    /// Alerts below this level are not grouped (informational, low, medium, high, critical).
+    #[serde(default = "default_min_level")]
+    pub min_level: soc_model::Level,
+    /// Severity rises one level once an incident holds this many alerts (0: never).
+    #[serde(default = "default_escalate_at")]
+    pub escalate_at: u64,
+    /// Entities never used for grouping, e.g. a shared DNS server: `["ip:10.0.0.53"]`.
+    #[serde(default)]
+    pub ignore_entities: Vec<String>,
+    /// Asset criticality: `"host:dc01" = "critical"`; incidents about them are at least that severe.
+    #[serde(default)]
+    pub assets: std::collections::BTreeMap<String, soc_model::Level>,
+}
+
+fn default_window_secs() -> u64 {
+    3600
+}
+fn default_min_level() -> soc_model::Level {
+    soc_model::Level::Low
+}
+fn default_escalate_at() -> u64 {
+    25
+}
+
+impl Default for IncidentsSection {
+    fn default() -> Self {
+        IncidentsSection {
+            enabled: true,
+            window_secs: default_window_secs(),
+            min_level: default_min_level(),
+            escalate_at: default_escalate_at(),
+            ignore_entities: Vec::new(),
+            assets: Default::default(),
+        }
+    }
+}
+
+impl IncidentsSection {
+    /// The grouping options, or `None` when grouping is off.
+    pub fn options(&self) -> Option<soc_correlator::incidents::IncidentOptions> {
+        self.enabled.then(|| soc_correlator::incidents::IncidentOptions {
+            window: std::time::Duration::from_secs(self.window_secs),
+            min_level: self.min_level,
+            escalate_at: self.escalate_at,
+            asset_criticality: self.assets.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            ignore_entities: self.ignore_entities.iter().cloned().collect(),
+            ..Default::default()
+        })
+    }
+}
+
+/// Entity names are `ip:`, `host:` or `user:` followed by a value.
+fn check_entity(path: &Path, key: &str, e: &str) -> Result<(), ConfigError> {
+    let ok = ["ip:", "host:", "user:"].iter().any(|p| e.strip_prefix(p).is_some_and(|v| !v.is_empty()));
+    if ok {
+        Ok(())
+    } else {
+        Err(semantic(path, format!("{key}: {e:?} is not an entity (ip:ADDR, host:NAME or user:NAME)")))
+    }
+}
+
+/// `[enrich]`: GeoIP/ASN databases and IOC lists for the correlator.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrichSection {
+    /// MaxMind-format City or Country database (GeoLite2-City.mmdb, DB-IP city lite, ...).
+    #[serde(default)]
+    pub geoip_location: Option<PathBuf>,
+    /// MaxMind-format ASN database (GeoLite2-ASN.mmdb, ...).
+    #[serde(default)]
+    pub geoip_asn: Option<PathBuf>,
+    /// IOC list files or directories (reloaded when they change).
+    #[serde(default)]
+    pub ioc: Vec<PathBuf>,
+    /// Level of IOC-hit detections.
+    #[serde(default = "default_ioc_level")]
+    pub ioc_level: soc_model::Level,
+    /// How often IOC files are checked for changes, in seconds.
+    #[serde(default = "default_ioc_reload")]
+    pub ioc_reload_secs: u64,
+}
+
+fn default_ioc_level() -> soc_model::Level {
+    soc_model::Level::High
+}
+fn default_ioc_reload() -> u64 {
+    10
+}
+
+impl EnrichSection {
+    /// Opens the GeoIP databases (`None` when none is configured).
+    pub fn geoip(
+        &self,
+    ) -> Result<Option<std::sync::Arc<soc_correlator::enrich::GeoIp>>, soc_correlator::enrich::GeoIpError> {
+        if self.geoip_location.is_none() && self.geoip_asn.is_none() {
+            return Ok(None);
+        }
+        soc_correlator::enrich::GeoIp::open(self.geoip_location.as_deref(), self.geoip_asn.as_deref())
+            .map(|g| Some(std::sync::Arc::new(g)))
+    }
+    /// IOC options (`None` when no list is configured).
+    pub fn ioc(&self) -> Option<soc_correlator::IocOptions> {
+        (!self.ioc.is_empty()).then(|| soc_correlator::IocOptions {
+            paths: self.ioc.clone(),
+            level: self.ioc_level,
+            reload_every: std::time::Duration::from_secs(self.ioc_reload_secs.max(1)),
+        })
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CorrelatorFile {
+    #[serde(default)]
+    pub enrich: EnrichSection,
     pub correlator: CorrelatorSection,
+    #[serde(default)]
+    pub incidents: IncidentsSection,
     pub kafka: KafkaConfig,
     pub store: StoreConfig,
     #[serde(default)]
@@ -161,6 +285,13 @@ pub struct CorrelatorFile {
 #[serde(deny_unknown_fields)]
 pub struct DashboardSection {
     pub listen: SocketAddr,
+    /// The dashboard's own database (users, sessions, audit log, alert triage); default
+    /// `dashboard.sqlite` in systemd's state directory, else in the working directory.
+    #[serde(default)]
+    pub state_db: Option<PathBuf>,
+    /// Mark the session cookie `Secure` and send HSTS (set when served over TLS).
+    #[serde(default)]
+    pub secure_cookie: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -209,6 +340,30 @@ pub fn load_correlator(path: &Path) -> Result<CorrelatorFile, ConfigError> {
         return Err(semantic(path, format!("correlator.batch: {} is out of range (1..=100000)", f.correlator.batch)));
     }
     f.kafka.validate().map_err(|e| semantic(path, format!("kafka: {e}")))?;
+    if f.incidents.window_secs == 0 {
+        return Err(semantic(path, "incidents.window_secs: must be at least 1".into()));
+    }
+    for e in &f.incidents.ignore_entities {
+        check_entity(path, "incidents.ignore_entities", e)?;
+    }
+    for e in f.incidents.assets.keys() {
+        check_entity(path, "incidents.assets", e)?;
+    }
+    for (key, p) in [("enrich.geoip_location", &f.enrich.geoip_location), ("enrich.geoip_asn", &f.enrich.geoip_asn)] {
+        if let Some(p) = p {
+            if !p.is_file() {
+                return Err(semantic(path, format!("{key}: {} is not a file", p.display())));
+            }
+        }
+    }
+    if let Err(e) = f.enrich.geoip() {
+        return Err(semantic(path, format!("enrich: {e}")));
+    }
+    for p in &f.enrich.ioc {
+        if !p.exists() {
+            return Err(semantic(path, format!("enrich.ioc: {} does not exist", p.display())));
+        }
+    }
     Ok(f)
 }
 

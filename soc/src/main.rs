@@ -7,6 +7,8 @@ mod components;
 mod config;
 mod counting;
 mod demo;
+mod detect_cmd;
+mod forwarder_cmd;
 mod rules;
 mod run;
 mod sensor_glue;

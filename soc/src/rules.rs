@@ -123,11 +123,18 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
         load_suricata(&suricata_files, classification)?
     };
     let suricata_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let (sigma, sigma_errors) = if sigma_files.is_empty() {
+    let (sigma, mut sigma_errors) = if sigma_files.is_empty() {
         (None, Vec::new())
     } else {
         let (r, e) = SigmaRules::load(&sigma_files);
         (Some(r), e)
+    };
+    let correlations = if sigma_files.is_empty() {
+        0
+    } else {
+        let (c, e) = soc_correlator::correlation::CorrelationRules::load(&sigma_files);
+        sigma_errors.extend(e);
+        c.len()
     };
     let stats = rule_stats(&errors);
     let duplicates: Vec<&RuleError> = errors.iter().filter(|e| e.reason.starts_with("duplicate sid")).collect();
@@ -153,6 +160,7 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
             "sigma": {
                 "files": sigma_files.len(),
                 "loaded": sigma.as_ref().map(|s| s.len()).unwrap_or(0),
+                "correlations_loaded": correlations,
                 "rejected": sigma_errors.len(),
                 "errors": sigma_errors.iter().map(|e| json!({"file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
             }
@@ -187,9 +195,10 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
         }
         if !sigma_files.is_empty() {
             println!(
-                "Sigma rules: {} files, {} loaded, {} rejected",
+                "Sigma rules: {} files, {} loaded, {} correlation rules loaded, {} rejected",
                 sigma_files.len(),
                 sigma.as_ref().map(|s| s.len()).unwrap_or(0),
+                correlations,
                 sigma_errors.len()
             );
             for e in &sigma_errors {

@@ -35,7 +35,12 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(?applied, path = %db.display(), "store migrations applied");
     }
 
-    let counting = Arc::new(CountingBus::new(Arc::new(MemoryBus::new("soc", a.bus_capacity))));
+    // The in-process bus keeps a journal in the data dir: records accepted (syslog, ingest,
+    // capture) but not yet stored survive a crash and are delivered again on the next start.
+    let journal = a.data_dir.join("bus");
+    let memory_bus = MemoryBus::durable("soc", a.bus_capacity, &journal, false)
+        .with_context(|| format!("cannot open the bus journal in {}", journal.display()))?;
+    let counting = Arc::new(CountingBus::new(Arc::new(memory_bus)));
     let bus: Arc<dyn Bus> = counting.clone();
     bus.ensure_topics().await?;
 
@@ -43,16 +48,58 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let (stop_corr, corr_rx) = watch::channel(false);
     let sigma = crate::rules::sigma_rules(&a.sigma);
     let detector = crate::rules::sensor_detector(&a.rules, a.classification_config.as_deref())?;
-    let corr_opts = soc_correlator::CorrelatorOptions { sigma: Some(sigma), ..Default::default() };
+    let corr_opts = soc_correlator::CorrelatorOptions {
+        sigma: Some(sigma),
+        correlations: Some(crate::components::correlation_rules(&a.sigma)),
+        geoip: match (&a.geoip_location, &a.geoip_asn) {
+            (None, None) => None,
+            (l, n) => Some(Arc::new(soc_correlator::enrich::GeoIp::open(l.as_deref(), n.as_deref())?)),
+        },
+        ioc: (!a.ioc.is_empty()).then(|| soc_correlator::IocOptions {
+            paths: a.ioc.clone(),
+            level: soc_model::Level::High,
+            reload_every: std::time::Duration::from_secs(5),
+        }),
+        ..Default::default()
+    };
     let corr = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), corr_opts, corr_rx));
+
+    // NCSC forwarder (--ncsc-url): incident topic -> outbox -> TAXII collection.
+    let (stop_fwd, fwd_rx) = watch::channel(false);
+    let forwarder = match &a.ncsc_url {
+        Some(url) => {
+            let fwd = crate::forwarder_cmd::run_forwarder(url, &a.data_dir, store.clone())?;
+            println!("NCSC forwarding: {url}");
+            Some((fwd.clone(), tokio::spawn(soc_forwarder::run(bus.clone(), fwd, fwd_rx))))
+        }
+        None => None,
+    };
 
     // API.
     let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| {
         format!("cannot listen on {} (is another soc running? choose another with --listen)", a.listen)
     })?;
     let local = listener.local_addr()?;
-    let state = soc_dashboard::ApiState { store: store.clone(), metrics: Arc::new(move || prom.render()) };
-    let app = soc_dashboard::router(state).merge(crate::components::ingest_router(bus.clone(), "soc-run", None));
+    // The STIX bundle an incident has (or would have) on its way to the NCSC: the forwarder's
+    // redaction and options when forwarding is on, the defaults otherwise.
+    let stix = match &forwarder {
+        Some((fwd, _)) => {
+            let fwd = fwd.clone();
+            soc_dashboard::StixRenderer(Arc::new(move |i| fwd.bundle_for(i)))
+        }
+        None => soc_dashboard::StixRenderer(Arc::new(|i| {
+            soc_forwarder::outgoing_bundle(i, &Default::default(), &Default::default())
+        })),
+    };
+    let dash_opts = soc_dashboard::DashboardOptions {
+        state_db: Some(a.data_dir.join("dashboard.sqlite")),
+        stix: Some(stix),
+        ..Default::default()
+    };
+    let state = crate::components::dashboard_state(store.clone(), Arc::new(move || prom.render()), dash_opts)?;
+    let app = soc_dashboard::router(state)
+        .merge(crate::components::ingest_router(bus.clone(), "soc-run", None))
+        .merge(soc_dashboard::ui::ui_router());
     let (stop_api, mut api_rx) = watch::channel(false);
     let api = tokio::spawn(async move {
         axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
@@ -147,6 +194,16 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = stop_corr.send(true);
     let corr_stats = corr.await.context("correlator task failed")?.context("correlator failed")?;
+    let _ = stop_fwd.send(true);
+    let mut forwarded = None;
+    if let Some((fwd, task)) = forwarder {
+        match task.await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "forwarder failed"),
+            Err(e) => tracing::error!(error = %e, "forwarder task failed"),
+        }
+        forwarded = fwd.outbox().counts().ok();
+    }
     retention.abort();
     let _ = stop_api.send(true);
     let _ = api.await;
@@ -175,6 +232,12 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         corr_stats.consumed, corr_stats.dead_letters, corr_stats.undecodable, corr_stats.detections
     );
     println!("  stored (total): {stored}  (flows {flows}, logs {logs}, alerts {alerts}, detections {detections})");
+    let incidents = store.count_incidents(&soc_store::IncidentQuery::default()).await.unwrap_or(0);
+    println!("  incidents:      {incidents}  ({} versions written)", corr_stats.incident_versions);
+    if let Some(c) = forwarded {
+        let c: Vec<String> = c.iter().map(|(s, n)| format!("{s} {n}")).collect();
+        println!("  NCSC outbox:    {}", if c.is_empty() { "empty".to_string() } else { c.join(", ") });
+    }
     println!("  store:          {}", db.display());
     if let Some(e) = failed {
         return Err(e);

@@ -135,6 +135,67 @@ fn pcap_loop(path: &Path, mut sensor: Sensor, stop: &AtomicBool, out: &mut Outpu
     ))
 }
 
+/// Like [`pcap_loop`] with `n` worker threads (frames hashed by flow); their records come
+/// back over a channel and go out from this thread, so outputs need not be shared.
+fn pcap_loop_workers(
+    path: &Path,
+    n: usize,
+    opts: &SensorRunOptions,
+    stop: &AtomicBool,
+    out: &mut Outputs,
+) -> anyhow::Result<String> {
+    let input = open_capture(path)?;
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<Event>>();
+    let sink = std::sync::Mutex::new(tx);
+    let mut workers = soc_sensor::workers::Workers::new(
+        n,
+        |_| opts.sensor(),
+        move |b| {
+            let _ = sink.lock().unwrap_or_else(|p| p.into_inner()).send(b);
+        },
+    );
+    let mut failed: Option<SinkError> = None;
+    let mut stopped = false;
+    let mut frames = 0u64;
+    let info = read_capture(path, input, |ts, link, frame| {
+        if stop.load(Ordering::Relaxed) {
+            stopped = true;
+            return ControlFlow::Break(());
+        }
+        workers.process(ts, link, frame);
+        frames += 1;
+        if frames % 1024 == 0 {
+            while let Ok(b) = rx.try_recv() {
+                if let Err(e) = out.send(b) {
+                    failed = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    let stats = workers.finish().map_err(|e| anyhow::anyhow!(e))?;
+    while let Ok(b) = rx.try_recv() {
+        out.send(b)?;
+    }
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    if let Some(err) = &info.error {
+        tracing::warn!(path = %path.display(), error = %err, "capture ended early; what was read was processed");
+    }
+    let flows: u64 = stats.iter().map(|s| s.flows_created).sum();
+    let alerts: u64 = stats.iter().map(|s| s.records.alert).sum();
+    Ok(format!(
+        "pcap {}: {} packets{} on {n} workers, {flows} flows, {alerts} alerts, {} records{}",
+        path.display(),
+        info.packets,
+        if stopped { " (stopped early)" } else { "" },
+        out.records,
+        info.error.as_ref().map(|e| format!("; capture damaged: {e}")).unwrap_or_default()
+    ))
+}
+
 /// `soc run --pcap FILE`: the file through a sensor onto the bus.
 pub fn spawn_pcap(
     set: &mut JoinSet<anyhow::Result<String>>,
@@ -245,8 +306,13 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
 
     if let Some(path) = a.pcap.clone() {
         let started = std::time::Instant::now();
+        let workers = usize::from(a.workers);
         let (msg, mut out) = tokio::task::spawn_blocking(move || {
-            let r = pcap_loop(&path, opts.sensor(), &flag, &mut out);
+            let r = if workers > 1 {
+                pcap_loop_workers(&path, workers, &opts, &flag, &mut out)
+            } else {
+                pcap_loop(&path, opts.sensor(), &flag, &mut out)
+            };
             (r, out)
         })
         .await

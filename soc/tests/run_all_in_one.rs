@@ -14,11 +14,16 @@ fn free_port() -> u16 {
     p
 }
 
+/// The admin password `soc run` creates its `admin` account with (`SOC_ADMIN_PASSWORD`).
+const ADMIN_PASSWORD: &str = "e2e-admin-password";
+
 struct Run {
     child: Child,
     lines: mpsc::Receiver<String>,
     base: String,
     seen: Vec<String>,
+    /// `soc_session=...` after logging in as admin.
+    cookie: String,
 }
 
 impl Run {
@@ -28,6 +33,7 @@ impl Run {
             .args(args)
             .args(["--listen", &format!("127.0.0.1:{api}")])
             .env("SOC_LOG", "warn")
+            .env("SOC_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -39,9 +45,24 @@ impl Run {
                 let _ = tx.send(l);
             }
         });
-        let mut r = Run { child, lines: rx, base: format!("http://127.0.0.1:{api}"), seen: vec![] };
+        let mut r =
+            Run { child, lines: rx, base: format!("http://127.0.0.1:{api}"), seen: vec![], cookie: String::new() };
         r.wait_line("is running", Duration::from_secs(60));
+        r.login();
         r
+    }
+
+    /// Logs in as admin (`POST /api/login`) and keeps the session cookie.
+    fn login(&mut self) {
+        let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+        let r = ureq::post(&format!("{}/api/login", self.base))
+            .set("content-type", "application/json")
+            .timeout(Duration::from_secs(10))
+            .send_string(&body)
+            .expect("login as admin");
+        let set = r.header("set-cookie").expect("session cookie").to_string();
+        self.cookie = set.split(';').next().unwrap_or_default().to_string();
+        assert!(self.cookie.starts_with("soc_session="), "{set}");
     }
 
     fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
@@ -62,7 +83,8 @@ impl Run {
     }
 
     fn get(&self, path: &str) -> (u16, String) {
-        match ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10)).call() {
+        let req = ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10));
+        match req.set("cookie", &self.cookie).call() {
             Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
             Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
             Err(e) => panic!("GET {path}: {e}"),
@@ -162,6 +184,8 @@ fn demo_run_serves_flows_logs_and_ingested_records_and_keeps_them_across_a_resta
     assert_eq!(run.get("/api/events?limit=0").0, 400);
     assert_eq!(run.get("/api/events?since=someday").0, 400);
     assert_eq!(run.get("/api/nope").0, 404);
+    let anonymous = ureq::get(&format!("{}/api/events", run.base)).call();
+    assert!(matches!(anonymous, Err(ureq::Error::Status(401, _))), "without a session: 401");
     assert_eq!(run.get("/healthz").0, 200);
     assert_eq!(run.get("/readyz").0, 200);
     let (_, metrics) = run.get("/metrics");
@@ -220,9 +244,11 @@ fn every_subcommand_explains_its_flags() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("Usage: soc"), "{sub}: {text}");
     }
+    // A daemon without its config says which flag and which example to use.
     let out = Command::new(env!("CARGO_BIN_EXE_soc")).args(["forwarder"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not yet available"));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--config") && err.contains("deploy/config/forwarder.toml"), "{err}");
 }
 
 #[test]

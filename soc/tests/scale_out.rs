@@ -41,11 +41,15 @@ impl Drop for Kill {
     }
 }
 
+/// Password of the dashboard's `admin` account (created on first start).
+const ADMIN_PASSWORD: &str = "scale-out-admin-password";
+
 fn soc(args: &[&str]) -> Kill {
     Kill(
         Command::new(env!("CARGO_BIN_EXE_soc"))
             .args(args)
             .env("SOC_LOG", "warn")
+            .env("SOC_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
@@ -53,8 +57,19 @@ fn soc(args: &[&str]) -> Kill {
     )
 }
 
-fn get_json(url: &str) -> Option<serde_json::Value> {
-    let r = ureq::get(url).timeout(Duration::from_secs(5)).call().ok()?;
+/// Logs in to the dashboard as admin; the session cookie.
+fn login(base: &str) -> Option<String> {
+    let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
+    let r = ureq::post(&format!("{base}/api/login"))
+        .set("content-type", "application/json")
+        .timeout(Duration::from_secs(5))
+        .send_string(&body)
+        .ok()?;
+    Some(r.header("set-cookie")?.split(';').next()?.to_string())
+}
+
+fn get_json(url: &str, cookie: &str) -> Option<serde_json::Value> {
+    let r = ureq::get(url).set("cookie", cookie).timeout(Duration::from_secs(5)).call().ok()?;
     serde_json::from_str(&r.into_string().ok()?).ok()
 }
 
@@ -107,8 +122,13 @@ fn pcap_and_syslog_reach_the_dashboard_through_kafka_and_clickhouse() {
     let correlator_cfg =
         write("correlator.toml", format!("[correlator]\ngroup = \"e2e-{id}\"\n{kafka_table}{store_table}"));
     let api_port = free_port();
-    let dashboard_cfg =
-        write("dashboard.toml", format!("[dashboard]\nlisten = \"127.0.0.1:{api_port}\"\n{store_table}"));
+    let dashboard_cfg = write(
+        "dashboard.toml",
+        format!(
+            "[dashboard]\nlisten = \"127.0.0.1:{api_port}\"\nstate_db = {:?}\n{store_table}",
+            dir.path().join("dashboard.sqlite")
+        ),
+    );
 
     for (sub, cfg) in [
         ("sensor", &sensor_cfg),
@@ -134,13 +154,19 @@ fn pcap_and_syslog_reach_the_dashboard_through_kafka_and_clickhouse() {
     let base = format!("http://127.0.0.1:{api_port}");
     let deadline = Instant::now() + Duration::from_secs(90);
     let (mut flows, mut alerts, mut logs, mut detections) = (0, 0, 0, 0);
+    let mut cookie: Option<String> = None;
     while Instant::now() < deadline {
+        if cookie.is_none() {
+            cookie = login(&base);
+        }
+        let session = cookie.clone().unwrap_or_default();
         let _ = udp.send_to(
             format!("<38>1 2026-11-27T10:00:00Z e2e-host-{id} sshd 7 - - Failed password for root from 203.0.113.5 port 1 ssh2").as_bytes(),
             ("127.0.0.1", syslog_port),
         );
-        let count =
-            |q: &str| get_json(&format!("{base}/api/events?{q}")).and_then(|v| v["count"].as_u64()).unwrap_or(0);
+        let count = |q: &str| {
+            get_json(&format!("{base}/api/events?{q}"), &session).and_then(|v| v["count"].as_u64()).unwrap_or(0)
+        };
         flows = count("type=flow&segment=cpnet");
         alerts = count("type=alert&segment=cpnet");
         logs = count(&format!("type=log&host=e2e-host-{id}"));
