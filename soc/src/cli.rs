@@ -119,6 +119,11 @@ pub struct RunArgs {
     /// data dir. Incidents of severity low and above are sent, redacted.
     #[arg(long, value_name = "URL")]
     pub ncsc_url: Option<String>,
+    /// A TAXII 2.1 collection's objects URL where the NCSC publishes indicators: polled every
+    /// minute (same credentials), written as IOC lists in the data dir and matched by the
+    /// correlator like `--ioc` lists.
+    #[arg(long, value_name = "URL")]
+    pub ncsc_indicators: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -205,6 +205,31 @@ pub async fn forwarder(a: ForwarderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `soc run --ncsc-indicators URL`: polls the NCSC's indicator collection every minute into IOC
+/// list files under `out_dir` (credentials as for `--ncsc-url`).
+pub fn run_inbound(
+    url: &str,
+    out_dir: &Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let endpoint = Endpoint {
+        collection_url: url.to_string(),
+        username: None,
+        username_env: Some("SOC_NCSC_USER".into()),
+        password_env: Some("SOC_NCSC_PASSWORD".into()),
+        ca_cert: None,
+        client_cert: None,
+        client_key: None,
+        timeout_secs: 30.0,
+    };
+    endpoint.validate("--ncsc-indicators", "url")?;
+    let opts = endpoint.client_options().map_err(|e| anyhow::anyhow!("--ncsc-indicators: {e}"))?;
+    let client = soc_forwarder::taxii::TaxiiClient::new(&opts)?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let poller = soc_forwarder::inbound::Inbound::new(client, url.to_string(), out_dir.to_path_buf());
+    Ok(tokio::spawn(soc_forwarder::inbound::run(poller, Duration::from_secs(60), stop)))
+}
+
 /// `soc run --ncsc-url URL`: the forwarder inside the all-in-one process. Credentials from
 /// SOC_NCSC_USER / SOC_NCSC_PASSWORD; the outbox in the run's data dir; every incident of
 /// severity low or more goes, automatically, with the default redaction.

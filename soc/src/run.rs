@@ -48,6 +48,19 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let (stop_corr, corr_rx) = watch::channel(false);
     let sigma = crate::rules::sigma_rules(&a.sigma);
     let detector = crate::rules::sensor_detector(&a.rules, a.classification_config.as_deref())?;
+    // NCSC indicators (--ncsc-indicators): polled into IOC lists the correlator watches.
+    let mut ioc_paths = a.ioc.clone();
+    let (stop_inbound, inbound_rx) = watch::channel(false);
+    let inbound = match &a.ncsc_indicators {
+        Some(url) => {
+            let dir = a.data_dir.join("ncsc-ioc");
+            let task = crate::forwarder_cmd::run_inbound(url, &dir, inbound_rx)?;
+            println!("NCSC indicators: {url} -> {}", dir.display());
+            ioc_paths.push(dir);
+            Some(task)
+        }
+        None => None,
+    };
     let corr_opts = soc_correlator::CorrelatorOptions {
         sigma: Some(sigma),
         correlations: Some(crate::components::correlation_rules(&a.sigma)),
@@ -55,8 +68,8 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             (None, None) => None,
             (l, n) => Some(Arc::new(soc_correlator::enrich::GeoIp::open(l.as_deref(), n.as_deref())?)),
         },
-        ioc: (!a.ioc.is_empty()).then(|| soc_correlator::IocOptions {
-            paths: a.ioc.clone(),
+        ioc: (!ioc_paths.is_empty()).then(|| soc_correlator::IocOptions {
+            paths: ioc_paths.clone(),
             level: soc_model::Level::High,
             reload_every: std::time::Duration::from_secs(5),
         }),
@@ -191,6 +204,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             }
             Err(e) => tracing::error!(error = %e, "source task failed"),
         }
+    }
+    let _ = stop_inbound.send(true);
+    if let Some(t) = inbound {
+        let _ = t.await;
     }
     let _ = stop_corr.send(true);
     let corr_stats = corr.await.context("correlator task failed")?.context("correlator failed")?;
