@@ -1,4 +1,4 @@
-# Shared by the server scripts of this folder (clickhouse.sh, kafka.sh); sourced, not run.
+# Shared by the server scripts of this folder (clickhouse.sh, kafka.sh, medallion.sh); sourced, not run.
 # The caller sets PID_FILE, PROC (a word of the server's command line), WAIT (seconds) and
 # defines say, die and log_tail.
 

@@ -59,48 +59,6 @@ pub struct CorrelationRules {
     quiet: HashSet<String>,
 }
 
-fn level(l: Option<rsigma_parser::Level>) -> Level {
-    match l {
-        Some(rsigma_parser::Level::Informational) => Level::Informational,
-        Some(rsigma_parser::Level::Low) => Level::Low,
-        Some(rsigma_parser::Level::High) => Level::High,
-        Some(rsigma_parser::Level::Critical) => Level::Critical,
-        _ => Level::Medium,
-    }
-}
-
-fn rule_files(paths: &[PathBuf]) -> Vec<PathBuf> {
-    fn walk(p: &std::path::Path, out: &mut Vec<PathBuf>) {
-        if p.is_dir() {
-            let mut entries: Vec<PathBuf> =
-                std::fs::read_dir(p).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path())).collect();
-            entries.sort();
-            for e in entries {
-                if !e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
-                    walk(&e, out);
-                }
-            }
-        } else if p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("yml") || e.eq_ignore_ascii_case("yaml"))
-        {
-            out.push(p.to_path_buf());
-        }
-    }
-    let mut out = Vec::new();
-    for p in paths {
-        if p.is_file() {
-            out.push(p.clone());
-        } else {
-            walk(p, &mut out);
-        }
-    }
-    out.sort();
-    out.dedup();
-    out
-}
-
 impl CorrelationRules {
     /// Loads the correlation documents under `paths` (files or directories, as for Sigma
     /// rules) and resolves their references against the base rules of the same files and
@@ -108,7 +66,7 @@ impl CorrelationRules {
     pub fn load(paths: &[PathBuf]) -> (CorrelationRules, Vec<RuleLoadError>) {
         let mut sources = Vec::new();
         let mut errors = Vec::new();
-        for f in rule_files(paths) {
+        for f in crate::sigma::load::rule_files(paths, &mut errors) {
             match std::fs::read_to_string(&f) {
                 Ok(t) => sources.push((f, t)),
                 Err(e) => errors.push(RuleLoadError::new(&f, format!("cannot read: {e}"))),
@@ -221,7 +179,8 @@ impl CorrelationRules {
             out.rules.push(Correlation {
                 id: cr.id.clone().unwrap_or_else(|| cr.title.clone()),
                 title: cr.title.clone(),
-                level: level(cr.level),
+                // A correlation without a level weighs medium (base rules default lower).
+                level: crate::sigma::level(cr.level.or(Some(rsigma_parser::Level::Medium))),
                 tags: cr.tags.clone(),
                 kind: cr.correlation_type,
                 refs: cr.rules.clone(),

@@ -93,18 +93,22 @@ fn correlate(
     events: &[Event],
     detections: &mut Vec<Event>,
 ) {
-    if detections.is_empty() {
+    // Only the Sigma detections some correlation uses; the batch's logs are indexed only then.
+    let inputs: Vec<&Event> = detections
+        .iter()
+        .filter(|d| {
+            d.detection.as_ref().is_some_and(|x| x.engine == crate::sigma::ENGINE_NAME && rules.uses(&x.rule_id))
+        })
+        .collect();
+    if inputs.is_empty() {
         return;
     }
     let logs: std::collections::HashMap<&str, &Event> =
         events.iter().filter(|e| e.event_type == EventType::Log).filter_map(|e| Some((e.id.as_deref()?, e))).collect();
     let mut fired = Vec::new();
-    for d in detections.iter() {
-        let Some(det) = d.detection.as_ref().filter(|x| x.engine == crate::sigma::ENGINE_NAME) else { continue };
-        if !rules.uses(&det.rule_id) {
-            continue;
-        }
-        if let Some(log) = det.evidence.first().and_then(|id| logs.get(id.as_str())) {
+    for d in inputs {
+        let first = d.detection.as_ref().and_then(|x| x.evidence.first());
+        if let Some(log) = first.and_then(|id| logs.get(id.as_str())) {
             windows.observe(rules, d, log, &mut fired);
         }
     }

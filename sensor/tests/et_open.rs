@@ -3,43 +3,17 @@
 //! rejected, and the top rejection keywords and reasons. Fails below the load rate the engine
 //! reached. Skips (visibly) without the corpora or without `tar`.
 
-use soc_sensor::detect::{Classifications, DetectorBuilder, rule_stats, split_rules};
-use std::path::PathBuf;
+use soc_sensor::detect::{DetectorBuilder, rule_stats, split_rules};
 use std::time::Instant;
 
 /// Share of the enabled rules that must load (the rate reached, rounded down).
 const MIN_LOADED: f64 = 0.995;
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
 
 #[test]
 fn et_open_enabled_rules_load_and_rejections_are_reported() {
-    let archive = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora/et-open/et-open-rules.tar.xz");
-    if !archive.exists() {
-        eprintln!("SKIPPED et_open: {} not found", archive.display());
-        return;
-    }
-    let dir = TempDir(std::env::temp_dir().join(format!("soc-et-open-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("temporary directory");
-    let status = std::process::Command::new("tar").arg("-xJf").arg(&archive).arg("-C").arg(&dir.0).status();
-    if !status.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED et_open: could not unpack {} with tar -xJf", archive.display());
-        return;
-    }
-    let rules_dir = dir.0.join("rules");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&rules_dir)
-        .expect("rules directory in the archive")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
-        .collect();
-    files.sort();
-    let classes = Classifications::load(rules_dir.join("classification.config")).expect("classification.config");
+    let Some((_dir, files, classes)) = common::et_open("et_open") else { return };
     let total: usize =
         files.iter().map(|f| split_rules(&String::from_utf8_lossy(&std::fs::read(f).expect("rules file"))).len()).sum();
 

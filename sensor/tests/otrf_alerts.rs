@@ -7,7 +7,7 @@
 
 use soc_model::EventType;
 use soc_sensor::capture::offline::{open_capture, read_capture};
-use soc_sensor::detect::{Classifications, DetectorBuilder};
+use soc_sensor::detect::DetectorBuilder;
 use soc_sensor::{Sensor, SensorOptions};
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -17,39 +17,18 @@ use std::sync::Arc;
 /// Anchor sids whose alert count we must reproduce (the number reached).
 const MIN_AGREEING_SIDS: usize = 17;
 
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+mod common;
 
 #[test]
 fn otrf_et_open_alerts_per_sid_against_suricata() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpora");
     let pcap = root.join("pcaps/otrf-security-datasets/otrf-lab-merged.pcap.zst");
-    let archive = root.join("et-open/et-open-rules.tar.xz");
     let anchor = root.join("anchors/suricata-8.0.6-otrf-et-open-alerts.tsv");
-    if !(pcap.exists() && archive.exists() && anchor.exists()) {
-        eprintln!("SKIPPED otrf_alerts: ../shared/corpora (OTRF pcap, ET Open, anchors) not found");
+    if !(pcap.exists() && anchor.exists()) {
+        eprintln!("SKIPPED otrf_alerts: ../shared/corpora (OTRF pcap, anchors) not found");
         return;
     }
-    let dir = TempDir(std::env::temp_dir().join(format!("soc-otrf-alerts-{}", std::process::id())));
-    std::fs::create_dir_all(&dir.0).expect("temporary directory");
-    let status = std::process::Command::new("tar").arg("-xJf").arg(&archive).arg("-C").arg(&dir.0).status();
-    if !status.is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED otrf_alerts: could not unpack {} with tar -xJf", archive.display());
-        return;
-    }
-    let rules_dir = dir.0.join("rules");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&rules_dir)
-        .expect("rules directory in the archive")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rules"))
-        .collect();
-    files.sort();
-    let classes = Classifications::load(rules_dir.join("classification.config")).expect("classification.config");
+    let Some((_dir, files, classes)) = common::et_open("otrf_alerts") else { return };
     let mut b = DetectorBuilder::new().classifications(classes);
     for f in &files {
         b.add_file(f);

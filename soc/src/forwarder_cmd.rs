@@ -205,13 +205,9 @@ pub async fn forwarder(a: ForwarderArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `soc run --ncsc-indicators URL`: polls the NCSC's indicator collection every minute into IOC
-/// list files under `out_dir` (credentials as for `--ncsc-url`).
-pub fn run_inbound(
-    url: &str,
-    out_dir: &Path,
-    stop: tokio::sync::watch::Receiver<bool>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// The TAXII client options of a `soc run` flag's URL: credentials from SOC_NCSC_USER and
+/// SOC_NCSC_PASSWORD, public CA roots, 30 s per request.
+fn env_endpoint(url: &str, flag: &str) -> anyhow::Result<soc_forwarder::taxii::ClientOptions> {
     let endpoint = Endpoint {
         collection_url: url.to_string(),
         username: None,
@@ -222,8 +218,18 @@ pub fn run_inbound(
         client_key: None,
         timeout_secs: 30.0,
     };
-    endpoint.validate("--ncsc-indicators", "url")?;
-    let opts = endpoint.client_options().map_err(|e| anyhow::anyhow!("--ncsc-indicators: {e}"))?;
+    endpoint.validate(flag, "url")?;
+    endpoint.client_options().map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+}
+
+/// `soc run --ncsc-indicators URL`: polls the NCSC's indicator collection every minute into IOC
+/// list files under `out_dir` (credentials as for `--ncsc-url`).
+pub fn run_inbound(
+    url: &str,
+    out_dir: &Path,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let opts = env_endpoint(url, "--ncsc-indicators")?;
     let client = soc_forwarder::taxii::TaxiiClient::new(&opts)?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let poller = soc_forwarder::inbound::Inbound::new(client, url.to_string(), out_dir.to_path_buf());
@@ -234,19 +240,8 @@ pub fn run_inbound(
 /// SOC_NCSC_USER / SOC_NCSC_PASSWORD; the outbox in the run's data dir; every incident of
 /// severity low or more goes, automatically, with the default redaction.
 pub fn run_forwarder(url: &str, data_dir: &Path, store: Arc<dyn soc_store::Store>) -> anyhow::Result<Arc<Forwarder>> {
-    let endpoint = Endpoint {
-        collection_url: url.to_string(),
-        username: None,
-        username_env: Some("SOC_NCSC_USER".into()),
-        password_env: Some("SOC_NCSC_PASSWORD".into()),
-        ca_cert: None,
-        client_cert: None,
-        client_key: None,
-        timeout_secs: 30.0,
-    };
-    endpoint.validate("--ncsc-url", "url")?;
     let mut opts = ForwarderOptions::new(url, data_dir.join("forwarder-outbox.sqlite"));
-    opts.client = endpoint.client_options().map_err(|e| anyhow::anyhow!("--ncsc-url: {e}"))?;
+    opts.client = env_endpoint(url, "--ncsc-url")?;
     opts.policy.min_severity = soc_model::Level::Low;
     Ok(Arc::new(Forwarder::new(opts, Some(store))?))
 }

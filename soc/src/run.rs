@@ -61,18 +61,19 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    // The same enrichment settings as the correlator daemon's `[enrich]` table.
+    let enrich = crate::config::EnrichSection {
+        geoip_location: a.geoip_location.clone(),
+        geoip_asn: a.geoip_asn.clone(),
+        ioc: ioc_paths,
+        ioc_level: soc_model::Level::High,
+        ioc_reload_secs: 5,
+    };
     let corr_opts = soc_correlator::CorrelatorOptions {
         sigma: Some(sigma),
         correlations: Some(crate::components::correlation_rules(&a.sigma)),
-        geoip: match (&a.geoip_location, &a.geoip_asn) {
-            (None, None) => None,
-            (l, n) => Some(Arc::new(soc_correlator::enrich::GeoIp::open(l.as_deref(), n.as_deref())?)),
-        },
-        ioc: (!ioc_paths.is_empty()).then(|| soc_correlator::IocOptions {
-            paths: ioc_paths.clone(),
-            level: soc_model::Level::High,
-            reload_every: std::time::Duration::from_secs(5),
-        }),
+        geoip: enrich.geoip()?,
+        ioc: enrich.ioc(),
         ..Default::default()
     };
     let corr = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), corr_opts, corr_rx));

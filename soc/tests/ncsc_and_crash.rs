@@ -5,127 +5,26 @@
 //! - records acknowledged by `POST /api/ingest` survive `kill -9` of the process and are
 //!   stored after the restart (the in-process bus journal).
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const ADMIN_PASSWORD: &str = "e2e-admin-password";
+mod common;
+use common::{Run, free_port};
+
 /// The test account of the medallion server `deploy/medallion.sh` starts (not a secret).
 const NCSC_USER: &str = "soc-test";
 const NCSC_PASSWORD: &str = "soc-test-password";
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = l.local_addr().unwrap().port();
-    drop(l);
-    p
+/// `soc run ARGS` on a free port with a data dir, no syslog, and the NCSC test credentials.
+fn start(args: &[&str], data_dir: &std::path::Path) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--no-syslog", "--data-dir", data_dir.to_str().unwrap()]);
+    Run::start_with(&all, free_port(), &[("SOC_NCSC_USER", NCSC_USER), ("SOC_NCSC_PASSWORD", NCSC_PASSWORD)])
 }
 
-struct Run {
-    child: Child,
-    base: String,
-    cookie: String,
-    csrf: String,
-    _lines: mpsc::Receiver<String>,
-}
-
-impl Run {
-    fn start(args: &[&str], data_dir: &std::path::Path) -> Run {
-        let port = free_port();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_soc"))
-            .arg("run")
-            .args(args)
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--no-syslog"])
-            .args(["--data-dir", data_dir.to_str().unwrap()])
-            .env("SOC_LOG", "warn")
-            .env("SOC_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .env("SOC_NCSC_USER", NCSC_USER)
-            .env("SOC_NCSC_PASSWORD", NCSC_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start soc run");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(l) if l.contains("is running") => break,
-                Ok(_) => {}
-                Err(_) => assert!(Instant::now() < deadline, "soc run did not start"),
-            }
-        }
-        let mut r = Run {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            cookie: String::new(),
-            csrf: String::new(),
-            _lines: rx,
-        };
-        let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
-        let resp = ureq::post(&format!("{}/api/login", r.base))
-            .set("content-type", "application/json")
-            .send_string(&body)
-            .expect("login");
-        let cookie = resp.header("set-cookie").unwrap_or_default().split(';').next().unwrap_or_default().to_string();
-        let v: serde_json::Value = resp.into_json().unwrap();
-        r.cookie = cookie;
-        r.csrf = v["csrf_token"].as_str().unwrap_or_default().to_string();
-        r
-    }
-
-    fn get(&self, path: &str) -> serde_json::Value {
-        ureq::get(&format!("{}{path}", self.base))
-            .set("cookie", &self.cookie)
-            .timeout(Duration::from_secs(30))
-            .call()
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-            .into_json()
-            .unwrap()
-    }
-
-    /// Polls `path` until `done` accepts the answer.
-    fn wait_for(&self, path: &str, secs: u64, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let v = self.get(path);
-            if done(&v) {
-                return v;
-            }
-            assert!(Instant::now() < deadline, "{path} never satisfied the condition; last answer: {v}");
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-
-    fn stop(mut self) {
-        let pid = self.child.id().to_string();
-        // (Drop kills the process if this does not end it.)
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(st)) = self.child.try_wait() {
-                assert!(st.success(), "soc run exited with {st}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "soc run did not stop on SIGINT");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Run {
-    /// A failing test must not leave its server running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Ctrl-C; the process must stop cleanly.
+fn stop(run: Run) {
+    let (ok, _) = run.interrupt_and_wait();
+    assert!(ok, "soc run did not exit 0 on SIGINT");
 }
 
 fn taxii_server(test: &str) -> Option<String> {
@@ -146,7 +45,7 @@ fn demo_incidents_reach_the_ncsc_collection_and_their_stix_and_audit_are_served(
     let test = "demo_incidents_reach_the_ncsc_collection_and_their_stix_and_audit_are_served";
     let Some(collection) = taxii_server(test) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let run = Run::start(&["--demo", "--ncsc-url", &collection], dir.path());
+    let run = start(&["--demo", "--ncsc-url", &collection], dir.path());
     // The demo's attack scenario raises incidents within its first minute.
     let list = run.wait_for("/api/incidents?per_page=100", 90, |v| v["total"].as_u64().unwrap_or(0) >= 2);
     let first = list["items"][0].clone();
@@ -164,10 +63,10 @@ fn demo_incidents_reach_the_ncsc_collection_and_their_stix_and_audit_are_served(
         .filter(|r| r["forwarding"]["state"] == "confirmed")
         .map(|r| r["forwarding"]["incident_id"].as_str().unwrap().to_string())
         .collect();
-    let detail = run.get(&format!("/api/incidents/{id}"));
+    let detail = run.json(&format!("/api/incidents/{id}"));
     assert!(detail["forwarding"].as_array().is_some_and(|a| a.len() >= 2), "queued and confirmed at least: {detail}");
     // The bundle the dashboard serves is the one the server holds: same incident object id.
-    let bundle = run.get(&format!("/api/incidents/{id}/stix"));
+    let bundle = run.json(&format!("/api/incidents/{id}/stix"));
     assert_eq!(bundle["type"], "bundle");
     let inc_obj = bundle["objects"]
         .as_array()
@@ -178,7 +77,10 @@ fn demo_incidents_reach_the_ncsc_collection_and_their_stix_and_audit_are_served(
         .clone();
     let stix_id = inc_obj["id"].as_str().unwrap();
     let url = format!("{}?match[id]={stix_id}&match[version]=all", collection.trim_end_matches('/').to_string() + "/");
-    let auth = format!("Basic {}", base64_encode(format!("{NCSC_USER}:{NCSC_PASSWORD}").as_bytes()));
+    let auth = format!(
+        "Basic {}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, format!("{NCSC_USER}:{NCSC_PASSWORD}"))
+    );
     let held: serde_json::Value = ureq::get(&url)
         .set("accept", "application/taxii+json;version=2.1")
         .set("authorization", &auth)
@@ -196,30 +98,13 @@ fn demo_incidents_reach_the_ncsc_collection_and_their_stix_and_audit_are_served(
         list["total"],
         confirmed.len()
     );
-    run.stop();
-}
-
-fn base64_encode(b: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for c in b.chunks(3) {
-        let n =
-            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= c.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    stop(run);
 }
 
 #[test]
 fn records_acknowledged_by_ingest_survive_kill_9_and_are_stored_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let run = Run::start(&[], dir.path());
+    let run = start(&[], dir.path());
     let n = 20_000usize;
     let body: String = (0..n)
         .map(|i| serde_json::json!({"@timestamp": "2026-11-27T08:00:00Z", "host": "crash-test", "message": format!("line {i}"), "seq": i}).to_string() + "\n")
@@ -237,12 +122,12 @@ fn records_acknowledged_by_ingest_survive_kill_9_and_are_stored_after_the_restar
     run.child.kill().expect("kill -9");
     let _ = run.child.wait();
     drop(run);
-    let run = Run::start(&[], dir.path());
+    let run = start(&[], dir.path());
     let stored = run.wait_for("/api/events?type=log&host=crash-test&limit=1", 120, |_| true);
     drop(stored);
     let deadline = Instant::now() + Duration::from_secs(120);
     let count = loop {
-        let v = run.get("/api/stats");
+        let v = run.json("/api/stats");
         let logs = v["events_by_type"]
             .as_array()
             .and_then(|a| a.iter().find(|e| e["key"] == "log"))
@@ -254,5 +139,5 @@ fn records_acknowledged_by_ingest_survive_kill_9_and_are_stored_after_the_restar
         std::thread::sleep(Duration::from_millis(500));
     };
     assert_eq!(count, n as u64, "every acknowledged record is stored after the crash, once");
-    run.stop();
+    stop(run);
 }

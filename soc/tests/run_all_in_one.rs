@@ -1,96 +1,21 @@
 //! End-to-end: the `soc run` binary, driven as a user would: demo traffic, syslog over UDP
 //! and TCP, JSON over HTTP, the API, Ctrl-C, the summary, and a restart on the same data dir.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream, UdpSocket};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let p = l.local_addr().unwrap().port();
-    drop(l);
-    p
+mod common;
+use common::{Run, free_port};
+
+/// Event queries of the tests in this file.
+trait Events {
+    fn events(&self, query: &str) -> Vec<serde_json::Value>;
+    fn wait_events(&self, query: &str, min: usize, timeout: Duration) -> Vec<serde_json::Value>;
 }
 
-/// The admin password `soc run` creates its `admin` account with (`SOC_ADMIN_PASSWORD`).
-const ADMIN_PASSWORD: &str = "e2e-admin-password";
-
-struct Run {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    base: String,
-    seen: Vec<String>,
-    /// `soc_session=...` after logging in as admin.
-    cookie: String,
-}
-
-impl Run {
-    fn start(args: &[&str], api: u16) -> Run {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_soc"))
-            .arg("run")
-            .args(args)
-            .args(["--listen", &format!("127.0.0.1:{api}")])
-            .env("SOC_LOG", "warn")
-            .env("SOC_ADMIN_PASSWORD", ADMIN_PASSWORD)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start soc run");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for l in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(l);
-            }
-        });
-        let mut r =
-            Run { child, lines: rx, base: format!("http://127.0.0.1:{api}"), seen: vec![], cookie: String::new() };
-        r.wait_line("is running", Duration::from_secs(60));
-        r.login();
-        r
-    }
-
-    /// Logs in as admin (`POST /api/login`) and keeps the session cookie.
-    fn login(&mut self) {
-        let body = serde_json::json!({"username": "admin", "password": ADMIN_PASSWORD}).to_string();
-        let r = ureq::post(&format!("{}/api/login", self.base))
-            .set("content-type", "application/json")
-            .timeout(Duration::from_secs(10))
-            .send_string(&body)
-            .expect("login as admin");
-        let set = r.header("set-cookie").expect("session cookie").to_string();
-        self.cookie = set.split(';').next().unwrap_or_default().to_string();
-        assert!(self.cookie.starts_with("soc_session="), "{set}");
-    }
-
-    fn wait_line(&mut self, needle: &str, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(l) = self.seen.iter().find(|l| l.contains(needle)) {
-                return l.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    println!("soc> {l}");
-                    self.seen.push(l)
-                }
-                Err(_) => panic!("no line containing {needle:?} within {timeout:?}; saw {:?}", self.seen),
-            }
-        }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let req = ureq::get(&format!("{}{path}", self.base)).timeout(Duration::from_secs(10));
-        match req.set("cookie", &self.cookie).call() {
-            Ok(r) => (r.status(), r.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap_or_default()),
-            Err(e) => panic!("GET {path}: {e}"),
-        }
-    }
-
+impl Events for Run {
     fn events(&self, query: &str) -> Vec<serde_json::Value> {
         let (code, body) = self.get(&format!("/api/events?{query}"));
         assert_eq!(code, 200, "{body}");
@@ -108,17 +33,6 @@ impl Run {
             assert!(Instant::now() < deadline, "fewer than {min} events for {query} after {timeout:?}: {}", ev.len());
             std::thread::sleep(Duration::from_millis(250));
         }
-    }
-
-    fn interrupt_and_wait(mut self) -> (bool, Vec<String>) {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-INT", &pid]).status();
-        let status = self.child.wait().unwrap();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            println!("soc> {l}");
-            self.seen.push(l);
-        }
-        (status.success(), self.seen)
     }
 }
 

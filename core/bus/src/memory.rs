@@ -63,16 +63,7 @@ pub struct MemoryBus {
 impl MemoryBus {
     /// A bus whose topics hold at most `capacity` unconsumed records each.
     pub fn new(prefix: &str, capacity: usize) -> Self {
-        MemoryBus {
-            inner: Arc::new(Inner {
-                topics: Mutex::new(BTreeMap::new()),
-                published: Notify::new(),
-                released: Notify::new(),
-                capacity: capacity.max(1),
-                prefix: prefix.to_string(),
-                journal: None,
-            }),
-        }
+        Self::with(prefix, capacity, BTreeMap::new(), None)
     }
 
     /// A bus backed by a journal under `dir` (created if missing): what it accepted survives
@@ -81,20 +72,22 @@ impl MemoryBus {
     /// the disk (survives power loss; slower).
     pub fn durable(prefix: &str, capacity: usize, dir: &std::path::Path, fsync: bool) -> Result<Self, BusError> {
         let (journal, recovered) = Journal::open(dir, fsync)?;
-        let mut topics = BTreeMap::new();
-        for (kind, r) in recovered {
-            topics.insert(kind, Topic { base: r.base, log: r.log, groups: r.groups });
-        }
-        Ok(MemoryBus {
+        let topics =
+            recovered.into_iter().map(|(k, r)| (k, Topic { base: r.base, log: r.log, groups: r.groups })).collect();
+        Ok(Self::with(prefix, capacity, topics, Some(journal)))
+    }
+
+    fn with(prefix: &str, capacity: usize, topics: BTreeMap<Kind, Topic>, journal: Option<Journal>) -> Self {
+        MemoryBus {
             inner: Arc::new(Inner {
                 topics: Mutex::new(topics),
                 published: Notify::new(),
                 released: Notify::new(),
                 capacity: capacity.max(1),
                 prefix: prefix.to_string(),
-                journal: Some(Mutex::new(journal)),
+                journal: journal.map(Mutex::new),
             }),
-        })
+        }
     }
 
     #[cfg(test)]

@@ -38,15 +38,9 @@ impl IncidentQuery {
     }
 }
 
-/// Severity as a sortable number (informational 0 .. critical 4).
+/// Severity as a sortable number (informational 0 .. critical 4: the enum's order).
 pub(crate) fn level_rank(l: Level) -> u8 {
-    match l {
-        Level::Informational => 0,
-        Level::Low => 1,
-        Level::Medium => 2,
-        Level::High => 3,
-        Level::Critical => 4,
-    }
+    l as u8
 }
 
 pub(crate) fn status_str(s: IncidentStatus) -> &'static str {

@@ -14,7 +14,7 @@
 
 use serde_json::Value;
 use soc_model::{Detection, Event, EventType, Level};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -222,123 +222,124 @@ impl IocSet {
             .find_map(|((_, len), nets)| nets.get(&mask(v6, b, *len)).map(String::as_str))
     }
 
+    /// The list of `name` or of the closest listed parent domain, with the listed domain.
     fn match_domain(&self, name: &str) -> Option<(&str, String)> {
-        let mut d = name.trim_end_matches('.').to_ascii_lowercase();
+        if self.domains.is_empty() {
+            return None;
+        }
+        let d = name.trim_end_matches('.').to_ascii_lowercase();
+        let mut rest = d.as_str();
         loop {
-            if let Some(l) = self.domains.get(&d) {
-                return Some((l.as_str(), d));
+            if let Some(l) = self.domains.get(rest) {
+                return Some((l.as_str(), rest.to_string()));
             }
-            match d.split_once('.') {
-                Some((_, rest)) if rest.contains('.') || !rest.is_empty() => d = rest.to_string(),
-                _ => return None,
-            }
+            rest = rest.split_once('.')?.1;
         }
     }
 
-    /// The indicators a record contains: `(type, indicator, matched value, list)`.
+    /// The indicators a record contains. Values are checked where they stand; nothing is
+    /// allocated for a record without a hit (this runs on every record).
     pub fn matches(&self, ev: &Event) -> Vec<IocHit> {
-        let mut hits = Vec::new();
+        let mut hits = Hits { set: self, out: Vec::new() };
         if self.is_empty() {
-            return hits;
+            return hits.out;
         }
-        let mut seen = HashSet::new();
-        let mut push = |hits: &mut Vec<IocHit>, h: IocHit| {
-            if seen.insert((h.kind, h.indicator.clone())) {
-                hits.push(h);
-            }
-        };
-        let mut ips: Vec<(String, &str)> = Vec::new();
         for (f, v) in [("src_ip", &ev.src_ip), ("dest_ip", &ev.dest_ip)] {
             if let Some(v) = v {
-                ips.push((f.to_string(), v));
+                hits.ip(("", f), v);
             }
         }
-        let mut domains: Vec<(String, String)> = Vec::new();
-        let mut urls: Vec<(String, String)> = Vec::new();
-        let mut hashes: Vec<(String, String)> = Vec::new();
         if let Some(h) = &ev.http {
             if let Some(host) = &h.hostname {
-                domains.push(("http.hostname".into(), host.clone()));
-                if let Some(u) = &h.url {
-                    urls.push(("http.url".into(), format!("http://{host}{u}")));
+                hits.domain(("", "http.hostname"), host);
+                if let (Some(u), false) = (&h.url, self.urls.is_empty()) {
+                    hits.url(("", "http.url"), &format!("http://{host}{u}"));
                 }
             }
         }
         if let Some(d) = &ev.dns {
             for q in &d.queries {
                 if let Some(n) = &q.rrname {
-                    domains.push(("dns.rrname".into(), n.clone()));
+                    hits.domain(("", "dns.rrname"), n);
                 }
             }
         }
-        if let Some(t) = &ev.tls {
-            if let Some(s) = &t.sni {
-                domains.push(("tls.sni".into(), s.clone()));
-            }
+        if let Some(sni) = ev.tls.as_ref().and_then(|t| t.sni.as_ref()) {
+            hits.domain(("", "tls.sni"), sni);
         }
         if let Some(fi) = ev.extra.get("fileinfo") {
-            for algo in ["md5", "sha1", "sha256"] {
+            for (algo, field) in [("md5", "fileinfo.md5"), ("sha1", "fileinfo.sha1"), ("sha256", "fileinfo.sha256")] {
                 if let Some(h) = fi.get(algo).and_then(Value::as_str) {
-                    hashes.push((format!("fileinfo.{algo}"), h.to_string()));
+                    hits.hash(("", field), h);
                 }
             }
         }
-        let log_values: Vec<(String, String)> = ev
-            .log
-            .as_ref()
-            .map(|l| {
-                l.fields
-                    .iter()
-                    .filter_map(|(k, v)| match v {
-                        Value::String(s) => Some((k.clone(), s.clone())),
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        for (k, v) in &log_values {
-            let lk = k.to_ascii_lowercase();
-            if v.parse::<IpAddr>().is_ok() {
-                ips.push((format!("log.{k}"), v));
-            } else if lk == "hashes" {
-                // Sysmon: "SHA1=...,MD5=...,SHA256=...,IMPHASH=..."
-                for part in v.split(',') {
-                    if let Some((_, h)) = part.split_once('=') {
-                        hashes.push((format!("log.{k}"), h.to_string()));
+        if let Some(l) = &ev.log {
+            for (k, v) in &l.fields {
+                let Value::String(v) = v else { continue };
+                let field = ("log.", k.as_str());
+                if v.parse::<IpAddr>().is_ok() {
+                    hits.ip(field, v);
+                } else if k.eq_ignore_ascii_case("hashes") {
+                    // Sysmon: "SHA1=...,MD5=...,SHA256=...,IMPHASH=..."
+                    for part in v.split(',') {
+                        if let Some((_, h)) = part.split_once('=') {
+                            hits.hash(field, h);
+                        }
                     }
-                }
-            } else if is_hex_hash(v) {
-                hashes.push((format!("log.{k}"), v.clone()));
-            } else if lk.contains("query") || lk.contains("domain") || lk.contains("host") {
-                domains.push((format!("log.{k}"), v.clone()));
-            } else if lk.contains("url") || v.starts_with("http://") || v.starts_with("https://") {
-                urls.push((format!("log.{k}"), v.clone()));
-            }
-        }
-        for (field, v) in ips {
-            if let Ok(ip) = v.parse::<IpAddr>() {
-                if let Some(list) = self.match_ip(ip) {
-                    push(&mut hits, IocHit::new("ip", v, &field, v, list));
+                } else if is_hex_hash(v) {
+                    hits.hash(field, v);
+                } else if ["query", "domain", "host"].iter().any(|w| contains_ci(k, w)) {
+                    hits.domain(field, v);
+                } else if contains_ci(k, "url") || v.starts_with("http://") || v.starts_with("https://") {
+                    hits.url(field, v);
                 }
             }
         }
-        for (field, v) in &domains {
-            if let Some((list, d)) = self.match_domain(v) {
-                push(&mut hits, IocHit::new("domain", &d, field, v, list));
-            }
+        hits.out
+    }
+}
+
+/// `needle` (lowercase ASCII) in `hay`, ignoring ASCII case.
+fn contains_ci(hay: &str, needle: &str) -> bool {
+    hay.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+}
+
+/// Hits of one record, each (type, indicator) once. Fields are `(prefix, name)` and only
+/// joined into a string for a hit.
+struct Hits<'a> {
+    set: &'a IocSet,
+    out: Vec<IocHit>,
+}
+
+impl Hits<'_> {
+    fn push(&mut self, kind: &'static str, indicator: &str, field: (&str, &str), value: &str, list: &str) {
+        if !self.out.iter().any(|h| h.kind == kind && h.indicator == indicator) {
+            self.out.push(IocHit::new(kind, indicator, &format!("{}{}", field.0, field.1), value, list));
         }
-        for (field, v) in &urls {
-            if let Some(list) = self.urls.get(v) {
-                push(&mut hits, IocHit::new("url", v, field, v, list));
-            }
+    }
+    fn ip(&mut self, field: (&str, &str), v: &str) {
+        if let Some(list) = v.parse::<IpAddr>().ok().and_then(|ip| self.set.match_ip(ip)) {
+            self.push("ip", v, field, v, list);
         }
-        for (field, v) in &hashes {
-            let h = v.to_ascii_lowercase();
-            if let Some(list) = self.hashes.get(&h) {
-                push(&mut hits, IocHit::new("hash", &h, field, v, list));
-            }
+    }
+    fn domain(&mut self, field: (&str, &str), v: &str) {
+        if let Some((list, d)) = self.set.match_domain(v) {
+            self.push("domain", &d, field, v, list);
         }
-        hits
+    }
+    fn url(&mut self, field: (&str, &str), v: &str) {
+        if let Some(list) = self.set.urls.get(v) {
+            self.push("url", v, field, v, list);
+        }
+    }
+    fn hash(&mut self, field: (&str, &str), v: &str) {
+        if self.set.hashes.is_empty() || !is_hex_hash(v) {
+            return;
+        }
+        if let Some(list) = self.set.hashes.get(&v.to_ascii_lowercase()) {
+            self.push("hash", &v.to_ascii_lowercase(), field, v, list);
+        }
     }
 }
 

@@ -136,7 +136,8 @@ impl Default for SigmaRules {
     }
 }
 
-fn level(l: Option<rsigma_parser::Level>) -> Level {
+/// A Sigma level as the model's (absent: informational).
+pub(crate) fn level(l: Option<rsigma_parser::Level>) -> Level {
     use rsigma_parser::Level as L;
     match l {
         Some(L::Informational) | None => Level::Informational,
