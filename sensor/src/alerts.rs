@@ -7,7 +7,7 @@
 //! with a payload is inspected once with its payload (`pkt_data`, `dsize`). Stream
 //! inspection over reassembled data comes with the full TCP reassembly.
 
-use crate::app::http::{BODY_LIMIT, TxData};
+use crate::app::http::TxData;
 use crate::app::{AppProto, Direction, Parser};
 use crate::decode::{Packet, Transport};
 use crate::detect::{self, Action, Detector, Hit, Inspection};
@@ -54,12 +54,73 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
     insp.ts_micros = f.last;
     insp.ttl = Some(p.ttl);
     insp.ip_proto = Some(p.proto);
+    insp.flow_counts = Some((f.pkts, f.bytes));
     match p.transport {
-        Transport::Tcp(t) => insp.tcp_flags = Some(t.flags),
-        Transport::Icmp(h) | Transport::Icmpv6(h) => insp.icmp = Some((h.icmp_type, h.code)),
+        Transport::Tcp(t) => {
+            insp.tcp_flags = Some(t.flags);
+            insp.tcp_seq = Some((t.seq, p.payload.len() as u32));
+        }
+        Transport::Icmp(h) | Transport::Icmpv6(h) => {
+            insp.icmp = Some((h.icmp_type, h.code));
+            // identifier and sequence number: echo, timestamp, information and address mask
+            // messages (ICMPv6: echo)
+            let carries = match p.transport {
+                Transport::Icmp(_) => matches!(h.icmp_type, 0 | 8 | 13..=18),
+                _ => matches!(h.icmp_type, 128 | 129),
+            };
+            if carries
+                && p.frag.is_none()
+                && let Some(b) = p.ip_payload.get(4..8)
+            {
+                insp.icmp_id_seq = Some((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
+            }
+        }
         _ => {}
     }
+    // An SSH identification line ("SSH-2.0-OpenSSH_8.9 comments"): the ssh.proto and
+    // ssh.software buffers of its side (there is no SSH parser: the line is read from the
+    // segment that starts with it).
+    let banner = ssh_banner(p.payload).filter(|_| matches!(p.transport, Transport::Tcp(_)));
+    let mut other: Vec<(detect::Buffer, &[u8])> = match banner {
+        Some((proto, software)) => vec![(detect::Buffer::SshProto, proto), (detect::Buffer::SshSoftware, software)],
+        None => Vec::new(),
+    };
+    // ipv4.hdr, tcp.hdr, udp.hdr: the headers as on the wire (options included)
+    if p.ip_v == 4 {
+        other.push((detect::Buffer::Ipv4Hdr, p.ip_header));
+    }
+    if p.frag.is_none() {
+        match p.transport {
+            Transport::Tcp(_) => {
+                let hdr_len = p.ip_payload.len().saturating_sub(p.payload.len());
+                if let Some(h) = p.ip_payload.get(..hdr_len).filter(|h| h.len() >= 20) {
+                    other.push((detect::Buffer::TcpHdr, h));
+                }
+            }
+            Transport::Udp(_) => {
+                if let Some(h) = p.ip_payload.get(..8) {
+                    other.push((detect::Buffer::UdpHdr, h));
+                }
+            }
+            _ => {}
+        }
+    }
+    if banner.is_some() && matches!(f.app_proto, AppProto::Unknown | AppProto::Failed) {
+        insp.app_proto = detect::AppProto::from_name("ssh");
+    }
+    insp.other = &other;
     keep_alerts(det.inspect(&insp))
+}
+
+/// The protocol version and software of an SSH identification line at the start of `payload`.
+fn ssh_banner(payload: &[u8]) -> Option<(&[u8], &[u8])> {
+    let rest = payload.strip_prefix(b"SSH-")?;
+    let end = rest.iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let line = &rest[..end];
+    let dash = line.iter().position(|&b| b == b'-')?;
+    let software = &line[dash + 1..];
+    let software = &software[..software.iter().position(|&b| b == b' ').unwrap_or(software.len())];
+    Some((&line[..dash], software))
 }
 
 /// The headers, start lines and bodies the HTTP parser keeps for a transaction record
@@ -72,43 +133,18 @@ fn http_tx_data<'f>(f: &'f Flow, e: &Event) -> Option<&'f TxData> {
     }
 }
 
-type HeaderList<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-/// Reads a decoder to its end or its first error, keeping what it produced, at most
-/// [`BODY_LIMIT`] bytes.
-fn read_partial(mut r: impl std::io::Read) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while out.len() < BODY_LIMIT {
-        match r.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n.min(BODY_LIMIT - out.len())]),
-        }
-    }
-    out
+/// `tls.random`, `tls.random_time` (its first 4 bytes) and `tls.random_bytes` (the other 28).
+fn random_buffers(r: &[u8]) -> [(detect::Buffer, &[u8]); 3] {
+    use detect::Buffer as B;
+    [(B::TlsRandom, r), (B::TlsRandomTime, r.get(..4).unwrap_or(r)), (B::TlsRandomBytes, r.get(4..).unwrap_or(&[]))]
 }
 
-/// The body as the application sees it: `Content-Encoding` layers (`gzip`/`x-gzip`,
-/// `deflate` as zlib or raw deflate) undone in reverse order, as libhtp does for `file.data`.
-/// `None` when the body is not encoded (or an encoding is unknown).
+type HeaderList<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// The body as the application sees it: `Content-Encoding` layers undone as libhtp does for
+/// `file.data` ([`crate::app::http::decode_body`]). `None` when the body is not encoded.
 fn decoded_body(content_encoding: Option<&[u8]>, body: &[u8]) -> Option<Vec<u8>> {
-    let enc = String::from_utf8_lossy(content_encoding?).to_ascii_lowercase();
-    let layers: Vec<&str> = enc.split(',').map(str::trim).filter(|l| !l.is_empty() && *l != "identity").collect();
-    if layers.is_empty() {
-        return None;
-    }
-    let mut data = body.to_vec();
-    for layer in layers.iter().rev() {
-        data = match *layer {
-            "gzip" | "x-gzip" => read_partial(flate2::read::MultiGzDecoder::new(data.as_slice())),
-            "deflate" | "x-deflate" => {
-                let z = read_partial(flate2::read::ZlibDecoder::new(data.as_slice()));
-                if z.is_empty() { read_partial(flate2::read::DeflateDecoder::new(data.as_slice())) } else { z }
-            }
-            _ => return None,
-        };
-    }
-    Some(data)
+    crate::app::http::decode_body(content_encoding?, body)
 }
 
 fn pairs(l: &[(Vec<u8>, Vec<u8>)]) -> HeaderList<'_> {
@@ -169,6 +205,15 @@ fn to_client<'a>(insp: &Inspection<'a>, other: &'a [(detect::Buffer, &'a [u8])])
     }
 }
 
+/// The `extra` key marking an HTTP record built for a complete request
+/// ([`crate::app::AppRecord::HttpRequest`]): inspected, never logged.
+pub(crate) const REQUEST_ONLY: &str = "_request_only";
+
+/// Whether `e` is a request-side inspection record (not to be logged).
+pub(crate) fn request_only(e: &Event) -> bool {
+    e.extra.contains_key(REQUEST_ONLY)
+}
+
 /// Rules that match one app-layer transaction record (`http` request and response, `dns`
 /// request, `tls` client and server side). Each side is inspected once, with the buffers the
 /// record carries.
@@ -188,6 +233,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
     insp.app_proto = app_proto(f.app_proto);
     insp.flow_id = f.id;
     insp.ts_micros = e.timestamp.unix_micros();
+    insp.transaction = true;
     match e.event_type {
         EventType::Http => {
             let Some(h) = &e.http else { return Vec::new() };
@@ -204,7 +250,8 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             };
             let req = http_side(&request_line, &req_h, detect::Direction::ToServer);
             let host_lc = h.hostname.as_deref().map(|s| s.to_ascii_lowercase());
-            insp.http_uri = h.url.as_deref().map(str::as_bytes);
+            let uri_norm = h.url.as_deref().map(|u| crate::app::http::normalize_uri(u.as_bytes()));
+            insp.http_uri = uri_norm.as_deref();
             insp.http_method = h.http_method.as_deref().map(str::as_bytes);
             insp.http_host = host_lc.as_deref().map(str::as_bytes);
             insp.http_user_agent = h.http_user_agent.as_deref().map(str::as_bytes);
@@ -213,10 +260,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             if have_req_headers {
                 insp.http_headers = Some(&req.header);
             }
+            // the request body as the application sees it (Content-Encoding undone, as libhtp)
+            let req_decoded = data.and_then(|d| decoded_body(header(&req_h, "content-encoding"), &d.request_body));
             if let Some(d) = data
                 && !d.request_body.is_empty()
             {
-                insp.http_request_body = Some(&d.request_body);
+                insp.http_request_body = Some(req_decoded.as_deref().unwrap_or(&d.request_body));
             }
             let mut other: Vec<(B, &[u8])> = vec![(B::HttpRequestLine, request_line.as_slice())];
             if let Some(u) = &h.url {
@@ -230,7 +279,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             }
             if have_req_headers {
                 other.extend([
-                    (B::HttpHeaderRaw, req.header_raw.as_slice()),
+                    (
+                        B::HttpHeaderRaw,
+                        data.map(|d| d.request_headers_raw.as_slice())
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or(&req.header_raw),
+                    ),
                     (B::HttpHeaderNames, req.header_names.as_slice()),
                     (B::HttpStart, req.start.as_slice()),
                 ]);
@@ -248,21 +302,36 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                     other.push((b, v));
                 }
             }
+            // http.request_header: one buffer per header, "Name: value"
+            let req_lines: Vec<Vec<u8>> = req_h.iter().map(|(n, v)| [*n, b": ", *v].concat()).collect();
+            other.extend(req_lines.iter().map(|l| (B::HttpRequestHeader, l.as_slice())));
             if h.http_refer.is_some() && header(&req_h, "referer").is_none() {
                 other.push((B::HttpReferer, h.http_refer.as_deref().unwrap_or("").as_bytes()));
             }
             insp.other = &other;
-            let mut hits = keep_alerts(det.inspect(&insp));
-            // the response side
-            let Some(status) = h.status else { return hits };
-            let stat = status.to_string();
+            // the request side, once: at the packet completing it, or with the record when
+            // the request never completed
+            let mut hits = if request_only(e) || !data.is_some_and(|d| d.request_inspected) {
+                keep_alerts(det.inspect(&insp))
+            } else {
+                Vec::new()
+            };
+            if request_only(e) {
+                return hits;
+            }
+            // the response side (a response without a valid status code is still inspected)
+            let response_seen = data.is_some_and(|d| !d.response_line.is_empty() || !d.response_body.is_empty());
+            if h.status.is_none() && !response_seen {
+                return hits;
+            }
+            let stat = h.status.map(|s| s.to_string()).unwrap_or_default();
             let status_line = match data {
                 Some(d) if !d.response_line.is_empty() => d.response_line.clone(),
                 _ => format!("{proto} {stat}").into_bytes(),
             };
             let resp = http_side(&status_line, &resp_h, detect::Direction::ToClient);
             let mut rother: Vec<(B, &[u8])> = vec![(B::HttpResponseLine, status_line.as_slice())];
-            let decoded = data.and_then(|d| decoded_body(header(&resp_h, "content-encoding"), &d.response_body));
+            let decoded = data.and_then(|d| decoded_body(d.response_content_encoding.as_deref(), &d.response_body));
             if let Some(d) = data
                 && !d.response_body.is_empty()
             {
@@ -270,6 +339,8 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                 rother.push((B::HttpResponseBody, body));
                 rother.push((B::FileData, body));
             }
+            let resp_lines: Vec<Vec<u8>> = resp_h.iter().map(|(n, v)| [*n, b": ", *v].concat()).collect();
+            rother.extend(resp_lines.iter().map(|l| (B::HttpResponseHeader, l.as_slice())));
             if let Some(msg) = status_line.splitn(3, |&c| c == b' ').nth(2) {
                 rother.push((B::HttpStatMsg, msg));
             }
@@ -278,7 +349,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             }
             if !resp_h.is_empty() {
                 rother.extend([
-                    (B::HttpHeaderRaw, resp.header_raw.as_slice()),
+                    (
+                        B::HttpHeaderRaw,
+                        data.map(|d| d.response_headers_raw.as_slice())
+                            .filter(|r| !r.is_empty())
+                            .unwrap_or(&resp.header_raw),
+                    ),
                     (B::HttpHeaderNames, resp.header_names.as_slice()),
                     (B::HttpStart, resp.start.as_slice()),
                 ]);
@@ -305,9 +381,10 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             let mut r = to_client(&insp, &rother);
             r.app_proto = insp.app_proto;
             r.established = insp.established;
+            r.transaction = true;
             r.flow_id = insp.flow_id;
             r.ts_micros = insp.ts_micros;
-            r.http_stat_code = Some(stat.as_bytes());
+            r.http_stat_code = h.status.is_some().then_some(stat.as_bytes());
             r.http_cookie = header(&resp_h, "set-cookie");
             if !resp_h.is_empty() {
                 r.http_headers = Some(&resp.header);
@@ -330,6 +407,9 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             insp.app_proto = detect::AppProto::from_name("tls");
             insp.tls_sni = t.sni.as_deref().map(str::as_bytes);
             let mut other: Vec<(B, &[u8])> = Vec::new();
+            if let Some(j4) = &t.ja4 {
+                other.push((B::Ja4Hash, j4.as_bytes()));
+            }
             if let Some(j) = &t.ja3 {
                 if let Some(x) = &j.hash {
                     other.push((B::Ja3Hash, x.as_bytes()));
@@ -338,9 +418,21 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                     other.push((B::Ja3String, x.as_bytes()));
                 }
             }
+            // tls.random / _time / _bytes: each side's hello random, while the parser is alive
+            let tls_parser = match f.app.as_ref().and_then(|a| a.parser.as_ref()) {
+                Some(Parser::Tls(p)) => Some(p),
+                _ => None,
+            };
+            let (client_random, server_random) = tls_parser.map(|p| p.randoms()).unwrap_or_default();
+            if let Some(r) = client_random {
+                other.extend(random_buffers(r));
+            }
             insp.other = &other;
             let mut hits = keep_alerts(det.inspect(&insp));
             let mut rother: Vec<(B, &[u8])> = Vec::new();
+            if let Some(r) = server_random {
+                rother.extend(random_buffers(r));
+            }
             for (b, v) in [
                 (B::TlsCertSubject, &t.subject),
                 (B::TlsCertIssuer, &t.issuerdn),
@@ -349,6 +441,18 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             ] {
                 if let Some(v) = v {
                     rother.push((b, v.as_bytes()));
+                }
+            }
+            // tls.subjectaltname: one buffer per name of the server certificate
+            if let Some(Value::Array(names)) = t.extra.get("subjectaltname") {
+                for n in names.iter().filter_map(Value::as_str) {
+                    rother.push((B::TlsSubjectAltName, n.as_bytes()));
+                }
+            }
+            // tls.certs: one buffer per certificate of the chain, while the parser is alive
+            if let Some(p) = tls_parser {
+                for c in p.certificates() {
+                    rother.push((B::TlsCerts, c.as_slice()));
                 }
             }
             if let Some(j) = &t.ja3s {
@@ -363,6 +467,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                 let mut r = to_client(&insp, &rother);
                 r.app_proto = insp.app_proto;
                 r.established = insp.established;
+                r.transaction = true;
                 r.flow_id = insp.flow_id;
                 r.ts_micros = insp.ts_micros;
                 hits.extend(keep_alerts(det.inspect(&r)));
@@ -373,9 +478,9 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
     }
 }
 
-/// `pass` hits stop inspection; they are not alerts.
+/// `pass` hits stop inspection; they are not alerts (unless the rule has the `alert` keyword).
 fn keep_alerts(hits: Vec<Hit>) -> Vec<Hit> {
-    hits.into_iter().filter(|h| h.action != Action::Pass).collect()
+    hits.into_iter().filter(|h| h.action != Action::Pass || h.alert).collect()
 }
 
 /// The EVE `alert` payload of a hit. In IDS mode drop/reject rules alert and are marked
@@ -398,6 +503,11 @@ pub(crate) fn alert_payload(h: &Hit) -> Alert {
     };
     if h.action != Action::Alert {
         a.extra.insert("rule_action".into(), Value::String(format!("{:?}", h.action).to_ascii_lowercase()));
+    }
+    if !h.context.is_empty() {
+        let ctx: Map<String, Value> =
+            h.context.iter().map(|(k, v)| (k.clone(), serde_json::from_str(v).unwrap_or(Value::Null))).collect();
+        a.extra.insert("context".into(), Value::Object(ctx));
     }
     a
 }
@@ -484,12 +594,13 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
     #[test]
     fn transaction_and_packet_hits_become_eve_alerts_with_flow_and_http_metadata() {
         let mut s = sensor();
-        let out = run(&mut s, http_frames("portal.example", "/a/../../etc/passwd"));
+        // in the query: the normalized http.uri keeps it (dot segments of the path are removed)
+        let out = run(&mut s, http_frames("portal.example", "/a?f=../../etc/passwd"));
         let alerts: Vec<&Event> = out.iter().filter(|e| e.event_type == EventType::Alert).collect();
         let sids: Vec<u64> = alerts.iter().filter_map(|a| a.alert.as_ref()?.signature_id).collect();
         assert!(sids.contains(&1) && sids.contains(&2), "{sids:?}");
         let tx = alerts.iter().find(|a| a.alert.as_ref().unwrap().signature_id == Some(1)).unwrap();
-        assert_eq!(tx.http.as_ref().unwrap().url.as_deref(), Some("/a/../../etc/passwd"));
+        assert_eq!(tx.http.as_ref().unwrap().url.as_deref(), Some("/a?f=../../etc/passwd"));
         assert_eq!(tx.src_ip.as_deref(), Some("10.0.0.5"));
         assert_eq!(tx.alert.as_ref().unwrap().rev, Some(2));
         assert_eq!(tx.segment.as_deref(), Some("cpnet"));
@@ -497,6 +608,38 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
         assert_eq!(flow.flow.as_ref().unwrap().alerted, Some(true));
         assert_eq!(tx.flow_id, flow.flow_id);
         assert_eq!(s.stats().records.alert, alerts.len() as u64);
+    }
+
+    #[test]
+    fn request_side_rules_alert_once_at_the_packet_completing_the_request() {
+        let mut s = sensor();
+        let out = run(&mut s, http_frames("portal.example", "/a?f=../x"));
+        let pcap_cnt = |e: &Event| e.extra.get("pcap_cnt").and_then(serde_json::Value::as_u64);
+        let uri_alerts: Vec<&Event> =
+            out.iter().filter(|e| e.alert.as_ref().is_some_and(|a| a.signature_id == Some(1))).collect();
+        assert_eq!(uri_alerts.len(), 1, "{uri_alerts:?}");
+        // one http record, logged when the transaction completes, after the request's alert
+        let http: Vec<&Event> = out.iter().filter(|e| e.event_type == EventType::Http).collect();
+        assert_eq!(http.len(), 1);
+        assert!(!http[0].extra.contains_key(super::REQUEST_ONLY));
+        let (a, h) = (pcap_cnt(uri_alerts[0]), pcap_cnt(http[0]));
+        assert!(a.is_some() && h.is_some() && a < h, "alert at {a:?}, record at {h:?}");
+        assert_eq!(uri_alerts[0].http.as_ref().and_then(|h| h.http_method.as_deref()), Some("GET"));
+    }
+
+    #[test]
+    fn header_buffers_and_flow_counts_are_inspected_on_packets_without_payload() {
+        let rules = "alert tcp any any -> any 80 (tcp.hdr; content:\"|00 50|\"; offset:2; depth:2; sid:10;)\n\
+                     alert tcp any any -> any 80 (ipv4.hdr; content:\"|06|\"; offset:9; depth:1; flow.pkts:toserver,=1; sid:11;)";
+        let (det, errors) = Detector::from_rules(rules, "t.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let out = run(&mut s, http_frames("a.example", "/"));
+        let count =
+            |sid: u64| out.iter().filter(|e| e.alert.as_ref().is_some_and(|a| a.signature_id == Some(sid))).count();
+        // every client packet to port 80 (SYN, ACK, request, FIN, ...); the first one only
+        assert!(count(10) >= 3, "{}", count(10));
+        assert_eq!(count(11), 1);
     }
 
     #[test]

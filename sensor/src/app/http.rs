@@ -35,6 +35,14 @@ pub struct TxData {
     pub response_line: Vec<u8>,
     pub response_headers: Vec<(Vec<u8>, Vec<u8>)>,
     pub response_body: Vec<u8>,
+    /// The header lines as sent (`http.header.raw`), the blank line ending them left out.
+    pub request_headers_raw: Vec<u8>,
+    pub response_headers_raw: Vec<u8>,
+    /// The response's Content-Encoding values, merged (see [`decode_body`]).
+    pub response_content_encoding: Option<Vec<u8>>,
+    /// The request side was complete (headers and body) and handed over for inspection as an
+    /// [`AppRecord::HttpRequest`]; the transaction's record then inspects the response only.
+    pub request_inspected: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,14 +107,236 @@ fn find_subslice(h: &[u8], n: &[u8]) -> Option<usize> {
     h.windows(n.len()).position(|w| w == n)
 }
 
-/// Position just past the blank line ending a header block.
+/// Position just past the line ending a header block (the start line is skipped), as libhtp
+/// ends one: an empty line (`\n`, `\r\n`, or only CRs), or a line of one space or tab that is
+/// not followed right away by another line end.
 fn header_block_end(d: &[u8]) -> Option<usize> {
-    let a = find_subslice(d, b"\r\n\r\n").map(|p| p + 4);
-    let b = find_subslice(d, b"\n\n").map(|p| p + 2);
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.min(y)),
-        (x, y) => x.or(y),
+    let mut pos = d.iter().position(|&b| b == b'\n')? + 1;
+    while pos < d.len() {
+        let nl = pos + d[pos..].iter().position(|&b| b == b'\n')?;
+        let line = &d[pos..nl];
+        if line.iter().all(|&b| b == b'\r') {
+            return Some(nl + 1);
+        }
+        if line.len() == 1 && matches!(line[0], b' ' | b'\t') {
+            match d.get(nl + 1) {
+                None => return None,
+                Some(b'\r' | b'\n') => {}
+                Some(_) => return Some(nl + 1),
+            }
+        }
+        pos = nl + 1;
     }
+    None
+}
+
+/// RFC 7230 token characters (header names).
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// A regular end of line on the response side (libhtp accepts a lone CR, and LF CR).
+fn regular_eol(d: &[u8]) -> Option<usize> {
+    match d {
+        [b'\r', b'\n', ..] | [b'\n', b'\r', ..] => Some(2),
+        [b'\n', ..] | [b'\r', ..] => Some(1),
+        _ => None,
+    }
+}
+
+/// An end of line ending a response header value, with libhtp's deformed forms
+/// (`\n\r\r\n` before an empty line; `\r\n\r` and more CRs or blanks, then an optional LF, not
+/// before an empty line). `None` when `d` does not start with one, `Some(None)` when more data
+/// is needed to decide.
+fn response_eol(d: &[u8]) -> Option<Option<usize>> {
+    let is_eol_next = |r: &[u8]| r.starts_with(b"\n") || r.starts_with(b"\r\n");
+    if d.starts_with(b"\n\r\r\n") {
+        if d.len() < 6 {
+            return Some(None);
+        }
+        if is_eol_next(&d[4..]) {
+            return Some(Some(4));
+        }
+    }
+    if d.starts_with(b"\r\n\r") {
+        let k = d[3..].iter().take_while(|&&b| matches!(b, b'\r' | b' ' | b'\t')).count();
+        if k > 0 {
+            let mut n = 3 + k;
+            if d.get(n) == Some(&b'\n') {
+                n += 1;
+            }
+            if d.len() < n + 2 {
+                return Some(None);
+            }
+            if !is_eol_next(&d[n..]) {
+                return Some(Some(n));
+            }
+        }
+    }
+    let n = regular_eol(d)?;
+    if d.len() < n + 1 {
+        return Some(None); // folding or not: the next byte decides
+    }
+    Some(Some(n))
+}
+
+/// Bytes consumed, status line, logical header lines, start of the header lines.
+type ResponseHead<'a> = (usize, &'a [u8], Vec<Vec<u8>>, usize);
+
+/// A response start line and header block as libhtp's response header parser reads it: lines
+/// end at LF, CR LF, LF CR or a lone CR; a line starting with a space, tab or NUL continues the
+/// previous one unless it looks like `name:` itself; the block ends at an empty line. Returns
+/// the bytes consumed, the status line, the (logical) header lines and where the header lines
+/// start, or `None` when incomplete.
+fn parse_response_head(d: &[u8]) -> Option<ResponseHead<'_>> {
+    let lead = d.iter().take_while(|&&b| is_space_or_nul(b) && b != b'\r' && b != b'\n').count();
+    let line_len = d[lead..].iter().position(|&b| b == b'\r' || b == b'\n')?;
+    let status_line = &d[lead..lead + line_len];
+    let mut pos = lead + line_len + regular_eol(&d[lead + line_len..])?;
+    let headers_start = pos;
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    loop {
+        if pos >= d.len() {
+            return None;
+        }
+        if let Some(n) = regular_eol(&d[pos..]) {
+            if d[pos] == b'\r' && pos + 1 >= d.len() {
+                return None; // CR, maybe of a CR LF
+            }
+            return Some((pos + n, status_line, lines, headers_start));
+        }
+        // one logical header line, with its continuations
+        let mut value: Vec<u8> = Vec::new();
+        let mut continuation = false;
+        loop {
+            let n = d[pos..].iter().position(|&b| b == b'\r' || b == b'\n')?;
+            let seg = &d[pos..pos + n];
+            if continuation && seg.is_empty() {
+                // an empty continuation with a one-byte line end: that line end is kept as the
+                // end of the block (libhtp), unless another LF follows
+                let e = response_eol(&d[pos..])?.unwrap_or(0);
+                if e == 1 && d.get(pos + 1) != Some(&b'\n') {
+                    break;
+                }
+            }
+            continuation = true;
+            if !value.is_empty() && !seg.is_empty() {
+                value.push(b' ');
+            }
+            value.extend_from_slice(trim(seg));
+            pos += n;
+            // folding: a regular end of line and a space, tab or NUL
+            if let Some(e) = regular_eol(&d[pos..]) {
+                match d.get(pos + e) {
+                    None => return None,
+                    Some(b' ' | b'\t' | 0) => {
+                        let after = pos + e + 1;
+                        let rest = &d[after..];
+                        let ws = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                        let tok = rest[ws..].iter().take_while(|&&b| is_token(b)).count();
+                        let ws2 = rest[ws + tok..].iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                        if tok > 0 && rest.get(ws + tok + ws2) == Some(&b':') {
+                            // `name:` after the blanks: a new header, not a continuation
+                            pos = after;
+                            break;
+                        }
+                        if tok > 0 && ws + tok + ws2 >= rest.len() {
+                            return None;
+                        }
+                        pos = after;
+                        continue;
+                    }
+                    Some(_) => {}
+                }
+            }
+            match response_eol(&d[pos..])? {
+                Some(e) => pos += e,
+                None => return None,
+            }
+            break;
+        }
+        lines.push(value);
+    }
+}
+
+/// A header block as sent, without the blank line that ends it (each line keeps its end).
+fn raw_headers(block: &[u8]) -> Vec<u8> {
+    let mut end = block.len();
+    // the blank line: its line end, after the previous line's
+    let trailing = block.iter().rev().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    if trailing > 0 {
+        let tail = &block[end - trailing..];
+        let first_nl = tail.iter().position(|&b| b == b'\n').map_or(trailing, |p| p + 1);
+        end -= trailing - first_nl.min(trailing);
+    }
+    block[..end].to_vec()
+}
+
+/// libhtp's whitespace (`htp_is_space`) and NUL, skipped before a status line.
+fn is_space_or_nul(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0x0b | 0x0c | 0)
+}
+
+/// What a response-side line that should start a message is.
+#[derive(Debug, PartialEq, Eq)]
+enum ResponseStart {
+    /// More data needed.
+    Wait,
+    /// A status line (after optional whitespace and NULs: `http`, any case).
+    Status,
+    /// A line to skip (whitespace only, or junk followed by a line starting with `H`).
+    Skip(usize),
+    /// Not a status line: the response is a body until the connection closes (libhtp).
+    Body,
+}
+
+fn response_start(rest: &[u8]) -> ResponseStart {
+    let nl = rest.iter().position(|&b| b == b'\n');
+    let line = &rest[..nl.unwrap_or(rest.len())];
+    if let Some(nl) = nl
+        && line.iter().all(|&b| is_space_or_nul(b))
+    {
+        return ResponseStart::Skip(nl + 1);
+    }
+    let p = line.iter().take_while(|&&b| is_space_or_nul(b)).count();
+    let head = &line[p..];
+    if head.len() >= 4 && head[..4].eq_ignore_ascii_case(b"http") {
+        return ResponseStart::Status;
+    }
+    if nl.is_none() && head.len() < 4 && b"http"[..head.len()].eq_ignore_ascii_case(head) {
+        return ResponseStart::Wait;
+    }
+    match nl {
+        Some(nl) => match rest.get(nl + 1) {
+            Some(b'H' | b'h') => ResponseStart::Skip(nl + 1),
+            None => ResponseStart::Wait,
+            Some(_) => ResponseStart::Body,
+        },
+        None => ResponseStart::Body,
+    }
+}
+
+/// libhtp's chunk-length line: leading whitespace and line ends skipped, the hexadecimal
+/// digits that follow (anything after them is ignored). `Some(None)`: a blank line;
+/// `None`: no digits (invalid).
+fn chunk_length(line: &[u8]) -> Option<Option<u64>> {
+    let start = line.iter().position(|&b| !matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0x0b | 0x0c));
+    let Some(start) = start else { return Some(None) };
+    let digits: &[u8] = &line[start..];
+    let n = digits.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if n == 0 {
+        return None;
+    }
+    let v = std::str::from_utf8(&digits[..n]).ok().and_then(|t| u64::from_str_radix(t, 16).ok())?;
+    (v <= i32::MAX as u64).then_some(Some(v))
+}
+
+/// A Content-Length value as libhtp reads it: leading non-digits skipped, the digits that
+/// follow, trailing junk ignored.
+fn parse_content_length(v: &[u8]) -> Option<u64> {
+    let start = v.iter().position(u8::is_ascii_digit)?;
+    let n = v[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+    std::str::from_utf8(&v[start..start + n]).ok()?.parse().ok()
 }
 
 fn trim(s: &[u8]) -> &[u8] {
@@ -117,6 +347,101 @@ fn trim(s: &[u8]) -> &[u8] {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// The request URI as Suricata's `http.uri` has it (libhtp's normalization with the IDS
+/// personality): for an absolute URI only its path and query; in the path `%XX` and `%uXXXX`
+/// decoded (invalid escapes kept), backslashes turned into slashes, UTF-8 characters turned
+/// into single bytes (`?` above U+00FF), and `.`/`..` segments removed (RFC 3986); the query
+/// kept as sent; the fragment decoded.
+pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
+    let mut target = raw;
+    for scheme in [&b"http://"[..], b"https://"] {
+        if target.len() > scheme.len() && target[..scheme.len()].eq_ignore_ascii_case(scheme) {
+            let rest = &target[scheme.len()..];
+            target = rest.iter().position(|&b| b == b'/' || b == b'?').map_or(&b"/"[..], |p| &rest[p..]);
+            break;
+        }
+    }
+    let (before_fragment, fragment) = match target.iter().position(|&b| b == b'#') {
+        Some(p) => (&target[..p], Some(&target[p + 1..])),
+        None => (target, None),
+    };
+    let (path, query) = match before_fragment.iter().position(|&b| b == b'?') {
+        Some(p) => (&before_fragment[..p], Some(&before_fragment[p + 1..])),
+        None => (before_fragment, None),
+    };
+    let mut decoded: Vec<u8> = Vec::with_capacity(path.len());
+    let hex = |b: u8| (b as char).to_digit(16);
+    let mut i = 0;
+    while i < path.len() {
+        let c = path[i];
+        if c == b'%' {
+            if let (Some(h), Some(l)) = (path.get(i + 1).and_then(|&b| hex(b)), path.get(i + 2).and_then(|&b| hex(b))) {
+                decoded.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            if matches!(path.get(i + 1), Some(b'u' | b'U'))
+                && let Some(v) =
+                    path.get(i + 2..i + 6).and_then(|d| d.iter().try_fold(0u32, |acc, &b| hex(b).map(|x| acc * 16 + x)))
+            {
+                decoded.push(if v < 0x100 { v as u8 } else { b'?' });
+                i += 6;
+                continue;
+            }
+        }
+        decoded.push(if c == b'\\' { b'/' } else { c });
+        i += 1;
+    }
+    if !decoded.is_ascii()
+        && let Ok(t) = std::str::from_utf8(&decoded)
+    {
+        decoded = t.chars().map(|c| if (c as u32) < 0x100 { c as u32 as u8 } else { b'?' }).collect();
+    }
+    let mut out = remove_dot_segments(&decoded);
+    if let Some(q) = query {
+        out.push(b'?');
+        out.extend_from_slice(q);
+    }
+    if let Some(f) = fragment {
+        out.push(b'#');
+        out.extend_from_slice(&crate::detect::keywords::Transform::UrlDecode.apply(f));
+    }
+    out
+}
+
+/// RFC 3986 section 5.2.4.
+fn remove_dot_segments(path: &[u8]) -> Vec<u8> {
+    let mut input: &[u8] = path;
+    let mut out: Vec<u8> = Vec::with_capacity(path.len());
+    let pop_segment = |out: &mut Vec<u8>| {
+        let cut = out.iter().rposition(|&b| b == b'/').unwrap_or(0);
+        out.truncate(cut);
+    };
+    while !input.is_empty() {
+        if let Some(r) = input.strip_prefix(b"../").or_else(|| input.strip_prefix(b"./")) {
+            input = r;
+        } else if input.starts_with(b"/./") {
+            input = &input[2..];
+        } else if input == b"/." {
+            input = b"/";
+        } else if input.starts_with(b"/../") {
+            input = &input[3..];
+            pop_segment(&mut out);
+        } else if input == b"/.." {
+            input = b"/";
+            pop_segment(&mut out);
+        } else if input == b"." || input == b".." {
+            input = b"";
+        } else {
+            let start = usize::from(input[0] == b'/');
+            let end = input[start..].iter().position(|&b| b == b'/').map_or(input.len(), |p| p + start);
+            out.extend_from_slice(&input[..end]);
+            input = &input[end..];
+        }
+    }
+    out
 }
 
 /// Host and optional port of a Host header or URI authority; the host lowercased.
@@ -136,37 +461,193 @@ pub fn split_host_port(h: &str) -> (String, Option<u16>) {
     }
 }
 
-struct Headers<'a> {
-    lines: Vec<(&'a [u8], &'a [u8])>,
+/// The header lines of a block, folded (a line starting with a space or tab continues the
+/// previous one), names and values trimmed.
+struct Headers {
+    lines: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
-impl<'a> Headers<'a> {
-    fn parse(block: &'a [u8]) -> Self {
-        let mut lines: Vec<(&[u8], &[u8])> = Vec::new();
+/// Header-name comparison as libhtp's: case-insensitive, NUL bytes ignored.
+fn name_is(name: &[u8], want: &str) -> bool {
+    let mut it = name.iter().filter(|&&b| b != 0);
+    let mut w = want.bytes();
+    loop {
+        match (it.next(), w.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) if a.eq_ignore_ascii_case(&b) => {}
+            _ => return false,
+        }
+    }
+}
+
+/// Whether `hay` contains `needle` (lowercase ASCII), ignoring case and NUL bytes.
+fn contains_nocase_nozero(hay: &[u8], needle: &str) -> bool {
+    let h: Vec<u8> = hay.iter().filter(|&&b| b != 0).map(u8::to_ascii_lowercase).collect();
+    find_subslice(&h, needle.as_bytes()).is_some()
+}
+
+impl Headers {
+    fn parse(block: &[u8]) -> Self {
+        let mut logical: Vec<Vec<u8>> = Vec::new();
         for raw in block.split(|&b| b == b'\n') {
-            let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+            let mut line = raw;
+            while let Some(l) = line.strip_suffix(b"\r") {
+                line = l;
+            }
             if line.is_empty() {
                 continue;
             }
-            if let Some(c) = line.iter().position(|&b| b == b':') {
-                lines.push((trim(&line[..c]), trim(&line[c + 1..])));
+            match logical.last_mut() {
+                Some(prev) if matches!(line[0], b' ' | b'\t') => {
+                    let cont = trim(line);
+                    if !cont.is_empty() {
+                        prev.push(b' ');
+                        prev.extend_from_slice(cont);
+                    }
+                }
+                _ => logical.push(line.to_vec()),
             }
         }
+        Self::from_lines(&logical)
+    }
+
+    /// Logical lines (already unfolded) split at their first colon.
+    fn from_lines(logical: &[Vec<u8>]) -> Self {
+        let lines = logical
+            .iter()
+            .filter_map(|l| {
+                let c = l.iter().position(|&b| b == b':')?;
+                Some((trim(&l[..c]).to_vec(), trim(&l[c + 1..]).to_vec()))
+            })
+            .collect();
         Headers { lines }
     }
-    fn get(&self, name: &str) -> Option<&'a [u8]> {
-        self.lines.iter().find(|(k, _)| k.eq_ignore_ascii_case(name.as_bytes())).map(|(_, v)| *v)
+
+    fn get(&self, name: &str) -> Option<&[u8]> {
+        self.lines.iter().find(|(k, _)| name_is(k, name)).map(|(_, v)| v.as_slice())
     }
+
+    /// Every value of a repeated header, joined with `, ` (as libhtp merges them).
+    fn get_all(&self, name: &str) -> Option<Vec<u8>> {
+        let mut out: Option<Vec<u8>> = None;
+        for (_, v) in self.lines.iter().filter(|(k, _)| name_is(k, name)) {
+            match &mut out {
+                Some(o) => {
+                    o.extend_from_slice(b", ");
+                    o.extend_from_slice(v);
+                }
+                None => out = Some(v.clone()),
+            }
+        }
+        out
+    }
+
     fn content_length(&self) -> Option<u64> {
-        let v = self.get("content-length")?;
-        std::str::from_utf8(v).ok()?.trim().parse().ok()
+        parse_content_length(self.get("content-length")?)
     }
+
+    /// libhtp: `chunked` anywhere in the (merged) Transfer-Encoding value.
     fn chunked(&self) -> bool {
-        self.get("transfer-encoding").is_some_and(|v| {
-            let s = String::from_utf8_lossy(v).to_ascii_lowercase();
-            s.rsplit(',').next().is_some_and(|last| last.trim() == "chunked")
-        })
+        self.get_all("transfer-encoding").is_some_and(|v| contains_nocase_nozero(&v, "chunked"))
     }
+}
+
+/// Content-Encoding layers libhtp undoes at most (Suricata's
+/// `response-body-decompress-layer-limit`).
+pub const DECOMPRESS_LAYER_LIMIT: usize = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coding {
+    Gzip,
+    Deflate,
+}
+
+/// The decompression layers of a Content-Encoding value, in the order libhtp applies them:
+/// each token (split at commas and whitespace) containing `gzip` or `deflate`; `identity`,
+/// `inflate`, `none` and unknown tokens add no layer.
+fn codings(content_encoding: &[u8]) -> Vec<Coding> {
+    content_encoding
+        .split(|&b| b == b',' || b.is_ascii_whitespace())
+        .filter_map(|t| {
+            if contains_nocase_nozero(t, "gzip") {
+                Some(Coding::Gzip)
+            } else if contains_nocase_nozero(t, "deflate") {
+                Some(Coding::Deflate)
+            } else {
+                None
+            }
+        })
+        .take(DECOMPRESS_LAYER_LIMIT)
+        .collect()
+}
+
+/// Reads a decoder to its end or its first error, keeping what it produced, at most
+/// [`BODY_LIMIT`] bytes.
+fn read_partial(mut r: impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while out.len() < BODY_LIMIT {
+        match r.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n.min(BODY_LIMIT - out.len())]),
+        }
+    }
+    out
+}
+
+/// Length of a gzip member header (RFC 1952), reserved flag bits ignored; `None` when the
+/// data does not start with the gzip magic or the header is cut.
+fn gzip_header_len(d: &[u8]) -> Option<usize> {
+    if d.len() < 10 || d[0] != 0x1f || d[1] != 0x8b {
+        return None;
+    }
+    let flags = d[3];
+    let mut p = 10;
+    if flags & 0x04 != 0 {
+        let xlen = u16::from_le_bytes([*d.get(p)?, *d.get(p + 1)?]) as usize;
+        p += 2 + xlen;
+    }
+    for bit in [0x08u8, 0x10] {
+        if flags & bit != 0 {
+            p += d.get(p..)?.iter().position(|&b| b == 0)? + 1;
+        }
+    }
+    if flags & 0x02 != 0 {
+        p += 2;
+    }
+    (p <= d.len()).then_some(p)
+}
+
+/// One decompression layer, with libhtp's tolerance: gzip data is recognised by its magic
+/// whatever the layer is called, a gzip header is skipped (flags as set, else the fixed 10
+/// bytes) and the rest inflated without checking the trailer; otherwise zlib, then raw
+/// deflate. `None` when nothing decompresses (libhtp then passes the data through).
+fn decompress_layer(data: &[u8]) -> Option<Vec<u8>> {
+    let raw = |d: &[u8]| read_partial(flate2::read::DeflateDecoder::new(d));
+    let out = if data.starts_with(&[0x1f, 0x8b]) {
+        let parsed = gzip_header_len(data).map(|h| raw(&data[h..])).filter(|o| !o.is_empty());
+        parsed.or_else(|| data.get(10..).map(raw).filter(|o| !o.is_empty())).unwrap_or_default()
+    } else {
+        let z = read_partial(flate2::read::ZlibDecoder::new(data));
+        if z.is_empty() { raw(data) } else { z }
+    };
+    (!out.is_empty()).then_some(out)
+}
+
+/// The body as the application sees it (`file.data`): the `Content-Encoding` layers undone as
+/// libhtp does (in the order listed, at most [`DECOMPRESS_LAYER_LIMIT`], a layer that does not
+/// decompress passes its input through). `None` when no layer applies or none changed the data.
+pub fn decode_body(content_encoding: &[u8], body: &[u8]) -> Option<Vec<u8>> {
+    let mut data: Option<Vec<u8>> = None;
+    // gzip and deflate layers are both recognised from the data, as libhtp restarts a layer
+    // with the other format when its own fails
+    for _ in codings(content_encoding) {
+        let input = data.as_deref().unwrap_or(body);
+        if let Some(out) = decompress_layer(input) {
+            data = Some(out);
+        }
+    }
+    data
 }
 
 impl HttpParser {
@@ -242,7 +723,8 @@ impl HttpParser {
         };
         tx.has_request = true;
         tx.data.request_line = line.to_vec();
-        tx.data.request_headers = headers.lines.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        tx.data.request_headers = headers.lines.clone();
+        tx.data.request_headers_raw = raw_headers(block.get(line_end + 1..).unwrap_or_default());
         tx.http.http_method = Some(text(method));
         tx.method_head = method.eq_ignore_ascii_case(b"HEAD");
         tx.method_connect = method.eq_ignore_ascii_case(b"CONNECT");
@@ -287,14 +769,16 @@ impl HttpParser {
     }
 
     /// Parses a response header block; returns the body state.
-    fn on_response(&mut self, block: &[u8], out: &mut Vec<AppRecord>) -> (State, Option<u64>) {
-        let line_end = block.iter().position(|&b| b == b'\n').unwrap_or(block.len());
-        let line = trim(&block[..line_end]);
-        let mut parts = line.splitn(3, |&b| b == b' ');
+    fn on_response(&mut self, status_line: &[u8], lines: &[Vec<u8>], out: &mut Vec<AppRecord>) -> (State, Option<u64>) {
+        let line = trim(status_line);
+        let mut parts = line.split(|&b| b == b' ' || b == b'\t').filter(|p| !p.is_empty());
         let _proto = parts.next();
-        let status: Option<u16> =
-            parts.next().and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| s.trim().parse().ok());
-        let headers = Headers::parse(block.get(line_end + 1..).unwrap_or_default());
+        // the leading digits of the second token
+        let status: Option<u16> = parts.next().and_then(|s| {
+            let n = s.iter().take_while(|b| b.is_ascii_digit()).count();
+            std::str::from_utf8(&s[..n]).ok()?.parse().ok()
+        });
+        let headers = Headers::from_lines(lines);
         let interim = status.is_some_and(|s| (100..200).contains(&s) && s != 101);
         // Pair with the oldest request still waiting for its response.
         let idx = self.txs.iter().position(|t| !t.resp_started && !t.emitted);
@@ -323,7 +807,8 @@ impl HttpParser {
         }
         tx.resp_started = true;
         tx.data.response_line = line.to_vec();
-        tx.data.response_headers = headers.lines.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        tx.data.response_headers = headers.lines.clone();
+        tx.data.response_content_encoding = headers.get_all("content-encoding");
         tx.http.status = status;
         if let Some(ct) = headers.get("content-type") {
             let ct = ct.split(|&b| b == b';').next().unwrap_or_default();
@@ -334,9 +819,13 @@ impl HttpParser {
         }
         let id = tx.id;
         let st = status.unwrap_or(0);
+        // 1xx/204/304 have no body, unless the server sends one with a length or chunking
+        // (browsers read it, so does libhtp)
+        let no_body_status = (100..200).contains(&st) || st == 204 || st == 304;
+        let framed = headers.chunked() || headers.content_length().is_some();
         let state = if st == 101 || (tx.method_connect && (200..300).contains(&st)) {
             State::Stop
-        } else if tx.method_head || st == 204 || st == 304 {
+        } else if tx.method_head || (no_body_status && !framed) {
             State::Headers
         } else if headers.chunked() {
             State::ChunkSize
@@ -355,6 +844,20 @@ impl HttpParser {
             t.resp_done = true;
         }
         self.emit_ready(out, false);
+    }
+
+    /// The request of `id` is complete (headers and body): its side is inspected now, at the
+    /// packet that completed it, as Suricata does.
+    fn finish_request(&mut self, id: Option<u64>, out: &mut Vec<AppRecord>) {
+        if let Some(t) = id.and_then(|id| self.tx_mut(id))
+            && !t.emitted
+            && !t.data.request_inspected
+        {
+            t.data.request_inspected = true;
+            let mut http = t.http.clone();
+            http.length = Some(0);
+            out.push(AppRecord::HttpRequest { tx_id: t.id, http: Box::new(http) });
+        }
     }
 
     fn count_body(&mut self, dir: Direction, id: Option<u64>, data: &[u8]) {
@@ -382,7 +885,7 @@ impl HttpParser {
                 State::Desync => {
                     let starts = match dir {
                         Direction::ToServer => http_request_start(rest) == Probe::Match(AppProto::Http),
-                        Direction::ToClient => rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"HTTP/"),
+                        Direction::ToClient => response_start(rest) == ResponseStart::Status,
                     };
                     if !starts {
                         return input.len();
@@ -396,23 +899,26 @@ impl HttpParser {
                         pos += skip;
                         continue;
                     }
-                    if dir == Direction::ToClient
-                        && !(rest.len() < 5 && b"HTTP/"[..rest.len()].eq_ignore_ascii_case(rest))
-                        && !(rest.len() >= 5 && rest[..5].eq_ignore_ascii_case(b"HTTP/"))
-                    {
-                        // No status line: an HTTP/0.9 answer (body until close) or junk.
-                        let v09 = self.txs.iter().find(|t| !t.resp_started && !t.emitted).is_some_and(|t| t.http09);
-                        if v09 {
-                            let id = self.txs.iter_mut().find(|t| !t.resp_started && !t.emitted).map(|t| {
-                                t.resp_started = true;
-                                t.id
-                            });
-                            self.sides[d].cur_tx = id;
-                            self.sides[d].state = State::UntilClose;
-                        } else {
-                            self.sides[d].state = State::Desync;
+                    if dir == Direction::ToClient {
+                        match response_start(rest) {
+                            ResponseStart::Wait => return pos,
+                            ResponseStart::Skip(n) => {
+                                pos += n;
+                                continue;
+                            }
+                            ResponseStart::Status => {}
+                            ResponseStart::Body => {
+                                // No status line: libhtp reads the answer to the oldest waiting
+                                // request as a body until the connection closes (HTTP/0.9 style).
+                                let id = self.txs.iter_mut().find(|t| !t.resp_started && !t.emitted).map(|t| {
+                                    t.resp_started = true;
+                                    t.id
+                                });
+                                self.sides[d].cur_tx = id;
+                                self.sides[d].state = if id.is_some() { State::UntilClose } else { State::Desync };
+                                continue;
+                            }
                         }
-                        continue;
                     }
                     if dir == Direction::ToServer {
                         if http_request_start(rest) == Probe::NoMatch {
@@ -429,23 +935,39 @@ impl HttpParser {
                                 self.sides[d].state = st;
                                 self.sides[d].cur_tx = id;
                                 pos += nl + 1;
+                                if st == State::Headers {
+                                    self.finish_request(id, out);
+                                }
                                 continue;
                             }
                         }
                     }
-                    let Some(end) = header_block_end(rest) else {
-                        return pos;
-                    };
-                    let block = &rest[..end];
-                    let (st, id) = match dir {
-                        Direction::ToServer => self.on_request(block, out),
-                        Direction::ToClient => self.on_response(block, out),
+                    let (end, (st, id)) = match dir {
+                        Direction::ToServer => {
+                            let Some(end) = header_block_end(rest) else {
+                                return pos;
+                            };
+                            (end, self.on_request(&rest[..end], out))
+                        }
+                        Direction::ToClient => {
+                            let Some((end, status_line, lines, hstart)) = parse_response_head(rest) else {
+                                return pos;
+                            };
+                            let r = self.on_response(status_line, &lines, out);
+                            if let Some(t) = r.1.and_then(|id| self.tx_mut(id)) {
+                                t.data.response_headers_raw = raw_headers(&rest[hstart..end]);
+                            }
+                            (end, r)
+                        }
                     };
                     pos += end;
                     self.sides[d].cur_tx = id;
                     self.sides[d].state = st;
                     if dir == Direction::ToClient && id.is_some() && st == State::Headers {
                         self.finish_response(id, out);
+                    }
+                    if dir == Direction::ToServer && st == State::Headers {
+                        self.finish_request(id, out);
                     }
                     if st == State::Stop {
                         if dir == Direction::ToClient {
@@ -463,6 +985,8 @@ impl HttpParser {
                         self.sides[d].state = State::Headers;
                         if dir == Direction::ToClient {
                             self.finish_response(self.sides[d].cur_tx, out);
+                        } else {
+                            self.finish_request(self.sides[d].cur_tx, out);
                         }
                     } else {
                         self.sides[d].state = State::Length(n - take);
@@ -470,6 +994,11 @@ impl HttpParser {
                 }
                 State::ChunkSize => {
                     let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+                        if dir == Direction::ToClient && chunk_length(rest).is_none() {
+                            // already not a chunk length: the body until close (see below)
+                            self.sides[d].state = State::UntilClose;
+                            continue;
+                        }
                         return if rest.len() > 1024 {
                             self.sides[d].state = State::Desync;
                             input.len()
@@ -477,17 +1006,21 @@ impl HttpParser {
                             pos
                         };
                     };
-                    let line = trim(&rest[..nl]);
-                    let hexpart = line.split(|&b| b == b';').next().unwrap_or_default();
-                    let size = std::str::from_utf8(trim(hexpart)).ok().and_then(|s| u64::from_str_radix(s, 16).ok());
-                    pos += nl + 1;
-                    match size {
-                        Some(0) => self.sides[d].state = State::Trailers,
-                        Some(n) => self.sides[d].state = State::ChunkData(n),
+                    match chunk_length(&rest[..nl]) {
+                        Some(None) => pos += nl + 1,
+                        Some(Some(0)) => {
+                            pos += nl + 1;
+                            self.sides[d].state = State::Trailers;
+                        }
+                        Some(Some(n)) => {
+                            pos += nl + 1;
+                            self.sides[d].state = State::ChunkData(n);
+                        }
+                        // libhtp: a response whose chunk length is invalid is read as a body until
+                        // the connection closes, from the start of that line
+                        None if dir == Direction::ToClient => self.sides[d].state = State::UntilClose,
                         None => {
-                            if trim(hexpart).is_empty() {
-                                continue;
-                            }
+                            pos += nl + 1;
                             self.sides[d].state = State::Desync;
                         }
                     }
@@ -516,6 +1049,8 @@ impl HttpParser {
                         self.sides[d].state = State::Headers;
                         if dir == Direction::ToClient {
                             self.finish_response(self.sides[d].cur_tx, out);
+                        } else {
+                            self.finish_request(self.sides[d].cur_tx, out);
                         }
                     }
                 }
@@ -601,6 +1136,38 @@ impl AppParser for HttpParser {
     }
 
     fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        // A response whose header block never ended: the status line and the header lines that
+        // did end are the response (libhtp).
+        if self.sides[1].state == State::Headers && !self.sides[1].buf.is_empty() {
+            let mut buf = std::mem::take(&mut self.sides[1].buf);
+            let start = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let head = &buf[start..];
+            let lead = head.iter().take_while(|&&b| is_space_or_nul(b)).count();
+            if head.len() >= lead + 4 && head[lead..lead + 4].eq_ignore_ascii_case(b"http") {
+                buf.extend_from_slice(b"\r\n\r\n");
+                if let Some((_, status_line, lines, _)) = parse_response_head(&buf[start..]) {
+                    let (_, id) = self.on_response(status_line, &lines, out);
+                    if let Some(t) = id.and_then(|id| self.tx_mut(id)) {
+                        t.resp_done = true;
+                    }
+                }
+            }
+        }
+        // A request whose header block never ended: libhtp has its request line and the header
+        // lines that did end, and logs the transaction.
+        if self.sides[0].state == State::Headers && !self.sides[0].buf.is_empty() {
+            let buf = std::mem::take(&mut self.sides[0].buf);
+            let start = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+            let rest = &buf[start..];
+            if let Some(end) = rest.iter().rposition(|&b| b == b'\n')
+                && http_request_start(rest) == Probe::Match(AppProto::Http)
+            {
+                let mut block = rest[..end + 1].to_vec();
+                block.extend_from_slice(b"\r\n");
+                let (_, id) = self.on_request(&block, out);
+                self.sides[0].cur_tx = id;
+            }
+        }
         if self.sides[1].state == State::UntilClose {
             self.finish_response(self.sides[1].cur_tx, out);
         }
@@ -630,10 +1197,19 @@ mod tests {
         let mut p = HttpParser::new();
         let mut out = Vec::new();
         let req = b"GET /m HTTP/1.1\r\nHost: 192.168.0.4:8080\r\nUser-Agent: curl/8\r\nReferer: http://a/\r\n\r\n";
-        for c in req.chunks(7) {
+        let chunks: Vec<&[u8]> = req.chunks(7).collect();
+        for (i, c) in chunks.iter().enumerate() {
             p.on_data(Direction::ToServer, c, &mut out);
+            // the request is handed over for inspection when its header block completes
+            if i + 1 < chunks.len() {
+                assert!(out.is_empty());
+            }
         }
-        assert!(out.is_empty());
+        assert!(
+            matches!(&out[..], [AppRecord::HttpRequest { tx_id: 0, http }] if http.url.as_deref() == Some("/m")),
+            "{out:?}"
+        );
+        out.clear();
         let resp = b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 10\r\n\r\n0123456789";
         for c in resp.chunks(5) {
             p.on_data(Direction::ToClient, c, &mut out);
@@ -652,6 +1228,24 @@ mod tests {
         assert_eq!(h.status, Some(200));
         assert_eq!(h.http_content_type.as_deref(), Some("text/html"));
         assert_eq!(h.length, Some(10));
+    }
+
+    #[test]
+    fn request_with_body_is_handed_over_for_inspection_once_the_body_is_complete() {
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"POST /u HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabc", &mut out);
+        assert!(out.is_empty());
+        p.on_data(Direction::ToServer, b"def", &mut out);
+        assert!(matches!(&out[..], [AppRecord::HttpRequest { tx_id: 0, .. }]), "{out:?}");
+        assert_eq!(
+            p.tx_data(0).map(|d| (d.request_inspected, d.request_body.as_slice())),
+            Some((true, &b"abcdef"[..]))
+        );
+        out.clear();
+        p.on_data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", &mut out);
+        assert_eq!(https(&out).len(), 1);
+        assert!(!out.iter().any(|r| matches!(r, AppRecord::HttpRequest { .. })));
     }
 
     #[test]
@@ -718,6 +1312,65 @@ mod tests {
         p.on_data(Direction::ToClient, b"HTTP/1.1 101 Switching Protocols\r\n\r\n\x81\x05hello", &mut out);
         assert_eq!(https(&out).len(), 1);
         assert!(p.is_done());
+    }
+
+    #[test]
+    fn evasions_libhtp_reads_through() {
+        let resp = |r: &[u8]| {
+            let mut p = HttpParser::new();
+            let mut out = Vec::new();
+            p.on_data(Direction::ToServer, b"GET /e HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+            p.on_data(Direction::ToClient, r, &mut out);
+            p.on_close(&mut out);
+            let d = p.tx_data(0).cloned().unwrap_or_default();
+            let body = d
+                .response_content_encoding
+                .as_deref()
+                .and_then(|ce| decode_body(ce, &d.response_body))
+                .unwrap_or(d.response_body.clone());
+            (https(&out), body, d)
+        };
+        // chunk lengths with junk after the hex digits
+        let (_, body, _) =
+            resp(b"HTTP/1.1 200 ok\r\nTransfer-Encoding: chunked\r\n\r\n3x\r\nabc\r\n2,\r\nde\r\n0\r\n\r\n");
+        assert_eq!(body, b"abcde");
+        // chunked announced, the body is not: read until close from the bad chunk line
+        let (_, body, _) = resp(b"HTTP/1.0 200 ok\r\nTransfer-Encoding: chunked\r\n\r\nplain body");
+        assert_eq!(body, b"plain body");
+        // folded Transfer-Encoding; repeated Content-Encoding, gzip data behind "deflate"
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, b"secret").unwrap_or_default();
+        let gz = gz.finish().unwrap_or_default();
+        let mut r = format!(
+            "HTTP/1.1 200 ok\r\nContent-Length: {}\r\nContent-Encoding: x\r\nContent-Encoding:\r\n deflate\r\n\r\n",
+            gz.len()
+        )
+        .into_bytes();
+        r.extend_from_slice(&gz);
+        let (_, body, d) = resp(&r);
+        assert_eq!(body, b"secret");
+        assert_eq!(d.response_content_encoding.as_deref(), Some(&b"x, deflate"[..]));
+        // a lone CR ends the status line; a status code with junk after its digits
+        let (h, _, d) = resp(b"HTTP/1.1 200\x00 ok\rX-A: 1\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(h[0].1.status, Some(200));
+        assert_eq!(d.response_headers[0], (b"X-A".to_vec(), b"1".to_vec()));
+        assert_eq!(d.response_headers_raw, b"X-A: 1\r\nContent-Length: 2\r\n");
+        // no status line at all: the answer is a body until close
+        let (_, body, _) = resp(b"just data");
+        assert_eq!(body, b"just data");
+        // a response whose headers never end is still a response at close
+        let (h, _, _) = resp(b"HTTP/1.1 404 Not Found\r\nServer: x");
+        assert_eq!(h[0].1.status, Some(404));
+    }
+
+    #[test]
+    fn uri_normalization_as_libhtp() {
+        let n = |u: &str| String::from_utf8_lossy(&normalize_uri(u.as_bytes())).into_owned();
+        assert_eq!(n("/normalized%20uri"), "/normalized uri");
+        assert_eq!(n("/../a/b/../c/./d.html"), "/a/c/d.html");
+        assert_eq!(n("/a\\b/%2e%2e/c?x=%20y#f%21"), "/a/c?x=%20y#f!", "query kept, fragment decoded");
+        assert_eq!(n("http://Host:8080/p%41th?q"), "/pAth?q");
+        assert_eq!(n("/%u0041%zz"), "/A%zz", "%u decoded, an invalid escape kept");
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub fn is_grease(v: u16) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientHelloInfo {
     pub version: u16,
+    /// The 32-byte random (`tls.random`).
+    pub random: Vec<u8>,
     pub session_id: Vec<u8>,
     pub ciphers: Vec<u16>,
     pub extensions: Vec<u16>,
@@ -41,6 +43,8 @@ pub struct ClientHelloInfo {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerHelloInfo {
     pub version: u16,
+    /// The 32-byte random (`tls.random`).
+    pub random: Vec<u8>,
     pub session_id: Vec<u8>,
     pub cipher: u16,
     pub extensions: Vec<u16>,
@@ -112,7 +116,7 @@ fn alpn_list(b: &[u8]) -> Vec<Vec<u8>> {
 pub fn parse_client_hello(body: &[u8]) -> Option<ClientHelloInfo> {
     let mut c = Cur::new(body);
     let mut ch = ClientHelloInfo { version: c.u16()?, ..Default::default() };
-    c.take(32)?;
+    ch.random = c.take(32)?.to_vec();
     let sid = c.u8()? as usize;
     ch.session_id = c.take(sid)?.to_vec();
     let cl = c.u16()? as usize;
@@ -155,6 +159,7 @@ pub fn parse_server_hello(body: &[u8]) -> Option<ServerHelloInfo> {
     let mut sh = ServerHelloInfo { version: c.u16()?, ..Default::default() };
     let random = c.take(32)?;
     sh.hello_retry = random == HRR_RANDOM;
+    sh.random = random.to_vec();
     let sid = c.u8()? as usize;
     sh.session_id = c.take(sid)?.to_vec();
     sh.cipher = c.u16()?;
@@ -355,12 +360,24 @@ pub struct TlsParser {
     client: Option<ClientHelloInfo>,
     server: Option<ServerHelloInfo>,
     cert: Option<Vec<u8>>,
+    /// The server's certificate chain (DER, in order), for `tls.certs`.
+    chain: Vec<Vec<u8>>,
     cert_seen: bool,
     server_ccs: bool,
     emitted: bool,
 }
 
 impl TlsParser {
+    /// The server's certificate chain (DER, server certificate first), once seen.
+    pub fn certificates(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// The client's and the server's hello randoms, once seen (`tls.random`).
+    pub fn randoms(&self) -> (Option<&[u8]>, Option<&[u8]>) {
+        (self.client.as_ref().map(|c| c.random.as_slice()), self.server.as_ref().map(|s| s.random.as_slice()))
+    }
+
     fn emit(&mut self, out: &mut Vec<AppRecord>) {
         if self.emitted || (self.client.is_none() && self.server.is_none()) {
             return;
@@ -439,11 +456,13 @@ impl TlsParser {
                 }
                 (Direction::ToClient, 11) => {
                     let mut c = Cur::new(body);
-                    if let (Some(_total), Some(first_len)) = (c.u24(), c.u24())
-                        && let Some(der) = c.take(first_len)
-                    {
-                        self.cert = Some(der.to_vec());
+                    if c.u24().is_some() {
+                        while let Some(len) = c.u24() {
+                            let Some(der) = c.take(len) else { break };
+                            self.chain.push(der.to_vec());
+                        }
                     }
+                    self.cert = self.chain.first().cloned();
                     self.cert_seen = true;
                 }
                 _ => {}
@@ -608,6 +627,11 @@ mod tests {
         assert_eq!(t.version.as_deref(), Some("TLS 1.3"));
         assert_eq!(t.sni.as_deref(), Some("www.example.org"));
         assert!(p.is_done());
+        // tls.random: each hello's 32 bytes after its version
+        let (c, s) = p.randoms();
+        assert_eq!(c, body.get(2..34));
+        assert_eq!(s.map(<[u8]>::len), Some(32));
+        assert_eq!(s, sh.get(5 + 4 + 2..5 + 4 + 34));
     }
 
     #[test]

@@ -15,7 +15,10 @@ use std::sync::Arc;
 
 use memchr::memmem;
 
-use super::keywords::{self, ByteJump, ByteTest, FlowbitOp, IsDataAt, TcpFlags, Threshold, Transform};
+use super::keywords::{
+    self, Base64Decode, ByteExtract, ByteJump, ByteTest, FlowbitOp, FlowintOp, IsDataAt, TcpFlags, Threshold,
+    Transform, XbitOp,
+};
 use super::parse::{Action, AddrExpr, ParsedRule, PortExpr, RuleOption, maybe_unquote};
 use super::pcre::{self, PcreFlags};
 use super::{NOT_SUPPORTED, RuleError};
@@ -201,7 +204,7 @@ buffers! {
     HttpRequestLine => "http.request_line", HTTP, REQ, ["http_request_line"], [];
     HttpResponseLine => "http.response_line", HTTP, RESP, ["http_response_line"], [];
     HttpStart => "http.start", HTTP, None, [], [];
-    HttpProtocol => "http.protocol", HTTP, None, [], [];
+    HttpProtocol => "http.protocol", HTTP, None, ["http_protocol"], [];
     HttpReferer => "http.referer", HTTP, REQ, [], [];
     HttpAccept => "http.accept", HTTP, REQ, [], [];
     HttpAcceptEnc => "http.accept_enc", HTTP, REQ, [], [];
@@ -209,7 +212,15 @@ buffers! {
     HttpConnection => "http.connection", HTTP, None, [], [];
     HttpLocation => "http.location", HTTP, RESP, [], [];
     HttpServer => "http.server", HTTP, RESP, [], [];
+    HttpRequestHeader => "http.request_header", HTTP, REQ, [], [];
+    HttpResponseHeader => "http.response_header", HTTP, RESP, [], [];
     FileData => "file.data", None, None, ["file_data"], [];
+    Base64Data => "base64_data", None, None, [], [];
+    IpSrc => "ip.src", None, None, [], [];
+    IpDst => "ip.dst", None, None, [], [];
+    Ipv4Hdr => "ipv4.hdr", None, None, [], [];
+    TcpHdr => "tcp.hdr", None, None, [], [];
+    UdpHdr => "udp.hdr", None, None, [], [];
     DnsQuery => "dns.query", Some(AppProto::Dns), REQ, ["dns_query"], [];
     TlsSni => "tls.sni", TLS, REQ, ["tls_sni"], [];
     TlsCertSubject => "tls.cert_subject", TLS, RESP, ["tls_cert_subject"], [];
@@ -217,10 +228,15 @@ buffers! {
     TlsCertSerial => "tls.cert_serial", TLS, RESP, ["tls_cert_serial"], [];
     TlsCertFingerprint => "tls.cert_fingerprint", TLS, RESP, ["tls_cert_fingerprint"], [];
     TlsCerts => "tls.certs", TLS, RESP, [], [];
+    TlsSubjectAltName => "tls.subjectaltname", TLS, RESP, [], [];
+    TlsRandom => "tls.random", TLS, None, [], [];
+    TlsRandomTime => "tls.random_time", TLS, None, [], [];
+    TlsRandomBytes => "tls.random_bytes", TLS, None, [], [];
     Ja3Hash => "ja3.hash", TLS, REQ, ["ja3_hash"], [];
     Ja3String => "ja3.string", TLS, REQ, ["ja3_string"], [];
     Ja3sHash => "ja3s.hash", TLS, RESP, ["ja3s_hash"], [];
     Ja3sString => "ja3s.string", TLS, RESP, ["ja3s_string"], [];
+    Ja4Hash => "ja4.hash", TLS, REQ, ["ja4_hash"], [];
     SshProto => "ssh.proto", Some(AppProto::Ssh), None, ["ssh_proto"], [];
     SshSoftware => "ssh.software", Some(AppProto::Ssh), None, ["ssh_software"], [];
 }
@@ -228,6 +244,12 @@ buffers! {
 impl Buffer {
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Built during verification, never an inspection's buffer: `base64_data`, and the
+    /// packet's addresses `ip.src`/`ip.dst` (4 or 16 bytes). Never a prefilter buffer.
+    pub fn is_virtual(self) -> bool {
+        matches!(self, Buffer::Base64Data | Buffer::IpSrc | Buffer::IpDst)
     }
 
     /// Fast-pattern priority (Suricata: application buffers first, `http.method` below the
@@ -240,6 +262,18 @@ impl Buffer {
         }
     }
 }
+
+/// Index of [`ContentMatch::vars`] for `offset`.
+pub const VAR_OFFSET: usize = 0;
+/// Index of [`ContentMatch::vars`] for `depth`.
+pub const VAR_DEPTH: usize = 1;
+/// Index of [`ContentMatch::vars`] for `distance`.
+pub const VAR_DISTANCE: usize = 2;
+/// Index of [`ContentMatch::vars`] for `within`.
+pub const VAR_WITHIN: usize = 3;
+
+/// Most `byte_extract` variables a rule can have.
+pub const MAX_BYTE_VARS: usize = 16;
 
 /// One `content` with its modifiers.
 #[derive(Clone, Debug)]
@@ -257,6 +291,9 @@ pub struct ContentMatch {
     pub fast_pattern: bool,
     /// `fast_pattern:offset,length`.
     pub fp_chop: Option<(usize, usize)>,
+    /// `byte_extract` variables (indexes) giving the offset, depth, distance and within at
+    /// match time (see [`VAR_OFFSET`]...); the plain fields then hold placeholders.
+    pub vars: [Option<u8>; 4],
     /// The next item of the list is relative to this one.
     pub relative_next: bool,
     /// The next item is bounded by `within` (or is a `/R` pcre): when it fails, later
@@ -284,11 +321,17 @@ impl ContentMatch {
             endswith: false,
             fast_pattern: false,
             fp_chop: None,
+            vars: [None; 4],
             relative_next: false,
             within_next: false,
             depth_raw: None,
             offset_set: false,
         }
+    }
+
+    /// `depth` as written (the window's length from `offset`).
+    pub fn depth_len(&self) -> Option<u32> {
+        self.depth_raw
     }
 
     /// Relative to the previous match (`distance` or `within`).
@@ -350,6 +393,15 @@ pub enum Item {
     IsDataAt(IsDataAt),
     ByteTest(ByteTest),
     ByteJump(ByteJump),
+    /// `byte_extract`: stores a number in a rule variable.
+    ByteExtract(ByteExtract),
+    /// `byte_math`: stores a computed number in a rule variable.
+    ByteMath(keywords::ByteMath),
+    /// `base64_decode`: always matches when it decodes something; the result is the
+    /// `base64_data` buffer.
+    Base64Decode(Base64Decode),
+    /// `dataset`/`datarep`: the whole buffer looked up in a set.
+    Dataset(super::dataset::DatasetMatch),
 }
 
 impl Item {
@@ -361,6 +413,10 @@ impl Item {
             Item::IsDataAt(d) => d.relative,
             Item::ByteTest(t) => t.read.relative,
             Item::ByteJump(j) => j.read.relative,
+            Item::Base64Decode(d) => d.relative,
+            Item::ByteExtract(e) => e.read.relative,
+            Item::ByteMath(m) => m.read.relative,
+            Item::Dataset(_) => false,
         }
     }
 }
@@ -373,6 +429,9 @@ pub struct BufferList {
     /// `bsize`.
     pub bsize: Option<IntCond>,
     pub items: Vec<Item>,
+    /// `absent`: the buffer must be missing (`Some(false)`), or with `absent: or_else`
+    /// (`Some(true)`) be missing or match the items.
+    pub absent: Option<bool>,
 }
 
 /// `flow` conditions.
@@ -497,6 +556,34 @@ impl IntCond {
     }
 }
 
+/// The side(s) of a TCP session a `stream_size` compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamSide {
+    /// Bytes sent by the server.
+    Server,
+    /// Bytes sent by the client.
+    Client,
+    Both,
+    Either,
+}
+
+/// The direction(s) `flow.pkts` / `flow.bytes` count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CountSide {
+    ToServer,
+    ToClient,
+    Either,
+}
+
+/// `flow.pkts` (`bytes` false) or `flow.bytes` (`bytes` true): the flow's packet or byte
+/// count so far, in a direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowCount {
+    pub bytes: bool,
+    pub side: CountSide,
+    pub cond: IntCond,
+}
+
 /// `target:src_ip|dest_ip`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -589,6 +676,8 @@ pub struct RuleMeta {
     pub references: Vec<(String, String)>,
     pub metadata: Arc<BTreeMap<String, Vec<String>>>,
     pub target: Option<Target>,
+    /// The `alert` keyword: a `pass` rule that also alerts.
+    pub alert: bool,
 }
 
 /// The prefilter pattern of a rule.
@@ -617,11 +706,22 @@ pub struct CompiledRule {
     pub ttl: Option<IntCond>,
     pub itype: Option<IntCond>,
     pub icode: Option<IntCond>,
+    /// `icmp_id` / `icmp_seq` (echo and the other messages carrying them).
+    pub icmp_id: Option<IntCond>,
+    pub icmp_seq: Option<IntCond>,
     pub ip_proto: Option<IntCond>,
     pub tcp_flags: Option<TcpFlags>,
     /// `sameip`.
     pub sameip: bool,
+    /// `stream_size:<side>,<op>,<n>`: sequence-space size of the session's sides.
+    pub stream_size: Option<(StreamSide, IntCond)>,
+    /// `flow.pkts` / `flow.bytes` (and their `_toserver` / `_toclient` forms).
+    pub flow_counts: Vec<FlowCount>,
     pub flowbits: Vec<FlowbitOp>,
+    /// `flowint` conditions and modifiers.
+    pub flowints: Vec<FlowintOp>,
+    /// `xbits` and `hostbits` (host and host-pair bits).
+    pub xbits: Vec<XbitOp>,
     /// `noalert` (or `flowbits:noalert`): the rule only acts on state.
     pub noalert: bool,
     pub threshold: Option<Threshold>,
@@ -659,6 +759,8 @@ struct Builder<'a> {
     last_content: Option<(usize, usize)>,
     sticky_open: Option<(&'a RuleOption, usize)>,
     fast_pattern_seen: bool,
+    /// `byte_extract` variable names, by index.
+    byte_vars: Vec<String>,
 }
 
 type Res<T> = Result<T, RuleError>;
@@ -692,6 +794,7 @@ impl<'a> Builder<'a> {
                     transforms: transforms.to_vec(),
                     bsize: None,
                     items: Vec::new(),
+                    absent: None,
                 });
                 self.lists.len() - 1
             }
@@ -728,8 +831,25 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A relative item (`isdataat`, `byte_*`, `pcre /R`, `base64_decode` with `relative`) goes
+    /// to the list of the content it is relative to when no sticky buffer is active: after
+    /// `uricontent` or a legacy modifier (`http_uri`, ...) that is not the payload (Suricata).
+    fn push_relative(&mut self, item: Item) -> (usize, usize) {
+        if item.is_relative()
+            && self.cursor == Cursor::Buffer(Buffer::Payload)
+            && let Some((li, _)) = self.last_content
+            && li != usize::MAX
+            && self.lists[li].buffer != Buffer::Payload
+        {
+            self.lists[li].items.push(item);
+            return (li, self.lists[li].items.len() - 1);
+        }
+        self.push_item(item)
+    }
+
     fn item_count(&self) -> usize {
-        self.lists.iter().map(|l| l.items.len() + usize::from(l.bsize.is_some())).sum::<usize>() + self.junk.len()
+        self.lists.iter().map(|l| l.items.len() + usize::from(l.bsize.is_some() || l.absent.is_some())).sum::<usize>()
+            + self.junk.len()
     }
 
     fn close_sticky(&mut self) -> Res<()> {
@@ -833,6 +953,55 @@ fn parse_i32(s: &str) -> Result<i32, String> {
     Ok(v)
 }
 
+/// The Suricata version this engine's rule language follows (for `requires`).
+pub const SURICATA_VERSION: (u64, u64, u64) = (8, 0, 6);
+
+/// Optional Suricata features this engine has (`requires: feature ...`).
+pub const FEATURES: &[&str] = &["ja4"];
+
+/// Checks `requires: feature X, version >= A [< B]` against [`FEATURES`] and
+/// [`SURICATA_VERSION`]; a rule whose requirements are not met is not loaded (the reason says
+/// why).
+fn requirements_met(v: &str) -> Result<(), String> {
+    let parse_ver = |t: &str| -> Result<(u64, u64, u64), String> {
+        let mut it = t.trim().split('.').map(|p| p.trim().parse::<u64>());
+        let mut next = |req: bool| match it.next() {
+            Some(Ok(n)) => Ok(n),
+            None if !req => Ok(0),
+            _ => Err(format!("invalid version '{t}'")),
+        };
+        Ok((next(true)?, next(false)?, next(false)?))
+    };
+    for part in v.split(',') {
+        let p = part.trim();
+        let (k, rest) = p.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((p, ""));
+        match k {
+            "feature" if FEATURES.contains(&rest) => {}
+            "feature" => return Err(format!("requires feature '{rest}', which this engine does not have")),
+            "version" => {
+                let mut toks = rest.split_whitespace();
+                while let Some(op) = toks.next() {
+                    let ver = parse_ver(toks.next().ok_or_else(|| format!("missing version after '{op}'"))?)?;
+                    let ok = match op {
+                        ">=" => SURICATA_VERSION >= ver,
+                        ">" => SURICATA_VERSION > ver,
+                        "<=" => SURICATA_VERSION <= ver,
+                        "<" => SURICATA_VERSION < ver,
+                        "=" | "==" => SURICATA_VERSION == ver,
+                        other => return Err(format!("invalid version operator '{other}'")),
+                    };
+                    if !ok {
+                        return Err(format!("requires version {rest}: this engine follows Suricata 8.0.6"));
+                    }
+                }
+            }
+            "" => {}
+            other => return Err(format!("unknown requirement '{other}'")),
+        }
+    }
+    Ok(())
+}
+
 /// Suricata's pattern strength (detect-engine-mpm.c `PatternStrength`).
 fn pattern_strength(p: &[u8]) -> u32 {
     let mut seen = [false; 256];
@@ -856,8 +1025,14 @@ fn pattern_strength(p: &[u8]) -> u32 {
 
 fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'a>) -> Res<()> {
     let kw = o.keyword.as_str();
-    if let Some(buf) = Buffer::sticky(kw) {
+    // a keyword that is both (`http_client_body`) modifies a payload content it follows
+    let modifies_content = b.cursor == Cursor::Buffer(Buffer::Payload)
+        && b.last_content.is_some_and(|(li, _)| b.lists.get(li).is_some_and(|l| l.buffer == Buffer::Payload));
+    if let Some(buf) = Buffer::sticky(kw).filter(|_| !(modifies_content && Buffer::legacy_modifier(kw).is_some())) {
         b.no_value(o)?;
+        if buf == Buffer::Base64Data && !st.base64_decode {
+            return Err(b.err(o, "base64_data needs a base64_decode before it"));
+        }
         b.close_sticky()?;
         b.cursor = Cursor::Buffer(buf);
         b.transforms.clear();
@@ -975,15 +1150,21 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             b.last_content(o)?;
         }
         "offset" | "depth" => {
-            let v = parse_u32(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            let text = maybe_unquote(b.value(o)?);
+            let var = b.byte_vars.iter().position(|n| *n == text.trim()).map(|i| i as u8);
+            let v = match var {
+                Some(_) => 0,
+                None => parse_u32(&text).map_err(|e| b.value_err(o, e))?,
+            };
             let c = b.last_content(o)?;
+            c.vars[if kw == "offset" { VAR_OFFSET } else { VAR_DEPTH }] = var;
             let reason = if c.startswith {
                 Some("can't be combined with startswith".to_string())
             } else if c.is_relative() {
                 Some("can't use a relative keyword like within/distance with an absolute one like depth/offset for the same content".to_string())
             } else if (kw == "offset" && c.offset_set) || (kw == "depth" && c.depth_raw.is_some()) {
                 Some(format!("{kw} given twice for the same content"))
-            } else if kw == "depth" && (v as usize) < c.pattern.len() {
+            } else if kw == "depth" && var.is_none() && (v as usize) < c.pattern.len() {
                 Some(format!("depth {v} is smaller than the content length {}: can never match", c.pattern.len()))
             } else {
                 None
@@ -999,8 +1180,15 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             }
         }
         "distance" | "within" => {
-            let v = parse_i32(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            let text = maybe_unquote(b.value(o)?);
+            let var = b.byte_vars.iter().position(|n| *n == text.trim()).map(|i| i as u8);
+            let v = match var {
+                // a placeholder that passes the checks below
+                Some(_) => i32::MAX / 2,
+                None => parse_i32(&text).map_err(|e| b.value_err(o, e))?,
+            };
             let c = b.last_content(o)?;
+            c.vars[if kw == "distance" { VAR_DISTANCE } else { VAR_WITHIN }] = var;
             let reason = if c.startswith {
                 Some("can't be combined with startswith".to_string())
             } else if c.offset_set || c.depth_raw.is_some() {
@@ -1091,7 +1279,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                 b.push_item(Item::Pcre(pm));
                 b.cursor = saved;
             } else {
-                b.push_item(Item::Pcre(pm));
+                b.push_relative(Item::Pcre(pm));
             }
         }
         "flow" => {
@@ -1140,6 +1328,22 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             st.dsize =
                 Some(IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64).map_err(|e| b.value_err(o, e))?);
         }
+        "absent" => {
+            let or_else = match o.value.as_deref().map(str::trim) {
+                None => false,
+                Some("or_else") => true,
+                Some(v) => return Err(b.value_err(o, format!("unknown value '{v}' (or_else)"))),
+            };
+            if b.cursor == Cursor::Buffer(Buffer::Payload) {
+                return Err(b.err(o, "absent needs a sticky buffer"));
+            }
+            if let Some(li) = b.cursor_list() {
+                if !b.lists[li].items.is_empty() {
+                    return Err(b.err(o, "absent must come before the buffer's content"));
+                }
+                b.lists[li].absent = Some(or_else);
+            }
+        }
         "bsize" => {
             let cond = IntCond::parse(&maybe_unquote(b.value(o)?), u32::MAX as u64).map_err(|e| b.value_err(o, e))?;
             if b.cursor == Cursor::Buffer(Buffer::Payload) {
@@ -1154,15 +1358,77 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         }
         "isdataat" => {
             let d = keywords::parse_isdataat(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
-            b.push_item(Item::IsDataAt(d));
+            b.push_relative(Item::IsDataAt(d));
+        }
+        "byte_extract" => {
+            let (mut e, name) =
+                keywords::parse_byte_extract(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            if b.byte_vars.contains(&name) {
+                return Err(b.value_err(o, format!("variable '{name}' defined twice")));
+            }
+            if b.byte_vars.len() >= MAX_BYTE_VARS {
+                return Err(b.value_err(o, format!("more than {MAX_BYTE_VARS} byte_extract variables")));
+            }
+            e.var = b.byte_vars.len() as u8;
+            b.byte_vars.push(name);
+            b.push_relative(Item::ByteExtract(e));
+        }
+        "byte_math" => {
+            let vars = b.byte_vars.clone();
+            let lookup = |n: &str| vars.iter().position(|v| v == n).map(|i| i as u8);
+            let (mut m, name) =
+                keywords::parse_byte_math(&maybe_unquote(b.value(o)?), &lookup).map_err(|e| b.value_err(o, e))?;
+            // the result may reuse a variable's name: it is then overwritten
+            m.var = match lookup(&name) {
+                Some(i) => i,
+                None => {
+                    if b.byte_vars.len() >= MAX_BYTE_VARS {
+                        return Err(b.value_err(o, format!("more than {MAX_BYTE_VARS} byte_extract variables")));
+                    }
+                    b.byte_vars.push(name);
+                    (b.byte_vars.len() - 1) as u8
+                }
+            };
+            b.push_relative(Item::ByteMath(m));
         }
         "byte_test" => {
-            let t = keywords::parse_byte_test(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
-            b.push_item(Item::ByteTest(t));
+            let vars = b.byte_vars.clone();
+            let lookup = |n: &str| vars.iter().position(|v| v == n).map(|i| i as u8);
+            let t =
+                keywords::parse_byte_test_with(&maybe_unquote(b.value(o)?), &lookup).map_err(|e| b.value_err(o, e))?;
+            b.push_relative(Item::ByteTest(t));
+        }
+        "base64_decode" => {
+            let d = keywords::parse_base64_decode(o.value.as_deref().map(maybe_unquote).as_deref())
+                .map_err(|e| b.value_err(o, e))?;
+            if b.cursor == Cursor::Buffer(Buffer::Base64Data) {
+                return Err(b.err(o, "base64_decode can't inspect base64_data"));
+            }
+            b.push_relative(Item::Base64Decode(d));
+            st.base64_decode = true;
+        }
+        "dataset" | "datarep" => {
+            let dir =
+                std::path::Path::new(&*b.rule.file).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            let m = super::dataset::parse(&maybe_unquote(b.value(o)?), kw == "datarep", &dir)
+                .map_err(|e| b.value_err(o, e))?;
+            if b.cursor == Cursor::Buffer(Buffer::Payload) {
+                return Err(b.err(o, format!("{kw} needs a sticky buffer")));
+            }
+            b.push_item(Item::Dataset(m));
+        }
+        "from_base64" => {
+            let t = keywords::parse_from_base64(o.value.as_deref().map(maybe_unquote).as_deref())
+                .map_err(|e| b.value_err(o, e))?;
+            match b.cursor {
+                Cursor::Buffer(Buffer::Payload) => return Err(b.err(o, "a transform needs a sticky buffer")),
+                Cursor::Buffer(_) => b.transforms.push(t),
+                Cursor::Unsupported => {}
+            }
         }
         "byte_jump" => {
             let j = keywords::parse_byte_jump(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
-            b.push_item(Item::ByteJump(j));
+            b.push_relative(Item::ByteJump(j));
         }
         "urilen" => {
             if st.urilen.is_some() {
@@ -1206,7 +1472,94 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             }
             *slot = Some(cond);
         }
-        "flags" => {
+        "icmp_id" | "icmp_seq" => {
+            let cond = IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64).map_err(|e| b.value_err(o, e))?;
+            let slot = if kw == "icmp_id" { &mut st.icmp_id } else { &mut st.icmp_seq };
+            if slot.is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+            *slot = Some(cond);
+        }
+        "tls.fingerprint" | "tls.subject" | "tls.issuerdn" => {
+            // legacy value keywords: the fingerprint compared whole and without case, the
+            // subject and issuer searched for the value (`!` negates)
+            let (negated, pattern) = parse_content_value(b.value(o)?).map_err(|e| b.value_err(o, e))?;
+            let buffer = match kw {
+                "tls.fingerprint" => Buffer::TlsCertFingerprint,
+                "tls.subject" => Buffer::TlsCertSubject,
+                _ => Buffer::TlsCertIssuer,
+            };
+            let mut c = ContentMatch::new(pattern, negated);
+            if kw == "tls.fingerprint" {
+                c.nocase = true;
+                c.startswith = true;
+                c.endswith = true;
+            }
+            let li = b.list_mut(buffer);
+            b.lists[li].items.push(Item::Content(c));
+        }
+        "flow.pkts"
+        | "flow.bytes"
+        | "flow.pkts_toserver"
+        | "flow.pkts_toclient"
+        | "flow.bytes_toserver"
+        | "flow.bytes_toclient" => {
+            let v = maybe_unquote(b.value(o)?);
+            let (kind, fixed) = kw.split_once('_').map_or((kw, None), |(k, d)| (k, Some(d)));
+            let (side, cond) = match fixed {
+                Some(d) => (d, v.as_str()),
+                None => v
+                    .split_once(',')
+                    .map(|(d, c)| (d.trim(), c))
+                    .ok_or_else(|| b.value_err(o, "expected '<toserver|toclient|either>,<number or comparison>'"))?,
+            };
+            let side = match side {
+                "toserver" => CountSide::ToServer,
+                "toclient" => CountSide::ToClient,
+                "either" => CountSide::Either,
+                other => {
+                    return Err(b.value_err(o, format!("invalid direction '{other}' (toserver, toclient, either)")));
+                }
+            };
+            let cond = IntCond::parse(cond, u64::MAX).map_err(|e| b.value_err(o, e))?;
+            st.flow_counts.push(FlowCount { bytes: kind == "flow.bytes", side, cond });
+        }
+        "stream_size" => {
+            if st.stream_size.is_some() {
+                return Err(b.err(o, "stream_size given twice"));
+            }
+            let v = maybe_unquote(b.value(o)?);
+            let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+            let [side, op, n] = parts[..] else {
+                return Err(b.value_err(o, "expected '<server|client|both|either>,<op>,<number>'"));
+            };
+            let side = match side {
+                "server" => StreamSide::Server,
+                "client" => StreamSide::Client,
+                "both" => StreamSide::Both,
+                "either" => StreamSide::Either,
+                other => return Err(b.value_err(o, format!("invalid side '{other}' (server, client, both, either)"))),
+            };
+            if !matches!(op, "<" | "<=" | ">" | ">=" | "=" | "!=") {
+                return Err(b.value_err(o, format!("invalid operator '{op}'")));
+            }
+            let cond = IntCond::parse(&format!("{op}{n}"), u32::MAX as u64).map_err(|e| b.value_err(o, e))?;
+            st.stream_size = Some((side, cond));
+        }
+        "alert" => {
+            b.no_value(o)?;
+            st.alert = true;
+        }
+        "prefilter" => {
+            // which keyword feeds the prefilter: a performance hint, no effect on what matches
+            b.no_value(o)?;
+        }
+        "requires" => {
+            if let Err(unmet) = requirements_met(&maybe_unquote(b.value(o)?)) {
+                return Err(b.value_err(o, unmet));
+            }
+        }
+        "flags" | "tcp.flags" => {
             if st.tcp_flags.is_some() {
                 return Err(b.err(o, "flags given twice"));
             }
@@ -1224,6 +1577,17 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             None => st.noalert = true,
             Some(op) => st.flowbits.push(op),
         },
+        "flowint" => {
+            st.flowints.push(keywords::parse_flowint(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?);
+        }
+        "xbits" | "hostbits" => {
+            let v = maybe_unquote(b.value(o)?);
+            let op = if kw == "xbits" { keywords::parse_xbits(&v) } else { keywords::parse_hostbits(&v) };
+            match op.map_err(|e| b.value_err(o, e))? {
+                None => st.noalert = true,
+                Some(op) => st.xbits.push(op),
+            }
+        }
         "threshold" | "detection_filter" => {
             let t = keywords::parse_threshold(&maybe_unquote(b.value(o)?), kw == "detection_filter")
                 .map_err(|e| b.value_err(o, e))?;
@@ -1354,13 +1718,21 @@ struct MetaState<'a> {
     ttl: Option<IntCond>,
     itype: Option<IntCond>,
     icode: Option<IntCond>,
+    icmp_id: Option<IntCond>,
+    icmp_seq: Option<IntCond>,
     ip_proto: Option<IntCond>,
     tcp_flags: Option<TcpFlags>,
     sameip: bool,
+    stream_size: Option<(StreamSide, IntCond)>,
+    flow_counts: Vec<FlowCount>,
+    alert: bool,
     flowbits: Vec<FlowbitOp>,
+    flowints: Vec<FlowintOp>,
+    xbits: Vec<XbitOp>,
     noalert: bool,
     threshold: Option<Threshold>,
     detection_filter: Option<Threshold>,
+    base64_decode: bool,
 }
 
 /// Compiles one parsed rule. On failure returns every unsupported keyword of the rule, or the
@@ -1376,6 +1748,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
         last_content: None,
         sticky_open: None,
         fast_pattern_seen: false,
+        byte_vars: Vec::new(),
     };
     let mut st = MetaState::default();
     let header_err = |reason: String| vec![rule.error(rule.line(), rule.proto_column, None, reason)];
@@ -1437,7 +1810,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     };
 
     let mut lists = std::mem::take(&mut b.lists);
-    lists.retain(|l| !l.items.is_empty() || l.bsize.is_some());
+    lists.retain(|l| !l.items.is_empty() || l.bsize.is_some() || l.absent.is_some());
     // finish contents: absolute depth, startswith; relative links
     for BufferList { buffer: buf, items, transforms, .. } in lists.iter_mut() {
         let buf = &*buf;
@@ -1562,7 +1935,8 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     type Candidate = (u8, usize, u32, Buffer, Vec<Transform>, Vec<u8>);
     let mut best: Option<Candidate> = None;
     let mut explicit: Option<Option<FastPattern>> = None;
-    for BufferList { buffer: buf, items, transforms, .. } in &lists {
+    // base64_data exists only during inspection: never a prefilter buffer
+    for BufferList { buffer: buf, items, transforms, .. } in lists.iter().filter(|l| !l.buffer.is_virtual()) {
         for it in items {
             let Item::Content(c) = it else { continue };
             let bytes = match c.fp_chop {
@@ -1605,6 +1979,7 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
             references: st.references,
             metadata: Arc::new(st.metadata),
             target: st.target,
+            alert: st.alert,
         },
         proto,
         src: rule.src.clone(),
@@ -1618,10 +1993,16 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
         ttl: st.ttl,
         itype: st.itype,
         icode: st.icode,
+        icmp_id: st.icmp_id,
+        icmp_seq: st.icmp_seq,
         ip_proto: st.ip_proto,
         tcp_flags: st.tcp_flags,
         sameip: st.sameip,
+        stream_size: st.stream_size,
+        flow_counts: st.flow_counts,
         flowbits: st.flowbits,
+        flowints: st.flowints,
+        xbits: st.xbits,
         noalert: st.noalert,
         threshold: st.threshold,
         detection_filter: st.detection_filter,
@@ -1731,13 +2112,13 @@ mod tests {
 
     #[test]
     fn unsupported_keywords_are_all_named() {
-        let text = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; flowint:foo,isset; \
-                    http.uri; content:\"/a\"; stream_size:server,>,2; base64_data; content:\"b\"; nocase; sid:1;)";
+        let text = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; lua:foo.lua; \
+                    http.uri; content:\"/a\"; asn1:bitstring_overflow; krb5_cname; content:\"b\"; nocase; sid:1;)";
         let errs = compile_one(text).unwrap_err();
         let kws: Vec<&str> = errs.iter().map(|e| e.keyword.as_deref().unwrap()).collect();
-        assert_eq!(kws, ["flowint", "stream_size", "base64_data"]);
+        assert_eq!(kws, ["lua", "asn1", "krb5_cname"]);
         assert!(errs.iter().all(|e| e.reason == NOT_SUPPORTED && e.line == 1));
-        assert_eq!(errs[0].column, text.find("flowint").unwrap() + 1);
+        assert_eq!(errs[0].column, text.find("lua").unwrap() + 1);
     }
 
     #[test]

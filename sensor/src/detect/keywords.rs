@@ -24,6 +24,123 @@ pub enum Transform {
     ToMd5,
     ToSha1,
     ToSha256,
+    /// `header_lowercase`: the header names of a header buffer (`Name: value` lines)
+    /// lowercased, the values kept.
+    HeaderLowercase,
+    /// `from_base64[:bytes N][, offset N][, mode rfc4648|rfc2045|strict]`: the buffer from
+    /// `offset`, at most `bytes` of it (0: all), base64-decoded.
+    FromBase64 {
+        bytes: u32,
+        offset: u32,
+        mode: Base64Mode,
+    },
+}
+
+/// How a base64 decoder treats characters outside the alphabet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Base64Mode {
+    /// Decoding stops at the first one (Suricata's default).
+    Rfc4648,
+    /// They are skipped (MIME).
+    Rfc2045,
+    /// The whole decoding fails.
+    Strict,
+}
+
+/// Decodes base64 as Suricata does: a trailing partial group yields its whole bytes, `=` ends
+/// the data, other characters outside the alphabet as `mode` says.
+pub fn base64_decode(data: &[u8], mode: Base64Mode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 4 * 3 + 3);
+    let (mut acc, mut nbits) = (0u32, 0u32);
+    for &c in data {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => break,
+            _ => match mode {
+                Base64Mode::Rfc4648 => break,
+                Base64Mode::Rfc2045 => continue,
+                Base64Mode::Strict => return Vec::new(),
+            },
+        };
+        acc = (acc << 6) | v as u32;
+        nbits += 6;
+        if nbits >= 8 {
+            nbits -= 8;
+            out.push((acc >> nbits) as u8);
+            acc &= (1 << nbits) - 1;
+        }
+    }
+    out
+}
+
+/// Parses the value of `from_base64` (`None`: the keyword without a value).
+pub fn parse_from_base64(v: Option<&str>) -> Result<Transform, String> {
+    let (mut bytes, mut offset, mut mode) = (0u32, 0u32, Base64Mode::Rfc4648);
+    for part in v.unwrap_or("").split(',') {
+        let p = part.trim();
+        let (k, val) = p.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((p, ""));
+        match k {
+            "" => {}
+            "bytes" => bytes = val.parse().map_err(|_| format!("invalid bytes '{val}'"))?,
+            "offset" => offset = val.parse().map_err(|_| format!("invalid offset '{val}'"))?,
+            "mode" => {
+                mode = match val {
+                    "rfc4648" => Base64Mode::Rfc4648,
+                    "rfc2045" => Base64Mode::Rfc2045,
+                    "strict" => Base64Mode::Strict,
+                    other => return Err(format!("invalid mode '{other}' (rfc4648, rfc2045, strict)")),
+                }
+            }
+            other => return Err(format!("unknown from_base64 option '{other}'")),
+        }
+    }
+    Ok(Transform::FromBase64 { bytes, offset, mode })
+}
+
+/// `base64_decode[:bytes N][, offset N][, relative]`: decodes part of the buffer for
+/// `base64_data`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Base64Decode {
+    /// At most this many input bytes (`None`: to the end of the buffer).
+    pub bytes: Option<u32>,
+    pub offset: u32,
+    pub relative: bool,
+}
+
+impl Base64Decode {
+    /// The decoded data, from the start of the buffer or (`relative`) from `base`.
+    pub fn decode(&self, buf: &[u8], base: usize) -> Vec<u8> {
+        let start = if self.relative { base } else { 0 }.saturating_add(self.offset as usize);
+        let Some(rest) = buf.get(start..) else { return Vec::new() };
+        let end = self.bytes.map_or(rest.len(), |b| rest.len().min(b as usize));
+        base64_decode(&rest[..end], Base64Mode::Rfc2045)
+    }
+}
+
+pub fn parse_base64_decode(v: Option<&str>) -> Result<Base64Decode, String> {
+    let mut d = Base64Decode { bytes: None, offset: 0, relative: false };
+    for part in v.unwrap_or("").split(',') {
+        let p = part.trim();
+        let (k, val) = p.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((p, ""));
+        match k {
+            "" => {}
+            "bytes" => {
+                let n: u32 = val.parse().map_err(|_| format!("invalid bytes '{val}'"))?;
+                if n == 0 {
+                    return Err("bytes must be above 0".to_string());
+                }
+                d.bytes = Some(n);
+            }
+            "offset" => d.offset = val.parse().map_err(|_| format!("invalid offset '{val}'"))?,
+            "relative" if val.is_empty() => d.relative = true,
+            other => return Err(format!("unknown base64_decode option '{other}'")),
+        }
+    }
+    Ok(d)
 }
 
 impl Transform {
@@ -38,6 +155,7 @@ impl Transform {
             "to_md5" => Transform::ToMd5,
             "to_sha1" => Transform::ToSha1,
             "to_sha256" => Transform::ToSha256,
+            "header_lowercase" => Transform::HeaderLowercase,
             _ => return None,
         })
     }
@@ -91,6 +209,24 @@ impl Transform {
             Transform::ToMd5 => Md5::digest(data).to_vec(),
             Transform::ToSha1 => Sha1::digest(data).to_vec(),
             Transform::ToSha256 => Sha256::digest(data).to_vec(),
+            Transform::HeaderLowercase => {
+                let mut v = Vec::with_capacity(data.len());
+                let mut in_name = true;
+                for &c in data {
+                    if c == b'\n' {
+                        in_name = true;
+                    } else if c == b':' {
+                        in_name = false;
+                    }
+                    v.push(if in_name { c.to_ascii_lowercase() } else { c });
+                }
+                v
+            }
+            Transform::FromBase64 { bytes, offset, mode } => {
+                let rest = data.get(offset as usize..).unwrap_or_default();
+                let end = if bytes == 0 { rest.len() } else { rest.len().min(bytes as usize) };
+                base64_decode(&rest[..end], mode)
+            }
         }
     }
 }
@@ -199,18 +335,25 @@ pub struct ByteTest {
     pub op: ByteOp,
     pub negated: bool,
     pub value: u64,
+    /// The value is this `byte_extract` variable of the rule (index).
+    pub value_var: Option<u8>,
 }
 
 impl ByteTest {
     pub fn test(&self, v: u64) -> bool {
+        self.test_against(v, self.value)
+    }
+
+    /// The comparison with `value` in place of the rule's (a variable's value).
+    pub fn test_against(&self, v: u64, value: u64) -> bool {
         let r = match self.op {
-            ByteOp::Lt => v < self.value,
-            ByteOp::Gt => v > self.value,
-            ByteOp::Le => v <= self.value,
-            ByteOp::Ge => v >= self.value,
-            ByteOp::Eq => v == self.value,
-            ByteOp::And => v & self.value != 0,
-            ByteOp::Or => v ^ self.value != 0,
+            ByteOp::Lt => v < value,
+            ByteOp::Gt => v > value,
+            ByteOp::Le => v <= value,
+            ByteOp::Ge => v >= value,
+            ByteOp::Eq => v == value,
+            ByteOp::And => v & value != 0,
+            ByteOp::Or => v ^ value != 0,
         };
         r != self.negated
     }
@@ -262,7 +405,7 @@ fn num_i64(s: &str) -> Result<i64, String> {
             && t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
             && !t.as_bytes()[0].is_ascii_digit()
         {
-            format!("'{t}' is a byte_extract variable: byte_extract not supported yet")
+            format!("'{t}' is not a number: byte_extract variables are not supported here yet (or it is not one)")
         } else {
             format!("invalid number '{t}'")
         }
@@ -301,14 +444,13 @@ fn byte_common<'a>(read: &mut ByteRead, opts: &[&'a str]) -> Result<Vec<&'a str>
             "big" => read.little_endian = false,
             "little" => read.little_endian = true,
             "string" => {
-                let base = opts.get(i + 1).copied().unwrap_or("dec");
-                read.string_base = Some(match base {
-                    "hex" => 16,
-                    "dec" => 10,
-                    "oct" => 8,
-                    other => return Err(format!("invalid string base '{other}'")),
+                // the base follows, decimal when it does not
+                read.string_base = Some(match opts.get(i + 1).copied() {
+                    Some("hex") => 16,
+                    Some("oct") => 8,
+                    _ => 10,
                 });
-                if opts.get(i + 1).is_some() {
+                if matches!(opts.get(i + 1).copied(), Some("hex" | "dec" | "oct")) {
                     i += 1;
                 }
             }
@@ -338,6 +480,21 @@ fn byte_common<'a>(read: &mut ByteRead, opts: &[&'a str]) -> Result<Vec<&'a str>
 fn nbytes(s: &str) -> Result<u8, String> {
     let n = num_i64(s)?;
     u8::try_from(n).map_err(|_| format!("invalid nbytes {n}"))
+}
+
+/// Parses `byte_test`; `var` resolves a variable name used as the value.
+pub fn parse_byte_test_with(v: &str, var: &dyn Fn(&str) -> Option<u8>) -> Result<ByteTest, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    match parts.get(2).and_then(|n| var(n)) {
+        Some(idx) => {
+            let mut p = parts.clone();
+            p[2] = "0";
+            let mut t = parse_byte_test(&p.join(","))?;
+            t.value_var = Some(idx);
+            Ok(t)
+        }
+        None => parse_byte_test(v),
+    }
 }
 
 pub fn parse_byte_test(v: &str) -> Result<ByteTest, String> {
@@ -373,7 +530,7 @@ pub fn parse_byte_test(v: &str) -> Result<ByteTest, String> {
     if let Some(o) = rest.first() {
         return Err(format!("unknown byte_test option '{o}'"));
     }
-    Ok(ByteTest { read, op, negated, value: value as u64 })
+    Ok(ByteTest { read, op, negated, value: value as u64, value_var: None })
 }
 
 pub fn parse_byte_jump(v: &str) -> Result<ByteJump, String> {
@@ -414,6 +571,213 @@ pub fn parse_byte_jump(v: &str) -> Result<ByteJump, String> {
         return Err("from_beginning and from_end together".to_string());
     }
     Ok(j)
+}
+
+/// `byte_extract:nbytes,offset,name[,relative][,multiplier n][,big|little][,string[,hex|dec|oct]]
+/// [,align 2|4][,bitmask m]`: reads a number into a rule variable (`var`, an index into the
+/// rule's variables) and moves the detection offset past the bytes read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteExtract {
+    pub read: ByteRead,
+    pub multiplier: u64,
+    pub align: u64,
+    pub var: u8,
+}
+
+impl ByteExtract {
+    /// The value and the position after the bytes read.
+    pub fn extract(&self, buf: &[u8], base: usize) -> Option<(u64, usize)> {
+        let (v, after) = self.read.read(buf, if self.read.relative { base } else { 0 })?;
+        let mut v = v.checked_mul(self.multiplier)?;
+        if self.align > 1 && v % self.align != 0 {
+            v += self.align - v % self.align;
+        }
+        Some((v, after))
+    }
+}
+
+/// Parses `byte_extract`; returns it (with `var` 0) and the variable's name.
+pub fn parse_byte_extract(v: &str) -> Result<(ByteExtract, String), String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts.len() < 3 {
+        return Err("expected nbytes,offset,name".to_string());
+    }
+    let offset = num_i64(parts[1])?;
+    let name = parts[2];
+    if name.is_empty()
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || name.as_bytes()[0].is_ascii_digit()
+    {
+        return Err(format!("invalid variable name '{name}'"));
+    }
+    let mut read = ByteRead {
+        nbytes: nbytes(parts[0])?,
+        offset: i32::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?,
+        relative: false,
+        little_endian: false,
+        string_base: None,
+        bitmask: None,
+    };
+    if read.nbytes == 0 {
+        return Err("nbytes must be above 0".to_string());
+    }
+    let rest = byte_common(&mut read, &parts[3..])?;
+    let mut e = ByteExtract { read, multiplier: 1, align: 0, var: 0 };
+    for o in rest {
+        if let Some(m) = o.strip_prefix("multiplier") {
+            let m = num_i64(m)?;
+            if !(1..=65535).contains(&m) {
+                return Err(format!("invalid multiplier {m}"));
+            }
+            e.multiplier = m as u64;
+        } else if let Some(a) = o.strip_prefix("align") {
+            e.align = match num_i64(a)? {
+                2 => 2,
+                4 => 4,
+                other => return Err(format!("invalid align {other} (2 or 4)")),
+            };
+        } else {
+            return Err(format!("unknown byte_extract option '{o}'"));
+        }
+    }
+    Ok((e, name.to_string()))
+}
+
+/// `byte_math` operators.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MathOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Shl,
+    Shr,
+}
+
+/// `byte_math:bytes n|var, offset n, oper +|-|*|/|<<|>>, rvalue n|var, result name
+/// [, relative] [, endian big|little] [, string hex|dec|oct] [, bitmask m]`: reads a number,
+/// combines it with `rvalue` and stores the result in a rule variable (`var`); the detection
+/// offset moves past the bytes read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteMath {
+    pub read: ByteRead,
+    /// `bytes` is this variable of the rule (index).
+    pub nbytes_var: Option<u8>,
+    pub oper: MathOp,
+    pub rvalue: u64,
+    /// `rvalue` is this variable of the rule (index).
+    pub rvalue_var: Option<u8>,
+    pub var: u8,
+}
+
+impl ByteMath {
+    /// The result and the position after the bytes read, with the variables' values given by
+    /// `var`; `None` when out of the buffer, not a number or a division by zero.
+    pub fn compute(&self, buf: &[u8], base: usize, var: &dyn Fn(u8) -> u64) -> Option<(u64, usize)> {
+        let mut read = self.read;
+        if let Some(i) = self.nbytes_var {
+            let n = var(i);
+            let max = if read.string_base.is_some() { 10 } else { 4 };
+            if n == 0 || n > max {
+                return None;
+            }
+            read.nbytes = n as u8;
+        }
+        let (v, after) = read.read(buf, if read.relative { base } else { 0 })?;
+        let r = self.rvalue_var.map_or(self.rvalue, var);
+        let out = match self.oper {
+            MathOp::Add => v.wrapping_add(r),
+            MathOp::Sub => v.wrapping_sub(r),
+            MathOp::Mul => v.wrapping_mul(r),
+            MathOp::Div => v.checked_div(r)?,
+            MathOp::Shl => v.checked_shl(u32::try_from(r).ok()?).unwrap_or(0),
+            MathOp::Shr => v.checked_shr(u32::try_from(r).ok()?).unwrap_or(0),
+        };
+        Some((out, after))
+    }
+}
+
+/// Parses `byte_math`; `var` resolves the variable names the rule defined before. Returns it
+/// (with `var` 0) and the result variable's name.
+pub fn parse_byte_math(v: &str, var: &dyn Fn(&str) -> Option<u8>) -> Result<(ByteMath, String), String> {
+    let mut read =
+        ByteRead { nbytes: 0, offset: 0, relative: false, little_endian: false, string_base: None, bitmask: None };
+    let (mut bytes, mut offset, mut oper, mut rvalue, mut result) = (None, None, None, None, None);
+    let mut nbytes_var = None;
+    for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (k, val) = match part.split_once(char::is_whitespace) {
+            Some((k, val)) => (k, val.trim()),
+            None => (part, ""),
+        };
+        match k {
+            "bytes" => bytes = Some(val),
+            "offset" => offset = Some(num_i64(val)?),
+            "oper" => {
+                oper = Some(match val {
+                    "+" => MathOp::Add,
+                    "-" => MathOp::Sub,
+                    "*" => MathOp::Mul,
+                    "/" => MathOp::Div,
+                    "<<" => MathOp::Shl,
+                    ">>" => MathOp::Shr,
+                    o => return Err(format!("unknown oper '{o}' (+, -, *, /, <<, >>)")),
+                })
+            }
+            "rvalue" => rvalue = Some(val),
+            "result" => result = Some(val),
+            "relative" => read.relative = true,
+            "endian" => match val {
+                "big" => read.little_endian = false,
+                "little" => read.little_endian = true,
+                "dce" => return Err("endian dce (DCERPC byte order) not supported yet".to_string()),
+                e => return Err(format!("unknown endian '{e}'")),
+            },
+            "string" => {
+                read.string_base = Some(match val {
+                    "hex" => 16,
+                    "oct" => 8,
+                    "dec" => 10,
+                    b => return Err(format!("unknown string base '{b}' (hex, dec, oct)")),
+                })
+            }
+            "dce" => return Err("dce (DCERPC byte order) not supported yet".to_string()),
+            "bitmask" => {
+                let m = num_i64(val)?;
+                if m <= 0 {
+                    return Err(format!("invalid bitmask {m}"));
+                }
+                read.bitmask = Some(m as u64);
+            }
+            o => return Err(format!("unknown byte_math option '{o}'")),
+        }
+    }
+    let bytes = bytes.ok_or("bytes missing")?;
+    match var(bytes) {
+        Some(i) => nbytes_var = Some(i),
+        None => {
+            read.nbytes = nbytes(bytes)?;
+            let max = if read.string_base.is_some() { 10 } else { 4 };
+            if read.nbytes == 0 || read.nbytes > max {
+                return Err(format!("bytes {} out of range 1-{max}", read.nbytes));
+            }
+        }
+    }
+    let offset = offset.ok_or("offset missing")?;
+    read.offset = i32::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?;
+    let oper = oper.ok_or("oper missing")?;
+    let rvalue = rvalue.ok_or("rvalue missing")?;
+    let (rvalue, rvalue_var) = match var(rvalue) {
+        Some(i) => (0, Some(i)),
+        None => (u64::try_from(num_i64(rvalue)?).map_err(|_| format!("invalid rvalue '{rvalue}'"))?, None),
+    };
+    let name = result.ok_or("result missing")?;
+    if name.is_empty()
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        || name.as_bytes()[0].is_ascii_digit()
+    {
+        return Err(format!("invalid variable name '{name}'"));
+    }
+    Ok((ByteMath { read, nbytes_var, oper, rvalue, rvalue_var, var: 0 }, name.to_string()))
 }
 
 /// One `flowbits` operation.
@@ -472,12 +836,203 @@ pub fn parse_flowbits(v: &str) -> Result<Option<FlowbitOp>, String> {
     }))
 }
 
+/// The operand of a `flowint` operation: a number or another flowint of the flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowintVal {
+    Num(u32),
+    Var(Arc<str>),
+}
+
+/// A `flowint` comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowintCmp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// One `flowint` operation (`flowint:name,op[,value]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FlowintOp {
+    Set(Arc<str>, FlowintVal),
+    Add(Arc<str>, FlowintVal),
+    Sub(Arc<str>, FlowintVal),
+    Cmp(Arc<str>, FlowintCmp, FlowintVal),
+    IsSet(Arc<str>),
+    IsNotSet(Arc<str>),
+}
+
+impl FlowintOp {
+    /// A condition (as opposed to a modifier).
+    pub fn is_read(&self) -> bool {
+        matches!(self, FlowintOp::Cmp(..) | FlowintOp::IsSet(_) | FlowintOp::IsNotSet(_))
+    }
+}
+
+fn var_name(n: &str) -> Result<Arc<str>, String> {
+    let n = n.trim();
+    if n.is_empty() || n.contains(char::is_whitespace) {
+        return Err(format!("invalid variable name '{n}'"));
+    }
+    Ok(Arc::from(n))
+}
+
+/// Parses `flowint:name,op[,value]` (ops `=`, `+`, `-`, `==`, `!=`, `<`, `<=`, `>`, `>=`,
+/// `isset`, `notset`/`isnotset`; the value a number or another flowint's name).
+pub fn parse_flowint(v: &str) -> Result<FlowintOp, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    let name = var_name(parts.first().copied().unwrap_or(""))?;
+    let op = parts.get(1).copied().ok_or("flowint needs 'name,operator[,value]'")?;
+    let value = || -> Result<FlowintVal, String> {
+        if parts.len() != 3 {
+            return Err(format!("flowint operator '{op}' needs one value"));
+        }
+        let t = parts[2];
+        if t.bytes().all(|b| b.is_ascii_digit()) {
+            t.parse::<u32>().map(FlowintVal::Num).map_err(|_| format!("flowint value '{t}' out of range (u32)"))
+        } else {
+            var_name(t).map(FlowintVal::Var)
+        }
+    };
+    let no_value = |op: FlowintOp| -> Result<FlowintOp, String> {
+        if parts.len() > 2 {
+            return Err("isset/notset take no value".to_string());
+        }
+        Ok(op)
+    };
+    Ok(match op {
+        "=" => FlowintOp::Set(name, value()?),
+        "+" => FlowintOp::Add(name, value()?),
+        "-" => FlowintOp::Sub(name, value()?),
+        "==" => FlowintOp::Cmp(name, FlowintCmp::Eq, value()?),
+        "!=" => FlowintOp::Cmp(name, FlowintCmp::Ne, value()?),
+        "<" => FlowintOp::Cmp(name, FlowintCmp::Lt, value()?),
+        "<=" => FlowintOp::Cmp(name, FlowintCmp::Le, value()?),
+        ">" => FlowintOp::Cmp(name, FlowintCmp::Gt, value()?),
+        ">=" => FlowintOp::Cmp(name, FlowintCmp::Ge, value()?),
+        "isset" => no_value(FlowintOp::IsSet(name))?,
+        "notset" | "isnotset" => no_value(FlowintOp::IsNotSet(name))?,
+        other => return Err(format!("unknown flowint operator '{other}'")),
+    })
+}
+
+/// What an `xbits`/`hostbits` bit is stored with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum XbitTrack {
+    /// The packet's source host.
+    IpSrc,
+    /// The packet's destination host.
+    IpDst,
+    /// Both hosts (`hostbits` direction `both`).
+    IpBoth,
+    /// The pair of hosts, either way round.
+    IpPair,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XbitCmd {
+    Set,
+    Unset,
+    Toggle,
+    IsSet,
+    IsNotSet,
+}
+
+/// One `xbits` or `hostbits` operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XbitOp {
+    pub cmd: XbitCmd,
+    pub name: Arc<str>,
+    pub track: XbitTrack,
+    /// Lifetime of a set bit, seconds.
+    pub expire: u32,
+}
+
+impl XbitOp {
+    pub fn is_read(&self) -> bool {
+        matches!(self.cmd, XbitCmd::IsSet | XbitCmd::IsNotSet)
+    }
+}
+
+/// Suricata's default lifetime of an `xbits`/`hostbits` bit, seconds.
+pub const XBITS_EXPIRE_DEFAULT: u32 = 30;
+
+fn xbit_cmd(c: &str) -> Result<XbitCmd, String> {
+    Ok(match c {
+        "set" => XbitCmd::Set,
+        "unset" => XbitCmd::Unset,
+        "toggle" => XbitCmd::Toggle,
+        "isset" => XbitCmd::IsSet,
+        "isnotset" => XbitCmd::IsNotSet,
+        other => return Err(format!("unknown command '{other}'")),
+    })
+}
+
+/// Parses `xbits:cmd,name,track ip_src|ip_dst|ip_pair[,expire N]`. `Ok(None)` is `noalert`.
+/// `track tx` (transaction bits) is not supported yet.
+pub fn parse_xbits(v: &str) -> Result<Option<XbitOp>, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts == ["noalert"] {
+        return Ok(None);
+    }
+    let cmd = xbit_cmd(parts[0])?;
+    let name = var_name(parts.get(1).copied().ok_or("xbits needs 'cmd,name,track ...'")?)?;
+    let mut track = None;
+    let mut expire = XBITS_EXPIRE_DEFAULT;
+    for p in parts.iter().skip(2) {
+        if let Some(t) = p.strip_prefix("track") {
+            track = Some(match t.trim() {
+                "ip_src" => XbitTrack::IpSrc,
+                "ip_dst" => XbitTrack::IpDst,
+                "ip_pair" => XbitTrack::IpPair,
+                "tx" => return Err("xbits 'track tx' (transaction bits) not supported yet".to_string()),
+                other => return Err(format!("unknown xbits track '{other}'")),
+            });
+        } else if let Some(e) = p.strip_prefix("expire") {
+            expire = e.trim().parse().map_err(|_| format!("invalid expire '{}'", e.trim()))?;
+            if expire == 0 {
+                return Err("expire must be above 0".to_string());
+            }
+        } else {
+            return Err(format!("unknown xbits option '{p}'"));
+        }
+    }
+    let track = track.ok_or("xbits needs 'track ip_src|ip_dst|ip_pair'")?;
+    Ok(Some(XbitOp { cmd, name, track, expire }))
+}
+
+/// Parses `hostbits:cmd,name[,src|dst|both]` (default `src`). `Ok(None)` is `noalert`.
+pub fn parse_hostbits(v: &str) -> Result<Option<XbitOp>, String> {
+    let parts: Vec<&str> = v.split(',').map(str::trim).collect();
+    if parts == ["noalert"] {
+        return Ok(None);
+    }
+    let cmd = xbit_cmd(parts[0])?;
+    let name = var_name(parts.get(1).copied().ok_or("hostbits needs 'cmd,name[,src|dst|both]'")?)?;
+    let track = match parts.get(2).copied() {
+        None | Some("src") => XbitTrack::IpSrc,
+        Some("dst") => XbitTrack::IpDst,
+        Some("both") => XbitTrack::IpBoth,
+        Some(other) => return Err(format!("unknown hostbits direction '{other}' (src, dst or both)")),
+    };
+    if parts.len() > 3 {
+        return Err("hostbits takes at most 'cmd,name,direction'".to_string());
+    }
+    Ok(Some(XbitOp { cmd, name, track, expire: XBITS_EXPIRE_DEFAULT }))
+}
+
 /// `threshold` types; `detection_filter` is its own kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ThresholdKind {
     Limit,
     Threshold,
     Both,
+    /// `type backoff`: alerts at the `count`-th match, then each time the count reaches the
+    /// previous mark times `multiplier`.
+    Backoff,
     DetectionFilter,
 }
 
@@ -491,18 +1046,21 @@ pub enum Track {
     ByFlow,
 }
 
-/// `threshold: type T, track X, count N, seconds S` or `detection_filter: track X, count N, seconds S`.
+/// `threshold: type T, track X, count N, seconds S` (`type backoff`: `multiplier M`, no
+/// seconds) or `detection_filter: track X, count N, seconds S`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Threshold {
     pub kind: ThresholdKind,
     pub track: Track,
     pub count: u32,
     pub seconds: u32,
+    /// `type backoff` only.
+    pub multiplier: u32,
 }
 
 pub fn parse_threshold(v: &str, detection_filter: bool) -> Result<Threshold, String> {
     let mut kind = detection_filter.then_some(ThresholdKind::DetectionFilter);
-    let (mut track, mut count, mut seconds) = (None, None, None);
+    let (mut track, mut count, mut seconds, mut multiplier) = (None, None, None, None);
     for part in v.split(',') {
         let p = part.trim();
         let (k, val) = p.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((p, ""));
@@ -512,6 +1070,7 @@ pub fn parse_threshold(v: &str, detection_filter: bool) -> Result<Threshold, Str
                     "limit" => ThresholdKind::Limit,
                     "threshold" => ThresholdKind::Threshold,
                     "both" => ThresholdKind::Both,
+                    "backoff" => ThresholdKind::Backoff,
                     other => return Err(format!("invalid threshold type '{other}'")),
                 })
             }
@@ -527,6 +1086,7 @@ pub fn parse_threshold(v: &str, detection_filter: bool) -> Result<Threshold, Str
             }
             "count" => count = Some(val.parse::<u32>().map_err(|_| format!("invalid count '{val}'"))?),
             "seconds" => seconds = Some(val.parse::<u32>().map_err(|_| format!("invalid seconds '{val}'"))?),
+            "multiplier" => multiplier = Some(val.parse::<u32>().map_err(|_| format!("invalid multiplier '{val}'"))?),
             "" => {}
             other => return Err(format!("unknown option '{other}'")),
         }
@@ -534,11 +1094,24 @@ pub fn parse_threshold(v: &str, detection_filter: bool) -> Result<Threshold, Str
     let kind = kind.ok_or("missing type")?;
     let track = track.ok_or("missing track")?;
     let count = count.ok_or("missing count")?;
-    let seconds = seconds.ok_or("missing seconds")?;
+    let (seconds, multiplier) = if kind == ThresholdKind::Backoff {
+        if seconds.is_some() {
+            return Err("type backoff takes no seconds".to_string());
+        }
+        match multiplier.ok_or("type backoff needs a multiplier")? {
+            0 | 1 => return Err("multiplier must be above 1".to_string()),
+            m => (0, m),
+        }
+    } else {
+        if multiplier.is_some() {
+            return Err("multiplier is for type backoff only".to_string());
+        }
+        (seconds.ok_or("missing seconds")?, 0)
+    };
     if count == 0 && kind != ThresholdKind::DetectionFilter {
         return Err("count must be greater than 0".to_string());
     }
-    Ok(Threshold { kind, track, count, seconds })
+    Ok(Threshold { kind, track, count, seconds, multiplier })
 }
 
 /// TCP `flags:[modifier]flags[,mask]` (`F S R P A U C E`, `0` none; modifiers `+` all of them

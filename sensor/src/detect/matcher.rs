@@ -20,11 +20,15 @@ use aho_corasick::{AhoCorasick, MatchKind};
 
 use super::RuleError;
 use super::compile::{
-    AppProto, Buffer, Classifications, CompiledRule, ContentMatch, Direction, Item, PcreMatch, RuleProto, Target,
-    compile_rule,
+    AppProto, Buffer, Classifications, CompiledRule, ContentMatch, Direction, Item, PcreMatch, RuleProto, StreamSide,
+    Target, VAR_DEPTH, VAR_DISTANCE, VAR_OFFSET, VAR_WITHIN, compile_rule,
 };
-use super::keywords::{FlowbitOp, Threshold, ThresholdKind, Track, Transform, transform};
+use super::keywords::{
+    FlowbitOp, FlowintCmp, FlowintOp, FlowintVal, Threshold, ThresholdKind, Track, Transform, XbitCmd, XbitOp,
+    XbitTrack, transform,
+};
 use super::parse::{Action, AddrExpr, Vars, parse_rules};
+use super::threshold_config::{Suppress, ThresholdConfig};
 
 /// Transport protocol of the inspected packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -105,6 +109,16 @@ pub struct Inspection<'a> {
     pub tcp_flags: Option<u8>,
     /// ICMP type and code.
     pub icmp: Option<(u8, u8)>,
+    /// TCP sequence number and payload length of the packet (`stream_size` tracking).
+    pub tcp_seq: Option<(u32, u32)>,
+    /// The flow's packet and byte counts so far, to server and to client (`flow.pkts`,
+    /// `flow.bytes`); `None` when unknown.
+    pub flow_counts: Option<([u64; 2], [u64; 2])>,
+    /// ICMP identifier and sequence number, for the messages that carry them.
+    pub icmp_id_seq: Option<(u16, u16)>,
+    /// An app-layer transaction is inspected (not a packet): rules without a transaction
+    /// buffer (packet rules) do not match it, and `absent` buffers are missing from it.
+    pub transaction: bool,
 }
 
 impl<'a> Inspection<'a> {
@@ -145,10 +159,22 @@ impl<'a> Inspection<'a> {
             ip_proto: None,
             tcp_flags: None,
             icmp: None,
+            tcp_seq: None,
+            flow_counts: None,
+            icmp_id_seq: None,
+            transaction: false,
         }
     }
 
     /// The bytes of a buffer, if present.
+    /// Every instance of a buffer: one for most, one per element for a multi-buffer given
+    /// several times in [`Inspection::other`] (`tls.certs`: one per certificate).
+    pub fn buffers(&self, b: Buffer) -> impl Iterator<Item = &'a [u8]> + '_ {
+        let first = self.buffer(b);
+        let more = self.other.iter().filter(move |(x, _)| *x == b).skip(1).map(|(_, d)| *d);
+        first.into_iter().chain(more)
+    }
+
     pub fn buffer(&self, b: Buffer) -> Option<&'a [u8]> {
         match b {
             Buffer::Payload => Some(self.payload),
@@ -217,6 +243,10 @@ pub struct Hit {
     pub target: Option<Target>,
     /// Direction of the inspection that matched.
     pub direction: Direction,
+    /// EVE `alert.context`: what `dataset` lookups with a `context_key` found (key, JSON text).
+    pub context: Vec<(String, String)>,
+    /// A `pass` hit of a rule with the `alert` keyword: it is reported as an alert too.
+    pub alert: bool,
 }
 
 impl Hit {
@@ -234,6 +264,8 @@ impl Hit {
             action: m.action,
             target: m.target,
             direction,
+            context: Vec::new(),
+            alert: m.alert,
         }
     }
 }
@@ -302,11 +334,46 @@ fn index_nets(r: &CompiledRule) -> Option<Vec<(bool, u8, u128)>> {
     .filter(|v| min_prefix(v) >= 96 + 16)
 }
 
-/// Per-flow variables (`flowbits`).
+/// Per-flow variables (`flowbits`, `flowint`).
 #[derive(Default)]
 struct FlowVars {
     bits: HashSet<Arc<str>>,
+    ints: HashMap<Arc<str>, u32>,
+    /// `stream_size`: (initial sequence number, next sequence number) per direction
+    /// (to_server, to_client).
+    seq: [Option<(u32, u32)>; 2],
     last_seen: i64,
+}
+
+impl FlowVars {
+    /// Follows the sequence space of the packet's direction (a direction first seen without
+    /// its SYN starts one byte before its first segment, as if the SYN had been there).
+    fn track_seq(&mut self, dir: Direction, seq: u32, len: u32, syn: bool, fin: bool) {
+        let d = usize::from(dir == Direction::ToClient);
+        let end = seq.wrapping_add(len).wrapping_add(u32::from(syn)).wrapping_add(u32::from(fin));
+        match &mut self.seq[d] {
+            None => self.seq[d] = Some((if syn { seq } else { seq.wrapping_sub(1) }, end)),
+            Some((_, next)) => {
+                // only forward progress (within half the sequence space) moves it
+                if end.wrapping_sub(*next) < 1 << 31 {
+                    *next = end;
+                }
+            }
+        }
+    }
+
+    /// Suricata's stream size of a direction: next sequence number minus the initial one.
+    fn stream_size(&self, to_client: bool) -> Option<u64> {
+        self.seq[usize::from(to_client)].map(|(isn, next)| next.wrapping_sub(isn) as u64)
+    }
+}
+
+/// What an `xbits`/`hostbits` bit belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum XbitKey {
+    Host(IpAddr),
+    /// The lower address first.
+    Pair(IpAddr, IpAddr),
 }
 
 /// One `threshold`/`detection_filter` counter.
@@ -314,6 +381,8 @@ struct FlowVars {
 struct ThresholdEntry {
     first: i64,
     count: u32,
+    /// `type backoff`: the count at which the next alert goes out.
+    next: u64,
     /// `type both`: already alerted in this window.
     alerted: bool,
 }
@@ -332,6 +401,10 @@ struct ThresholdKey {
 struct DetectState {
     flows: HashMap<u64, FlowVars>,
     thresholds: HashMap<ThresholdKey, ThresholdEntry>,
+    /// `xbits`/`hostbits`: expiry time (micros) per bit.
+    xbits: HashMap<(Arc<str>, XbitKey), i64>,
+    /// Flows a `pass` rule matched: not inspected any more (Suricata passes the flow).
+    passed: HashSet<u64>,
 }
 
 /// Flows kept in the flowbits table before the oldest are dropped.
@@ -347,6 +420,14 @@ impl DetectState {
                 tracing::warn!(flows = self.flows.len(), "flowbits table full: per-flow bits dropped");
                 metrics::counter!("sensor_detect_flowbits_dropped_total").increment(self.flows.len() as u64);
                 self.flows.clear();
+            }
+        }
+        if self.xbits.len() >= MAX_FLOW_STATES {
+            self.xbits.retain(|_, exp| *exp > now);
+            if self.xbits.len() >= MAX_FLOW_STATES {
+                tracing::warn!(entries = self.xbits.len(), "xbits table full: host bits dropped");
+                metrics::counter!("sensor_detect_xbits_dropped_total").increment(self.xbits.len() as u64);
+                self.xbits.clear();
             }
         }
         if self.thresholds.len() >= MAX_FLOW_STATES {
@@ -372,8 +453,14 @@ pub struct Detector {
     groups: Vec<Group>,
     /// Whether any rule needs [`DetectState`].
     stateful: bool,
+    /// Whether any rule uses `stream_size` (sequence numbers are then followed per flow).
+    stream_sizes: bool,
+    /// Whether there is a `pass` rule (passed flows are then remembered).
+    has_pass: bool,
     /// See [`Detector::matches_empty_packets`].
     empty_packets: bool,
+    /// `suppress` entries of the threshold files, per rule (same index as `rules`).
+    suppress: Vec<Vec<Suppress>>,
     state: Mutex<DetectState>,
 }
 
@@ -389,6 +476,7 @@ pub struct DetectorBuilder {
     classifications: Classifications,
     rules: Vec<CompiledRule>,
     errors: Vec<RuleError>,
+    threshold_config: ThresholdConfig,
 }
 
 impl Default for DetectorBuilder {
@@ -398,6 +486,7 @@ impl Default for DetectorBuilder {
             classifications: Classifications::new(),
             rules: Vec::new(),
             errors: Vec::new(),
+            threshold_config: ThresholdConfig::default(),
         }
     }
 }
@@ -454,6 +543,36 @@ impl DetectorBuilder {
         self
     }
 
+    /// Adds the entries of a threshold file's text (see [`super::threshold_config`]); they
+    /// apply to every rule of the detector, whenever it was added.
+    pub fn add_threshold_config(&mut self, text: &str, file: &str) -> &mut Self {
+        let (cfg, errors) = ThresholdConfig::parse(text, file, &self.vars);
+        self.threshold_config.extend(cfg);
+        self.errors.extend(errors);
+        self
+    }
+
+    /// Reads and adds a threshold file; a file that cannot be read is an error at line 0.
+    pub fn add_threshold_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        let p = path.as_ref();
+        let name = p.display().to_string();
+        match std::fs::read(p) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                self.add_threshold_config(&text, &name);
+            }
+            Err(e) => self.errors.push(RuleError {
+                file: name,
+                line: 0,
+                column: 0,
+                keyword: None,
+                reason: format!("cannot read the file: {e}"),
+                rule_line: 0,
+            }),
+        }
+        self
+    }
+
     /// Rules loaded so far.
     pub fn len(&self) -> usize {
         self.rules.len()
@@ -467,7 +586,7 @@ impl DetectorBuilder {
     /// rules (action order pass/drop/reject/alert, then priority, then load order) and builds
     /// the prefilters.
     pub fn build(self) -> (Detector, Vec<RuleError>) {
-        let DetectorBuilder { rules, mut errors, .. } = self;
+        let DetectorBuilder { rules, mut errors, threshold_config, .. } = self;
         let mut keep: HashMap<(u32, u32), usize> = HashMap::new();
         let mut dropped = vec![false; rules.len()];
         for (i, r) in rules.iter().enumerate() {
@@ -497,18 +616,52 @@ impl DetectorBuilder {
         }
         let mut rules: Vec<CompiledRule> =
             rules.into_iter().zip(dropped).filter_map(|(r, d)| (!d).then_some(r)).collect();
-        // Suricata's order: action, then flowbits (setters, setters that also read, readers,
-        // the rest), then priority; load order otherwise (the sort is stable)
-        rules.sort_by_key(|r| (r.meta.action.order(), flowbits_order(r), r.meta.priority));
+        // Suricata's order: action, then flowbits, flowint and xbits/hostbits (setters, setters
+        // that also read, readers, the rest), then priority; load order otherwise (stable sort)
+        rules.sort_by_key(|r| {
+            let fb = state_order(r.flowbits.iter().any(FlowbitOp::is_read), r.flowbits.iter().any(|o| !o.is_read()));
+            let fi = state_order(r.flowints.iter().any(FlowintOp::is_read), r.flowints.iter().any(|o| !o.is_read()));
+            let xb = state_order(r.xbits.iter().any(XbitOp::is_read), r.xbits.iter().any(|o| !o.is_read()));
+            (r.meta.action.order(), fb, fi, xb, r.meta.priority)
+        });
+        for r in rules.iter_mut() {
+            r.threshold = threshold_config.threshold_for(r.meta.gid, r.meta.sid, r.threshold);
+        }
+        let suppress: Vec<Vec<Suppress>> =
+            rules.iter().map(|r| threshold_config.suppress_for(r.meta.gid, r.meta.sid)).collect();
+        super::dataset::unify(
+            rules.iter_mut().flat_map(|r| r.lists.iter_mut()).flat_map(|l| l.items.iter_mut()).filter_map(
+                |i| match i {
+                    Item::Dataset(m) => Some(m),
+                    _ => None,
+                },
+            ),
+        );
         let groups = build_groups(&rules);
-        let stateful =
-            rules.iter().any(|r| !r.flowbits.is_empty() || r.threshold.is_some() || r.detection_filter.is_some());
+        let stateful = rules.iter().any(uses_state);
+        let stream_sizes = rules.iter().any(|r| r.stream_size.is_some());
+        let has_pass = rules.iter().any(|r| r.meta.action == Action::Pass);
         let empty_packets = rules.iter().any(|r| {
             r.app_proto.is_none()
                 && r.urilen.is_none()
-                && r.lists.iter().all(|l| l.items.is_empty() && l.bsize.is_none())
+                && r.lists.iter().all(|l| {
+                    (l.items.is_empty() && l.bsize.is_none())
+                        || matches!(l.buffer, Buffer::Ipv4Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
+                })
         });
-        (Detector { rules, groups, stateful, empty_packets, state: Mutex::new(DetectState::default()) }, errors)
+        (
+            Detector {
+                rules,
+                groups,
+                stateful,
+                stream_sizes,
+                has_pass,
+                empty_packets,
+                suppress,
+                state: Mutex::new(DetectState::default()),
+            },
+            errors,
+        )
     }
 }
 
@@ -533,17 +686,25 @@ fn rule_groups(r: &CompiledRule) -> [bool; GROUPS] {
     g
 }
 
-/// Suricata's flowbits ordering: rules that only set first, then set-and-read, then read-only,
-/// then the rest.
-fn flowbits_order(r: &CompiledRule) -> u8 {
-    let read = r.flowbits.iter().any(FlowbitOp::is_read);
-    let write = r.flowbits.iter().any(|o| !o.is_read());
+/// Suricata's ordering of rules using one kind of state variable: rules that only set first,
+/// then set-and-read, then read-only, then the rest.
+fn state_order(read: bool, write: bool) -> u8 {
     match (write, read) {
         (true, false) => 0,
         (true, true) => 1,
         (false, true) => 2,
         (false, false) => 3,
     }
+}
+
+/// Whether a rule reads or writes [`DetectState`].
+fn uses_state(r: &CompiledRule) -> bool {
+    r.stream_size.is_some()
+        || !r.flowbits.is_empty()
+        || !r.flowints.is_empty()
+        || !r.xbits.is_empty()
+        || r.threshold.is_some()
+        || r.detection_filter.is_some()
 }
 
 fn build_groups(rules: &[CompiledRule]) -> Vec<Group> {
@@ -587,7 +748,12 @@ fn build_groups(rules: &[CompiledRule]) -> Vec<Group> {
                 }
                 None => {
                     // the buffer it needs: any non-payload list (absent buffer => no match)
-                    let need = r.lists.iter().map(|l| l.buffer).find(|b| *b != Buffer::Payload);
+                    let need = r
+                        .lists
+                        .iter()
+                        .filter(|l| l.absent.is_none())
+                        .map(|l| l.buffer)
+                        .find(|b| *b != Buffer::Payload && !b.is_virtual());
                     match index_nets(r).filter(|_| need.is_none()) {
                         Some(nets) => {
                             let grp = &mut groups[g];
@@ -666,19 +832,24 @@ impl Detector {
     /// flow's `flowbits`; `noalert` rules and hits held back by `threshold` or
     /// `detection_filter` are not returned.
     pub fn inspect(&self, insp: &Inspection<'_>) -> Vec<Hit> {
+        if self.has_pass
+            && insp.flow_id != 0
+            && self.state.lock().unwrap_or_else(|p| p.into_inner()).passed.contains(&insp.flow_id)
+        {
+            return Vec::new();
+        }
         let group = &self.groups[insp.proto.group()];
         let mut cands: Vec<u32> = Vec::new();
         for pf in &group.prefilters {
-            let Some(base) = insp.buffer(pf.buffer) else {
-                continue;
-            };
-            if base.is_empty() && pf.transforms.is_empty() {
-                continue;
-            }
-            let data = transform(base, &pf.transforms);
             let mut hit: Vec<u32> = Vec::new();
-            for m in pf.ac.find_overlapping_iter(data.as_ref()) {
-                hit.push(m.pattern().as_u32());
+            for base in insp.buffers(pf.buffer) {
+                if base.is_empty() && pf.transforms.is_empty() {
+                    continue;
+                }
+                let data = transform(base, &pf.transforms);
+                for m in pf.ac.find_overlapping_iter(data.as_ref()) {
+                    hit.push(m.pattern().as_u32());
+                }
             }
             hit.sort_unstable();
             hit.dedup();
@@ -707,14 +878,21 @@ impl Detector {
         cands.dedup();
         let mut hits = Vec::new();
         let mut state = None;
+        if self.stream_sizes
+            && let Some((seq, len)) = insp.tcp_seq
+        {
+            let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let flag = |m: u8| insp.tcp_flags.is_some_and(|f| f & m != 0);
+            let v = g.flows.entry(insp.flow_id).or_default();
+            v.last_seen = insp.ts_micros;
+            v.track_seq(insp.direction, seq, len, flag(0x02), flag(0x01));
+        }
         for r in cands {
             let rule = &self.rules[r as usize];
             if !rule_matches(rule, insp) {
                 continue;
             }
-            let alert = if self.stateful
-                && (!rule.flowbits.is_empty() || rule.threshold.is_some() || rule.detection_filter.is_some())
-            {
+            let alert = if self.stateful && uses_state(rule) {
                 let st = state.get_or_insert_with(|| {
                     let mut g = self.state.lock().unwrap_or_else(|p| p.into_inner());
                     g.prune(insp.ts_micros);
@@ -735,10 +913,18 @@ impl Detector {
                 true
             };
             if rule.meta.action == Action::Pass {
+                // the flow is passed: nothing of it is inspected any more (Suricata)
+                if insp.flow_id != 0 {
+                    drop(state);
+                    self.state.lock().unwrap_or_else(|p| p.into_inner()).passed.insert(insp.flow_id);
+                }
                 return vec![Hit::of(rule, insp.direction)];
             }
-            if alert && !rule.noalert {
-                hits.push(Hit::of(rule, insp.direction));
+            let suppressed = || self.suppress[r as usize].iter().any(|s| s.suppresses(insp.src_ip, insp.dst_ip));
+            if alert && !rule.noalert && !suppressed() {
+                let mut h = Hit::of(rule, insp.direction);
+                h.context = DATASET_CONTEXT.with(|c| std::mem::take(&mut *c.borrow_mut()));
+                hits.push(h);
             }
         }
         hits
@@ -779,20 +965,53 @@ impl Detector {
 
     /// Forgets the per-flow state of a flow that ended.
     pub fn end_flow(&self, flow_id: u64) {
-        if self.stateful {
-            self.state.lock().unwrap_or_else(|p| p.into_inner()).flows.remove(&flow_id);
+        if self.stateful || self.has_pass {
+            let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.flows.remove(&flow_id);
+            st.passed.remove(&flow_id);
         }
     }
 }
 
-/// Checks the rule's flowbit conditions against the flow, and when they hold applies its
-/// set/unset/toggle. Returns whether the conditions held.
+/// The hosts an `xbits`/`hostbits` operation addresses.
+fn xbit_keys(track: XbitTrack, insp: &Inspection<'_>) -> Vec<XbitKey> {
+    match track {
+        XbitTrack::IpSrc => vec![XbitKey::Host(insp.src_ip)],
+        XbitTrack::IpDst => vec![XbitKey::Host(insp.dst_ip)],
+        XbitTrack::IpBoth => vec![XbitKey::Host(insp.src_ip), XbitKey::Host(insp.dst_ip)],
+        XbitTrack::IpPair => vec![XbitKey::Pair(insp.src_ip.min(insp.dst_ip), insp.src_ip.max(insp.dst_ip))],
+    }
+}
+
+/// Checks the rule's `flowbits`, `flowint` and `xbits`/`hostbits` conditions, and when they all
+/// hold applies its modifiers (set/unset/toggle, `=`/`+`/`-`). Returns whether they held.
 fn apply_state(rule: &CompiledRule, _idx: u32, insp: &Inspection<'_>, st: &mut DetectState) -> bool {
-    if rule.flowbits.is_empty() {
+    if rule.flowbits.is_empty() && rule.flowints.is_empty() && rule.xbits.is_empty() && rule.stream_size.is_none() {
         return true;
     }
+    let now = insp.ts_micros;
+    for op in rule.xbits.iter().filter(|o| o.is_read()) {
+        let set = xbit_keys(op.track, insp)
+            .into_iter()
+            .any(|k| st.xbits.get(&(op.name.clone(), k)).is_some_and(|&exp| exp > now));
+        if set != (op.cmd == XbitCmd::IsSet) {
+            return false;
+        }
+    }
     let vars = st.flows.entry(insp.flow_id).or_default();
-    vars.last_seen = insp.ts_micros;
+    vars.last_seen = now;
+    if let Some((side, cond)) = rule.stream_size {
+        let size = |to_client: bool| vars.stream_size(to_client).is_some_and(|v| cond.matches(v));
+        let ok = match side {
+            StreamSide::Server => size(true),
+            StreamSide::Client => size(false),
+            StreamSide::Both => size(true) && size(false),
+            StreamSide::Either => size(true) || size(false),
+        };
+        if !ok {
+            return false;
+        }
+    }
     for op in &rule.flowbits {
         let ok = match op {
             FlowbitOp::IsSet(names, all) => {
@@ -815,6 +1034,48 @@ fn apply_state(rule: &CompiledRule, _idx: u32, insp: &Inspection<'_>, st: &mut D
             return false;
         }
     }
+    let val = |ints: &HashMap<Arc<str>, u32>, v: &FlowintVal| match v {
+        FlowintVal::Num(n) => Some(*n),
+        FlowintVal::Var(name) => ints.get(name).copied(),
+    };
+    // flowint operations run in rule order, as Suricata's match list: a modifier acts when it
+    // is reached, a later condition sees its result
+    for op in &rule.flowints {
+        let ok = match op {
+            FlowintOp::IsSet(n) => vars.ints.contains_key(n),
+            FlowintOp::IsNotSet(n) => !vars.ints.contains_key(n),
+            FlowintOp::Cmp(n, cmp, v) => match (vars.ints.get(n).copied(), val(&vars.ints, v)) {
+                (Some(a), Some(b)) => match cmp {
+                    FlowintCmp::Eq => a == b,
+                    FlowintCmp::Ne => a != b,
+                    FlowintCmp::Lt => a < b,
+                    FlowintCmp::Le => a <= b,
+                    FlowintCmp::Gt => a > b,
+                    FlowintCmp::Ge => a >= b,
+                },
+                _ => false,
+            },
+            // a modifier whose operand variable is not set does nothing (Suricata)
+            FlowintOp::Set(n, v) => {
+                if let Some(x) = val(&vars.ints, v) {
+                    vars.ints.insert(n.clone(), x);
+                }
+                true
+            }
+            FlowintOp::Add(n, v) | FlowintOp::Sub(n, v) => {
+                if let Some(x) = val(&vars.ints, v) {
+                    let cur = vars.ints.get(n).copied().unwrap_or(0);
+                    let new =
+                        if matches!(op, FlowintOp::Add(..)) { cur.wrapping_add(x) } else { cur.saturating_sub(x) };
+                    vars.ints.insert(n.clone(), new);
+                }
+                true
+            }
+        };
+        if !ok {
+            return false;
+        }
+    }
     for op in &rule.flowbits {
         match op {
             FlowbitOp::Set(n) => {
@@ -827,6 +1088,29 @@ fn apply_state(rule: &CompiledRule, _idx: u32, insp: &Inspection<'_>, st: &mut D
                 vars.bits.insert(n.clone());
             }
             _ => {}
+        }
+    }
+    for op in rule.xbits.iter().filter(|o| !o.is_read()) {
+        for k in xbit_keys(op.track, insp) {
+            let key = (op.name.clone(), k);
+            let live = st.xbits.get(&key).is_some_and(|&exp| exp > now);
+            let expiry = now.saturating_add(op.expire as i64 * 1_000_000);
+            match op.cmd {
+                XbitCmd::Set => {
+                    st.xbits.insert(key, expiry);
+                }
+                XbitCmd::Unset => {
+                    st.xbits.remove(&key);
+                }
+                XbitCmd::Toggle => {
+                    if live {
+                        st.xbits.remove(&key);
+                    } else {
+                        st.xbits.insert(key, expiry);
+                    }
+                }
+                XbitCmd::IsSet | XbitCmd::IsNotSet => {}
+            }
         }
     }
     true
@@ -848,9 +1132,15 @@ fn count_threshold(st: &mut DetectState, t: &Threshold, rule: u32, insp: &Inspec
     let e = st.thresholds.entry(key);
     let entry = match e {
         std::collections::hash_map::Entry::Vacant(v) => {
-            v.insert(ThresholdEntry { first: now, count: 1, alerted: false });
+            if t.kind == ThresholdKind::Backoff {
+                let first = t.count <= 1;
+                let next = if first { t.count as u64 * t.multiplier as u64 } else { t.count as u64 };
+                v.insert(ThresholdEntry { first: now, count: 1, next, alerted: false });
+                return first;
+            }
+            v.insert(ThresholdEntry { first: now, count: 1, next: 0, alerted: false });
             return match t.kind {
-                ThresholdKind::Limit => true,
+                ThresholdKind::Limit | ThresholdKind::Backoff => true,
                 ThresholdKind::Threshold | ThresholdKind::Both => {
                     if t.count <= 1 {
                         if let Some(x) = st.thresholds.get_mut(&ThresholdKey { rule, detection_filter: df, a, b, flow })
@@ -875,7 +1165,7 @@ fn count_threshold(st: &mut DetectState, t: &Threshold, rule: u32, insp: &Inspec
                 entry.count += 1;
                 entry.count <= t.count
             } else {
-                *entry = ThresholdEntry { first: now, count: 1, alerted: false };
+                *entry = ThresholdEntry { first: now, count: 1, next: 0, alerted: false };
                 true
             }
         }
@@ -889,7 +1179,7 @@ fn count_threshold(st: &mut DetectState, t: &Threshold, rule: u32, insp: &Inspec
                     false
                 }
             } else {
-                *entry = ThresholdEntry { first: now, count: 1, alerted: false };
+                *entry = ThresholdEntry { first: now, count: 1, next: 0, alerted: false };
                 if t.count <= 1 {
                     entry.count = 0;
                     true
@@ -908,15 +1198,24 @@ fn count_threshold(st: &mut DetectState, t: &Threshold, rule: u32, insp: &Inspec
                     false
                 }
             } else {
-                *entry = ThresholdEntry { first: now, count: 1, alerted: t.count <= 1 };
+                *entry = ThresholdEntry { first: now, count: 1, next: 0, alerted: t.count <= 1 };
                 t.count <= 1
+            }
+        }
+        ThresholdKind::Backoff => {
+            entry.count = entry.count.saturating_add(1);
+            if entry.count as u64 >= entry.next {
+                entry.next = entry.next.saturating_mul(t.multiplier as u64);
+                true
+            } else {
+                false
             }
         }
         ThresholdKind::DetectionFilter => {
             if in_window {
                 entry.count = entry.count.saturating_add(1);
             } else {
-                *entry = ThresholdEntry { first: now, count: 1, alerted: false };
+                *entry = ThresholdEntry { first: now, count: 1, next: 0, alerted: false };
             }
             entry.count > t.count
         }
@@ -946,6 +1245,16 @@ fn proto_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
 /// Header, flow, dsize and every buffer list of `r` against `insp`.
 pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     if !proto_matches(r, insp) {
+        return false;
+    }
+    // a packet rule (header keywords, payload, flow state only) is inspected on packets
+    if insp.transaction
+        && r.urilen.is_none()
+        && !r.lists.iter().any(|l| {
+            !l.buffer.is_virtual()
+                && !matches!(l.buffer, Buffer::Payload | Buffer::Ipv4Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
+        })
+    {
         return false;
     }
     if r.direction.is_some_and(|d| d != insp.direction) {
@@ -992,18 +1301,64 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     if r.sameip && insp.src_ip != insp.dst_ip {
         return false;
     }
+    let id_seq = |c: Option<super::compile::IntCond>, v: Option<u16>| match (c, v) {
+        (None, _) => true,
+        (Some(c), Some(v)) => c.matches(v as u64),
+        (Some(_), None) => false,
+    };
+    if !(id_seq(r.icmp_id, insp.icmp_id_seq.map(|x| x.0)) && id_seq(r.icmp_seq, insp.icmp_id_seq.map(|x| x.1))) {
+        return false;
+    }
+    for fc in &r.flow_counts {
+        let Some((pkts, bytes)) = insp.flow_counts else { return false };
+        let n = if fc.bytes { bytes } else { pkts };
+        let ok = match fc.side {
+            super::compile::CountSide::ToServer => fc.cond.matches(n[0]),
+            super::compile::CountSide::ToClient => fc.cond.matches(n[1]),
+            super::compile::CountSide::Either => fc.cond.matches(n[0]) || fc.cond.matches(n[1]),
+        };
+        if !ok {
+            return false;
+        }
+    }
     if let Some((cond, raw)) = r.urilen {
         let uri = insp.buffer(if raw { Buffer::HttpUriRaw } else { Buffer::HttpUri });
         if !uri.is_some_and(|u| cond.matches(u.len() as u64)) {
             return false;
         }
     }
-    r.lists.iter().all(|l| match insp.buffer(l.buffer) {
-        Some(base) => {
+    BASE64_DATA.with(|b| *b.borrow_mut() = None);
+    DATASET_CONTEXT.with(|c| c.borrow_mut().clear());
+    let addr = |ip: IpAddr| match ip {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    };
+    r.lists.iter().all(|l| {
+        let check = |base: &[u8]| {
             let data = transform(base, &l.transforms);
             l.bsize.is_none_or(|c| c.matches(data.len() as u64)) && inspect_buffer(&l.items, &data)
+        };
+        match l.buffer {
+            // lists are in rule order: the base64_decode ran before
+            Buffer::Base64Data => BASE64_DATA.with(|b| b.borrow().as_deref().is_some_and(check)),
+            Buffer::IpSrc => check(&addr(insp.src_ip)),
+            Buffer::IpDst => check(&addr(insp.dst_ip)),
+            b => {
+                let mut present = insp.buffers(b).peekable();
+                match (present.peek().is_some(), l.absent) {
+                    // absent: only where a transaction of its protocol and direction is
+                    // inspected (no packet header fields)
+                    (false, absent) => {
+                        absent.is_some()
+                            && insp.transaction
+                            && b.direction().is_none_or(|d| d == insp.direction)
+                            && b.app_proto().is_none_or(|a| insp.app_proto == Some(a))
+                    }
+                    (true, Some(false)) => false,
+                    (true, _) => present.any(check),
+                }
+            }
         }
-        None => false,
     })
 }
 
@@ -1045,8 +1400,9 @@ fn run(items: &[Item], i: usize, buf: &[u8], buffer_offset: usize, budget: &mut 
         }
         Item::ByteTest(t) => {
             let base = if t.read.relative { buffer_offset } else { 0 };
+            let value = t.value_var.map_or(t.value, byte_var);
             match t.read.read(buf, base) {
-                Some((v, _)) if t.test(v) => next(items, i, buf, buffer_offset, budget),
+                Some((v, _)) if t.test_against(v, value) => next(items, i, buf, buffer_offset, budget),
                 _ => Outcome::NoMatch,
             }
         }
@@ -1054,7 +1410,57 @@ fn run(items: &[Item], i: usize, buf: &[u8], buffer_offset: usize, budget: &mut 
             Some(pos) => next(items, i, buf, pos, budget),
             None => Outcome::NoMatch,
         },
+        Item::Dataset(m) => {
+            let (ok, ctx) = m.check(buf);
+            if !ok {
+                return Outcome::NoMatch;
+            }
+            if let Some((k, v)) = ctx {
+                DATASET_CONTEXT.with(|c| c.borrow_mut().push((k, v.to_string())));
+            }
+            next(items, i, buf, buffer_offset, budget)
+        }
+        Item::ByteExtract(e) => match e.extract(buf, buffer_offset) {
+            Some((v, after)) => {
+                BYTE_VARS.with(|b| b.borrow_mut()[e.var as usize] = v);
+                next(items, i, buf, after, budget)
+            }
+            None => Outcome::NoMatch,
+        },
+        Item::ByteMath(m) => match m.compute(buf, buffer_offset, &byte_var) {
+            Some((v, after)) => {
+                BYTE_VARS.with(|b| b.borrow_mut()[m.var as usize] = v);
+                next(items, i, buf, after, budget)
+            }
+            None => Outcome::NoMatch,
+        },
+        Item::Base64Decode(d) => {
+            let decoded = d.decode(buf, buffer_offset);
+            if decoded.is_empty() {
+                return Outcome::NoMatch;
+            }
+            BASE64_DATA.with(|b| *b.borrow_mut() = Some(decoded));
+            next(items, i, buf, buffer_offset, budget)
+        }
     }
+}
+
+/// The value of a `byte_extract` variable of the rule being verified on this thread.
+fn byte_var(idx: u8) -> u64 {
+    BYTE_VARS.with(|b| b.borrow().get(idx as usize).copied().unwrap_or(0))
+}
+
+thread_local! {
+    /// `byte_extract` variables of the rule being verified on this thread (Suricata keeps
+    /// them in the thread's detection context too).
+    static BYTE_VARS: std::cell::RefCell<[u64; super::compile::MAX_BYTE_VARS]> =
+        const { std::cell::RefCell::new([0; super::compile::MAX_BYTE_VARS]) };
+    /// Alert context of the `dataset` values the rule being verified on this thread found
+    /// (key, JSON text).
+    static DATASET_CONTEXT: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The `base64_data` of the rule being verified on this thread: what its `base64_decode`
+    /// decoded last (on a match, the one of the matching path, evaluated last).
+    static BASE64_DATA: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// "goto match": the item matched with the detection offset at `offset`; inspect the next one.
@@ -1075,22 +1481,32 @@ fn run_content(
     let prev_buffer_offset = buffer_offset as i64;
     let relative = cd.is_relative();
     let is_last = i + 1 == items.len();
+    // position modifiers, from byte_extract variables where the rule names them
+    let var = |k: usize| cd.vars[k].map(|v| byte_var(v) as i64);
+    let c_offset = var(VAR_OFFSET).unwrap_or(cd.offset as i64);
+    let c_depth = match (var(VAR_DEPTH), cd.vars[VAR_OFFSET]) {
+        (Some(d), _) => Some(c_offset + d),
+        (None, Some(_)) => cd.depth_len().map(|d| c_offset + d as i64),
+        (None, None) => cd.depth.map(|d| d as i64),
+    };
+    let c_distance = var(VAR_DISTANCE).or(cd.distance.map(i64::from));
+    let c_within = var(VAR_WITHIN).or(cd.within.map(i64::from));
     let mut prev_offset: i64 = 0;
     loop {
         let (mut offset, mut depth);
         if relative {
             offset = prev_buffer_offset;
             depth = len;
-            let distance = cd.distance.unwrap_or(0) as i64;
-            if cd.distance.is_some() {
+            let distance = c_distance.unwrap_or(0);
+            if c_distance.is_some() {
                 offset = (offset + distance).max(0);
             }
-            if let Some(w) = cd.within {
-                depth = depth.min(prev_buffer_offset + w as i64 + distance);
+            if let Some(w) = c_within {
+                depth = depth.min(prev_buffer_offset + w + distance);
             }
         } else {
-            depth = cd.depth.map_or(len, |d| d as i64);
-            offset = cd.offset as i64;
+            depth = c_depth.unwrap_or(len);
+            offset = c_offset;
         }
         if prev_offset != 0 {
             offset = prev_offset;
@@ -1405,9 +1821,15 @@ mod tests {
         ));
         assert_eq!(sids(&d, &tcp(b"hello world")), [1, 3]);
         assert_eq!(sids(&d, &tcp(b"")), [2]);
-        let hits = d.inspect(&Inspection { dst_port: 22, ..tcp(b"hello world") });
+        let hits = d.inspect(&Inspection { dst_port: 22, flow_id: 3, ..tcp(b"hello world") });
         assert_eq!(hits.len(), 1);
-        assert_eq!((hits[0].sid, hits[0].action), (4, Action::Pass));
+        assert_eq!((hits[0].sid, hits[0].action, hits[0].alert), (4, Action::Pass, false));
+        assert_eq!(sids(&d, &Inspection { flow_id: 3, ..tcp(b"hello world") }), Vec::<u32>::new(), "flow passed");
+        assert_eq!(sids(&d, &Inspection { flow_id: 4, ..tcp(b"hello world") }), [1, 3], "not another flow");
+        d.end_flow(3);
+        assert_eq!(sids(&d, &Inspection { flow_id: 3, ..tcp(b"hello world") }), [1, 3], "a new flow with the id");
+        let a = detector("pass tcp any any -> any 22 (alert; sid:5;)");
+        assert!(a.inspect(&Inspection { dst_port: 22, ..tcp(b"x") })[0].alert, "pass with alert");
     }
 
     #[test]
@@ -1452,21 +1874,21 @@ mod tests {
     fn errors_from_detector_and_stats() {
         let text = concat!(
             "alert tcp any any -> any any (msg:\"ok\"; content:\"a\"; sid:1;)\n",
-            "alert http any any -> any any (msg:\"fi\"; flowint:x,isset; content:\"a\"; sid:2;)\n",
-            "alert tcp any any -> any any (msg:\"ss\"; content:\"a\"; stream_size:server,>,2; sid:3;)\n",
-            "alert tcp any any -> any any (msg:\"two\"; flowint:x,=,1; tag:session,10,packets; sid:4;)\n",
+            "alert http any any -> any any (msg:\"fi\"; lua:xxxxxxx; content:\"a\"; sid:2;)\n",
+            "alert tcp any any -> any any (msg:\"ss\"; content:\"a\"; asn1:bitstring_overflow; sid:3;)\n",
+            "alert tcp any any -> any any (msg:\"two\"; lua:x,=,1; tag:session,10,packets; sid:4;)\n",
             "alert tcp any any -> any (sid:5;)\n",
         );
         let (d, errors) = Detector::from_rules(text, "mixed.rules", &Vars::default());
         assert_eq!(d.len(), 1);
         let e = &errors[0];
-        assert_eq!((e.file.as_str(), e.line, e.column, e.keyword.as_deref()), ("mixed.rules", 2, 42, Some("flowint")));
-        assert_eq!(e.to_string(), "mixed.rules:2:42: flowint: keyword not supported yet");
-        assert_eq!(errors[1].keyword.as_deref(), Some("stream_size"));
+        assert_eq!((e.file.as_str(), e.line, e.column, e.keyword.as_deref()), ("mixed.rules", 2, 42, Some("lua")));
+        assert_eq!(e.to_string(), "mixed.rules:2:42: lua: keyword not supported yet");
+        assert_eq!(errors[1].keyword.as_deref(), Some("asn1"));
         let stats = rule_stats(&errors);
         assert_eq!((stats.rejected_rules, stats.errors), (4, 5));
-        assert_eq!(stats.by_keyword[0], ("flowint".to_string(), 2));
-        assert!(stats.sole_blocker.contains(&("stream_size".to_string(), 1)));
+        assert_eq!(stats.by_keyword[0], ("lua".to_string(), 2));
+        assert!(stats.sole_blocker.contains(&("asn1".to_string(), 1)));
         assert!(stats.sole_blocker.contains(&("(syntax)".to_string(), 1)));
         assert!(!stats.sole_blocker.iter().any(|(k, _)| k == "tag"));
         assert!(stats.to_string().contains("4 rules rejected"));
@@ -1587,6 +2009,261 @@ mod tests {
             "alert tcp any any -> any any (content:\"A\"; flowbits:set,a; flowbits:toggle,c; sid:11;)\n",
         ));
         assert_eq!(d3.flowbits_never_set(), [("b".to_string(), vec![("test.rules".to_string(), 1, 10)])]);
+    }
+
+    #[test]
+    fn flowint_counts_per_flow_and_is_freed_at_flow_end() {
+        let d = detector(concat!(
+            "alert tcp any any -> any any (content:\"A\"; flowint:n,+,1; noalert; sid:1;)\n",
+            "alert tcp any any -> any any (content:\"B\"; flowint:n,>=,2; sid:2;)\n",
+            "alert tcp any any -> any any (content:\"B\"; flowint:n,notset; sid:3;)\n",
+            "alert tcp any any -> any any (content:\"C\"; flowint:m,=,n; flowint:m,==,n; sid:4;)\n",
+            "alert tcp any any -> any any (content:\"D\"; flowint:m,isset; flowint:n,-,5; sid:5;)\n",
+            "alert tcp any any -> any any (content:\"E\"; flowint:n,==,0; sid:6;)\n",
+        ));
+        let on = |flow: u64, p: &'static [u8]| sids(&d, &Inspection { flow_id: flow, ..tcp(p) });
+        assert_eq!(on(1, b"B"), [3], "unset: only notset holds");
+        assert_eq!(on(1, b"A"), Vec::<u32>::new());
+        assert_eq!(on(1, b"B"), Vec::<u32>::new(), "n = 1");
+        assert_eq!(on(1, b"A"), Vec::<u32>::new());
+        assert_eq!(on(1, b"B"), [2], "n = 2");
+        assert_eq!(on(2, b"B"), [3], "another flow has its own counter");
+        assert_eq!(on(1, b"D"), Vec::<u32>::new(), "m not set yet");
+        assert_eq!(on(1, b"C"), [4], "m = n, a variable operand");
+        assert_eq!(on(1, b"D"), [5]);
+        assert_eq!(on(1, b"E"), [6], "a subtraction stops at 0");
+        d.end_flow(1);
+        assert_eq!(on(1, b"B"), [3], "the flow's variables went with it");
+        for bad in ["flowint:n,+;", "flowint:n,~,1;", "flowint:n,isset,1;", "flowint:n,+,99999999999;"] {
+            let (_, errors) =
+                Detector::from_rules(&format!("alert tcp any any -> any any ({bad} sid:1;)"), "t", &Vars::default());
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn xbits_and_hostbits_follow_hosts_and_expire() {
+        let d = detector(concat!(
+            "alert tcp any any -> any any (content:\"S\"; xbits:set,seen,track ip_src,expire 10; xbits:noalert; sid:1;)\n",
+            "alert tcp any any -> any any (content:\"Q\"; xbits:isset,seen,track ip_src; sid:2;)\n",
+            "alert tcp any any -> any any (content:\"P\"; xbits:set,pair,track ip_pair; noalert; sid:3;)\n",
+            "alert tcp any any -> any any (content:\"R\"; xbits:isset,pair,track ip_pair; sid:4;)\n",
+            "alert tcp any any -> any any (content:\"H\"; hostbits:set,h,dst; noalert; sid:5;)\n",
+            "alert tcp any any -> any any (content:\"I\"; hostbits:isset,h,src; sid:6;)\n",
+            "alert tcp any any -> any any (content:\"J\"; hostbits:isnotset,h; sid:7;)\n",
+        ));
+        let at = |src: IpAddr, dst: IpAddr, ts: i64, p: &'static [u8]| {
+            sids(&d, &Inspection { src_ip: src, dst_ip: dst, ts_micros: ts, flow_id: ts as u64, ..tcp(p) })
+        };
+        let other = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        assert_eq!(at(CLIENT, SERVER, 0, b"Q"), Vec::<u32>::new());
+        at(CLIENT, SERVER, 1_000_000, b"S");
+        assert_eq!(at(CLIENT, other, 2_000_000, b"Q"), [2], "the bit is on the host, not the flow");
+        assert_eq!(at(SERVER, CLIENT, 2_000_000, b"Q"), Vec::<u32>::new(), "not on the other host");
+        assert_eq!(at(CLIENT, SERVER, 12_000_000, b"Q"), Vec::<u32>::new(), "expired after 10 s");
+        at(CLIENT, SERVER, 0, b"P");
+        assert_eq!(at(SERVER, CLIENT, 1, b"R"), [4], "a pair either way round");
+        assert_eq!(at(CLIENT, other, 1, b"R"), Vec::<u32>::new());
+        at(CLIENT, SERVER, 0, b"H");
+        assert_eq!(at(SERVER, other, 1, b"I"), [6], "set on the destination, read as a source");
+        assert_eq!(at(CLIENT, other, 1, b"J"), [7]);
+        let (_, errors) = Detector::from_rules(
+            "alert tcp any any -> any any (xbits:set,a,track tx; sid:1;)\nalert tcp any any -> any any (xbits:set,a; sid:2;)",
+            "t",
+            &Vars::default(),
+        );
+        assert_eq!(errors.len(), 2, "track tx is rejected, a missing track too: {errors:?}");
+    }
+
+    #[test]
+    fn base64_decode_data_and_from_base64() {
+        // "dGhpc2lzYXRlc3QK" is "thisisatest\n"
+        assert!(payload_match(
+            r#"content:"arg="; base64_decode:bytes 16, offset 0, relative; base64_data; content:"thisisatest";"#,
+            b"GET /?arg=dGhpc2lzYXRlc3QK HTTP/1.1"
+        ));
+        assert!(!payload_match(
+            r#"content:"arg="; base64_decode:bytes 16, offset 4, relative; base64_data; content:"thisisatest";"#,
+            b"GET /?arg=dGhpc2lzYXRlc3QK HTTP/1.1"
+        ));
+        assert!(!payload_match(r#"content:"arg="; base64_decode:relative; base64_data; content:"x";"#, b"arg=***"));
+        let (_, errors) = Detector::from_rules(
+            "alert tcp any any -> any any (base64_data; content:\"a\"; sid:1;)",
+            "t",
+            &Vars::default(),
+        );
+        assert_eq!(errors.len(), 1, "base64_data without base64_decode");
+        let d = detector(concat!(
+            "alert http any any -> any any (http.uri; content:\"/?arg=\"; from_base64: offset 6; content:\"thisisatest\"; sid:1;)\n",
+            "alert http any any -> any any (http.uri; from_base64: bytes 6, offset 6; content:\"this\"; bsize:4; sid:2;)\n",
+            "alert http any any -> any any (http.uri; from_base64: offset 6, mode strict; content:\"this\"; sid:3;)\n",
+            "alert http any any -> any any (http.uri; from_base64: offset 6, mode rfc2045; content:\"thisisatest\"; sid:4;)\n",
+        ));
+        let insp = |uri: &'static [u8]| Inspection { app_proto: Some(AppProto::Http), http_uri: Some(uri), ..tcp(b"") };
+        assert_eq!(sids(&d, &insp(b"/?arg=dGhpc2lzYXRlc3QK")), [1, 2, 3, 4]);
+        assert_eq!(sids(&d, &insp(b"/?arg=dGhpc2lz*XRlc3QK")), [2], "strict fails, rfc4648 stops, rfc2045 skips");
+    }
+
+    #[test]
+    fn byte_extract_variables_position_contents_and_feed_byte_test() {
+        // the digit at offset 2 ("2") bounds the depth of the content
+        assert!(payload_match(r#"byte_extract:1,2,n,string,dec; content:"34"; offset:0; depth:n;"#, b"342"));
+        assert!(!payload_match(r#"byte_extract:1,2,n,string,dec; content:"34"; offset:0; depth:n;"#, b"341"));
+        // relative: the extraction moves the detection offset past the byte read
+        let r = r#"content:"L="; byte_extract:1,0,len,string,relative; content:"X"; distance:len; within:1;"#;
+        assert!(payload_match(r, b"L=3abcX"));
+        assert!(!payload_match(r, b"L=3abXc"));
+        assert!(payload_match(r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#, b"\x07\x07"));
+        assert!(!payload_match(r#"byte_extract:1,0,v; byte_test:1,=,v,1;"#, b"\x07\x08"));
+        for bad in [
+            r#"byte_extract:1,0,v; byte_extract:1,1,v; content:"a";"#,
+            r#"content:"a"; offset:nosuchvar;"#,
+            r#"byte_extract:0,0,v;"#,
+        ] {
+            let (_, errors) =
+                Detector::from_rules(&format!("alert tcp any any -> any any ({bad} sid:1;)"), "t", &Vars::default());
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn flow_pkts_and_bytes_compare_the_flow_counts_per_direction() {
+        let d = detector(
+            "alert tcp any any -> any any (flow.pkts:toserver,=3; sid:1;)\n\
+             alert tcp any any -> any any (flow.pkts:either,>=10; flow.bytes:toclient,>1000; sid:2;)\n\
+             alert tcp any any -> any any (flow.bytes_toserver:<100; sid:3;)",
+        );
+        let sids = |pkts: [u64; 2], bytes: [u64; 2]| -> Vec<u32> {
+            let mut i = tcp(b"");
+            i.flow_counts = Some((pkts, bytes));
+            let mut v: Vec<u32> = d.inspect(&i).iter().map(|h| h.sid).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sids([3, 0], [500, 0]), vec![1]);
+        assert_eq!(sids([2, 10], [50, 1001]), vec![2, 3]);
+        assert_eq!(sids([2, 10], [50, 1000]), vec![3]);
+        // without the flow's counts nothing matches
+        assert!(d.inspect(&tcp(b"")).is_empty());
+        let (_, errors) =
+            Detector::from_rules("alert tcp any any -> any any (flow.pkts:sideways,1; sid:1;)", "t", &Vars::default());
+        assert_eq!(errors.len(), 1);
+    }
+
+    #[test]
+    fn packet_rules_do_not_match_transaction_inspections() {
+        let d = detector(
+            "alert tcp any any -> any any (flow:to_server; sid:1;)\n\
+             alert http any any -> any any (flow:to_server; sid:2;)\n\
+             alert http any any -> any any (http.method; content:\"GET\"; sid:3;)",
+        );
+        let sids = |transaction: bool| -> Vec<u32> {
+            let mut i = tcp(b"");
+            i.app_proto = AppProto::from_name("http");
+            i.http_method = Some(b"GET");
+            i.transaction = transaction;
+            let mut v: Vec<u32> = d.inspect(&i).iter().map(|h| h.sid).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sids(false), vec![1, 2, 3]);
+        assert_eq!(sids(true), vec![3]);
+    }
+
+    #[test]
+    fn absent_matches_a_missing_buffer_of_an_inspected_transaction_only() {
+        let d = detector(
+            "alert http any any -> any any (http.request_body; absent; sid:1;)\n\
+             alert http any any -> any any (http.request_body; absent: or_else; content:!\"abc\"; sid:2;)",
+        );
+        let sids = |body: Option<&[u8]>, packet: bool| -> Vec<u32> {
+            let mut i = tcp(b"");
+            i.app_proto = AppProto::from_name("http");
+            i.http_request_body = body;
+            i.transaction = !packet;
+            let mut v: Vec<u32> = d.inspect(&i).iter().map(|h| h.sid).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(sids(None, false), vec![1, 2]);
+        assert_eq!(sids(Some(b"xyz"), false), vec![2]);
+        assert!(sids(Some(b"abc"), false).is_empty());
+        // a packet carries no transaction: nothing is absent from it
+        assert!(sids(None, true).is_empty());
+        for bad in [r#"absent;"#, r#"http.request_body; content:"a"; absent;"#, r#"http.request_body; absent:maybe;"#] {
+            let (_, errors) =
+                Detector::from_rules(&format!("alert http any any -> any any ({bad} sid:1;)"), "t", &Vars::default());
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn byte_math_combines_a_read_number_with_a_value_or_variable() {
+        // 0x03 + 2 == 0x05
+        assert!(payload_match(
+            r#"byte_math:bytes 1, offset 0, oper +, rvalue 2, result r; byte_test:1,=,r,1;"#,
+            b"\x03\x05"
+        ));
+        assert!(!payload_match(
+            r#"byte_math:bytes 1, offset 0, oper +, rvalue 2, result r; byte_test:1,=,r,1;"#,
+            b"\x03\x06"
+        ));
+        // rvalue and bytes from byte_extract variables; 0x0102 * 2 == 0x0204
+        let r = r#"byte_extract:1,0,n; byte_extract:1,1,m; byte_math:bytes n, offset 2, oper *, rvalue m, result r; byte_test:2,=,r,4;"#;
+        assert!(payload_match(r, b"\x02\x02\x01\x02\x02\x04"));
+        assert!(!payload_match(r, b"\x02\x03\x01\x02\x02\x04"));
+        // subtraction wraps as an unsigned number; division by zero never matches
+        assert!(payload_match(
+            r#"byte_math:bytes 1, offset 0, oper -, rvalue 1, result r; byte_test:1,<,r,0;"#,
+            b"\x00"
+        ));
+        assert!(!payload_match(
+            r#"byte_math:bytes 1, offset 0, oper /, rvalue 0, result r; byte_test:1,>=,r,0;"#,
+            b"\x00"
+        ));
+        // relative to the previous match, the detection offset moves past the bytes read
+        let r = r#"content:"L"; byte_math:bytes 1, offset 0, oper >>, rvalue 1, result r, relative; byte_test:1,=,r,0,relative;"#;
+        assert!(payload_match(r, b"L\x08\x04"));
+        assert!(!payload_match(r, b"L\x08\x08"));
+        for bad in [
+            r#"byte_math:bytes 1, offset 0, oper %, rvalue 1, result r;"#,
+            r#"byte_math:bytes 1, offset 0, oper +, result r;"#,
+            r#"byte_math:bytes 9, offset 0, oper +, rvalue 1, result r;"#,
+            r#"byte_math:bytes 1, offset 0, oper +, rvalue nosuchvar, result r;"#,
+        ] {
+            let (_, errors) =
+                Detector::from_rules(&format!("alert tcp any any -> any any ({bad} sid:1;)"), "t", &Vars::default());
+            assert_eq!(errors.len(), 1, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stream_size_follows_sequence_numbers_per_side() {
+        let d = detector(concat!(
+            "alert tcp any any -> any any (stream_size:client,>,5; sid:1;)\n",
+            "alert tcp any any -> any any (stream_size:server,=,1; sid:2;)\n",
+            "alert tcp any any -> any any (stream_size:either,>=,3; sid:3;)\n",
+            "alert tcp any any -> any any (stream_size:both,<,100; sid:4;)\n",
+        ));
+        let pkt = |dir: Direction, seq: u32, flags: u8, p: &'static [u8]| Inspection {
+            direction: dir,
+            flow_id: 7,
+            tcp_flags: Some(flags),
+            tcp_seq: Some((seq, p.len() as u32)),
+            ..tcp(p)
+        };
+        assert_eq!(sids(&d, &pkt(Direction::ToServer, 1000, 0x02, b"")), Vec::<u32>::new(), "SYN: client 1");
+        assert_eq!(sids(&d, &pkt(Direction::ToClient, 5000, 0x12, b"")), [2, 4], "SYN/ACK: server 1");
+        assert_eq!(sids(&d, &pkt(Direction::ToServer, 1001, 0x18, b"abc")), [2, 3, 4], "client 4");
+        assert_eq!(sids(&d, &pkt(Direction::ToServer, 1004, 0x18, b"de")), [1, 2, 3, 4], "client 6");
+        assert_eq!(sids(&d, &pkt(Direction::ToServer, 1001, 0x18, b"abc")), [1, 2, 3, 4], "a retransmission");
+        d.end_flow(7);
+        let (_, errors) = Detector::from_rules(
+            "alert tcp any any -> any any (stream_size:sideways,>,1; sid:1;)",
+            "t",
+            &Vars::default(),
+        );
+        assert_eq!(errors.len(), 1);
     }
 
     #[test]

@@ -34,8 +34,16 @@
 //!   flags `U I H D M C P Q S Y V W`; patterns that need backtracking (backreferences,
 //!   lookaround, atomic groups, possessive quantifiers) run on a backtracking fallback,
 //!   `fancy-regex` over the buffer as Latin-1, see [`pcre::PcreRegex`]; recursion, verbs,
-//!   conditionals, `\K`... are rejected with the reason); `isdataat`, `byte_test`, `byte_jump`
-//!   (numbers, no `byte_extract` variables), `dsize`, `bsize`, `urilen`.
+//!   conditionals, `\K`... are rejected with the reason); `isdataat`, `byte_test`, `byte_jump`,
+//!   `byte_extract` (its variables in `offset`/`depth`/`distance`/`within` and as the
+//!   `byte_test` value), `byte_math` (`bytes` and `rvalue` as numbers or variables, the
+//!   operators `+ - * / << >>`, `result` a variable), `dsize`, `bsize`, `urilen`; `absent`
+//!   (and `absent: or_else`) on a sticky buffer: missing from the inspected transaction;
+//!   `base64_decode` with the `base64_data` buffer; `dataset`/`datarep` ([`dataset`]: string, md5, sha256, ipv4 and ip sets, loaded
+//!   from csv/json/ndjson files next to the rule file, `alert.context` from json objects) on
+//!   any buffer, including the packet addresses `ip.src`/`ip.dst`; `prefilter` (a performance
+//!   hint); `requires` (version conditions; a rule whose requirements are not met is not
+//!   loaded, and no optional `feature` is claimed).
 //! - Buffers: every [`Buffer`] (sticky keyword, aliases and legacy content modifiers):
 //!   `pkt_data`, the HTTP request and response buffers (`http.uri`, `http.uri.raw`, `http.method`,
 //!   `http.host`, `http.user_agent`, `http.header`, `http.header.raw`, `http.header_names`,
@@ -44,29 +52,43 @@
 //!   `http.start`, `http.protocol`, `http.referer`, `http.accept*`, `http.connection`,
 //!   `http.location`, `http.server`), `file.data`, `dns.query`, `tls.sni`,
 //!   `tls.cert_subject`/`_issuer`/`_serial`/`_fingerprint`, `tls.certs`, `ja3.hash`/`.string`,
-//!   `ja3s.*`, `ssh.proto`/`.software`. A buffer the caller does not provide never matches.
+//!   `ja3s.*`, `tls.random`/`_time`/`_bytes` (each side's hello random), `ssh.proto`/`.software`,
+//!   and the packet headers `ipv4.hdr`, `tcp.hdr`, `udp.hdr` (options included). A buffer the caller does not provide never matches; a
+//!   buffer given several times (`tls.certs`: one per certificate) matches when one does.
 //! - Transforms ([`keywords::Transform`]): `dotprefix`, `strip_whitespace`,
 //!   `compress_whitespace`, `to_lowercase`, `to_uppercase`, `url_decode`, `to_md5`, `to_sha1`,
-//!   `to_sha256`; the prefilter scans the transformed buffer.
+//!   `to_sha256`, `from_base64` (`bytes`, `offset`, `mode rfc4648|rfc2045|strict`); the
+//!   prefilter scans the transformed buffer. A transform after a content starts a new list of
+//!   the same buffer with the transforms applied (Suricata 8).
 //! - `flow`: `established`, `not_established`, `stateless`, `to_server`/`from_client`,
 //!   `to_client`/`from_server`, and `no_stream`/`no_frag` (trivially true: this engine
 //!   inspects packets, not reassembled streams or fragments). `only_stream`/`only_frag` are
 //!   rejected.
 //! - State: `flowbits` (`set`, `unset`, `toggle`, `isset`, `isnotset` with `|`/`&`, `noalert`)
 //!   per flow ([`Inspection::flow_id`]), rules ordered as Suricata does (setters before
-//!   readers); `noalert`; `threshold` (`limit`, `threshold`, `both`; `by_src`, `by_dst`,
-//!   `by_rule`, `by_both`, `by_flow`) and `detection_filter`, on [`Inspection::ts_micros`].
-//! - Packet header: `ttl`, `itype`, `icode`, `ip_proto`, `flags` (with modifiers and mask),
-//!   `sameip`.
+//!   readers); `flowint` (`=`, `+`, `-`, comparisons with numbers or other flowints,
+//!   `isset`/`notset`, run in rule order) per flow; `xbits` (`track ip_src|ip_dst|ip_pair`,
+//!   `expire`) and `hostbits` (`src|dst|both`) per host or host pair with expiry; the per-flow
+//!   state is freed by [`Detector::end_flow`] (the sensor calls it when a flow ends); `noalert`;
+//!   `threshold` (`limit`, `threshold`, `both`, `backoff`; `by_src`, `by_dst`, `by_rule`,
+//!   `by_both`, `by_flow`) and `detection_filter`, on [`Inspection::ts_micros`].
+//! - `threshold.config` files ([`threshold_config`], [`DetectorBuilder::add_threshold_file`]):
+//!   `suppress` (all, or by source/destination/either address list) and
+//!   `threshold`/`event_filter` entries by gid/sid; bad lines are errors with file and line.
+//! - Packet header: `ttl`, `itype`, `icode`, `icmp_id`, `icmp_seq`, `ip_proto`, `flags` (with
+//!   modifiers and mask), `sameip`; the flow's counts so far: `flow.pkts`, `flow.bytes`
+//!   (`toserver`, `toclient`, `either`; and the `_toserver`/`_toclient` forms)
+//!   ([`Inspection::flow_counts`]).
 //!
 //! # Not supported yet (rules using them are rejected)
 //!
-//! `xbits`, `flowint`, `stream_size`, `byte_extract`/`byte_math` (and variables in
-//! `distance`/`within`/...), `base64_decode`/`base64_data`, `tag`, `tls.version`, `asn1`,
-//! `app-layer-event`, `datasets`, `lua`, pcre capture extraction, the other app-layer buffers
-//! (SMB, DCERPC, SMTP, ...), rules mixing request and response buffers (they need
-//! transaction state), `threshold.config` files. A matching `pass` rule only suppresses the
-//! other hits of that one inspection.
+//! `byte_extract` variables in `byte_jump`/`isdataat`, `byte_math` with `endian dce`, `xbits`
+//! with `track tx`, `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, `decode-event`,
+//! `stream-event`, `app-layer-event`, `lua`, pcre capture extraction, the other app-layer
+//! buffers (SMB, DCERPC, SMTP, ...), `frame`, firewall rules (`accept:hook`, protocol hooks),
+//! rules mixing request and response buffers (they need transaction state), `threshold.config`
+//! `rate_filter` entries. A matching `pass` rule only suppresses the other hits of that one
+//! inspection.
 
 //! # Wiring
 //!
@@ -83,10 +105,12 @@
 //! ```
 
 pub mod compile;
+pub mod dataset;
 pub mod keywords;
 pub mod matcher;
 pub mod parse;
 pub mod pcre;
+pub mod threshold_config;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
