@@ -49,6 +49,7 @@ rm -f target-kafka-install.log
 bash deploy/kafka.sh start
 
 export SOC_TEST_KAFKA="127.0.0.1:${SOC_KAFKA_PORT:-9092}"
+export SOC_TANSU="${SOC_TOOLS_DIR:-$HOME/.cache/soc-tools}/tansu/bin/tansu"  # collector fault tests start their own broker
 export SOC_TEST_CLICKHOUSE="http://127.0.0.1:${SOC_CLICKHOUSE_HTTP_PORT:-8123}"
 export SOC_REQUIRE_SERVERS=1
 

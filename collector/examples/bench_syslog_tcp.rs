@@ -1,8 +1,16 @@
 //! Benchmark: syslog over TCP into the bus, 1 and 2 connections, lines/s and bytes/s.
 //!
 //! ```sh
-//! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N]
+//! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N] [--stages] [--raw]
 //! ```
+//!
+//! `--set KEY=VALUE` (repeatable) passes a librdkafka producer property (`linger.ms`,
+//! `compression.type`, `batch.size`, ...) to compare producer settings.
+//!
+//! `--stages` first prints the cost per line of each step on one core (framing and parsing,
+//! encoding: id and JSON), the profile of where a line's time goes. `--raw` (with Kafka) adds
+//! the peer figure of the broker and client alone: the same records, already encoded,
+//! published in batches by 1 and 2 tasks.
 //!
 //! Without `--kafka` (or `SOC_TEST_KAFKA`) the records go to the in-process bus, which measures
 //! the collector alone (framing, parsing, normalizing, serializing). With it they go to Kafka
@@ -10,11 +18,16 @@
 //! client tasks in the same process and stops the clock when the collector has published all
 //! of them. Figures depend on the machine and on what else runs on it.
 
+use soc_bus::Record;
 use soc_bus::kafka::{KafkaBus, KafkaConfig};
 use soc_bus::{Bus, MemoryBus};
 use soc_collector::SourceContext;
 use soc_collector::config::SyslogTcpConfig;
+use soc_collector::parse::{Decoder, Format, ParseContext};
+use soc_collector::sink::{encode, stamp};
+use soc_collector::source::framing::{Frame, FrameDecoder};
 use soc_collector::source::syslog_tcp::SyslogTcpSource;
+use soc_model::Kind;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -71,17 +84,128 @@ async fn run(bus: Arc<dyn Bus>, conns: usize, lines: usize) -> anyhow::Result<(f
     Ok((want as f64 / secs, bytes as f64 / secs))
 }
 
+/// The cost per line of each step, on one core, in batches of 5,000 lines (memory is reused
+/// as in the collector, instead of growing to hold every line).
+fn stages(lines: usize) {
+    let data: Vec<u8> = (0..lines).flat_map(|i| line(0, i)).collect();
+    let mut frames = FrameDecoder::new(102_400);
+    let mut decoder = Decoder::new(Format::Auto);
+    let zero = Duration::ZERO;
+    let (mut framing, mut parsing, mut separate, mut one_pass, mut dropping) = (zero, zero, zero, zero, zero);
+    let (mut old_len, mut new_len) = (0, 0);
+    for chunk in data.chunks(5_000 * 200) {
+        let t = Instant::now();
+        frames.push(chunk);
+        let mut msgs = Vec::with_capacity(5_000);
+        while let Some(Frame::Message(m)) = frames.next_frame() {
+            msgs.push(m);
+        }
+        framing += t.elapsed();
+        let t = Instant::now();
+        let mut events = Vec::with_capacity(msgs.len());
+        for m in &msgs {
+            let ctx = ParseContext::new("syslog-tcp", Some("127.0.0.1"));
+            events.extend(decoder.push(m, &ctx).into_iter().filter_map(Result::ok));
+        }
+        parsing += t.elapsed();
+        let mut copies = events.clone();
+        let t = Instant::now();
+        let old: Vec<Record> = copies
+            .iter_mut()
+            .map(|ev| {
+                stamp(ev, "bench", None);
+                Record::from_event(ev)
+            })
+            .collect();
+        separate += t.elapsed();
+        let t = Instant::now();
+        let new: Vec<Record> = events.iter().map(|ev| encode(ev).1).collect();
+        one_pass += t.elapsed();
+        let t = Instant::now();
+        drop(events);
+        dropping += t.elapsed();
+        old_len = old.first().map(|r| r.payload.len()).unwrap_or(0);
+        new_len = new.first().map(|r| r.payload.len()).unwrap_or(0);
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / lines as f64;
+    println!(
+        "stages (one core, {lines} lines): framing {:.2} us/line, parsing {:.2}, id + JSON as two passes (compute_id, to_json) {:.2}, id + JSON in one pass (encode) {:.2}, dropping the events {:.2}; payload {old_len} -> {new_len} bytes",
+        per(framing),
+        per(parsing),
+        per(separate),
+        per(one_pass),
+        per(dropping),
+    );
+}
+
+/// The broker and client alone: pre-encoded records published in batches by `tasks` tasks.
+async fn raw(cfg: &KafkaConfig, tasks: usize, lines: usize) -> anyhow::Result<(f64, f64)> {
+    let prefix = format!("benchraw{}x{}", std::process::id(), tasks);
+    let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(KafkaConfig { topic_prefix: prefix, ..cfg.clone() })?);
+    bus.ensure_topics().await?;
+    let mut decoder = Decoder::new(Format::Auto);
+    let records: Vec<Record> = (0..lines)
+        .flat_map(|i| {
+            let ctx = ParseContext::new("syslog-tcp", Some("127.0.0.1"));
+            decoder.push(&line(0, i), &ctx).into_iter().filter_map(Result::ok).map(|ev| encode(&ev).1)
+        })
+        .collect();
+    let bytes: usize = records.iter().map(|r| r.payload.len()).sum::<usize>() * tasks;
+    let start = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..tasks {
+        let (bus, records) = (bus.clone(), records.clone());
+        set.spawn(async move {
+            for chunk in records.chunks(5_000) {
+                bus.publish(Kind::Log, chunk.to_vec()).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(((tasks * lines) as f64 / secs, bytes as f64 / secs))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let lines: usize = arg("--lines").map(|s| s.parse()).transpose()?.unwrap_or(500_000);
     let kafka = arg("--kafka").or_else(|| std::env::var("SOC_TEST_KAFKA").ok().filter(|s| !s.is_empty()));
+    let mut client = std::collections::BTreeMap::new();
+    for (i, a) in args.iter().enumerate() {
+        if a == "--set" {
+            let kv = args.get(i + 1).ok_or_else(|| anyhow::anyhow!("--set needs KEY=VALUE"))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| anyhow::anyhow!("--set {kv}: expected KEY=VALUE"))?;
+            client.insert(k.to_string(), v.to_string());
+        }
+    }
+    let kafka_cfg =
+        |brokers: &str, prefix: &str| KafkaConfig { client: client.clone(), ..KafkaConfig::new(brokers, prefix) };
+    if !client.is_empty() {
+        println!("producer properties: {client:?}");
+    }
+    if args.iter().any(|a| a == "--stages") {
+        stages(lines.min(200_000));
+    }
+    if let (Some(b), true) = (&kafka, args.iter().any(|a| a == "--raw")) {
+        for tasks in [1, 2] {
+            let (lps, bps) = raw(&kafka_cfg(b, "raw"), tasks, lines).await?;
+            println!(
+                "raw producer (pre-encoded records, batches of 5000): tasks={tasks} records={} records/s={lps:.0} MB/s={:.1}",
+                tasks * lines,
+                bps / 1e6
+            );
+        }
+    }
     for conns in [1, 2] {
         let bus: Arc<dyn Bus> = match &kafka {
             Some(b) => {
                 let prefix = format!("bench{}x{}", std::process::id(), conns);
-                Arc::new(KafkaBus::connect(KafkaConfig::new(b, &prefix))?)
+                Arc::new(KafkaBus::connect(kafka_cfg(b, &prefix))?)
             }
             None => Arc::new(MemoryBus::new("bench", usize::MAX / 2)),
         };

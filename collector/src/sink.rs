@@ -1,16 +1,18 @@
 //! The sink side: stamping, batching, publishing.
 //!
-//! Events are stamped with the collector's name (`sensor`) and segment, given their id, and
-//! published with [`soc_bus::publish_events`] (logs keyed by host); dead letters go to
-//! [`Kind::DeadLetter`] keyed by their source. Transient bus errors are retried with backoff
-//! for [`SourceContext::bus_retry`]; a caller that awaits [`flush`] stops reading meanwhile,
-//! which is the backpressure (a TCP sender's window fills; UDP datagrams queue in the socket
-//! buffer).
+//! Events are stamped with the collector's name (`sensor`) and segment, then encoded with
+//! [`encode`] (their id and their JSON in one pass) and published keyed by [`Event::bus_key`]
+//! (logs by host); dead letters go to [`Kind::DeadLetter`] keyed by their source. Transient
+//! bus errors are retried with backoff for [`SourceContext::bus_retry`]; a caller that awaits
+//! [`flush`] stops reading meanwhile, which is the backpressure (a TCP sender's window fills;
+//! UDP datagrams queue in the socket buffer).
 
 use crate::parse::{self, Decoder, ParseContext, ParseError};
 use crate::stats::InputStats;
-use soc_bus::{Bus, BusError, Record, publish_events, with_backoff};
+use serde_json::Value;
+use soc_bus::{Bus, BusError, Record, with_backoff};
 use soc_model::{DeadLetter, Event, Kind};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What every source needs besides its own address: who the collector is and how it batches.
@@ -61,13 +63,53 @@ impl Batch {
 
 /// Sets the collector's name and segment (where the record has none) and the record id.
 pub fn stamp(ev: &mut Event, sensor: &str, segment: Option<&str>) {
+    stamp_origin(ev, sensor, segment);
+    ev.ensure_id();
+}
+
+/// [`stamp`] without the id: [`encode`] computes it with the record's JSON.
+fn stamp_origin(ev: &mut Event, sensor: &str, segment: Option<&str>) {
     if ev.sensor.is_none() {
         ev.sensor = Some(sensor.to_string());
     }
     if ev.segment.is_none() {
         ev.segment = segment.map(str::to_string);
     }
-    ev.ensure_id();
+}
+
+/// An event as its bus record: keyed by [`Event::bus_key`], the payload its JSON with its id
+/// (the event's own, or [`Event::compute_id`]'s when it has none).
+///
+/// One serialization serves both: the canonical JSON that [`Event::compute_id`] hashes (the
+/// event as a JSON tree without `id`, keys sorted) is written once, hashed, and becomes the
+/// payload with the `id` member appended. The payload's keys are therefore in canonical order
+/// instead of the struct's; it reads back as the same event.
+pub fn encode(ev: &Event) -> (Kind, Record) {
+    let kind = ev.event_type.kind();
+    let mut tree = match serde_json::to_value(ev) {
+        Ok(Value::Object(m)) => m,
+        // Not reachable for an `Event` (a struct of strings, numbers and maps).
+        _ => {
+            let mut ev = ev.clone();
+            ev.ensure_id();
+            return (kind, Record::from_event(&ev));
+        }
+    };
+    tree.remove("id");
+    let mut payload = serde_json::to_vec(&tree).unwrap_or_default();
+    let id = match &ev.id {
+        Some(id) => id.clone(),
+        None => format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&payload)),
+    };
+    // `{...}` -> `{...,"id":"<id>"}` (or `{"id":"<id>"}` for an empty object).
+    payload.pop();
+    if payload.len() > 1 {
+        payload.push(b',');
+    }
+    payload.extend_from_slice(b"\"id\":");
+    payload.extend_from_slice(&serde_json::to_vec(&id).unwrap_or_default());
+    payload.push(b'}');
+    (kind, Record::new(ev.bus_key(), payload))
 }
 
 impl SourceContext {
@@ -129,7 +171,7 @@ impl SourceContext {
         for r in results {
             match r {
                 Ok(mut ev) => {
-                    stamp(&mut ev, &self.sensor, self.segment.as_deref());
+                    stamp_origin(&mut ev, &self.sensor, self.segment.as_deref());
                     batch.events.push(ev);
                 }
                 Err(ParseError::Empty) => {}
@@ -142,12 +184,18 @@ impl SourceContext {
     }
 }
 
-/// Publishes a batch: events (keyed by host), then dead letters (keyed by source), each
-/// retried on transient errors for `retry`.
+/// Publishes a batch: events (encoded with [`encode`], keyed by host), then dead letters
+/// (keyed by source), each retried on transient errors for `retry`.
 pub async fn publish(bus: &dyn Bus, batch: &Batch, retry: Duration) -> Result<(), BusError> {
     if !batch.events.is_empty() {
-        let events = &batch.events;
-        with_backoff("collector publish", retry, || publish_events(bus, events)).await?;
+        let mut by_kind: BTreeMap<Kind, Vec<Record>> = BTreeMap::new();
+        for ev in &batch.events {
+            let (kind, record) = encode(ev);
+            by_kind.entry(kind).or_default().push(record);
+        }
+        for (kind, records) in by_kind {
+            with_backoff("collector publish", retry, || bus.publish(kind, records.clone())).await?;
+        }
     }
     if !batch.dead_letters.is_empty() {
         let records: Vec<Record> =
@@ -180,6 +228,44 @@ pub(crate) async fn flush(
             tracing::error!(input = stats.input(), error = %e, lost = b.len(), "publishing failed; batch dropped");
             stats.dropped(b.len() as u64, "bus");
             Err(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{ParseContext, parse_line};
+
+    #[test]
+    fn encode_gives_the_id_of_compute_id_and_a_payload_that_reads_back_as_the_event() {
+        let lines: [&[u8]; 6] = [
+            b"<38>Jun 14 08:01:02 web01 sshd[4123]: Failed password for root from 203.0.113.7 port 22 ssh2",
+            b"<165>1 2024-06-15T10:00:00.123+07:00 h app 42 ID7 [ex@32473 a=\"1\" b=\"\\\"q\\\"\"] msg \xe2\x82\xac",
+            b"{\"message\":\"m\",\"host\":\"h\",\"n\":[1,2.5,-3e300],\"o\":{\"z\":null,\"a\":true}}",
+            br#"{"EventID":4688,"Channel":"Security","Hostname":"H","TimeCreated":"2020-10-18 10:56:18.799"}"#,
+            b"type=SYSCALL msg=audit(1718445600.123:42): arch=c000003e syscall=59 success=yes exe=\"/bin/sh\"",
+            b"no pri at all \xff\xfe",
+        ];
+        for line in lines {
+            let ctx = ParseContext::new("syslog-tcp", Some("10.0.0.5"));
+            let mut ev = parse_line(line, &ctx).unwrap_or_else(|e| panic!("{e}"));
+            stamp_origin(&mut ev, "col", Some("lab"));
+            let (kind, rec) = encode(&ev);
+            assert_eq!(kind, ev.event_type.kind());
+            assert_eq!(rec.key, ev.bus_key().into_bytes());
+            let back = Event::from_json(&rec.payload).unwrap_or_else(|e| panic!("{e}"));
+            let mut want = ev.clone();
+            want.ensure_id();
+            assert_eq!(back.id.as_deref(), Some(ev.compute_id().as_str()), "{}", String::from_utf8_lossy(line));
+            assert_eq!(back, want);
+            // An id already set is kept.
+            let (_, rec) = encode(&want);
+            assert_eq!(Event::from_json(&rec.payload).unwrap(), want);
+            let mut other = want.clone();
+            other.id = Some("given \"id\"".into());
+            let (_, rec) = encode(&other);
+            assert_eq!(Event::from_json(&rec.payload).unwrap(), other);
         }
     }
 }

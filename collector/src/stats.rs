@@ -8,10 +8,16 @@
 //! | `soc_collector_parsed_total{input}` | messages normalized into events |
 //! | `soc_collector_dead_letters_total{input}` | messages sent to the dead-letter topic |
 //! | `soc_collector_dropped_total{input,reason}` | messages lost (`bus`: publishing failed for good) |
+//! | `soc_collector_kernel_dropped_total{input}` | UDP: datagrams the kernel dropped before the collector read them (receive buffer full) |
 //! | `soc_collector_batches_total{input}` | batches published |
 //! | `soc_collector_connections{input}` | open TCP connections |
 //! | `soc_collector_rejected_connections_total{input,reason}` | connections closed before any message (`tls`: failed handshake) |
 //! | `soc_collector_lag_bytes{input,path}` | file inputs: bytes written to the file and not yet published |
+//!
+//! Kernel drops are not part of `received`: those datagrams never reached the collector. The
+//! UDP input does not drop anything itself when it falls behind: its receive loop waits for the
+//! publisher, the socket buffer fills, and what does not fit is dropped by the kernel and
+//! counted here (read from the socket's `drops` counter, see [`crate::source::syslog_udp`]).
 //!
 //! Every received message ends up parsed, dead-lettered or dropped, with two exceptions that
 //! produce fewer events than lines: audit records joined into one event, and W3C directive
@@ -28,6 +34,7 @@ pub struct InputStats {
     parsed: AtomicU64,
     dead_lettered: AtomicU64,
     dropped: AtomicU64,
+    kernel_dropped: AtomicU64,
     batches: AtomicU64,
 }
 
@@ -39,6 +46,8 @@ pub struct InputCounts {
     pub parsed: u64,
     pub dead_lettered: u64,
     pub dropped: u64,
+    /// UDP: datagrams the kernel dropped (receive buffer full); not counted in `received`.
+    pub kernel_dropped: u64,
     pub batches: u64,
 }
 
@@ -52,6 +61,10 @@ pub fn describe_metrics() {
         "Messages sent to the dead-letter topic, per input."
     );
     metrics::describe_counter!("soc_collector_dropped_total", "Messages lost, per input and reason.");
+    metrics::describe_counter!(
+        "soc_collector_kernel_dropped_total",
+        "UDP datagrams the kernel dropped before the collector read them (receive buffer full), per input."
+    );
     metrics::describe_counter!("soc_collector_batches_total", "Batches published, per input.");
     metrics::describe_gauge!("soc_collector_connections", "Open connections, per input.");
     metrics::describe_counter!(
@@ -74,6 +87,7 @@ impl InputStats {
             parsed: AtomicU64::new(0),
             dead_lettered: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            kernel_dropped: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         }
     }
@@ -89,6 +103,7 @@ impl InputStats {
             parsed: self.parsed.load(Ordering::Relaxed),
             dead_lettered: self.dead_lettered.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
+            kernel_dropped: self.kernel_dropped.load(Ordering::Relaxed),
             batches: self.batches.load(Ordering::Relaxed),
         }
     }
@@ -116,6 +131,12 @@ impl InputStats {
     pub(crate) fn dropped(&self, n: u64, reason: &'static str) {
         self.dropped.fetch_add(n, Ordering::Relaxed);
         metrics::counter!("soc_collector_dropped_total", "input" => self.input, "reason" => reason).increment(n);
+    }
+
+    /// Adds `n` datagrams the kernel dropped (`n = 0` makes the metric visible at 0).
+    pub(crate) fn kernel_dropped(&self, n: u64) {
+        self.kernel_dropped.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!("soc_collector_kernel_dropped_total", "input" => self.input).increment(n);
     }
 
     pub(crate) fn batch(&self) {

@@ -1,7 +1,9 @@
 //! Sensor throughput with 1..N worker threads (frames hashed by flow), the capture read into
 //! memory once and replayed until each run lasts at least a few seconds. Prints packets/s,
-//! Mbit/s, records, peak RSS, and the Suricata 8.0.6 figures measured on the same machine
-//! class for comparison (from `../shared/corpora/anchors`, when present).
+//! Mbit/s, records, peak RSS, the CPU time the process used (reader and workers) and packets
+//! per CPU-second, which stays meaningful when other work shares the cores, and the Suricata
+//! 8.0.6 figures measured on the same machine class for comparison (from
+//! `../shared/corpora/anchors`, when present).
 //!
 //! `cargo run --release -p soc-sensor --example bench_workers -- <capture> [max_workers] [min_secs]`
 
@@ -20,6 +22,34 @@ fn peak_rss_mib() -> Option<f64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// CPU seconds (user + system) used by all threads of this process so far.
+fn cpu_secs() -> Option<f64> {
+    cpu_secs_of("/proc/self/stat")
+}
+
+/// CPU seconds used by the calling (reader) thread so far.
+fn reader_cpu_secs() -> Option<f64> {
+    cpu_secs_of("/proc/thread-self/stat")
+}
+
+fn cpu_secs_of(path: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which is in parentheses): utime and stime are the 12th
+    // and 13th, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// The 1-minute load average (other work on the machine).
+fn load_avg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_default()
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -51,6 +81,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 sink.fetch_add(b.len() as u64, Ordering::Relaxed);
             },
         );
+        let load = load_avg();
+        let cpu0 = cpu_secs().unwrap_or(0.0);
+        let reader0 = reader_cpu_secs().unwrap_or(0.0);
         let t = Instant::now();
         let mut rounds = 0u64;
         // Each replay shifts time forward so flows of one round end before the next begins.
@@ -62,14 +95,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rounds += 1;
         }
         let stats = w.finish()?;
+        let reader = reader_cpu_secs().unwrap_or(0.0) - reader0;
         let secs = t.elapsed().as_secs_f64();
+        let cpu = cpu_secs().unwrap_or(0.0) - cpu0;
         let packets: u64 = stats.iter().map(|s| s.packets).sum();
         println!(
-            "workers {n}: {rounds} replays, {packets} packets in {secs:.2} s = {:.0} packets/s, {:.0} Mbit/s, {} records, peak RSS {:.0} MiB",
+            "workers {n}: {rounds} replays, {packets} packets in {secs:.2} s = {:.0} packets/s, {:.0} Mbit/s, {} records, peak RSS {:.0} MiB; CPU {cpu:.2} s ({:.2} cores), {:.0} packets per CPU-second (reader {:.0} ns, workers {:.0} ns per packet); load average before {load}",
             packets as f64 / secs,
             (bytes * rounds) as f64 * 8.0 / secs / 1e6,
             records.load(Ordering::Relaxed),
-            peak_rss_mib().unwrap_or(0.0)
+            peak_rss_mib().unwrap_or(0.0),
+            cpu / secs,
+            packets as f64 / cpu.max(0.01),
+            reader * 1e9 / packets.max(1) as f64,
+            (cpu - reader) * 1e9 / packets.max(1) as f64,
         );
     }
     println!(

@@ -1,5 +1,6 @@
 //! Sensor settings.
 
+use crate::app::stream::StreamConfig;
 use crate::defrag::DefragConfig;
 use crate::flow::FlowTimeouts;
 
@@ -24,6 +25,9 @@ pub struct SensorOptions {
     pub max_flows: usize,
     /// IP fragment reassembly limits.
     pub defrag: DefragConfig,
+    /// TCP reassembly limits: memcap of this sensor instance (divide a total among workers
+    /// with [`StreamConfig::per_instance`]), per-direction queue, depth, overlap check.
+    pub stream: StreamConfig,
     /// Write an `anomaly` record (`type: "decode"`) for every undecodable packet.
     pub decode_anomalies: bool,
     /// Write `anomaly` records (`type: "applayer"`) for app-layer protocol errors.
@@ -44,6 +48,7 @@ impl Default for SensorOptions {
             timeouts: FlowTimeouts::default(),
             max_flows: 1 << 20,
             defrag: DefragConfig::default(),
+            stream: StreamConfig::default(),
             decode_anomalies: true,
             applayer_anomalies: true,
             midstream: false,

@@ -1,6 +1,7 @@
 //! The sensor core: decode → defragment → flow → app layer → EVE records.
 
 use crate::app::detect::{Probe, probe_udp};
+use crate::app::stream::Reassembly;
 use crate::app::{AppProto, AppRecord, AppSession, Direction};
 use crate::decode::{self, DecodeError, DecodeOptions, Decoded, LinkType, Packet, Transport, ipproto, tcp_flags};
 use crate::defrag::{Defrag, DefragOutcome};
@@ -65,13 +66,17 @@ pub struct Sensor {
     ck_bad: u32,
     /// Signature engine; `None`: no rules loaded.
     detector: Option<std::sync::Arc<crate::detect::Detector>>,
+    /// TCP reassembly limits, memory and counters shared by this sensor's streams.
+    reassembly: std::sync::Arc<Reassembly>,
 }
 
 impl Sensor {
     pub fn new(opts: SensorOptions) -> Sensor {
         let table = FlowTable::new(opts.timeouts, opts.max_flows);
         let defrag = Defrag::new(opts.defrag);
+        let reassembly = Reassembly::new(opts.stream);
         Sensor {
+            reassembly,
             dopts: DecodeOptions { checksum_check: opts.checksum_check },
             opts,
             table,
@@ -103,6 +108,14 @@ impl Sensor {
         s.flows_active = self.table.len() as u64;
         s.fragments = self.defrag.stats.fragments;
         s.reassembled = self.defrag.stats.reassembled;
+        let r = self.reassembly.counters();
+        s.stream_gaps = r.gaps;
+        s.stream_gap_bytes = r.gap_bytes;
+        s.stream_overlaps = r.overlaps;
+        s.stream_overlap_diff_data = r.overlap_diff_data;
+        s.stream_memcap_drops = r.memcap_drops;
+        s.stream_depth_reached = r.depth_reached;
+        s.stream_memuse = r.memuse;
         s
     }
 
@@ -310,6 +323,8 @@ impl Sensor {
             f.last = now;
         }
         let old_state = f.state;
+        // a finished parser is dropped after its last records are inspected (tls.certs)
+        let mut app_done = false;
         match p.transport {
             Transport::Tcp(t) => {
                 f.tcp.update(dir, t.flags, t.seq);
@@ -323,7 +338,7 @@ impl Sensor {
                     TcpState::Closed => FlowState::Closed,
                 };
                 if f.app.is_none() && f.app_proto == AppProto::Unknown && (f.tcp.has_session() || midstream) {
-                    f.app = Some(Box::new(AppSession::new()));
+                    f.app = Some(Box::new(AppSession::new(&self.reassembly)));
                 }
                 if let Some(app) = f.app.as_mut() {
                     let ack = t.has(tcp_flags::ACK).then_some(t.ack);
@@ -341,14 +356,10 @@ impl Sensor {
                         f.app_proto = app.proto;
                     }
                     if app.done {
-                        let gaps = app
-                            .streams
-                            .iter()
-                            .map(|s| (s.gaps as u64, s.gap_bytes))
-                            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1));
-                        self.stats.stream_gaps += gaps.0;
-                        self.stats.stream_gap_bytes += gaps.1;
-                        f.app = None;
+                        for (g, s) in f.stream_gap.iter_mut().zip(&app.streams) {
+                            *g |= s.has_gap();
+                        }
+                        app_done = true;
                     }
                 }
             }
@@ -403,11 +414,16 @@ impl Sensor {
                                 events.push(crate::alerts::alert_from_transaction(&e, &h));
                             }
                         }
-                        events.push(e);
+                        if !crate::alerts::request_only(&e) {
+                            events.push(e);
+                        }
                     }
                 }
             }
             out.extend(events);
+        }
+        if app_done && let Some(f) = self.table.get_mut(lk.idx) {
+            f.app = None;
         }
         recs.clear();
         self.scratch_recs = recs;
@@ -443,10 +459,12 @@ impl Sensor {
             if app.proto != AppProto::Unknown {
                 f.app_proto = app.proto;
             }
-            for s in &app.streams {
-                self.stats.stream_gaps += s.gaps as u64;
-                self.stats.stream_gap_bytes += s.gap_bytes;
+            for (g, s) in f.stream_gap.iter_mut().zip(&app.streams) {
+                *g |= s.has_gap();
             }
+            // the parser stays with the flow while its last records are inspected (their
+            // headers and bodies live in it)
+            f.app = Some(app);
             for r in recs {
                 if let Some(e) = app_event(&self.opts, &mut f, r, now, None, &mut self.stats) {
                     if let Some(det) = &self.detector {
@@ -456,9 +474,16 @@ impl Sensor {
                             out.push(crate::alerts::alert_from_transaction(&e, &h));
                         }
                     }
-                    out.push(e);
+                    if !crate::alerts::request_only(&e) {
+                        out.push(e);
+                    }
                 }
             }
+            f.app = None;
+        }
+        if let Some(det) = &self.detector {
+            // the flow's flowbits/flowint state goes with it
+            det.end_flow(f.id);
         }
         let e = flow_event(&self.opts, &mut f, reason, now);
         self.stats.records.flow += 1;
@@ -524,6 +549,14 @@ fn app_event(
             e.http = Some(*http);
             stats.records.http += 1;
             f.tx_cnt += 1;
+            e
+        }
+        AppRecord::HttpRequest { tx_id, http } => {
+            // inspected for alerts at the packet completing the request, not logged
+            let mut e = envelope(opts, f, EventType::Http, micros, false);
+            e.extra.insert("tx_id".into(), Value::from(tx_id));
+            e.extra.insert(crate::alerts::REQUEST_ONLY.into(), Value::Bool(true));
+            e.http = Some(*http);
             e
         }
         AppRecord::Tls(tls) => {
@@ -598,6 +631,13 @@ fn flow_event(opts: &SensorOptions, f: &mut Flow, reason: EndReason, micros: i64
                     }
                 }
                 t.insert("state".into(), Value::String(f.tcp.state.as_str().into()));
+                // Like Suricata: present (and true) only for a direction that had a gap.
+                if f.stream_gap[1] {
+                    t.insert("tc_gap".into(), Value::Bool(true));
+                }
+                if f.stream_gap[0] {
+                    t.insert("ts_gap".into(), Value::Bool(true));
+                }
             }
             e.extra.insert("tcp".into(), Value::Object(t));
         }

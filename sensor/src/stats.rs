@@ -54,6 +54,16 @@ pub struct SensorStats {
     /// Stream holes reported to parsers, and the bytes they covered.
     pub stream_gaps: u64,
     pub stream_gap_bytes: u64,
+    /// Segments overlapping unacknowledged or queued bytes, and those whose bytes differed
+    /// (Suricata's `tcp.overlap`, `tcp.overlap_diff_data`).
+    pub stream_overlaps: u64,
+    pub stream_overlap_diff_data: u64,
+    /// Segments not stored because the reassembly memcap was reached (`tcp.segment_memcap_drop`).
+    pub stream_memcap_drops: u64,
+    /// Stream directions that reached the reassembly depth (`tcp.stream_depth_reached`).
+    pub stream_depth_reached: u64,
+    /// Bytes held by reassembly now (`tcp.reassembly_memuse`).
+    pub stream_memuse: u64,
     pub records: RecordCounts,
 }
 
@@ -80,6 +90,11 @@ impl Default for SensorStats {
             flows_active: 0,
             stream_gaps: 0,
             stream_gap_bytes: 0,
+            stream_overlaps: 0,
+            stream_overlap_diff_data: 0,
+            stream_memcap_drops: 0,
+            stream_depth_reached: 0,
+            stream_memuse: 0,
             records: RecordCounts::default(),
         }
     }
@@ -109,7 +124,9 @@ impl SensorStats {
                         "fragments": self.fragments, "reassembled": self.reassembled},
             "flow": {"created": self.flows_created, "timed_out": self.flows_timed_out, "evicted": self.flows_evicted,
                      "reused": self.flows_reused, "active": self.flows_active},
-            "stream": {"gaps": self.stream_gaps, "gap_bytes": self.stream_gap_bytes},
+            "stream": {"gaps": self.stream_gaps, "gap_bytes": self.stream_gap_bytes, "overlaps": self.stream_overlaps,
+                       "overlap_diff_data": self.stream_overlap_diff_data, "memcap_drops": self.stream_memcap_drops,
+                       "depth_reached": self.stream_depth_reached, "memuse": self.stream_memuse},
             "records": {"flow": self.records.flow, "dns": self.records.dns, "http": self.records.http,
                         "tls": self.records.tls, "anomaly": self.records.anomaly, "alert": self.records.alert},
         })
@@ -120,8 +137,10 @@ impl SensorStats {
 /// `soc_sensor_packets_total`, `soc_sensor_bytes_total`, `soc_sensor_decode_errors_total{event}`,
 /// `soc_sensor_fragments_total`, `soc_sensor_flows_created_total`,
 /// `soc_sensor_flows_timed_out_total`, `soc_sensor_flows_evicted_total`,
-/// `soc_sensor_stream_gaps_total`, `soc_sensor_records_total{type}` and the gauge
-/// `soc_sensor_flows_active`; all labelled `sensor`.
+/// `soc_sensor_stream_gaps_total`, `soc_sensor_stream_overlaps_total`,
+/// `soc_sensor_stream_overlap_diff_data_total`, `soc_sensor_stream_memcap_drops_total`,
+/// `soc_sensor_stream_depth_reached_total`, `soc_sensor_records_total{type}` and the gauges
+/// `soc_sensor_flows_active` and `soc_sensor_stream_memuse_bytes`; all labelled `sensor`.
 #[derive(Debug, Default)]
 pub struct MetricsPublisher {
     last: SensorStats,
@@ -143,6 +162,10 @@ impl MetricsPublisher {
         inc("soc_sensor_flows_timed_out_total", now.flows_timed_out, l.flows_timed_out);
         inc("soc_sensor_flows_evicted_total", now.flows_evicted, l.flows_evicted);
         inc("soc_sensor_stream_gaps_total", now.stream_gaps, l.stream_gaps);
+        inc("soc_sensor_stream_overlaps_total", now.stream_overlaps, l.stream_overlaps);
+        inc("soc_sensor_stream_overlap_diff_data_total", now.stream_overlap_diff_data, l.stream_overlap_diff_data);
+        inc("soc_sensor_stream_memcap_drops_total", now.stream_memcap_drops, l.stream_memcap_drops);
+        inc("soc_sensor_stream_depth_reached_total", now.stream_depth_reached, l.stream_depth_reached);
         for (i, e) in DecodeError::ALL.iter().enumerate() {
             let (c, p) = (now.decode_errors[i], l.decode_errors[i]);
             if c > p {
@@ -163,6 +186,46 @@ impl MetricsPublisher {
             }
         }
         metrics::gauge!("soc_sensor_flows_active", "sensor" => s.clone()).set(now.flows_active as f64);
+        metrics::gauge!("soc_sensor_stream_memuse_bytes", "sensor" => s.clone()).set(now.stream_memuse as f64);
         self.last = now.clone();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reassembly_counters_reach_prometheus_as_their_growth() {
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let mut p = MetricsPublisher::default();
+        let mut s = SensorStats {
+            stream_gaps: 7,
+            stream_overlaps: 5,
+            stream_overlap_diff_data: 2,
+            stream_memcap_drops: 3,
+            stream_depth_reached: 1,
+            stream_memuse: 4096,
+            ..Default::default()
+        };
+        metrics::with_local_recorder(&recorder, || {
+            p.publish("s1", &s);
+            s.stream_memcap_drops = 4;
+            s.stream_memuse = 0;
+            p.publish("s1", &s);
+        });
+        let text = handle.render();
+        for line in [
+            r#"soc_sensor_stream_gaps_total{sensor="s1"} 7"#,
+            r#"soc_sensor_stream_overlaps_total{sensor="s1"} 5"#,
+            r#"soc_sensor_stream_overlap_diff_data_total{sensor="s1"} 2"#,
+            r#"soc_sensor_stream_memcap_drops_total{sensor="s1"} 4"#,
+            r#"soc_sensor_stream_depth_reached_total{sensor="s1"} 1"#,
+            r#"soc_sensor_stream_memuse_bytes{sensor="s1"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in:\n{text}");
+        }
+        assert_eq!(s.to_json()["stream"]["memcap_drops"], 4);
     }
 }

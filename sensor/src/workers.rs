@@ -4,9 +4,16 @@
 //! The hash is symmetric over the IP address pair ([`flow_hash`]): both directions of a
 //! connection, and every fragment of a datagram (which carries no ports), land on the same
 //! worker, so no flow state is shared between threads. Frames travel in batches over bounded
-//! channels (a slow worker slows the reader instead of growing memory). Because every worker
+//! queues (a slow worker slows the reader instead of growing memory): the reader copies
+//! each frame into its worker's current batch, one contiguous buffer of up to
+//! [`BATCH_FRAMES`] frames or [`BATCH_BYTES`] bytes, and the worker gives the emptied batch
+//! back to be filled again, so after warm-up frames cost one `memcpy` and no allocation. The
+//! queues wait on a condition variable rather than spinning: the reader is usually ahead of
+//! its workers, and spinning while a queue is full would take CPU from them.
+//! Because every worker
 //! needs the capture clock to time flows out even when it receives no packets, the reader
-//! sends each worker the clock ([`Workers::process`] does it every `tick_every`).
+//! sends each worker the clock ([`Workers::process`] puts a tick in every worker's batch
+//! once per capture-second; [`Workers::tick`] also sends the batches at once).
 //!
 //! Per-flow results are the same as with one worker; what spans flows differs in one known
 //! way: rule thresholds (`threshold`, `detection_filter`) count per worker, not globally.
@@ -27,20 +34,134 @@
 use crate::decode::LinkType;
 use crate::{Sensor, SensorStats};
 use soc_model::{Event, Timestamp};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 /// Frames per batch sent to a worker.
 pub const BATCH_FRAMES: usize = 256;
+/// Bytes of frame data per batch (a batch is sent when either limit is reached).
+pub const BATCH_BYTES: usize = 256 * 1024;
 /// Batches queued per worker before the reader waits.
-pub const QUEUE_BATCHES: usize = 16;
+pub const QUEUE_BATCHES: usize = 8;
 
-type Frame = (Timestamp, LinkType, Vec<u8>);
-
-enum Msg {
-    Frames(Vec<Frame>),
+/// One entry of a batch: where a frame is, or a clock tick (in order with the frames).
+#[derive(Clone, Copy)]
+enum Entry {
+    Frame { ts: Timestamp, link: LinkType, start: usize, end: usize },
     Tick(Timestamp),
+}
+
+/// Frames for one worker: their bytes back to back in one buffer.
+struct Batch {
+    data: Vec<u8>,
+    frames: Vec<Entry>,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        // Room for one largest frame past the limit, so the buffer never grows.
+        Batch { data: Vec::with_capacity(BATCH_BYTES + 65_536), frames: Vec::with_capacity(BATCH_FRAMES) }
+    }
+    fn push(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(frame);
+        self.frames.push(Entry::Frame { ts, link, start, end: self.data.len() });
+    }
+    fn tick(&mut self, ts: Timestamp) {
+        self.frames.push(Entry::Tick(ts));
+    }
+    fn full(&self) -> bool {
+        self.frames.len() >= BATCH_FRAMES || self.data.len() >= BATCH_BYTES
+    }
+    fn clear(&mut self) {
+        self.data.clear();
+        self.frames.clear();
+    }
+}
+
+type Msg = Batch;
+
+/// A bounded queue of messages from the reader to one worker, and the worker's emptied
+/// batches on the way back.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    not_empty: Condvar,
+    not_full: Condvar,
+}
+
+#[derive(Default)]
+struct QueueState {
+    msgs: VecDeque<Msg>,
+    free: Vec<Batch>,
+    /// The reader is done.
+    closed: bool,
+    /// The worker ended (normally, or by a panic).
+    gone: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `msg`, waiting while the queue is full; returns an emptied batch if the
+    /// worker gave one back. A worker that is gone drops the message.
+    fn send(&self, msg: Msg) -> Option<Batch> {
+        let mut st = self.lock();
+        while st.msgs.len() >= QUEUE_BATCHES && !st.gone {
+            st = self.not_full.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        if !st.gone {
+            if st.msgs.is_empty() {
+                self.not_empty.notify_one();
+            }
+            st.msgs.push_back(msg);
+        }
+        st.free.pop()
+    }
+
+    /// The next message (after handing back `done`, an emptied batch); `None` once the
+    /// reader closed the queue and it is empty.
+    fn recv(&self, done: Option<Batch>) -> Option<Msg> {
+        let mut st = self.lock();
+        if let Some(b) = done {
+            st.free.push(b);
+        }
+        loop {
+            if let Some(m) = st.msgs.pop_front() {
+                if st.msgs.len() + 1 == QUEUE_BATCHES {
+                    self.not_full.notify_one();
+                }
+                return Some(m);
+            }
+            if st.closed {
+                return None;
+            }
+            st = self.not_empty.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.not_empty.notify_all();
+    }
+}
+
+/// Marks the worker's queue gone when the worker ends, even by a panic, so the reader never
+/// waits for it.
+struct Gone(Arc<Queue>);
+
+impl Drop for Gone {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.gone = true;
+        st.msgs.clear();
+        drop(st);
+        self.0.not_full.notify_all();
+    }
 }
 
 /// Offset of the IP header in a frame, and its version, when the link layer is understood.
@@ -91,24 +212,30 @@ pub fn flow_hash(link: LinkType, frame: &[u8]) -> u64 {
 
 /// A pool of sensor workers fed by one reader.
 pub struct Workers {
-    txs: Vec<SyncSender<Msg>>,
+    queues: Vec<Arc<Queue>>,
     handles: Vec<JoinHandle<SensorStats>>,
-    pending: Vec<Vec<Frame>>,
+    pending: Vec<Batch>,
     last_tick: i64,
     tick_every_us: i64,
 }
 
-fn worker(mut sensor: Sensor, rx: Receiver<Msg>, sink: Arc<dyn Fn(Vec<Event>) + Send + Sync>) -> SensorStats {
+fn worker(mut sensor: Sensor, queue: Arc<Queue>, sink: Arc<dyn Fn(Vec<Event>) + Send + Sync>) -> SensorStats {
+    let _gone = Gone(queue.clone());
     let mut out = Vec::with_capacity(4096);
-    while let Ok(msg) = rx.recv() {
-        match msg {
-            Msg::Frames(frames) => {
-                for (ts, link, f) in &frames {
-                    sensor.process(*ts, *link, f, &mut out);
+    let mut done = None;
+    while let Some(mut batch) = queue.recv(done.take()) {
+        for e in &batch.frames {
+            match *e {
+                Entry::Frame { ts, link, start, end } => {
+                    if let Some(frame) = batch.data.get(start..end) {
+                        sensor.process(ts, link, frame, &mut out);
+                    }
                 }
+                Entry::Tick(ts) => sensor.tick(ts, &mut out),
             }
-            Msg::Tick(ts) => sensor.tick(ts, &mut out),
         }
+        batch.clear();
+        done = Some(batch);
         if !out.is_empty() {
             sink(std::mem::replace(&mut out, Vec::with_capacity(4096)));
         }
@@ -131,19 +258,20 @@ impl Workers {
     {
         let n = n.max(1);
         let sink: Arc<dyn Fn(Vec<Event>) + Send + Sync> = Arc::new(sink);
-        let mut txs = Vec::with_capacity(n);
+        let mut queues = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
-            let (tx, rx) = sync_channel(QUEUE_BATCHES);
+            let queue = Arc::new(Queue::default());
             let sensor = make(i);
             let sink = sink.clone();
-            handles.push(std::thread::spawn(move || worker(sensor, rx, sink)));
-            txs.push(tx);
+            let q = queue.clone();
+            handles.push(std::thread::spawn(move || worker(sensor, q, sink)));
+            queues.push(queue);
         }
         Workers {
-            txs,
+            queues,
             handles,
-            pending: (0..n).map(|_| Vec::with_capacity(BATCH_FRAMES)).collect(),
+            pending: (0..n).map(|_| Batch::new()).collect(),
             last_tick: i64::MIN,
             tick_every_us: 1_000_000,
         }
@@ -151,58 +279,79 @@ impl Workers {
 
     /// Number of workers.
     pub fn len(&self) -> usize {
-        self.txs.len()
+        self.queues.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.txs.is_empty()
+        self.queues.is_empty()
     }
 
     fn send(&mut self, i: usize) {
-        let batch = std::mem::replace(&mut self.pending[i], Vec::with_capacity(BATCH_FRAMES));
-        if !batch.is_empty() {
-            // A worker that ended can only have panicked; its frames are lost with it and the
-            // panic is reported by `finish`.
-            let _ = self.txs[i].send(Msg::Frames(batch));
+        if self.pending[i].frames.is_empty() {
+            return;
         }
+        let batch = std::mem::replace(&mut self.pending[i], Batch { data: Vec::new(), frames: Vec::new() });
+        // A worker that ended can only have panicked; its frames are lost with it and the
+        // panic is reported by `finish`. The next batch to fill is one the worker gave back,
+        // or a new one while all are in flight (at most QUEUE_BATCHES + 2 per worker exist:
+        // queued, in the worker, being filled).
+        self.pending[i] = self.queues[i].send(batch).unwrap_or_else(Batch::new);
     }
 
     /// Queues one frame for the worker that owns its flow.
     pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) {
-        let n = self.txs.len();
+        let n = self.queues.len();
         let i = if n == 1 { 0 } else { (flow_hash(link, frame) % n as u64) as usize };
-        self.pending[i].push((ts, link, frame.to_vec()));
-        if self.pending[i].len() >= BATCH_FRAMES {
+        self.pending[i].push(ts, link, frame);
+        if self.pending[i].full() {
             self.send(i);
         }
         let now = ts.unix_micros();
         if self.last_tick == i64::MIN {
             self.last_tick = now;
         } else if now - self.last_tick >= self.tick_every_us {
-            self.tick(ts);
+            // In the batches, not sent on its own: captures whose packets are spread over
+            // many seconds would otherwise send a few frames per batch.
+            self.last_tick = now;
+            for i in 0..n {
+                self.pending[i].tick(ts);
+                if self.pending[i].full() {
+                    self.send(i);
+                }
+            }
         }
     }
 
-    /// Moves every worker's clock to `now` (after the frames queued so far).
+    /// Moves every worker's clock to `now` (after the frames queued so far) and sends what
+    /// is queued (for a live capture whose link is quiet).
     pub fn tick(&mut self, now: Timestamp) {
         self.last_tick = now.unix_micros();
-        for i in 0..self.txs.len() {
+        for i in 0..self.queues.len() {
+            self.pending[i].tick(now);
             self.send(i);
-            let _ = self.txs[i].send(Msg::Tick(now));
         }
     }
 
     /// Sends what is queued, ends every flow and waits for the workers; returns each
     /// worker's counters. A worker that panicked is reported as an error message.
     pub fn finish(mut self) -> Result<Vec<SensorStats>, String> {
-        for i in 0..self.txs.len() {
+        for i in 0..self.queues.len() {
             self.send(i);
+            self.queues[i].close();
         }
-        self.txs.clear();
         let mut stats = Vec::new();
         for (i, h) in self.handles.drain(..).enumerate() {
             stats.push(h.join().map_err(|_| format!("sensor worker {i} panicked"))?);
         }
         Ok(stats)
+    }
+}
+
+impl Drop for Workers {
+    /// Without [`Workers::finish`]: the workers end their flows and stop.
+    fn drop(&mut self) {
+        for q in &self.queues {
+            q.close();
+        }
     }
 }
 
@@ -251,8 +400,16 @@ mod tests {
             .map(|e| {
                 let f = e.flow.as_ref().unwrap();
                 format!(
-                    "{:?} {:?} {:?} {:?} {:?} {:?}/{:?}",
-                    e.src_ip, e.src_port, e.dest_ip, e.dest_port, e.proto, f.pkts_toserver, f.pkts_toclient
+                    "{:?} {:?} {:?} {:?} {:?} {:?}/{:?} {:?}/{:?}",
+                    e.src_ip,
+                    e.src_port,
+                    e.dest_ip,
+                    e.dest_port,
+                    e.proto,
+                    f.pkts_toserver,
+                    f.pkts_toclient,
+                    f.bytes_toserver,
+                    f.bytes_toclient
                 )
             })
             .collect();
@@ -275,5 +432,37 @@ mod tests {
         assert_eq!(p3, 400);
         assert!(!one.is_empty());
         assert_eq!(one, three);
+    }
+
+    #[test]
+    fn a_worker_that_panics_is_reported_and_never_blocks_the_reader() {
+        let mut w = Workers::new(1, |_| Sensor::new(SensorOptions::default()), |_b: Vec<Event>| panic!("sink failed"));
+        let q = synth::dns_query(7, "example.org", 1);
+        // Far more batches than the queue holds: the reader would wait forever on a dead worker.
+        for i in 0..(BATCH_FRAMES * QUEUE_BATCHES * 4) as u32 {
+            let ts = Timestamp::from_unix_micros(1_700_000_000_000_000 + i64::from(i));
+            w.process(ts, LinkType::Ethernet, &udp([10, 0, 0, 1], [10, 0, 0, 53], 40_000, 53, &q));
+        }
+        assert_eq!(w.finish().unwrap_err(), "sensor worker 0 panicked");
+    }
+
+    #[test]
+    fn batch_buffers_are_reused_without_mixing_frames() {
+        // 3,000 frames of about 1.4 kB: many more batches (by bytes) than ever exist at once,
+        // so buffers come back and are filled again; payload sizes vary so that a frame read
+        // from the wrong place would change a flow's counts.
+        let mut frames = Vec::new();
+        for i in 0..3000u32 {
+            let host = [10, 1, (i % 11) as u8, (i % 17) as u8];
+            let ts = Timestamp::from_unix_micros(1_700_000_000_000_000 + i64::from(i) * 1_000);
+            let payload = vec![b'p'; 1000 + (i % 400) as usize];
+            frames.push((ts, udp(host, [192, 0, 2, 1], 30_000 + (i % 3) as u16, 9999, &payload)));
+        }
+        let (one, p1) = run(1, &frames);
+        let (two, p2) = run(2, &frames);
+        assert_eq!((p1, p2), (3000, 3000));
+        assert_eq!(one, two);
+        let bytes: u64 = frames.iter().map(|(_, f)| f.len() as u64).sum();
+        assert!(bytes > 12 * BATCH_BYTES as u64);
     }
 }

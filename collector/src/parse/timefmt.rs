@@ -137,10 +137,30 @@ fn resolve_year(
 ) -> Option<Timestamp> {
     const SLACK: i64 = 7 * 86_400 * 1_000_000;
     let ref_year = year_of(reference);
-    (ref_year - 4..=ref_year + 1)
-        .rev()
-        .filter_map(|y| civil(y, month, day, h, m, s, micros, offset))
-        .find(|t| t.unix_micros() <= reference.unix_micros().saturating_add(SLACK))
+    let limit = reference.unix_micros().saturating_add(SLACK);
+    // The year is chosen by arithmetic; only the chosen date is built (and validated) as a
+    // timestamp, which is the costly part.
+    let mon = time::Month::try_from(month).ok()?;
+    let year = (ref_year - 4..=ref_year + 1).rev().find(|y| {
+        time::Date::from_calendar_date(*y, mon, day).is_ok()
+            && unix_micros_of(*y, month, day, h, m, s, micros, offset) <= limit
+    })?;
+    civil(year, month, day, h, m, s, micros, offset)
+}
+
+/// Microseconds since the epoch of a valid civil date-time at an offset (a leap second is
+/// the last second of the minute, as in [`civil`]).
+#[allow(clippy::too_many_arguments)]
+fn unix_micros_of(year: i32, month: u8, day: u8, h: u8, m: u8, s: u8, micros: u32, offset: i32) -> i64 {
+    // Days from 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil).
+    let (mo, d) = (i64::from(month), i64::from(day));
+    let y = i64::from(year) - i64::from(mo <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if mo > 2 { mo - 3 } else { mo + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + i64::from(h) * 3600 + i64::from(m) * 60 + i64::from(s.min(59)) - i64::from(offset);
+    secs * 1_000_000 + i64::from(micros)
 }
 
 fn year_of(t: Timestamp) -> i32 {
@@ -303,5 +323,20 @@ mod tests {
         assert_eq!(from_epoch(1_700_000_000.5).unwrap().unix_micros(), 1_700_000_000_500_000);
         assert_eq!(from_epoch(1_700_000_000_123.0).unwrap().unix_micros(), 1_700_000_000_123_000);
         assert!(from_epoch(f64::NAN).is_none());
+    }
+
+    #[test]
+    fn civil_arithmetic_agrees_with_the_parsed_timestamp() {
+        for (y, mo, d, h, m, s, us, off) in [
+            (2024, 2, 29, 23, 59, 60, 999_999, 7 * 3600),
+            (2023, 1, 1, 0, 0, 0, 0, -5 * 3600),
+            (1970, 1, 1, 0, 0, 0, 0, 0),
+            (1969, 12, 31, 23, 59, 59, 1, 0),
+            (2100, 3, 1, 12, 30, 15, 250_000, 3600 + 1800),
+            (2000, 12, 31, 1, 2, 3, 4, -14 * 3600),
+        ] {
+            let t = civil(y, mo, d, h, m, s, us, off).unwrap();
+            assert_eq!(unix_micros_of(y, mo, d, h, m, s, us, off), t.unix_micros(), "{y}-{mo}-{d}");
+        }
     }
 }

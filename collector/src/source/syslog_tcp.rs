@@ -4,12 +4,16 @@
 //! done in the connection's task (at most [`TLS_HANDSHAKE_TIMEOUT`]), then the decrypted
 //! stream is read exactly like a plain one.
 //!
-//! A connection task reads, cuts frames, parses them into its batch, and publishes the batch
-//! when it is full or `flush_interval` after its first message. While it awaits the bus it
-//! does not read, so a slow bus slows the sender down through TCP flow control instead of
-//! growing memory. On shutdown the listener closes, each connection takes what has already
-//! arrived, publishes it and closes; connections still busy after `shutdown_grace_secs` are
-//! aborted.
+//! A connection task reads, cuts frames, parses them into its batch, and hands the batch to
+//! the connection's publisher task when it is full or `flush_interval` after its first
+//! message. The publisher encodes (ids, JSON) and publishes the batches one after the other,
+//! so the order per connection holds while reading and parsing go on next to encoding and
+//! publishing (one connection keeps two cores busy). At most [`PIPELINE`] batches wait for the
+//! publisher; when they do, the connection does not read, so a slow bus slows the sender down
+//! through TCP flow control instead of growing memory. If publishing fails for good (the batch
+//! is counted as dropped), the connection is closed. On shutdown the listener closes, each
+//! connection takes what has already arrived, publishes it and closes; connections still busy
+//! after `shutdown_grace_secs` are aborted.
 
 use super::framing::{Frame, FrameDecoder};
 use super::stopped;
@@ -25,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -37,6 +41,8 @@ pub const INPUT_TLS: &str = "syslog-tls";
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const READ_BUF: usize = 64 * 1024;
+/// Batches of a connection waiting for its publisher.
+pub const PIPELINE: usize = 2;
 /// Most bytes taken from a connection's socket buffer after shutdown was asked for.
 const SHUTDOWN_DRAIN: usize = 16 * 1024 * 1024;
 
@@ -212,10 +218,34 @@ impl Drop for OpenGuard<'_> {
     }
 }
 
+/// Aborts the connection's publisher when the connection task ends early (aborted after the
+/// shutdown grace period).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 impl Connection {
     async fn serve<S: AsyncRead + Unpin>(self, mut stream: S, mut shutdown: watch::Receiver<bool>) {
         self.stats.connections(1.0);
         let _open = OpenGuard(&self.stats);
+        let (tx, mut rx) = mpsc::channel::<Batch>(PIPELINE);
+        let publisher = {
+            let (bus, ctx, stats) = (self.bus.clone(), self.ctx.clone(), self.stats.clone());
+            tokio::spawn(async move {
+                while let Some(mut batch) = rx.recv().await {
+                    // A failure is counted and logged by `flush`; closing the channel closes
+                    // the connection.
+                    if flush(&*bus, &mut batch, &ctx, &stats).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let _abort = AbortOnDrop(publisher.abort_handle());
         let source = format!("{} {}", self.input, self.peer);
         let peer_ip = self.peer.ip().to_string();
         tracing::debug!(input = self.input, peer = %self.peer, "connection opened");
@@ -240,7 +270,7 @@ impl Connection {
                     }
                     _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                         deadline = None;
-                        if self.flush(&mut batch).await.is_err() {
+                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
                             return;
                         }
                         continue;
@@ -264,7 +294,7 @@ impl Connection {
                 self.accept(&mut batch, &mut decoder, frame, &peer_ip, &source);
                 if batch.len() >= self.ctx.batch_size {
                     deadline = None;
-                    if self.flush(&mut batch).await.is_err() {
+                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
                         return;
                     }
                 }
@@ -290,7 +320,13 @@ impl Connection {
             self.accept(&mut batch, &mut decoder, frame, &peer_ip, &source);
         }
         self.ctx.finish_decoder(&mut batch, &mut decoder, self.input, Some(&peer_ip), &source);
-        let _ = self.flush(&mut batch).await;
+        if !batch.is_empty() {
+            let _ = tx.send(batch).await;
+        }
+        drop(tx);
+        if let Err(e) = publisher.await {
+            tracing::error!(input = self.input, peer = %self.peer, error = %e, "publisher task failed");
+        }
         tracing::debug!(input = self.input, peer = %self.peer, "connection closed");
     }
 
@@ -307,9 +343,5 @@ impl Connection {
                 batch.dead_letters.push(DeadLetter::new(source, reason, &raw));
             }
         }
-    }
-
-    async fn flush(&self, batch: &mut Batch) -> Result<(), ()> {
-        flush(&*self.bus, batch, &self.ctx, &self.stats).await.map_err(|_| ())
     }
 }

@@ -5,6 +5,13 @@
 //! full batches (or, after `flush_interval`, partial ones) to a publisher task through a short
 //! queue; when that queue is full the loop waits, and the kernel buffer absorbs the burst.
 //! Datagrams larger than `max_line` are dead-lettered with their first `max_line` bytes.
+//!
+//! Drops: the input itself never drops a datagram it read (a failing bus is retried, then the
+//! batch is counted as dropped with reason `bus`). When it falls behind, the kernel drops what
+//! no longer fits in the socket buffer; on Linux that count is read every [`DROPS_POLL`] (and
+//! at shutdown) from the `drops` column of `/proc/net/udp` / `/proc/net/udp6`, for this
+//! socket's inode, and added to `kernel_dropped` (metric
+//! `soc_collector_kernel_dropped_total{input}`), with a warning naming the receive buffer.
 
 use super::stopped;
 use crate::config::SyslogUdpConfig;
@@ -15,7 +22,8 @@ use crate::stats::InputStats;
 use soc_bus::Bus;
 use soc_model::DeadLetter;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -30,6 +38,9 @@ const QUEUE: usize = 8;
 /// Most datagrams taken from the socket buffer after shutdown was asked for.
 const SHUTDOWN_DRAIN: usize = 100_000;
 
+/// How often the kernel's drop counter of the socket is read.
+pub const DROPS_POLL: Duration = Duration::from_secs(1);
+
 /// A bound syslog UDP socket.
 pub struct SyslogUdpSource {
     socket: UdpSocket,
@@ -38,6 +49,78 @@ pub struct SyslogUdpSource {
     cfg: SyslogUdpConfig,
     ctx: Arc<SourceContext>,
     stats: Arc<InputStats>,
+    drops: Option<Arc<DropCounter>>,
+}
+
+/// The kernel's drop counter of one UDP socket, turned into increments of `kernel_dropped`.
+#[derive(Debug)]
+struct DropCounter {
+    inode: u64,
+    receive_buffer: usize,
+    /// The counter's value already accounted for.
+    seen: Mutex<u64>,
+}
+
+impl DropCounter {
+    /// Watches the socket (Linux); `None` where the counter cannot be read.
+    fn new(socket: &UdpSocket, receive_buffer: usize, stats: &InputStats) -> Option<Self> {
+        let inode = socket_inode(socket)?;
+        let start = kernel_drops(inode)?;
+        stats.kernel_dropped(0);
+        Some(DropCounter { inode, receive_buffer, seen: Mutex::new(start) })
+    }
+
+    /// Reads the counter and adds what is new to `stats`.
+    fn refresh(&self, stats: &InputStats) {
+        let Some(now) = kernel_drops(self.inode) else { return };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if now > *seen {
+            let n = now - *seen;
+            *seen = now;
+            drop(seen);
+            stats.kernel_dropped(n);
+            tracing::warn!(
+                input = INPUT,
+                dropped = n,
+                total = stats.snapshot().kernel_dropped,
+                receive_buffer = self.receive_buffer,
+                "the kernel dropped datagrams: the socket receive buffer overflowed (raise receive_buffer / net.core.rmem_max, or the collector is too slow)"
+            );
+        }
+    }
+}
+
+/// The inode of a socket (`/proc/self/fd/N` links to `socket:[INODE]`).
+#[cfg(target_os = "linux")]
+fn socket_inode(socket: &UdpSocket) -> Option<u64> {
+    use std::os::fd::AsRawFd;
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", socket.as_raw_fd())).ok()?;
+    link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn socket_inode(_socket: &UdpSocket) -> Option<u64> {
+    None
+}
+
+/// The kernel's count of datagrams dropped on the UDP socket with this inode (Linux).
+pub fn kernel_drops(inode: u64) -> Option<u64> {
+    ["/proc/net/udp", "/proc/net/udp6"]
+        .iter()
+        .filter_map(|t| std::fs::read_to_string(t).ok())
+        .find_map(|text| drops_in_table(&text, inode))
+}
+
+/// The `drops` column of the row of `inode` in a `/proc/net/udp` table (header first; columns
+/// `sl local rem st tx:rx tr:when retrnsmt uid timeout inode ref pointer drops`).
+fn drops_in_table(text: &str, inode: u64) -> Option<u64> {
+    text.lines().skip(1).find_map(|line| {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.get(9)?.parse::<u64>().ok()? != inode {
+            return None;
+        }
+        f.get(12)?.parse().ok()
+    })
 }
 
 fn bind_socket(cfg: &SyslogUdpConfig) -> std::io::Result<(std::net::UdpSocket, usize)> {
@@ -69,15 +152,16 @@ impl SyslogUdpSource {
                 "receive buffer capped by the kernel (raise net.core.rmem_max)"
             );
         }
+        let stats = Arc::new(InputStats::new(INPUT));
+        let drops = DropCounter::new(&socket, receive_buffer, &stats).map(Arc::new);
+        if drops.is_none() {
+            tracing::info!(
+                input = INPUT,
+                "the kernel's drop counter of the socket cannot be read here; kernel drops are not counted"
+            );
+        }
         tracing::info!(input = INPUT, address = %local_addr, receive_buffer, "listening");
-        Ok(SyslogUdpSource {
-            socket,
-            local_addr,
-            receive_buffer,
-            cfg,
-            ctx: Arc::new(ctx),
-            stats: Arc::new(InputStats::new(INPUT)),
-        })
+        Ok(SyslogUdpSource { socket, local_addr, receive_buffer, cfg, ctx: Arc::new(ctx), stats, drops })
     }
 
     /// The bound address (the actual port when bound to port 0).
@@ -96,7 +180,20 @@ impl SyslogUdpSource {
 
     /// Receives until shutdown, then publishes what it holds.
     pub async fn run(self, bus: Arc<dyn Bus>, mut shutdown: watch::Receiver<bool>) -> Result<(), CollectorError> {
-        let SyslogUdpSource { socket, cfg, ctx, stats, .. } = self;
+        let SyslogUdpSource { socket, cfg, ctx, stats, drops, .. } = self;
+        // The drop counter is read by its own task: drops happen when the receive loop is
+        // stuck behind the publisher, which is when they must still be reported.
+        let monitor = drops.clone().map(|d| {
+            let (stats, mut shutdown) = (stats.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = stopped(&mut shutdown) => break,
+                        _ = tokio::time::sleep(DROPS_POLL) => d.refresh(&stats),
+                    }
+                }
+            })
+        });
         let (tx, mut rx) = mpsc::channel::<Batch>(QUEUE);
         let publisher = {
             let (ctx, stats) = (ctx.clone(), stats.clone());
@@ -159,6 +256,12 @@ impl SyslogUdpSource {
         }
         drop(tx);
         publisher.await.map_err(|e| CollectorError::Task { input: INPUT, reason: e.to_string() })?;
+        if let Some(m) = monitor {
+            let _ = m.await;
+        }
+        if let Some(d) = &drops {
+            d.refresh(&stats);
+        }
         tracing::info!(input = INPUT, counts = ?stats.snapshot(), "stopped");
         Ok(())
     }
@@ -199,4 +302,33 @@ pub async fn run(
 ) -> Result<(), CollectorError> {
     bus.ensure_topics().await?;
     SyslogUdpSource::bind(cfg, ctx).await?.run(bus, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+  512: 0100007F:15AA 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 31337 2 0000000000000000 0
+  613: 0100007F:E4B1 00000000:0000 07 00000000:00001200 00:00000000 00000000     0        0 424242 2 0000000000000000 1873
+";
+
+    #[test]
+    fn drops_are_read_from_the_row_of_the_socket_inode() {
+        assert_eq!(drops_in_table(TABLE, 424242), Some(1873));
+        assert_eq!(drops_in_table(TABLE, 31337), Some(0));
+        assert_eq!(drops_in_table(TABLE, 4242), None);
+        assert_eq!(drops_in_table("header only\n", 1), None);
+        assert_eq!(drops_in_table("h\n 1: a b 07 x y z 0 0 77 2 p not-a-number\n", 77), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_bound_socket_has_a_readable_drop_counter() {
+        let cfg = SyslogUdpConfig { address: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+        let src = SyslogUdpSource::bind(cfg, SourceContext::default()).await.unwrap();
+        let inode = socket_inode(&src.socket).unwrap();
+        assert_eq!(kernel_drops(inode), Some(0));
+        assert!(src.drops.is_some());
+    }
 }

@@ -126,3 +126,28 @@ impl Bus for GateBus {
         "gate"
     }
 }
+
+/// The Kafka bootstrap address from `SOC_TEST_KAFKA`, or `None` with a visible SKIPPED line;
+/// with `SOC_REQUIRE_SERVERS=1` (set by `deploy/test.sh`) a missing broker fails the test.
+pub fn kafka(test: &str) -> Option<String> {
+    match std::env::var("SOC_TEST_KAFKA") {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            if std::env::var("SOC_REQUIRE_SERVERS").as_deref() == Ok("1") {
+                panic!(
+                    "{test}: SOC_TEST_KAFKA is not set but SOC_REQUIRE_SERVERS=1: the test command must start the broker"
+                );
+            }
+            eprintln!("SKIPPED {test}: SOC_TEST_KAFKA not set (run deploy/test.sh to start the real servers)");
+            None
+        }
+    }
+}
+
+/// A name unique to this process and call (topic prefixes, consumer groups).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    format!("{prefix}_{}_{}_{}", std::process::id(), t % 1_000_000_000, N.fetch_add(1, Ordering::Relaxed))
+}

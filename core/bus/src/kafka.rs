@@ -624,6 +624,20 @@ impl KafkaBus {
         }
     }
 
+    /// Drops the producer after deliveries timed out or found no broker; the next publish makes
+    /// a new one. An idempotent producer keeps its producer id and sequence numbers across a
+    /// broker restart; a broker that lost its state (a restarted broker on memory storage, a
+    /// replaced cluster) can leave it timing out on every later send. A fresh producer starts
+    /// a new idempotence session; records it re-sends are recognised downstream by their ids.
+    fn replace_producer(&self, p: &Arc<Producer>, e: &KafkaError) {
+        let mut slot = self.producer.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|cur| Arc::ptr_eq(cur, p)) {
+            tracing::warn!(error = %e, "kafka deliveries failed; replacing the producer");
+            metrics::counter!("soc_bus_producer_replaced_total", "bus" => "kafka").increment(1);
+            *slot = None;
+        }
+    }
+
     /// Fails fast with the OS's reason when no bootstrap address accepts TCP connections
     /// (librdkafka would only report a timeout after retrying).
     async fn probe(&self) -> Result<(), BusError> {
@@ -850,6 +864,9 @@ impl Bus for KafkaBus {
         let Some(e) = tally.first else { return Ok(()) };
         metrics::counter!("soc_bus_publish_errors_total", "bus" => "kafka", "topic" => kind.as_str()).increment(failed);
         self.check_fatal(&producer);
+        if code_of(&e).is_some_and(is_unreachable) {
+            self.replace_producer(&producer, &e);
+        }
         let reason = format!("{failed} of {total} records not delivered: {e}");
         tracing::warn!(topic, failed, total, error = %e, "kafka publish failed");
         Err(match code_of(&e) {

@@ -2,8 +2,8 @@
 //!
 //! Parsers implement [`AppParser`]: they receive in-order bytes per direction through
 //! [`AppParser::on_data`], are told about lost bytes through [`AppParser::on_gap`], and
-//! produce [`AppRecord`]s. For TCP the bytes come from the simple in-order [`stream::Stream`]
-//! buffer; a later TCP reassembly engine only has to call the same two methods.
+//! produce [`AppRecord`]s. For TCP the bytes come from the reassembly of [`stream::Stream`]
+//! (one per direction; overlap policy, gaps and memory limits are documented there).
 
 pub mod detect;
 pub mod dns;
@@ -12,7 +12,8 @@ pub mod stream;
 pub mod tls;
 
 use soc_model::{Dns, Http, Tls};
-use stream::{Stream, StreamChunk};
+use std::sync::Arc;
+use stream::{Reassembly, Stream, StreamChunk};
 
 /// Direction of data relative to the flow's client.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -87,6 +88,9 @@ pub enum AppRecord {
     Dns { dir: Direction, dns: Box<Dns> },
     /// One HTTP transaction.
     Http { tx_id: u64, http: Box<Http> },
+    /// The request of an HTTP transaction is complete (headers and body): inspected for
+    /// alerts at that packet, not logged (the transaction's `Http` record follows).
+    HttpRequest { tx_id: u64, http: Box<Http> },
     /// One TLS session's handshake.
     Tls(Box<Tls>),
     /// An app-layer anomaly (Suricata `anomaly.type = "applayer"`).
@@ -163,8 +167,16 @@ pub struct AppSession {
 }
 
 impl AppSession {
-    pub fn new() -> Self {
-        Self::default()
+    /// A session whose streams share the sensor's reassembly limits and memory.
+    pub fn new(shared: &Arc<Reassembly>) -> Self {
+        AppSession {
+            streams: [Stream::new(shared.clone()), Stream::new(shared.clone())],
+            detect: Default::default(),
+            probe: Default::default(),
+            parser: None,
+            proto: AppProto::Unknown,
+            done: false,
+        }
     }
 
     /// Feeds one TCP segment of direction `dir` (and the ACK it carries for the other
@@ -243,7 +255,7 @@ impl AppSession {
                 if satisfied {
                     self.release(dir, None, out);
                     progressed = true;
-                } else if self.streams[dir.index()].queued_bytes() > stream::MAX_OOO_BYTES {
+                } else if self.streams[dir.index()].queued_bytes() > self.streams[dir.index()].max_ooo_bytes() {
                     self.release(dir, Some(t), out);
                     progressed = true;
                 }

@@ -101,6 +101,11 @@ where
     // On loopback a packet socket sees every frame twice (sent and received); pnet does not
     // expose the packet type, so an immediate repeat of the same bytes is dropped there.
     let loopback = iface.is_loopback();
+    let mut kernel_drops = crate::capture::ifdrops::InterfaceDrops::open(&live.interface);
+    if kernel_drops.is_none() {
+        tracing::warn!(interface = %live.interface, "no interface counters in sysfs: kernel drops are not counted");
+    }
+    let sensor_name = sensor.options().sensor_name.clone();
     let mut previous: Vec<u8> = Vec::new();
     let mut batch = Vec::new();
     let mut last_flush = Instant::now();
@@ -134,6 +139,9 @@ where
             last_flush = Instant::now();
             sensor.tick(Timestamp::now(), &mut batch);
             sensor.publish_metrics();
+            if let Some(d) = kernel_drops.as_mut() {
+                publish_drops(d, &live.interface, &sensor_name);
+            }
             if !batch.is_empty() {
                 sink(std::mem::take(&mut batch)).map_err(|e| SensorError::Sink(Box::new(e)))?;
             }
@@ -141,9 +149,25 @@ where
     }
     sensor.flush_all(&mut batch);
     sensor.publish_metrics();
+    if let Some(d) = kernel_drops.as_mut() {
+        let total = publish_drops(d, &live.interface, &sensor_name);
+        tracing::info!(interface = %live.interface, kernel_drops = total, "kernel drops during the capture");
+    }
     if !batch.is_empty() {
         sink(batch).map_err(|e| SensorError::Sink(Box::new(e)))?;
     }
     tracing::info!(interface = %live.interface, "live capture stopped");
     Ok(sensor.stats())
+}
+
+/// Adds new kernel drops of the interface to `soc_sensor_kernel_drops_total`; warns when
+/// there are any. Returns the drops since the capture started.
+fn publish_drops(d: &mut crate::capture::ifdrops::InterfaceDrops, interface: &str, sensor: &str) -> u64 {
+    let (total, new) = d.poll();
+    metrics::counter!("soc_sensor_kernel_drops_total", "sensor" => sensor.to_string(), "interface" => interface.to_string())
+        .increment(new);
+    if new > 0 {
+        tracing::warn!(interface, new, total, "the kernel dropped frames on the capture interface");
+    }
+    total
 }

@@ -1,4 +1,5 @@
 //! Packet sources: capture files ([`offline`]) and network interfaces ([`live`]).
 
+pub mod ifdrops;
 pub mod live;
 pub mod offline;

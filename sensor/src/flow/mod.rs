@@ -211,6 +211,8 @@ pub struct Flow {
     pub tx_cnt: u64,
     /// `pcap_cnt`-style number of the packet that created the flow.
     pub first_pkt: u64,
+    /// TCP reassembly reported a gap to server / to client (EVE `tcp.ts_gap` / `tcp.tc_gap`).
+    pub stream_gap: [bool; 2],
 }
 
 impl Flow {
@@ -432,6 +434,7 @@ impl FlowTable {
             dns_udp: Default::default(),
             tx_cnt: 0,
             first_pkt: pkt_no,
+            stream_gap: [false; 2],
         };
         let dir = flow.direction(src_lo);
         self.stats.created += 1;

@@ -370,3 +370,117 @@ fn checksum_auto_mode_stops_validating_offloaded_captures_and_keeps_validating_c
     let out = run_with(auto, frames, true);
     assert_eq!(of_type(&out, "anomaly").len(), 1);
 }
+
+/// Runs frames through a sensor, returns the records and the counters.
+fn run_stats(o: SensorOptions, frames: Vec<Vec<u8>>) -> (Vec<Event>, SensorStats) {
+    let mut s = Sensor::new(o);
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        s.process(Timestamp::from_unix_micros(T0 + i as i64 * 1000), LinkType::Ethernet, f, &mut out);
+    }
+    s.flush_all(&mut out);
+    (out, s.stats())
+}
+
+fn http_session(port: u16) -> TcpSession {
+    TcpSession::new(Host::v4([10, 0, 1, 5]), port, Host::v4([192, 168, 0, 4]), 80)
+}
+
+#[test]
+fn a_lost_request_segment_is_a_gap_in_the_counters_and_the_flow_record() {
+    let mut t = http_session(50001);
+    let mut frames = t.handshake();
+    let req = synth::http_request("GET", "example.org", "/a/long/path/to/fill/segments", &[]);
+    let mut segs = t.client_send_split(&req, 10);
+    segs.remove(1);
+    frames.extend(segs);
+    // The response acknowledges the whole request, the lost segment too.
+    frames.extend(t.server_send_split(&synth::http_response(200, "OK", "text/plain", b"hello"), 1400));
+    frames.extend(t.close());
+    let (out, st) = run_stats(opts(), frames);
+    assert_eq!((st.stream_gaps, st.stream_gap_bytes), (1, 10));
+    let flow = of_type(&out, "flow")[0];
+    assert_eq!(flow.extra["tcp"]["ts_gap"], json!(true));
+    assert!(flow.extra["tcp"].get("tc_gap").is_none());
+}
+
+#[test]
+fn a_complete_session_has_no_gap_fields() {
+    let mut t = http_session(50002);
+    let mut frames = t.handshake();
+    frames.push(t.client_send(&synth::http_request("GET", "example.org", "/", &[])));
+    frames.push(t.server_send(&synth::http_response(200, "OK", "text/plain", b"hello")));
+    frames.extend(t.close());
+    let (out, st) = run_stats(opts(), frames);
+    assert_eq!((st.stream_gaps, st.stream_overlaps, st.stream_memuse), (0, 0, 0));
+    let tcp = &of_type(&out, "flow")[0].extra["tcp"];
+    assert!(tcp.get("ts_gap").is_none() && tcp.get("tc_gap").is_none(), "{tcp}");
+}
+
+#[test]
+fn a_retransmission_with_other_bytes_is_counted_and_the_parser_sees_the_first_copy() {
+    let mut t = http_session(50003);
+    let mut frames = t.handshake();
+    let first = synth::http_request("GET", "example.org", "/index.html", &[]);
+    let mut other = first.clone();
+    let at = other.windows(10).position(|w| w == b"index.html").unwrap();
+    other[at..at + 10].copy_from_slice(b"evil.phpXX");
+    let seq = t.cseq;
+    frames.push(t.client_send(&first));
+    t.cseq = seq;
+    frames.push(t.client_send(&other));
+    frames.push(t.server_send(&synth::http_response(200, "OK", "text/plain", b"hello")));
+    frames.extend(t.close());
+    let (out, st) = run_stats(opts(), frames);
+    assert_eq!((st.stream_overlaps, st.stream_overlap_diff_data), (1, 1));
+    let http = of_type(&out, "http");
+    assert_eq!(http.len(), 1);
+    assert_eq!(http[0].http.as_ref().unwrap().url.as_deref(), Some("/index.html"));
+    assert_eq!(st.to_json()["stream"]["overlap_diff_data"], json!(1));
+}
+
+#[test]
+fn past_the_depth_the_parser_gets_nothing_more_but_the_flow_is_still_counted() {
+    let o = SensorOptions { stream: crate::app::stream::StreamConfig { depth: 200, ..Default::default() }, ..opts() };
+    let mut t = http_session(50004);
+    let mut frames = t.handshake();
+    frames.push(t.client_send(&synth::http_request("GET", "example.org", "/first", &[])));
+    frames.extend(t.server_send_split(&synth::http_response(200, "OK", "text/plain", &[b'x'; 1000]), 100));
+    // The client's direction stays below the depth, the server's is past it: the second
+    // request is parsed, its response is not.
+    frames.push(t.client_send(&synth::http_request("GET", "example.org", "/second", &[])));
+    frames.push(t.server_send(&synth::http_response(404, "Not Found", "text/plain", b"no")));
+    frames.extend(t.close());
+    let n_frames = frames.len() as u64;
+    let (out, st) = run_stats(o, frames);
+    assert_eq!(st.stream_depth_reached, 1);
+    let http = of_type(&out, "http");
+    assert_eq!(http.len(), 2, "both requests are logged");
+    assert_eq!(http[0].http.as_ref().unwrap().status, Some(200));
+    assert_eq!(http[1].http.as_ref().unwrap().url.as_deref(), Some("/second"));
+    assert_eq!(http[1].http.as_ref().unwrap().status, None, "the response after the depth is not parsed");
+    let f = of_type(&out, "flow")[0].flow.as_ref().unwrap();
+    assert_eq!(f.pkts_toserver.unwrap() + f.pkts_toclient.unwrap(), n_frames);
+}
+
+#[test]
+fn reaching_the_memcap_drops_queued_segments_as_lost_bytes() {
+    let cfg = crate::app::stream::StreamConfig { memcap: 32, overlap_check_bytes: 0, ..Default::default() };
+    let o = SensorOptions { stream: cfg, ..opts() };
+    let mut t = http_session(50005);
+    let mut frames = t.handshake();
+    let req = synth::http_request("GET", "example.org", "/a/path/long/enough/for/several/segments", &[]);
+    let segs = t.client_send_split(&req, 20);
+    assert!(segs.len() >= 4);
+    // The second segment is queued (20 bytes), the third would exceed the 32-byte memcap and
+    // is dropped; the first fills the hole, the fourth follows the lost third.
+    frames.extend([segs[1].clone(), segs[2].clone(), segs[0].clone()]);
+    frames.extend(segs[3..].iter().cloned());
+    frames.push(t.server_send(&synth::http_response(200, "OK", "text/plain", b"hello")));
+    frames.extend(t.close());
+    let (out, st) = run_stats(o, frames);
+    assert_eq!(st.stream_memcap_drops, 1, "{:?}", st.to_json());
+    assert_eq!((st.stream_gaps, st.stream_gap_bytes), (1, 20));
+    assert_eq!(st.stream_memuse, 0);
+    assert_eq!(of_type(&out, "flow")[0].extra["tcp"]["ts_gap"], json!(true));
+}
