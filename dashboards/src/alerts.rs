@@ -1,5 +1,6 @@
-//! Alerts: sensor `alert` records and correlator `detection` records from the store, with
-//! their triage state (status, assignee, verdict, incident) from the dashboard's database.
+//! Alerts: sensor `alert` records and correlator `detection` records, read from the store's
+//! alerts table (one row per alert with its triage state: status, assignee, verdict,
+//! incident; see `soc_store::alerts`).
 //!
 //! - `GET /api/alerts`: filter, sort, page;
 //! - `GET /api/alerts/{id}`: one alert with its raw record;
@@ -7,26 +8,28 @@
 //!   (flow id, else Community ID), host or IP;
 //! - `POST /api/alerts/{id}/actions`: acknowledge, assign, escalate, close, suppress.
 //!
-//! Filters on severity, rule and status are applied to the newest
-//! [`soc_store::MAX_LIMIT`] alerts and detections of the time range (the answer says
-//! `"truncated": true` when the range holds more); without them, pages come straight from
-//! the store. "Suppress similar" marks every alert of the same rule in the same segment.
+//! Every filter (severity, rule, status, segment, sensor, ip, time), the order and the page
+//! are applied by the store, so totals are exact whatever the range holds. The store is the
+//! source of truth of the triage state: an action writes the next version of the alert's row
+//! ([`soc_store::Store::update_alert`]) and an entry in the dashboard's audit log (with the
+//! comment). "Suppress similar" is a rule kept in the dashboard's database (every alert of
+//! the same rule in the same segment, later ones included); lists pass the rules to the
+//! store, which reports a matching `new` alert as `suppressed`.
 
 use crate::auth::Principal;
-use crate::state::AlertState;
 use crate::{ApiError, ApiState};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use soc_model::{Event, EventType, Incident, IncidentAlert, IncidentChange, IncidentStatus, Level, Timestamp};
-use soc_store::search::{Column, Expr, Field, Op, SearchQuery, SearchResult};
-use soc_store::{EventQuery, MAX_LIMIT};
-use std::collections::HashSet;
+use soc_model::{Event, Incident, IncidentAlert, IncidentChange, IncidentStatus, Level, Timestamp};
+use soc_store::{AlertQuery, AlertRecord, AlertSort, AlertState, EventQuery, MAX_LIMIT, Suppression};
 
 /// Alert statuses.
-pub const STATUSES: [&str; 4] = ["new", "acknowledged", "closed", "suppressed"];
+pub const STATUSES: [&str; 4] = soc_store::alerts::STATUSES;
+/// How deep pages of `GET /api/alerts` reach (page × per_page).
+pub const MAX_DEPTH: usize = 100_000;
 /// Close verdicts.
 pub const VERDICTS: [&str; 3] = ["true_positive", "false_positive", "benign"];
 
@@ -56,6 +59,12 @@ pub struct AlertView {
     pub assignee: Option<String>,
     pub verdict: Option<String>,
     pub incident_id: Option<String>,
+    /// Occurrences the alert stands for (deduplicated alerts count more than one).
+    pub count: u64,
+    /// MITRE ATT&CK and other tags.
+    pub tags: Vec<String>,
+    /// `ip:...`, `host:...`, `user:...`.
+    pub entities: Vec<String>,
 }
 
 impl AlertView {
@@ -103,36 +112,47 @@ impl AlertView {
             assignee: None,
             verdict: None,
             incident_id: None,
+            count: 1,
+            tags: Vec::new(),
+            entities: Vec::new(),
         })
+    }
+
+    /// The view of a stored alert row, with its triage state.
+    pub fn of_record(r: &AlertRecord) -> Option<AlertView> {
+        let mut v = AlertView::of(&r.event)?;
+        v.id = r.id.clone();
+        v.engine = r.kind.clone();
+        v.rule_id = r.rule_id.clone();
+        v.rule_title = r.rule_title.clone();
+        v.severity = r.severity;
+        v.status = r.state.status.clone();
+        v.assignee = r.state.owner.clone();
+        v.verdict = r.state.verdict.clone();
+        v.incident_id = r.state.incident_id.clone();
+        v.count = r.count;
+        v.tags = r.tags.clone();
+        v.entities = r.entities.clone();
+        Some(v)
     }
 
     /// Key of "similar" alerts for suppression: the engine and the rule.
     pub fn rule_key(&self) -> String {
         format!("{}:{}", self.engine, self.rule_id)
     }
-
-    fn apply(&mut self, s: Option<&AlertState>, suppressed: &HashSet<(String, String)>) {
-        if let Some(s) = s {
-            self.status = s.status.clone();
-            self.assignee = s.assignee.clone();
-            self.verdict = s.verdict.clone();
-            self.incident_id = s.incident_id.clone();
-        } else if suppressed.contains(&(self.rule_key(), self.segment.clone().unwrap_or_default())) {
-            self.status = "suppressed".into();
-        }
-    }
 }
 
-/// Attaches triage state to alerts.
-fn with_state(st: &ApiState, views: &mut [AlertView]) -> Result<(), ApiError> {
-    let ids: Vec<&str> = views.iter().map(|v| v.id.as_str()).collect();
-    let states = st.db.alert_states(&ids)?;
-    let suppressed: HashSet<(String, String)> = st.db.suppressions()?.into_iter().collect();
-    for v in views.iter_mut() {
-        let s = states.get(&v.id);
-        v.apply(s, &suppressed);
-    }
-    Ok(())
+/// The "suppress similar" rules of the dashboard's database, for the store.
+fn suppressions(st: &ApiState) -> Result<Vec<Suppression>, ApiError> {
+    Ok(st
+        .db
+        .suppressions()?
+        .into_iter()
+        .filter_map(|(key, segment)| {
+            let (kind, rule_id) = key.split_once(':')?;
+            Some(Suppression { kind: kind.to_string(), rule_id: rule_id.to_string(), segment })
+        })
+        .collect())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -201,74 +221,48 @@ pub async fn list(
         return Err(ApiError::bad_request(format!("parameter status: {bad:?} is not one of {STATUSES:?}")));
     }
     let rule = p.rule.clone().filter(|r| !r.is_empty());
-    let base = EventQuery {
+    let q = AlertQuery {
         since,
         until,
         segments: who.scope(crate::list(p.segment.as_deref())),
-        sensor: p.sensor.clone(),
-        ip: p.ip.clone(),
-        newest_first: desc,
-        ..Default::default()
+        sensor: p.sensor.clone().filter(|s| !s.is_empty()),
+        ip: p.ip.clone().filter(|s| !s.is_empty()),
+        severities: levels,
+        rule,
+        statuses,
+        id: None,
+        suppressions: suppressions(&st)?,
+        sort: if by_severity { AlertSort::Severity } else { AlertSort::Time },
+        descending: desc,
+        offset: (page - 1).saturating_mul(per_page),
+        limit: per_page,
     };
-    // Pages straight from the store when nothing needs the triage state or payload.
-    let direct = levels.is_none() && statuses.is_none() && rule.is_none() && !by_severity;
-    let want = if direct { page.saturating_mul(per_page).min(MAX_LIMIT) } else { MAX_LIMIT };
-    let mut events = Vec::new();
-    let mut total: u64 = 0;
-    let mut truncated = false;
-    for ty in [EventType::Alert, EventType::Detection] {
-        let q = EventQuery { event_type: Some(ty.as_str().into()), limit: want, ..base.clone() };
-        let rows = st.store.query_events(&q).await?;
-        if direct {
-            total += st.store.count_events(&q).await?;
-        }
-        truncated |= !direct && rows.len() >= MAX_LIMIT;
-        events.extend(rows);
+    if q.offset.saturating_add(per_page) > MAX_DEPTH {
+        return Err(ApiError::bad_request(format!(
+            "parameter page: pages reach at most the first {MAX_DEPTH} alerts; narrow the filters"
+        )));
     }
-    let mut views: Vec<AlertView> = events.iter().filter_map(AlertView::of).collect();
-    with_state(&st, &mut views)?;
-    if !direct {
-        let rule_lc = rule.as_ref().map(|r| r.to_lowercase());
-        views.retain(|v| {
-            levels.as_ref().is_none_or(|l| l.contains(&v.severity))
-                && statuses.as_ref().is_none_or(|s| s.contains(&v.status))
-                && rule
-                    .as_ref()
-                    .zip(rule_lc.as_ref())
-                    .is_none_or(|(r, lc)| v.rule_id == *r || v.rule_title.to_lowercase().contains(lc.as_str()))
-        });
-        total = views.len() as u64;
-    }
-    views.sort_by(|a, b| {
-        let o = if by_severity {
-            a.severity.cmp(&b.severity).then(a.timestamp.cmp(&b.timestamp))
-        } else {
-            a.timestamp.cmp(&b.timestamp)
-        }
-        .then_with(|| a.id.cmp(&b.id));
-        if desc { o.reverse() } else { o }
-    });
-    let items: Vec<_> = views.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page).collect();
-    Ok(Json(json!({ "total": total, "page": page, "per_page": per_page, "truncated": truncated, "items": items }))
+    let found = st.store.query_alerts(&q).await?;
+    let items: Vec<AlertView> = found.items.iter().filter_map(AlertView::of_record).collect();
+    Ok(Json(json!({ "total": found.total, "page": page, "per_page": per_page, "truncated": false, "items": items }))
         .into_response())
 }
 
-/// Reads one alert or detection record by id, within the caller's scope.
+/// Reads one alert by id, within the caller's scope.
 pub(crate) async fn load(st: &ApiState, who: &Principal, id: &str) -> Result<(Event, AlertView), ApiError> {
-    let id_cmp = Expr::Cmp { field: Field::Column(Column::Id), op: Op::Eq, value: id.to_string() };
-    let ty = |t: EventType| Expr::Cmp { field: Field::Column(Column::EventType), op: Op::Eq, value: t.as_str().into() };
-    let q = SearchQuery {
-        base: EventQuery { segments: who.scope(None), limit: 1, newest_first: true, ..Default::default() },
-        filter: Some(Expr::And(vec![Expr::Or(vec![ty(EventType::Alert), ty(EventType::Detection)]), id_cmp])),
-        count_by: None,
+    let q = AlertQuery {
+        id: Some(id.to_string()),
+        segments: who.scope(None),
+        suppressions: suppressions(st)?,
+        limit: 1,
+        ..Default::default()
     };
-    let ev = match st.store.search(&q).await? {
-        SearchResult::Events(mut v) if !v.is_empty() => v.remove(0),
-        _ => return Err(ApiError::not_found(format!("no alert {id:?}"))),
-    };
-    let mut view = AlertView::of(&ev).ok_or_else(|| ApiError::not_found(format!("no alert {id:?}")))?;
-    with_state(st, std::slice::from_mut(&mut view))?;
-    Ok((ev, view))
+    let rec = st.store.query_alerts(&q).await?.items.into_iter().next();
+    let view = rec.as_ref().and_then(AlertView::of_record);
+    match (rec, view) {
+        (Some(r), Some(v)) => Ok((r.event, v)),
+        _ => Err(ApiError::not_found(format!("no alert {id:?}"))),
+    }
 }
 
 /// `GET /api/alerts/{id}`: the alert's fields plus `event`, the raw record.
@@ -456,10 +450,9 @@ pub async fn action(
     let (ev, mut view) = load(&st, &who, &id).await?;
     let mut s = AlertState {
         status: view.status.clone(),
-        assignee: view.assignee.clone(),
+        owner: view.assignee.clone(),
         verdict: view.verdict.clone(),
         incident_id: view.incident_id.clone(),
-        comment: None,
     };
     let now = Timestamp::now().unix_micros();
     match b.action.as_str() {
@@ -473,7 +466,7 @@ pub async fn action(
             if st.db.user(&a)?.is_none() {
                 return Err(ApiError::bad_request(format!("assignee: no user {a:?}")));
             }
-            s.assignee = Some(a);
+            s.owner = Some(a);
             if s.status == "new" {
                 s.status = "acknowledged".into();
             }
@@ -503,15 +496,16 @@ pub async fn action(
             )));
         }
     }
-    s.comment = b.comment.clone();
-    st.db.set_alert_state(&id, &s, now, &who.username)?;
+    if st.store.update_alert(&id, &s).await?.is_none() {
+        return Err(ApiError::not_found(format!("no alert {id:?}")));
+    }
     let detail = json!({
-        "status": s.status, "assignee": s.assignee, "verdict": s.verdict,
+        "status": s.status, "assignee": s.owner, "verdict": s.verdict,
         "incident_id": s.incident_id, "comment": b.comment,
     });
     st.audit(&who.username, &format!("alert.{}", b.action), &id, &detail.to_string(), "ok");
     view.status = s.status;
-    view.assignee = s.assignee;
+    view.assignee = s.owner;
     view.verdict = s.verdict;
     view.incident_id = s.incident_id;
     Ok(Json(view).into_response())

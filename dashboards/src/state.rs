@@ -1,6 +1,7 @@
-//! The dashboard's own state database (SQLite): users, sessions, the audit log, alert triage
-//! state and suppressions. Events and incidents stay in the store; this holds what analysts
-//! do with them.
+//! The dashboard's own state database (SQLite): users, sessions, the audit log and
+//! suppressions. Events, alerts (with their triage state) and incidents stay in the store;
+//! this holds who the analysts are and what they did. The `alert_state` table is what older
+//! versions kept triage state in; the API reads and writes the store's alert rows instead.
 //!
 //! The audit table is append-only: triggers abort any `UPDATE` or `DELETE`, and each entry
 //! carries the SHA-256 of the previous entry's hash and its own fields (a hash chain that

@@ -12,10 +12,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use soc_model::{EventType, Timestamp};
+use soc_model::Timestamp;
 use soc_store::search::{Column, Expr, Field, GroupBy, Op, SearchQuery, SearchResult};
-use soc_store::{CountBy, EventQuery};
-use std::collections::HashMap;
+use soc_store::{EventQuery, SummaryQuery};
 
 /// Entries of each "top" list.
 pub const TOP: usize = 10;
@@ -46,22 +45,6 @@ async fn counts(
     }
 }
 
-fn type_is(t: EventType) -> Expr {
-    Expr::Cmp { field: Field::Column(Column::EventType), op: Op::Eq, value: t.as_str().into() }
-}
-
-fn field(name: &str) -> Result<Field, ApiError> {
-    Field::parse(name).map_err(|e| ApiError { status: axum::http::StatusCode::INTERNAL_SERVER_ERROR, message: e })
-}
-
-/// The largest `TOP` entries, ties by key.
-fn top(m: HashMap<String, u64>) -> Vec<(String, u64)> {
-    let mut v: Vec<(String, u64)> = m.into_iter().collect();
-    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    v.truncate(TOP);
-    v
-}
-
 /// Bucket width for `alerts_over_time`: about 24 to 120 buckets over the range.
 fn bucket_micros(since: Option<Timestamp>, until: Timestamp) -> i64 {
     const MIN: i64 = 60_000_000;
@@ -76,7 +59,8 @@ fn bucket_micros(since: Option<Timestamp>, until: Timestamp) -> i64 {
     }
 }
 
-/// `GET /api/stats?since&until&segment`.
+/// `GET /api/stats?since&until&segment`: every chart from one [`soc_store::Store::summary`]
+/// (a few grouped queries in the store, within the caller's scope).
 pub async fn stats(
     State(st): State<ApiState>,
     Extension(who): Extension<Principal>,
@@ -86,50 +70,23 @@ pub async fn stats(
     let now = Timestamp::now();
     let (since, until) = crate::time_range(p.since.as_deref(), p.until.as_deref(), now)?;
     let q = EventQuery { since, until, segments: who.scope(crate::list(p.segment.as_deref())), ..Default::default() };
-    let total = st.store.count_events(&q).await?;
-    let by_type = st.store.count_by(CountBy::EventType, &q).await?;
-    let by_segment = st.store.count_by(CountBy::Segment, &q).await?;
-    let alerts = Expr::Or(vec![type_is(EventType::Alert), type_is(EventType::Detection)]);
     let bucket = bucket_micros(since, until.unwrap_or(now));
-    let mut over_time =
-        counts(&st, &q, Some(alerts), GroupBy::TimeBucket { micros: bucket }, soc_store::MAX_LIMIT).await?;
-    over_time.sort_by_key(|(k, _)| k.parse::<i64>().unwrap_or(0));
-    let over_time: Vec<Value> = over_time
-        .iter()
-        .filter_map(|(k, n)| Some(json!({"t": Timestamp::from_unix_micros(k.parse().ok()?), "count": n})))
-        .collect();
-    let mut rules: HashMap<String, u64> = HashMap::new();
-    for (t, f) in [(EventType::Alert, "alert.signature"), (EventType::Detection, "detection.rule_title")] {
-        for (k, n) in counts(&st, &q, Some(type_is(t)), GroupBy::Field(field(f)?), TOP).await? {
-            *rules.entry(k).or_default() += n;
-        }
-    }
-    let top_rules = top(rules);
-    let talkers = counts(&st, &q, None, GroupBy::Field(Field::Column(Column::SrcIp)), TOP).await?;
-    let mut geo = Vec::new();
-    for key in ["country_iso", "asn"] {
-        let mut m: HashMap<String, u64> = HashMap::new();
-        for dir in ["src_ip", "dest_ip"] {
-            let f = field(&format!("geoip.{dir}.{key}"))?;
-            for (k, n) in counts(&st, &q, None, GroupBy::Field(f), soc_store::MAX_LIMIT).await? {
-                *m.entry(k).or_default() += n;
-            }
-        }
-        geo.push(top(m));
-    }
-    let (countries, asns) = (&geo[0], &geo[1]);
+    let s = st.store.summary(&SummaryQuery { base: q, bucket_micros: bucket, top: TOP }).await?;
+    let (by_type, by_segment) = (s.by_type(), s.by_segment());
+    let over_time: Vec<Value> =
+        s.alerts_over_time.iter().map(|(t, n)| json!({"t": Timestamp::from_unix_micros(*t), "count": n})).collect();
     Ok(Json(json!({
-        "total": total,
+        "total": s.total(),
         "by_type": obj(&by_type),
         "by_segment": obj(&by_segment),
         "events_by_type": obj(&by_type),
         "events_by_segment": obj(&by_segment),
         "alerts_over_time": over_time,
         "bucket_seconds": bucket / 1_000_000,
-        "top_rules": obj(&top_rules),
-        "top_talkers": obj(&talkers),
-        "countries": obj(countries),
-        "asns": obj(asns),
+        "top_rules": obj(&s.top_rules),
+        "top_talkers": obj(&s.top_talkers),
+        "countries": obj(&s.countries),
+        "asns": obj(&s.asns),
     }))
     .into_response())
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::{StatusCode, header};
-use common::{PRINCIPALS, Session, fixture, fixture_with};
+use common::{PRINCIPALS, Session, fixture, fixture_on, fixture_with};
 use serde_json::{Value, json};
 use soc_dashboard::{AdminBootstrap, DashboardOptions};
 
@@ -514,6 +514,33 @@ async fn alert_queue_filters_sorts_pages_and_triage_actions() {
     assert_eq!(types, vec![json!("alert"), json!("flow")], "{rel}");
     let (_, _, rel) = f.call("GET", &format!("/api/alerts/{}/related?by=ip", f.ids.cp_alert), Some(&s), None).await;
     assert_eq!(rel["events"].as_array().map(Vec::len), Some(4), "alert, flow and two dns records: {rel}");
+}
+
+#[tokio::test]
+async fn triage_state_is_the_store_rows_and_outlives_the_dashboard() {
+    let f = fixture().await;
+    let s = f.login("ana_all").await;
+    let act = format!("/api/alerts/{}/actions", f.ids.cp_alert);
+    let (st, _, a) = f.call("POST", &act, Some(&s), Some(json!({"action": "assign", "assignee": "ana_cp"}))).await;
+    assert_eq!(st, StatusCode::OK, "{a}");
+    // The store's alert row carries the new state (a new version of the row).
+    let q = soc_store::AlertQuery { statuses: Some(vec!["acknowledged".into()]), ..Default::default() };
+    let page = f.store.query_alerts(&q).await.expect("query alerts");
+    assert_eq!(page.total, 1);
+    assert_eq!(page.items[0].id, f.ids.cp_alert);
+    assert_eq!(page.items[0].state.owner.as_deref(), Some("ana_cp"));
+    assert!(page.items[0].version >= 2, "version {}", page.items[0].version);
+    // Another dashboard (its own empty state database) over the same store sees the same
+    // state (its fixture adds four more alerts).
+    let g = fixture_on(f.store.clone(), DashboardOptions::default()).await;
+    let s2 = g.login("ana_all").await;
+    let (_, _, acked) = g.call("GET", "/api/alerts?status=acknowledged", Some(&s2), None).await;
+    assert_eq!(acked["total"], 1, "{acked}");
+    assert_eq!(acked["items"][0]["assignee"], "ana_cp");
+    let (_, _, all) = g.call("GET", "/api/alerts", Some(&s2), None).await;
+    assert_eq!(all["total"], 8, "{all}");
+    let deep = format!("/api/alerts?per_page=1000&page={}", soc_dashboard::alerts::MAX_DEPTH / 1000 + 1);
+    assert_eq!(g.call("GET", &deep, Some(&s2), None).await.0, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test]

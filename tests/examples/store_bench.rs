@@ -8,11 +8,24 @@
 //!     --url http://127.0.0.1:8123 --events 10000000 --alerts 1000000 --incidents 20000
 //! ```
 //!
+//! Seeding: `--events` network records (flow/dns/http/tls, uniform over the last 7 days, two
+//! segments, 20 sensors, 5,000 source addresses) and `--alerts` Suricata alert records (400
+//! rules, severities 1-3; half of all records with a GeoIP enrichment of the destination) are
+//! generated deterministically (splitmix64 of the sequence number)
+//! and written with `Store::insert_events` in batches of 100,000, so the store projects the
+//! alerts into the `alerts` table exactly as in production; `--triage` alerts (default 1,000)
+//! are then acknowledged with `Store::update_alert` (a second version of their row), and
+//! `--incidents` incidents are upserted in batches of 10,000.
+//!
 //! The database (`soc_bench` unless `--database`) is dropped first and kept afterwards so the
 //! queries can be repeated with `--no-seed`.
 
 use soc_model::{Alert, Event, EventType, Incident, IncidentStatus, Level, Timestamp};
-use soc_store::{ClickHouseStore, CountBy, EventQuery, IncidentQuery, Store};
+use soc_store::search::{Column, Expr, Field, Op, SearchQuery};
+use soc_store::{
+    AlertPage, AlertQuery, AlertSort, AlertState, ClickHouseStore, CountBy, EventQuery, IncidentQuery, Store, Summary,
+    SummaryQuery,
+};
 use std::time::{Duration, Instant};
 
 struct Args {
@@ -21,6 +34,7 @@ struct Args {
     events: u64,
     alerts: u64,
     incidents: u64,
+    triage: u64,
     seed: bool,
     reps: usize,
 }
@@ -32,6 +46,7 @@ fn args() -> Result<Args, String> {
         events: 1_000_000,
         alerts: 100_000,
         incidents: 5_000,
+        triage: 1_000,
         seed: true,
         reps: 20,
     };
@@ -44,6 +59,7 @@ fn args() -> Result<Args, String> {
             "--events" => a.events = v()?.parse().map_err(|e| format!("--events: {e}"))?,
             "--alerts" => a.alerts = v()?.parse().map_err(|e| format!("--alerts: {e}"))?,
             "--incidents" => a.incidents = v()?.parse().map_err(|e| format!("--incidents: {e}"))?,
+            "--triage" => a.triage = v()?.parse().map_err(|e| format!("--triage: {e}"))?,
             "--reps" => a.reps = v()?.parse().map_err(|e| format!("--reps: {e}"))?,
             "--no-seed" => a.seed = false,
             other => return Err(format!("unknown argument {other}")),
@@ -54,6 +70,7 @@ fn args() -> Result<Args, String> {
 
 const WEEK_US: i64 = 7 * 86_400 * 1_000_000;
 const SEGMENTS: [&str; 2] = ["ministry", "cpnet"];
+const COUNTRIES: [&str; 5] = ["VN", "SG", "US", "CN", "RU"];
 const TYPES: [EventType; 4] = [EventType::Flow, EventType::Dns, EventType::Http, EventType::Tls];
 
 fn ip(n: u64) -> String {
@@ -91,6 +108,14 @@ fn event(i: u64, start: i64, alert: bool) -> Event {
             category: Some("A Network Trojan was Detected".into()),
             ..Alert::default()
         });
+    }
+    if (r >> 60) & 1 == 0 {
+        // Half the records carry the correlator's GeoIP enrichment of the destination.
+        let c = (r >> 56) as usize % 5;
+        e.extra.insert(
+            "geoip".into(),
+            serde_json::json!({"dest_ip": {"country_iso": COUNTRIES[c], "asn": 15_169 + c as u64}}),
+        );
     }
     e.extra.insert("seq".into(), i.into());
     e.ensure_id();
@@ -152,6 +177,24 @@ impl<T> Len for Vec<T> {
         Vec::len(self)
     }
 }
+impl Len for AlertPage {
+    fn len(&self) -> usize {
+        self.items.len()
+    }
+}
+impl Len for Summary {
+    fn len(&self) -> usize {
+        self.by_type_segment.len()
+    }
+}
+impl Len for soc_store::search::SearchResult {
+    fn len(&self) -> usize {
+        match self {
+            soc_store::search::SearchResult::Events(v) => v.len(),
+            soc_store::search::SearchResult::Counts(v) => v.len(),
+        }
+    }
+}
 impl Len for u64 {
     fn len(&self) -> usize {
         *self as usize
@@ -181,6 +224,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             println!("seeded {total} {kind} in {:.1} s", t.elapsed().as_secs_f64());
         }
+        let acked = AlertState { status: "acknowledged".into(), owner: Some("bench".into()), ..AlertState::default() };
+        for i in 0..a.triage {
+            let e = event((1u64 << 40) + i * 97 % a.alerts.max(1), start, true);
+            store2.update_alert(e.id.as_deref().unwrap_or_default(), &acked).await?;
+        }
+        println!("triaged {} alerts in {:.1} s", a.triage, t.elapsed().as_secs_f64());
         let incs: Vec<Incident> = (0..a.incidents).map(|i| incident(i, start)).collect();
         for c in incs.chunks(10_000) {
             store2.upsert_incidents(c).await?;
@@ -190,17 +239,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = ClickHouseStore::connect(&a.url, &a.database, "", "").await?;
     let day = Timestamp::from_unix_micros(now - 86_400_000_000);
     println!("server {}; {} repetitions per query", store.server_version().text, a.reps);
-    let q = EventQuery { event_type: Some("alert".into()), limit: 50, newest_first: true, ..Default::default() };
-    time("alert queue, first page (50 newest)", a.reps, || store.query_events(&q)).await;
-    let q2 = EventQuery {
-        event_type: Some("alert".into()),
-        segments: Some(vec!["cpnet".into()]),
-        since: Some(day),
-        limit: 50,
-        newest_first: true,
-        ..Default::default()
+    let week = Timestamp::from_unix_micros(start);
+    // The alert queue (`GET /api/alerts`): a page of 50 and the total, from the alerts table.
+    let aq = AlertQuery { limit: 50, descending: true, ..Default::default() };
+    time("alert queue, first page + total, whole week", a.reps, || store.query_alerts(&aq)).await;
+    let aq1 = AlertQuery { since: Some(day), ..aq.clone() };
+    time("alert queue, first page + total, last 24 h", a.reps, || store.query_alerts(&aq1)).await;
+    let aq2 = AlertQuery { segments: Some(vec!["cpnet".into()]), ..aq1.clone() };
+    time("alert queue, cpnet scope, last 24 h", a.reps, || store.query_alerts(&aq2)).await;
+    let aq3 = AlertQuery { statuses: Some(vec!["new".into()]), ..aq1.clone() };
+    time("alert queue, status new, last 24 h", a.reps, || store.query_alerts(&aq3)).await;
+    let aq3w = AlertQuery { statuses: Some(vec!["new".into()]), ..aq.clone() };
+    time("alert queue, status new, whole week", a.reps, || store.query_alerts(&aq3w)).await;
+    let aq4 = AlertQuery {
+        severities: Some(vec![soc_model::Level::High]),
+        rule: Some("rule 20000".into()),
+        sort: AlertSort::Severity,
+        ..aq1.clone()
     };
-    time("alert queue, cpnet scope, last 24 h", a.reps, || store.query_events(&q2)).await;
+    time("alert queue, high + rule text, by severity, 24 h", a.reps, || store.query_alerts(&aq4)).await;
+    let aq5 = AlertQuery { offset: 5_000, ..aq1.clone() };
+    time("alert queue, page 101, last 24 h", a.reps, || store.query_alerts(&aq5)).await;
+    let q = EventQuery { event_type: Some("alert".into()), limit: 50, newest_first: true, ..Default::default() };
+    time("alert records, 50 newest (events table)", a.reps, || store.query_events(&q)).await;
     let q3 = EventQuery { event_type: Some("alert".into()), since: Some(day), ..Default::default() };
     time("alert count, last 24 h", a.reps, || store.count_events(&q3)).await;
     let iq = IncidentQuery { limit: 50, ..Default::default() };
@@ -214,9 +275,42 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     time("incident list, new, ministry scope", a.reps, || store.query_incidents(&iq2)).await;
     let q4 = EventQuery { ip: Some(ip(1234)), since: Some(day), limit: 1000, newest_first: true, ..Default::default() };
     time("search: one host's records, last 24 h", a.reps, || store.query_events(&q4)).await;
+    let sq = SearchQuery {
+        base: EventQuery { since: Some(day), limit: 100, newest_first: true, ..Default::default() },
+        filter: Some(Expr::And(vec![
+            Expr::Cmp { field: Field::AnyIp, op: Op::Eq, value: ip(1234) },
+            Expr::Cmp { field: Field::Column(Column::DestPort), op: Op::Eq, value: "443".into() },
+        ])),
+        count_by: None,
+    };
+    time("search: ip:X AND dest_port:443, last 24 h", a.reps, || store.search(&sq)).await;
+    let sq2 = SearchQuery {
+        base: EventQuery { since: Some(week), limit: 100, newest_first: true, ..Default::default() },
+        filter: Some(Expr::Cmp { field: Field::Column(Column::SrcIp), op: Op::Eq, value: ip(77) }),
+        count_by: None,
+    };
+    time("search: src_ip:X, whole week", a.reps, || store.search(&sq2)).await;
     let q5 = EventQuery { since: Some(day), ..Default::default() };
     time("statistics: events per type, last 24 h", a.reps, || store.count_by(CountBy::EventType, &q5)).await;
     let q6 = EventQuery::default();
     time("statistics: events per segment, whole week", a.reps, || store.count_by(CountBy::Segment, &q6)).await;
+    // The statistics page (`GET /api/stats`): every chart.
+    let s1 = SummaryQuery {
+        base: EventQuery { since: Some(day), ..Default::default() },
+        bucket_micros: 3_600_000_000,
+        top: 10,
+    };
+    time("statistics page, last 24 h", a.reps, || store.summary(&s1)).await;
+    let s2 = SummaryQuery {
+        base: EventQuery { since: Some(week), ..Default::default() },
+        bucket_micros: 86_400_000_000,
+        top: 10,
+    };
+    time("statistics page, whole week", a.reps, || store.summary(&s2)).await;
+    let s3 = SummaryQuery {
+        base: EventQuery { since: Some(week), segments: Some(vec!["cpnet".into()]), ..Default::default() },
+        ..s2.clone()
+    };
+    time("statistics page, whole week, cpnet scope", a.reps, || store.summary(&s3)).await;
     Ok(())
 }

@@ -6,16 +6,25 @@
 //!   `RowBinaryWithNamesAndTypes`), inserts are plain `RowBinary`;
 //! - values are bound client-side with `.bind()` (escaped); 18.16 has no server-side
 //!   `{name:Type}` parameters;
-//! - `events` is a `ReplacingMergeTree` partitioned by UTC day and read with `FINAL`, so a
-//!   re-inserted event counts once even before the background merge removes the copy;
+//! - `events` is a `ReplacingMergeTree` partitioned by UTC day; counts read it with `FINAL`,
+//!   so a re-inserted event counts once even before the background merge removes the copy;
+//! - record reads are two-phase (18.16 cannot read in key order): the sort keys of the page
+//!   over narrow columns without `FINAL` (copies not merged yet dropped by id; for time order,
+//!   the time of the last row first, reading `ts_us` alone, so the key read is a `ts` range),
+//!   then the JSON of those ids only;
+//! - alerts are rows of their own ([`crate::alerts`], `ReplacingMergeTree(version)`) read
+//!   without `FINAL`; the statistics ([`crate::summary`]) read hourly `SummingMergeTree`
+//!   tables filled by materialized views, and raw rows only for partial hours;
 //! - retention drops whole daily partitions (`ALTER TABLE ... DROP PARTITION`), not rows.
 //!
 //! The server version is read at connect time and logged ([`ClickHouseStore::server_version`]).
 //! The schema is in [`crate::migrations::CLICKHOUSE`].
 
+use crate::alerts::{self, AlertColumns, AlertPage, AlertQuery, AlertRecord, AlertState};
 use crate::filter::{self, Dialect, Param};
 use crate::incidents::{self, IncidentColumns, IncidentQuery};
 use crate::migrations;
+use crate::summary::{self, Summary, SummaryQuery};
 use crate::telemetry;
 use crate::{CountBy, EventQuery, RetentionReport, Store, StoreError};
 use ::clickhouse::error::Error as ChError;
@@ -23,6 +32,7 @@ use ::clickhouse::sql::Identifier;
 use ::clickhouse::{Client, Row};
 use serde::{Deserialize, Serialize};
 use soc_model::{Event, Incident};
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -170,6 +180,174 @@ struct ForwardingRow {
     incident_version: u64,
     state: String,
     json: String,
+}
+
+/// One `alerts` row; field order = column order (and the order of [`ALERT_COLUMNS`]).
+#[derive(Row, Serialize, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct AlertRow {
+    id: String,
+    ts: u32,
+    ts_us: i64,
+    kind: String,
+    severity: u8,
+    rule_id: String,
+    rule_title: String,
+    category: String,
+    segment: String,
+    sensor: String,
+    src_ip: String,
+    dest_ip: String,
+    host: String,
+    user: String,
+    entities: Vec<String>,
+    tags: Vec<String>,
+    count: u64,
+    status: String,
+    owner: String,
+    verdict: String,
+    incident_id: String,
+    version: u64,
+    json: String,
+}
+
+const ALERT_COLUMNS: &str = "id, ts, ts_us, kind, severity, rule_id, rule_title, category, segment, sensor, src_ip, \
+    dest_ip, host, user, entities, tags, count, status, owner, verdict, incident_id, version, json";
+
+impl From<AlertColumns> for AlertRow {
+    fn from(c: AlertColumns) -> Self {
+        AlertRow {
+            id: c.id,
+            ts: c.ts,
+            ts_us: c.ts_us,
+            kind: c.kind,
+            severity: c.severity,
+            rule_id: c.rule_id,
+            rule_title: c.rule_title,
+            category: c.category,
+            segment: c.segment,
+            sensor: c.sensor,
+            src_ip: c.src_ip,
+            dest_ip: c.dest_ip,
+            host: c.host,
+            user: c.user,
+            entities: c.entities,
+            tags: c.tags,
+            count: c.count,
+            status: c.status,
+            owner: c.owner,
+            verdict: c.verdict,
+            incident_id: c.incident_id,
+            version: c.version,
+            json: c.json,
+        }
+    }
+}
+
+impl From<AlertRow> for AlertColumns {
+    fn from(c: AlertRow) -> Self {
+        AlertColumns {
+            id: c.id,
+            ts: c.ts,
+            ts_us: c.ts_us,
+            kind: c.kind,
+            severity: c.severity,
+            rule_id: c.rule_id,
+            rule_title: c.rule_title,
+            category: c.category,
+            segment: c.segment,
+            sensor: c.sensor,
+            src_ip: c.src_ip,
+            dest_ip: c.dest_ip,
+            host: c.host,
+            user: c.user,
+            entities: c.entities,
+            tags: c.tags,
+            count: c.count,
+            status: c.status,
+            owner: c.owner,
+            verdict: c.verdict,
+            incident_id: c.incident_id,
+            version: c.version,
+            json: c.json,
+        }
+    }
+}
+
+/// One `event_geo` row; field order = column order.
+#[derive(Row, Serialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct GeoRow {
+    id: String,
+    ts: u32,
+    ts_us: i64,
+    segment: String,
+    src_country: String,
+    dest_country: String,
+    src_asn: String,
+    dest_asn: String,
+}
+
+/// The stored version, count and state of an alert id.
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct AlertVersionRow {
+    id: String,
+    version: u64,
+    count: u64,
+    status: String,
+    owner: String,
+    verdict: String,
+    incident_id: String,
+}
+
+/// Phase one of a two-phase read: the sort key of a matching row.
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct KeyRow {
+    id: String,
+    ts_us: i64,
+    /// `event_type` for events, the severity rank (as text) for alerts.
+    aux: String,
+}
+
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct IdJsonRow {
+    id: String,
+    json: String,
+}
+
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct FieldKeyCount {
+    f: String,
+    k: String,
+    c: u64,
+}
+
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct TypeSegBucket {
+    t: String,
+    s: String,
+    b: i64,
+    c: u64,
+}
+
+/// Queries with long `IN (...)` lists go beyond the default 256 KiB query size.
+const MAX_QUERY_SIZE: &str = "16777216";
+/// Ids per phase-two or version-lookup query.
+const ID_CHUNK: usize = 5_000;
+
+fn marks(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Keeps the first row of each id (duplicates of a row not merged yet), in order.
+fn dedupe_keys(rows: Vec<KeyRow>) -> Vec<KeyRow> {
+    let mut seen = HashSet::new();
+    rows.into_iter().filter(|r| seen.insert(r.id.clone())).collect()
 }
 
 #[derive(Row, Deserialize)]
@@ -366,6 +544,9 @@ impl ClickHouseStore {
             .await?;
             done.push(m.version);
         }
+        if done.contains(&3) {
+            self.backfill_derived().await?;
+        }
         if done.is_empty() {
             tracing::debug!(store = NAME, database = %self.database, "schema up to date");
         } else {
@@ -388,33 +569,581 @@ impl ClickHouseStore {
             insert.end().await
         };
         self.bounded(self.timeout, write).await?;
+        self.write_alerts(events).await?;
+        self.write_geo(events).await?;
         telemetry::inserted(NAME, events.len(), started.elapsed().as_secs_f64());
         Ok(())
     }
 
+    /// Fills the tables of migration 3 from the records stored before it: hourly counts with
+    /// `INSERT ... SELECT`, alerts and GeoIP rows (and through their views the hourly rule and
+    /// GeoIP counts) in batches.
+    async fn backfill_derived(&self) -> Result<(), StoreError> {
+        const BATCH: usize = 10_000;
+        // Hourly counts of the records stored before (the views only see new inserts).
+        for sql in [
+            "INSERT INTO stats_events_hourly SELECT toStartOfHour(ts) AS hour, event_type, ifNull(segment, '') AS seg, \
+             count() AS c FROM events FINAL GROUP BY hour, event_type, seg",
+            "INSERT INTO stats_talkers_hourly SELECT toStartOfHour(ts) AS hour, ifNull(segment, '') AS seg, \
+             assumeNotNull(src_ip) AS ip, count() AS c FROM events FINAL WHERE isNotNull(src_ip) AND src_ip != '' \
+             GROUP BY hour, seg, ip",
+        ] {
+            self.bounded(self.timeout, self.client.query(sql).execute()).await?;
+        }
+        let mut cursor = self
+            .client
+            .query(
+                "SELECT json FROM events WHERE event_type IN ('alert', 'detection') OR position(json, '\"geoip\"') > 0",
+            )
+            .fetch::<JsonRow>()
+            .map_err(|e| self.map_err(e))?;
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut n = 0usize;
+        loop {
+            let row = self.bounded(self.timeout, cursor.next()).await?;
+            let end = row.is_none();
+            if let Some(r) = row {
+                match crate::decode_event(&r.json) {
+                    Ok(e) => batch.push(e),
+                    Err(e) => tracing::warn!(store = NAME, error = %e, "alerts backfill: stored record skipped"),
+                }
+            }
+            if batch.len() >= BATCH || (end && !batch.is_empty()) {
+                self.write_alerts(&batch).await?;
+                self.write_geo(&batch).await?;
+                n += batch.len();
+                batch.clear();
+            }
+            if end {
+                break;
+            }
+        }
+        tracing::info!(store = NAME, database = %self.database, records = n, "alerts table filled from stored records");
+        Ok(())
+    }
+
+    /// The GeoIP rows of a batch (records without enrichment have none).
+    async fn write_geo(&self, events: &[Event]) -> Result<(), StoreError> {
+        let rows: Vec<GeoRow> = events
+            .iter()
+            .filter_map(|e| {
+                let [src_country, dest_country, src_asn, dest_asn] = summary::geo_of(e)?;
+                Some(GeoRow {
+                    id: e.id.clone().unwrap_or_default(),
+                    ts: filter::clamp_secs(e.timestamp.unix_secs()),
+                    ts_us: e.timestamp.unix_micros(),
+                    segment: e.segment.clone().unwrap_or_default(),
+                    src_country,
+                    dest_country,
+                    src_asn,
+                    dest_asn,
+                })
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            let mut insert = self.client.insert::<GeoRow>("event_geo").await?;
+            for r in &rows {
+                insert.write(r).await?;
+            }
+            insert.end().await
+        };
+        self.bounded(self.timeout, write).await
+    }
+
+    /// The alert rows of a batch, as next versions of the stored ones.
+    async fn write_alerts(&self, events: &[Event]) -> Result<(), StoreError> {
+        let rows = alerts::project_batch(events);
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut stored = self.stored_alert_versions(&rows).await?;
+        let out: Vec<AlertRow> = rows
+            .into_iter()
+            .filter_map(|r| {
+                let s = stored.remove(&r.id);
+                alerts::next_version(r, s)
+            })
+            .map(|r| AlertRow::from(r.columns()))
+            .collect();
+        if out.is_empty() {
+            return Ok(());
+        }
+        let write = async {
+            let mut insert = self.client.insert::<AlertRow>("alerts").await?;
+            for r in &out {
+                insert.write(r).await?;
+            }
+            insert.end().await
+        };
+        self.bounded(self.timeout, write).await
+    }
+
+    /// Version, count and state of the stored alerts among `rows` (by id).
+    async fn stored_alert_versions(
+        &self,
+        rows: &[AlertRecord],
+    ) -> Result<HashMap<String, (u64, u64, AlertState)>, StoreError> {
+        let mut out = HashMap::new();
+        for chunk in rows.chunks(ID_CHUNK) {
+            let (lo, hi) = chunk.iter().fold((u32::MAX, 0u32), |(lo, hi), r| {
+                let t = filter::clamp_secs(r.timestamp.unix_secs());
+                (lo.min(t), hi.max(t))
+            });
+            let sql = format!(
+                "SELECT id, version, count, status, owner, verdict, incident_id FROM alerts \
+                 PREWHERE id IN ({}) WHERE ts >= toDateTime(?) AND ts <= toDateTime(?) \
+                 ORDER BY id, version DESC LIMIT 1 BY id",
+                marks(chunk.len())
+            );
+            // PREWHERE: 18.16 does not move the id test there by itself, and would read every
+            // selected column of the time range.
+            let mut q = self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE);
+            for r in chunk {
+                q = q.bind(r.id.as_str());
+            }
+            q = q.bind(lo).bind(hi);
+            for v in self.bounded(self.timeout, q.fetch_all::<AlertVersionRow>()).await? {
+                let state = AlertState {
+                    status: v.status,
+                    owner: Some(v.owner).filter(|s| !s.is_empty()),
+                    verdict: Some(v.verdict).filter(|s| !s.is_empty()),
+                    incident_id: Some(v.incident_id).filter(|s| !s.is_empty()),
+                };
+                out.insert(v.id, (v.version, v.count, state));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Phase one of a read: the sort keys of the first `limit` distinct ids of
+    /// `SELECT {key_cols} FROM {table} WHERE {where_sql} ORDER BY {order}`. Reads a few
+    /// more rows than needed (versions and duplicates not merged yet come as extra rows)
+    /// and falls back to an exact `LIMIT 1 BY id` when that was not enough.
+    async fn first_keys(
+        &self,
+        table: &str,
+        key_cols: &str,
+        where_sql: &str,
+        params: &[Param],
+        order: &str,
+        limit: usize,
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let fetch = limit + limit / 4 + 16;
+        // Ordered by time: find the time of the `fetch`-th row reading `ts_us` alone, then read
+        // the wider key columns of the rows from there on only (a key range of `ts`).
+        let mut narrowed = where_sql.to_string();
+        let mut narrowed_params = params.to_vec();
+        // Only for the alerts table: on events a selective filter (an address, a host) would
+        // be evaluated twice over the whole range for little gain.
+        let desc = order.starts_with("ts_us DESC");
+        if table == "alerts" && (desc || order.starts_with("ts_us ASC")) {
+            let by = if desc { "ts_us DESC" } else { "ts_us ASC" };
+            let sql = format!("SELECT ts_us FROM {table} WHERE {where_sql} ORDER BY {by} LIMIT {}, 1", fetch - 1);
+            let cut =
+                self.bounded(self.timeout, bind(self.client.query(&sql), params.to_vec()).fetch_all::<i64>()).await?;
+            if let Some(&c) = cut.first() {
+                let secs = filter::clamp_secs(c.div_euclid(1_000_000));
+                narrowed = if desc {
+                    format!("{where_sql} AND ts >= toDateTime(?) AND ts_us >= ?")
+                } else {
+                    format!("{where_sql} AND ts <= toDateTime(?) AND ts_us <= ?")
+                };
+                narrowed_params.push(Param::U32(secs));
+                narrowed_params.push(Param::I64(c));
+            }
+        }
+        let sql = format!("SELECT {key_cols} FROM {table} WHERE {narrowed} ORDER BY {order} LIMIT {fetch}");
+        let rows =
+            self.bounded(self.timeout, bind(self.client.query(&sql), narrowed_params).fetch_all::<KeyRow>()).await?;
+        let exhausted = rows.len() < fetch;
+        let mut keys = dedupe_keys(rows);
+        if keys.len() < limit && !exhausted {
+            let sql = format!(
+                "SELECT {key_cols} FROM {table} WHERE {where_sql} ORDER BY {order} LIMIT 1 BY id LIMIT {limit}"
+            );
+            let rows = self
+                .bounded(self.timeout, bind(self.client.query(&sql), params.to_vec()).fetch_all::<KeyRow>())
+                .await?;
+            keys = dedupe_keys(rows);
+        }
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    /// Phase two for events: the JSON of `keys` (from [`Self::first_keys`] over `events`),
+    /// in the keys' order.
+    async fn events_of_keys(&self, keys: &[KeyRow]) -> Result<Vec<Event>, StoreError> {
+        let mut json: HashMap<String, String> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(ID_CHUNK) {
+            let types: Vec<&str> = {
+                let mut t: Vec<&str> = chunk.iter().map(|k| k.aux.as_str()).collect();
+                t.sort_unstable();
+                t.dedup();
+                t
+            };
+            let (lo, hi) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.ts_us), hi.max(k.ts_us)));
+            let sql = format!(
+                "SELECT id, json FROM events PREWHERE id IN ({}) \
+                 WHERE event_type IN ({}) AND ts >= toDateTime(?) AND ts <= toDateTime(?) LIMIT 1 BY id",
+                marks(chunk.len()),
+                marks(types.len())
+            );
+            let mut q = self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE);
+            for k in chunk {
+                q = q.bind(k.id.as_str());
+            }
+            for t in types {
+                q = q.bind(t);
+            }
+            q = q.bind(filter::clamp_secs(lo.div_euclid(1_000_000))).bind(filter::clamp_secs(hi.div_euclid(1_000_000)));
+            for r in self.bounded(self.timeout, q.fetch_all::<IdJsonRow>()).await? {
+                json.insert(r.id, r.json);
+            }
+        }
+        keys.iter().filter_map(|k| json.get(&k.id)).map(|j| crate::decode_event(j)).collect()
+    }
+
+    /// Phase two for alerts: the highest version of each key's row, in the keys' order.
+    async fn alerts_of_keys(&self, keys: &[KeyRow]) -> Result<Vec<AlertRecord>, StoreError> {
+        let mut rows: HashMap<String, AlertRow> = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(ID_CHUNK) {
+            let (lo, hi) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.ts_us), hi.max(k.ts_us)));
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts PREWHERE id IN ({}) \
+                 WHERE ts >= toDateTime(?) AND ts <= toDateTime(?) ORDER BY id, version DESC LIMIT 1 BY id",
+                marks(chunk.len())
+            );
+            let mut q = self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE);
+            for k in chunk {
+                q = q.bind(k.id.as_str());
+            }
+            q = q.bind(filter::clamp_secs(lo.div_euclid(1_000_000))).bind(filter::clamp_secs(hi.div_euclid(1_000_000)));
+            for r in self.bounded(self.timeout, q.fetch_all::<AlertRow>()).await? {
+                rows.insert(r.id.clone(), r);
+            }
+        }
+        keys.iter().filter_map(|k| rows.remove(&k.id)).map(|r| AlertColumns::from(r).into_record()).collect()
+    }
+
+    async fn query_alerts_inner(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
+        // Versions of an id share every column but the state, count and JSON, and sit next
+        // to each other in the sorting key (segment, ts, id). Ids with more than one version
+        // are few (triaged or re-emitted alerts): the "touched" set, the rows with version > 1,
+        // found through the key index (`(segment, ts, id) IN (subquery)`). Everything else is
+        // one row per id at version 1, whose state is the insert's: `new`.
+        let fixed = alerts::build_fixed(q, Dialect::ClickHouse);
+        if q.id.is_some() {
+            // One alert (detail, actions): its latest version in one read.
+            let sql = format!(
+                "SELECT {ALERT_COLUMNS} FROM alerts PREWHERE id = ? WHERE {} ORDER BY version DESC LIMIT 1",
+                fixed.sql
+            );
+            let mut params = vec![Param::Str(q.id.clone().unwrap_or_default())];
+            params.extend(fixed.params);
+            let rows =
+                self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<AlertRow>()).await?;
+            let mut items = Vec::new();
+            for row in rows {
+                let mut r = AlertColumns::from(row).into_record()?;
+                r.state.status = q.effective_status(&r);
+                if q.statuses.as_ref().is_none_or(|s| s.contains(&r.state.status)) {
+                    items.push(r);
+                }
+            }
+            let total = items.len() as u64;
+            let items = items.into_iter().skip(q.offset).take(q.effective_limit()).collect();
+            return Ok(AlertPage { total, items });
+        }
+        let order = alerts::order_by(q);
+        let want = q.offset.saturating_add(q.effective_limit());
+        let touched = format!("SELECT segment, ts, id FROM alerts WHERE {} AND version > 1", fixed.sql);
+        let (mut keys, total) = match alerts::build_state(q, Dialect::ClickHouse, "last_status") {
+            None => {
+                let keys = self
+                    .first_keys(
+                        "alerts",
+                        "id, ts_us, toString(severity) AS aux",
+                        &fixed.sql,
+                        &fixed.params,
+                        order,
+                        want,
+                    )
+                    .await?;
+                // Distinct ids = rows - (rows of touched ids - touched ids); the touched ids are
+                // few (read through `version`), their rows are counted by id.
+                let sql = format!("SELECT count() FROM alerts WHERE {}", fixed.sql);
+                let rows = self
+                    .bounded(self.timeout, bind(self.client.query(&sql), fixed.params.clone()).fetch_one::<u64>())
+                    .await?;
+                let sql = format!("SELECT DISTINCT id FROM alerts WHERE {} AND version > 1", fixed.sql);
+                let touched_ids = self
+                    .bounded(self.timeout, bind(self.client.query(&sql), fixed.params.clone()).fetch_all::<String>())
+                    .await?;
+                let mut extra = 0u64;
+                for chunk in touched_ids.chunks(ID_CHUNK) {
+                    let sql = format!(
+                        "SELECT count() FROM alerts PREWHERE id IN ({}) WHERE {}",
+                        marks(chunk.len()),
+                        fixed.sql
+                    );
+                    let mut params: Vec<Param> = chunk.iter().cloned().map(Param::Str).collect();
+                    params.extend(fixed.params.iter().cloned());
+                    let n = self
+                        .bounded(
+                            self.timeout,
+                            bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
+                                .fetch_one::<u64>(),
+                        )
+                        .await?;
+                    extra += n.saturating_sub(chunk.len() as u64);
+                }
+                let total = rows.saturating_sub(extra);
+                (keys, total)
+            }
+            Some(state) => {
+                // Untouched rows (state `new`) and the latest version of touched ids.
+                let union = format!(
+                    "SELECT id, ts_us, severity, kind, rule_id, segment, status AS last_status FROM alerts \
+                     WHERE {f} AND version = 1 AND (segment, ts, id) NOT IN ({touched}) \
+                     UNION ALL \
+                     SELECT id, ts_us, severity, kind, rule_id, segment, argMax(status, version) AS last_status \
+                     FROM alerts WHERE {f} AND (segment, ts, id) IN ({touched}) \
+                     GROUP BY id, ts_us, severity, kind, rule_id, segment",
+                    f = fixed.sql
+                );
+                let mut params = Vec::new();
+                for _ in 0..4 {
+                    params.extend(fixed.params.iter().cloned());
+                }
+                params.extend(state.params.clone());
+                let sql = format!(
+                    "SELECT id, ts_us, toString(severity) AS aux FROM ({union}) WHERE {} ORDER BY {order} LIMIT {want}",
+                    state.sql
+                );
+                let keys = self
+                    .bounded(self.timeout, bind(self.client.query(&sql), params.clone()).fetch_all::<KeyRow>())
+                    .await?;
+                let sql = format!("SELECT count() FROM ({union}) WHERE {}", state.sql);
+                let total =
+                    self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_one::<u64>()).await?;
+                (dedupe_keys(keys), total)
+            }
+        };
+        let keys: Vec<KeyRow> = keys.drain(q.offset.min(keys.len())..).collect();
+        let mut items = self.alerts_of_keys(&keys).await?;
+        alerts::sort_records(q, &mut items);
+        for r in items.iter_mut() {
+            r.state.status = q.effective_status(r);
+        }
+        Ok(AlertPage { total, items })
+    }
+
+    async fn update_alert_inner(&self, id: &str, state: &AlertState) -> Result<Option<AlertRecord>, StoreError> {
+        alerts::check_state(state)?;
+        let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts PREWHERE id = ? ORDER BY version DESC LIMIT 1");
+        let rows = self.bounded(self.timeout, self.client.query(&sql).bind(id).fetch_all::<AlertRow>()).await?;
+        let Some(row) = rows.into_iter().next() else { return Ok(None) };
+        let mut rec = AlertColumns::from(row).into_record()?;
+        rec.version += 1;
+        rec.state = state.clone();
+        let out = AlertRow::from(rec.columns());
+        let write = async {
+            let mut insert = self.client.insert::<AlertRow>("alerts").await?;
+            insert.write(&out).await?;
+            insert.end().await
+        };
+        self.bounded(self.timeout, write).await?;
+        Ok(Some(rec))
+    }
+
+    async fn summary_inner(&self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        summary::check(q)?;
+        let b = q.bucket_micros;
+        let top = q.top;
+        let parts = summary::split_hours(q.base.since, q.base.until, b);
+        let scope = |col: &str, params: &mut Vec<Param>| -> String {
+            match &q.base.segments {
+                None => "1 = 1".into(),
+                Some(v) if v.is_empty() => "1 = 0".into(),
+                Some(v) => {
+                    params.extend(v.iter().cloned().map(Param::Str));
+                    format!("{col} IN ({})", marks(v.len()))
+                }
+            }
+        };
+        // The time condition of the hourly tables' part.
+        let hours = |params: &mut Vec<Param>| -> String {
+            let mut c = vec![scope("seg", params)];
+            if let Some(h) = parts.hours_from {
+                c.push("hour >= toDateTime(?)".into());
+                params.push(Param::U32(filter::clamp_secs(h.div_euclid(1_000_000))));
+            }
+            if let Some(h) = parts.hours_until {
+                c.push("hour < toDateTime(?)".into());
+                params.push(Param::U32(filter::clamp_secs(h.div_euclid(1_000_000))));
+            }
+            c.join(" AND ")
+        };
+        // The time condition of the raw rows' parts (the partial hours at the edges, or the
+        // whole range when the hourly tables do not apply): `(range) OR (range)`.
+        let raw = |params: &mut Vec<Param>, seg_col: &str| -> String {
+            let mut ors = Vec::new();
+            for (from, until) in &parts.raw {
+                let w = filter::build(
+                    &EventQuery { since: *from, until: *until, segments: None, ..Default::default() },
+                    Dialect::ClickHouse,
+                );
+                ors.push(format!("({})", w.sql));
+                params.extend(w.params);
+            }
+            let time = if ors.is_empty() { "1 = 0".to_string() } else { ors.join(" OR ") };
+            format!("({time}) AND {}", scope(seg_col, params))
+        };
+        let use_hours = parts.use_hours;
+        let mut out = Summary::default();
+
+        // 1. Types x segments x buckets (alert buckets only; other types in one bucket 0).
+        let mut params = Vec::new();
+        let mut branches = Vec::new();
+        if use_hours {
+            let w = hours(&mut params);
+            branches.push(format!(
+                "SELECT event_type AS t, seg AS s, \
+                 if(t IN ('alert', 'detection'), intDiv(toInt64(toUInt32(hour)) * 1000000, {b}) * {b}, 0) AS b, \
+                 sum(c) AS c FROM stats_events_hourly WHERE {w} GROUP BY t, s, b"
+            ));
+        }
+        let w = raw(&mut params, "segment");
+        branches.push(format!(
+            "SELECT event_type AS t, ifNull(segment, '') AS s, \
+             if(t IN ('alert', 'detection'), intDiv(ts_us, {b}) * {b}, 0) AS b, count() AS c \
+             FROM events WHERE {w} GROUP BY t, s, b"
+        ));
+        let sql = format!("SELECT t, s, b, sum(c) AS c FROM ({}) GROUP BY t, s, b", branches.join(" UNION ALL "));
+        let rows =
+            self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<TypeSegBucket>()).await?;
+        let mut per_ts: HashMap<(String, String), u64> = HashMap::new();
+        let mut per_bucket: HashMap<i64, u64> = HashMap::new();
+        for r in rows {
+            if r.t == "alert" || r.t == "detection" {
+                *per_bucket.entry(r.b).or_default() += r.c;
+            }
+            *per_ts.entry((r.t, r.s)).or_default() += r.c;
+        }
+        out.by_type_segment = per_ts.into_iter().map(|((t, s), c)| (t, s, c)).collect();
+        out.by_type_segment.sort();
+        out.alerts_over_time = per_bucket.into_iter().collect();
+        out.alerts_over_time.sort();
+
+        // 2. Top rules: alerts counted once (the hourly table counts first versions only;
+        //    the raw part distinct ids).
+        let mut params = Vec::new();
+        let mut branches = Vec::new();
+        if use_hours {
+            let w = hours(&mut params);
+            branches.push(format!("SELECT rule_title AS k, sum(c) AS c FROM stats_rules_hourly WHERE {w} GROUP BY k"));
+        }
+        let w = raw(&mut params, "segment");
+        branches.push(format!("SELECT rule_title AS k, uniqExact(id) AS c FROM alerts WHERE {w} GROUP BY k"));
+        let sql = format!(
+            "SELECT k, sum(c) AS c FROM ({}) WHERE k != '' GROUP BY k ORDER BY c DESC, k ASC LIMIT {top}",
+            branches.join(" UNION ALL ")
+        );
+        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyCount>()).await?;
+        out.top_rules = rows.into_iter().map(|r| (r.k, r.c)).collect();
+
+        // 3. Top talkers.
+        let mut params = Vec::new();
+        let mut branches = Vec::new();
+        if use_hours {
+            let w = hours(&mut params);
+            branches.push(format!("SELECT ip AS k, sum(c) AS c FROM stats_talkers_hourly WHERE {w} GROUP BY k"));
+        }
+        let w = raw(&mut params, "segment");
+        branches.push(format!(
+            "SELECT assumeNotNull(src_ip) AS k, count() AS c FROM events WHERE {w} AND isNotNull(src_ip) GROUP BY k"
+        ));
+        let sql = format!(
+            "SELECT k, sum(c) AS c FROM ({}) WHERE k != '' GROUP BY k ORDER BY c DESC, k ASC LIMIT {top}",
+            branches.join(" UNION ALL ")
+        );
+        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyCount>()).await?;
+        out.top_talkers = rows.into_iter().map(|r| (r.k, r.c)).collect();
+
+        // 4. GeoIP: countries and ASNs of both directions in one query.
+        let mut params = Vec::new();
+        let mut branches = Vec::new();
+        if use_hours {
+            let w = hours(&mut params);
+            branches.push(format!(
+                "SELECT field AS f, key AS k, sum(c) AS c FROM stats_geo_hourly WHERE {w} GROUP BY f, k"
+            ));
+        }
+        let w = raw(&mut params, "segment");
+        branches.push(format!(
+            "SELECT tupleElement(g, 1) AS f, tupleElement(g, 2) AS k, count() AS c FROM event_geo \
+             ARRAY JOIN [('country', src_country), ('country', dest_country), ('asn', src_asn), ('asn', dest_asn)] AS g \
+             WHERE {w} GROUP BY f, k"
+        ));
+        let sql = format!(
+            "SELECT f, k, sum(c) AS c FROM ({}) WHERE k != '' GROUP BY f, k ORDER BY c DESC, k ASC LIMIT {top} BY f",
+            branches.join(" UNION ALL ")
+        );
+        let rows =
+            self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<FieldKeyCount>()).await?;
+        for r in rows {
+            match r.f.as_str() {
+                "country" => out.countries.push((r.k, r.c)),
+                _ => out.asns.push((r.k, r.c)),
+            }
+        }
+        Ok(out)
+    }
+
     async fn search_inner(&self, q: &crate::search::SearchQuery) -> Result<crate::search::SearchResult, StoreError> {
-        let c = crate::search::compile(q, Dialect::ClickHouse)?;
-        let query = bind(self.client.query(&c.sql), c.params);
-        if c.counts {
+        if q.count_by.is_some() {
+            let c = crate::search::compile(q, Dialect::ClickHouse)?;
+            let query = bind(self.client.query(&c.sql), c.params);
             let rows = self.bounded(self.timeout, query.fetch_all::<KeyCount>()).await?;
             Ok(crate::search::SearchResult::Counts(rows.into_iter().map(|r| (r.k, r.c)).collect()))
         } else {
-            let rows = self.bounded(self.timeout, query.fetch_all::<JsonRow>()).await?;
-            let events = rows.iter().map(|r| crate::decode_event(&r.json)).collect::<Result<Vec<_>, _>>()?;
-            Ok(crate::search::SearchResult::Events(events))
+            // Two phases: sort keys over narrow columns, then the JSON of the page only.
+            let (where_sql, params) = crate::search::compile_where(q, Dialect::ClickHouse)?;
+            let keys = self
+                .first_keys(
+                    "events",
+                    "id, ts_us, event_type AS aux",
+                    &where_sql,
+                    &params,
+                    filter::order_by(&q.base),
+                    q.base.effective_limit(),
+                )
+                .await?;
+            Ok(crate::search::SearchResult::Events(self.events_of_keys(&keys).await?))
         }
     }
 
     async fn query_inner(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        // Two phases (18.16 cannot read in key order): the sort keys of the page over narrow
+        // columns without FINAL (copies not merged yet are dropped by id), then its JSON.
         let w = filter::build(q, Dialect::ClickHouse);
-        let sql = format!(
-            "SELECT json FROM events FINAL WHERE {} ORDER BY {} LIMIT {}",
-            w.sql,
-            filter::order_by(q),
-            q.effective_limit()
-        );
-        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), w.params).fetch_all::<JsonRow>()).await?;
-        rows.iter().map(|r| crate::decode_event(&r.json)).collect()
+        let keys = self
+            .first_keys(
+                "events",
+                "id, ts_us, event_type AS aux",
+                &w.sql,
+                &w.params,
+                filter::order_by(q),
+                q.effective_limit(),
+            )
+            .await?;
+        self.events_of_keys(&keys).await
     }
 
     async fn count_inner(&self, q: &EventQuery) -> Result<u64, StoreError> {
@@ -459,6 +1188,7 @@ impl ClickHouseStore {
         }
         let mut report = RetentionReport::default();
         if old.is_empty() {
+            self.drop_side_days_before(keep_from_day).await?;
             tracing::debug!(store = NAME, keep_from_day, "retention: nothing to drop");
             return Ok(report);
         }
@@ -482,8 +1212,36 @@ impl ClickHouseStore {
             tracing::info!(store = NAME, database = %self.database, partition = %id, day, "retention dropped partition");
             report.days_dropped.push(day);
         }
+        self.drop_side_days_before(keep_from_day).await?;
         tracing::info!(store = NAME, keep_from_day, days = ?report.days_dropped, rows = report.rows_dropped, "retention dropped days");
         Ok(report)
+    }
+
+    /// Retention of the tables derived from the events (alerts, GeoIP): the same whole days.
+    async fn drop_side_days_before(&self, keep_from_day: i64) -> Result<(), StoreError> {
+        for table in summary::DERIVED_TABLES {
+            let ids: Vec<String> = self
+                .bounded(
+                    self.timeout,
+                    self.client
+                        .query(
+                            "SELECT DISTINCT partition_id FROM system.parts \
+                             WHERE database = ? AND table = ? AND active ORDER BY partition_id",
+                        )
+                        .bind(self.database.as_str())
+                        .bind(table)
+                        .fetch_all::<String>(),
+                )
+                .await?;
+            for id in ids {
+                if yyyymmdd_to_day(&id).is_some_and(|d| d < keep_from_day) {
+                    let value: u32 = id.parse().map_err(|_| StoreError::Query(format!("bad partition id {id}")))?;
+                    let sql = format!("ALTER TABLE {table} DROP PARTITION ?");
+                    self.bounded(self.timeout, self.client.query(&sql).bind(value).execute()).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn upsert_incidents_inner(&self, list: &[Incident]) -> Result<(), StoreError> {
@@ -629,6 +1387,18 @@ impl Store for ClickHouseStore {
 
     async fn search(&self, q: &crate::search::SearchQuery) -> Result<crate::search::SearchResult, StoreError> {
         telemetry::track(NAME, "search", self.search_inner(q).await)
+    }
+
+    async fn query_alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
+        telemetry::track(NAME, "query_alerts", self.query_alerts_inner(q).await)
+    }
+
+    async fn update_alert(&self, id: &str, state: &AlertState) -> Result<Option<AlertRecord>, StoreError> {
+        telemetry::track(NAME, "update_alert", self.update_alert_inner(id, state).await)
+    }
+
+    async fn summary(&self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        telemetry::track(NAME, "summary", self.summary_inner(q).await)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -10,7 +10,10 @@
 //! its retention steps drop whole days. Sensor names carry a per-run tag.
 //! Each check panics with `[store] check: what differs`.
 
-use crate::{CountBy, EventQuery, IncidentQuery, MAX_LIMIT, Store, StoreError};
+use crate::{
+    AlertQuery, AlertRecord, AlertSort, AlertState, CountBy, EventQuery, IncidentQuery, MAX_LIMIT, Store, StoreError,
+    SummaryQuery, Suppression,
+};
 use serde_json::{Value, json};
 use soc_model::{Event, EventType, ForwardState, Forwarding, Incident, IncidentStatus, Level, Timestamp};
 use std::collections::{BTreeMap, HashMap};
@@ -57,6 +60,8 @@ pub async fn run_all(store: &dyn Store) {
     incidents(&ctx, &tag).await;
     forwarding(&ctx, &tag).await;
     crate::search::conformance(store).await;
+    alerts(&ctx, &tag).await;
+    summary(&ctx, &tag).await;
 }
 
 struct Ctx<'a> {
@@ -542,10 +547,10 @@ async fn incidents(ctx: &Ctx<'_>, tag: &str) {
     let s = ctx.store;
     let v1 = incident(tag, 1, 1, Level::Medium, IncidentStatus::New, &["ministry"]);
     let v2 = incident(tag, 1, 2, Level::High, IncidentStatus::Acknowledged, &["ministry", "cpnet"]);
-    ctx.ok("upsert v1", s.upsert_incidents(&[v1.clone()]).await);
-    ctx.ok("upsert v2", s.upsert_incidents(&[v2.clone()]).await);
+    ctx.ok("upsert v1", s.upsert_incidents(std::slice::from_ref(&v1)).await);
+    ctx.ok("upsert v2", s.upsert_incidents(std::slice::from_ref(&v2)).await);
     // A late, older version changes nothing.
-    ctx.ok("upsert stale v1", s.upsert_incidents(&[v1.clone()]).await);
+    ctx.ok("upsert stale v1", s.upsert_incidents(std::slice::from_ref(&v1)).await);
     let got = ctx.ok("get incident", s.get_incident(&v2.incident_id).await);
     ctx.eq("latest version wins", got, Some(v2.clone()));
     ctx.eq("unknown incident", ctx.ok("get unknown", s.get_incident(&format!("{tag}-nope")).await), None);
@@ -623,4 +628,267 @@ async fn forwarding(ctx: &Ctx<'_>, tag: &str) {
     no_payload.ensure_id();
     let err = s.insert_forwarding(&[no_payload]).await;
     ctx.check(matches!(err, Err(StoreError::Invalid(_))), "record without payload", format!("{err:?}"));
+}
+
+/// The day of the alert checks (no other check writes there).
+const ALERT_DAY: i64 = BASE_DAY + 20;
+/// The day of the statistics checks.
+const SUMMARY_DAY: i64 = BASE_DAY + 21;
+
+fn alert_ids(v: &[AlertRecord]) -> Vec<&str> {
+    v.iter().map(|a| a.id.as_str()).collect()
+}
+
+/// Alerts as rows: projection of alert and detection records in insert_events, filters,
+/// order, paging with totals, triage versions, re-emitted alerts, suppressions.
+async fn alerts(ctx: &Ctx<'_>, tag: &str) {
+    let sensor = format!("{tag}-alerts");
+    let at = |m: i64| micros(ALERT_DAY, m * 60_000_000).to_string();
+    let suricata = |m: i64, sid: u64, sev: u8, seg: &str, src: &str| {
+        event(json!({
+            "timestamp": at(m), "event_type": "alert", "sensor": sensor, "segment": seg,
+            "src_ip": src, "dest_ip": "198.51.100.7", "host": "gw1",
+            "alert": {"signature_id": sid, "signature": format!("ET TEST Rule {sid}"), "severity": sev,
+                      "category": "Misc", "metadata": {"mitre_technique_id": ["T1071"]}}
+        }))
+    };
+    let sigma = |m: i64, rule: &str, level: &str, seg: &str| {
+        event(json!({
+            "timestamp": at(m), "event_type": "detection", "sensor": sensor, "segment": seg,
+            "host": "dc01", "user": "Alice",
+            "detection": {"engine": "sigma", "rule_id": rule, "rule_title": format!("Suspicious {rule}"),
+                          "level": level, "tags": ["attack.t1003"]}
+        }))
+    };
+    let a1 = suricata(1, 2_000_001, 1, "cpnet", "10.5.0.1");
+    let a2 = suricata(2, 2_000_002, 3, "cpnet", "10.5.0.2");
+    let d1 = sigma(3, "r-one", "critical", "ministry");
+    let d2 = sigma(4, "r-two", "medium", "ministry");
+    let flow = event(json!({"timestamp": at(5), "event_type": "flow", "sensor": sensor, "segment": "cpnet"}));
+    let batch = vec![a1.clone(), a2.clone(), d1.clone(), d2.clone(), flow];
+    ctx.ok("alerts: insert", ctx.store.insert_events(&batch).await);
+    ctx.ok("alerts: insert again (redelivered)", ctx.store.insert_events(&batch).await);
+    // An IOC hit delivered once (its row stays at version 1).
+    let i1 = event(json!({
+        "timestamp": at(6), "event_type": "detection", "sensor": sensor, "segment": "cpnet",
+        "detection": {"engine": "ioc", "rule_id": "ioc-domain", "rule_title": "IOC domain", "level": "low"}
+    }));
+    ctx.ok("alerts: insert once", ctx.store.insert_events(std::slice::from_ref(&i1)).await);
+    let base = AlertQuery {
+        since: Some(micros(ALERT_DAY, 0)),
+        until: Some(micros(ALERT_DAY + 1, 0)),
+        sensor: Some(sensor.clone()),
+        descending: true,
+        ..Default::default()
+    };
+    let page = |q: AlertQuery| async move { ctx.ok("alerts: query", ctx.store.query_alerts(&q).await) };
+    let all = page(base.clone()).await;
+    let id = |e: &Event| e.id.clone().unwrap_or_default();
+    ctx.eq("alerts: total (flow not an alert, redelivery once)", all.total, 5);
+    ctx.eq("alerts: newest first", alert_ids(&all.items), vec![&id(&i1)[..], &id(&d2), &id(&d1), &id(&a2), &id(&a1)]);
+    let r = &all.items[4];
+    ctx.eq(
+        "alerts: suricata row",
+        (r.kind.as_str(), r.rule_id.as_str(), r.severity),
+        ("suricata", "2000001", Level::High),
+    );
+    ctx.eq(
+        "alerts: entities",
+        r.entities.clone(),
+        vec!["ip:10.5.0.1".to_string(), "ip:198.51.100.7".into(), "host:gw1".into()],
+    );
+    ctx.eq("alerts: tags", r.tags.clone(), vec!["attack.t1071".to_string()]);
+    ctx.eq("alerts: state", (r.state.status.as_str(), r.count), ("new", 1));
+    ctx.eq("alerts: event round trip", &r.event, &a1);
+    let r = &all.items[2];
+    ctx.eq(
+        "alerts: detection row",
+        (r.kind.as_str(), r.severity, r.user.as_deref()),
+        ("sigma", Level::Critical, Some("Alice")),
+    );
+    // Filters.
+    let q = AlertQuery { severities: Some(vec![Level::High, Level::Critical]), ..base.clone() };
+    ctx.eq("alerts: severity filter", alert_ids(&page(q).await.items), vec![&id(&d1)[..], &id(&a1)]);
+    let q = AlertQuery { rule: Some("2000002".into()), ..base.clone() };
+    ctx.eq("alerts: rule id", alert_ids(&page(q).await.items), vec![&id(&a2)[..]]);
+    let q = AlertQuery { rule: Some("suspicious R-TWO".into()), ..base.clone() };
+    ctx.eq("alerts: rule title, any case", alert_ids(&page(q).await.items), vec![&id(&d2)[..]]);
+    let q = AlertQuery { segments: Some(vec!["cpnet".into()]), ..base.clone() };
+    ctx.eq("alerts: scope", page(q).await.total, 3);
+    let q = AlertQuery { segments: Some(vec![]), ..base.clone() };
+    ctx.eq("alerts: empty scope", page(q).await.total, 0);
+    let q = AlertQuery { ip: Some("198.51.100.7".into()), ..base.clone() };
+    ctx.eq("alerts: ip", page(q).await.total, 2);
+    let q = AlertQuery { id: Some(id(&d1)), ..base.clone() };
+    ctx.eq("alerts: by id", alert_ids(&page(q).await.items), vec![&id(&d1)[..]]);
+    // Order and paging.
+    let q = AlertQuery { sort: AlertSort::Severity, ..base.clone() };
+    ctx.eq(
+        "alerts: by severity",
+        alert_ids(&page(q).await.items),
+        vec![&id(&d1)[..], &id(&a1), &id(&d2), &id(&i1), &id(&a2)],
+    );
+    let q = AlertQuery { descending: false, offset: 1, limit: 2, ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: page 2 oldest first", (p.total, alert_ids(&p.items)), (5, vec![&id(&a2)[..], &id(&d1)]));
+    // Triage: a new version with the state; status filters see the latest one.
+    let st = AlertState { status: "acknowledged".into(), owner: Some("bob".into()), ..Default::default() };
+    let up = ctx.ok("alerts: update", ctx.store.update_alert(&id(&d1), &st).await);
+    let up = up.unwrap_or_else(|| panic!("[{}] alerts: update found no alert", ctx.name));
+    ctx.check(up.version >= 2, "alerts: update makes a version", format!("version {}", up.version));
+    ctx.eq("alerts: updated state", &up.state, &st);
+    let q = AlertQuery { statuses: Some(vec!["acknowledged".into()]), ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: acknowledged", (p.total, alert_ids(&p.items)), (1, vec![&id(&d1)[..]]));
+    ctx.eq("alerts: owner", p.items[0].state.owner.as_deref(), Some("bob"));
+    let q = AlertQuery { statuses: Some(vec!["new".into()]), ..base.clone() };
+    ctx.eq("alerts: still new", page(q).await.total, 4);
+    ctx.eq("alerts: total unchanged by versions", page(base.clone()).await.total, 5);
+    let none = ctx.ok("alerts: update unknown", ctx.store.update_alert("no-such-alert", &st).await);
+    ctx.check(none.is_none(), "alerts: update unknown", "an unknown id must give None");
+    let bad = AlertState { status: "bogus".into(), ..Default::default() };
+    ctx.check(
+        matches!(ctx.store.update_alert(&id(&d2), &bad).await, Err(StoreError::Invalid(_))),
+        "alerts: bad status",
+        "an unknown status must be refused as invalid",
+    );
+    // The correlator re-emits a deduplicated alert with the same id and a higher count:
+    // the row follows (state kept); a lower count afterwards changes nothing.
+    let mut again = d1.clone();
+    if let Some(d) = again.detection.as_mut() {
+        d.extra.insert("count".into(), json!(5));
+    }
+    ctx.ok("alerts: re-emitted", ctx.store.insert_events(std::slice::from_ref(&again)).await);
+    let mut lower = d1.clone();
+    if let Some(d) = lower.detection.as_mut() {
+        d.extra.insert("count".into(), json!(2));
+    }
+    ctx.ok("alerts: stale re-emission", ctx.store.insert_events(std::slice::from_ref(&lower)).await);
+    let q = AlertQuery { id: Some(id(&d1)), ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: re-emitted total", p.total, 1);
+    ctx.eq(
+        "alerts: re-emitted count and state",
+        (p.items[0].count, p.items[0].state.status.as_str()),
+        (5, "acknowledged"),
+    );
+    ctx.eq("alerts: re-emitted record", &p.items[0].event, &again);
+    // Suppressions turn matching new alerts into suppressed ones, later alerts included.
+    let sup = vec![Suppression { kind: "suricata".into(), rule_id: "2000002".into(), segment: "cpnet".into() }];
+    let q = AlertQuery { statuses: Some(vec!["suppressed".into()]), suppressions: sup.clone(), ..base.clone() };
+    ctx.eq("alerts: suppressed", alert_ids(&page(q).await.items), vec![&id(&a2)[..]]);
+    let q = AlertQuery { statuses: Some(vec!["new".into()]), suppressions: sup.clone(), ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: new minus suppressed", (p.total, alert_ids(&p.items)), (3, vec![&id(&i1)[..], &id(&d2), &id(&a1)]));
+    let q = AlertQuery { id: Some(id(&a2)), suppressions: sup, ..base.clone() };
+    ctx.eq("alerts: effective status", page(q).await.items[0].state.status.as_str(), "suppressed");
+    // Triage of an alert written once.
+    let closed = AlertState { status: "closed".into(), verdict: Some("benign".into()), ..Default::default() };
+    ctx.ok("alerts: close", ctx.store.update_alert(&id(&i1), &closed).await);
+    let q = AlertQuery { statuses: Some(vec!["closed".into()]), ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: closed", (p.total, alert_ids(&p.items)), (1, vec![&id(&i1)[..]]));
+    ctx.eq("alerts: verdict", p.items[0].state.verdict.as_deref(), Some("benign"));
+    let q = AlertQuery { statuses: Some(vec!["new".into()]), ..base.clone() };
+    ctx.eq("alerts: new after close", alert_ids(&page(q).await.items), vec![&id(&d2)[..], &id(&a2), &id(&a1)]);
+    ctx.eq("alerts: total after close", page(base.clone()).await.total, 5);
+}
+
+/// Statistics: one data set inserted once on its own day.
+async fn summary(ctx: &Ctx<'_>, tag: &str) {
+    let sensor = format!("{tag}-stats");
+    let at = |m: i64| micros(SUMMARY_DAY, m * 60_000_000).to_string();
+    let mut evs = Vec::new();
+    for (i, (ty, seg, src)) in [
+        ("flow", "cpnet", "10.7.0.1"),
+        ("flow", "cpnet", "10.7.0.1"),
+        ("dns", "ministry", "10.7.0.2"),
+        ("alert", "cpnet", "10.7.0.1"),
+        ("alert", "ministry", "10.7.0.3"),
+        ("detection", "ministry", "10.7.0.3"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut v = json!({"timestamp": at(i as i64 * 70), "event_type": ty, "sensor": sensor, "segment": seg,
+                           "src_ip": src, "dest_ip": "203.0.113.9",
+                           "geoip": {"dest_ip": {"country_iso": "VN", "asn": 45899}}});
+        if *ty == "alert" {
+            v["alert"] = json!({"signature_id": 1, "signature": "ET STATS", "severity": 2});
+        }
+        if *ty == "detection" {
+            v["detection"] = json!({"engine": "sigma", "rule_id": "s", "rule_title": "Stats rule"});
+        }
+        evs.push(event(v));
+    }
+    ctx.ok("summary: insert", ctx.store.insert_events(&evs).await);
+    let hour = 3_600_000_000;
+    let q = SummaryQuery {
+        base: EventQuery {
+            since: Some(micros(SUMMARY_DAY, 0)),
+            until: Some(micros(SUMMARY_DAY + 1, 0)),
+            ..Default::default()
+        },
+        bucket_micros: hour,
+        top: 10,
+    };
+    let s = ctx.ok("summary", ctx.store.summary(&q).await);
+    ctx.eq("summary: total", s.total(), 6);
+    ctx.eq(
+        "summary: by type",
+        s.by_type(),
+        vec![("alert".to_string(), 2), ("flow".into(), 2), ("detection".into(), 1), ("dns".into(), 1)],
+    );
+    ctx.eq("summary: by segment", s.by_segment(), vec![("cpnet".to_string(), 3), ("ministry".into(), 3)]);
+    // Alerts at minutes 210, 280 and 350: hours 3, 4 and 5.
+    let day0 = SUMMARY_DAY * DAY_US;
+    ctx.eq(
+        "summary: alerts over time",
+        s.alerts_over_time.clone(),
+        vec![(day0 + 3 * hour, 1), (day0 + 4 * hour, 1), (day0 + 5 * hour, 1)],
+    );
+    ctx.eq("summary: top rules", s.top_rules.clone(), vec![("ET STATS".to_string(), 2), ("Stats rule".into(), 1)]);
+    ctx.eq(
+        "summary: top talkers",
+        s.top_talkers.clone(),
+        vec![("10.7.0.1".to_string(), 3), ("10.7.0.3".into(), 2), ("10.7.0.2".into(), 1)],
+    );
+    ctx.eq("summary: countries", s.countries.clone(), vec![("VN".to_string(), 6)]);
+    ctx.eq("summary: asns", s.asns.clone(), vec![("45899".to_string(), 6)]);
+    let scoped =
+        SummaryQuery { base: EventQuery { segments: Some(vec!["cpnet".into()]), ..q.base.clone() }, ..q.clone() };
+    let s = ctx.ok("summary: scoped", ctx.store.summary(&scoped).await);
+    ctx.eq("summary: scoped total", s.total(), 3);
+    ctx.eq("summary: scoped rules", s.top_rules.clone(), vec![("ET STATS".to_string(), 1)]);
+    ctx.eq("summary: scoped talkers", s.top_talkers.clone(), vec![("10.7.0.1".to_string(), 3)]);
+    // A range of whole hours plus a partial one (3:00 to 5:55): the 5:50 detection is in the
+    // partial hour, the records before 3:00 are out.
+    let part = SummaryQuery {
+        base: EventQuery {
+            since: Some(micros(SUMMARY_DAY, 3 * hour)),
+            until: Some(micros(SUMMARY_DAY, 5 * hour + 55 * 60_000_000)),
+            ..Default::default()
+        },
+        ..q.clone()
+    };
+    let s = ctx.ok("summary: partial hours", ctx.store.summary(&part).await);
+    ctx.eq("summary: partial total", s.by_type(), vec![("alert".to_string(), 2), ("detection".into(), 1)]);
+    ctx.eq(
+        "summary: partial alerts over time",
+        s.alerts_over_time.clone(),
+        vec![(day0 + 3 * hour, 1), (day0 + 4 * hour, 1), (day0 + 5 * hour, 1)],
+    );
+    ctx.eq("summary: partial rules", s.top_rules.clone(), vec![("ET STATS".to_string(), 2), ("Stats rule".into(), 1)]);
+    ctx.eq(
+        "summary: partial talkers",
+        s.top_talkers.clone(),
+        vec![("10.7.0.3".to_string(), 2), ("10.7.0.1".into(), 1)],
+    );
+    ctx.eq("summary: partial countries", s.countries.clone(), vec![("VN".to_string(), 3)]);
+    let bad = SummaryQuery { bucket_micros: 0, ..q };
+    ctx.check(
+        matches!(ctx.store.summary(&bad).await, Err(StoreError::Invalid(_))),
+        "summary: bucket",
+        "0 must be invalid",
+    );
 }

@@ -7,6 +7,9 @@
 //! - [`clickhouse::ClickHouseStore`] (feature `clickhouse`, on by default): the production store.
 //! - [`conformance::run_all`]: the one behaviour suite both implementations must pass.
 //! - [`migrations`]: the versioned schema of each backend.
+//! - [`alerts`]: alert and detection records as rows of their own (one schema for every
+//!   engine, triage state as versions of the row), queried with filters, order and paging.
+//! - [`summary`]: the overview's statistics in a few grouped queries.
 //!
 //! Metrics (with the `metrics` crate): `soc_store_inserted_rows_total{store}` (rows accepted
 //! in successful batches, duplicates included), `soc_store_insert_seconds{store}` (histogram,
@@ -15,6 +18,7 @@
 
 use soc_model::{Event, Incident, Timestamp};
 
+pub mod alerts;
 #[cfg(feature = "clickhouse")]
 pub mod clickhouse;
 pub mod conformance;
@@ -22,11 +26,14 @@ pub mod incidents;
 pub mod migrations;
 pub mod search;
 pub mod sqlite;
+pub mod summary;
 
+pub use crate::alerts::{AlertPage, AlertQuery, AlertRecord, AlertSort, AlertState, Suppression};
 #[cfg(feature = "clickhouse")]
 pub use crate::clickhouse::ClickHouseStore;
 pub use crate::incidents::IncidentQuery;
 pub use crate::sqlite::SqliteStore;
+pub use crate::summary::{Summary, SummaryQuery};
 
 /// Store failures. `Unavailable` and `Busy` are transient: retry with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +119,10 @@ pub trait Store: Send + Sync + 'static {
     /// Applies pending migrations in order; returns the versions applied now.
     async fn migrate(&self) -> Result<Vec<u32>, StoreError>;
     /// Inserts a batch. Every event must have an id ([`StoreError::MissingId`] otherwise, and
-    /// nothing of the batch is written); an id already stored is not stored again.
+    /// nothing of the batch is written); an id already stored is not stored again. Alert and
+    /// detection records also become rows of the alerts table ([`alerts`]): a new id as
+    /// version 1, a stored id as its next version (triage state kept) unless its `count` is
+    /// lower than the stored one.
     async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError>;
     /// Reads events matching `q`, ordered by time (then id) as `q.newest_first` asks.
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError>;
@@ -141,6 +151,23 @@ pub trait Store: Send + Sync + 'static {
     async fn search(&self, q: &search::SearchQuery) -> Result<search::SearchResult, StoreError> {
         let _ = q;
         Err(StoreError::Invalid(format!("the {} store does not support search", self.name())))
+    }
+    /// Alerts (highest versions) matching `q`: one page in `q`'s order, and how many match.
+    /// Stores without an alerts table answer [`StoreError::Invalid`].
+    async fn query_alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
+        let _ = q;
+        Err(StoreError::Invalid(format!("the {} store has no alerts table", self.name())))
+    }
+    /// Writes a triage change of alert `id` as its next version; the updated alert, or
+    /// `None` when there is no such alert.
+    async fn update_alert(&self, id: &str, state: &AlertState) -> Result<Option<AlertRecord>, StoreError> {
+        let _ = (id, state);
+        Err(StoreError::Invalid(format!("the {} store has no alerts table", self.name())))
+    }
+    /// The overview's statistics ([`summary`]) in a few grouped queries.
+    async fn summary(&self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        let _ = q;
+        Err(StoreError::Invalid(format!("the {} store does not compute statistics", self.name())))
     }
     /// Cheap liveness check.
     async fn ping(&self) -> Result<(), StoreError>;

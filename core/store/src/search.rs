@@ -175,7 +175,6 @@ pub(crate) struct Compiled {
 /// Compiles `q` into one `SELECT` for `dialect`: `SELECT json ...` or
 /// `SELECT k, c ...` (string key, count).
 pub(crate) fn compile(q: &SearchQuery, dialect: Dialect) -> Result<Compiled, StoreError> {
-    let base = filter::build(&q.base, dialect);
     let mut params = Vec::new();
     let table = match dialect {
         Dialect::Sqlite => "events",
@@ -185,13 +184,8 @@ pub(crate) fn compile(q: &SearchQuery, dialect: Dialect) -> Result<Compiled, Sto
         None => "json".to_string(),
         Some(g) => format!("{} AS k, count(*) AS c", group_expr(g, dialect, &mut params)?),
     };
-    let mut where_sql = base.sql;
-    params.extend(base.params);
-    if let Some(e) = &q.filter {
-        let mut terms = 0;
-        let s = expr_sql(e, dialect, &mut params, 0, &mut terms)?;
-        where_sql = format!("{where_sql} AND ({s})");
-    }
+    let (where_sql, wp) = compile_where(q, dialect)?;
+    params.extend(wp);
     let limit = q.base.effective_limit();
     let sql = match &q.count_by {
         None => format!(
@@ -203,6 +197,19 @@ pub(crate) fn compile(q: &SearchQuery, dialect: Dialect) -> Result<Compiled, Sto
         }
     };
     Ok(Compiled { sql, params, counts: q.count_by.is_some() })
+}
+
+/// The `WHERE` clause of a search (base filters and the expression) and its parameters.
+pub(crate) fn compile_where(q: &SearchQuery, dialect: Dialect) -> Result<(String, Vec<Param>), StoreError> {
+    let base = filter::build(&q.base, dialect);
+    let mut params = base.params;
+    let mut where_sql = base.sql;
+    if let Some(e) = &q.filter {
+        let mut terms = 0;
+        let s = expr_sql(e, dialect, &mut params, 0, &mut terms)?;
+        where_sql = format!("{where_sql} AND ({s})");
+    }
+    Ok((where_sql, params))
 }
 
 fn group_expr(g: &GroupBy, dialect: Dialect, params: &mut Vec<Param>) -> Result<String, StoreError> {
@@ -233,7 +240,7 @@ fn group_expr(g: &GroupBy, dialect: Dialect, params: &mut Vec<Param>) -> Result<
 /// the path is walked key by key on the raw JSON text, each key found at its first
 /// occurrence inside the value of the previous one; array index 0 is the first occurrence
 /// (other indices are refused).
-fn value_expr(f: &Field, dialect: Dialect, params: &mut Vec<Param>) -> Result<String, StoreError> {
+pub(crate) fn value_expr(f: &Field, dialect: Dialect, params: &mut Vec<Param>) -> Result<String, StoreError> {
     Ok(match f {
         Field::Column(c) => c.name().to_string(),
         Field::AnyIp => "src_ip".into(),

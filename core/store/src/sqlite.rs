@@ -5,9 +5,11 @@
 //! anyway by SQLite, and a single connection keeps in-memory databases coherent.
 //! The schema is in [`crate::migrations::SQLITE`].
 
+use crate::alerts::{self, AlertColumns, AlertPage, AlertQuery, AlertRecord, AlertState};
 use crate::filter::{self, Dialect, Param};
 use crate::incidents::{self, IncidentColumns, IncidentQuery};
 use crate::migrations::{self, Migration};
+use crate::summary::{self, Summary, SummaryQuery};
 use crate::telemetry;
 use crate::{CountBy, EventQuery, RetentionReport, Store, StoreError};
 use rusqlite::types::Value;
@@ -142,6 +144,9 @@ impl Store for SqliteStore {
                 apply(conn, m).map_err(|e| StoreError::Migration { version: m.version, reason: e.to_string() })?;
                 done.push(m.version);
             }
+            if done.contains(&3) {
+                backfill_alerts(conn).map_err(&map)?;
+            }
             if done.is_empty() {
                 tracing::debug!(store = NAME, addr = %addr, "schema up to date");
             } else {
@@ -159,6 +164,8 @@ impl Store for SqliteStore {
         }
         // Encode on the async side: cheap, and the closure must own its data.
         let rows: Vec<Vec<Value>> = events.iter().map(row_values).collect();
+        let alert_rows: Vec<Vec<Value>> =
+            alerts::project_batch(events).iter().map(|a| alert_values(&a.columns())).collect();
         let n = rows.len();
         let addr = self.addr.clone();
         let started = Instant::now();
@@ -174,6 +181,25 @@ impl Store for SqliteStore {
                     )
                     .map_err(&map)?;
                 for row in &rows {
+                    st.execute(params_from_iter(row.iter())).map_err(&map)?;
+                }
+                // A stored alert becomes its next version (triage state kept) unless the
+                // new one counts fewer occurrences.
+                let mut st = tx
+                    .prepare_cached(&format!(
+                        "INSERT INTO alerts ({ALERT_COLUMNS}) VALUES ({}) \
+                         ON CONFLICT (id) DO UPDATE SET ts_us = excluded.ts_us, day = excluded.day, \
+                         kind = excluded.kind, severity = excluded.severity, rule_id = excluded.rule_id, \
+                         rule_title = excluded.rule_title, category = excluded.category, \
+                         segment = excluded.segment, sensor = excluded.sensor, src_ip = excluded.src_ip, \
+                         dest_ip = excluded.dest_ip, host = excluded.host, user = excluded.user, \
+                         entities = excluded.entities, tags = excluded.tags, count = excluded.count, \
+                         json = excluded.json, version = alerts.version + 1 \
+                         WHERE excluded.count >= alerts.count",
+                        vec!["?"; ALERT_COLUMN_COUNT].join(", ")
+                    ))
+                    .map_err(&map)?;
+                for row in &alert_rows {
                     st.execute(params_from_iter(row.iter())).map_err(&map)?;
                 }
             }
@@ -265,6 +291,7 @@ impl Store for SqliteStore {
                     }
                 }
                 let deleted = tx.execute("DELETE FROM events WHERE day < ?1", [keep_from_day]).map_err(&map)?;
+                tx.execute("DELETE FROM alerts WHERE day < ?1", [keep_from_day]).map_err(&map)?;
                 tx.commit().map_err(&map)?;
                 if deleted as u64 != report.rows_dropped {
                     // Cannot happen inside one transaction; report what was deleted.
@@ -466,6 +493,173 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn query_alerts(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
+        let fixed = alerts::build_fixed(q, Dialect::Sqlite);
+        let mut params = fixed.params;
+        let mut where_sql = fixed.sql;
+        if let Some(state) = alerts::build_state(q, Dialect::Sqlite, "status") {
+            where_sql = format!("{where_sql} AND {}", state.sql);
+            params.extend(state.params);
+        }
+        let page_sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {where_sql} ORDER BY {} LIMIT {} OFFSET {}",
+            alerts::order_by(q),
+            q.effective_limit(),
+            q.offset
+        );
+        let count_sql = format!("SELECT count(*) FROM alerts WHERE {where_sql}");
+        let params = to_values(params);
+        let addr = self.addr.clone();
+        let q = q.clone();
+        self.with_conn("query_alerts", move |conn| {
+            let map = Self::map_err(&addr);
+            let total: i64 = conn.query_row(&count_sql, params_from_iter(params.iter()), |r| r.get(0)).map_err(&map)?;
+            let mut st = conn.prepare_cached(&page_sql).map_err(&map)?;
+            let rows = st.query_map(params_from_iter(params.iter()), alert_columns).map_err(&map)?;
+            let mut items = Vec::new();
+            for row in rows {
+                let mut r = row.map_err(&map)?.into_record()?;
+                r.state.status = q.effective_status(&r);
+                items.push(r);
+            }
+            Ok(AlertPage { total: u64::try_from(total).unwrap_or(0), items })
+        })
+        .await
+    }
+
+    async fn update_alert(&self, id: &str, state: &AlertState) -> Result<Option<AlertRecord>, StoreError> {
+        telemetry::track(NAME, "update_alert", alerts::check_state(state))?;
+        let id = id.to_string();
+        let state = state.clone();
+        let addr = self.addr.clone();
+        self.with_conn("update_alert", move |conn| {
+            let map = Self::map_err(&addr);
+            let tx = conn.transaction().map_err(&map)?;
+            let n = tx
+                .execute(
+                    "UPDATE alerts SET status = ?2, owner = ?3, verdict = ?4, incident_id = ?5, version = version + 1 \
+                     WHERE id = ?1",
+                    rusqlite::params![
+                        id,
+                        state.status,
+                        state.owner.clone().unwrap_or_default(),
+                        state.verdict.clone().unwrap_or_default(),
+                        state.incident_id.clone().unwrap_or_default()
+                    ],
+                )
+                .map_err(&map)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let row = tx
+                .query_row(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"), [&id], alert_columns)
+                .map_err(&map)?;
+            tx.commit().map_err(&map)?;
+            Ok(Some(row.into_record()?))
+        })
+        .await
+    }
+
+    async fn summary(&self, q: &SummaryQuery) -> Result<Summary, StoreError> {
+        telemetry::track(NAME, "summary", summary::check(q))?;
+        let base = EventQuery {
+            since: q.base.since,
+            until: q.base.until,
+            segments: q.base.segments.clone(),
+            ..Default::default()
+        };
+        let w = filter::build(&base, Dialect::Sqlite);
+        let aq = AlertQuery {
+            since: q.base.since,
+            until: q.base.until,
+            segments: q.base.segments.clone(),
+            ..Default::default()
+        };
+        let aw = alerts::build_fixed(&aq, Dialect::Sqlite);
+        let b = q.bucket_micros;
+        let top = q.top;
+        let counts_sql = format!(
+            "SELECT event_type, COALESCE(segment, ''), \
+             CASE WHEN event_type IN ('alert', 'detection') THEN (ts_us / {b}) * {b} ELSE 0 END AS b, count(*) \
+             FROM events WHERE {} GROUP BY 1, 2, 3",
+            w.sql
+        );
+        let rules_sql = format!(
+            "SELECT rule_title, count(*) AS c FROM alerts WHERE {} AND rule_title != '' \
+             GROUP BY 1 ORDER BY c DESC, rule_title ASC LIMIT {top}",
+            aw.sql
+        );
+        let talkers_sql = format!(
+            "SELECT src_ip, count(*) AS c FROM events WHERE {} AND src_ip IS NOT NULL AND src_ip != '' \
+             GROUP BY 1 ORDER BY c DESC, src_ip ASC LIMIT {top}",
+            w.sql
+        );
+        let mut geo = Vec::new();
+        for fields in summary::GEO_FIELDS {
+            let mut parts = Vec::new();
+            let mut params = Vec::new();
+            for f in fields {
+                let field = crate::search::Field::parse(f).map_err(StoreError::Invalid)?;
+                let v = crate::search::value_expr(&field, Dialect::Sqlite, &mut params)?;
+                parts.push(format!(
+                    "SELECT CAST({v} AS TEXT) AS k FROM events WHERE {} AND instr(json, '\"geoip\"') > 0",
+                    w.sql
+                ));
+                params.extend(w.params.iter().cloned());
+            }
+            let sql = format!(
+                "SELECT k, count(*) AS c FROM ({}) WHERE k IS NOT NULL AND k != '' GROUP BY k ORDER BY c DESC, k ASC LIMIT {top}",
+                parts.join(" UNION ALL ")
+            );
+            geo.push((sql, to_values(params)));
+        }
+        let wp = to_values(w.params);
+        let ap = to_values(aw.params);
+        let addr = self.addr.clone();
+        self.with_conn("summary", move |conn| {
+            let map = Self::map_err(&addr);
+            let mut out = Summary::default();
+            let mut per_ts: std::collections::BTreeMap<(String, String), u64> = Default::default();
+            let mut per_bucket: std::collections::BTreeMap<i64, u64> = Default::default();
+            {
+                let mut st = conn.prepare(&counts_sql).map_err(&map)?;
+                let rows = st
+                    .query_map(params_from_iter(wp.iter()), |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+                    })
+                    .map_err(&map)?;
+                for row in rows {
+                    let (t, s, b, c) = row.map_err(&map)?;
+                    let c = u64::try_from(c).unwrap_or(0);
+                    if t == "alert" || t == "detection" {
+                        *per_bucket.entry(b).or_default() += c;
+                    }
+                    *per_ts.entry((t, s)).or_default() += c;
+                }
+            }
+            out.by_type_segment = per_ts.into_iter().map(|((t, s), c)| (t, s, c)).collect();
+            out.alerts_over_time = per_bucket.into_iter().collect();
+            let list = |sql: &str, p: &[Value]| -> Result<Vec<(String, u64)>, StoreError> {
+                let mut st = conn.prepare(sql).map_err(&map)?;
+                let rows = st
+                    .query_map(params_from_iter(p.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .map_err(&map)?;
+                let mut v = Vec::new();
+                for row in rows {
+                    let (k, c) = row.map_err(&map)?;
+                    v.push((k, u64::try_from(c).unwrap_or(0)));
+                }
+                Ok(v)
+            };
+            out.top_rules = list(&rules_sql, &ap)?;
+            out.top_talkers = list(&talkers_sql, &wp)?;
+            out.countries = list(&geo[0].0, &geo[0].1)?;
+            out.asns = list(&geo[1].0, &geo[1].1)?;
+            Ok(out)
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let addr = self.addr.clone();
         self.with_conn("ping", move |conn| {
@@ -481,6 +675,105 @@ impl Store for SqliteStore {
 }
 
 /// The column values of one event, in the order of the `INSERT`.
+/// Fills the alerts table (new in migration 3) from the alert and detection records stored
+/// before it, in one transaction; records that no longer decode are logged and skipped.
+fn backfill_alerts(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    let mut n = 0usize;
+    {
+        let mut read =
+            tx.prepare("SELECT json FROM events WHERE event_type IN ('alert', 'detection') ORDER BY ts_us")?;
+        let mut write = tx.prepare(&format!(
+            "INSERT OR IGNORE INTO alerts ({ALERT_COLUMNS}) VALUES ({})",
+            vec!["?"; ALERT_COLUMN_COUNT].join(", ")
+        ))?;
+        let mut rows = read.query([])?;
+        while let Some(row) = rows.next()? {
+            let json: String = row.get(0)?;
+            match crate::decode_event(&json) {
+                Ok(e) => {
+                    if let Some(a) = alerts::AlertRecord::project(&e) {
+                        write.execute(params_from_iter(alert_values(&a.columns()).iter()))?;
+                        n += 1;
+                    }
+                }
+                Err(e) => tracing::warn!(store = NAME, error = %e, "alerts backfill: stored record skipped"),
+            }
+        }
+    }
+    tx.commit()?;
+    tracing::info!(store = NAME, records = n, "alerts table filled from stored records");
+    Ok(())
+}
+
+/// The alerts table's columns, in the order of [`alert_values`] and [`alert_columns`].
+const ALERT_COLUMNS: &str = "id, ts_us, day, kind, severity, rule_id, rule_title, category, segment, sensor, src_ip, \
+    dest_ip, host, user, entities, tags, count, status, owner, verdict, incident_id, version, json";
+const ALERT_COLUMN_COUNT: usize = 23;
+
+fn alert_values(c: &AlertColumns) -> Vec<Value> {
+    let t = |s: &str| Value::Text(s.to_string());
+    vec![
+        t(&c.id),
+        Value::Integer(c.ts_us),
+        Value::Integer(c.ts_us.div_euclid(86_400_000_000)),
+        t(&c.kind),
+        Value::Integer(i64::from(c.severity)),
+        t(&c.rule_id),
+        t(&c.rule_title),
+        t(&c.category),
+        t(&c.segment),
+        t(&c.sensor),
+        t(&c.src_ip),
+        t(&c.dest_ip),
+        t(&c.host),
+        t(&c.user),
+        Value::Text(incidents::sqlite_list(&c.entities)),
+        Value::Text(incidents::sqlite_list(&c.tags)),
+        Value::Integer(i64::try_from(c.count).unwrap_or(i64::MAX)),
+        t(&c.status),
+        t(&c.owner),
+        t(&c.verdict),
+        t(&c.incident_id),
+        Value::Integer(i64::try_from(c.version).unwrap_or(i64::MAX)),
+        t(&c.json),
+    ]
+}
+
+/// Decodes a list column (`\x1fa\x1fb\x1f`).
+fn sqlite_unlist(s: &str) -> Vec<String> {
+    s.split(incidents::SEP).filter(|p| !p.is_empty()).map(str::to_string).collect()
+}
+
+fn alert_columns(r: &rusqlite::Row<'_>) -> rusqlite::Result<AlertColumns> {
+    let ts_us: i64 = r.get(1)?;
+    Ok(AlertColumns {
+        id: r.get(0)?,
+        ts: filter::clamp_secs(ts_us.div_euclid(1_000_000)),
+        ts_us,
+        kind: r.get(3)?,
+        severity: u8::try_from(r.get::<_, i64>(4)?).unwrap_or(0),
+        rule_id: r.get(5)?,
+        rule_title: r.get(6)?,
+        category: r.get(7)?,
+        segment: r.get(8)?,
+        sensor: r.get(9)?,
+        src_ip: r.get(10)?,
+        dest_ip: r.get(11)?,
+        host: r.get(12)?,
+        user: r.get(13)?,
+        entities: sqlite_unlist(&r.get::<_, String>(14)?),
+        tags: sqlite_unlist(&r.get::<_, String>(15)?),
+        count: u64::try_from(r.get::<_, i64>(16)?).unwrap_or(0),
+        status: r.get(17)?,
+        owner: r.get(18)?,
+        verdict: r.get(19)?,
+        incident_id: r.get(20)?,
+        version: u64::try_from(r.get::<_, i64>(21)?).unwrap_or(0),
+        json: r.get(22)?,
+    })
+}
+
 fn row_values(e: &Event) -> Vec<Value> {
     let text = |s: &Option<String>| s.clone().map_or(Value::Null, Value::Text);
     let int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
@@ -547,6 +840,32 @@ mod tests {
             .await
             .expect("versions");
         assert_eq!(recorded, all);
+    }
+
+    #[tokio::test]
+    async fn migration_3_fills_the_alerts_table_from_stored_records() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        store.migrate().await.expect("migrate");
+        let mut a = Event::new(EventType::Alert, Timestamp::from_unix_micros(1_700_000_000_000_000));
+        a.alert =
+            Some(soc_model::Alert { signature_id: Some(7), signature: Some("ET X".into()), ..Default::default() });
+        a.ensure_id();
+        let mut f = Event::new(EventType::Flow, Timestamp::from_unix_micros(1_700_000_000_000_001));
+        f.ensure_id();
+        store.insert_events(&[a.clone(), f]).await.expect("insert");
+        // As a database from before migration 3: events only.
+        store
+            .with_conn("test", |c| {
+                c.execute_batch("DROP TABLE alerts; DELETE FROM schema_migrations WHERE version = 3")
+                    .map_err(|e| StoreError::Query(e.to_string()))
+            })
+            .await
+            .expect("downgrade");
+        assert_eq!(store.migrate().await.expect("migrate again"), vec![3]);
+        let page = store.query_alerts(&AlertQuery::default()).await.expect("alerts");
+        assert_eq!(page.total, 1);
+        assert_eq!(page.items[0].id, a.id.clone().unwrap_or_default());
+        assert_eq!(page.items[0].rule_title, "ET X");
     }
 
     #[tokio::test]

@@ -80,4 +80,112 @@ pub const CLICKHOUSE: &[Migration] = &[
             ORDER BY (incident_id, ts_us, id)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "alerts",
+        statements: &[
+            // One row per alert or detection record (the store projects them from the events
+            // of each batch), in one schema whatever the engine. Triage changes and re-emitted
+            // (deduplicated) alerts are new versions of the row: ReplacingMergeTree(version)
+            // keeps the highest one; reads take it with `LIMIT 1 BY id` or argMax, not FINAL.
+            // Strings are never NULL (empty = absent) so `segment` can lead the sorting key:
+            // "newest first within a time range and segment" reads a key range. `severity` is
+            // the level's rank (informational 0 .. critical 4).
+            "CREATE TABLE IF NOT EXISTS alerts (
+                id          String,
+                ts          DateTime('UTC'),
+                ts_us       Int64,
+                kind        String,
+                severity    UInt8,
+                rule_id     String,
+                rule_title  String,
+                category    String,
+                segment     String,
+                sensor      String,
+                src_ip      String,
+                dest_ip     String,
+                host        String,
+                user        String,
+                entities    Array(String),
+                tags        Array(String),
+                count       UInt64,
+                status      String,
+                owner       String,
+                verdict     String,
+                incident_id String,
+                version     UInt64,
+                json        String
+            ) ENGINE = ReplacingMergeTree(version)
+            PARTITION BY toYYYYMMDD(ts)
+            ORDER BY (segment, ts, id)",
+            // The GeoIP enrichment of records (country and ASN of the source and destination
+            // addresses), one row per record that has any: the statistics' country and ASN
+            // charts read these narrow columns instead of every record's JSON.
+            "CREATE TABLE IF NOT EXISTS event_geo (
+                id           String,
+                ts           DateTime('UTC'),
+                ts_us        Int64,
+                segment      String,
+                src_country  String,
+                dest_country String,
+                src_asn      String,
+                dest_asn     String
+            ) ENGINE = ReplacingMergeTree
+            PARTITION BY toYYYYMMDD(ts)
+            ORDER BY (segment, ts, id)",
+            // Hourly counts for the statistics (SummingMergeTree, filled by materialized views
+            // at insert): records per type and segment, first versions of alerts per rule,
+            // records per source address, GeoIP countries and ASNs (both directions). A
+            // statistics range reads whole hours here and its partial edge hours from the
+            // raw tables. A batch delivered twice counts twice here.
+            "CREATE TABLE IF NOT EXISTS stats_events_hourly (
+                hour       DateTime('UTC'),
+                event_type String,
+                seg        String,
+                c          UInt64
+            ) ENGINE = SummingMergeTree(c)
+            PARTITION BY toYYYYMMDD(hour)
+            ORDER BY (hour, event_type, seg)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_events_hourly_mv TO stats_events_hourly AS
+            SELECT toStartOfHour(ts) AS hour, event_type, ifNull(segment, '') AS seg, count() AS c
+            FROM events GROUP BY hour, event_type, seg",
+            "CREATE TABLE IF NOT EXISTS stats_rules_hourly (
+                hour       DateTime('UTC'),
+                seg        String,
+                rule_title String,
+                c          UInt64
+            ) ENGINE = SummingMergeTree(c)
+            PARTITION BY toYYYYMMDD(hour)
+            ORDER BY (hour, seg, rule_title)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_rules_hourly_mv TO stats_rules_hourly AS
+            SELECT toStartOfHour(ts) AS hour, segment AS seg, rule_title, count() AS c
+            FROM alerts WHERE version = 1 GROUP BY hour, seg, rule_title",
+            "CREATE TABLE IF NOT EXISTS stats_talkers_hourly (
+                hour DateTime('UTC'),
+                seg  String,
+                ip   String,
+                c    UInt64
+            ) ENGINE = SummingMergeTree(c)
+            PARTITION BY toYYYYMMDD(hour)
+            ORDER BY (hour, seg, ip)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_talkers_hourly_mv TO stats_talkers_hourly AS
+            SELECT toStartOfHour(ts) AS hour, ifNull(segment, '') AS seg, assumeNotNull(src_ip) AS ip, count() AS c
+            FROM events WHERE isNotNull(src_ip) AND src_ip != '' GROUP BY hour, seg, ip",
+            "CREATE TABLE IF NOT EXISTS stats_geo_hourly (
+                hour  DateTime('UTC'),
+                seg   String,
+                field String,
+                key   String,
+                c     UInt64
+            ) ENGINE = SummingMergeTree(c)
+            PARTITION BY toYYYYMMDD(hour)
+            ORDER BY (hour, seg, field, key)",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_geo_hourly_mv TO stats_geo_hourly AS
+            SELECT toStartOfHour(ts) AS hour, segment AS seg, tupleElement(g, 1) AS field, tupleElement(g, 2) AS key,
+                count() AS c
+            FROM event_geo
+            ARRAY JOIN [('country', src_country), ('country', dest_country), ('asn', src_asn), ('asn', dest_asn)] AS g
+            WHERE tupleElement(g, 2) != '' GROUP BY hour, seg, field, key",
+        ],
+    },
 ];

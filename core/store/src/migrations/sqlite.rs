@@ -78,4 +78,44 @@ pub const SQLITE: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS forwarding_ts ON forwarding (ts_us)",
         ],
     },
+    Migration {
+        version: 3,
+        name: "alerts",
+        statements: &[
+            // One row per alert or detection record: its highest version (see
+            // `crate::alerts`). Lists are encoded as `\x1fa\x1fb\x1f`; `day` as in `events`.
+            "CREATE TABLE IF NOT EXISTS alerts (
+                id          TEXT PRIMARY KEY,
+                ts_us       INTEGER NOT NULL,
+                day         INTEGER NOT NULL,
+                kind        TEXT NOT NULL,
+                severity    INTEGER NOT NULL,
+                rule_id     TEXT NOT NULL,
+                rule_title  TEXT NOT NULL,
+                category    TEXT NOT NULL,
+                segment     TEXT NOT NULL,
+                sensor      TEXT NOT NULL,
+                src_ip      TEXT NOT NULL,
+                dest_ip     TEXT NOT NULL,
+                host        TEXT NOT NULL,
+                user        TEXT NOT NULL,
+                entities    TEXT NOT NULL,
+                tags        TEXT NOT NULL,
+                count       INTEGER NOT NULL,
+                status      TEXT NOT NULL,
+                owner       TEXT NOT NULL,
+                verdict     TEXT NOT NULL,
+                incident_id TEXT NOT NULL,
+                version     INTEGER NOT NULL,
+                json        TEXT NOT NULL
+            )",
+            "CREATE INDEX IF NOT EXISTS alerts_ts ON alerts (ts_us)",
+            "CREATE INDEX IF NOT EXISTS alerts_segment_ts ON alerts (segment, ts_us)",
+            "CREATE INDEX IF NOT EXISTS alerts_severity_ts ON alerts (severity, ts_us)",
+            "CREATE INDEX IF NOT EXISTS alerts_day ON alerts (day)",
+            // Statistics without the JSON: alert counts per bucket come from `alerts`,
+            // event counts per type and segment from this index alone.
+            "CREATE INDEX IF NOT EXISTS events_ts_type_segment ON events (ts_us, event_type, segment)",
+        ],
+    },
 ];
