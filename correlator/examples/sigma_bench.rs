@@ -13,6 +13,10 @@
 //!   routing + matching (what the correlator does per log, minus building detections);
 //! * `match`: routing + matching only, on events normalized beforehand.
 //!
+//! Rates are events per CPU second of the measuring thread (Linux `schedstat`; wall time
+//! elsewhere), so that other work on the machine skews them less. Loading is wall time (it
+//! uses every core). `--load-only N` loads the rules N times and stops (profiling).
+//!
 //! It also evaluates one pass with both engines and reports whether every event raised the
 //! same rules. Not a test: the figures depend on the machine and its load.
 #![deny(unsafe_code)]
@@ -69,16 +73,30 @@ struct Figures {
     matches_per_pass: usize,
 }
 
+/// CPU time this thread has run, from `/proc/thread-self/schedstat` (Linux); `None`
+/// elsewhere. On a machine shared with other work, events per CPU second are steadier than
+/// events per wall second.
+fn thread_cpu() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    Some(Duration::from_nanos(s.split_whitespace().next()?.parse().ok()?))
+}
+
 /// Runs `pass` (one pass over the events, returning the match count) until `secs` elapsed;
-/// events per second.
+/// events per second (per CPU second of this thread when it is known, see [`thread_cpu`]).
 fn rate(events: usize, secs: f64, mut pass: impl FnMut() -> usize) -> (f64, usize) {
     let start = Instant::now();
+    let cpu = thread_cpu();
     let mut n = 0usize;
     loop {
         let matches = pass();
         n += events;
-        if start.elapsed().as_secs_f64() >= secs {
-            return (n as f64 / start.elapsed().as_secs_f64(), matches);
+        let wall = start.elapsed().as_secs_f64();
+        if wall >= secs {
+            let spent = match (cpu, thread_cpu()) {
+                (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
+                _ => wall,
+            };
+            return (n as f64 / spent, matches);
         }
     }
 }
@@ -86,16 +104,37 @@ fn rate(events: usize, secs: f64, mut pass: impl FnMut() -> usize) -> (f64, usiz
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut secs = 10.0f64;
     let mut engines = vec![EngineKind::Fast, EngineKind::Rsigma];
+    let mut load_only = 0usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seconds" => secs = args.next().ok_or("--seconds needs a value")?.parse()?,
             // One engine only (profiling); the comparison needs both.
             "--engine" => engines = vec![args.next().ok_or("--engine needs a value")?.parse::<EngineKind>()?],
+            // Rule loading only, repeated (profiling the loader).
+            "--load-only" => load_only = args.next().ok_or("--load-only needs a count")?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
     let root = sigma_corpus::corpora().ok_or("../shared/corpora not found beside the workspace")?;
+    if load_only > 0 {
+        let dirs = sigma_corpus::sigmahq_rule_dirs(&root);
+        for &kind in &engines {
+            for _ in 0..load_only {
+                let t = Instant::now();
+                let (rules, errors) = SigmaRules::load_with(&dirs, kind);
+                let load = t.elapsed();
+                println!(
+                    "{}: {} rules, {} errors, load {:.3} s",
+                    kind.name(),
+                    rules.len(),
+                    errors.len(),
+                    load.as_secs_f64()
+                );
+            }
+        }
+        return Ok(());
+    }
     let lines = sigma_corpus::evtx_lines(&root).ok_or("evtx-samples could not be unpacked (tar --zstd)")?;
     let ctx = soc_collector::parse::ParseContext::new("bench", None);
     let events: Vec<Event> = lines.iter().filter_map(|(_, l)| sigma_corpus::normalize(l, &ctx)).collect();

@@ -15,8 +15,10 @@
 //! which.
 //!
 //! State is bounded (`MAX_GROUPS` windows, the oldest dropped and counted; `MAX_EVENTS_PER_GROUP`
-//! entries per window) and lives in memory: after a restart, windows refill from new events.
-//! The bus keys logs by host, so all records of one host meet in one correlator instance.
+//! entries per window). The bus keys logs by host, so all records of one host meet on one
+//! partition: the correlator keeps one state per bus partition and checkpoints it with the
+//! partition's offsets ([`crate::checkpoint`]), so windows survive a restart
+//! ([`CorrelationState::snapshot`], [`CorrelationState::restore`]).
 
 use crate::sigma::RuleLoadError;
 use rsigma_parser::{ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, parse_sigma_yaml};
@@ -250,11 +252,19 @@ fn field_text(log: &Event, name: &str) -> Option<String> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Window {
     /// (time, reference written in the rule, record id, counted value)
     entries: VecDeque<(i64, String, String, Option<String>)>,
     last: i64,
+}
+
+/// One window in a checkpoint: the correlation by id (indices change when rules change).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WindowSnapshot {
+    correlation: String,
+    group: Vec<String>,
+    window: Window,
 }
 
 /// The sliding windows of every correlation and group.
@@ -351,6 +361,41 @@ impl CorrelationState {
         }
     }
 
+    /// The windows, for a checkpoint.
+    pub fn snapshot(&self, rules: &CorrelationRules) -> Vec<WindowSnapshot> {
+        let mut out: Vec<WindowSnapshot> = self
+            .windows
+            .iter()
+            .filter(|(_, w)| !w.entries.is_empty())
+            .filter_map(|((idx, group), w)| {
+                Some(WindowSnapshot {
+                    correlation: rules.rules.get(*idx)?.id.clone(),
+                    group: group.clone(),
+                    window: w.clone(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.correlation, &a.group).cmp(&(&b.correlation, &b.group)));
+        out
+    }
+
+    /// Windows from a checkpoint; those of correlations no longer loaded are dropped and
+    /// counted in the second value.
+    pub fn restore(rules: &CorrelationRules, snapshot: Vec<WindowSnapshot>) -> (CorrelationState, usize) {
+        let idx: HashMap<&str, usize> = rules.rules.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
+        let mut st = CorrelationState::default();
+        let mut dropped = 0;
+        for s in snapshot {
+            match idx.get(s.correlation.as_str()) {
+                Some(i) if st.windows.len() < MAX_GROUPS => {
+                    st.windows.insert((*i, s.group), s.window);
+                }
+                _ => dropped += 1,
+            }
+        }
+        (st, dropped)
+    }
+
     /// Open windows.
     pub fn len(&self) -> usize {
         self.windows.len()
@@ -370,7 +415,8 @@ fn correlation_detection(c: &Correlation, key: &[String], log: &Event, evidence:
     let group: serde_json::Map<String, Value> =
         c.group_by.iter().cloned().zip(key.iter().cloned().map(Value::String)).collect();
     extra.insert("group".into(), Value::Object(group));
-    extra.insert("count".into(), Value::from(count as u64));
+    // `count` is the alert deduplication's (how many alerts one alert stands for).
+    extra.insert("event_count".into(), Value::from(count as u64));
     extra.insert("correlation_type".into(), Value::String(c.kind.as_str().into()));
     d.detection = Some(Detection {
         engine: "sigma-correlation".into(),

@@ -1,10 +1,14 @@
-//! The correlator: consumes records from the bus, runs Sigma rules over logs (later also
-//! correlation windows, enrichment, incidents), stores records and detections, and commits its bus offsets
-//! only after the store has acknowledged the batch. A crash between the two re-delivers the
-//! batch; the store's id-based idempotence makes that harmless.
+//! The correlator: consumes records from the bus, enriches them, runs Sigma rules over logs
+//! (normalized by processing pipelines), correlation windows, alert deduplication and incident
+//! grouping, stores records and detections, checkpoints its per-partition state and commits its
+//! bus offsets only after the store has acknowledged the batch. A crash between the two
+//! re-delivers the batch; the store's id-based idempotence and the checkpoint's offsets make
+//! that harmless.
 #![forbid(unsafe_code)]
 
+pub mod checkpoint;
 pub mod correlation;
+pub mod dedup;
 pub mod enrich;
 pub mod incidents;
 pub mod offline;

@@ -39,7 +39,7 @@ impl OfflineReport {
     }
 }
 
-/// Evaluates `rules` on every event and writes each detection as one JSON line to `out`
+/// Normalizes every event with the rules' pipelines ([`SigmaRules::normalize`]), evaluates `rules` on it and writes each detection as one JSON line to `out`
 /// (the same `detection` events the correlator stores). Errors are the writer's.
 pub fn detect<W: Write>(
     rules: &SigmaRules,
@@ -48,8 +48,9 @@ pub fn detect<W: Write>(
 ) -> std::io::Result<OfflineReport> {
     let mut report = OfflineReport::default();
     let mut dets = Vec::new();
-    for ev in events {
+    for mut ev in events {
         report.events += 1;
+        rules.normalize(&mut ev);
         if ev.log.is_some() {
             report.logs += 1;
         }
@@ -122,5 +123,34 @@ mod tests {
         let (id, c) = report.per_rule.iter().next().map(|(k, v)| (k.clone(), v.clone())).unwrap_or_default();
         assert_eq!((id.as_str(), c.matches), ("6e94893f-f137-4b39-891f-bc29d6640547", 2));
         assert!(report.lines()[0].contains("6e94893f"));
+    }
+
+    #[test]
+    fn security_4688_events_meet_process_creation_rules_through_the_default_pipelines() {
+        let (rules, errors) = SigmaRules::builtin();
+        assert!(errors.is_empty(), "{errors:?}");
+        let Ok(ts) = "2026-11-27T03:04:05Z".parse() else { panic!("timestamp") };
+        let mut ev = Event::new(EventType::Log, ts);
+        let mut fields = serde_json::Map::new();
+        fields.insert("EventID".into(), json!(4688));
+        fields.insert("NewProcessName".into(), json!("C:\\Windows\\System32\\whoami.exe"));
+        fields.insert("MandatoryLabel".into(), json!("S-1-16-8192"));
+        ev.log = Some(Log {
+            logsource: LogSource {
+                product: Some("windows".into()),
+                service: Some("security".into()),
+                category: Some("process_creation".into()),
+            },
+            fields,
+            ..Log::default()
+        });
+        assert!(rules.evaluate(&ev).is_empty(), "the rule names Image, the event NewProcessName");
+        let mut out = Vec::new();
+        let report = detect(&rules, vec![ev.clone()], &mut out).unwrap_or_default();
+        assert_eq!(report.detections, 1, "{report:?}");
+        assert!(report.per_rule.contains_key("f76645b0-93f5-44e2-816b-6428508dd085"), "{report:?}");
+        let none = SigmaRules::builtin().0.with_pipelines(crate::sigma::Pipelines::none());
+        let report = detect(&none, vec![ev], &mut Vec::new()).unwrap_or_default();
+        assert_eq!(report.detections, 0, "without the pipelines nothing matches");
     }
 }

@@ -1,5 +1,11 @@
 //! The consume -> process -> store -> commit loop.
+//!
+//! Per batch: decode; GeoIP; Sigma (after the processing pipelines normalized the log, see
+//! [`crate::sigma::pipeline`]); IOC; correlation windows of the record's bus partition;
+//! deduplication ([`crate::dedup`]); store; publish detections; incidents; checkpoint of the
+//! partitions' state ([`crate::checkpoint`]); commit.
 
+use crate::checkpoint::{PartKey, Partitions};
 use soc_bus::{Bus, BusError, Consumer, Message};
 use soc_model::{DeadLetter, Event, EventType, Kind, Timestamp};
 use soc_store::{Store, StoreError};
@@ -30,6 +36,12 @@ pub struct CorrelatorOptions {
     pub geoip: Option<Arc<crate::enrich::GeoIp>>,
     /// IOC lists matched against every record; `None`: none.
     pub ioc: Option<IocOptions>,
+    /// One alert per rule and entity within a window ([`crate::dedup`]); `None`: every
+    /// detection is its own alert.
+    pub dedup: Option<crate::dedup::DedupOptions>,
+    /// Where correlation windows and deduplication state are checkpointed per bus partition
+    /// with the committed offsets ([`crate::checkpoint`]); `None`: in memory only.
+    pub checkpoint_dir: Option<std::path::PathBuf>,
 }
 
 /// Where the IOC lists are and what their hits weigh.
@@ -59,6 +71,8 @@ impl Default for CorrelatorOptions {
             correlations: None,
             geoip: None,
             ioc: None,
+            dedup: None,
+            checkpoint_dir: None,
         }
     }
 }
@@ -74,6 +88,12 @@ pub struct CorrelatorStats {
     pub detections: u64,
     /// Incident versions written (new incidents and updates).
     pub incident_versions: u64,
+    /// Detections folded into an open alert by deduplication (not emitted on their own).
+    pub suppressed: u64,
+    /// Updated versions of deduplicated alerts emitted (same id, higher count).
+    pub alert_updates: u64,
+    /// Consumed records the restored state already reflected (not detected on again).
+    pub replayed: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -82,41 +102,73 @@ pub enum CorrelatorError {
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
 }
 
 /// Feeds the Sigma detections of a batch (with the log records that triggered them) to the
-/// correlation windows; adds the correlation detections and drops the base detections that
-/// only feed correlations (Sigma's `generate: false`).
+/// correlation windows of their partitions; adds the correlation detections (on the partition
+/// of the record that completed them) and drops the base detections that only feed
+/// correlations (Sigma's `generate: false`).
 fn correlate(
     rules: &crate::correlation::CorrelationRules,
-    windows: &mut crate::correlation::CorrelationState,
+    parts: &mut Partitions,
     events: &[Event],
-    detections: &mut Vec<Event>,
+    detections: &mut Vec<(Event, PartKey)>,
 ) {
     // Only the Sigma detections some correlation uses; the batch's logs are indexed only then.
-    let inputs: Vec<&Event> = detections
-        .iter()
-        .filter(|d| {
-            d.detection.as_ref().is_some_and(|x| x.engine == crate::sigma::ENGINE_NAME && rules.uses(&x.rule_id))
-        })
-        .collect();
-    if inputs.is_empty() {
+    let uses = |d: &Event| {
+        d.detection.as_ref().is_some_and(|x| x.engine == crate::sigma::ENGINE_NAME && rules.uses(&x.rule_id))
+    };
+    if !detections.iter().any(|(d, _)| uses(d)) {
         return;
     }
     let logs: std::collections::HashMap<&str, &Event> =
         events.iter().filter(|e| e.event_type == EventType::Log).filter_map(|e| Some((e.id.as_deref()?, e))).collect();
-    let mut fired = Vec::new();
-    for d in inputs {
+    let mut fired: Vec<(Event, PartKey)> = Vec::new();
+    let mut out = Vec::new();
+    for (d, part) in detections.iter().filter(|(d, _)| uses(d)) {
         let first = d.detection.as_ref().and_then(|x| x.evidence.first());
         if let Some(log) = first.and_then(|id| logs.get(id.as_str())) {
-            windows.observe(rules, d, log, &mut fired);
+            let st = parts.state_mut(*part);
+            st.correlation.observe(rules, d, log, &mut out);
+            st.changed = true;
+            fired.extend(out.drain(..).map(|f| (f, *part)));
         }
     }
-    detections.retain(|d| {
+    detections.retain(|(d, _)| {
         !d.detection.as_ref().is_some_and(|x| x.engine == crate::sigma::ENGINE_NAME && rules.suppresses(&x.rule_id))
     });
     detections.extend(fired);
-    metrics::gauge!("soc_correlator_correlation_windows").set(windows.len() as f64);
+    metrics::gauge!("soc_correlator_correlation_windows").set(parts.windows() as f64);
+}
+
+/// Deduplication: each detection goes through its partition's open alerts; what opens an
+/// alert is kept, the rest is folded; then one updated version of each alert that grew.
+fn dedup(
+    opts: &crate::dedup::DedupOptions,
+    parts: &mut Partitions,
+    detections: Vec<(Event, PartKey)>,
+    stats: &mut CorrelatorStats,
+) -> Vec<Event> {
+    let mut out = Vec::with_capacity(detections.len());
+    for (d, part) in detections {
+        let st = parts.state_mut(part);
+        st.changed = true;
+        match st.dedup.admit(opts, d) {
+            Some(d) => out.push(d),
+            None => stats.suppressed += 1,
+        }
+    }
+    let before = out.len();
+    for (_, st) in parts.iter_mut() {
+        st.dedup.flush(&mut out);
+    }
+    let updates = (out.len() - before) as u64;
+    stats.alert_updates += updates;
+    metrics::counter!("soc_correlator_alert_updates_total").increment(updates);
+    metrics::gauge!("soc_correlator_dedup_open_alerts").set(parts.alerts() as f64);
+    out
 }
 
 /// Writes incident versions (incidents table and their `incident` records) with retries.
@@ -183,7 +235,9 @@ pub async fn run(
         soc_bus::with_backoff("subscribe", opts.max_outage, || bus.subscribe(&opts.group, &opts.kinds)).await?;
     let mut stats = CorrelatorStats::default();
     let mut grouper = opts.incidents.clone().map(crate::incidents::Grouper::new);
-    let mut windows = crate::correlation::CorrelationState::default();
+    let no_correlations = crate::correlation::CorrelationRules::default();
+    let corr_rules: &crate::correlation::CorrelationRules = opts.correlations.as_deref().unwrap_or(&no_correlations);
+    let mut parts = Partitions::new(opts.checkpoint_dir.clone(), &opts.group, opts.batch);
     let mut ioc = opts.ioc.as_ref().map(|o| crate::enrich::IocWatcher::new(o.paths.clone(), o.level, o.reload_every));
     if let Some(g) = grouper.as_mut() {
         let mut backoff = Backoff::new(opts.max_outage);
@@ -227,8 +281,16 @@ pub async fn run(
         }
         metrics::counter!("soc_correlator_consumed_total").increment(msgs.len() as u64);
         let mut events = Vec::with_capacity(msgs.len());
-        let mut detections = Vec::new();
+        let mut found: Vec<(Event, PartKey)> = Vec::new();
+        let mut batch_dets = Vec::new();
         for m in &msgs {
+            let part = (m.kind, m.partition);
+            // Already reflected by the restored state (redelivered after a checkpoint): stored
+            // again (idempotent), not detected on again.
+            let replayed = parts.begin(part, m.offset, corr_rules);
+            if replayed {
+                stats.replayed += 1;
+            }
             let (ev, dead) = to_event(m);
             if dead {
                 if m.kind == Kind::DeadLetter {
@@ -244,16 +306,26 @@ pub async fn run(
                 crate::enrich::enrich_geoip(geo, &mut ev);
             }
             if let Some(rules) = &opts.sigma {
-                rules.evaluate_into(&ev, &mut detections); // only `log` records are evaluated
+                rules.normalize(&mut ev); // field mappings per log source (rules/pipelines/)
+                if !replayed {
+                    rules.evaluate_into(&ev, &mut batch_dets); // only `log` records are evaluated
+                }
             }
-            if let Some(w) = &ioc {
-                w.detect(&ev, &mut detections);
+            if let Some(w) = &ioc
+                && !replayed
+            {
+                w.detect(&ev, &mut batch_dets);
             }
+            found.extend(batch_dets.drain(..).map(|d| (d, part)));
             events.push(ev);
         }
         if let Some(rules) = opts.correlations.as_deref().filter(|r| !r.is_empty()) {
-            correlate(rules, &mut windows, &events, &mut detections);
+            correlate(rules, &mut parts, &events, &mut found);
         }
+        let detections: Vec<Event> = match &opts.dedup {
+            Some(d) => dedup(d, &mut parts, found, &mut stats),
+            None => found.into_iter().map(|(d, _)| d).collect(),
+        };
         events.extend(detections.iter().cloned());
         store_with_retry(store.as_ref(), &events, opts.max_outage).await?;
         stats.stored += events.len() as u64;
@@ -293,6 +365,9 @@ pub async fn run(
             }
         }
         metrics::counter!("soc_correlator_stored_total").increment(events.len() as u64);
+        // The state reflecting this batch, before its commit: a crash in between restores it
+        // and recognizes the redelivered records.
+        checkpoint_with_retry(&mut parts, &msgs, corr_rules, opts.max_outage).await?;
         // Only now is the batch safe: commit.
         commit_with_retry(consumer.as_mut(), &msgs, opts.max_outage).await?;
         metrics::gauge!("soc_correlator_last_event_time_seconds")
@@ -338,6 +413,23 @@ async fn commit_with_retry(
         match consumer.commit(msgs).await {
             Ok(()) => return Ok(()),
             Err(e) if backoff.retry("commit", &e, e.is_transient()).await => {}
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+async fn checkpoint_with_retry(
+    parts: &mut Partitions,
+    msgs: &[Message],
+    rules: &crate::correlation::CorrelationRules,
+    max_outage: Duration,
+) -> Result<(), crate::checkpoint::CheckpointError> {
+    let mut backoff = Backoff::new(max_outage);
+    loop {
+        match parts.checkpoint(msgs, rules) {
+            Ok(_) => return Ok(()),
+            // A full or failing disk may recover; the offsets stay uncommitted meanwhile.
+            Err(e) if backoff.retry("checkpoint", &e, true).await => {}
             Err(e) => return Err(e),
         }
     }
@@ -590,5 +682,194 @@ mod tests {
         assert_eq!(dets.len(), 1, "base matches only feed the correlation: {dets:?}");
         assert_eq!((dets[0].engine.as_str(), dets[0].rule_id.as_str()), ("sigma-correlation", "corr-burst"));
         assert_eq!(dets[0].evidence.len(), 3);
+    }
+
+    fn failed_logon(i: i64, user: &str, ip: &str) -> Event {
+        let mut e = Event::new(EventType::Log, Timestamp::from_unix_micros(1_600_000_000_000_000 + i * 1_000_000));
+        e.host = Some("dc01".into());
+        let mut l = soc_model::Log {
+            logsource: soc_model::LogSource {
+                product: Some("windows".into()),
+                service: Some("security".into()),
+                category: None,
+            },
+            ..Default::default()
+        };
+        l.fields.insert("EventID".into(), serde_json::json!(4625));
+        l.fields.insert("TargetUserName".into(), serde_json::json!(user));
+        l.fields.insert("IpAddress".into(), serde_json::json!(ip));
+        e.log = Some(l);
+        e
+    }
+
+    const SPRAY: &str = "title: Spray\nid: corr-spray\ncorrelation:\n  type: value_count\n  rules: [failed]\n  group-by: [IpAddress]\n  timespan: 10m\n  condition: {gte: 6, field: TargetUserName}\nlevel: high\n---\ntitle: Failed\nid: base-failed\nname: failed\nlogsource: {product: windows, service: security}\ndetection: {s: {EventID: 4625}, condition: s}\nlevel: low\n";
+
+    fn spray_opts(checkpoint: Option<std::path::PathBuf>) -> CorrelatorOptions {
+        let (sigma, _) = crate::SigmaRules::from_sources([("r.yml", SPRAY)]);
+        let (corr, errs) = crate::correlation::CorrelationRules::from_sources(&[("r.yml".into(), SPRAY.to_string())]);
+        assert!(errs.is_empty(), "{errs:?}");
+        CorrelatorOptions {
+            poll_timeout: Duration::from_millis(20),
+            sigma: Some(Arc::new(sigma)),
+            correlations: Some(Arc::new(corr)),
+            checkpoint_dir: checkpoint,
+            ..Default::default()
+        }
+    }
+
+    fn sprays(store: &FlakyStore) -> usize {
+        store
+            .rows
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|e| e.detection.as_ref().is_some_and(|d| d.rule_id == "corr-spray"))
+            .count()
+    }
+
+    /// Half of a spray, a restart (a new `run` on the same bus and checkpoint directory), the
+    /// other half: the correlation fires once. In memory only, the first half is forgotten.
+    async fn spray_across_restart(checkpoint: Option<std::path::PathBuf>) -> usize {
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let first: Vec<Event> = (0..3).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
+        soc_bus::publish_events(bus.as_ref(), &first).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        run(bus.clone(), store.clone(), spray_opts(checkpoint.clone()), rx).await.unwrap();
+        assert_eq!(sprays(&store), 0, "three users: not yet a spray");
+        let rest: Vec<Event> = (3..6).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
+        soc_bus::publish_events(bus.as_ref(), &rest).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        run(bus.clone(), store.clone(), spray_opts(checkpoint), rx).await.unwrap();
+        sprays(&store)
+    }
+
+    #[tokio::test]
+    async fn correlation_windows_survive_a_restart_through_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(spray_across_restart(Some(dir.path().to_path_buf())).await, 1);
+        assert!(dir.path().join("soc-correlator/log-0.json").is_file());
+        assert_eq!(spray_across_restart(None).await, 0, "without the checkpoint the first half is lost");
+    }
+
+    /// A consumer whose commits fail for good: the correlator stops after the checkpoint,
+    /// before the commit (a crash at the worst moment).
+    struct NoCommit(Box<dyn Consumer>);
+
+    #[async_trait::async_trait]
+    impl Consumer for NoCommit {
+        async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+            self.0.poll(max, timeout).await
+        }
+        async fn commit(&mut self, _done: &[Message]) -> Result<(), BusError> {
+            Err(BusError::Closed)
+        }
+    }
+
+    struct NoCommitBus(Arc<MemoryBus>);
+
+    #[async_trait::async_trait]
+    impl Bus for NoCommitBus {
+        async fn ensure_topics(&self) -> Result<(), BusError> {
+            self.0.ensure_topics().await
+        }
+        async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
+            self.0.publish(kind, records).await
+        }
+        async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError> {
+            Ok(Box::new(NoCommit(self.0.subscribe(group, kinds).await?)))
+        }
+        fn name(&self) -> &'static str {
+            "no-commit"
+        }
+    }
+
+    #[tokio::test]
+    async fn records_redelivered_after_a_checkpoint_are_not_counted_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        // Three distinct users, then the same three again: never six distinct users.
+        let first: Vec<Event> = (0..3).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
+        soc_bus::publish_events(bus.as_ref(), &first).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let crashed =
+            run(Arc::new(NoCommitBus(bus.clone())), store.clone(), spray_opts(Some(dir.path().into())), rx).await;
+        assert!(matches!(crashed, Err(CorrelatorError::Bus(BusError::Closed))), "{crashed:?}");
+        // Restart: the three records come again (uncommitted), then three new users.
+        let rest: Vec<Event> = (3..6).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
+        soc_bus::publish_events(bus.as_ref(), &rest).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let stats = run(bus.clone(), store.clone(), spray_opts(Some(dir.path().into())), rx).await.unwrap();
+        assert_eq!(stats.replayed, 3);
+        assert_eq!(stats.consumed, 6);
+        assert_eq!(sprays(&store), 1, "six distinct users: one spray");
+    }
+
+    fn ioc_flow(i: i64, dest: &str) -> Event {
+        let mut e = flow(i as u64);
+        e.timestamp = Timestamp::from_unix_micros(1_600_000_000_000_000 + i * 1_000_000);
+        e.src_ip = Some("10.0.0.5".into());
+        e.dest_ip = Some(dest.into());
+        e
+    }
+
+    #[tokio::test]
+    async fn repeated_alerts_are_one_alert_whose_stored_version_has_the_total_count() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ip.txt"), "203.0.113.66\n203.0.113.77\n").unwrap();
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        // 25 hits on one IOC from one host, 1 on another, then one more after the window.
+        let mut evs: Vec<Event> = (0..25).map(|i| ioc_flow(i, "203.0.113.66")).collect();
+        evs.push(ioc_flow(30, "203.0.113.77"));
+        evs.push(ioc_flow(1000, "203.0.113.66"));
+        soc_bus::publish_events(bus.as_ref(), &evs).await.unwrap();
+        let mut det_sub = bus.subscribe("alerting", &[Kind::Detection]).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let opts = CorrelatorOptions {
+            batch: 10,
+            poll_timeout: Duration::from_millis(20),
+            ioc: Some(IocOptions {
+                paths: vec![dir.path().to_path_buf()],
+                level: soc_model::Level::High,
+                reload_every: Duration::from_secs(5),
+            }),
+            dedup: Some(crate::dedup::DedupOptions { window: Duration::from_secs(300), ..Default::default() }),
+            ..Default::default()
+        };
+        let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
+        assert_eq!(stats.suppressed, 24);
+        let rows: Vec<Event> = store.rows.lock().unwrap().values().cloned().collect();
+        let mut counts: Vec<(String, u64)> = rows
+            .iter()
+            .filter_map(|e| {
+                let d = e.detection.as_ref()?;
+                Some((e.dest_ip.clone()?, d.extra.get("count")?.as_u64()?))
+            })
+            .collect();
+        counts.sort();
+        assert_eq!(
+            counts,
+            vec![("203.0.113.66".into(), 1), ("203.0.113.66".into(), 25), ("203.0.113.77".into(), 1)],
+            "one alert of 25 (its last version), one of 1, and a new one after the window"
+        );
+        // Batches of 10 records: the alert grew in each of the three batches and is re-emitted
+        // once per batch (counts 10, 20, 25), not once per folded detection.
+        assert_eq!(stats.alert_updates, 3);
+        let published = det_sub.poll(100, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(published.len(), 3 + 3);
+        let counts: Vec<u64> = published
+            .iter()
+            .filter_map(|m| Event::from_json(&m.payload).ok())
+            .filter_map(|e| e.detection?.extra.get("count")?.as_u64())
+            .collect();
+        assert_eq!(counts, vec![1, 10, 20, 1, 1, 25], "per batch: new alerts, then the updates");
+        let incidents = store.incidents.lock().unwrap();
+        let total: u64 = incidents.values().map(|i| i.alert_count).sum();
+        assert_eq!(total, 3, "updates of an alert are not new alerts for incidents");
     }
 }

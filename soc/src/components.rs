@@ -196,7 +196,19 @@ pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
     if let Some(m) = &f.metrics {
         serve_metrics(m.listen).await?;
     }
-    let sigma = crate::rules::sigma_rules(&f.correlator.sigma_rules);
+    let mut sigma = crate::rules::sigma_rules(&f.correlator.sigma_rules);
+    if !f.correlator.pipelines.is_empty() {
+        let pipelines = soc_correlator::sigma::Pipelines::load(&f.correlator.pipelines).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+            anyhow::anyhow!("pipelines not loaded:\n{}", lines.join("\n"))
+        })?;
+        tracing::info!(pipelines = ?pipelines.names(), transformations = pipelines.len(), "pipelines loaded");
+        if let Ok(rules) = Arc::try_unwrap(sigma) {
+            sigma = Arc::new(rules.with_pipelines(pipelines));
+        } else {
+            anyhow::bail!("internal: the Sigma rule set is shared before its pipelines are set");
+        }
+    }
     let correlations = correlation_rules(&f.correlator.sigma_rules);
     let opts = soc_correlator::CorrelatorOptions {
         correlations: Some(correlations),
@@ -206,6 +218,8 @@ pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
         incidents: f.incidents.options(),
         geoip: f.enrich.geoip()?,
         ioc: f.enrich.ioc(),
+        dedup: f.correlator.dedup.as_ref().map(|d| d.options()),
+        checkpoint_dir: f.correlator.checkpoint_dir.clone(),
         ..Default::default()
     };
     let stats = soc_correlator::run(bus, store, opts, shutdown_on_signal()).await?;

@@ -88,10 +88,134 @@ pub struct SensorSection {
     /// Address and port variables for rules (HOME_NET, EXTERNAL_NET, HTTP_PORTS, ...).
     #[serde(default)]
     pub vars: BTreeMap<String, String>,
+    /// `[sensor.stream]`: TCP reassembly limits.
+    #[serde(default)]
+    pub stream: StreamSection,
 }
 
 fn yes() -> bool {
     true
+}
+
+/// `[sensor.stream]`: TCP reassembly limits (the sensor's `app::stream` module documents
+/// what each does). Sizes are bytes, as an integer or a string with a unit: `"256mb"`,
+/// `"1mib"`, `"64kb"` (k/m/g, 1024-based as in Suricata's configuration).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamSection {
+    /// Bytes reassembly may hold for the whole sensor, divided evenly among its workers and
+    /// interfaces (Suricata's `stream.reassembly.memcap`); a segment that would exceed it is
+    /// treated as lost.
+    #[serde(default = "default_memcap", deserialize_with = "de_memcap")]
+    pub memcap: u64,
+    /// Bytes per direction fed to the app layer, 0 = unlimited (`stream.reassembly.depth`).
+    #[serde(default = "default_depth", deserialize_with = "de_depth")]
+    pub depth: u64,
+    /// Out-of-order bytes queued per flow direction before a hole is given up.
+    #[serde(default = "default_queued_bytes", deserialize_with = "de_queued_bytes")]
+    pub max_queued_bytes: u64,
+    /// Out-of-order segments queued per flow direction before a hole is given up.
+    #[serde(default = "default_queued_segments", deserialize_with = "de_queued_segments")]
+    pub max_queued_segments: u64,
+    /// Delivered, unacknowledged bytes kept per direction to compare retransmissions with
+    /// (overlaps with different data); 0 = no comparison.
+    #[serde(default = "default_overlap_check", deserialize_with = "de_overlap_check")]
+    pub overlap_check: u64,
+}
+
+impl Default for StreamSection {
+    fn default() -> Self {
+        StreamSection {
+            memcap: default_memcap(),
+            depth: default_depth(),
+            max_queued_bytes: default_queued_bytes(),
+            max_queued_segments: default_queued_segments(),
+            overlap_check: default_overlap_check(),
+        }
+    }
+}
+
+impl StreamSection {
+    /// The sensor library's limits (memcap for the whole sensor; see `per_instance`).
+    pub fn config(&self) -> soc_sensor::app::stream::StreamConfig {
+        let size = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
+        soc_sensor::app::stream::StreamConfig {
+            memcap: size(self.memcap),
+            max_ooo_bytes: size(self.max_queued_bytes),
+            max_ooo_segments: size(self.max_queued_segments),
+            depth: self.depth,
+            overlap_check_bytes: size(self.overlap_check),
+        }
+    }
+}
+
+fn default_memcap() -> u64 {
+    soc_sensor::app::stream::DEFAULT_MEMCAP as u64
+}
+fn default_depth() -> u64 {
+    soc_sensor::app::stream::DEFAULT_DEPTH
+}
+fn default_queued_bytes() -> u64 {
+    soc_sensor::app::stream::MAX_OOO_BYTES as u64
+}
+fn default_queued_segments() -> u64 {
+    soc_sensor::app::stream::MAX_OOO_SEGMENTS as u64
+}
+fn default_overlap_check() -> u64 {
+    soc_sensor::app::stream::DEFAULT_OVERLAP_CHECK as u64
+}
+
+/// Parses `"64kb"`, `"1 MiB"`, `"2g"`, `"512"` (1024-based units).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim().to_ascii_lowercase();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(digits);
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not a size (e.g. 65536, \"64kb\", \"256mb\")"))?;
+    let mult: u64 = match unit.trim() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        u => return Err(format!("{text:?}: unknown unit {u:?} (b, kb, mb, gb)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Int(u64),
+    Text(String),
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D, min: u64, max: u64) -> Result<u64, D::Error> {
+    let v = match SizeValue::deserialize(d)? {
+        SizeValue::Int(n) => n,
+        SizeValue::Text(t) => parse_size(&t).map_err(serde::de::Error::custom)?,
+    };
+    if !(min..=max).contains(&v) {
+        return Err(serde::de::Error::custom(format!("{v} bytes is out of range ({min}..={max})")));
+    }
+    Ok(v)
+}
+fn de_memcap<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_size(d, 1 << 20, 1 << 40)
+}
+fn de_depth<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_size(d, 0, 1 << 40)
+}
+fn de_queued_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_size(d, 1 << 10, 1 << 30)
+}
+fn de_queued_segments<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let n = u64::deserialize(d)?;
+    if !(1..=65_535).contains(&n) {
+        return Err(serde::de::Error::custom(format!("{n} is out of range (1..=65535)")));
+    }
+    Ok(n)
+}
+fn de_overlap_check<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    de_size(d, 0, 1 << 20)
 }
 
 /// `[output]` of a sensor: an EVE file, Kafka, or both.
@@ -137,6 +261,54 @@ pub struct CorrelatorSection {
     /// Sigma rule files or directories (empty: the project's built-in rules).
     #[serde(default)]
     pub sigma_rules: Vec<PathBuf>,
+    /// Where correlation windows and alert deduplication state are checkpointed per bus
+    /// partition with the committed offsets (shared by the group's members when they can take
+    /// over one another's partitions); unset: in memory only.
+    #[serde(default)]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Processing pipeline files or directories (field-name mappings per log source) that
+    /// replace the built-in ones (`rules/pipelines/` in the repository); empty: the built-in.
+    #[serde(default)]
+    pub pipelines: Vec<PathBuf>,
+    /// `[correlator.dedup]`: one alert per rule and entity within a window; absent: off.
+    #[serde(default)]
+    pub dedup: Option<DedupSection>,
+}
+
+/// `[correlator.dedup]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DedupSection {
+    /// Later detections of a rule and entity within this many seconds of the first are folded
+    /// into it (its `count` grows).
+    #[serde(default = "default_dedup_window_secs")]
+    pub window_secs: u64,
+    /// Fields naming the entity (`host`, `src_ip`, `dest_ip`, `segment`, `sensor`, `user`).
+    #[serde(default = "default_dedup_entity_fields")]
+    pub entity_fields: Vec<String>,
+    /// Open alerts kept per bus partition.
+    #[serde(default = "default_dedup_max_keys")]
+    pub max_keys: usize,
+}
+
+fn default_dedup_window_secs() -> u64 {
+    600
+}
+fn default_dedup_entity_fields() -> Vec<String> {
+    soc_correlator::dedup::DedupOptions::default().entity_fields
+}
+fn default_dedup_max_keys() -> usize {
+    100_000
+}
+
+impl DedupSection {
+    pub fn options(&self) -> soc_correlator::dedup::DedupOptions {
+        soc_correlator::dedup::DedupOptions {
+            window: std::time::Duration::from_secs(self.window_secs),
+            entity_fields: self.entity_fields.clone(),
+            max_keys: self.max_keys,
+        }
+    }
 }
 
 fn default_group() -> String {
@@ -340,6 +512,20 @@ pub fn load_correlator(path: &Path) -> Result<CorrelatorFile, ConfigError> {
         return Err(semantic(path, format!("correlator.batch: {} is out of range (1..=100000)", f.correlator.batch)));
     }
     f.kafka.validate().map_err(|e| semantic(path, format!("kafka: {e}")))?;
+    if !f.correlator.pipelines.is_empty()
+        && let Err(errs) = soc_correlator::sigma::Pipelines::load(&f.correlator.pipelines)
+    {
+        let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        return Err(semantic(path, format!("correlator.pipelines: {}", lines.join("; "))));
+    }
+    if let Some(d) = &f.correlator.dedup {
+        if d.window_secs == 0 || d.max_keys == 0 {
+            return Err(semantic(path, "correlator.dedup: window_secs and max_keys must be at least 1".into()));
+        }
+        if let Some(bad) = d.entity_fields.iter().find(|f| f.trim().is_empty()) {
+            return Err(semantic(path, format!("correlator.dedup.entity_fields: {bad:?} is not a field name")));
+        }
+    }
     if f.incidents.window_secs == 0 {
         return Err(semantic(path, "incidents.window_secs: must be at least 1".into()));
     }
@@ -406,11 +592,77 @@ mod tests {
     }
 
     #[test]
+    fn correlator_dedup_checkpoint_and_pipelines_are_read_and_checked() {
+        let base = "[kafka]\nbrokers = [\"127.0.0.1:9092\"]\n[store]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n";
+        let ok = format!(
+            "[correlator]\ncheckpoint_dir = \"state\"\n[correlator.dedup]\nwindow_secs = 60\nentity_fields = [\"host\", \"user\"]\n{base}"
+        );
+        let f = write(&ok);
+        let c = load_correlator(f.path()).unwrap();
+        let d = c.correlator.dedup.unwrap().options();
+        assert_eq!(
+            (d.window.as_secs(), d.entity_fields, d.max_keys),
+            (60, vec!["host".into(), "user".into()], 100_000)
+        );
+        assert_eq!(c.correlator.checkpoint_dir, Some(PathBuf::from("state")));
+        let f = write(&format!("[correlator]\n[correlator.dedup]\nwindow_secs = 0\n{base}"));
+        let e = load_correlator(f.path()).unwrap_err().to_string();
+        assert!(e.contains("correlator.dedup"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.yml");
+        std::fs::write(
+            &bad,
+            "name: x\ntransformations:\n  - type: field_name_mapping\n    mapping: {A: b}\n    oops: 1\n",
+        )
+        .unwrap();
+        let f = write(&format!("[correlator]\npipelines = [{:?}]\n{base}", bad.display().to_string()));
+        let e = load_correlator(f.path()).unwrap_err().to_string();
+        assert!(e.contains("bad.yml:") && e.contains("oops"), "{e}");
+    }
+
+    #[test]
     fn misspelled_key_names_file_line_and_key() {
         let f = write("[sensor]\nname = \"s\"\nsegmnt = \"cpnet\"\n");
         let e = load_sensor(f.path()).unwrap_err().to_string();
         assert!(e.contains(":3:"), "{e}");
         assert!(e.contains("segmnt"), "{e}");
+    }
+
+    #[test]
+    fn sensor_stream_limits_take_sizes_with_units_and_default_to_suricatas() {
+        let base = "[sensor]\nname = \"s\"\nsegment = \"cpnet\"\n[output]\neve = \"x.json\"\n";
+        let d = load_sensor(write(base).path()).unwrap().sensor.stream;
+        assert_eq!(
+            (d.memcap, d.depth, d.max_queued_bytes, d.max_queued_segments),
+            (256 << 20, 1 << 20, 256 << 10, 128)
+        );
+        let f = write(&format!(
+            "{base}[sensor.stream]\nmemcap = \"64mb\"\ndepth = 0\nmax_queued_bytes = \"1 MiB\"\nmax_queued_segments = 512\noverlap_check = \"8kb\"\n"
+        ));
+        let c = load_sensor(f.path()).unwrap().sensor.stream.config();
+        assert_eq!(
+            (c.memcap, c.depth, c.max_ooo_bytes, c.max_ooo_segments, c.overlap_check_bytes),
+            (64 << 20, 0, 1 << 20, 512, 8192)
+        );
+        assert_eq!(c.per_instance(2).memcap, 32 << 20);
+    }
+
+    #[test]
+    fn bad_stream_limits_name_file_line_and_reason() {
+        let base = "[sensor]\nname = \"s\"\nsegment = \"cpnet\"\n[output]\neve = \"x.json\"\n[sensor.stream]\n";
+        for (line, why) in [
+            ("memcap = \"12 parsecs\"", "unknown unit"),
+            ("memcap = \"lots\"", "not a size"),
+            ("memcap = 1000", "out of range"),
+            ("max_queued_segments = 0", "out of range"),
+            ("overlap_check = \"2gb\"", "out of range"),
+            ("reassembly_depth = 5", "reassembly_depth"),
+        ] {
+            let e = load_sensor(write(&format!("{base}{line}\n")).path()).unwrap_err().to_string();
+            assert!(e.contains(":7:") && e.contains(why), "{line}: {e}");
+        }
+        assert_eq!(parse_size("2g"), Ok(2 << 30));
+        assert!(parse_size("99999999999gb").unwrap_err().contains("too large"));
     }
 
     #[test]

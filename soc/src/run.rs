@@ -74,6 +74,8 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         correlations: Some(crate::components::correlation_rules(&a.sigma)),
         geoip: enrich.geoip()?,
         ioc: enrich.ioc(),
+        // Beside the bus journal, whose offsets the snapshots match.
+        checkpoint_dir: Some(a.data_dir.join("correlator-state")),
         ..Default::default()
     };
     let corr = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), corr_opts, corr_rx));
@@ -136,6 +138,7 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         sensor_name: a.sensor_name.clone(),
         segment: a.segment.clone(),
         checksum_check: !a.no_checksum_check,
+        stream: Default::default(),
         detector: Some(detector.clone()),
     };
     for p in &a.pcap {

@@ -21,6 +21,8 @@ pub struct SensorRunOptions {
     pub sensor_name: String,
     pub segment: String,
     pub checksum_check: bool,
+    /// TCP reassembly limits of each sensor instance (memcap already divided among them).
+    pub stream: soc_sensor::app::stream::StreamConfig,
     /// The rule engine shared by every capture of the process.
     pub detector: Option<Arc<soc_sensor::detect::Detector>>,
 }
@@ -40,6 +42,7 @@ impl SensorRunOptions {
             segment: self.segment.clone(),
             checksum_check: self.checksum_check,
             checksum_auto: true,
+            stream: self.stream,
             ..Default::default()
         }
     }
@@ -271,7 +274,9 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
     } else {
         Some(crate::rules::sensor_detector(&rule_paths, a.classification_config.as_deref())?)
     };
-    let opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, detector };
+    // The memcap is the whole sensor's: divided among the instances below.
+    let stream = file.as_ref().map(|f| f.sensor.stream.config()).unwrap_or_default();
+    let mut opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, stream, detector };
 
     let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));
     let eve: Option<EveWriter<Box<dyn std::io::Write + Send>>> = match &eve_path {
@@ -307,6 +312,7 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = a.pcap.clone() {
         let started = std::time::Instant::now();
         let workers = usize::from(a.workers);
+        opts.stream = stream.per_instance(workers);
         let (msg, mut out) = tokio::task::spawn_blocking(move || {
             let r = if workers > 1 {
                 pcap_loop_workers(&path, workers, &opts, &flag, &mut out)
@@ -340,6 +346,7 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
     if ifaces.is_empty() {
         anyhow::bail!("nothing to capture: give --pcap FILE, --interface IF, or a --config with [[sensor.interfaces]]");
     }
+    opts.stream = stream.per_instance(ifaces.len());
     let out = Arc::new(std::sync::Mutex::new(out));
     let mut tasks = Vec::new();
     for (iface, seg) in ifaces {

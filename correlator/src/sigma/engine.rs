@@ -32,6 +32,11 @@ pub trait SigmaEngine: Send + Sync {
     /// reported by the caller).
     fn add_rule(&mut self, index: usize, rule: &SigmaRule) -> Result<(), String>;
 
+    /// Called once before the rules are added with [`SigmaEngine::add_rule`], with all of
+    /// them (some may then not be added: duplicates): an engine can compile them ahead, in
+    /// parallel. The default does nothing.
+    fn prepare(&mut self, _rules: &[&SigmaRule]) {}
+
     /// Registers a Sigma filter (a meta rule that adds exclusions to the rules it names).
     /// Called after the rules it refers to were added.
     fn add_filter(&mut self, filter: &FilterRule) -> Result<(), String>;

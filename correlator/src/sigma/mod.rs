@@ -25,12 +25,14 @@ pub mod builtin;
 pub mod engine;
 pub mod fast;
 pub mod load;
+pub mod pipeline;
 pub mod route;
 pub mod rsigma_backend;
 
 pub use engine::{RuleMatch, SigmaEngine};
 pub use fast::FastEngine;
 pub use load::RuleLoadError;
+pub use pipeline::{PipelineError, Pipelines};
 pub use rsigma_backend::RsigmaEngine;
 
 use serde_json::{Value, json};
@@ -117,6 +119,8 @@ pub struct SigmaRules {
     filters: usize,
     files: usize,
     engine: Box<dyn SigmaEngine>,
+    /// Applied to events by [`SigmaRules::normalize`] before evaluation.
+    pipelines: Pipelines,
 }
 
 impl fmt::Debug for SigmaRules {
@@ -126,6 +130,7 @@ impl fmt::Debug for SigmaRules {
             .field("rules", &self.rules.len())
             .field("filters", &self.filters)
             .field("files", &self.files)
+            .field("pipeline_items", &self.pipelines.len())
             .finish()
     }
 }
@@ -151,7 +156,13 @@ pub(crate) fn level(l: Option<rsigma_parser::Level>) -> Level {
 impl SigmaRules {
     /// A rule set that matches nothing.
     pub fn empty() -> Self {
-        SigmaRules { rules: Vec::new(), filters: 0, files: 0, engine: EngineKind::default().make() }
+        SigmaRules {
+            rules: Vec::new(),
+            filters: 0,
+            files: 0,
+            engine: EngineKind::default().make(),
+            pipelines: Pipelines::none(),
+        }
     }
 
     /// Loads `.yml`/`.yaml` rule files from `paths` (files, or directories walked
@@ -204,17 +215,19 @@ impl SigmaRules {
     fn build(parsed: load::Parsed, mut engine: Box<dyn SigmaEngine>, errors: &mut Vec<RuleLoadError>) -> SigmaRules {
         let mut infos: Vec<RuleInfo> = Vec::with_capacity(parsed.rules.len());
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
-        for (file, rule) in parsed.rules {
+        // Rules are compiled ahead (in parallel) by engines that can; then added in file order.
+        engine.prepare(&parsed.rules.iter().map(|(_, r)| r).collect::<Vec<_>>());
+        for (file, rule) in &parsed.rules {
             let id = rule.id.clone().unwrap_or_else(|| rule.title.clone());
             if let Some(first) = seen.get(&id) {
                 errors.push(RuleLoadError::new(
-                    &file,
+                    file,
                     format!("rule '{}': duplicate id {id} (already loaded from {})", rule.title, first.display()),
                 ));
                 continue;
             }
-            if let Err(e) = engine.add_rule(infos.len(), &rule) {
-                errors.push(RuleLoadError::new(&file, format!("rule '{}': {e}", rule.title)));
+            if let Err(e) = engine.add_rule(infos.len(), rule) {
+                errors.push(RuleLoadError::new(file, format!("rule '{}': {e}", rule.title)));
                 continue;
             }
             seen.insert(id.clone(), file.clone());
@@ -230,7 +243,7 @@ impl SigmaRules {
                     service: ls.service.clone(),
                 },
                 status: rule.status.map(|s| format!("{s:?}").to_ascii_lowercase()),
-                file,
+                file: file.clone(),
             });
         }
         let mut filters = 0;
@@ -258,7 +271,30 @@ impl SigmaRules {
             engine = engine.name(),
             "sigma rules loaded"
         );
-        SigmaRules { rules: infos, filters, files: parsed.files, engine }
+        // The project's pipelines by default; replace them with `with_pipelines`.
+        let pipelines = Pipelines::builtin().unwrap_or_else(|errs| {
+            errors.extend(errs.into_iter().map(|e| RuleLoadError::new(e.file.clone(), e.to_string())));
+            Pipelines::none()
+        });
+        SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines }
+    }
+
+    /// The same rules with other pipelines ([`Pipelines::none`] for none).
+    pub fn with_pipelines(mut self, pipelines: Pipelines) -> Self {
+        self.pipelines = pipelines;
+        self
+    }
+
+    /// The pipelines [`SigmaRules::normalize`] applies (the project's by default).
+    pub fn pipelines(&self) -> &Pipelines {
+        &self.pipelines
+    }
+
+    /// Applies the pipelines (field-name mappings, log source changes) to a `log` event, as
+    /// the correlator and `soc detect` do before evaluating it. Returns the transformations
+    /// applied.
+    pub fn normalize(&self, ev: &mut Event) -> usize {
+        self.pipelines.apply(ev)
     }
 
     /// Number of rules loaded.

@@ -84,12 +84,42 @@ pub enum Matcher {
     Set(Box<StrSet>),
 }
 
-/// See [`Matcher::Set`]. `needles[i]` is pattern `i` (lower-cased when `ci`).
-#[derive(Clone, Debug)]
+/// See [`Matcher::Set`]. `needles[i]` is pattern `i` (lower-cased when `ci`). The automaton
+/// is built on first use: most rules never get past the prefilter, and building thousands
+/// of small automata dominated rule loading.
+#[derive(Debug)]
 pub struct StrSet {
-    pub ac: aho_corasick::AhoCorasick,
+    ac: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
     pub needles: Vec<(StrOp, Box<str>)>,
     pub ci: bool,
+}
+
+impl Clone for StrSet {
+    fn clone(&self) -> Self {
+        StrSet::new(self.needles.clone(), self.ci)
+    }
+}
+
+impl StrSet {
+    pub fn new(needles: Vec<(StrOp, Box<str>)>, ci: bool) -> Self {
+        StrSet { ac: std::sync::OnceLock::new(), needles, ci }
+    }
+
+    /// The automaton over the needles; `None` when it cannot be built (the needles are then
+    /// compared one by one).
+    pub fn automaton(&self) -> Option<&aho_corasick::AhoCorasick> {
+        self.ac
+            .get_or_init(|| {
+                // The library's choice of automaton (a DFA for the usual few dozen needles):
+                // only sets that get evaluated are built, so speed over compactness.
+                aho_corasick::AhoCorasickBuilder::new()
+                    .match_kind(aho_corasick::MatchKind::Standard)
+                    .ascii_case_insensitive(self.ci)
+                    .build(self.needles.iter().map(|(_, n)| n.as_bytes()))
+                    .ok()
+            })
+            .as_ref()
+    }
 }
 
 /// Below this many string values an OR is evaluated value by value.
@@ -114,18 +144,8 @@ fn any_of(ms: Vec<Matcher>) -> Matcher {
         }
     }
     for (ci, needles) in [(false, std::mem::take(&mut sets[0])), (true, std::mem::take(&mut sets[1]))] {
-        if needles.is_empty() {
-            continue;
-        }
-        // Contiguous NFA: compact (rules hold many such sets) and fast enough for short values.
-        let ac = aho_corasick::AhoCorasickBuilder::new()
-            .match_kind(aho_corasick::MatchKind::Standard)
-            .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
-            .ascii_case_insensitive(ci)
-            .build(needles.iter().map(|(_, n)| n.as_bytes()));
-        match ac {
-            Ok(ac) => rest.push(Matcher::Set(Box::new(StrSet { ac, needles, ci }))),
-            Err(_) => rest.extend(needles.into_iter().map(|(op, needle)| Matcher::Str { op, needle, ci })),
+        if !needles.is_empty() {
+            rest.push(Matcher::Set(Box::new(StrSet::new(needles, ci))));
         }
     }
     if rest.len() == 1 { rest.pop().unwrap_or(Matcher::Any(Vec::new())) } else { Matcher::Any(rest) }

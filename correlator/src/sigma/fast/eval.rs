@@ -73,6 +73,26 @@ impl<'a> Doc<'a> {
         }
     }
 
+    /// Calls `f` with every string value keyword search looks at (the same values, in the
+    /// same traversal, as [`Doc::any_string`]).
+    pub fn for_each_string(&self, f: &mut dyn FnMut(&str)) {
+        fn walk(v: &Value, f: &mut dyn FnMut(&str), depth: usize) {
+            if depth == 0 {
+                return;
+            }
+            match v {
+                Value::String(s) => f(s),
+                Value::Object(m) => m.values().for_each(|x| walk(x, f, depth - 1)),
+                Value::Array(a) => a.iter().for_each(|x| walk(x, f, depth - 1)),
+                _ => {}
+            }
+        }
+        self.fields.values().for_each(|v| walk(v, f, MAX_DEPTH - 1));
+        if let Some(m) = self.message {
+            f(m);
+        }
+    }
+
     /// Whether `pred` holds for any string value of the event (keyword search).
     fn any_string(&self, pred: &dyn Fn(&str) -> bool) -> bool {
         self.fields.values().any(|v| any_string(v, pred, MAX_DEPTH - 1)) || self.message.is_some_and(pred)
@@ -274,7 +294,11 @@ impl StrSet {
 
     fn scan(&self, h: &str) -> bool {
         let len = h.len();
-        self.ac.find_overlapping_iter(h).any(|m| match self.needles.get(m.pattern().as_usize()) {
+        let Some(ac) = self.automaton() else {
+            // No automaton: the needles one by one (`h` is already folded when needed).
+            return self.needles.iter().any(|(op, n)| str_match(h, *op, n, self.ci));
+        };
+        ac.find_overlapping_iter(h).any(|m| match self.needles.get(m.pattern().as_usize()) {
             Some((StrOp::Contains, _)) => true,
             Some((StrOp::StartsWith, _)) => m.start() == 0,
             Some((StrOp::EndsWith, _)) => m.end() == len,

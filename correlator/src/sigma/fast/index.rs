@@ -7,8 +7,10 @@
 //! contains/startswith/endswith/wildcard literals), equals it (`Exact`), or the field is a
 //! number equal to an integer (`Num`). `and` picks the most selective side, `or` and
 //! `1 of` need every side to have a requirement and take their union; `not`, regexes,
-//! keywords, `|exists`, null, comparisons, field references, placeholders and dotted paths
-//! give none. A rule without a requirement is always a candidate.
+//! `|exists`, null, comparisons, field references, placeholders and dotted paths give none.
+//! A keyword detection's literals are atoms of the pseudo field [`KEYWORD_FIELD`], matched
+//! against every string of the event in one pass per bucket. Literals longer than 16 bytes
+//! are indexed by their tail. A rule without a requirement is always a candidate.
 //!
 //! Per log source bucket and per field: one Aho-Corasick automaton (ASCII case-insensitive)
 //! over all `Sub` literals, one hash map for `Exact`, one for `Num`. An event visits only
@@ -30,6 +32,10 @@ pub enum Atom {
     Exact(Box<str>),
     Num(i64),
 }
+
+/// The pseudo field of keyword atoms: satisfied by any string value of the event (the
+/// strings keyword detections search). Not a possible JSON key of a normalized log.
+pub const KEYWORD_FIELD: &str = "\u{0}keywords";
 
 /// Alternatives: at least one (field, atom) holds for every matching event.
 pub type Req = Vec<(Box<str>, Atom)>;
@@ -98,7 +104,10 @@ impl Ctx<'_> {
         match d {
             Det::AllOf(items) => self.best(items.iter().map(|i| self.item_req(i))),
             Det::AnyOf(ds) => union(ds.iter().map(|d| self.det_req(d))),
-            Det::Keywords(_) => None,
+            // A keyword detection holds when one of its literals is in some string value.
+            Det::Keywords(m) => {
+                Some(matcher_atoms(m)?.into_iter().map(|a| (Box::<str>::from(KEYWORD_FIELD), a)).collect())
+            }
         }
     }
 
@@ -187,6 +196,23 @@ pub fn rule_req(l: &Logic, freq: &Freq) -> Option<Req> {
     union(l.conditions.iter().map(|c| cx.cond_req(c, &l.dets)))
 }
 
+/// Longest literal the automata hold: a value containing a literal contains its tail, so
+/// indexing only the last bytes keeps every candidate while the automata stay small (hash
+/// lists alone are hundreds of KiB of 60-character literals, whose tails are as selective).
+const SUB_MAX: usize = 16;
+
+/// The last (up to) [`SUB_MAX`] bytes of `s`, cut at a character boundary.
+fn sub_window(s: Box<str>) -> Box<str> {
+    if s.len() <= SUB_MAX {
+        return s;
+    }
+    let mut start = s.len() - SUB_MAX;
+    while !s.is_char_boundary(start) {
+        start += 1;
+    }
+    s[start..].into()
+}
+
 #[derive(Default)]
 struct FieldBuild {
     subs: HashMap<Box<str>, Vec<u32>>,
@@ -212,7 +238,7 @@ impl IndexBuilder {
         for (field, atom) in req {
             let f = self.fields.entry(field).or_default();
             let slot = match atom {
-                Atom::Sub(s) => f.subs.entry(s).or_default(),
+                Atom::Sub(s) => f.subs.entry(sub_window(s)).or_default(),
                 Atom::Exact(s) => f.exact.entry(s).or_default(),
                 Atom::Num(n) => f.num.entry(n).or_default(),
             };
@@ -265,7 +291,8 @@ impl IndexBuilder {
         always.append(&mut extra);
         always.sort_unstable();
         always.dedup();
-        Index { fields, always, rules: self.rules }
+        let keywords = fields.remove(KEYWORD_FIELD);
+        Index { fields, keywords, always, rules: self.rules }
     }
 }
 
@@ -280,6 +307,8 @@ struct FieldIndex {
 /// The prefilter of one bucket.
 pub struct Index {
     fields: HashMap<Box<str>, FieldIndex>,
+    /// Keyword literals ([`KEYWORD_FIELD`]), matched against every string of the event.
+    keywords: Option<FieldIndex>,
     always: Vec<u32>,
     rules: usize,
 }
@@ -307,6 +336,9 @@ impl Index {
     /// Calls `mark` with every rule one of whose atoms the event satisfies (rules may be
     /// reported more than once).
     pub fn candidates(&self, doc: &Doc<'_>, mark: &mut dyn FnMut(u32)) {
+        if let Some(kw) = &self.keywords {
+            doc.for_each_string(&mut |s| kw.text_only(s, mark));
+        }
         if self.fields.is_empty() {
             return;
         }

@@ -20,6 +20,31 @@ use index::{Index, IndexBuilder};
 use rsigma_parser::{FilterRule, FilterRuleTarget, SigmaRule};
 use soc_model::Log;
 use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Runs `f` over `items` on all cores (contiguous chunks, results in order).
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().div_ceil(32)).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let size = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> =
+            items.chunks(size).map(|c| (c, s.spawn(move || c.iter().map(f).collect::<Vec<R>>()))).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for (c, h) in handles {
+            // A worker that panicked (a bug, not bad input) is redone here, so the panic
+            // surfaces on the caller's thread like the sequential path would.
+            match h.join() {
+                Ok(v) => out.extend(v),
+                Err(_) => out.extend(c.iter().map(f)),
+            }
+        }
+        out
+    })
+}
 
 struct FastRule {
     logic: Logic,
@@ -38,6 +63,9 @@ struct Bucket {
 pub struct FastEngine {
     rules: Vec<Option<FastRule>>,
     router: Router<Bucket>,
+    /// Rules compiled ahead by [`SigmaEngine::prepare`], by the address of their AST (the
+    /// caller adds the same values it prepared); consumed by `add_rule`.
+    prepared: HashMap<usize, Result<Logic, String>>,
 }
 
 impl std::fmt::Debug for FastEngine {
@@ -75,7 +103,7 @@ pub struct IndexStats {
 
 impl FastEngine {
     pub fn new() -> Self {
-        FastEngine { rules: Vec::new(), router: Router::new() }
+        FastEngine { rules: Vec::new(), router: Router::new(), prepared: HashMap::new() }
     }
 
     pub fn index_stats(&self) -> IndexStats {
@@ -136,8 +164,16 @@ impl SigmaEngine for FastEngine {
         "fast"
     }
 
+    fn prepare(&mut self, rules: &[&SigmaRule]) {
+        let compiled = par_map(rules, |r| compile::compile_logic(&r.detection));
+        self.prepared = rules.iter().map(|r| *r as *const SigmaRule as usize).zip(compiled).collect();
+    }
+
     fn add_rule(&mut self, index: usize, rule: &SigmaRule) -> Result<(), String> {
-        let logic = compile::compile_logic(&rule.detection)?;
+        let logic = match self.prepared.remove(&(rule as *const SigmaRule as usize)) {
+            Some(compiled) => compiled?,
+            None => compile::compile_logic(&rule.detection)?,
+        };
         if logic.conditions.is_empty() {
             return Err("no condition".into());
         }
@@ -199,17 +235,29 @@ impl SigmaEngine for FastEngine {
             let Some(r) = r else { continue };
             out.bucket_mut(&r.key, || Bucket { rules: Vec::new(), index: None }).rules.push(i as u32);
         }
-        // Move each builder into the bucket with the same key.
+        // Build each bucket's index (the automata: most of the loading time) on all cores,
+        // then move it into the bucket with the same key.
         let keys: Vec<RouteKey> = {
             let mut k: Vec<RouteKey> = self.rules.iter().flatten().map(|r| r.key.clone()).collect();
             k.sort();
             k.dedup();
             k
         };
-        for key in keys {
-            let builder = std::mem::take(&mut router.bucket_mut(&key, Default::default).1);
-            out.bucket_mut(&key, || Bucket { rules: Vec::new(), index: None }).index = Some(builder.build());
+        let builders: Vec<std::sync::Mutex<Option<IndexBuilder>>> = keys
+            .iter()
+            .map(|key| std::sync::Mutex::new(Some(std::mem::take(&mut router.bucket_mut(key, Default::default).1))))
+            .collect();
+        let built = par_map(&builders, |b| {
+            let builder = match b.lock() {
+                Ok(mut g) => g.take(),
+                Err(poisoned) => poisoned.into_inner().take(),
+            };
+            builder.unwrap_or_default().build()
+        });
+        for (key, index) in keys.iter().zip(built) {
+            out.bucket_mut(key, || Bucket { rules: Vec::new(), index: None }).index = Some(index);
         }
+        self.prepared.clear();
         self.router = out;
     }
 
@@ -343,6 +391,26 @@ mod tests {
         assert!(!both(kw, json!({"X": 5})));
         assert!(both(&sel("        a.b: x"), json!({"a": [{"b": "X"}, {"b": "y"}]})));
         assert!(both(&sel("        a.b: x"), json!({"a.b": "x"})));
+    }
+
+    #[test]
+    fn long_literals_are_indexed_by_their_tail_and_still_matched_exactly() {
+        // The prefilter holds only the last 16 bytes; the exact evaluation decides.
+        let d = "        Hashes|contains: 'SHA256=0123456789ABCDEF0123456789ABCDEF'";
+        assert!(both(&sel(d), json!({"Hashes": "MD5=1,sha256=0123456789abcdef0123456789abcdef,X=2"})));
+        assert!(!both(&sel(d), json!({"Hashes": "SHA1=0123456789ABCDEF0123456789ABCDEF"})));
+    }
+
+    #[test]
+    fn keyword_rules_are_found_through_the_keyword_prefilter() {
+        let kw = "    keywords:\n        - 'mimikatz'\n        - 'sekurlsa::*'\n    condition: keywords";
+        // Nested and in arrays, like the reference's keyword search; numbers are not text.
+        assert!(both(kw, json!({"A": {"B": [{"C": "run MIMIKATZ now"}]}})));
+        assert!(!both(kw, json!({"A": "mimi katz", "N": 5})));
+        // A keyword detection AND-ed with a field selection.
+        let d = "    keywords:\n        - 'lsass'\n    sel:\n        EventID: 10\n    condition: keywords and sel";
+        assert!(both(d, json!({"EventID": 10, "TargetImage": "C:\\Windows\\lsass.exe"})));
+        assert!(!both(d, json!({"EventID": 11, "TargetImage": "C:\\Windows\\lsass.exe"})));
     }
 
     #[test]
