@@ -99,8 +99,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let secs = t.elapsed().as_secs_f64();
         let cpu = cpu_secs().unwrap_or(0.0) - cpu0;
         let packets: u64 = stats.iter().map(|s| s.packets).sum();
+        // Flows hash to workers by address pair: a capture dominated by a few pairs loads one
+        // worker more than the others, which bounds what more workers can gain on it.
+        let shares: Vec<String> =
+            stats.iter().map(|s| format!("{:.0}%", s.packets as f64 * 100.0 / packets.max(1) as f64)).collect();
+        println!("workers {n}: packets per worker {}", shares.join(" / "));
         println!(
-            "workers {n}: {rounds} replays, {packets} packets in {secs:.2} s = {:.0} packets/s, {:.0} Mbit/s, {} records, peak RSS {:.0} MiB; CPU {cpu:.2} s ({:.2} cores), {:.0} packets per CPU-second (reader {:.0} ns, workers {:.0} ns per packet); load average before {load}",
+            "workers {n}: {rounds} replays, {packets} packets in {secs:.2} s = {:.0} packets/s, {:.0} Mbit/s, {} records, peak RSS {:.0} MiB; CPU {cpu:.2} s ({:.2} cores), {:.0} packets per CPU-second (reader thread with worker 0 {:.0} ns, other workers {:.0} ns, per packet of the whole run); load average before {load}",
             packets as f64 / secs,
             (bytes * rounds) as f64 * 8.0 / secs / 1e6,
             records.load(Ordering::Relaxed),

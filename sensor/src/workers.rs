@@ -3,7 +3,10 @@
 //!
 //! The hash is symmetric over the IP address pair ([`flow_hash`]): both directions of a
 //! connection, and every fragment of a datagram (which carries no ports), land on the same
-//! worker, so no flow state is shared between threads. Frames travel in batches over bounded
+//! worker, so no flow state is shared between threads. Worker 0 is the reader thread itself:
+//! it processes the frames of its own flows in place, without a copy, so `n` workers are `n`
+//! threads (on a two-core machine, two workers use both cores instead of three threads
+//! sharing them). The other workers' frames travel in batches over bounded
 //! queues (a slow worker slows the reader instead of growing memory): the reader copies
 //! each frame into its worker's current batch, one contiguous buffer of up to
 //! [`BATCH_FRAMES`] frames or [`BATCH_BYTES`] bytes, and the worker gives the emptied batch
@@ -210,8 +213,45 @@ pub fn flow_hash(link: LinkType, frame: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&buf)
 }
 
+/// Worker 0, run by the reader thread.
+struct Local {
+    /// `None` once it panicked (its flows are lost; `finish` reports it).
+    sensor: Option<Sensor>,
+    out: Vec<Event>,
+    frames: usize,
+    sink: Arc<dyn Fn(Vec<Event>) + Send + Sync>,
+}
+
+impl Local {
+    /// Runs `f` on the sensor; a panic (a bug in the sensor or the sink) ends this worker
+    /// only, as it would end a worker thread.
+    fn run(&mut self, f: impl FnOnce(&mut Sensor, &mut Vec<Event>)) {
+        let Some(sensor) = self.sensor.as_mut() else { return };
+        let out = &mut self.out;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(sensor, out))).is_err() {
+            self.sensor = None;
+            self.out.clear();
+        }
+    }
+
+    /// Hands the records produced so far to the sink.
+    fn flush(&mut self) {
+        self.frames = 0;
+        if self.out.is_empty() || self.sensor.is_none() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.out, Vec::with_capacity(4096));
+        let sink = self.sink.clone();
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink(batch))).is_err() {
+            self.sensor = None;
+        }
+    }
+}
+
 /// A pool of sensor workers fed by one reader.
 pub struct Workers {
+    local: Local,
+    /// Workers 1.. (threads).
     queues: Vec<Arc<Queue>>,
     handles: Vec<JoinHandle<SensorStats>>,
     pending: Vec<Batch>,
@@ -249,8 +289,9 @@ fn worker(mut sensor: Sensor, queue: Arc<Queue>, sink: Arc<dyn Fn(Vec<Event>) + 
 }
 
 impl Workers {
-    /// Starts `n` workers (at least one); `make(i)` builds worker `i`'s sensor; `sink`
-    /// receives every worker's records (from the worker threads, in batches).
+    /// Starts `n` workers (at least one; worker 0 runs in the caller's thread, in
+    /// [`Workers::process`]); `make(i)` builds worker `i`'s sensor; `sink` receives every
+    /// worker's records (from the worker threads and the caller's, in batches).
     pub fn new<M, S>(n: usize, make: M, sink: S) -> Workers
     where
         M: Fn(usize) -> Sensor,
@@ -258,9 +299,10 @@ impl Workers {
     {
         let n = n.max(1);
         let sink: Arc<dyn Fn(Vec<Event>) + Send + Sync> = Arc::new(sink);
-        let mut queues = Vec::with_capacity(n);
-        let mut handles = Vec::with_capacity(n);
-        for i in 0..n {
+        let local = Local { sensor: Some(make(0)), out: Vec::with_capacity(4096), frames: 0, sink: sink.clone() };
+        let mut queues = Vec::with_capacity(n - 1);
+        let mut handles = Vec::with_capacity(n - 1);
+        for i in 1..n {
             let queue = Arc::new(Queue::default());
             let sensor = make(i);
             let sink = sink.clone();
@@ -269,9 +311,10 @@ impl Workers {
             queues.push(queue);
         }
         Workers {
+            local,
             queues,
             handles,
-            pending: (0..n).map(|_| Batch::new()).collect(),
+            pending: (1..n).map(|_| Batch::new()).collect(),
             last_tick: i64::MIN,
             tick_every_us: 1_000_000,
         }
@@ -279,10 +322,10 @@ impl Workers {
 
     /// Number of workers.
     pub fn len(&self) -> usize {
-        self.queues.len()
+        self.queues.len() + 1
     }
     pub fn is_empty(&self) -> bool {
-        self.queues.is_empty()
+        false
     }
 
     fn send(&mut self, i: usize) {
@@ -297,13 +340,22 @@ impl Workers {
         self.pending[i] = self.queues[i].send(batch).unwrap_or_else(Batch::new);
     }
 
-    /// Queues one frame for the worker that owns its flow.
+    /// Processes one frame (worker 0) or queues it for the worker that owns its flow.
     pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8]) {
-        let n = self.queues.len();
-        let i = if n == 1 { 0 } else { (flow_hash(link, frame) % n as u64) as usize };
-        self.pending[i].push(ts, link, frame);
-        if self.pending[i].full() {
-            self.send(i);
+        let n = self.queues.len() + 1;
+        let w = if n == 1 { 0 } else { (flow_hash(link, frame) % n as u64) as usize };
+        if w == 0 {
+            self.local.run(|s, out| s.process(ts, link, frame, out));
+            self.local.frames += 1;
+            if self.local.frames >= BATCH_FRAMES {
+                self.local.flush();
+            }
+        } else {
+            let i = w - 1;
+            self.pending[i].push(ts, link, frame);
+            if self.pending[i].full() {
+                self.send(i);
+            }
         }
         let now = ts.unix_micros();
         if self.last_tick == i64::MIN {
@@ -312,7 +364,8 @@ impl Workers {
             // In the batches, not sent on its own: captures whose packets are spread over
             // many seconds would otherwise send a few frames per batch.
             self.last_tick = now;
-            for i in 0..n {
+            self.local.run(|s, out| s.tick(ts, out));
+            for i in 0..n - 1 {
                 self.pending[i].tick(ts);
                 if self.pending[i].full() {
                     self.send(i);
@@ -325,6 +378,8 @@ impl Workers {
     /// is queued (for a live capture whose link is quiet).
     pub fn tick(&mut self, now: Timestamp) {
         self.last_tick = now.unix_micros();
+        self.local.run(|s, out| s.tick(now, out));
+        self.local.flush();
         for i in 0..self.queues.len() {
             self.pending[i].tick(now);
             self.send(i);
@@ -338,17 +393,35 @@ impl Workers {
             self.send(i);
             self.queues[i].close();
         }
+        // Worker 0 ends its flows while the others end theirs.
+        self.local.run(|s, out| s.flush_all(out));
+        self.local.flush();
         let mut stats = Vec::new();
-        for (i, h) in self.handles.drain(..).enumerate() {
-            stats.push(h.join().map_err(|_| format!("sensor worker {i} panicked"))?);
+        let mut failed = None;
+        match self.local.sensor.take() {
+            Some(s) => stats.push(s.stats()),
+            None => failed = Some("sensor worker 0 panicked".to_string()),
         }
-        Ok(stats)
+        for (i, h) in self.handles.drain(..).enumerate() {
+            match h.join() {
+                Ok(s) => stats.push(s),
+                Err(_) => {
+                    failed.get_or_insert_with(|| format!("sensor worker {} panicked", i + 1));
+                }
+            }
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(stats),
+        }
     }
 }
 
 impl Drop for Workers {
     /// Without [`Workers::finish`]: the workers end their flows and stop.
     fn drop(&mut self) {
+        self.local.run(|s, out| s.flush_all(out));
+        self.local.flush();
         for q in &self.queues {
             q.close();
         }
