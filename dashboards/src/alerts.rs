@@ -250,10 +250,16 @@ pub async fn list(
 
 /// Reads one alert by id, within the caller's scope.
 pub(crate) async fn load(st: &ApiState, who: &Principal, id: &str) -> Result<(Event, AlertView), ApiError> {
+    load_as(st, who, id, true).await
+}
+
+/// [`load`]; with `displayed` false the status is the stored one (a `new` alert that a
+/// "suppress similar" rule hides stays `new`, so an action does not store `suppressed`).
+async fn load_as(st: &ApiState, who: &Principal, id: &str, displayed: bool) -> Result<(Event, AlertView), ApiError> {
     let q = AlertQuery {
         id: Some(id.to_string()),
         segments: who.scope(None),
-        suppressions: suppressions(st)?,
+        suppressions: if displayed { suppressions(st)? } else { Vec::new() },
         limit: 1,
         ..Default::default()
     };
@@ -447,7 +453,7 @@ pub async fn action(
     b: Result<Json<ActionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Response, ApiError> {
     let b = crate::body(b)?;
-    let (ev, mut view) = load(&st, &who, &id).await?;
+    let (ev, mut view) = load_as(&st, &who, &id, false).await?;
     let mut s = AlertState {
         status: view.status.clone(),
         owner: view.assignee.clone(),

@@ -14,12 +14,18 @@ pub const BUILTIN_SURICATA: &[(&str, &str)] =
 /// The classification table of the project's rules.
 pub const BUILTIN_CLASSIFICATION: &str = include_str!("../../rules/classification.config");
 
-fn rule_files(paths: &[PathBuf], ext: &[&str]) -> Vec<PathBuf> {
+/// Files with one of the extensions `ext` under `paths`. With `pipelines`, only those inside
+/// a `pipelines` directory (processing pipelines); without, those outside one (rules).
+fn rule_files(paths: &[PathBuf], ext: &[&str], pipelines: bool) -> Vec<PathBuf> {
+    use soc_correlator::sigma::load::is_pipelines_dir;
     let mut out = Vec::new();
     for p in paths {
         if p.is_dir() {
-            let mut stack = vec![p.clone()];
-            while let Some(d) = stack.pop() {
+            if !pipelines && is_pipelines_dir(p) {
+                continue;
+            }
+            let mut stack = vec![(p.clone(), pipelines && is_pipelines_dir(p))];
+            while let Some((d, inside)) = stack.pop() {
                 let Ok(rd) = std::fs::read_dir(&d) else {
                     out.push(d);
                     continue;
@@ -28,13 +34,18 @@ fn rule_files(paths: &[PathBuf], ext: &[&str]) -> Vec<PathBuf> {
                 entries.sort();
                 for e in entries {
                     if e.is_dir() {
-                        stack.push(e);
+                        let is_pipe = is_pipelines_dir(&e);
+                        if pipelines || !is_pipe {
+                            stack.push((e, inside || is_pipe));
+                        }
+                    } else if pipelines && !inside {
+                        continue;
                     } else if e.extension().and_then(|x| x.to_str()).is_some_and(|x| ext.contains(&x)) {
                         out.push(e);
                     }
                 }
             }
-        } else {
+        } else if !pipelines || p.parent().is_some_and(is_pipelines_dir) {
             out.push(p.clone());
         }
     }
@@ -68,7 +79,7 @@ pub fn load_suricata(paths: &[PathBuf], classification: Option<&Path>) -> anyhow
             b.add_rules(text, name);
         }
     } else {
-        for f in rule_files(paths, &["rules"]) {
+        for f in rule_files(paths, &["rules"], false) {
             b.add_file(&f);
         }
     }
@@ -112,8 +123,9 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
     if paths.is_empty() {
         anyhow::bail!("give rule files or directories to check");
     }
-    let suricata_files = rule_files(paths, &["rules"]);
-    let sigma_files = rule_files(paths, &["yml", "yaml"]);
+    let suricata_files = rule_files(paths, &["rules"], false);
+    let sigma_files = rule_files(paths, &["yml", "yaml"], false);
+    let pipeline_files = rule_files(paths, &["yml", "yaml"], true);
     let found = classification.is_none().then(|| rule_dir_classification(paths)).flatten();
     let classification = classification.or(found.as_deref());
     let started = std::time::Instant::now();
@@ -135,6 +147,24 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
         let (c, e) = soc_correlator::correlation::CorrelationRules::load(&sigma_files);
         sigma_errors.extend(e);
         c.len()
+    };
+    let pipelines = if pipeline_files.is_empty() {
+        0
+    } else {
+        match soc_correlator::sigma::Pipelines::load(&pipeline_files) {
+            Ok(p) => p.len(),
+            Err(errs) => {
+                sigma_errors.extend(errs.into_iter().map(|e| {
+                    let reason = match (e.line, e.column) {
+                        (Some(l), Some(c)) => format!("pipeline, line {l}, column {c}: {}", e.reason),
+                        (Some(l), None) => format!("pipeline, line {l}: {}", e.reason),
+                        _ => format!("pipeline: {}", e.reason),
+                    };
+                    soc_correlator::sigma::RuleLoadError::new(&e.file, reason)
+                }));
+                0
+            }
+        }
     };
     let stats = rule_stats(&errors);
     let duplicates: Vec<&RuleError> = errors.iter().filter(|e| e.reason.starts_with("duplicate sid")).collect();
@@ -161,6 +191,8 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
                 "files": sigma_files.len(),
                 "loaded": sigma.as_ref().map(|s| s.len()).unwrap_or(0),
                 "correlations_loaded": correlations,
+                "pipeline_files": pipeline_files.len(),
+                "pipeline_transformations": pipelines,
                 "rejected": sigma_errors.len(),
                 "errors": sigma_errors.iter().map(|e| json!({"file": e.file, "reason": e.reason})).collect::<Vec<_>>(),
             }
@@ -193,19 +225,21 @@ pub fn check(paths: &[PathBuf], format: &str, classification: Option<&Path>) -> 
                 }
             }
         }
-        if !sigma_files.is_empty() {
+        if !sigma_files.is_empty() || !pipeline_files.is_empty() {
             println!(
-                "Sigma rules: {} files, {} loaded, {} correlation rules loaded, {} rejected",
+                "Sigma rules: {} files, {} loaded, {} correlation rules loaded, {} rejected; pipelines: {} files, {} transformations",
                 sigma_files.len(),
                 sigma.as_ref().map(|s| s.len()).unwrap_or(0),
                 correlations,
-                sigma_errors.len()
+                sigma_errors.len(),
+                pipeline_files.len(),
+                pipelines
             );
             for e in &sigma_errors {
                 println!("  {}: {}", e.file.display(), e.reason);
             }
         }
-        if suricata_files.is_empty() && sigma_files.is_empty() {
+        if suricata_files.is_empty() && sigma_files.is_empty() && pipeline_files.is_empty() {
             println!("no .rules, .yml or .yaml files under the given paths");
         }
     }

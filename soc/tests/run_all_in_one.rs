@@ -228,4 +228,17 @@ fn rules_check_reports_rejected_rules_with_file_line_and_keyword() {
     let out =
         Command::new(env!("CARGO_BIN_EXE_soc")).args(["rules", "check", root.to_str().unwrap()]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // The project's tree: processing pipelines are checked as pipelines, not as Sigma rules.
+    let out = Command::new(env!("CARGO_BIN_EXE_soc"))
+        .args(["rules", "check", "--format", "json", root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pipeline_files = std::fs::read_dir(root.join("pipelines"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "yml"))
+        .count();
+    assert!(pipeline_files > 0);
+    assert_eq!(v["sigma"]["pipeline_files"], pipeline_files);
+    assert_eq!(v["sigma"]["rejected"], 0, "{v}");
 }

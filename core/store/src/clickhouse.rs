@@ -534,6 +534,11 @@ impl ClickHouseStore {
                     other => StoreError::Migration { version: m.version, reason: other.to_string() },
                 })?;
             }
+            // Derived tables are filled before the version is recorded: a fill that fails is
+            // tried again at the next start instead of leaving them without the older records.
+            if m.version == 3 {
+                self.backfill_derived().await?;
+            }
             self.bounded(
                 self.timeout,
                 self.client
@@ -543,9 +548,6 @@ impl ClickHouseStore {
             )
             .await?;
             done.push(m.version);
-        }
-        if done.contains(&3) {
-            self.backfill_derived().await?;
         }
         if done.is_empty() {
             tracing::debug!(store = NAME, database = %self.database, "schema up to date");
@@ -578,8 +580,23 @@ impl ClickHouseStore {
     /// Fills the tables of migration 3 from the records stored before it: hourly counts with
     /// `INSERT ... SELECT`, alerts and GeoIP rows (and through their views the hourly rule and
     /// GeoIP counts) in batches.
+    ///
+    /// Starts from empty tables, so a fill that failed half-way can simply run again (the
+    /// migration is recorded only after it succeeded, and nothing else writes triage state
+    /// before the store has migrated).
     async fn backfill_derived(&self) -> Result<(), StoreError> {
         const BATCH: usize = 10_000;
+        for table in [
+            "alerts",
+            "event_geo",
+            "stats_events_hourly",
+            "stats_rules_hourly",
+            "stats_talkers_hourly",
+            "stats_geo_hourly",
+        ] {
+            self.bounded(self.timeout, self.client.query(&format!("TRUNCATE TABLE IF EXISTS {table}")).execute())
+                .await?;
+        }
         // Hourly counts of the records stored before (the views only see new inserts).
         for sql in [
             "INSERT INTO stats_events_hourly SELECT toStartOfHour(ts) AS hour, event_type, ifNull(segment, '') AS seg, \

@@ -123,6 +123,11 @@ fn apply(conn: &mut Connection, m: &Migration) -> rusqlite::Result<()> {
     for stmt in m.statements {
         tx.execute_batch(stmt)?;
     }
+    // Filled in the migration's transaction: a failed fill leaves the migration unapplied, to
+    // be tried again at the next start, instead of recorded with an empty table.
+    if m.version == 3 {
+        backfill_alerts(&tx)?;
+    }
     tx.execute(
         "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
         rusqlite::params![m.version, Timestamp::now().to_rfc3339()],
@@ -143,9 +148,6 @@ impl Store for SqliteStore {
                 tracing::info!(store = NAME, addr = %addr, version = m.version, name = m.name, "applying migration");
                 apply(conn, m).map_err(|e| StoreError::Migration { version: m.version, reason: e.to_string() })?;
                 done.push(m.version);
-            }
-            if done.contains(&3) {
-                backfill_alerts(conn).map_err(&map)?;
             }
             if done.is_empty() {
                 tracing::debug!(store = NAME, addr = %addr, "schema up to date");
@@ -677,8 +679,7 @@ impl Store for SqliteStore {
 /// The column values of one event, in the order of the `INSERT`.
 /// Fills the alerts table (new in migration 3) from the alert and detection records stored
 /// before it, in one transaction; records that no longer decode are logged and skipped.
-fn backfill_alerts(conn: &mut Connection) -> rusqlite::Result<()> {
-    let tx = conn.transaction()?;
+fn backfill_alerts(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let mut n = 0usize;
     {
         let mut read =
@@ -701,7 +702,6 @@ fn backfill_alerts(conn: &mut Connection) -> rusqlite::Result<()> {
             }
         }
     }
-    tx.commit()?;
     tracing::info!(store = NAME, records = n, "alerts table filled from stored records");
     Ok(())
 }

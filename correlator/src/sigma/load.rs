@@ -52,7 +52,17 @@ fn is_hidden(p: &Path) -> bool {
 
 /// The rule files under `paths`: a file is taken as given (whatever its extension); a
 /// directory is walked recursively for `.yml`/`.yaml` files, skipping hidden entries
-/// (`.git`, `.github`, ...). Sorted and de-duplicated, so loading is deterministic.
+/// (`.git`, `.github`, ...) and subdirectories named [`PIPELINES_DIR`] (processing pipelines
+/// live there, next to the rules, and are not rules). Sorted and de-duplicated, so loading is
+/// deterministic.
+/// Name of the directory of processing pipelines inside a rule tree (`rules/pipelines/`).
+pub const PIPELINES_DIR: &str = "pipelines";
+
+/// Whether `p` is a [`PIPELINES_DIR`] directory.
+pub fn is_pipelines_dir(p: &Path) -> bool {
+    p.file_name().and_then(|n| n.to_str()) == Some(PIPELINES_DIR)
+}
+
 pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RuleLoadError>) {
         let entries = match std::fs::read_dir(dir) {
@@ -75,6 +85,7 @@ pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
                 continue;
             }
             match std::fs::metadata(&p) {
+                Ok(m) if m.is_dir() && is_pipelines_dir(&p) => {}
                 Ok(m) if m.is_dir() => walk(&p, out, errors),
                 Ok(_) if is_rule_file(&p) => out.push(p),
                 Ok(_) => {}

@@ -55,16 +55,13 @@ impl InterfaceDrops {
     }
 }
 
+/// The sum of the counters, or `None` unless every one of them was read: a sum over some of
+/// them would look like a counter reset.
 fn read_sum(dir: &Path) -> Option<u64> {
-    let mut sum = 0u64;
-    let mut any = false;
-    for name in COUNTERS {
-        if let Some(v) = std::fs::read_to_string(dir.join(name)).ok().and_then(|t| t.trim().parse::<u64>().ok()) {
-            sum = sum.saturating_add(v);
-            any = true;
-        }
-    }
-    any.then_some(sum)
+    COUNTERS.iter().try_fold(0u64, |sum, name| {
+        let v = std::fs::read_to_string(dir.join(name)).ok()?.trim().parse::<u64>().ok()?;
+        Some(sum.saturating_add(v))
+    })
 }
 
 #[cfg(test)]
@@ -82,6 +79,7 @@ mod tests {
         std::fs::create_dir_all(&stats).unwrap();
         write(&stats, "rx_dropped", 100);
         write(&stats, "rx_missed_errors", 5);
+        write(&stats, "rx_fifo_errors", 0);
         let mut d = InterfaceDrops::open_in(root.path(), "eth9").unwrap();
         assert_eq!(d.poll(), (0, 0));
         write(&stats, "rx_dropped", 110);
@@ -95,6 +93,12 @@ mod tests {
         assert_eq!(d.poll(), (13, 1));
         write(&stats, "rx_dropped", 4);
         assert_eq!(d.poll(), (16, 3));
+        // A counter that cannot be read (interface going away) keeps the figure: a partial
+        // sum would look like a reset.
+        std::fs::remove_file(stats.join("rx_dropped")).unwrap();
+        assert_eq!(d.poll(), (16, 0));
+        write(&stats, "rx_dropped", 6);
+        assert_eq!(d.poll(), (18, 2));
     }
 
     #[test]
