@@ -87,8 +87,10 @@
 //! `stream-event`, `app-layer-event`, `lua`, pcre capture extraction, the other app-layer
 //! buffers (SMB, DCERPC, SMTP, ...), `frame`, firewall rules (`accept:hook`, protocol hooks),
 //! rules mixing request and response buffers (they need transaction state), `threshold.config`
-//! `rate_filter` entries. A matching `pass` rule only suppresses the other hits of that one
-//! inspection.
+//! `rate_filter` entries.
+//!
+//! A matching `pass` rule passes its flow, as Suricata does: the flow is not inspected again
+//! (until [`Detector::end_flow`]).
 
 //! # Wiring
 //!
