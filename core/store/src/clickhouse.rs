@@ -571,8 +571,8 @@ impl ClickHouseStore {
             insert.end().await
         };
         self.bounded(self.timeout, write).await?;
-        self.write_alerts(events).await?;
-        self.write_geo(events).await?;
+        let known = self.write_alerts(events).await?;
+        self.write_geo(events, &known).await?;
         telemetry::inserted(NAME, events.len(), started.elapsed().as_secs_f64());
         Ok(())
     }
@@ -597,13 +597,14 @@ impl ClickHouseStore {
             self.bounded(self.timeout, self.client.query(&format!("TRUNCATE TABLE IF EXISTS {table}")).execute())
                 .await?;
         }
-        // Hourly counts of the records stored before (the views only see new inserts).
+        // Hourly counts of the records stored before (the views only see new inserts); alerts
+        // and detections are counted through the alerts table's views as its rows are filled.
         for sql in [
             "INSERT INTO stats_events_hourly SELECT toStartOfHour(ts) AS hour, event_type, ifNull(segment, '') AS seg, \
-             count() AS c FROM events FINAL GROUP BY hour, event_type, seg",
+             count() AS c FROM events FINAL WHERE event_type NOT IN ('alert', 'detection') GROUP BY hour, event_type, seg",
             "INSERT INTO stats_talkers_hourly SELECT toStartOfHour(ts) AS hour, ifNull(segment, '') AS seg, \
              assumeNotNull(src_ip) AS ip, count() AS c FROM events FINAL WHERE isNotNull(src_ip) AND src_ip != '' \
-             GROUP BY hour, seg, ip",
+             AND event_type NOT IN ('alert', 'detection') GROUP BY hour, seg, ip",
         ] {
             self.bounded(self.timeout, self.client.query(sql).execute()).await?;
         }
@@ -626,8 +627,8 @@ impl ClickHouseStore {
                 }
             }
             if batch.len() >= BATCH || (end && !batch.is_empty()) {
-                self.write_alerts(&batch).await?;
-                self.write_geo(&batch).await?;
+                let known = self.write_alerts(&batch).await?;
+                self.write_geo(&batch, &known).await?;
                 n += batch.len();
                 batch.clear();
             }
@@ -640,9 +641,12 @@ impl ClickHouseStore {
     }
 
     /// The GeoIP rows of a batch (records without enrichment have none).
-    async fn write_geo(&self, events: &[Event]) -> Result<(), StoreError> {
+    /// The GeoIP rows of a batch; alerts already stored (`known`: re-emitted or delivered
+    /// again) are skipped, so the hourly GeoIP counts count each alert once.
+    async fn write_geo(&self, events: &[Event], known: &HashSet<String>) -> Result<(), StoreError> {
         let rows: Vec<GeoRow> = events
             .iter()
+            .filter(|e| e.id.as_ref().is_none_or(|id| !known.contains(id)))
             .filter_map(|e| {
                 let [src_country, dest_country, src_asn, dest_asn] = summary::geo_of(e)?;
                 Some(GeoRow {
@@ -670,13 +674,15 @@ impl ClickHouseStore {
         self.bounded(self.timeout, write).await
     }
 
-    /// The alert rows of a batch, as next versions of the stored ones.
-    async fn write_alerts(&self, events: &[Event]) -> Result<(), StoreError> {
+    /// The alert rows of a batch, as next versions of the stored ones. Returns the ids that
+    /// were already stored.
+    async fn write_alerts(&self, events: &[Event]) -> Result<HashSet<String>, StoreError> {
         let rows = alerts::project_batch(events);
         if rows.is_empty() {
-            return Ok(());
+            return Ok(HashSet::new());
         }
         let mut stored = self.stored_alert_versions(&rows).await?;
+        let known: HashSet<String> = stored.keys().cloned().collect();
         let out: Vec<AlertRow> = rows
             .into_iter()
             .filter_map(|r| {
@@ -686,7 +692,7 @@ impl ClickHouseStore {
             .map(|r| AlertRow::from(r.columns()))
             .collect();
         if out.is_empty() {
-            return Ok(());
+            return Ok(known);
         }
         let write = async {
             let mut insert = self.client.insert::<AlertRow>("alerts").await?;
@@ -695,7 +701,8 @@ impl ClickHouseStore {
             }
             insert.end().await
         };
-        self.bounded(self.timeout, write).await
+        self.bounded(self.timeout, write).await?;
+        Ok(known)
     }
 
     /// Version, count and state of the stored alerts among `rows` (by id).

@@ -885,6 +885,26 @@ async fn summary(ctx: &Ctx<'_>, tag: &str) {
         vec![("10.7.0.3".to_string(), 2), ("10.7.0.1".into(), 1)],
     );
     ctx.eq("summary: partial countries", s.countries.clone(), vec![("VN".to_string(), 3)]);
+    // Dedup re-emits the detection with a growing count under the same id: still one
+    // detection, one talker row and one GeoIP count.
+    let mut again = evs[5].clone();
+    if let Some(d) = again.detection.as_mut() {
+        d.extra.insert("count".into(), json!(3));
+    }
+    ctx.ok("summary: re-emitted insert", ctx.store.insert_events(&[again]).await);
+    let s = ctx.ok("summary: re-emitted", ctx.store.summary(&q).await);
+    ctx.eq("summary: re-emitted total", s.total(), 6);
+    ctx.eq(
+        "summary: re-emitted rules",
+        s.top_rules.clone(),
+        vec![("ET STATS".to_string(), 2), ("Stats rule".into(), 1)],
+    );
+    ctx.eq(
+        "summary: re-emitted talkers",
+        s.top_talkers.clone(),
+        vec![("10.7.0.1".to_string(), 3), ("10.7.0.3".into(), 2), ("10.7.0.2".into(), 1)],
+    );
+    ctx.eq("summary: re-emitted countries", s.countries.clone(), vec![("VN".to_string(), 6)]);
     let bad = SummaryQuery { bucket_micros: 0, ..q };
     ctx.check(
         matches!(ctx.store.summary(&bad).await, Err(StoreError::Invalid(_))),

@@ -3,9 +3,13 @@
 //! per type, per segment and alerts over time all come from it), top rules from the `alerts`
 //! table, top talkers from the `src_ip` column, countries and ASNs from the GeoIP enrichment.
 //!
-//! On ClickHouse the counts read without `FINAL`: a batch delivered twice counts twice until
-//! the background merge collapses the copies (exact counts stay with
-//! [`crate::Store::count_events`]). The data scope (`segments`) applies to every chart.
+//! On ClickHouse whole hours come from hourly tables filled at insert by materialized views,
+//! and the partial hours at the edges from the raw rows, read without `FINAL`. Alerts and
+//! detections count once per id (the first version of their `alerts` row), even when dedup
+//! re-emits them or a batch is delivered again. Other records of a batch delivered twice count
+//! twice: in the hourly tables for good, in the raw rows until the background merge collapses
+//! them. Exact counts stay with [`crate::Store::count_events`]. The data scope (`segments`)
+//! applies to every chart.
 
 use crate::EventQuery;
 

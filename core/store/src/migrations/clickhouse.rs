@@ -137,7 +137,9 @@ pub const CLICKHOUSE: &[Migration] = &[
             // at insert): records per type and segment, first versions of alerts per rule,
             // records per source address, GeoIP countries and ASNs (both directions). A
             // statistics range reads whole hours here and its partial edge hours from the
-            // raw tables. A batch delivered twice counts twice here.
+            // raw tables. Alerts and detections are counted from the first version of their
+            // row in `alerts`, so an alert re-emitted with a growing count (dedup) or delivered
+            // again counts once; other records delivered twice count twice here.
             "CREATE TABLE IF NOT EXISTS stats_events_hourly (
                 hour       DateTime('UTC'),
                 event_type String,
@@ -148,7 +150,11 @@ pub const CLICKHOUSE: &[Migration] = &[
             ORDER BY (hour, event_type, seg)",
             "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_events_hourly_mv TO stats_events_hourly AS
             SELECT toStartOfHour(ts) AS hour, event_type, ifNull(segment, '') AS seg, count() AS c
-            FROM events GROUP BY hour, event_type, seg",
+            FROM events WHERE event_type NOT IN ('alert', 'detection') GROUP BY hour, event_type, seg",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_alerts_hourly_mv TO stats_events_hourly AS
+            SELECT toStartOfHour(ts) AS hour, if(kind = 'suricata', 'alert', 'detection') AS event_type,
+                segment AS seg, count() AS c
+            FROM alerts WHERE version = 1 GROUP BY hour, event_type, seg",
             "CREATE TABLE IF NOT EXISTS stats_rules_hourly (
                 hour       DateTime('UTC'),
                 seg        String,
@@ -170,7 +176,11 @@ pub const CLICKHOUSE: &[Migration] = &[
             ORDER BY (hour, seg, ip)",
             "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_talkers_hourly_mv TO stats_talkers_hourly AS
             SELECT toStartOfHour(ts) AS hour, ifNull(segment, '') AS seg, assumeNotNull(src_ip) AS ip, count() AS c
-            FROM events WHERE isNotNull(src_ip) AND src_ip != '' GROUP BY hour, seg, ip",
+            FROM events WHERE isNotNull(src_ip) AND src_ip != '' AND event_type NOT IN ('alert', 'detection')
+            GROUP BY hour, seg, ip",
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_alert_talkers_hourly_mv TO stats_talkers_hourly AS
+            SELECT toStartOfHour(ts) AS hour, segment AS seg, src_ip AS ip, count() AS c
+            FROM alerts WHERE version = 1 AND src_ip != '' GROUP BY hour, seg, ip",
             "CREATE TABLE IF NOT EXISTS stats_geo_hourly (
                 hour  DateTime('UTC'),
                 seg   String,
