@@ -117,12 +117,12 @@ pub fn summarize(ev: &Event) -> Option<IncidentAlert> {
         _ => return None,
     };
     let mut observables = Vec::new();
-    if let Some(h) = &ev.http {
-        if let Some(host) = &h.hostname {
-            observables.push(format!("domain:{host}"));
-            if let Some(url) = &h.url {
-                observables.push(format!("url:http://{host}{url}"));
-            }
+    if let Some(h) = &ev.http
+        && let Some(host) = &h.hostname
+    {
+        observables.push(format!("domain:{host}"));
+        if let Some(url) = &h.url {
+            observables.push(format!("url:http://{host}{url}"));
         }
     }
     if let Some(d) = &ev.dns {
@@ -132,10 +132,10 @@ pub fn summarize(ev: &Event) -> Option<IncidentAlert> {
             }
         }
     }
-    if let Some(t) = &ev.tls {
-        if let Some(sni) = &t.sni {
-            observables.push(format!("domain:{sni}"));
-        }
+    if let Some(t) = &ev.tls
+        && let Some(sni) = &t.sni
+    {
+        observables.push(format!("domain:{sni}"));
     }
     if let Some(files) = ev.extra.get("fileinfo") {
         for algo in ["md5", "sha1", "sha256"] {
@@ -336,10 +336,10 @@ impl Grouper {
         let mut out = Vec::with_capacity(pending.len());
         for (id, alerts) in pending {
             let mut current = self.open.get(&id).cloned();
-            if let Some(stored) = store.get_incident(&id).await? {
-                if current.as_ref().is_none_or(|c| stored.version > c.version) {
-                    current = Some(stored);
-                }
+            if let Some(stored) = store.get_incident(&id).await?
+                && current.as_ref().is_none_or(|c| stored.version > c.version)
+            {
+                current = Some(stored);
             }
             let inc = match current {
                 Some(c) if is_closed(c.status) => {
@@ -434,20 +434,21 @@ impl Grouper {
             if inc.alerts.len() < self.opts.max_alerts_kept {
                 inc.alerts.push(a.clone());
             }
-            if let Some(f) = a.flow_id {
-                if !inc.flow_ids.contains(&f) && inc.flow_ids.len() < self.opts.max_alerts_kept {
-                    inc.flow_ids.push(f);
-                }
+            if let Some(f) = a.flow_id
+                && !inc.flow_ids.contains(&f)
+                && inc.flow_ids.len() < self.opts.max_alerts_kept
+            {
+                inc.flow_ids.push(f);
             }
             for e in entities(a) {
                 if !inc.entities.contains(&e) {
                     inc.entities.push(e);
                 }
             }
-            if let Some(s) = &a.segment {
-                if !inc.segments.contains(s) {
-                    inc.segments.push(s.clone());
-                }
+            if let Some(s) = &a.segment
+                && !inc.segments.contains(s)
+            {
+                inc.segments.push(s.clone());
             }
             for t in &a.tags {
                 if !inc.tags.contains(t) {

@@ -656,11 +656,13 @@ mod tests {
                 let mut e =
                     Event::new(EventType::Log, Timestamp::from_unix_micros(1_600_000_000_000_000 + i * 1_000_000));
                 e.host = Some("dc01".into());
-                let mut l = soc_model::Log::default();
-                l.logsource = soc_model::LogSource {
-                    product: Some("windows".into()),
-                    service: Some("security".into()),
-                    category: None,
+                let mut l = soc_model::Log {
+                    logsource: soc_model::LogSource {
+                        product: Some("windows".into()),
+                        service: Some("security".into()),
+                        category: None,
+                    },
+                    ..Default::default()
                 };
                 l.fields.insert("EventID".into(), serde_json::json!(4625));
                 l.fields.insert("TargetUserName".into(), serde_json::json!("admin"));

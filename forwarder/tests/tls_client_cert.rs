@@ -123,8 +123,7 @@ async fn the_client_presents_its_certificate_and_trusts_the_configured_ca() {
 #[test]
 fn unreadable_certificate_files_are_configuration_errors_naming_the_file() {
     let err = TaxiiClient::new(&ClientOptions { client_cert: Some("no/such/client.crt".into()), ..Default::default() })
-        .err()
-        .expect("missing file");
+        .expect_err("missing file");
     assert!(matches!(&err, TaxiiError::Config(m) if m.contains("client.crt")), "{err:?}");
     let p = pki();
     let junk = p.write("junk.pem", "not a certificate");

@@ -536,10 +536,10 @@ pub fn load_correlator(path: &Path) -> Result<CorrelatorFile, ConfigError> {
         check_entity(path, "incidents.assets", e)?;
     }
     for (key, p) in [("enrich.geoip_location", &f.enrich.geoip_location), ("enrich.geoip_asn", &f.enrich.geoip_asn)] {
-        if let Some(p) = p {
-            if !p.is_file() {
-                return Err(semantic(path, format!("{key}: {} is not a file", p.display())));
-            }
+        if let Some(p) = p
+            && !p.is_file()
+        {
+            return Err(semantic(path, format!("{key}: {} is not a file", p.display())));
         }
     }
     if let Err(e) = f.enrich.geoip() {

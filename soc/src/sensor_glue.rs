@@ -167,7 +167,7 @@ fn pcap_loop_workers(
         }
         workers.process(ts, link, frame);
         frames += 1;
-        if frames % 1024 == 0 {
+        if frames.is_multiple_of(1024) {
             while let Ok(b) = rx.try_recv() {
                 if let Err(e) = out.send(b) {
                     failed = Some(e);

@@ -75,8 +75,11 @@ fn encode(offset: i64, key: &[u8], payload: &[u8], out: &mut Vec<u8>) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
+/// Frames of a segment: (offset, key, payload).
+type Frames = Vec<(i64, Vec<u8>, Vec<u8>)>;
+
 /// Reads the frames of one segment; returns them and the length of the valid prefix.
-fn read_segment(path: &Path) -> Result<(Vec<(i64, Vec<u8>, Vec<u8>)>, u64, u64), BusError> {
+fn read_segment(path: &Path) -> Result<(Frames, u64, u64), BusError> {
     let mut buf = Vec::new();
     File::open(path).and_then(|mut f| f.read_to_end(&mut buf)).map_err(|e| io_err("read", path, e))?;
     let mut out = Vec::new();
@@ -85,7 +88,7 @@ fn read_segment(path: &Path) -> Result<(Vec<(i64, Vec<u8>, Vec<u8>)>, u64, u64),
         let len = u32::from_le_bytes([buf[pos], buf[pos + 1], buf[pos + 2], buf[pos + 3]]);
         let crc = u32::from_le_bytes([buf[pos + 4], buf[pos + 5], buf[pos + 6], buf[pos + 7]]);
         let end = pos + HEADER + len as usize;
-        if len < 10 || len > MAX_FRAME || end > buf.len() || crc32fast::hash(&buf[pos + HEADER..end]) != crc {
+        if !(10..=MAX_FRAME).contains(&len) || end > buf.len() || crc32fast::hash(&buf[pos + HEADER..end]) != crc {
             break;
         }
         let body = &buf[pos + HEADER..end];

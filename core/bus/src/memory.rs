@@ -278,7 +278,7 @@ impl Consumer for MemoryConsumer {
         for ((kind, _), offset) in commit_points(done) {
             if let Some(t) = topics.get_mut(&kind) {
                 let current = t.groups.get(&self.group).copied().unwrap_or(0);
-                if offset + 1 <= current {
+                if offset < current {
                     continue;
                 }
                 if let Some(mut j) = self.bus.journal() {

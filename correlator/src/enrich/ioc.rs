@@ -249,12 +249,12 @@ impl IocSet {
                 hits.ip(("", f), v);
             }
         }
-        if let Some(h) = &ev.http {
-            if let Some(host) = &h.hostname {
-                hits.domain(("", "http.hostname"), host);
-                if let (Some(u), false) = (&h.url, self.urls.is_empty()) {
-                    hits.url(("", "http.url"), &format!("http://{host}{u}"));
-                }
+        if let Some(h) = &ev.http
+            && let Some(host) = &h.hostname
+        {
+            hits.domain(("", "http.hostname"), host);
+            if let (Some(u), false) = (&h.url, self.urls.is_empty()) {
+                hits.url(("", "http.url"), &format!("http://{host}{u}"));
             }
         }
         if let Some(d) = &ev.dns {
