@@ -659,6 +659,12 @@ impl Stream {
                     self.gap_to(seq, sink);
                 }
                 self.enqueue(seq, payload);
+                if self.over_caps() {
+                    // Held longer than the per-flow caps allow: stop waiting for the other
+                    // direction (its order relative to this one is given up) and deliver.
+                    self.release(sink);
+                    self.enforce_caps(sink);
+                }
             } else if rel(seq, next) <= 0 {
                 if self.ooo.is_empty() {
                     self.deliver(seq, payload, sink);
@@ -673,16 +679,7 @@ impl Stream {
                 self.drain(sink);
             } else {
                 self.enqueue(seq, payload);
-                let (max_bytes, max_segs) = (self.shared.cfg.max_ooo_bytes, self.shared.cfg.max_ooo_segments);
-                while self.wait.is_none() && (self.ooo_bytes > max_bytes || self.ooo.len() > max_segs) {
-                    match self.first_queued() {
-                        Some(s) => {
-                            self.gap_to(s, sink);
-                            self.drain(sink);
-                        }
-                        None => break,
-                    }
-                }
+                self.enforce_caps(sink);
             }
         }
         if fin && self.ooo.is_empty() && self.wait.is_none() {
@@ -691,6 +688,24 @@ impl Stream {
             self.gap_to(f, sink);
         }
         self.check_eof();
+    }
+
+    /// Whether this direction holds more than the per-flow caps allow.
+    fn over_caps(&self) -> bool {
+        self.ooo_bytes > self.shared.cfg.max_ooo_bytes || self.ooo.len() > self.shared.cfg.max_ooo_segments
+    }
+
+    /// Gives up holes, oldest first, until the queue is within the per-flow caps.
+    fn enforce_caps(&mut self, sink: &mut dyn FnMut(StreamChunk<'_>)) {
+        while self.wait.is_none() && self.over_caps() {
+            match self.first_queued() {
+                Some(s) => {
+                    self.gap_to(s, sink);
+                    self.drain(sink);
+                }
+                None => break,
+            }
+        }
     }
 
     /// The peer acknowledged up to `ack`.

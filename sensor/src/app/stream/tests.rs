@@ -77,6 +77,19 @@ fn queue_is_bounded_per_direction() {
 }
 
 #[test]
+fn a_direction_held_for_the_other_one_stays_within_the_per_flow_caps() {
+    let (mut s, _) = stream(StreamConfig { max_ooo_segments: 2, ..Default::default() });
+    s.set_wait(1_000);
+    // In order, but held until the other direction reaches 1,000.
+    assert!(seg(&mut s, 1, b"a").is_empty());
+    assert!(seg(&mut s, 2, b"b").is_empty());
+    // The third held segment is over the cap: the wait is given up and all is delivered.
+    assert_eq!(seg(&mut s, 3, b"c"), ["a", "b", "c"]);
+    assert_eq!(s.waiting_for(), None);
+    assert_eq!(s.ooo.len(), 0);
+}
+
+#[test]
 fn the_per_direction_segment_cap_is_configurable() {
     let (mut s, shared) = stream(StreamConfig { max_ooo_segments: 2, ..Default::default() });
     assert!(seg(&mut s, 11, b"b").is_empty());
