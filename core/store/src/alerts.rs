@@ -222,8 +222,11 @@ impl AlertRecord {
     }
 }
 
-/// The columns of one alert row (strings never null: empty means absent).
-#[derive(Clone, Debug, PartialEq)]
+/// The columns of one alert row (strings never null: empty means absent); field order =
+/// column order of both stores (`ALERT_COLUMNS`), and ClickHouse's row type.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clickhouse", derive(clickhouse::Row))]
+#[cfg_attr(feature = "clickhouse", clickhouse(crate = "::clickhouse"))]
 pub(crate) struct AlertColumns {
     pub id: String,
     pub ts: u32,
@@ -393,30 +396,8 @@ pub struct AlertPage {
 pub(crate) fn build_fixed(q: &AlertQuery, dialect: Dialect) -> Where {
     let mut parts: Vec<String> = Vec::new();
     let mut params = Vec::new();
-    if let Some(since) = q.since {
-        if dialect == Dialect::ClickHouse {
-            parts.push("ts >= toDateTime(?)".into());
-            params.push(Param::U32(clamp_secs(since.unix_secs())));
-        }
-        parts.push("ts_us >= ?".into());
-        params.push(Param::I64(since.unix_micros()));
-    }
-    if let Some(until) = q.until {
-        if dialect == Dialect::ClickHouse {
-            parts.push("ts <= toDateTime(?)".into());
-            params.push(Param::U32(clamp_secs(until.unix_secs())));
-        }
-        parts.push("ts_us < ?".into());
-        params.push(Param::I64(until.unix_micros()));
-    }
-    if let Some(segs) = &q.segments {
-        if segs.is_empty() {
-            parts.push("1 = 0".into());
-        } else {
-            parts.push(format!("segment IN ({})", vec!["?"; segs.len()].join(", ")));
-            params.extend(segs.iter().cloned().map(Param::Str));
-        }
-    }
+    crate::filter::push_range(&mut parts, &mut params, q.since, q.until, dialect);
+    crate::filter::push_scope(&mut parts, &mut params, q.segments.as_deref());
     if let Some(id) = &q.id {
         parts.push("id = ?".into());
         params.push(Param::Str(id.clone()));

@@ -182,97 +182,8 @@ struct ForwardingRow {
     json: String,
 }
 
-/// One `alerts` row; field order = column order (and the order of [`ALERT_COLUMNS`]).
-#[derive(Row, Serialize, Deserialize)]
-#[clickhouse(crate = "::clickhouse")]
-struct AlertRow {
-    id: String,
-    ts: u32,
-    ts_us: i64,
-    kind: String,
-    severity: u8,
-    rule_id: String,
-    rule_title: String,
-    category: String,
-    segment: String,
-    sensor: String,
-    src_ip: String,
-    dest_ip: String,
-    host: String,
-    user: String,
-    entities: Vec<String>,
-    tags: Vec<String>,
-    count: u64,
-    status: String,
-    owner: String,
-    verdict: String,
-    incident_id: String,
-    version: u64,
-    json: String,
-}
-
 const ALERT_COLUMNS: &str = "id, ts, ts_us, kind, severity, rule_id, rule_title, category, segment, sensor, src_ip, \
     dest_ip, host, user, entities, tags, count, status, owner, verdict, incident_id, version, json";
-
-impl From<AlertColumns> for AlertRow {
-    fn from(c: AlertColumns) -> Self {
-        AlertRow {
-            id: c.id,
-            ts: c.ts,
-            ts_us: c.ts_us,
-            kind: c.kind,
-            severity: c.severity,
-            rule_id: c.rule_id,
-            rule_title: c.rule_title,
-            category: c.category,
-            segment: c.segment,
-            sensor: c.sensor,
-            src_ip: c.src_ip,
-            dest_ip: c.dest_ip,
-            host: c.host,
-            user: c.user,
-            entities: c.entities,
-            tags: c.tags,
-            count: c.count,
-            status: c.status,
-            owner: c.owner,
-            verdict: c.verdict,
-            incident_id: c.incident_id,
-            version: c.version,
-            json: c.json,
-        }
-    }
-}
-
-impl From<AlertRow> for AlertColumns {
-    fn from(c: AlertRow) -> Self {
-        AlertColumns {
-            id: c.id,
-            ts: c.ts,
-            ts_us: c.ts_us,
-            kind: c.kind,
-            severity: c.severity,
-            rule_id: c.rule_id,
-            rule_title: c.rule_title,
-            category: c.category,
-            segment: c.segment,
-            sensor: c.sensor,
-            src_ip: c.src_ip,
-            dest_ip: c.dest_ip,
-            host: c.host,
-            user: c.user,
-            entities: c.entities,
-            tags: c.tags,
-            count: c.count,
-            status: c.status,
-            owner: c.owner,
-            verdict: c.verdict,
-            incident_id: c.incident_id,
-            version: c.version,
-            json: c.json,
-        }
-    }
-}
 
 /// One `event_geo` row; field order = column order.
 #[derive(Row, Serialize)]
@@ -683,19 +594,19 @@ impl ClickHouseStore {
         }
         let mut stored = self.stored_alert_versions(&rows).await?;
         let known: HashSet<String> = stored.keys().cloned().collect();
-        let out: Vec<AlertRow> = rows
+        let out: Vec<AlertColumns> = rows
             .into_iter()
             .filter_map(|r| {
                 let s = stored.remove(&r.id);
                 alerts::next_version(r, s)
             })
-            .map(|r| AlertRow::from(r.columns()))
+            .map(|r| r.columns())
             .collect();
         if out.is_empty() {
             return Ok(known);
         }
         let write = async {
-            let mut insert = self.client.insert::<AlertRow>("alerts").await?;
+            let mut insert = self.client.insert::<AlertColumns>("alerts").await?;
             for r in &out {
                 insert.write(r).await?;
             }
@@ -835,7 +746,7 @@ impl ClickHouseStore {
 
     /// Phase two for alerts: the highest version of each key's row, in the keys' order.
     async fn alerts_of_keys(&self, keys: &[KeyRow]) -> Result<Vec<AlertRecord>, StoreError> {
-        let mut rows: HashMap<String, AlertRow> = HashMap::with_capacity(keys.len());
+        let mut rows: HashMap<String, AlertColumns> = HashMap::with_capacity(keys.len());
         for chunk in keys.chunks(ID_CHUNK) {
             let (lo, hi) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.ts_us), hi.max(k.ts_us)));
             let sql = format!(
@@ -848,11 +759,11 @@ impl ClickHouseStore {
                 q = q.bind(k.id.as_str());
             }
             q = q.bind(filter::clamp_secs(lo.div_euclid(1_000_000))).bind(filter::clamp_secs(hi.div_euclid(1_000_000)));
-            for r in self.bounded(self.timeout, q.fetch_all::<AlertRow>()).await? {
+            for r in self.bounded(self.timeout, q.fetch_all::<AlertColumns>()).await? {
                 rows.insert(r.id.clone(), r);
             }
         }
-        keys.iter().filter_map(|k| rows.remove(&k.id)).map(|r| AlertColumns::from(r).into_record()).collect()
+        keys.iter().filter_map(|k| rows.remove(&k.id)).map(|r| r.into_record()).collect()
     }
 
     async fn query_alerts_inner(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
@@ -871,10 +782,10 @@ impl ClickHouseStore {
             let mut params = vec![Param::Str(q.id.clone().unwrap_or_default())];
             params.extend(fixed.params);
             let rows =
-                self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<AlertRow>()).await?;
+                self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<AlertColumns>()).await?;
             let mut items = Vec::new();
             for row in rows {
-                let mut r = AlertColumns::from(row).into_record()?;
+                let mut r = row.into_record()?;
                 r.state.status = q.effective_status(&r);
                 if q.statuses.as_ref().is_none_or(|s| s.contains(&r.state.status)) {
                     items.push(r);
@@ -971,14 +882,14 @@ impl ClickHouseStore {
     async fn update_alert_inner(&self, id: &str, state: &AlertState) -> Result<Option<AlertRecord>, StoreError> {
         alerts::check_state(state)?;
         let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts PREWHERE id = ? ORDER BY version DESC LIMIT 1");
-        let rows = self.bounded(self.timeout, self.client.query(&sql).bind(id).fetch_all::<AlertRow>()).await?;
+        let rows = self.bounded(self.timeout, self.client.query(&sql).bind(id).fetch_all::<AlertColumns>()).await?;
         let Some(row) = rows.into_iter().next() else { return Ok(None) };
-        let mut rec = AlertColumns::from(row).into_record()?;
+        let mut rec = row.into_record()?;
         rec.version += 1;
         rec.state = state.clone();
-        let out = AlertRow::from(rec.columns());
+        let out = rec.columns();
         let write = async {
-            let mut insert = self.client.insert::<AlertRow>("alerts").await?;
+            let mut insert = self.client.insert::<AlertColumns>("alerts").await?;
             insert.write(&out).await?;
             insert.end().await
         };

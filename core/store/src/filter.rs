@@ -3,6 +3,7 @@
 //! parameter each (SQLite binds them, ClickHouse's client escapes them with `.bind()`).
 
 use crate::{CountBy, EventQuery};
+use soc_model::Timestamp;
 
 /// A bound value.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +33,45 @@ pub(crate) fn clamp_secs(secs: i64) -> u32 {
     u32::try_from(secs.max(0)).unwrap_or(u32::MAX)
 }
 
+/// `[since, until)` over `ts_us`; on ClickHouse also over the second-granular `ts` (partition
+/// and primary-key pruning; `ts_us < until` implies `ts <= floor(until in seconds)`).
+pub(crate) fn push_range(
+    parts: &mut Vec<String>,
+    params: &mut Vec<Param>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    dialect: Dialect,
+) {
+    if let Some(since) = since {
+        if dialect == Dialect::ClickHouse {
+            parts.push("ts >= toDateTime(?)".into());
+            params.push(Param::U32(clamp_secs(since.unix_secs())));
+        }
+        parts.push("ts_us >= ?".into());
+        params.push(Param::I64(since.unix_micros()));
+    }
+    if let Some(until) = until {
+        if dialect == Dialect::ClickHouse {
+            parts.push("ts <= toDateTime(?)".into());
+            params.push(Param::U32(clamp_secs(until.unix_secs())));
+        }
+        parts.push("ts_us < ?".into());
+        params.push(Param::I64(until.unix_micros()));
+    }
+}
+
+/// The data scope over `segment`: `None` sees all, an empty scope nothing.
+pub(crate) fn push_scope(parts: &mut Vec<String>, params: &mut Vec<Param>, segments: Option<&[String]>) {
+    match segments {
+        None => {}
+        Some([]) => parts.push("1 = 0".into()),
+        Some(segs) => {
+            parts.push(format!("segment IN ({})", vec!["?"; segs.len()].join(", ")));
+            params.extend(segs.iter().cloned().map(Param::Str));
+        }
+    }
+}
+
 /// Builds the clause for `q` (everything except limit and ordering).
 pub(crate) fn build(q: &EventQuery, dialect: Dialect) -> Where {
     let mut parts: Vec<String> = Vec::new();
@@ -40,34 +80,8 @@ pub(crate) fn build(q: &EventQuery, dialect: Dialect) -> Where {
         parts.push("event_type = ?".into());
         params.push(Param::Str(t.clone()));
     }
-    if let Some(since) = q.since {
-        if dialect == Dialect::ClickHouse {
-            // Partition and primary-key pruning on the second-granular column.
-            parts.push("ts >= toDateTime(?)".into());
-            params.push(Param::U32(clamp_secs(since.unix_secs())));
-        }
-        parts.push("ts_us >= ?".into());
-        params.push(Param::I64(since.unix_micros()));
-    }
-    if let Some(until) = q.until {
-        if dialect == Dialect::ClickHouse {
-            // ts_us < until implies ts <= floor(until in seconds).
-            parts.push("ts <= toDateTime(?)".into());
-            params.push(Param::U32(clamp_secs(until.unix_secs())));
-        }
-        parts.push("ts_us < ?".into());
-        params.push(Param::I64(until.unix_micros()));
-    }
-    if let Some(segments) = &q.segments {
-        if segments.is_empty() {
-            // An empty scope sees nothing.
-            parts.push("1 = 0".into());
-        } else {
-            let marks = vec!["?"; segments.len()].join(", ");
-            parts.push(format!("segment IN ({marks})"));
-            params.extend(segments.iter().cloned().map(Param::Str));
-        }
-    }
+    push_range(&mut parts, &mut params, q.since, q.until, dialect);
+    push_scope(&mut parts, &mut params, q.segments.as_deref());
     if let Some(s) = &q.sensor {
         parts.push("sensor = ?".into());
         params.push(Param::Str(s.clone()));
