@@ -14,11 +14,11 @@
 //! generated deterministically (splitmix64 of the sequence number)
 //! and written with `Store::insert_events` in batches of 100,000, so the store projects the
 //! alerts into the `alerts` table exactly as in production; `--triage` alerts (default 1,000)
-//! are then acknowledged with `Store::update_alert` (a second version of their row), and
+//! are then acknowledged with `Store::update_alert` (a row of `alert_state`), and
 //! `--incidents` incidents are upserted in batches of 10,000.
 //!
 //! The database (`soc_bench` unless `--database`) is dropped first and kept afterwards so the
-//! queries can be repeated with `--no-seed`.
+//! queries can be repeated with `--no-seed` (which first applies any newer migration).
 
 use soc_model::{Alert, Event, EventType, Incident, IncidentStatus, Level, Timestamp};
 use soc_store::search::{Column, Expr, Field, Op, SearchQuery};
@@ -237,6 +237,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("seeded {} incidents; total {:.1} s", a.incidents, t.elapsed().as_secs_f64());
     }
     let store = ClickHouseStore::connect(&a.url, &a.database, "", "").await?;
+    // A database seeded by an older build gets the newer migrations (they move stored state).
+    let applied = store.migrate().await?;
+    if !applied.is_empty() {
+        println!("applied migrations {applied:?}");
+    }
     let day = Timestamp::from_unix_micros(now - 86_400_000_000);
     println!("server {}; {} repetitions per query", store.server_version().text, a.reps);
     let week = Timestamp::from_unix_micros(start);
@@ -251,6 +256,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     time("alert queue, status new, last 24 h", a.reps, || store.query_alerts(&aq3)).await;
     let aq3w = AlertQuery { statuses: Some(vec!["new".into()]), ..aq.clone() };
     time("alert queue, status new, whole week", a.reps, || store.query_alerts(&aq3w)).await;
+    let aq3c = AlertQuery { statuses: Some(vec!["new".into()]), segments: Some(vec!["cpnet".into()]), ..aq.clone() };
+    time("alert queue, status new, cpnet, whole week", a.reps, || store.query_alerts(&aq3c)).await;
+    let aq3a = AlertQuery { statuses: Some(vec!["acknowledged".into()]), ..aq.clone() };
+    time("alert queue, acknowledged, whole week", a.reps, || store.query_alerts(&aq3a)).await;
+    let aq2w = AlertQuery { segments: Some(vec!["cpnet".into()]), ..aq.clone() };
+    time("alert queue, cpnet scope, whole week", a.reps, || store.query_alerts(&aq2w)).await;
     let aq4 = AlertQuery {
         severities: Some(vec![soc_model::Level::High]),
         rule: Some("rule 20000".into()),

@@ -12,8 +12,14 @@
 //!   state of the stored one; a lower `count` than the stored one changes nothing;
 //! - a triage change ([`crate::Store::update_alert`]) is the next version with the new state.
 //!
-//! Reads see the highest version of each id (SQLite: one row per id; ClickHouse: a
-//! `ReplacingMergeTree(version)` read with `LIMIT 1 BY id` / `argMax`).
+//! Reads see the highest version of each id. SQLite keeps one row per id: a re-emission
+//! updates the alert's columns and a triage change the state's, each in one statement, so
+//! neither undoes the other. ClickHouse cannot update a row in place: alert rows are a
+//! `ReplacingMergeTree(version)` read with `LIMIT 1 BY id`, and the triage state is kept
+//! apart, in `alert_state` (one row per change, the highest version wins; migration 4 moved
+//! the state stored before into it), so a re-emission written while an analyst acts cannot
+//! bring back the state it read. An alert without a state row is `new`; the record's
+//! `version` is the higher of its row's and its state's.
 //!
 //! Suppressions ("suppress similar": every alert of a rule in a segment, including later
 //! ones) are rules held by the caller; a query passes them in [`AlertQuery::suppressions`]

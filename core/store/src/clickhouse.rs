@@ -13,8 +13,12 @@
 //!   the time of the last row first, reading `ts_us` alone, so the key read is a `ts` range),
 //!   then the JSON of those ids only;
 //! - alerts are rows of their own ([`crate::alerts`], `ReplacingMergeTree(version)`) read
-//!   without `FINAL`; the statistics ([`crate::summary`]) read hourly `SummingMergeTree`
-//!   tables filled by materialized views, and raw rows only for partial hours;
+//!   without `FINAL`, their triage state in `alert_state`; a list's first page reads the
+//!   newest hour first and widens the window only when the page is not full, its total
+//!   comes from the hourly counts, status filters from `alert_state`;
+//! - the statistics ([`crate::summary`]) read hourly `SummingMergeTree` tables filled by
+//!   materialized views (top talkers: whole days from a daily table keyed by segment first),
+//!   raw rows only for partial hours, and run their four queries at once;
 //! - retention drops whole daily partitions (`ALTER TABLE ... DROP PARTITION`), not rows.
 //!
 //! The server version is read at connect time and logged ([`ClickHouseStore::server_version`]).
@@ -199,17 +203,153 @@ struct GeoRow {
     dest_asn: String,
 }
 
-/// The stored version, count and state of an alert id.
+/// The stored version and count of an alert id.
 #[derive(Row, Deserialize)]
 #[clickhouse(crate = "::clickhouse")]
 struct AlertVersionRow {
     id: String,
     version: u64,
     count: u64,
+}
+
+/// The latest triage state of an alert id.
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct StateVersionRow {
+    id: String,
     status: String,
     owner: String,
     verdict: String,
     incident_id: String,
+    version: u64,
+}
+
+/// Triaged alerts matching a status filter, and those counted as untriaged `new` ones.
+#[derive(Row, Deserialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct StateCounts {
+    matching: u64,
+    as_new: u64,
+}
+
+/// One `alert_state` row (a triage change); field order = column order.
+#[derive(Row, Serialize)]
+#[clickhouse(crate = "::clickhouse")]
+struct StateRow {
+    id: String,
+    ts: u32,
+    ts_us: i64,
+    kind: String,
+    severity: u8,
+    rule_id: String,
+    rule_title: String,
+    segment: String,
+    sensor: String,
+    src_ip: String,
+    dest_ip: String,
+    status: String,
+    owner: String,
+    verdict: String,
+    incident_id: String,
+    version: u64,
+}
+
+impl StateRow {
+    fn of(r: &AlertRecord) -> Self {
+        let c = r.columns();
+        StateRow {
+            id: c.id,
+            ts: c.ts,
+            ts_us: c.ts_us,
+            kind: c.kind,
+            severity: c.severity,
+            rule_id: c.rule_id,
+            rule_title: c.rule_title,
+            segment: c.segment,
+            sensor: c.sensor,
+            src_ip: c.src_ip,
+            dest_ip: c.dest_ip,
+            status: c.status,
+            owner: c.owner,
+            verdict: c.verdict,
+            incident_id: c.incident_id,
+            version: c.version,
+        }
+    }
+}
+
+/// Gives a record read from `alerts` its triage state (`None`: never triaged, `new`); the
+/// record's version is the higher of the row's and the state's.
+fn with_state(r: &mut AlertRecord, state: Option<(AlertState, u64)>) {
+    match state {
+        Some((st, v)) => {
+            r.state = st;
+            r.version = r.version.max(v);
+        }
+        None => r.state = AlertState::default(),
+    }
+}
+
+/// Days since the epoch as `YYYY-MM-DD` (proleptic Gregorian, UTC).
+fn iso_date(days: i64) -> String {
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// `{col} IN (...)` for a data scope (`None`: everything, empty: nothing).
+fn seg_scope(col: &str, segments: Option<&[String]>, params: &mut Vec<Param>) -> String {
+    match segments {
+        None => "1 = 1".into(),
+        Some([]) => "1 = 0".into(),
+        Some(v) => {
+            params.extend(v.iter().cloned().map(Param::Str));
+            format!("{col} IN ({})", marks(v.len()))
+        }
+    }
+}
+
+/// The time windows an alert list in time order tries, narrowest first (`None`: the whole
+/// range, always last): the newest 1 h, 6 h and 48 h before `until` (or from `now` on, so
+/// that rows stamped in the future are included) for newest first; the oldest ones after
+/// `since` for oldest first. Other orders read the whole range at once.
+fn alert_windows(q: &AlertQuery, now: soc_model::Timestamp) -> Vec<Option<filter::Where>> {
+    const HOUR: i64 = 3_600_000_000;
+    let mut out = Vec::new();
+    if q.sort == alerts::AlertSort::Time {
+        for w in [HOUR, 6 * HOUR, 48 * HOUR] {
+            if q.descending {
+                let lo = q.until.unwrap_or(now).unix_micros().saturating_sub(w);
+                if q.since.is_some_and(|s| s.unix_micros() >= lo) {
+                    break;
+                }
+                out.push(Some(filter::Where {
+                    sql: "ts >= toDateTime(?) AND ts_us >= ?".into(),
+                    params: vec![Param::U32(filter::clamp_secs(lo.div_euclid(1_000_000))), Param::I64(lo)],
+                }));
+            } else {
+                let Some(since) = q.since else { break };
+                let hi = since.unix_micros().saturating_add(w);
+                if q.until.is_some_and(|u| u.unix_micros() <= hi) {
+                    break;
+                }
+                out.push(Some(filter::Where {
+                    sql: "ts <= toDateTime(?) AND ts_us < ?".into(),
+                    params: vec![Param::U32(filter::clamp_secs(hi.div_euclid(1_000_000))), Param::I64(hi)],
+                }));
+            }
+        }
+    }
+    out.push(None);
+    out
 }
 
 /// Phase one of a two-phase read: the sort key of a matching row.
@@ -434,10 +574,15 @@ impl ClickHouseStore {
     }
 
     async fn migrate_inner(&self) -> Result<Vec<u32>, StoreError> {
+        self.migrate_to(u32::MAX).await
+    }
+
+    /// Applies the pending migrations up to version `max` (tests build older schemas).
+    async fn migrate_to(&self, max: u32) -> Result<Vec<u32>, StoreError> {
         self.bounded(self.timeout, self.client.query_raw(migrations::clickhouse::BOOKKEEPING).execute()).await?;
         let applied = self.applied_versions().await?;
         let mut done = Vec::new();
-        for m in migrations::pending(migrations::CLICKHOUSE, &applied) {
+        for m in migrations::pending(migrations::CLICKHOUSE, &applied).into_iter().filter(|m| m.version <= max) {
             tracing::info!(store = NAME, database = %self.database, version = m.version, name = m.name, "applying migration");
             for stmt in m.statements {
                 self.bounded(self.timeout, self.client.query_raw(stmt).execute()).await.map_err(|e| match e {
@@ -449,6 +594,9 @@ impl ClickHouseStore {
             // tried again at the next start instead of leaving them without the older records.
             if m.version == 3 {
                 self.backfill_derived().await?;
+            }
+            if m.version == 4 {
+                self.fill_migration_4().await?;
             }
             self.bounded(
                 self.timeout,
@@ -551,7 +699,38 @@ impl ClickHouseStore {
         Ok(())
     }
 
-    /// The GeoIP rows of a batch (records without enrichment have none).
+    /// Fills the tables of migration 4 from the stored data: the triage state held in the
+    /// alert rows until then (the latest version of every alert that has more than one,
+    /// unless it is the untouched default) moves to `alert_state`, keeping its version; the
+    /// daily talkers are the sums of the hourly ones.
+    ///
+    /// Starts from empty tables, so a fill that failed half-way runs again from scratch (the
+    /// migration is recorded only after it succeeded; nothing writes triage state to
+    /// `alert_state` before the store has migrated). Rows inserted while this runs reach
+    /// the daily talkers through its views and may be counted twice there.
+    async fn fill_migration_4(&self) -> Result<(), StoreError> {
+        for table in ["alert_state", "stats_talkers_daily"] {
+            self.bounded(self.timeout, self.client.query(&format!("TRUNCATE TABLE IF EXISTS {table}")).execute())
+                .await?;
+        }
+        for sql in [
+            "INSERT INTO alert_state SELECT id, ts, ts_us, kind, severity, rule_id, rule_title, segment, sensor, \
+             src_ip, dest_ip, st, ow, ve, inc, v FROM (\
+               SELECT id, ts, ts_us, kind, severity, rule_id, rule_title, segment, sensor, src_ip, dest_ip, \
+                 argMax(status, version) AS st, argMax(owner, version) AS ow, argMax(verdict, version) AS ve, \
+                 argMax(incident_id, version) AS inc, max(version) AS v \
+               FROM alerts PREWHERE id IN (SELECT id FROM alerts WHERE version > 1) \
+               GROUP BY id, ts, ts_us, kind, severity, rule_id, rule_title, segment, sensor, src_ip, dest_ip) \
+             WHERE st != 'new' OR ow != '' OR ve != '' OR inc != ''",
+            "INSERT INTO stats_talkers_daily SELECT toDate(hour) AS day, seg, ip, sum(c) AS c \
+             FROM stats_talkers_hourly GROUP BY day, seg, ip",
+        ] {
+            self.bounded(self.timeout, self.client.query(sql).execute()).await?;
+        }
+        tracing::info!(store = NAME, database = %self.database, "triage state moved to alert_state, daily talkers filled");
+        Ok(())
+    }
+
     /// The GeoIP rows of a batch; alerts already stored (`known`: re-emitted or delivered
     /// again) are skipped, so the hourly GeoIP counts count each alert once.
     async fn write_geo(&self, events: &[Event], known: &HashSet<String>) -> Result<(), StoreError> {
@@ -616,7 +795,7 @@ impl ClickHouseStore {
         Ok(known)
     }
 
-    /// Version, count and state of the stored alerts among `rows` (by id).
+    /// Version and count of the stored alerts among `rows` (by id), with a default state.
     async fn stored_alert_versions(
         &self,
         rows: &[AlertRecord],
@@ -628,7 +807,7 @@ impl ClickHouseStore {
                 (lo.min(t), hi.max(t))
             });
             let sql = format!(
-                "SELECT id, version, count, status, owner, verdict, incident_id FROM alerts \
+                "SELECT id, version, count FROM alerts \
                  PREWHERE id IN ({}) WHERE ts >= toDateTime(?) AND ts <= toDateTime(?) \
                  ORDER BY id, version DESC LIMIT 1 BY id",
                 marks(chunk.len())
@@ -641,13 +820,8 @@ impl ClickHouseStore {
             }
             q = q.bind(lo).bind(hi);
             for v in self.bounded(self.timeout, q.fetch_all::<AlertVersionRow>()).await? {
-                let state = AlertState {
-                    status: v.status,
-                    owner: Some(v.owner).filter(|s| !s.is_empty()),
-                    verdict: Some(v.verdict).filter(|s| !s.is_empty()),
-                    incident_id: Some(v.incident_id).filter(|s| !s.is_empty()),
-                };
-                out.insert(v.id, (v.version, v.count, state));
+                // The triage state is not part of the row (it lives in `alert_state`).
+                out.insert(v.id, (v.version, v.count, AlertState::default()));
             }
         }
         Ok(out)
@@ -670,32 +844,9 @@ impl ClickHouseStore {
             return Ok(Vec::new());
         }
         let fetch = limit + limit / 4 + 16;
-        // Ordered by time: find the time of the `fetch`-th row reading `ts_us` alone, then read
-        // the wider key columns of the rows from there on only (a key range of `ts`).
-        let mut narrowed = where_sql.to_string();
-        let mut narrowed_params = params.to_vec();
-        // Only for the alerts table: on events a selective filter (an address, a host) would
-        // be evaluated twice over the whole range for little gain.
-        let desc = order.starts_with("ts_us DESC");
-        if table == "alerts" && (desc || order.starts_with("ts_us ASC")) {
-            let by = if desc { "ts_us DESC" } else { "ts_us ASC" };
-            let sql = format!("SELECT ts_us FROM {table} WHERE {where_sql} ORDER BY {by} LIMIT {}, 1", fetch - 1);
-            let cut =
-                self.bounded(self.timeout, bind(self.client.query(&sql), params.to_vec()).fetch_all::<i64>()).await?;
-            if let Some(&c) = cut.first() {
-                let secs = filter::clamp_secs(c.div_euclid(1_000_000));
-                narrowed = if desc {
-                    format!("{where_sql} AND ts >= toDateTime(?) AND ts_us >= ?")
-                } else {
-                    format!("{where_sql} AND ts <= toDateTime(?) AND ts_us <= ?")
-                };
-                narrowed_params.push(Param::U32(secs));
-                narrowed_params.push(Param::I64(c));
-            }
-        }
-        let sql = format!("SELECT {key_cols} FROM {table} WHERE {narrowed} ORDER BY {order} LIMIT {fetch}");
+        let sql = format!("SELECT {key_cols} FROM {table} WHERE {where_sql} ORDER BY {order} LIMIT {fetch}");
         let rows =
-            self.bounded(self.timeout, bind(self.client.query(&sql), narrowed_params).fetch_all::<KeyRow>()).await?;
+            self.bounded(self.timeout, bind(self.client.query(&sql), params.to_vec()).fetch_all::<KeyRow>()).await?;
         let exhausted = rows.len() < fetch;
         let mut keys = dedupe_keys(rows);
         if keys.len() < limit && !exhausted {
@@ -744,9 +895,11 @@ impl ClickHouseStore {
         keys.iter().filter_map(|k| json.get(&k.id)).map(|j| crate::decode_event(j)).collect()
     }
 
-    /// Phase two for alerts: the highest version of each key's row, in the keys' order.
+    /// Phase two for alerts: the highest version of each key's row with its triage state,
+    /// in the keys' order.
     async fn alerts_of_keys(&self, keys: &[KeyRow]) -> Result<Vec<AlertRecord>, StoreError> {
         let mut rows: HashMap<String, AlertColumns> = HashMap::with_capacity(keys.len());
+        let mut states: HashMap<String, (AlertState, u64)> = HashMap::new();
         for chunk in keys.chunks(ID_CHUNK) {
             let (lo, hi) = chunk.iter().fold((i64::MAX, i64::MIN), |(lo, hi), k| (lo.min(k.ts_us), hi.max(k.ts_us)));
             let sql = format!(
@@ -759,22 +912,207 @@ impl ClickHouseStore {
                 q = q.bind(k.id.as_str());
             }
             q = q.bind(filter::clamp_secs(lo.div_euclid(1_000_000))).bind(filter::clamp_secs(hi.div_euclid(1_000_000)));
-            for r in self.bounded(self.timeout, q.fetch_all::<AlertColumns>()).await? {
+            let ids: Vec<&str> = chunk.iter().map(|k| k.id.as_str()).collect();
+            let (found, st) = tokio::try_join!(
+                self.bounded(self.timeout, q.fetch_all::<AlertColumns>()),
+                self.states_of(&ids, lo, hi)
+            )?;
+            for r in found {
                 rows.insert(r.id.clone(), r);
             }
+            states.extend(st);
         }
-        keys.iter().filter_map(|k| rows.remove(&k.id)).map(|r| r.into_record()).collect()
+        keys.iter()
+            .filter_map(|k| rows.remove(&k.id))
+            .map(|r| {
+                let mut rec = r.into_record()?;
+                let st = states.remove(&rec.id);
+                with_state(&mut rec, st);
+                Ok(rec)
+            })
+            .collect()
+    }
+
+    /// The latest triage state (and its version) of each of `ids` that has one; `lo`..=`hi`
+    /// (microseconds) bounds the alerts' times.
+    async fn states_of(
+        &self,
+        ids: &[&str],
+        lo: i64,
+        hi: i64,
+    ) -> Result<HashMap<String, (AlertState, u64)>, StoreError> {
+        let mut out = HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        for chunk in ids.chunks(ID_CHUNK) {
+            let sql = format!(
+                "SELECT id, status, owner, verdict, incident_id, version FROM alert_state PREWHERE id IN ({}) \
+                 WHERE ts >= toDateTime(?) AND ts <= toDateTime(?) ORDER BY id, version DESC LIMIT 1 BY id",
+                marks(chunk.len())
+            );
+            let mut q = self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q = q.bind(filter::clamp_secs(lo.div_euclid(1_000_000))).bind(filter::clamp_secs(hi.div_euclid(1_000_000)));
+            for v in self.bounded(self.timeout, q.fetch_all::<StateVersionRow>()).await? {
+                let state = AlertState {
+                    status: v.status,
+                    owner: Some(v.owner).filter(|s| !s.is_empty()),
+                    verdict: Some(v.verdict).filter(|s| !s.is_empty()),
+                    incident_id: Some(v.incident_id).filter(|s| !s.is_empty()),
+                };
+                out.insert(v.id, (state, v.version));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Phase one of an alert list: the sort keys of the first `want` distinct ids of
+    /// `alerts WHERE {fixed} AND {cond}` in `q`'s order. Ordered by time, the newest (or
+    /// oldest) hour is tried first, then 6 hours, 2 days and the whole range, until a window
+    /// holds a full page: 18.16 cannot read in key order, and a window reads only its own
+    /// key range (partition and `ts` pruning), so the first page of a week costs about the
+    /// same as the first page of an hour.
+    async fn alert_keys(
+        &self,
+        q: &AlertQuery,
+        fixed: &filter::Where,
+        cond: &filter::Where,
+        want: usize,
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let order = alerts::order_by(q);
+        let fetch = want + want / 4 + 16;
+        let cols = "id, ts_us, toString(severity) AS aux";
+        for win in alert_windows(q, soc_model::Timestamp::now()) {
+            let last = win.is_none();
+            let win = win.unwrap_or_else(|| filter::Where { sql: "1 = 1".into(), params: Vec::new() });
+            let sql = format!(
+                "SELECT {cols} FROM alerts WHERE {} AND {} AND ({}) ORDER BY {order} LIMIT {fetch}",
+                fixed.sql, win.sql, cond.sql
+            );
+            let mut params = fixed.params.clone();
+            params.extend(win.params.iter().cloned());
+            params.extend(cond.params.iter().cloned());
+            let rows = self
+                .bounded(
+                    self.timeout,
+                    bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
+                        .fetch_all::<KeyRow>(),
+                )
+                .await?;
+            let exhausted = rows.len() < fetch;
+            let mut keys = dedupe_keys(rows);
+            if keys.len() >= want || (last && exhausted) {
+                keys.truncate(want);
+                return Ok(keys);
+            }
+            if !last {
+                continue;
+            }
+            // Versions not merged yet took more than the margin: the exact (slower) read.
+            let sql = format!(
+                "SELECT {cols} FROM alerts WHERE {} AND ({}) ORDER BY {order} LIMIT 1 BY id LIMIT {want}",
+                fixed.sql, cond.sql
+            );
+            let mut params = fixed.params.clone();
+            params.extend(cond.params.iter().cloned());
+            let rows = self
+                .bounded(
+                    self.timeout,
+                    bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
+                        .fetch_all::<KeyRow>(),
+                )
+                .await?;
+            keys = dedupe_keys(rows);
+            keys.truncate(want);
+            return Ok(keys);
+        }
+        Ok(Vec::new())
+    }
+
+    /// How many distinct alerts match `fixed` (and `cond`, a condition over columns that do
+    /// not change between versions). With only a time range and a scope, whole hours are
+    /// summed from `stats_events_hourly` (which counts the first version of each alert) and
+    /// only the partial hours at the edges are counted in `alerts`.
+    async fn count_alerts(
+        &self,
+        q: &AlertQuery,
+        fixed: &filter::Where,
+        cond: Option<&filter::Where>,
+    ) -> Result<u64, StoreError> {
+        let plain = cond.is_none()
+            && q.id.is_none()
+            && q.sensor.is_none()
+            && q.ip.is_none()
+            && q.severities.is_none()
+            && q.rule.as_ref().is_none_or(|r| r.is_empty());
+        let parts = summary::split_hours(q.since, q.until, 3_600_000_000);
+        if plain && parts.use_hours {
+            let mut params = Vec::new();
+            let mut c = vec!["event_type IN ('alert', 'detection')".to_string()];
+            c.push(seg_scope("seg", q.segments.as_deref(), &mut params));
+            if let Some(h) = parts.hours_from {
+                c.push("hour >= toDateTime(?)".into());
+                params.push(Param::U32(filter::clamp_secs(h.div_euclid(1_000_000))));
+            }
+            if let Some(h) = parts.hours_until {
+                c.push("hour < toDateTime(?)".into());
+                params.push(Param::U32(filter::clamp_secs(h.div_euclid(1_000_000))));
+            }
+            // One round trip: the whole hours, and the distinct ids of the partial ones (at
+            // most an hour at each edge).
+            let mut branches = vec![format!("SELECT sum(c) AS n FROM stats_events_hourly WHERE {}", c.join(" AND "))];
+            for (since, until) in &parts.raw {
+                let eq =
+                    AlertQuery { since: *since, until: *until, segments: q.segments.clone(), ..Default::default() };
+                let w = alerts::build_fixed(&eq, Dialect::ClickHouse);
+                branches.push(format!("SELECT uniqExact(id) AS n FROM alerts WHERE {}", w.sql));
+                params.extend(w.params);
+            }
+            let sql = format!("SELECT sum(n) FROM ({})", branches.join(" UNION ALL "));
+            return self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_one::<u64>()).await;
+        }
+        self.count_distinct(fixed, cond).await
+    }
+
+    /// Distinct ids of `alerts WHERE {w} AND {cond}`: rows minus the extra rows of the ids
+    /// that have more than one version (few: re-emitted alerts), counted through `version`.
+    async fn count_distinct(&self, w: &filter::Where, cond: Option<&filter::Where>) -> Result<u64, StoreError> {
+        let (csql, cparams) = match cond {
+            Some(c) => (format!("({})", c.sql), c.params.clone()),
+            None => ("1 = 1".to_string(), Vec::new()),
+        };
+        let mut p1 = w.params.clone();
+        p1.extend(cparams.iter().cloned());
+        let rows_sql = format!("SELECT count() FROM alerts WHERE {} AND {csql}", w.sql);
+        let extra_sql = format!(
+            "SELECT count() - uniqExact(id) FROM alerts WHERE {w} AND {csql} \
+             AND id IN (SELECT id FROM alerts WHERE {w} AND version > 1)",
+            w = w.sql
+        );
+        let mut p2 = p1.clone();
+        p2.extend(w.params.iter().cloned());
+        let (rows, extra) = tokio::try_join!(
+            self.bounded(self.timeout, bind(self.client.query(&rows_sql), p1).fetch_one::<u64>()),
+            self.bounded(self.timeout, bind(self.client.query(&extra_sql), p2).fetch_one::<u64>())
+        )?;
+        Ok(rows.saturating_sub(extra))
     }
 
     async fn query_alerts_inner(&self, q: &AlertQuery) -> Result<AlertPage, StoreError> {
-        // Versions of an id share every column but the state, count and JSON, and sit next
-        // to each other in the sorting key (segment, ts, id). Ids with more than one version
-        // are few (triaged or re-emitted alerts): the "touched" set, the rows with version > 1,
-        // found through the key index (`(segment, ts, id) IN (subquery)`). Everything else is
-        // one row per id at version 1, whose state is the insert's: `new`.
+        // Alert rows (`alerts`) change only when the correlator re-emits an alert; triage
+        // state lives in `alert_state` (few rows: the triaged alerts), and an alert without
+        // a state row is `new`. Lists read the page's keys from `alerts` (time windows, see
+        // `alert_keys`) and the total from the hourly counts; status filters are answered
+        // from `alert_state`, joined to `alerts` only through id sets.
         let fixed = alerts::build_fixed(q, Dialect::ClickHouse);
         if q.id.is_some() {
-            // One alert (detail, actions): its latest version in one read.
+            // One alert (detail, actions): its latest version and state.
             let sql = format!(
                 "SELECT {ALERT_COLUMNS} FROM alerts PREWHERE id = ? WHERE {} ORDER BY version DESC LIMIT 1",
                 fixed.sql
@@ -786,6 +1124,10 @@ impl ClickHouseStore {
             let mut items = Vec::new();
             for row in rows {
                 let mut r = row.into_record()?;
+                let t = r.timestamp.unix_micros();
+                let mut st = self.states_of(&[r.id.as_str()], t, t).await?;
+                let found = st.remove(&r.id);
+                with_state(&mut r, found);
                 r.state.status = q.effective_status(&r);
                 if q.statuses.as_ref().is_none_or(|s| s.contains(&r.state.status)) {
                     items.push(r);
@@ -795,79 +1137,88 @@ impl ClickHouseStore {
             let items = items.into_iter().skip(q.offset).take(q.effective_limit()).collect();
             return Ok(AlertPage { total, items });
         }
-        let order = alerts::order_by(q);
         let want = q.offset.saturating_add(q.effective_limit());
-        let touched = format!("SELECT segment, ts, id FROM alerts WHERE {} AND version > 1", fixed.sql);
-        let (mut keys, total) = match alerts::build_state(q, Dialect::ClickHouse, "last_status") {
+        let (mut keys, total) = match &q.statuses {
             None => {
-                let keys = self
-                    .first_keys(
-                        "alerts",
-                        "id, ts_us, toString(severity) AS aux",
-                        &fixed.sql,
-                        &fixed.params,
-                        order,
-                        want,
-                    )
-                    .await?;
-                // Distinct ids = rows - (rows of touched ids - touched ids); the touched ids are
-                // few (read through `version`), their rows are counted by id.
-                let sql = format!("SELECT count() FROM alerts WHERE {}", fixed.sql);
-                let rows = self
-                    .bounded(self.timeout, bind(self.client.query(&sql), fixed.params.clone()).fetch_one::<u64>())
-                    .await?;
-                let sql = format!("SELECT DISTINCT id FROM alerts WHERE {} AND version > 1", fixed.sql);
-                let touched_ids = self
-                    .bounded(self.timeout, bind(self.client.query(&sql), fixed.params.clone()).fetch_all::<String>())
-                    .await?;
-                let mut extra = 0u64;
-                for chunk in touched_ids.chunks(ID_CHUNK) {
-                    let sql = format!(
-                        "SELECT count() FROM alerts PREWHERE id IN ({}) WHERE {}",
-                        marks(chunk.len()),
-                        fixed.sql
-                    );
-                    let mut params: Vec<Param> = chunk.iter().cloned().map(Param::Str).collect();
-                    params.extend(fixed.params.iter().cloned());
-                    let n = self
-                        .bounded(
-                            self.timeout,
-                            bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
-                                .fetch_one::<u64>(),
-                        )
-                        .await?;
-                    extra += n.saturating_sub(chunk.len() as u64);
-                }
-                let total = rows.saturating_sub(extra);
-                (keys, total)
+                let always = filter::Where { sql: "1 = 1".into(), params: Vec::new() };
+                tokio::try_join!(self.alert_keys(q, &fixed, &always, want), self.count_alerts(q, &fixed, None))?
             }
-            Some(state) => {
-                // Untouched rows (state `new`) and the latest version of touched ids.
-                let union = format!(
-                    "SELECT id, ts_us, severity, kind, rule_id, segment, status AS last_status FROM alerts \
-                     WHERE {f} AND version = 1 AND (segment, ts, id) NOT IN ({touched}) \
-                     UNION ALL \
-                     SELECT id, ts_us, severity, kind, rule_id, segment, argMax(status, version) AS last_status \
-                     FROM alerts WHERE {f} AND (segment, ts, id) IN ({touched}) \
-                     GROUP BY id, ts_us, severity, kind, rule_id, segment",
-                    f = fixed.sql
+            Some(statuses) if statuses.is_empty() => (Vec::new(), 0),
+            Some(statuses) => {
+                let in_s = format!("IN ({})", marks(statuses.len()));
+                let s_params: Vec<Param> = statuses.iter().cloned().map(Param::Str).collect();
+                // The effective status of a state row (`st`), and of an alert without one.
+                let mut eff_params = Vec::new();
+                let eff = alerts::status_expr(q, Dialect::ClickHouse, "st", &mut eff_params);
+                let mut new_params = Vec::new();
+                let new_eff = alerts::status_expr(q, Dialect::ClickHouse, "'new'", &mut new_params);
+                new_params.extend(s_params.iter().cloned());
+                let new_in = filter::Where { sql: format!("{new_eff} {in_s}"), params: new_params };
+                let untriaged_can_match = statuses.iter().any(|s| s == "new")
+                    || (statuses.iter().any(|s| s == "suppressed") && !q.suppressions.is_empty());
+                // The latest state of each triaged alert matching `fixed`.
+                let latest = format!(
+                    "SELECT id, ts_us, severity, kind, rule_id, segment, argMax(status, version) AS st \
+                     FROM alert_state WHERE {} GROUP BY id, ts_us, severity, kind, rule_id, segment",
+                    fixed.sql
                 );
-                let mut params = Vec::new();
-                for _ in 0..4 {
-                    params.extend(fixed.params.iter().cloned());
+                // Counts over the triaged alerts: those whose status matches, and those an
+                // untriaged count would include (subtracted from it).
+                let counts_sql = format!(
+                    "SELECT countIf({eff} {in_s}) AS matching, countIf({}) AS as_new FROM ({latest})",
+                    new_in.sql
+                );
+                let mut counts_params = eff_params.clone();
+                counts_params.extend(s_params.iter().cloned());
+                counts_params.extend(new_in.params.iter().cloned());
+                counts_params.extend(fixed.params.iter().cloned());
+                let counts = self.bounded(
+                    self.timeout,
+                    bind(self.client.query(&counts_sql), counts_params).fetch_one::<StateCounts>(),
+                );
+                if untriaged_can_match {
+                    // Untriaged rows whose `new` matches, and triaged ones whose state matches.
+                    let cond = filter::Where {
+                        sql: format!(
+                            "({new} AND id NOT IN (SELECT id FROM alert_state WHERE {f})) \
+                             OR id IN (SELECT id FROM ({latest}) WHERE {eff} {in_s})",
+                            new = new_in.sql,
+                            f = fixed.sql
+                        ),
+                        params: {
+                            let mut p = new_in.params.clone();
+                            p.extend(fixed.params.iter().cloned());
+                            p.extend(fixed.params.iter().cloned());
+                            p.extend(eff_params.iter().cloned());
+                            p.extend(s_params.iter().cloned());
+                            p
+                        },
+                    };
+                    let untriaged = async {
+                        if q.suppressions.is_empty() {
+                            // `new` matches every alert without a state row.
+                            self.count_alerts(q, &fixed, None).await
+                        } else {
+                            self.count_distinct(&fixed, Some(&new_in)).await
+                        }
+                    };
+                    let (keys, all_new, c) =
+                        tokio::try_join!(self.alert_keys(q, &fixed, &cond, want), untriaged, counts)?;
+                    (keys, all_new.saturating_sub(c.as_new) + c.matching)
+                } else {
+                    // Only triaged alerts can match: the page comes from `alert_state` alone.
+                    let order = alerts::order_by(q);
+                    let sql = format!(
+                        "SELECT id, ts_us, toString(severity) AS aux FROM ({latest}) WHERE {eff} {in_s} \
+                         ORDER BY {order} LIMIT {want}"
+                    );
+                    let mut params = fixed.params.clone();
+                    params.extend(eff_params.iter().cloned());
+                    params.extend(s_params.iter().cloned());
+                    let keys = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyRow>());
+                    let (keys, c) = tokio::try_join!(keys, counts)?;
+                    (keys, c.matching)
                 }
-                params.extend(state.params.clone());
-                let sql = format!(
-                    "SELECT id, ts_us, toString(severity) AS aux FROM ({union}) WHERE {} ORDER BY {order} LIMIT {want}",
-                    state.sql
-                );
-                let keys = self
-                    .bounded(self.timeout, bind(self.client.query(&sql), params.clone()).fetch_all::<KeyRow>())
-                    .await?;
-                let sql = format!("SELECT count() FROM ({union}) WHERE {}", state.sql);
-                let total =
-                    self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_one::<u64>()).await?;
-                (dedupe_keys(keys), total)
             }
         };
         let keys: Vec<KeyRow> = keys.drain(q.offset.min(keys.len())..).collect();
@@ -885,18 +1236,20 @@ impl ClickHouseStore {
         let rows = self.bounded(self.timeout, self.client.query(&sql).bind(id).fetch_all::<AlertColumns>()).await?;
         let Some(row) = rows.into_iter().next() else { return Ok(None) };
         let mut rec = row.into_record()?;
-        rec.version += 1;
+        let t = rec.timestamp.unix_micros();
+        let prev = self.states_of(&[id], t, t).await?.remove(id).map(|(_, v)| v).unwrap_or(0);
+        // Above the row's version too, so the record's version grows with every change.
+        rec.version = prev.max(rec.version) + 1;
         rec.state = state.clone();
-        let out = rec.columns();
+        let out = StateRow::of(&rec);
         let write = async {
-            let mut insert = self.client.insert::<AlertColumns>("alerts").await?;
+            let mut insert = self.client.insert::<StateRow>("alert_state").await?;
             insert.write(&out).await?;
             insert.end().await
         };
         self.bounded(self.timeout, write).await?;
         Ok(Some(rec))
     }
-
     async fn summary_inner(&self, q: &SummaryQuery) -> Result<Summary, StoreError> {
         summary::check(q)?;
         let b = q.bucket_micros;
@@ -961,20 +1314,7 @@ impl ClickHouseStore {
              FROM events WHERE {w} GROUP BY t, s, b"
         ));
         let sql = format!("SELECT t, s, b, sum(c) AS c FROM ({}) GROUP BY t, s, b", branches.join(" UNION ALL "));
-        let rows =
-            self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<TypeSegBucket>()).await?;
-        let mut per_ts: HashMap<(String, String), u64> = HashMap::new();
-        let mut per_bucket: HashMap<i64, u64> = HashMap::new();
-        for r in rows {
-            if r.t == "alert" || r.t == "detection" {
-                *per_bucket.entry(r.b).or_default() += r.c;
-            }
-            *per_ts.entry((r.t, r.s)).or_default() += r.c;
-        }
-        out.by_type_segment = per_ts.into_iter().map(|((t, s), c)| (t, s, c)).collect();
-        out.by_type_segment.sort();
-        out.alerts_over_time = per_bucket.into_iter().collect();
-        out.alerts_over_time.sort();
+        let types = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<TypeSegBucket>());
 
         // 2. Top rules: alerts counted once (the hourly table counts first versions only;
         //    the raw part distinct ids).
@@ -990,15 +1330,57 @@ impl ClickHouseStore {
             "SELECT k, sum(c) AS c FROM ({}) WHERE k != '' GROUP BY k ORDER BY c DESC, k ASC LIMIT {top}",
             branches.join(" UNION ALL ")
         );
-        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyCount>()).await?;
-        out.top_rules = rows.into_iter().map(|r| (r.k, r.c)).collect();
+        let rules = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyCount>());
 
         // 3. Top talkers.
+        //    Whole days from the daily table (segment first in its key), the other whole
+        //    hours from the hourly one.
         let mut params = Vec::new();
         let mut branches = Vec::new();
         if use_hours {
-            let w = hours(&mut params);
-            branches.push(format!("SELECT ip AS k, sum(c) AS c FROM stats_talkers_hourly WHERE {w} GROUP BY k"));
+            const DAY_US: i64 = 86_400 * 1_000_000;
+            let day_from = parts.hours_from.map(|h| h.div_euclid(DAY_US) + i64::from(h.rem_euclid(DAY_US) != 0));
+            let day_until = parts.hours_until.map(|h| h.div_euclid(DAY_US));
+            if matches!((day_from, day_until), (Some(a), Some(b)) if a >= b) {
+                let w = hours(&mut params);
+                branches.push(format!("SELECT ip AS k, sum(c) AS c FROM stats_talkers_hourly WHERE {w} GROUP BY k"));
+            } else {
+                let mut c = vec![scope("seg", &mut params)];
+                if let Some(d) = day_from {
+                    c.push("day >= toDate(?)".into());
+                    params.push(Param::Str(iso_date(d)));
+                }
+                if let Some(d) = day_until {
+                    c.push("day < toDate(?)".into());
+                    params.push(Param::Str(iso_date(d)));
+                }
+                branches.push(format!(
+                    "SELECT ip AS k, sum(c) AS c FROM stats_talkers_daily WHERE {} GROUP BY k",
+                    c.join(" AND ")
+                ));
+                // The whole hours before the first whole day and after the last one.
+                let mut ors = Vec::new();
+                let mut hour_params = Vec::new();
+                for (from, until) in [
+                    (parts.hours_from, day_from.map(|d| d * DAY_US)),
+                    (day_until.map(|d| d * DAY_US), parts.hours_until),
+                ] {
+                    let (Some(f), Some(u)) = (from, until) else { continue };
+                    if f < u {
+                        ors.push("(hour >= toDateTime(?) AND hour < toDateTime(?))");
+                        hour_params.push(Param::U32(filter::clamp_secs(f.div_euclid(1_000_000))));
+                        hour_params.push(Param::U32(filter::clamp_secs(u.div_euclid(1_000_000))));
+                    }
+                }
+                if !ors.is_empty() {
+                    let sc = scope("seg", &mut params);
+                    params.extend(hour_params);
+                    branches.push(format!(
+                        "SELECT ip AS k, sum(c) AS c FROM stats_talkers_hourly WHERE {sc} AND ({}) GROUP BY k",
+                        ors.join(" OR ")
+                    ));
+                }
+            }
         }
         let w = raw(&mut params, "segment");
         branches.push(format!(
@@ -1008,8 +1390,7 @@ impl ClickHouseStore {
             "SELECT k, sum(c) AS c FROM ({}) WHERE k != '' GROUP BY k ORDER BY c DESC, k ASC LIMIT {top}",
             branches.join(" UNION ALL ")
         );
-        let rows = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyCount>()).await?;
-        out.top_talkers = rows.into_iter().map(|r| (r.k, r.c)).collect();
+        let talkers = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<KeyCount>());
 
         // 4. GeoIP: countries and ASNs of both directions in one query.
         let mut params = Vec::new();
@@ -1030,9 +1411,25 @@ impl ClickHouseStore {
             "SELECT f, k, sum(c) AS c FROM ({}) WHERE k != '' GROUP BY f, k ORDER BY c DESC, k ASC LIMIT {top} BY f",
             branches.join(" UNION ALL ")
         );
-        let rows =
-            self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<FieldKeyCount>()).await?;
-        for r in rows {
+        let geo = self.bounded(self.timeout, bind(self.client.query(&sql), params).fetch_all::<FieldKeyCount>());
+
+        // The four queries run at once (the server works on them in parallel).
+        let (types, rules, talkers, geo) = tokio::try_join!(types, rules, talkers, geo)?;
+        let mut per_ts: HashMap<(String, String), u64> = HashMap::new();
+        let mut per_bucket: HashMap<i64, u64> = HashMap::new();
+        for r in types {
+            if r.t == "alert" || r.t == "detection" {
+                *per_bucket.entry(r.b).or_default() += r.c;
+            }
+            *per_ts.entry((r.t, r.s)).or_default() += r.c;
+        }
+        out.by_type_segment = per_ts.into_iter().map(|((t, s), c)| (t, s, c)).collect();
+        out.by_type_segment.sort();
+        out.alerts_over_time = per_bucket.into_iter().collect();
+        out.alerts_over_time.sort();
+        out.top_rules = rules.into_iter().map(|r| (r.k, r.c)).collect();
+        out.top_talkers = talkers.into_iter().map(|r| (r.k, r.c)).collect();
+        for r in geo {
             match r.f.as_str() {
                 "country" => out.countries.push((r.k, r.c)),
                 _ => out.asns.push((r.k, r.c)),
@@ -1349,6 +1746,116 @@ impl Store for ClickHouseStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store written before migration 4 (triage state in the alert rows) gets it moved to
+    /// `alert_state` once: lists and status filters see it, later changes are not undone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn migration_4_moves_stored_triage_state_once() {
+        let Ok(url) = std::env::var("SOC_TEST_CLICKHOUSE") else {
+            assert_ne!(
+                std::env::var("SOC_REQUIRE_SERVERS").as_deref(),
+                Ok("1"),
+                "SOC_TEST_CLICKHOUSE is not set but SOC_REQUIRE_SERVERS=1"
+            );
+            eprintln!("SKIPPED migration_4_moves_stored_triage_state_once: SOC_TEST_CLICKHOUSE not set");
+            return;
+        };
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let db = format!("soc_m4_{}_{}", std::process::id(), nanos % 1_000_000_000);
+        let store = ClickHouseStore::connect(&url, &db, "", "").await.expect("connect");
+        let outcome = tokio::spawn({
+            let store = store.clone();
+            async move {
+                assert_eq!(store.migrate_to(3).await.expect("migrations 1-3"), vec![1, 2, 3]);
+                let alert = |sid: u64, secs: i64| {
+                    let mut e = Event::new(
+                        soc_model::EventType::Alert,
+                        soc_model::Timestamp::from_unix_micros(1_700_000_000_000_000 + secs * 1_000_000),
+                    );
+                    e.segment = Some("cpnet".into());
+                    e.src_ip = Some("10.0.0.1".into());
+                    e.alert = Some(soc_model::Alert {
+                        signature_id: Some(sid),
+                        signature: Some(format!("ET M4 {sid}")),
+                        ..Default::default()
+                    });
+                    e.ensure_id();
+                    e
+                };
+                let (a1, a2, a3) = (alert(1, 1), alert(2, 2), alert(3, 3));
+                store.insert_events(&[a1.clone(), a2.clone(), a3.clone()]).await.expect("insert");
+                let id = |e: &Event| e.id.clone().unwrap_or_default();
+                // Triage as stored before migration 4: a next version of the alert row with the
+                // state; a2 delivered again (a version with the default state).
+                let copy = |status: &str, owner: &str| {
+                    format!(
+                        "INSERT INTO alerts SELECT id, ts, ts_us, kind, severity, rule_id, rule_title, category, \
+                         segment, sensor, src_ip, dest_ip, host, user, entities, tags, count, '{status}', '{owner}', \
+                         '', '', 2, json FROM alerts WHERE id = ?"
+                    )
+                };
+                store.client.query(&copy("acknowledged", "bob")).bind(id(&a1)).execute().await.expect("old triage");
+                store.client.query(&copy("new", "")).bind(id(&a2)).execute().await.expect("old re-delivery");
+                assert_eq!(store.migrate().await.expect("migration 4"), vec![4]);
+                let all = AlertQuery { descending: true, ..Default::default() };
+                let page = store.query_alerts(&all).await.expect("list");
+                assert_eq!(page.total, 3);
+                let a1_row = page.items.iter().find(|r| r.id == id(&a1)).expect("a1 listed");
+                assert_eq!(
+                    (a1_row.state.status.as_str(), a1_row.state.owner.as_deref()),
+                    ("acknowledged", Some("bob"))
+                );
+                let acked = AlertQuery { statuses: Some(vec!["acknowledged".into()]), ..all.clone() };
+                let page = store.query_alerts(&acked).await.expect("acknowledged");
+                assert_eq!((page.total, page.items.len()), (1, 1));
+                let new = AlertQuery { statuses: Some(vec!["new".into()]), ..all.clone() };
+                assert_eq!(store.query_alerts(&new).await.expect("new").total, 2);
+                // Moved once: a later change stays, migrating again applies nothing.
+                let closed = AlertState { status: "closed".into(), ..Default::default() };
+                store.update_alert(&id(&a1), &closed).await.expect("close").expect("a1 exists");
+                assert_eq!(store.migrate().await.expect("migrate again"), Vec::<u32>::new());
+                let one = AlertQuery { id: Some(id(&a1)), ..all.clone() };
+                let page = store.query_alerts(&one).await.expect("a1");
+                assert_eq!(page.items[0].state.status, "closed");
+                assert!(page.items[0].version >= 3, "version {}", page.items[0].version);
+                let state_rows: u64 =
+                    store.client.query("SELECT count() FROM alert_state").fetch_one().await.expect("state rows");
+                assert_eq!(state_rows, 2, "the acknowledgement moved once, the close added");
+            }
+        })
+        .await;
+        if let Err(e) = store.drop_database().await {
+            eprintln!("could not drop database {db}: {e}");
+        }
+        if let Err(e) = outcome {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
+
+    #[test]
+    fn iso_dates_invert_partition_days() {
+        for id in ["19700101", "20000229", "20241231", "20261127", "21000301"] {
+            let day = yyyymmdd_to_day(id).unwrap();
+            assert_eq!(iso_date(day).replace('-', ""), id);
+        }
+    }
+
+    #[test]
+    fn alert_windows_grow_from_the_newest_hour_and_end_with_the_whole_range() {
+        let now = soc_model::Timestamp::from_unix_micros(100 * 86_400_000_000);
+        let q = AlertQuery { descending: true, ..Default::default() };
+        let w = alert_windows(&q, now);
+        assert_eq!(w.len(), 4);
+        assert!(w[3].is_none());
+        assert_eq!(w[0].as_ref().unwrap().params[1], Param::I64(now.unix_micros() - 3_600_000_000));
+        // A range shorter than a window: the whole range at once.
+        let since = soc_model::Timestamp::from_unix_micros(now.unix_micros() - 1_800_000_000);
+        assert_eq!(alert_windows(&AlertQuery { since: Some(since), ..q.clone() }, now).len(), 1);
+        // Oldest first needs a start; by severity, no windows.
+        assert_eq!(alert_windows(&AlertQuery { descending: false, ..q.clone() }, now).len(), 1);
+        let sev = AlertQuery { sort: alerts::AlertSort::Severity, ..q };
+        assert_eq!(alert_windows(&sev, now).len(), 1);
+    }
 
     #[test]
     fn partition_ids_map_to_epoch_days() {

@@ -792,6 +792,62 @@ async fn alerts(ctx: &Ctx<'_>, tag: &str) {
     let q = AlertQuery { statuses: Some(vec!["new".into()]), ..base.clone() };
     ctx.eq("alerts: new after close", alert_ids(&page(q).await.items), vec![&id(&d2)[..], &id(&a2), &id(&a1)]);
     ctx.eq("alerts: total after close", page(base.clone()).await.total, 5);
+    // Several statuses at once: triaged and untriaged alerts in one list.
+    let q = AlertQuery { statuses: Some(vec!["new".into(), "closed".into()]), ..base.clone() };
+    let p = page(q).await;
+    ctx.eq(
+        "alerts: new or closed",
+        (p.total, alert_ids(&p.items)),
+        (4, vec![&id(&i1)[..], &id(&d2), &id(&a2), &id(&a1)]),
+    );
+    // Closed, then the correlator re-emits it with a higher count: still closed, one alert.
+    let mut later = i1.clone();
+    if let Some(d) = later.detection.as_mut() {
+        d.extra.insert("count".into(), json!(3));
+    }
+    ctx.ok("alerts: closed alert re-emitted", ctx.store.insert_events(std::slice::from_ref(&later)).await);
+    let q = AlertQuery { statuses: Some(vec!["closed".into()]), ..base.clone() };
+    let p = page(q).await;
+    ctx.eq(
+        "alerts: re-emission keeps the close",
+        (p.total, p.items.first().map(|r| (r.count, r.state.verdict.clone()))),
+        (1, Some((3, Some("benign".to_string())))),
+    );
+    let q = AlertQuery { statuses: Some(vec!["new".into()]), ..base.clone() };
+    ctx.eq("alerts: re-emission is not new again", page(q).await.total, 3);
+    // Reopened: back to `new` (a state that is the default again).
+    ctx.ok("alerts: reopen", ctx.store.update_alert(&id(&a2), &AlertState::default()).await);
+    let q = AlertQuery { statuses: Some(vec!["new".into()]), ..base.clone() };
+    ctx.eq("alerts: reopened is new", page(q).await.total, 3);
+    let q = AlertQuery { statuses: Some(vec!["acknowledged".into()]), ..base.clone() };
+    ctx.eq("alerts: acknowledged after reopen", alert_ids(&page(q).await.items), vec![&id(&d1)[..]]);
+    // The first page of an open-ended range (newest first): the newest alerts, whatever
+    // the store reads first; the total is that of the whole range.
+    let q = AlertQuery { since: None, until: Some(micros(ALERT_DAY, 7 * 60_000_000)), limit: 2, ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: open range first page", (p.total, alert_ids(&p.items)), (5, vec![&id(&i1)[..], &id(&d2)]));
+    let q = AlertQuery { since: Some(micros(ALERT_DAY, 0)), until: None, descending: false, limit: 2, ..base.clone() };
+    let p = page(q).await;
+    ctx.eq("alerts: oldest first page", (p.total, alert_ids(&p.items)), (5, vec![&id(&a1)[..], &id(&a2)]));
+    // Only a time range and a scope (the queue's default view): totals of whole hours and
+    // of partial ones, every alert once although some were re-emitted or delivered twice.
+    let day = AlertQuery {
+        since: Some(micros(ALERT_DAY, 0)),
+        until: Some(micros(ALERT_DAY + 1, 0)),
+        descending: true,
+        limit: 3,
+        ..Default::default()
+    };
+    let p = page(day.clone()).await;
+    ctx.eq("alerts: day total", (p.total, alert_ids(&p.items)), (5, vec![&id(&i1)[..], &id(&d2), &id(&d1)]));
+    let q = AlertQuery { segments: Some(vec!["cpnet".into()]), ..day.clone() };
+    ctx.eq("alerts: day total in a scope", page(q).await.total, 3);
+    let q = AlertQuery { since: Some(micros(ALERT_DAY, 2 * 60_000_000)), ..day.clone() };
+    ctx.eq("alerts: total from a partial hour", page(q).await.total, 4);
+    let q = AlertQuery { until: Some(micros(ALERT_DAY, 4 * 60_000_000)), ..day.clone() };
+    ctx.eq("alerts: total until a partial hour", page(q).await.total, 3);
+    let q = AlertQuery { statuses: Some(vec!["new".into()]), ..day };
+    ctx.eq("alerts: day total of new ones", page(q).await.total, 3);
 }
 
 /// Statistics: one data set inserted once on its own day.

@@ -98,8 +98,16 @@ pub(crate) fn geo_of(e: &soc_model::Event) -> Option<[String; 4]> {
 
 /// ClickHouse tables derived from the events, partitioned by day like them (retention drops
 /// the same days).
-pub(crate) const DERIVED_TABLES: [&str; 6] =
-    ["alerts", "event_geo", "stats_events_hourly", "stats_rules_hourly", "stats_talkers_hourly", "stats_geo_hourly"];
+pub(crate) const DERIVED_TABLES: [&str; 8] = [
+    "alerts",
+    "alert_state",
+    "event_geo",
+    "stats_events_hourly",
+    "stats_rules_hourly",
+    "stats_talkers_hourly",
+    "stats_talkers_daily",
+    "stats_geo_hourly",
+];
 
 const HOUR_US: i64 = 3_600_000_000;
 

@@ -118,4 +118,14 @@ pub const SQLITE: &[Migration] = &[
             "CREATE INDEX IF NOT EXISTS events_ts_type_segment ON events (ts_us, event_type, segment)",
         ],
     },
+    Migration {
+        version: 4,
+        name: "alert status index",
+        statements: &[
+            // The triage state stays in the alert's row here (one writer, and a re-emission
+            // updates only the alert's columns in the same statement, so it cannot undo a
+            // triage change); status-filtered queues read this index.
+            "CREATE INDEX IF NOT EXISTS alerts_status_ts ON alerts (status, ts_us)",
+        ],
+    },
 ];

@@ -1,7 +1,7 @@
 import { t, tv } from '../i18n.js';
 import { useApi, useQueryState, Loadable, Pager, Severity, Status, Link, fmtTime, fmtNum, RangeSelect, SEVERITIES, useLang } from '../util.jsx';
 import { Triage } from '../components/Triage.jsx';
-import { useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 
 const STATUSES = ['new', 'acknowledged', 'closed', 'suppressed'];
 const DEFAULTS = { since: '24h', severity: '', rule: '', segment: '', sensor: '', ip: '', status: '', sort: 'time', order: 'desc', page: '1', per_page: '50' };
@@ -12,6 +12,19 @@ export function Alerts() {
   const [live, setLive] = useState(true);
   const [draft, setDraft] = useState(q);
   const state = useApi('/api/alerts', q, live ? 5000 : 0);
+  // Rows that a live refresh brought (not there in the previous answer for the same filters).
+  const seen = useRef({ key: null, ids: null });
+  const [fresh, setFresh] = useState(new Set());
+  useEffect(() => {
+    const items = state.data && state.data.items;
+    if (!items) return;
+    const key = JSON.stringify(q);
+    const ids = new Set(items.map((a) => a.id));
+    const prev = seen.current;
+    setFresh(prev.key === key && prev.ids ? new Set(items.filter((a) => !prev.ids.has(a.id)).map((a) => a.id)) : new Set());
+    seen.current = { key, ids };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [state.data]);
   const page = Number(q.page) || 1;
   const perPage = Number(q.per_page) || 50;
 
@@ -91,6 +104,11 @@ export function Alerts() {
             {t('last_update')}: {state.updated.toLocaleTimeString()}
           </span>
         )}
+        {fresh.size > 0 && (
+          <span class="fresh-count" id="fresh-count">
+            +{fmtNum(fresh.size)} {t('fresh_alerts')}
+          </span>
+        )}
       </div>
       <Loadable state={state} isEmpty={(d) => !d.items || d.items.length === 0}>
         {(d) => (
@@ -111,7 +129,7 @@ export function Alerts() {
               </thead>
               <tbody>
                 {d.items.map((a) => (
-                  <tr key={a.id} class="alert-row" data-id={a.id}>
+                  <tr key={a.id} class={fresh.has(a.id) ? 'alert-row fresh' : 'alert-row'} data-id={a.id}>
                     <td class="nowrap">{fmtTime(a.timestamp)}</td>
                     <td>
                       <Severity value={a.severity} />
