@@ -9,7 +9,6 @@
 
 use crate::parse::{self, Decoder, ParseContext, ParseError};
 use crate::stats::InputStats;
-use serde_json::Value;
 use soc_bus::{Bus, BusError, Record, with_backoff};
 use soc_model::{DeadLetter, Event, Kind};
 use std::collections::BTreeMap;
@@ -78,38 +77,15 @@ fn stamp_origin(ev: &mut Event, sensor: &str, segment: Option<&str>) {
 }
 
 /// An event as its bus record: keyed by [`Event::bus_key`], the payload its JSON with its id
-/// (the event's own, or [`Event::compute_id`]'s when it has none).
+/// (the event's own, or [`Event::compute_id`]'s when it has none), see
+/// [`Event::to_json_with_id`].
 ///
-/// One serialization serves both: the canonical JSON that [`Event::compute_id`] hashes (the
-/// event as a JSON tree without `id`, keys sorted) is written once, hashed, and becomes the
-/// payload with the `id` member appended. The payload's keys are therefore in canonical order
-/// instead of the struct's; it reads back as the same event.
+/// One serialization serves both: the canonical JSON that [`Event::compute_id`] hashes (keys
+/// sorted, without `id`) is written once, hashed, and becomes the payload with the `id` member
+/// appended. The payload's keys are therefore in canonical order instead of the struct's; it
+/// reads back as the same event.
 pub fn encode(ev: &Event) -> (Kind, Record) {
-    let kind = ev.event_type.kind();
-    let mut tree = match serde_json::to_value(ev) {
-        Ok(Value::Object(m)) => m,
-        // Not reachable for an `Event` (a struct of strings, numbers and maps).
-        _ => {
-            let mut ev = ev.clone();
-            ev.ensure_id();
-            return (kind, Record::from_event(&ev));
-        }
-    };
-    tree.remove("id");
-    let mut payload = serde_json::to_vec(&tree).unwrap_or_default();
-    let id = match &ev.id {
-        Some(id) => id.clone(),
-        None => format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&payload)),
-    };
-    // `{...}` -> `{...,"id":"<id>"}` (or `{"id":"<id>"}` for an empty object).
-    payload.pop();
-    if payload.len() > 1 {
-        payload.push(b',');
-    }
-    payload.extend_from_slice(b"\"id\":");
-    payload.extend_from_slice(&serde_json::to_vec(&id).unwrap_or_default());
-    payload.push(b'}');
-    (kind, Record::new(ev.bus_key(), payload))
+    (ev.event_type.kind(), Record::new(ev.bus_key(), ev.to_json_with_id()))
 }
 
 impl SourceContext {
@@ -138,8 +114,7 @@ impl SourceContext {
             return false;
         }
         let ctx = self.parse_context(input, peer_ip);
-        let results = decoder.push(raw, &ctx);
-        self.take_results(batch, results, raw, input, source);
+        decoder.push_each(raw, &ctx, |r| self.take_result(batch, r, raw, input, source));
         true
     }
 
@@ -169,16 +144,20 @@ impl SourceContext {
         source: &str,
     ) {
         for r in results {
-            match r {
-                Ok(mut ev) => {
-                    stamp_origin(&mut ev, &self.sensor, self.segment.as_deref());
-                    batch.events.push(ev);
-                }
-                Err(ParseError::Empty) => {}
-                Err(e) => {
-                    tracing::debug!(input, source, error = %e, "message dead-lettered");
-                    batch.dead_letters.push(DeadLetter::new(source, e.to_string(), raw));
-                }
+            self.take_result(batch, r, raw, input, source);
+        }
+    }
+
+    fn take_result(&self, batch: &mut Batch, r: Result<Event, ParseError>, raw: &[u8], input: &str, source: &str) {
+        match r {
+            Ok(mut ev) => {
+                stamp_origin(&mut ev, &self.sensor, self.segment.as_deref());
+                batch.events.push(ev);
+            }
+            Err(ParseError::Empty) => {}
+            Err(e) => {
+                tracing::debug!(input, source, error = %e, "message dead-lettered");
+                batch.dead_letters.push(DeadLetter::new(source, e.to_string(), raw));
             }
         }
     }
@@ -194,19 +173,30 @@ pub async fn publish(bus: &dyn Bus, batch: &Batch, retry: Duration) -> Result<()
             by_kind.entry(kind).or_default().push(record);
         }
         for (kind, records) in by_kind {
-            with_backoff("collector publish", retry, || bus.publish(kind, records.clone())).await?;
+            // The first attempt takes the records; a retry encodes them again (the same bytes:
+            // encoding is deterministic) instead of every batch keeping a copy.
+            let mut first = Some(records);
+            with_backoff("collector publish", retry, || {
+                let records = first.take().unwrap_or_else(|| {
+                    batch.events.iter().filter(|ev| ev.event_type.kind() == kind).map(|ev| encode(ev).1).collect()
+                });
+                bus.publish(kind, records)
+            })
+            .await?;
         }
     }
     if !batch.dead_letters.is_empty() {
-        let records: Vec<Record> =
-            batch.dead_letters.iter().map(|d| Record::new(d.source.clone(), d.to_json())).collect();
-        with_backoff("collector publish dead letters", retry, || bus.publish(Kind::DeadLetter, records.clone()))
-            .await?;
+        let records = || batch.dead_letters.iter().map(|d| Record::new(d.source.clone(), d.to_json())).collect();
+        let mut first = Some(records());
+        with_backoff("collector publish dead letters", retry, || {
+            bus.publish(Kind::DeadLetter, first.take().unwrap_or_else(records))
+        })
+        .await?;
     }
     Ok(())
 }
 
-/// Publishes and empties a batch, counting what was published or lost.
+/// Publishes and empties a batch (keeping its memory), counting what was published or lost.
 pub(crate) async fn flush(
     bus: &dyn Bus,
     batch: &mut Batch,
@@ -216,17 +206,22 @@ pub(crate) async fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let b = std::mem::take(batch);
-    match publish(bus, &b, ctx.bus_retry).await {
+    let r = publish(bus, batch, ctx.bus_retry).await;
+    let (events, dead_letters) = (batch.events.len() as u64, batch.dead_letters.len() as u64);
+    // Emptied, with its memory kept for the next batch.
+    batch.events.clear();
+    batch.dead_letters.clear();
+    match r {
         Ok(()) => {
-            stats.parsed(b.events.len() as u64);
-            stats.dead_lettered(b.dead_letters.len() as u64);
+            stats.parsed(events);
+            stats.dead_lettered(dead_letters);
             stats.batch();
             Ok(())
         }
         Err(e) => {
-            tracing::error!(input = stats.input(), error = %e, lost = b.len(), "publishing failed; batch dropped");
-            stats.dropped(b.len() as u64, "bus");
+            let lost = events + dead_letters;
+            tracing::error!(input = stats.input(), error = %e, lost, "publishing failed; batch dropped");
+            stats.dropped(lost, "bus");
             Err(e)
         }
     }

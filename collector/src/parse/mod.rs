@@ -149,35 +149,42 @@ impl Decoder {
 
     /// Decodes one line.
     pub fn push(&mut self, raw: &[u8], ctx: &ParseContext<'_>) -> Vec<Result<Event, ParseError>> {
+        let mut out = Vec::new();
+        self.push_each(raw, ctx, |r| out.push(r));
+        out
+    }
+
+    /// Decodes one line, handing each result to `f` (oldest first) instead of collecting them:
+    /// the single-record formats give their record straight to `f`.
+    pub fn push_each(&mut self, raw: &[u8], ctx: &ParseContext<'_>, mut f: impl FnMut(Result<Event, ParseError>)) {
         let t = trim_ascii(raw);
         if t.is_empty() {
-            return Vec::new();
+            return;
         }
-        let one = |r: Result<Event, ParseError>| vec![r];
-        let w3c = |d: &mut Self| match d.w3c.push(t, ctx) {
-            Ok(Some(ev)) => vec![Ok(ev)],
-            Ok(None) => Vec::new(),
-            Err(e) => vec![Err(e)],
+        let w3c = |d: &mut Self, f: &mut dyn FnMut(Result<Event, ParseError>)| match d.w3c.push(t, ctx) {
+            Ok(Some(ev)) => f(Ok(ev)),
+            Ok(None) => {}
+            Err(e) => f(Err(e)),
         };
         match self.format {
-            Format::Syslog => one(syslog::parse(raw, ctx)),
-            Format::Json => one(json::parse_text(t, ctx)),
-            Format::Auditd => self.audit.push(t, ctx),
-            Format::Apache => one(web::parse_combined(t, web::Flavor::Apache, ctx)),
-            Format::Nginx => one(web::parse_combined(t, web::Flavor::Nginx, ctx)),
-            Format::Iis => w3c(self),
+            Format::Syslog => f(syslog::parse(raw, ctx)),
+            Format::Json => f(json::parse_text(t, ctx)),
+            Format::Auditd => self.audit.push(t, ctx).into_iter().for_each(f),
+            Format::Apache => f(web::parse_combined(t, web::Flavor::Apache, ctx)),
+            Format::Nginx => f(web::parse_combined(t, web::Flavor::Nginx, ctx)),
+            Format::Iis => w3c(self, &mut f),
             Format::Auto => {
                 if t[0] == b'#' {
                     self.w3c_header |= t.starts_with(b"#Fields:");
-                    return w3c(self);
+                    return w3c(self, &mut f);
                 }
                 if self.w3c_header && web::looks_like_w3c(t) {
-                    return w3c(self);
+                    return w3c(self, &mut f);
                 }
                 if auditd::looks_like(t) {
-                    return self.audit.push(t, ctx);
+                    return self.audit.push(t, ctx).into_iter().for_each(f);
                 }
-                one(parse_line(raw, ctx))
+                f(parse_line(raw, ctx))
             }
         }
     }

@@ -53,10 +53,15 @@ pub(crate) fn civil(
     if h > 23 || m > 59 || s > 60 || micros > 999_999 || !(0..=9999).contains(&year) {
         return None;
     }
-    // A leap second is read as the last second of the minute.
-    let s = s.min(59);
-    let text = format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}.{micros:06}{}", format_offset(offset_secs));
-    text.parse().ok()
+    // The offset as `+HHMM` keeps it: whole minutes, at most 99 hours.
+    let a = offset_secs.unsigned_abs();
+    if a / 3600 > 99 {
+        return None;
+    }
+    let offset = (a / 3600 * 3600 + a / 60 % 60 * 60) as i32 * offset_secs.signum();
+    // A leap second is read as the last second of the minute (in `unix_micros_of`).
+    let micros = unix_micros_of(year, month, day, h, m, s, micros, offset);
+    Some(Timestamp::from_unix_micros_at_offset(micros, offset))
 }
 
 /// RFC 3339 / ISO 8601 text; without an offset, `default_offset_secs` is assumed.
@@ -323,6 +328,43 @@ mod tests {
         assert_eq!(from_epoch(1_700_000_000.5).unwrap().unix_micros(), 1_700_000_000_500_000);
         assert_eq!(from_epoch(1_700_000_000_123.0).unwrap().unix_micros(), 1_700_000_000_123_000);
         assert!(from_epoch(f64::NAN).is_none());
+    }
+
+    /// What `civil` computed before: the date written out as text and parsed.
+    #[allow(clippy::too_many_arguments)]
+    fn civil_through_text(y: i32, mo: u8, d: u8, h: u8, m: u8, s: u8, us: u32, off: i32) -> Option<Timestamp> {
+        let mon = time::Month::try_from(mo).ok()?;
+        time::Date::from_calendar_date(y, mon, d).ok()?;
+        if h > 23 || m > 59 || s > 60 || us > 999_999 || !(0..=9999).contains(&y) {
+            return None;
+        }
+        let s = s.min(59);
+        format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{us:06}{}", format_offset(off)).parse().ok()
+    }
+
+    #[test]
+    fn civil_agrees_with_writing_the_date_out_and_parsing_it() {
+        for (y, mo, d, h, m, s, us, off) in [
+            (2024, 2, 29, 23, 59, 60, 999_999, 7 * 3600),
+            (2023, 2, 29, 0, 0, 0, 0, 0),
+            (2023, 1, 1, 0, 0, 0, 0, -5 * 3600 - 1799),
+            (1970, 1, 1, 0, 0, 0, 0, 3601),
+            (0, 1, 1, 0, 0, 0, 0, 0),
+            (9999, 12, 31, 23, 59, 59, 999_999, -(23 * 3600 + 59 * 60)),
+            (10_000, 1, 1, 0, 0, 0, 0, 0),
+            (2024, 13, 1, 0, 0, 0, 0, 0),
+            (2024, 4, 31, 0, 0, 0, 0, 0),
+            (2024, 4, 30, 24, 0, 0, 0, 0),
+            (2024, 4, 30, 1, 60, 0, 0, 0),
+            (2024, 4, 30, 1, 1, 61, 0, 0),
+            (2024, 4, 30, 1, 1, 1, 1_000_000, 0),
+            (2024, 4, 30, 1, 1, 1, 0, 99 * 3600 + 3599),
+            (2024, 4, 30, 1, 1, 1, 0, 100 * 3600),
+        ] {
+            let (a, b) = (civil(y, mo, d, h, m, s, us, off), civil_through_text(y, mo, d, h, m, s, us, off));
+            assert_eq!(a, b, "{y}-{mo}-{d} {h}:{m}:{s}.{us} {off}");
+            assert_eq!(a.map(|t| t.offset_secs()), b.map(|t| t.offset_secs()));
+        }
     }
 
     #[test]

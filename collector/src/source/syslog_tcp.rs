@@ -233,6 +233,9 @@ impl Connection {
         self.stats.connections(1.0);
         let _open = OpenGuard(&self.stats);
         let (tx, mut rx) = mpsc::channel::<Batch>(PIPELINE);
+        // Published batches come back empty, their memory kept (a batch of events is large:
+        // growing and faulting in a new one for every batch costs more than the parsing).
+        let (spare_tx, mut spare_rx) = mpsc::channel::<Batch>(1);
         let publisher = {
             let (bus, ctx, stats) = (self.bus.clone(), self.ctx.clone(), self.stats.clone());
             tokio::spawn(async move {
@@ -242,9 +245,11 @@ impl Connection {
                     if flush(&*bus, &mut batch, &ctx, &stats).await.is_err() {
                         break;
                     }
+                    let _ = spare_tx.try_send(batch);
                 }
             })
         };
+        let mut next_batch = || spare_rx.try_recv().unwrap_or_default();
         let _abort = AbortOnDrop(publisher.abort_handle());
         let source = format!("{} {}", self.input, self.peer);
         let peer_ip = self.peer.ip().to_string();
@@ -270,7 +275,7 @@ impl Connection {
                     }
                     _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                         deadline = None;
-                        if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                        if tx.send(std::mem::replace(&mut batch, next_batch())).await.is_err() {
                             return;
                         }
                         continue;
@@ -294,7 +299,7 @@ impl Connection {
                 self.accept(&mut batch, &mut decoder, frame, &peer_ip, &source);
                 if batch.len() >= self.ctx.batch_size {
                     deadline = None;
-                    if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                    if tx.send(std::mem::replace(&mut batch, next_batch())).await.is_err() {
                         return;
                     }
                 }

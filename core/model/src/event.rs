@@ -245,15 +245,43 @@ impl Event {
     /// whose content can legitimately repeat add a discriminator (a sequence number in
     /// `extra`, or the `tx_id`).
     pub fn compute_id(&self) -> String {
-        let mut v = match serde_json::to_value(self) {
-            Ok(v) => v,
-            Err(_) => return format!("{:032x}", 0u128),
-        };
-        if let Value::Object(m) = &mut v {
-            m.remove("id");
-        }
-        let canonical = v.to_string();
-        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(canonical.as_bytes()))
+        with_canonical(self, |canonical| {
+            let mut id = String::with_capacity(32);
+            push_hex_id(&mut id, canonical);
+            id
+        })
+    }
+
+    /// The record's JSON with its id: the canonical JSON that [`Event::compute_id`] hashes
+    /// (keys sorted, `id` left out) followed by an `id` member, the record's own id or the
+    /// computed one. One serialization gives both; it reads back as the same record (with the
+    /// id set), its keys in canonical order rather than the struct's.
+    pub fn to_json_with_id(&self) -> Vec<u8> {
+        with_canonical(self, |canonical| {
+            let mut payload = Vec::with_capacity(canonical.len() + 48);
+            payload.extend_from_slice(canonical);
+            // `{...}` -> `{...,"id":"<id>"}` (or `{"id":"<id>"}` for an empty object).
+            payload.pop();
+            if payload.len() > 1 {
+                payload.push(b',');
+            }
+            payload.extend_from_slice(b"\"id\":");
+            match &self.id {
+                Some(id) => {
+                    // Writing a string into a Vec cannot fail.
+                    let _ = serde_json::to_writer(&mut payload, id);
+                }
+                None => {
+                    let mut id = String::with_capacity(32);
+                    push_hex_id(&mut id, canonical);
+                    payload.push(b'"');
+                    payload.extend_from_slice(id.as_bytes());
+                    payload.push(b'"');
+                }
+            }
+            payload.push(b'}');
+            payload
+        })
     }
 
     /// Sets `id` when absent and returns it.
@@ -289,6 +317,43 @@ impl Event {
     }
 }
 
+thread_local! {
+    static CANONICAL: std::cell::RefCell<(Vec<u8>, crate::canonical::Scratch)> = Default::default();
+}
+
+/// Calls `f` with the canonical JSON of the event without its `id` (see [`Event::compute_id`]),
+/// written in reused per-thread memory.
+fn with_canonical<R>(ev: &Event, f: impl Fn(&[u8]) -> R) -> R {
+    let fast = CANONICAL
+        .try_with(|cell| {
+            // Not borrowed unless re-entered, which this module does not do.
+            let mut guard = cell.try_borrow_mut().ok()?;
+            let (out, scratch) = &mut *guard;
+            out.clear();
+            crate::canonical::write(ev, true, out, scratch).ok()?;
+            Some(f(out))
+        })
+        .ok()
+        .flatten();
+    fast.unwrap_or_else(|| {
+        // The definition: the event as a JSON tree without `id`, written out.
+        let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+        if let Value::Object(m) = &mut v {
+            m.remove("id");
+        }
+        f(v.to_string().as_bytes())
+    })
+}
+
+/// Appends the id of a canonical text: its 128-bit XXH3, 32 lowercase hex digits.
+fn push_hex_id(out: &mut String, canonical: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let h = xxhash_rust::xxh3::xxh3_128(canonical);
+    for i in (0..32).rev() {
+        out.push(HEX[((h >> (i * 4)) & 0xf) as usize] as char);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +383,44 @@ mod tests {
         let mut c = b.clone();
         c.src_port = Some(1);
         assert_ne!(c.compute_id(), id);
+    }
+
+    /// The id as defined: XXH3-128 of the event as a JSON tree (keys sorted) without `id`.
+    fn tree_id(ev: &Event) -> String {
+        let mut v = serde_json::to_value(ev).unwrap();
+        v.as_object_mut().unwrap().remove("id");
+        format!("{:032x}", xxhash_rust::xxh3::xxh3_128(v.to_string().as_bytes()))
+    }
+
+    #[test]
+    fn compute_id_and_to_json_with_id_agree_with_the_json_tree_definition() {
+        let alert: Event = serde_json::from_str(ALERT).unwrap();
+        let mut with_id = alert.clone();
+        with_id.id = Some("given \"id\" \u{20ac}".into());
+        let mut odd = Event::new(EventType::Other("x\"y".into()), Timestamp::from_unix_micros(-1));
+        // An `extra` key that repeats a field: the tree keeps the last one written.
+        odd.extra.insert("host".into(), Value::from("from extra"));
+        odd.extra.insert("a\\b".into(), serde_json::json!({"z": [1.5, {"b": null, "a": "\u{1}"}], "y": -0.0}));
+        odd.extra.insert("id".into(), Value::from("extra id"));
+        odd.host = Some("field".into());
+        let empty = Event::new(EventType::Log, Timestamp::from_unix_micros(0));
+        for (ev, reads_back) in [(alert, true), (with_id, true), (odd, false), (empty, true)] {
+            let want = tree_id(&ev);
+            assert_eq!(ev.compute_id(), want);
+            let payload = ev.to_json_with_id();
+            let mut expected = ev.clone();
+            expected.ensure_id();
+            // (Not the odd one: its repeated keys cannot come back as they were.)
+            if reads_back {
+                assert_eq!(Event::from_json(&payload).unwrap(), expected);
+            }
+            // The payload is the canonical text followed by the id.
+            let mut tree = serde_json::to_value(&ev).unwrap();
+            tree.as_object_mut().unwrap().remove("id");
+            let text = tree.to_string();
+            let id = serde_json::to_string(expected.id.as_deref().unwrap()).unwrap();
+            assert_eq!(String::from_utf8(payload).unwrap(), format!("{},\"id\":{id}}}", &text[..text.len() - 1]));
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod canonical;
 pub mod community_id;
 pub mod config;
 pub mod event;

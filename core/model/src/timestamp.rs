@@ -44,6 +44,10 @@ impl Timestamp {
     pub fn from_unix_micros(micros: i64) -> Self {
         Self { micros, offset_secs: 0 }
     }
+    /// From microseconds since the Unix epoch, written at a UTC offset (seconds east).
+    pub fn from_unix_micros_at_offset(micros: i64, offset_secs: i32) -> Self {
+        Self { micros, offset_secs }
+    }
     /// From seconds and microseconds since the Unix epoch (pcap header style), in UTC.
     pub fn from_secs_micros(secs: i64, usecs: u32) -> Self {
         Self::from_unix_micros(secs.saturating_mul(1_000_000).saturating_add(usecs as i64))
@@ -76,8 +80,10 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with a `Z` (for APIs that want that form).
     pub fn to_rfc3339(&self) -> String {
-        let (date, secs_of_day, us) = civil(self.micros);
-        format!("{}T{:02}:{:02}:{:02}.{:06}Z", date, secs_of_day / 3600, secs_of_day / 60 % 60, secs_of_day % 60, us)
+        let mut buf = [0u8; 40];
+        let n = write_civil(&mut buf, self.micros);
+        buf[n] = b'Z';
+        String::from_utf8_lossy(&buf[..n + 1]).into_owned()
     }
 
     fn parse_text(s: &str) -> Result<Self, TimestampError> {
@@ -114,8 +120,8 @@ impl Timestamp {
     }
 }
 
-/// (YYYY-MM-DD, seconds of day, microseconds) of an epoch-micros value in UTC.
-fn civil(micros: i64) -> (String, i64, i64) {
+/// (year, month, day, seconds of day, microseconds) of an epoch-micros value in UTC.
+fn civil(micros: i64) -> (i64, i64, i64, i64, i64) {
     let secs = micros.div_euclid(1_000_000);
     let us = micros.rem_euclid(1_000_000);
     let days = secs.div_euclid(86_400);
@@ -131,27 +137,56 @@ fn civil(micros: i64) -> (String, i64, i64) {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    (format!("{y:04}-{m:02}-{d:02}"), sod, us)
+    (y, m, d, sod, us)
+}
+
+/// Writes `v` as at least `width` decimal digits at `buf[at..]`; returns the end.
+fn put_digits(buf: &mut [u8], at: usize, v: i64, width: usize) -> usize {
+    let mut tmp = [b'0'; 20];
+    let (mut n, mut v) = (0, v.unsigned_abs());
+    while v > 0 || n < width {
+        tmp[19 - n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        n += 1;
+    }
+    buf[at..at + n].copy_from_slice(&tmp[20 - n..]);
+    at + n
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` of epoch micros (as UTC) into `buf`; returns its length. The
+/// buffer holds any `i64` (years of up to 6 digits, with a sign).
+fn write_civil(buf: &mut [u8; 40], micros: i64) -> usize {
+    let (y, m, d, sod, us) = civil(micros);
+    // As `{y:04}` writes it: the sign counts in the width.
+    let mut i = put_digits(buf, usize::from(y < 0), y, if y < 0 { 3 } else { 4 });
+    if y < 0 {
+        buf[0] = b'-';
+    }
+    buf[i] = b'-';
+    i = put_digits(buf, i + 1, m, 2);
+    buf[i] = b'-';
+    i = put_digits(buf, i + 1, d, 2);
+    buf[i] = b'T';
+    i = put_digits(buf, i + 1, sod / 3600, 2);
+    buf[i] = b':';
+    i = put_digits(buf, i + 1, sod / 60 % 60, 2);
+    buf[i] = b':';
+    i = put_digits(buf, i + 1, sod % 60, 2);
+    buf[i] = b'.';
+    put_digits(buf, i + 1, us, 6)
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let local = self.micros + self.offset_secs as i64 * 1_000_000;
-        let (date, sod, us) = civil(local);
-        let off = self.offset_secs.abs();
-        let sign = if self.offset_secs < 0 { '-' } else { '+' };
-        write!(
-            f,
-            "{}T{:02}:{:02}:{:02}.{:06}{}{:02}{:02}",
-            date,
-            sod / 3600,
-            sod / 60 % 60,
-            sod % 60,
-            us,
-            sign,
-            off / 3600,
-            off / 60 % 60
-        )
+        let local = self.micros.saturating_add(self.offset_secs as i64 * 1_000_000);
+        let mut buf = [0u8; 40];
+        let mut n = write_civil(&mut buf, local);
+        let off = self.offset_secs.unsigned_abs() as i64;
+        buf[n] = if self.offset_secs < 0 { b'-' } else { b'+' };
+        n = put_digits(&mut buf, n + 1, off / 3600, 2);
+        n = put_digits(&mut buf, n, off / 60 % 60, 2);
+        // Only ASCII digits and punctuation were written.
+        f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
 }
 
@@ -201,6 +236,30 @@ mod tests {
         assert!("yesterday".parse::<Timestamp>().is_err());
         assert!("2020-05-01T07:06:34".parse::<Timestamp>().is_err());
         assert!("2020-13-01T07:06:34Z".parse::<Timestamp>().is_err());
+    }
+
+    #[test]
+    fn formatting_agrees_with_the_generic_formatter_over_the_range() {
+        let generic = |t: &Timestamp| {
+            let local = t.micros + t.offset_secs as i64 * 1_000_000;
+            let (y, m, d, sod, us) = civil(local);
+            let off = t.offset_secs.abs();
+            let sign = if t.offset_secs < 0 { '-' } else { '+' };
+            let (h, mi, s) = (sod / 3600, sod / 60 % 60, sod % 60);
+            format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}{sign}{:02}{:02}", off / 3600, off / 60 % 60)
+        };
+        let mut micros = -70_000_000_000_000_000i64;
+        while micros < 300_000_000_000_000_000 {
+            for offset in [0, 25_200, -12_600, 86_399, -86_399] {
+                let t = Timestamp::from_unix_micros_at_offset(micros, offset);
+                assert_eq!(t.to_string(), generic(&t));
+                assert_eq!(t.offset_secs(), offset);
+            }
+            micros += 987_654_321_987_651;
+        }
+        let t = Timestamp::from_unix_micros_at_offset(0, 100 * 3600);
+        assert_eq!(t.to_string(), "1970-01-05T04:00:00.000000+10000");
+        assert_eq!(t.to_rfc3339(), "1970-01-01T00:00:00.000000Z");
     }
 
     #[test]

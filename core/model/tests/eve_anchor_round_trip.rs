@@ -28,6 +28,14 @@ fn every_suricata_eve_line_round_trips_without_losing_a_field() {
         let ev: Event = serde_json::from_str(&line).unwrap_or_else(|e| panic!("line {}: {e}", n + 1));
         let back = serde_json::to_value(&ev).unwrap();
         assert_eq!(back, orig, "line {} changed in a round trip", n + 1);
+        // The id is the XXH3-128 of the JSON tree without `id` (keys sorted), however computed.
+        let mut tree = back.clone();
+        tree.as_object_mut().unwrap().remove("id");
+        let want = format!("{:032x}", xxhash_rust::xxh3::xxh3_128(tree.to_string().as_bytes()));
+        assert_eq!(ev.compute_id(), want, "line {}: id", n + 1);
+        let text = tree.to_string();
+        let payload = format!("{},\"id\":\"{want}\"}}", &text[..text.len() - 1]);
+        assert_eq!(String::from_utf8(ev.to_json_with_id()).unwrap(), payload, "line {}: payload", n + 1);
         // The typed payload of the record's own type is populated, not left in `extra`.
         let own = match &ev.event_type {
             EventType::Flow => ev.flow.is_some(),
