@@ -48,11 +48,17 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
         _ => (0, 0),
     };
     let mut insp = Inspection::new(transport(p.proto), p.src, sport, p.dst, dport, det_dir(dir), p.payload);
-    insp.established = established(f);
+    // the ACK completing the three-way handshake is still inspected as not established
+    // (Suricata evaluates the packet against the session state before it)
+    let handshake_ack =
+        matches!(p.transport, Transport::Tcp(t) if t.flags & 0x17 == 0x10) && p.payload.is_empty() && f.pkts == [2, 1];
+    insp.established = established(f) && !handshake_ack;
     insp.app_proto = app_proto(f.app_proto);
     insp.flow_id = f.id;
     insp.ts_micros = f.last;
     insp.ttl = Some(p.ttl);
+    insp.decode_events = p.events;
+    insp.first_in_direction = f.pkts[usize::from(dir == Direction::ToClient)] == 1;
     insp.ip_proto = Some(p.proto);
     insp.flow_counts = Some((f.pkts, f.bytes));
     match p.transport {
@@ -108,8 +114,56 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
     if banner.is_some() && matches!(f.app_proto, AppProto::Unknown | AppProto::Failed) {
         insp.app_proto = detect::AppProto::from_name("ssh");
     }
+    // NTP (there is no NTP parser: the fixed header is read from the datagram)
+    let ntp = ntp_header(p, sport, dport)
+        .filter(|_| matches!(f.app_proto, AppProto::Ntp | AppProto::Unknown | AppProto::Failed));
+    let ntp_ints;
+    if let Some((ints, reference_id)) = ntp {
+        insp.app_proto = Some(detect::AppProto::Ntp);
+        other.push((detect::Buffer::NtpReferenceId, reference_id));
+        ntp_ints = ints;
+        insp.app_ints = &ntp_ints;
+    }
     insp.other = &other;
     keep_alerts(det.inspect(&insp))
+}
+
+/// `ntp.version`, `ntp.stratum` and `ntp.mode` of an NTP header.
+type NtpInts = [(detect::AppInt, u64); 3];
+
+/// The integer fields and the reference id of an NTP header: a UDP datagram from or to port
+/// 123 of at least the 48 bytes of the header, version 1 to 4 (Suricata's NTP probe).
+fn ntp_header<'p>(p: &Packet<'p>, sport: u16, dport: u16) -> Option<(NtpInts, &'p [u8])> {
+    if !matches!(p.transport, Transport::Udp(_)) || (sport != 123 && dport != 123) || p.payload.len() < 48 {
+        return None;
+    }
+    let first = p.payload[0];
+    let version = (first >> 3) & 7;
+    if !(1..=4).contains(&version) {
+        return None;
+    }
+    let ints = [
+        (detect::AppInt::NtpVersion, u64::from(version)),
+        (detect::AppInt::NtpStratum, u64::from(p.payload[1])),
+        (detect::AppInt::NtpMode, u64::from(first & 7)),
+    ];
+    Some((ints, &p.payload[12..16]))
+}
+
+/// The app-layer events of an HTTP request, from its headers (libhtp's): a repeated
+/// Content-Length, an Authorization scheme other than Basic, Digest and Bearer.
+fn http_request_events(headers: &[(&[u8], &[u8])]) -> u64 {
+    let mut events = 0;
+    if headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(b"content-length")).count() > 1 {
+        events |= detect::AppEvent::HttpDuplicateContentLengthFieldInRequest.bit();
+    }
+    if let Some(auth) = header(headers, "authorization") {
+        let scheme = auth.trim_ascii().split(|b| b.is_ascii_whitespace()).next().unwrap_or_default();
+        if !["basic", "digest", "bearer"].iter().any(|s| scheme.eq_ignore_ascii_case(s.as_bytes())) {
+            events |= detect::AppEvent::HttpRequestAuthUnrecognized.bit();
+        }
+    }
+    events
 }
 
 /// The protocol version and software of an SSH identification line at the start of `payload`.
@@ -234,6 +288,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
     insp.flow_id = f.id;
     insp.ts_micros = e.timestamp.unix_micros();
     insp.transaction = true;
+    insp.tx_id = e.extra.get("tx_id").and_then(Value::as_u64);
     match e.event_type {
         EventType::Http => {
             let Some(h) = &e.http else { return Vec::new() };
@@ -256,6 +311,8 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             insp.http_host = host_lc.as_deref().map(str::as_bytes);
             insp.http_user_agent = h.http_user_agent.as_deref().map(str::as_bytes);
             insp.http_cookie = header(&req_h, "cookie");
+            let req_events = http_request_events(&req_h);
+            insp.app_events = req_events;
             let have_req_headers = !req_h.is_empty();
             if have_req_headers {
                 insp.http_headers = Some(&req.header);
@@ -383,6 +440,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             r.established = insp.established;
             r.transaction = true;
             r.flow_id = insp.flow_id;
+            r.tx_id = insp.tx_id;
             r.ts_micros = insp.ts_micros;
             r.http_stat_code = h.status.is_some().then_some(stat.as_bytes());
             r.http_cookie = header(&resp_h, "set-cookie");
@@ -469,6 +527,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                 r.established = insp.established;
                 r.transaction = true;
                 r.flow_id = insp.flow_id;
+                r.tx_id = insp.tx_id;
                 r.ts_micros = insp.ts_micros;
                 hits.extend(keep_alerts(det.inspect(&r)));
             }
@@ -484,14 +543,15 @@ fn keep_alerts(hits: Vec<Hit>) -> Vec<Hit> {
 }
 
 /// The EVE `alert` payload of a hit. In IDS mode drop/reject rules alert and are marked
-/// (`action: "allowed"`, the rule's action kept in `alert.rule_action`).
+/// (`action: "allowed"`, the rule's action kept in `alert.rule_action`); in IPS mode their
+/// hits are [`Hit::blocked`] (`action: "blocked"`).
 pub(crate) fn alert_payload(h: &Hit) -> Alert {
     let mut meta = Map::new();
     for (k, vs) in h.metadata.iter() {
         meta.insert(k.clone(), Value::Array(vs.iter().map(|v| Value::String(v.clone())).collect()));
     }
     let mut a = Alert {
-        action: Some("allowed".into()),
+        action: Some(if h.blocked { "blocked" } else { "allowed" }.into()),
         gid: Some(h.gid as u64),
         signature_id: Some(h.sid as u64),
         rev: Some(h.rev as u64),
@@ -677,5 +737,106 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
         assert_eq!(alerts[0].dns.as_ref().unwrap().queries[0].rrname.as_deref(), Some("www.evil.example"));
         let benign = run(&mut sensor(), http_frames("portal.example", "/index.html"));
         assert!(benign.iter().all(|e| e.event_type != EventType::Alert));
+    }
+
+    #[test]
+    fn ntp_header_keywords_match_requests_and_replies() {
+        let rules = "alert ntp any any -> any any (ntp.version:4; ntp.mode:client; sid:1;)\n\
+                     alert ntp any any -> any any (flow:to_client; ntp.stratum:>1; ntp.reference_id; content:\"LOCL\"; sid:2;)\n\
+                     alert ntp any any -> any any (ntp.mode:!server; ntp.version:<4; sid:3;)\n";
+        let (det, errors) = Detector::from_rules(rules, "ntp.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (c, d) = (Host::v4([10, 0, 0, 5]), Host::v4([10, 0, 0, 123]));
+        let mut req = vec![0u8; 48];
+        req[0] = 0x23; // version 4, client
+        let mut rsp = vec![0u8; 48];
+        rsp[0] = 0x24; // version 4, server
+        rsp[1] = 2;
+        rsp[12..16].copy_from_slice(b"LOCL");
+        let frames = vec![synth::udp_frame(&c, 40000, &d, 123, &req), synth::udp_frame(&d, 123, &c, 40000, &rsp)];
+        let out = run(&mut s, frames);
+        let sids: Vec<u64> =
+            out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect::<Vec<_>>();
+        assert_eq!(sids, [1, 2], "{out:?}");
+    }
+
+    #[test]
+    fn decode_event_rules_match_packets_with_the_event_and_unknown_events_are_rejected() {
+        let rules = "alert ipv6 any any -> any any (decode-event:ipv6.exthdr_useless_fh; sid:1;)\n\
+                     alert ipv6 any any -> any any (decode-event:ipv6.exthdr_dupl_fh; sid:2;)\n";
+        let (det, errors) = Detector::from_rules(rules, "events.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let udp = synth::udp(src.into(), dst.into(), 5000, 53, b"q");
+        let frame = |first: u8, ext: &[u8]| {
+            synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &synth::ipv6(src, dst, first, 64, ext, &udp))
+        };
+        let out = run(&mut s, vec![frame(17, &[]), frame(44, &[17, 0, 0, 0, 0, 0, 0, 1])]);
+        let sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        assert_eq!(sids, [1], "{out:?}");
+
+        let (_, errors) = Detector::from_rules(
+            "alert ip any any -> any any (decode-event:gre.pkt_too_small; sid:3;)\n",
+            "events.rules",
+            &Vars::default(),
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].reason.contains("'gre.pkt_too_small' not supported"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn http_request_events_match_app_layer_event_rules() {
+        let rules = "alert http any any -> any any (flow:to_server; app-layer-event:http.request_auth_unrecognized; sid:1;)\n\
+                     alert http any any -> any any (app-layer-event:http.duplicate_content_length_field_in_request; sid:2;)\n";
+        let (det, errors) = Detector::from_rules(rules, "events.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let det = Arc::new(det);
+        let run_request = |headers: &[(&str, &str)]| {
+            let mut s = Sensor::new(SensorOptions::default()).with_detector(det.clone());
+            let mut t = TcpSession::new(Host::v4([10, 0, 0, 5]), 50000, Host::v4([10, 0, 0, 80]), 80);
+            let mut f = t.handshake();
+            f.push(t.client_send(&synth::http_request("GET", "h.example", "/", headers)));
+            f.push(t.server_send(&synth::http_response(200, "OK", "text/plain", b"ok")));
+            f.extend(t.close());
+            let out = run(&mut s, f);
+            out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect::<Vec<u64>>()
+        };
+        assert_eq!(run_request(&[("Authorization", "Turbo abc")]), [1]);
+        assert!(run_request(&[("Authorization", "Basic YTpi")]).is_empty());
+        assert!(run_request(&[("Authorization", "bearer x")]).is_empty());
+        assert_eq!(run_request(&[("Content-Length", "0"), ("Content-Length", "0")]), [2]);
+        assert!(run_request(&[("Content-Length", "0")]).is_empty());
+        let (_, errors) = Detector::from_rules(
+            "alert http any any -> any any (app-layer-event:http.too_many_encoding_layers; sid:3;)\n",
+            "events.rules",
+            &Vars::default(),
+        );
+        assert!(errors[0].reason.contains("not supported yet"), "{errors:?}");
+    }
+
+    #[test]
+    fn flow_start_hook_rules_see_the_first_packet_of_each_direction_only() {
+        let rules = "alert tcp:flow_start any any -> any any (sid:1;)\n\
+                     alert ip:flow_start any any -> any any (flow:to_server; sid:2;)\n\
+                     alert tcp:all any any -> any any (dsize:0; sid:3;)\n";
+        let (det, errors) = Detector::from_rules(rules, "hooks.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let mut t = TcpSession::new(Host::v4([10, 0, 0, 5]), 50000, Host::v4([10, 0, 0, 80]), 80);
+        let mut f = t.handshake();
+        f.push(t.client_send(b"hello"));
+        let out = run(&mut s, f);
+        let count =
+            |sid: u64| out.iter().filter(|e| e.alert.as_ref().and_then(|a| a.signature_id) == Some(sid)).count();
+        assert_eq!((count(1), count(2), count(3)), (2, 1, 3), "SYN and SYN-ACK; the SYN; every empty packet");
+        let (_, errors) = Detector::from_rules(
+            "alert http1:request_line any any -> any any (sid:4;)\n",
+            "hooks.rules",
+            &Vars::default(),
+        );
+        assert!(errors[0].reason.contains("protocol hooks"), "{errors:?}");
     }
 }

@@ -1,6 +1,6 @@
 //! IPv4 and IPv6.
 
-use super::{DecodeError, DecodeOptions, FragInfo, Packet, Transport, checksum, l4};
+use super::{DecodeError, DecodeEvent, DecodeOptions, FragInfo, Packet, Transport, checksum, l4};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Longest IPv6 extension-header chain followed before giving up.
@@ -57,6 +57,7 @@ pub fn decode_ipv4<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> R
         ip_payload: payload,
         transport: Transport::Fragment,
         payload: &[],
+        events: 0,
     };
     if more || offset != 0 {
         pkt.frag = Some(FragInfo { id: u16::from_be_bytes([h[4], h[5]]) as u32, offset, more });
@@ -88,6 +89,8 @@ pub fn decode_ipv6<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> R
     let mut rest = body;
     let mut frag = None;
     let mut hops = 0;
+    let mut events = 0u64;
+    let mut frag_headers = 0;
     loop {
         match next {
             // Hop-by-hop, routing, destination options, mobility: (len + 1) * 8 bytes.
@@ -113,11 +116,19 @@ pub fn decode_ipv6<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> R
                 let id = u32::from_be_bytes([fh[4], fh[5], fh[6], fh[7]]);
                 next = fh[0];
                 rest = &rest[8..];
+                frag_headers += 1;
+                if frag_headers > 1 {
+                    events |= DecodeEvent::Ipv6ExthdrDuplFh.bit();
+                }
                 if offset != 0 || more {
                     frag = Some(FragInfo { id, offset, more });
                     break;
                 }
-                // Atomic fragment (offset 0, no more fragments): just a header to skip.
+                // Atomic fragment (offset 0, no more fragments): just a header to skip. It is
+                // not counted against the chain limit (each takes 8 bytes: the packet's length
+                // bounds them), as Suricata decodes any number of them.
+                events |= DecodeEvent::Ipv6ExthdrUselessFh.bit();
+                continue;
             }
             _ => break,
         }
@@ -139,7 +150,9 @@ pub fn decode_ipv6<'a>(data: &'a [u8], vlan: [u16; 3], opts: DecodeOptions) -> R
         ip_payload: rest,
         transport: Transport::Fragment,
         payload: &[],
+        events: 0,
     };
+    pkt.events = events;
     if frag.is_some() {
         return Ok(pkt);
     }

@@ -174,6 +174,8 @@ pub struct Packet<'a> {
     /// Application payload (TCP/UDP data; ICMP body after the 8-byte header; empty for
     /// fragments and unknown protocols).
     pub payload: &'a [u8],
+    /// The [`DecodeEvent`]s of this packet, one bit each ([`DecodeEvent::bit`]).
+    pub events: u64,
 }
 
 impl Packet<'_> {
@@ -254,6 +256,38 @@ decode_errors! {
     Icmpv4InvalidChecksum => "icmpv4.invalid_checksum", "ICMP checksum mismatch (checksum validation on).";
     Icmpv6PktTooSmall => "icmpv6.pkt_too_small", "Shorter than an 8-byte ICMPv6 header.";
     Icmpv6InvalidChecksum => "icmpv6.invalid_checksum", "ICMPv6 checksum mismatch (checksum validation on).";
+}
+
+/// Anomalies of a packet that still decodes (Suricata's decoder events on packets it goes on
+/// processing), recorded in [`Packet::events`] for the `decode-event` rule keyword.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DecodeEvent {
+    /// An IPv6 fragment header with offset 0 and no more fragments (an atomic fragment).
+    Ipv6ExthdrUselessFh,
+    /// More than one IPv6 fragment header.
+    Ipv6ExthdrDuplFh,
+}
+
+impl DecodeEvent {
+    pub const ALL: &'static [DecodeEvent] = &[DecodeEvent::Ipv6ExthdrUselessFh, DecodeEvent::Ipv6ExthdrDuplFh];
+
+    /// Suricata's event name (`ipv6.exthdr_useless_fh`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DecodeEvent::Ipv6ExthdrUselessFh => "ipv6.exthdr_useless_fh",
+            DecodeEvent::Ipv6ExthdrDuplFh => "ipv6.exthdr_dupl_fh",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<DecodeEvent> {
+        Self::ALL.iter().copied().find(|e| e.name() == name)
+    }
+
+    /// Its bit in [`Packet::events`].
+    pub fn bit(self) -> u64 {
+        1 << (self as u8)
+    }
 }
 
 impl DecodeError {

@@ -247,3 +247,28 @@ fn random_garbage_never_panics() {
         let _ = decode(links[i % links.len()], &f, DecodeOptions { checksum_check: i % 3 == 0 });
     }
 }
+
+#[test]
+fn atomic_and_repeated_ipv6_fragment_headers_are_recorded_as_events() {
+    let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
+    let udp = synth::udp(src.into(), dst.into(), 5000, 53, b"q");
+    let decode_with = |ext: &[u8], first: u8| {
+        let pkt = synth::ipv6(src, dst, first, 64, ext, &udp);
+        let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+        ip(&f).events
+    };
+    let useless = super::DecodeEvent::Ipv6ExthdrUselessFh.bit();
+    let dupl = super::DecodeEvent::Ipv6ExthdrDuplFh.bit();
+    assert_eq!(decode_with(&[], 17), 0, "no extension header, no event");
+    // one atomic fragment header (offset 0, no more fragments), then UDP
+    assert_eq!(decode_with(&[17, 0, 0, 0, 0, 0, 0, 1], 44), useless);
+    // two of them
+    assert_eq!(decode_with(&[44, 0, 0, 0, 0, 0, 0, 1, 17, 0, 0, 0, 0, 0, 0, 1], 44), useless | dupl);
+    // a real first fragment is not useless
+    assert_eq!(decode_with(&[17, 0, 0, 1, 0, 0, 0, 9], 44), 0);
+    // any number of atomic fragment headers is decoded (the chain limit is for the others)
+    let mut chain: Vec<u8> = (0..141).flat_map(|_| [44, 0, 0, 0, 0, 0, 0, 1]).collect();
+    chain.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 1]);
+    assert_eq!(decode_with(&chain, 44), useless | dupl);
+}

@@ -239,6 +239,7 @@ buffers! {
     Ja4Hash => "ja4.hash", TLS, REQ, ["ja4_hash"], [];
     SshProto => "ssh.proto", Some(AppProto::Ssh), None, ["ssh_proto"], [];
     SshSoftware => "ssh.software", Some(AppProto::Ssh), None, ["ssh_software"], [];
+    NtpReferenceId => "ntp.reference_id", Some(AppProto::Ntp), None, [], [];
 }
 
 impl Buffer {
@@ -556,6 +557,107 @@ impl IntCond {
     }
 }
 
+/// An integer field of an app-layer message that integer keywords compare
+/// ([`CompiledRule::app_ints`], [`super::Inspection::app_ints`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AppInt {
+    /// `ntp.version`: the version number (bits 3-5 of the first byte).
+    NtpVersion,
+    /// `ntp.stratum`.
+    NtpStratum,
+    /// `ntp.mode`: the association mode (low 3 bits of the first byte).
+    NtpMode,
+}
+
+impl AppInt {
+    pub fn from_keyword(kw: &str) -> Option<AppInt> {
+        Some(match kw {
+            "ntp.version" => AppInt::NtpVersion,
+            "ntp.stratum" => AppInt::NtpStratum,
+            "ntp.mode" => AppInt::NtpMode,
+            _ => return None,
+        })
+    }
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            AppInt::NtpVersion => "ntp.version",
+            AppInt::NtpStratum => "ntp.stratum",
+            AppInt::NtpMode => "ntp.mode",
+        }
+    }
+
+    pub fn app_proto(self) -> AppProto {
+        match self {
+            AppInt::NtpVersion | AppInt::NtpStratum | AppInt::NtpMode => AppProto::Ntp,
+        }
+    }
+
+    /// Parses the keyword's value: Suricata's integer syntax over a `u8`, and for `ntp.mode`
+    /// the mode names (`client`, `server`, ...), `!` negating one.
+    pub fn parse(self, v: &str) -> Result<IntCond, String> {
+        let v = v.trim();
+        if self == AppInt::NtpMode {
+            let (neg, name) = match v.strip_prefix('!') {
+                Some(r) => (true, r.trim()),
+                None => (false, v),
+            };
+            let mode = match name {
+                "reserved" => Some(0),
+                "symmetric_active" => Some(1),
+                "symmetric_passive" => Some(2),
+                "client" => Some(3),
+                "server" => Some(4),
+                "broadcast" => Some(5),
+                "control" => Some(6),
+                "private" => Some(7),
+                _ => None,
+            };
+            if let Some(m) = mode {
+                return Ok(if neg { IntCond::Ne(m) } else { IntCond::Eq(m) });
+            }
+        }
+        IntCond::parse(v, u8::MAX as u64)
+    }
+}
+
+/// App-layer parser events the `app-layer-event` keyword can test ([`CompiledRule::app_events`],
+/// [`super::Inspection::app_events`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum AppEvent {
+    /// A request with more than one Content-Length header.
+    HttpDuplicateContentLengthFieldInRequest,
+    /// A request Authorization header whose scheme is not Basic, Digest or Bearer.
+    HttpRequestAuthUnrecognized,
+}
+
+impl AppEvent {
+    pub const ALL: &'static [AppEvent] =
+        &[AppEvent::HttpDuplicateContentLengthFieldInRequest, AppEvent::HttpRequestAuthUnrecognized];
+
+    /// Suricata's name (`http.request_auth_unrecognized`).
+    pub fn name(self) -> &'static str {
+        match self {
+            AppEvent::HttpDuplicateContentLengthFieldInRequest => "http.duplicate_content_length_field_in_request",
+            AppEvent::HttpRequestAuthUnrecognized => "http.request_auth_unrecognized",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<AppEvent> {
+        Self::ALL.iter().copied().find(|e| e.name() == name)
+    }
+
+    pub fn app_proto(self) -> AppProto {
+        AppProto::Http
+    }
+
+    /// Its bit in [`CompiledRule::app_events`].
+    pub fn bit(self) -> u64 {
+        1 << (self as u8)
+    }
+}
+
 /// The side(s) of a TCP session a `stream_size` compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StreamSide {
@@ -717,6 +819,14 @@ pub struct CompiledRule {
     pub stream_size: Option<(StreamSide, IntCond)>,
     /// `flow.pkts` / `flow.bytes` (and their `_toserver` / `_toclient` forms).
     pub flow_counts: Vec<FlowCount>,
+    /// App-layer integer keywords (`ntp.version`, ...).
+    pub app_ints: Vec<(AppInt, IntCond)>,
+    /// `decode-event`: the [`crate::decode::DecodeEvent`] bits the packet must have.
+    pub decode_events: u64,
+    /// `app-layer-event`: the [`AppEvent`] bits the transaction must have.
+    pub app_events: u64,
+    /// `proto:flow_start`: only the first packet of each direction.
+    pub flow_start: bool,
     pub flowbits: Vec<FlowbitOp>,
     /// `flowint` conditions and modifiers.
     pub flowints: Vec<FlowintOp>,
@@ -1472,6 +1582,27 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             }
             *slot = Some(cond);
         }
+        "app-layer-event" => {
+            let v = maybe_unquote(b.value(o)?);
+            let name = v.trim();
+            let Some(e) = AppEvent::from_name(name) else {
+                return Err(b.value_err(o, format!("app-layer event '{name}' not supported yet")));
+            };
+            st.app_events |= e.bit();
+        }
+        "decode-event" => {
+            let v = maybe_unquote(b.value(o)?);
+            let name = v.trim();
+            let Some(e) = crate::decode::DecodeEvent::from_name(name) else {
+                return Err(b.value_err(o, format!("decoder event '{name}' not supported yet")));
+            };
+            st.decode_events |= e.bit();
+        }
+        "ntp.version" | "ntp.stratum" | "ntp.mode" => {
+            let Some(k) = AppInt::from_keyword(kw) else { return Err(b.err(o, NOT_SUPPORTED)) };
+            let cond = k.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            st.app_ints.push((k, cond));
+        }
         "icmp_id" | "icmp_seq" => {
             let cond = IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64).map_err(|e| b.value_err(o, e))?;
             let slot = if kw == "icmp_id" { &mut st.icmp_id } else { &mut st.icmp_seq };
@@ -1725,6 +1856,9 @@ struct MetaState<'a> {
     sameip: bool,
     stream_size: Option<(StreamSide, IntCond)>,
     flow_counts: Vec<FlowCount>,
+    app_ints: Vec<(AppInt, IntCond)>,
+    decode_events: u64,
+    app_events: u64,
     alert: bool,
     flowbits: Vec<FlowbitOp>,
     flowints: Vec<FlowintOp>,
@@ -1915,6 +2049,19 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
             }
         }
     }
+    let event_protos = AppEvent::ALL.iter().filter(|e| st.app_events & e.bit() != 0).map(|e| (e.name(), e.app_proto()));
+    let int_protos = st.app_ints.iter().map(|(k, _)| (k.keyword(), k.app_proto()));
+    for (keyword, a) in int_protos.chain(event_protos) {
+        if !proto.can_carry(a) || app_proto.is_some_and(|x| x != a) {
+            return Err(header_err(format!(
+                "{} needs protocol {}, the rule's protocol is '{}'",
+                keyword,
+                a.name(),
+                app_proto.map_or(rule.proto.as_str(), |x| x.name())
+            )));
+        }
+        app_proto = Some(a);
+    }
     if let Some((d, buf)) = buf_dir {
         match direction {
             Some(fd) if fd != d => {
@@ -2000,6 +2147,10 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
         sameip: st.sameip,
         stream_size: st.stream_size,
         flow_counts: st.flow_counts,
+        app_ints: st.app_ints,
+        decode_events: st.decode_events,
+        app_events: st.app_events,
+        flow_start: rule.flow_start,
         flowbits: st.flowbits,
         flowints: st.flowints,
         xbits: st.xbits,

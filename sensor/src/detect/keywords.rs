@@ -930,6 +930,8 @@ pub enum XbitTrack {
     IpBoth,
     /// The pair of hosts, either way round.
     IpPair,
+    /// The inspected transaction (`track tx`): the bit lives with the transaction of its flow.
+    Tx,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -971,8 +973,7 @@ fn xbit_cmd(c: &str) -> Result<XbitCmd, String> {
     })
 }
 
-/// Parses `xbits:cmd,name,track ip_src|ip_dst|ip_pair[,expire N]`. `Ok(None)` is `noalert`.
-/// `track tx` (transaction bits) is not supported yet.
+/// Parses `xbits:cmd,name,track ip_src|ip_dst|ip_pair|tx[,expire N]`. `Ok(None)` is `noalert`.
 pub fn parse_xbits(v: &str) -> Result<Option<XbitOp>, String> {
     let parts: Vec<&str> = v.split(',').map(str::trim).collect();
     if parts == ["noalert"] {
@@ -988,7 +989,7 @@ pub fn parse_xbits(v: &str) -> Result<Option<XbitOp>, String> {
                 "ip_src" => XbitTrack::IpSrc,
                 "ip_dst" => XbitTrack::IpDst,
                 "ip_pair" => XbitTrack::IpPair,
-                "tx" => return Err("xbits 'track tx' (transaction bits) not supported yet".to_string()),
+                "tx" => XbitTrack::Tx,
                 other => return Err(format!("unknown xbits track '{other}'")),
             });
         } else if let Some(e) = p.strip_prefix("expire") {
@@ -1000,7 +1001,7 @@ pub fn parse_xbits(v: &str) -> Result<Option<XbitOp>, String> {
             return Err(format!("unknown xbits option '{p}'"));
         }
     }
-    let track = track.ok_or("xbits needs 'track ip_src|ip_dst|ip_pair'")?;
+    let track = track.ok_or("xbits needs 'track ip_src|ip_dst|ip_pair|tx'")?;
     Ok(Some(XbitOp { cmd, name, track, expire }))
 }
 

@@ -1,10 +1,8 @@
 //! [`Detector`]: prefilter and verification of compiled rules against an [`Inspection`].
 //!
-//! Rules are grouped by transport (TCP, UDP, ICMP, other; `ip` rules are in every group, an
-//! application-protocol rule in the groups of its transports). Each group has, per buffer, one
-//! ASCII-case-insensitive Aho-Corasick automaton over the fast patterns of its rules; a rule
-//! without a usable fast pattern (no positive content) is checked on every inspection that has
-//! the buffers it needs. [`Detector::inspect`] scans each buffer present once per group, then
+//! The rules are split into signature groups (transport, direction, whether each address is in
+//! `$HOME_NET`), each with one multi-pattern search per buffer over its rules' fast patterns
+//! (see [`super::prefilter`]). [`Detector::inspect`] scans each buffer present once, then
 //! verifies each candidate completely: protocol, direction, `flow`, addresses and ports,
 //! `dsize`, and every buffer list with Suricata's content-inspection algorithm
 //! (detect-engine-content-inspection.c): offsets relative to the previous match of the same
@@ -16,19 +14,19 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use aho_corasick::{AhoCorasick, MatchKind};
-
 use super::RuleError;
 use super::compile::{
     AppProto, Buffer, Classifications, CompiledRule, ContentMatch, Direction, Item, PcreMatch, RuleProto, StreamSide,
-    Target, VAR_DEPTH, VAR_DISTANCE, VAR_OFFSET, VAR_WITHIN, compile_rule,
+    Target, VAR_DEPTH, VAR_DISTANCE, VAR_OFFSET, VAR_WITHIN,
 };
+use super::firewall::{Firewall, FwRule};
 use super::keywords::{
-    FlowbitOp, FlowintCmp, FlowintOp, FlowintVal, Threshold, ThresholdKind, Track, Transform, XbitCmd, XbitOp,
-    XbitTrack, transform,
+    FlowbitOp, FlowintCmp, FlowintOp, FlowintVal, Threshold, ThresholdKind, Track, XbitCmd, XbitOp, XbitTrack,
+    transform,
 };
-use super::parse::{Action, AddrExpr, Vars, parse_rules};
-use super::threshold_config::{Suppress, ThresholdConfig};
+use super::parse::{Action, Vars};
+use super::prefilter::Prefilters;
+use super::threshold_config::{RateFilter, RateKey, RateState, Suppress, ThresholdConfig};
 
 /// Transport protocol of the inspected packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,19 +39,6 @@ pub enum Transport {
     /// Any other IP protocol number.
     Other(u8),
 }
-
-impl Transport {
-    fn group(self) -> usize {
-        match self {
-            Transport::Tcp => 0,
-            Transport::Udp => 1,
-            Transport::Icmp | Transport::Icmpv6 => 2,
-            Transport::Sctp | Transport::Other(_) => 3,
-        }
-    }
-}
-
-const GROUPS: usize = 4;
 
 /// What one call to [`Detector::inspect`] looks at: a packet, and the application-layer buffers
 /// that became available with it.
@@ -116,6 +101,16 @@ pub struct Inspection<'a> {
     pub flow_counts: Option<([u64; 2], [u64; 2])>,
     /// ICMP identifier and sequence number, for the messages that carry them.
     pub icmp_id_seq: Option<(u16, u16)>,
+    /// App-layer integer fields of the message (`ntp.version`, ...).
+    pub app_ints: &'a [(super::compile::AppInt, u64)],
+    /// The packet's decoder events ([`crate::decode::Packet::events`]).
+    pub decode_events: u64,
+    /// The transaction's app-layer events ([`super::compile::AppEvent`] bits).
+    pub app_events: u64,
+    /// The packet is the first of its direction in its flow (`flow_start` hooks).
+    pub first_in_direction: bool,
+    /// The inspected transaction's id within its flow, when known (firewall `accept:tx`).
+    pub tx_id: Option<u64>,
     /// An app-layer transaction is inspected (not a packet): rules without a transaction
     /// buffer (packet rules) do not match it, and `absent` buffers are missing from it.
     pub transaction: bool,
@@ -162,6 +157,11 @@ impl<'a> Inspection<'a> {
             tcp_seq: None,
             flow_counts: None,
             icmp_id_seq: None,
+            app_ints: &[],
+            decode_events: 0,
+            app_events: 0,
+            first_in_direction: false,
+            tx_id: None,
             transaction: false,
         }
     }
@@ -247,10 +247,13 @@ pub struct Hit {
     pub context: Vec<(String, String)>,
     /// A `pass` hit of a rule with the `alert` keyword: it is reported as an alert too.
     pub alert: bool,
+    /// IPS mode ([`DetectorBuilder::ips`]): the hit drops the packet (EVE `alert.action`
+    /// `blocked`): a drop or reject rule, or a `rate_filter` changing the action to one.
+    pub blocked: bool,
 }
 
 impl Hit {
-    fn of(r: &CompiledRule, direction: Direction) -> Hit {
+    pub(crate) fn of(r: &CompiledRule, direction: Direction) -> Hit {
         let m = &r.meta;
         Hit {
             sid: m.sid,
@@ -266,72 +269,9 @@ impl Hit {
             direction,
             context: Vec::new(),
             alert: m.alert,
+            blocked: false,
         }
     }
-}
-
-struct Prefilter {
-    /// The buffer and transforms the patterns are searched in.
-    buffer: Buffer,
-    transforms: Vec<Transform>,
-    ac: AhoCorasick,
-    /// rules per pattern id
-    rules: Vec<Vec<u32>>,
-}
-
-#[derive(Default)]
-struct Group {
-    prefilters: Vec<Prefilter>,
-    /// rules with no fast pattern, with the buffer they need (if any)
-    always: Vec<(Option<Buffer>, u32)>,
-    /// rules with no fast pattern and no buffer whose source or destination is a list of
-    /// networks (IP reputation lists): candidates when the packet's source or destination
-    /// address is in one of them. Key: (IPv6, prefix length, masked address).
-    by_addr: HashMap<(bool, u8, u128), Vec<u32>>,
-    /// The (IPv6, prefix length) pairs present in `by_addr`.
-    addr_prefixes: Vec<(bool, u8)>,
-}
-
-fn ip_bits(ip: IpAddr) -> (bool, u128) {
-    match ip {
-        IpAddr::V4(a) => (false, u32::from(a) as u128),
-        IpAddr::V6(a) => (true, u128::from(a)),
-    }
-}
-
-fn masked(v6: bool, v: u128, prefix: u8) -> u128 {
-    let width = if v6 { 128 } else { 32 };
-    if prefix == 0 { 0 } else { v & (u128::MAX << (width - u32::from(prefix).min(width))) }
-}
-
-/// The networks of a positive address list (no negation, no range), if it is one.
-fn positive_nets(e: &AddrExpr) -> Option<Vec<(bool, u8, u128)>> {
-    match e {
-        AddrExpr::Net(n) => {
-            let (v6, bits) = ip_bits(n.addr);
-            Some(vec![(v6, n.prefix, masked(v6, bits, n.prefix))])
-        }
-        AddrExpr::Group(items) => {
-            let mut out = Vec::new();
-            for i in items {
-                out.extend(positive_nets(i)?);
-            }
-            (!out.is_empty()).then_some(out)
-        }
-        _ => None,
-    }
-}
-
-/// The more specific of a rule's address lists, for the address index.
-fn index_nets(r: &CompiledRule) -> Option<Vec<(bool, u8, u128)>> {
-    let min_prefix = |v: &Vec<(bool, u8, u128)>| v.iter().map(|n| n.1 + if n.0 { 0 } else { 96 }).min().unwrap_or(0);
-    match (positive_nets(&r.src), positive_nets(&r.dst)) {
-        (Some(a), Some(b)) => Some(if min_prefix(&a) >= min_prefix(&b) { a } else { b }),
-        (Some(a), None) | (None, Some(a)) => Some(a),
-        (None, None) => None,
-    }
-    // only worth it for specific lists (a /8 would make most packets candidates anyway)
-    .filter(|v| min_prefix(v) >= 96 + 16)
 }
 
 /// Per-flow variables (`flowbits`, `flowint`).
@@ -374,6 +314,8 @@ enum XbitKey {
     Host(IpAddr),
     /// The lower address first.
     Pair(IpAddr, IpAddr),
+    /// A transaction: flow id and transaction id.
+    Tx(u64, u64),
 }
 
 /// One `threshold`/`detection_filter` counter.
@@ -405,6 +347,10 @@ struct DetectState {
     xbits: HashMap<(Arc<str>, XbitKey), i64>,
     /// Flows a `pass` rule matched: not inspected any more (Suricata passes the flow).
     passed: HashSet<u64>,
+    /// IPS mode: flows a drop applied to (not inspected any more).
+    dropped: HashSet<u64>,
+    /// `rate_filter` counters.
+    rates: HashMap<RateKey, RateState>,
 }
 
 /// Flows kept in the flowbits table before the oldest are dropped.
@@ -450,7 +396,8 @@ pub type RuleRef = (String, usize, u32);
 /// mutex inside, so one detector can be shared, and its state follows the flows it sees.
 pub struct Detector {
     rules: Vec<CompiledRule>,
-    groups: Vec<Group>,
+    /// The signature groups and their prefilters.
+    prefilter: Prefilters,
     /// Whether any rule needs [`DetectState`].
     stateful: bool,
     /// Whether any rule uses `stream_size` (sequence numbers are then followed per flow).
@@ -461,6 +408,12 @@ pub struct Detector {
     empty_packets: bool,
     /// `suppress` entries of the threshold files, per rule (same index as `rules`).
     suppress: Vec<Vec<Suppress>>,
+    /// `rate_filter` entries of the threshold files, per rule (same index as `rules`).
+    rate_filters: Vec<Option<RateFilter>>,
+    /// IPS mode: see [`DetectorBuilder::ips`].
+    ips: bool,
+    /// Firewall rules, evaluated before these (see [`super::firewall`]).
+    firewall: Option<Firewall>,
     state: Mutex<DetectState>,
 }
 
@@ -477,6 +430,8 @@ pub struct DetectorBuilder {
     rules: Vec<CompiledRule>,
     errors: Vec<RuleError>,
     threshold_config: ThresholdConfig,
+    ips: bool,
+    firewall_rules: Vec<FwRule>,
 }
 
 impl Default for DetectorBuilder {
@@ -487,6 +442,8 @@ impl Default for DetectorBuilder {
             rules: Vec::new(),
             errors: Vec::new(),
             threshold_config: ThresholdConfig::default(),
+            ips: false,
+            firewall_rules: Vec::new(),
         }
     }
 }
@@ -494,6 +451,14 @@ impl Default for DetectorBuilder {
 impl DetectorBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// IPS mode (Suricata's inline mode, `--simulate-ips`): hits of drop and reject rules are
+    /// [`Hit::blocked`], and a drop by an app-layer, transaction or IP-only rule drops the rest
+    /// of the flow (it is not inspected any more until [`Detector::end_flow`]).
+    pub fn ips(mut self, on: bool) -> Self {
+        self.ips = on;
+        self
     }
 
     /// Variables for the rules added after this call.
@@ -510,15 +475,9 @@ impl DetectorBuilder {
 
     /// Parses and compiles the rules of one file's text.
     pub fn add_rules(&mut self, text: &str, file: &str) -> &mut Self {
-        for parsed in parse_rules(text, file, &self.vars) {
-            match parsed {
-                Err(e) => self.errors.push(e),
-                Ok(p) => match compile_rule(&p, &self.classifications) {
-                    Ok(r) => self.rules.push(r),
-                    Err(es) => self.errors.extend(es),
-                },
-            }
-        }
+        let (rules, errors) = super::load::parse_and_compile(text, file, &self.vars, &self.classifications);
+        self.rules.extend(rules);
+        self.errors.extend(errors);
         self
     }
 
@@ -573,20 +532,52 @@ impl DetectorBuilder {
         self
     }
 
+    /// Adds firewall rules (Suricata's `--firewall-rules-exclusive` file; see
+    /// [`super::firewall`]): evaluated on every packet before the other rules.
+    pub fn add_firewall_rules(&mut self, text: &str, file: &str) -> &mut Self {
+        let (rules, errors) = Firewall::parse(text, file, &self.vars, &self.classifications);
+        self.firewall_rules.extend(rules);
+        self.errors.extend(errors);
+        self
+    }
+
+    /// Reads and adds a firewall rules file; a file that cannot be read is an error at line 0.
+    pub fn add_firewall_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        let p = path.as_ref();
+        let name = p.display().to_string();
+        match std::fs::read(p) {
+            Ok(bytes) => {
+                self.add_firewall_rules(&String::from_utf8_lossy(&bytes), &name);
+            }
+            Err(e) => self.errors.push(RuleError {
+                file: name,
+                line: 0,
+                column: 0,
+                keyword: None,
+                reason: format!("cannot read the file: {e}"),
+                rule_line: 0,
+            }),
+        }
+        self
+    }
+
     /// Rules loaded so far.
     pub fn len(&self) -> usize {
         self.rules.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.firewall_rules.is_empty()
     }
 
     /// Drops duplicate (gid, sid) pairs (the higher rev stays, as in Suricata), orders the
     /// rules (action order pass/drop/reject/alert, then priority, then load order) and builds
     /// the prefilters.
     pub fn build(self) -> (Detector, Vec<RuleError>) {
-        let DetectorBuilder { rules, mut errors, threshold_config, .. } = self;
+        // the address groups split on $HOME_NET (the variables of the last rules added)
+        let home = self.vars.address("HOME_NET").and_then(|_| self.vars.parse_address("$HOME_NET").ok());
+        let DetectorBuilder { rules, mut errors, threshold_config, ips, firewall_rules, .. } = self;
+        let firewall = (!firewall_rules.is_empty()).then(|| Firewall::new(firewall_rules));
         let mut keep: HashMap<(u32, u32), usize> = HashMap::new();
         let mut dropped = vec![false; rules.len()];
         for (i, r) in rules.iter().enumerate() {
@@ -629,6 +620,8 @@ impl DetectorBuilder {
         }
         let suppress: Vec<Vec<Suppress>> =
             rules.iter().map(|r| threshold_config.suppress_for(r.meta.gid, r.meta.sid)).collect();
+        let rate_filters: Vec<Option<RateFilter>> =
+            rules.iter().map(|r| threshold_config.rate_filter_for(r.meta.gid, r.meta.sid)).collect();
         super::dataset::unify(
             rules.iter_mut().flat_map(|r| r.lists.iter_mut()).flat_map(|l| l.items.iter_mut()).filter_map(
                 |i| match i {
@@ -637,10 +630,11 @@ impl DetectorBuilder {
                 },
             ),
         );
-        let groups = build_groups(&rules);
+        let prefilter = Prefilters::build(&rules, home.as_ref());
         let stateful = rules.iter().any(uses_state);
         let stream_sizes = rules.iter().any(|r| r.stream_size.is_some());
-        let has_pass = rules.iter().any(|r| r.meta.action == Action::Pass);
+        let has_pass = rules.iter().any(|r| r.meta.action == Action::Pass)
+            || rate_filters.iter().flatten().any(|rf| rf.new_action == Action::Pass);
         let empty_packets = rules.iter().any(|r| {
             r.app_proto.is_none()
                 && r.urilen.is_none()
@@ -648,42 +642,26 @@ impl DetectorBuilder {
                     (l.items.is_empty() && l.bsize.is_none())
                         || matches!(l.buffer, Buffer::Ipv4Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
                 })
-        });
+        }) || firewall.is_some()
+            // an app-layer rule for empty packets (`dsize:0`)
+            || rules.iter().any(|r| r.lists.is_empty() && r.dsize.is_some_and(|c| c.matches(0)));
         (
             Detector {
                 rules,
-                groups,
+                prefilter,
                 stateful,
                 stream_sizes,
                 has_pass,
                 empty_packets,
                 suppress,
+                rate_filters,
+                ips,
+                firewall,
                 state: Mutex::new(DetectState::default()),
             },
             errors,
         )
     }
-}
-
-fn rule_groups(r: &CompiledRule) -> [bool; GROUPS] {
-    let mut g = match r.proto {
-        RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6 => [true; GROUPS],
-        RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => [true, false, false, false],
-        RuleProto::Udp => [false, true, false, false],
-        RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 => [false, false, true, false],
-        RuleProto::Sctp => [false, false, false, true],
-        RuleProto::Http1 | RuleProto::App(_) => [true, true, false, false],
-    };
-    if let Some(a) = r.app_proto {
-        g[2] = false;
-        g[3] = false;
-        match a.transport() {
-            "tcp" => g[1] = false,
-            "udp" => g[0] = false,
-            _ => {}
-        }
-    }
-    g
 }
 
 /// Suricata's ordering of rules using one kind of state variable: rules that only set first,
@@ -707,91 +685,6 @@ fn uses_state(r: &CompiledRule) -> bool {
         || r.detection_filter.is_some()
 }
 
-fn build_groups(rules: &[CompiledRule]) -> Vec<Group> {
-    // per group, per (buffer, transforms): (lower-cased pattern -> pattern id, patterns, rules per pattern)
-    #[derive(Default)]
-    struct Table {
-        ids: HashMap<Vec<u8>, usize>,
-        pats: Vec<Vec<u8>>,
-        rules: Vec<Vec<u32>>,
-    }
-    type Tables = Vec<Vec<((Buffer, Vec<Transform>), Table)>>;
-    let mut tables: Tables = (0..GROUPS).map(|_| Vec::new()).collect();
-    let mut groups: Vec<Group> = (0..GROUPS).map(|_| Group::default()).collect();
-    for (idx, r) in rules.iter().enumerate() {
-        let idx = idx as u32;
-        for (g, member) in rule_groups(r).into_iter().enumerate() {
-            if !member {
-                continue;
-            }
-            match &r.fast_pattern {
-                Some(fp) => {
-                    let ti = match tables[g].iter().position(|(k, _)| k.0 == fp.buffer && k.1 == fp.transforms) {
-                        Some(i) => i,
-                        None => {
-                            tables[g].push(((fp.buffer, fp.transforms.clone()), Table::default()));
-                            tables[g].len() - 1
-                        }
-                    };
-                    let t = &mut tables[g][ti].1;
-                    let key = fp.bytes.to_ascii_lowercase();
-                    let id = match t.ids.get(&key) {
-                        Some(&id) => id,
-                        None => {
-                            t.pats.push(key.clone());
-                            t.rules.push(Vec::new());
-                            t.ids.insert(key, t.pats.len() - 1);
-                            t.pats.len() - 1
-                        }
-                    };
-                    t.rules[id].push(idx);
-                }
-                None => {
-                    // the buffer it needs: any non-payload list (absent buffer => no match)
-                    let need = r
-                        .lists
-                        .iter()
-                        .filter(|l| l.absent.is_none())
-                        .map(|l| l.buffer)
-                        .find(|b| *b != Buffer::Payload && !b.is_virtual());
-                    match index_nets(r).filter(|_| need.is_none()) {
-                        Some(nets) => {
-                            let grp = &mut groups[g];
-                            for (v6, prefix, bits) in nets {
-                                let rs = grp.by_addr.entry((v6, prefix, bits)).or_default();
-                                if rs.last() != Some(&idx) {
-                                    rs.push(idx);
-                                }
-                                if !grp.addr_prefixes.contains(&(v6, prefix)) {
-                                    grp.addr_prefixes.push((v6, prefix));
-                                }
-                            }
-                        }
-                        None => groups[g].always.push((need, idx)),
-                    }
-                }
-            }
-        }
-    }
-    for (g, per_list) in tables.into_iter().enumerate() {
-        for ((buffer, transforms), t) in per_list {
-            // patterns are non-empty byte strings: building cannot fail short of a size limit
-            match AhoCorasick::builder().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(&t.pats) {
-                Ok(ac) => groups[g].prefilters.push(Prefilter { buffer, transforms, ac, rules: t.rules }),
-                Err(e) => {
-                    tracing::error!(error = %e, "prefilter could not be built: its rules run on every inspection");
-                    for rs in t.rules {
-                        for r in rs {
-                            groups[g].always.push((Some(buffer).filter(|b| *b != Buffer::Payload), r));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    groups
-}
-
 impl Detector {
     pub fn builder() -> DetectorBuilder {
         DetectorBuilder::new()
@@ -813,13 +706,18 @@ impl Detector {
         b.build()
     }
 
+    /// Size figures of the signature groups and their prefilters.
+    pub fn prefilter_stats(&self) -> super::prefilter::PrefilterStats {
+        self.prefilter.stats()
+    }
+
     /// Number of loaded rules.
     pub fn len(&self) -> usize {
         self.rules.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.firewall.is_none()
     }
 
     /// The loaded rules, in evaluation order.
@@ -832,52 +730,27 @@ impl Detector {
     /// flow's `flowbits`; `noalert` rules and hits held back by `threshold` or
     /// `detection_filter` are not returned.
     pub fn inspect(&self, insp: &Inspection<'_>) -> Vec<Hit> {
-        if self.has_pass
-            && insp.flow_id != 0
-            && self.state.lock().unwrap_or_else(|p| p.into_inner()).passed.contains(&insp.flow_id)
-        {
+        match &self.firewall {
+            Some(fw) => fw.inspect(insp, |i| self.inspect_td(i)),
+            None => self.inspect_td(insp),
+        }
+    }
+
+    /// [`Detector::inspect`] with the threat-detection rules only.
+    fn inspect_td(&self, insp: &Inspection<'_>) -> Vec<Hit> {
+        if (self.has_pass || self.ips) && insp.flow_id != 0 && {
+            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            st.passed.contains(&insp.flow_id) || st.dropped.contains(&insp.flow_id)
+        } {
             return Vec::new();
         }
-        let group = &self.groups[insp.proto.group()];
         let mut cands: Vec<u32> = Vec::new();
-        for pf in &group.prefilters {
-            let mut hit: Vec<u32> = Vec::new();
-            for base in insp.buffers(pf.buffer) {
-                if base.is_empty() && pf.transforms.is_empty() {
-                    continue;
-                }
-                let data = transform(base, &pf.transforms);
-                for m in pf.ac.find_overlapping_iter(data.as_ref()) {
-                    hit.push(m.pattern().as_u32());
-                }
-            }
-            hit.sort_unstable();
-            hit.dedup();
-            for p in hit {
-                cands.extend_from_slice(&pf.rules[p as usize]);
-            }
-        }
-        for &(need, r) in &group.always {
-            if need.is_none_or(|b| insp.buffer(b).is_some()) {
-                cands.push(r);
-            }
-        }
-        if !group.by_addr.is_empty() {
-            for ip in [insp.src_ip, insp.dst_ip] {
-                let (v6, bits) = ip_bits(ip);
-                for &(pv6, prefix) in &group.addr_prefixes {
-                    if pv6 == v6
-                        && let Some(rs) = group.by_addr.get(&(v6, prefix, masked(v6, bits, prefix)))
-                    {
-                        cands.extend_from_slice(rs);
-                    }
-                }
-            }
-        }
+        self.prefilter.candidates(insp, &mut cands);
         cands.sort_unstable();
         cands.dedup();
         let mut hits = Vec::new();
         let mut state = None;
+        let mut drop_flow = false;
         if self.stream_sizes
             && let Some((seq, len)) = insp.tcp_seq
         {
@@ -912,20 +785,41 @@ impl Detector {
             } else {
                 true
             };
-            if rule.meta.action == Action::Pass {
-                // the flow is passed: nothing of it is inspected any more (Suricata)
-                if insp.flow_id != 0 {
+            // a rate_filter changes the action once its rate is exceeded
+            let (mut action, mut silent) = (rule.meta.action, false);
+            if alert && let Some(rf) = &self.rate_filters[r as usize] {
+                let st = state.get_or_insert_with(|| self.state.lock().unwrap_or_else(|p| p.into_inner()));
+                let key = RateKey::new(rf, r, insp.src_ip, insp.dst_ip);
+                if rf.exceeded(st.rates.entry(key).or_default(), insp.ts_micros) {
+                    (action, silent) = (rf.new_action, rf.silent);
+                }
+            }
+            if action == Action::Pass {
+                // the flow is passed: nothing of it is inspected any more (Suricata); a
+                // packet rule's pass passes just the packet
+                if super::ips::drop_applies_to_flow(rule, insp) {
                     drop(state);
                     self.state.lock().unwrap_or_else(|p| p.into_inner()).passed.insert(insp.flow_id);
                 }
-                return vec![Hit::of(rule, insp.direction)];
+                let mut h = Hit::of(rule, insp.direction);
+                h.alert &= rule.meta.action == Action::Pass;
+                h.action = Action::Pass;
+                return vec![h];
             }
+            let blocked = self.ips && alert && action != Action::Alert;
+            drop_flow |= blocked && super::ips::drop_applies_to_flow(rule, insp);
             let suppressed = || self.suppress[r as usize].iter().any(|s| s.suppresses(insp.src_ip, insp.dst_ip));
-            if alert && !rule.noalert && !suppressed() {
+            if alert && !rule.noalert && !silent && !suppressed() {
                 let mut h = Hit::of(rule, insp.direction);
                 h.context = DATASET_CONTEXT.with(|c| std::mem::take(&mut *c.borrow_mut()));
+                h.action = action;
+                h.blocked = blocked;
                 hits.push(h);
             }
+        }
+        if drop_flow {
+            let mut st = state.unwrap_or_else(|| self.state.lock().unwrap_or_else(|p| p.into_inner()));
+            st.dropped.insert(insp.flow_id);
         }
         hits
     }
@@ -970,6 +864,81 @@ impl Detector {
             st.flows.remove(&flow_id);
             st.passed.remove(&flow_id);
         }
+        if self.ips {
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).dropped.remove(&flow_id);
+        }
+        if let Some(fw) = &self.firewall {
+            fw.end_flow(flow_id);
+        }
+    }
+
+    /// Moves the detection state of `old`, the rule set this one replaces on a reload, into
+    /// this one, so that a reload forgets nothing the new rules can still use: per-flow
+    /// `flowbits` and `flowint` variables and `xbits`/`hostbits` whose names a rule of this set
+    /// uses, `stream_size` tracking, flows passed by a `pass` rule (when this set has one), and
+    /// the `threshold`/`detection_filter` counters of the rules of the same gid:sid whose
+    /// threshold did not change. The rest is dropped. `old` is left empty; moving again (one
+    /// call per sensor that switches) brings over what `old` gathered in between, replacing
+    /// entries of the same key.
+    pub fn take_state_from(&self, old: &Detector) {
+        if std::ptr::eq(self, old) {
+            return;
+        }
+        let taken = std::mem::take(&mut *old.state.lock().unwrap_or_else(|p| p.into_inner()));
+        if !(self.stateful || self.has_pass) {
+            return;
+        }
+        let mut names: HashSet<&str> = HashSet::new();
+        for r in &self.rules {
+            for op in &r.flowbits {
+                match op {
+                    FlowbitOp::Set(n) | FlowbitOp::Unset(n) | FlowbitOp::Toggle(n) => {
+                        names.insert(n);
+                    }
+                    FlowbitOp::IsSet(ns, _) | FlowbitOp::IsNotSet(ns, _) => names.extend(ns.iter().map(|n| &**n)),
+                }
+            }
+            for op in &r.flowints {
+                let (n, v) = match op {
+                    FlowintOp::Set(n, v) | FlowintOp::Add(n, v) | FlowintOp::Sub(n, v) | FlowintOp::Cmp(n, _, v) => {
+                        (n, Some(v))
+                    }
+                    FlowintOp::IsSet(n) | FlowintOp::IsNotSet(n) => (n, None),
+                };
+                names.insert(n);
+                if let Some(FlowintVal::Var(w)) = v {
+                    names.insert(w);
+                }
+            }
+            names.extend(r.xbits.iter().map(|x| &*x.name));
+        }
+        let by_sid: HashMap<(u32, u32), usize> =
+            self.rules.iter().enumerate().map(|(i, r)| ((r.meta.gid, r.meta.sid), i)).collect();
+        let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if self.stateful {
+            for (id, mut vars) in taken.flows {
+                vars.bits.retain(|n| names.contains(&**n));
+                vars.ints.retain(|n, _| names.contains(&**n));
+                st.flows.insert(id, vars);
+            }
+            st.xbits.extend(taken.xbits.into_iter().filter(|((n, _), _)| names.contains(&**n)));
+            for (key, entry) in taken.thresholds {
+                let Some(was) = old.rules.get(key.rule as usize) else { continue };
+                let Some(&now) = by_sid.get(&(was.meta.gid, was.meta.sid)) else { continue };
+                let is = &self.rules[now];
+                let same = if key.detection_filter {
+                    is.detection_filter == was.detection_filter
+                } else {
+                    is.threshold == was.threshold
+                };
+                if same {
+                    st.thresholds.insert(ThresholdKey { rule: now as u32, ..key }, entry);
+                }
+            }
+        }
+        if self.has_pass {
+            st.passed.extend(taken.passed);
+        }
     }
 }
 
@@ -980,6 +949,8 @@ fn xbit_keys(track: XbitTrack, insp: &Inspection<'_>) -> Vec<XbitKey> {
         XbitTrack::IpDst => vec![XbitKey::Host(insp.dst_ip)],
         XbitTrack::IpBoth => vec![XbitKey::Host(insp.src_ip), XbitKey::Host(insp.dst_ip)],
         XbitTrack::IpPair => vec![XbitKey::Pair(insp.src_ip.min(insp.dst_ip), insp.src_ip.max(insp.dst_ip))],
+        // a packet (no transaction) has no transaction bits
+        XbitTrack::Tx => insp.tx_id.map(|t| XbitKey::Tx(insp.flow_id, t)).into_iter().collect(),
     }
 }
 
@@ -1250,6 +1221,7 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     // a packet rule (header keywords, payload, flow state only) is inspected on packets
     if insp.transaction
         && r.urilen.is_none()
+        && r.app_events == 0
         && !r.lists.iter().any(|l| {
             !l.buffer.is_virtual()
                 && !matches!(l.buffer, Buffer::Payload | Buffer::Ipv4Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
@@ -1308,6 +1280,17 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     };
     if !(id_seq(r.icmp_id, insp.icmp_id_seq.map(|x| x.0)) && id_seq(r.icmp_seq, insp.icmp_id_seq.map(|x| x.1))) {
         return false;
+    }
+    if insp.decode_events & r.decode_events != r.decode_events
+        || insp.app_events & r.app_events != r.app_events
+        || (r.flow_start && (insp.transaction || !insp.first_in_direction))
+    {
+        return false;
+    }
+    for (k, c) in &r.app_ints {
+        if !insp.app_ints.iter().any(|(x, v)| x == k && c.matches(*v)) {
+            return false;
+        }
     }
     for fc in &r.flow_counts {
         let Some((pkts, bytes)) = insp.flow_counts else { return false };
@@ -1391,12 +1374,14 @@ fn run(items: &[Item], i: usize, buf: &[u8], buffer_offset: usize, budget: &mut 
         Item::Content(cd) => run_content(cd, items, i, buf, buffer_offset, budget),
         Item::Pcre(pe) => run_pcre(pe, items, i, buf, buffer_offset, budget),
         Item::IsDataAt(d) => {
-            let pos = if d.relative { buffer_offset as u64 } else { 0 } + d.offset as u64;
-            if (pos < buf.len() as u64) != d.negated {
-                next(items, i, buf, buffer_offset, budget)
+            // Suricata: relative, `offset` more bytes after the match (up to the end); absolute,
+            // a byte at `offset`
+            let present = if d.relative {
+                buffer_offset as u64 + d.offset as u64 <= buf.len() as u64
             } else {
-                Outcome::NoMatch
-            }
+                (d.offset as u64) < buf.len() as u64
+            };
+            if present != d.negated { next(items, i, buf, buffer_offset, budget) } else { Outcome::NoMatch }
         }
         Item::ByteTest(t) => {
             let base = if t.read.relative { buffer_offset } else { 0 };
@@ -2072,7 +2057,33 @@ mod tests {
             "t",
             &Vars::default(),
         );
-        assert_eq!(errors.len(), 2, "track tx is rejected, a missing track too: {errors:?}");
+        assert_eq!(errors.len(), 1, "a missing track is rejected: {errors:?}");
+        // track tx: the bit belongs to the transaction (flow and tx id); packets have none
+        let (d, errors) = Detector::from_rules(
+            "alert http any any -> any any (http.uri; content:\"/set\"; xbits:set,t,track tx; noalert; sid:1;)\n\
+             alert http any any -> any any (http.stat_code; content:\"200\"; xbits:isset,t,track tx; sid:2;)",
+            "t",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let tx = |tx_id: u64, uri: &'static [u8], status: Option<&'static [u8]>| {
+            let mut i = tcp(b"");
+            i.app_proto = Some(AppProto::Http);
+            i.transaction = true;
+            i.flow_id = 9;
+            i.tx_id = Some(tx_id);
+            match status {
+                Some(s) => {
+                    i.direction = Direction::ToClient;
+                    i.http_stat_code = Some(s);
+                }
+                None => i.http_uri = Some(uri),
+            }
+            i
+        };
+        assert!(sids(&d, &tx(0, b"/set", None)).is_empty());
+        assert_eq!(sids(&d, &tx(0, b"", Some(b"200"))), [2], "set by the request of the same transaction");
+        assert!(sids(&d, &tx(1, b"", Some(b"200"))).is_empty(), "another transaction");
     }
 
     #[test]
@@ -2311,6 +2322,9 @@ mod tests {
         assert!(!payload_match(r#"content:"LEN"; byte_jump:1,0,relative; content:"X"; within:1;"#, b"LEN\x01abXc"));
         assert!(payload_match(r#"content:"AB"; isdataat:2,relative;"#, b"ABcde"));
         assert!(!payload_match(r#"content:"AB"; isdataat:3,relative;"#, b"ABcd"));
+        assert!(payload_match(r#"content:"AB"; isdataat:2,relative;"#, b"ABcd"), "2 more bytes: up to the end");
+        assert!(payload_match(r#"isdataat:4,relative;"#, b"ABcd"));
+        assert!(!payload_match(r#"isdataat:4;"#, b"ABcd"), "absolute: a byte at offset 4");
         assert!(payload_match(r#"content:"AB"; isdataat:!3,relative;"#, b"ABcd"));
         assert!(payload_match(r#"content:"A"; pcre:"/(x.)\1/R";"#, b"Ax1x1"));
         assert!(!payload_match(r#"content:"A"; pcre:"/(x.)\1/R";"#, b"Ax1x2"));
@@ -2322,7 +2336,7 @@ mod tests {
             "alert ip [203.0.113.5,198.51.100.0/24] any -> $HOME_NET any (msg:\"rep\"; sid:1;)\n",
             "alert ip $HOME_NET any -> [2001:db8::1] any (msg:\"rep6\"; sid:2;)\n",
         ));
-        assert!(!d.groups[0].by_addr.is_empty(), "indexed, not checked on every packet");
+        assert!(d.prefilter_stats().by_addr > 0, "indexed, not checked on every packet");
         assert_eq!(sids(&d, &tcp(b"x")), Vec::<u32>::new(), "SERVER is the destination, not the source");
         let from = |src: &str, dst: &str| Inspection {
             src_ip: src.parse().unwrap(),

@@ -10,16 +10,24 @@
 //!    of content/pcre matches, the fast pattern, the implied application protocol and direction.
 //!    A rule using a keyword this cut does not implement is **rejected** (a [`RuleError`] with
 //!    file, line, column, keyword and reason); it is never loaded with the keyword ignored.
-//! 3. [`matcher`]: [`Detector`] groups the compiled rules by transport, builds one
-//!    Aho-Corasick automaton per (transport group, buffer) over the rules' fast patterns, scans
-//!    each buffer of an [`Inspection`] once, and verifies the candidate rules completely with
+//! 3. [`matcher`]: [`Detector`] groups the compiled rules ([`prefilter`]: by transport,
+//!    direction and `$HOME_NET` side of each address), searches each buffer of an
+//!    [`Inspection`] once for the fast patterns of its group ([`literals`]), and verifies the
+//!    candidate rules completely with
 //!    Suricata's content-inspection semantics (relative matches with backtracking over later
 //!    occurrences, `nocase`, negation, `startswith`/`endswith`, pcre `/R`).
 //!
 //! # Supported
 //!
 //! - Actions `alert`, `pass`, `drop`, `reject`, `rejectsrc`, `rejectdst`, `rejectboth`.
-//!   Transactional rules (`=>`) and protocol hooks (`http1:request_complete`) are rejected.
+//!   Transactional rules (`=>`) and app-layer protocol hooks (`http1:request_complete`) are
+//!   rejected; the packet hooks `flow_start` (the first packet of each direction) and `all`
+//!   are supported (`alert tcp:flow_start ...`).
+//!   In IPS mode ([`DetectorBuilder::ips`], [`ips`]) drop and reject hits are blocked, and a
+//!   drop by an app-layer, transaction or IP-only rule drops the rest of the flow.
+//! - Firewall rules ([`firewall`], [`DetectorBuilder::add_firewall_rules`]): `accept`/`drop`
+//!   with scopes, packet hooks (`tcp:all`, `ip:flow_start`, `pre_flow`, `pre_stream`),
+//!   default-drop packet filter, evaluated before these rules.
 //! - Protocols: `ip`, `ipv4`/`ip4`, `ipv6`/`ip6`, `pkthdr` (alias of `ip`), `tcp`, `tcp-pkt`,
 //!   `tcp-stream` (both inspected as the packet payload: there is no stream reassembly yet),
 //!   `udp`, `icmp`, `icmpv4`, `icmpv6`, `sctp`, and the application protocols of Suricata's list
@@ -73,8 +81,18 @@
 //!   `threshold` (`limit`, `threshold`, `both`, `backoff`; `by_src`, `by_dst`, `by_rule`,
 //!   `by_both`, `by_flow`) and `detection_filter`, on [`Inspection::ts_micros`].
 //! - `threshold.config` files ([`threshold_config`], [`DetectorBuilder::add_threshold_file`]):
-//!   `suppress` (all, or by source/destination/either address list) and
-//!   `threshold`/`event_filter` entries by gid/sid; bad lines are errors with file and line.
+//!   `suppress` (all, or by source/destination/either address list),
+//!   `threshold`/`event_filter` and `rate_filter` entries by gid/sid; bad lines are errors
+//!   with file and line.
+//! - `decode-event` for the decoder events recorded on packets that decode
+//!   ([`crate::decode::DecodeEvent`]: `ipv6.exthdr_useless_fh`, `ipv6.exthdr_dupl_fh`); other
+//!   event names are rejected.
+//! - `app-layer-event` for the events derived from an HTTP request's headers
+//!   ([`AppEvent`]: `http.duplicate_content_length_field_in_request`,
+//!   `http.request_auth_unrecognized`); other event names are rejected.
+//! - `xbits` with `track tx`: bits of the inspected transaction ([`Inspection::tx_id`]).
+//! - NTP: `ntp.version`, `ntp.stratum`, `ntp.mode` (numbers or mode names) and the
+//!   `ntp.reference_id` buffer, read from the datagram's fixed header ([`AppInt`]).
 //! - Packet header: `ttl`, `itype`, `icode`, `icmp_id`, `icmp_seq`, `ip_proto`, `flags` (with
 //!   modifiers and mask), `sameip`; the flow's counts so far: `flow.pkts`, `flow.bytes`
 //!   (`toserver`, `toclient`, `either`; and the `_toserver`/`_toclient` forms)
@@ -82,15 +100,16 @@
 //!
 //! # Not supported yet (rules using them are rejected)
 //!
-//! `byte_extract` variables in `byte_jump`/`isdataat`, `byte_math` with `endian dce`, `xbits`
-//! with `track tx`, `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, `decode-event`,
-//! `stream-event`, `app-layer-event`, `lua`, pcre capture extraction, the other app-layer
-//! buffers (SMB, DCERPC, SMTP, ...), `frame`, firewall rules (`accept:hook`, protocol hooks),
-//! rules mixing request and response buffers (they need transaction state), `threshold.config`
-//! `rate_filter` entries.
+//! `byte_extract` variables in `byte_jump`/`isdataat`, `byte_math` with `endian dce`,
+//! `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, the decoder
+//! events of packets that do not decode, `stream-event`, the other `app-layer-event`s, `lua`, pcre
+//! capture extraction, the other app-layer buffers (SMB, DCERPC, SMTP, ...), `frame`,
+//! app-layer firewall hooks (`http1:request_line`, ...), rules mixing request and response
+//! buffers (they need transaction state).
 //!
 //! A matching `pass` rule passes its flow, as Suricata does: the flow is not inspected again
-//! (until [`Detector::end_flow`]).
+//! (until [`Detector::end_flow`]); a pass by a packet rule (`flow`, `dsize`, payload content...)
+//! passes just the packet (the scope of [`ips::drop_applies_to_flow`]).
 
 //! # Wiring
 //!
@@ -108,18 +127,23 @@
 
 pub mod compile;
 pub mod dataset;
+pub mod firewall;
+pub mod ips;
 pub mod keywords;
+pub mod literals;
+mod load;
 pub mod matcher;
 pub mod parse;
 pub mod pcre;
+pub mod prefilter;
 pub mod threshold_config;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use compile::{
-    AppProto, Buffer, BufferList, Classification, Classifications, CompiledRule, ContentMatch, Direction, FastPattern,
-    FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
+    AppEvent, AppInt, AppProto, Buffer, BufferList, Classification, Classifications, CompiledRule, ContentMatch, Direction,
+    FastPattern, FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
 };
 pub use matcher::{Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer};
 pub use parse::{

@@ -591,6 +591,9 @@ pub struct ParsedRule {
     pub dst: AddrExpr,
     pub dst_ports: PortExpr,
     pub options: Vec<RuleOption>,
+    /// The packet hook `flow_start` (`tcp:flow_start`): only the first packet of each
+    /// direction of a flow is inspected.
+    pub flow_start: bool,
 }
 
 impl ParsedRule {
@@ -670,9 +673,22 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
             return Err(err(tokens[0].0, format!("unknown action '{}'", tokens[0].1)));
         }
     };
-    let proto = tokens[1].1.to_ascii_lowercase();
-    if proto.contains(':') {
-        return Err(err(tokens[1].0, format!("protocol hooks ('{proto}') not supported yet")));
+    let mut proto = tokens[1].1.to_ascii_lowercase();
+    let mut flow_start = false;
+    if let Some((base, hook)) = proto.split_once(':') {
+        // packet hooks of the packet protocols: `flow_start`, and `all` (every packet, as
+        // without a hook)
+        let packet_proto = matches!(
+            base,
+            "ip" | "ipv4" | "ip4" | "ipv6" | "ip6" | "pkthdr" | "tcp" | "udp" | "icmp" | "icmpv4" | "icmpv6" | "sctp"
+        );
+        match hook {
+            "flow_start" | "all" if packet_proto => {
+                flow_start = hook == "flow_start";
+                proto = base.to_string();
+            }
+            _ => return Err(err(tokens[1].0, format!("protocol hooks ('{proto}') not supported yet"))),
+        }
     }
     let addr = |t: (usize, &str)| vars.parse_address(t.1).map_err(|e| err(t.0, e));
     let port = |t: (usize, &str)| vars.parse_ports(t.1).map_err(|e| err(t.0, e));
@@ -775,6 +791,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         dst,
         dst_ports,
         options,
+        flow_start,
     })
 }
 

@@ -33,8 +33,35 @@ pub struct PcreFlags {
 /// pattern's `\xHH` escapes mean the same bytes).
 #[derive(Clone, Debug)]
 pub enum PcreRegex {
-    Automaton(Regex),
+    Automaton(Box<Automaton>),
     Backtracking(Box<Backtracking>),
+}
+
+/// A pattern the `regex` automaton runs: translated and parsed (validated: syntax errors are
+/// load errors) at load, built on first use. Building the meta regex of every ET Open `pcre`
+/// at load took most of the start-up time and well over 100 MiB, for patterns most of which
+/// never run (their rules' fast patterns never hit), as Suricata's prefilter spares them too.
+#[derive(Clone, Debug)]
+pub struct Automaton {
+    /// The translated pattern.
+    pattern: String,
+    flags: PcreFlags,
+    compiled: std::sync::OnceLock<Option<Regex>>,
+}
+
+impl Automaton {
+    fn regex(&self) -> Option<&Regex> {
+        self.compiled
+            .get_or_init(|| match build_automaton(&self.pattern, self.flags) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    tracing::warn!(pattern = %self.pattern, error = %e, "pcre could not be compiled: never matches");
+                    metrics::counter!("sensor_detect_pcre_compile_failed_total").increment(1);
+                    None
+                }
+            })
+            .as_ref()
+    }
 }
 
 /// A fallback pattern: parsed (validated) at load, compiled on first use (compiling the
@@ -68,7 +95,7 @@ impl PcreRegex {
     /// The first match starting at or after `start`, as a byte range of `hay`.
     pub fn find_at(&self, hay: &[u8], start: usize) -> Option<std::ops::Range<usize>> {
         match self {
-            PcreRegex::Automaton(r) => r.find_at(hay, start).map(|m| m.range()),
+            PcreRegex::Automaton(a) => a.regex()?.find_at(hay, start).map(|m| m.range()),
             PcreRegex::Backtracking(b) => {
                 let r = b.regex()?;
                 let text: String = hay.iter().map(|&b| b as char).collect();
@@ -102,8 +129,12 @@ impl PcreRegex {
 /// Compiles a PCRE pattern (the text between the slashes) with its flags: to the automaton
 /// when it can run it, else to the backtracking fallback, else an error with the reason.
 pub fn compile(pattern: &str, flags: PcreFlags) -> Result<PcreRegex, String> {
-    match compile_automaton(pattern, flags) {
-        Ok(r) => Ok(PcreRegex::Automaton(r)),
+    match validate_automaton(pattern, flags) {
+        Ok(translated) => Ok(PcreRegex::Automaton(Box::new(Automaton {
+            pattern: translated,
+            flags,
+            compiled: std::sync::OnceLock::new(),
+        }))),
         Err(e) if e.contains("needs backtracking") => {
             let mut translated = translate_mode(pattern, flags, true)
                 .map_err(|e2| if e2.contains("needs backtracking") { e2 } else { e.clone() })?;
@@ -130,11 +161,42 @@ pub fn compile(pattern: &str, flags: PcreFlags) -> Result<PcreRegex, String> {
 
 /// Compiles to the `regex` crate's automaton, or says why it cannot.
 pub fn compile_automaton(pattern: &str, flags: PcreFlags) -> Result<Regex, String> {
-    let mut translated = translate(pattern, flags)?;
-    if flags.anchored {
-        translated = format!(r"\A(?:{translated})");
-    }
-    RegexBuilder::new(&translated)
+    build_automaton(&translate_anchored(pattern, flags)?, flags)
+}
+
+/// The pattern in `regex` syntax, `A` (anchored) applied.
+fn translate_anchored(pattern: &str, flags: PcreFlags) -> Result<String, String> {
+    let translated = translate(pattern, flags)?;
+    Ok(if flags.anchored { format!(r"\A(?:{translated})") } else { translated })
+}
+
+/// The last line of a `regex` error message, as the rejection reason.
+fn engine_rejection(msg: &str) -> String {
+    let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+    format!("the regex engine rejected the pattern: {}", last.trim_start_matches("error: "))
+}
+
+/// Translates and parses a pattern as [`compile_automaton`] would compile it, without building
+/// the automaton: the translated pattern, or the reason it is rejected.
+fn validate_automaton(pattern: &str, flags: PcreFlags) -> Result<String, String> {
+    let translated = translate_anchored(pattern, flags)?;
+    regex_syntax::ParserBuilder::new()
+        .unicode(false)
+        .utf8(false)
+        .case_insensitive(flags.caseless)
+        .dot_matches_new_line(flags.dotall)
+        .multi_line(flags.multiline)
+        .ignore_whitespace(flags.extended)
+        .swap_greed(flags.ungreedy)
+        .build()
+        .parse(&translated)
+        .map_err(|e| engine_rejection(&e.to_string()))?;
+    Ok(translated)
+}
+
+/// Builds the automaton of a translated pattern.
+fn build_automaton(translated: &str, flags: PcreFlags) -> Result<Regex, String> {
+    RegexBuilder::new(translated)
         .unicode(false)
         .case_insensitive(flags.caseless)
         .dot_matches_new_line(flags.dotall)
@@ -143,11 +205,7 @@ pub fn compile_automaton(pattern: &str, flags: PcreFlags) -> Result<Regex, Strin
         .swap_greed(flags.ungreedy)
         .size_limit(32 << 20)
         .build()
-        .map_err(|e| {
-            let msg = e.to_string();
-            let last = msg.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-            format!("the regex engine rejected the pattern: {}", last.trim_start_matches("error: "))
-        })
+        .map_err(|e| engine_rejection(&e.to_string()))
 }
 
 fn unsupported(what: &str) -> String {
@@ -668,6 +726,11 @@ mod tests {
             assert!(e.contains(want), "{p}: {e}");
         }
         assert!(compile(r"a*?b+?c??", f).is_ok());
+        // the automaton is built on first use, but what it would reject is rejected at load
+        for p in [r"(a", r"a{2,1}", r"[z-a]", r"a)"] {
+            let lazy = compile(p, f).unwrap_err();
+            assert_eq!(lazy, compile_automaton(p, f).unwrap_err(), "{p}");
+        }
         // what the fallback cannot run either is rejected with both reasons
         for (p, want) in [(r"(?R)", "recursion"), (r"(*UTF)a", "verbs"), (r"\Kfoo", "\\K"), (r"[a", "unterminated")] {
             let e = compile(p, f).unwrap_err();

@@ -8,13 +8,17 @@
 //!   `event_filter`) sets the rule's threshold, replacing its `threshold` keyword.
 //!
 //! `sig_id 0` means every rule of the gid, `gen_id 0, sig_id 0` every rule; such a global
-//! threshold applies only to rules without a threshold of their own. `rate_filter` (which
-//! changes a rule's action) is not supported yet: such a line is reported as an error with
-//! its file and line, like every malformed line.
+//! threshold applies only to rules without a threshold of their own.
+//! - `rate_filter gen_id G, sig_id S, track X, count N, seconds S, new_action A, timeout T`
+//!   changes the action of the rule's matches once more than `N` matched within `S` seconds
+//!   (per source, destination, unordered address pair or rule): they take `new_action`
+//!   (`alert`, `drop`, `pass`, `reject`, `sdrop`) for `T` seconds, then counting restarts.
+//!
+//! Malformed lines are reported as errors with their file and line.
 
 use super::RuleError;
-use super::keywords::{Threshold, parse_threshold};
-use super::parse::{AddrExpr, Vars};
+use super::keywords::{Threshold, Track, parse_threshold};
+use super::parse::{Action, AddrExpr, Vars};
 
 /// Which packet address a `suppress` with an address list looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,11 +45,84 @@ pub struct ThresholdOverride {
     pub threshold: Threshold,
 }
 
+/// One `rate_filter` entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateFilter {
+    pub gid: u32,
+    pub sid: u32,
+    /// `by_src`, `by_dst`, `by_both` (the unordered address pair) or `by_rule`.
+    pub track: Track,
+    pub count: u32,
+    pub seconds: u32,
+    /// The action matches take once the rate is exceeded (`sdrop` is `drop` without an alert:
+    /// see [`RateFilter::silent`]).
+    pub new_action: Action,
+    pub silent: bool,
+    pub timeout: u32,
+}
+
+/// What a `rate_filter` counts by: the rule, and the tracked address or unordered pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RateKey {
+    pub rule: u32,
+    pub a: Option<std::net::IpAddr>,
+    pub b: Option<std::net::IpAddr>,
+}
+
+impl RateKey {
+    pub fn new(rf: &RateFilter, rule: u32, src: std::net::IpAddr, dst: std::net::IpAddr) -> RateKey {
+        let (a, b) = match rf.track {
+            Track::BySrc => (Some(src), None),
+            Track::ByDst => (Some(dst), None),
+            Track::ByBoth => (Some(src.min(dst)), Some(src.max(dst))),
+            Track::ByRule | Track::ByFlow => (None, None),
+        };
+        RateKey { rule, a, b }
+    }
+}
+
+/// The counter of one `rate_filter` key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RateState {
+    /// Start of the counting window, micros.
+    pub window_start: i64,
+    pub count: u32,
+    /// While set (micros), matches take the new action.
+    pub until: Option<i64>,
+}
+
+impl RateFilter {
+    /// Counts a match at `now` (micros) in `st`; whether it takes the new action.
+    pub fn exceeded(&self, st: &mut RateState, now: i64) -> bool {
+        if let Some(until) = st.until {
+            if now <= until {
+                return true;
+            }
+            st.until = None;
+            st.window_start = now;
+            st.count = 1;
+            return false;
+        }
+        if st.count == 0 || now - st.window_start > i64::from(self.seconds) * 1_000_000 {
+            st.window_start = now;
+            st.count = 1;
+        } else {
+            st.count = st.count.saturating_add(1);
+        }
+        if st.count > self.count {
+            st.until = Some(now + i64::from(self.timeout) * 1_000_000);
+            return true;
+        }
+        false
+    }
+}
+
 /// The entries of threshold files.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ThresholdConfig {
     pub suppress: Vec<Suppress>,
     pub thresholds: Vec<ThresholdOverride>,
+    pub rate_filters: Vec<RateFilter>,
 }
 
 /// Whether an entry for (`gid`, `sid`) covers the rule (`sid 0`: every rule of the gid;
@@ -94,6 +171,7 @@ impl ThresholdConfig {
             match parse_entry(kind, rest, vars) {
                 Ok(Entry::Suppress(s)) => cfg.suppress.push(s),
                 Ok(Entry::Threshold(t)) => cfg.thresholds.push(t),
+                Ok(Entry::Rate(r)) => cfg.rate_filters.push(r),
                 Err(reason) => errors.push(err(reason)),
             }
         }
@@ -104,10 +182,17 @@ impl ThresholdConfig {
     pub fn extend(&mut self, other: ThresholdConfig) {
         self.suppress.extend(other.suppress);
         self.thresholds.extend(other.thresholds);
+        self.rate_filters.extend(other.rate_filters);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.suppress.is_empty() && self.thresholds.is_empty()
+        self.suppress.is_empty() && self.thresholds.is_empty() && self.rate_filters.is_empty()
+    }
+
+    /// The `rate_filter` of a rule: the last specific entry, else the last covering one.
+    pub fn rate_filter_for(&self, gid: u32, sid: u32) -> Option<RateFilter> {
+        let specific = self.rate_filters.iter().rev().find(|r| r.sid != 0 && (r.gid, r.sid) == (gid, sid));
+        specific.or_else(|| self.rate_filters.iter().rev().find(|r| covers((r.gid, r.sid), (gid, sid)))).copied()
     }
 
     /// The threshold a rule gets from this configuration: a specific entry replaces the rule's
@@ -131,6 +216,54 @@ impl ThresholdConfig {
 enum Entry {
     Suppress(Suppress),
     Threshold(ThresholdOverride),
+    Rate(RateFilter),
+}
+
+fn parse_rate_filter(gid: u32, sid: u32, opts: &[&str]) -> Result<RateFilter, String> {
+    let (mut track, mut count, mut seconds, mut action, mut timeout) = (None, None, None, None, None);
+    let num = |k: &str, v: &str| v.parse::<u32>().map_err(|_| format!("invalid {k} '{v}'"));
+    for p in opts {
+        let (k, v) = p.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((p, ""));
+        match k {
+            "track" => {
+                track = Some(match v {
+                    "by_src" => Track::BySrc,
+                    "by_dst" => Track::ByDst,
+                    "by_rule" => Track::ByRule,
+                    "by_both" => Track::ByBoth,
+                    other => {
+                        return Err(format!("invalid rate_filter track '{other}' (by_src, by_dst, by_both, by_rule)"));
+                    }
+                })
+            }
+            "count" => count = Some(num(k, v)?),
+            "seconds" => seconds = Some(num(k, v)?),
+            "timeout" => timeout = Some(num(k, v)?),
+            "new_action" => {
+                action = Some(match v {
+                    "sdrop" => (Action::Drop, true),
+                    other => (
+                        Action::parse(other).ok_or_else(|| {
+                            format!("invalid new_action '{other}' (alert, drop, sdrop, pass, reject)")
+                        })?,
+                        false,
+                    ),
+                })
+            }
+            other => return Err(format!("unknown rate_filter option '{other}'")),
+        }
+    }
+    let (new_action, silent) = action.ok_or("missing new_action")?;
+    Ok(RateFilter {
+        gid,
+        sid,
+        track: track.ok_or("missing track")?,
+        count: count.ok_or("missing count")?,
+        seconds: seconds.ok_or("missing seconds")?,
+        new_action,
+        silent,
+        timeout: timeout.ok_or("missing timeout")?,
+    })
 }
 
 fn parse_entry(kind: &str, rest: &str, vars: &Vars) -> Result<Entry, String> {
@@ -178,7 +311,7 @@ fn parse_entry(kind: &str, rest: &str, vars: &Vars) -> Result<Entry, String> {
             let threshold = parse_threshold(&threshold_opts.join(","), false)?;
             Ok(Entry::Threshold(ThresholdOverride { gid, sid, threshold }))
         }
-        "rate_filter" => Err("rate_filter not supported yet (it changes the rule's action)".to_string()),
+        "rate_filter" => Ok(Entry::Rate(parse_rate_filter(gid, sid, &threshold_opts)?)),
         other => Err(format!("unknown entry type '{other}' (suppress, threshold, event_filter, rate_filter)")),
     }
 }
@@ -186,7 +319,7 @@ fn parse_entry(kind: &str, rest: &str, vars: &Vars) -> Result<Entry, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::detect::keywords::{ThresholdKind, Track};
+    use crate::detect::keywords::ThresholdKind;
     use std::net::{IpAddr, Ipv4Addr};
 
     #[test]
@@ -200,13 +333,20 @@ mod tests {
                     event_filter gen_id 0, sig_id 0, type both, track by_src, count 1, seconds 5\n\
                     rate_filter gen_id 1, sig_id 1, track by_src, count 1, seconds 60, new_action drop, timeout 10\n\
                     suppress gen_id 1, sig_id 2, track by_src\n\
-                    bogus gen_id 1, sig_id 2\n";
+                    bogus gen_id 1, sig_id 2\n\
+                    rate_filter gen_id 1, sig_id 3, track by_flow, count 1, seconds 60, new_action drop, timeout 10\n";
         let (cfg, errors) = ThresholdConfig::parse(text, "threshold.config", &vars);
         assert_eq!(cfg.suppress.len(), 2);
         assert_eq!(cfg.thresholds.len(), 2);
-        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [6, 7, 8]);
-        assert_eq!(errors[0].keyword.as_deref(), Some("rate_filter"));
-        assert!(errors[0].to_string().starts_with("threshold.config:6:1: rate_filter: "));
+        assert_eq!(errors.iter().map(|e| e.line).collect::<Vec<_>>(), [7, 8, 9]);
+        assert_eq!(errors[2].keyword.as_deref(), Some("rate_filter"));
+        assert!(errors[2].to_string().starts_with("threshold.config:9:1: rate_filter: invalid rate_filter track"));
+        let rf = cfg.rate_filter_for(1, 1).unwrap();
+        assert_eq!(
+            (rf.track, rf.count, rf.seconds, rf.new_action, rf.timeout),
+            (Track::BySrc, 1, 60, Action::Drop, 10)
+        );
+        assert_eq!(cfg.rate_filter_for(1, 2), None);
 
         let all = &cfg.suppress_for(1, 100)[0];
         let a = IpAddr::V4(Ipv4Addr::new(145, 254, 1, 1));
@@ -223,5 +363,25 @@ mod tests {
         assert_eq!(cfg.threshold_for(1, 300, Some(own)).map(|t| t.count), Some(2), "a specific entry wins");
         assert_eq!(cfg.threshold_for(3, 7, Some(own)), Some(own), "a global entry does not replace a rule's");
         assert_eq!(cfg.threshold_for(3, 7, None).map(|t| t.kind), Some(ThresholdKind::Both));
+    }
+
+    #[test]
+    fn rate_filter_takes_the_new_action_above_the_rate_until_the_timeout() {
+        let (cfg, errors) = ThresholdConfig::parse(
+            "rate_filter gen_id 1, sig_id 7, track by_rule, count 2, seconds 10, new_action drop, timeout 30\n",
+            "t.config",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let rf = cfg.rate_filter_for(1, 7).unwrap();
+        let mut st = RateState::default();
+        let s = |n: i64| n * 1_000_000;
+        assert!(!rf.exceeded(&mut st, s(0)));
+        assert!(!rf.exceeded(&mut st, s(1)));
+        assert!(rf.exceeded(&mut st, s(2)), "third match within 10 s exceeds count 2");
+        assert!(rf.exceeded(&mut st, s(31)), "still within the timeout");
+        assert!(!rf.exceeded(&mut st, s(40)), "timeout over: counting restarts");
+        assert!(!rf.exceeded(&mut st, s(41)));
+        assert!(!rf.exceeded(&mut st, s(60)), "a new window");
     }
 }

@@ -1,0 +1,48 @@
+//! Parsing and compiling one rules text, the compilation spread over the machine's cores
+//! (at most two threads), with the rules and errors in the order of the text.
+
+use super::RuleError;
+use super::compile::{Classifications, CompiledRule, compile_rule};
+use super::parse::{ParsedRule, Vars, parse_rules};
+
+/// Below this many rules one thread compiles them all (a thread costs more than it saves).
+const PARALLEL_MIN: usize = 256;
+
+/// The compiled rules of `text` and the errors, both in text order.
+pub(crate) fn parse_and_compile(
+    text: &str,
+    file: &str,
+    vars: &Vars,
+    classes: &Classifications,
+) -> (Vec<CompiledRule>, Vec<RuleError>) {
+    let mut parsed = parse_rules(text, file, vars);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    let mut results: Vec<Result<CompiledRule, Vec<RuleError>>> = Vec::with_capacity(parsed.len());
+    let compile = |p: Result<ParsedRule, RuleError>| match p {
+        Ok(p) => compile_rule(&p, classes),
+        Err(e) => Err(vec![e]),
+    };
+    if threads < 2 || parsed.len() < PARALLEL_MIN {
+        results.extend(parsed.into_iter().map(compile));
+    } else {
+        let second = parsed.split_off(parsed.len() / 2);
+        std::thread::scope(|s| {
+            let other = s.spawn(|| second.into_iter().map(compile).collect::<Vec<_>>());
+            results.extend(parsed.into_iter().map(compile));
+            match other.join() {
+                Ok(rest) => results.extend(rest),
+                // a panic while compiling is a bug, and it is not hidden: it goes on here
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        });
+    }
+    let mut rules = Vec::with_capacity(results.len());
+    let mut errors = Vec::new();
+    for r in results {
+        match r {
+            Ok(r) => rules.push(r),
+            Err(es) => errors.extend(es),
+        }
+    }
+    (rules, errors)
+}

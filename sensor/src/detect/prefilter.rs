@@ -1,0 +1,722 @@
+//! Signature groups and the multi-pattern prefilter of the [`Detector`](super::Detector).
+//!
+//! Like Suricata's signature group heads, the rules are split by what every packet tells before
+//! any byte of payload is looked at, so that a packet only scans the patterns of the rules that
+//! could match it:
+//!
+//! - the transport (TCP, UDP, ICMP, other; `ip` rules are in every transport, an
+//!   application-protocol rule in the transports of its protocol);
+//! - the direction in the flow (a rule with `flow:to_server` is not in the to-client groups);
+//! - whether the source and the destination address are in `$HOME_NET`: a rule whose source is
+//!   `$EXTERNAL_NET` is not in the groups of packets sent from inside (the address expressions
+//!   are compared as sets of addresses, so any expression is placed exactly; a bidirectional
+//!   rule is in the groups of both orientations).
+//!
+//! Groups holding the same rules share one set of automata. Each group has, per buffer (and
+//! transform chain), one ASCII-case-insensitive Aho-Corasick automaton over the fast patterns of
+//! its rules, a DFA for the packet payload (scanned on every packet) while it stays small; rules
+//! without a fast pattern are either indexed by the networks of their address list (IP
+//! reputation rules) or checked on every inspection that has the buffer they need. The
+//! candidates are then verified completely by the matcher, so the grouping only decides which
+//! rules are looked at, never whether one matches.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use super::compile::{Buffer, CompiledRule, Direction, RuleProto};
+use super::keywords::{Transform, transform};
+use super::literals::Literals;
+use super::matcher::{Inspection, Transport};
+use super::parse::AddrExpr;
+
+const TRANSPORTS: usize = 4;
+/// transport x direction x source in `$HOME_NET` x destination in `$HOME_NET`
+const SLOTS: usize = TRANSPORTS * 8;
+
+fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Tcp => 0,
+        Transport::Udp => 1,
+        Transport::Icmp | Transport::Icmpv6 => 2,
+        Transport::Sctp | Transport::Other(_) => 3,
+    }
+}
+
+fn slot(transport: usize, dir: Direction, src_home: bool, dst_home: bool) -> usize {
+    transport * 8 + usize::from(dir == Direction::ToClient) * 4 + usize::from(src_home) * 2 + usize::from(dst_home)
+}
+
+/// The transports a rule can match.
+fn rule_transports(r: &CompiledRule) -> [bool; TRANSPORTS] {
+    let mut g = match r.proto {
+        RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6 => [true; TRANSPORTS],
+        RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => [true, false, false, false],
+        RuleProto::Udp => [false, true, false, false],
+        RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 => [false, false, true, false],
+        RuleProto::Sctp => [false, false, false, true],
+        RuleProto::Http1 | RuleProto::App(_) => [true, true, false, false],
+    };
+    if let Some(a) = r.app_proto {
+        g[2] = false;
+        g[3] = false;
+        match a.transport() {
+            "tcp" => g[1] = false,
+            "udp" => g[0] = false,
+            _ => {}
+        }
+    }
+    g
+}
+
+/// A set of IP addresses: sorted, disjoint, non-adjacent inclusive ranges per family.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IpSet {
+    v4: Vec<(u128, u128)>,
+    v6: Vec<(u128, u128)>,
+}
+
+const V4_MAX: u128 = u32::MAX as u128;
+
+fn normalize(mut r: Vec<(u128, u128)>) -> Vec<(u128, u128)> {
+    r.retain(|&(a, b)| a <= b);
+    r.sort_unstable();
+    let mut out: Vec<(u128, u128)> = Vec::with_capacity(r.len());
+    for (a, b) in r {
+        match out.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
+fn complement(r: &[(u128, u128)], max: u128) -> Vec<(u128, u128)> {
+    let mut out = Vec::with_capacity(r.len() + 1);
+    let mut next = Some(0u128);
+    for &(a, b) in r {
+        if let Some(n) = next
+            && a > n
+        {
+            out.push((n, a - 1));
+        }
+        next = b.checked_add(1).filter(|&n| n <= max);
+    }
+    if let Some(n) = next {
+        out.push((n, max));
+    }
+    out
+}
+
+fn union(a: &[(u128, u128)], b: &[(u128, u128)]) -> Vec<(u128, u128)> {
+    normalize(a.iter().chain(b).copied().collect())
+}
+
+fn intersects(a: &[(u128, u128)], b: &[(u128, u128)]) -> bool {
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        if a[i].1 < b[j].0 {
+            i += 1;
+        } else if b[j].1 < a[i].0 {
+            j += 1;
+        } else {
+            return true;
+        }
+    }
+    false
+}
+
+fn contains(r: &[(u128, u128)], v: u128) -> bool {
+    let i = r.partition_point(|&(_, b)| b < v);
+    r.get(i).is_some_and(|&(a, _)| a <= v)
+}
+
+impl IpSet {
+    fn all() -> IpSet {
+        IpSet { v4: vec![(0, V4_MAX)], v6: vec![(0, u128::MAX)] }
+    }
+
+    /// The addresses an address expression matches (as [`AddrExpr::matches`] decides).
+    pub(crate) fn of(e: &AddrExpr) -> IpSet {
+        match e {
+            AddrExpr::Any => IpSet::all(),
+            AddrExpr::Net(n) => match n.addr {
+                IpAddr::V4(a) => {
+                    let host = if n.prefix >= 32 { 0 } else { V4_MAX >> n.prefix };
+                    let lo = u128::from(u32::from(a)) & !host & V4_MAX;
+                    IpSet { v4: vec![(lo, lo | host)], v6: Vec::new() }
+                }
+                IpAddr::V6(a) => {
+                    let host = if n.prefix >= 128 { 0 } else { u128::MAX >> n.prefix };
+                    let lo = u128::from(a) & !host;
+                    IpSet { v4: Vec::new(), v6: vec![(lo, lo | host)] }
+                }
+            },
+            AddrExpr::Range(a, b) => match (a, b) {
+                (IpAddr::V4(a), IpAddr::V4(b)) => {
+                    IpSet { v4: normalize(vec![(u32::from(*a).into(), u32::from(*b).into())]), v6: Vec::new() }
+                }
+                (IpAddr::V6(a), IpAddr::V6(b)) => {
+                    IpSet { v4: Vec::new(), v6: normalize(vec![(u128::from(*a), u128::from(*b))]) }
+                }
+                _ => IpSet::default(),
+            },
+            AddrExpr::Not(inner) => IpSet::of(inner).complement(),
+            AddrExpr::Group(items) => {
+                let mut pos: Option<IpSet> = None;
+                let mut neg = IpSet::default();
+                for it in items {
+                    match it {
+                        AddrExpr::Not(inner) => neg = neg.union(&IpSet::of(inner)),
+                        other => {
+                            let s = IpSet::of(other);
+                            pos = Some(match pos {
+                                None => s,
+                                Some(p) => p.union(&s),
+                            });
+                        }
+                    }
+                }
+                pos.unwrap_or_else(IpSet::all).minus(&neg)
+            }
+        }
+    }
+
+    fn complement(&self) -> IpSet {
+        IpSet { v4: complement(&self.v4, V4_MAX), v6: complement(&self.v6, u128::MAX) }
+    }
+
+    fn union(&self, o: &IpSet) -> IpSet {
+        IpSet { v4: union(&self.v4, &o.v4), v6: union(&self.v6, &o.v6) }
+    }
+
+    fn minus(&self, o: &IpSet) -> IpSet {
+        // a \ b = !(!a | b)
+        self.complement().union(o).complement()
+    }
+
+    fn intersects(&self, o: &IpSet) -> bool {
+        intersects(&self.v4, &o.v4) || intersects(&self.v6, &o.v6)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => contains(&self.v4, u32::from(a).into()),
+            IpAddr::V6(a) => contains(&self.v6, u128::from(a)),
+        }
+    }
+}
+
+fn ip_bits(ip: IpAddr) -> (bool, u128) {
+    match ip {
+        IpAddr::V4(a) => (false, u32::from(a) as u128),
+        IpAddr::V6(a) => (true, u128::from(a)),
+    }
+}
+
+fn masked(v6: bool, v: u128, prefix: u8) -> u128 {
+    let width = if v6 { 128 } else { 32 };
+    if prefix == 0 { 0 } else { v & (u128::MAX << (width - u32::from(prefix).min(width))) }
+}
+
+/// The networks of a positive address list (no negation, no range), if it is one.
+fn positive_nets(e: &AddrExpr) -> Option<Vec<(bool, u8, u128)>> {
+    match e {
+        AddrExpr::Net(n) => {
+            let (v6, bits) = ip_bits(n.addr);
+            Some(vec![(v6, n.prefix, masked(v6, bits, n.prefix))])
+        }
+        AddrExpr::Group(items) => {
+            let mut out = Vec::new();
+            for i in items {
+                out.extend(positive_nets(i)?);
+            }
+            (!out.is_empty()).then_some(out)
+        }
+        _ => None,
+    }
+}
+
+/// The more specific of a rule's address lists, for the address index.
+fn index_nets(r: &CompiledRule) -> Option<Vec<(bool, u8, u128)>> {
+    let min_prefix = |v: &Vec<(bool, u8, u128)>| v.iter().map(|n| n.1 + if n.0 { 0 } else { 96 }).min().unwrap_or(0);
+    match (positive_nets(&r.src), positive_nets(&r.dst)) {
+        (Some(a), Some(b)) => Some(if min_prefix(&a) >= min_prefix(&b) { a } else { b }),
+        (Some(a), None) | (None, Some(a)) => Some(a),
+        (None, None) => None,
+    }
+    // only worth it for specific lists (a /8 would make most packets candidates anyway)
+    .filter(|v| min_prefix(v) >= 96 + 16)
+}
+
+struct Prefilter {
+    /// The buffer and transforms the patterns are searched in.
+    buffer: Buffer,
+    transforms: Vec<Transform>,
+    ac: Literals,
+    /// rules per pattern id
+    rules: Vec<Vec<u32>>,
+    /// Every pattern of this prefilter can only count when it ends within this many bytes
+    /// from the start of the buffer (absolute `depth`): only that much is scanned.
+    head: Option<usize>,
+}
+
+/// A fast pattern bounded by a `depth` up to this is searched in a prefilter over the start of
+/// the buffer only (as Suricata gives the pattern's depth to the multi-pattern matcher).
+const HEAD_MAX: u32 = 256;
+
+/// How far into the buffer the fast pattern of `r` can end for the rule to match: the absolute
+/// `depth` of its content (every content of the rule with those bytes, in that buffer), if any.
+fn fast_pattern_bound(r: &CompiledRule) -> Option<u32> {
+    let fp = r.fast_pattern.as_ref()?;
+    let mut bound: Option<u32> = None;
+    for l in r.lists.iter().filter(|l| l.buffer == fp.buffer && l.transforms == fp.transforms) {
+        for it in &l.items {
+            let super::compile::Item::Content(c) = it else { continue };
+            if c.negated {
+                continue;
+            }
+            let bytes = match c.fp_chop {
+                Some((x, y)) => c.pattern.get(x..x + y),
+                None => Some(c.pattern.as_slice()),
+            };
+            if bytes != Some(fp.bytes.as_slice()) {
+                continue;
+            }
+            // relative or positioned by byte_extract variables: anywhere
+            let d = c.depth.filter(|_| !c.is_relative() && c.vars.iter().all(Option::is_none))?;
+            bound = Some(bound.map_or(d, |b| b.max(d)));
+        }
+    }
+    bound
+}
+
+#[derive(Default)]
+struct Group {
+    prefilters: Vec<Prefilter>,
+    /// rules with no fast pattern, with the buffer they need (if any)
+    always: Vec<(Option<Buffer>, u32)>,
+    /// rules with no fast pattern and no buffer whose source or destination is a list of
+    /// networks (IP reputation lists): candidates when the packet's source or destination
+    /// address is in one of them. Key: (IPv6, prefix length, masked address).
+    by_addr: HashMap<(bool, u8, u128), Vec<u32>>,
+    /// The (IPv6, prefix length) pairs present in `by_addr`.
+    addr_prefixes: Vec<(bool, u8)>,
+}
+
+/// The signature groups of a detector.
+pub(crate) struct Prefilters {
+    /// `$HOME_NET` (empty without one: every address is then outside).
+    home: IpSet,
+    /// The group of each slot (see [`slot`]).
+    slots: [u32; SLOTS],
+    groups: Vec<Group>,
+}
+
+/// Size figures of the prefilter, for benchmarks and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PrefilterStats {
+    /// Distinct signature groups (slots holding the same rules share one).
+    pub groups: usize,
+    /// Aho-Corasick automata over all groups.
+    pub automata: usize,
+    /// Fast patterns over all automata.
+    pub patterns: usize,
+    /// Rules indexed by the networks of their address list, over all groups.
+    pub by_addr: usize,
+    /// Rules without a fast pattern checked on every inspection, over all groups.
+    pub always: usize,
+    /// Heap memory of the automata, bytes.
+    pub memory: usize,
+}
+
+thread_local! {
+    /// Per-thread scratch of [`Prefilters::candidates`]: pattern ids of one automaton.
+    static PATTERN_HITS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+impl Prefilters {
+    /// Groups `rules` (indexes into the slice are the rule ids) around `home` (`$HOME_NET`).
+    pub(crate) fn build(rules: &[CompiledRule], home: Option<&AddrExpr>) -> Prefilters {
+        let home = home.map(IpSet::of).unwrap_or_default();
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); SLOTS];
+        // [outside $HOME_NET possible, inside possible]
+        let place = |e: &AddrExpr| -> [bool; 2] {
+            match e {
+                AddrExpr::Any => [true, true],
+                e => {
+                    let s = IpSet::of(e);
+                    [!s.minus(&home).is_empty(), s.intersects(&home)]
+                }
+            }
+        };
+        for (idx, r) in rules.iter().enumerate() {
+            let (src, dst) = (place(&r.src), place(&r.dst));
+            let transports = rule_transports(r);
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                if r.direction.is_some_and(|d| d != dir) {
+                    continue;
+                }
+                for sh in [false, true] {
+                    for dh in [false, true] {
+                        let fwd = src[usize::from(sh)] && dst[usize::from(dh)];
+                        let rev = r.bidirectional && src[usize::from(dh)] && dst[usize::from(sh)];
+                        if !(fwd || rev) {
+                            continue;
+                        }
+                        for (t, member) in transports.iter().enumerate() {
+                            if *member {
+                                members[slot(t, dir, sh, dh)].push(idx as u32);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut distinct: Vec<Vec<u32>> = Vec::new();
+        let mut by_members: HashMap<Vec<u32>, u32> = HashMap::new();
+        let mut slots = [0u32; SLOTS];
+        for (s, m) in members.into_iter().enumerate() {
+            slots[s] = *by_members.entry(m).or_insert_with_key(|m| {
+                distinct.push(m.clone());
+                (distinct.len() - 1) as u32
+            });
+        }
+        let groups = build_in_parallel(rules, &distinct);
+        Prefilters { home, slots, groups }
+    }
+
+    /// Adds to `cands` the rules worth verifying on `insp` (unsorted, possibly repeated).
+    pub(crate) fn candidates(&self, insp: &Inspection<'_>, cands: &mut Vec<u32>) {
+        let s = slot(
+            transport_index(insp.proto),
+            insp.direction,
+            self.home.contains(insp.src_ip),
+            self.home.contains(insp.dst_ip),
+        );
+        let group = &self.groups[self.slots[s] as usize];
+        PATTERN_HITS.with(|h| {
+            let mut hit = h.borrow_mut();
+            for pf in &group.prefilters {
+                hit.clear();
+                for base in insp.buffers(pf.buffer) {
+                    if base.is_empty() && pf.transforms.is_empty() {
+                        continue;
+                    }
+                    let data = transform(base, &pf.transforms);
+                    let data = match pf.head {
+                        Some(n) => &data[..n.min(data.len())],
+                        None => &data[..],
+                    };
+                    pf.ac.find_all(data, |id| hit.push(id));
+                }
+                hit.sort_unstable();
+                hit.dedup();
+                for &p in hit.iter() {
+                    cands.extend_from_slice(&pf.rules[p as usize]);
+                }
+            }
+        });
+        for &(need, r) in &group.always {
+            if need.is_none_or(|b| insp.buffer(b).is_some()) {
+                cands.push(r);
+            }
+        }
+        if !group.by_addr.is_empty() {
+            for ip in [insp.src_ip, insp.dst_ip] {
+                let (v6, bits) = ip_bits(ip);
+                for &(pv6, prefix) in &group.addr_prefixes {
+                    if pv6 == v6
+                        && let Some(rs) = group.by_addr.get(&(v6, prefix, masked(v6, bits, prefix)))
+                    {
+                        cands.extend_from_slice(rs);
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> PrefilterStats {
+        let mut st = PrefilterStats { groups: self.groups.len(), ..Default::default() };
+        for g in &self.groups {
+            st.automata += g.prefilters.len();
+            st.patterns += g.prefilters.iter().map(|p| p.ac.len()).sum::<usize>();
+            st.memory += g.prefilters.iter().map(|p| p.ac.memory_usage()).sum::<usize>();
+            st.by_addr += g.by_addr.values().map(Vec::len).sum::<usize>();
+            st.always += g.always.len();
+        }
+        st
+    }
+}
+
+/// Builds the groups on the machine's cores (at most two threads: the automata are the bulk).
+fn build_in_parallel(rules: &[CompiledRule], distinct: &[Vec<u32>]) -> Vec<Group> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+    if threads < 2 || distinct.len() < 2 {
+        return distinct.iter().map(|m| build_group(rules, m)).collect();
+    }
+    // split by pattern weight so the two halves take about as long
+    let weight: Vec<usize> = distinct.iter().map(|m| m.len()).collect();
+    let mut order: Vec<usize> = (0..distinct.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(weight[i]));
+    let (mut a, mut b, mut wa, mut wb) = (Vec::new(), Vec::new(), 0usize, 0usize);
+    for i in order {
+        if wa <= wb {
+            wa += weight[i];
+            a.push(i);
+        } else {
+            wb += weight[i];
+            b.push(i);
+        }
+    }
+    let mut out: Vec<Option<Group>> = (0..distinct.len()).map(|_| None).collect();
+    std::thread::scope(|s| {
+        let other = s.spawn(|| b.iter().map(|&i| (i, build_group(rules, &distinct[i]))).collect::<Vec<_>>());
+        for &i in &a {
+            out[i] = Some(build_group(rules, &distinct[i]));
+        }
+        match other.join() {
+            Ok(built) => {
+                for (i, g) in built {
+                    out[i] = Some(g);
+                }
+            }
+            // a panic while building is a bug; rebuild here rather than lose the rules
+            Err(_) => {
+                for &i in &b {
+                    out[i] = Some(build_group(rules, &distinct[i]));
+                }
+            }
+        }
+    });
+    out.into_iter().zip(distinct).map(|(g, m)| g.unwrap_or_else(|| build_group(rules, m))).collect()
+}
+
+/// One group's prefilters over the rules `members` (in rule order).
+fn build_group(rules: &[CompiledRule], members: &[u32]) -> Group {
+    // per (buffer, transforms): (lower-cased pattern -> pattern id, patterns, rules per pattern)
+    #[derive(Default)]
+    struct Table {
+        ids: HashMap<Vec<u8>, usize>,
+        pats: Vec<Vec<u8>>,
+        rules: Vec<Vec<u32>>,
+        /// the largest bound of the patterns (head tables)
+        head: u32,
+    }
+    /// buffer, transforms, whether the patterns are bounded by a small depth
+    type TableKey = (Buffer, Vec<Transform>, bool);
+    let mut tables: Vec<(TableKey, Table)> = Vec::new();
+    let mut group = Group::default();
+    for &idx in members {
+        let r = &rules[idx as usize];
+        match &r.fast_pattern {
+            Some(fp) => {
+                let bound = fast_pattern_bound(r).filter(|&b| b <= HEAD_MAX);
+                let head = bound.is_some();
+                let ti = match tables.iter().position(|(k, _)| k.0 == fp.buffer && k.1 == fp.transforms && k.2 == head)
+                {
+                    Some(i) => i,
+                    None => {
+                        tables.push(((fp.buffer, fp.transforms.clone(), head), Table::default()));
+                        tables.len() - 1
+                    }
+                };
+                let t = &mut tables[ti].1;
+                t.head = t.head.max(bound.unwrap_or(0));
+                let key = fp.bytes.to_ascii_lowercase();
+                let id = match t.ids.get(&key) {
+                    Some(&id) => id,
+                    None => {
+                        t.pats.push(key.clone());
+                        t.rules.push(Vec::new());
+                        t.ids.insert(key, t.pats.len() - 1);
+                        t.pats.len() - 1
+                    }
+                };
+                t.rules[id].push(idx);
+            }
+            None => {
+                // the buffer it needs: any non-payload list (absent buffer => no match)
+                let need = r
+                    .lists
+                    .iter()
+                    .filter(|l| l.absent.is_none())
+                    .map(|l| l.buffer)
+                    .find(|b| *b != Buffer::Payload && !b.is_virtual());
+                match index_nets(r).filter(|_| need.is_none()) {
+                    Some(nets) => {
+                        for (v6, prefix, bits) in nets {
+                            let rs = group.by_addr.entry((v6, prefix, bits)).or_default();
+                            if rs.last() != Some(&idx) {
+                                rs.push(idx);
+                            }
+                            if !group.addr_prefixes.contains(&(v6, prefix)) {
+                                group.addr_prefixes.push((v6, prefix));
+                            }
+                        }
+                    }
+                    None => group.always.push((need, idx)),
+                }
+            }
+        }
+    }
+    for ((buffer, transforms, head), t) in tables {
+        let ac = Literals::new(&t.pats);
+        let head = head.then_some(t.head as usize);
+        group.prefilters.push(Prefilter { buffer, transforms, ac, rules: t.rules, head });
+    }
+    group
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::matcher::{Detector, rule_matches};
+    use crate::detect::parse::Vars;
+
+    #[test]
+    fn ip_sets_hold_exactly_the_addresses_an_expression_matches() {
+        let vars = Vars::default();
+        let ips: Vec<IpAddr> = [
+            "0.0.0.0",
+            "10.0.0.1",
+            "10.255.255.255",
+            "11.0.0.0",
+            "172.16.5.4",
+            "172.32.0.1",
+            "192.168.1.10",
+            "203.0.113.5",
+            "203.0.113.6",
+            "255.255.255.255",
+            "::",
+            "2001:db8::1",
+            "2001:db8::2",
+            "fd00::1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        for text in [
+            "any",
+            "$HOME_NET",
+            "$EXTERNAL_NET",
+            "203.0.113.5",
+            "!203.0.113.5",
+            "[10.0.0.0/8,!10.0.0.1]",
+            "[!10.0.0.1]",
+            "[$HOME_NET,!192.168.0.0/16]",
+            "[203.0.113.5,2001:db8::/127]",
+            "![2001:db8::1,fd00::/8]",
+            "[[10.0.0.0/8,172.16.0.0/12],![10.0.0.0/9]]",
+            "0.0.0.0/0",
+            "::/0",
+        ] {
+            let e = vars.parse_address(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let set = IpSet::of(&e);
+            for ip in &ips {
+                assert_eq!(set.contains(*ip), e.matches(*ip), "{text} {ip}");
+            }
+        }
+    }
+
+    /// The rules that match `insp`, checking every rule, and checking the candidates only.
+    fn matching(d: &Detector, p: &Prefilters, insp: &Inspection<'_>) -> (Vec<usize>, Vec<usize>) {
+        let all: Vec<usize> = (0..d.rules().len()).filter(|&i| rule_matches(&d.rules()[i], insp)).collect();
+        let mut cands = Vec::new();
+        p.candidates(insp, &mut cands);
+        cands.sort_unstable();
+        cands.dedup();
+        let via: Vec<usize> =
+            cands.iter().map(|&i| i as usize).filter(|&i| rule_matches(&d.rules()[i], insp)).collect();
+        (all, via)
+    }
+
+    #[test]
+    fn groups_never_lose_a_rule_that_matches() {
+        let (d, errors) = Detector::from_rules(
+            concat!(
+                "alert tcp $EXTERNAL_NET any -> $HOME_NET any (content:\"attack\"; flow:to_server; sid:1;)\n",
+                "alert tcp $HOME_NET any -> $EXTERNAL_NET any (content:\"attack\"; flow:to_client; sid:2;)\n",
+                "alert tcp $HOME_NET any <> $EXTERNAL_NET any (content:\"attack\"; sid:3;)\n",
+                "alert tcp any any -> any any (content:\"attack\"; sid:4;)\n",
+                "alert udp $HOME_NET any -> $HOME_NET any (content:\"attack\"; sid:5;)\n",
+                "alert ip [203.0.113.5,2001:db8::1] any -> any any (msg:\"rep\"; sid:6;)\n",
+                "alert tcp ![10.0.0.0/8,192.168.0.0/16] any -> 10.0.0.0/8 any (content:\"att\"; depth:3; sid:7;)\n",
+                "alert tcp any any -> any any (dsize:>0; sid:8;)\n",
+                "alert tcp any any -> any any (content:\"at\"; sid:9;)\n",
+            ),
+            "t.rules",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let home = Vars::default().parse_address("$HOME_NET").unwrap();
+        let p = Prefilters::build(d.rules(), Some(&home));
+        assert!(p.stats().groups > 1, "split into groups");
+        let ips = ["10.0.0.1", "192.168.1.10", "172.20.0.1", "203.0.113.5", "198.51.100.1", "2001:db8::1", "fd00::1"];
+        let mut checked = 0;
+        for src in ips {
+            for dst in ips {
+                for dir in [Direction::ToServer, Direction::ToClient] {
+                    for proto in [Transport::Tcp, Transport::Udp, Transport::Icmp] {
+                        for payload in [&b"an attack here"[..], b"attack", b"xx", b""] {
+                            let insp = Inspection::new(
+                                proto,
+                                src.parse().unwrap(),
+                                1024,
+                                dst.parse().unwrap(),
+                                80,
+                                dir,
+                                payload,
+                            );
+                            let (all, via) = matching(&d, &p, &insp);
+                            assert_eq!(all, via, "{src} -> {dst} {dir:?} {proto:?} {payload:?}");
+                            checked += usize::from(!all.is_empty());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 50, "the packets match rules ({checked})");
+        // and the groups do narrow: an inside-to-inside packet has no rule of $EXTERNAL_NET
+        let insp = Inspection::new(
+            Transport::Tcp,
+            "10.0.0.1".parse().unwrap(),
+            1024,
+            "10.0.0.2".parse().unwrap(),
+            80,
+            Direction::ToServer,
+            b"attack",
+        );
+        let mut cands = Vec::new();
+        p.candidates(&insp, &mut cands);
+        cands.sort_unstable();
+        cands.dedup();
+        let sids: Vec<u32> = cands.iter().map(|&i| d.rules()[i as usize].meta.sid).collect();
+        assert!(!sids.contains(&1) && !sids.contains(&2) && !sids.contains(&3) && sids.contains(&4), "{sids:?}");
+    }
+
+    #[test]
+    fn a_depth_bounded_fast_pattern_is_searched_at_the_start_only() {
+        let (d, errors) = Detector::from_rules(
+            "alert tcp any any -> any any (content:\"MAGIC\"; depth:8; sid:1;)\n",
+            "t.rules",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(fast_pattern_bound(&d.rules()[0]), Some(8));
+        let p = Prefilters::build(d.rules(), None);
+        let cands = |payload: &[u8]| {
+            let mut c = Vec::new();
+            let ip: IpAddr = "10.0.0.1".parse().unwrap();
+            p.candidates(&Inspection::new(Transport::Tcp, ip, 1, ip, 2, Direction::ToServer, payload), &mut c);
+            c
+        };
+        assert_eq!(cands(b"xxxMAGICyyyyyyyyyyyyyyyy"), [0]);
+        assert!(cands(b"xxxxxxxxxMAGIC").is_empty(), "ends after the depth: no candidate");
+    }
+}
