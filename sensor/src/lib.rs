@@ -13,6 +13,7 @@
 //! - [`sensor`]: [`Sensor`], which ties them together and builds EVE records.
 //! - [`capture`]: offline files ([`run_offline`]) and live interfaces ([`capture::live::run_live`]).
 //! - [`workers`]: frames hashed by flow to worker threads, one [`Sensor`] each.
+//! - [`reload`]: a new rule set taken up by running sensors between packets.
 //! - [`eve`]: EVE line writer. [`stats`]: counters and `metrics` export. [`synth`]: packet builder.
 //!
 //! ```no_run
@@ -35,6 +36,7 @@ pub mod error;
 pub mod eve;
 pub mod flow;
 pub mod options;
+pub mod reload;
 pub mod sensor;
 pub mod stats;
 pub mod synth;

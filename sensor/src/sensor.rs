@@ -68,6 +68,8 @@ pub struct Sensor {
     detector: Option<std::sync::Arc<crate::detect::Detector>>,
     /// TCP reassembly limits, memory and counters shared by this sensor's streams.
     reassembly: std::sync::Arc<Reassembly>,
+    /// Rule reload: the slot a newer rule set is published in, and the generation in use.
+    rule_slot: Option<(std::sync::Arc<crate::reload::RuleSlot>, u64)>,
 }
 
 impl Sensor {
@@ -88,6 +90,7 @@ impl Sensor {
             scratch_recs: Vec::new(),
             publisher: MetricsPublisher::default(),
             detector: None,
+            rule_slot: None,
             ck_seen: 0,
             ck_bad: 0,
         }
@@ -137,9 +140,42 @@ impl Sensor {
         self
     }
 
+    /// Inspects with the rule set of `slot`, and from the next packet on with every set
+    /// published there later (see [`crate::reload`]).
+    pub fn with_rule_slot(mut self, slot: std::sync::Arc<crate::reload::RuleSlot>) -> Sensor {
+        let (generation, detector) = slot.current();
+        self.detector = detector.filter(|d| !d.is_empty());
+        self.rule_slot = Some((slot, generation));
+        self
+    }
+
+    /// Switches to a rule set published since the last packet, moving the detection state.
+    fn take_new_rules(&mut self) {
+        let Some((slot, seen)) = &mut self.rule_slot else { return };
+        if slot.generation() == *seen {
+            return;
+        }
+        let (generation, detector) = slot.current();
+        *seen = generation;
+        tracing::info!(
+            sensor = %self.opts.sensor_name,
+            generation,
+            packets = self.stats.packets,
+            "sensor switched to the reloaded rules"
+        );
+        let detector = detector.filter(|d| !d.is_empty());
+        if let (Some(old), Some(new)) = (&self.detector, &detector) {
+            new.take_state_from(old);
+        }
+        self.detector = detector;
+    }
+
     /// Processes one frame captured at `ts`. Records produced (app-layer records, flow
     /// records of flows that timed out by `ts`, anomalies) are appended to `out`.
     pub fn process(&mut self, ts: Timestamp, link: LinkType, frame: &[u8], out: &mut Vec<Event>) {
+        if self.rule_slot.is_some() {
+            self.take_new_rules();
+        }
         self.pkt_no += 1;
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
@@ -168,6 +204,9 @@ impl Sensor {
     /// Advances the packet clock without a packet (live capture when the link is quiet), so
     /// flows time out on time.
     pub fn tick(&mut self, now: Timestamp, out: &mut Vec<Event>) {
+        if self.rule_slot.is_some() {
+            self.take_new_rules();
+        }
         let n = now.unix_micros();
         if n > self.clock {
             self.clock = n;
