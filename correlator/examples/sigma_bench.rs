@@ -9,9 +9,15 @@
 //! Per engine: rule loading time (read + parse + compile), rule memory (bytes still
 //! allocated after loading, counted by a global allocator wrapper), then the events
 //! repeated for at least `--seconds` per measurement:
-//! * `full`: JSON text -> `serde_json::Value` -> the collector's Windows normalizer ->
-//!   routing + matching (what the correlator does per log, minus building detections);
-//! * `match`: routing + matching only, on events normalized beforehand.
+//! * `full`: JSON text in, matched rules out, the processing pipelines applied. For `fast`,
+//!   the fast path from JSON text (`SigmaRules::matching_rules_json`: only the fields the
+//!   routed rules look up are parsed into values); for `rsigma`, JSON text ->
+//!   `serde_json::Value` -> the collector's Windows normalizer -> pipelines -> routing +
+//!   matching (the general path);
+//! * `match`: routing + matching only, on events normalized (and pipelined) beforehand.
+//!
+//! The fast engine is also measured on the general path, to show what the path from JSON
+//! text gains. `--full-only` stops after the `full` measurements (profiling).
 //!
 //! Rates are events per CPU second of the measuring thread (Linux `schedstat`; wall time
 //! elsewhere), so that other work on the machine skews them less. Loading is wall time (it
@@ -24,7 +30,7 @@
 #[path = "../tests/sigma_corpus/mod.rs"]
 mod sigma_corpus;
 
-use soc_correlator::sigma::{EngineKind, SigmaRules};
+use soc_correlator::sigma::{EngineKind, FlatError, FlatScratch, SigmaRules};
 use soc_model::Event;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -105,6 +111,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut secs = 10.0f64;
     let mut engines = vec![EngineKind::Fast, EngineKind::Rsigma];
     let mut load_only = 0usize;
+    let mut full_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -113,6 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--engine" => engines = vec![args.next().ok_or("--engine needs a value")?.parse::<EngineKind>()?],
             // Rule loading only, repeated (profiling the loader).
             "--load-only" => load_only = args.next().ok_or("--load-only needs a count")?.parse()?,
+            // The `full` measurement only (profiling the path from JSON text).
+            "--full-only" => full_only = true,
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -137,7 +146,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let lines = sigma_corpus::evtx_lines(&root).ok_or("evtx-samples could not be unpacked (tar --zstd)")?;
     let ctx = soc_collector::parse::ParseContext::new("bench", None);
-    let events: Vec<Event> = lines.iter().filter_map(|(_, l)| sigma_corpus::normalize(l, &ctx)).collect();
+    // Normalized and with the project's pipelines applied (what `match` evaluates).
+    let pipelines = soc_correlator::sigma::Pipelines::builtin().map_err(|e| format!("{e:?}"))?;
+    let events: Vec<Event> = lines
+        .iter()
+        .filter_map(|(_, l)| sigma_corpus::normalize(l, &ctx))
+        .map(|mut ev| {
+            pipelines.apply(&mut ev);
+            ev
+        })
+        .collect();
     if events.len() != lines.len() {
         return Err(format!("{} of {} events did not normalize", lines.len() - events.len(), lines.len()).into());
     }
@@ -145,7 +163,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{} events, rules from {} folders, >= {secs} s per measurement, one thread", events.len(), dirs.len());
 
     // The fixed cost both engines share: JSON parsing and normalization.
-    let (norm_eps, _) = rate(lines.len(), secs, || {
+    let (norm_eps, _) = rate(lines.len(), if full_only { 0.0 } else { secs }, || {
         let mut n = 0;
         for (_, l) in &lines {
             n += usize::from(sigma_corpus::normalize(l, &ctx).is_some());
@@ -155,6 +173,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("JSON parse + normalize only: {norm_eps:.0} events/s");
 
     let mut figures = Vec::new();
+    let mut general_fast = None;
     let mut per_event: Vec<Vec<Vec<usize>>> = Vec::new();
     let mut ids: Vec<Vec<String>> = Vec::new();
     for &kind in &engines {
@@ -167,19 +186,50 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             println!("{}: {} rules rejected, first: {}", kind.name(), errors.len(), errors[0]);
         }
         let mut idx = Vec::new();
+        let mut scratch = FlatScratch::new();
+        // The general path: parse, normalize, pipelines, match.
+        let general = |l: &str, idx: &mut Vec<usize>| {
+            if let Some(mut ev) = sigma_corpus::normalize(l, &ctx) {
+                rules.normalize(&mut ev);
+                if let Some(log) = &ev.log {
+                    rules.matching_rules(log, idx);
+                }
+            }
+        };
         let (full_eps, _) = rate(lines.len(), secs, || {
             let mut m = 0;
             for (_, l) in &lines {
-                if let Some(ev) = sigma_corpus::normalize(l, &ctx)
-                    && let Some(log) = &ev.log
-                {
-                    idx.clear();
-                    rules.matching_rules(log, &mut idx);
-                    m += idx.len();
+                idx.clear();
+                match rules.matching_rules_json(l, &mut scratch, &mut idx) {
+                    Ok(()) => {}
+                    Err(FlatError::Unsupported) => general(l, &mut idx),
+                    Err(FlatError::Json(_)) => {}
                 }
+                m += idx.len();
             }
             m
         });
+        // The fast engine on the general path too, for the gain of the path from JSON text.
+        let general_eps = if kind == EngineKind::Fast {
+            let (eps, _) = rate(lines.len(), secs, || {
+                let mut m = 0;
+                for (_, l) in &lines {
+                    idx.clear();
+                    general(l, &mut idx);
+                    m += idx.len();
+                }
+                m
+            });
+            println!("{}: full on the general path (normalize, pipelines, match) {eps:.0} ev/s", kind.name());
+            Some(eps)
+        } else {
+            None
+        };
+        if full_only {
+            println!("{}: full {full_eps:.0} ev/s", kind.name());
+            continue;
+        }
+        general_fast = general_fast.or(general_eps);
         let (match_eps, matches_per_pass) = rate(events.len(), secs, || {
             let mut m = 0;
             for ev in &events {
@@ -191,12 +241,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
             m
         });
-        let sets: Vec<Vec<usize>> = events
+        // The sets compared: what the `full` measurement computed, event by event.
+        let sets: Vec<Vec<usize>> = lines
             .iter()
-            .map(|ev| {
+            .map(|(_, l)| {
                 let mut v = Vec::new();
-                if let Some(log) = &ev.log {
-                    rules.matching_rules(log, &mut v);
+                match rules.matching_rules_json(l, &mut scratch, &mut v) {
+                    Ok(()) | Err(FlatError::Json(_)) => {}
+                    Err(FlatError::Unsupported) => general(l, &mut v),
                 }
                 v
             })
@@ -224,6 +276,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
 
+    if let Some(g) = general_fast {
+        println!("fast: path from JSON text vs general path: {:.2}x", figures[0].full_eps / g);
+    }
     if figures.len() < 2 {
         return Ok(());
     }

@@ -1,12 +1,14 @@
 //! Differential test: the correlator's own Sigma engine against the reference (rsigma-eval)
 //! on every SigmaHQ rule (rules, threat hunting, emerging threats) and every evtx-samples
-//! event normalized by the collector. Both engines must load the same rules and, for every
-//! event, raise the same set of rules. Any accepted difference is listed in [`ALLOWED`]
-//! with its reason. Skips visibly when `../shared/corpora` is absent.
+//! event. The reference sees the event normalized by the collector, with the processing
+//! pipelines applied; the own engine is run both on that event and on the JSON text through
+//! its fast path (`SigmaRules::matching_rules_json`). Both engines must load the same rules
+//! and, for every event, raise the same set of rules on every path. Any accepted difference
+//! is listed in [`ALLOWED`] with its reason. Skips visibly when `../shared/corpora` is absent.
 
 mod sigma_corpus;
 
-use soc_correlator::sigma::{EngineKind, SigmaRules};
+use soc_correlator::sigma::{EngineKind, FlatScratch, SigmaRules};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Accepted differences: (rule id, reason). Empty: the engines agree everywhere.
@@ -52,25 +54,38 @@ fn fast_engine_matches_exactly_what_rsigma_matches_on_sigmahq_rules_and_evtx_sam
     let ctx = soc_collector::parse::ParseContext::new("test", None);
     let (mut events, mut matches, mut diffs, mut unparsed) = (0usize, 0usize, Vec::new(), 0usize);
     let mut per_rule: BTreeMap<String, usize> = BTreeMap::new();
+    let mut scratch = FlatScratch::new();
+    let mut idx = Vec::new();
     for (file, line) in &lines {
-        let Some(ev) = sigma_corpus::normalize(line, &ctx) else {
+        let Some(mut ev) = sigma_corpus::normalize(line, &ctx) else {
             unparsed += 1;
             continue;
         };
+        reference.normalize(&mut ev);
         events += 1;
         let a = fired(&fast, &ev);
         let b = fired(&reference, &ev);
+        idx.clear();
+        let flat: BTreeSet<String> = match fast.matching_rules_json(line, &mut scratch, &mut idx) {
+            Ok(()) => idx.iter().map(|i| fast.rules()[*i].id.clone()).collect(),
+            Err(e) => {
+                diffs.push(format!("{file}: fast path failed: {e}"));
+                continue;
+            }
+        };
         matches += b.len();
         for r in &b {
             *per_rule.entry(r.clone()).or_default() += 1;
         }
-        for r in a.symmetric_difference(&b) {
-            if allowed.contains_key(r.as_str()) {
-                continue;
+        for (got, path) in [(&a, "fast"), (&flat, "fast from JSON")] {
+            for r in got.symmetric_difference(&b) {
+                if allowed.contains_key(r.as_str()) {
+                    continue;
+                }
+                let side = if got.contains(r) { format!("{path} only") } else { format!("rsigma, not {path}") };
+                let record = ev.log.as_ref().map(|l| serde_json::Value::Object(l.fields.clone())).unwrap_or_default();
+                diffs.push(format!("{r} ({side}) in {file}: {record}"));
             }
-            let side = if a.contains(r) { "fast only" } else { "rsigma only" };
-            let record = ev.log.as_ref().map(|l| serde_json::Value::Object(l.fields.clone())).unwrap_or_default();
-            diffs.push(format!("{r} ({side}) in {file}: {record}"));
         }
     }
     eprintln!(

@@ -47,6 +47,12 @@ pub trait SigmaEngine: Send + Sync {
     /// Appends to `out` the rules that apply to `log` (by its log source, see
     /// [`super::route`]) and match it. Order is not significant.
     fn matches(&self, log: &Log, out: &mut Vec<RuleMatch>);
+
+    /// The engine as the correlator's own, which also evaluates JSON text directly
+    /// ([`super::fast::FastEngine::matches_json`]); `None` for the others.
+    fn as_fast(&self) -> Option<&super::fast::FastEngine> {
+        None
+    }
 }
 
 /// The document a rule sees for a log: the normalized `fields` (Sigma field names), plus

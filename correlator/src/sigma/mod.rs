@@ -20,6 +20,13 @@
 //!
 //! What a rule sees of a log is [`engine::document`]: the normalized `fields` plus
 //! `message`.
+//!
+//! Offline detection and benchmarks that start from the JSON text of Windows events can skip
+//! building the event: [`SigmaRules::matching_rules_json`] flattens the text the way the
+//! collector does, applies the pipelines and evaluates only the fields the routed rules look
+//! up ([`fast::flat`]; `tests/sigma_flat.rs` proves it equivalent). The correlator consumes
+//! events the collector already normalized (model `Event`s on the bus, which it stores), so
+//! it keeps the general path.
 
 pub mod builtin;
 pub mod engine;
@@ -30,7 +37,7 @@ pub mod route;
 pub mod rsigma_backend;
 
 pub use engine::{RuleMatch, SigmaEngine};
-pub use fast::FastEngine;
+pub use fast::{FastEngine, FlatError, FlatInfo, FlatScratch};
 pub use load::RuleLoadError;
 pub use pipeline::{PipelineError, Pipelines};
 pub use rsigma_backend::RsigmaEngine;
@@ -121,6 +128,8 @@ pub struct SigmaRules {
     engine: Box<dyn SigmaEngine>,
     /// Applied to events by [`SigmaRules::normalize`] before evaluation.
     pipelines: Pipelines,
+    /// The field names the pipelines read or write, sorted (for the fast path from JSON).
+    pipeline_fields: Vec<String>,
 }
 
 impl fmt::Debug for SigmaRules {
@@ -162,6 +171,7 @@ impl SigmaRules {
             files: 0,
             engine: EngineKind::default().make(),
             pipelines: Pipelines::none(),
+            pipeline_fields: Vec::new(),
         }
     }
 
@@ -276,11 +286,13 @@ impl SigmaRules {
             errors.extend(errs.into_iter().map(|e| RuleLoadError::new(e.file.clone(), e.to_string())));
             Pipelines::none()
         });
-        SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines }
+        let pipeline_fields = pipelines.field_names().into_iter().map(str::to_string).collect();
+        SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines, pipeline_fields }
     }
 
     /// The same rules with other pipelines ([`Pipelines::none`] for none).
     pub fn with_pipelines(mut self, pipelines: Pipelines) -> Self {
+        self.pipeline_fields = pipelines.field_names().into_iter().map(str::to_string).collect();
         self.pipelines = pipelines;
         self
     }
@@ -340,6 +352,40 @@ impl SigmaRules {
         let mut tail = out.split_off(start);
         tail.dedup();
         out.append(&mut tail);
+    }
+
+    /// Like [`SigmaRules::matching_rules`] on the event the collector would make of `json`
+    /// with [`SigmaRules::normalize`] applied, straight from the JSON text of a Windows event
+    /// in the evtx shape: only the fields the routed rules look up are parsed into values,
+    /// nothing else is built (see [`fast::flat`]). [`FlatError::Unsupported`] for other
+    /// shapes and for the rsigma engine: the caller then normalizes the event and calls
+    /// [`SigmaRules::matching_rules`]. `scratch` holds buffers reused from event to event.
+    pub fn matching_rules_json(
+        &self,
+        json: &str,
+        scratch: &mut FlatScratch,
+        out: &mut Vec<usize>,
+    ) -> Result<(), FlatError> {
+        let fast = self.engine.as_fast().ok_or(FlatError::Unsupported)?;
+        if self.rules.is_empty() {
+            return Ok(());
+        }
+        let mut matches = Vec::new();
+        fast.matches_json(json, &self.pipelines, &self.pipeline_fields, scratch, &mut matches)?;
+        let start = out.len();
+        out.extend(matches.iter().map(|m| m.rule));
+        out[start..].sort_unstable();
+        let mut tail = out.split_off(start);
+        tail.dedup();
+        out.append(&mut tail);
+        Ok(())
+    }
+
+    /// The record [`SigmaRules::matching_rules_json`] evaluates, left in `scratch` (for
+    /// tests: its fields must equal the normalized event's); with `all`, every field.
+    pub fn flat_record(&self, json: &str, scratch: &mut FlatScratch, all: bool) -> Result<FlatInfo, FlatError> {
+        let fast = self.engine.as_fast().ok_or(FlatError::Unsupported)?;
+        fast.flat_record(json, &self.pipelines, &self.pipeline_fields, scratch, all)
     }
 
     /// The `detection` events raised by `ev` (none unless it is a `log` event).

@@ -202,7 +202,7 @@ fn text(v: &Value) -> Option<String> {
 
 /// A dotted path (`Event.UserData.LogFileCleared.Channel`) in the event as received (XML as
 /// JSON: a `#text` is the element's value).
-fn path(original: Option<&Value>, p: &str) -> Option<Value> {
+pub fn path(original: Option<&Value>, p: &str) -> Option<Value> {
     let mut v = original?;
     for part in p.split('.') {
         v = v.get(part)?;
@@ -368,50 +368,87 @@ impl Pipelines {
     /// source. Other records are left alone. Returns how many transformations applied.
     pub fn apply(&self, ev: &mut Event) -> usize {
         let Some(log) = ev.log.as_mut() else { return 0 };
+        let original = log.original.as_ref();
+        self.apply_to(&mut log.logsource, &mut log.fields, &mut |p| path(original, p))
+    }
+
+    /// [`Pipelines::apply`] on a log's parts: its log source, its fields, and `original`,
+    /// which resolves a dotted path in the event as received (for mappings whose source is
+    /// such a path; called only when a mapping needs it).
+    pub fn apply_to(
+        &self,
+        logsource: &mut LogSource,
+        fields: &mut serde_json::Map<String, Value>,
+        original: &mut dyn FnMut(&str) -> Option<Value>,
+    ) -> usize {
         let mut applied = 0;
         for item in &self.items {
-            if !item.conditions.iter().all(|c| c.holds(&log.logsource, &log.fields)) {
+            if !item.conditions.iter().all(|c| c.holds(logsource, fields)) {
                 continue;
             }
             applied += 1;
             match &item.action {
                 Action::Logsource(ls) => {
                     if ls.product.is_some() {
-                        log.logsource.product.clone_from(&ls.product);
+                        logsource.product.clone_from(&ls.product);
                     }
                     if ls.category.is_some() {
-                        log.logsource.category.clone_from(&ls.category);
+                        logsource.category.clone_from(&ls.category);
                     }
                     if ls.service.is_some() {
-                        log.logsource.service.clone_from(&ls.service);
+                        logsource.service.clone_from(&ls.service);
                     }
                 }
                 Action::Map(mapping, overwrite) => {
                     let mut set: Vec<(&str, Value)> = Vec::new();
                     for (sigma, sources) in mapping {
                         let moved = mapping.iter().any(|(_, s)| s.iter().any(|x| x == sigma));
-                        if log.fields.contains_key(sigma) && !moved && !overwrite {
+                        if fields.contains_key(sigma) && !moved && !overwrite {
                             continue;
                         }
                         let found = sources.iter().find_map(|s| {
-                            log.fields
+                            fields
                                 .get(s)
                                 .filter(|v| !v.is_null())
                                 .cloned()
-                                .or_else(|| s.contains('.').then(|| path(log.original.as_ref(), s)).flatten())
+                                .or_else(|| if s.contains('.') { original(s) } else { None })
                         });
                         if let Some(v) = found {
                             set.push((sigma, v));
                         }
                     }
                     for (k, v) in set {
-                        log.fields.insert(k.to_string(), v);
+                        fields.insert(k.to_string(), v);
                     }
                 }
             }
             metrics::counter!("soc_correlator_pipeline_applied_total", "item" => item.name.clone()).increment(1);
         }
         applied
+    }
+
+    /// Every field name the pipelines read or write (conditions, mapping targets and
+    /// sources): what a record must hold for [`Pipelines::apply_to`] to act as on the full
+    /// event.
+    pub fn field_names(&self) -> Vec<&str> {
+        let mut out = Vec::new();
+        for item in &self.items {
+            for c in &item.conditions {
+                match c {
+                    Condition::FieldIn(f, _) | Condition::FieldExists(f) => out.push(f.as_str()),
+                    Condition::Logsource(_) => {}
+                }
+            }
+            if let Action::Map(mapping, _) = &item.action {
+                for (sigma, sources) in mapping {
+                    out.push(sigma.as_str());
+                    out.extend(sources.iter().map(String::as_str));
+                }
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 }
 

@@ -154,6 +154,19 @@ impl<T> Router<T> {
         slot(by_svc, key.service.as_deref())?.as_ref()
     }
 
+    /// The bucket of exactly this key, if any, mutably.
+    pub fn get_mut(&mut self, key: &RouteKey) -> Option<&mut T> {
+        fn slot<'a, U>(d: &'a mut Dim<U>, k: Option<&str>) -> Option<&'a mut U> {
+            match k {
+                None => d.unset.as_mut(),
+                Some(k) => d.by_value.get_mut(k),
+            }
+        }
+        let by_cat = slot(&mut self.tree, key.product.as_deref())?;
+        let by_svc = slot(by_cat, key.category.as_deref())?;
+        slot(by_svc, key.service.as_deref())?.as_mut()
+    }
+
     /// The buckets whose rules apply to an event from `ls`.
     pub fn candidates(&self, ls: &LogSource) -> Vec<&T> {
         let p = lower(ls.product.as_deref());

@@ -20,6 +20,9 @@ pub struct Doc<'a> {
     pub fields: &'a Map<String, Value>,
     /// The message, when no field is called `message`.
     pub message: Option<&'a str>,
+    /// The fast path from JSON text ([`super::flat`]) holds only the fields rules reference
+    /// in `fields`; the strings of the others, which keyword search also sees, are here.
+    pub extra: Option<&'a super::flat::FlatScratch>,
 }
 
 /// A looked-up value.
@@ -32,12 +35,18 @@ pub enum V<'a> {
 }
 
 /// Nesting depth searched by keywords (as the reference engine).
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 impl<'a> Doc<'a> {
     pub fn new(fields: &'a Map<String, Value>, message: Option<&'a str>) -> Self {
         let message = if fields.contains_key(super::super::engine::MESSAGE_FIELD) { None } else { message };
-        Doc { fields, message }
+        Doc { fields, message, extra: None }
+    }
+
+    /// The document of a record flattened from JSON text ([`super::flat`]).
+    pub fn flat(flat: &'a super::flat::FlatScratch) -> Self {
+        let message = if flat.has_message_field { None } else { flat.message.as_deref() };
+        Doc { fields: &flat.fields, message, extra: Some(flat) }
     }
 
     #[inline]
@@ -88,6 +97,9 @@ impl<'a> Doc<'a> {
             }
         }
         self.fields.values().for_each(|v| walk(v, f, MAX_DEPTH - 1));
+        if let Some(x) = self.extra {
+            x.extra_strings().for_each(&mut *f);
+        }
         if let Some(m) = self.message {
             f(m);
         }
@@ -95,7 +107,9 @@ impl<'a> Doc<'a> {
 
     /// Whether `pred` holds for any string value of the event (keyword search).
     fn any_string(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        self.fields.values().any(|v| any_string(v, pred, MAX_DEPTH - 1)) || self.message.is_some_and(pred)
+        self.fields.values().any(|v| any_string(v, pred, MAX_DEPTH - 1))
+            || self.extra.is_some_and(|x| x.extra_strings().any(pred))
+            || self.message.is_some_and(pred)
     }
 }
 

@@ -10,12 +10,14 @@
 
 pub mod compile;
 pub mod eval;
+pub mod flat;
 pub mod index;
 
 use super::engine::{RuleMatch, SigmaEngine};
 use super::route::{RouteKey, Router};
 use compile::{Cond, Logic};
 use eval::Doc;
+pub use flat::{FlatError, FlatScratch};
 use index::{Index, IndexBuilder};
 use rsigma_parser::{FilterRule, FilterRuleTarget, SigmaRule};
 use soc_model::Log;
@@ -57,6 +59,68 @@ struct FastRule {
 struct Bucket {
     rules: Vec<u32>,
     index: Option<Index>,
+    /// Dense bucket number (for [`FastEngine::field_buckets`]).
+    id: u32,
+    /// Some rule of the bucket searches keywords (every string of the event).
+    needs_strings: bool,
+}
+
+/// The field names a rule's logic (filters included) looks up (for a dotted name, the
+/// name itself and its first segment), and whether it searches keywords.
+fn logic_fields(l: &Logic, out: &mut Vec<Box<str>>, keywords: &mut bool) {
+    fn name(f: &str, out: &mut Vec<Box<str>>) {
+        out.push(f.into());
+        if let Some((first, _)) = f.split_once('.') {
+            out.push(first.into());
+        }
+    }
+    fn matcher(m: &compile::Matcher, out: &mut Vec<Box<str>>) {
+        use compile::{ExpandPart, Matcher};
+        match m {
+            Matcher::FieldRef { field, .. } => name(field, out),
+            Matcher::Expand { template, .. } => {
+                for p in template {
+                    if let ExpandPart::Placeholder(f) = p {
+                        name(f, out);
+                    }
+                }
+            }
+            Matcher::Not(m) => matcher(m, out),
+            Matcher::Any(ms) | Matcher::All(ms) => ms.iter().for_each(|m| matcher(m, out)),
+            _ => {}
+        }
+    }
+    fn det(d: &compile::Det, out: &mut Vec<Box<str>>, keywords: &mut bool) {
+        match d {
+            compile::Det::AllOf(items) => {
+                for i in items {
+                    match &i.field {
+                        Some(f) => name(f, out),
+                        None => *keywords = true,
+                    }
+                    matcher(&i.matcher, out);
+                }
+            }
+            compile::Det::AnyOf(ds) => ds.iter().for_each(|d| det(d, out, keywords)),
+            compile::Det::Keywords(m) => {
+                *keywords = true;
+                matcher(m, out);
+            }
+        }
+    }
+    fn cond(c: &Cond, out: &mut Vec<Box<str>>, keywords: &mut bool) {
+        match c {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| cond(c, out, keywords)),
+            Cond::Not(c) => cond(c, out, keywords),
+            Cond::Filtered { rule, filter } => {
+                cond(rule, out, keywords);
+                logic_fields(filter, out, keywords);
+            }
+            Cond::Det(_) | Cond::Select { .. } => {}
+        }
+    }
+    l.dets.iter().for_each(|d| det(d, out, keywords));
+    l.conditions.iter().for_each(|c| cond(c, out, keywords));
 }
 
 /// Sigma detection rules compiled and evaluated by the correlator's own engine.
@@ -66,6 +130,9 @@ pub struct FastEngine {
     /// Rules compiled ahead by [`SigmaEngine::prepare`], by the address of their AST (the
     /// caller adds the same values it prepared); consumed by `add_rule`.
     prepared: HashMap<usize, Result<Logic, String>>,
+    /// For the fast path from JSON text: each field name some rule looks up, with the
+    /// (sorted) ids of the buckets of those rules.
+    field_buckets: HashMap<Box<str>, Vec<u32>>,
 }
 
 impl std::fmt::Debug for FastEngine {
@@ -103,7 +170,7 @@ pub struct IndexStats {
 
 impl FastEngine {
     pub fn new() -> Self {
-        FastEngine { rules: Vec::new(), router: Router::new(), prepared: HashMap::new() }
+        FastEngine { rules: Vec::new(), router: Router::new(), prepared: HashMap::new(), field_buckets: HashMap::new() }
     }
 
     pub fn index_stats(&self) -> IndexStats {
@@ -157,6 +224,131 @@ fn filter_logsource_contains(f: &rsigma_parser::LogSource, r: &rsigma_parser::Lo
         }
     }
     dim(&f.category, &r.category) && dim(&f.product, &r.product) && dim(&f.service, &r.service)
+}
+
+impl FastEngine {
+    /// Flattens the JSON text of a Windows event into `sc` (see [`flat`]), applies
+    /// `pipelines` (which read and write only the `pipeline_fields`, sorted) and routes it:
+    /// the buckets whose rules apply. `sc.fields` then holds every field those rules (and the
+    /// pipelines) look up, `sc.strings` the strings of the other fields when a bucket searches
+    /// keywords; with `all`, every field is materialized.
+    fn flatten(
+        &self,
+        json: &str,
+        pipelines: &super::Pipelines,
+        pipeline_fields: &[String],
+        sc: &mut FlatScratch,
+        all: bool,
+    ) -> Result<Vec<&Bucket>, FlatError> {
+        let mut s = flat::split(json)?;
+        sc.fields.clear();
+        sc.strings.clear();
+        sc.ends.clear();
+        sc.logsource = std::mem::take(&mut s.logsource);
+        sc.message = s.message.take();
+        sc.has_message_field = s.has_message_field;
+        let n = s.len();
+        sc.done.clear();
+        sc.done.resize(n, false);
+        if !pipelines.is_empty() {
+            for i in 0..n {
+                let name = s.name(i);
+                if all || pipeline_fields.binary_search_by(|p| p.as_str().cmp(name)).is_ok() {
+                    sc.fields.insert(name.to_string(), s.value(i)?);
+                    sc.done[i] = true;
+                }
+            }
+            let mut original: Option<Option<serde_json::Value>> = None;
+            pipelines.apply_to(&mut sc.logsource, &mut sc.fields, &mut |p| {
+                super::pipeline::path(original.get_or_insert_with(|| s.original()).as_ref(), p)
+            });
+        }
+        let buckets = self.router.candidates(&sc.logsource);
+        if buckets.is_empty() && !all {
+            return Ok(buckets);
+        }
+        let needs_strings = buckets.iter().any(|b| b.needs_strings);
+        for i in 0..n {
+            if sc.done[i] {
+                continue;
+            }
+            let name = s.name(i);
+            let wanted = all
+                || self
+                    .field_buckets
+                    .get(name)
+                    .is_some_and(|ids| buckets.iter().any(|b| ids.binary_search(&b.id).is_ok()));
+            if wanted {
+                sc.fields.insert(name.to_string(), s.value(i)?);
+            } else if needs_strings {
+                s.strings(i, &mut sc.strings, &mut sc.ends)?;
+            }
+        }
+        Ok(buckets)
+    }
+
+    /// [`SigmaEngine::matches`] from the JSON text of a Windows event in the evtx shape,
+    /// after the processing pipelines: the same matches as the collector's normalization,
+    /// `pipelines.apply` and [`SigmaEngine::matches`] give, without building the event.
+    /// [`FlatError::Unsupported`] for other shapes (the caller takes that path then).
+    pub fn matches_json(
+        &self,
+        json: &str,
+        pipelines: &super::Pipelines,
+        pipeline_fields: &[String],
+        sc: &mut FlatScratch,
+        out: &mut Vec<RuleMatch>,
+    ) -> Result<(), FlatError> {
+        let buckets = self.flatten(json, pipelines, pipeline_fields, sc, false)?;
+        if buckets.is_empty() {
+            return Ok(());
+        }
+        let doc = Doc::flat(sc);
+        SCRATCH.with(|scr| match scr.try_borrow_mut() {
+            Ok(mut scr) => {
+                for b in &buckets {
+                    self.eval_bucket(b, &doc, &mut scr, out);
+                }
+            }
+            Err(_) => {
+                let mut scr = Scratch::default();
+                for b in &buckets {
+                    self.eval_bucket(b, &doc, &mut scr, out);
+                }
+            }
+        });
+        Ok(())
+    }
+
+    /// The record [`FastEngine::matches_json`] evaluates, left in `sc` (for tests): with
+    /// `all`, every flattened field. Returns whether a routed bucket searches keywords.
+    pub fn flat_record(
+        &self,
+        json: &str,
+        pipelines: &super::Pipelines,
+        pipeline_fields: &[String],
+        sc: &mut FlatScratch,
+        all: bool,
+    ) -> Result<FlatInfo, FlatError> {
+        let buckets = self.flatten(json, pipelines, pipeline_fields, sc, all)?;
+        let routed: Vec<u32> = buckets.iter().map(|b| b.id).collect();
+        let referenced = self
+            .field_buckets
+            .iter()
+            .filter(|(_, ids)| ids.iter().any(|i| routed.contains(i)))
+            .map(|(k, _)| k.to_string())
+            .collect();
+        Ok(FlatInfo { needs_strings: buckets.iter().any(|b| b.needs_strings), referenced })
+    }
+}
+
+/// What [`FastEngine::flat_record`] reports besides the record.
+#[derive(Clone, Debug, Default)]
+pub struct FlatInfo {
+    /// A routed bucket searches keywords (the strings of the other fields were collected).
+    pub needs_strings: bool,
+    /// The field names the routed rules look up.
+    pub referenced: Vec<String>,
 }
 
 impl SigmaEngine for FastEngine {
@@ -231,10 +423,25 @@ impl SigmaEngine for FastEngine {
             b.add(i as u32, req);
         }
         let mut out: Router<Bucket> = Router::new();
+        let mut field_buckets: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut names = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             let Some(r) = r else { continue };
-            out.bucket_mut(&r.key, || Bucket { rules: Vec::new(), index: None }).rules.push(i as u32);
+            let next = out.len() as u32;
+            let b =
+                out.bucket_mut(&r.key, || Bucket { rules: Vec::new(), index: None, id: next, needs_strings: false });
+            b.rules.push(i as u32);
+            names.clear();
+            logic_fields(&r.logic, &mut names, &mut b.needs_strings);
+            for n in names.drain(..) {
+                let ids = field_buckets.entry(n).or_default();
+                if !ids.contains(&b.id) {
+                    ids.push(b.id);
+                }
+            }
         }
+        field_buckets.values_mut().for_each(|v| v.sort_unstable());
+        self.field_buckets = field_buckets;
         // Build each bucket's index (the automata: most of the loading time) on all cores,
         // then move it into the bucket with the same key.
         let keys: Vec<RouteKey> = {
@@ -255,10 +462,16 @@ impl SigmaEngine for FastEngine {
             builder.unwrap_or_default().build()
         });
         for (key, index) in keys.iter().zip(built) {
-            out.bucket_mut(key, || Bucket { rules: Vec::new(), index: None }).index = Some(index);
+            if let Some(b) = out.get_mut(key) {
+                b.index = Some(index);
+            }
         }
         self.prepared.clear();
         self.router = out;
+    }
+
+    fn as_fast(&self) -> Option<&FastEngine> {
+        Some(self)
     }
 
     fn matches(&self, log: &Log, out: &mut Vec<RuleMatch>) {

@@ -1,0 +1,781 @@
+//! The fast path from JSON text: a Windows event in the evtx shape (`{"Event":{"System":..,
+//! "EventData":..}}`, what `evtx_dump -o jsonl`, Chainsaw and Hayabusa write) flattened the
+//! way the collector flattens it, without building the whole `serde_json::Value` of the event
+//! nor the model `Event`.
+//!
+//! The text is split once into borrowed raw values ([`RawValue`]): the sections of `Event`,
+//! then the children of `EventData`, `UserData` and the rarer sections, giving the flattened
+//! field list with the collector's precedence (first writer wins, sections and children in the
+//! order of a `serde_json::Map`, i.e. sorted by name, the last of duplicate keys kept). Only
+//! `System` (small) and the fields some rule, pipeline or routing decision needs are parsed
+//! into values ("materialized"); the other fields are visited only for the strings keyword
+//! rules search, and only when a routed bucket has keyword rules.
+//!
+//! The semantics copied from `soc-collector`'s `parse::windows` (which this crate cannot
+//! depend on): field names without spaces, XML wrappers unwrapped (`#text` taken,
+//! `#attributes` dropped unless they are all there is), the System fields added where the
+//! event data has no field of that name, the log source from the channel, provider and event
+//! id. `tests/sigma_flat.rs` proves the result identical to the collector's on every evtx
+//! sample event.
+
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+use soc_model::LogSource;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why the fast path did not produce a record.
+#[derive(Debug, thiserror::Error)]
+pub enum FlatError {
+    /// Not a Windows event in the evtx shape (or not the fast engine): the caller takes the
+    /// general path (collector normalization, then [`crate::sigma::SigmaRules::matching_rules`]).
+    #[error("not an evtx-shaped Windows event")]
+    Unsupported,
+    /// The text is not valid JSON.
+    #[error("invalid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// A key, borrowed from the text when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A JSON object as (key, raw value) pairs in `serde_json::Map` order: sorted by key, the
+/// last of duplicate keys kept.
+struct RawObj<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+/// Entries in `serde_json::Map` order: sorted by key (stable, so equal keys keep their text
+/// order), the last of each run of equal keys kept.
+fn map_order<T>(mut v: Vec<(Cow<'_, str>, T)>) -> Vec<(Cow<'_, str>, T)> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut out = Vec::with_capacity(v.len());
+    let mut it = v.into_iter().peekable();
+    while let Some(e) = it.next() {
+        if it.peek().is_some_and(|n| n.0 == e.0) {
+            continue;
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn raw_entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawObj<'de>, A::Error> {
+    let mut v: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
+    while let Some(Key(k)) = map.next_key()? {
+        let raw: &'de RawValue = map.next_value()?;
+        v.push((k, raw));
+    }
+    Ok(RawObj(map_order(v)))
+}
+
+impl<'de> Deserialize<'de> for RawObj<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ObjVisitor;
+        impl<'de> Visitor<'de> for ObjVisitor {
+            type Value = RawObj<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                raw_entries(map)
+            }
+        }
+        d.deserialize_map(ObjVisitor)
+    }
+}
+
+/// A section of `Event` (`System`, `EventData`, ...), read in the one pass over the text: an
+/// object's entries (values left raw), null, or another value.
+enum Section<'a> {
+    Obj(RawObj<'a>),
+    Null,
+    Val(Value),
+}
+
+impl<'de> Deserialize<'de> for Section<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct SectionVisitor;
+        impl<'de> Visitor<'de> for SectionVisitor {
+            type Value = Section<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                raw_entries(map).map(Section::Obj)
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Section::Null)
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Section::Val(Value::Bool(v)))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Section::Val(Value::from(v)))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Section::Val(Value::from(v)))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Section::Val(Value::from(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Section::Val(Value::String(v.to_string())))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(v) = seq.next_element::<Value>()? {
+                    out.push(v);
+                }
+                Ok(Section::Val(Value::Array(out)))
+            }
+        }
+        d.deserialize_any(SectionVisitor)
+    }
+}
+
+/// The top-level object's `Event`, as its sections (in map order), or `None` when `Event` is
+/// absent or not an object.
+struct Top<'a>(Option<Vec<(Cow<'a, str>, Section<'a>)>>);
+
+impl<'de> Deserialize<'de> for Top<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Sections<'a>(Option<Vec<(Cow<'a, str>, Section<'a>)>>);
+        impl<'de> Deserialize<'de> for Sections<'de> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct SecVisitor;
+                impl<'de> Visitor<'de> for SecVisitor {
+                    type Value = Sections<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("any JSON value")
+                    }
+                    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                        let mut v = Vec::with_capacity(4);
+                        while let Some(Key(k)) = map.next_key()? {
+                            let s: Section<'de> = map.next_value()?;
+                            v.push((k, s));
+                        }
+                        Ok(Sections(Some(map_order(v))))
+                    }
+                    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                        Ok(Sections(None))
+                    }
+                    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                        Ok(Sections(None))
+                    }
+                    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                        Ok(Sections(None))
+                    }
+                    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                        Ok(Sections(None))
+                    }
+                    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                        Ok(Sections(None))
+                    }
+                    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+                        Ok(Sections(None))
+                    }
+                    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                        Ok(Sections(None))
+                    }
+                }
+                d.deserialize_any(SecVisitor)
+            }
+        }
+        struct TopVisitor;
+        impl<'de> Visitor<'de> for TopVisitor {
+            type Value = Top<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut event = None;
+                while let Some(Key(k)) = map.next_key()? {
+                    if k == "Event" {
+                        // The last of duplicate keys wins, as in a map.
+                        event = map.next_value::<Sections<'de>>()?.0;
+                    } else {
+                        map.next_value::<de::IgnoredAny>()?;
+                    }
+                }
+                Ok(Top(event))
+            }
+        }
+        d.deserialize_map(TopVisitor)
+    }
+}
+
+/// `System` values the flattening reads.
+const SYSTEM_KEYS: [&str; 12] = [
+    "Channel",
+    "Computer",
+    "EventID",
+    "EventRecordID",
+    "Keywords",
+    "Level",
+    "Opcode",
+    "Provider",
+    "Security",
+    "Task",
+    "TimeCreated",
+    "Version",
+];
+
+impl<'a> RawObj<'a> {
+    fn parse(raw: &'a RawValue) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(raw.get())
+    }
+    fn get(&self, k: &str) -> Option<&'a RawValue> {
+        self.0.binary_search_by(|(x, _)| x.as_ref().cmp(k)).ok().map(|i| self.0[i].1)
+    }
+}
+
+/// The first byte of a raw value (its JSON type).
+fn kind(raw: &RawValue) -> u8 {
+    raw.get().as_bytes().first().copied().unwrap_or(b'n')
+}
+
+fn is_object(raw: &RawValue) -> bool {
+    kind(raw) == b'{'
+}
+
+/// Field name with the spaces removed (`Product Name` -> `ProductName`).
+fn field_name(k: Cow<'_, str>) -> Cow<'_, str> {
+    if k.contains(' ') { Cow::Owned(k.chars().filter(|c| *c != ' ').collect()) } else { k }
+}
+
+/// XML-as-JSON unwrapped (the collector's `unwrap_xml`, on an owned value).
+pub fn unwrap_xml(v: Value) -> Value {
+    match v {
+        Value::Object(mut o) => {
+            if let Some(t) = o.remove("#text") {
+                return unwrap_xml(t);
+            }
+            let attrs = o.remove("#attributes");
+            let mut out = Map::new();
+            for (k, v) in o {
+                out.insert(field_name(Cow::Owned(k)).into_owned(), unwrap_xml(v));
+            }
+            if out.is_empty()
+                && let Some(Value::Object(attrs)) = attrs
+            {
+                for (k, v) in attrs {
+                    if k != "xmlns" {
+                        out.insert(field_name(Cow::Owned(k)).into_owned(), unwrap_xml(v));
+                    }
+                }
+            }
+            Value::Object(out)
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(unwrap_xml).collect()),
+        other => other,
+    }
+}
+
+/// An integer from a number, a numeric string, or an XML element `{"#text": ..}`.
+fn as_int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)),
+        Value::String(s) => {
+            let s = s.trim();
+            match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+                Some(_) => None,
+                None => s.parse().ok(),
+            }
+        }
+        Value::Object(o) => o.get("#text").and_then(as_int),
+        _ => None,
+    }
+}
+
+fn int_or_value(v: Option<&Value>) -> Option<Value> {
+    let v = v?;
+    Some(match as_int(v) {
+        Some(i) => Value::from(i),
+        None => unwrap_xml(v.clone()),
+    })
+}
+
+fn text(v: Option<&Value>) -> Option<Value> {
+    match unwrap_xml(v?.clone()) {
+        Value::String(s) => Some(Value::String(s)),
+        Value::Number(n) => Some(Value::String(n.to_string())),
+        _ => None,
+    }
+}
+
+fn attr<'a>(v: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+    v?.get("#attributes")?.get(name)
+}
+
+/// Where a flattened field's value is.
+enum Src<'a> {
+    Raw(&'a RawValue),
+    Val(Value),
+}
+
+/// The flattened fields of one event, before materialization.
+pub(crate) struct Split<'a> {
+    input: &'a str,
+    entries: Vec<(Cow<'a, str>, Src<'a>)>,
+    pub logsource: LogSource,
+    pub message: Option<String>,
+    /// Some flattened field is called `message` (the log message is then not a field).
+    pub has_message_field: bool,
+}
+
+impl<'a> Split<'a> {
+    fn has(&self, name: &str) -> bool {
+        self.entries.iter().any(|(k, _)| k == name)
+    }
+
+    fn push_first(&mut self, name: Cow<'a, str>, src: Src<'a>) {
+        if !self.has(&name) {
+            self.entries.push((name, src));
+        }
+    }
+
+    fn insert_absent(&mut self, k: &'static str, v: Option<Value>) {
+        if let Some(v) = v.filter(|v| !v.is_null())
+            && !self.has(k)
+        {
+            self.entries.push((Cow::Borrowed(k), Src::Val(v)));
+        }
+    }
+
+    /// Moves an element's children to the flattened fields (first writer wins).
+    fn flatten_into(&mut self, obj: RawObj<'a>) {
+        for (k, v) in obj.0 {
+            if k != "#attributes" {
+                self.push_first(field_name(k), Src::Raw(v));
+            }
+        }
+    }
+
+    /// Number of flattened fields.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Name of field `i`.
+    pub fn name(&self, i: usize) -> &str {
+        self.entries.get(i).map_or("", |(k, _)| k.as_ref())
+    }
+
+    /// The value of field `i`, as the collector's flattened fields hold it.
+    pub fn value(&self, i: usize) -> Result<Value, serde_json::Error> {
+        match self.entries.get(i).map(|(_, s)| s) {
+            Some(Src::Raw(r)) => Ok(unwrap_xml(serde_json::from_str(r.get())?)),
+            Some(Src::Val(v)) => Ok(v.clone()),
+            None => Ok(Value::Null),
+        }
+    }
+
+    /// Appends the strings keyword search sees in field `i` (every string of the value,
+    /// nested ones included, down to the reference's depth limit) to `buf`, their ends to
+    /// `ends`.
+    pub fn strings(&self, i: usize, buf: &mut String, ends: &mut Vec<u32>) -> Result<(), serde_json::Error> {
+        match self.entries.get(i).map(|(_, s)| s) {
+            Some(Src::Raw(r)) => match kind(r) {
+                b'"' => {
+                    let mut de = serde_json::Deserializer::from_str(r.get());
+                    AppendStr(buf).deserialize(&mut de)?;
+                    ends.push(buf.len() as u32);
+                }
+                b'{' | b'[' => {
+                    let v = unwrap_xml(serde_json::from_str(r.get())?);
+                    walk_strings(&v, buf, ends, super::eval::MAX_DEPTH - 1);
+                }
+                _ => {}
+            },
+            Some(Src::Val(v)) => walk_strings(v, buf, ends, super::eval::MAX_DEPTH - 1),
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// A path into the event as received (`Event.UserData.LogFileCleared.Channel`), for the
+    /// pipelines' dotted sources: the whole text is parsed, which only the rare events such a
+    /// mapping applies to pay.
+    pub fn original(&self) -> Option<Value> {
+        serde_json::from_str(self.input).ok()
+    }
+}
+
+fn walk_strings(v: &Value, buf: &mut String, ends: &mut Vec<u32>, depth: usize) {
+    if depth == 0 {
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            buf.push_str(s);
+            ends.push(buf.len() as u32);
+        }
+        Value::Object(m) => m.values().for_each(|x| walk_strings(x, buf, ends, depth - 1)),
+        Value::Array(a) => a.iter().for_each(|x| walk_strings(x, buf, ends, depth - 1)),
+        _ => {}
+    }
+}
+
+/// Appends a JSON string's text to a buffer without allocating.
+struct AppendStr<'b>(&'b mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendStr<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        struct V<'b>(&'b mut String);
+        impl<'de> Visitor<'de> for V<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+                self.0.push_str(v);
+                Ok(())
+            }
+        }
+        d.deserialize_str(V(self.0))
+    }
+}
+
+/// Splits an evtx-shaped event into its flattened fields (see the module documentation).
+/// Removes and returns the section called `name`.
+fn take_section<'a>(sections: &mut Vec<(Cow<'a, str>, Section<'a>)>, name: &str) -> Option<Section<'a>> {
+    sections.iter().position(|(k, _)| k == name).map(|i| sections.remove(i).1)
+}
+
+pub(crate) fn split(input: &str) -> Result<Split<'_>, FlatError> {
+    let top: Top<'_> = serde_json::from_str(input).map_err(|e| {
+        // Valid JSON that is not an object is another shape, not an error.
+        if e.is_data() { FlatError::Unsupported } else { FlatError::Json(e) }
+    })?;
+    let mut sections = top.0.ok_or(FlatError::Unsupported)?;
+    let Some(Section::Obj(sys_obj)) = take_section(&mut sections, "System") else {
+        return Err(FlatError::Unsupported);
+    };
+    let mut sys = Map::new();
+    for (k, v) in sys_obj.0 {
+        if SYSTEM_KEYS.contains(&k.as_ref()) {
+            sys.insert(k.into_owned(), serde_json::from_str(v.get())?);
+        }
+    }
+    let mut s = Split {
+        input,
+        entries: Vec::with_capacity(32),
+        logsource: LogSource::default(),
+        message: None,
+        has_message_field: false,
+    };
+    match take_section(&mut sections, "EventData") {
+        Some(Section::Obj(o)) => s.flatten_into(o),
+        Some(Section::Null) | None => {}
+        Some(Section::Val(v)) => s.entries.push((Cow::Borrowed("EventData"), Src::Val(unwrap_xml(v)))),
+    }
+    let rendering = take_section(&mut sections, "RenderingInfo");
+    for (name, body) in sections {
+        if name == "#attributes" {
+            continue;
+        }
+        match body {
+            Section::Obj(o) => {
+                for (name, child) in o.0 {
+                    if name == "#attributes" {
+                        continue;
+                    }
+                    if is_object(child) {
+                        let c = RawObj::parse(child)?;
+                        if c.get("#text").is_none() {
+                            s.flatten_into(c);
+                            continue;
+                        }
+                    }
+                    s.push_first(field_name(name), Src::Raw(child));
+                }
+            }
+            Section::Null => {}
+            Section::Val(v) => s.push_first(field_name(name), Src::Val(unwrap_xml(v))),
+        }
+    }
+    let provider = sys.get("Provider");
+    let as_string = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_string));
+    let event_id = sys.get("EventID").and_then(as_int);
+    let provider_name = as_string(text(attr(provider, "Name")).or_else(|| text(provider.and_then(|p| p.get("Name")))));
+    let channel = as_string(text(sys.get("Channel")));
+    let computer = as_string(text(sys.get("Computer")));
+    s.insert_absent("EventID", event_id.map(Value::from));
+    s.insert_absent("Provider_Name", provider_name.clone().map(Value::String));
+    s.insert_absent("Channel", channel.clone().map(Value::String));
+    s.insert_absent("Computer", computer.map(Value::String));
+    s.insert_absent("Level", int_or_value(sys.get("Level")));
+    s.insert_absent("Task", int_or_value(sys.get("Task")));
+    s.insert_absent("Opcode", int_or_value(sys.get("Opcode")));
+    s.insert_absent("EventRecordID", int_or_value(sys.get("EventRecordID")));
+    s.insert_absent("Version", int_or_value(sys.get("Version")));
+    s.insert_absent("Keywords", text(sys.get("Keywords")));
+    s.insert_absent("Security_UserID", text(attr(sys.get("Security"), "UserID")));
+    s.insert_absent("TimeCreated", text(attr(sys.get("TimeCreated"), "SystemTime")));
+    // Forwarded events carry the rendered message.
+    if let Some(Section::Obj(r)) = rendering
+        && let Some(m) = r.get("Message")
+    {
+        s.message = match unwrap_xml(serde_json::from_str(m.get())?) {
+            Value::String(t) => Some(t),
+            _ => None,
+        };
+    }
+    s.has_message_field = s.has(super::super::engine::MESSAGE_FIELD);
+    // Sysmon 12's category depends on the event data's EventType.
+    let event_type = match s.entries.iter().position(|(k, _)| k == "EventType") {
+        Some(i) => s.value(i)?,
+        None => Value::Null,
+    };
+    s.logsource = logsource(channel.as_deref(), provider_name.as_deref(), event_id, event_type.as_str());
+    Ok(s)
+}
+
+/// Sigma service of a Windows event log channel (case-insensitive).
+fn service_for_channel(channel: &str) -> Option<&'static str> {
+    let c = channel.to_ascii_lowercase();
+    let exact = match c.as_str() {
+        "security" => "security",
+        "system" => "system",
+        "application" => "application",
+        "microsoft-windows-sysmon/operational" => "sysmon",
+        "windows powershell" => "powershell-classic",
+        "microsoft-windows-powershell/operational" | "powershellcore/operational" => "powershell",
+        "microsoft-windows-taskscheduler/operational" => "taskscheduler",
+        "microsoft-windows-wmi-activity/operational" => "wmi",
+        "microsoft-windows-windows defender/operational" => "windefend",
+        "microsoft-windows-dns-client/operational" | "microsoft-windows-dns client events/operational" => "dns-client",
+        "dns server" => "dns-server",
+        "microsoft-windows-dns-server/analytical" => "dns-server-analytic",
+        "microsoft-windows-bits-client/operational" => "bits-client",
+        "microsoft-windows-windows firewall with advanced security/firewall" => "firewall-as",
+        "microsoft-windows-codeintegrity/operational" => "codeintegrity-operational",
+        "microsoft-windows-ntlm/operational" => "ntlm",
+        "microsoft-windows-driverframeworks-usermode/operational" => "driver-framework",
+        "microsoft-windows-printservice/admin" => "printservice-admin",
+        "microsoft-windows-printservice/operational" => "printservice-operational",
+        "microsoft-windows-smbclient/security" => "smbclient-security",
+        "microsoft-windows-smbclient/connectivity" => "smbclient-connectivity",
+        "microsoft-windows-smbserver/connectivity" => "smbserver-connectivity",
+        "microsoft-windows-terminalservices-localsessionmanager/operational" => "terminalservices-localsessionmanager",
+        "microsoft-windows-ldap-client/debug" => "ldap",
+        "microsoft-windows-diagnosis-scripted/operational" => "diagnosis-scripted",
+        "microsoft-windows-shell-core/operational" => "shell-core",
+        "openssh/operational" => "openssh",
+        "microsoft-windows-bitlocker/bitlocker management" => "bitlocker",
+        "microsoft-windows-appxdeploymentserver/operational" => "appxdeployment-server",
+        "microsoft-windows-appxpackaging/operational" => "appxpackaging-om",
+        "microsoft-windows-lsa/operational" => "lsa-server",
+        "microsoft-windows-appmodel-runtime/admin" => "appmodel-runtime",
+        "microsoft-windows-capi2/operational" => "capi2",
+        "microsoft-windows-certificateservicesclient-lifecycle-system/operational" => {
+            "certificateservicesclient-lifecycle-system"
+        }
+        "microsoft-windows-ntfs/operational" => "ntfs",
+        "msexchange management" => "msexchange-management",
+        "microsoft-servicebus-client" => "microsoft-servicebus-client",
+        "microsoft-windows-dhcp-server/operational" => "dhcp",
+        "microsoft-iis-configuration/operational" => "iis-configuration",
+        _ => "",
+    };
+    if !exact.is_empty() {
+        return Some(exact);
+    }
+    const PREFIXES: [(&str, &str); 6] = [
+        ("microsoft-windows-applocker/", "applocker"),
+        ("microsoft-windows-security-mitigations/", "security-mitigations"),
+        ("microsoft-windows-kernel-shimengine/", "kernel-shimengine"),
+        ("microsoft-windows-application-experience/", "application-experience"),
+        ("microsoft-windows-vhdmp", "vhdmp"),
+        ("microsoft-windows-hyper-v-worker", "hyper-v-worker"),
+    ];
+    PREFIXES.iter().find(|(p, _)| c.starts_with(p)).map(|(_, s)| *s)
+}
+
+/// Sigma service of an event provider, for events whose channel is missing or unknown.
+fn service_for_provider(provider: &str) -> Option<&'static str> {
+    Some(match provider.to_ascii_lowercase().as_str() {
+        "microsoft-windows-security-auditing" | "microsoft-windows-eventlog" => return None,
+        "microsoft-windows-sysmon" => "sysmon",
+        "microsoft-windows-powershell" => "powershell",
+        "powershell" => "powershell-classic",
+        "microsoft-windows-windows defender" => "windefend",
+        "microsoft-windows-taskscheduler" => "taskscheduler",
+        "microsoft-windows-wmi-activity" => "wmi",
+        "microsoft-windows-bits-client" => "bits-client",
+        "microsoft-windows-codeintegrity" => "codeintegrity-operational",
+        "microsoft-windows-dns-client" => "dns-client",
+        "microsoft-windows-dns-server-service" => "dns-server",
+        "microsoft-windows-ntlm" => "ntlm",
+        "microsoft-windows-applocker" => "applocker",
+        "microsoft-windows-capi2" => "capi2",
+        "openssh" => "openssh",
+        "lsasrv" => "lsa-server",
+        _ => return None,
+    })
+}
+
+/// Sigma category of an event, where Sigma defines one.
+fn category(service: Option<&str>, event_id: Option<i64>, event_type: Option<&str>) -> Option<&'static str> {
+    let id = event_id?;
+    Some(match (service?, id) {
+        ("sysmon", 1) => "process_creation",
+        ("sysmon", 2) => "file_change",
+        ("sysmon", 3) => "network_connection",
+        ("sysmon", 4 | 16) => "sysmon_status",
+        ("sysmon", 5) => "process_termination",
+        ("sysmon", 6) => "driver_load",
+        ("sysmon", 7) => "image_load",
+        ("sysmon", 8) => "create_remote_thread",
+        ("sysmon", 9) => "raw_access_thread",
+        ("sysmon", 10) => "process_access",
+        ("sysmon", 11) => "file_event",
+        ("sysmon", 12) => match event_type {
+            Some(t) if t.starts_with("Delete") => "registry_delete",
+            _ => "registry_add",
+        },
+        ("sysmon", 13) => "registry_set",
+        ("sysmon", 14) => "registry_rename",
+        ("sysmon", 15) => "create_stream_hash",
+        ("sysmon", 17 | 18) => "pipe_created",
+        ("sysmon", 19..=21) => "wmi_event",
+        ("sysmon", 22) => "dns_query",
+        ("sysmon", 23) => "file_delete",
+        ("sysmon", 24) => "clipboard_capture",
+        ("sysmon", 25) => "process_tampering",
+        ("sysmon", 26) => "file_delete_detected",
+        ("sysmon", 27) => "file_block_executable",
+        ("sysmon", 28) => "file_block_shredding",
+        ("sysmon", 29) => "file_executable_detected",
+        ("sysmon", 255) => "sysmon_error",
+        ("security", 4688) => "process_creation",
+        ("powershell", 4103) => "ps_module",
+        ("powershell", 4104) => "ps_script",
+        ("powershell-classic", 400) => "ps_classic_start",
+        ("powershell-classic", 600) => "ps_classic_provider_start",
+        ("powershell-classic", 800) => "ps_classic_script",
+        _ => return None,
+    })
+}
+
+fn logsource(
+    channel: Option<&str>,
+    provider: Option<&str>,
+    event_id: Option<i64>,
+    event_type: Option<&str>,
+) -> LogSource {
+    let service = channel.and_then(service_for_channel).or_else(|| match (channel, provider) {
+        (_, Some("Microsoft-Windows-Security-Auditing")) => Some("security"),
+        (_, Some(p)) => service_for_provider(p),
+        _ => None,
+    });
+    LogSource {
+        product: Some("windows".into()),
+        category: category(service, event_id, event_type).map(str::to_string),
+        service: service.map(str::to_string),
+    }
+}
+
+/// Reused buffers of the fast path (one per thread of evaluation).
+#[derive(Debug, Default)]
+pub struct FlatScratch {
+    /// The materialized fields of the last event.
+    pub fields: Map<String, Value>,
+    /// Keyword strings of the fields not materialized, concatenated; `ends[i]` ends string i.
+    pub strings: String,
+    pub ends: Vec<u32>,
+    pub logsource: LogSource,
+    pub message: Option<String>,
+    pub has_message_field: bool,
+    /// Per flattened field: materialized for the pipelines.
+    pub(crate) done: Vec<bool>,
+}
+
+impl FlatScratch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The keyword strings of the fields not materialized.
+    pub fn extra_strings(&self) -> impl Iterator<Item = &str> {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&e| {
+            let s = self.strings.get(start..e as usize).unwrap_or("");
+            start = e as usize;
+            s
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_follow_map_order_and_the_last_duplicate_wins() {
+        let o: RawObj<'_> = serde_json::from_str(r#"{"b":1,"a":2,"b":3,"a\u0020c":4}"#).unwrap();
+        let keys: Vec<&str> = o.0.iter().map(|(k, _)| k.as_ref()).collect();
+        assert_eq!(keys, ["a", "a c", "b"]);
+        assert_eq!(o.get("b").map(|r| r.get()), Some("3"));
+    }
+
+    #[test]
+    fn evtx_event_is_flattened_like_the_collector() {
+        let text = json!({"Event":{"System":{
+            "Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},
+            "EventID":{"#attributes":{"Qualifiers":16384},"#text":12},
+            "Level":"4","Task":"Registry","Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"pc1",
+            "TimeCreated":{"#attributes":{"SystemTime":"2020-01-01T00:00:00Z"}}},
+            "EventData":{"EventType":"DeleteKey","Product Name":{"#text":"X"},"Data":{"#text":["a","b"]},"#attributes":{"N":"1"}},
+            "UserData":{"Inner":{"#attributes":{"xmlns":"x"},"Channel":"custom","Only":{"#attributes":{"A":"1","xmlns":"y"}}}}}})
+        .to_string();
+        let s = split(&text).unwrap();
+        let got: Map<String, Value> = (0..s.len()).map(|i| (s.name(i).to_string(), s.value(i).unwrap())).collect();
+        assert_eq!(
+            Value::Object(got),
+            json!({"EventType":"DeleteKey","ProductName":"X","Data":["a","b"],"Channel":"custom","Only":{"A":"1"},
+                "EventID":12,"Provider_Name":"Microsoft-Windows-Sysmon","Computer":"pc1","Level":4,"Task":"Registry",
+                "TimeCreated":"2020-01-01T00:00:00Z"})
+        );
+        assert_eq!(s.logsource.service.as_deref(), Some("sysmon"));
+        assert_eq!(s.logsource.category.as_deref(), Some("registry_delete"));
+        let (mut buf, mut ends) = (String::new(), Vec::new());
+        for i in 0..s.len() {
+            s.strings(i, &mut buf, &mut ends).unwrap();
+        }
+        assert_eq!(ends.len(), 10, "{buf}");
+    }
+
+    #[test]
+    fn other_shapes_are_unsupported_and_bad_json_is_an_error() {
+        assert!(matches!(split(r#"{"winlog":{"event_id":1}}"#), Err(FlatError::Unsupported)));
+        assert!(matches!(split(r#"{"Event":{"System":1}}"#), Err(FlatError::Unsupported)));
+        assert!(matches!(split("[1]"), Err(FlatError::Unsupported)));
+        assert!(matches!(split(r#"{"Event":"#), Err(FlatError::Json(_))));
+    }
+}
