@@ -12,24 +12,42 @@
 //! 4688 `whoami` process creations that the project's rule sees through the Security pipeline,
 //! 2% sshd password failures feeding the project's password-guessing correlation) at `--rate` records/s (0: as fast as the broker takes them) on fresh topics
 //! (`bench<time>.*`, `--partitions` each). One correlator consumes them and writes to the
-//! `soc_bench` ClickHouse database. Every second the example prints what was published, what
-//! ClickHouse holds (`count()` of this run's records) and the difference: the lag, in records
-//! (consumed-and-not-yet-stored plus not-yet-consumed). At the end: records/s from the first
-//! publish to the last stored record, the steady rate (between 10% and 90% stored) and the
-//! largest lag.
+//! `--database` ClickHouse database (`soc_pipeline_bench`). Every second the example prints
+//! what was published, how many of this run's log records ClickHouse has acknowledged (counted
+//! as the correlator's inserts return, which costs ClickHouse nothing) and the difference: the
+//! consumer lag, in records (consumed-and-not-yet-stored plus not-yet-consumed). At the end:
+//! records/s from the first publish to the last stored record, the steady rate (between 10%
+//! and 90% stored), the largest lag, and ClickHouse's own `count()` of the run's records
+//! (once, to check that every record is there).
 //!
-//! Measured (release build, Tansu 0.6 in memory and ClickHouse 18.16 on the same 2-core machine,
-//! other builds running, batches of 5,000, 3 partitions): 300,000 records as fast as they
-//! could be published (21,300/s) were all stored after 46.5 s, 6,860 records/s steady, lag up to
-//! 242,000 records; at 4,000 records/s offered the correlator kept up (3,990/s steady), lag
-//! 4,000-5,000 records (one batch plus what was in flight), 12,400 at most.
+//! An earlier version counted the stored records with a `count()` query every second, in the
+//! `soc_bench` database that the store benchmark fills with 11.5M events: each count scanned
+//! them, and ClickHouse was busy about 15 CPU-seconds per 100,000 records (3-4 per 150,000
+//! without the counts), on a machine with two cores (6,860 records/s steady were reported then;
+//! 4,300-11,300 with that version in this session, depending on the load). `--count-query`
+//! measures that way again (with `--database soc_bench` for the same conditions).
+//!
+//! Measured (release build, Tansu 0.6 in memory and ClickHouse 18.16 on the same 2-core
+//! machine, other builds running at load 4.3-6.4, 150,000 records as fast as they could be
+//! published, batches of 5,000, 3 partitions): 7,300-20,000 records/s steady with the counter
+//! (6 of 9 runs 13,200-20,000),
+//! lag up to 115,000-140,000 records (everything published within 4 s waits); back to back
+//! with `--count-query --database soc_bench` 10,300/s (ClickHouse busy 11 CPU-seconds against
+//! 3-4). The correlator reports the time per phase (`CorrelatorStats::time`): per 150,000
+//! records about 0.3 s polling, 1.5-2.7 s processing, 4-7 s storing the batches and 4.5-8 s
+//! publishing detections and grouping incidents (the grouper reads each changed incident back
+//! from the store, one query after the other); checkpoints 0.2-0.6 s. At 10,000 records/s offered the lag
+//! stayed within 15,000-51,000 records.
+//!
+//! Flags: `--brokers`, `--clickhouse`, `--database`, `--events`, `--rate` (records/s, 0: as fast as
+//! possible), `--partitions`, `--batch`, `--count-query`.
 
 use soc_bus::Bus;
 use soc_bus::kafka::{KafkaBus, KafkaConfig};
 use soc_correlator::correlation::CorrelationRules;
 use soc_correlator::{CorrelatorOptions, SigmaRules};
-use soc_model::{Event, EventType, Log, LogSource, Timestamp};
-use soc_store::{ClickHouseStore, EventQuery, Store};
+use soc_model::{Event, EventType, Incident, Log, LogSource, Timestamp};
+use soc_store::{ClickHouseStore, CountBy, EventQuery, IncidentQuery, RetentionReport, Store, StoreError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,20 +56,25 @@ use tokio::sync::watch;
 struct Args {
     brokers: String,
     clickhouse: String,
+    database: String,
     events: u64,
     rate: u64,
     partitions: i32,
     batch: usize,
+    /// Measure progress the old way: a ClickHouse `count()` every second.
+    count_query: bool,
 }
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
         brokers: "127.0.0.1:9092".into(),
         clickhouse: "http://127.0.0.1:8123".into(),
+        database: "soc_pipeline_bench".into(),
         events: 100_000,
         rate: 0,
         partitions: 3,
         batch: 5_000,
+        count_query: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -59,10 +82,12 @@ fn args() -> Result<Args, String> {
         match k.as_str() {
             "--brokers" => a.brokers = v()?,
             "--clickhouse" => a.clickhouse = v()?,
+            "--database" => a.database = v()?,
             "--events" => a.events = v()?.parse().map_err(|e| format!("--events: {e}"))?,
             "--rate" => a.rate = v()?.parse().map_err(|e| format!("--rate: {e}"))?,
             "--partitions" => a.partitions = v()?.parse().map_err(|e| format!("--partitions: {e}"))?,
             "--batch" => a.batch = v()?.parse().map_err(|e| format!("--batch: {e}"))?,
+            "--count-query" => a.count_query = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -123,8 +148,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     cfg.partitions = a.partitions;
     let bus = Arc::new(KafkaBus::connect(cfg)?);
     bus.ensure_topics().await?;
-    let store = Arc::new(ClickHouseStore::connect(&a.clickhouse, "soc_bench", "default", "").await?);
-    store.migrate().await?;
+    let clickhouse = Arc::new(ClickHouseStore::connect(&a.clickhouse, &a.database, "default", "").await?);
+    clickhouse.migrate().await?;
+    let store = Arc::new(Counting { inner: clickhouse.clone(), tag: tag.clone(), logs: AtomicU64::new(0) });
 
     let (sigma, errs) = SigmaRules::builtin();
     if !errs.is_empty() {
@@ -146,7 +172,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         ..Default::default()
     };
     let (stop, stop_rx) = watch::channel(false);
-    let correlator = tokio::spawn(soc_correlator::run(bus.clone(), store.clone(), opts, stop_rx));
+    let correlator = tokio::spawn(soc_correlator::run(bus.clone(), store.clone() as Arc<dyn Store>, opts, stop_rx));
 
     let published = Arc::new(AtomicU64::new(0));
     let producer = {
@@ -179,7 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:>6} {:>10} {:>10} {:>8} {:>9}", "secs", "published", "stored", "lag", "stored/s");
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let stored = store.count_events(&q).await?;
+        let stored = if a.count_query { clickhouse.count_events(&q).await? } else { store.logs.load(Ordering::SeqCst) };
         let p = published.load(Ordering::Relaxed);
         let lag = p.saturating_sub(stored);
         max_lag = max_lag.max(lag);
@@ -216,5 +242,69 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("steady rate (10% -> 90% stored): {:.0} records/s", (n90 - n10) as f64 / (s90 - s10));
     }
     println!("largest lag: {max_lag} records; correlator: {stats:?}");
+    let counted = clickhouse.count_events(&q).await?;
+    println!("ClickHouse count() of this run's log records: {counted}");
+    if counted != a.events {
+        return Err(format!("ClickHouse holds {counted} of the {} records", a.events).into());
+    }
     Ok(())
+}
+
+/// The ClickHouse store, counting the log records of this run whose insert it acknowledged.
+struct Counting {
+    inner: Arc<ClickHouseStore>,
+    tag: String,
+    logs: AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl Store for Counting {
+    async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
+        self.inner.migrate().await
+    }
+    async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.inner.insert_events(events).await?;
+        let n = events
+            .iter()
+            .filter(|e| e.event_type == EventType::Log && e.sensor.as_deref() == Some(self.tag.as_str()))
+            .count();
+        self.logs.fetch_add(n as u64, Ordering::SeqCst);
+        Ok(())
+    }
+    async fn query_events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
+        self.inner.query_events(q).await
+    }
+    async fn count_events(&self, q: &EventQuery) -> Result<u64, StoreError> {
+        self.inner.count_events(q).await
+    }
+    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
+        self.inner.count_by(by, q).await
+    }
+    async fn drop_days_before(&self, d: i64) -> Result<RetentionReport, StoreError> {
+        self.inner.drop_days_before(d).await
+    }
+    async fn upsert_incidents(&self, i: &[Incident]) -> Result<(), StoreError> {
+        self.inner.upsert_incidents(i).await
+    }
+    async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
+        self.inner.get_incident(id).await
+    }
+    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
+        self.inner.query_incidents(q).await
+    }
+    async fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
+        self.inner.count_incidents(q).await
+    }
+    async fn insert_forwarding(&self, r: &[Event]) -> Result<(), StoreError> {
+        self.inner.insert_forwarding(r).await
+    }
+    async fn query_forwarding(&self, i: Option<&str>, l: usize) -> Result<Vec<Event>, StoreError> {
+        self.inner.query_forwarding(i, l).await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+    fn name(&self) -> &'static str {
+        "clickhouse"
+    }
 }

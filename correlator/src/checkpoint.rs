@@ -16,6 +16,18 @@
 //! then ignored). A snapshot may lag the committed offset (a batch that changed
 //! nothing writes none): the records in between changed nothing, so it is still exact.
 //!
+//! Writing is split so that the disk is off the hot path: [`Partitions::prepare`] (right after
+//! the batch's state is final, before it is stored) serializes the changed partitions and a
+//! blocking task writes and syncs them to temporary files while the batch is being stored;
+//! [`PendingCheckpoint::finish`] (after the store acknowledged, before the commit) waits for
+//! that task and renames the files into place. A snapshot therefore never reflects a batch the
+//! store has not acknowledged, and every committed offset is covered by a snapshot.
+//!
+//! Partitions move between the members of a Kafka group: when one is revoked
+//! ([`Partitions::revoke`]) its state is written if it changed and dropped from memory; when
+//! one is assigned ([`Partitions::assign`]) a state still in memory from an earlier ownership
+//! is dropped, and the partition's snapshot is loaded at its first record.
+//!
 //! Where the snapshots live: a directory (`<dir>/<group>/<topic>-<partition>.json`). The
 //! all-in-one process uses its data directory, next to the bus journal, whose offsets it
 //! matches. Correlators of a Kafka group that can take over one another's partitions share
@@ -82,6 +94,60 @@ pub struct Partitions {
     max_batch: i64,
     /// Snapshots that could not be read (reported, then started empty).
     pub unreadable: u64,
+    /// Correlation windows kept per partition at most.
+    max_groups: usize,
+}
+
+/// Temporary snapshot files written, and where each goes.
+type Moves = Vec<(PathBuf, PathBuf)>;
+
+/// Snapshots being written in the background: [`finish`](Self::finish) waits for them and
+/// puts them in place.
+#[derive(Debug)]
+pub struct PendingCheckpoint {
+    task: Option<tokio::task::JoinHandle<Result<Moves, CheckpointError>>>,
+    written: usize,
+}
+
+impl PendingCheckpoint {
+    /// Snapshots in this checkpoint.
+    pub fn len(&self) -> usize {
+        self.written
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.written == 0
+    }
+
+    /// Waits until the snapshots are written and synced, then renames them into place (each
+    /// one atomically). Returns how many.
+    pub async fn finish(mut self) -> Result<usize, CheckpointError> {
+        let Some(task) = self.task.take() else { return Ok(0) };
+        let moves = match task.await {
+            Ok(r) => r?,
+            Err(e) => {
+                return Err(CheckpointError { path: PathBuf::new(), source: std::io::Error::other(e.to_string()) });
+            }
+        };
+        tokio::task::spawn_blocking(move || {
+            let mut dirs = std::collections::BTreeSet::new();
+            for (tmp, path) in &moves {
+                std::fs::rename(tmp, path).map_err(|source| CheckpointError { path: path.clone(), source })?;
+                if let Some(parent) = path.parent() {
+                    dirs.insert(parent.to_path_buf());
+                }
+            }
+            for d in dirs {
+                if let Ok(d) = std::fs::File::open(&d) {
+                    let _ = d.sync_all(); // directory entry durability; not supported everywhere
+                }
+            }
+            metrics::counter!("soc_correlator_checkpoints_written_total").increment(moves.len() as u64);
+            Ok(moves.len())
+        })
+        .await
+        .map_err(|e| CheckpointError { path: PathBuf::new(), source: std::io::Error::other(e.to_string()) })?
+    }
 }
 
 fn safe(s: &str) -> String {
@@ -93,7 +159,30 @@ impl Partitions {
     /// consuming batches of at most `max_batch` records.
     pub fn new(dir: Option<PathBuf>, group: &str, max_batch: usize) -> Self {
         let max_batch = i64::try_from(max_batch).unwrap_or(i64::MAX);
-        Partitions { states: HashMap::new(), dir, group: group.to_string(), max_batch, unreadable: 0 }
+        Partitions {
+            states: HashMap::new(),
+            dir,
+            group: group.to_string(),
+            max_batch,
+            unreadable: 0,
+            max_groups: crate::correlation::MAX_GROUPS,
+        }
+    }
+
+    /// Caps the correlation windows of each partition (default
+    /// [`crate::correlation::MAX_GROUPS`]).
+    pub fn with_max_groups(mut self, max_groups: usize) -> Self {
+        self.max_groups = max_groups.max(1);
+        for st in self.states.values_mut() {
+            st.correlation.set_max_groups(self.max_groups);
+        }
+        self
+    }
+
+    fn empty(&self) -> PartitionState {
+        let mut st = PartitionState::default();
+        st.correlation.set_max_groups(self.max_groups);
+        st
     }
 
     fn path(&self, part: PartKey) -> Option<PathBuf> {
@@ -129,7 +218,8 @@ impl Partitions {
                 return None;
             }
         };
-        let (correlation, dropped) = CorrelationState::restore(rules, snap.windows);
+        let (mut correlation, dropped) = CorrelationState::restore(rules, snap.windows);
+        correlation.set_max_groups(self.max_groups);
         if dropped > 0 {
             tracing::info!(path = %path.display(), dropped, "windows of correlations no longer loaded dropped");
         }
@@ -149,7 +239,10 @@ impl Partitions {
     /// a checkpoint: the caller stores it but does not detect on it again).
     pub fn begin(&mut self, part: PartKey, offset: i64, rules: &CorrelationRules) -> bool {
         if !self.states.contains_key(&part) {
-            let mut st = self.load(part, rules).unwrap_or_default();
+            let mut st = match self.load(part, rules) {
+                Some(st) => st,
+                None => self.empty(),
+            };
             // A redelivery starts at most one batch before the snapshot's offset (the batch
             // checkpointed but not committed). Further back, the partition's offsets started
             // over (a new topic, a reset journal): the snapshot's offset means nothing there.
@@ -172,14 +265,115 @@ impl Partitions {
                 self.states.insert(part, theirs);
             }
         }
-        let st = self.states.entry(part).or_default();
+        let Some(st) = self.states.get_mut(&part) else { return false };
         st.next = Some(st.next.map_or(offset + 1, |n| n.max(offset + 1)));
         st.offset.is_some_and(|o| offset <= o)
     }
 
     /// The state of a partition (created empty when unknown).
     pub fn state_mut(&mut self, part: PartKey) -> &mut PartitionState {
+        if !self.states.contains_key(&part) {
+            let st = self.empty();
+            self.states.insert(part, st);
+        }
         self.states.entry(part).or_default()
+    }
+
+    /// Marks every partition's state as changed (written at the next checkpoint).
+    pub fn mark_all_changed(&mut self) {
+        for st in self.states.values_mut() {
+            st.changed = true;
+        }
+    }
+
+    /// Partitions with a state in memory.
+    pub fn owned(&self) -> Vec<PartKey> {
+        let mut v: Vec<PartKey> = self.states.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Drops what can no longer matter: correlation windows that can no longer fire and
+    /// deduplicated alerts whose window passed, at each partition's latest event time plus
+    /// `idle` (the bus has been idle that long: event time is taken to move with the clock).
+    /// Returns the windows and alerts dropped; changed partitions are checkpointed with the
+    /// next batch.
+    pub fn prune_idle(
+        &mut self,
+        idle: std::time::Duration,
+        rules: &CorrelationRules,
+        dedup: Option<&crate::dedup::DedupOptions>,
+    ) -> (usize, usize) {
+        let idle_us = i64::try_from(idle.as_micros()).unwrap_or(i64::MAX);
+        let (mut windows, mut alerts) = (0, 0);
+        for st in self.states.values_mut() {
+            let mut n = 0;
+            if let Some(w) = st.correlation.watermark() {
+                let k = st.correlation.prune(rules, w.saturating_add(idle_us));
+                windows += k;
+                n += k;
+            }
+            if let Some(opts) = dedup
+                && !st.dedup.is_empty()
+            {
+                let k = st.dedup.prune(opts, st.dedup.watermark().saturating_add(idle_us));
+                alerts += k;
+                n += k;
+            }
+            if n > 0 {
+                st.changed = true;
+            }
+        }
+        (windows, alerts)
+    }
+
+    /// A partition this member no longer owns: its state is written if it changed since the
+    /// last checkpoint (it is not, between batches), then dropped from memory. The new owner
+    /// loads the snapshot. Returns whether a state was in memory.
+    pub fn revoke(&mut self, part: PartKey, rules: &CorrelationRules) -> Result<bool, CheckpointError> {
+        let Some(st) = self.states.get(&part) else { return Ok(false) };
+        if st.changed
+            && let Some(path) = self.path(part)
+        {
+            let bytes =
+                self.serialize(part, st, rules).map_err(|source| CheckpointError { path: path.clone(), source })?;
+            write_atomic(&path, &bytes).map_err(|source| CheckpointError { path: path.clone(), source })?;
+            metrics::counter!("soc_correlator_checkpoints_written_total").increment(1);
+        }
+        self.states.remove(&part);
+        tracing::info!(
+            group = %self.group,
+            topic = part.0.as_str(),
+            partition = part.1,
+            "partition revoked: correlation state checkpointed and dropped from memory"
+        );
+        Ok(true)
+    }
+
+    /// A partition assigned to this member: a state left from an earlier ownership is stale
+    /// (another member may have had the partition meanwhile) and dropped; the snapshot is
+    /// loaded at the partition's first record.
+    pub fn assign(&mut self, part: PartKey) {
+        if self.states.remove(&part).is_some() {
+            tracing::info!(
+                topic = part.0.as_str(),
+                partition = part.1,
+                "stale state of a reassigned partition dropped"
+            );
+        }
+    }
+
+    fn serialize(&self, part: PartKey, st: &PartitionState, rules: &CorrelationRules) -> std::io::Result<Vec<u8>> {
+        let snap = Snapshot {
+            format: FORMAT,
+            group: self.group.clone(),
+            topic: part.0.as_str().to_string(),
+            partition: part.1,
+            offset: st.offset,
+            windows: st.correlation.snapshot(rules),
+            dedup: st.dedup.clone(),
+        };
+        serde_json::to_vec(&snap).map_err(std::io::Error::other)
     }
 
     /// Every partition's state.
@@ -197,56 +391,77 @@ impl Partitions {
         self.states.values().map(|s| s.dedup.len()).sum()
     }
 
-    /// After a batch is stored and published, before its commit: records the offsets the
-    /// states now reflect and writes the snapshots of the partitions the batch changed.
-    /// Returns the snapshots written.
-    pub fn checkpoint(&mut self, done: &[Message], rules: &CorrelationRules) -> Result<usize, CheckpointError> {
+    /// Once the batch's state is final (before it is stored): records the offsets the states
+    /// will reflect and starts writing the snapshots of the partitions the batch changed to
+    /// temporary files in the background. Nothing is visible until
+    /// [`PendingCheckpoint::finish`], called after the store acknowledged the batch; if the
+    /// batch fails instead, the process stops and the snapshots on disk stay the previous ones.
+    pub fn prepare(
+        &mut self,
+        done: &[Message],
+        rules: &CorrelationRules,
+    ) -> Result<PendingCheckpoint, CheckpointError> {
         for ((kind, partition), offset) in soc_bus::commit_points(done) {
-            let st = self.states.entry((kind, partition)).or_default();
-            st.offset = Some(st.offset.map_or(offset, |o| o.max(offset)));
+            if let Some(st) = self.states.get_mut(&(kind, partition)) {
+                st.offset = Some(st.offset.map_or(offset, |o| o.max(offset)));
+            } else {
+                let mut st = self.empty();
+                st.offset = Some(offset);
+                self.states.insert((kind, partition), st);
+            }
         }
         if self.dir.is_none() {
             for st in self.states.values_mut() {
                 st.changed = false;
             }
-            return Ok(0);
+            return Ok(PendingCheckpoint { task: None, written: 0 });
         }
-        let changed: Vec<PartKey> = self.states.iter().filter(|(_, s)| s.changed).map(|(k, _)| *k).collect();
-        for part in &changed {
+        let mut jobs: Vec<(PathBuf, Vec<u8>)> = Vec::new();
+        for (part, st) in self.states.iter().filter(|(_, s)| s.changed) {
             let Some(path) = self.path(*part) else { continue };
-            let Some(st) = self.states.get(part) else { continue };
-            let snap = Snapshot {
-                format: FORMAT,
-                group: self.group.clone(),
-                topic: part.0.as_str().to_string(),
-                partition: part.1,
-                offset: st.offset,
-                windows: st.correlation.snapshot(rules),
-                dedup: st.dedup.clone(),
-            };
-            write_atomic(&path, &snap).map_err(|source| CheckpointError { path: path.clone(), source })?;
-            if let Some(st) = self.states.get_mut(part) {
-                st.changed = false;
+            let bytes =
+                self.serialize(*part, st, rules).map_err(|source| CheckpointError { path: path.clone(), source })?;
+            jobs.push((path, bytes));
+        }
+        for st in self.states.values_mut() {
+            st.changed = false;
+        }
+        let written = jobs.len();
+        if jobs.is_empty() {
+            return Ok(PendingCheckpoint { task: None, written });
+        }
+        let task = tokio::task::spawn_blocking(move || {
+            let mut moves = Vec::with_capacity(jobs.len());
+            for (path, bytes) in jobs {
+                let tmp = write_tmp(&path, &bytes).map_err(|source| CheckpointError { path: path.clone(), source })?;
+                moves.push((tmp, path));
             }
-        }
-        if !changed.is_empty() {
-            metrics::counter!("soc_correlator_checkpoints_written_total").increment(changed.len() as u64);
-        }
-        Ok(changed.len())
+            Ok(moves)
+        });
+        Ok(PendingCheckpoint { task: Some(task), written })
+    }
+
+    /// [`prepare`](Self::prepare) and [`PendingCheckpoint::finish`] at once.
+    pub async fn checkpoint(&mut self, done: &[Message], rules: &CorrelationRules) -> Result<usize, CheckpointError> {
+        self.prepare(done, rules)?.finish().await
     }
 }
 
-fn write_atomic(path: &Path, snap: &Snapshot) -> std::io::Result<()> {
+/// Writes and syncs `bytes` next to `path` (`<path>.tmp`); returns the temporary file.
+fn write_tmp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        serde_json::to_writer(&mut f, snap).map_err(std::io::Error::other)?;
-        f.flush()?;
-        f.sync_all()?;
-    }
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.flush()?;
+    f.sync_all()?;
+    Ok(tmp)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = write_tmp(path, bytes)?;
     std::fs::rename(&tmp, path)?;
     if let Some(parent) = path.parent()
         && let Ok(d) = std::fs::File::open(parent)
@@ -264,19 +479,19 @@ mod tests {
         Message { kind: Kind::Log, partition: 0, offset, key: vec![], payload: vec![] }
     }
 
-    #[test]
-    fn a_snapshot_is_reloaded_and_reflected_offsets_are_recognized() {
+    #[tokio::test]
+    async fn a_snapshot_is_reloaded_and_reflected_offsets_are_recognized() {
         let dir = tempfile::tempdir().unwrap();
         let rules = CorrelationRules::default();
         let mut p = Partitions::new(Some(dir.path().to_path_buf()), "g/1", 10);
         assert!(!p.begin((Kind::Log, 0), 0, &rules));
         assert!(!p.begin((Kind::Log, 0), 1, &rules));
         p.state_mut((Kind::Log, 0)).changed = true;
-        assert_eq!(p.checkpoint(&[msg(0), msg(1)], &rules).unwrap(), 1);
+        assert_eq!(p.checkpoint(&[msg(0), msg(1)], &rules).await.unwrap(), 1);
         assert!(dir.path().join("g_1/log-0.json").is_file());
         // Nothing changed: no write.
         assert!(!p.begin((Kind::Log, 0), 2, &rules));
-        assert_eq!(p.checkpoint(&[msg(2)], &rules).unwrap(), 0);
+        assert_eq!(p.checkpoint(&[msg(2)], &rules).await.unwrap(), 0);
         // A new process: offsets up to 1 are reflected, 2 is not (it changed nothing).
         let mut q = Partitions::new(Some(dir.path().to_path_buf()), "g/1", 10);
         assert!(q.begin((Kind::Log, 0), 1, &rules));
@@ -293,8 +508,8 @@ mod tests {
         assert_eq!(p.unreadable, 1);
     }
 
-    #[test]
-    fn offsets_that_started_over_below_the_snapshot_are_not_taken_for_a_redelivery() {
+    #[tokio::test]
+    async fn offsets_that_started_over_below_the_snapshot_are_not_taken_for_a_redelivery() {
         let dir = tempfile::tempdir().unwrap();
         let rules = CorrelationRules::default();
         let mut p = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
@@ -303,7 +518,7 @@ mod tests {
             p.begin((Kind::Log, 0), m.offset, &rules);
         }
         p.state_mut((Kind::Log, 0)).changed = true;
-        p.checkpoint(&done, &rules).unwrap();
+        p.checkpoint(&done, &rules).await.unwrap();
         // Within one batch of the snapshot: a redelivery.
         let mut q = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
         assert!(q.begin((Kind::Log, 0), 95, &rules));
@@ -311,5 +526,51 @@ mod tests {
         let mut r = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
         assert!(!r.begin((Kind::Log, 0), 0, &rules));
         assert!(!r.begin((Kind::Log, 0), 1, &rules));
+    }
+
+    #[tokio::test]
+    async fn a_prepared_snapshot_is_invisible_until_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = CorrelationRules::default();
+        let mut p = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
+        assert!(!p.begin((Kind::Log, 0), 0, &rules));
+        p.state_mut((Kind::Log, 0)).changed = true;
+        let pending = p.prepare(&[msg(0)], &rules).unwrap();
+        assert_eq!(pending.len(), 1);
+        // The batch is not stored yet: a restart would find no snapshot, so offset 0 is processed again.
+        let mut before = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
+        assert!(!before.begin((Kind::Log, 0), 0, &rules), "a snapshot became visible before finish");
+        assert_eq!(pending.finish().await.unwrap(), 1);
+        let mut after = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
+        assert!(after.begin((Kind::Log, 0), 0, &rules));
+        assert!(!dir.path().join("g/log-0.json.tmp").exists());
+    }
+
+    #[tokio::test]
+    async fn a_revoked_partition_is_written_and_dropped_and_an_assigned_one_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = CorrelationRules::default();
+        let opts = crate::dedup::DedupOptions::default();
+        let mut det = soc_model::Event::new(soc_model::EventType::Detection, soc_model::Timestamp::from_unix_micros(1));
+        det.detection = Some(soc_model::Detection { rule_id: "r".into(), ..Default::default() });
+        let mut p = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
+        for part in [0, 1] {
+            assert!(!p.begin((Kind::Log, part), 0, &rules));
+            p.state_mut((Kind::Log, part)).dedup.admit(&opts, det.clone());
+        }
+        p.checkpoint(&[msg(0)], &rules).await.unwrap();
+        // Changed after the checkpoint (as an idle prune does): revoking writes it.
+        p.state_mut((Kind::Log, 1)).changed = true;
+        assert!(p.revoke((Kind::Log, 1), &rules).unwrap());
+        assert_eq!(p.owned(), vec![(Kind::Log, 0)]);
+        assert!(dir.path().join("g/log-1.json").is_file());
+        // Another member (same directory) takes partition 1 over and finds the open alert.
+        let mut q = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
+        q.assign((Kind::Log, 1));
+        q.begin((Kind::Log, 1), 1, &rules);
+        assert_eq!(q.state_mut((Kind::Log, 1)).dedup.len(), 1);
+        // Reassigned to the first member later: its stale copy is dropped first.
+        p.assign((Kind::Log, 0));
+        assert!(p.owned().is_empty());
     }
 }

@@ -14,8 +14,14 @@
 //! raise detections of its own (Sigma 2.1's default); [`CorrelationRules::suppresses`] says
 //! which.
 //!
-//! State is bounded (`MAX_GROUPS` windows, the oldest dropped and counted; `MAX_EVENTS_PER_GROUP`
-//! entries per window). The bus keys logs by host, so all records of one host meet on one
+//! State is bounded. Windows that can no longer fire (every entry older than the correlation's
+//! timespan at the latest event time seen, or emptied by a firing) are pruned as event time
+//! moves (a sweep per minute of event time) and, when the bus is idle, as wall-clock time
+//! passes ([`CorrelationState::prune`]); that loses nothing. Beyond the configured number of
+//! windows ([`CorrelationState::set_max_groups`], [`MAX_GROUPS`] by default, per bus partition)
+//! the least recently updated tenth is evicted, counted (`soc_correlator_correlation_windows_evicted_total`,
+//! [`CorrelationState::evicted`]) and logged; a window holds at most `MAX_EVENTS_PER_GROUP`
+//! entries (the oldest go first). The bus keys logs by host, so all records of one host meet on one
 //! partition: the correlator keeps one state per bus partition and checkpoints it with the
 //! partition's offsets ([`crate::checkpoint`]), so windows survive a restart
 //! ([`CorrelationState::snapshot`], [`CorrelationState::restore`]).
@@ -27,8 +33,10 @@ use soc_model::{Detection, Event, EventType, Level};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 
-/// Windows kept at most (all correlations together).
+/// Windows kept at most by default (all correlations of one bus partition together).
 pub const MAX_GROUPS: usize = 100_000;
+/// Event time between two sweeps of expired windows (micros).
+const SWEEP_EVERY_US: i64 = 60_000_000;
 /// Entries kept per window.
 pub const MAX_EVENTS_PER_GROUP: usize = 10_000;
 
@@ -268,10 +276,31 @@ pub struct WindowSnapshot {
 }
 
 /// The sliding windows of every correlation and group.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CorrelationState {
     windows: HashMap<(usize, Vec<String>), Window>,
+    /// Windows evicted because the state was full (this process).
     pub evicted: u64,
+    /// Windows pruned because they could no longer fire (this process).
+    pub expired: u64,
+    max_groups: usize,
+    /// Latest event time seen (micros).
+    watermark: i64,
+    /// Watermark at the last sweep.
+    swept: i64,
+}
+
+impl Default for CorrelationState {
+    fn default() -> Self {
+        CorrelationState {
+            windows: HashMap::new(),
+            evicted: 0,
+            expired: 0,
+            max_groups: MAX_GROUPS,
+            watermark: i64::MIN,
+            swept: i64::MIN,
+        }
+    }
 }
 
 impl CorrelationState {
@@ -281,6 +310,10 @@ impl CorrelationState {
         let Some(d) = detection.detection.as_ref() else { return };
         let Some(users) = rules.by_base_id.get(&d.rule_id) else { return };
         let now = log.timestamp.unix_micros();
+        self.watermark = self.watermark.max(now);
+        if self.watermark.saturating_sub(self.swept) >= SWEEP_EVERY_US {
+            self.prune(rules, self.watermark);
+        }
         let record = log.id.clone().unwrap_or_else(|| log.compute_id());
         for (idx, written) in users {
             let Some(c) = rules.rules.get(*idx) else { continue };
@@ -307,8 +340,8 @@ impl CorrelationState {
                 },
                 None => None,
             };
-            if !self.windows.contains_key(&(*idx, key.clone())) && self.windows.len() >= MAX_GROUPS {
-                self.evict_oldest();
+            if self.windows.len() >= self.max_groups.max(1) && !self.windows.contains_key(&(*idx, key.clone())) {
+                self.make_room(rules);
             }
             let w = self.windows.entry((*idx, key.clone())).or_default();
             while w.entries.front().is_some_and(|(t, ..)| now - *t > c.timespan_us) {
@@ -353,12 +386,66 @@ impl CorrelationState {
         }
     }
 
-    fn evict_oldest(&mut self) {
-        if let Some(k) = self.windows.iter().min_by_key(|(_, w)| w.last).map(|(k, _)| k.clone()) {
-            self.windows.remove(&k);
-            self.evicted += 1;
-            metrics::counter!("soc_correlator_correlation_windows_evicted_total").increment(1);
+    /// Windows kept at most (default [`MAX_GROUPS`]); a state restored over the cap keeps
+    /// the most recently updated ones.
+    pub fn set_max_groups(&mut self, max_groups: usize) {
+        self.max_groups = max_groups.max(1);
+        if self.windows.len() > self.max_groups {
+            let n = self.windows.len() - self.max_groups;
+            self.evict(n);
         }
+    }
+
+    /// Drops the windows that can no longer fire at event time `now` (micros): emptied by a
+    /// firing, or every entry older than the correlation's timespan (the next record of the
+    /// group would slide them all out). Returns how many.
+    pub fn prune(&mut self, rules: &CorrelationRules, now: i64) -> usize {
+        let before = self.windows.len();
+        self.windows.retain(|(idx, _), w| {
+            let span = rules.rules.get(*idx).map_or(0, |c| c.timespan_us);
+            w.entries.back().is_some_and(|(t, ..)| now.saturating_sub(*t) <= span)
+        });
+        self.swept = self.swept.max(now);
+        let n = before - self.windows.len();
+        if n > 0 {
+            self.expired += n as u64;
+            metrics::counter!("soc_correlator_correlation_windows_expired_total").increment(n as u64);
+        }
+        n
+    }
+
+    /// The latest event time seen (micros), if any.
+    pub fn watermark(&self) -> Option<i64> {
+        (self.watermark != i64::MIN).then_some(self.watermark)
+    }
+
+    /// Makes room for one window: prunes, then evicts the least recently updated tenth.
+    fn make_room(&mut self, rules: &CorrelationRules) {
+        if self.watermark != i64::MIN {
+            self.prune(rules, self.watermark);
+        }
+        if self.windows.len() >= self.max_groups {
+            let n = (self.windows.len() / 10).max(1);
+            self.evict(n);
+        }
+    }
+
+    fn evict(&mut self, n: usize) {
+        let mut by_age: Vec<(i64, (usize, Vec<String>))> =
+            self.windows.iter().map(|(k, w)| (w.last, k.clone())).collect();
+        by_age.sort_unstable();
+        let oldest = by_age.first().map(|(t, _)| *t).unwrap_or_default();
+        for (_, k) in by_age.into_iter().take(n) {
+            self.windows.remove(&k);
+        }
+        self.evicted += n as u64;
+        metrics::counter!("soc_correlator_correlation_windows_evicted_total").increment(n as u64);
+        tracing::warn!(
+            evicted = n,
+            max_groups = self.max_groups,
+            oldest_update = %soc_model::Timestamp::from_unix_micros(oldest),
+            "correlation state full: least recently updated windows dropped (their partial matches are lost)"
+        );
     }
 
     /// The windows, for a checkpoint.
@@ -380,19 +467,24 @@ impl CorrelationState {
     }
 
     /// Windows from a checkpoint; those of correlations no longer loaded are dropped and
-    /// counted in the second value.
+    /// counted in the second value. The default cap applies ([`Self::set_max_groups`] to
+    /// change it).
     pub fn restore(rules: &CorrelationRules, snapshot: Vec<WindowSnapshot>) -> (CorrelationState, usize) {
         let idx: HashMap<&str, usize> = rules.rules.iter().enumerate().map(|(i, c)| (c.id.as_str(), i)).collect();
         let mut st = CorrelationState::default();
         let mut dropped = 0;
         for s in snapshot {
             match idx.get(s.correlation.as_str()) {
-                Some(i) if st.windows.len() < MAX_GROUPS => {
+                Some(i) => {
+                    st.watermark = st.watermark.max(s.window.last);
                     st.windows.insert((*i, s.group), s.window);
                 }
-                _ => dropped += 1,
+                None => dropped += 1,
             }
         }
+        // Over the cap (a smaller cap than when it was written): the most recent are kept.
+        let max = st.max_groups;
+        st.set_max_groups(max);
         (st, dropped)
     }
 
@@ -553,6 +645,62 @@ level: low
         let (r, errs) = CorrelationRules::from_sources(&[(PathBuf::from("bad.yml"), bad.to_string())]);
         assert!(r.is_empty());
         assert!(errs[0].to_string().contains("bad.yml") && errs[0].reason.contains("nope"), "{errs:?}");
+    }
+
+    #[test]
+    fn windows_that_can_no_longer_fire_are_pruned_so_many_groups_stay_bounded() {
+        let r = rules();
+        let mut st = CorrelationState::default();
+        let mut out = Vec::new();
+        let mut most = 0;
+        // 10,000 distinct users and addresses, one failed logon each, one per second: the
+        // windows (5 minutes) of the old ones can no longer fire.
+        for i in 0..10_000 {
+            let (l, d) = pair(i, &format!("u{i}"), &format!("10.{}.{}.{}", i / 65536, (i / 256) % 256, i % 256));
+            st.observe(&r, &d, &l, &mut out);
+            most = most.max(st.len());
+        }
+        assert!(out.is_empty());
+        // Two correlations x (5 minutes + a minute between sweeps) of groups at most.
+        assert!(most <= 2 * 362, "{most} windows");
+        assert_eq!(st.evicted, 0);
+        assert!(st.expired > 19_000, "{}", st.expired);
+        // Idle: wall-clock time moved the horizon past every window.
+        let now = st.watermark().unwrap() + 301_000_000;
+        st.prune(&r, now);
+        assert!(st.is_empty());
+    }
+
+    #[test]
+    fn a_full_state_evicts_the_least_recently_updated_windows_and_counts_them() {
+        let r = rules();
+        let mut st = CorrelationState::default();
+        st.set_max_groups(50);
+        let mut out = Vec::new();
+        // alice's window gets two logons first; then 1,000 distinct users within the timespan.
+        for t in 0..2 {
+            let (l, d) = pair(t, "alice", "10.0.0.1");
+            st.observe(&r, &d, &l, &mut out);
+        }
+        for i in 0..1_000 {
+            let (l, d) = pair(2 + i / 10, &format!("u{i}"), &format!("10.1.{}.{}", i / 256, i % 256));
+            st.observe(&r, &d, &l, &mut out);
+            assert!(st.len() <= 50, "{} windows", st.len());
+        }
+        assert!(out.is_empty());
+        assert!(st.evicted >= 1_950, "{}", st.evicted);
+        assert_eq!(st.expired, 0, "all within the timespan");
+        // alice's window was the least recently updated: evicted, her partial count lost.
+        let (l, d) = pair(110, "alice", "10.0.0.1");
+        out.clear();
+        st.observe(&r, &d, &l, &mut out);
+        assert!(!titles(&out).contains(&"Many failed logons for one user".to_string()));
+        // A restored snapshot larger than the cap keeps the most recent windows.
+        let snap = st.snapshot(&r);
+        let (mut back, dropped) = CorrelationState::restore(&r, snap);
+        assert_eq!(dropped, 0);
+        back.set_max_groups(10);
+        assert_eq!(back.len(), 10);
     }
 
     #[test]

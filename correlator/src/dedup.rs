@@ -11,9 +11,15 @@
 //! the latest version per id (`count` only grows: it orders the versions) ends with the total.
 //! A detection after the window opens a new alert (its own id).
 //!
-//! State is bounded ([`DedupOptions::max_keys`] per bus partition): beyond it, keys whose
-//! window has passed are dropped first, then the least recently seen; drops are counted
-//! (`soc_correlator_dedup_evicted_total`). Suppressed detections are counted
+//! State is bounded. Keys whose window has passed (by event time: the latest detection time
+//! seen, the watermark) are pruned as the watermark moves (a sweep per quarter window of event
+//! time) and, when the bus is idle, as wall-clock time passes ([`DedupState::prune`]): their
+//! last version was emitted at the flush that followed their last change, so nothing is lost
+//! (`soc_correlator_dedup_expired_total`). Beyond [`DedupOptions::max_keys`] keys per bus
+//! partition, the least recently seen tenth of the open alerts is evicted (their final
+//! versions are emitted at the next flush); evictions are counted
+//! (`soc_correlator_dedup_evicted_total`, [`DedupState::evicted`]) and logged: a repeat of an
+//! evicted alert within its window opens a new alert. Suppressed detections are counted
 //! (`soc_correlator_dedup_suppressed_total`) and are part of the emitted alert's count:
 //! nothing is dropped silently. The state is serializable: the correlator checkpoints it with
 //! the partition's offsets ([`crate::checkpoint`]).
@@ -68,6 +74,15 @@ pub struct DedupState {
     entries: HashMap<String, Entry>,
     /// Latest event time seen (micros): expiry reference.
     watermark: i64,
+    /// Watermark at the last sweep of expired keys.
+    #[serde(default)]
+    swept: i64,
+    /// Open alerts evicted because the state was full (this process).
+    #[serde(skip)]
+    pub evicted: u64,
+    /// Keys pruned because their window had passed (this process).
+    #[serde(skip)]
+    pub expired: u64,
     #[serde(skip)]
     dirty: Vec<String>,
     /// Final versions of alerts closed (window passed) while they had grown since the last
@@ -136,7 +151,10 @@ impl DedupState {
         det.ensure_id();
         let now = det.timestamp.unix_micros();
         self.watermark = self.watermark.max(now);
-        let window = i64::try_from(opts.window.as_micros()).unwrap_or(i64::MAX);
+        let window = window_us(opts);
+        if self.watermark.saturating_sub(self.swept) >= (window / 4).max(1) {
+            self.prune(opts, self.watermark);
+        }
         if let Some(e) = self.entries.get_mut(&k)
             && now.saturating_sub(e.first_seen).abs() <= window
         {
@@ -171,7 +189,7 @@ impl DedupState {
             self.closed.push(old.alert);
         }
         if !self.entries.contains_key(&k) && self.entries.len() >= opts.max_keys.max(1) {
-            self.evict(opts, window);
+            self.evict(opts);
         }
         self.entries.insert(k, Entry { alert: det.clone(), first_seen: now, last_seen: now, count: 1, dirty: false });
         Some(det)
@@ -191,27 +209,59 @@ impl DedupState {
         }
     }
 
-    /// Makes room for one key: drops the keys whose window has passed, else the least
-    /// recently seen tenth.
-    fn evict(&mut self, opts: &DedupOptions, window: i64) {
+    /// Drops the keys whose window had passed at event time `now` (micros) and that have no
+    /// unflushed growth; returns how many. Their last version was emitted already: a later
+    /// detection of the key opens a new alert, as it would have anyway.
+    pub fn prune(&mut self, opts: &DedupOptions, now: i64) -> usize {
+        let horizon = now.saturating_sub(window_us(opts));
         let before = self.entries.len();
-        let horizon = self.watermark.saturating_sub(window);
         self.entries.retain(|_, e| e.dirty || e.first_seen >= horizon);
-        if self.entries.len() >= opts.max_keys.max(1) {
-            let mut by_age: Vec<(i64, String)> = self.entries.iter().map(|(k, e)| (e.last_seen, k.clone())).collect();
-            by_age.sort();
-            let n = (self.entries.len() / 10).max(1);
-            for (_, k) in by_age.into_iter().take(n) {
-                if let Some(mut e) = self.entries.remove(&k)
-                    && e.dirty
-                {
-                    annotate(&mut e.alert, e.count, e.first_seen, e.last_seen);
-                    self.closed.push(e.alert);
-                }
+        self.swept = self.swept.max(now);
+        let n = before - self.entries.len();
+        if n > 0 {
+            self.expired += n as u64;
+            metrics::counter!("soc_correlator_dedup_expired_total").increment(n as u64);
+        }
+        n
+    }
+
+    /// The latest detection time seen (micros; 0 before the first).
+    pub fn watermark(&self) -> i64 {
+        self.watermark
+    }
+
+    /// Makes room for one key: drops the keys whose window has passed, else evicts the least
+    /// recently seen tenth (their final versions go out at the next flush), counted and logged.
+    fn evict(&mut self, opts: &DedupOptions) {
+        self.prune(opts, self.watermark);
+        if self.entries.len() < opts.max_keys.max(1) {
+            return;
+        }
+        let mut by_age: Vec<(i64, String)> = self.entries.iter().map(|(k, e)| (e.last_seen, k.clone())).collect();
+        by_age.sort_unstable();
+        let n = (self.entries.len() / 10).max(1);
+        let oldest = by_age.first().map(|(t, _)| *t).unwrap_or_default();
+        for (_, k) in by_age.into_iter().take(n) {
+            if let Some(mut e) = self.entries.remove(&k)
+                && e.dirty
+            {
+                annotate(&mut e.alert, e.count, e.first_seen, e.last_seen);
+                self.closed.push(e.alert);
             }
         }
-        metrics::counter!("soc_correlator_dedup_evicted_total").increment((before - self.entries.len()) as u64);
+        self.evicted += n as u64;
+        metrics::counter!("soc_correlator_dedup_evicted_total").increment(n as u64);
+        tracing::warn!(
+            evicted = n,
+            max_keys = opts.max_keys,
+            oldest_last_seen = %Timestamp::from_unix_micros(oldest),
+            "alert deduplication state full: least recently seen open alerts closed early (a repeat opens a new alert)"
+        );
     }
+}
+
+fn window_us(opts: &DedupOptions) -> i64 {
+    i64::try_from(opts.window.as_micros()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -295,6 +345,57 @@ mod tests {
         }
         // The most recent keys are still open: a repeat is folded.
         assert!(st.admit(&opts, det(321, "r", "k19", "l")).is_none());
+    }
+
+    #[test]
+    fn expired_keys_are_pruned_as_event_time_moves_so_many_distinct_keys_stay_bounded() {
+        let opts = DedupOptions { window: Duration::from_secs(60), max_keys: 100_000, ..Default::default() };
+        let mut st = DedupState::default();
+        let mut most = 0;
+        // 20,000 distinct hosts, one detection each, one per second of event time.
+        for i in 0..20_000 {
+            assert!(st.admit(&opts, det(i, "r", &format!("h{i}"), "l")).is_some());
+            most = most.max(st.len());
+        }
+        // A window plus a quarter window of keys at most, never the 20,000.
+        assert!(most <= 76, "{most} keys open at once");
+        assert_eq!(st.evicted, 0, "expiry alone kept the state small: nothing evicted");
+        assert!(st.expired >= 20_000 - 76, "{}", st.expired);
+        // Idle: wall-clock time moved the horizon past every key.
+        let n = st.prune(&opts, st.watermark() + 61_000_000);
+        assert!(n > 0);
+        assert!(st.is_empty());
+    }
+
+    #[test]
+    fn a_full_state_evicts_the_least_recent_counts_them_and_emits_their_final_versions() {
+        let opts = DedupOptions { window: Duration::from_secs(3600), max_keys: 100, ..Default::default() };
+        let mut st = DedupState::default();
+        // h0 grows (unflushed) before the flood of distinct keys, all within the window.
+        assert!(st.admit(&opts, det(0, "r", "h0", "l0")).is_some());
+        assert!(st.admit(&opts, det(1, "r", "h0", "l1")).is_none());
+        for i in 1..10_000 {
+            st.admit(&opts, det(2 + i, "r", &format!("h{i}"), "l"));
+            assert!(st.len() <= 100, "{} keys", st.len());
+        }
+        assert!(st.evicted >= 9_900, "{}", st.evicted);
+        assert_eq!(st.expired, 0, "nothing had expired");
+        let mut out = Vec::new();
+        st.flush(&mut out);
+        let h0: Vec<&Event> = out.iter().filter(|e| e.host.as_deref() == Some("h0")).collect();
+        assert_eq!(h0.len(), 1, "the evicted alert's final version is emitted");
+        assert_eq!(count(h0[0]), 2);
+    }
+
+    #[test]
+    fn a_snapshot_without_the_sweep_mark_still_loads() {
+        let opts = DedupOptions::default();
+        let mut st = DedupState::default();
+        st.admit(&opts, det(0, "r1", "ws1", "l0"));
+        let mut json = serde_json::to_value(&st).unwrap();
+        json.as_object_mut().unwrap().remove("swept");
+        let back: DedupState = serde_json::from_value(json).unwrap();
+        assert_eq!(back.len(), 1);
     }
 
     #[test]

@@ -15,5 +15,5 @@ pub mod offline;
 pub mod pipeline;
 pub mod sigma;
 
-pub use pipeline::{CorrelatorOptions, CorrelatorStats, IocOptions, run};
+pub use pipeline::{CorrelatorOptions, CorrelatorStats, IocOptions, PhaseTimes, run};
 pub use sigma::{RuleLoadError, SigmaRules};

@@ -42,6 +42,9 @@ pub struct CorrelatorOptions {
     /// Where correlation windows and deduplication state are checkpointed per bus partition
     /// with the committed offsets ([`crate::checkpoint`]); `None`: in memory only.
     pub checkpoint_dir: Option<std::path::PathBuf>,
+    /// Correlation windows kept per bus partition; beyond it the least recently updated are
+    /// evicted (counted and logged).
+    pub correlation_max_groups: usize,
 }
 
 /// Where the IOC lists are and what their hits weigh.
@@ -73,6 +76,7 @@ impl Default for CorrelatorOptions {
             ioc: None,
             dedup: None,
             checkpoint_dir: None,
+            correlation_max_groups: crate::correlation::MAX_GROUPS,
         }
     }
 }
@@ -94,6 +98,35 @@ pub struct CorrelatorStats {
     pub alert_updates: u64,
     /// Consumed records the restored state already reflected (not detected on again).
     pub replayed: u64,
+    /// Partitions assigned to and revoked from this member (consumer-group rebalances).
+    pub partitions_assigned: u64,
+    pub partitions_revoked: u64,
+    /// Wall-clock time spent per phase of the batches that carried records.
+    pub time: PhaseTimes,
+}
+
+/// Milliseconds spent per phase (batches with records only; idle polls are not counted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PhaseTimes {
+    /// Waiting for and receiving the batch from the bus.
+    pub poll_ms: u64,
+    /// Decoding, enrichment, detection, correlation, deduplication.
+    pub process_ms: u64,
+    /// Storing the batch (records and detections).
+    pub store_ms: u64,
+    /// Publishing detections, incident grouping, storing and publishing incidents.
+    pub publish_ms: u64,
+    /// Waiting for the batch's checkpoint to be on disk.
+    pub checkpoint_ms: u64,
+    /// Committing the offsets.
+    pub commit_ms: u64,
+}
+
+fn ms_since(t: &mut std::time::Instant) -> u64 {
+    let now = std::time::Instant::now();
+    let ms = now.duration_since(*t).as_millis() as u64;
+    *t = now;
+    ms
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -237,7 +270,11 @@ pub async fn run(
     let mut grouper = opts.incidents.clone().map(crate::incidents::Grouper::new);
     let no_correlations = crate::correlation::CorrelationRules::default();
     let corr_rules: &crate::correlation::CorrelationRules = opts.correlations.as_deref().unwrap_or(&no_correlations);
-    let mut parts = Partitions::new(opts.checkpoint_dir.clone(), &opts.group, opts.batch);
+    let mut parts = Partitions::new(opts.checkpoint_dir.clone(), &opts.group, opts.batch)
+        .with_max_groups(opts.correlation_max_groups);
+    // When the bus last delivered something, and when idle state was last pruned.
+    let mut last_record = std::time::Instant::now();
+    let mut last_prune = std::time::Instant::now();
     let mut ioc = opts.ioc.as_ref().map(|o| crate::enrich::IocWatcher::new(o.paths.clone(), o.level, o.reload_every));
     if let Some(g) = grouper.as_mut() {
         let mut backoff = Backoff::new(opts.max_outage);
@@ -255,6 +292,7 @@ pub async fn run(
     tracing::info!(group = %opts.group, bus = bus.name(), store = store.name(), "correlator consuming");
     loop {
         let stopping = *shutdown.borrow();
+        let mut phase = std::time::Instant::now();
         let msgs = match consumer.poll(opts.batch, opts.poll_timeout).await {
             Ok(m) => m,
             Err(e) if e.is_transient() => {
@@ -264,9 +302,21 @@ pub async fn run(
             }
             Err(e) => return Err(e.into()),
         };
+        for change in consumer.rebalances() {
+            rebalanced(&mut parts, change, corr_rules, &mut stats)?;
+        }
         if msgs.is_empty() {
             if stopping {
                 break;
+            }
+            if last_prune.elapsed() >= IDLE_PRUNE_EVERY {
+                last_prune = std::time::Instant::now();
+                let (w, a) = parts.prune_idle(last_record.elapsed(), corr_rules, opts.dedup.as_ref());
+                if w + a > 0 {
+                    tracing::debug!(windows = w, alerts = a, "idle: expired correlation windows and alerts pruned");
+                    metrics::gauge!("soc_correlator_correlation_windows").set(parts.windows() as f64);
+                    metrics::gauge!("soc_correlator_dedup_open_alerts").set(parts.alerts() as f64);
+                }
             }
             // Wake early on shutdown.
             tokio::select! {
@@ -275,6 +325,8 @@ pub async fn run(
             }
             continue;
         }
+        last_record = std::time::Instant::now();
+        stats.time.poll_ms += ms_since(&mut phase);
         stats.consumed += msgs.len() as u64;
         if let Some(w) = ioc.as_mut() {
             w.maybe_reload();
@@ -327,7 +379,13 @@ pub async fn run(
             None => found.into_iter().map(|(d, _)| d).collect(),
         };
         events.extend(detections.iter().cloned());
+        // The partitions' state is final for this batch: its snapshots are serialized now and
+        // written in the background while the batch is stored; they become visible (renamed
+        // into place) only after the store acknowledged, before the commit.
+        let pending = parts.prepare(&msgs, corr_rules);
+        stats.time.process_ms += ms_since(&mut phase);
         store_with_retry(store.as_ref(), &events, opts.max_outage).await?;
+        stats.time.store_ms += ms_since(&mut phase);
         stats.stored += events.len() as u64;
         stats.batches += 1;
         stats.detections += detections.len() as u64;
@@ -367,15 +425,21 @@ pub async fn run(
         metrics::counter!("soc_correlator_stored_total").increment(events.len() as u64);
         // The state reflecting this batch, before its commit: a crash in between restores it
         // and recognizes the redelivered records.
-        checkpoint_with_retry(&mut parts, &msgs, corr_rules, opts.max_outage).await?;
+        stats.time.publish_ms += ms_since(&mut phase);
+        checkpoint_with_retry(&mut parts, pending, &msgs, corr_rules, opts.max_outage).await?;
+        stats.time.checkpoint_ms += ms_since(&mut phase);
         // Only now is the batch safe: commit.
         commit_with_retry(consumer.as_mut(), &msgs, opts.max_outage).await?;
+        stats.time.commit_ms += ms_since(&mut phase);
         metrics::gauge!("soc_correlator_last_event_time_seconds")
             .set(events.iter().map(|e| e.timestamp).max().unwrap_or(Timestamp::from_unix_micros(0)).unix_secs() as f64);
     }
     tracing::info!(?stats, "correlator drained and stopped");
     Ok(stats)
 }
+
+/// How often expired state is pruned while the bus is idle.
+const IDLE_PRUNE_EVERY: Duration = Duration::from_secs(1);
 
 /// Exponential backoff (100 ms doubling to 10 s) for transient failures, up to `max_outage`.
 struct Backoff {
@@ -418,21 +482,59 @@ async fn commit_with_retry(
     }
 }
 
+/// Finishes the batch's background checkpoint; if it failed, writes the snapshots again (all
+/// partitions) until it works or the outage lasts too long.
 async fn checkpoint_with_retry(
     parts: &mut Partitions,
+    pending: Result<crate::checkpoint::PendingCheckpoint, crate::checkpoint::CheckpointError>,
     msgs: &[Message],
     rules: &crate::correlation::CorrelationRules,
     max_outage: Duration,
 ) -> Result<(), crate::checkpoint::CheckpointError> {
+    let started = std::time::Instant::now();
+    let first = match pending {
+        Ok(p) => p.finish().await,
+        Err(e) => Err(e),
+    };
     let mut backoff = Backoff::new(max_outage);
-    loop {
-        match parts.checkpoint(msgs, rules) {
-            Ok(_) => return Ok(()),
-            // A full or failing disk may recover; the offsets stay uncommitted meanwhile.
-            Err(e) if backoff.retry("checkpoint", &e, true).await => {}
-            Err(e) => return Err(e),
+    let mut result = first.map(|_| ());
+    while let Err(e) = result {
+        // A full or failing disk may recover; the offsets stay uncommitted meanwhile.
+        if !backoff.retry("checkpoint", &e, true).await {
+            return Err(e);
+        }
+        parts.mark_all_changed();
+        result = parts.checkpoint(msgs, rules).await.map(|_| ());
+    }
+    metrics::histogram!("soc_correlator_checkpoint_wait_seconds").record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// Applies one consumer-group change: revoked partitions are checkpointed and dropped from
+/// memory, assigned ones are loaded from their snapshot at their first record.
+fn rebalanced(
+    parts: &mut Partitions,
+    change: soc_bus::Rebalance,
+    rules: &crate::correlation::CorrelationRules,
+    stats: &mut CorrelatorStats,
+) -> Result<(), crate::checkpoint::CheckpointError> {
+    match change {
+        soc_bus::Rebalance::Revoked(list) => {
+            for part in list {
+                parts.revoke(part, rules)?;
+                stats.partitions_revoked += 1;
+            }
+        }
+        soc_bus::Rebalance::Assigned(list) => {
+            for part in list {
+                parts.assign(part);
+                stats.partitions_assigned += 1;
+            }
         }
     }
+    metrics::gauge!("soc_correlator_correlation_windows").set(parts.windows() as f64);
+    metrics::gauge!("soc_correlator_dedup_open_alerts").set(parts.alerts() as f64);
+    Ok(())
 }
 
 async fn store_with_retry(store: &dyn Store, events: &[Event], max_outage: Duration) -> Result<(), StoreError> {
@@ -808,6 +910,74 @@ mod tests {
         assert_eq!(stats.replayed, 3);
         assert_eq!(stats.consumed, 6);
         assert_eq!(sprays(&store), 1, "six distinct users: one spray");
+    }
+
+    /// A consumer whose partition is revoked and assigned again (another member had it
+    /// meanwhile) between its first and second poll.
+    struct Rebalancing {
+        inner: Box<dyn Consumer>,
+        polls: u32,
+        changes: Vec<soc_bus::Rebalance>,
+    }
+
+    #[async_trait::async_trait]
+    impl Consumer for Rebalancing {
+        async fn poll(&mut self, max: usize, timeout: Duration) -> Result<Vec<Message>, BusError> {
+            self.polls += 1;
+            if self.polls == 2 {
+                self.changes.push(soc_bus::Rebalance::Revoked(vec![(Kind::Log, 0)]));
+                self.changes.push(soc_bus::Rebalance::Assigned(vec![(Kind::Log, 0)]));
+            }
+            self.inner.poll(max, timeout).await
+        }
+        async fn commit(&mut self, done: &[Message]) -> Result<(), BusError> {
+            self.inner.commit(done).await
+        }
+        fn rebalances(&mut self) -> Vec<soc_bus::Rebalance> {
+            std::mem::take(&mut self.changes)
+        }
+    }
+
+    struct RebalancingBus(Arc<MemoryBus>);
+
+    #[async_trait::async_trait]
+    impl Bus for RebalancingBus {
+        async fn ensure_topics(&self) -> Result<(), BusError> {
+            self.0.ensure_topics().await
+        }
+        async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
+            self.0.publish(kind, records).await
+        }
+        async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError> {
+            Ok(Box::new(Rebalancing { inner: self.0.subscribe(group, kinds).await?, polls: 0, changes: Vec::new() }))
+        }
+        fn name(&self) -> &'static str {
+            "rebalancing"
+        }
+    }
+
+    /// Half a spray, the partition revoked (its state dropped from memory) and assigned again,
+    /// the other half: the spray is seen when the state comes back from the checkpoint.
+    async fn spray_across_rebalance(checkpoint: Option<std::path::PathBuf>) -> (usize, CorrelatorStats) {
+        let bus = Arc::new(MemoryBus::new("t", 1000));
+        bus.ensure_topics().await.unwrap();
+        let store = Arc::new(FlakyStore::default());
+        let logons: Vec<Event> = (0..6).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
+        soc_bus::publish_events(bus.as_ref(), &logons).await.unwrap();
+        let (_tx, rx) = watch::channel(true);
+        let opts = CorrelatorOptions { batch: 3, ..spray_opts(checkpoint) };
+        let stats = run(Arc::new(RebalancingBus(bus)), store.clone(), opts, rx).await.unwrap();
+        (sprays(&store), stats)
+    }
+
+    #[tokio::test]
+    async fn a_revoked_partition_leaves_memory_and_its_state_returns_from_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (n, stats) = spray_across_rebalance(Some(dir.path().to_path_buf())).await;
+        assert_eq!((stats.partitions_revoked, stats.partitions_assigned), (1, 1));
+        assert_eq!(n, 1, "the first three users came back with the partition");
+        let (n, _) = spray_across_rebalance(None).await;
+        assert_eq!(n, 0, "without a checkpoint the revoked partition's windows are gone");
     }
 
     fn ioc_flow(i: i64, dest: &str) -> Event {

@@ -20,6 +20,9 @@
 //!   group's commit and drops those records itself. Tansu 0.6 serves a fetch only from the
 //!   first offset of a stored producer batch: a member resuming from a commit inside a batch
 //!   would otherwise silently skip the rest of that batch (or wait for the next one).
+//! - Rebalances: [`Consumer::rebalances`] reports the partitions assigned and revoked (or
+//!   lost); a poll does not hand out messages it fetched of a partition revoked during it
+//!   (the new owner reads them from the group's commit).
 //! - Reachability: every request that can block (metadata, topic creation, commit) is bounded by
 //!   `timeout_ms`; a broker that cannot be reached gives [`BusError::Unavailable`] naming the
 //!   bootstrap address (at once when the port refuses connections).
@@ -30,7 +33,7 @@
 //!   `soc_bus_publish_errors_total`, `soc_bus_consumed_total`, `soc_bus_consume_errors_total`,
 //!   `soc_bus_commits_total`, `soc_bus_committed_total`, `soc_bus_commit_errors_total`,
 //!   `soc_bus_commit_skipped_total`, `soc_bus_rewound_skipped_total`,
-//!   `soc_bus_rebalances_total`, `soc_bus_client_errors_total`; histogram
+//!   `soc_bus_rebalances_total`, `soc_bus_revoked_dropped_total`, `soc_bus_client_errors_total`; histogram
 //!   `soc_bus_publish_seconds`; gauge `soc_bus_consumer_lag` (per group and topic, from
 //!   librdkafka's statistics every `statistics_interval_ms`).
 
@@ -367,6 +370,11 @@ struct Ctx {
     /// Consumers: per topic and partition, the committed offset below which rewound records
     /// are dropped.
     floors: Mutex<HashMap<String, BTreeMap<i32, i64>>>,
+    /// Consumers: partition changes not yet taken by [`Consumer::rebalances`].
+    changes: Mutex<Vec<crate::Rebalance>>,
+    /// Consumers: partitions revoked since the poll last looked (set when not empty).
+    revoked: Mutex<BTreeSet<(Kind, i32)>>,
+    revoked_any: std::sync::atomic::AtomicBool,
 }
 
 impl Ctx {
@@ -379,6 +387,9 @@ impl Ctx {
             rewind: i64::from(cfg.rewind_on_assign),
             timeout: cfg.timeout(),
             floors: Mutex::new(HashMap::new()),
+            changes: Mutex::new(Vec::new()),
+            revoked: Mutex::new(BTreeSet::new()),
+            revoked_any: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -501,6 +512,21 @@ impl Ctx {
         false
     }
 
+    /// Remembers a partition change for [`Consumer::rebalances`].
+    fn note(&self, tpl: &TopicPartitionList, assigned: bool) {
+        let parts: Vec<(Kind, i32)> =
+            tpl.elements().iter().filter_map(|e| self.kinds.get(e.topic()).map(|k| (*k, e.partition()))).collect();
+        if parts.is_empty() {
+            return;
+        }
+        if !assigned {
+            self.revoked.lock().unwrap_or_else(|p| p.into_inner()).extend(parts.iter().copied());
+            self.revoked_any.store(true, std::sync::atomic::Ordering::Release);
+        }
+        let change = if assigned { crate::Rebalance::Assigned(parts) } else { crate::Rebalance::Revoked(parts) };
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).push(change);
+    }
+
     fn rebalanced(&self, change: &'static str) {
         metrics::counter!("soc_bus_rebalances_total", "bus" => "kafka", "group" => self.group.clone(), "change" => change)
             .increment(1);
@@ -519,6 +545,7 @@ impl ConsumerContext for Ctx {
                 self.rebalanced("assign");
                 match r {
                     Ok(()) => {
+                        self.note(tpl, true);
                         tracing::info!(group = %self.group, partitions = %describe(tpl), "kafka rebalance: partitions assigned")
                     }
                     Err(e) => {
@@ -528,6 +555,7 @@ impl ConsumerContext for Ctx {
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 self.forget(tpl);
+                self.note(tpl, false);
                 let lost = consumer.assignment_lost();
                 let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 self.rebalanced(if lost { "lost" } else { "revoke" });
@@ -545,6 +573,7 @@ impl ConsumerContext for Ctx {
                 self.rebalanced("error");
                 tracing::warn!(group = %self.group, error = %code, "kafka rebalance failed; dropping the assignment");
                 self.forget(tpl);
+                self.note(tpl, false);
                 let r = if cooperative { consumer.incremental_unassign(tpl) } else { consumer.unassign() };
                 if let Err(e) = r {
                     tracing::error!(group = %self.group, error = %e, "kafka rebalance: unassign failed");
@@ -914,6 +943,24 @@ impl KafkaConsumer {
         Ok(v)
     }
 
+    /// Drops from a batch being collected the messages of partitions revoked since the last
+    /// look (counted and logged).
+    fn drop_revoked(&self, out: &mut Vec<Message>) {
+        let ctx = self.consumer.context();
+        if !ctx.revoked_any.swap(false, std::sync::atomic::Ordering::AcqRel) {
+            return;
+        }
+        let revoked = std::mem::take(&mut *ctx.revoked.lock().unwrap_or_else(|p| p.into_inner()));
+        let before = out.len();
+        out.retain(|m| !revoked.contains(&(m.kind, m.partition)));
+        let dropped = before - out.len();
+        if dropped > 0 {
+            metrics::counter!("soc_bus_revoked_dropped_total", "bus" => "kafka", "group" => self.group.clone())
+                .increment(dropped as u64);
+            tracing::info!(group = %self.group, dropped, "messages of partitions revoked during the poll left to their new owner");
+        }
+    }
+
     fn to_message(&self, m: &rdkafka::message::BorrowedMessage<'_>) -> Option<Message> {
         if self.consumer.context().below_floor(m.topic(), m.partition(), m.offset()) {
             metrics::counter!("soc_bus_rewound_skipped_total", "bus" => "kafka", "group" => self.group.clone())
@@ -949,6 +996,9 @@ impl Consumer for KafkaConsumer {
                 Err(_) => break,
                 Ok(r) => r.map(|m| self.to_message(&m)),
             };
+            // A revocation served by this receive: what was fetched before it is the new
+            // owner's (it reads it from the group's commit), not ours to hand out.
+            self.drop_revoked(&mut out);
             match got {
                 Ok(Some(m)) => out.push(m),
                 Ok(None) => {}
@@ -969,6 +1019,7 @@ impl Consumer for KafkaConsumer {
                 }
             }
         }
+        self.drop_revoked(&mut out);
         if !out.is_empty() {
             let mut counts: BTreeMap<Kind, u64> = BTreeMap::new();
             for m in &out {
@@ -1035,6 +1086,10 @@ impl Consumer for KafkaConsumer {
                 .increment(n);
         }
         Ok(())
+    }
+
+    fn rebalances(&mut self) -> Vec<crate::Rebalance> {
+        std::mem::take(&mut *self.consumer.context().changes.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
 

@@ -112,6 +112,16 @@ pub trait Bus: Send + Sync + 'static {
     fn name(&self) -> &'static str;
 }
 
+/// A change of the partitions a consumer-group member owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rebalance {
+    /// These partitions are now this member's: it reads them from the group's commit.
+    Assigned(Vec<(Kind, i32)>),
+    /// These partitions are no longer this member's (revoked, or lost when the member was
+    /// expelled from the group): another member reads them from the group's commit.
+    Revoked(Vec<(Kind, i32)>),
+}
+
 /// A consumer-group member.
 #[async_trait::async_trait]
 pub trait Consumer: Send {
@@ -120,6 +130,13 @@ pub trait Consumer: Send {
     /// Marks messages as done: commits, per topic and partition, the offset after the
     /// highest one given. Call only after the handler has durably processed them.
     async fn commit(&mut self, done: &[Message]) -> Result<(), BusError>;
+    /// The partition changes that happened during the previous calls to [`poll`](Self::poll),
+    /// oldest first, each reported once. A poll never returns messages of a partition revoked
+    /// during that poll. Buses without partition assignment (the in-process bus: one member
+    /// reads everything) report none.
+    fn rebalances(&mut self) -> Vec<Rebalance> {
+        Vec::new()
+    }
 }
 
 /// Highest offset per (kind, partition) in a batch: what a commit must cover.
