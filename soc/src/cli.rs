@@ -39,7 +39,7 @@ pub enum Command {
     /// NCSC forwarder: incidents as STIX 2.1 over TAXII 2.1, through a durable outbox, every
     /// send recorded; `approve` and `status` for analysts.
     Forwarder(crate::forwarder_cmd::ForwarderArgs),
-    /// Rule tools: check Suricata and Sigma rule files.
+    /// Rule tools: check Suricata and Sigma rule files; test Suricata rules over a capture.
     Rules(RulesArgs),
     /// Offline Sigma detection: rules over JSON event files, one JSON line per detection,
     /// counts per rule printed.
@@ -89,9 +89,14 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 30, value_name = "DAYS")]
     pub retention_days: u32,
     /// Suricata rule files or directories for the sensor (default: the project's rules built
-    /// into the binary). Repeatable.
+    /// into the binary). Repeatable. SIGHUP reloads them without stopping the capture (see
+    /// `soc sensor --help`).
     #[arg(long, value_name = "PATH")]
     pub rules: Vec<PathBuf>,
+    /// Parse the application layer of TCP sessions whose start was not seen (already open
+    /// when the capture started), like Suricata's `stream.midstream: true`.
+    #[arg(long)]
+    pub midstream: bool,
     /// Sigma rule files or directories for the correlator (default: the project's rules built
     /// into the binary). Repeatable.
     #[arg(long, value_name = "PATH")]
@@ -135,6 +140,8 @@ pub struct SensorArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Read this pcap/pcapng file (also `.zst`), write records and exit, like `suricata -r`.
+    /// `-` reads an uncompressed pcap/pcapng stream from standard input as it arrives
+    /// (`tcpdump -w - | soc sensor --pcap - ...`).
     #[arg(long, value_name = "FILE", conflicts_with = "interface")]
     pub pcap: Option<PathBuf>,
     /// Capture live on this interface (overrides the config's interfaces).
@@ -154,12 +161,22 @@ pub struct SensorArgs {
     #[arg(long, value_name = "NAME")]
     pub sensor_name: Option<String>,
     /// Suricata rule files or directories (overrides the config's `rules`; without either,
-    /// no signatures are inspected). Repeatable.
+    /// no signatures are inspected). Repeatable. On SIGHUP the files are read again and
+    /// compiled in the background; the new set replaces the running one between two packets,
+    /// flows and their detection state (flowbits, flowints, xbits, thresholds) kept. A new set
+    /// that rejects more rules than the running one, or whose files cannot be read, is refused
+    /// and the running set stays (logged; metric `soc_sensor_rule_reloads_total{result}`).
     #[arg(long, value_name = "PATH")]
     pub rules: Vec<PathBuf>,
     /// A classification.config (Suricata format) added to the built-in table.
     #[arg(long, value_name = "FILE")]
     pub classification_config: Option<PathBuf>,
+    /// Parse the application layer (HTTP, DNS, TLS) of TCP sessions whose start was not seen,
+    /// such as sessions already open when the capture started (Suricata's
+    /// `stream.midstream: true`; config: `[sensor] midstream = true`). Without it, only
+    /// their flow records are written.
+    #[arg(long)]
+    pub midstream: bool,
     /// Worker threads for --pcap: frames are hashed by flow (IP pair) to workers, each with
     /// its own flow table. 1 processes in the reading thread.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
@@ -213,6 +230,48 @@ pub enum RulesCommand {
         /// Rule files or directories.
         paths: Vec<PathBuf>,
     },
+    /// Run Suricata rules over a capture and compare the alerts with expectations, like a
+    /// suricata-verify check: prints sid, expected, got and ok/FAIL per sid; exit 0 when every
+    /// check holds, 1 when one fails, 2 when the expectations file is malformed.
+    ///
+    /// The expectations file has one `SID COUNT` per line: COUNT alerts exactly, or
+    /// `>=COUNT` for at least COUNT; `#` starts a comment; blank lines are ignored. A sid that
+    /// alerts but is not listed fails (it is expected 0 times), so list every sid that should
+    /// alert. `--write-expect` writes the current result in this format.
+    Test(RulesTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RulesTestArgs {
+    /// Suricata rule files or directories (`*.rules`). Repeatable. A rule directory's
+    /// classification.config and threshold.config are used, as by the sensor.
+    #[arg(long, value_name = "PATH", required = true)]
+    pub rules: Vec<PathBuf>,
+    /// The capture to run them over (pcap or pcapng, also `.zst` or `.gz`; `-` for standard
+    /// input).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: PathBuf,
+    /// The expectations file (`SID COUNT` lines; see above).
+    #[arg(long, value_name = "FILE")]
+    pub expect: PathBuf,
+    /// Write the alerts of this run to the --expect file (replacing it) instead of comparing,
+    /// one `SID COUNT` line per sid with its message as a comment; review it before keeping.
+    #[arg(long)]
+    pub write_expect: bool,
+    /// Output format: `text` (a table) or `json`.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// A classification.config (Suricata format) added to the built-in table.
+    #[arg(long, value_name = "FILE")]
+    pub classification_config: Option<PathBuf>,
+    /// Do not validate checksums (like `suricata -k none`); by default they are validated
+    /// unless over 10% of the first 1,000 packets are bad, as `soc sensor` does.
+    #[arg(long)]
+    pub no_checksum_check: bool,
+    /// Parse the application layer of TCP sessions whose start is not in the capture (see
+    /// `soc sensor --midstream`).
+    #[arg(long)]
+    pub midstream: bool,
 }
 
 pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -227,5 +286,6 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rules(RulesArgs { command: RulesCommand::Check { format, classification_config, paths } }) => {
             crate::rules::check(&paths, &format, classification_config.as_deref())
         }
+        Command::Rules(RulesArgs { command: RulesCommand::Test(a) }) => crate::rules_test::test(&a),
     }
 }

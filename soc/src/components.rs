@@ -220,6 +220,7 @@ pub async fn correlator(a: DaemonArgs) -> anyhow::Result<ExitCode> {
         ioc: f.enrich.ioc(),
         dedup: f.correlator.dedup.as_ref().map(|d| d.options()),
         checkpoint_dir: f.correlator.checkpoint_dir.clone(),
+        correlation_max_groups: f.correlator.max_correlation_groups,
         ..Default::default()
     };
     let stats = soc_correlator::run(bus, store, opts, shutdown_on_signal()).await?;

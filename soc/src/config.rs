@@ -91,6 +91,10 @@ pub struct SensorSection {
     /// `[sensor.stream]`: TCP reassembly limits.
     #[serde(default)]
     pub stream: StreamSection,
+    /// Parse the application layer of TCP sessions whose start was not seen (Suricata's
+    /// `stream.midstream`); `--midstream` turns it on too.
+    #[serde(default)]
+    pub midstream: bool,
 }
 
 fn yes() -> bool {
@@ -266,6 +270,10 @@ pub struct CorrelatorSection {
     /// over one another's partitions); unset: in memory only.
     #[serde(default)]
     pub checkpoint_dir: Option<PathBuf>,
+    /// Correlation windows (correlation rule and group) kept per bus partition; beyond it the
+    /// least recently updated are evicted, counted and logged.
+    #[serde(default = "default_max_correlation_groups")]
+    pub max_correlation_groups: usize,
     /// Processing pipeline files or directories (field-name mappings per log source) that
     /// replace the built-in ones (`rules/pipelines/` in the repository); empty: the built-in.
     #[serde(default)]
@@ -291,6 +299,9 @@ pub struct DedupSection {
     pub max_keys: usize,
 }
 
+fn default_max_correlation_groups() -> usize {
+    soc_correlator::correlation::MAX_GROUPS
+}
 fn default_dedup_window_secs() -> u64 {
     600
 }
@@ -518,6 +529,9 @@ pub fn load_correlator(path: &Path) -> Result<CorrelatorFile, ConfigError> {
         let lines: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
         return Err(semantic(path, format!("correlator.pipelines: {}", lines.join("; "))));
     }
+    if f.correlator.max_correlation_groups == 0 {
+        return Err(semantic(path, "correlator.max_correlation_groups must be at least 1".into()));
+    }
     if let Some(d) = &f.correlator.dedup {
         if d.window_secs == 0 || d.max_keys == 0 {
             return Err(semantic(path, "correlator.dedup: window_secs and max_keys must be at least 1".into()));
@@ -595,7 +609,7 @@ mod tests {
     fn correlator_dedup_checkpoint_and_pipelines_are_read_and_checked() {
         let base = "[kafka]\nbrokers = [\"127.0.0.1:9092\"]\n[store]\nkind = \"sqlite\"\npath = \"x.sqlite\"\n";
         let ok = format!(
-            "[correlator]\ncheckpoint_dir = \"state\"\n[correlator.dedup]\nwindow_secs = 60\nentity_fields = [\"host\", \"user\"]\n{base}"
+            "[correlator]\ncheckpoint_dir = \"state\"\nmax_correlation_groups = 5000\n[correlator.dedup]\nwindow_secs = 60\nentity_fields = [\"host\", \"user\"]\n{base}"
         );
         let f = write(&ok);
         let c = load_correlator(f.path()).unwrap();
@@ -605,6 +619,10 @@ mod tests {
             (60, vec!["host".into(), "user".into()], 100_000)
         );
         assert_eq!(c.correlator.checkpoint_dir, Some(PathBuf::from("state")));
+        assert_eq!(c.correlator.max_correlation_groups, 5000);
+        let f = write(&format!("[correlator]\nmax_correlation_groups = 0\n{base}"));
+        let e = load_correlator(f.path()).unwrap_err().to_string();
+        assert!(e.contains("max_correlation_groups"), "{e}");
         let f = write(&format!("[correlator]\n[correlator.dedup]\nwindow_secs = 0\n{base}"));
         let e = load_correlator(f.path()).unwrap_err().to_string();
         assert!(e.contains("correlator.dedup"), "{e}");

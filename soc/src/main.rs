@@ -10,6 +10,7 @@ mod demo;
 mod detect_cmd;
 mod forwarder_cmd;
 mod rules;
+mod rules_test;
 mod run;
 mod sensor_glue;
 mod telemetry;

@@ -47,7 +47,8 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     // Correlator.
     let (stop_corr, corr_rx) = watch::channel(false);
     let sigma = crate::rules::sigma_rules(&a.sigma);
-    let detector = crate::rules::sensor_detector(&a.rules, a.classification_config.as_deref())?;
+    let rules = Arc::new(crate::rules::SensorRules::load(&a.rules, a.classification_config.as_deref())?);
+    let detector = rules.current().unwrap_or_else(|| Arc::new(soc_sensor::detect::Detector::builder().build().0));
     // NCSC indicators (--ncsc-indicators): polled into IOC lists the correlator watches.
     let mut ioc_paths = a.ioc.clone();
     let (stop_inbound, inbound_rx) = watch::channel(false);
@@ -140,7 +141,10 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         checksum_check: !a.no_checksum_check,
         stream: Default::default(),
         detector: Some(detector.clone()),
+        rule_slot: Some(rules.slot()),
+        midstream: a.midstream,
     };
+    crate::rules::reload_on_sighup(Some(rules.clone()))?;
     for p in &a.pcap {
         crate::components::spawn_pcap(&mut sources, p.clone(), sensor_opts.clone(), bus.clone(), src_rx.clone());
     }

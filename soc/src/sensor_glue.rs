@@ -7,6 +7,7 @@ use soc_bus::Bus;
 use soc_model::Event;
 use soc_sensor::capture::offline::{BATCH_RECORDS, open_capture, read_capture};
 use soc_sensor::{EveWriter, LiveOptions, Sensor, SensorOptions};
+use std::io::Read as _;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -23,16 +24,21 @@ pub struct SensorRunOptions {
     pub checksum_check: bool,
     /// TCP reassembly limits of each sensor instance (memcap already divided among them).
     pub stream: soc_sensor::app::stream::StreamConfig,
-    /// The rule engine shared by every capture of the process.
+    /// The rule engine shared by every capture of the process (when there is no `rule_slot`).
     pub detector: Option<Arc<soc_sensor::detect::Detector>>,
+    /// Reloadable rules: sensors take the set published here, and every later one.
+    pub rule_slot: Option<Arc<soc_sensor::reload::RuleSlot>>,
+    /// Parse the app layer of TCP sessions whose start was not seen.
+    pub midstream: bool,
 }
 
 impl SensorRunOptions {
     pub fn sensor(&self) -> Sensor {
         let s = Sensor::new(self.to_options());
-        match &self.detector {
-            Some(d) => s.with_detector(d.clone()),
-            None => s,
+        match (&self.rule_slot, &self.detector) {
+            (Some(slot), _) => s.with_rule_slot(slot.clone()),
+            (None, Some(d)) => s.with_detector(d.clone()),
+            (None, None) => s,
         }
     }
 
@@ -43,6 +49,7 @@ impl SensorRunOptions {
             checksum_check: self.checksum_check,
             checksum_auto: true,
             stream: self.stream,
+            midstream: self.midstream,
             ..Default::default()
         }
     }
@@ -94,10 +101,79 @@ impl Outputs {
     }
 }
 
+/// Standard input as a capture stream, packets processed as they arrive. The capture
+/// reader reads twice before it yields a packet (format detection, then the file header):
+/// the first read returns exactly the file header (24 bytes for pcap, the section header
+/// block for pcapng) and keeps what came with it for the next reads, so that no read waits
+/// for data while packets that already arrived are held back.
+struct StdinCapture {
+    stdin: std::io::Stdin,
+    pending: Vec<u8>,
+    started: bool,
+}
+
+impl StdinCapture {
+    /// Reads until `pending` holds `n` bytes or the input ends.
+    fn fill(&mut self, n: usize) -> std::io::Result<()> {
+        let mut chunk = [0u8; 8192];
+        while self.pending.len() < n {
+            match self.stdin.lock().read(&mut chunk) {
+                Ok(0) => break,
+                Ok(k) => self.pending.extend_from_slice(&chunk[..k]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Size of the file header at the start of `pending` (12 bytes of it are there).
+    fn header_len(&self) -> usize {
+        let p = &self.pending;
+        if p.len() >= 12 && p[..4] == [0x0a, 0x0d, 0x0d, 0x0a] {
+            let len = [p[4], p[5], p[6], p[7]];
+            let n =
+                if p[8..12] == [0x4d, 0x3c, 0x2b, 0x1a] { u32::from_le_bytes(len) } else { u32::from_be_bytes(len) };
+            (n as usize).clamp(28, 1 << 20)
+        } else {
+            24
+        }
+    }
+}
+
+impl std::io::Read for StdinCapture {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = if self.started {
+            if self.pending.is_empty() {
+                return self.stdin.lock().read(buf);
+            }
+            self.pending.len()
+        } else {
+            self.started = true;
+            self.fill(12)?;
+            let n = self.header_len();
+            self.fill(n)?;
+            n
+        };
+        let n = want.min(self.pending.len()).min(buf.len());
+        buf[..n].copy_from_slice(&self.pending[..n]);
+        self.pending.drain(..n);
+        Ok(n)
+    }
+}
+
+/// The capture at `path`, or standard input for `-`.
+pub fn open_input(path: &Path) -> anyhow::Result<Box<dyn std::io::Read + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(StdinCapture { stdin: std::io::stdin(), pending: Vec::new(), started: false }));
+    }
+    Ok(open_capture(path)?)
+}
+
 /// Reads a capture through a sensor until it ends or `stop` is set; flushes every flow at
 /// the end either way.
 fn pcap_loop(path: &Path, mut sensor: Sensor, stop: &AtomicBool, out: &mut Outputs) -> anyhow::Result<String> {
-    let input = open_capture(path)?;
+    let input = open_input(path)?;
     let mut batch: Vec<Event> = Vec::with_capacity(BATCH_RECORDS);
     let mut failed: Option<SinkError> = None;
     let mut stopped = false;
@@ -127,10 +203,11 @@ fn pcap_loop(path: &Path, mut sensor: Sensor, stop: &AtomicBool, out: &mut Outpu
         tracing::warn!(path = %path.display(), error = %err, "capture ended early; what was read was processed");
     }
     Ok(format!(
-        "pcap {}: {} packets{}, {} flows, {} alerts, {} records{}",
+        "pcap {}: {} packets{} ({} processed), {} flows, {} alerts, {} records{}",
         path.display(),
         info.packets,
         if stopped { " (stopped early)" } else { "" },
+        st.packets,
         st.flows_created,
         st.records.alert,
         out.records,
@@ -147,7 +224,7 @@ fn pcap_loop_workers(
     stop: &AtomicBool,
     out: &mut Outputs,
 ) -> anyhow::Result<String> {
-    let input = open_capture(path)?;
+    let input = open_input(path)?;
     let (tx, rx) = std::sync::mpsc::channel::<Vec<Event>>();
     let sink = std::sync::Mutex::new(tx);
     let mut workers = soc_sensor::workers::Workers::new(
@@ -189,8 +266,9 @@ fn pcap_loop_workers(
     }
     let flows: u64 = stats.iter().map(|s| s.flows_created).sum();
     let alerts: u64 = stats.iter().map(|s| s.records.alert).sum();
+    let processed: u64 = stats.iter().map(|s| s.packets).sum();
     Ok(format!(
-        "pcap {}: {} packets{} on {n} workers, {flows} flows, {alerts} alerts, {} records{}",
+        "pcap {}: {} packets{} ({processed} processed) on {n} workers, {flows} flows, {alerts} alerts, {} records{}",
         path.display(),
         info.packets,
         if stopped { " (stopped early)" } else { "" },
@@ -268,15 +346,24 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         a.rules.clone()
     };
     // Like `suricata -r` without rules: no --rules and no `rules` in the config, no alerts.
-    let detector = if rule_paths.is_empty() {
+    let rules = if rule_paths.is_empty() {
         tracing::info!("no rules given (--rules or [sensor] rules): flows and protocol records only");
         None
     } else {
-        Some(crate::rules::sensor_detector(&rule_paths, a.classification_config.as_deref())?)
+        Some(Arc::new(crate::rules::SensorRules::load(&rule_paths, a.classification_config.as_deref())?))
     };
+    let midstream = a.midstream || file.as_ref().is_some_and(|f| f.sensor.midstream);
     // The memcap is the whole sensor's: divided among the instances below.
     let stream = file.as_ref().map(|f| f.sensor.stream.config()).unwrap_or_default();
-    let mut opts = SensorRunOptions { sensor_name: name, segment: segment.clone(), checksum_check, stream, detector };
+    let mut opts = SensorRunOptions {
+        sensor_name: name,
+        segment: segment.clone(),
+        checksum_check,
+        stream,
+        detector: None,
+        rule_slot: rules.as_ref().map(|r| r.slot()),
+        midstream,
+    };
 
     let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));
     let eve: Option<EveWriter<Box<dyn std::io::Write + Send>>> = match &eve_path {
@@ -313,11 +400,13 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         let started = std::time::Instant::now();
         let workers = usize::from(a.workers);
         opts.stream = stream.per_instance(workers);
+        // built before SIGHUP is watched: every reload from then on is a switch it logs
+        let single = (workers == 1).then(|| opts.sensor());
+        crate::rules::reload_on_sighup(rules)?;
         let (msg, mut out) = tokio::task::spawn_blocking(move || {
-            let r = if workers > 1 {
-                pcap_loop_workers(&path, workers, &opts, &flag, &mut out)
-            } else {
-                pcap_loop(&path, opts.sensor(), &flag, &mut out)
+            let r = match single {
+                Some(sensor) => pcap_loop(&path, sensor, &flag, &mut out),
+                None => pcap_loop_workers(&path, workers, &opts, &flag, &mut out),
             };
             (r, out)
         })
@@ -347,6 +436,7 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("nothing to capture: give --pcap FILE, --interface IF, or a --config with [[sensor.interfaces]]");
     }
     opts.stream = stream.per_instance(ifaces.len());
+    crate::rules::reload_on_sighup(rules)?;
     let out = Arc::new(std::sync::Mutex::new(out));
     let mut tasks = Vec::new();
     for (iface, seg) in ifaces {
