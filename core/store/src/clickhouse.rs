@@ -11,7 +11,9 @@
 //! - record reads are two-phase (18.16 cannot read in key order): the sort keys of the page
 //!   over narrow columns without `FINAL` (copies not merged yet dropped by id; for time order,
 //!   the time of the last row first, reading `ts_us` alone, so the key read is a `ts` range),
-//!   then the JSON of those ids only;
+//!   then the JSON of those ids only; the per-row conditions (addresses, sensor, a search
+//!   expression) go to `PREWHERE`, and a page in time order reads the newest (or oldest) 1, 6,
+//!   24, 72 hours first, the whole range only when the page is still not full;
 //! - alerts are rows of their own ([`crate::alerts`], `ReplacingMergeTree(version)`) read
 //!   without `FINAL`, their triage state in `alert_state`; a list's first page reads the
 //!   newest hour first and widens the window only when the page is not full, its total
@@ -322,30 +324,47 @@ fn seg_scope(col: &str, segments: Option<&[String]>, params: &mut Vec<Param>) ->
 /// that rows stamped in the future are included) for newest first; the oldest ones after
 /// `since` for oldest first. Other orders read the whole range at once.
 fn alert_windows(q: &AlertQuery, now: soc_model::Timestamp) -> Vec<Option<filter::Where>> {
+    if q.sort == alerts::AlertSort::Time {
+        time_windows(&[1, 6, 48], q.descending, q.since, q.until, now)
+    } else {
+        vec![None]
+    }
+}
+
+/// The time windows a read in time order tries, narrowest first (`None`: the whole range,
+/// always last): the newest `hours` (e.g. 1 h, 6 h, 48 h) before `until` (or from `now` on, so that rows
+/// stamped in the future are included) when `newest_first`; the oldest ones after `since`
+/// otherwise (none without `since`). A window holds every matching row on its side of its
+/// bound, so a page filled inside it is the page of the whole range.
+fn time_windows(
+    hours: &[i64],
+    newest_first: bool,
+    since: Option<soc_model::Timestamp>,
+    until: Option<soc_model::Timestamp>,
+    now: soc_model::Timestamp,
+) -> Vec<Option<filter::Where>> {
     const HOUR: i64 = 3_600_000_000;
     let mut out = Vec::new();
-    if q.sort == alerts::AlertSort::Time {
-        for w in [HOUR, 6 * HOUR, 48 * HOUR] {
-            if q.descending {
-                let lo = q.until.unwrap_or(now).unix_micros().saturating_sub(w);
-                if q.since.is_some_and(|s| s.unix_micros() >= lo) {
-                    break;
-                }
-                out.push(Some(filter::Where {
-                    sql: "ts >= toDateTime(?) AND ts_us >= ?".into(),
-                    params: vec![Param::U32(filter::clamp_secs(lo.div_euclid(1_000_000))), Param::I64(lo)],
-                }));
-            } else {
-                let Some(since) = q.since else { break };
-                let hi = since.unix_micros().saturating_add(w);
-                if q.until.is_some_and(|u| u.unix_micros() <= hi) {
-                    break;
-                }
-                out.push(Some(filter::Where {
-                    sql: "ts <= toDateTime(?) AND ts_us < ?".into(),
-                    params: vec![Param::U32(filter::clamp_secs(hi.div_euclid(1_000_000))), Param::I64(hi)],
-                }));
+    for w in hours.iter().map(|h| h * HOUR) {
+        if newest_first {
+            let lo = until.unwrap_or(now).unix_micros().saturating_sub(w);
+            if since.is_some_and(|s| s.unix_micros() >= lo) {
+                break;
             }
+            out.push(Some(filter::Where {
+                sql: "ts >= toDateTime(?) AND ts_us >= ?".into(),
+                params: vec![Param::U32(filter::clamp_secs(lo.div_euclid(1_000_000))), Param::I64(lo)],
+            }));
+        } else {
+            let Some(since) = since else { break };
+            let hi = since.unix_micros().saturating_add(w);
+            if until.is_some_and(|u| u.unix_micros() <= hi) {
+                break;
+            }
+            out.push(Some(filter::Where {
+                sql: "ts <= toDateTime(?) AND ts_us < ?".into(),
+                params: vec![Param::U32(filter::clamp_secs(hi.div_euclid(1_000_000))), Param::I64(hi)],
+            }));
         }
     }
     out.push(None);
@@ -384,6 +403,23 @@ struct TypeSegBucket {
     s: String,
     b: i64,
     c: u64,
+}
+
+/// The windows (hours) an event read in time order tries before the whole range.
+const EVENT_WINDOW_HOURS: [i64; 4] = [1, 6, 24, 72];
+
+/// The windows of [`EVENT_WINDOW_HOURS`] an event read over `[since, until)` tries: those
+/// under a quarter of the range (all when it is open). Wider steps than the alert list's
+/// (a filtered search's matches are sparser); over a short range a full page inside a window
+/// is unlikely and the failed tries would cost more than they save.
+fn event_window_hours(
+    since: Option<soc_model::Timestamp>,
+    until: Option<soc_model::Timestamp>,
+    now: soc_model::Timestamp,
+) -> Vec<i64> {
+    const HOUR: i64 = 3_600_000_000;
+    let span = since.map(|s| until.unwrap_or(now).unix_micros().saturating_sub(s.unix_micros()));
+    EVENT_WINDOW_HOURS.iter().copied().filter(|h| span.is_none_or(|span| h.saturating_mul(4 * HOUR) < span)).collect()
 }
 
 /// Queries with long `IN (...)` lists go beyond the default 256 KiB query size.
@@ -827,39 +863,67 @@ impl ClickHouseStore {
         Ok(out)
     }
 
-    /// Phase one of a read: the sort keys of the first `limit` distinct ids of
-    /// `SELECT {key_cols} FROM {table} WHERE {where_sql} ORDER BY {order}`. Reads a few
-    /// more rows than needed (versions and duplicates not merged yet come as extra rows)
-    /// and falls back to an exact `LIMIT 1 BY id` when that was not enough.
-    async fn first_keys(
+    /// Phase one of an event read: the sort keys of the first `limit` distinct ids of
+    /// `SELECT id, ts_us, event_type FROM events PREWHERE {fine} WHERE {coarse} ORDER BY
+    /// {order of q}`. `fine` (the per-row conditions, empty when none) is evaluated first so
+    /// the other columns are read only for the granules it matches; in time order the newest
+    /// (or oldest) hours are tried first ([`time_windows`]), widening only while the page is
+    /// not full. Reads a few more rows than needed (duplicates not merged yet come as extra
+    /// rows) and falls back to an exact `LIMIT 1 BY id` when that was not enough.
+    async fn event_keys(
         &self,
-        table: &str,
-        key_cols: &str,
-        where_sql: &str,
-        params: &[Param],
-        order: &str,
-        limit: usize,
+        q: &EventQuery,
+        coarse: &filter::Where,
+        fine: &filter::Where,
     ) -> Result<Vec<KeyRow>, StoreError> {
+        let limit = q.effective_limit();
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let order = filter::order_by(q);
         let fetch = limit + limit / 4 + 16;
-        let sql = format!("SELECT {key_cols} FROM {table} WHERE {where_sql} ORDER BY {order} LIMIT {fetch}");
-        let rows =
-            self.bounded(self.timeout, bind(self.client.query(&sql), params.to_vec()).fetch_all::<KeyRow>()).await?;
-        let exhausted = rows.len() < fetch;
-        let mut keys = dedupe_keys(rows);
-        if keys.len() < limit && !exhausted {
+        let cols = "id, ts_us, event_type AS aux";
+        let prewhere = if fine.sql.is_empty() { String::new() } else { format!("PREWHERE {} ", fine.sql) };
+        let coarse_sql = if coarse.sql.is_empty() { "1 = 1" } else { coarse.sql.as_str() };
+        let run = |sql: String, win: Option<&filter::Where>| {
+            let mut params = fine.params.clone();
+            params.extend(coarse.params.iter().cloned());
+            if let Some(w) = win {
+                params.extend(w.params.iter().cloned());
+            }
+            self.bounded(
+                self.timeout,
+                bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
+                    .fetch_all::<KeyRow>(),
+            )
+        };
+        let now = soc_model::Timestamp::now();
+        let hours = event_window_hours(q.since, q.until, now);
+        for win in time_windows(&hours, q.newest_first, q.since, q.until, now) {
+            let last = win.is_none();
+            let win_sql = win.as_ref().map(|w| format!(" AND {}", w.sql)).unwrap_or_default();
             let sql = format!(
-                "SELECT {key_cols} FROM {table} WHERE {where_sql} ORDER BY {order} LIMIT 1 BY id LIMIT {limit}"
+                "SELECT {cols} FROM events {prewhere}WHERE {coarse_sql}{win_sql} ORDER BY {order} LIMIT {fetch}"
             );
-            let rows = self
-                .bounded(self.timeout, bind(self.client.query(&sql), params.to_vec()).fetch_all::<KeyRow>())
-                .await?;
-            keys = dedupe_keys(rows);
+            let rows = run(sql, win.as_ref()).await?;
+            let exhausted = rows.len() < fetch;
+            let mut keys = dedupe_keys(rows);
+            if keys.len() >= limit || (last && exhausted) {
+                keys.truncate(limit);
+                return Ok(keys);
+            }
+            if !last {
+                continue;
+            }
+            // Duplicates not merged yet took more than the margin: the exact (slower) read.
+            let sql = format!(
+                "SELECT {cols} FROM events {prewhere}WHERE {coarse_sql} ORDER BY {order} LIMIT 1 BY id LIMIT {limit}"
+            );
+            let mut keys = dedupe_keys(run(sql, None).await?);
+            keys.truncate(limit);
+            return Ok(keys);
         }
-        keys.truncate(limit);
-        Ok(keys)
+        Ok(Vec::new())
     }
 
     /// Phase two for events: the JSON of `keys` (from [`Self::first_keys`] over `events`),
@@ -1446,17 +1510,8 @@ impl ClickHouseStore {
             Ok(crate::search::SearchResult::Counts(rows.into_iter().map(|r| (r.k, r.c)).collect()))
         } else {
             // Two phases: sort keys over narrow columns, then the JSON of the page only.
-            let (where_sql, params) = crate::search::compile_where(q, Dialect::ClickHouse)?;
-            let keys = self
-                .first_keys(
-                    "events",
-                    "id, ts_us, event_type AS aux",
-                    &where_sql,
-                    &params,
-                    filter::order_by(&q.base),
-                    q.base.effective_limit(),
-                )
-                .await?;
+            let (coarse, fine) = crate::search::compile_where_split(q, Dialect::ClickHouse)?;
+            let keys = self.event_keys(&q.base, &coarse, &fine).await?;
             Ok(crate::search::SearchResult::Events(self.events_of_keys(&keys).await?))
         }
     }
@@ -1464,17 +1519,8 @@ impl ClickHouseStore {
     async fn query_inner(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
         // Two phases (18.16 cannot read in key order): the sort keys of the page over narrow
         // columns without FINAL (copies not merged yet are dropped by id), then its JSON.
-        let w = filter::build(q, Dialect::ClickHouse);
-        let keys = self
-            .first_keys(
-                "events",
-                "id, ts_us, event_type AS aux",
-                &w.sql,
-                &w.params,
-                filter::order_by(q),
-                q.effective_limit(),
-            )
-            .await?;
+        let (coarse, fine) = filter::build_split(q, Dialect::ClickHouse);
+        let keys = self.event_keys(q, &coarse, &fine).await?;
         self.events_of_keys(&keys).await
     }
 
@@ -1855,6 +1901,31 @@ mod tests {
         assert_eq!(alert_windows(&AlertQuery { descending: false, ..q.clone() }, now).len(), 1);
         let sev = AlertQuery { sort: alerts::AlertSort::Severity, ..q };
         assert_eq!(alert_windows(&sev, now).len(), 1);
+    }
+
+    #[test]
+    fn event_windows_stop_before_the_range_start_and_oldest_first_counts_from_it() {
+        const HOUR: i64 = 3_600_000_000;
+        let now = soc_model::Timestamp::from_unix_micros(100 * 86_400_000_000);
+        let at = |h: i64| Some(soc_model::Timestamp::from_unix_micros(now.unix_micros() + h * HOUR));
+        // A week newest first: every window, then the whole range.
+        let w = time_windows(&EVENT_WINDOW_HOURS, true, at(-168), None, now);
+        assert_eq!(w.len(), EVENT_WINDOW_HOURS.len() + 1);
+        // The last 24 h: 1 h and 6 h only (24 h is the range itself).
+        let w = time_windows(&EVENT_WINDOW_HOURS, true, at(-24), None, now);
+        assert_eq!(w.len(), 3);
+        assert_eq!(w[1].as_ref().map(|x| x.params[1].clone()), Some(Param::I64(now.unix_micros() - 6 * HOUR)));
+        // Before `until`, not now.
+        let w = time_windows(&EVENT_WINDOW_HOURS, true, None, at(-48), now);
+        assert_eq!(w[0].as_ref().map(|x| x.params[1].clone()), Some(Param::I64(now.unix_micros() - 49 * HOUR)));
+        // Oldest first: upper bounds after `since`; none without it.
+        let w = time_windows(&EVENT_WINDOW_HOURS, false, at(-168), None, now);
+        assert_eq!(w[0].as_ref().map(|x| x.params[1].clone()), Some(Param::I64(now.unix_micros() - 167 * HOUR)));
+        assert_eq!(time_windows(&EVENT_WINDOW_HOURS, false, None, None, now).len(), 1);
+        // Windows under a quarter of the range: a day tries 1 h, a week up to 24 h, no start all.
+        assert_eq!(event_window_hours(at(-24), None, now), vec![1]);
+        assert_eq!(event_window_hours(at(-168), None, now), vec![1, 6, 24]);
+        assert_eq!(event_window_hours(None, None, now), EVENT_WINDOW_HOURS.to_vec());
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub async fn run_all(store: &dyn Store) {
     crate::search::conformance(store).await;
     alerts(&ctx, &tag).await;
     summary(&ctx, &tag).await;
+    recent_pages(&ctx, &tag).await;
 }
 
 struct Ctx<'a> {
@@ -967,4 +968,64 @@ async fn summary(ctx: &Ctx<'_>, tag: &str) {
         "summary: bucket",
         "0 must be invalid",
     );
+}
+
+/// Pages in time order over records spread around now (30 min, 3 h, 20 h and 3 days ago):
+/// however a store narrows the time range it reads first, the page is the same, whether it
+/// fills inside the newest (or oldest) hours or needs the whole range; with and without
+/// per-row filters (address, search expression).
+async fn recent_pages(ctx: &Ctx<'_>, tag: &str) {
+    use crate::search::{Column, Expr, Field, Op, SearchQuery, SearchResult};
+    let sensor = format!("{tag}-recent");
+    let now = Timestamp::now().unix_micros();
+    let mut evs = Vec::new();
+    for (i, ago_min) in [30i64, 180, 1_200, 4_320].iter().enumerate() {
+        let mut e = Event::new(EventType::Flow, Timestamp::from_unix_micros(now - ago_min * 60_000_000));
+        e.sensor = Some(sensor.clone());
+        e.src_ip = Some("10.77.0.1".into());
+        e.dest_ip = Some("203.0.113.77".into());
+        e.dest_port = Some(if i % 2 == 0 { 443 } else { 80 });
+        e.ensure_id();
+        evs.push(e);
+    }
+    ctx.ok("recent pages: insert", ctx.store.insert_events(&evs).await);
+    let newest: Vec<&str> = ids(&evs);
+    let oldest: Vec<&str> = newest.iter().rev().copied().collect();
+    let base = EventQuery { sensor: Some(sensor.clone()), newest_first: true, ..Default::default() };
+    for limit in 1..=5usize {
+        let n = limit.min(evs.len());
+        let got = ctx.query("recent pages", &EventQuery { limit, ..base.clone() }).await;
+        ctx.same_list(&format!("recent pages: newest {limit}"), &ids(&got), &newest[..n]);
+        let q = EventQuery { limit, ip: Some("10.77.0.1".into()), ..base.clone() };
+        let got = ctx.query("recent pages", &q).await;
+        ctx.same_list(&format!("recent pages: newest {limit} of an address"), &ids(&got), &newest[..n]);
+        let q = EventQuery {
+            limit,
+            newest_first: false,
+            since: Some(Timestamp::from_unix_micros(now - 5 * 86_400_000_000)),
+            ..base.clone()
+        };
+        let got = ctx.query("recent pages", &q).await;
+        ctx.same_list(&format!("recent pages: oldest {limit} since 5 days"), &ids(&got), &oldest[..n]);
+    }
+    // A search whose matches (port 443: 30 min and 20 h ago) are not all in the newest hours.
+    let q = SearchQuery {
+        base: EventQuery { limit: 2, ..base.clone() },
+        filter: Some(Expr::Cmp { field: Field::AnyIp, op: Op::Eq, value: "203.0.113.77".into() }),
+        count_by: None,
+    };
+    let filter = Expr::And(vec![
+        Expr::Cmp { field: Field::AnyIp, op: Op::Eq, value: "203.0.113.77".into() },
+        Expr::Cmp { field: Field::Column(Column::DestPort), op: Op::Eq, value: "443".into() },
+    ]);
+    match ctx.ok("recent pages: search", ctx.store.search(&SearchQuery { filter: Some(filter), ..q.clone() }).await) {
+        SearchResult::Events(v) => {
+            ctx.same_list("recent pages: search newest 2", &ids(&v), &[newest[0], newest[2]]);
+        }
+        other => ctx.check(false, "recent pages: search", format!("want events, got {other:?}")),
+    }
+    match ctx.ok("recent pages: search", ctx.store.search(&q).await) {
+        SearchResult::Events(v) => ctx.same_list("recent pages: search any ip", &ids(&v), &newest[..2]),
+        other => ctx.check(false, "recent pages: search", format!("want events, got {other:?}")),
+    }
 }

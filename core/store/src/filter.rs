@@ -74,6 +74,22 @@ pub(crate) fn push_scope(parts: &mut Vec<String>, params: &mut Vec<Param>, segme
 
 /// Builds the clause for `q` (everything except limit and ordering).
 pub(crate) fn build(q: &EventQuery, dialect: Dialect) -> Where {
+    let (mut coarse, fine) = build_split(q, dialect);
+    coarse.params.extend(fine.params);
+    let sql = match (coarse.sql.is_empty(), fine.sql.is_empty()) {
+        (true, true) => "1 = 1".to_string(),
+        (false, true) => coarse.sql,
+        (true, false) => fine.sql,
+        (false, false) => format!("{} AND {}", coarse.sql, fine.sql),
+    };
+    Where { sql, params: coarse.params }
+}
+
+/// The clause for `q` in two parts (each empty when nothing filters): the coarse conditions
+/// the sorting key and partitions prune by (type, time range, scope), and the per-row ones
+/// (sensor, host, addresses, flow), which ClickHouse evaluates first (`PREWHERE`) so that
+/// the other columns are read only for the granules that match.
+pub(crate) fn build_split(q: &EventQuery, dialect: Dialect) -> (Where, Where) {
     let mut parts: Vec<String> = Vec::new();
     let mut params = Vec::new();
     if let Some(t) = &q.event_type {
@@ -82,6 +98,9 @@ pub(crate) fn build(q: &EventQuery, dialect: Dialect) -> Where {
     }
     push_range(&mut parts, &mut params, q.since, q.until, dialect);
     push_scope(&mut parts, &mut params, q.segments.as_deref());
+    let coarse = Where { sql: parts.join(" AND "), params };
+    let mut parts: Vec<String> = Vec::new();
+    let mut params = Vec::new();
     if let Some(s) = &q.sensor {
         parts.push("sensor = ?".into());
         params.push(Param::Str(s.clone()));
@@ -107,8 +126,7 @@ pub(crate) fn build(q: &EventQuery, dialect: Dialect) -> Where {
         parts.push("community_id = ?".into());
         params.push(Param::Str(c.clone()));
     }
-    let sql = if parts.is_empty() { "1 = 1".to_string() } else { parts.join(" AND ") };
-    Where { sql, params }
+    (coarse, Where { sql: parts.join(" AND "), params })
 }
 
 /// `ORDER BY` for event reads: by time, then id, so both backends return ties alike.

@@ -7,7 +7,7 @@
 //! the expression into SQL for both backends. Values and JSON paths are always bound
 //! parameters; only column names from a fixed list and operators are written into the SQL.
 
-use crate::filter::{self, Dialect, Param};
+use crate::filter::{self, Dialect, Param, Where};
 use crate::{EventQuery, Store, StoreError};
 use soc_model::{Event, EventType, Timestamp};
 
@@ -210,6 +210,18 @@ pub(crate) fn compile_where(q: &SearchQuery, dialect: Dialect) -> Result<(String
         where_sql = format!("{where_sql} AND ({s})");
     }
     Ok((where_sql, params))
+}
+
+/// The clause of a search in two parts (see [`filter::build_split`]): the coarse base
+/// conditions, and the per-row ones with the expression (empty `sql` when nothing).
+pub(crate) fn compile_where_split(q: &SearchQuery, dialect: Dialect) -> Result<(Where, Where), StoreError> {
+    let (coarse, mut fine) = filter::build_split(&q.base, dialect);
+    if let Some(e) = &q.filter {
+        let mut terms = 0;
+        let s = expr_sql(e, dialect, &mut fine.params, 0, &mut terms)?;
+        fine.sql = if fine.sql.is_empty() { format!("({s})") } else { format!("{} AND ({s})", fine.sql) };
+    }
+    Ok((coarse, fine))
 }
 
 fn group_expr(g: &GroupBy, dialect: Dialect, params: &mut Vec<Param>) -> Result<String, StoreError> {
