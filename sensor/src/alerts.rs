@@ -548,7 +548,7 @@ fn keep_alerts(hits: Vec<Hit>) -> Vec<Hit> {
 pub(crate) fn alert_payload(h: &Hit) -> Alert {
     let mut meta = Map::new();
     for (k, vs) in h.metadata.iter() {
-        meta.insert(k.clone(), Value::Array(vs.iter().map(|v| Value::String(v.clone())).collect()));
+        meta.insert(k.to_string(), Value::Array(vs.iter().map(|v| Value::String(v.to_string())).collect()));
     }
     let mut a = Alert {
         action: Some(if h.blocked { "blocked" } else { "allowed" }.into()),

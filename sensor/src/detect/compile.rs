@@ -302,15 +302,15 @@ pub struct ContentMatch {
     pub within_next: bool,
     depth_raw: Option<u32>,
     offset_set: bool,
-    finder: Box<memmem::Finder<'static>>,
-    lower: Vec<u8>,
+    /// The case-sensitive searcher, built on the first search (most contents of a large rule
+    /// set are never searched: their rules' fast patterns never hit); never for `nocase`.
+    finder: std::sync::OnceLock<Box<memmem::Finder<'static>>>,
 }
 
 impl ContentMatch {
     fn new(pattern: Vec<u8>, negated: bool) -> ContentMatch {
         ContentMatch {
-            finder: Box::new(memmem::Finder::new(&pattern).into_owned()),
-            lower: pattern.to_ascii_lowercase(),
+            finder: std::sync::OnceLock::new(),
             pattern,
             negated,
             nocase: false,
@@ -328,6 +328,11 @@ impl ContentMatch {
             depth_raw: None,
             offset_set: false,
         }
+    }
+
+    /// Makes the content case-insensitive (`nocase`).
+    fn set_nocase(&mut self) {
+        self.nocase = true;
     }
 
     /// `depth` as written (the window's length from `offset`).
@@ -348,19 +353,19 @@ impl ContentMatch {
     /// First occurrence in `hay`.
     pub fn find(&self, hay: &[u8]) -> Option<usize> {
         if !self.nocase {
-            return self.finder.find(hay);
+            return self.finder.get_or_init(|| Box::new(memmem::Finder::new(&self.pattern).into_owned())).find(hay);
         }
-        let n = self.lower.len();
+        let n = self.pattern.len();
         if n == 0 || hay.len() < n {
             return if n == 0 { Some(0) } else { None };
         }
-        let first = self.lower[0];
+        let first = self.pattern[0].to_ascii_lowercase();
         let upper = first.to_ascii_uppercase();
         let last_start = hay.len() - n;
         let mut from = 0;
         while from <= last_start {
             let pos = from + memchr::memchr2(first, upper, &hay[from..=last_start])?;
-            if hay[pos..pos + n].eq_ignore_ascii_case(&self.lower) {
+            if hay[pos..pos + n].eq_ignore_ascii_case(&self.pattern) {
                 return Some(pos);
             }
             from = pos + 1;
@@ -762,6 +767,67 @@ impl Classifications {
     }
 }
 
+/// The `metadata` of a rule (EVE `alert.metadata`): values per key, keys in sorted order, values
+/// in rule order. The strings are shared between the rules of a detector ([`Interner`]): ET Open
+/// repeats a few thousand keys and values across its 20,000 rules.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RuleMetadata(Box<[MetadataEntry]>);
+
+/// A metadata key with its values.
+type MetadataEntry = (Arc<str>, Box<[Arc<str>]>);
+
+impl RuleMetadata {
+    fn new(map: BTreeMap<String, Vec<String>>, strings: &mut Interner) -> RuleMetadata {
+        RuleMetadata(
+            map.into_iter()
+                .map(|(k, vs)| (strings.intern(&k), vs.iter().map(|v| strings.intern(v)).collect()))
+                .collect(),
+        )
+    }
+
+    /// The same entries with their strings taken from (or added to) `strings`.
+    pub(crate) fn interned(&self, strings: &mut Interner) -> RuleMetadata {
+        RuleMetadata(
+            self.0.iter().map(|(k, vs)| (strings.intern(k), vs.iter().map(|v| strings.intern(v)).collect())).collect(),
+        )
+    }
+
+    /// Keys (sorted) with their values.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[Arc<str>])> {
+        self.0.iter().map(|(k, vs)| (&**k, &**vs))
+    }
+
+    /// The values of `key`.
+    pub fn get(&self, key: &str) -> Option<&[Arc<str>]> {
+        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// One shared copy of each string (rule metadata, classtypes) for the rules of a detector.
+#[derive(Debug, Default)]
+pub(crate) struct Interner(std::collections::HashSet<Arc<str>>);
+
+impl Interner {
+    pub(crate) fn intern(&mut self, s: &str) -> Arc<str> {
+        match self.0.get(s) {
+            Some(a) => a.clone(),
+            None => {
+                let a: Arc<str> = Arc::from(s);
+                self.0.insert(a.clone());
+                a
+            }
+        }
+    }
+}
+
 /// What an alert reports about its rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleMeta {
@@ -776,7 +842,7 @@ pub struct RuleMeta {
     /// `priority`, else the classtype's, else 3 (EVE `alert.severity`).
     pub priority: u8,
     pub references: Vec<(String, String)>,
-    pub metadata: Arc<BTreeMap<String, Vec<String>>>,
+    pub metadata: Arc<RuleMetadata>,
     pub target: Option<Target>,
     /// The `alert` keyword: a `pass` rule that also alerts.
     pub alert: bool,
@@ -1253,7 +1319,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             if c.nocase {
                 return Err(b.err(o, "nocase given twice for the same content"));
             }
-            c.nocase = true;
+            c.set_nocase();
         }
         "rawbytes" => {
             b.no_value(o)?;
@@ -1622,7 +1688,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             };
             let mut c = ContentMatch::new(pattern, negated);
             if kw == "tls.fingerprint" {
-                c.nocase = true;
+                c.set_nocase();
                 c.startswith = true;
                 c.endswith = true;
             }
@@ -2113,6 +2179,23 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     };
 
     let http1_only = proto == RuleProto::Http1;
+    // the rule lives as long as the detector: no spare capacity from building it
+    for l in lists.iter_mut() {
+        l.items.shrink_to_fit();
+        l.transforms.shrink_to_fit();
+    }
+    lists.shrink_to_fit();
+    let mut references = st.references;
+    references.shrink_to_fit();
+    // shared within the rule; [`super::matcher::DetectorBuilder`] shares them across rules
+    let metadata = RuleMetadata::new(st.metadata, &mut Interner::default());
+    let (mut flow_counts, mut app_ints) = (st.flow_counts, st.app_ints);
+    flow_counts.shrink_to_fit();
+    app_ints.shrink_to_fit();
+    let (mut flowbits, mut flowints, mut xbits) = (st.flowbits, st.flowints, st.xbits);
+    flowbits.shrink_to_fit();
+    flowints.shrink_to_fit();
+    xbits.shrink_to_fit();
     Ok(CompiledRule {
         meta: RuleMeta {
             action: rule.action,
@@ -2123,8 +2206,8 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
             classtype,
             category,
             priority: st.priority.or(class_prio).unwrap_or(3),
-            references: st.references,
-            metadata: Arc::new(st.metadata),
+            references,
+            metadata: Arc::new(metadata),
             target: st.target,
             alert: st.alert,
         },
@@ -2146,14 +2229,14 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
         tcp_flags: st.tcp_flags,
         sameip: st.sameip,
         stream_size: st.stream_size,
-        flow_counts: st.flow_counts,
-        app_ints: st.app_ints,
+        flow_counts,
+        app_ints,
         decode_events: st.decode_events,
         app_events: st.app_events,
         flow_start: rule.flow_start,
-        flowbits: st.flowbits,
-        flowints: st.flowints,
-        xbits: st.xbits,
+        flowbits,
+        flowints,
+        xbits,
         noalert: st.noalert,
         threshold: st.threshold,
         detection_filter: st.detection_filter,
@@ -2321,8 +2404,10 @@ mod tests {
         let m = &r.meta;
         assert_eq!((m.sid, m.gid, m.rev, &*m.msg), (9000001, 5, 3, "SQLi \"x\""));
         assert_eq!((m.category.as_deref(), m.priority), (Some("Web Application Attack"), 1));
-        assert_eq!(m.metadata["tag"], ["SQLi", "web"]);
-        assert_eq!(m.metadata["created_at"], ["2026_11_27"]);
+        let values = |k: &str| m.metadata.get(k).map(|vs| vs.iter().map(|v| v.to_string()).collect::<Vec<_>>());
+        assert_eq!(values("tag"), Some(vec!["SQLi".to_string(), "web".to_string()]));
+        assert_eq!(values("created_at"), Some(vec!["2026_11_27".to_string()]));
+        assert_eq!(m.metadata.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["created_at", "tag"]);
         assert_eq!(m.references, [("url".to_string(), "example.com/x".to_string())]);
         assert_eq!(m.target, Some(Target::DestIp));
         let text = r#"alert tcp any any -> any any (classtype:web-application-attack; priority:2; sid:1;)"#;

@@ -237,7 +237,7 @@ pub struct Hit {
     /// EVE `alert.severity`: the rule's `priority`, else its classtype's, else 3.
     pub severity: u8,
     /// EVE `alert.metadata`: values per key, in rule order.
-    pub metadata: Arc<std::collections::BTreeMap<String, Vec<String>>>,
+    pub metadata: Arc<super::compile::RuleMetadata>,
     /// `pass` hits are not alerts: they only say that inspection stopped.
     pub action: Action,
     pub target: Option<Target>,
@@ -432,6 +432,8 @@ pub struct DetectorBuilder {
     threshold_config: ThresholdConfig,
     ips: bool,
     firewall_rules: Vec<FwRule>,
+    /// Metadata and classtype strings, one copy shared by all rules.
+    strings: super::compile::Interner,
 }
 
 impl Default for DetectorBuilder {
@@ -444,6 +446,7 @@ impl Default for DetectorBuilder {
             threshold_config: ThresholdConfig::default(),
             ips: false,
             firewall_rules: Vec::new(),
+            strings: Default::default(),
         }
     }
 }
@@ -475,7 +478,13 @@ impl DetectorBuilder {
 
     /// Parses and compiles the rules of one file's text.
     pub fn add_rules(&mut self, text: &str, file: &str) -> &mut Self {
-        let (rules, errors) = super::load::parse_and_compile(text, file, &self.vars, &self.classifications);
+        let (mut rules, errors) = super::load::parse_and_compile(text, file, &self.vars, &self.classifications);
+        for r in rules.iter_mut() {
+            let m = &mut r.meta;
+            m.metadata = Arc::new(m.metadata.interned(&mut self.strings));
+            m.classtype = m.classtype.as_deref().map(|c| self.strings.intern(c));
+            m.category = m.category.as_deref().map(|c| self.strings.intern(c));
+        }
         self.rules.extend(rules);
         self.errors.extend(errors);
         self
@@ -607,6 +616,8 @@ impl DetectorBuilder {
         }
         let mut rules: Vec<CompiledRule> =
             rules.into_iter().zip(dropped).filter_map(|(r, d)| (!d).then_some(r)).collect();
+        // the collect reuses the buffer the files were appended to: drop its spare capacity
+        rules.shrink_to_fit();
         // Suricata's order: action, then flowbits, flowint and xbits/hostbits (setters, setters
         // that also read, readers, the rest), then priority; load order otherwise (stable sort)
         rules.sort_by_key(|r| {
@@ -1852,7 +1863,7 @@ mod tests {
         let h = &d.inspect(&insp)[0];
         assert_eq!((h.sid, h.gid, h.rev, h.severity, h.target), (9000002, 1, 1, 2, Some(Target::DestIp)));
         assert_eq!(h.classtype.as_deref(), Some("web-application-attack"));
-        assert_eq!(h.metadata["created_at"], ["2026_11_27"]);
+        assert_eq!(h.metadata.get("created_at").map(|v| v[0].to_string()), Some("2026_11_27".to_string()));
     }
 
     #[test]
@@ -1894,6 +1905,34 @@ mod tests {
     }
 
     #[test]
+    fn metadata_and_classtype_strings_are_shared_between_rules_of_different_files() {
+        let mut b = DetectorBuilder::new();
+        b.add_rules(
+            "alert tcp any any -> any any (msg:\"a\"; content:\"x\"; classtype:trojan-activity; metadata:deployment Perimeter, created_at 2020_01_01; sid:1;)\n",
+            "a.rules",
+        );
+        b.add_rules(
+            "alert tcp any any -> any any (msg:\"b\"; content:\"y\"; classtype:trojan-activity; metadata:created_at 2021_02_02, deployment Perimeter; sid:2;)\n",
+            "b.rules",
+        );
+        let (d, errors) = b.build();
+        assert!(errors.is_empty(), "{errors:#?}");
+        let by_sid = |sid| d.rules().iter().find(|r| r.meta.sid == sid).map(|r| &r.meta);
+        let (Some(a), Some(b)) = (by_sid(1), by_sid(2)) else { panic!("rules 1 and 2 not loaded") };
+        let entry = |m: &super::super::compile::RuleMeta, k: &str| m.metadata.get(k).map(|v| v[0].clone());
+        let (Some(da), Some(db)) = (entry(a, "deployment"), entry(b, "deployment")) else { panic!("no deployment") };
+        assert!(Arc::ptr_eq(&da, &db), "the value Perimeter is one shared string");
+        assert_eq!(&*da, "Perimeter");
+        let (Some(ka), Some(kb)) = (a.metadata.iter().next(), b.metadata.iter().next()) else { panic!("no keys") };
+        assert_eq!((ka.0, kb.0), ("created_at", "created_at"), "keys in sorted order");
+        assert!(std::ptr::eq(ka.0, kb.0), "the key created_at is one shared string");
+        assert_eq!(entry(a, "created_at").as_deref(), Some("2020_01_01"));
+        assert_eq!(entry(b, "created_at").as_deref(), Some("2021_02_02"));
+        let (Some(ca), Some(cb)) = (&a.classtype, &b.classtype) else { panic!("no classtype") };
+        assert!(Arc::ptr_eq(ca, cb));
+    }
+
+    #[test]
     fn demo_rules_fire_on_demo_traffic() {
         let text = include_str!("../../../rules/suricata/demo.rules");
         let (d, errors) = Detector::from_rules(text, "demo.rules", &Vars::default());
@@ -1901,7 +1940,7 @@ mod tests {
         assert!(d.len() >= 6);
         for r in d.rules() {
             assert!(r.meta.sid >= 9_000_000, "{}", r.meta.sid);
-            assert_eq!(r.meta.metadata.get("created_at").map(|v| v[0].as_str()), Some("2026_11_27"));
+            assert_eq!(r.meta.metadata.get("created_at").map(|v| &*v[0]), Some("2026_11_27"));
         }
         // the addresses of `soc run --demo`: an external attacker, the ministry web server
         let attacker: IpAddr = "203.0.113.66".parse().unwrap();

@@ -142,8 +142,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 pub use compile::{
-    AppEvent, AppInt, AppProto, Buffer, BufferList, Classification, Classifications, CompiledRule, ContentMatch, Direction,
-    FastPattern, FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleProto, Target, compile_rule,
+    AppEvent, AppInt, AppProto, Buffer, BufferList, Classification, Classifications, CompiledRule, ContentMatch,
+    Direction, FastPattern, FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleMetadata, RuleProto, Target,
+    compile_rule,
 };
 pub use matcher::{Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer};
 pub use parse::{
