@@ -447,12 +447,16 @@ impl Partitions {
     }
 }
 
-/// Writes and syncs `bytes` next to `path` (`<path>.tmp`); returns the temporary file.
+/// Writes and syncs `bytes` next to `path` (`<path>.<pid>.<n>.tmp`); returns the temporary file.
 fn write_tmp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = path.with_extension("json.tmp");
+    // Unique per process and write: group members sharing the directory never write the same
+    // temporary file.
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = path.with_extension(format!("json.{}.{seq}.tmp", std::process::id()));
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.flush()?;
@@ -543,7 +547,12 @@ mod tests {
         assert_eq!(pending.finish().await.unwrap(), 1);
         let mut after = Partitions::new(Some(dir.path().to_path_buf()), "g", 10);
         assert!(after.begin((Kind::Log, 0), 0, &rules));
-        assert!(!dir.path().join("g/log-0.json.tmp").exists());
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("g"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
     }
 
     #[tokio::test]

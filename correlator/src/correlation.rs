@@ -15,9 +15,11 @@
 //! which.
 //!
 //! State is bounded. Windows that can no longer fire (every entry older than the correlation's
-//! timespan at the latest event time seen, or emptied by a firing) are pruned as event time
-//! moves (a sweep per minute of event time) and, when the bus is idle, as wall-clock time
-//! passes ([`CorrelationState::prune`]); that loses nothing. Beyond the configured number of
+//! timespan plus [`ALLOWED_LATENESS_US`] at the latest event time seen in the partition, or
+//! emptied by a firing) are pruned as event time moves (a sweep per minute of event time) and,
+//! when the bus is idle, as wall-clock time passes ([`CorrelationState::prune`]). The latest
+//! time is the partition's, shared by many hosts: a host whose records arrive more than the
+//! lateness behind the others loses its partial windows (counted as expired). Beyond the configured number of
 //! windows ([`CorrelationState::set_max_groups`], [`MAX_GROUPS`] by default, per bus partition)
 //! the least recently updated tenth is evicted, counted (`soc_correlator_correlation_windows_evicted_total`,
 //! [`CorrelationState::evicted`]) and logged; a window holds at most `MAX_EVENTS_PER_GROUP`
@@ -32,6 +34,11 @@ use serde_json::Value;
 use soc_model::{Detection, Event, EventType, Level};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
+
+/// How far behind the latest event time of its partition a host's records may run before its
+/// partial windows are pruned (one hour): hosts that forward in batches or catch up after an
+/// outage still correlate.
+pub const ALLOWED_LATENESS_US: i64 = 3_600_000_000;
 
 /// Windows kept at most by default (all correlations of one bus partition together).
 pub const MAX_GROUPS: usize = 100_000;
@@ -284,6 +291,9 @@ pub struct CorrelationState {
     /// Windows pruned because they could no longer fire (this process).
     pub expired: u64,
     max_groups: usize,
+    /// How far behind the watermark a window's newest entry may be before pruning, beyond
+    /// the timespan (micros; [`ALLOWED_LATENESS_US`] by default).
+    lateness_us: i64,
     /// Latest event time seen (micros).
     watermark: i64,
     /// Watermark at the last sweep.
@@ -297,6 +307,7 @@ impl Default for CorrelationState {
             evicted: 0,
             expired: 0,
             max_groups: MAX_GROUPS,
+            lateness_us: ALLOWED_LATENESS_US,
             watermark: i64::MIN,
             swept: i64::MIN,
         }
@@ -388,6 +399,12 @@ impl CorrelationState {
 
     /// Windows kept at most (default [`MAX_GROUPS`]); a state restored over the cap keeps
     /// the most recently updated ones.
+    /// Sets how far (micros) a host's records may run behind the partition's latest event time
+    /// before its partial windows are pruned.
+    pub fn set_lateness_us(&mut self, lateness_us: i64) {
+        self.lateness_us = lateness_us.max(0);
+    }
+
     pub fn set_max_groups(&mut self, max_groups: usize) {
         self.max_groups = max_groups.max(1);
         if self.windows.len() > self.max_groups {
@@ -397,13 +414,15 @@ impl CorrelationState {
     }
 
     /// Drops the windows that can no longer fire at event time `now` (micros): emptied by a
-    /// firing, or every entry older than the correlation's timespan (the next record of the
-    /// group would slide them all out). Returns how many.
+    /// firing, or every entry older than the correlation's timespan plus
+    /// [`ALLOWED_LATENESS_US`] (the next record of the group would slide them all out, unless
+    /// that host's records run more than the lateness behind the partition). Returns how many.
     pub fn prune(&mut self, rules: &CorrelationRules, now: i64) -> usize {
         let before = self.windows.len();
+        let lateness = self.lateness_us;
         self.windows.retain(|(idx, _), w| {
             let span = rules.rules.get(*idx).map_or(0, |c| c.timespan_us);
-            w.entries.back().is_some_and(|(t, ..)| now.saturating_sub(*t) <= span)
+            w.entries.back().is_some_and(|(t, ..)| now.saturating_sub(*t) <= span.saturating_add(lateness))
         });
         self.swept = self.swept.max(now);
         let n = before - self.windows.len();
@@ -651,6 +670,7 @@ level: low
     fn windows_that_can_no_longer_fire_are_pruned_so_many_groups_stay_bounded() {
         let r = rules();
         let mut st = CorrelationState::default();
+        st.set_lateness_us(0);
         let mut out = Vec::new();
         let mut most = 0;
         // 10,000 distinct users and addresses, one failed logon each, one per second: the
@@ -669,6 +689,43 @@ level: low
         let now = st.watermark().unwrap() + 301_000_000;
         st.prune(&r, now);
         assert!(st.is_empty());
+    }
+
+    #[test]
+    fn a_host_running_behind_the_partition_within_the_lateness_still_correlates() {
+        let r = rules();
+        let mut st = CorrelationState::default();
+        let mut out = Vec::new();
+        // bob's first failed logon, then other hosts' records push the partition's time 20
+        // minutes on (several sweeps), then bob's two other logons arrive with their own
+        // (older) times: his window was kept and the third logon fires the correlation.
+        let (l, d) = pair(0, "bob", "10.9.9.9");
+        st.observe(&r, &d, &l, &mut out);
+        for i in 1..1200 {
+            let (l, d) = pair(i, &format!("u{i}"), &format!("10.1.{}.{}", i / 256, i % 256));
+            st.observe(&r, &d, &l, &mut out);
+        }
+        assert!(out.is_empty());
+        for t in 1..3 {
+            let (l, d) = pair(t, "bob", "10.9.9.9");
+            st.observe(&r, &d, &l, &mut out);
+        }
+        assert!(titles(&out).contains(&"Many failed logons for one user".to_string()), "{:?}", titles(&out));
+        // Without lateness the same sequence loses bob's first logon to a sweep.
+        let mut strict = CorrelationState::default();
+        strict.set_lateness_us(0);
+        let mut out = Vec::new();
+        let (l, d) = pair(0, "bob", "10.9.9.9");
+        strict.observe(&r, &d, &l, &mut out);
+        for i in 1..1200 {
+            let (l, d) = pair(i, &format!("u{i}"), &format!("10.1.{}.{}", i / 256, i % 256));
+            strict.observe(&r, &d, &l, &mut out);
+        }
+        for t in 1..3 {
+            let (l, d) = pair(t, "bob", "10.9.9.9");
+            strict.observe(&r, &d, &l, &mut out);
+        }
+        assert!(!titles(&out).contains(&"Many failed logons for one user".to_string()));
     }
 
     #[test]

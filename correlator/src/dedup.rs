@@ -12,9 +12,10 @@
 //! A detection after the window opens a new alert (its own id).
 //!
 //! State is bounded. Keys whose window has passed (by event time: the latest detection time
-//! seen, the watermark) are pruned as the watermark moves (a sweep per quarter window of event
-//! time) and, when the bus is idle, as wall-clock time passes ([`DedupState::prune`]): their
-//! last version was emitted at the flush that followed their last change, so nothing is lost
+//! seen, the watermark, less [`DedupOptions::lateness`], an hour by default) are pruned as the watermark moves (a
+//! sweep per quarter window of event time) and, when the bus is idle, as wall-clock time passes
+//! ([`DedupState::prune`]): their last version was emitted at the flush that followed their last
+//! change, so no count is lost
 //! (`soc_correlator_dedup_expired_total`). Beyond [`DedupOptions::max_keys`] keys per bus
 //! partition, the least recently seen tenth of the open alerts is evicted (their final
 //! versions are emitted at the next flush); evictions are counted
@@ -43,6 +44,9 @@ pub struct DedupOptions {
     pub entity_fields: Vec<String>,
     /// Keys kept per bus partition.
     pub max_keys: usize,
+    /// How far behind the partition's latest detection time a key's first detection may be
+    /// before it is pruned, beyond the window (detections of hosts that run behind still fold).
+    pub lateness: Duration,
 }
 
 impl Default for DedupOptions {
@@ -51,6 +55,7 @@ impl Default for DedupOptions {
             window: Duration::from_secs(600),
             entity_fields: vec!["host".into(), "src_ip".into(), "dest_ip".into()],
             max_keys: 100_000,
+            lateness: Duration::from_micros(crate::correlation::ALLOWED_LATENESS_US.unsigned_abs()),
         }
     }
 }
@@ -209,11 +214,13 @@ impl DedupState {
         }
     }
 
-    /// Drops the keys whose window had passed at event time `now` (micros) and that have no
-    /// unflushed growth; returns how many. Their last version was emitted already: a later
-    /// detection of the key opens a new alert, as it would have anyway.
+    /// Drops the keys whose window (plus [`DedupOptions::lateness`]) had passed at event time `now` (micros) and
+    /// that have no unflushed growth; returns how many. Their last version was emitted already:
+    /// a later detection of the key opens a new alert, as it would have anyway unless it comes
+    /// from a host running more than the lateness behind the partition.
     pub fn prune(&mut self, opts: &DedupOptions, now: i64) -> usize {
-        let horizon = now.saturating_sub(window_us(opts));
+        let lateness = i64::try_from(opts.lateness.as_micros()).unwrap_or(i64::MAX);
+        let horizon = now.saturating_sub(window_us(opts)).saturating_sub(lateness);
         let before = self.entries.len();
         self.entries.retain(|_, e| e.dirty || e.first_seen >= horizon);
         self.swept = self.swept.max(now);
@@ -330,7 +337,12 @@ mod tests {
 
     #[test]
     fn memory_is_bounded_expired_keys_go_first_then_the_least_recent() {
-        let opts = DedupOptions { window: Duration::from_secs(60), max_keys: 10, ..Default::default() };
+        let opts = DedupOptions {
+            window: Duration::from_secs(60),
+            max_keys: 10,
+            lateness: Duration::ZERO,
+            ..Default::default()
+        };
         let mut st = DedupState::default();
         for i in 0..10 {
             st.admit(&opts, det(i, "r", &format!("h{i}"), "l"));
@@ -349,7 +361,12 @@ mod tests {
 
     #[test]
     fn expired_keys_are_pruned_as_event_time_moves_so_many_distinct_keys_stay_bounded() {
-        let opts = DedupOptions { window: Duration::from_secs(60), max_keys: 100_000, ..Default::default() };
+        let opts = DedupOptions {
+            window: Duration::from_secs(60),
+            max_keys: 100_000,
+            lateness: Duration::ZERO,
+            ..Default::default()
+        };
         let mut st = DedupState::default();
         let mut most = 0;
         // 20,000 distinct hosts, one detection each, one per second of event time.

@@ -318,6 +318,7 @@ impl DedupSection {
             window: std::time::Duration::from_secs(self.window_secs),
             entity_fields: self.entity_fields.clone(),
             max_keys: self.max_keys,
+            ..Default::default()
         }
     }
 }

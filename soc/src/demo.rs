@@ -68,7 +68,7 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> Host {
 }
 
 impl Demo {
-    fn new(detector: Option<Arc<soc_sensor::detect::Detector>>) -> Demo {
+    fn new(rules: Option<Arc<soc_sensor::reload::RuleSlot>>) -> Demo {
         let mk = |name: &'static str, net: u8, sensor_name: &str| {
             let opts = soc_sensor::SensorOptions {
                 sensor_name: sensor_name.to_string(),
@@ -90,8 +90,8 @@ impl Demo {
             let sensor = soc_sensor::Sensor::new(opts);
             Segment {
                 name,
-                sensor: match &detector {
-                    Some(d) => sensor.with_detector(d.clone()),
+                sensor: match &rules {
+                    Some(slot) => sensor.with_rule_slot(slot.clone()),
                     None => sensor,
                 },
                 clients: (0..12).map(|i| v4(10, net, 1, 20 + i)).collect(),
@@ -355,9 +355,9 @@ async fn publish(bus: &dyn Bus, events: Vec<Event>, dead: Vec<soc_model::DeadLet
 pub async fn run(
     bus: Arc<dyn Bus>,
     mut stop: watch::Receiver<bool>,
-    detector: Option<Arc<soc_sensor::detect::Detector>>,
+    rules: Option<Arc<soc_sensor::reload::RuleSlot>>,
 ) -> anyhow::Result<String> {
-    let mut demo = Demo::new(detector);
+    let mut demo = Demo::new(rules);
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut n: u64 = 0;
     let mut published: u64 = 0;

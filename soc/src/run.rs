@@ -154,8 +154,9 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if a.demo {
         let b = bus.clone();
         let rx = src_rx.clone();
-        let d = detector.clone();
-        sources.spawn(async move { crate::demo::run(b, rx, Some(d)).await });
+        // The demo's sensors follow reloads like the capture sources.
+        let slot = rules.slot();
+        sources.spawn(async move { crate::demo::run(b, rx, Some(slot)).await });
         println!("Demo traffic: segments ministry and cpnet");
     }
 

@@ -59,6 +59,9 @@ use std::time::{Duration, Instant};
 /// After the first message of a poll, how long to wait for the next one before returning the
 /// batch: a batch fills from librdkafka's prefetch queue without waiting out the whole timeout.
 const BATCH_IDLE: Duration = Duration::from_millis(5);
+/// Partition changes kept for [`Consumer::rebalances`] before the oldest is dropped (counted):
+/// a consumer that takes them after each poll never gets near it.
+const MAX_PENDING_REBALANCES: usize = 1024;
 
 /// librdkafka properties the bus sets itself: overriding them would break its contract.
 const RESERVED: [&str; 8] = [
@@ -524,7 +527,13 @@ impl Ctx {
             self.revoked_any.store(true, std::sync::atomic::Ordering::Release);
         }
         let change = if assigned { crate::Rebalance::Assigned(parts) } else { crate::Rebalance::Revoked(parts) };
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).push(change);
+        let mut changes = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        // Consumers that never take the changes (only the correlator does) keep a bounded list.
+        if changes.len() >= MAX_PENDING_REBALANCES {
+            changes.remove(0);
+            metrics::counter!("soc_bus_rebalance_changes_dropped_total").increment(1);
+        }
+        changes.push(change);
     }
 
     fn rebalanced(&self, change: &'static str) {

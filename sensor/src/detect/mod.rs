@@ -27,7 +27,8 @@
 //!   drop by an app-layer, transaction or IP-only rule drops the rest of the flow.
 //! - Firewall rules ([`firewall`], [`DetectorBuilder::add_firewall_rules`]): `accept`/`drop`
 //!   with scopes, packet hooks (`tcp:all`, `ip:flow_start`, `pre_flow`, `pre_stream`),
-//!   default-drop packet filter, evaluated before these rules.
+//!   default-drop packet filter, HTTP/1 and DNS transaction hooks (each side walks its hooks in
+//!   order, default `drop:flow`), evaluated before these rules.
 //! - Protocols: `ip`, `ipv4`/`ip4`, `ipv6`/`ip6`, `pkthdr` (alias of `ip`), `tcp`, `tcp-pkt`,
 //!   `tcp-stream` (both inspected as the packet payload: there is no stream reassembly yet),
 //!   `udp`, `icmp`, `icmpv4`, `icmpv6`, `sctp`, and the application protocols of Suricata's list
@@ -104,7 +105,7 @@
 //! `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, the decoder
 //! events of packets that do not decode, `stream-event`, the other `app-layer-event`s, `lua`, pcre
 //! capture extraction, the other app-layer buffers (SMB, DCERPC, SMTP, ...), `frame`,
-//! app-layer firewall hooks (`http1:request_line`, ...), rules mixing request and response
+//! firewall hooks of app-layer protocols other than HTTP/1 and DNS (`tls:client_hello_done`, ...), rules mixing request and response
 //! buffers (they need transaction state).
 //!
 //! A matching `pass` rule passes its flow, as Suricata does: the flow is not inspected again

@@ -130,11 +130,15 @@ impl PcreRegex {
 /// when it can run it, else to the backtracking fallback, else an error with the reason.
 pub fn compile(pattern: &str, flags: PcreFlags) -> Result<PcreRegex, String> {
     match validate_automaton(pattern, flags) {
-        Ok(translated) => Ok(PcreRegex::Automaton(Box::new(Automaton {
-            pattern: translated,
-            flags,
-            compiled: std::sync::OnceLock::new(),
-        }))),
+        Ok((translated, size)) => {
+            let compiled = std::sync::OnceLock::new();
+            if size > EAGER_BUILD_ESTIMATE {
+                // Large counted repetitions can exceed the automaton's size limit: build now,
+                // so such a rule is rejected at load instead of never matching.
+                let _ = compiled.set(Some(build_automaton(&translated, flags)?));
+            }
+            Ok(PcreRegex::Automaton(Box::new(Automaton { pattern: translated, flags, compiled })))
+        }
         Err(e) if e.contains("needs backtracking") => {
             let mut translated = translate_mode(pattern, flags, true)
                 .map_err(|e2| if e2.contains("needs backtracking") { e2 } else { e.clone() })?;
@@ -176,11 +180,32 @@ fn engine_rejection(msg: &str) -> String {
     format!("the regex engine rejected the pattern: {}", last.trim_start_matches("error: "))
 }
 
+/// Above this estimate (see [`size_estimate`]) a pattern's automaton is built at load.
+const EAGER_BUILD_ESTIMATE: u64 = 4096;
+
+/// A rough count of the automaton states a pattern needs: literals count their bytes, counted
+/// repetitions multiply their operand. Cheap, and only used to decide when to build at load.
+fn size_estimate(h: &regex_syntax::hir::Hir) -> u64 {
+    use regex_syntax::hir::HirKind;
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) | HirKind::Class(_) => 1,
+        HirKind::Literal(l) => l.0.len() as u64,
+        HirKind::Repetition(r) => {
+            let n = u64::from(r.max.unwrap_or(r.min).max(r.min)).max(1);
+            size_estimate(&r.sub).saturating_mul(n)
+        }
+        HirKind::Capture(c) => size_estimate(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => {
+            v.iter().map(size_estimate).fold(0u64, |a, b| a.saturating_add(b))
+        }
+    }
+}
+
 /// Translates and parses a pattern as [`compile_automaton`] would compile it, without building
-/// the automaton: the translated pattern, or the reason it is rejected.
-fn validate_automaton(pattern: &str, flags: PcreFlags) -> Result<String, String> {
+/// the automaton: the translated pattern and its [`size_estimate`], or the reason it is rejected.
+fn validate_automaton(pattern: &str, flags: PcreFlags) -> Result<(String, u64), String> {
     let translated = translate_anchored(pattern, flags)?;
-    regex_syntax::ParserBuilder::new()
+    let hir = regex_syntax::ParserBuilder::new()
         .unicode(false)
         .utf8(false)
         .case_insensitive(flags.caseless)
@@ -191,7 +216,7 @@ fn validate_automaton(pattern: &str, flags: PcreFlags) -> Result<String, String>
         .build()
         .parse(&translated)
         .map_err(|e| engine_rejection(&e.to_string()))?;
-    Ok(translated)
+    Ok((translated, size_estimate(&hir)))
 }
 
 /// Builds the automaton of a translated pattern.
@@ -726,6 +751,11 @@ mod tests {
             assert!(e.contains(want), "{p}: {e}");
         }
         assert!(compile(r"a*?b+?c??", f).is_ok());
+        // an automaton over the size limit is rejected at load, not left to never match
+        let big = r"(?:a{10000}){10000}";
+        let e = compile(big, f).unwrap_err();
+        assert_eq!(e, compile_automaton(big, f).unwrap_err());
+        assert!(compile(r"(?:a{10}){10}", f).is_ok());
         // the automaton is built on first use, but what it would reject is rejected at load
         for p in [r"(a", r"a{2,1}", r"[z-a]", r"a)"] {
             let lazy = compile(p, f).unwrap_err();

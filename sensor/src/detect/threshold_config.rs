@@ -103,14 +103,14 @@ impl RateFilter {
             st.count = 1;
             return false;
         }
-        if st.count == 0 || now - st.window_start > i64::from(self.seconds) * 1_000_000 {
+        if st.count == 0 || now.saturating_sub(st.window_start) > i64::from(self.seconds) * 1_000_000 {
             st.window_start = now;
             st.count = 1;
         } else {
             st.count = st.count.saturating_add(1);
         }
         if st.count > self.count {
-            st.until = Some(now + i64::from(self.timeout) * 1_000_000);
+            st.until = Some(now.saturating_add(i64::from(self.timeout) * 1_000_000));
             return true;
         }
         false
