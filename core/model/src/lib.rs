@@ -23,6 +23,7 @@ pub mod config;
 pub mod event;
 pub mod payload;
 pub mod timestamp;
+pub mod windows;
 
 pub use community_id::community_id_v1;
 pub use event::{Event, EventType, Kind};
