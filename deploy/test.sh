@@ -56,5 +56,6 @@ export SOC_REQUIRE_SERVERS=1
 log "cargo test (servers: kafka $SOC_TEST_KAFKA, clickhouse $SOC_TEST_CLICKHOUSE)"
 cargo test --workspace --locked "$@"
 
+df -h . || true
 log "browser tests of the web UI (dashboards/e2e)"
 bash dashboards/e2e/run.sh
