@@ -35,9 +35,17 @@
 //! with `--count-query --database soc_bench` 10,300/s (ClickHouse busy 11 CPU-seconds against
 //! 3-4). The correlator reports the time per phase (`CorrelatorStats::time`): per 150,000
 //! records about 0.3 s polling, 1.5-2.7 s processing, 4-7 s storing the batches and 4.5-8 s
-//! publishing detections and grouping incidents (the grouper reads each changed incident back
+//! publishing detections and grouping incidents (the grouper read each changed incident back
 //! from the store, one query after the other); checkpoints 0.2-0.6 s. At 10,000 records/s offered the lag
 //! stayed within 15,000-51,000 records.
+//!
+//! Since the grouper reads the incidents a batch changed in one query (`Store::get_incidents`)
+//! and the store reads an alert batch's stored versions while it writes the records: back to
+//! back with the previous build, six pairs of runs at load 4.2-6.9 (about 400 incident versions
+//! per run; each run adds about 210 incidents to the database, 3,200 after the last): publishing and grouping
+//! 2.6-5.2 s per run (previously 5.8-23.5 s, growing with the incidents stored, as each of
+//! the per-incident reads did), 8,800-13,600 records/s end to end (previously 4,300-10,700)
+//! and 9,600-15,600 steady (previously 5,400-14,400).
 //!
 //! Flags: `--brokers`, `--clickhouse`, `--database`, `--events`, `--rate` (records/s, 0: as fast as
 //! possible), `--partitions`, `--batch`, `--count-query`.
@@ -46,8 +54,9 @@ use soc_bus::Bus;
 use soc_bus::kafka::{KafkaBus, KafkaConfig};
 use soc_correlator::correlation::CorrelationRules;
 use soc_correlator::{CorrelatorOptions, SigmaRules};
-use soc_model::{Event, EventType, Incident, Log, LogSource, Timestamp};
-use soc_store::{ClickHouseStore, CountBy, EventQuery, IncidentQuery, RetentionReport, Store, StoreError};
+use soc_model::{Event, EventType, Log, LogSource, Timestamp};
+use soc_store::observe::Observed;
+use soc_store::{ClickHouseStore, EventQuery, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -150,7 +159,18 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     bus.ensure_topics().await?;
     let clickhouse = Arc::new(ClickHouseStore::connect(&a.clickhouse, &a.database, "default", "").await?);
     clickhouse.migrate().await?;
-    let store = Arc::new(Counting { inner: clickhouse.clone(), tag: tag.clone(), logs: AtomicU64::new(0) });
+    // The log records of this run whose insert ClickHouse acknowledged.
+    let logs = Arc::new(AtomicU64::new(0));
+    let store = Arc::new(Observed::new(clickhouse.clone(), {
+        let (logs, tag) = (logs.clone(), tag.clone());
+        move |events: &[Event]| {
+            let n = events
+                .iter()
+                .filter(|e| e.event_type == EventType::Log && e.sensor.as_deref() == Some(tag.as_str()))
+                .count();
+            logs.fetch_add(n as u64, Ordering::SeqCst);
+        }
+    }));
 
     let (sigma, errs) = SigmaRules::builtin();
     if !errs.is_empty() {
@@ -205,7 +225,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("{:>6} {:>10} {:>10} {:>8} {:>9}", "secs", "published", "stored", "lag", "stored/s");
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let stored = if a.count_query { clickhouse.count_events(&q).await? } else { store.logs.load(Ordering::SeqCst) };
+        let stored = if a.count_query { clickhouse.count_events(&q).await? } else { logs.load(Ordering::SeqCst) };
         let p = published.load(Ordering::Relaxed);
         let lag = p.saturating_sub(stored);
         max_lag = max_lag.max(lag);
@@ -248,63 +268,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("ClickHouse holds {counted} of the {} records", a.events).into());
     }
     Ok(())
-}
-
-/// The ClickHouse store, counting the log records of this run whose insert it acknowledged.
-struct Counting {
-    inner: Arc<ClickHouseStore>,
-    tag: String,
-    logs: AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl Store for Counting {
-    async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        self.inner.migrate().await
-    }
-    async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.inner.insert_events(events).await?;
-        let n = events
-            .iter()
-            .filter(|e| e.event_type == EventType::Log && e.sensor.as_deref() == Some(self.tag.as_str()))
-            .count();
-        self.logs.fetch_add(n as u64, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn query_events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
-        self.inner.query_events(q).await
-    }
-    async fn count_events(&self, q: &EventQuery) -> Result<u64, StoreError> {
-        self.inner.count_events(q).await
-    }
-    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
-        self.inner.count_by(by, q).await
-    }
-    async fn drop_days_before(&self, d: i64) -> Result<RetentionReport, StoreError> {
-        self.inner.drop_days_before(d).await
-    }
-    async fn upsert_incidents(&self, i: &[Incident]) -> Result<(), StoreError> {
-        self.inner.upsert_incidents(i).await
-    }
-    async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        self.inner.get_incident(id).await
-    }
-    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        self.inner.query_incidents(q).await
-    }
-    async fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
-        self.inner.count_incidents(q).await
-    }
-    async fn insert_forwarding(&self, r: &[Event]) -> Result<(), StoreError> {
-        self.inner.insert_forwarding(r).await
-    }
-    async fn query_forwarding(&self, i: Option<&str>, l: usize) -> Result<Vec<Event>, StoreError> {
-        self.inner.query_forwarding(i, l).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn name(&self) -> &'static str {
-        "clickhouse"
-    }
 }

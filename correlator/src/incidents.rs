@@ -332,11 +332,16 @@ impl Grouper {
     /// merged with what analysts changed in the store meanwhile; returns them for writing
     /// (store, then bus). `now` stamps the versions.
     pub async fn flush(&mut self, store: &dyn Store, now: Timestamp) -> Result<Vec<Incident>, StoreError> {
+        // The stored versions of every incident touched, in one batch read (nothing is written
+        // before the caller stores what this returns). On failure the alerts stay pending, so
+        // a retried flush sees them again.
+        let ids: Vec<String> = self.pending.keys().cloned().collect();
+        let mut stored = store.get_incidents(&ids).await?;
         let pending = std::mem::take(&mut self.pending);
         let mut out = Vec::with_capacity(pending.len());
         for (id, alerts) in pending {
             let mut current = self.open.get(&id).cloned();
-            if let Some(stored) = store.get_incident(&id).await?
+            if let Some(stored) = stored.remove(&id)
                 && current.as_ref().is_none_or(|c| stored.version > c.version)
             {
                 current = Some(stored);
@@ -670,6 +675,38 @@ mod tests {
         assert_eq!(g2.add(&net_alert(5, 2, "10.0.0.5", "198.51.100.1", 2)), Some(id.clone()));
         let out = flush_and_store(&mut g2, &s, 6).await;
         assert_eq!((out[0].incident_id.as_str(), out[0].version, out[0].alert_count), (id.as_str(), 2, 2));
+    }
+
+    #[tokio::test]
+    async fn one_flush_reads_every_touched_incident_and_a_failed_read_keeps_the_alerts() {
+        // Not migrated yet: the batch read fails, and nothing of the batch is lost.
+        let s = SqliteStore::open_in_memory().unwrap();
+        let mut g = Grouper::new(IncidentOptions::default());
+        let a = g.add(&net_alert(0, 1, "10.0.0.5", "203.0.113.9", 2)).unwrap();
+        let b = g.add(&net_alert(1, 2, "10.0.0.6", "203.0.113.10", 2)).unwrap();
+        assert!(g.flush(&s, t(2)).await.is_err());
+        s.migrate().await.unwrap();
+        let out = flush_and_store(&mut g, &s, 3).await;
+        let mut got: Vec<(&str, u64)> = out.iter().map(|i| (i.incident_id.as_str(), i.alert_count)).collect();
+        got.sort_unstable();
+        let mut want = vec![(a.as_str(), 1), (b.as_str(), 1)];
+        want.sort_unstable();
+        assert_eq!(got, want);
+        // An analyst changes both meanwhile; the next flush merges both stored versions.
+        for inc in &out {
+            let mut ack = inc.clone();
+            ack.version += 1;
+            ack.owner = Some(format!("analyst of {}", inc.incident_id));
+            s.upsert_incidents(&[ack]).await.unwrap();
+        }
+        g.add(&net_alert(4, 3, "10.0.0.5", "203.0.113.9", 2));
+        g.add(&net_alert(5, 4, "10.0.0.6", "203.0.113.10", 2));
+        let out = flush_and_store(&mut g, &s, 6).await;
+        assert_eq!(out.len(), 2);
+        for inc in &out {
+            assert_eq!((inc.version, inc.alert_count), (3, 2), "{inc:?}");
+            assert_eq!(inc.owner, Some(format!("analyst of {}", inc.incident_id)));
+        }
     }
 
     #[test]

@@ -630,14 +630,36 @@ mod tests {
         e
     }
 
-    #[tokio::test]
-    async fn stores_everything_despite_store_outage_and_keeps_bad_records_as_dead_letters() {
+    /// A memory bus (topics created) holding `events`, and an empty store.
+    async fn bus_with(events: &[Event]) -> (Arc<MemoryBus>, Arc<FlakyStore>) {
         let bus = Arc::new(MemoryBus::new("t", 1000));
         bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
-        store.fail.store(3, Ordering::SeqCst);
+        if !events.is_empty() {
+            soc_bus::publish_events(bus.as_ref(), events).await.unwrap();
+        }
+        (bus, Arc::new(FlakyStore::default()))
+    }
+
+    /// Runs a correlator that is already stopping: it drains what the bus holds and returns.
+    async fn drain(
+        bus: Arc<dyn Bus>,
+        store: &Arc<FlakyStore>,
+        opts: CorrelatorOptions,
+    ) -> Result<CorrelatorStats, CorrelatorError> {
+        let (_tx, rx) = watch::channel(true);
+        run(bus, store.clone(), opts, rx).await
+    }
+
+    /// Default options with short polls (the buses here are in memory).
+    fn quick() -> CorrelatorOptions {
+        CorrelatorOptions { poll_timeout: Duration::from_millis(20), ..Default::default() }
+    }
+
+    #[tokio::test]
+    async fn stores_everything_despite_store_outage_and_keeps_bad_records_as_dead_letters() {
         let events: Vec<Event> = (0..250).map(flow).collect();
-        soc_bus::publish_events(bus.as_ref(), &events).await.unwrap();
+        let (bus, store) = bus_with(&events).await;
+        store.fail.store(3, Ordering::SeqCst);
         bus.publish(Kind::Log, vec![Record::new("h", b"{not json".to_vec())]).await.unwrap();
         bus.publish(
             Kind::DeadLetter,
@@ -645,10 +667,7 @@ mod tests {
         )
         .await
         .unwrap();
-        let (tx, rx) = watch::channel(true); // already stopping: drain and return
-        let opts = CorrelatorOptions { batch: 100, poll_timeout: Duration::from_millis(20), ..Default::default() };
-        let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
-        drop(tx);
+        let stats = drain(bus.clone(), &store, CorrelatorOptions { batch: 100, ..quick() }).await.unwrap();
         assert_eq!(stats.consumed, 252);
         assert_eq!(stats.undecodable, 1);
         assert_eq!(stats.dead_letters, 1);
@@ -659,30 +678,16 @@ mod tests {
 
     #[tokio::test]
     async fn redelivered_records_are_stored_once() {
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
         let events: Vec<Event> = (0..10).map(flow).collect();
-        soc_bus::publish_events(bus.as_ref(), &events).await.unwrap();
+        let (bus, store) = bus_with(&events).await;
         soc_bus::publish_events(bus.as_ref(), &events).await.unwrap(); // a producer retry
-        let (_tx, rx) = watch::channel(true);
-        let stats = run(
-            bus,
-            store.clone(),
-            CorrelatorOptions { poll_timeout: Duration::from_millis(20), ..Default::default() },
-            rx,
-        )
-        .await
-        .unwrap();
+        let stats = drain(bus, &store, quick()).await.unwrap();
         assert_eq!(stats.consumed, 20);
         assert_eq!(store.rows.lock().unwrap().len(), 10);
     }
 
     #[tokio::test]
     async fn alerts_become_incidents_in_the_store_and_on_the_incident_topic() {
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
         let mut alerts = Vec::new();
         for i in 0..5u64 {
             let mut e = Event::new(EventType::Alert, Timestamp::from_unix_micros(1_600_000_000_000_000 + i as i64));
@@ -696,11 +701,9 @@ mod tests {
             });
             alerts.push(e);
         }
-        soc_bus::publish_events(bus.as_ref(), &alerts).await.unwrap();
+        let (bus, store) = bus_with(&alerts).await;
         let mut incident_sub = bus.subscribe("forwarder", &[Kind::Incident]).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        let opts = CorrelatorOptions { batch: 2, poll_timeout: Duration::from_millis(20), ..Default::default() };
-        let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
+        let stats = drain(bus.clone(), &store, CorrelatorOptions { batch: 2, ..quick() }).await.unwrap();
         let incidents = store.incidents.lock().unwrap().clone();
         assert_eq!(incidents.len(), 1, "{incidents:?}");
         let inc = incidents.values().next().unwrap();
@@ -717,23 +720,11 @@ mod tests {
     async fn ioc_hits_become_detections_that_open_incidents() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ip.txt"), "203.0.113.66\n").unwrap();
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
         let mut hit = flow(1);
         hit.dest_ip = Some("203.0.113.66".into());
-        soc_bus::publish_events(bus.as_ref(), &[flow(0), hit]).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        let opts = CorrelatorOptions {
-            poll_timeout: Duration::from_millis(20),
-            ioc: Some(IocOptions {
-                paths: vec![dir.path().to_path_buf()],
-                level: soc_model::Level::High,
-                reload_every: Duration::from_secs(5),
-            }),
-            ..Default::default()
-        };
-        let stats = run(bus, store.clone(), opts, rx).await.unwrap();
+        let (bus, store) = bus_with(&[flow(0), hit]).await;
+        let opts = CorrelatorOptions { ioc: Some(ioc_lists(dir.path())), ..quick() };
+        let stats = drain(bus, &store, opts).await.unwrap();
         assert_eq!(stats.detections, 1);
         let rows = store.rows.lock().unwrap();
         let det: Vec<&Event> = rows.values().filter(|e| e.event_type == EventType::Detection).collect();
@@ -747,40 +738,9 @@ mod tests {
     #[tokio::test]
     async fn correlation_rules_turn_base_matches_into_one_detection() {
         let yaml = "title: Burst\nid: corr-burst\ncorrelation:\n  type: event_count\n  rules: [failed]\n  group-by: [TargetUserName]\n  timespan: 10m\n  condition: {gte: 3}\nlevel: high\n---\ntitle: Failed\nid: base-failed\nname: failed\nlogsource: {product: windows, service: security}\ndetection: {s: {EventID: 4625}, condition: s}\nlevel: low\n";
-        let (sigma, _) = crate::SigmaRules::from_sources([("r.yml", yaml)]);
-        let (corr, errs) = crate::correlation::CorrelationRules::from_sources(&[("r.yml".into(), yaml.to_string())]);
-        assert!(errs.is_empty(), "{errs:?}");
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
-        let logs: Vec<Event> = (0..3)
-            .map(|i| {
-                let mut e =
-                    Event::new(EventType::Log, Timestamp::from_unix_micros(1_600_000_000_000_000 + i * 1_000_000));
-                e.host = Some("dc01".into());
-                let mut l = soc_model::Log {
-                    logsource: soc_model::LogSource {
-                        product: Some("windows".into()),
-                        service: Some("security".into()),
-                        category: None,
-                    },
-                    ..Default::default()
-                };
-                l.fields.insert("EventID".into(), serde_json::json!(4625));
-                l.fields.insert("TargetUserName".into(), serde_json::json!("admin"));
-                e.log = Some(l);
-                e
-            })
-            .collect();
-        soc_bus::publish_events(bus.as_ref(), &logs).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        let opts = CorrelatorOptions {
-            poll_timeout: Duration::from_millis(20),
-            sigma: Some(Arc::new(sigma)),
-            correlations: Some(Arc::new(corr)),
-            ..Default::default()
-        };
-        run(bus, store.clone(), opts, rx).await.unwrap();
+        let logs: Vec<Event> = (0..3).map(|i| failed_logon(i, "admin", "203.0.113.9")).collect();
+        let (bus, store) = bus_with(&logs).await;
+        drain(bus, &store, rules_opts(yaml, None)).await.unwrap();
         let rows = store.rows.lock().unwrap();
         let dets: Vec<&soc_model::Detection> = rows.values().filter_map(|e| e.detection.as_ref()).collect();
         assert_eq!(dets.len(), 1, "base matches only feed the correlation: {dets:?}");
@@ -808,17 +768,35 @@ mod tests {
 
     const SPRAY: &str = "title: Spray\nid: corr-spray\ncorrelation:\n  type: value_count\n  rules: [failed]\n  group-by: [IpAddress]\n  timespan: 10m\n  condition: {gte: 6, field: TargetUserName}\nlevel: high\n---\ntitle: Failed\nid: base-failed\nname: failed\nlogsource: {product: windows, service: security}\ndetection: {s: {EventID: 4625}, condition: s}\nlevel: low\n";
 
-    fn spray_opts(checkpoint: Option<std::path::PathBuf>) -> CorrelatorOptions {
-        let (sigma, _) = crate::SigmaRules::from_sources([("r.yml", SPRAY)]);
-        let (corr, errs) = crate::correlation::CorrelationRules::from_sources(&[("r.yml".into(), SPRAY.to_string())]);
+    /// Options with the Sigma and correlation rules of `yaml`, checkpointed to `checkpoint`.
+    fn rules_opts(yaml: &str, checkpoint: Option<std::path::PathBuf>) -> CorrelatorOptions {
+        let (sigma, _) = crate::SigmaRules::from_sources([("r.yml", yaml)]);
+        let (corr, errs) = crate::correlation::CorrelationRules::from_sources(&[("r.yml".into(), yaml.to_string())]);
         assert!(errs.is_empty(), "{errs:?}");
         CorrelatorOptions {
-            poll_timeout: Duration::from_millis(20),
             sigma: Some(Arc::new(sigma)),
             correlations: Some(Arc::new(corr)),
             checkpoint_dir: checkpoint,
-            ..Default::default()
+            ..quick()
         }
+    }
+
+    fn spray_opts(checkpoint: Option<std::path::PathBuf>) -> CorrelatorOptions {
+        rules_opts(SPRAY, checkpoint)
+    }
+
+    /// IOC lists read from `dir`, hits at level high.
+    fn ioc_lists(dir: &std::path::Path) -> IocOptions {
+        IocOptions {
+            paths: vec![dir.to_path_buf()],
+            level: soc_model::Level::High,
+            reload_every: Duration::from_secs(5),
+        }
+    }
+
+    /// One failed logon from 203.0.113.9 per user `user{i}`, second `i`.
+    fn users(range: std::ops::Range<i64>) -> Vec<Event> {
+        range.map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect()
     }
 
     fn sprays(store: &FlakyStore) -> usize {
@@ -834,18 +812,11 @@ mod tests {
     /// Half of a spray, a restart (a new `run` on the same bus and checkpoint directory), the
     /// other half: the correlation fires once. In memory only, the first half is forgotten.
     async fn spray_across_restart(checkpoint: Option<std::path::PathBuf>) -> usize {
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
-        let first: Vec<Event> = (0..3).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
-        soc_bus::publish_events(bus.as_ref(), &first).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        run(bus.clone(), store.clone(), spray_opts(checkpoint.clone()), rx).await.unwrap();
+        let (bus, store) = bus_with(&users(0..3)).await;
+        drain(bus.clone(), &store, spray_opts(checkpoint.clone())).await.unwrap();
         assert_eq!(sprays(&store), 0, "three users: not yet a spray");
-        let rest: Vec<Event> = (3..6).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
-        soc_bus::publish_events(bus.as_ref(), &rest).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        run(bus.clone(), store.clone(), spray_opts(checkpoint), rx).await.unwrap();
+        soc_bus::publish_events(bus.as_ref(), &users(3..6)).await.unwrap();
+        drain(bus, &store, spray_opts(checkpoint)).await.unwrap();
         sprays(&store)
     }
 
@@ -871,10 +842,11 @@ mod tests {
         }
     }
 
-    struct NoCommitBus(Arc<MemoryBus>);
+    /// A memory bus whose consumers are wrapped by the function (failing commits, rebalances).
+    struct Wrapped(Arc<MemoryBus>, fn(Box<dyn Consumer>) -> Box<dyn Consumer>);
 
     #[async_trait::async_trait]
-    impl Bus for NoCommitBus {
+    impl Bus for Wrapped {
         async fn ensure_topics(&self) -> Result<(), BusError> {
             self.0.ensure_topics().await
         }
@@ -882,31 +854,24 @@ mod tests {
             self.0.publish(kind, records).await
         }
         async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError> {
-            Ok(Box::new(NoCommit(self.0.subscribe(group, kinds).await?)))
+            Ok((self.1)(self.0.subscribe(group, kinds).await?))
         }
         fn name(&self) -> &'static str {
-            "no-commit"
+            "wrapped"
         }
     }
 
     #[tokio::test]
     async fn records_redelivered_after_a_checkpoint_are_not_counted_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
         // Three distinct users, then the same three again: never six distinct users.
-        let first: Vec<Event> = (0..3).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
-        soc_bus::publish_events(bus.as_ref(), &first).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        let crashed =
-            run(Arc::new(NoCommitBus(bus.clone())), store.clone(), spray_opts(Some(dir.path().into())), rx).await;
+        let (bus, store) = bus_with(&users(0..3)).await;
+        let no_commit = Arc::new(Wrapped(bus.clone(), |c| Box::new(NoCommit(c))));
+        let crashed = drain(no_commit, &store, spray_opts(Some(dir.path().into()))).await;
         assert!(matches!(crashed, Err(CorrelatorError::Bus(BusError::Closed))), "{crashed:?}");
         // Restart: the three records come again (uncommitted), then three new users.
-        let rest: Vec<Event> = (3..6).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
-        soc_bus::publish_events(bus.as_ref(), &rest).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        let stats = run(bus.clone(), store.clone(), spray_opts(Some(dir.path().into())), rx).await.unwrap();
+        soc_bus::publish_events(bus.as_ref(), &users(3..6)).await.unwrap();
+        let stats = drain(bus, &store, spray_opts(Some(dir.path().into()))).await.unwrap();
         assert_eq!(stats.replayed, 3);
         assert_eq!(stats.consumed, 6);
         assert_eq!(sprays(&store), 1, "six distinct users: one spray");
@@ -938,35 +903,13 @@ mod tests {
         }
     }
 
-    struct RebalancingBus(Arc<MemoryBus>);
-
-    #[async_trait::async_trait]
-    impl Bus for RebalancingBus {
-        async fn ensure_topics(&self) -> Result<(), BusError> {
-            self.0.ensure_topics().await
-        }
-        async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
-            self.0.publish(kind, records).await
-        }
-        async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError> {
-            Ok(Box::new(Rebalancing { inner: self.0.subscribe(group, kinds).await?, polls: 0, changes: Vec::new() }))
-        }
-        fn name(&self) -> &'static str {
-            "rebalancing"
-        }
-    }
-
     /// Half a spray, the partition revoked (its state dropped from memory) and assigned again,
     /// the other half: the spray is seen when the state comes back from the checkpoint.
     async fn spray_across_rebalance(checkpoint: Option<std::path::PathBuf>) -> (usize, CorrelatorStats) {
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
-        let logons: Vec<Event> = (0..6).map(|i| failed_logon(i, &format!("user{i}"), "203.0.113.9")).collect();
-        soc_bus::publish_events(bus.as_ref(), &logons).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
-        let opts = CorrelatorOptions { batch: 3, ..spray_opts(checkpoint) };
-        let stats = run(Arc::new(RebalancingBus(bus)), store.clone(), opts, rx).await.unwrap();
+        let (bus, store) = bus_with(&users(0..6)).await;
+        let rebalancing =
+            Arc::new(Wrapped(bus, |inner| Box::new(Rebalancing { inner, polls: 0, changes: Vec::new() })));
+        let stats = drain(rebalancing, &store, CorrelatorOptions { batch: 3, ..spray_opts(checkpoint) }).await.unwrap();
         (sprays(&store), stats)
     }
 
@@ -992,28 +935,19 @@ mod tests {
     async fn repeated_alerts_are_one_alert_whose_stored_version_has_the_total_count() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("ip.txt"), "203.0.113.66\n203.0.113.77\n").unwrap();
-        let bus = Arc::new(MemoryBus::new("t", 1000));
-        bus.ensure_topics().await.unwrap();
-        let store = Arc::new(FlakyStore::default());
         // 25 hits on one IOC from one host, 1 on another, then one more after the window.
         let mut evs: Vec<Event> = (0..25).map(|i| ioc_flow(i, "203.0.113.66")).collect();
         evs.push(ioc_flow(30, "203.0.113.77"));
         evs.push(ioc_flow(1000, "203.0.113.66"));
-        soc_bus::publish_events(bus.as_ref(), &evs).await.unwrap();
+        let (bus, store) = bus_with(&evs).await;
         let mut det_sub = bus.subscribe("alerting", &[Kind::Detection]).await.unwrap();
-        let (_tx, rx) = watch::channel(true);
         let opts = CorrelatorOptions {
             batch: 10,
-            poll_timeout: Duration::from_millis(20),
-            ioc: Some(IocOptions {
-                paths: vec![dir.path().to_path_buf()],
-                level: soc_model::Level::High,
-                reload_every: Duration::from_secs(5),
-            }),
+            ioc: Some(ioc_lists(dir.path())),
             dedup: Some(crate::dedup::DedupOptions { window: Duration::from_secs(300), ..Default::default() }),
-            ..Default::default()
+            ..quick()
         };
-        let stats = run(bus.clone(), store.clone(), opts, rx).await.unwrap();
+        let stats = drain(bus.clone(), &store, opts).await.unwrap();
         assert_eq!(stats.suppressed, 24);
         let rows: Vec<Event> = store.rows.lock().unwrap().values().cloned().collect();
         let mut counts: Vec<(String, u64)> = rows

@@ -13,8 +13,9 @@ use soc_bus::kafka::{KafkaBus, KafkaConfig};
 use soc_bus::{Bus, BusError};
 use soc_correlator::correlation::CorrelationRules;
 use soc_correlator::{CorrelatorOptions, CorrelatorStats, SigmaRules};
-use soc_model::{Event, EventType, Incident, Kind, Log, LogSource, Timestamp};
-use soc_store::{CountBy, EventQuery, IncidentQuery, RetentionReport, SqliteStore, Store, StoreError};
+use soc_model::{Event, EventType, Kind, Log, LogSource, Timestamp};
+use soc_store::observe::Observed;
+use soc_store::{EventQuery, SqliteStore, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,61 +61,6 @@ fn logon(host: u64, seq: u64, base: i64) -> Event {
     e
 }
 
-/// One member's view of the shared store: counts the log records it stored.
-struct Member {
-    inner: Arc<SqliteStore>,
-    logs: AtomicU64,
-}
-
-#[async_trait::async_trait]
-impl Store for Member {
-    async fn migrate(&self) -> Result<Vec<u32>, StoreError> {
-        self.inner.migrate().await
-    }
-    async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.inner.insert_events(events).await?;
-        let n = events.iter().filter(|e| e.event_type == EventType::Log).count() as u64;
-        self.logs.fetch_add(n, Ordering::SeqCst);
-        Ok(())
-    }
-    async fn query_events(&self, q: &EventQuery) -> Result<Vec<Event>, StoreError> {
-        self.inner.query_events(q).await
-    }
-    async fn count_events(&self, q: &EventQuery) -> Result<u64, StoreError> {
-        self.inner.count_events(q).await
-    }
-    async fn count_by(&self, by: CountBy, q: &EventQuery) -> Result<Vec<(String, u64)>, StoreError> {
-        self.inner.count_by(by, q).await
-    }
-    async fn drop_days_before(&self, d: i64) -> Result<RetentionReport, StoreError> {
-        self.inner.drop_days_before(d).await
-    }
-    async fn upsert_incidents(&self, i: &[Incident]) -> Result<(), StoreError> {
-        self.inner.upsert_incidents(i).await
-    }
-    async fn get_incident(&self, id: &str) -> Result<Option<Incident>, StoreError> {
-        self.inner.get_incident(id).await
-    }
-    async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
-        self.inner.query_incidents(q).await
-    }
-    async fn count_incidents(&self, q: &IncidentQuery) -> Result<u64, StoreError> {
-        self.inner.count_incidents(q).await
-    }
-    async fn insert_forwarding(&self, r: &[Event]) -> Result<(), StoreError> {
-        self.inner.insert_forwarding(r).await
-    }
-    async fn query_forwarding(&self, i: Option<&str>, l: usize) -> Result<Vec<Event>, StoreError> {
-        self.inner.query_forwarding(i, l).await
-    }
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    fn name(&self) -> &'static str {
-        "member"
-    }
-}
-
 fn options(group: &str, checkpoint: &std::path::Path) -> CorrelatorOptions {
     let (sigma, errs) = SigmaRules::from_sources([("r.yml", RULES)]);
     assert!(errs.is_empty(), "{errs:?}");
@@ -133,14 +79,23 @@ fn options(group: &str, checkpoint: &std::path::Path) -> CorrelatorOptions {
     }
 }
 
-type Running = (Arc<Member>, watch::Sender<bool>, tokio::task::JoinHandle<Result<CorrelatorStats, String>>);
+/// One member: how many log records it stored, its stop switch and its task.
+type Running = (Arc<AtomicU64>, watch::Sender<bool>, tokio::task::JoinHandle<Result<CorrelatorStats, String>>);
 
 fn start(bus: &Arc<KafkaBus>, store: &Arc<SqliteStore>, opts: CorrelatorOptions) -> Running {
-    let member = Arc::new(Member { inner: store.clone(), logs: AtomicU64::new(0) });
+    let logs = Arc::new(AtomicU64::new(0));
+    // The member's view of the shared store: counts the log records it stored.
+    let member = Observed::new(store.clone(), {
+        let logs = logs.clone();
+        move |events: &[Event]| {
+            let n = events.iter().filter(|e| e.event_type == EventType::Log).count() as u64;
+            logs.fetch_add(n, Ordering::SeqCst);
+        }
+    });
     let (stop, rx) = watch::channel(false);
-    let (b, m) = (bus.clone() as Arc<dyn Bus>, member.clone() as Arc<dyn Store>);
+    let (b, m) = (bus.clone() as Arc<dyn Bus>, Arc::new(member) as Arc<dyn Store>);
     let task = tokio::spawn(async move { soc_correlator::run(b, m, opts, rx).await.map_err(|e| e.to_string()) });
-    (member, stop, task)
+    (logs, stop, task)
 }
 
 async fn publish(bus: &KafkaBus, events: &[Event]) -> Result<(), BusError> {
@@ -185,8 +140,8 @@ async fn correlation_windows_move_with_their_partitions_between_group_members() 
         published += batch.len() as u64;
     }
     let deadline = Instant::now() + Duration::from_secs(90);
-    while a.logs.load(Ordering::SeqCst) < published {
-        assert!(Instant::now() < deadline, "member a stored {} of {published}", a.logs.load(Ordering::SeqCst));
+    while a.load(Ordering::SeqCst) < published {
+        assert!(Instant::now() < deadline, "member a stored {} of {published}", a.load(Ordering::SeqCst));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
@@ -195,7 +150,7 @@ async fn correlation_windows_move_with_their_partitions_between_group_members() 
     let (b, stop_b, task_b) = start(&bus, &store, options(&group, &checkpoints));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut rounds = 0;
-    while rounds < 2 || b.logs.load(Ordering::SeqCst) == 0 {
+    while rounds < 2 || b.load(Ordering::SeqCst) == 0 {
         assert!(Instant::now() < deadline, "member b stored nothing in 90 s");
         let batch = round(&mut seq);
         publish(&bus, &batch).await.expect("publish");

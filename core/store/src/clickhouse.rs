@@ -665,8 +665,12 @@ impl ClickHouseStore {
             }
             insert.end().await
         };
-        self.bounded(self.timeout, write).await?;
-        let known = self.write_alerts(events).await?;
+        // The stored versions of the batch's alerts are read while the records are written
+        // (a read, independent of that write): one round trip less per batch. The alert and
+        // GeoIP rows follow, in that order, only once the records are stored.
+        let alert_rows = alerts::project_batch(events);
+        let (_, stored) = tokio::try_join!(self.bounded(self.timeout, write), self.stored_alert_versions(&alert_rows))?;
+        let known = self.write_alert_rows(alert_rows, stored).await?;
         self.write_geo(events, &known).await?;
         telemetry::inserted(NAME, events.len(), started.elapsed().as_secs_f64());
         Ok(())
@@ -804,10 +808,20 @@ impl ClickHouseStore {
     /// were already stored.
     async fn write_alerts(&self, events: &[Event]) -> Result<HashSet<String>, StoreError> {
         let rows = alerts::project_batch(events);
+        let stored = self.stored_alert_versions(&rows).await?;
+        self.write_alert_rows(rows, stored).await
+    }
+
+    /// Writes `rows` as next versions of the `stored` ones (from [`Self::stored_alert_versions`]
+    /// of the same rows); returns the ids that were already stored.
+    async fn write_alert_rows(
+        &self,
+        rows: Vec<AlertRecord>,
+        mut stored: HashMap<String, (u64, u64, AlertState)>,
+    ) -> Result<HashSet<String>, StoreError> {
         if rows.is_empty() {
             return Ok(HashSet::new());
         }
-        let mut stored = self.stored_alert_versions(&rows).await?;
         let known: HashSet<String> = stored.keys().cloned().collect();
         let out: Vec<AlertColumns> = rows
             .into_iter()
@@ -868,8 +882,7 @@ impl ClickHouseStore {
     /// {order of q}`. `fine` (the per-row conditions, empty when none) is evaluated first so
     /// the other columns are read only for the granules it matches; in time order the newest
     /// (or oldest) hours are tried first ([`time_windows`]), widening only while the page is
-    /// not full. Reads a few more rows than needed (duplicates not merged yet come as extra
-    /// rows) and falls back to an exact `LIMIT 1 BY id` when that was not enough.
+    /// not full ([`Self::probe_windows`]).
     async fn event_keys(
         &self,
         q: &EventQuery,
@@ -877,51 +890,63 @@ impl ClickHouseStore {
         fine: &filter::Where,
     ) -> Result<Vec<KeyRow>, StoreError> {
         let limit = q.effective_limit();
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
         let order = filter::order_by(q);
-        let fetch = limit + limit / 4 + 16;
         let cols = "id, ts_us, event_type AS aux";
         let prewhere = if fine.sql.is_empty() { String::new() } else { format!("PREWHERE {} ", fine.sql) };
         let coarse_sql = if coarse.sql.is_empty() { "1 = 1" } else { coarse.sql.as_str() };
-        let run = |sql: String, win: Option<&filter::Where>| {
+        let read = |win: Option<&filter::Where>, tail: &str| {
+            let win_sql = win.map(|w| format!(" AND {}", w.sql)).unwrap_or_default();
+            let sql =
+                format!("SELECT {cols} FROM events {prewhere}WHERE {coarse_sql}{win_sql} ORDER BY {order} {tail}");
             let mut params = fine.params.clone();
             params.extend(coarse.params.iter().cloned());
-            if let Some(w) = win {
-                params.extend(w.params.iter().cloned());
-            }
+            params.extend(win.into_iter().flat_map(|w| w.params.iter().cloned()));
+            (sql, params)
+        };
+        let now = soc_model::Timestamp::now();
+        let windows = time_windows(&event_window_hours(q.since, q.until, now), q.newest_first, q.since, q.until, now);
+        self.probe_windows(windows, limit, read).await
+    }
+
+    /// The first `want` distinct ids (with their sort keys) of a read in some order, trying
+    /// `windows` in turn (narrowest first, `None` the whole range, last) until one holds a full
+    /// page: `read(window, tail)` gives the statement (ending with `tail`, its `LIMIT`) and
+    /// its parameters. Reads a few more rows than needed (duplicates or versions not merged
+    /// yet come as extra rows) and falls back to an exact `LIMIT 1 BY id` read of the whole
+    /// range when that was not enough.
+    async fn probe_windows(
+        &self,
+        windows: Vec<Option<filter::Where>>,
+        want: usize,
+        read: impl Fn(Option<&filter::Where>, &str) -> (String, Vec<Param>),
+    ) -> Result<Vec<KeyRow>, StoreError> {
+        if want == 0 {
+            return Ok(Vec::new());
+        }
+        let fetch = want + want / 4 + 16;
+        let keys = |(sql, params): (String, Vec<Param>)| {
             self.bounded(
                 self.timeout,
                 bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
                     .fetch_all::<KeyRow>(),
             )
         };
-        let now = soc_model::Timestamp::now();
-        let hours = event_window_hours(q.since, q.until, now);
-        for win in time_windows(&hours, q.newest_first, q.since, q.until, now) {
+        for win in windows {
             let last = win.is_none();
-            let win_sql = win.as_ref().map(|w| format!(" AND {}", w.sql)).unwrap_or_default();
-            let sql = format!(
-                "SELECT {cols} FROM events {prewhere}WHERE {coarse_sql}{win_sql} ORDER BY {order} LIMIT {fetch}"
-            );
-            let rows = run(sql, win.as_ref()).await?;
+            let rows = keys(read(win.as_ref(), &format!("LIMIT {fetch}"))).await?;
             let exhausted = rows.len() < fetch;
-            let mut keys = dedupe_keys(rows);
-            if keys.len() >= limit || (last && exhausted) {
-                keys.truncate(limit);
-                return Ok(keys);
+            let mut found = dedupe_keys(rows);
+            if found.len() >= want || (last && exhausted) {
+                found.truncate(want);
+                return Ok(found);
             }
             if !last {
                 continue;
             }
             // Duplicates not merged yet took more than the margin: the exact (slower) read.
-            let sql = format!(
-                "SELECT {cols} FROM events {prewhere}WHERE {coarse_sql} ORDER BY {order} LIMIT 1 BY id LIMIT {limit}"
-            );
-            let mut keys = dedupe_keys(run(sql, None).await?);
-            keys.truncate(limit);
-            return Ok(keys);
+            let mut found = dedupe_keys(keys(read(None, &format!("LIMIT 1 BY id LIMIT {want}"))).await?);
+            found.truncate(want);
+            return Ok(found);
         }
         Ok(Vec::new())
     }
@@ -1036,9 +1061,9 @@ impl ClickHouseStore {
     /// Phase one of an alert list: the sort keys of the first `want` distinct ids of
     /// `alerts WHERE {fixed} AND {cond}` in `q`'s order. Ordered by time, the newest (or
     /// oldest) hour is tried first, then 6 hours, 2 days and the whole range, until a window
-    /// holds a full page: 18.16 cannot read in key order, and a window reads only its own
-    /// key range (partition and `ts` pruning), so the first page of a week costs about the
-    /// same as the first page of an hour.
+    /// holds a full page ([`Self::probe_windows`]): 18.16 cannot read in key order, and a
+    /// window reads only its own key range (partition and `ts` pruning), so the first page of
+    /// a week costs about the same as the first page of an hour.
     async fn alert_keys(
         &self,
         q: &AlertQuery,
@@ -1046,57 +1071,20 @@ impl ClickHouseStore {
         cond: &filter::Where,
         want: usize,
     ) -> Result<Vec<KeyRow>, StoreError> {
-        if want == 0 {
-            return Ok(Vec::new());
-        }
         let order = alerts::order_by(q);
-        let fetch = want + want / 4 + 16;
         let cols = "id, ts_us, toString(severity) AS aux";
-        for win in alert_windows(q, soc_model::Timestamp::now()) {
-            let last = win.is_none();
-            let win = win.unwrap_or_else(|| filter::Where { sql: "1 = 1".into(), params: Vec::new() });
+        let read = |win: Option<&filter::Where>, tail: &str| {
+            let win_sql = win.map(|w| format!(" AND {}", w.sql)).unwrap_or_default();
             let sql = format!(
-                "SELECT {cols} FROM alerts WHERE {} AND {} AND ({}) ORDER BY {order} LIMIT {fetch}",
-                fixed.sql, win.sql, cond.sql
-            );
-            let mut params = fixed.params.clone();
-            params.extend(win.params.iter().cloned());
-            params.extend(cond.params.iter().cloned());
-            let rows = self
-                .bounded(
-                    self.timeout,
-                    bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
-                        .fetch_all::<KeyRow>(),
-                )
-                .await?;
-            let exhausted = rows.len() < fetch;
-            let mut keys = dedupe_keys(rows);
-            if keys.len() >= want || (last && exhausted) {
-                keys.truncate(want);
-                return Ok(keys);
-            }
-            if !last {
-                continue;
-            }
-            // Versions not merged yet took more than the margin: the exact (slower) read.
-            let sql = format!(
-                "SELECT {cols} FROM alerts WHERE {} AND ({}) ORDER BY {order} LIMIT 1 BY id LIMIT {want}",
+                "SELECT {cols} FROM alerts WHERE {}{win_sql} AND ({}) ORDER BY {order} {tail}",
                 fixed.sql, cond.sql
             );
             let mut params = fixed.params.clone();
+            params.extend(win.into_iter().flat_map(|w| w.params.iter().cloned()));
             params.extend(cond.params.iter().cloned());
-            let rows = self
-                .bounded(
-                    self.timeout,
-                    bind(self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE), params)
-                        .fetch_all::<KeyRow>(),
-                )
-                .await?;
-            keys = dedupe_keys(rows);
-            keys.truncate(want);
-            return Ok(keys);
-        }
-        Ok(Vec::new())
+            (sql, params)
+        };
+        self.probe_windows(alert_windows(q, soc_model::Timestamp::now()), want, read).await
     }
 
     /// How many distinct alerts match `fixed` (and `cond`, a condition over columns that do
@@ -1650,6 +1638,30 @@ impl ClickHouseStore {
         rows.first().map(|r| incidents::decode_incident(&r.json)).transpose()
     }
 
+    /// [`Store::get_incidents`]: `FINAL` collapses each id to its highest version; the id
+    /// list is on the sorting key, so only the granules of those ids are read.
+    async fn get_incidents_inner(&self, ids: &[String]) -> Result<HashMap<String, Incident>, StoreError> {
+        let ids = incidents::distinct_ids(ids);
+        let mut out: HashMap<String, Incident> = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(crate::INCIDENT_CHUNK) {
+            let sql = format!(
+                "SELECT incident_id AS id, json FROM incidents FINAL WHERE incident_id IN ({})",
+                marks(chunk.len())
+            );
+            let mut q = self.client.query(&sql).with_setting("max_query_size", MAX_QUERY_SIZE);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in self.bounded(self.timeout, q.fetch_all::<IdJsonRow>()).await? {
+                let inc = incidents::decode_incident(&r.json)?;
+                if out.get(&r.id).is_none_or(|old| old.version < inc.version) {
+                    out.insert(r.id, inc);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     async fn query_incidents_inner(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {
         let w = incidents::build(q, Dialect::ClickHouse);
         let sql = format!(
@@ -1745,6 +1757,10 @@ impl Store for ClickHouseStore {
 
     async fn get_incident(&self, incident_id: &str) -> Result<Option<Incident>, StoreError> {
         telemetry::track(NAME, "get_incident", self.get_incident_inner(incident_id).await)
+    }
+
+    async fn get_incidents(&self, ids: &[String]) -> Result<HashMap<String, Incident>, StoreError> {
+        telemetry::track(NAME, "get_incidents", self.get_incidents_inner(ids).await)
     }
 
     async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError> {

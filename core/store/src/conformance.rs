@@ -58,6 +58,7 @@ pub async fn run_all(store: &dyn Store) {
     let bulk = large_batch(&ctx, &tag, events.len() as u64).await;
     retention(&ctx, &events, &bulk).await;
     incidents(&ctx, &tag).await;
+    incident_batches(&ctx, &tag).await;
     forwarding(&ctx, &tag).await;
     crate::search::conformance(store).await;
     alerts(&ctx, &tag).await;
@@ -587,6 +588,55 @@ async fn incidents(ctx: &Ctx<'_>, tag: &str) {
     let bad = Incident::default();
     let err = s.upsert_incidents(&[bad]).await;
     ctx.check(matches!(err, Err(StoreError::Invalid(_))), "incident without id", format!("{err:?}"));
+}
+
+/// Batch reads of incidents: the latest version of each id asked for, unknown ids absent,
+/// duplicates read once, over more ids than one query takes ([`crate::INCIDENT_CHUNK`]).
+/// Written on a day of their own, outside the range the other incident checks query.
+async fn incident_batches(ctx: &Ctx<'_>, tag: &str) {
+    let s = ctx.store;
+    let n = u32::try_from(crate::INCIDENT_CHUNK).unwrap_or(u32::MAX).saturating_add(5);
+    let day = |mut i: Incident| {
+        i.first_seen = Some(micros(20_010, 0));
+        i.last_seen = Some(micros(20_010, 1));
+        i
+    };
+    let first: Vec<Incident> =
+        (1..=n).map(|k| day(incident(tag, 1_000 + k, 1, Level::Low, IncidentStatus::New, &["cpnet"]))).collect();
+    ctx.ok("upsert many incidents", s.upsert_incidents(&first).await);
+    // Every third one gets a second version, one of them twice in the same batch (the
+    // higher wins), and a stale first version comes again.
+    let mut later: Vec<Incident> = (1..=n)
+        .filter(|k| k % 3 == 0)
+        .map(|k| day(incident(tag, 1_000 + k, 2, Level::High, IncidentStatus::Acknowledged, &["cpnet"])))
+        .collect();
+    later.push(day(incident(tag, 1_003, 3, Level::Critical, IncidentStatus::Investigating, &["cpnet"])));
+    later.push(first[0].clone());
+    ctx.ok("upsert later versions", s.upsert_incidents(&later).await);
+    let mut want: BTreeMap<String, Incident> = first.iter().map(|i| (i.incident_id.clone(), i.clone())).collect();
+    for i in &later {
+        if want.get(&i.incident_id).is_none_or(|w| w.version < i.version) {
+            want.insert(i.incident_id.clone(), i.clone());
+        }
+    }
+    let mut ask: Vec<String> = want.keys().cloned().collect();
+    ask.push(format!("{tag}-inc-missing"));
+    ask.push(first[1].incident_id.clone());
+    let got = ctx.ok("get incidents", s.get_incidents(&ask).await);
+    let got: BTreeMap<String, Incident> = got.into_iter().collect();
+    ctx.eq("batch read: ids", got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    for (id, w) in &want {
+        ctx.eq(&format!("batch read: latest version of {id}"), got.get(id), Some(w));
+    }
+    let three = format!("{tag}-inc-1003");
+    ctx.eq("batch read: highest of one batch", got.get(&three).map(|i| i.version), Some(3));
+    // The same as one-by-one reads.
+    for id in [&three, &first[0].incident_id, &format!("{tag}-inc-missing")] {
+        let one = ctx.ok("get incident", s.get_incident(id).await);
+        ctx.eq(&format!("batch read equals get_incident for {id}"), got.get(id.as_str()).cloned(), one);
+    }
+    let none = ctx.ok("get no incidents", s.get_incidents(&[]).await);
+    ctx.check(none.is_empty(), "batch read of nothing", format!("{} incidents", none.len()));
 }
 
 /// Forwarding records: append-only, idempotent by id, newest first, per incident.

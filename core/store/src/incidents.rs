@@ -157,6 +157,12 @@ impl IncidentColumns {
     }
 }
 
+/// The ids of a batch read, each once, in their first order.
+pub(crate) fn distinct_ids(ids: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().filter(|id| seen.insert(id.as_str())).cloned().collect()
+}
+
 /// Decodes an incident read back from the store.
 pub(crate) fn decode_incident(json: &str) -> Result<Incident, crate::StoreError> {
     serde_json::from_str(json).map_err(|e| crate::StoreError::Query(format!("stored incident cannot be decoded: {e}")))

@@ -10,6 +10,7 @@
 //! - [`alerts`]: alert and detection records as rows of their own (one schema for every
 //!   engine, triage state as versions of the row), queried with filters, order and paging.
 //! - [`summary`]: the overview's statistics in a few grouped queries.
+//! - [`observe::Observed`]: a store that reports each acknowledged batch (benchmarks, tests).
 //!
 //! Metrics (with the `metrics` crate): `soc_store_inserted_rows_total{store}` (rows accepted
 //! in successful batches, duplicates included), `soc_store_insert_seconds{store}` (histogram,
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 use soc_model::{Event, Incident, Timestamp};
+use std::collections::HashMap;
 
 pub mod alerts;
 #[cfg(feature = "clickhouse")]
@@ -24,6 +26,7 @@ pub mod clickhouse;
 pub mod conformance;
 pub mod incidents;
 pub mod migrations;
+pub mod observe;
 pub mod search;
 pub mod sqlite;
 pub mod summary;
@@ -91,6 +94,9 @@ pub struct EventQuery {
 /// Upper bound on rows one query returns.
 pub const MAX_LIMIT: usize = 10_000;
 
+/// Incident ids per query of [`Store::get_incidents`].
+pub const INCIDENT_CHUNK: usize = 1_000;
+
 impl EventQuery {
     /// The row limit a store applies: `limit` capped at [`MAX_LIMIT`], `0` meaning [`MAX_LIMIT`].
     pub fn effective_limit(&self) -> usize {
@@ -138,6 +144,20 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_incidents(&self, incidents: &[Incident]) -> Result<(), StoreError>;
     /// The latest stored version of one incident.
     async fn get_incident(&self, incident_id: &str) -> Result<Option<Incident>, StoreError>;
+    /// The latest stored versions of several incidents, by id; ids not stored are absent
+    /// (duplicates in `ids` are read once). The stores read them in a few queries
+    /// ([`INCIDENT_CHUNK`] ids each); the default asks [`Store::get_incident`] for each.
+    async fn get_incidents(&self, ids: &[String]) -> Result<HashMap<String, Incident>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for id in ids {
+            if !out.contains_key(id)
+                && let Some(inc) = self.get_incident(id).await?
+            {
+                out.insert(id.clone(), inc);
+            }
+        }
+        Ok(out)
+    }
     /// Incidents (latest versions) matching `q`, newest `last_seen` first.
     async fn query_incidents(&self, q: &IncidentQuery) -> Result<Vec<Incident>, StoreError>;
     /// Counts incidents matching `q` (ignores limit and offset).

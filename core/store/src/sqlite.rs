@@ -15,6 +15,7 @@ use crate::{CountBy, EventQuery, RetentionReport, Store, StoreError};
 use rusqlite::types::Value;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, params_from_iter};
 use soc_model::{Event, Incident, Timestamp};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -366,6 +367,31 @@ impl Store for SqliteStore {
                 .optional()
                 .map_err(&map)?;
             json.map(|j| incidents::decode_incident(&j)).transpose()
+        })
+        .await
+    }
+
+    async fn get_incidents(&self, ids: &[String]) -> Result<HashMap<String, Incident>, StoreError> {
+        let ids = incidents::distinct_ids(ids);
+        let addr = self.addr.clone();
+        self.with_conn("get_incidents", move |conn| {
+            let map = Self::map_err(&addr);
+            let mut out = HashMap::with_capacity(ids.len());
+            for chunk in ids.chunks(crate::INCIDENT_CHUNK) {
+                let sql = format!(
+                    "SELECT incident_id, json FROM incidents WHERE incident_id IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                );
+                let mut st = conn.prepare_cached(&sql).map_err(&map)?;
+                let rows = st
+                    .query_map(params_from_iter(chunk.iter()), |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                    .map_err(&map)?;
+                for row in rows {
+                    let (id, json) = row.map_err(&map)?;
+                    out.insert(id, incidents::decode_incident(&json)?);
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -14,6 +14,57 @@ pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migratio
     applied_at DateTime('UTC')
 ) ENGINE = ReplacingMergeTree ORDER BY version";
 
+// The talkers views (records per source address) exist per time bucket: hourly (migration 3)
+// and daily (migration 4). Each is defined once here, by its source table, and expands to
+// the exact statement text those migrations shipped with (`shipped_statements_are_unchanged`
+// below checks it): a database records only the version numbers it applied, and a fresh
+// one must get the same views as one migrated when the version shipped.
+
+/// `{table}_mv` into `{table}`: the non-alert records with a source address per `$bucket`
+/// (an expression of `ts`, named `$unit`), segment and address.
+macro_rules! event_talkers_view {
+    ($table:literal, $bucket:literal, $unit:literal) => {
+        concat!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS ",
+            $table,
+            "_mv TO ",
+            $table,
+            " AS
+            SELECT ",
+            $bucket,
+            " AS ",
+            $unit,
+            ", ifNull(segment, '') AS seg, assumeNotNull(src_ip) AS ip, count() AS c
+            FROM events WHERE isNotNull(src_ip) AND src_ip != '' AND event_type NOT IN ('alert', 'detection')
+            GROUP BY ",
+            $unit,
+            ", seg, ip"
+        )
+    };
+}
+
+/// The alerts' counterpart of [`event_talkers_view`]: view `$view` into `$table` counts the
+/// first version of each alert with a source address.
+macro_rules! alert_talkers_view {
+    ($view:literal, $table:literal, $bucket:literal, $unit:literal) => {
+        concat!(
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS ",
+            $view,
+            " TO ",
+            $table,
+            " AS
+            SELECT ",
+            $bucket,
+            " AS ",
+            $unit,
+            ", segment AS seg, src_ip AS ip, count() AS c
+            FROM alerts WHERE version = 1 AND src_ip != '' GROUP BY ",
+            $unit,
+            ", seg, ip"
+        )
+    };
+}
+
 /// ClickHouse migrations, ascending.
 pub const CLICKHOUSE: &[Migration] = &[
     Migration {
@@ -174,13 +225,8 @@ pub const CLICKHOUSE: &[Migration] = &[
             ) ENGINE = SummingMergeTree(c)
             PARTITION BY toYYYYMMDD(hour)
             ORDER BY (hour, seg, ip)",
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_talkers_hourly_mv TO stats_talkers_hourly AS
-            SELECT toStartOfHour(ts) AS hour, ifNull(segment, '') AS seg, assumeNotNull(src_ip) AS ip, count() AS c
-            FROM events WHERE isNotNull(src_ip) AND src_ip != '' AND event_type NOT IN ('alert', 'detection')
-            GROUP BY hour, seg, ip",
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_alert_talkers_hourly_mv TO stats_talkers_hourly AS
-            SELECT toStartOfHour(ts) AS hour, segment AS seg, src_ip AS ip, count() AS c
-            FROM alerts WHERE version = 1 AND src_ip != '' GROUP BY hour, seg, ip",
+            event_talkers_view!("stats_talkers_hourly", "toStartOfHour(ts)", "hour"),
+            alert_talkers_view!("stats_alert_talkers_hourly_mv", "stats_talkers_hourly", "toStartOfHour(ts)", "hour"),
             "CREATE TABLE IF NOT EXISTS stats_geo_hourly (
                 hour  DateTime('UTC'),
                 seg   String,
@@ -240,16 +286,66 @@ pub const CLICKHOUSE: &[Migration] = &[
             ) ENGINE = SummingMergeTree(c)
             PARTITION BY toYYYYMMDD(day)
             ORDER BY (seg, day, ip)",
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_talkers_daily_mv TO stats_talkers_daily AS
-            SELECT toDate(ts) AS day, ifNull(segment, '') AS seg, assumeNotNull(src_ip) AS ip, count() AS c
-            FROM events WHERE isNotNull(src_ip) AND src_ip != '' AND event_type NOT IN ('alert', 'detection')
-            GROUP BY day, seg, ip",
-            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_alert_talkers_daily_mv TO stats_talkers_daily AS
-            SELECT toDate(ts) AS day, segment AS seg, src_ip AS ip, count() AS c
-            FROM alerts WHERE version = 1 AND src_ip != '' GROUP BY day, seg, ip",
+            event_talkers_view!("stats_talkers_daily", "toDate(ts)", "day"),
+            alert_talkers_view!("stats_alert_talkers_daily_mv", "stats_talkers_daily", "toDate(ts)", "day"),
             // Both tables are then filled from the stored data by the store (triage state of
             // the alert rows moved over once, daily talkers summed from the hourly ones):
             // `ClickHouseStore::fill_migration_4`.
         ],
     },
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// FNV-1a, 64 bits: a fingerprint that does not depend on the toolchain.
+    fn fnv(text: &str) -> u64 {
+        text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+    }
+
+    /// Migrations that shipped are never edited (a database that applied one does not run it
+    /// again): the statements of versions 1 to 4, byte for byte, as they shipped.
+    #[test]
+    fn shipped_statements_are_unchanged() {
+        let shipped: [(u32, &[u64]); 4] = [
+            (1, &[0x85450e41c150f4a4]),
+            (2, &[0x8a9a349cf66b29dd, 0xa79f5afc3e68a2bd]),
+            (
+                3,
+                &[
+                    0x61ec49380ab54f6f,
+                    0x84cc7f28b1639fab,
+                    0x9484dff6665a920e,
+                    0xa18a8c2b28494948,
+                    0x59c18291f3c3ba4e,
+                    0xfad8f41f764f0d8c,
+                    0xeda046c1d5855666,
+                    0x60b68ae296ae9c07,
+                    0x7b0a151b718c8c84,
+                    0xb90ae69d9c112aac,
+                    0x4a87b54e17f064f5,
+                    0x4e4818c38a5e761a,
+                ],
+            ),
+            (4, &[0x98bd9ee2de3fde26, 0xd72a6013778e356b, 0x61ea6903dd326263, 0x6fb5c62c6d60080b]),
+        ];
+        for (version, want) in shipped {
+            let Some(m) = CLICKHOUSE.iter().find(|m| m.version == version) else {
+                panic!("migration {version} is gone");
+            };
+            let got: Vec<u64> = m.statements.iter().map(|s| fnv(s)).collect();
+            assert_eq!(got, want, "migration {version} ({}) changed", m.name);
+        }
+    }
+
+    #[test]
+    fn talkers_views_expand_to_their_statements() {
+        assert_eq!(
+            alert_talkers_view!("stats_alert_talkers_daily_mv", "stats_talkers_daily", "toDate(ts)", "day"),
+            "CREATE MATERIALIZED VIEW IF NOT EXISTS stats_alert_talkers_daily_mv TO stats_talkers_daily AS
+            SELECT toDate(ts) AS day, segment AS seg, src_ip AS ip, count() AS c
+            FROM alerts WHERE version = 1 AND src_ip != '' GROUP BY day, seg, ip"
+        );
+    }
+}
