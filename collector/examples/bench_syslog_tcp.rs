@@ -1,8 +1,10 @@
 //! Benchmark: syslog over TCP into the bus, 1 and 2 connections, lines/s and bytes/s.
 //!
 //! ```sh
-//! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N] [--stages | --stages-only] [--raw]
+//! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N] [--batch N] [--stages | --stages-only] [--raw]
 //! ```
+//!
+//! `--batch N` sets the collector's `batch_size` (messages per published batch, 5000 here).
 //!
 //! `--set KEY=VALUE` (repeatable) passes a librdkafka producer property (`linger.ms`,
 //! `compression.type`, `batch.size`, ...) to compare producer settings.
@@ -35,6 +37,10 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
+/// The allocator of the `soc` binary (see its `main.rs`): the collector allocates per line.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// One 200-byte line (with its `\n`).
 fn line(conn: usize, i: usize) -> Vec<u8> {
     let head = format!(
@@ -46,9 +52,9 @@ fn line(conn: usize, i: usize) -> Vec<u8> {
     l
 }
 
-async fn run(bus: Arc<dyn Bus>, conns: usize, lines: usize) -> anyhow::Result<(f64, f64)> {
+async fn run(bus: Arc<dyn Bus>, conns: usize, lines: usize, batch: usize) -> anyhow::Result<(f64, f64)> {
     let ctx =
-        SourceContext { batch_size: 5_000, flush_interval: Duration::from_millis(50), ..SourceContext::default() };
+        SourceContext { batch_size: batch, flush_interval: Duration::from_millis(50), ..SourceContext::default() };
     let cfg = SyslogTcpConfig { address: "127.0.0.1:0".parse()?, ..SyslogTcpConfig::default() };
     let src = SyslogTcpSource::bind(cfg, ctx).await?;
     let addr = src.local_addr();
@@ -162,6 +168,11 @@ fn stages(lines: usize) {
     }
     let per = |d: Duration| d.as_secs_f64() * 1e6 / lines as f64;
     println!(
+        "size of an event: {} bytes (its log payload {})",
+        std::mem::size_of::<soc_model::Event>(),
+        std::mem::size_of::<soc_model::Log>()
+    );
+    println!(
         "{}\nstages (CPU time of one thread, {lines} lines): framing {:.2} us/line, parsing {:.2}, id + JSON as two passes (compute_id, to_json) {:.2}, id + JSON through a Value tree (the previous encode) {:.2}, id + JSON in one pass (encode) {:.2}, dropping the events {:.2}; payload {old_len} -> {new_len} bytes",
         String::from_utf8_lossy(&sample),
         per(framing),
@@ -232,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let lines: usize = arg("--lines").map(|s| s.parse()).transpose()?.unwrap_or(500_000);
+    let batch: usize = arg("--batch").map(|s| s.parse()).transpose()?.unwrap_or(5_000);
     let kafka = arg("--kafka").or_else(|| std::env::var("SOC_TEST_KAFKA").ok().filter(|s| !s.is_empty()));
     let mut client = std::collections::BTreeMap::new();
     for (i, a) in args.iter().enumerate() {
@@ -280,7 +292,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             });
         }
-        let (lps, bps) = run(bus, conns, lines).await?;
+        let (lps, bps) = run(bus, conns, lines, batch).await?;
         println!(
             "bus={} connections={conns} lines={} lines/s={:.0} MB/s={:.1}",
             if kafka.is_some() { "kafka" } else { "memory" },

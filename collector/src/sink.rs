@@ -114,7 +114,15 @@ impl SourceContext {
             return false;
         }
         let ctx = self.parse_context(input, peer_ip);
-        decoder.push_each(raw, &ctx, |r| self.take_result(batch, r, raw, input, source));
+        match decoder.push_syslog_into(raw, &ctx, &mut batch.events) {
+            Some(Ok(())) => {
+                if let Some(ev) = batch.events.last_mut() {
+                    stamp_origin(ev, &self.sensor, self.segment.as_deref());
+                }
+            }
+            Some(Err(e)) => self.take_result(batch, Err(e), raw, input, source),
+            None => decoder.push_each(raw, &ctx, |r| self.take_result(batch, r, raw, input, source)),
+        }
         true
     }
 
@@ -170,7 +178,7 @@ pub async fn publish(bus: &dyn Bus, batch: &Batch, retry: Duration) -> Result<()
         let mut by_kind: BTreeMap<Kind, Vec<Record>> = BTreeMap::new();
         for ev in &batch.events {
             let (kind, record) = encode(ev);
-            by_kind.entry(kind).or_default().push(record);
+            by_kind.entry(kind).or_insert_with(|| Vec::with_capacity(batch.events.len())).push(record);
         }
         for (kind, records) in by_kind {
             // The first attempt takes the records; a retry encodes them again (the same bytes:

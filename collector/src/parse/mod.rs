@@ -189,6 +189,35 @@ impl Decoder {
         }
     }
 
+    /// A syslog line's event normalized straight into a new last element of `events` (an
+    /// event is large: building it and handing it through [`Self::push_each`]'s callback costs
+    /// several copies of it). `None` when the line is not one `push_each` would parse as
+    /// syslog (the caller gives it to `push_each`); the parse error of a syslog line otherwise.
+    pub(crate) fn push_syslog_into(
+        &mut self,
+        raw: &[u8],
+        ctx: &ParseContext<'_>,
+        events: &mut Vec<Event>,
+    ) -> Option<Result<(), ParseError>> {
+        let t = trim_ascii(raw);
+        // The same choice as `push_each` makes: syslog when so configured, or a `<PRI>` line
+        // that is neither a W3C line (after a `#Fields:` header) nor an audit record.
+        let syslog = match self.format {
+            Format::Syslog => !t.is_empty(),
+            Format::Auto => {
+                t.first() == Some(&b'<') && !(self.w3c_header && web::looks_like_w3c(t)) && !auditd::looks_like(t)
+            }
+            _ => false,
+        };
+        if !syslog {
+            return None;
+        }
+        Some(
+            syslog::parse_message(raw, ctx.received, ctx.local_offset_secs)
+                .map(|m| syslog::push_event(m, raw, ctx, events)),
+        )
+    }
+
     /// Completes what is held back (end of input, or the input went idle).
     pub fn finish(&mut self, ctx: &ParseContext<'_>) -> Vec<Result<Event, ParseError>> {
         self.audit.finish(ctx)
@@ -197,20 +226,27 @@ impl Decoder {
 
 /// The envelope of a normalized log: `event_type = log`, the event time (or the receive
 /// time), the host (or the sender), the input.
-pub(crate) fn log_event(
+pub(crate) fn log_event(ctx: &ParseContext<'_>, timestamp: Option<Timestamp>, host: Option<String>, log: Log) -> Event {
+    let mut ev = Event::new(EventType::Log, ctx.received);
+    fill_log_event(&mut ev, ctx, timestamp, host, log);
+    ev
+}
+
+/// [`log_event`] on an event already in place (a new `log` event, see [`Event::new`]).
+pub(crate) fn fill_log_event(
+    ev: &mut Event,
     ctx: &ParseContext<'_>,
     timestamp: Option<Timestamp>,
     host: Option<String>,
     mut log: Log,
-) -> Event {
-    let mut ev = Event::new(EventType::Log, timestamp.unwrap_or(ctx.received));
+) {
+    ev.timestamp = timestamp.unwrap_or(ctx.received);
     ev.host = host.filter(|h| !h.is_empty()).or_else(|| ctx.peer.map(str::to_string));
     log.input = Some(ctx.input.to_string());
     if let Some(peer) = ctx.peer {
         log.extra.insert("peer".into(), Value::String(peer.to_string()));
     }
     ev.log = Some(log);
-    ev
 }
 
 /// Adds the receive time to a text record (see the module docs).
@@ -231,4 +267,74 @@ fn is_blank(c: u8) -> bool {
 /// Text of a byte string, invalid UTF-8 replaced.
 pub(crate) fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes `lines` the way the sources do (syslog in place, the rest through `push_each`).
+    fn in_place(format: Format, lines: &[&[u8]], ctx: &ParseContext<'_>) -> (Vec<Event>, Vec<ParseError>, usize) {
+        let mut d = Decoder::new(format);
+        let (mut events, mut errors, mut direct) = (Vec::new(), Vec::new(), 0);
+        for line in lines {
+            match d.push_syslog_into(line, ctx, &mut events) {
+                Some(Ok(())) => direct += 1,
+                Some(Err(e)) => errors.push(e),
+                None => d.push_each(line, ctx, |r| match r {
+                    Ok(ev) => events.push(ev),
+                    Err(e) => errors.push(e),
+                }),
+            }
+        }
+        events.extend(d.finish(ctx).into_iter().filter_map(Result::ok));
+        (events, errors, direct)
+    }
+
+    fn through_push_each(format: Format, lines: &[&[u8]], ctx: &ParseContext<'_>) -> (Vec<Event>, Vec<ParseError>) {
+        let mut d = Decoder::new(format);
+        let (mut events, mut errors) = (Vec::new(), Vec::new());
+        for line in lines {
+            d.push_each(line, ctx, |r| match r {
+                Ok(ev) => events.push(ev),
+                Err(e) => errors.push(e),
+            });
+        }
+        events.extend(d.finish(ctx).into_iter().filter_map(Result::ok));
+        (events, errors)
+    }
+
+    #[test]
+    fn syslog_lines_normalized_in_place_equal_the_push_each_events() {
+        let ctx = ParseContext {
+            input: "syslog-tcp",
+            peer: Some("192.0.2.10"),
+            received: Timestamp::from_unix_micros(1_718_445_600_000_000),
+            local_offset_secs: 3600,
+        };
+        let lines: &[&[u8]] = &[
+            b"<38>Jun 14 08:01:02 web01 sshd[4123]: Failed password for root from 203.0.113.7 port 22 ssh2\n",
+            b"<165>1 2024-06-15T10:00:00.123+07:00 h app 42 ID7 [ex@32473 a=\"1\"] msg \xe2\x82\xac",
+            b"<13>hello",
+            b"<999>bad pri",
+            b"<34>1 notatime host app - - - msg",
+            b"{\"message\":\"m\",\"host\":\"h\"}",
+            b"type=SYSCALL msg=audit(1718445600.123:42): arch=c000003e syscall=59 success=yes",
+            b"type=EOE msg=audit(1718445600.123:42):",
+            b"#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) cs(Referer) sc-status sc-substatus sc-win32-status time-taken",
+            b"<38>Jun 14 08:01:02 web01 sshd[1]: after a W3C header",
+            b"Jun 15 10:00:00 web01 CRON[1]: (root) CMD (x)",
+            b"  <14>Jun 15 10:00:00 h a: leading blanks",
+        ];
+        for format in [Format::Auto, Format::Syslog] {
+            let (events, errors, direct) = in_place(format, lines, &ctx);
+            let (want_events, want_errors) = through_push_each(format, lines, &ctx);
+            assert_eq!(events, want_events, "{format:?}");
+            assert_eq!(errors, want_errors, "{format:?}");
+            assert!(direct >= 5, "{format:?}: {direct} lines in place");
+        }
+        // Formats that are not syslog never take the in-place path.
+        let (_, _, direct) = in_place(Format::Json, lines, &ctx);
+        assert_eq!(direct, 0);
+    }
 }

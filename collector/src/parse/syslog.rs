@@ -11,7 +11,7 @@
 //!   message ids, Cisco ASA. Nothing after a valid PRI makes a 3164 message invalid: what has
 //!   no recognizable header is the message.
 
-use super::{ParseContext, ParseError, add_received, log_event, lossy, timefmt};
+use super::{ParseContext, ParseError, add_received, fill_log_event, log_event, lossy, timefmt};
 use serde_json::{Map, Value};
 use soc_model::{Event, Log, LogSource, Timestamp};
 
@@ -514,8 +514,15 @@ fn logsource(m: &SyslogMessage) -> LogSource {
         let service = matches!(fac.as_str(), "ASA" | "FTD" | "FWSM" | "PIX").then(|| "asa".to_string());
         return LogSource { product: Some("cisco".into()), category: None, service };
     }
-    let program = m.app_name.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p).to_ascii_lowercase());
-    let service = match program.as_deref() {
+    // The program's last path part, lowercased in a stack buffer (no name below is longer).
+    let mut buf = [0u8; 16];
+    let program = m.app_name.as_deref().map(|p| p.rsplit('/').next().unwrap_or(p)).and_then(|p| {
+        let out = buf.get_mut(..p.len())?;
+        out.copy_from_slice(p.as_bytes());
+        out.make_ascii_lowercase();
+        std::str::from_utf8(out).ok()
+    });
+    let service = match program {
         Some("sshd") => "sshd",
         Some("sudo") => "sudo",
         Some("cron" | "crond" | "anacron") => "cron",
@@ -535,6 +542,22 @@ fn logsource(m: &SyslogMessage) -> LogSource {
 
 /// Normalizes a parsed message into a `log` event.
 pub fn to_event(m: SyslogMessage, original: &[u8], ctx: &ParseContext<'_>) -> Event {
+    let (timestamp, host, log) = to_log(m, original, ctx);
+    log_event(ctx, timestamp, host, log)
+}
+
+/// Normalizes a parsed message into the last event of `events`, pushed here: the event is
+/// filled where it stays instead of being built and then moved (an event is large).
+pub(crate) fn push_event(m: SyslogMessage, original: &[u8], ctx: &ParseContext<'_>, events: &mut Vec<Event>) {
+    let (timestamp, host, log) = to_log(m, original, ctx);
+    events.push(Event::new(soc_model::EventType::Log, ctx.received));
+    if let Some(ev) = events.last_mut() {
+        fill_log_event(ev, ctx, timestamp, host, log);
+    }
+}
+
+/// The event time, host and `log` payload of a parsed message.
+fn to_log(m: SyslogMessage, original: &[u8], ctx: &ParseContext<'_>) -> (Option<Timestamp>, Option<String>, Log) {
     let logsource = logsource(&m);
     let mut fields = m.extra;
     if let Some(id) = m.msgid {
@@ -563,7 +586,7 @@ pub fn to_event(m: SyslogMessage, original: &[u8], ctx: &ParseContext<'_>) -> Ev
         ..Log::default()
     };
     add_received(&mut log, ctx);
-    log_event(ctx, m.timestamp, m.hostname, log)
+    (m.timestamp, m.hostname, log)
 }
 
 /// Parses and normalizes one syslog message.

@@ -8,7 +8,8 @@
 //! - Producing: one idempotent producer (`enable.idempotence`, `acks=all`, lz4, a few ms of
 //!   linger) shared by every publisher, created on first publish and replaced if librdkafka
 //!   declares it fatally broken. A batch is sent concurrently and [`Bus::publish`] returns only
-//!   when every record has a delivery report; if any failed it returns an error and the caller
+//!   when every record has a delivery report (counted down per batch: one shared counter, no
+//!   future per record); if any failed it returns an error and the caller
 //!   publishes the batch again (ids dedupe downstream). Records are partitioned by key with
 //!   `murmur2_random`, the Java client's partitioner, so a key lands on the same partition
 //!   whichever client produced it; a record without key goes to a random partition.
@@ -44,14 +45,14 @@ use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _, ConsumerContext, RebalanceProtocol, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message as _;
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer as _};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, SeqAccess, Visitor};
 use soc_model::Kind;
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -592,7 +593,90 @@ impl ConsumerContext for Ctx {
     }
 }
 
-type Producer = FutureProducer<Ctx>;
+type Producer = ThreadedProducer<ProducerCtx>;
+
+/// The producer's callbacks: the client ones of [`Ctx`], and delivery reports settling the
+/// [`Pending`] of the publish that sent the record.
+struct ProducerCtx(Ctx);
+
+impl ClientContext for ProducerCtx {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, msg: &str) {
+        self.0.log(level, fac, msg)
+    }
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.0.error(error, reason)
+    }
+    fn stats(&self, stats: Statistics) {
+        self.0.stats(stats)
+    }
+}
+
+impl ProducerContext for ProducerCtx {
+    type DeliveryOpaque = Arc<Pending>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, pending: Arc<Pending>) {
+        match result {
+            Ok(_) => pending.settle(None),
+            Err((e, _)) => pending.settle(Some(e.clone())),
+        }
+    }
+}
+
+/// The delivery reports one [`Bus::publish`] waits for: one shared counter per batch instead of
+/// a future per record. Every record sent holds a clone of the `Arc` as its delivery opaque
+/// (librdkafka hands it to exactly one delivery report, success or failure, at the latest when
+/// `delivery_timeout_ms` has passed).
+struct Pending {
+    /// Records sent and not yet reported, plus one held by the publisher while it sends.
+    outstanding: std::sync::atomic::AtomicUsize,
+    /// Failures: how many, and the first error.
+    tally: Mutex<Tally>,
+    /// Notified when `outstanding` reaches zero.
+    done: tokio::sync::Notify,
+    /// Set while the publisher waits for room in librdkafka's queue; reports then notify
+    /// `progress`.
+    want_progress: std::sync::atomic::AtomicBool,
+    progress: tokio::sync::Notify,
+}
+
+impl Pending {
+    fn new() -> Self {
+        Pending {
+            outstanding: std::sync::atomic::AtomicUsize::new(1),
+            tally: Mutex::new(Tally::default()),
+            done: tokio::sync::Notify::new(),
+            want_progress: std::sync::atomic::AtomicBool::new(false),
+            progress: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// One record's outcome: `None` delivered, `Some(e)` failed.
+    fn settle(&self, failure: Option<KafkaError>) {
+        if let Some(e) = failure {
+            self.tally.lock().unwrap_or_else(|p| p.into_inner()).fail(e);
+        }
+        self.release();
+    }
+
+    /// One less to wait for (a report, a record that could not be sent, the publisher's own).
+    fn release(&self) {
+        use std::sync::atomic::Ordering;
+        if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.done.notify_one();
+        }
+        if self.want_progress.load(Ordering::Acquire) {
+            self.progress.notify_one();
+        }
+    }
+
+    /// Waits until every record sent has its report (after the publisher's own release).
+    async fn wait(&self) {
+        while self.outstanding.load(std::sync::atomic::Ordering::Acquire) > 0 {
+            // Only the release to zero notifies (once, a permit kept when nobody waits yet).
+            self.done.notified().await;
+        }
+    }
+}
 
 /// The Kafka bus. Cheap to share behind an `Arc`; one producer serves every publisher.
 pub struct KafkaBus {
@@ -643,8 +727,11 @@ impl KafkaBus {
         if let Some(p) = slot.as_ref() {
             return Ok(p.clone());
         }
-        let p: Producer =
-            self.cfg.producer_config().create_with_context(Ctx::new("producer", &self.cfg)).map_err(config_error)?;
+        let p: Producer = self
+            .cfg
+            .producer_config()
+            .create_with_context(ProducerCtx(Ctx::new("producer", &self.cfg)))
+            .map_err(config_error)?;
         tracing::info!(brokers = %self.cfg.bootstrap(), "kafka producer created");
         let p = Arc::new(p);
         *slot = Some(p.clone());
@@ -773,14 +860,6 @@ impl Tally {
         self.failed += 1;
         self.first.get_or_insert(e);
     }
-    /// Records the outcome of one delivery report.
-    fn settle(&mut self, report: <DeliveryFuture as std::future::Future>::Output) {
-        match report {
-            Ok(Ok(_)) => {}
-            Ok(Err((e, _))) => self.fail(e),
-            Err(_) => self.fail(KafkaError::Canceled),
-        }
-    }
 }
 
 #[async_trait::async_trait]
@@ -863,37 +942,36 @@ impl Bus for KafkaBus {
         let producer = self.producer()?;
         let started = Instant::now();
         let total = records.len();
-        let mut pending: VecDeque<DeliveryFuture> = VecDeque::with_capacity(total);
-        let mut tally = Tally::default();
+        let pending = Arc::new(Pending::new());
         for r in &records {
+            let mut rec = BaseRecord::with_opaque_to(topic, pending.clone()).payload(r.payload.as_slice());
+            if !r.key.is_empty() {
+                rec = rec.key(r.key.as_slice());
+            }
+            pending.outstanding.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
             loop {
-                let mut fr = FutureRecord::to(topic).payload(r.payload.as_slice());
-                if !r.key.is_empty() {
-                    fr = fr.key(r.key.as_slice());
-                }
-                let sent = producer.send_result(fr).map_err(|(e, _)| e);
-                match sent {
-                    Ok(f) => {
-                        pending.push_back(f);
-                        break;
+                match producer.send(rec) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                        // The local queue is full: wait for a report of this batch (or, as
+                        // records of other publishers also free room, a few ms) and retry.
+                        rec = back;
+                        let progress = pending.progress.notified();
+                        pending.want_progress.store(true, std::sync::atomic::Ordering::Release);
+                        let _ = tokio::time::timeout(Duration::from_millis(10), progress).await;
+                        pending.want_progress.store(false, std::sync::atomic::Ordering::Release);
                     }
-                    Err(KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull)) => {
-                        // The local queue is full: wait for the oldest delivery to make room.
-                        match pending.pop_front() {
-                            Some(f) => tally.settle(f.await),
-                            None => tokio::time::sleep(Duration::from_millis(10)).await,
-                        }
-                    }
-                    Err(e) => {
-                        tally.fail(e);
+                    Err((e, _)) => {
+                        pending.settle(Some(e));
                         break;
                     }
                 }
             }
         }
-        for f in pending {
-            tally.settle(f.await);
-        }
+        // The publisher's own count: from here only reports release.
+        pending.release();
+        pending.wait().await;
+        let tally = std::mem::take(&mut *pending.tally.lock().unwrap_or_else(|p| p.into_inner()));
         let failed = tally.failed;
         let ok = total as u64 - failed;
         metrics::counter!("soc_bus_published_total", "bus" => "kafka", "topic" => kind.as_str()).increment(ok);
@@ -1105,6 +1183,57 @@ impl Consumer for KafkaConsumer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A publish's reports as librdkafka gives them: from another thread, in any order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_completes_when_every_report_is_in_and_keeps_the_first_failure() {
+        for failures in [0usize, 1, 3] {
+            let pending = Arc::new(Pending::new());
+            let records = 10_000usize;
+            pending.outstanding.fetch_add(records, std::sync::atomic::Ordering::AcqRel);
+            let reporter = {
+                let pending = pending.clone();
+                std::thread::spawn(move || {
+                    for i in 0..records {
+                        let failure = (i < failures).then(|| {
+                            KafkaError::MessageProduction(if i == 0 {
+                                RDKafkaErrorCode::MessageTimedOut
+                            } else {
+                                RDKafkaErrorCode::MessageSizeTooLarge
+                            })
+                        });
+                        pending.settle(failure);
+                    }
+                })
+            };
+            pending.release();
+            pending.wait().await;
+            assert_eq!(pending.outstanding.load(std::sync::atomic::Ordering::Acquire), 0);
+            let tally = std::mem::take(&mut *pending.tally.lock().unwrap());
+            assert_eq!(tally.failed, failures as u64);
+            match failures {
+                0 => assert!(tally.first.is_none()),
+                _ => assert!(matches!(
+                    tally.first,
+                    Some(KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut))
+                )),
+            }
+            reporter.join().unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_waits_for_a_report_still_missing() {
+        let pending = Arc::new(Pending::new());
+        pending.outstanding.fetch_add(2, std::sync::atomic::Ordering::AcqRel);
+        pending.settle(None);
+        pending.release();
+        // One report is missing: the wait does not finish on its own.
+        let waited = tokio::time::timeout(Duration::from_millis(50), pending.wait()).await;
+        assert!(waited.is_err());
+        pending.settle(None);
+        pending.wait().await;
+    }
 
     #[test]
     fn secrets_are_recognised_and_redacted() {

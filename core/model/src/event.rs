@@ -257,31 +257,55 @@ impl Event {
     /// computed one. One serialization gives both; it reads back as the same record (with the
     /// id set), its keys in canonical order rather than the struct's.
     pub fn to_json_with_id(&self) -> Vec<u8> {
-        with_canonical(self, |canonical| {
-            let mut payload = Vec::with_capacity(canonical.len() + 48);
-            payload.extend_from_slice(canonical);
-            // `{...}` -> `{...,"id":"<id>"}` (or `{"id":"<id>"}` for an empty object).
-            payload.pop();
-            if payload.len() > 1 {
-                payload.push(b',');
+        // The canonical text is written straight into the payload (sized after the previous
+        // one of this thread), then the id member appended in place.
+        let direct = CANONICAL
+            .try_with(|cell| {
+                let mut guard = cell.try_borrow_mut().ok()?;
+                let (_, scratch, hint) = &mut *guard;
+                let mut payload = Vec::with_capacity(*hint + 48);
+                crate::canonical::write(self, true, &mut payload, scratch).ok()?;
+                *hint = payload.len();
+                Some(payload)
+            })
+            .ok()
+            .flatten();
+        match direct {
+            Some(payload) => self.append_id(payload),
+            None => with_canonical(self, |canonical| self.append_id(canonical.to_vec())),
+        }
+    }
+
+    /// `{...}` -> `{...,"id":"<id>"}` (or `{"id":"<id>"}` for an empty object): the record's
+    /// own id, or the one of the canonical text `payload` holds.
+    fn append_id(&self, mut payload: Vec<u8>) -> Vec<u8> {
+        let computed = match &self.id {
+            Some(_) => None,
+            None => {
+                let mut id = String::with_capacity(32);
+                push_hex_id(&mut id, &payload);
+                Some(id)
             }
-            payload.extend_from_slice(b"\"id\":");
-            match &self.id {
-                Some(id) => {
-                    // Writing a string into a Vec cannot fail.
-                    let _ = serde_json::to_writer(&mut payload, id);
-                }
-                None => {
-                    let mut id = String::with_capacity(32);
-                    push_hex_id(&mut id, canonical);
-                    payload.push(b'"');
-                    payload.extend_from_slice(id.as_bytes());
-                    payload.push(b'"');
-                }
+        };
+        payload.reserve(48);
+        payload.pop();
+        if payload.len() > 1 {
+            payload.push(b',');
+        }
+        payload.extend_from_slice(b"\"id\":");
+        match (&self.id, computed) {
+            (Some(id), _) => {
+                // Writing a string into a Vec cannot fail.
+                let _ = serde_json::to_writer(&mut payload, id);
             }
-            payload.push(b'}');
-            payload
-        })
+            (None, id) => {
+                payload.push(b'"');
+                payload.extend_from_slice(id.unwrap_or_default().as_bytes());
+                payload.push(b'"');
+            }
+        }
+        payload.push(b'}');
+        payload
     }
 
     /// Sets `id` when absent and returns it.
@@ -318,7 +342,8 @@ impl Event {
 }
 
 thread_local! {
-    static CANONICAL: std::cell::RefCell<(Vec<u8>, crate::canonical::Scratch)> = Default::default();
+    /// The canonical text of [`Event::compute_id`], working memory, the last payload's length.
+    static CANONICAL: std::cell::RefCell<(Vec<u8>, crate::canonical::Scratch, usize)> = Default::default();
 }
 
 /// Calls `f` with the canonical JSON of the event without its `id` (see [`Event::compute_id`]),
@@ -328,7 +353,7 @@ fn with_canonical<R>(ev: &Event, f: impl Fn(&[u8]) -> R) -> R {
         .try_with(|cell| {
             // Not borrowed unless re-entered, which this module does not do.
             let mut guard = cell.try_borrow_mut().ok()?;
-            let (out, scratch) = &mut *guard;
+            let (out, scratch, _) = &mut *guard;
             out.clear();
             crate::canonical::write(ev, true, out, scratch).ok()?;
             Some(f(out))
