@@ -4,10 +4,13 @@
 //!
 //! Each transaction is inspected once, when its record is complete (an HTTP request with its
 //! response, a DNS query, a TLS handshake), with the buffers the record carries; every packet
-//! with a payload is inspected once with its payload (`pkt_data`, `dsize`). Stream
-//! inspection over reassembled data comes with the full TCP reassembly.
+//! with a payload is inspected once with its payload (`pkt_data`, `dsize`). In a TCP session
+//! the payload rules are split as Suricata splits them ([`crate::detect::PayloadKind`]): stream
+//! rules inspect the reassembled stream in chunks ([`crate::app::raw`]), packet rules each
+//! segment.
 
 use crate::app::http::TxData;
+use crate::app::raw::RawSide;
 use crate::app::{AppProto, Direction, Parser};
 use crate::decode::{Packet, Transport};
 use crate::detect::{self, Action, Detector, Hit, Inspection};
@@ -42,7 +45,16 @@ fn det_dir(d: Direction) -> detect::Direction {
 }
 
 /// Rules that match this packet's payload.
-pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Direction) -> Vec<Hit> {
+///
+/// `raw`: the direction's raw stream when the packet belongs to a TCP session (see
+/// [`crate::app::raw`]); its ready chunk is inspected by the stream rules first.
+pub(crate) fn packet_hits(
+    det: &Detector,
+    f: &Flow,
+    p: &Packet<'_>,
+    dir: Direction,
+    raw: Option<&mut RawSide>,
+) -> Vec<Hit> {
     let (sport, dport) = match p.transport {
         Transport::Tcp(_) | Transport::Udp(_) => (p.src_port(), p.dst_port()),
         _ => (0, 0),
@@ -91,6 +103,21 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
         Some((proto, software)) => vec![(detect::Buffer::SshProto, proto), (detect::Buffer::SshSoftware, software)],
         None => Vec::new(),
     };
+    // An SSH key-exchange init message in the segment (after the identification line or
+    // starting it): the hassh of its side (`ssh.hassh` from the client, `ssh.hassh.server`)
+    let hassh = (matches!(p.transport, Transport::Tcp(_))
+        && matches!(f.app_proto, AppProto::Ssh | AppProto::Unknown | AppProto::Failed))
+    .then(|| ssh_kexinit_hassh(p.payload, dir == Direction::ToServer))
+    .flatten();
+    if let Some((string, hash)) = &hassh {
+        let (b_hash, b_string) = if dir == Direction::ToServer {
+            (detect::Buffer::SshHassh, detect::Buffer::SshHasshString)
+        } else {
+            (detect::Buffer::SshHasshServer, detect::Buffer::SshHasshServerString)
+        };
+        other.push((b_hash, hash.as_bytes()));
+        other.push((b_string, string.as_slice()));
+    }
     // ipv4.hdr, tcp.hdr, udp.hdr: the headers as on the wire (options included)
     if p.ip_v == 4 {
         other.push((detect::Buffer::Ipv4Hdr, p.ip_header));
@@ -108,10 +135,15 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
                     other.push((detect::Buffer::UdpHdr, h));
                 }
             }
+            Transport::Icmpv6(_) => {
+                if let Some(h) = p.ip_payload.get(..8) {
+                    other.push((detect::Buffer::Icmpv6Hdr, h));
+                }
+            }
             _ => {}
         }
     }
-    if banner.is_some() && matches!(f.app_proto, AppProto::Unknown | AppProto::Failed) {
+    if (banner.is_some() || hassh.is_some()) && matches!(f.app_proto, AppProto::Unknown | AppProto::Failed) {
         insp.app_proto = detect::AppProto::from_name("ssh");
     }
     // NTP (there is no NTP parser: the fixed header is read from the datagram)
@@ -125,6 +157,84 @@ pub(crate) fn packet_hits(det: &Detector, f: &Flow, p: &Packet<'_>, dir: Directi
         insp.app_ints = &ntp_ints;
     }
     insp.other = &other;
+    let Some(raw) = raw else {
+        return keep_alerts(det.inspect(&insp));
+    };
+    // a TCP session: the stream rules inspect the direction's reassembled stream when it has a
+    // chunk ready, the packet rules the segment (Suricata's DetectEngineInspectRulePayloadMatches)
+    let mut hits = Vec::new();
+    let mut sids: Vec<u32> = Vec::new();
+    // (a raw stream exists for sessions only: begun with a handshake, or picked up midstream)
+    if raw.ready(closing(f)) {
+        raw.take(false, &mut |chunk| {
+            let s = Inspection { payload: chunk, payload_kind: detect::PayloadKind::Stream, ..insp };
+            for h in keep_alerts(det.inspect(&s)) {
+                if !sids.contains(&h.sid) {
+                    sids.push(h.sid);
+                    hits.push(h);
+                }
+            }
+        });
+    }
+    if !p.payload.is_empty() {
+        insp.payload_kind = detect::PayloadKind::StreamSegment;
+    }
+    insp.skip_sids = &sids;
+    hits.extend(keep_alerts(det.inspect(&insp)));
+    hits
+}
+
+/// Suricata inspects a raw stream whatever its chunk size once the session is closing (its
+/// state past `TIME_WAIT`: the server closed first, both closed, or a RST).
+pub(crate) fn closing(f: &Flow) -> bool {
+    f.tcp.state == crate::flow::TcpState::Closed || (f.tcp.fin[1] && !f.tcp.fin[0])
+}
+
+/// The stream rules over what is left of one direction's raw stream at the end of the flow
+/// (Suricata's stream-end pseudo packets), acknowledged or not.
+pub(crate) fn stream_end_hits(det: &Detector, f: &Flow, dir: Direction, raw: &mut RawSide) -> Vec<Hit> {
+    let (src, sport, dst, dport) = match dir {
+        Direction::ToServer => (f.client, f.client_port, f.server, f.server_port),
+        Direction::ToClient => (f.server, f.server_port, f.client, f.client_port),
+    };
+    let mut insp = Inspection::new(transport(f.proto), src, sport, dst, dport, det_dir(dir), &[]);
+    insp.established = established(f);
+    insp.app_proto = app_proto(f.app_proto);
+    insp.flow_id = f.id;
+    insp.ts_micros = f.last;
+    insp.ip_proto = Some(f.proto);
+    insp.flow_counts = Some((f.pkts, f.bytes));
+    let mut hits = Vec::new();
+    let mut sids: Vec<u32> = Vec::new();
+    raw.take(true, &mut |chunk| {
+        let s = Inspection { payload: chunk, payload_kind: detect::PayloadKind::Stream, ..insp };
+        for h in keep_alerts(det.inspect(&s)) {
+            if !sids.contains(&h.sid) {
+                sids.push(h.sid);
+                hits.push(h);
+            }
+        }
+    });
+    hits
+}
+
+/// Rules that match a packet inspected without a flow: one that decodes only up to its IP
+/// layer ([`crate::decode::decode_invalid`]) or an IP fragment carrying a decoder event. As in
+/// Suricata, its decoder events are visible to `decode-event`, it is not established and has no
+/// flow state.
+pub(crate) fn flowless_packet_hits(det: &Detector, p: &Packet<'_>, ts_micros: i64) -> Vec<Hit> {
+    let (sport, dport) = (p.src_port(), p.dst_port());
+    let mut insp =
+        Inspection::new(transport(p.proto), p.src, sport, p.dst, dport, detect::Direction::ToServer, p.payload);
+    insp.ts_micros = ts_micros;
+    insp.ttl = Some(p.ttl);
+    insp.ip_proto = Some(p.proto);
+    insp.decode_events = p.events;
+    let hdr;
+    if p.ip_v == 4 {
+        hdr = [(detect::Buffer::Ipv4Hdr, p.ip_header)];
+        insp.other = &hdr;
+    }
     keep_alerts(det.inspect(&insp))
 }
 
@@ -164,6 +274,46 @@ fn http_request_events(headers: &[(&[u8], &[u8])]) -> u64 {
         }
     }
     events
+}
+
+/// The hassh of an SSH_MSG_KEXINIT at the start of `payload` (or right after an identification
+/// line starting it): the string `kex;encryption;mac;compression` of the side (client to
+/// server algorithms for the client, server to client for the server) and its MD5 in hex.
+fn ssh_kexinit_hassh(payload: &[u8], client: bool) -> Option<(Vec<u8>, String)> {
+    use md5::{Digest as _, Md5};
+    let mut pkt = payload;
+    if pkt.starts_with(b"SSH-") {
+        let eol = pkt.iter().position(|&b| b == b'\n')?;
+        pkt = &pkt[eol + 1..];
+    }
+    // binary packet: length, padding length, message (20 = KEXINIT), 16-byte cookie
+    // (RFC 4253: at least 4 bytes of padding, packets up to 35,000 bytes)
+    let len = u32::from_be_bytes(pkt.get(..4)?.try_into().ok()?) as usize;
+    if !(22..=35_000).contains(&len) || *pkt.get(4)? < 4 || *pkt.get(5)? != 20 {
+        return None;
+    }
+    let mut rest = pkt.get(22..)?;
+    // the ten name-lists; the hassh takes kex (0), then encryption, mac and compression
+    // (2, 4, 6 from the client; 3, 5, 7 from the server)
+    let mut lists: Vec<&[u8]> = Vec::with_capacity(8);
+    for _ in 0..8 {
+        let n = u32::from_be_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+        let list = rest.get(4..4 + n)?;
+        if !list.iter().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        lists.push(list);
+        rest = &rest[4 + n..];
+    }
+    let pick: [usize; 4] = if client { [0, 2, 4, 6] } else { [0, 3, 5, 7] };
+    let string = pick.iter().map(|&i| lists[i]).collect::<Vec<_>>().join(&b';');
+    let hash = Md5::digest(&string).iter().map(|b| format!("{b:02x}")).collect();
+    Some((string, hash))
+}
+
+/// The names of a DNS record section, one buffer per record (multi-buffers).
+fn dns_names(rrs: Option<&[soc_model::DnsAnswer]>) -> Vec<&[u8]> {
+    rrs.into_iter().flatten().filter_map(|r| r.rrname.as_deref()).map(str::as_bytes).collect()
 }
 
 /// The protocol version and software of an SSH identification line at the start of `payload`.
@@ -452,13 +602,41 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
         }
         EventType::Dns => {
             let Some(d) = &e.dns else { return Vec::new() };
-            if d.kind.as_deref() != Some("request") {
-                return Vec::new();
-            }
-            let Some(q) = d.queries.first().and_then(|q| q.rrname.as_deref()) else { return Vec::new() };
             insp.app_proto = detect::AppProto::from_name("dns");
-            insp.dns_query = Some(q.as_bytes());
-            keep_alerts(det.inspect(&insp))
+            // the names of each section, one buffer per record (multi-buffers)
+            let queries: Vec<&[u8]> = d.queries.iter().filter_map(|q| q.rrname.as_deref()).map(str::as_bytes).collect();
+            let mut other: Vec<(B, &[u8])> = queries.iter().map(|q| (B::DnsQueriesRrname, *q)).collect();
+            let (answers, authorities, additionals) = (
+                dns_names(d.answers.as_deref()),
+                dns_names(d.authorities.as_deref()),
+                dns_names(d.additionals.as_deref()),
+            );
+            other.extend(answers.iter().map(|n| (B::DnsAnswersRrname, *n)));
+            other.extend(authorities.iter().map(|n| (B::DnsAuthoritiesRrname, *n)));
+            other.extend(additionals.iter().map(|n| (B::DnsAdditionalsRrname, *n)));
+            match d.kind.as_deref() {
+                Some("request") => {
+                    let Some(q) = queries.first() else { return Vec::new() };
+                    insp.dns_query = Some(q);
+                    insp.other = &other;
+                    keep_alerts(det.inspect(&insp))
+                }
+                Some("response") => {
+                    // dns.response.rrname: every name of the response, queries first
+                    let all: Vec<&[u8]> =
+                        queries.iter().chain(&answers).chain(&authorities).chain(&additionals).copied().collect();
+                    other.extend(all.iter().map(|n| (B::DnsResponseRrname, *n)));
+                    let mut resp = to_client(&insp, &other);
+                    resp.app_proto = insp.app_proto;
+                    resp.established = insp.established;
+                    resp.flow_id = insp.flow_id;
+                    resp.ts_micros = insp.ts_micros;
+                    resp.transaction = true;
+                    resp.tx_id = insp.tx_id;
+                    keep_alerts(det.inspect(&resp))
+                }
+                _ => Vec::new(),
+            }
         }
         EventType::Tls => {
             let Some(t) = &e.tls else { return Vec::new() };
@@ -740,6 +918,30 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
     }
 
     #[test]
+    fn dns_responses_are_inspected_with_the_names_of_each_section() {
+        let rules = "alert dns any any -> any any (dns.response.rrname; content:\"cdn.example\"; sid:1;)\n\
+                     alert dns any any -> any any (dns.answers.rrname; content:\"www.example\"; sid:2;)\n\
+                     alert dns any any -> any any (flow:to_server; dns.queries.rrname; content:\"www.example\"; sid:3;)\n\
+                     alert dns any any -> any any (dns.response.rrname; content:\"other.example\"; sid:4;)\n";
+        let (det, errors) = Detector::from_rules(rules, "dns.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (c, d) = (Host::v4([10, 0, 0, 5]), Host::v4([10, 0, 0, 53]));
+        let answers = [
+            synth::DnsRr::Cname("www.example", "cdn.example", 60),
+            synth::DnsRr::A("cdn.example", [1, 2, 3, 4].into(), 60),
+        ];
+        let frames = vec![
+            synth::udp_frame(&c, 40000, &d, 53, &synth::dns_query(7, "www.example", 1)),
+            synth::udp_frame(&d, 53, &c, 40000, &synth::dns_response(7, "www.example", 1, 0, &answers)),
+        ];
+        let out = run(&mut s, frames);
+        let mut sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        sids.sort_unstable();
+        assert_eq!(sids, [1, 2, 3], "{out:?}");
+    }
+
+    #[test]
     fn ntp_header_keywords_match_requests_and_replies() {
         let rules = "alert ntp any any -> any any (ntp.version:4; ntp.mode:client; sid:1;)\n\
                      alert ntp any any -> any any (flow:to_client; ntp.stratum:>1; ntp.reference_id; content:\"LOCL\"; sid:2;)\n\
@@ -779,12 +981,121 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
         assert_eq!(sids, [1], "{out:?}");
 
         let (_, errors) = Detector::from_rules(
-            "alert ip any any -> any any (decode-event:gre.pkt_too_small; sid:3;)\n",
+            "alert ip any any -> any any (decode-event:ipv4.opt_invalid; sid:3;)\n",
             "events.rules",
             &Vars::default(),
         );
         assert_eq!(errors.len(), 1);
-        assert!(errors[0].reason.contains("'gre.pkt_too_small' not supported"), "{}", errors[0]);
+        assert!(errors[0].reason.contains("'ipv4.opt_invalid' not supported"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn packets_that_decode_only_to_their_ip_layer_are_inspected_with_their_decoder_event() {
+        let rules = "alert tcp any any -> any any (decode-event:tcp.pkt_too_small; sid:1;)\n\
+                     alert udp any any -> any any (decode-event:udp.hlen_too_small; sid:2;)\n\
+                     alert ip any any -> any any (decode-event:gre.pkt_too_small; sid:3;)\n\
+                     alert ipv6 any any -> any any (decode-event:ipv6.dstopts_unknown_opt; sid:4;)\n\
+                     alert ipv6 any any -> any any (decode-event:ipv6.trunc_exthdr; sid:5;)\n";
+        let (det, errors) = Detector::from_rules(rules, "events.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (a, b) = (std::net::Ipv4Addr::new(1, 1, 1, 1), std::net::Ipv4Addr::new(2, 2, 2, 2));
+        let v4 =
+            |proto: u8, l4: &[u8]| synth::ethernet([2; 6], [3; 6], 0x0800, &[], &synth::ipv4(a, b, proto, 1, 64, l4));
+        let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let udp = synth::udp(src.into(), dst.into(), 5000, 53, b"q");
+        let v6 = |first: u8, ext: &[u8], l4: &[u8]| {
+            synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &synth::ipv6(src, dst, first, 64, ext, l4))
+        };
+        let frames = vec![
+            v4(6, &[0; 10]),                                     // 10 bytes of a 20-byte TCP header
+            v4(17, &[0; 4]),                                     // half a UDP header
+            v4(47, &[0; 2]),                                     // half a GRE header
+            v4(17, &synth::udp(a.into(), b.into(), 1, 2, b"x")), // fine
+            v6(60, &[17, 0, 0x1e, 1, 0, 0, 0, 0], &udp),         // destination option 0x1e: unknown
+            v6(60, &[17, 0, 1, 4, 0, 0, 0, 0], &udp),            // PadN only: fine
+            v6(60, &[17, 1, 1, 4], &[]),                         // an 8-byte header cut at 4
+        ];
+        let out = run(&mut s, frames);
+        let sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        assert_eq!(sids, [1, 2, 3, 4, 5], "{out:?}");
+        let first = out.iter().find(|e| e.alert.is_some()).unwrap();
+        assert_eq!((first.src_ip.as_deref(), first.proto.as_deref()), (Some("1.1.1.1"), Some("TCP")));
+        assert!(first.flow_id.is_none(), "inspected without a flow");
+    }
+
+    #[test]
+    fn fragments_with_a_decoder_event_are_inspected_without_a_flow() {
+        let rules = "alert ip any any -> any any (decode-event:ipv4.frag_overlap; sid:1;)\n\
+                     alert ip any any -> any any (decode-event:ipv4.frag_pkt_too_large; sid:2;)\n";
+        let (det, errors) = Detector::from_rules(rules, "frag.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (a, b) = (std::net::Ipv4Addr::new(10, 0, 0, 1), std::net::Ipv4Addr::new(10, 0, 0, 2));
+        let frag = |id: u16, offset: u16, more: bool, data: &[u8]| {
+            synth::ethernet([2; 6], [3; 6], 0x0800, &[], &synth::ipv4_frag(a, b, 17, id, 64, offset, more, data))
+        };
+        let frames = vec![
+            frag(1, 0, true, &[1; 16]),
+            frag(1, 8, true, &[2; 16]),     // overlaps the first: alerts
+            frag(2, 0, true, &[1; 16]),     // another datagram, no overlap: quiet
+            frag(3, 65512, true, &[0; 16]), // ends past 65,535 bytes: alerts
+        ];
+        let out = run(&mut s, frames);
+        let sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        assert_eq!(sids, [1, 2], "{out:?}");
+    }
+
+    #[test]
+    fn ssh_kexinit_gives_the_hassh_of_each_side() {
+        let rules = "alert ssh any any -> any any (ssh.hassh; content:\"e97d07603350d1111ec2b64bf25413c9\"; sid:1;)\n\
+                     alert ssh any any -> any any (ssh.hassh.string; content:\"curve25519-sha256|3b|aes128-ctr|3b|\"; startswith; sid:2;)\n\
+                     alert ssh any any -> any any (ssh.hassh.server; content:\"1d28bf246fed683b2556414dbd13cd28\"; sid:3;)\n\
+                     alert ssh any any -> any any (ssh.hassh.server.string; content:\"|3b|hmac-sha1|3b|zlib\"; endswith; sid:4;)\n";
+        let (det, errors) = Detector::from_rules(rules, "ssh.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        // lists: kex, host key, enc c2s, enc s2c, mac c2s, mac s2c, comp c2s, comp s2c, lang x2
+        let kexinit = |lists: [&str; 10]| {
+            let mut body = vec![20u8];
+            body.extend_from_slice(&[7; 16]);
+            for l in lists {
+                body.extend_from_slice(&(l.len() as u32).to_be_bytes());
+                body.extend_from_slice(l.as_bytes());
+            }
+            body.extend_from_slice(&[0, 0, 0, 0, 0]);
+            let pad = 4u8;
+            let mut pkt = ((body.len() + 1 + pad as usize) as u32).to_be_bytes().to_vec();
+            pkt.push(pad);
+            pkt.extend_from_slice(&body);
+            pkt.extend_from_slice(&[0; 4]);
+            pkt
+        };
+        let c = kexinit([
+            "curve25519-sha256",
+            "ssh-ed25519",
+            "aes128-ctr",
+            "aes256-ctr",
+            "hmac-sha2-256",
+            "hmac-sha1",
+            "none",
+            "zlib",
+            "",
+            "",
+        ]);
+        let mut banner_and_kex = b"SSH-2.0-OpenSSH_9.0\r\n".to_vec();
+        banner_and_kex.extend_from_slice(&c);
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let mut t = TcpSession::new(Host::v4([10, 0, 0, 5]), 50000, Host::v4([10, 0, 0, 22]), 22);
+        let mut f = t.handshake();
+        f.push(t.server_send(b"SSH-2.0-OpenSSH_8.0\r\n"));
+        f.push(t.client_send(&banner_and_kex));
+        f.push(t.server_send(&c)); // the server's lists, read from the server's side
+        f.extend(t.close());
+        let out = run(&mut s, f);
+        let mut sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        sids.sort_unstable();
+        assert_eq!(sids, [1, 2, 3, 4], "{out:?}");
     }
 
     #[test]

@@ -142,7 +142,8 @@ impl Defrag {
         self.expire(now);
         let data = pkt.ip_payload;
         let end = offset as u64 + data.len() as u64;
-        let hdr_len = pkt.ip_header.len() as u64;
+        // IPv4 counts its header in the 65,535 bytes; IPv6 only the fragmentable part (Suricata)
+        let hdr_len = if pkt.ip_v == 6 { 0 } else { pkt.ip_header.len() as u64 };
         if end + hdr_len > 65535 {
             self.stats.too_large += 1;
             return DefragOutcome::Dropped(DefragEvent::PktTooLarge { ip_v: pkt.ip_v });

@@ -71,13 +71,15 @@ mod tests {
         v
     }
 
+    // `tcp-pkt` rules inspect each segment as it comes; a `tcp` payload rule inspects the
+    // reassembled stream, in chunks (see crate::app::raw)
     const SID1: &str =
-        "alert tcp any any -> any any (msg:\"login\"; content:\"LOGIN\"; flowbits:set,logged_in; sid:1;)\n";
-    const OLD: &str = "alert tcp any any -> any any (msg:\"login\"; content:\"LOGIN\"; flowbits:set,logged_in; sid:1;)\n\
-                       alert tcp any any -> any any (msg:\"old only\"; content:\"PING\"; sid:10;)\n";
+        "alert tcp-pkt any any -> any any (msg:\"login\"; content:\"LOGIN\"; flowbits:set,logged_in; sid:1;)\n";
+    const OLD: &str = "alert tcp-pkt any any -> any any (msg:\"login\"; content:\"LOGIN\"; flowbits:set,logged_in; sid:1;)\n\
+                       alert tcp-pkt any any -> any any (msg:\"old only\"; content:\"PING\"; sid:10;)\n";
     /// sid 1 is gone; sid 2 reads the flowbit it set before the reload.
-    const NEW: &str = "alert tcp any any -> any any (msg:\"secret after login\"; content:\"SECRET\"; flowbits:isset,logged_in; sid:2;)\n\
-                       alert tcp any any -> any any (msg:\"new ping\"; content:\"PING\"; sid:20;)\n";
+    const NEW: &str = "alert tcp-pkt any any -> any any (msg:\"secret after login\"; content:\"SECRET\"; flowbits:isset,logged_in; sid:2;)\n\
+                       alert tcp-pkt any any -> any any (msg:\"new ping\"; content:\"PING\"; sid:20;)\n";
 
     /// One TCP session, its packets split in two halves around a reload.
     fn session() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
@@ -123,8 +125,8 @@ mod tests {
     fn flowbits_the_new_rules_do_not_name_are_dropped() {
         let old = rules(OLD);
         let new = rules(
-            "alert tcp any any -> any any (msg:\"other bit\"; content:\"SECRET\"; flowbits:isnotset,logged_in_v2; flowbits:set,x; sid:3;)\n\
-             alert tcp any any -> any any (msg:\"secret\"; content:\"SECRET\"; flowbits:isset,logged_in; sid:2;)\n",
+            "alert tcp-pkt any any -> any any (msg:\"other bit\"; content:\"SECRET\"; flowbits:isnotset,logged_in_v2; flowbits:set,x; sid:3;)\n\
+             alert tcp-pkt any any -> any any (msg:\"secret\"; content:\"SECRET\"; flowbits:isset,logged_in; sid:2;)\n",
         );
         let slot = RuleSlot::new(Some(old.clone()));
         let mut sensor = Sensor::new(SensorOptions::default()).with_rule_slot(slot.clone());
@@ -141,8 +143,8 @@ mod tests {
         let mut sensor = Sensor::new(SensorOptions::default()).with_rule_slot(slot.clone());
         feed(&mut sensor, &first, 1_700_000_000_000_000, &mut out);
         slot.publish(rules(
-            "alert tcp any any -> any any (msg:\"x\"; content:\"SECRET\"; flowbits:isnotset,x; sid:4;)\n\
-             alert tcp any any -> any any (msg:\"y\"; content:\"zzz\"; flowbits:set,x; sid:5;)\n",
+            "alert tcp-pkt any any -> any any (msg:\"x\"; content:\"SECRET\"; flowbits:isnotset,x; sid:4;)\n\
+             alert tcp-pkt any any -> any any (msg:\"y\"; content:\"zzz\"; flowbits:set,x; sid:5;)\n",
         ));
         out.clear();
         feed(&mut sensor, &second, 1_700_000_001_000_000, &mut out);
@@ -151,7 +153,7 @@ mod tests {
 
     #[test]
     fn threshold_counters_follow_their_sid_when_the_threshold_is_unchanged() {
-        let limit = "alert tcp any any -> any any (msg:\"ping\"; content:\"PING\"; threshold:type limit, track by_rule, count 1, seconds 3600; sid:7;)\n";
+        let limit = "alert tcp-pkt any any -> any any (msg:\"ping\"; content:\"PING\"; threshold:type limit, track by_rule, count 1, seconds 3600; sid:7;)\n";
         let (first, second) = session();
         let t0 = 1_700_000_000_000_000;
         let run = |new: &str| {
@@ -166,7 +168,7 @@ mod tests {
             alert_sids(&out)
         };
         // same rule (another rule added before it): the limit was reached, no second alert
-        let same = format!("alert tcp any any -> any any (msg:\"a\"; content:\"nothing\"; sid:99;)\n{limit}");
+        let same = format!("alert tcp-pkt any any -> any any (msg:\"a\"; content:\"nothing\"; sid:99;)\n{limit}");
         assert_eq!(run(&same), Vec::<u32>::new());
         // the threshold changed: counting starts again
         assert_eq!(run(&limit.replace("count 1", "count 2")), [7]);

@@ -189,7 +189,16 @@ impl Sensor {
             self.checksum_auto(&decoded);
         }
         match decoded {
-            Err(e) => self.decode_error(e, ts, out),
+            Err(e) => {
+                self.decode_error(e, ts, out);
+                // a packet that decodes up to its IP layer is still inspected (decode-event)
+                if self.detector.is_some()
+                    && decode::DecodeEvent::of_error(e).is_some()
+                    && let Some(p) = decode::decode_invalid(link, frame, self.dopts)
+                {
+                    self.flowless_alerts(&p, ts, out);
+                }
+            }
             Ok(Decoded::NonIp { .. }) => self.stats.non_ip += 1,
             Ok(Decoded::Ip(p)) => {
                 if p.frag.is_some() {
@@ -285,13 +294,54 @@ impl Sensor {
         }
     }
 
+    /// Alerts of a packet inspected without a flow ([`crate::alerts::flowless_packet_hits`]).
+    fn flowless_alerts(&mut self, p: &Packet<'_>, ts: Timestamp, out: &mut Vec<Event>) {
+        let Some(det) = &self.detector else { return };
+        let hits = crate::alerts::flowless_packet_hits(det, p, ts.unix_micros());
+        for h in hits {
+            self.stats.records.alert += 1;
+            let mut e = self.base_event(EventType::Alert, ts.unix_micros());
+            e.src_ip = Some(ip_text(p.src));
+            e.dest_ip = Some(ip_text(p.dst));
+            if matches!(p.transport, Transport::Tcp(_) | Transport::Udp(_)) {
+                e.src_port = Some(p.src_port());
+                e.dest_port = Some(p.dst_port());
+            }
+            e.proto = Some(proto_name(p.proto));
+            e.ip_v = Some(p.ip_v);
+            e.extra.insert("pcap_cnt".into(), Value::from(self.pkt_no));
+            e.alert = Some(crate::alerts::alert_payload(&h));
+            out.push(e);
+        }
+    }
+
     fn fragment(&mut self, p: &Packet<'_>, frame_len: usize, ts: Timestamp, out: &mut Vec<Event>) {
         let mut overlap = false;
         let outcome = self.defrag.add(p, self.clock, &mut overlap);
-        if overlap && self.opts.decode_anomalies {
-            let name = if p.ip_v == 6 { "ipv6.frag_overlap" } else { "ipv4.frag_overlap" };
-            let ev = self.anomaly_event(ts.unix_micros(), "decode", name, Some(p));
-            out.push(ev);
+        // a fragment is inspected (without a flow) when it carries a decoder event
+        let mut events = p.events;
+        if overlap {
+            let (name, ev) = if p.ip_v == 6 {
+                ("ipv6.frag_overlap", decode::DecodeEvent::Ipv6FragOverlap)
+            } else {
+                ("ipv4.frag_overlap", decode::DecodeEvent::Ipv4FragOverlap)
+            };
+            events |= ev.bit();
+            if self.opts.decode_anomalies {
+                let ev = self.anomaly_event(ts.unix_micros(), "decode", name, Some(p));
+                out.push(ev);
+            }
+        }
+        if let DefragOutcome::Dropped(crate::defrag::DefragEvent::PktTooLarge { ip_v }) = outcome {
+            events |= if ip_v == 6 {
+                decode::DecodeEvent::Ipv6FragPktTooLarge.bit()
+            } else {
+                decode::DecodeEvent::Ipv4FragPktTooLarge.bit()
+            };
+        }
+        if events != 0 && self.detector.is_some() {
+            let flagged = Packet { events, ..*p };
+            self.flowless_alerts(&flagged, ts, out);
         }
         match outcome {
             DefragOutcome::Pending => {}
@@ -379,6 +429,17 @@ impl Sensor {
                 if f.app.is_none() && f.app_proto == AppProto::Unknown && (f.tcp.has_session() || midstream) {
                     f.app = Some(Box::new(AppSession::new(&self.reassembly)));
                 }
+                // raw stream inspection by the rule engine (see crate::app::raw)
+                if self.detector.as_ref().is_some_and(|d| !d.is_ips()) && (f.tcp.has_session() || midstream) {
+                    let ack = t.has(tcp_flags::ACK).then_some(t.ack);
+                    f.raw.get_or_insert_with(Default::default).on_segment(
+                        dir,
+                        t.seq,
+                        ack,
+                        t.has(tcp_flags::SYN),
+                        p.payload,
+                    );
+                }
                 if let Some(app) = f.app.as_mut() {
                     let ack = t.has(tcp_flags::ACK).then_some(t.ack);
                     app.on_tcp_segment(
@@ -438,6 +499,20 @@ impl Sensor {
             }
         }
         let state_changed = f.state != old_state;
+        // a completed HTTP request or response asks for the raw stream of its side to be
+        // inspected once acknowledged (Suricata's TRIGGER_RAW)
+        if let Some(raw) = f.raw.as_mut() {
+            if f.app_proto == AppProto::Dcerpc {
+                raw.scan_dcerpc();
+            }
+            for r in &recs {
+                match r {
+                    AppRecord::HttpRequest { .. } => raw.side(Direction::ToServer).trigger(),
+                    AppRecord::Http { .. } => raw.side(Direction::ToClient).trigger(),
+                    _ => {}
+                }
+            }
+        }
         if !recs.is_empty() {
             let pkt_no = self.pkt_no;
             // Re-borrow: records need the flow's identity.
@@ -466,13 +541,21 @@ impl Sensor {
         }
         recs.clear();
         self.scratch_recs = recs;
+        let raw_ready = self.table.get_mut(lk.idx).is_some_and(|f| {
+            let closing = crate::alerts::closing(f);
+            f.raw.as_mut().is_some_and(|r| r.side(dir).ready(closing))
+        });
         if let Some(det) = &self.detector
             && (!p.payload.is_empty()
+                || raw_ready
                 || det.matches_empty_packets()
                 || matches!(p.transport, Transport::Icmp(_) | Transport::Icmpv6(_)))
             && let Some(f) = self.table.get_mut(lk.idx)
         {
-            for h in crate::alerts::packet_hits(det, f, p, dir) {
+            let mut raw = f.raw.take();
+            let hits = crate::alerts::packet_hits(det, f, p, dir, raw.as_mut().map(|r| r.side(dir)));
+            f.raw = raw;
+            for h in hits {
                 f.alerted = true;
                 self.stats.records.alert += 1;
                 let mut e = envelope(&self.opts, f, EventType::Alert, now, dir == Direction::ToClient);
@@ -519,6 +602,26 @@ impl Sensor {
                 }
             }
             f.app = None;
+        }
+        // what is left of the raw streams is inspected at the end (Suricata's stream-end
+        // pseudo packets)
+        if let Some(det) = &self.detector
+            && let Some(mut raw) = f.raw.take()
+        {
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                for h in crate::alerts::stream_end_hits(det, &f, dir, raw.side(dir)) {
+                    f.alerted = true;
+                    self.stats.records.alert += 1;
+                    let mut e = envelope(&self.opts, &mut f, EventType::Alert, now, dir == Direction::ToClient);
+                    e.app_proto = f.app_proto.name().map(str::to_string);
+                    e.extra.insert(
+                        "direction".into(),
+                        Value::String(if dir == Direction::ToClient { "to_client" } else { "to_server" }.into()),
+                    );
+                    e.alert = Some(crate::alerts::alert_payload(&h));
+                    out.push(e);
+                }
+            }
         }
         if let Some(det) = &self.detector {
             // the flow's flowbits/flowint state goes with it

@@ -364,8 +364,10 @@ fn reload_keeps_packets_flows_and_flowbits(workers: &str) {
     let dir = tempfile::tempdir().unwrap();
     let rules = dir.path().join("site.rules");
     let eve = dir.path().join("eve.json");
-    let login = "alert tcp any any -> any any (msg:\"login\"; content:\"LOGIN\"; flowbits:set,logged_in; sid:1;)\n";
-    let secret = "alert tcp any any -> any any (msg:\"secret after login\"; content:\"SECRET\"; flowbits:isset,logged_in; sid:2;)\n";
+    // packet rules (`tcp-pkt`): each segment is inspected as it comes (a `tcp` payload rule
+    // inspects the reassembled stream in chunks, as Suricata does)
+    let login = "alert tcp-pkt any any -> any any (msg:\"login\"; content:\"LOGIN\"; flowbits:set,logged_in; sid:1;)\n";
+    let secret = "alert tcp-pkt any any -> any any (msg:\"secret after login\"; content:\"SECRET\"; flowbits:isset,logged_in; sid:2;)\n";
     std::fs::write(&rules, login).unwrap();
     let mut sensor = StreamSensor::start(&rules, &eve, workers);
 

@@ -8,6 +8,7 @@
 pub mod detect;
 pub mod dns;
 pub mod http;
+pub mod raw;
 pub mod stream;
 pub mod tls;
 

@@ -16,21 +16,32 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 
 /// Decodes a frame of any supported link type.
 pub fn decode_link<'a>(link: LinkType, frame: &'a [u8], opts: DecodeOptions) -> Result<Decoded<'a>, DecodeError> {
+    decode_link_mode(link, frame, opts, false)
+}
+
+/// [`decode_link`]; `lenient`: a failure after the IP header gives the IP packet with the
+/// failure as its event ([`super::decode_invalid`]).
+pub(super) fn decode_link_mode<'a>(
+    link: LinkType,
+    frame: &'a [u8],
+    opts: DecodeOptions,
+    lenient: bool,
+) -> Result<Decoded<'a>, DecodeError> {
     match link {
         LinkType::Ethernet => {
             let ethertype = be16(frame, 12).ok_or(DecodeError::EthernetPktTooSmall)?;
             let rest = frame.get(14..).ok_or(DecodeError::EthernetPktTooSmall)?;
-            ethertype_dispatch(ethertype, rest, [0; 3], 0, opts)
+            ethertype_dispatch(ethertype, rest, [0; 3], 0, opts, lenient)
         }
         LinkType::LinuxSll => {
             let proto = be16(frame, 14).ok_or(DecodeError::SllPktTooSmall)?;
             let rest = frame.get(16..).ok_or(DecodeError::SllPktTooSmall)?;
-            ethertype_dispatch(proto, rest, [0; 3], 0, opts)
+            ethertype_dispatch(proto, rest, [0; 3], 0, opts, lenient)
         }
         LinkType::LinuxSll2 => {
             let proto = be16(frame, 0).ok_or(DecodeError::SllPktTooSmall)?;
             let rest = frame.get(20..).ok_or(DecodeError::SllPktTooSmall)?;
-            ethertype_dispatch(proto, rest, [0; 3], 0, opts)
+            ethertype_dispatch(proto, rest, [0; 3], 0, opts, lenient)
         }
         LinkType::Null | LinkType::Loop => {
             let fam = frame.get(0..4).ok_or(DecodeError::NullPktTooSmall)?;
@@ -44,14 +55,14 @@ pub fn decode_link<'a>(link: LinkType, frame: &'a [u8], opts: DecodeOptions) -> 
             };
             let rest = &frame[4..];
             match fam {
-                2 => ip::decode_ipv4(rest, [0; 3], opts).map(Decoded::Ip),
-                24 | 28 | 30 => ip::decode_ipv6(rest, [0; 3], opts).map(Decoded::Ip),
+                2 => ip::decode_ipv4_mode(rest, [0; 3], opts, lenient).map(Decoded::Ip),
+                24 | 28 | 30 => ip::decode_ipv6_mode(rest, [0; 3], opts, lenient).map(Decoded::Ip),
                 _ => Ok(Decoded::NonIp { ethertype: 0 }),
             }
         }
-        LinkType::RawIp => ip::decode_ip(frame, [0; 3], opts).map(Decoded::Ip),
-        LinkType::Ipv4 => ip::decode_ipv4(frame, [0; 3], opts).map(Decoded::Ip),
-        LinkType::Ipv6 => ip::decode_ipv6(frame, [0; 3], opts).map(Decoded::Ip),
+        LinkType::RawIp => ip::decode_ip_mode(frame, [0; 3], opts, lenient).map(Decoded::Ip),
+        LinkType::Ipv4 => ip::decode_ipv4_mode(frame, [0; 3], opts, lenient).map(Decoded::Ip),
+        LinkType::Ipv6 => ip::decode_ipv6_mode(frame, [0; 3], opts, lenient).map(Decoded::Ip),
         LinkType::Other(_) => Err(DecodeError::UnsupportedLinkType),
     }
 }
@@ -62,14 +73,15 @@ fn ethertype_dispatch<'a>(
     mut vlan: [u16; 3],
     mut nvlan: usize,
     opts: DecodeOptions,
+    lenient: bool,
 ) -> Result<Decoded<'a>, DecodeError> {
     loop {
         match ethertype {
             ETHERTYPE_IPV4 => {
-                return ip::decode_ipv4(rest, vlan, opts).map(|p| Decoded::Ip(with_vlans(p, nvlan)));
+                return ip::decode_ipv4_mode(rest, vlan, opts, lenient).map(|p| Decoded::Ip(with_vlans(p, nvlan)));
             }
             ETHERTYPE_IPV6 => {
-                return ip::decode_ipv6(rest, vlan, opts).map(|p| Decoded::Ip(with_vlans(p, nvlan)));
+                return ip::decode_ipv6_mode(rest, vlan, opts, lenient).map(|p| Decoded::Ip(with_vlans(p, nvlan)));
             }
             ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD => {
                 if nvlan >= vlan.len() {

@@ -64,6 +64,8 @@ pub fn decode_transport(
             }
             Ok((Transport::Icmpv6(IcmpHdr { icmp_type: h[0], code: h[1] }), &data[8..]))
         }
+        // GRE (not decoded further): at least the 4-byte base header
+        47 if data.len() < 4 => Err(DecodeError::GrePktTooSmall),
         _ => Ok((Transport::Other, &[])),
     }
 }

@@ -256,10 +256,14 @@ decode_errors! {
     Icmpv4InvalidChecksum => "icmpv4.invalid_checksum", "ICMP checksum mismatch (checksum validation on).";
     Icmpv6PktTooSmall => "icmpv6.pkt_too_small", "Shorter than an 8-byte ICMPv6 header.";
     Icmpv6InvalidChecksum => "icmpv6.invalid_checksum", "ICMPv6 checksum mismatch (checksum validation on).";
+    GrePktTooSmall => "gre.pkt_too_small", "GRE payload shorter than the 4-byte GRE header.";
+    Ipv6FragInvalidLength => "ipv6.frag_invalid_length", "IPv6 fragment, not the last, whose data is not a multiple of 8 bytes.";
 }
 
-/// Anomalies of a packet that still decodes (Suricata's decoder events on packets it goes on
-/// processing), recorded in [`Packet::events`] for the `decode-event` rule keyword.
+/// Decoder events of a packet (Suricata's decoder events), recorded in [`Packet::events`] for
+/// the `decode-event` rule keyword: anomalies of a packet that still decodes, and the failure
+/// of a packet that decodes up to its IP layer only ([`decode_invalid`]: Suricata inspects such
+/// a packet without a flow).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DecodeEvent {
@@ -267,21 +271,101 @@ pub enum DecodeEvent {
     Ipv6ExthdrUselessFh,
     /// More than one IPv6 fragment header.
     Ipv6ExthdrDuplFh,
+    /// An IPv6 destination-options header with an option type Suricata does not know.
+    Ipv6DstoptsUnknownOpt,
+    /// The same in a hop-by-hop options header.
+    Ipv6HopoptsUnknownOpt,
+    /// An IPv6 fragment with more fragments following whose length is not a multiple of 8
+    /// (the packet is not reassembled: [`decode_invalid`]).
+    Ipv6FragInvalidLength,
+    /// A fragment overlapping data already received ([`crate::defrag`]).
+    Ipv4FragOverlap,
+    Ipv6FragOverlap,
+    /// A fragment whose data ends beyond 65,535 bytes ([`crate::defrag`]).
+    Ipv4FragPktTooLarge,
+    Ipv6FragPktTooLarge,
+    /// The failures after the IP header ([`decode_invalid`]).
+    Ipv6TruncExthdr,
+    TcpPktTooSmall,
+    TcpHlenTooSmall,
+    TcpInvalidOptlen,
+    UdpHlenTooSmall,
+    UdpPktTooSmall,
+    UdpLenInvalid,
+    Icmpv4PktTooSmall,
+    Icmpv6PktTooSmall,
+    /// A GRE packet shorter than the 4-byte GRE header.
+    GrePktTooSmall,
 }
 
 impl DecodeEvent {
-    pub const ALL: &'static [DecodeEvent] = &[DecodeEvent::Ipv6ExthdrUselessFh, DecodeEvent::Ipv6ExthdrDuplFh];
+    pub const ALL: &'static [DecodeEvent] = &[
+        DecodeEvent::Ipv6ExthdrUselessFh,
+        DecodeEvent::Ipv6ExthdrDuplFh,
+        DecodeEvent::Ipv6DstoptsUnknownOpt,
+        DecodeEvent::Ipv6HopoptsUnknownOpt,
+        DecodeEvent::Ipv6FragInvalidLength,
+        DecodeEvent::Ipv4FragOverlap,
+        DecodeEvent::Ipv6FragOverlap,
+        DecodeEvent::Ipv4FragPktTooLarge,
+        DecodeEvent::Ipv6FragPktTooLarge,
+        DecodeEvent::Ipv6TruncExthdr,
+        DecodeEvent::TcpPktTooSmall,
+        DecodeEvent::TcpHlenTooSmall,
+        DecodeEvent::TcpInvalidOptlen,
+        DecodeEvent::UdpHlenTooSmall,
+        DecodeEvent::UdpPktTooSmall,
+        DecodeEvent::UdpLenInvalid,
+        DecodeEvent::Icmpv4PktTooSmall,
+        DecodeEvent::Icmpv6PktTooSmall,
+        DecodeEvent::GrePktTooSmall,
+    ];
 
     /// Suricata's event name (`ipv6.exthdr_useless_fh`).
     pub fn name(self) -> &'static str {
         match self {
             DecodeEvent::Ipv6ExthdrUselessFh => "ipv6.exthdr_useless_fh",
             DecodeEvent::Ipv6ExthdrDuplFh => "ipv6.exthdr_dupl_fh",
+            DecodeEvent::Ipv6DstoptsUnknownOpt => "ipv6.dstopts_unknown_opt",
+            DecodeEvent::Ipv6HopoptsUnknownOpt => "ipv6.hopopts_unknown_opt",
+            DecodeEvent::Ipv6FragInvalidLength => "ipv6.frag_invalid_length",
+            DecodeEvent::Ipv4FragOverlap => "ipv4.frag_overlap",
+            DecodeEvent::Ipv6FragOverlap => "ipv6.frag_overlap",
+            DecodeEvent::Ipv4FragPktTooLarge => "ipv4.frag_pkt_too_large",
+            DecodeEvent::Ipv6FragPktTooLarge => "ipv6.frag_pkt_too_large",
+            DecodeEvent::Ipv6TruncExthdr => "ipv6.trunc_exthdr",
+            DecodeEvent::TcpPktTooSmall => "tcp.pkt_too_small",
+            DecodeEvent::TcpHlenTooSmall => "tcp.hlen_too_small",
+            DecodeEvent::TcpInvalidOptlen => "tcp.invalid_optlen",
+            DecodeEvent::UdpHlenTooSmall => "udp.hlen_too_small",
+            DecodeEvent::UdpPktTooSmall => "udp.pkt_too_small",
+            DecodeEvent::UdpLenInvalid => "udp.len_invalid",
+            DecodeEvent::Icmpv4PktTooSmall => "icmpv4.pkt_too_small",
+            DecodeEvent::Icmpv6PktTooSmall => "icmpv6.pkt_too_small",
+            DecodeEvent::GrePktTooSmall => "gre.pkt_too_small",
         }
     }
 
     pub fn from_name(name: &str) -> Option<DecodeEvent> {
         Self::ALL.iter().copied().find(|e| e.name() == name)
+    }
+
+    /// The event of a decode failure after the IP header, if it is one.
+    pub fn of_error(e: DecodeError) -> Option<DecodeEvent> {
+        Some(match e {
+            DecodeError::Ipv6TruncExthdr => DecodeEvent::Ipv6TruncExthdr,
+            DecodeError::Ipv6FragInvalidLength => DecodeEvent::Ipv6FragInvalidLength,
+            DecodeError::TcpPktTooSmall => DecodeEvent::TcpPktTooSmall,
+            DecodeError::TcpHlenTooSmall => DecodeEvent::TcpHlenTooSmall,
+            DecodeError::TcpInvalidOptlen => DecodeEvent::TcpInvalidOptlen,
+            DecodeError::UdpHlenTooSmall => DecodeEvent::UdpHlenTooSmall,
+            DecodeError::UdpPktTooSmall => DecodeEvent::UdpPktTooSmall,
+            DecodeError::UdpLenInvalid => DecodeEvent::UdpLenInvalid,
+            DecodeError::Icmpv4PktTooSmall => DecodeEvent::Icmpv4PktTooSmall,
+            DecodeError::Icmpv6PktTooSmall => DecodeEvent::Icmpv6PktTooSmall,
+            DecodeError::GrePktTooSmall => DecodeEvent::GrePktTooSmall,
+            _ => return None,
+        })
     }
 
     /// Its bit in [`Packet::events`].
@@ -308,6 +392,43 @@ pub struct DecodeOptions {
 pub fn decode<'a>(link: LinkType, frame: &'a [u8], opts: DecodeOptions) -> Result<Decoded<'a>, DecodeError> {
     decode_link(link, frame, opts)
 }
+
+/// The IP packet of a frame that [`decode`] rejects after its IP header (a truncated IPv6
+/// extension header, a transport header too short or inconsistent: the errors
+/// [`DecodeEvent::of_error`] maps): addresses and protocol from the IP header,
+/// [`Transport::Other`], no payload, and the failure in [`Packet::events`]. Suricata still runs
+/// such a packet through detection (without a flow), so `decode-event` rules see it. `None`
+/// for a frame that fails before or at its IP header, or that decodes.
+pub fn decode_invalid<'a>(link: LinkType, frame: &'a [u8], opts: DecodeOptions) -> Option<Packet<'a>> {
+    match ether::decode_link_mode(link, frame, opts, true) {
+        Ok(Decoded::Ip(p)) if p.events & INVALID_EVENTS != 0 => Some(p),
+        _ => None,
+    }
+}
+
+/// The events of [`DecodeEvent::of_error`] (a packet carrying one did not decode fully).
+const INVALID_EVENTS: u64 = {
+    let all = [
+        DecodeEvent::Ipv6TruncExthdr,
+        DecodeEvent::Ipv6FragInvalidLength,
+        DecodeEvent::TcpPktTooSmall,
+        DecodeEvent::TcpHlenTooSmall,
+        DecodeEvent::TcpInvalidOptlen,
+        DecodeEvent::UdpHlenTooSmall,
+        DecodeEvent::UdpPktTooSmall,
+        DecodeEvent::UdpLenInvalid,
+        DecodeEvent::Icmpv4PktTooSmall,
+        DecodeEvent::Icmpv6PktTooSmall,
+        DecodeEvent::GrePktTooSmall,
+    ];
+    let mut bits = 0u64;
+    let mut i = 0;
+    while i < all.len() {
+        bits |= 1 << (all[i] as u8);
+        i += 1;
+    }
+    bits
+};
 
 #[cfg(test)]
 mod tests;

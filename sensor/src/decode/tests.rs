@@ -163,7 +163,7 @@ fn vlan_and_qinq_ids_are_kept() {
 fn ipv6_extension_headers_are_skipped() {
     let src: Ipv6Addr = "fe80::1".parse().unwrap();
     let dst: Ipv6Addr = "fe80::2".parse().unwrap();
-    let udp = synth::udp(src.into(), dst.into(), 546, 547, b"dhcp");
+    let udp = synth::udp(src.into(), dst.into(), 546, 547, b"dhcpdhcp"); // 16 bytes: a valid first fragment
     // Hop-by-hop (8 bytes, next = routing), routing (8, next = dest opts), dest opts (16,
     // next = fragment), atomic fragment (next = UDP).
     let mut ext = vec![43, 0, 1, 4, 0, 0, 0, 0];
@@ -175,7 +175,7 @@ fn ipv6_extension_headers_are_skipped() {
     let p = ip(&f);
     assert_eq!(p.proto, 17);
     assert!(matches!(p.transport, Transport::Udp(u) if u.sport == 546 && u.dport == 547));
-    assert_eq!(p.payload, b"dhcp");
+    assert_eq!(p.payload, b"dhcpdhcp");
     // A real fragment (offset 0, more fragments) is flagged, not decoded further.
     let mut frag_ext = vec![17, 0, 0, 1, 0, 0, 0, 9];
     frag_ext[3] = 1;
@@ -188,6 +188,26 @@ fn ipv6_extension_headers_are_skipped() {
     let pkt = synth::ipv6(src, dst, 0, 64, &[17, 4], &[]);
     let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
     assert_eq!(decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(), DecodeError::Ipv6TruncExthdr);
+    // A fragment that is not the last must carry a multiple of 8 bytes; decode_invalid gives
+    // it (not reassembled) with the event, as it does a truncated extension header.
+    let short = synth::udp(src.into(), dst.into(), 546, 547, b"dhcp");
+    let pkt = synth::ipv6(src, dst, 44, 64, &frag_ext, &short);
+    let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+    assert_eq!(
+        decode(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap_err(),
+        DecodeError::Ipv6FragInvalidLength
+    );
+    let p = super::decode_invalid(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap();
+    assert_eq!((p.frag, p.transport), (None, Transport::Other));
+    assert_eq!(p.events, super::DecodeEvent::Ipv6FragInvalidLength.bit());
+    let pkt = synth::ipv6(src, dst, 0, 64, &[17, 4], &[]);
+    let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);
+    let p = super::decode_invalid(LinkType::Ethernet, &f, DecodeOptions::default()).unwrap();
+    assert_eq!(p.events, super::DecodeEvent::Ipv6TruncExthdr.bit());
+    // a packet that decodes, or fails at its IP header, is not one
+    let ok = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &synth::ipv6(src, dst, 17, 64, &[], &udp));
+    assert!(super::decode_invalid(LinkType::Ethernet, &ok, DecodeOptions::default()).is_none());
+    assert!(super::decode_invalid(LinkType::Ethernet, &f[..30], DecodeOptions::default()).is_none());
     // A loop of hop-by-hop headers is cut off.
     let mut many = Vec::new();
     for _ in 0..12 {
@@ -252,7 +272,7 @@ fn random_garbage_never_panics() {
 fn atomic_and_repeated_ipv6_fragment_headers_are_recorded_as_events() {
     let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
     let dst: Ipv6Addr = "2001:db8::2".parse().unwrap();
-    let udp = synth::udp(src.into(), dst.into(), 5000, 53, b"q");
+    let udp = synth::udp(src.into(), dst.into(), 5000, 53, b"qqqqqqqq"); // 16 bytes: a valid first fragment
     let decode_with = |ext: &[u8], first: u8| {
         let pkt = synth::ipv6(src, dst, first, 64, ext, &udp);
         let f = synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &pkt);

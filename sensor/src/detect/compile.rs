@@ -221,7 +221,13 @@ buffers! {
     Ipv4Hdr => "ipv4.hdr", None, None, [], [];
     TcpHdr => "tcp.hdr", None, None, [], [];
     UdpHdr => "udp.hdr", None, None, [], [];
+    Icmpv6Hdr => "icmpv6.hdr", None, None, [], [];
     DnsQuery => "dns.query", Some(AppProto::Dns), REQ, ["dns_query"], [];
+    DnsQueriesRrname => "dns.queries.rrname", Some(AppProto::Dns), None, [], [];
+    DnsAnswersRrname => "dns.answers.rrname", Some(AppProto::Dns), None, [], [];
+    DnsAuthoritiesRrname => "dns.authorities.rrname", Some(AppProto::Dns), None, [], [];
+    DnsAdditionalsRrname => "dns.additionals.rrname", Some(AppProto::Dns), None, [], [];
+    DnsResponseRrname => "dns.response.rrname", Some(AppProto::Dns), RESP, [], [];
     TlsSni => "tls.sni", TLS, REQ, ["tls_sni"], [];
     TlsCertSubject => "tls.cert_subject", TLS, RESP, ["tls_cert_subject"], [];
     TlsCertIssuer => "tls.cert_issuer", TLS, RESP, ["tls_cert_issuer"], [];
@@ -239,6 +245,10 @@ buffers! {
     Ja4Hash => "ja4.hash", TLS, REQ, ["ja4_hash"], [];
     SshProto => "ssh.proto", Some(AppProto::Ssh), None, ["ssh_proto"], [];
     SshSoftware => "ssh.software", Some(AppProto::Ssh), None, ["ssh_software"], [];
+    SshHassh => "ssh.hassh", Some(AppProto::Ssh), REQ, [], [];
+    SshHasshString => "ssh.hassh.string", Some(AppProto::Ssh), REQ, [], [];
+    SshHasshServer => "ssh.hassh.server", Some(AppProto::Ssh), RESP, [], [];
+    SshHasshServerString => "ssh.hassh.server.string", Some(AppProto::Ssh), RESP, [], [];
     NtpReferenceId => "ntp.reference_id", Some(AppProto::Ntp), None, [], [];
 }
 
@@ -333,6 +343,11 @@ impl ContentMatch {
     /// Makes the content case-insensitive (`nocase`).
     fn set_nocase(&mut self) {
         self.nocase = true;
+    }
+
+    /// `offset` was given (Suricata's `DETECT_CONTENT_OFFSET`).
+    pub fn offset_is_set(&self) -> bool {
+        self.offset_set
     }
 
     /// `depth` as written (the window's length from `offset`).
@@ -445,6 +460,8 @@ pub struct BufferList {
 pub struct FlowCond {
     pub established: Option<bool>,
     pub direction: Option<Direction>,
+    /// `no_stream`: the rule inspects packets, never the reassembled stream.
+    pub no_stream: bool,
 }
 
 /// An integer comparison (`dsize`, Suricata's integer keyword syntax).
@@ -768,38 +785,40 @@ impl Classifications {
 }
 
 /// The `metadata` of a rule (EVE `alert.metadata`): values per key, keys in sorted order, values
-/// in rule order. The strings are shared between the rules of a detector ([`Interner`]): ET Open
-/// repeats a few thousand keys and values across its 20,000 rules.
+/// in rule order. The strings, and each key with its values, are shared between the rules of a
+/// detector ([`Interner`]): ET Open repeats a few thousand keys and values across its 20,000
+/// rules, and most entries (`deployment Perimeter`, `created_at 2019_01_01`) whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RuleMetadata(Box<[MetadataEntry]>);
 
-/// A metadata key with its values.
-type MetadataEntry = (Arc<str>, Box<[Arc<str>]>);
+/// A metadata key followed by its values (never empty: the key is always there).
+type MetadataEntry = Arc<[Arc<str>]>;
 
 impl RuleMetadata {
-    fn new(map: BTreeMap<String, Vec<String>>, strings: &mut Interner) -> RuleMetadata {
+    /// The rule's own copy, shared with no other rule (the detector builder compiles with an
+    /// [`Interner`] instead, see [`Self::interned_from`]).
+    fn new(map: BTreeMap<String, Vec<String>>) -> RuleMetadata {
         RuleMetadata(
             map.into_iter()
-                .map(|(k, vs)| (strings.intern(&k), vs.iter().map(|v| strings.intern(v)).collect()))
+                .map(|(k, vs)| std::iter::once(Arc::from(k)).chain(vs.into_iter().map(Arc::from)).collect())
                 .collect(),
         )
     }
 
-    /// The same entries with their strings taken from (or added to) `strings`.
-    pub(crate) fn interned(&self, strings: &mut Interner) -> RuleMetadata {
-        RuleMetadata(
-            self.0.iter().map(|(k, vs)| (strings.intern(k), vs.iter().map(|v| strings.intern(v)).collect())).collect(),
-        )
+    /// The entries of `map` taken from (or added to) `strings`.
+    fn interned_from(map: &BTreeMap<String, Vec<String>>, strings: &mut Interner) -> RuleMetadata {
+        RuleMetadata(map.iter().map(|(k, vs)| strings.entry(k, vs)).collect())
     }
 
     /// Keys (sorted) with their values.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Arc<str>])> {
-        self.0.iter().map(|(k, vs)| (&**k, &**vs))
+        self.0.iter().filter_map(|e| e.split_first()).map(|(k, vs)| (&**k, vs))
     }
 
     /// The values of `key`.
     pub fn get(&self, key: &str) -> Option<&[Arc<str>]> {
-        self.0.binary_search_by(|(k, _)| (**k).cmp(key)).ok().map(|i| &*self.0[i].1)
+        let i = self.0.binary_search_by(|e| e.first().map_or("", |k| &**k).cmp(key)).ok()?;
+        self.0.get(i).and_then(|e| e.get(1..))
     }
 
     pub fn len(&self) -> usize {
@@ -811,20 +830,49 @@ impl RuleMetadata {
     }
 }
 
-/// One shared copy of each string (rule metadata, classtypes) for the rules of a detector.
+/// One shared copy of each string (rule metadata, classtypes) and of each metadata entry for
+/// the rules of a detector.
 #[derive(Debug, Default)]
-pub(crate) struct Interner(std::collections::HashSet<Arc<str>>);
+pub(crate) struct Interner {
+    strings: rustc_hash::FxHashSet<Arc<str>>,
+    /// By the hash of their text (see [`Interner::entry`]).
+    entries: rustc_hash::FxHashMap<u64, MetadataEntry>,
+}
 
 impl Interner {
     pub(crate) fn intern(&mut self, s: &str) -> Arc<str> {
-        match self.0.get(s) {
+        match self.strings.get(s) {
             Some(a) => a.clone(),
             None => {
                 let a: Arc<str> = Arc::from(s);
-                self.0.insert(a.clone());
+                self.strings.insert(a.clone());
                 a
             }
         }
+    }
+
+    /// The shared entry of key `k` with values `vs`, its strings interned. Looked up by the
+    /// hash of the text, then compared: an entry whose hash collides with another's is not
+    /// shared (correct, only less compact).
+    fn entry<S: AsRef<str>>(&mut self, k: &str, vs: &[S]) -> MetadataEntry {
+        use std::hash::{Hash, Hasher};
+        let mut h = rustc_hash::FxHasher::default();
+        k.hash(&mut h);
+        for v in vs {
+            v.as_ref().hash(&mut h);
+        }
+        let hash = h.finish();
+        if let Some(e) = self.entries.get(&hash)
+            && e.len() == vs.len() + 1
+            && e.first().is_some_and(|ek| &**ek == k)
+            && e.iter().skip(1).zip(vs).all(|(a, b)| &**a == b.as_ref())
+        {
+            return e.clone();
+        }
+        let e: MetadataEntry =
+            std::iter::once(self.intern(k)).chain(vs.iter().map(|v| self.intern(v.as_ref()))).collect();
+        self.entries.entry(hash).or_insert_with(|| e.clone());
+        e
     }
 }
 
@@ -1484,9 +1532,10 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                         }
                         st.flow.established = Some(p == "established");
                     }
-                    // every inspected packet belongs to a flow; this engine inspects packets,
-                    // never reassembled streams or fragments
-                    "stateless" | "no_stream" | "no_frag" => {}
+                    // every inspected packet belongs to a flow; fragments are never inspected
+                    "stateless" | "no_frag" => {}
+                    // a packet rule: not inspected on the reassembled stream
+                    "no_stream" => st.flow.no_stream = true,
                     "only_stream" | "only_frag" => {
                         return Err(b.value_err(
                             o,
@@ -1938,6 +1987,16 @@ struct MetaState<'a> {
 /// Compiles one parsed rule. On failure returns every unsupported keyword of the rule, or the
 /// first other error.
 pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<CompiledRule, Vec<RuleError>> {
+    compile_rule_in(rule, classes, None)
+}
+
+/// [`compile_rule`] with the metadata entries, classtype and category strings taken from (or
+/// added to) `strings`, which the threads compiling one detector's rules share.
+pub(crate) fn compile_rule_in(
+    rule: &ParsedRule,
+    classes: &Classifications,
+    strings: Option<&std::sync::Mutex<Interner>>,
+) -> Result<CompiledRule, Vec<RuleError>> {
     let mut b = Builder {
         rule,
         unsupported: Vec::new(),
@@ -2187,8 +2246,17 @@ pub fn compile_rule(rule: &ParsedRule, classes: &Classifications) -> Result<Comp
     lists.shrink_to_fit();
     let mut references = st.references;
     references.shrink_to_fit();
-    // shared within the rule; [`super::matcher::DetectorBuilder`] shares them across rules
-    let metadata = RuleMetadata::new(st.metadata, &mut Interner::default());
+    // shared across rules with `strings` (else [`super::matcher::DetectorBuilder`] shares them)
+    let mut strings = strings.map(|s| s.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let metadata = match strings.as_deref_mut() {
+        Some(s) => RuleMetadata::interned_from(&st.metadata, s),
+        None => RuleMetadata::new(st.metadata),
+    };
+    let (classtype, category) = match strings.as_deref_mut() {
+        Some(s) => (classtype.as_deref().map(|c| s.intern(c)), category.as_deref().map(|c| s.intern(c))),
+        None => (classtype, category),
+    };
+    drop(strings);
     let (mut flow_counts, mut app_ints) = (st.flow_counts, st.app_ints);
     flow_counts.shrink_to_fit();
     app_ints.shrink_to_fit();

@@ -51,14 +51,19 @@ pub struct Literals {
     offsets: Vec<u32>,
     /// Patterns of four bytes or more: (key, pattern, key offset in the pattern), by key.
     long: Vec<(u32, u32, u32)>,
-    long_filter: Box<[u64; FILTER_WORDS]>,
+    /// `None` when there is no long pattern (a set of rare buffers often has none, or only
+    /// short ones: 8 KiB saved per bitmap).
+    long_filter: Option<Box<[u64; FILTER_WORDS]>>,
     /// Patterns of two or three bytes: (first two bytes, pattern), by key.
     short: Vec<(u16, u32)>,
-    short_filter: Box<[u64; FILTER_WORDS]>,
+    short_filter: Option<Box<[u64; FILTER_WORDS]>>,
     /// One-byte patterns per byte value.
     single: Vec<(u8, u32)>,
     single_filter: [u64; 4],
 }
+
+/// The bitmap of a set with no pattern of that length.
+static NO_FILTER: [u64; FILTER_WORDS] = [0; FILTER_WORDS];
 
 fn bit(filter: &[u64; FILTER_WORDS], i: usize) -> bool {
     filter[(i >> 6) & (FILTER_WORDS - 1)] & (1u64 << (i & 63)) != 0
@@ -77,9 +82,9 @@ impl Literals {
             bytes: Vec::new(),
             offsets: vec![0],
             long: Vec::new(),
-            long_filter: Box::new([0; FILTER_WORDS]),
+            long_filter: None,
             short: Vec::new(),
-            short_filter: Box::new([0; FILTER_WORDS]),
+            short_filter: None,
             single: Vec::new(),
             single_filter: [0; 4],
         };
@@ -106,11 +111,24 @@ impl Literals {
         l.long.sort_unstable();
         l.short.sort_unstable();
         l.single.sort_unstable();
-        for &(k, _, _) in &l.long {
-            set_bit(&mut l.long_filter[..], hash4(k));
+        l.long.shrink_to_fit();
+        l.short.shrink_to_fit();
+        l.single.shrink_to_fit();
+        l.bytes.shrink_to_fit();
+        l.offsets.shrink_to_fit();
+        if !l.long.is_empty() {
+            let mut f = Box::new([0; FILTER_WORDS]);
+            for &(k, _, _) in &l.long {
+                set_bit(&mut f[..], hash4(k));
+            }
+            l.long_filter = Some(f);
         }
-        for &(k, _) in &l.short {
-            set_bit(&mut l.short_filter[..], k as usize);
+        if !l.short.is_empty() {
+            let mut f = Box::new([0; FILTER_WORDS]);
+            for &(k, _) in &l.short {
+                set_bit(&mut f[..], k as usize);
+            }
+            l.short_filter = Some(f);
         }
         for &(b, _) in &l.single {
             set_bit(&mut l.single_filter, b as usize);
@@ -132,9 +150,9 @@ impl Literals {
         self.bytes.capacity()
             + self.offsets.capacity() * 4
             + self.long.capacity() * 12
-            + FILTER_WORDS * 8
+            + self.long_filter.as_ref().map_or(0, |_| FILTER_WORDS * 8)
             + self.short.capacity() * 8
-            + FILTER_WORDS * 8
+            + self.short_filter.as_ref().map_or(0, |_| FILTER_WORDS * 8)
             + self.single.capacity() * 8
     }
 
@@ -164,6 +182,8 @@ impl Literals {
 
     #[inline(always)]
     fn scan<const SINGLE: bool, const SHORT: bool, const LONG: bool>(&self, data: &[u8], found: &mut dyn FnMut(u32)) {
+        let short_filter = self.short_filter.as_deref().unwrap_or(&NO_FILTER);
+        let long_filter = self.long_filter.as_deref().unwrap_or(&NO_FILTER);
         let mut w: u32 = 0;
         for (i, &b) in data.iter().enumerate() {
             let f = FOLD[b as usize];
@@ -171,10 +191,10 @@ impl Literals {
             if SINGLE && self.single_filter[(f >> 6) as usize] & (1u64 << (f & 63)) != 0 {
                 self.single_hit(f, found);
             }
-            if SHORT && bit(&self.short_filter, (w & 0xffff) as usize) && i >= 1 {
+            if SHORT && bit(short_filter, (w & 0xffff) as usize) && i >= 1 {
                 self.short_hit(w as u16, data, i - 1, found);
             }
-            if LONG && bit(&self.long_filter, hash4(w)) && i >= 3 {
+            if LONG && bit(long_filter, hash4(w)) && i >= 3 {
                 self.long_hit(w, data, i - 3, found);
             }
         }
@@ -217,6 +237,33 @@ impl Literals {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_set_has_bitmaps_only_for_the_pattern_lengths_it_holds_and_still_finds_them() {
+        let hits = |l: &Literals, d: &[u8]| {
+            let mut v = Vec::new();
+            l.find_all(d, |id| v.push(id));
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let long = Literals::new(&["abcdef"]);
+        let short = Literals::new(&["ab"]);
+        let both = Literals::new(&["abcdef", "ab"]);
+        assert!(long.memory_usage() + 4096 < both.memory_usage(), "no 2-byte bitmap without short patterns");
+        assert!(short.memory_usage() + 4096 < both.memory_usage(), "no 4-byte bitmap without long patterns");
+        assert_eq!(hits(&long, b"xxABCDEFxx"), [0]);
+        assert!(hits(&long, b"xxabxx").is_empty());
+        assert_eq!(hits(&short, b"xxABxx"), [0]);
+        assert_eq!(hits(&both, b"abcdef"), [0, 1]);
+        // one-byte patterns scan with every bitmap, present or not
+        let single_long = Literals::new(&["z", "abcdef"]);
+        assert_eq!(hits(&single_long, b"..abcdef..z"), [0, 1]);
+        assert!(hits(&single_long, b"..ab..").is_empty());
+        let single_short = Literals::new(&["z", "ab"]);
+        assert_eq!(hits(&single_short, b"..ab..z"), [0, 1]);
+        assert_eq!(hits(&single_short, b"..abcdef.."), [1], "ab occurs in abcdef");
+    }
+
     use super::*;
 
     fn found(l: &Literals, data: &[u8]) -> Vec<u32> {

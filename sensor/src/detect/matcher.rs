@@ -114,6 +114,27 @@ pub struct Inspection<'a> {
     /// An app-layer transaction is inspected (not a packet): rules without a transaction
     /// buffer (packet rules) do not match it, and `absent` buffers are missing from it.
     pub transaction: bool,
+    /// What `payload` is for TCP's split of payload rules into stream and packet rules
+    /// ([`PayloadKind`]); [`PayloadKind::Any`] for everything but TCP sessions.
+    pub payload_kind: PayloadKind,
+    /// Sids (gid 1) already alerted for this packet by its stream inspection: not again.
+    pub skip_sids: &'a [u32],
+}
+
+/// Suricata's split of the rules inspecting a TCP payload (`SigValidate`): a rule whose
+/// protocol covers TCP and that has payload matches inspects the reassembled stream, unless
+/// it is a packet rule (`dsize`, `flow:no_stream`, `tcp-pkt`); a stream rule with a content
+/// `depth` or `offset`, or with `stream_size`, inspects packets too. A segment added to the
+/// stream is only inspected by the rules that inspect packets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// Not a TCP session's segment: every rule inspects `payload`.
+    #[default]
+    Any,
+    /// `payload` is a chunk of a TCP session's reassembled stream (one direction).
+    Stream,
+    /// `payload` is a segment that was added to its TCP session's stream.
+    StreamSegment,
 }
 
 impl<'a> Inspection<'a> {
@@ -163,6 +184,8 @@ impl<'a> Inspection<'a> {
             first_in_direction: false,
             tx_id: None,
             transaction: false,
+            payload_kind: PayloadKind::Any,
+            skip_sids: &[],
         }
     }
 
@@ -432,8 +455,9 @@ pub struct DetectorBuilder {
     threshold_config: ThresholdConfig,
     ips: bool,
     firewall_rules: Vec<FwRule>,
-    /// Metadata and classtype strings, one copy shared by all rules.
-    strings: super::compile::Interner,
+    /// Metadata and classtype strings, one copy shared by all rules (and by the threads
+    /// compiling them).
+    strings: Mutex<super::compile::Interner>,
 }
 
 impl Default for DetectorBuilder {
@@ -478,13 +502,9 @@ impl DetectorBuilder {
 
     /// Parses and compiles the rules of one file's text.
     pub fn add_rules(&mut self, text: &str, file: &str) -> &mut Self {
-        let (mut rules, errors) = super::load::parse_and_compile(text, file, &self.vars, &self.classifications);
-        for r in rules.iter_mut() {
-            let m = &mut r.meta;
-            m.metadata = Arc::new(m.metadata.interned(&mut self.strings));
-            m.classtype = m.classtype.as_deref().map(|c| self.strings.intern(c));
-            m.category = m.category.as_deref().map(|c| self.strings.intern(c));
-        }
+        // metadata, classtype and category strings shared as they are compiled
+        let (rules, errors) =
+            super::load::parse_and_compile(text, file, &self.vars, &self.classifications, &self.strings);
         self.rules.extend(rules);
         self.errors.extend(errors);
         self
@@ -492,23 +512,34 @@ impl DetectorBuilder {
 
     /// Reads and adds a rules file; a file that cannot be read is an error at line 0.
     pub fn add_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
-        let p = path.as_ref();
-        let name = p.display().to_string();
-        match std::fs::read(p) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                self.add_rules(&text, &name);
-            }
-            Err(e) => self.errors.push(RuleError {
-                file: name,
-                line: 0,
-                column: 0,
-                keyword: None,
-                reason: format!("cannot read the file: {e}"),
-                rule_line: 0,
-            }),
+        if let Some((text, name)) = self.read_source(path.as_ref()) {
+            self.add_rules(&text, &name);
         }
         self
+    }
+
+    /// The text (lossy UTF-8) and display name of a file for the `add_*_file` methods; a
+    /// file that cannot be read is recorded as an error at line 0 and gives `None`.
+    fn read_source(&mut self, p: &Path) -> Option<(String, String)> {
+        let name = p.display().to_string();
+        match std::fs::read(p) {
+            // valid UTF-8 (the usual case) is taken as it is, without a copy
+            Ok(bytes) => Some((
+                String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                name,
+            )),
+            Err(e) => {
+                self.errors.push(RuleError {
+                    file: name,
+                    line: 0,
+                    column: 0,
+                    keyword: None,
+                    reason: format!("cannot read the file: {e}"),
+                    rule_line: 0,
+                });
+                None
+            }
+        }
     }
 
     /// Adds the entries of a threshold file's text (see [`super::threshold_config`]); they
@@ -522,21 +553,8 @@ impl DetectorBuilder {
 
     /// Reads and adds a threshold file; a file that cannot be read is an error at line 0.
     pub fn add_threshold_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
-        let p = path.as_ref();
-        let name = p.display().to_string();
-        match std::fs::read(p) {
-            Ok(bytes) => {
-                let text = String::from_utf8_lossy(&bytes);
-                self.add_threshold_config(&text, &name);
-            }
-            Err(e) => self.errors.push(RuleError {
-                file: name,
-                line: 0,
-                column: 0,
-                keyword: None,
-                reason: format!("cannot read the file: {e}"),
-                rule_line: 0,
-            }),
+        if let Some((text, name)) = self.read_source(path.as_ref()) {
+            self.add_threshold_config(&text, &name);
         }
         self
     }
@@ -552,20 +570,8 @@ impl DetectorBuilder {
 
     /// Reads and adds a firewall rules file; a file that cannot be read is an error at line 0.
     pub fn add_firewall_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
-        let p = path.as_ref();
-        let name = p.display().to_string();
-        match std::fs::read(p) {
-            Ok(bytes) => {
-                self.add_firewall_rules(&String::from_utf8_lossy(&bytes), &name);
-            }
-            Err(e) => self.errors.push(RuleError {
-                file: name,
-                line: 0,
-                column: 0,
-                keyword: None,
-                reason: format!("cannot read the file: {e}"),
-                rule_line: 0,
-            }),
+        if let Some((text, name)) = self.read_source(path.as_ref()) {
+            self.add_firewall_rules(&text, &name);
         }
         self
     }
@@ -715,6 +721,12 @@ impl Detector {
             b.add_file(p);
         }
         b.build()
+    }
+
+    /// IPS mode ([`DetectorBuilder::ips`]): the sensor then inspects TCP payload rules on each
+    /// segment as it comes (Suricata's inline stream inspection), not on acknowledged chunks.
+    pub fn is_ips(&self) -> bool {
+        self.ips
     }
 
     /// Size figures of the signature groups and their prefilters.
@@ -1224,10 +1236,40 @@ fn proto_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     }
 }
 
+/// Whether `r` inspects the TCP stream and whether it inspects TCP packets (segments added to
+/// the stream), as Suricata's `SigValidate` decides: see [`PayloadKind`].
+pub fn payload_modes(r: &CompiledRule) -> (bool, bool) {
+    let tcp = !matches!(
+        r.proto,
+        RuleProto::Udp | RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 | RuleProto::Sctp | RuleProto::TcpPkt
+    );
+    let payload: Vec<&super::compile::BufferList> = r.lists.iter().filter(|l| l.buffer == Buffer::Payload).collect();
+    if !tcp || payload.is_empty() || r.dsize.is_some() || r.flow.no_stream {
+        return (false, true);
+    }
+    let depth_offset = payload
+        .iter()
+        .any(|l| l.items.iter().any(|i| matches!(i, Item::Content(c) if c.depth_len().is_some() || c.offset_is_set())));
+    // `tcp-stream` rules are stream rules only, whatever their contents
+    (true, r.proto != RuleProto::TcpStream && (depth_offset || r.stream_size.is_some()))
+}
+
 /// Header, flow, dsize and every buffer list of `r` against `insp`.
 pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     if !proto_matches(r, insp) {
         return false;
+    }
+    // TCP stream versus packet inspection (see PayloadKind)
+    if insp.payload_kind != PayloadKind::Any || !insp.skip_sids.is_empty() {
+        let (stream, packet) = payload_modes(r);
+        let ok = match insp.payload_kind {
+            PayloadKind::Any => true,
+            PayloadKind::Stream => stream,
+            PayloadKind::StreamSegment => packet,
+        };
+        if !ok || (r.meta.gid == 1 && insp.skip_sids.contains(&r.meta.sid)) {
+            return false;
+        }
     }
     // a packet rule (header keywords, payload, flow state only) is inspected on packets
     if insp.transaction
@@ -1826,6 +1868,35 @@ mod tests {
         assert_eq!(sids(&d, &Inspection { flow_id: 3, ..tcp(b"hello world") }), [1, 3], "a new flow with the id");
         let a = detector("pass tcp any any -> any 22 (alert; sid:5;)");
         assert!(a.inspect(&Inspection { dst_port: 22, ..tcp(b"x") })[0].alert, "pass with alert");
+    }
+
+    #[test]
+    fn tcp_payload_rules_split_into_stream_and_packet_rules_as_suricata_does() {
+        let modes = |r: &str| payload_modes(&detector(r).rules()[0]);
+        assert_eq!(modes("alert tcp any any -> any any (content:\"a\"; sid:1;)"), (true, false));
+        assert_eq!(modes("alert tcp any any -> any any (content:\"a\"; depth:4; sid:1;)"), (true, true));
+        assert_eq!(modes("alert tcp any any -> any any (content:\"a\"; offset:1; sid:1;)"), (true, true));
+        assert_eq!(modes("alert tcp any any -> any any (content:\"a\"; stream_size:client,>,1; sid:1;)"), (true, true));
+        assert_eq!(modes("alert tcp any any -> any any (content:\"a\"; dsize:>1; sid:1;)"), (false, true));
+        assert_eq!(modes("alert tcp any any -> any any (content:\"a\"; flow:no_stream; sid:1;)"), (false, true));
+        assert_eq!(modes("alert tcp-pkt any any -> any any (content:\"a\"; sid:1;)"), (false, true));
+        assert_eq!(modes("alert tcp-stream any any -> any any (content:\"a\"; depth:4; sid:1;)"), (true, false));
+        assert_eq!(modes("alert ip any any -> any any (content:\"a\"; sid:1;)"), (true, false));
+        assert_eq!(modes("alert smb any any -> any any (content:\"SMB\"; depth:8; sid:1;)"), (true, true));
+        assert_eq!(modes("alert udp any any -> any any (content:\"a\"; sid:1;)"), (false, true));
+        assert_eq!(modes("alert http any any -> any any (http.uri; content:\"a\"; sid:1;)"), (false, true));
+
+        let d = detector(concat!(
+            "alert tcp any any -> any any (content:\"hello\"; sid:1;)\n",
+            "alert tcp any any -> any any (content:\"hello\"; depth:5; sid:2;)\n",
+            "alert tcp-pkt any any -> any any (content:\"hello\"; sid:3;)\n",
+        ));
+        assert_eq!(sids(&d, &tcp(b"hello")), [1, 2, 3], "not a TCP session: every rule");
+        let seg = Inspection { payload_kind: PayloadKind::StreamSegment, ..tcp(b"hello") };
+        assert_eq!(sids(&d, &seg), [2, 3], "a segment added to the stream: packet rules");
+        let chunk = Inspection { payload_kind: PayloadKind::Stream, ..tcp(b"hello") };
+        assert_eq!(sids(&d, &chunk), [1, 2], "a stream chunk: stream rules");
+        assert_eq!(sids(&d, &Inspection { skip_sids: &[2], ..seg }), [3], "alerted by the stream already");
     }
 
     #[test]
@@ -2431,5 +2502,28 @@ mod tests {
             ..Inspection::new(Transport::Tcp, SERVER, 80, CLIENT, 40000, Direction::ToClient, b"")
         };
         assert_eq!(sids(&d, &resp), [2]);
+    }
+
+    #[test]
+    fn rule_threshold_and_firewall_files_that_cannot_be_read_are_errors_at_line_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("local.rules");
+        std::fs::write(&rules, "alert tcp any any -> any any (msg:\"a\"; content:\"x\"; sid:1;)\n").unwrap();
+        let missing = |name: &str| dir.path().join(name);
+        let mut b = DetectorBuilder::new();
+        b.add_file(&rules)
+            .add_file(missing("gone.rules"))
+            .add_threshold_file(missing("threshold.config"))
+            .add_firewall_file(missing("firewall.rules"));
+        assert_eq!(b.len(), 1, "the readable file is loaded");
+        let (_, errors) = b.build();
+        let got: Vec<(String, usize)> = errors
+            .iter()
+            .filter(|e| e.reason.starts_with("cannot read the file"))
+            .map(|e| (e.file.rsplit(['/', '\\']).next().unwrap_or_default().to_string(), e.line))
+            .collect();
+        let want = [("gone.rules", 0), ("threshold.config", 0), ("firewall.rules", 0)];
+        assert_eq!(got, want.map(|(f, l)| (f.to_string(), l)), "{errors:#?}");
+        assert_eq!(errors.len(), 3, "{errors:#?}");
     }
 }

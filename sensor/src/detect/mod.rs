@@ -30,7 +30,8 @@
 //!   default-drop packet filter, HTTP/1 and DNS transaction hooks (each side walks its hooks in
 //!   order, default `drop:flow`), evaluated before these rules.
 //! - Protocols: `ip`, `ipv4`/`ip4`, `ipv6`/`ip6`, `pkthdr` (alias of `ip`), `tcp`, `tcp-pkt`,
-//!   `tcp-stream` (both inspected as the packet payload: there is no stream reassembly yet),
+//!   `tcp-stream` (TCP payload rules inspect the reassembled stream or the segments as
+//!   Suricata decides, see [`PayloadKind`]; the sensor feeds the stream chunks),
 //!   `udp`, `icmp`, `icmpv4`, `icmpv6`, `sctp`, and the application protocols of Suricata's list
 //!   (`http`, `http1`, `http2`, `dns`, `tls`, `smb`, `ssh`, `ftp`, `smtp`, ...); an
 //!   application-protocol rule matches only when the caller sets [`Inspection::app_proto`].
@@ -62,7 +63,11 @@
 //!   `http.location`, `http.server`), `file.data`, `dns.query`, `tls.sni`,
 //!   `tls.cert_subject`/`_issuer`/`_serial`/`_fingerprint`, `tls.certs`, `ja3.hash`/`.string`,
 //!   `ja3s.*`, `tls.random`/`_time`/`_bytes` (each side's hello random), `ssh.proto`/`.software`,
-//!   and the packet headers `ipv4.hdr`, `tcp.hdr`, `udp.hdr` (options included). A buffer the caller does not provide never matches; a
+//!   `ssh.hassh`/`.string` and `ssh.hassh.server`/`.string` (from a key-exchange init message
+//!   that starts a segment or follows the identification line in it), the DNS multi-buffers
+//!   `dns.queries.rrname`, `dns.answers.rrname`, `dns.authorities.rrname`,
+//!   `dns.additionals.rrname` and `dns.response.rrname` (DNS responses are inspected too),
+//!   and the packet headers `ipv4.hdr`, `tcp.hdr`, `udp.hdr` (options included), `icmpv6.hdr`. A buffer the caller does not provide never matches; a
 //!   buffer given several times (`tls.certs`: one per certificate) matches when one does.
 //! - Transforms ([`keywords::Transform`]): `dotprefix`, `strip_whitespace`,
 //!   `compress_whitespace`, `to_lowercase`, `to_uppercase`, `url_decode`, `to_md5`, `to_sha1`,
@@ -70,9 +75,9 @@
 //!   prefilter scans the transformed buffer. A transform after a content starts a new list of
 //!   the same buffer with the transforms applied (Suricata 8).
 //! - `flow`: `established`, `not_established`, `stateless`, `to_server`/`from_client`,
-//!   `to_client`/`from_server`, and `no_stream`/`no_frag` (trivially true: this engine
-//!   inspects packets, not reassembled streams or fragments). `only_stream`/`only_frag` are
-//!   rejected.
+//!   `to_client`/`from_server`, `no_stream` (a packet rule: never inspected on the reassembled
+//!   stream) and `no_frag` (trivially true: fragments are not inspected). `only_stream`/
+//!   `only_frag` are rejected.
 //! - State: `flowbits` (`set`, `unset`, `toggle`, `isset`, `isnotset` with `|`/`&`, `noalert`)
 //!   per flow ([`Inspection::flow_id`]), rules ordered as Suricata does (setters before
 //!   readers); `flowint` (`=`, `+`, `-`, comparisons with numbers or other flowints,
@@ -85,9 +90,15 @@
 //!   `suppress` (all, or by source/destination/either address list),
 //!   `threshold`/`event_filter` and `rate_filter` entries by gid/sid; bad lines are errors
 //!   with file and line.
-//! - `decode-event` for the decoder events recorded on packets that decode
-//!   ([`crate::decode::DecodeEvent`]: `ipv6.exthdr_useless_fh`, `ipv6.exthdr_dupl_fh`); other
-//!   event names are rejected.
+//! - `decode-event` for the decoder events of [`crate::decode::DecodeEvent`]: anomalies of
+//!   packets that decode (`ipv6.exthdr_useless_fh`, `ipv6.exthdr_dupl_fh`,
+//!   `ipv6.dstopts_unknown_opt`, `ipv6.hopopts_unknown_opt`), of fragments (`ipv4`/`ipv6`
+//!   `.frag_overlap`, `.frag_pkt_too_large`; a fragment carrying one is inspected without a
+//!   flow), and the failures after the IP header of packets Suricata still inspects without a
+//!   flow (`ipv6.trunc_exthdr`, `ipv6.frag_invalid_length`, `tcp.pkt_too_small`,
+//!   `tcp.hlen_too_small`, `tcp.invalid_optlen`, `udp.hlen_too_small`, `udp.pkt_too_small`,
+//!   `udp.len_invalid`, `icmpv4.pkt_too_small`, `icmpv6.pkt_too_small`, `gre.pkt_too_small`);
+//!   other event names are rejected.
 //! - `app-layer-event` for the events derived from an HTTP request's headers
 //!   ([`AppEvent`]: `http.duplicate_content_length_field_in_request`,
 //!   `http.request_auth_unrecognized`); other event names are rejected.
@@ -102,8 +113,8 @@
 //! # Not supported yet (rules using them are rejected)
 //!
 //! `byte_extract` variables in `byte_jump`/`isdataat`, `byte_math` with `endian dce`,
-//! `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, the decoder
-//! events of packets that do not decode, `stream-event`, the other `app-layer-event`s, `lua`, pcre
+//! `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, the other decoder
+//! events (of packets that fail before or at their IP header, and the rarer anomalies), `stream-event`, the other `app-layer-event`s, `lua`, pcre
 //! capture extraction, the other app-layer buffers (SMB, DCERPC, SMTP, ...), `frame`,
 //! firewall hooks of app-layer protocols other than HTTP/1 and DNS (`tls:client_hello_done`, ...), rules mixing request and response
 //! buffers (they need transaction state).
@@ -147,7 +158,10 @@ pub use compile::{
     Direction, FastPattern, FlowCond, IntCond, Item, PcreMatch, RuleMeta, RuleMetadata, RuleProto, Target,
     compile_rule,
 };
-pub use matcher::{Detector, DetectorBuilder, Hit, Inspection, Transport, http_header_buffer, inspect_buffer};
+pub use matcher::{
+    Detector, DetectorBuilder, Hit, Inspection, PayloadKind, Transport, http_header_buffer, inspect_buffer,
+    payload_modes,
+};
 pub use parse::{
     Action, AddrExpr, IpNet, ParsedRule, PortExpr, RawRule, RuleOption, Vars, parse_rule, parse_rules, split_rules,
 };

@@ -20,6 +20,7 @@
 //! candidates are then verified completely by the matcher, so the grouping only decides which
 //! rules are looked at, never whether one matches.
 
+use rustc_hash::FxHashMap;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -300,12 +301,75 @@ struct Group {
     prefilters: Vec<Prefilter>,
     /// rules with no fast pattern, with the buffer they need (if any)
     always: Vec<(Option<Buffer>, u32)>,
-    /// rules with no fast pattern and no buffer whose source or destination is a list of
-    /// networks (IP reputation lists): candidates when the packet's source or destination
-    /// address is in one of them. Key: (IPv6, prefix length, masked address).
-    by_addr: HashMap<(bool, u8, u128), Vec<u32>>,
-    /// The (IPv6, prefix length) pairs present in `by_addr`.
+    /// The rules of [`AddrIndex`] in this group: one bit per rule id (empty when none).
+    addr_rules: Vec<u64>,
+    /// The (IPv6, prefix length) pairs of those rules' networks.
     addr_prefixes: Vec<(bool, u8)>,
+}
+
+impl Group {
+    fn has_addr_rule(&self, r: u32) -> bool {
+        self.addr_rules.get(r as usize >> 6).is_some_and(|w| w & (1u64 << (r & 63)) != 0)
+    }
+}
+
+/// Rules with no fast pattern and no buffer whose source or destination is a list of networks
+/// (IP reputation lists): candidates when the packet's source or destination address is in one
+/// of them. One index for all groups (ET Open's lists hold tens of thousands of networks, and a
+/// rule is in several groups); each group filters it by its own rules.
+#[derive(Default)]
+struct AddrIndex {
+    /// (IPv6, prefix length, masked address) to a range of `rules`.
+    nets: FxHashMap<(bool, u8, u128), (u32, u32)>,
+    rules: Vec<u32>,
+}
+
+impl AddrIndex {
+    /// Indexes every rule that has no fast pattern, needs no buffer and has a specific network
+    /// list (see [`index_nets`]), in rule order; `prefixes[i]`: the (IPv6, prefix length) pairs
+    /// of rule `i`'s networks, empty when the rule is not indexed.
+    fn build(rules: &[CompiledRule]) -> (AddrIndex, Vec<Vec<(bool, u8)>>) {
+        let mut entries: Vec<((bool, u8, u128), u32)> = Vec::new();
+        let mut prefixes = vec![Vec::new(); rules.len()];
+        for (idx, r) in rules.iter().enumerate() {
+            if r.fast_pattern.is_some() || needed_buffer(r).is_some() {
+                continue;
+            }
+            if let Some(nets) = index_nets(r) {
+                let mut ps: Vec<(bool, u8)> = nets.iter().map(|n| (n.0, n.1)).collect();
+                ps.sort_unstable();
+                ps.dedup();
+                prefixes[idx] = ps;
+                entries.extend(nets.into_iter().map(|n| (n, idx as u32)));
+            }
+        }
+        // stable: the rules of one network stay in rule order
+        entries.sort_by_key(|e| e.0);
+        entries.dedup();
+        let mut ix = AddrIndex { nets: FxHashMap::default(), rules: Vec::with_capacity(entries.len()) };
+        ix.nets.reserve(entries.len());
+        for (key, r) in entries {
+            let at = ix.rules.len() as u32;
+            let range = ix.nets.entry(key).or_insert((at, 0));
+            range.1 += 1;
+            ix.rules.push(r);
+        }
+        ix.nets.shrink_to_fit();
+        (ix, prefixes)
+    }
+
+    fn get(&self, key: &(bool, u8, u128)) -> &[u32] {
+        match self.nets.get(key) {
+            Some(&(at, n)) => self.rules.get(at as usize..(at + n) as usize).unwrap_or_default(),
+            None => &[],
+        }
+    }
+}
+
+/// The buffer a rule without a fast pattern needs (any non-payload list; an absent buffer means
+/// no match), if any.
+fn needed_buffer(r: &CompiledRule) -> Option<Buffer> {
+    r.lists.iter().filter(|l| l.absent.is_none()).map(|l| l.buffer).find(|b| *b != Buffer::Payload && !b.is_virtual())
 }
 
 /// The signature groups of a detector.
@@ -315,6 +379,7 @@ pub(crate) struct Prefilters {
     /// The group of each slot (see [`slot`]).
     slots: [u32; SLOTS],
     groups: Vec<Group>,
+    by_addr: AddrIndex,
 }
 
 /// Size figures of the prefilter, for benchmarks and tests.
@@ -326,7 +391,8 @@ pub struct PrefilterStats {
     pub automata: usize,
     /// Fast patterns over all automata.
     pub patterns: usize,
-    /// Rules indexed by the networks of their address list, over all groups.
+    /// Entries (network, rule) of the index of rules by the networks of their address list
+    /// (one index shared by the groups).
     pub by_addr: usize,
     /// Rules without a fast pattern checked on every inspection, over all groups.
     pub always: usize,
@@ -341,18 +407,26 @@ thread_local! {
 
 impl Prefilters {
     /// Groups `rules` (indexes into the slice are the rule ids) around `home` (`$HOME_NET`).
-    pub(crate) fn build(rules: &[CompiledRule], home: Option<&AddrExpr>) -> Prefilters {
+    pub(crate) fn build<'r>(rules: &'r [CompiledRule], home: Option<&AddrExpr>) -> Prefilters {
         let home = home.map(IpSet::of).unwrap_or_default();
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); SLOTS];
-        // [outside $HOME_NET possible, inside possible]
-        let place = |e: &AddrExpr| -> [bool; 2] {
-            match e {
-                AddrExpr::Any => [true, true],
-                e => {
-                    let s = IpSet::of(e);
-                    [!s.minus(&home).is_empty(), s.intersects(&home)]
-                }
+        // [outside $HOME_NET possible, inside possible]; the last few expressions are remembered
+        // (most rules use `$HOME_NET`, `$EXTERNAL_NET` or `any`)
+        let mut recent: Vec<(&AddrExpr, [bool; 2])> = Vec::new();
+        let mut place = |e: &'r AddrExpr| -> [bool; 2] {
+            if matches!(e, AddrExpr::Any) {
+                return [true, true];
             }
+            if let Some(&(_, p)) = recent.iter().find(|(r, _)| *r == e) {
+                return p;
+            }
+            let s = IpSet::of(e);
+            let p = [!s.minus(&home).is_empty(), s.intersects(&home)];
+            if recent.len() == 8 {
+                recent.remove(0);
+            }
+            recent.push((e, p));
+            p
         };
         for (idx, r) in rules.iter().enumerate() {
             let (src, dst) = (place(&r.src), place(&r.dst));
@@ -386,8 +460,9 @@ impl Prefilters {
                 (distinct.len() - 1) as u32
             });
         }
-        let groups = build_in_parallel(rules, &distinct);
-        Prefilters { home, slots, groups }
+        let (by_addr, addr_prefixes) = AddrIndex::build(rules);
+        let groups = build_in_parallel(rules, &distinct, &addr_prefixes);
+        Prefilters { home, slots, groups, by_addr }
     }
 
     /// Adds to `cands` the rules worth verifying on `insp` (unsorted, possibly repeated).
@@ -426,14 +501,13 @@ impl Prefilters {
                 cands.push(r);
             }
         }
-        if !group.by_addr.is_empty() {
+        if !group.addr_rules.is_empty() {
             for ip in [insp.src_ip, insp.dst_ip] {
                 let (v6, bits) = ip_bits(ip);
                 for &(pv6, prefix) in &group.addr_prefixes {
-                    if pv6 == v6
-                        && let Some(rs) = group.by_addr.get(&(v6, prefix, masked(v6, bits, prefix)))
-                    {
-                        cands.extend_from_slice(rs);
+                    if pv6 == v6 {
+                        let rs = self.by_addr.get(&(v6, prefix, masked(v6, bits, prefix)));
+                        cands.extend(rs.iter().copied().filter(|&r| group.has_addr_rule(r)));
                     }
                 }
             }
@@ -441,12 +515,12 @@ impl Prefilters {
     }
 
     pub fn stats(&self) -> PrefilterStats {
-        let mut st = PrefilterStats { groups: self.groups.len(), ..Default::default() };
+        let mut st =
+            PrefilterStats { groups: self.groups.len(), by_addr: self.by_addr.rules.len(), ..Default::default() };
         for g in &self.groups {
             st.automata += g.prefilters.len();
             st.patterns += g.prefilters.iter().map(|p| p.ac.len()).sum::<usize>();
             st.memory += g.prefilters.iter().map(|p| p.ac.memory_usage()).sum::<usize>();
-            st.by_addr += g.by_addr.values().map(Vec::len).sum::<usize>();
             st.always += g.always.len();
         }
         st
@@ -454,7 +528,8 @@ impl Prefilters {
 }
 
 /// Builds the groups on the machine's cores (at most two threads: the automata are the bulk).
-fn build_in_parallel(rules: &[CompiledRule], distinct: &[Vec<u32>]) -> Vec<Group> {
+fn build_in_parallel(rules: &[CompiledRule], distinct: &[Vec<u32>], addr_rule: &[Vec<(bool, u8)>]) -> Vec<Group> {
+    let build_group = |rules, m| build_group(rules, m, addr_rule);
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
     if threads < 2 || distinct.len() < 2 {
         return distinct.iter().map(|m| build_group(rules, m)).collect();
@@ -496,8 +571,9 @@ fn build_in_parallel(rules: &[CompiledRule], distinct: &[Vec<u32>]) -> Vec<Group
     out.into_iter().zip(distinct).map(|(g, m)| g.unwrap_or_else(|| build_group(rules, m))).collect()
 }
 
-/// One group's prefilters over the rules `members` (in rule order).
-fn build_group(rules: &[CompiledRule], members: &[u32]) -> Group {
+/// One group's prefilters over the rules `members` (in rule order); `addr_rule[i]`: the network
+/// prefixes of rule `i` in the [`AddrIndex`] (empty: not indexed).
+fn build_group(rules: &[CompiledRule], members: &[u32], addr_rule: &[Vec<(bool, u8)>]) -> Group {
     // per (buffer, transforms): (lower-cased pattern -> pattern id, patterns, rules per pattern)
     #[derive(Default)]
     struct Table {
@@ -539,29 +615,20 @@ fn build_group(rules: &[CompiledRule], members: &[u32]) -> Group {
                 };
                 t.rules[id].push(idx);
             }
-            None => {
-                // the buffer it needs: any non-payload list (absent buffer => no match)
-                let need = r
-                    .lists
-                    .iter()
-                    .filter(|l| l.absent.is_none())
-                    .map(|l| l.buffer)
-                    .find(|b| *b != Buffer::Payload && !b.is_virtual());
-                match index_nets(r).filter(|_| need.is_none()) {
-                    Some(nets) => {
-                        for (v6, prefix, bits) in nets {
-                            let rs = group.by_addr.entry((v6, prefix, bits)).or_default();
-                            if rs.last() != Some(&idx) {
-                                rs.push(idx);
-                            }
-                            if !group.addr_prefixes.contains(&(v6, prefix)) {
-                                group.addr_prefixes.push((v6, prefix));
-                            }
-                        }
+            None if addr_rule.get(idx as usize).is_some_and(|p| !p.is_empty()) => {
+                if group.addr_rules.is_empty() {
+                    group.addr_rules = vec![0; rules.len().div_ceil(64)];
+                }
+                if let Some(w) = group.addr_rules.get_mut(idx as usize >> 6) {
+                    *w |= 1u64 << (idx & 63);
+                }
+                for p in addr_rule.get(idx as usize).into_iter().flatten() {
+                    if !group.addr_prefixes.contains(p) {
+                        group.addr_prefixes.push(*p);
                     }
-                    None => group.always.push((need, idx)),
                 }
             }
+            None => group.always.push((needed_buffer(r), idx)),
         }
     }
     for ((buffer, transforms, head), t) in tables {
@@ -698,6 +765,46 @@ mod tests {
         cands.dedup();
         let sids: Vec<u32> = cands.iter().map(|&i| d.rules()[i as usize].meta.sid).collect();
         assert!(!sids.contains(&1) && !sids.contains(&2) && !sids.contains(&3) && sids.contains(&4), "{sids:?}");
+    }
+
+    #[test]
+    fn the_address_index_is_one_for_all_groups_and_each_group_keeps_its_own_rules() {
+        let (d, errors) = Detector::from_rules(
+            concat!(
+                "alert ip [203.0.113.5,203.0.113.6] any -> $HOME_NET any (msg:\"rep in\"; sid:1;)\n",
+                "alert ip $HOME_NET any -> [203.0.113.5,203.0.113.7] any (msg:\"rep out\"; sid:2;)\n",
+            ),
+            "t.rules",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let home = Vars::default().parse_address("$HOME_NET").unwrap();
+        let p = Prefilters::build(d.rules(), Some(&home));
+        // each rule is in the groups of every transport and direction, yet indexed once per network
+        assert_eq!(p.stats().by_addr, 4);
+        let sids = |src: &str, dst: &str| {
+            let mut c = Vec::new();
+            let insp = Inspection::new(
+                Transport::Tcp,
+                src.parse().unwrap(),
+                1,
+                dst.parse().unwrap(),
+                2,
+                Direction::ToServer,
+                b"x",
+            );
+            p.candidates(&insp, &mut c);
+            let mut s: Vec<u32> = c.iter().map(|&i| d.rules()[i as usize].meta.sid).collect();
+            s.sort_unstable();
+            s.dedup();
+            s
+        };
+        // 203.0.113.5 indexes both rules; the inbound group holds only sid 1, the outbound only sid 2
+        assert_eq!(sids("203.0.113.5", "10.0.0.1"), [1]);
+        assert_eq!(sids("10.0.0.1", "203.0.113.5"), [2]);
+        assert_eq!(sids("10.0.0.1", "203.0.113.7"), [2]);
+        assert!(sids("203.0.113.7", "10.0.0.1").is_empty());
+        assert!(sids("203.0.113.9", "10.0.0.1").is_empty());
     }
 
     #[test]

@@ -213,6 +213,8 @@ pub struct Flow {
     pub first_pkt: u64,
     /// TCP reassembly reported a gap to server / to client (EVE `tcp.ts_gap` / `tcp.tc_gap`).
     pub stream_gap: [bool; 2],
+    /// Raw stream inspection of a TCP session's two directions (with a rule engine).
+    pub raw: Option<Box<crate::app::raw::RawStreams>>,
 }
 
 impl Flow {
@@ -435,6 +437,7 @@ impl FlowTable {
             tx_cnt: 0,
             first_pkt: pkt_no,
             stream_gap: [false; 2],
+            raw: None,
         };
         let dir = flow.direction(src_lo);
         self.stats.created += 1;

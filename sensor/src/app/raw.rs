@@ -1,0 +1,427 @@
+//! Raw stream inspection: the reassembled bytes of each direction of a TCP session, handed to
+//! the payload rules in chunks the way Suricata's IDS mode does ("raw" reassembly).
+//!
+//! Each direction keeps the bytes after its *raw progress* (the end of what was inspected).
+//! A packet of a direction may inspect that direction's stream when new bytes are there and
+//! one of these holds (Suricata's `StreamReassembleRawHasDataReady`):
+//!
+//! - at least [`CHUNK_SIZE`] bytes past the progress were acknowledged by the peer;
+//! - the app layer asked for it (an HTTP request or response was completed; Suricata's
+//!   `TRIGGER_RAW`), once the peer acknowledged the end of that message;
+//! - the session is closing (the server closed first, both closed, or a RST).
+//!
+//! Only acknowledged bytes are inspected (the peer's ACK is the right edge), except at the end
+//! of the flow, when everything left is. The progress then moves to the end of the inspected
+//! bytes. Bytes beyond [`RAW_DEPTH`] of a direction are not kept (Suricata's stream depth).
+//! Out-of-order segments wait for the hole to fill; a hole the peer acknowledged, or one still
+//! open at the end of the flow, is skipped: inspection resumes after it in a new block.
+
+use super::Direction;
+
+/// Suricata's default `stream.reassembly.toserver-chunk-size` and `toclient-chunk-size`.
+pub const CHUNK_SIZE: u64 = 2560;
+/// Suricata's default `stream.reassembly.depth` (1 MiB).
+pub const RAW_DEPTH: u64 = 1 << 20;
+/// Out-of-order bytes kept per direction while a hole is open.
+const MAX_OOO: usize = 256 * 1024;
+
+/// Signed distance from `b` to `a` in sequence space.
+fn rel(a: u32, b: u32) -> i64 {
+    i64::from(a.wrapping_sub(b) as i32)
+}
+
+/// One direction of a session, as raw inspection sees it.
+#[derive(Debug, Default)]
+pub struct RawSide {
+    /// Sequence number of stream offset 0.
+    base: Option<u32>,
+    /// Stream offset of the in-order right edge (the next byte expected).
+    edge: u64,
+    /// Stream offset up to which bytes were inspected.
+    progress: u64,
+    /// Uninspected bytes: contiguous blocks (stream offset, bytes), in order, after `progress`.
+    blocks: Vec<(u64, Vec<u8>)>,
+    /// Segments ahead of a hole: (stream offset, bytes).
+    ooo: Vec<(u64, Vec<u8>)>,
+    ooo_bytes: usize,
+    /// Highest stream offset the peer acknowledged.
+    acked: u64,
+    /// App-layer triggers: inspect once the peer acknowledged up to one of these offsets.
+    triggers: Vec<u64>,
+    /// DCERPC: stream offset of the next PDU header (`None`: not framed, or given up).
+    pdu_at: Option<u64>,
+}
+
+impl RawSide {
+    fn offset(&self, seq: u32) -> Option<u64> {
+        let base = self.base?;
+        let r = rel(seq, base);
+        (r >= 0).then_some(r as u64)
+    }
+
+    /// A segment of this direction (`syn`: its sequence number starts the stream).
+    pub fn on_segment(&mut self, seq: u32, syn: bool, payload: &[u8]) {
+        if syn {
+            if self.base.is_none() {
+                self.base = Some(seq.wrapping_add(1));
+            }
+            return;
+        }
+        if self.base.is_none() {
+            // picked up midstream: the stream starts here
+            self.base = Some(seq);
+        }
+        if payload.is_empty() {
+            return;
+        }
+        let Some(start) = self.offset(seq) else {
+            // before the stream's start: only the part after it counts
+            let Some(base) = self.base else { return };
+            let skip = rel(base, seq);
+            if skip > 0 && (skip as usize) < payload.len() {
+                self.on_segment(base, false, &payload[skip as usize..]);
+            }
+            return;
+        };
+        if start > self.edge {
+            if self.ooo_bytes + payload.len() <= MAX_OOO && start < RAW_DEPTH {
+                self.ooo_bytes += payload.len();
+                self.ooo.push((start, payload.to_vec()));
+            }
+            return;
+        }
+        self.append(start, payload);
+        self.drain_ooo();
+    }
+
+    /// Appends the part of `data` (at stream offset `start` <= edge) past the edge.
+    fn append(&mut self, start: u64, data: &[u8]) {
+        let skip = (self.edge - start) as usize;
+        if skip >= data.len() {
+            return;
+        }
+        let mut new = &data[skip..];
+        let room = RAW_DEPTH.saturating_sub(self.edge) as usize;
+        if new.len() > room {
+            new = &new[..room];
+        }
+        if new.is_empty() {
+            self.edge += (data.len() - skip) as u64;
+            return;
+        }
+        match self.blocks.last_mut() {
+            Some((o, b)) if *o + b.len() as u64 == self.edge => b.extend_from_slice(new),
+            _ => self.blocks.push((self.edge, new.to_vec())),
+        }
+        self.edge += (data.len() - skip) as u64;
+    }
+
+    fn drain_ooo(&mut self) {
+        while let Some(i) = self.ooo.iter().position(|(o, _)| *o <= self.edge) {
+            let (o, d) = self.ooo.swap_remove(i);
+            self.ooo_bytes -= d.len();
+            self.append(o, &d);
+        }
+    }
+
+    /// Skips the hole before the first queued segment.
+    fn skip_hole(&mut self) {
+        if let Some(first) = self.ooo.iter().map(|(o, _)| *o).min()
+            && first > self.edge
+        {
+            self.edge = first;
+            self.drain_ooo();
+        }
+    }
+
+    /// The peer acknowledged bytes up to `ack` (a sequence number of this direction).
+    pub fn on_ack(&mut self, ack: u32) {
+        let Some(a) = self.offset(ack) else { return };
+        if a > self.acked {
+            self.acked = a;
+        }
+        // acknowledged bytes that never arrived: the hole is lost
+        if self.acked > self.edge && self.ooo.iter().any(|(o, _)| *o <= self.acked) {
+            self.skip_hole();
+        }
+    }
+
+    /// The app layer completed a message ending at the current edge: inspect once it is
+    /// acknowledged.
+    pub fn trigger(&mut self) {
+        self.trigger_to(self.edge);
+    }
+
+    fn trigger_to(&mut self, at: u64) {
+        if self.triggers.len() < 64 && !self.triggers.contains(&at) {
+            self.triggers.push(at);
+        }
+    }
+
+    /// The byte at stream offset `at`, if still kept.
+    fn byte_at(&self, at: u64) -> Option<u8> {
+        let (o, b) = self.blocks.iter().find(|(o, b)| *o <= at && at < *o + b.len() as u64)?;
+        b.get((at - o) as usize).copied()
+    }
+
+    /// Frames the direction's bytes into DCERPC PDUs (from the stream's start): each complete
+    /// bind, bind_ack, alter_context(_resp), request or response PDU triggers an inspection,
+    /// as Suricata's DCERPC parser does when it parses one.
+    pub fn scan_dcerpc(&mut self) {
+        let mut at = self.pdu_at.unwrap_or(0);
+        while at.saturating_add(10) <= self.edge {
+            let hdr: Option<Vec<u8>> = (0..10).map(|i| self.byte_at(at + i)).collect();
+            let Some(h) = hdr.filter(|h| h[0] == 5) else {
+                // not a PDU header (or its bytes are gone): stop framing
+                self.pdu_at = Some(u64::MAX);
+                return;
+            };
+            let len =
+                if h[4] & 0x10 != 0 { u16::from_le_bytes([h[8], h[9]]) } else { u16::from_be_bytes([h[8], h[9]]) };
+            if len < 16 {
+                self.pdu_at = Some(u64::MAX);
+                return;
+            }
+            let end = at + u64::from(len);
+            if end > self.edge {
+                break;
+            }
+            if matches!(h[2], 0 | 2 | 11 | 12 | 14 | 15) {
+                self.trigger_to(end);
+            }
+            at = end;
+        }
+        self.pdu_at = Some(at);
+    }
+
+    /// Whether a packet of this direction inspects the stream now (see the module doc).
+    pub fn ready(&self, closing: bool) -> bool {
+        if self.edge <= self.progress || self.blocks.is_empty() {
+            return false;
+        }
+        closing
+            || self.triggers.iter().any(|t| self.acked >= *t)
+            || self.acked.saturating_sub(self.progress) >= CHUNK_SIZE
+    }
+
+    /// Hands the bytes to inspect to `inspect`, block by block (acknowledged ones only unless
+    /// `eof`), and moves the progress past them.
+    pub fn take(&mut self, eof: bool, inspect: &mut dyn FnMut(&[u8])) {
+        if eof {
+            self.skip_hole();
+        }
+        let right = if eof { self.edge } else { self.acked.min(self.edge) };
+        if right <= self.progress {
+            return;
+        }
+        for (o, b) in &self.blocks {
+            let end = *o + b.len() as u64;
+            let lo = (*o).max(self.progress);
+            let hi = end.min(right);
+            if lo < hi {
+                inspect(&b[(lo - *o) as usize..(hi - *o) as usize]);
+            }
+        }
+        self.progress = right;
+        self.triggers.retain(|t| *t > right);
+        let progress = self.progress;
+        self.blocks.retain_mut(|(o, b)| {
+            let end = *o + b.len() as u64;
+            if end <= progress {
+                return false;
+            }
+            if *o < progress {
+                b.drain(..(progress - *o) as usize);
+                *o = progress;
+            }
+            true
+        });
+    }
+}
+
+/// Both directions of a session.
+#[derive(Debug, Default)]
+pub struct RawStreams {
+    pub sides: [RawSide; 2],
+}
+
+impl RawStreams {
+    /// One TCP segment of direction `dir` with the ACK it carries for the other direction.
+    pub fn on_segment(&mut self, dir: Direction, seq: u32, ack: Option<u32>, syn: bool, payload: &[u8]) {
+        if let Some(a) = ack {
+            self.sides[dir.other().index()].on_ack(a);
+        }
+        self.sides[dir.index()].on_segment(seq, syn, payload);
+    }
+
+    /// Frames both directions as DCERPC (see [`RawSide::scan_dcerpc`]).
+    pub fn scan_dcerpc(&mut self) {
+        for s in &mut self.sides {
+            s.scan_dcerpc();
+        }
+    }
+
+    pub fn side(&mut self, dir: Direction) -> &mut RawSide {
+        &mut self.sides[dir.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(s: &mut RawSide, eof: bool) -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        s.take(eof, &mut |b| v.push(b.to_vec()));
+        v
+    }
+
+    #[test]
+    fn inspects_acknowledged_bytes_once_a_chunk_is_acknowledged() {
+        let mut s = RawSide::default();
+        s.on_segment(99, true, &[]);
+        s.on_segment(100, false, &[b'a'; 2000]);
+        s.on_ack(2100);
+        assert!(!s.ready(false), "2000 acknowledged bytes are less than a chunk");
+        s.on_segment(2100, false, &[b'b'; 1000]);
+        s.on_ack(2700);
+        assert!(s.ready(false));
+        let c = chunks(&mut s, false);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].len(), 2600, "only acknowledged bytes");
+        assert!(!s.ready(false));
+        // the rest comes at the end of the flow
+        let c = chunks(&mut s, true);
+        assert_eq!(c, vec![vec![b'b'; 400]]);
+    }
+
+    #[test]
+    fn trigger_inspects_once_the_message_is_acknowledged() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        s.on_segment(1, false, b"GET / HTTP/1.1\r\n\r\n");
+        s.trigger();
+        assert!(!s.ready(false), "not acknowledged yet");
+        s.on_ack(19);
+        assert!(s.ready(false));
+        assert_eq!(chunks(&mut s, false), vec![b"GET / HTTP/1.1\r\n\r\n".to_vec()]);
+        assert!(!s.ready(true), "nothing new");
+    }
+
+    #[test]
+    fn duplicates_add_nothing_and_holes_wait_or_are_skipped() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        s.on_segment(1, false, b"abc");
+        s.on_segment(1, false, b"abc");
+        s.on_segment(7, false, b"ghi");
+        s.on_segment(4, false, b"def");
+        s.on_ack(10);
+        assert_eq!(chunks(&mut s, false), vec![b"abcdefghi".to_vec()]);
+        // a hole the peer acknowledged is skipped: two blocks
+        s.on_segment(13, false, b"mno");
+        s.on_ack(16);
+        assert_eq!(s.edge, 15);
+        s.on_segment(16, false, b"p");
+        assert_eq!(chunks(&mut s, true), vec![b"mnop".to_vec()]);
+    }
+
+    #[test]
+    fn each_complete_dcerpc_pdu_triggers_an_inspection() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        // a 16-byte bind (type 11, little endian) and the first half of a 20-byte request
+        let mut bind = vec![5u8, 0, 11, 3, 0x10, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0];
+        let request = [5u8, 0, 0, 3, 0x10, 0, 0, 0, 20, 0, 0, 0, 2, 0, 0, 0, 9, 9, 9, 9];
+        bind.extend_from_slice(&request[..10]);
+        s.on_segment(1, false, &bind);
+        s.scan_dcerpc();
+        s.on_ack(17);
+        assert!(s.ready(false), "the bind is complete and acknowledged");
+        assert_eq!(chunks(&mut s, false).concat().len(), 16);
+        s.on_segment(27, false, &request[10..]);
+        s.scan_dcerpc();
+        s.on_ack(37);
+        assert!(s.ready(false), "the request is complete and acknowledged");
+        assert_eq!(chunks(&mut s, false), vec![request.to_vec()]);
+        // not DCERPC: framing stops, no trigger
+        s.on_segment(37, false, b"0123456789abcdef");
+        s.scan_dcerpc();
+        s.on_ack(53);
+        assert!(!s.ready(false));
+    }
+
+    #[test]
+    fn closing_sessions_inspect_what_is_acknowledged() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        s.on_segment(1, false, b"tail");
+        assert!(s.ready(true));
+        assert!(chunks(&mut s, false).is_empty(), "nothing acknowledged");
+        s.on_ack(5);
+        assert_eq!(chunks(&mut s, false), vec![b"tail".to_vec()]);
+    }
+
+    /// Through the sensor: alerts per frame index for `frames` with `rules`.
+    fn run(rules: &str, frames: &[Vec<u8>]) -> Vec<(usize, u32)> {
+        use crate::detect::{Detector, Vars};
+        use crate::{Sensor, SensorOptions, decode::LinkType};
+        use soc_model::{EventType, Timestamp};
+        let (d, errors) = Detector::from_rules(rules, "test.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut sensor = Sensor::new(SensorOptions::default()).with_detector(std::sync::Arc::new(d));
+        let mut hits = Vec::new();
+        let mut out = Vec::new();
+        let mut collect = |i: usize, out: &mut Vec<soc_model::Event>| {
+            for e in out.drain(..).filter(|e| e.event_type == EventType::Alert) {
+                hits.push((i, e.alert.and_then(|a| a.signature_id).unwrap_or(0) as u32));
+            }
+        };
+        for (i, f) in frames.iter().enumerate() {
+            let ts = Timestamp::from_unix_micros(1_700_000_000_000_000 + i as i64 * 1000);
+            sensor.process(ts, LinkType::Ethernet, f, &mut out);
+            collect(i, &mut out);
+        }
+        sensor.flush_all(&mut out);
+        collect(frames.len(), &mut out);
+        hits
+    }
+
+    #[test]
+    fn stream_rules_see_content_split_over_segments_once_a_chunk_is_acknowledged() {
+        use crate::synth::{Host, TcpSession};
+        let rules = "alert tcp any any -> any any (msg:\"split\"; content:\"ABCDEF\"; sid:1;)\n\
+                     alert tcp any any -> any any (msg:\"start\"; content:\"ABC\"; depth:3; sid:2;)\n";
+        let mut s = TcpSession::new(Host::v4([10, 0, 0, 1]), 40000, Host::v4([10, 0, 0, 2]), 7000);
+        let mut frames = s.handshake();
+        frames.extend(s.client_send_split(b"ABCDEF", 3));
+        frames.extend(s.client_send_split(&[b'x'; 3000], 1000));
+        let ack = frames.len();
+        frames.push(s.server_send(b"ok"));
+        let next = frames.len();
+        frames.push(s.client_send(b"more"));
+        frames.extend(s.close());
+        let hits = run(rules, &frames);
+        // sid 2 (depth: a packet rule too) on the segment "ABC", and again on the stream chunk;
+        // sid 1 only on the stream, at the first client packet after the server acknowledged
+        // a chunk's worth of bytes (not on the server's packet itself)
+        assert_eq!(hits, vec![(3, 2), (next, 1), (next, 2)], "server ack at frame {ack}");
+    }
+
+    #[test]
+    fn a_stream_rule_alerts_once_for_a_segment_and_sees_the_rest_at_the_end_of_the_flow() {
+        use crate::synth::{Host, TcpSession};
+        let rules = "alert tcp any any -> any any (msg:\"s\"; content:\"SECRET\"; sid:7;)\n";
+        let mut s = TcpSession::new(Host::v4([10, 0, 0, 1]), 40000, Host::v4([10, 0, 0, 2]), 7000);
+        let mut frames = s.handshake();
+        frames.push(s.client_send(b"one SECRET here"));
+        frames.extend(s.client_send_split(b"SEC", 2));
+        frames.push(s.client_send(b"RET"));
+        // no acknowledgement, no close: both occurrences are in the one chunk inspected at the end
+        let hits = run(rules, &frames);
+        assert_eq!(hits, vec![(frames.len(), 7)]);
+        // packet rules still see each segment as it comes
+        let pkt = "alert tcp-pkt any any -> any any (msg:\"p\"; content:\"SECRET\"; sid:8;)\n";
+        assert_eq!(run(pkt, &frames), vec![(3, 8)]);
+    }
+}
