@@ -87,17 +87,28 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(s.split_whitespace().next()?.parse().ok()?))
 }
 
+/// With `--passes N`: every measurement runs exactly N passes (`--phase`'s; the others one),
+/// whatever the time, so that counts such as `perf stat -e instructions` compare runs.
+static PASSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Runs `pass` (one pass over the events, returning the match count) until `secs` elapsed;
 /// events per second (per CPU second of this thread when it is known, see [`thread_cpu`]).
 fn rate(events: usize, secs: f64, mut pass: impl FnMut() -> usize) -> (f64, usize) {
     let start = Instant::now();
     let cpu = thread_cpu();
+    let fixed = match PASSES.load(Ordering::Relaxed) {
+        0 => None,
+        n if secs > 0.0 => Some(n),
+        _ => Some(1),
+    };
     let mut n = 0usize;
+    let mut passes = 0usize;
     loop {
         let matches = pass();
         n += events;
+        passes += 1;
         let wall = start.elapsed().as_secs_f64();
-        if wall >= secs {
+        if fixed.map_or(wall >= secs, |f| passes >= f) {
             let spent = match (cpu, thread_cpu()) {
                 (Some(a), Some(b)) if b > a => (b - a).as_secs_f64(),
                 _ => wall,
@@ -112,6 +123,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut engines = vec![EngineKind::Fast, EngineKind::Rsigma];
     let mut load_only = 0usize;
     let mut full_only = false;
+    // One measurement only (`full`, `general`, `match`; the others run one pass): profiling.
+    let mut phase: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -122,6 +135,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "--load-only" => load_only = args.next().ok_or("--load-only needs a count")?.parse()?,
             // The `full` measurement only (profiling the path from JSON text).
             "--full-only" => full_only = true,
+            "--passes" => PASSES.store(args.next().ok_or("--passes needs a count")?.parse()?, Ordering::Relaxed),
+            "--phase" => phase = Some(args.next().ok_or("--phase needs full, general or match")?),
             other => return Err(format!("unknown argument {other}").into()),
         }
     }
@@ -160,10 +175,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(format!("{} of {} events did not normalize", lines.len() - events.len(), lines.len()).into());
     }
     let dirs = sigma_corpus::sigmahq_rule_dirs(&root);
+    let secs_of = |p: &str| if phase.as_deref().is_none_or(|x| x == p) { secs } else { 0.0 };
     println!("{} events, rules from {} folders, >= {secs} s per measurement, one thread", events.len(), dirs.len());
 
     // The fixed cost both engines share: JSON parsing and normalization.
-    let (norm_eps, _) = rate(lines.len(), if full_only { 0.0 } else { secs }, || {
+    let (norm_eps, _) = rate(lines.len(), if full_only || phase.is_some() { 0.0 } else { secs }, || {
         let mut n = 0;
         for (_, l) in &lines {
             n += usize::from(sigma_corpus::normalize(l, &ctx).is_some());
@@ -196,7 +212,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
         };
-        let (full_eps, _) = rate(lines.len(), secs, || {
+        let (full_eps, _) = rate(lines.len(), secs_of("full"), || {
             let mut m = 0;
             for (_, l) in &lines {
                 idx.clear();
@@ -211,7 +227,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
         // The fast engine on the general path too, for the gain of the path from JSON text.
         let general_eps = if kind == EngineKind::Fast {
-            let (eps, _) = rate(lines.len(), secs, || {
+            let (eps, _) = rate(lines.len(), secs_of("general"), || {
                 let mut m = 0;
                 for (_, l) in &lines {
                     idx.clear();
@@ -230,7 +246,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         general_fast = general_fast.or(general_eps);
-        let (match_eps, matches_per_pass) = rate(events.len(), secs, || {
+        let (match_eps, matches_per_pass) = rate(events.len(), secs_of("match"), || {
             let mut m = 0;
             for ev in &events {
                 if let Some(log) = &ev.log {

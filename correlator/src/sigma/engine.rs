@@ -48,6 +48,12 @@ pub trait SigmaEngine: Send + Sync {
     /// [`super::route`]) and match it. Order is not significant.
     fn matches(&self, log: &Log, out: &mut Vec<RuleMatch>);
 
+    /// Like [`SigmaEngine::matches`] when only the rules matter: an engine may leave
+    /// [`RuleMatch::matched_fields`] empty (and skip finding them). The default reports them.
+    fn matching(&self, log: &Log, out: &mut Vec<RuleMatch>) {
+        self.matches(log, out)
+    }
+
     /// The engine as the correlator's own, which also evaluates JSON text directly
     /// ([`super::fast::FastEngine::matches_json`]); `None` for the others.
     fn as_fast(&self) -> Option<&super::fast::FastEngine> {

@@ -345,7 +345,7 @@ impl SigmaRules {
             return;
         }
         let mut matches = Vec::new();
-        self.engine.matches(log, &mut matches);
+        self.engine.matching(log, &mut matches);
         let start = out.len();
         out.extend(matches.iter().map(|m| m.rule));
         out[start..].sort_unstable();
@@ -371,7 +371,7 @@ impl SigmaRules {
             return Ok(());
         }
         let mut matches = Vec::new();
-        fast.matches_json(json, &self.pipelines, &self.pipeline_fields, scratch, &mut matches)?;
+        fast.matches_json_with(json, &self.pipelines, &self.pipeline_fields, scratch, false, &mut matches)?;
         let start = out.len();
         out.extend(matches.iter().map(|m| m.rule));
         out[start..].sort_unstable();

@@ -277,7 +277,16 @@ impl IndexBuilder {
             let mut always = orphan;
             always.sort_unstable();
             always.dedup();
+            // Searchable in JSON text (see `Index::keywords_raw_safe`): substrings only, none
+            // holding a character JSON escapes, nor made only of characters of a number (the
+            // flattening writes some numbers as strings, `1E3` as `1000.0`).
+            let raw_safe = fb.exact.is_empty()
+                && pats.iter().all(|p| {
+                    !p.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20)
+                        && !p.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+                });
             let fi = FieldIndex {
+                raw_safe,
                 ac,
                 sub_rules,
                 exact: fb.exact.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
@@ -297,6 +306,8 @@ impl IndexBuilder {
 }
 
 struct FieldIndex {
+    /// Every literal can be searched in JSON text (see [`Index::keywords_raw_safe`]).
+    raw_safe: bool,
     ac: Option<AhoCorasick>,
     sub_rules: Vec<Box<[u32]>>,
     exact: HashMap<Box<str>, Box<[u32]>>,
@@ -333,11 +344,26 @@ impl Index {
         self.fields.len()
     }
 
+    /// Whether the keyword literals can be searched in the JSON text of an event instead of
+    /// its decoded strings: they are substrings (not whole-string values), hold none of the
+    /// characters JSON escapes (`"`, `\`, `/`, control characters) and are not made only of
+    /// the characters of a number (some numbers become strings, rewritten). For a text in
+    /// ASCII without `\u` escapes, such a literal inside a string of the flattened event is
+    /// inside the text.
+    pub fn keywords_raw_safe(&self) -> bool {
+        self.keywords.as_ref().is_none_or(|k| k.raw_safe)
+    }
+
     /// Calls `mark` with every rule one of whose atoms the event satisfies (rules may be
-    /// reported more than once).
-    pub fn candidates(&self, doc: &Doc<'_>, mark: &mut dyn FnMut(u32)) {
+    /// reported more than once). With `raw` (the event's JSON text, ASCII, without `\u`
+    /// escapes, and [`Index::keywords_raw_safe`]), keyword literals are searched in that text
+    /// rather than in the strings of `doc` (a superset of candidates).
+    pub fn candidates(&self, doc: &Doc<'_>, raw: Option<&str>, mark: &mut dyn FnMut(u32)) {
         if let Some(kw) = &self.keywords {
-            doc.for_each_string(&mut |s| kw.text_only(s, mark));
+            match raw {
+                Some(text) if kw.raw_safe => kw.text_only(text, mark),
+                _ => doc.for_each_string(&mut |s| kw.text_only(s, mark)),
+            }
         }
         if self.fields.is_empty() {
             return;

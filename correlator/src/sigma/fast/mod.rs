@@ -4,7 +4,11 @@
 //!
 //! Per event: route by log source (at most 8 buckets), then per bucket run the prefilter
 //! over the event's indexed fields to mark candidate rules, then evaluate the candidates and
-//! the rules without a literal requirement exactly. Semantics are those of the reference
+//! the rules without a literal requirement exactly (the matched fields are looked up only
+//! when the caller reports them: detections do, rule-id queries do not). From JSON text
+//! ([`FastEngine::matches_json_with`]), keyword literals are searched in the text itself when
+//! that is equivalent, so the strings of the fields no rule names are decoded only for events
+//! a keyword rule is a candidate for. Semantics are those of the reference
 //! engine ([`super::RsigmaEngine`]); `tests/sigma_differential.rs` compares both on the
 //! SigmaHQ rules and the EVTX samples.
 
@@ -54,6 +58,9 @@ struct FastRule {
     title: String,
     logsource: rsigma_parser::LogSource,
     key: RouteKey,
+    /// The rule (filters included) searches keywords: its evaluation needs every string of
+    /// the event (set by `finish`).
+    keywords: bool,
 }
 
 struct Bucket {
@@ -182,8 +189,8 @@ impl FastEngine {
         s
     }
 
-    fn eval_bucket(&self, b: &Bucket, doc: &Doc<'_>, sc: &mut Scratch, out: &mut Vec<RuleMatch>) {
-        let Some(index) = &b.index else { return };
+    /// Starts the candidates of one event: a new stamp epoch, no candidate.
+    fn begin(&self, sc: &mut Scratch) {
         sc.epoch = sc.epoch.wrapping_add(1);
         if sc.epoch == 0 {
             sc.stamp.iter_mut().for_each(|s| *s = 0);
@@ -193,6 +200,14 @@ impl FastEngine {
             sc.stamp.resize(self.rules.len(), 0);
         }
         sc.cands.clear();
+    }
+
+    /// Adds the candidates of bucket `b` (its rules without a literal requirement, and those
+    /// the prefilter finds) to `sc.cands`, each rule once per event. `raw`: the JSON text of
+    /// the event, searched for keyword literals instead of its strings (see
+    /// [`index::Index::candidates`]).
+    fn mark_bucket(&self, b: &Bucket, doc: &Doc<'_>, raw: Option<&str>, sc: &mut Scratch) {
+        let Some(index) = &b.index else { return };
         let epoch = sc.epoch;
         let Scratch { stamp, cands, .. } = sc;
         let mut mark = |r: u32| {
@@ -204,16 +219,74 @@ impl FastEngine {
             }
         };
         index.always().iter().for_each(|r| mark(*r));
-        index.candidates(doc, &mut mark);
-        for &r in cands.iter() {
+        index.candidates(doc, raw, &mut mark);
+    }
+
+    /// Whether some candidate searches keywords.
+    fn cands_need_strings(&self, sc: &Scratch) -> bool {
+        sc.cands.iter().any(|&r| self.rules.get(r as usize).is_some_and(|x| x.as_ref().is_some_and(|x| x.keywords)))
+    }
+
+    /// Evaluates the candidates exactly; with `fields`, the matched fields of each match are
+    /// reported too (detections show them; rule ids alone do not need them).
+    fn eval_cands(&self, doc: &Doc<'_>, sc: &Scratch, fields: bool, out: &mut Vec<RuleMatch>) {
+        for &r in sc.cands.iter() {
             let Some(Some(rule)) = self.rules.get(r as usize) else { continue };
             if eval::eval_logic(&rule.logic, doc) {
                 let mut matched_fields = Vec::new();
-                eval::matched_fields(&rule.logic, doc, &mut matched_fields);
+                if fields {
+                    eval::matched_fields(&rule.logic, doc, &mut matched_fields);
+                }
                 out.push(RuleMatch { rule: r as usize, matched_fields });
             }
         }
     }
+
+    /// [`SigmaEngine::matches`], the matched fields reported only with `fields`.
+    fn matches_with(&self, log: &Log, fields: bool, out: &mut Vec<RuleMatch>) {
+        let buckets = self.router.candidates(&log.logsource);
+        if buckets.is_empty() {
+            return;
+        }
+        let doc = Doc::new(&log.fields, log.message.as_deref());
+        with_scratch(|sc| {
+            self.begin(sc);
+            for b in &buckets {
+                self.mark_bucket(b, &doc, None, sc);
+            }
+            self.eval_cands(&doc, sc, fields, out);
+        });
+    }
+}
+
+/// Runs `f` with this thread's [`Scratch`] (a fresh one when it is already in use).
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    SCRATCH.with(|scr| match scr.try_borrow_mut() {
+        Ok(mut scr) => f(&mut scr),
+        Err(_) => f(&mut Scratch::default()),
+    })
+}
+
+/// Whether keyword literals can be searched in the JSON text itself instead of its decoded
+/// strings: every string of the event is then ASCII and written in the text as it is, except
+/// for the characters JSON escapes (`"`, `\`, `/`, control characters), which the keyword
+/// automaton of such a search holds none of ([`index::Index::keywords_raw_safe`]). A literal
+/// inside a decoded string is then inside the text; the text holds more (keys, numbers, the
+/// joints between values), which only adds candidates, evaluated exactly.
+fn raw_keyword_text(json: &str) -> bool {
+    if !json.is_ascii() {
+        return false;
+    }
+    // Backslashes occur only in escapes (inside strings); `\\u` is an escaped backslash.
+    let b = json.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b'\\')) {
+        if b.get(i + p + 1) == Some(&b'u') {
+            return false;
+        }
+        i += p + 2;
+    }
+    true
 }
 
 fn filter_logsource_contains(f: &rsigma_parser::LogSource, r: &rsigma_parser::LogSource) -> bool {
@@ -232,14 +305,15 @@ impl FastEngine {
     /// the buckets whose rules apply. `sc.fields` then holds every field those rules (and the
     /// pipelines) look up, `sc.strings` the strings of the other fields when a bucket searches
     /// keywords; with `all`, every field is materialized.
-    fn flatten(
+    fn flatten<'j>(
         &self,
-        json: &str,
+        json: &'j str,
         pipelines: &super::Pipelines,
         pipeline_fields: &[String],
         sc: &mut FlatScratch,
         all: bool,
-    ) -> Result<Vec<&Bucket>, FlatError> {
+        defer_strings: bool,
+    ) -> Result<(Vec<&Bucket>, flat::Split<'j>), FlatError> {
         let mut s = flat::split(json)?;
         sc.fields.clear();
         sc.strings.clear();
@@ -265,9 +339,9 @@ impl FastEngine {
         }
         let buckets = self.router.candidates(&sc.logsource);
         if buckets.is_empty() && !all {
-            return Ok(buckets);
+            return Ok((buckets, s));
         }
-        let needs_strings = buckets.iter().any(|b| b.needs_strings);
+        let needs_strings = !defer_strings && buckets.iter().any(|b| b.needs_strings);
         for i in 0..n {
             if sc.done[i] {
                 continue;
@@ -280,11 +354,12 @@ impl FastEngine {
                     .is_some_and(|ids| buckets.iter().any(|b| ids.binary_search(&b.id).is_ok()));
             if wanted {
                 sc.fields.insert(name.to_string(), s.value(i)?);
+                sc.done[i] = true;
             } else if needs_strings {
                 s.strings(i, &mut sc.strings, &mut sc.ends)?;
             }
         }
-        Ok(buckets)
+        Ok((buckets, s))
     }
 
     /// [`SigmaEngine::matches`] from the JSON text of a Windows event in the evtx shape,
@@ -299,25 +374,60 @@ impl FastEngine {
         sc: &mut FlatScratch,
         out: &mut Vec<RuleMatch>,
     ) -> Result<(), FlatError> {
-        let buckets = self.flatten(json, pipelines, pipeline_fields, sc, false)?;
+        self.matches_json_with(json, pipelines, pipeline_fields, sc, true, out)
+    }
+
+    /// [`FastEngine::matches_json`], the matched fields reported only with `fields`.
+    ///
+    /// The strings of the fields no routed rule names (what keyword rules search) are decoded
+    /// only when a candidate rule searches keywords: the keyword prefilter runs on the JSON
+    /// text itself when that finds every candidate it would find in the strings (see
+    /// [`raw_keyword_text`]), so events that no keyword literal occurs in skip them.
+    pub fn matches_json_with(
+        &self,
+        json: &str,
+        pipelines: &super::Pipelines,
+        pipeline_fields: &[String],
+        sc: &mut FlatScratch,
+        fields: bool,
+        out: &mut Vec<RuleMatch>,
+    ) -> Result<(), FlatError> {
+        let raw_ok = raw_keyword_text(json);
+        let (buckets, split) = self.flatten(json, pipelines, pipeline_fields, sc, false, raw_ok)?;
         if buckets.is_empty() {
             return Ok(());
         }
-        let doc = Doc::flat(sc);
-        SCRATCH.with(|scr| match scr.try_borrow_mut() {
-            Ok(mut scr) => {
-                for b in &buckets {
-                    self.eval_bucket(b, &doc, &mut scr, out);
+        // Strings deferred: the keyword automata of the routed buckets search the text.
+        let deferred = raw_ok
+            && buckets.iter().any(|b| b.needs_strings)
+            && buckets.iter().all(|b| b.index.as_ref().is_none_or(|i| i.keywords_raw_safe()));
+        if raw_ok && !deferred && buckets.iter().any(|b| b.needs_strings) {
+            // A keyword automaton the text cannot stand in for: decode the strings now.
+            for i in 0..split.len() {
+                if !sc.done[i] {
+                    split.strings(i, &mut sc.strings, &mut sc.ends)?;
                 }
             }
-            Err(_) => {
-                let mut scr = Scratch::default();
+        }
+        let raw = deferred.then_some(json);
+        with_scratch(|scr| {
+            self.begin(scr);
+            {
+                let doc = Doc::flat(sc);
                 for b in &buckets {
-                    self.eval_bucket(b, &doc, &mut scr, out);
+                    self.mark_bucket(b, &doc, raw, scr);
                 }
             }
-        });
-        Ok(())
+            if deferred && self.cands_need_strings(scr) {
+                for i in 0..split.len() {
+                    if !sc.done[i] {
+                        split.strings(i, &mut sc.strings, &mut sc.ends)?;
+                    }
+                }
+            }
+            self.eval_cands(&Doc::flat(sc), scr, fields, out);
+            Ok(())
+        })
     }
 
     /// The record [`FastEngine::matches_json`] evaluates, left in `sc` (for tests): with
@@ -330,7 +440,7 @@ impl FastEngine {
         sc: &mut FlatScratch,
         all: bool,
     ) -> Result<FlatInfo, FlatError> {
-        let buckets = self.flatten(json, pipelines, pipeline_fields, sc, all)?;
+        let (buckets, _) = self.flatten(json, pipelines, pipeline_fields, sc, all, false)?;
         let routed: Vec<u32> = buckets.iter().map(|b| b.id).collect();
         let referenced = self
             .field_buckets
@@ -374,8 +484,14 @@ impl SigmaEngine for FastEngine {
         if self.rules.len() <= index {
             self.rules.resize_with(index + 1, || None);
         }
-        self.rules[index] =
-            Some(FastRule { logic, id: rule.id.clone(), title: rule.title.clone(), logsource: ls.clone(), key });
+        self.rules[index] = Some(FastRule {
+            logic,
+            id: rule.id.clone(),
+            title: rule.title.clone(),
+            logsource: ls.clone(),
+            key,
+            keywords: false,
+        });
         Ok(())
     }
 
@@ -425,14 +541,17 @@ impl SigmaEngine for FastEngine {
         let mut out: Router<Bucket> = Router::new();
         let mut field_buckets: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut names = Vec::new();
-        for (i, r) in self.rules.iter().enumerate() {
+        for (i, r) in self.rules.iter_mut().enumerate() {
             let Some(r) = r else { continue };
             let next = out.len() as u32;
             let b =
                 out.bucket_mut(&r.key, || Bucket { rules: Vec::new(), index: None, id: next, needs_strings: false });
             b.rules.push(i as u32);
             names.clear();
-            logic_fields(&r.logic, &mut names, &mut b.needs_strings);
+            let mut keywords = false;
+            logic_fields(&r.logic, &mut names, &mut keywords);
+            r.keywords = keywords;
+            b.needs_strings |= keywords;
             for n in names.drain(..) {
                 let ids = field_buckets.entry(n).or_default();
                 if !ids.contains(&b.id) {
@@ -475,24 +594,11 @@ impl SigmaEngine for FastEngine {
     }
 
     fn matches(&self, log: &Log, out: &mut Vec<RuleMatch>) {
-        let buckets = self.router.candidates(&log.logsource);
-        if buckets.is_empty() {
-            return;
-        }
-        let doc = Doc::new(&log.fields, log.message.as_deref());
-        SCRATCH.with(|sc| match sc.try_borrow_mut() {
-            Ok(mut sc) => {
-                for b in &buckets {
-                    self.eval_bucket(b, &doc, &mut sc, out);
-                }
-            }
-            Err(_) => {
-                let mut sc = Scratch::default();
-                for b in &buckets {
-                    self.eval_bucket(b, &doc, &mut sc, out);
-                }
-            }
-        });
+        self.matches_with(log, true, out);
+    }
+
+    fn matching(&self, log: &Log, out: &mut Vec<RuleMatch>) {
+        self.matches_with(log, false, out);
     }
 }
 
@@ -633,6 +739,66 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(rules.evaluate(&event(json!({}), Some("Failed password for root"))).len(), 1);
         assert!(rules.evaluate(&event(json!({}), Some("Accepted password"))).is_empty());
+    }
+
+    #[test]
+    fn keyword_literals_are_found_in_json_text_escaped_or_not() {
+        let rules_src = [
+            (
+                "a.yml",
+                "title: A\nid: 0c3c4d6e-0000-4000-8000-0000000000a1\nlogsource:\n    product: windows\ndetection:\n    keywords:\n        - 'sekurlsa::'\n    condition: keywords\nlevel: low\n",
+            ),
+            (
+                "b.yml",
+                "title: B\nid: 0c3c4d6e-0000-4000-8000-0000000000a2\nlogsource:\n    product: windows\n    service: sysmon\ndetection:\n    keywords:\n        - 'c:/tools/x'\n    condition: keywords\nlevel: low\n",
+            ),
+        ];
+        let (rules, errors) = SigmaRules::from_sources_with(rules_src, EngineKind::Fast);
+        assert!(errors.is_empty(), "{errors:?}");
+        let security = |data: &str| {
+            format!(
+                r##"{{"Event":{{"System":{{"Provider":{{"#attributes":{{"Name":"Microsoft-Windows-Security-Auditing"}}}},"EventID":4688,"Channel":"Security","Computer":"pc"}},"EventData":{data}}}}}"##
+            )
+        };
+        let sysmon = |data: &str| {
+            format!(
+                r##"{{"Event":{{"System":{{"Provider":{{"#attributes":{{"Name":"Microsoft-Windows-Sysmon"}}}},"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"pc"}},"EventData":{data}}}}}"##
+            )
+        };
+        let mut sc = super::FlatScratch::new();
+        let mut ids = |json: String| -> Vec<&str> {
+            let mut out = Vec::new();
+            let r = rules.matching_rules_json(&json, &mut sc, &mut out);
+            assert!(r.is_ok(), "{json}: {r:?}");
+            out.iter().map(|i| rules.rules()[*i].id.as_str()).collect()
+        };
+        let (a, b) = ("0c3c4d6e-0000-4000-8000-0000000000a1", "0c3c4d6e-0000-4000-8000-0000000000a2");
+        // Literal in the text as written, in another case, after escaped backslashes.
+        assert_eq!(ids(security(r#"{"CommandLine":"run SEKURLSA::logonpasswords"}"#)), [a]);
+        assert_eq!(ids(security(r#"{"CommandLine":"C:\\Users\\sekurlsa::x"}"#)), [a]);
+        // Written with a \u escape: the strings are decoded and searched.
+        assert_eq!(ids(security(r#"{"CommandLine":"\u0073ekurlsa::x"}"#)), [a]);
+        // In the text but in no string (a key; across two values): no match.
+        assert!(ids(security(r#"{"sekurlsa::":"x"}"#)).is_empty());
+        assert!(ids(security(r#"{"A":"sekurl","B":"sa::"}"#)).is_empty());
+        assert!(ids(security(r#"{"CommandLine":"sekurlsa:x"}"#)).is_empty());
+        // A literal with a character JSON may escape (`/`): searched in the decoded strings.
+        assert_eq!(ids(sysmon(r#"{"Image":"C:\/Tools\/x.exe"}"#)), [b]);
+        assert_eq!(ids(sysmon(r#"{"Image":"c:/tools/x.exe","P":"sekurlsa::"}"#)), [a, b]);
+        assert!(ids(sysmon(r#"{"Image":"c:/tools/y.exe"}"#)).is_empty());
+    }
+
+    #[test]
+    fn numeric_keyword_literals_see_numbers_the_flattening_rewrote_as_strings() {
+        // `Computer` written as a number becomes the string "1000.0": not in the text.
+        let src = "title: N\nid: 0c3c4d6e-0000-4000-8000-0000000000a3\nlogsource:\n    product: windows\ndetection:\n    keywords:\n        - '000.0'\n    condition: keywords\nlevel: low\n";
+        let (rules, errors) = SigmaRules::from_sources_with([("n.yml", src)], EngineKind::Fast);
+        assert!(errors.is_empty(), "{errors:?}");
+        let json = r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},"EventID":4688,"Channel":"Security","Computer":1E3},"EventData":{"A":"x"}}}"##;
+        let mut out = Vec::new();
+        let r = rules.matching_rules_json(json, &mut super::FlatScratch::new(), &mut out);
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(out, [0]);
     }
 
     #[test]
