@@ -2,6 +2,7 @@
 //!
 //! ```sh
 //! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N] [--batch N] [--stages | --stages-only] [--raw]
+//! (add `--features mimalloc` to measure the binary built with that allocator)
 //! ```
 //!
 //! `--batch N` sets the collector's `batch_size` (messages per published batch, 5000 here).
@@ -37,7 +38,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::watch;
 
-/// The allocator of the `soc` binary (see its `main.rs`): the collector allocates per line.
+/// `--features mimalloc`: the allocator of the `soc` binary built with `--features mimalloc`
+/// (see its `main.rs`); without it the system allocator, as in the default binary.
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
