@@ -56,7 +56,7 @@ pub(crate) fn packet_hits(
     raw: Option<&mut RawSide>,
 ) -> Vec<Hit> {
     let (sport, dport) = match p.transport {
-        Transport::Tcp(_) | Transport::Udp(_) => (p.src_port(), p.dst_port()),
+        Transport::Tcp(_) | Transport::Udp(_) | Transport::Sctp(_) => (p.src_port(), p.dst_port()),
         _ => (0, 0),
     };
     let mut insp = Inspection::new(transport(p.proto), p.src, sport, p.dst, dport, det_dir(dir), p.payload);
@@ -92,6 +92,14 @@ pub(crate) fn packet_hits(
             {
                 insp.icmp_id_seq = Some((u16::from_be_bytes([b[0], b[1]]), u16::from_be_bytes([b[2], b[3]])));
             }
+            // icmpv6.mtu: the MTU of a Packet Too Big message
+            if matches!(p.transport, Transport::Icmpv6(_))
+                && h.icmp_type == 2
+                && p.frag.is_none()
+                && let Some(b) = p.ip_payload.get(4..8)
+            {
+                insp.icmpv6_mtu = Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            }
         }
         _ => {}
     }
@@ -121,6 +129,8 @@ pub(crate) fn packet_hits(
     // ipv4.hdr, tcp.hdr, udp.hdr: the headers as on the wire (options included)
     if p.ip_v == 4 {
         other.push((detect::Buffer::Ipv4Hdr, p.ip_header));
+    } else {
+        other.push((detect::Buffer::Ipv6Hdr, p.ip_headers));
     }
     if p.frag.is_none() {
         match p.transport {
@@ -230,11 +240,9 @@ pub(crate) fn flowless_packet_hits(det: &Detector, p: &Packet<'_>, ts_micros: i6
     insp.ttl = Some(p.ttl);
     insp.ip_proto = Some(p.proto);
     insp.decode_events = p.events;
-    let hdr;
-    if p.ip_v == 4 {
-        hdr = [(detect::Buffer::Ipv4Hdr, p.ip_header)];
-        insp.other = &hdr;
-    }
+    let hdr =
+        [if p.ip_v == 4 { (detect::Buffer::Ipv4Hdr, p.ip_header) } else { (detect::Buffer::Ipv6Hdr, p.ip_headers) }];
+    insp.other = &hdr;
     keep_alerts(det.inspect(&insp))
 }
 
@@ -614,6 +622,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             other.extend(answers.iter().map(|n| (B::DnsAnswersRrname, *n)));
             other.extend(authorities.iter().map(|n| (B::DnsAuthoritiesRrname, *n)));
             other.extend(additionals.iter().map(|n| (B::DnsAdditionalsRrname, *n)));
+            // dns.rcode: the header's response code (in requests too), from the flags
+            let rcode = d.flags.as_deref().and_then(|f| u16::from_str_radix(f, 16).ok()).map(|f| f & 0xf);
+            let rcode_int = rcode.map(|r| [(detect::AppInt::DnsRcode, u64::from(r))]);
+            if let Some(ints) = &rcode_int {
+                insp.app_ints = ints;
+            }
             match d.kind.as_deref() {
                 Some("request") => {
                     let Some(q) = queries.first() else { return Vec::new() };
@@ -633,6 +647,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                     resp.ts_micros = insp.ts_micros;
                     resp.transaction = true;
                     resp.tx_id = insp.tx_id;
+                    resp.app_ints = insp.app_ints;
                     keep_alerts(det.inspect(&resp))
                 }
                 _ => Vec::new(),
@@ -699,8 +714,18 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                     rother.push((B::Ja3sString, x.as_bytes()));
                 }
             }
-            if !rother.is_empty() {
+            // the handshake's decoding anomalies (app-layer-event), with the server side
+            let anomalies = tls_parser.map(|p| p.anomalies()).unwrap_or_default();
+            let mut events = 0;
+            if anomalies.invalid_handshake_message {
+                events |= detect::AppEvent::TlsInvalidHandshakeMessage.bit();
+            }
+            if anomalies.certificate_invalid_length {
+                events |= detect::AppEvent::TlsCertificateInvalidLength.bit();
+            }
+            if !rother.is_empty() || events != 0 {
                 let mut r = to_client(&insp, &rother);
+                r.app_events = events;
                 r.app_proto = insp.app_proto;
                 r.established = insp.established;
                 r.transaction = true;
@@ -942,6 +967,32 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
     }
 
     #[test]
+    fn dns_rcode_matches_the_header_code_of_requests_and_responses() {
+        let rules = "alert dns any any -> any any (dns.rcode:3; flow:to_client; sid:1;)\n\
+                     alert dns any any -> any any (dns.rcode:!0; sid:2;)\n\
+                     alert dns any any -> any any (dns.rcode:0; flow:to_server; sid:3;)\n\
+                     alert dns any any -> any any (dns.rcode:2; sid:4;)\n";
+        let (det, errors) = Detector::from_rules(rules, "dns.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (c, d) = (Host::v4([10, 0, 0, 5]), Host::v4([10, 0, 0, 53]));
+        let frames = vec![
+            synth::udp_frame(&c, 40000, &d, 53, &synth::dns_query(7, "gone.example", 1)),
+            synth::udp_frame(&d, 53, &c, 40000, &synth::dns_response(7, "gone.example", 1, 3, &[])),
+        ];
+        let out = run(&mut s, frames);
+        let mut sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        sids.sort_unstable();
+        assert_eq!(sids, [1, 2, 3], "{out:?}");
+        let (_, errors) = Detector::from_rules(
+            "alert dns any any -> any any (dns.rcode:70000; sid:5;)\n",
+            "dns.rules",
+            &Vars::default(),
+        );
+        assert_eq!(errors.len(), 1, "{errors:?}");
+    }
+
+    #[test]
     fn ntp_header_keywords_match_requests_and_replies() {
         let rules = "alert ntp any any -> any any (ntp.version:4; ntp.mode:client; sid:1;)\n\
                      alert ntp any any -> any any (flow:to_client; ntp.stratum:>1; ntp.reference_id; content:\"LOCL\"; sid:2;)\n\
@@ -987,6 +1038,37 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
         );
         assert_eq!(errors.len(), 1);
         assert!(errors[0].reason.contains("'ipv4.opt_invalid' not supported"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn ipv6_hdr_covers_the_extension_headers_and_icmpv6_mtu_the_packet_too_big_mtu() {
+        let rules = "alert ipv6 any any -> any any (ipv6.hdr; content:\"|11 00 00 00 00 00 00 01|\"; offset:40; endswith; sid:1;)\n\
+                     alert ipv6 any any -> any any (icmpv6.mtu:<1280; sid:2;)\n";
+        let (det, errors) = Detector::from_rules(rules, "v6.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (src, dst): (std::net::Ipv6Addr, std::net::Ipv6Addr) =
+            ("2001:db8::1".parse().unwrap(), "2001:db8::2".parse().unwrap());
+        let udp = synth::udp(src.into(), dst.into(), 5000, 53, b"q");
+        let frame = |first: u8, ext: &[u8], l4: &[u8]| {
+            synth::ethernet([2; 6], [3; 6], 0x86dd, &[], &synth::ipv6(src, dst, first, 64, ext, l4))
+        };
+        let too_big = |mtu: u32| {
+            let mut m = vec![2, 0, 0, 0];
+            m.extend_from_slice(&mtu.to_be_bytes());
+            m.extend_from_slice(&[0x60; 48]);
+            m
+        };
+        let frames = vec![
+            frame(17, &[], &udp),                           // no extension header: no sid 1
+            frame(44, &[17, 0, 0, 0, 0, 0, 0, 1], &udp),    // atomic fragment header: sid 1
+            frame(58, &[], &too_big(1000)),                 // sid 2
+            frame(58, &[], &too_big(1500)),                 // MTU too large: no sid 2
+            frame(58, &[], &[128, 0, 0, 0, 0, 0, 0x04, 0]), // echo: no MTU field
+        ];
+        let out = run(&mut s, frames);
+        let sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        assert_eq!(sids, [1, 2], "{out:?}");
     }
 
     #[test]

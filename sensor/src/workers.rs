@@ -182,7 +182,7 @@ fn ip_start(link: LinkType, f: &[u8]) -> Option<usize> {
             }
         }
         LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => Some(0),
-        LinkType::Null | LinkType::Loop => Some(4),
+        LinkType::Null | LinkType::Loop | LinkType::Chdlc => Some(4),
         LinkType::LinuxSll => Some(16),
         LinkType::LinuxSll2 => Some(20),
         LinkType::Other(_) => None,

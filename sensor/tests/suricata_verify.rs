@@ -4,8 +4,9 @@
 //! 8.0.6, `lt-version` above it), the test's rules are loaded into a fresh detector, its pcap
 //! runs through the sensor, and each check of `ALERT_EXPECTATIONS.jsonl` counts the EVE records
 //! matching its `match` keys (dotted paths, as `run.py`'s `find_value`) and compares with the
-//! expected `count`. Prints the pass rate overall, per keyword family (from `INDEX.json`),
-//! and the failing checks; fails below the rate reached. Skips (visibly) without the corpus.
+//! expected `count` (address fields compared as addresses: Suricata 8 writes IPv6 out in full,
+//! the sensor in the RFC 5952 form). Prints the pass rate overall, per keyword family (from
+//! `INDEX.json`), and the failing checks; fails below the rate reached. Skips (visibly) without the corpus.
 //! A test's `suricata.yaml` address and port groups and its `threshold-file` are used; a rules
 //! file named `firewall.rules` is loaded as firewall rules (as `run.py` does), and
 //! `--simulate-ips` switches the detector to IPS mode.
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Share of the selected checks that must pass (the rate reached, rounded down).
-const MIN_PASS_RATE: f64 = 0.74;
+const MIN_PASS_RATE: f64 = 0.75;
 
 /// The reference Suricata version.
 const REFERENCE: (u64, u64, u64) = (8, 0, 6);
@@ -69,6 +70,24 @@ fn find_value<'a>(name: &str, mut obj: &'a Value) -> Option<&'a Value> {
         }
     }
     Some(obj)
+}
+
+/// Whether an EVE value matches a check's value: equal, or for an address field (`src_ip`,
+/// `dest_ip`, ...) the same address. Suricata 8 writes IPv6 addresses out in full
+/// (`fd01:0000:...:0101`); the sensor's EVE keeps the RFC 5952 form (`fd01::101:101`), as the
+/// rest of the platform reads it, so the addresses are compared, not their spelling.
+fn field_matches(key: &str, got: Option<&Value>, want: &Value) -> bool {
+    let Some(got) = got else { return false };
+    if got == want {
+        return true;
+    }
+    let is_addr = key.rsplit('.').next().is_some_and(|k| k.ends_with("_ip"));
+    match (got.as_str(), want.as_str()) {
+        (Some(g), Some(w)) if is_addr => {
+            matches!((g.parse::<std::net::IpAddr>(), w.parse::<std::net::IpAddr>()), (Ok(a), Ok(b)) if a == b)
+        }
+        _ => false,
+    }
 }
 
 fn family(kw: &str) -> &str {
@@ -274,7 +293,8 @@ fn suricata_verify_alert_checks() {
         let mut all_ok = true;
         for c in &tc.checks {
             let got =
-                events.iter().filter(|e| c.matcher.iter().all(|(k, v)| find_value(k, e) == Some(v))).count() as u64;
+                events.iter().filter(|e| c.matcher.iter().all(|(k, v)| field_matches(k, find_value(k, e), v))).count()
+                    as u64;
             let ok = got == c.count;
             total += 1;
             passed += usize::from(ok);
@@ -338,4 +358,16 @@ fn version_requirements_follow_run_py() {
     assert_eq!(find_value("alert.signature_id", &e), Some(&serde_json::json!(5)));
     assert_eq!(find_value("a[0].b", &e), Some(&serde_json::json!(1)));
     assert_eq!(find_value("alert.nope", &e), None);
+}
+
+#[test]
+fn address_fields_compare_addresses_and_other_fields_their_values() {
+    let full = serde_json::json!("fd01:0000:0000:0000:0000:0000:0101:0101");
+    let short = serde_json::json!("fd01::101:101");
+    assert!(field_matches("src_ip", Some(&short), &full));
+    assert!(field_matches("flow.dest_ip", Some(&short), &full));
+    assert!(!field_matches("src_ip", Some(&serde_json::json!("fd01::101:102")), &full));
+    assert!(!field_matches("dns.rrname", Some(&short), &full));
+    assert!(!field_matches("src_ip", None, &full));
+    assert!(field_matches("src_port", Some(&serde_json::json!(53)), &serde_json::json!(53)));
 }

@@ -8,7 +8,9 @@
 //! - at least [`CHUNK_SIZE`] bytes past the progress were acknowledged by the peer;
 //! - the app layer asked for it (an HTTP request or response was completed; Suricata's
 //!   `TRIGGER_RAW`), once the peer acknowledged the end of that message;
-//! - the session is closing (the server closed first, both closed, or a RST).
+//! - the session is closing (the server closed first, both closed, or a RST);
+//! - [`UNACKED_MAX`] bytes wait unacknowledged (one-sided captures): they are inspected as
+//!   they are, so memory stays bounded.
 //!
 //! Only acknowledged bytes are inspected (the peer's ACK is the right edge), except at the end
 //! of the flow, when everything left is. The progress then moves to the end of the inspected
@@ -24,6 +26,10 @@ pub const CHUNK_SIZE: u64 = 2560;
 pub const RAW_DEPTH: u64 = 1 << 20;
 /// Out-of-order bytes kept per direction while a hole is open.
 const MAX_OOO: usize = 256 * 1024;
+/// Uninspected bytes kept per direction without an acknowledgement: past this the bytes are
+/// inspected unacknowledged, so a capture that sees one side only (no ACKs) keeps at most this
+/// much per direction instead of the whole stream depth.
+pub const UNACKED_MAX: u64 = 64 * 1024;
 
 /// Signed distance from `b` to `a` in sequence space.
 fn rel(a: u32, b: u32) -> i64 {
@@ -200,8 +206,14 @@ impl RawSide {
             return false;
         }
         closing
+            || self.over_cap()
             || self.triggers.iter().any(|t| self.acked >= *t)
             || self.acked.saturating_sub(self.progress) >= CHUNK_SIZE
+    }
+
+    /// Too many bytes wait for an acknowledgement (see [`UNACKED_MAX`]).
+    fn over_cap(&self) -> bool {
+        self.edge.saturating_sub(self.progress) >= UNACKED_MAX
     }
 
     /// Hands the bytes to inspect to `inspect`, block by block (acknowledged ones only unless
@@ -210,7 +222,7 @@ impl RawSide {
         if eof {
             self.skip_hole();
         }
-        let right = if eof { self.edge } else { self.acked.min(self.edge) };
+        let right = if eof || self.over_cap() { self.edge } else { self.acked.min(self.edge) };
         if right <= self.progress {
             return;
         }
@@ -274,6 +286,26 @@ mod tests {
         let mut v = Vec::new();
         s.take(eof, &mut |b| v.push(b.to_vec()));
         v
+    }
+
+    #[test]
+    fn a_side_never_acknowledged_keeps_at_most_the_unacked_cap() {
+        // one-sided capture: data segments, no ACK from the peer ever
+        let mut s = RawSide::default();
+        s.on_segment(999, true, &[]);
+        let seg = vec![b'a'; 1000];
+        let mut inspected = 0usize;
+        for i in 0..300u32 {
+            s.on_segment(1000 + i * 1000, false, &seg);
+            if s.ready(false) {
+                inspected += chunks(&mut s, false).iter().map(Vec::len).sum::<usize>();
+            }
+            let kept: usize = s.blocks.iter().map(|(_, b)| b.len()).sum();
+            assert!(kept as u64 <= UNACKED_MAX, "kept {kept} bytes after segment {i}");
+        }
+        assert!(inspected >= 300_000 - UNACKED_MAX as usize, "bytes were inspected, not dropped: {inspected}");
+        let rest: usize = chunks(&mut s, true).iter().map(Vec::len).sum();
+        assert_eq!(inspected + rest, 300_000, "every byte inspected exactly once");
     }
 
     #[test]

@@ -365,9 +365,25 @@ pub struct TlsParser {
     cert_seen: bool,
     server_ccs: bool,
     emitted: bool,
+    anomalies: TlsAnomalies,
+}
+
+/// Decoding anomalies of a TLS handshake (Suricata's TLS app-layer events).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TlsAnomalies {
+    /// A handshake message that does not decode (`tls.invalid_handshake_message`): here a
+    /// Certificate message whose server certificate does not.
+    pub invalid_handshake_message: bool,
+    /// The server certificate's DER lengths run past its data (`tls.certificate_invalid_length`).
+    pub certificate_invalid_length: bool,
 }
 
 impl TlsParser {
+    /// The anomalies met so far.
+    pub fn anomalies(&self) -> TlsAnomalies {
+        self.anomalies
+    }
+
     /// The server's certificate chain (DER, server certificate first), once seen.
     pub fn certificates(&self) -> &[Vec<u8>] {
         &self.chain
@@ -464,6 +480,13 @@ impl TlsParser {
                     }
                     self.cert = self.chain.first().cloned();
                     self.cert_seen = true;
+                    // the server certificate is decoded (as Suricata does, the first only)
+                    if let Some(der) = self.chain.first()
+                        && let Err(e) = x509_parser::parse_x509_certificate(der)
+                    {
+                        self.anomalies.invalid_handshake_message = true;
+                        self.anomalies.certificate_invalid_length |= matches!(e, x509_parser::nom::Err::Incomplete(_));
+                    }
                 }
                 _ => {}
             }
@@ -648,6 +671,32 @@ mod tests {
         assert_eq!(t.version.as_deref(), Some("TLS 1.2"));
         assert_eq!(t.ja3s.as_ref().and_then(|j| j.string.as_deref()), Some("771,49200,65281-23"));
         assert_eq!(t.ja3s.as_ref().and_then(|j| j.hash.as_deref()), Some("fd4bc6cea4877646ccd62f0792ec0b62"));
+    }
+
+    #[test]
+    fn an_undecodable_server_certificate_is_an_anomaly_and_a_cut_one_an_invalid_length() {
+        let anomalies = |der: &[u8]| {
+            let mut p = TlsParser::default();
+            let mut out = Vec::new();
+            p.on_data(Direction::ToServer, &ClientHello::default().to_record(), &mut out);
+            let mut server = synth::tls_server_hello(0x0303, 0xc030, &[], &[]);
+            server.extend_from_slice(&synth::tls_certificate(&[der]));
+            p.on_data(Direction::ToClient, &server, &mut out);
+            p.anomalies()
+        };
+        // a SEQUENCE whose inner SEQUENCE header is cut in its length bytes
+        let cut = anomalies(&[0x30, 0x03, 0x30, 0x82, 0x01]);
+        assert_eq!(cut, TlsAnomalies { invalid_handshake_message: true, certificate_invalid_length: true });
+        // a SEQUENCE announcing 256 bytes and carrying 3, and complete DER that is not a
+        // certificate (an INTEGER): undecodable, not an incomplete header
+        for der in [&[0x30, 0x82, 0x01, 0x00, 1, 2, 3][..], &[0x02, 0x01, 0x05][..]] {
+            let a = anomalies(der);
+            assert_eq!(a, TlsAnomalies { invalid_handshake_message: true, certificate_invalid_length: false });
+        }
+        // a hello without any certificate
+        let mut p = TlsParser::default();
+        p.on_data(Direction::ToServer, &ClientHello::default().to_record(), &mut Vec::new());
+        assert_eq!(p.anomalies(), TlsAnomalies::default());
     }
 
     #[test]

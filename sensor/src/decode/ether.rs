@@ -1,4 +1,4 @@
-//! Link layers: Ethernet (+802.1Q/802.1ad/QinQ), Linux SLL/SLL2, BSD null/loop, raw IP.
+//! Link layers: Ethernet (+802.1Q/802.1ad/QinQ), Linux SLL/SLL2, BSD null/loop, Cisco HDLC, raw IP.
 
 use super::{DecodeError, DecodeOptions, Decoded, LinkType, ip};
 
@@ -36,6 +36,11 @@ pub(super) fn decode_link_mode<'a>(
         LinkType::LinuxSll => {
             let proto = be16(frame, 14).ok_or(DecodeError::SllPktTooSmall)?;
             let rest = frame.get(16..).ok_or(DecodeError::SllPktTooSmall)?;
+            ethertype_dispatch(proto, rest, [0; 3], 0, opts, lenient)
+        }
+        LinkType::Chdlc => {
+            let proto = be16(frame, 2).ok_or(DecodeError::ChdlcPktTooSmall)?;
+            let rest = frame.get(4..).ok_or(DecodeError::ChdlcPktTooSmall)?;
             ethertype_dispatch(proto, rest, [0; 3], 0, opts, lenient)
         }
         LinkType::LinuxSll2 => {

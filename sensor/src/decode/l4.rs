@@ -1,6 +1,6 @@
-//! TCP, UDP, ICMP, ICMPv6.
+//! TCP, UDP, ICMP, ICMPv6, SCTP (its ports).
 
-use super::{DecodeError, DecodeOptions, IcmpHdr, TcpHdr, Transport, UdpHdr, checksum, ipproto};
+use super::{DecodeError, DecodeOptions, IcmpHdr, SctpHdr, TcpHdr, Transport, UdpHdr, checksum, ipproto};
 use std::net::IpAddr;
 
 /// Decodes the transport header of an (unfragmented) IP payload.
@@ -63,6 +63,15 @@ pub fn decode_transport(
                 return Err(DecodeError::Icmpv6InvalidChecksum);
             }
             Ok((Transport::Icmpv6(IcmpHdr { icmp_type: h[0], code: h[1] }), &data[8..]))
+        }
+        // SCTP: the 12-byte common header (ports, verification tag, checksum), then the chunks;
+        // a shorter packet is kept as an undecoded protocol
+        132 if data.len() >= 12 => {
+            let s = SctpHdr {
+                sport: u16::from_be_bytes([data[0], data[1]]),
+                dport: u16::from_be_bytes([data[2], data[3]]),
+            };
+            Ok((Transport::Sctp(s), &data[12..]))
         }
         // GRE (not decoded further): at least the 4-byte base header
         47 if data.len() < 4 => Err(DecodeError::GrePktTooSmall),

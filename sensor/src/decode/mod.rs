@@ -56,6 +56,8 @@ pub enum LinkType {
     LinuxSll,
     /// `LINKTYPE_LINUX_SLL2` (276): Linux "cooked" capture v2.
     LinuxSll2,
+    /// `LINKTYPE_C_HDLC` (104): Cisco HDLC, an address and a control byte then an ethertype.
+    Chdlc,
     /// Anything else, by number: its frames are counted as decode errors.
     Other(u32),
 }
@@ -72,6 +74,7 @@ impl LinkType {
             228 => LinkType::Ipv4,
             229 => LinkType::Ipv6,
             276 => LinkType::LinuxSll2,
+            104 => LinkType::Chdlc,
             other => LinkType::Other(other),
         }
     }
@@ -86,6 +89,7 @@ impl LinkType {
             LinkType::Ipv4 => 228,
             LinkType::Ipv6 => 229,
             LinkType::LinuxSll2 => 276,
+            LinkType::Chdlc => 104,
             LinkType::Other(n) => n,
         }
     }
@@ -111,6 +115,13 @@ impl TcpHdr {
     }
 }
 
+/// The ports of an SCTP common header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SctpHdr {
+    pub sport: u16,
+    pub dport: u16,
+}
+
 /// Decoded UDP header fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UdpHdr {
@@ -134,7 +145,9 @@ pub enum Transport {
     Udp(UdpHdr),
     Icmp(IcmpHdr),
     Icmpv6(IcmpHdr),
-    /// A protocol the sensor does not decode (GRE, ESP, SCTP, ...): flows keyed on addresses.
+    /// SCTP: the ports of its common header (the chunks are the payload).
+    Sctp(SctpHdr),
+    /// A protocol the sensor does not decode (GRE, ESP, ...): flows keyed on addresses.
     Other,
     /// A non-first fragment, or a first fragment of a datagram still being reassembled.
     Fragment,
@@ -166,6 +179,9 @@ pub struct Packet<'a> {
     pub ttl: u8,
     /// The IP header (for IPv6 the fixed 40 bytes).
     pub ip_header: &'a [u8],
+    /// The IP header with, for IPv6, the extension headers decoded after it (up to the
+    /// upper-layer header or the fragment data): Suricata's `ipv6.hdr`.
+    pub ip_headers: &'a [u8],
     /// Set when this packet is an IP fragment.
     pub frag: Option<FragInfo>,
     /// The IP payload after all headers (for fragments: this fragment's data).
@@ -183,6 +199,7 @@ impl Packet<'_> {
         match self.transport {
             Transport::Tcp(t) => t.sport,
             Transport::Udp(u) => u.sport,
+            Transport::Sctp(s) => s.sport,
             _ => 0,
         }
     }
@@ -190,6 +207,7 @@ impl Packet<'_> {
         match self.transport {
             Transport::Tcp(t) => t.dport,
             Transport::Udp(u) => u.dport,
+            Transport::Sctp(s) => s.dport,
             _ => 0,
         }
     }
@@ -233,6 +251,7 @@ decode_errors! {
     VlanTooManyLayers => "vlan.too_many_layers", "More than three stacked VLAN tags.";
     SllPktTooSmall => "sll.pkt_too_small", "Frame shorter than a Linux cooked header.";
     NullPktTooSmall => "null.pkt_too_small", "Frame shorter than a BSD loopback header.";
+    ChdlcPktTooSmall => "chdlc.pkt_too_small", "Frame shorter than a Cisco HDLC header.";
     Ipv4PktTooSmall => "ipv4.pkt_too_small", "Shorter than a 20-byte IPv4 header.";
     Ipv4WrongIpVersion => "ipv4.wrong_ip_version", "Version field is not 4.";
     Ipv4HlenTooSmall => "ipv4.hlen_too_small", "IHL below 5 words.";

@@ -34,6 +34,9 @@ fn sample_frames() -> Vec<(LinkType, Vec<u8>)> {
     let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
     sll.extend_from_slice(&eth[14..]);
     v.push((LinkType::LinuxSll, sll));
+    let mut chdlc = vec![0x0f, 0x00, 0x08, 0x00];
+    chdlc.extend_from_slice(&eth[14..]);
+    v.push((LinkType::Chdlc, chdlc));
     v
 }
 
@@ -234,7 +237,7 @@ fn ipv4_fragments_are_flagged() {
 
 #[test]
 fn link_types_round_trip() {
-    for dlt in [0u32, 1, 101, 108, 113, 228, 229, 276, 999] {
+    for dlt in [0u32, 1, 101, 104, 108, 113, 228, 229, 276, 999] {
         assert_eq!(LinkType::from_dlt(dlt).dlt(), dlt);
     }
     let names: std::collections::HashSet<_> = DecodeError::ALL.iter().map(|e| e.event()).collect();
@@ -245,10 +248,55 @@ fn link_types_round_trip() {
 }
 
 #[test]
+fn cisco_hdlc_frames_decode_to_their_ip_packet() {
+    let (c, s) = (Host::v4([192, 168, 1, 10]), Host::v4([93, 184, 216, 34]));
+    let eth = synth::udp_frame(&c, 5353, &s, 53, &synth::dns_query(2, "example.org", 1));
+    let mut frame = vec![0x0f, 0x00, 0x08, 0x00];
+    frame.extend_from_slice(&eth[14..]);
+    let opts = DecodeOptions { checksum_check: true };
+    match decode(LinkType::Chdlc, &frame, opts) {
+        Ok(Decoded::Ip(p)) => assert_eq!((p.src, p.dst, p.dst_port()), (c.ip, s.ip, 53)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(decode(LinkType::Chdlc, &frame[..3], opts).err(), Some(DecodeError::ChdlcPktTooSmall));
+}
+
+#[test]
+fn sctp_packets_give_their_ports_and_chunks_as_payload() {
+    let (a, b) = (Ipv4Addr::new(192, 168, 170, 56), Ipv4Addr::new(192, 168, 170, 8));
+    let mut sctp = vec![0, 7, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0];
+    let chunk = [1u8, 0, 0, 8, 0xaa, 0xbb, 0xcc, 0xdd];
+    sctp.extend_from_slice(&chunk);
+    let frame = |l4: &[u8]| synth::ethernet([2; 6], [3; 6], 0x0800, &[], &synth::ipv4(a, b, 132, 1, 64, l4));
+    let opts = DecodeOptions { checksum_check: false };
+    let f = frame(&sctp);
+    match decode(LinkType::Ethernet, &f, opts) {
+        Ok(Decoded::Ip(p)) => {
+            assert_eq!((p.src_port(), p.dst_port(), p.payload), (7, 9, &chunk[..]));
+            assert!(matches!(p.transport, Transport::Sctp(_)));
+        }
+        other => panic!("{other:?}"),
+    }
+    // shorter than the common header: kept as an undecoded protocol
+    let f = frame(&sctp[..8]);
+    match decode(LinkType::Ethernet, &f, opts) {
+        Ok(Decoded::Ip(p)) => assert_eq!((p.transport, p.src_port()), (Transport::Other, 0)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn random_garbage_never_panics() {
     let mut x = 0x9e3779b97f4a7c15u64;
-    let links =
-        [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2, LinkType::Null, LinkType::Loop];
+    let links = [
+        LinkType::Ethernet,
+        LinkType::RawIp,
+        LinkType::LinuxSll,
+        LinkType::LinuxSll2,
+        LinkType::Null,
+        LinkType::Loop,
+        LinkType::Chdlc,
+    ];
     for i in 0..20000 {
         let len = i % 120;
         let mut f = Vec::with_capacity(len);

@@ -219,6 +219,7 @@ buffers! {
     IpSrc => "ip.src", None, None, [], [];
     IpDst => "ip.dst", None, None, [], [];
     Ipv4Hdr => "ipv4.hdr", None, None, [], [];
+    Ipv6Hdr => "ipv6.hdr", None, None, [], [];
     TcpHdr => "tcp.hdr", None, None, [], [];
     UdpHdr => "udp.hdr", None, None, [], [];
     Icmpv6Hdr => "icmpv6.hdr", None, None, [], [];
@@ -589,6 +590,9 @@ pub enum AppInt {
     NtpStratum,
     /// `ntp.mode`: the association mode (low 3 bits of the first byte).
     NtpMode,
+    /// `dns.rcode`: the response code of a DNS message's header (its low 4 flag bits), requests
+    /// included.
+    DnsRcode,
 }
 
 impl AppInt {
@@ -597,6 +601,7 @@ impl AppInt {
             "ntp.version" => AppInt::NtpVersion,
             "ntp.stratum" => AppInt::NtpStratum,
             "ntp.mode" => AppInt::NtpMode,
+            "dns.rcode" => AppInt::DnsRcode,
             _ => return None,
         })
     }
@@ -606,17 +611,25 @@ impl AppInt {
             AppInt::NtpVersion => "ntp.version",
             AppInt::NtpStratum => "ntp.stratum",
             AppInt::NtpMode => "ntp.mode",
+            AppInt::DnsRcode => "dns.rcode",
         }
     }
 
     pub fn app_proto(self) -> AppProto {
         match self {
             AppInt::NtpVersion | AppInt::NtpStratum | AppInt::NtpMode => AppProto::Ntp,
+            AppInt::DnsRcode => AppProto::Dns,
         }
     }
 
-    /// Parses the keyword's value: Suricata's integer syntax over a `u8`, and for `ntp.mode`
-    /// the mode names (`client`, `server`, ...), `!` negating one.
+    /// Whether the field is read from a transaction record (`dns.rcode`), not from the packet
+    /// (the NTP header fields).
+    pub fn transactional(self) -> bool {
+        self == AppInt::DnsRcode
+    }
+
+    /// Parses the keyword's value: Suricata's integer syntax over a `u8` (`u16` for `dns.rcode`),
+    /// and for `ntp.mode` the mode names (`client`, `server`, ...), `!` negating one.
     pub fn parse(self, v: &str) -> Result<IntCond, String> {
         let v = v.trim();
         if self == AppInt::NtpMode {
@@ -639,6 +652,9 @@ impl AppInt {
                 return Ok(if neg { IntCond::Ne(m) } else { IntCond::Eq(m) });
             }
         }
+        if self == AppInt::DnsRcode {
+            return IntCond::parse(v, u16::MAX as u64);
+        }
         IntCond::parse(v, u8::MAX as u64)
     }
 }
@@ -652,17 +668,28 @@ pub enum AppEvent {
     HttpDuplicateContentLengthFieldInRequest,
     /// A request Authorization header whose scheme is not Basic, Digest or Bearer.
     HttpRequestAuthUnrecognized,
+    /// A TLS handshake message that does not decode (here: a Certificate message with a
+    /// certificate that does not).
+    TlsInvalidHandshakeMessage,
+    /// A certificate whose DER lengths run past its data.
+    TlsCertificateInvalidLength,
 }
 
 impl AppEvent {
-    pub const ALL: &'static [AppEvent] =
-        &[AppEvent::HttpDuplicateContentLengthFieldInRequest, AppEvent::HttpRequestAuthUnrecognized];
+    pub const ALL: &'static [AppEvent] = &[
+        AppEvent::HttpDuplicateContentLengthFieldInRequest,
+        AppEvent::HttpRequestAuthUnrecognized,
+        AppEvent::TlsInvalidHandshakeMessage,
+        AppEvent::TlsCertificateInvalidLength,
+    ];
 
     /// Suricata's name (`http.request_auth_unrecognized`).
     pub fn name(self) -> &'static str {
         match self {
             AppEvent::HttpDuplicateContentLengthFieldInRequest => "http.duplicate_content_length_field_in_request",
             AppEvent::HttpRequestAuthUnrecognized => "http.request_auth_unrecognized",
+            AppEvent::TlsInvalidHandshakeMessage => "tls.invalid_handshake_message",
+            AppEvent::TlsCertificateInvalidLength => "tls.certificate_invalid_length",
         }
     }
 
@@ -671,7 +698,12 @@ impl AppEvent {
     }
 
     pub fn app_proto(self) -> AppProto {
-        AppProto::Http
+        match self {
+            AppEvent::HttpDuplicateContentLengthFieldInRequest | AppEvent::HttpRequestAuthUnrecognized => {
+                AppProto::Http
+            }
+            AppEvent::TlsInvalidHandshakeMessage | AppEvent::TlsCertificateInvalidLength => AppProto::Tls,
+        }
     }
 
     /// Its bit in [`CompiledRule::app_events`].
@@ -925,6 +957,8 @@ pub struct CompiledRule {
     /// `icmp_id` / `icmp_seq` (echo and the other messages carrying them).
     pub icmp_id: Option<IntCond>,
     pub icmp_seq: Option<IntCond>,
+    /// `icmpv6.mtu`: the MTU of an ICMPv6 Packet Too Big message (no match on other packets).
+    pub icmpv6_mtu: Option<IntCond>,
     pub ip_proto: Option<IntCond>,
     pub tcp_flags: Option<TcpFlags>,
     /// `sameip`.
@@ -1713,10 +1747,16 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             };
             st.decode_events |= e.bit();
         }
-        "ntp.version" | "ntp.stratum" | "ntp.mode" => {
+        "ntp.version" | "ntp.stratum" | "ntp.mode" | "dns.rcode" => {
             let Some(k) = AppInt::from_keyword(kw) else { return Err(b.err(o, NOT_SUPPORTED)) };
             let cond = k.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
             st.app_ints.push((k, cond));
+        }
+        "icmpv6.mtu" => {
+            let cond = IntCond::parse(&maybe_unquote(b.value(o)?), u32::MAX as u64).map_err(|e| b.value_err(o, e))?;
+            if st.icmpv6_mtu.replace(cond).is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
         }
         "icmp_id" | "icmp_seq" => {
             let cond = IntCond::parse(&maybe_unquote(b.value(o)?), u16::MAX as u64).map_err(|e| b.value_err(o, e))?;
@@ -1966,6 +2006,7 @@ struct MetaState<'a> {
     icode: Option<IntCond>,
     icmp_id: Option<IntCond>,
     icmp_seq: Option<IntCond>,
+    icmpv6_mtu: Option<IntCond>,
     ip_proto: Option<IntCond>,
     tcp_flags: Option<TcpFlags>,
     sameip: bool,
@@ -2293,6 +2334,7 @@ pub(crate) fn compile_rule_in(
         icode: st.icode,
         icmp_id: st.icmp_id,
         icmp_seq: st.icmp_seq,
+        icmpv6_mtu: st.icmpv6_mtu,
         ip_proto: st.ip_proto,
         tcp_flags: st.tcp_flags,
         sameip: st.sameip,

@@ -101,6 +101,8 @@ pub struct Inspection<'a> {
     pub flow_counts: Option<([u64; 2], [u64; 2])>,
     /// ICMP identifier and sequence number, for the messages that carry them.
     pub icmp_id_seq: Option<(u16, u16)>,
+    /// The MTU of an ICMPv6 Packet Too Big message (`icmpv6.mtu`).
+    pub icmpv6_mtu: Option<u32>,
     /// App-layer integer fields of the message (`ntp.version`, ...).
     pub app_ints: &'a [(super::compile::AppInt, u64)],
     /// The packet's decoder events ([`crate::decode::Packet::events`]).
@@ -178,6 +180,7 @@ impl<'a> Inspection<'a> {
             tcp_seq: None,
             flow_counts: None,
             icmp_id_seq: None,
+            icmpv6_mtu: None,
             app_ints: &[],
             decode_events: 0,
             app_events: 0,
@@ -657,7 +660,7 @@ impl DetectorBuilder {
                 && r.urilen.is_none()
                 && r.lists.iter().all(|l| {
                     (l.items.is_empty() && l.bsize.is_none())
-                        || matches!(l.buffer, Buffer::Ipv4Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
+                        || matches!(l.buffer, Buffer::Ipv4Hdr | Buffer::Ipv6Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
                 })
         }) || firewall.is_some()
             // an app-layer rule for empty packets (`dsize:0`)
@@ -1243,12 +1246,11 @@ pub fn payload_modes(r: &CompiledRule) -> (bool, bool) {
         r.proto,
         RuleProto::Udp | RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 | RuleProto::Sctp | RuleProto::TcpPkt
     );
-    let payload: Vec<&super::compile::BufferList> = r.lists.iter().filter(|l| l.buffer == Buffer::Payload).collect();
-    if !tcp || payload.is_empty() || r.dsize.is_some() || r.flow.no_stream {
+    let mut payload = r.lists.iter().filter(|l| l.buffer == Buffer::Payload).peekable();
+    if !tcp || payload.peek().is_none() || r.dsize.is_some() || r.flow.no_stream {
         return (false, true);
     }
     let depth_offset = payload
-        .iter()
         .any(|l| l.items.iter().any(|i| matches!(i, Item::Content(c) if c.depth_len().is_some() || c.offset_is_set())));
     // `tcp-stream` rules are stream rules only, whatever their contents
     (true, r.proto != RuleProto::TcpStream && (depth_offset || r.stream_size.is_some()))
@@ -1275,9 +1277,13 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     if insp.transaction
         && r.urilen.is_none()
         && r.app_events == 0
+        && !r.app_ints.iter().any(|(k, _)| k.transactional())
         && !r.lists.iter().any(|l| {
             !l.buffer.is_virtual()
-                && !matches!(l.buffer, Buffer::Payload | Buffer::Ipv4Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
+                && !matches!(
+                    l.buffer,
+                    Buffer::Payload | Buffer::Ipv4Hdr | Buffer::Ipv6Hdr | Buffer::TcpHdr | Buffer::UdpHdr
+                )
         })
     {
         return false;
@@ -1332,6 +1338,9 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
         (Some(_), None) => false,
     };
     if !(id_seq(r.icmp_id, insp.icmp_id_seq.map(|x| x.0)) && id_seq(r.icmp_seq, insp.icmp_id_seq.map(|x| x.1))) {
+        return false;
+    }
+    if r.icmpv6_mtu.is_some_and(|c| !insp.icmpv6_mtu.is_some_and(|m| c.matches(u64::from(m)))) {
         return false;
     }
     if insp.decode_events & r.decode_events != r.decode_events

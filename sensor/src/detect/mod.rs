@@ -67,8 +67,9 @@
 //!   that starts a segment or follows the identification line in it), the DNS multi-buffers
 //!   `dns.queries.rrname`, `dns.answers.rrname`, `dns.authorities.rrname`,
 //!   `dns.additionals.rrname` and `dns.response.rrname` (DNS responses are inspected too),
-//!   and the packet headers `ipv4.hdr`, `tcp.hdr`, `udp.hdr` (options included), `icmpv6.hdr`. A buffer the caller does not provide never matches; a
-//!   buffer given several times (`tls.certs`: one per certificate) matches when one does.
+//!   and the packet headers `ipv4.hdr`, `ipv6.hdr` (with the extension headers), `tcp.hdr`,
+//!   `udp.hdr` (options included), `icmpv6.hdr`. A buffer the caller does not provide never
+//!   matches; a buffer given several times (`tls.certs`: one per certificate) matches when one does.
 //! - Transforms ([`keywords::Transform`]): `dotprefix`, `strip_whitespace`,
 //!   `compress_whitespace`, `to_lowercase`, `to_uppercase`, `url_decode`, `to_md5`, `to_sha1`,
 //!   `to_sha256`, `from_base64` (`bytes`, `offset`, `mode rfc4648|rfc2045|strict`); the
@@ -101,14 +102,17 @@
 //!   other event names are rejected.
 //! - `app-layer-event` for the events derived from an HTTP request's headers
 //!   ([`AppEvent`]: `http.duplicate_content_length_field_in_request`,
-//!   `http.request_auth_unrecognized`); other event names are rejected.
+//!   `http.request_auth_unrecognized`) and from the TLS handshake (`tls.invalid_handshake_message`:
+//!   the server certificate does not decode, `tls.certificate_invalid_length`: its DER is cut
+//!   in a header); other event names are rejected.
 //! - `xbits` with `track tx`: bits of the inspected transaction ([`Inspection::tx_id`]).
 //! - NTP: `ntp.version`, `ntp.stratum`, `ntp.mode` (numbers or mode names) and the
 //!   `ntp.reference_id` buffer, read from the datagram's fixed header ([`AppInt`]).
-//! - Packet header: `ttl`, `itype`, `icode`, `icmp_id`, `icmp_seq`, `ip_proto`, `flags` (with
-//!   modifiers and mask), `sameip`; the flow's counts so far: `flow.pkts`, `flow.bytes`
-//!   (`toserver`, `toclient`, `either`; and the `_toserver`/`_toclient` forms)
-//!   ([`Inspection::flow_counts`]).
+//! - DNS: `dns.rcode` (the header's response code, of requests and responses, [`AppInt`]).
+//! - Packet header: `ttl`, `itype`, `icode`, `icmp_id`, `icmp_seq`, `icmpv6.mtu` (of Packet
+//!   Too Big messages), `ip_proto`, `flags` (with modifiers and mask), `sameip`; the flow's
+//!   counts so far: `flow.pkts`, `flow.bytes` (`toserver`, `toclient`, `either`; and the
+//!   `_toserver`/`_toclient` forms) ([`Inspection::flow_counts`]).
 //!
 //! # Not supported yet (rules using them are rejected)
 //!

@@ -28,12 +28,23 @@ use std::net::IpAddr;
 use super::compile::{Buffer, CompiledRule, Direction, RuleProto};
 use super::keywords::{Transform, transform};
 use super::literals::Literals;
-use super::matcher::{Inspection, Transport};
+use super::matcher::{Inspection, PayloadKind, Transport, payload_modes};
 use super::parse::AddrExpr;
 
 const TRANSPORTS: usize = 4;
-/// transport x direction x source in `$HOME_NET` x destination in `$HOME_NET`
-const SLOTS: usize = TRANSPORTS * 8;
+/// The payload kinds ([`PayloadKind`]): a TCP segment is only inspected by the packet rules
+/// and a stream chunk by the stream rules, so each has groups of just those rules.
+const KINDS: usize = 3;
+/// payload kind x transport x direction x source in `$HOME_NET` x destination in `$HOME_NET`
+const SLOTS: usize = KINDS * TRANSPORTS * 8;
+
+fn kind_index(k: PayloadKind) -> usize {
+    match k {
+        PayloadKind::Any => 0,
+        PayloadKind::Stream => 1,
+        PayloadKind::StreamSegment => 2,
+    }
+}
 
 fn transport_index(t: Transport) -> usize {
     match t {
@@ -44,8 +55,12 @@ fn transport_index(t: Transport) -> usize {
     }
 }
 
-fn slot(transport: usize, dir: Direction, src_home: bool, dst_home: bool) -> usize {
-    transport * 8 + usize::from(dir == Direction::ToClient) * 4 + usize::from(src_home) * 2 + usize::from(dst_home)
+fn slot(kind: usize, transport: usize, dir: Direction, src_home: bool, dst_home: bool) -> usize {
+    kind * TRANSPORTS * 8
+        + transport * 8
+        + usize::from(dir == Direction::ToClient) * 4
+        + usize::from(src_home) * 2
+        + usize::from(dst_home)
 }
 
 /// The transports a rule can match.
@@ -431,6 +446,9 @@ impl Prefilters {
         for (idx, r) in rules.iter().enumerate() {
             let (src, dst) = (place(&r.src), place(&r.dst));
             let transports = rule_transports(r);
+            // the kinds whose inspections the rule can match (as `rule_matches` decides)
+            let (stream, packet) = payload_modes(r);
+            let kinds = [true, stream, packet];
             for dir in [Direction::ToServer, Direction::ToClient] {
                 if r.direction.is_some_and(|d| d != dir) {
                     continue;
@@ -442,9 +460,11 @@ impl Prefilters {
                         if !(fwd || rev) {
                             continue;
                         }
-                        for (t, member) in transports.iter().enumerate() {
-                            if *member {
-                                members[slot(t, dir, sh, dh)].push(idx as u32);
+                        for (k, in_kind) in kinds.iter().enumerate() {
+                            for (t, member) in transports.iter().enumerate() {
+                                if *member && *in_kind {
+                                    members[slot(k, t, dir, sh, dh)].push(idx as u32);
+                                }
                             }
                         }
                     }
@@ -468,6 +488,7 @@ impl Prefilters {
     /// Adds to `cands` the rules worth verifying on `insp` (unsorted, possibly repeated).
     pub(crate) fn candidates(&self, insp: &Inspection<'_>, cands: &mut Vec<u32>) {
         let s = slot(
+            kind_index(insp.payload_kind),
             transport_index(insp.proto),
             insp.direction,
             self.home.contains(insp.src_ip),
@@ -825,5 +846,41 @@ mod tests {
         };
         assert_eq!(cands(b"xxxMAGICyyyyyyyyyyyyyyyy"), [0]);
         assert!(cands(b"xxxxxxxxxMAGIC").is_empty(), "ends after the depth: no candidate");
+    }
+
+    #[test]
+    fn a_segment_scans_only_packet_rules_and_a_chunk_only_stream_rules() {
+        use crate::detect::matcher::PayloadKind;
+        let (d, errors) = Detector::from_rules(
+            concat!(
+                "alert tcp any any -> any any (content:\"stream-only\"; sid:1;)\n",
+                "alert tcp any any -> any any (content:\"packet-only\"; dsize:>5; sid:2;)\n",
+                "alert tcp any any -> any any (content:\"both\"; offset:1; sid:3;)\n",
+            ),
+            "t.rules",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let p = Prefilters::build(d.rules(), None);
+        let payload = b"xx stream-only packet-only both";
+        let sids = |kind| {
+            let ip: IpAddr = "10.0.0.1".parse().unwrap();
+            let insp = Inspection {
+                payload_kind: kind,
+                ..Inspection::new(Transport::Tcp, ip, 1, ip, 2, Direction::ToServer, payload)
+            };
+            let mut c = Vec::new();
+            p.candidates(&insp, &mut c);
+            let mut s: Vec<u32> = c.iter().map(|&i| d.rules()[i as usize].meta.sid).collect();
+            s.sort_unstable();
+            s.dedup();
+            // the groups only narrow what the matcher would reject anyway
+            let (all, via) = matching(&d, &p, &insp);
+            assert_eq!(all, via, "{kind:?}");
+            s
+        };
+        assert_eq!(sids(PayloadKind::Any), [1, 2, 3]);
+        assert_eq!(sids(PayloadKind::Stream), [1, 3]);
+        assert_eq!(sids(PayloadKind::StreamSegment), [2, 3]);
     }
 }

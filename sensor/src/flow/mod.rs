@@ -142,6 +142,7 @@ impl FlowKey {
         let (sp, dp) = match p.transport {
             Transport::Tcp(t) => (t.sport, t.dport),
             Transport::Udp(u) => (u.sport, u.dport),
+            Transport::Sctp(c) => (c.sport, c.dport),
             _ => (0, 0),
         };
         let s = addr16(p.src);
