@@ -176,15 +176,7 @@ pub(crate) fn packet_hits(
     let mut sids: Vec<u32> = Vec::new();
     // (a raw stream exists for sessions only: begun with a handshake, or picked up midstream)
     if raw.ready(closing(f)) {
-        raw.take(false, &mut |chunk| {
-            let s = Inspection { payload: chunk, payload_kind: detect::PayloadKind::Stream, ..insp };
-            for h in keep_alerts(det.inspect(&s)) {
-                if !sids.contains(&h.sid) {
-                    sids.push(h.sid);
-                    hits.push(h);
-                }
-            }
-        });
+        stream_chunk_hits(det, &insp, raw, false, &mut hits, &mut sids);
     }
     if !p.payload.is_empty() {
         insp.payload_kind = detect::PayloadKind::StreamSegment;
@@ -214,10 +206,23 @@ pub(crate) fn stream_end_hits(det: &Detector, f: &Flow, dir: Direction, raw: &mu
     insp.ts_micros = f.last;
     insp.ip_proto = Some(f.proto);
     insp.flow_counts = Some((f.pkts, f.bytes));
-    let mut hits = Vec::new();
-    let mut sids: Vec<u32> = Vec::new();
-    raw.take(true, &mut |chunk| {
-        let s = Inspection { payload: chunk, payload_kind: detect::PayloadKind::Stream, ..insp };
+    let (mut hits, mut sids) = (Vec::new(), Vec::new());
+    stream_chunk_hits(det, &insp, raw, true, &mut hits, &mut sids);
+    hits
+}
+
+/// The stream rules over the chunk(s) `raw` hands over (see [`RawSide::take`]), inspected as
+/// `insp` with the chunk as payload; a sid alerts once per packet (`sids` collects them).
+fn stream_chunk_hits(
+    det: &Detector,
+    insp: &Inspection<'_>,
+    raw: &mut RawSide,
+    eof: bool,
+    hits: &mut Vec<Hit>,
+    sids: &mut Vec<u32>,
+) {
+    raw.take(eof, &mut |chunk| {
+        let s = Inspection { payload: chunk, payload_kind: detect::PayloadKind::Stream, ..*insp };
         for h in keep_alerts(det.inspect(&s)) {
             if !sids.contains(&h.sid) {
                 sids.push(h.sid);
@@ -225,7 +230,6 @@ pub(crate) fn stream_end_hits(det: &Detector, f: &Flow, dir: Direction, raw: &mu
             }
         }
     });
-    hits
 }
 
 /// Rules that match a packet inspected without a flow: one that decodes only up to its IP
@@ -236,6 +240,7 @@ pub(crate) fn flowless_packet_hits(det: &Detector, p: &Packet<'_>, ts_micros: i6
     let (sport, dport) = (p.src_port(), p.dst_port());
     let mut insp =
         Inspection::new(transport(p.proto), p.src, sport, p.dst, dport, detect::Direction::ToServer, p.payload);
+    insp.flowless = true;
     insp.ts_micros = ts_micros;
     insp.ttl = Some(p.ttl);
     insp.ip_proto = Some(p.proto);
@@ -1077,7 +1082,10 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
                      alert udp any any -> any any (decode-event:udp.hlen_too_small; sid:2;)\n\
                      alert ip any any -> any any (decode-event:gre.pkt_too_small; sid:3;)\n\
                      alert ipv6 any any -> any any (decode-event:ipv6.dstopts_unknown_opt; sid:4;)\n\
-                     alert ipv6 any any -> any any (decode-event:ipv6.trunc_exthdr; sid:5;)\n";
+                     alert ipv6 any any -> any any (decode-event:ipv6.trunc_exthdr; sid:5;)\n\
+                     alert tcp any any -> any any (flow:to_server; decode-event:tcp.pkt_too_small; sid:6;)\n\
+                     alert tcp any any -> any any (flow:to_client; decode-event:tcp.pkt_too_small; sid:7;)\n";
+        // sids 6 and 7: a packet without a flow has no flow direction (as in Suricata)
         let (det, errors) = Detector::from_rules(rules, "events.rules", &Vars::default());
         assert!(errors.is_empty(), "{errors:?}");
         let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));

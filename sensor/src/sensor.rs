@@ -608,6 +608,12 @@ impl Sensor {
         if let Some(det) = &self.detector
             && let Some(mut raw) = f.raw.take()
         {
+            let dropped: u64 = raw.sides.iter().map(|s| s.dropped_segments).sum();
+            if dropped > 0 {
+                // out-of-order segments the raw stream's bounded queue could not keep
+                metrics::counter!("soc_sensor_stream_raw_ooo_drops_total").increment(dropped);
+                tracing::debug!(flow_id = f.id, dropped, "raw stream: out-of-order segments not kept");
+            }
             for dir in [Direction::ToServer, Direction::ToClient] {
                 for h in crate::alerts::stream_end_hits(det, &f, dir, raw.side(dir)) {
                     f.alerted = true;

@@ -19,13 +19,20 @@
 //! open at the end of the flow, is skipped: inspection resumes after it in a new block.
 
 use super::Direction;
+use std::collections::BTreeMap;
 
 /// Suricata's default `stream.reassembly.toserver-chunk-size` and `toclient-chunk-size`.
 pub const CHUNK_SIZE: u64 = 2560;
 /// Suricata's default `stream.reassembly.depth` (1 MiB).
 pub const RAW_DEPTH: u64 = 1 << 20;
-/// Out-of-order bytes kept per direction while a hole is open.
+/// Out-of-order bytes kept per direction while a hole is open (each segment counted with
+/// [`OOO_ENTRY_COST`] bytes of overhead, so tiny segments cannot hold more memory than this).
 const MAX_OOO: usize = 256 * 1024;
+/// Bookkeeping bytes counted per out-of-order segment.
+const OOO_ENTRY_COST: usize = 64;
+/// Separate blocks (runs of bytes between skipped holes) kept per direction: past this the
+/// direction is inspected at once, so holes cannot multiply the inspections of one packet.
+const MAX_BLOCKS: usize = 16;
 /// Uninspected bytes kept per direction without an acknowledgement: past this the bytes are
 /// inspected unacknowledged, so a capture that sees one side only (no ACKs) keeps at most this
 /// much per direction instead of the whole stream depth.
@@ -47,15 +54,25 @@ pub struct RawSide {
     progress: u64,
     /// Uninspected bytes: contiguous blocks (stream offset, bytes), in order, after `progress`.
     blocks: Vec<(u64, Vec<u8>)>,
-    /// Segments ahead of a hole: (stream offset, bytes).
-    ooo: Vec<(u64, Vec<u8>)>,
+    /// Segments ahead of a hole, by stream offset (a later copy of an offset replaces the
+    /// earlier one).
+    ooo: BTreeMap<u64, Vec<u8>>,
+    /// Bytes of `ooo`, overhead included (see [`MAX_OOO`]).
     ooo_bytes: usize,
+    /// Highest stream offset seen in a segment of this direction: acknowledgements beyond it
+    /// are not trusted to declare a hole lost.
+    seen: u64,
+    /// Segments not kept because the out-of-order queue was full.
+    pub dropped_segments: u64,
     /// Highest stream offset the peer acknowledged.
     acked: u64,
     /// App-layer triggers: inspect once the peer acknowledged up to one of these offsets.
     triggers: Vec<u64>,
     /// DCERPC: stream offset of the next PDU header (`None`: not framed, or given up).
     pdu_at: Option<u64>,
+    /// DCERPC: end of the PDU at `pdu_at` once its header was read (its header bytes may be
+    /// inspected and gone before the PDU completes), and whether it triggers an inspection.
+    pdu_end: Option<(u64, bool)>,
 }
 
 impl RawSide {
@@ -89,10 +106,18 @@ impl RawSide {
             }
             return;
         };
+        self.seen = self.seen.max(start.saturating_add(payload.len() as u64));
         if start > self.edge {
-            if self.ooo_bytes + payload.len() <= MAX_OOO && start < RAW_DEPTH {
-                self.ooo_bytes += payload.len();
-                self.ooo.push((start, payload.to_vec()));
+            if start >= RAW_DEPTH {
+                return;
+            }
+            let cost = payload.len() + OOO_ENTRY_COST;
+            let replaced = self.ooo.get(&start).map_or(0, |d| d.len() + OOO_ENTRY_COST);
+            if self.ooo_bytes - replaced + cost <= MAX_OOO {
+                self.ooo_bytes = self.ooo_bytes - replaced + cost;
+                self.ooo.insert(start, payload.to_vec());
+            } else {
+                self.dropped_segments += 1;
             }
             return;
         }
@@ -123,16 +148,16 @@ impl RawSide {
     }
 
     fn drain_ooo(&mut self) {
-        while let Some(i) = self.ooo.iter().position(|(o, _)| *o <= self.edge) {
-            let (o, d) = self.ooo.swap_remove(i);
-            self.ooo_bytes -= d.len();
+        while self.ooo.first_key_value().is_some_and(|(o, _)| *o <= self.edge) {
+            let Some((o, d)) = self.ooo.pop_first() else { break };
+            self.ooo_bytes = self.ooo_bytes.saturating_sub(d.len() + OOO_ENTRY_COST);
             self.append(o, &d);
         }
     }
 
     /// Skips the hole before the first queued segment.
     fn skip_hole(&mut self) {
-        if let Some(first) = self.ooo.iter().map(|(o, _)| *o).min()
+        if let Some(first) = self.ooo.first_key_value().map(|(o, _)| *o)
             && first > self.edge
         {
             self.edge = first;
@@ -143,11 +168,13 @@ impl RawSide {
     /// The peer acknowledged bytes up to `ack` (a sequence number of this direction).
     pub fn on_ack(&mut self, ack: u32) {
         let Some(a) = self.offset(ack) else { return };
+        // an acknowledgement of bytes never seen (spoofed or far ahead) moves nothing
+        let a = a.min(self.seen);
         if a > self.acked {
             self.acked = a;
         }
         // acknowledged bytes that never arrived: the hole is lost
-        if self.acked > self.edge && self.ooo.iter().any(|(o, _)| *o <= self.acked) {
+        if self.acked > self.edge && self.ooo.first_key_value().is_some_and(|(o, _)| *o <= self.acked) {
             self.skip_hole();
         }
     }
@@ -175,7 +202,21 @@ impl RawSide {
     /// as Suricata's DCERPC parser does when it parses one.
     pub fn scan_dcerpc(&mut self) {
         let mut at = self.pdu_at.unwrap_or(0);
-        while at.saturating_add(10) <= self.edge {
+        loop {
+            if let Some((end, triggers)) = self.pdu_end {
+                if end > self.edge {
+                    break;
+                }
+                if triggers {
+                    self.trigger_to(end);
+                }
+                self.pdu_end = None;
+                at = end;
+                continue;
+            }
+            if at.saturating_add(10) > self.edge {
+                break;
+            }
             let hdr: Option<Vec<u8>> = (0..10).map(|i| self.byte_at(at + i)).collect();
             let Some(h) = hdr.filter(|h| h[0] == 5) else {
                 // not a PDU header (or its bytes are gone): stop framing
@@ -188,14 +229,7 @@ impl RawSide {
                 self.pdu_at = Some(u64::MAX);
                 return;
             }
-            let end = at + u64::from(len);
-            if end > self.edge {
-                break;
-            }
-            if matches!(h[2], 0 | 2 | 11 | 12 | 14 | 15) {
-                self.trigger_to(end);
-            }
-            at = end;
+            self.pdu_end = Some((at + u64::from(len), matches!(h[2], 0 | 2 | 11 | 12 | 14 | 15)));
         }
         self.pdu_at = Some(at);
     }
@@ -207,6 +241,7 @@ impl RawSide {
         }
         closing
             || self.over_cap()
+            || self.blocks.len() >= MAX_BLOCKS
             || self.triggers.iter().any(|t| self.acked >= *t)
             || self.acked.saturating_sub(self.progress) >= CHUNK_SIZE
     }
@@ -220,9 +255,16 @@ impl RawSide {
     /// `eof`), and moves the progress past them.
     pub fn take(&mut self, eof: bool, inspect: &mut dyn FnMut(&[u8])) {
         if eof {
-            self.skip_hole();
+            // every hole still open: what lies after each one is inspected too
+            while !self.ooo.is_empty() {
+                self.skip_hole();
+            }
         }
-        let right = if eof || self.over_cap() { self.edge } else { self.acked.min(self.edge) };
+        let right = if eof || self.over_cap() || self.blocks.len() >= MAX_BLOCKS {
+            self.edge
+        } else {
+            self.acked.min(self.edge)
+        };
         if right <= self.progress {
             return;
         }
@@ -381,6 +423,99 @@ mod tests {
         s.scan_dcerpc();
         s.on_ack(53);
         assert!(!s.ready(false));
+    }
+
+    #[test]
+    fn tiny_out_of_order_segments_are_bounded_counted_and_drained_in_order() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        // a hole at offset 0, then one-byte segments ahead of it in descending order, each twice
+        for i in (1..20_000u32).rev() {
+            s.on_segment(1 + i, false, b"x");
+            s.on_segment(1 + i, false, b"x");
+        }
+        assert!(s.ooo_bytes <= MAX_OOO, "overhead counted: {}", s.ooo_bytes);
+        assert!(s.ooo.len() <= MAX_OOO / (1 + OOO_ENTRY_COST));
+        assert!(s.dropped_segments > 0, "segments beyond the bound are counted");
+        // the highest offsets came first and were kept; at the end of the flow the hole before
+        // them is skipped and each kept byte is inspected once, after the byte that filled 0
+        let kept = s.ooo.len();
+        s.on_segment(1, false, b"h");
+        assert_eq!(chunks(&mut s, true).concat().len(), 1 + kept);
+    }
+
+    #[test]
+    fn an_acknowledgement_of_bytes_never_seen_does_not_skip_a_hole() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        s.on_segment(1, false, b"ab");
+        s.on_segment(5, false, b"ef");
+        s.on_ack(1_000_000);
+        // the ACK covers the hole, so the hole is lost and skipped, but it is clipped to the
+        // bytes seen
+        assert_eq!(s.edge, 6);
+        assert_eq!(s.acked, 6);
+        let mut t = RawSide::default();
+        t.on_segment(0, true, &[]);
+        t.on_segment(1, false, b"ab");
+        t.on_ack(500);
+        assert_eq!(t.acked, 2, "no segment beyond 2 was seen");
+        t.on_segment(3, false, b"cd");
+        assert_eq!(t.edge, 4, "the real bytes still join the stream");
+    }
+
+    #[test]
+    fn at_the_end_every_hole_is_skipped_and_what_follows_each_is_inspected() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        s.on_segment(1, false, b"ab");
+        s.on_segment(5, false, b"ef");
+        s.on_segment(9, false, b"ij");
+        assert_eq!(chunks(&mut s, true).concat(), b"abefij".to_vec());
+    }
+
+    #[test]
+    fn a_dcerpc_pdu_larger_than_a_chunk_still_triggers_and_framing_continues() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        // a 5,000-byte request (type 0, little endian): header, then the body in pieces
+        let mut pdu = vec![5u8, 0, 0, 3, 0x10, 0, 0, 0];
+        pdu.extend_from_slice(&5000u16.to_le_bytes());
+        pdu.resize(5000, 7);
+        s.on_segment(1, false, &pdu[..2600]);
+        s.scan_dcerpc();
+        s.on_ack(2601);
+        assert!(s.ready(false), "a chunk's worth acknowledged");
+        assert_eq!(chunks(&mut s, false).concat().len(), 2600, "the header bytes are inspected and gone");
+        s.on_segment(2601, false, &pdu[2600..]);
+        s.scan_dcerpc();
+        s.on_ack(5001);
+        assert!(s.ready(false), "the end of the PDU triggers although its header is gone");
+        assert_eq!(chunks(&mut s, false).concat().len(), 2400);
+        // the next PDU is framed too
+        let bind = [5u8, 0, 11, 3, 0x10, 0, 0, 0, 16, 0, 0, 0, 1, 0, 0, 0];
+        s.on_segment(5001, false, &bind);
+        s.scan_dcerpc();
+        s.on_ack(5017);
+        assert!(s.ready(false));
+    }
+
+    #[test]
+    fn many_holes_are_inspected_at_once_instead_of_one_block_each() {
+        let mut s = RawSide::default();
+        s.on_segment(0, true, &[]);
+        // every other byte, the gaps acknowledged as lost; the sensor takes when ready
+        let mut takes = 0;
+        for i in 0..(4 * MAX_BLOCKS as u32) {
+            s.on_segment(1 + 2 * i, false, b"z");
+            s.on_ack(1 + 2 * i);
+            if s.ready(false) {
+                takes += 1;
+                assert!(chunks(&mut s, false).len() <= MAX_BLOCKS);
+            }
+            assert!(s.blocks.len() <= MAX_BLOCKS);
+        }
+        assert!(takes >= 3, "inspected in groups of blocks, not once per block: {takes}");
     }
 
     #[test]

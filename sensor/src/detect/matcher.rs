@@ -62,6 +62,9 @@ pub struct Inspection<'a> {
     pub dst_ip: IpAddr,
     pub dst_port: u16,
     pub direction: Direction,
+    /// The packet has no flow (it decoded only to its IP layer): as in Suricata it has no
+    /// flow direction, so `flow:to_server`/`to_client` rules do not match it.
+    pub flowless: bool,
     /// TCP: three-way handshake seen; other transports: traffic seen both ways.
     pub established: bool,
     /// The packet payload (`pkt_data`, `dsize`).
@@ -158,6 +161,7 @@ impl<'a> Inspection<'a> {
             dst_ip,
             dst_port,
             direction,
+            flowless: false,
             established: false,
             payload,
             http_uri: None,
@@ -1288,7 +1292,7 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     {
         return false;
     }
-    if r.direction.is_some_and(|d| d != insp.direction) {
+    if r.direction.is_some_and(|d| insp.flowless || d != insp.direction) {
         return false;
     }
     if r.flow.established.is_some_and(|e| e != insp.established) {
