@@ -61,6 +61,9 @@ pub enum Matcher {
     Regex {
         re: Box<LazyRegex>,
         literals: Vec<Box<str>>,
+        /// For `|re`: literals (folded as the prefilter folds text) one of which every match
+        /// contains, from the regex's prefixes; `None` when they are unknown (prefilter only).
+        any: Option<Vec<Box<str>>>,
     },
     Cidr(ipnet::IpNet),
     Num(Cmp, f64),
@@ -418,6 +421,40 @@ fn regex(pattern: &str) -> Result<Box<LazyRegex>, String> {
     Ok(Box::new(LazyRegex { pattern: pattern.into(), re: std::sync::OnceLock::new() }))
 }
 
+/// Literals one of which every match of a regex contains (see [`regex_with_prefixes`]).
+type Prefixes = Vec<Box<str>>;
+
+/// The regex `pattern` (checked) and the literals one of which every match contains: the
+/// regex's prefixes (every match starts with one of them) when there are finitely many and
+/// none is empty, folded like the prefilter folds text (Unicode lower case, `ſ` as `s`).
+/// `None` for the literals when unknown, or when a prefix holds a character whose lower case
+/// depends on its neighbours (Greek sigma): the folded text might not hold it then.
+fn regex_with_prefixes(pattern: &str) -> Result<(Box<LazyRegex>, Option<Prefixes>), String> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let hir = regex_syntax::Parser::new().parse(pattern).map_err(|e| format!("invalid regex: {e}"))?;
+    let re = Box::new(LazyRegex { pattern: pattern.into(), re: std::sync::OnceLock::new() });
+    let seq = Extractor::new().kind(ExtractKind::Prefix).extract(&hir);
+    let prefixes = || -> Option<Prefixes> {
+        let lits = seq.literals()?;
+        if lits.is_empty() {
+            return None;
+        }
+        let mut out: Vec<Box<str>> = Vec::with_capacity(lits.len());
+        for l in lits {
+            let s = std::str::from_utf8(l.as_bytes()).ok()?;
+            if s.is_empty() || s.chars().any(|c| matches!(c, 'Σ' | 'σ' | 'ς')) {
+                return None;
+            }
+            out.push(s.to_lowercase().replace('\u{17f}', "s").into());
+        }
+        out.sort();
+        out.dedup();
+        Some(out)
+    };
+    let any = prefixes();
+    Ok((re, any))
+}
+
 /// A string with wildcards: an anchored regex, plus the literal runs (for the prefilter).
 fn wildcard_matcher(s: &SigmaString, op: StrOp, ci: bool) -> Result<Matcher, String> {
     let mut pattern = String::new();
@@ -443,7 +480,7 @@ fn wildcard_matcher(s: &SigmaString, op: StrOp, ci: bool) -> Result<Matcher, Str
     if !matches!(op, StrOp::Contains | StrOp::EndsWith) {
         pattern.push('$');
     }
-    Ok(Matcher::Regex { re: regex(&pattern)?, literals })
+    Ok(Matcher::Regex { re: regex(&pattern)?, literals, any: None })
 }
 
 fn sigma_string(s: &SigmaString, op: StrOp, ci: bool) -> Result<Matcher, String> {
@@ -552,7 +589,8 @@ fn compile_value(v: &SigmaValue, c: &Mods) -> Result<Matcher, String> {
         }
         let p = plain_text(v)?;
         let pattern = if flags.is_empty() { p } else { format!("(?{flags}){p}") };
-        return Ok(Matcher::Regex { re: regex(&pattern)?, literals: Vec::new() });
+        let (re, any) = regex_with_prefixes(&pattern)?;
+        return Ok(Matcher::Regex { re, literals: Vec::new(), any });
     }
     if c.cidr {
         let net = plain_text(v)?.parse::<ipnet::IpNet>().map_err(|e| format!("invalid CIDR: {e}"))?;
@@ -736,6 +774,27 @@ pub fn compile_logic(section: &rsigma_parser::Detections) -> Result<Logic, Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regex_prefixes_are_the_folded_literals_every_match_starts_with() {
+        let any = |p: &str| {
+            regex_with_prefixes(p).map(|(_, a)| a.map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+        };
+        assert_eq!(any(r"ipconfig\s+/all"), Ok(Some(vec!["ipconfig".to_string()])));
+        // Case variants are bounded: the extraction keeps shorter prefixes then.
+        let ci = any(r"(?i)WSASS\.exe");
+        assert!(
+            matches!(&ci, Ok(Some(v)) if v.len() == 1 && v[0].len() >= 4 && "wsass.exe".starts_with(v[0].as_str())),
+            "{ci:?}"
+        );
+        assert_eq!(any("a|bc+"), Ok(Some(vec!["a".to_string(), "bc".to_string()])));
+        // Unknown: a match may start anywhere, or with nothing.
+        assert_eq!(any(".*x"), Ok(None));
+        assert_eq!(any("x?"), Ok(None));
+        // Greek sigma folds by context: not used.
+        assert_eq!(any("(?i)Σx"), Ok(None));
+        assert!(regex_with_prefixes("(unclosed").is_err());
+    }
 
     #[test]
     fn windash_expands_every_dash_to_five_variants() {

@@ -153,6 +153,30 @@ pub fn number_text(n: &Number) -> String {
     }
 }
 
+/// [`number_text`] passed to `f`, without allocating for integers.
+pub fn with_number_text<R>(n: &Number, f: impl FnOnce(&str) -> R) -> R {
+    let Some(i) = n.as_i64() else { return f(&number_text(n)) };
+    let mut buf = [0u8; 20];
+    let mut pos = buf.len();
+    let mut u = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        buf[pos] = b'0' + (u % 10) as u8;
+        u /= 10;
+        if u == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        pos -= 1;
+        buf[pos] = b'-';
+    }
+    match std::str::from_utf8(&buf[pos..]) {
+        Ok(s) => f(s),
+        Err(_) => f(&number_text(n)),
+    }
+}
+
 fn number_f64(n: &Number) -> f64 {
     match n.as_i64() {
         Some(i) => i as f64,
@@ -172,7 +196,7 @@ fn str_any(v: &V<'_>, pred: &dyn Fn(&str) -> bool) -> bool {
 fn json_str_any(v: &Value, pred: &dyn Fn(&str) -> bool) -> bool {
     match v {
         Value::String(s) => pred(s),
-        Value::Number(n) => pred(&number_text(n)),
+        Value::Number(n) => with_number_text(n, pred),
         Value::Bool(b) => pred(if *b { "true" } else { "false" }),
         Value::Array(a) => a.iter().any(|x| json_str_any(x, pred)),
         _ => false,

@@ -3,8 +3,11 @@
 //! way the collector flattens it, without building the whole `serde_json::Value` of the event
 //! nor the model `Event`.
 //!
-//! The text is split once into borrowed raw values ([`RawValue`]): the sections of `Event`,
-//! then the children of `EventData`, `UserData` and the rarer sections, giving the flattened
+//! The text is split once into borrowed raw value texts: the sections of `Event`, then the
+//! children of `EventData`, `UserData` and the rarer sections, by a byte scanner
+//! ([`super::scan`], one pass, validating as `serde_json` does) or, for what the scanner leaves
+//! to it (invalid text, escaped top-level keys, deep nesting), by `serde_json` with
+//! [`RawValue`]s, which gives the same sections or reports the error. This gives the flattened
 //! field list with the collector's precedence (first writer wins, sections and children in the
 //! order of a `serde_json::Map`, i.e. sorted by name, the last of duplicate keys kept). Only
 //! `System` (small) and the fields some rule, pipeline or routing decision needs are parsed
@@ -65,7 +68,7 @@ impl<'de> Deserialize<'de> for Key<'de> {
 
 /// A JSON object as (key, raw value) pairs in `serde_json::Map` order: sorted by key, the
 /// last of duplicate keys kept.
-struct RawObj<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct RawObj<'a>(Vec<(Cow<'a, str>, &'a str)>);
 
 /// Entries in `serde_json::Map` order: sorted by key (stable, so equal keys keep their text
 /// order), the last of each run of equal keys kept.
@@ -83,10 +86,10 @@ fn map_order<T>(mut v: Vec<(Cow<'_, str>, T)>) -> Vec<(Cow<'_, str>, T)> {
 }
 
 fn raw_entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawObj<'de>, A::Error> {
-    let mut v: Vec<(Cow<'de, str>, &'de RawValue)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
+    let mut v: Vec<(Cow<'de, str>, &'de str)> = Vec::with_capacity(map.size_hint().unwrap_or(16));
     while let Some(Key(k)) = map.next_key()? {
         let raw: &'de RawValue = map.next_value()?;
-        v.push((k, raw));
+        v.push((k, raw.get()));
     }
     Ok(RawObj(map_order(v)))
 }
@@ -245,20 +248,24 @@ const SYSTEM_KEYS: [&str; 12] = [
 ];
 
 impl<'a> RawObj<'a> {
-    fn parse(raw: &'a RawValue) -> Result<Self, serde_json::Error> {
-        serde_json::from_str(raw.get())
+    /// The object `raw`: by the scanner, else by `serde_json` (which reports the error).
+    fn parse(raw: &'a str) -> Result<Self, serde_json::Error> {
+        match super::scan::object(raw) {
+            Some(e) => Ok(RawObj(map_order(e))),
+            None => serde_json::from_str(raw),
+        }
     }
-    fn get(&self, k: &str) -> Option<&'a RawValue> {
+    fn get(&self, k: &str) -> Option<&'a str> {
         self.0.binary_search_by(|(x, _)| x.as_ref().cmp(k)).ok().map(|i| self.0[i].1)
     }
 }
 
 /// The first byte of a raw value (its JSON type).
-fn kind(raw: &RawValue) -> u8 {
-    raw.get().as_bytes().first().copied().unwrap_or(b'n')
+fn kind(raw: &str) -> u8 {
+    raw.as_bytes().first().copied().unwrap_or(b'n')
 }
 
-fn is_object(raw: &RawValue) -> bool {
+fn is_object(raw: &str) -> bool {
     kind(raw) == b'{'
 }
 
@@ -269,7 +276,7 @@ fn field_name(k: Cow<'_, str>) -> Cow<'_, str> {
 
 /// Where a flattened field's value is.
 enum Src<'a> {
-    Raw(&'a RawValue),
+    Raw(&'a str),
     Val(Value),
 }
 
@@ -277,6 +284,8 @@ enum Src<'a> {
 pub(crate) struct Split<'a> {
     input: &'a str,
     entries: Vec<(Cow<'a, str>, Src<'a>)>,
+    /// `entries[..sorted]` are sorted by name and unique (binary-searched by [`Split::has`]).
+    sorted: usize,
     pub logsource: LogSource,
     pub message: Option<String>,
     /// Some flattened field is called `message` (the log message is then not a field).
@@ -285,7 +294,8 @@ pub(crate) struct Split<'a> {
 
 impl<'a> Split<'a> {
     fn has(&self, name: &str) -> bool {
-        self.entries.iter().any(|(k, _)| k == name)
+        let (sorted, rest) = self.entries.split_at(self.sorted.min(self.entries.len()));
+        sorted.binary_search_by(|(k, _)| k.as_ref().cmp(name)).is_ok() || rest.iter().any(|(k, _)| k == name)
     }
 
     fn push_first(&mut self, name: Cow<'a, str>, src: Src<'a>) {
@@ -304,6 +314,13 @@ impl<'a> Split<'a> {
 
     /// Moves an element's children to the flattened fields (first writer wins).
     fn flatten_into(&mut self, obj: RawObj<'a>) {
+        // The first element's children are in map order (sorted, unique): without spaces to
+        // remove from their names they stay so, and need no check.
+        if self.entries.is_empty() && !obj.0.iter().any(|(k, _)| k.contains(' ')) {
+            self.entries.extend(obj.0.into_iter().filter(|(k, _)| k != "#attributes").map(|(k, v)| (k, Src::Raw(v))));
+            self.sorted = self.entries.len();
+            return;
+        }
         for (k, v) in obj.0 {
             if k != "#attributes" {
                 self.push_first(field_name(k), Src::Raw(v));
@@ -324,7 +341,7 @@ impl<'a> Split<'a> {
     /// The value of field `i`, as the collector's flattened fields hold it.
     pub fn value(&self, i: usize) -> Result<Value, serde_json::Error> {
         match self.entries.get(i).map(|(_, s)| s) {
-            Some(Src::Raw(r)) => Ok(unwrap_xml(serde_json::from_str(r.get())?)),
+            Some(Src::Raw(r)) => Ok(unwrap_xml(serde_json::from_str(r)?)),
             Some(Src::Val(v)) => Ok(v.clone()),
             None => Ok(Value::Null),
         }
@@ -337,12 +354,12 @@ impl<'a> Split<'a> {
         match self.entries.get(i).map(|(_, s)| s) {
             Some(Src::Raw(r)) => match kind(r) {
                 b'"' => {
-                    let mut de = serde_json::Deserializer::from_str(r.get());
+                    let mut de = serde_json::Deserializer::from_str(r);
                     AppendStr(buf).deserialize(&mut de)?;
                     ends.push(buf.len() as u32);
                 }
                 b'{' | b'[' => {
-                    let v = unwrap_xml(serde_json::from_str(r.get())?);
+                    let v = unwrap_xml(serde_json::from_str(r)?);
                     walk_strings(&v, buf, ends, super::eval::MAX_DEPTH - 1);
                 }
                 _ => {}
@@ -403,24 +420,55 @@ fn take_section<'a>(sections: &mut Vec<(Cow<'a, str>, Section<'a>)>, name: &str)
     sections.iter().position(|(k, _)| k == name).map(|i| sections.remove(i).1)
 }
 
-pub(crate) fn split(input: &str) -> Result<Split<'_>, FlatError> {
+/// The sections of `Event` by the scanner ([`super::scan`]); `None` when it leaves the text to
+/// `serde_json`.
+fn scan_sections(input: &str) -> Option<Vec<(Cow<'_, str>, Section<'_>)>> {
+    let entries = super::scan::object_under(input, "Event")?;
+    let mut out = Vec::with_capacity(entries.len());
+    for (k, raw, inner) in entries {
+        let section = match (inner, kind(raw)) {
+            (Some(inner), _) => Section::Obj(RawObj(map_order(inner))),
+            (None, b'n') => Section::Null,
+            (None, _) => Section::Val(serde_json::from_str(raw).ok()?),
+        };
+        out.push((k, section));
+    }
+    Some(map_order(out))
+}
+
+/// The sections of `Event` by `serde_json` (what the scanner leaves to it, and the errors).
+fn serde_sections(input: &str) -> Result<Vec<(Cow<'_, str>, Section<'_>)>, FlatError> {
     let top: Top<'_> = serde_json::from_str(input).map_err(|e| {
         // Valid JSON that is not an object is another shape, not an error.
         if e.is_data() { FlatError::Unsupported } else { FlatError::Json(e) }
     })?;
-    let mut sections = top.0.ok_or(FlatError::Unsupported)?;
+    top.0.ok_or(FlatError::Unsupported)
+}
+
+pub(crate) fn split(input: &str) -> Result<Split<'_>, FlatError> {
+    let sections = match scan_sections(input) {
+        Some(s) => s,
+        None => serde_sections(input)?,
+    };
+    split_sections(input, sections)
+}
+
+fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'a>)>) -> Result<Split<'a>, FlatError> {
     let Some(Section::Obj(sys_obj)) = take_section(&mut sections, "System") else {
         return Err(FlatError::Unsupported);
     };
-    let mut sys = Map::new();
+    // By position in `SYSTEM_KEYS` (sorted); the section's keys are unique.
+    let mut sys: [Option<Value>; SYSTEM_KEYS.len()] = Default::default();
     for (k, v) in sys_obj.0 {
-        if SYSTEM_KEYS.contains(&k.as_ref()) {
-            sys.insert(k.into_owned(), serde_json::from_str(v.get())?);
+        if let Ok(i) = SYSTEM_KEYS.binary_search(&k.as_ref()) {
+            sys[i] = Some(serde_json::from_str(v)?);
         }
     }
+    let sys_get = |k: &str| SYSTEM_KEYS.binary_search(&k).ok().and_then(|i| sys[i].as_ref());
     let mut s = Split {
         input,
         entries: Vec::with_capacity(32),
+        sorted: 0,
         logsource: LogSource::default(),
         message: None,
         has_message_field: false,
@@ -455,29 +503,29 @@ pub(crate) fn split(input: &str) -> Result<Split<'_>, FlatError> {
             Section::Val(v) => s.push_first(field_name(name), Src::Val(unwrap_xml(v))),
         }
     }
-    let provider = sys.get("Provider");
+    let provider = sys_get("Provider");
     let as_string = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_string));
-    let event_id = sys.get("EventID").and_then(as_int);
+    let event_id = sys_get("EventID").and_then(as_int);
     let provider_name = as_string(text(attr(provider, "Name")).or_else(|| text(provider.and_then(|p| p.get("Name")))));
-    let channel = as_string(text(sys.get("Channel")));
-    let computer = as_string(text(sys.get("Computer")));
+    let channel = as_string(text(sys_get("Channel")));
+    let computer = as_string(text(sys_get("Computer")));
     s.insert_absent("EventID", event_id.map(Value::from));
     s.insert_absent("Provider_Name", provider_name.clone().map(Value::String));
     s.insert_absent("Channel", channel.clone().map(Value::String));
     s.insert_absent("Computer", computer.map(Value::String));
-    s.insert_absent("Level", int_or_value(sys.get("Level")));
-    s.insert_absent("Task", int_or_value(sys.get("Task")));
-    s.insert_absent("Opcode", int_or_value(sys.get("Opcode")));
-    s.insert_absent("EventRecordID", int_or_value(sys.get("EventRecordID")));
-    s.insert_absent("Version", int_or_value(sys.get("Version")));
-    s.insert_absent("Keywords", text(sys.get("Keywords")));
-    s.insert_absent("Security_UserID", text(attr(sys.get("Security"), "UserID")));
-    s.insert_absent("TimeCreated", text(attr(sys.get("TimeCreated"), "SystemTime")));
+    s.insert_absent("Level", int_or_value(sys_get("Level")));
+    s.insert_absent("Task", int_or_value(sys_get("Task")));
+    s.insert_absent("Opcode", int_or_value(sys_get("Opcode")));
+    s.insert_absent("EventRecordID", int_or_value(sys_get("EventRecordID")));
+    s.insert_absent("Version", int_or_value(sys_get("Version")));
+    s.insert_absent("Keywords", text(sys_get("Keywords")));
+    s.insert_absent("Security_UserID", text(attr(sys_get("Security"), "UserID")));
+    s.insert_absent("TimeCreated", text(attr(sys_get("TimeCreated"), "SystemTime")));
     // Forwarded events carry the rendered message.
     if let Some(Section::Obj(r)) = rendering
         && let Some(m) = r.get("Message")
     {
-        s.message = match unwrap_xml(serde_json::from_str(m.get())?) {
+        s.message = match unwrap_xml(serde_json::from_str(m)?) {
             Value::String(t) => Some(t),
             _ => None,
         };
@@ -533,7 +581,7 @@ mod tests {
         let o: RawObj<'_> = serde_json::from_str(r#"{"b":1,"a":2,"b":3,"a\u0020c":4}"#).unwrap();
         let keys: Vec<&str> = o.0.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["a", "a c", "b"]);
-        assert_eq!(o.get("b").map(|r| r.get()), Some("3"));
+        assert_eq!(o.get("b"), Some("3"));
     }
 
     #[test]
@@ -561,6 +609,33 @@ mod tests {
             s.strings(i, &mut buf, &mut ends).unwrap();
         }
         assert_eq!(ends.len(), 10, "{buf}");
+    }
+
+    /// The flattened fields (name, value) and log source, from the scanner's sections or
+    /// serde_json's.
+    fn flattened(text: &str, scanned: bool) -> (Vec<(String, Value)>, LogSource) {
+        let sections = if scanned { scan_sections(text).unwrap() } else { serde_sections(text).unwrap() };
+        let s = split_sections(text, sections).unwrap();
+        ((0..s.len()).map(|i| (s.name(i).to_string(), s.value(i).unwrap())).collect(), s.logsource)
+    }
+
+    #[test]
+    fn the_scanner_splits_like_serde_json() {
+        for text in [
+            r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},"EventID":4688,"Channel":"Security","Computer":"pc"},"EventData":{"B":1,"A":"x","B":2,"C D":{"#text":"t"},"#attributes":{"x":1}}}}"##,
+            // Blanks, escaped keys, a null section, a scalar section, nested UserData, a
+            // duplicate `Event` (the last wins) and other top-level keys.
+            " {\"x\" : [1, {\"Event\": 2}], \"Event\": {\"System\": {}}, \"Event\" : { \"System\" : {\"EventID\" : 1 , \"Channel\":\"Microsoft-Windows-Sysmon/Operational\"} , \"EventData\": null, \"Extra\": \"s\\u00e9\", \"UserData\": {\"Inner\": {\"K\\u0020ey\": [true, -1.5e3], \"Channel\": \"c\"}}, \"System\": {\"EventID\": 12, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Provider\": {\"Name\": \"Microsoft-Windows-Sysmon\"}}} } ",
+        ] {
+            assert_eq!(flattened(text, true), flattened(text, false), "{text}");
+        }
+        // What the scanner leaves to serde_json: the same result or error through `split`.
+        assert!(scan_sections(r#"{"Event":{"System":{"EventID":01}}}"#).is_none());
+        assert!(matches!(split(r#"{"Event":{"System":{"EventID":01}}}"#), Err(FlatError::Json(_))));
+        assert!(scan_sections(r#"{"\u0045vent":{"System":{}}}"#).is_none());
+        assert!(split(r#"{"\u0045vent":{"System":{"EventID":1}}}"#).is_ok());
+        assert!(scan_sections(r#"{"Event":5,"Event":{"System":{"EventID":1}}}"#).is_none());
+        assert!(split(r#"{"Event":5,"Event":{"System":{"EventID":1}}}"#).is_ok());
     }
 
     #[test]

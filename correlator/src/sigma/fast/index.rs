@@ -6,7 +6,8 @@
 //! value (as the string matchers see it, lower-cased) contains the literal (`Sub`, from
 //! contains/startswith/endswith/wildcard literals), equals it (`Exact`), or the field is a
 //! number equal to an integer (`Num`). `and` picks the most selective side, `or` and
-//! `1 of` need every side to have a requirement and take their union; `not`, regexes,
+//! `1 of` need every side to have a requirement and take their union; an `|re` regex requires
+//! one of its prefixes (when finitely many and none empty); `not`, other regexes,
 //! `|exists`, null, comparisons, field references, placeholders and dotted paths give none.
 //! A keyword detection's literals are atoms of the pseudo field [`KEYWORD_FIELD`], matched
 //! against every string of the event in one pass per bucket. Literals longer than 16 bytes
@@ -21,8 +22,9 @@
 //! values only without `ſ`, so a prefilter miss always means "cannot match".
 
 use super::compile::{Cmp, Cond, Det, Item, Logic, Matcher, Quantifier, StrOp};
-use super::eval::{Doc, V, number_text, with_lower};
+use super::eval::{Doc, V, with_lower, with_number_text};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::collections::HashMap;
 
@@ -150,6 +152,7 @@ fn matcher_atoms(m: &Matcher) -> Option<Vec<Atom>> {
             let n: Box<str> = if *ci { needle.clone() } else { needle.to_ascii_lowercase().into() };
             Some(vec![if *op == StrOp::Exact { Atom::Exact(n) } else { Atom::Sub(n) }])
         }
+        Matcher::Regex { any: Some(any), .. } => Some(any.iter().map(|l| Atom::Sub(l.clone())).collect()),
         Matcher::Regex { literals, .. } => literals.iter().max_by_key(|l| l.len()).map(|l| vec![Atom::Sub(l.clone())]),
         Matcher::Num(Cmp::Eq, n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(vec![Atom::Num(*n as i64)]),
         Matcher::Set(set) => {
@@ -249,7 +252,8 @@ impl IndexBuilder {
     }
 
     pub fn build(self) -> Index {
-        let mut fields = HashMap::with_capacity(self.fields.len());
+        let mut fields = FxHashMap::default();
+        fields.reserve(self.fields.len());
         for (name, fb) in self.fields {
             let mut sub_rules = Vec::with_capacity(fb.subs.len());
             let mut pats = Vec::with_capacity(fb.subs.len());
@@ -310,14 +314,15 @@ struct FieldIndex {
     raw_safe: bool,
     ac: Option<AhoCorasick>,
     sub_rules: Vec<Box<[u32]>>,
-    exact: HashMap<Box<str>, Box<[u32]>>,
-    num: HashMap<i64, Box<[u32]>>,
+    exact: FxHashMap<Box<str>, Box<[u32]>>,
+    num: FxHashMap<i64, Box<[u32]>>,
     always: Vec<u32>,
 }
 
 /// The prefilter of one bucket.
 pub struct Index {
-    fields: HashMap<Box<str>, FieldIndex>,
+    /// Looked up by the event's field names: a fast hash (the keys come from the rules).
+    fields: FxHashMap<Box<str>, FieldIndex>,
     /// Keyword literals ([`KEYWORD_FIELD`]), matched against every string of the event.
     keywords: Option<FieldIndex>,
     always: Vec<u32>,
@@ -411,7 +416,7 @@ impl FieldIndex {
                     self.number(x, mark);
                 }
                 if self.ac.is_some() || !self.exact.is_empty() {
-                    self.text_only(&number_text(n), mark);
+                    with_number_text(n, |t| self.text_only(t, mark));
                 }
             }
             Value::Bool(b) => self.text_only(if *b { "true" } else { "false" }, mark),

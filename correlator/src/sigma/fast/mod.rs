@@ -16,6 +16,7 @@ pub mod compile;
 pub mod eval;
 pub mod flat;
 pub mod index;
+mod scan;
 
 use super::engine::{RuleMatch, SigmaEngine};
 use super::route::{RouteKey, Router};
@@ -139,7 +140,7 @@ pub struct FastEngine {
     prepared: HashMap<usize, Result<Logic, String>>,
     /// For the fast path from JSON text: each field name some rule looks up, with the
     /// (sorted) ids of the buckets of those rules.
-    field_buckets: HashMap<Box<str>, Vec<u32>>,
+    field_buckets: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
 }
 
 impl std::fmt::Debug for FastEngine {
@@ -177,7 +178,12 @@ pub struct IndexStats {
 
 impl FastEngine {
     pub fn new() -> Self {
-        FastEngine { rules: Vec::new(), router: Router::new(), prepared: HashMap::new(), field_buckets: HashMap::new() }
+        FastEngine {
+            rules: Vec::new(),
+            router: Router::new(),
+            prepared: HashMap::new(),
+            field_buckets: Default::default(),
+        }
     }
 
     pub fn index_stats(&self) -> IndexStats {
@@ -539,7 +545,7 @@ impl SigmaEngine for FastEngine {
             b.add(i as u32, req);
         }
         let mut out: Router<Bucket> = Router::new();
-        let mut field_buckets: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+        let mut field_buckets: rustc_hash::FxHashMap<Box<str>, Vec<u32>> = Default::default();
         let mut names = Vec::new();
         for (i, r) in self.rules.iter_mut().enumerate() {
             let Some(r) = r else { continue };
@@ -710,6 +716,19 @@ mod tests {
         assert!(!both(kw, json!({"X": 5})));
         assert!(both(&sel("        a.b: x"), json!({"a": [{"b": "X"}, {"b": "y"}]})));
         assert!(both(&sel("        a.b: x"), json!({"a.b": "x"})));
+    }
+
+    #[test]
+    fn regexes_found_through_their_prefixes_match_like_the_reference() {
+        let re = |p: &str| sel(&format!("        C|re: '{p}'"));
+        assert!(both(&re(r"ipconfig\s+/all"), json!({"C": "x ipconfig  /all"})));
+        assert!(!both(&re(r"ipconfig\s+/all"), json!({"C": "x IPCONFIG /all"})));
+        assert!(both(&re("a|bc+"), json!({"C": "xbccc"})));
+        assert!(both(&re("(?i)k1"), json!({"C": "x\u{212a}1"})), "Kelvin sign");
+        assert!(both(&re("(?i)wsass"), json!({"C": "W\u{17f}ASS"})), "long s");
+        assert!(both(&re("(?i)wsass"), json!({"C": "Ünicode WSAsS"})));
+        assert!(both(&re(".*x"), json!({"C": "abx"})));
+        assert!(both(&sel("        N|re: '^4[0-9]88$'"), json!({"N": 4688})), "numbers as text");
     }
 
     #[test]

@@ -1,0 +1,364 @@
+//! A byte scanner over JSON text for the fast path ([`super::flat`]): the entries of an object
+//! as (key, raw value text) pairs, every value validated as `serde_json` validates a value it
+//! skips (string escapes and control characters, number grammar, literals), nothing decoded
+//! but the keys that hold escapes, nothing allocated but the entry list.
+//!
+//! It answers `None` for whatever it does not handle the way `serde_json` would (invalid
+//! text, deep nesting, a key whose escapes do not decode): the caller then takes the
+//! `serde_json` path, which gives the same result or reports the error. So the scanner is
+//! never more lenient than `serde_json` and only ever faster.
+
+use std::borrow::Cow;
+
+/// Nesting deeper than this is left to `serde_json` (its recursion limit is 128).
+const MAX_DEPTH: usize = 96;
+
+/// An object's entries in text order: (key, the value's text without surrounding blanks).
+pub(crate) type Entries<'a> = Vec<(Cow<'a, str>, &'a str)>;
+
+struct Scanner<'a> {
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.i).copied()
+    }
+
+    fn blanks(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        if self.peek() == Some(c) {
+            self.i += 1;
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// A string starting at `self.i` (its opening quote); returns whether it holds escapes.
+    fn string(&mut self) -> Option<bool> {
+        self.eat(b'"')?;
+        let b = self.text.as_bytes();
+        let mut escaped = false;
+        loop {
+            // The plain run up to the next quote or backslash (SIMD search), which must hold
+            // no control character.
+            let rest = b.get(self.i..)?;
+            let run = memchr::memchr2(b'"', b'\\', rest)?;
+            if rest.get(..run)?.iter().fold(false, |bad, &c| bad | (c < 0x20)) {
+                return None;
+            }
+            self.i += run;
+            let c = *b.get(self.i)?;
+            self.i += 1;
+            match c {
+                b'"' => return Some(escaped),
+                b'\\' => {
+                    escaped = true;
+                    match *b.get(self.i)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 1,
+                        b'u' => {
+                            let hex = b.get(self.i + 1..self.i + 5)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return None;
+                            }
+                            self.i += 5;
+                        }
+                        _ => return None,
+                    }
+                }
+                0..=0x1f => return None,
+                _ => {}
+            }
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.i;
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+        self.i - start
+    }
+
+    /// A number, with `serde_json`'s grammar.
+    fn number(&mut self) -> Option<()> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek()? {
+            b'0' => {
+                self.i += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return None;
+                }
+            }
+            b'1'..=b'9' => {
+                self.digits();
+            }
+            _ => return None,
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if self.digits() == 0 {
+                return None;
+            }
+        }
+        Some(())
+    }
+
+    fn literal(&mut self, word: &str) -> Option<()> {
+        if self.text.as_bytes().get(self.i..self.i + word.len()) == Some(word.as_bytes()) {
+            self.i += word.len();
+            Some(())
+        } else {
+            None
+        }
+    }
+
+    /// Skips one value (after blanks); returns its text.
+    fn value(&mut self, depth: usize) -> Option<&'a str> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.blanks();
+        let start = self.i;
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' => {
+                self.i += 1;
+                self.blanks();
+                if self.eat(b'}').is_none() {
+                    loop {
+                        self.blanks();
+                        self.string()?;
+                        self.blanks();
+                        self.eat(b':')?;
+                        self.value(depth + 1)?;
+                        self.blanks();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b'}' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+            b'[' => {
+                self.i += 1;
+                self.blanks();
+                if self.eat(b']').is_none() {
+                    loop {
+                        self.value(depth + 1)?;
+                        self.blanks();
+                        match self.peek()? {
+                            b',' => self.i += 1,
+                            b']' => {
+                                self.i += 1;
+                                break;
+                            }
+                            _ => return None,
+                        }
+                    }
+                }
+            }
+            b't' => self.literal("true")?,
+            b'f' => self.literal("false")?,
+            b'n' => self.literal("null")?,
+            _ => self.number()?,
+        }
+        self.text.get(start..self.i)
+    }
+
+    /// The entries of the object starting at `self.i` (after blanks), in text order.
+    fn object(&mut self, depth: usize) -> Option<Entries<'a>> {
+        let mut out = Vec::with_capacity(16);
+        self.entries(depth, &mut |k, v, _| out.push((k, v)), false)?;
+        Some(out)
+    }
+
+    /// Calls `push` with each entry of the object starting at `self.i` (after blanks), in
+    /// text order; with `nested`, with the entries of each value that is an object too.
+    fn entries(
+        &mut self,
+        depth: usize,
+        push: &mut dyn FnMut(Cow<'a, str>, &'a str, Option<Entries<'a>>),
+        nested: bool,
+    ) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.blanks();
+        self.eat(b'{')?;
+        self.blanks();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            self.blanks();
+            let k0 = self.i;
+            let escaped = self.string()?;
+            let quoted = self.text.get(k0..self.i)?;
+            let key = if escaped {
+                // Rare: decoded (and checked) by serde_json.
+                Cow::Owned(serde_json::from_str::<String>(quoted).ok()?)
+            } else {
+                Cow::Borrowed(quoted.get(1..quoted.len() - 1)?)
+            };
+            self.blanks();
+            self.eat(b':')?;
+            self.blanks();
+            if nested && self.peek() == Some(b'{') {
+                let v0 = self.i;
+                let inner = self.object(depth + 1)?;
+                push(key, self.text.get(v0..self.i)?, Some(inner));
+            } else {
+                let v = self.value(depth + 1)?;
+                push(key, v, None);
+            }
+            self.blanks();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The entries of the JSON object `text` (the whole text, blanks around allowed), in text
+/// order; `None` when `text` is not an object the scanner handles (see the module).
+pub(crate) fn object(text: &str) -> Option<Entries<'_>> {
+    let mut s = Scanner { text, i: 0 };
+    let out = s.object(0)?;
+    s.blanks();
+    (s.i == text.len()).then_some(out)
+}
+
+/// An entry whose value may be an object, then with its entries too.
+pub(crate) type Nested<'a> = Vec<(Cow<'a, str>, &'a str, Option<Entries<'a>>)>;
+
+/// The entries of the object under key `key` of the top-level object `text` (the last
+/// occurrence of `key` wins, as in a map), each with its own entries when its value is an
+/// object, the whole text validated; `None` when the top level or that value is not an
+/// object, or as [`object`].
+pub(crate) fn object_under<'a>(text: &'a str, key: &str) -> Option<Nested<'a>> {
+    let mut s = Scanner { text, i: 0 };
+    s.blanks();
+    s.eat(b'{')?;
+    let mut found = None;
+    s.blanks();
+    if s.eat(b'}').is_none() {
+        loop {
+            s.blanks();
+            let k0 = s.i;
+            let escaped = s.string()?;
+            if escaped {
+                return None;
+            }
+            let k = text.get(k0 + 1..s.i - 1)?;
+            s.blanks();
+            s.eat(b':')?;
+            if k == key {
+                let mut v = Vec::with_capacity(8);
+                s.entries(1, &mut |k, raw, inner| v.push((k, raw, inner)), true)?;
+                found = Some(v);
+            } else {
+                s.value(1)?;
+            }
+            s.blanks();
+            match s.peek()? {
+                b',' => s.i += 1,
+                b'}' => {
+                    s.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    s.blanks();
+    if s.i != text.len() {
+        return None;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys<'a>(e: &'a Entries<'_>) -> Vec<(&'a str, &'a str)> {
+        e.iter().map(|(k, v)| (k.as_ref(), *v)).collect()
+    }
+
+    #[test]
+    fn entries_are_raw_value_texts_in_text_order() {
+        let Some(e) = object(r#" { "b" : [1, {"x":null}] , "a\u0020c":"q\"\\" , "n":-0.5e+3,"t":true } "#) else {
+            panic!("not scanned")
+        };
+        assert_eq!(keys(&e), [("b", r#"[1, {"x":null}]"#), ("a c", r#""q\"\\""#), ("n", "-0.5e+3"), ("t", "true")]);
+        assert_eq!(object("{}").map(|e| e.len()), Some(0));
+    }
+
+    #[test]
+    fn whatever_serde_json_rejects_is_not_scanned() {
+        for bad in [
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":-}"#,
+            r#"{"a":"x\q"}"#,
+            r#"{"a":"\u12G4"}"#,
+            "{\"a\":\"x\u{1}\"}",
+            r#"{"a":tru}"#,
+            r#"{"a":1,}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":1} x"#,
+            r#"{"a" 1}"#,
+            r#"{"a":1"#,
+            r#"{"\ud800":1}"#,
+        ] {
+            assert!(object(bad).is_none(), "{bad}");
+            assert!(serde_json::from_str::<serde_json::Value>(bad).is_err(), "serde_json accepts {bad}");
+        }
+        // Deep nesting is left to serde_json.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(120), "]".repeat(120));
+        assert!(object(&deep).is_none());
+    }
+
+    #[test]
+    fn the_object_under_a_key_is_found_and_the_last_occurrence_wins() {
+        let text = r#"{"x":[{"Event":1}],"Event":{"A":1},"Event":{"B":{"C":2}}}"#;
+        let Some(e) = object_under(text, "Event") else { panic!("not scanned") };
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].0.as_ref(), e[0].1), ("B", r#"{"C":2}"#));
+        assert_eq!(e[0].2.as_ref().map(keys), Some(vec![("C", "2")]));
+        assert!(object_under(r#"{"Event":1}"#, "Event").is_none());
+        assert!(object_under(r#"{"Other":{}}"#, "Event").is_none());
+        assert!(object_under(r#"[{"Event":{}}]"#, "Event").is_none());
+    }
+}
