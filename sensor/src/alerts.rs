@@ -10,6 +10,7 @@
 //! segment.
 
 use crate::app::http::TxData;
+use crate::app::http2::H2Tx;
 use crate::app::raw::RawSide;
 use crate::app::{AppProto, Direction, Parser};
 use crate::decode::{Packet, Transport};
@@ -69,7 +70,9 @@ pub(crate) fn packet_hits(
     insp.flow_id = f.id;
     insp.ts_micros = f.last;
     insp.ttl = Some(p.ttl);
-    insp.decode_events = p.events;
+    // the packet's decoder events and the stream events its segment raised
+    let stream_events = if matches!(p.transport, Transport::Tcp(_)) { f.tcp.events } else { 0 };
+    insp.decode_events = p.events | stream_events;
     insp.first_in_direction = f.pkts[usize::from(dir == Direction::ToClient)] == 1;
     insp.ip_proto = Some(p.proto);
     insp.flow_counts = Some((f.pkts, f.bytes));
@@ -166,9 +169,14 @@ pub(crate) fn packet_hits(
         ntp_ints = ints;
         insp.app_ints = &ntp_ints;
     }
+    // Kerberos, SNMP, SIP, MQTT, DNP3, ENIP, QUIC: each message of the packet is inspected as a
+    // transaction
+    let msg_hits = message_hits(det, f, p, sport, dport, &mut insp);
     insp.other = &other;
     let Some(raw) = raw else {
-        return keep_alerts(det.inspect(&insp));
+        let mut hits = keep_alerts(det.inspect(&insp));
+        hits.extend(msg_hits);
+        return hits;
     };
     // a TCP session: the stream rules inspect the direction's reassembled stream when it has a
     // chunk ready, the packet rules the segment (Suricata's DetectEngineInspectRulePayloadMatches)
@@ -176,13 +184,60 @@ pub(crate) fn packet_hits(
     let mut sids: Vec<u32> = Vec::new();
     // (a raw stream exists for sessions only: begun with a handshake, or picked up midstream)
     if raw.ready(closing(f)) {
-        stream_chunk_hits(det, &insp, raw, false, &mut hits, &mut sids);
+        let _ = stream_chunk_hits(det, &insp, raw, false, &mut hits, &mut sids);
     }
     if !p.payload.is_empty() {
         insp.payload_kind = detect::PayloadKind::StreamSegment;
     }
     insp.skip_sids = &sids;
     hits.extend(keep_alerts(det.inspect(&insp)));
+    hits.extend(msg_hits);
+    hits
+}
+
+/// The messages of a Kerberos, SNMP, SIP, MQTT, DNP3, EtherNet/IP or QUIC packet
+/// ([`crate::app::msg`]), each inspected as a transaction of its protocol; `insp` (the packet's
+/// inspection) gets the protocol when the flow's detection did not give one.
+fn message_hits(
+    det: &Detector,
+    f: &Flow,
+    p: &Packet<'_>,
+    sport: u16,
+    dport: u16,
+    insp: &mut Inspection<'_>,
+) -> Vec<Hit> {
+    let ctx = crate::app::msg::PacketCtx {
+        tcp: matches!(p.transport, Transport::Tcp(_)),
+        udp: matches!(p.transport, Transport::Udp(_)),
+        sport,
+        dport,
+        krb5_flow: f.app_proto == AppProto::Krb5,
+        to_server: insp.direction == detect::Direction::ToServer,
+    };
+    let Some((proto, msgs)) = crate::app::msg::messages(ctx, p.payload, &f.msg_state) else { return Vec::new() };
+    // a flow detected as another protocol is not read as this one
+    let detected = !matches!(f.app_proto, AppProto::Unknown | AppProto::Failed);
+    if detected && app_proto(f.app_proto) != Some(proto) {
+        return Vec::new();
+    }
+    insp.app_proto = Some(proto);
+    let mut hits = Vec::new();
+    for m in &msgs {
+        let mut bufs = m.bufs.clone();
+        bufs.extend(m.owned.iter().map(|(b, v)| (*b, v.as_slice())));
+        let tx = Inspection {
+            app_proto: Some(proto),
+            payload: &[],
+            other: &bufs,
+            app_ints: &m.ints,
+            app_events: m.events,
+            transaction: true,
+            payload_kind: detect::PayloadKind::Any,
+            skip_sids: &[],
+            ..*insp
+        };
+        hits.extend(keep_alerts(det.inspect(&tx)));
+    }
     hits
 }
 
@@ -207,7 +262,18 @@ pub(crate) fn stream_end_hits(det: &Detector, f: &Flow, dir: Direction, raw: &mu
     insp.ip_proto = Some(f.proto);
     insp.flow_counts = Some((f.pkts, f.bytes));
     let (mut hits, mut sids) = (Vec::new(), Vec::new());
-    stream_chunk_hits(det, &insp, raw, true, &mut hits, &mut sids);
+    let chunks = stream_chunk_hits(det, &insp, raw, true, &mut hits, &mut sids);
+    // firewall mode: the pseudo packet of an encrypted session still open (its data left
+    // unreassembled, as Suricata does after the handshake) goes through the packet tables and
+    // the rules even without stream data left
+    if chunks == 0
+        && det.firewall_mode()
+        && f.proto == 6
+        && f.tcp.state == crate::flow::TcpState::Established
+        && matches!(f.app_proto, AppProto::Ssh | AppProto::Tls)
+    {
+        hits.extend(keep_alerts(det.inspect(&insp)));
+    }
     hits
 }
 
@@ -220,8 +286,10 @@ fn stream_chunk_hits(
     eof: bool,
     hits: &mut Vec<Hit>,
     sids: &mut Vec<u32>,
-) {
+) -> usize {
+    let mut chunks = 0;
     raw.take(eof, &mut |chunk| {
+        chunks += 1;
         let s = Inspection { payload: chunk, payload_kind: detect::PayloadKind::Stream, ..*insp };
         for h in keep_alerts(det.inspect(&s)) {
             if !sids.contains(&h.sid) {
@@ -230,6 +298,7 @@ fn stream_chunk_hits(
             }
         }
     });
+    chunks
 }
 
 /// Rules that match a packet inspected without a flow: one that decodes only up to its IP
@@ -346,6 +415,7 @@ fn http_tx_data<'f>(f: &'f Flow, e: &Event) -> Option<&'f TxData> {
     let id = e.extra.get("tx_id")?.as_u64()?;
     match f.app.as_ref()?.parser.as_ref()? {
         Parser::Http(p) => p.tx_data(id),
+        Parser::Http2(p) => p.h1_tx_data(id),
         _ => None,
     }
 }
@@ -455,6 +525,20 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
     match e.event_type {
         EventType::Http => {
             let Some(h) = &e.http else { return Vec::new() };
+            if h.protocol.as_deref() == Some("HTTP/2")
+                && let Some(Parser::Http2(p)) = f.app.as_ref().and_then(|a| a.parser.as_ref())
+                && let Some(id) = insp.tx_id
+                && p.h1_tx_data(id).is_none()
+            {
+                // an HTTP/2 transaction no longer kept (too many finished at once) is not inspected
+                let Some(tx) = p.tx(id) else {
+                    metrics::counter!("soc_sensor_http2_tx_not_inspected_total").increment(1);
+                    tracing::debug!(tx_id = id, "HTTP/2 transaction no longer kept: not inspected");
+                    return Vec::new();
+                };
+                insp.app_proto = detect::AppProto::from_name(if p.is_doh() { "doh2" } else { "http2" });
+                return http2_hits(det, &insp, tx, request_only(e));
+            }
             insp.app_proto = detect::AppProto::from_name("http");
             let data = http_tx_data(f, e);
             let req_h: HeaderList<'_> = data.map(|d| pairs(&d.request_headers)).unwrap_or_default();
@@ -474,7 +558,10 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             insp.http_host = host_lc.as_deref().map(str::as_bytes);
             insp.http_user_agent = h.http_user_agent.as_deref().map(str::as_bytes);
             insp.http_cookie = header(&req_h, "cookie");
-            let req_events = http_request_events(&req_h);
+            let mut req_events = http_request_events(&req_h);
+            if data.is_some_and(|d| d.request_field_too_long) {
+                req_events |= detect::AppEvent::HttpRequestFieldTooLong.bit();
+            }
             insp.app_events = req_events;
             let have_req_headers = !req_h.is_empty();
             if have_req_headers {
@@ -728,8 +815,16 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             if anomalies.certificate_invalid_length {
                 events |= detect::AppEvent::TlsCertificateInvalidLength.bit();
             }
+            // tls.cert_chain_len: the server's chain, while the parser is alive
+            let chain = tls_parser
+                .map(|p| p.certificates().len() as u64)
+                .filter(|&n| n > 0)
+                .map(|n| [(detect::AppInt::TlsCertChainLen, n)]);
             if !rother.is_empty() || events != 0 {
                 let mut r = to_client(&insp, &rother);
+                if let Some(c) = &chain {
+                    r.app_ints = c;
+                }
                 r.app_events = events;
                 r.app_proto = insp.app_proto;
                 r.established = insp.established;
@@ -743,6 +838,258 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
         }
         _ => Vec::new(),
     }
+}
+
+/// Rules that match one side of an SMB or DCERPC transaction (see
+/// [`crate::app::dcerpc::TxInspect`]): `smb.*`, `dcerpc.*` and SMB `file.data`.
+pub(crate) fn inspect_tx_hits(det: &Detector, f: &Flow, t: &crate::app::dcerpc::TxInspect, ts_micros: i64) -> Vec<Hit> {
+    use detect::Buffer as B;
+    let mut other: Vec<(B, &[u8])> = Vec::new();
+    for (b, v) in [
+        (B::DcerpcStubData, &t.stub),
+        (B::SmbShare, &t.share),
+        (B::SmbNamedPipe, &t.named_pipe),
+        (B::FileData, &t.file_data),
+        (B::SmbNtlmsspUser, &t.ntlmssp_user),
+        (B::SmbNtlmsspDomain, &t.ntlmssp_domain),
+    ] {
+        if let Some(v) = v {
+            other.push((b, v.as_slice()));
+        }
+    }
+    let ints = t.smb_version.map(|v| [(detect::AppInt::SmbVersion, u64::from(v))]);
+    let base = Inspection::new(
+        transport(f.proto),
+        f.client,
+        f.client_port,
+        f.server,
+        f.server_port,
+        detect::Direction::ToServer,
+        &[],
+    );
+    let mut insp = match t.dir {
+        Direction::ToClient => to_client(&base, &other),
+        Direction::ToServer => Inspection { other: &other, ..base },
+    };
+    insp.established = established(f);
+    insp.app_proto = app_proto(t.proto);
+    insp.flow_id = f.id;
+    insp.ts_micros = ts_micros;
+    insp.transaction = true;
+    if let Some(i) = &ints {
+        insp.app_ints = i;
+    }
+    insp.dce = t.dce.as_ref();
+    insp.app_events = t.app_events;
+    keep_alerts(det.inspect(&insp))
+}
+
+/// Buffers of one side of an HTTP/2 transaction, as Suricata builds them from the decoded
+/// header fields (pseudo-headers included).
+struct Http2Side {
+    header: Vec<u8>,
+    header_raw: Vec<u8>,
+    header_names: Vec<u8>,
+    lines: Vec<Vec<u8>>,
+}
+
+fn http2_side(hs: &[(&[u8], &[u8])], dir: detect::Direction) -> Http2Side {
+    let header = detect::http_header_buffer(dir, hs.iter().copied());
+    let mut header_raw = Vec::new();
+    let mut header_names = b"\r\n".to_vec();
+    let mut lines = Vec::with_capacity(hs.len());
+    for (n, v) in hs {
+        header_raw.extend_from_slice(n);
+        header_raw.extend_from_slice(b": ");
+        header_raw.extend_from_slice(v);
+        header_raw.extend_from_slice(b"\r\n");
+        header_names.extend_from_slice(n);
+        header_names.extend_from_slice(b"\r\n");
+        lines.push([*n, b": ", *v].concat());
+    }
+    header_names.extend_from_slice(b"\r\n");
+    Http2Side { header, header_raw, header_names, lines }
+}
+
+/// `frame:http2.hdr`, `.data` and `.pdu` of each frame.
+fn frame_buffers(frames: &[Vec<u8>]) -> impl Iterator<Item = (detect::Buffer, &[u8])> {
+    use detect::Buffer as B;
+    frames.iter().flat_map(|f| {
+        let (hdr, data) = f.split_at(f.len().min(9));
+        [(B::Http2FrameHdr, hdr), (B::Http2FrameData, data), (B::Http2FramePdu, f.as_slice())]
+    })
+}
+
+/// The EVE form of a DNS-over-HTTPS message (for its names).
+fn doh_dns(msg: Option<&[u8]>) -> Option<soc_model::Dns> {
+    let m = crate::app::dns::parse_message(msg?).ok()?;
+    Some(crate::app::dns::to_eve(&m, 0))
+}
+
+/// The app-layer events of an HTTP/2 request: userinfo in `:authority`, and an `:authority`
+/// whose host differs from the `host` header's.
+fn http2_request_events(tx: &H2Tx) -> u64 {
+    use crate::app::Direction as D;
+    use crate::app::http2::host_of;
+    let mut events = 0;
+    let Some(authority) = tx.header(D::ToServer, ":authority") else { return 0 };
+    if authority.contains(&b'@') {
+        events |= detect::AppEvent::Http2UserinfoInUri.bit();
+    }
+    if let Some(host) = tx.header(D::ToServer, "host")
+        && !host_of(authority).eq_ignore_ascii_case(host_of(host))
+    {
+        events |= detect::AppEvent::Http2AuthorityHostMismatch.bit();
+    }
+    events
+}
+
+/// Rules that match one HTTP/2 transaction ([`crate::app::http2`]): the request side at its
+/// request record (or with the final record when it had none), the response side with the
+/// final record; a global (stream 0) transaction's two sides at once. http.* buffers as
+/// Suricata maps them for HTTP/2, `http2.frametype`, and the dns.* buffers of a DNS-over-HTTPS
+/// message.
+fn http2_hits(det: &Detector, base: &Inspection<'_>, tx: &H2Tx, request_record: bool) -> Vec<Hit> {
+    use crate::app::Direction as D;
+    use detect::Buffer as B;
+    const PROTO: &[u8] = b"HTTP/2";
+    let mut hits = Vec::new();
+    let frame_ints = |d: usize| -> Vec<(detect::AppInt, u64)> {
+        use detect::AppInt as I;
+        let mut v: Vec<(I, u64)> = tx.frames[d].iter().map(|&t| (I::Http2FrameType, u64::from(t))).collect();
+        v.extend(tx.error_codes[d].iter().map(|&c| (I::Http2ErrorCode, u64::from(c))));
+        v.extend(tx.windows[d].iter().map(|&w| (I::Http2Window, u64::from(w))));
+        v.extend(tx.priorities[d].iter().map(|&p| (I::Http2Priority, u64::from(p))));
+        v.extend(tx.size_updates[d].iter().map(|&u| (I::Http2SizeUpdate, u)));
+        v.extend(tx.settings[d].iter().map(|&x| (I::Http2Settings, x)));
+        v
+    };
+    if request_record || !tx.request_handed() {
+        let hs = pairs(&tx.request_headers);
+        let side = http2_side(&hs, detect::Direction::ToServer);
+        let method = tx.header(D::ToServer, ":method");
+        let path = tx.header(D::ToServer, ":path");
+        let authority = tx.header(D::ToServer, ":authority");
+        let host = authority.map(|a| crate::app::http2::host_of(a).to_ascii_lowercase());
+        let request_line = (method.is_some() || path.is_some())
+            .then(|| [method.unwrap_or_default(), b" ", path.unwrap_or_default(), b" HTTP/2"].concat());
+        let body = decoded_body(header(&hs, "content-encoding"), &tx.request_body);
+        let dns = doh_dns(tx.dns_request.as_deref());
+        let queries: Vec<&[u8]> = dns
+            .as_ref()
+            .map(|d| d.queries.iter().filter_map(|q| q.rrname.as_deref()).map(str::as_bytes).collect())
+            .unwrap_or_default();
+        let ints = frame_ints(0);
+        let mut insp = *base;
+        insp.app_ints = &ints;
+        insp.http_uri = path;
+        insp.http_method = method;
+        insp.http_host = host.as_deref();
+        insp.http_user_agent = tx.header(D::ToServer, "user-agent");
+        insp.http_cookie = tx.header(D::ToServer, "cookie");
+        if !hs.is_empty() {
+            insp.http_headers = Some(&side.header);
+        }
+        if !tx.request_body.is_empty() {
+            insp.http_request_body = Some(body.as_deref().unwrap_or(&tx.request_body));
+        }
+        insp.dns_query = queries.first().copied();
+        insp.app_events = http2_request_events(tx);
+        let mut other: Vec<(B, &[u8])> = vec![(B::HttpProtocol, PROTO)];
+        if let Some(l) = &request_line {
+            other.push((B::HttpRequestLine, l));
+        }
+        if let Some(p) = path {
+            other.push((B::HttpUriRaw, p));
+        }
+        if let Some(a) = authority {
+            other.push((B::HttpHostRaw, a));
+        }
+        if !hs.is_empty() {
+            other.extend([(B::HttpHeaderRaw, side.header_raw.as_slice()), (B::HttpHeaderNames, &side.header_names)]);
+        }
+        other.extend(side.lines.iter().map(|l| (B::HttpRequestHeader, l.as_slice())));
+        for (b, name) in [
+            (B::HttpReferer, "referer"),
+            (B::HttpAccept, "accept"),
+            (B::HttpAcceptEnc, "accept-encoding"),
+            (B::HttpAcceptLang, "accept-language"),
+            (B::HttpContentType, "content-type"),
+            (B::HttpContentLen, "content-length"),
+        ] {
+            if let Some(v) = tx.header(D::ToServer, name) {
+                other.push((b, v));
+            }
+        }
+        other.extend(queries.iter().map(|q| (B::DnsQueriesRrname, *q)));
+        other.extend(frame_buffers(&tx.raw_frames[0]));
+        other.extend(tx.request_headers.iter().map(|(n, _)| (B::Http2HeaderName, n.as_slice())));
+        insp.other = &other;
+        hits.extend(keep_alerts(det.inspect(&insp)));
+    }
+    if request_record && !tx.global {
+        return hits;
+    }
+    let hs = pairs(&tx.response_headers);
+    let side = http2_side(&hs, detect::Direction::ToClient);
+    let status = tx.header(D::ToClient, ":status");
+    let response_line = status.map(|s| [b"HTTP/2 ", s, b"\r\n"].concat());
+    let body = decoded_body(header(&hs, "content-encoding"), &tx.response_body);
+    let dns = doh_dns(tx.dns_response.as_deref());
+    let names = |f: fn(&soc_model::Dns) -> Vec<&[u8]>| dns.as_ref().map(f).unwrap_or_default();
+    let queries = names(|d| d.queries.iter().filter_map(|q| q.rrname.as_deref()).map(str::as_bytes).collect());
+    let answers = names(|d| dns_names(d.answers.as_deref()));
+    let authorities = names(|d| dns_names(d.authorities.as_deref()));
+    let additionals = names(|d| dns_names(d.additionals.as_deref()));
+    let ints = frame_ints(1);
+    // http.stat_msg: HTTP/2 has no reason phrase, an empty buffer
+    let mut rother: Vec<(B, &[u8])> = vec![(B::HttpProtocol, PROTO), (B::HttpStatMsg, b"")];
+    if let Some(l) = &response_line {
+        rother.push((B::HttpResponseLine, l));
+    }
+    if !tx.response_body.is_empty() {
+        let b = body.as_deref().unwrap_or(&tx.response_body);
+        rother.extend([(B::HttpResponseBody, b), (B::FileData, b)]);
+    }
+    if !hs.is_empty() {
+        rother.extend([(B::HttpHeaderRaw, side.header_raw.as_slice()), (B::HttpHeaderNames, &side.header_names)]);
+    }
+    rother.extend(side.lines.iter().map(|l| (B::HttpResponseHeader, l.as_slice())));
+    for (b, name) in [
+        (B::HttpLocation, "location"),
+        (B::HttpServer, "server"),
+        (B::HttpContentType, "content-type"),
+        (B::HttpContentLen, "content-length"),
+    ] {
+        if let Some(v) = tx.header(D::ToClient, name) {
+            rother.push((b, v));
+        }
+    }
+    rother.extend(frame_buffers(&tx.raw_frames[1]));
+    rother.extend(tx.response_headers.iter().map(|(n, _)| (B::Http2HeaderName, n.as_slice())));
+    if dns.is_some() {
+        rother.extend(queries.iter().map(|n| (B::DnsQueriesRrname, *n)));
+        rother.extend(answers.iter().map(|n| (B::DnsAnswersRrname, *n)));
+        rother.extend(authorities.iter().map(|n| (B::DnsAuthoritiesRrname, *n)));
+        rother.extend(additionals.iter().map(|n| (B::DnsAdditionalsRrname, *n)));
+        let all = queries.iter().chain(&answers).chain(&authorities).chain(&additionals);
+        rother.extend(all.map(|n| (B::DnsResponseRrname, *n)));
+    }
+    let mut r = to_client(base, &rother);
+    r.app_proto = base.app_proto;
+    r.established = base.established;
+    r.transaction = true;
+    r.flow_id = base.flow_id;
+    r.tx_id = base.tx_id;
+    r.ts_micros = base.ts_micros;
+    r.app_ints = &ints;
+    r.http_stat_code = status;
+    r.http_cookie = tx.header(D::ToClient, "set-cookie");
+    if !hs.is_empty() {
+        r.http_headers = Some(&side.header);
+    }
+    hits.extend(keep_alerts(det.inspect(&r)));
+    hits
 }
 
 /// `pass` hits stop inspection; they are not alerts (unless the rule has the `alert` keyword).
@@ -794,6 +1141,9 @@ pub(crate) fn alert_from_transaction(tx: &Event, h: &Hit) -> Event {
     e.sensor = tx.sensor.clone();
     e.segment = tx.segment.clone();
     e.app_proto = Some(tx.event_type.to_string());
+    if tx.http.as_ref().is_some_and(|h| h.protocol.as_deref() == Some("HTTP/2")) {
+        e.app_proto = Some("http2".into());
+    }
     e.http = tx.http.clone();
     e.dns = tx.dns.clone();
     e.tls = tx.tls.clone();
@@ -1020,6 +1370,35 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
     }
 
     #[test]
+    fn sip_and_snmp_messages_are_inspected_as_transactions_of_their_protocol() {
+        let rules = "alert sip any any -> any any (flow:to_server; sip.method; content:\"INVITE\"; sid:1;)\n\
+                     alert sip any any -> any any (sip.stat_code; content:\"200\"; sid:2;)\n\
+                     alert snmp any any -> any any (snmp.version:2; snmp.community; content:\"public\"; sid:3;)\n\
+                     alert sip any any -> any any (sip.method; content:\"BYE\"; sid:4;)\n";
+        let (det, errors) = Detector::from_rules(rules, "msg.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let (c, d) = (Host::v4([10, 0, 0, 5]), Host::v4([10, 0, 0, 60]));
+        let invite = b"INVITE sip:bob@x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n";
+        let ok = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n";
+        // SNMPv2c get-request, community "public"
+        let snmp = [
+            0x30, 0x19, 0x02, 0x01, 0x01, 0x04, 0x06, b'p', b'u', b'b', b'l', b'i', b'c', 0xa0, 0x0c, 0x02, 0x01, 0x01,
+            0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x30, 0x01, 0x00,
+        ];
+        let frames = vec![
+            synth::udp_frame(&c, 5060, &d, 5060, invite),
+            synth::udp_frame(&d, 5060, &c, 5060, ok),
+            synth::udp_frame(&c, 40000, &d, 161, &snmp),
+            // the same SIP message on other ports is not SIP
+            synth::udp_frame(&c, 7000, &d, 7001, invite),
+        ];
+        let out = run(&mut s, frames);
+        let sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        assert_eq!(sids, [1, 2, 3], "{out:?}");
+    }
+
+    #[test]
     fn decode_event_rules_match_packets_with_the_event_and_unknown_events_are_rejected() {
         let rules = "alert ipv6 any any -> any any (decode-event:ipv6.exthdr_useless_fh; sid:1;)\n\
                      alert ipv6 any any -> any any (decode-event:ipv6.exthdr_dupl_fh; sid:2;)\n";
@@ -1043,6 +1422,39 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
         );
         assert_eq!(errors.len(), 1);
         assert!(errors[0].reason.contains("'ipv4.opt_invalid' not supported"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn stream_event_rules_see_syn_floods_and_the_session_follows_the_latest_syn() {
+        let rules = "alert tcp any any -> any any (stream-event:3whs_syn_flood; sid:1;)\n\
+                     alert http any any -> any any (http.method; content:\"POST\"; sid:2;)\n";
+        let (det, errors) = Detector::from_rules(rules, "events.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut s = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let mut t = synth::TcpSession::new(synth::Host::v4([10, 0, 0, 1]), 40000, synth::Host::v4([10, 0, 0, 2]), 80);
+        let mut frames = Vec::new();
+        // 14 SYNs with new sequence numbers: 10 are queued, 3 beyond the queue are floods
+        for i in 0..14u32 {
+            t.cseq = 1000 + i * 100_000;
+            frames.push(t.client_segment(synth::flags::SYN, &[]));
+        }
+        frames.push(t.server_segment(synth::flags::SYN | synth::flags::ACK, &[]));
+        frames.push(t.client_segment(synth::flags::ACK, &[]));
+        frames.push(t.client_send(&synth::http_request("POST", "example.com", "/", &[])));
+        frames.push(t.server_send(&synth::http_response(200, "OK", "text/plain", b"ok")));
+        frames.extend(t.close());
+        let out = run(&mut s, frames);
+        let sids: Vec<u64> = out.iter().filter_map(|e| e.alert.as_ref()).filter_map(|a| a.signature_id).collect();
+        assert_eq!(sids.iter().filter(|&&x| x == 1).count(), 3, "{sids:?}");
+        assert_eq!(sids.iter().filter(|&&x| x == 2).count(), 1, "{sids:?}");
+
+        let (_, errors) = Detector::from_rules(
+            "alert tcp any any -> any any (stream-event:no_such_event; sid:3;)\n",
+            "events.rules",
+            &Vars::default(),
+        );
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].reason.contains("'no_such_event' not supported"), "{}", errors[0]);
     }
 
     #[test]
@@ -1234,10 +1646,74 @@ pass http any any -> any any (msg:"pass allowed host"; http.host; content:"allow
             |sid: u64| out.iter().filter(|e| e.alert.as_ref().and_then(|a| a.signature_id) == Some(sid)).count();
         assert_eq!((count(1), count(2), count(3)), (2, 1, 3), "SYN and SYN-ACK; the SYN; every empty packet");
         let (_, errors) = Detector::from_rules(
-            "alert http1:request_line any any -> any any (sid:4;)\n",
+            "alert http1:request_body any any -> any any (sid:4;)\n",
             "hooks.rules",
             &Vars::default(),
         );
         assert!(errors[0].reason.contains("protocol hooks"), "{errors:?}");
+    }
+
+    /// One HTTP/2 frame (RFC 9113 section 4.1).
+    fn h2_frame(ftype: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+        let mut f = (payload.len() as u32).to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[ftype, flags]);
+        f.extend_from_slice(&stream.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn http2_prior_knowledge_streams_match_http_and_http2_keywords_and_doh_dns_keywords() {
+        let rules = r#"
+alert http2 any any -> any any (http.uri; content:"/dns-query"; sid:10;)
+alert http1 any any -> any any (http.uri; content:"/dns-query"; sid:11;)
+alert http2 any any -> any any (http2.frametype:PING; sid:12;)
+alert http2 any any -> any any (http2.window:>1000; sid:13;)
+alert http2 any any -> any any (http2.header_name; content:"x-test"; sid:14;)
+alert doh2 any any -> any any (dns.query; content:"www.example.com"; sid:15;)
+alert http2 any any -> any any (http.stat_code; content:"200"; http.response_line; content:"HTTP/2 200|0d 0a|"; sid:16;)
+alert http2 any any -> any any (frame:http2.hdr; content:"|00 00 08 06|"; startswith; sid:17;)
+alert http2 any any -> any any (http.header_names; strip_pseudo_headers; content:"|0d 0a|x-test|0d 0a|"; startswith; sid:18;)
+alert http2 any any -> any any (http2.settings:SETTINGS_MAX_CONCURRENT_STREAMS>50; sid:19;)
+alert http2 any any -> any any (http2.settings:SETTINGS_MAX_CONCURRENT_STREAMS<50; sid:20;)
+alert http2 any any -> any any (http2.settings:SETTINGS_ENABLE_PUSH; sid:21;)
+"#;
+        let (det, errors) = Detector::from_rules(rules, "test.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut sensor = Sensor::new(SensorOptions::default()).with_detector(Arc::new(det));
+        let mut s = TcpSession::new(Host::v4([10, 0, 0, 5]), 50001, Host::v4([10, 0, 0, 80]), 80);
+        let mut frames = s.handshake();
+        // GET /dns-query?dns=<www.example.com A>, :authority dns.example, x-test: 1 (literal fields)
+        let mut block = vec![0x82, 0x86];
+        let path = b"/dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB";
+        block.extend_from_slice(&[0x04, path.len() as u8]);
+        block.extend_from_slice(path);
+        block.extend_from_slice(b"\x01\x0bdns.example\x00\x06x-test\x011");
+        let mut ts = crate::app::http2::PREFACE.to_vec();
+        ts.extend(h2_frame(4, 0, 0, &[0, 3, 0, 0, 0, 100]));
+        ts.extend(h2_frame(8, 0, 0, &5000u32.to_be_bytes()));
+        ts.extend(h2_frame(1, 0x5, 1, &block));
+        frames.push(s.client_send(&ts));
+        let mut tc = h2_frame(4, 0, 0, &[]);
+        tc.extend(h2_frame(1, 0x4, 1, &[0x88]));
+        tc.extend(h2_frame(0, 0x1, 1, b"\x00\x01\x81\x80\x00\x00\x00\x00\x00\x00\x00\x00"));
+        tc.extend(h2_frame(6, 0, 0, &[0; 8]));
+        frames.push(s.server_send(&tc));
+        frames.extend(s.close());
+        let out = run(&mut sensor, frames);
+        let count =
+            |sid: u64| out.iter().filter(|e| e.alert.as_ref().is_some_and(|a| a.signature_id == Some(sid))).count();
+        assert_eq!(count(10), 1, "the stream's request");
+        assert_eq!(count(11), 0, "http1 rules do not match HTTP/2");
+        assert_eq!(count(12), 1, "the PING frame is a stream-0 transaction of its own");
+        assert_eq!(count(13), 1);
+        assert_eq!(count(14), 1);
+        assert_eq!(count(15), 1, "the DNS query of the DoH GET");
+        assert_eq!(count(16), 1);
+        assert_eq!(count(17), 1);
+        assert_eq!(count(18), 1);
+        assert_eq!((count(19), count(20), count(21)), (1, 0, 0), "settings compared by id and value");
+        let flow = out.iter().find(|e| e.event_type == EventType::Flow);
+        assert_eq!(flow.and_then(|f| f.app_proto.as_deref()), Some("http2"));
     }
 }

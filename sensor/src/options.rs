@@ -34,6 +34,17 @@ pub struct SensorOptions {
     pub applayer_anomalies: bool,
     /// Parse app layers of TCP flows whose SYN was not seen (Suricata's `stream.midstream`).
     pub midstream: bool,
+    /// Suricata's `packet-alert-max`: the alerts kept per packet (its transactions included),
+    /// those of the rules first in the evaluation order; the others are discarded (counted in
+    /// `sensor_alerts_discarded_total`), their actions still apply. 0: no limit.
+    pub packet_alert_max: usize,
+    /// Suricata's exception policy `pass-flow` or `bypass` for a TCP session picked up
+    /// midstream (`stream.midstream-policy`, or the master `exception-policy`), with or without
+    /// midstream pick-up: the rules do not inspect the flow.
+    pub midstream_pass: bool,
+    /// Suricata's `stream.inline`: SMB and DCERPC transactions are inspected at the packet
+    /// completing them, not (IDS mode) at the next packet of their direction.
+    pub stream_inline: bool,
     /// Compute Community ID (v1, seed 0) for flow-bound records.
     pub community_id: bool,
 }
@@ -52,6 +63,9 @@ impl Default for SensorOptions {
             decode_anomalies: true,
             applayer_anomalies: true,
             midstream: false,
+            midstream_pass: false,
+            packet_alert_max: 15,
+            stream_inline: false,
             community_id: true,
         }
     }

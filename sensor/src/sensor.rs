@@ -408,6 +408,15 @@ impl Sensor {
         let d = dir.index();
         f.pkts[d] += 1;
         f.bytes[d] += frame_len as u64;
+        // Suricata's exception policy for a TCP session picked up midstream (pass-flow,
+        // bypass): the rules do not inspect the flow
+        if self.opts.midstream_pass
+            && f.pkts[0] + f.pkts[1] == 1
+            && matches!(p.transport, Transport::Tcp(t) if !t.has(tcp_flags::SYN) || t.has(tcp_flags::ACK))
+            && let Some(det) = &self.detector
+        {
+            det.pass_flow(f.id);
+        }
         if now > f.last {
             f.last = now;
         }
@@ -416,7 +425,20 @@ impl Sensor {
         let mut app_done = false;
         match p.transport {
             Transport::Tcp(t) => {
-                f.tcp.update(dir, t.flags, t.seq);
+                // a segment the session setup ignores (Suricata's SYN_SENT checks) reaches
+                // neither the state nor the streams
+                let in_session = f.tcp.accepts(dir, t.flags, t.seq);
+                f.tcp.events = 0;
+                f.tcp.restarted = false;
+                if in_session {
+                    f.tcp.update(dir, t.flags, t.seq);
+                }
+                if f.tcp.restarted {
+                    // a client SYN with a new sequence number before the handshake completed:
+                    // the streams start over from it
+                    f.app = None;
+                    f.raw = None;
+                }
                 // Like Suricata, flags are those of the TCP session (none without a SYN).
                 if f.tcp.has_session() || midstream {
                     f.tcp_flags[d] |= t.flags;
@@ -430,7 +452,10 @@ impl Sensor {
                     f.app = Some(Box::new(AppSession::new(&self.reassembly)));
                 }
                 // raw stream inspection by the rule engine (see crate::app::raw)
-                if self.detector.as_ref().is_some_and(|d| !d.is_ips()) && (f.tcp.has_session() || midstream) {
+                if in_session
+                    && self.detector.as_ref().is_some_and(|d| !d.is_ips())
+                    && (f.tcp.has_session() || midstream)
+                {
                     let ack = t.has(tcp_flags::ACK).then_some(t.ack);
                     f.raw.get_or_insert_with(Default::default).on_segment(
                         dir,
@@ -440,7 +465,10 @@ impl Sensor {
                         p.payload,
                     );
                 }
-                if let Some(app) = f.app.as_mut() {
+                if in_session && let Some(app) = f.app.as_mut() {
+                    if let Some(p) = app.parser.as_mut() {
+                        p.take_deferred(dir, &mut recs);
+                    }
                     let ack = t.has(tcp_flags::ACK).then_some(t.ack);
                     app.on_tcp_segment(
                         dir,
@@ -452,12 +480,23 @@ impl Sensor {
                         p.payload,
                         &mut recs,
                     );
+                    if self.opts.stream_inline
+                        && let Some(p) = app.parser.as_mut()
+                    {
+                        p.take_deferred(dir, &mut recs);
+                        p.take_deferred(dir.other(), &mut recs);
+                    }
                     if app.proto != AppProto::Unknown {
                         f.app_proto = app.proto;
                     }
                     if app.done {
                         for (g, s) in f.stream_gap.iter_mut().zip(&app.streams) {
                             *g |= s.has_gap();
+                        }
+                        // held SMB/DCERPC transactions are inspected before the parser goes
+                        if let Some(p) = app.parser.as_mut() {
+                            p.take_deferred(dir, &mut recs);
+                            p.take_deferred(dir.other(), &mut recs);
                         }
                         app_done = true;
                     }
@@ -513,6 +552,7 @@ impl Sensor {
                 }
             }
         }
+        let alerts_from = out.len();
         if !recs.is_empty() {
             let pkt_no = self.pkt_no;
             // Re-borrow: records need the flow's identity.
@@ -520,6 +560,13 @@ impl Sensor {
             let mut events = Vec::with_capacity(recs.len());
             if let Some(f) = self.table.get_mut(idx) {
                 for r in recs.drain(..) {
+                    // SMB and DCERPC transactions: inspected, not logged
+                    if let AppRecord::Inspect(t) = &r {
+                        if let Some(det) = &self.detector {
+                            inspect_alerts(&self.opts, det, f, t, now, Some(pkt_no), &mut self.stats, &mut events);
+                        }
+                        continue;
+                    }
                     if let Some(e) = app_event(&self.opts, f, r, now, Some(pkt_no), &mut self.stats) {
                         if let Some(det) = &self.detector {
                             for h in crate::alerts::transaction_hits(det, f, &e) {
@@ -569,12 +616,17 @@ impl Sensor {
                 out.push(e);
             }
         }
+        if let Some(det) = &self.detector {
+            let discarded = cap_packet_alerts(det, self.opts.packet_alert_max, out, alerts_from);
+            self.stats.records.alert = self.stats.records.alert.saturating_sub(discarded);
+        }
         if state_changed {
             self.table.rearm(lk.idx);
         }
     }
 
     fn finish_flow(&mut self, mut f: Flow, reason: EndReason, now: i64, out: &mut Vec<Event>) {
+        let alerts_from = out.len();
         if let Some(mut app) = f.app.take() {
             let mut recs = Vec::new();
             app.on_close(&mut recs);
@@ -588,6 +640,12 @@ impl Sensor {
             // headers and bodies live in it)
             f.app = Some(app);
             for r in recs {
+                if let AppRecord::Inspect(t) = &r {
+                    if let Some(det) = &self.detector {
+                        inspect_alerts(&self.opts, det, &mut f, t, now, None, &mut self.stats, out);
+                    }
+                    continue;
+                }
                 if let Some(e) = app_event(&self.opts, &mut f, r, now, None, &mut self.stats) {
                     if let Some(det) = &self.detector {
                         for h in crate::alerts::transaction_hits(det, &f, &e) {
@@ -606,7 +664,7 @@ impl Sensor {
         // what is left of the raw streams is inspected at the end (Suricata's stream-end
         // pseudo packets)
         if let Some(det) = &self.detector
-            && let Some(mut raw) = f.raw.take()
+            && let Some(mut raw) = f.raw.take().or_else(|| det.firewall_mode().then(Default::default))
         {
             let dropped: u64 = raw.sides.iter().map(|s| s.dropped_segments).sum();
             if dropped > 0 {
@@ -630,6 +688,9 @@ impl Sensor {
             }
         }
         if let Some(det) = &self.detector {
+            // the alerts of the flow's end (Suricata's pseudo packets) are capped as a packet's
+            let discarded = cap_packet_alerts(det, self.opts.packet_alert_max, out, alerts_from);
+            self.stats.records.alert = self.stats.records.alert.saturating_sub(discarded);
             // the flow's flowbits/flowint state goes with it
             det.end_flow(f.id);
         }
@@ -637,6 +698,39 @@ impl Sensor {
         self.stats.records.flow += 1;
         out.push(e);
     }
+}
+
+/// Suricata's `packet-alert-max`: keeps the first `max` alerts of a packet (the events of
+/// `out` from `from` on) in the rules' evaluation order and removes the others (the other
+/// events stay). Returns how many were removed.
+fn cap_packet_alerts(det: &crate::detect::Detector, max: usize, out: &mut Vec<Event>, from: usize) -> u64 {
+    let Some(events) = out.get(from..) else { return 0 };
+    let alerts = events.iter().filter(|e| e.event_type == EventType::Alert).count();
+    if max == 0 || alerts <= max {
+        return 0;
+    }
+    let rank = |e: &Event| {
+        e.alert.as_ref().and_then(|a| {
+            let gid = u32::try_from(a.gid.unwrap_or(1)).ok()?;
+            det.rule_rank(gid, u32::try_from(a.signature_id?).ok()?)
+        })
+    };
+    let mut ranked: Vec<(usize, usize)> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.event_type == EventType::Alert)
+        .map(|(i, e)| (rank(e).unwrap_or(usize::MAX), i))
+        .collect();
+    ranked.sort_unstable();
+    let mut drop = vec![false; events.len()];
+    for &(_, i) in ranked.get(max..).unwrap_or_default() {
+        drop[i] = true;
+    }
+    let tail = out.split_off(from);
+    out.extend(tail.into_iter().zip(drop).filter_map(|(e, d)| (!d).then_some(e)));
+    let discarded = (alerts - max) as u64;
+    metrics::counter!("sensor_alerts_discarded_total").increment(discarded);
+    discarded
 }
 
 fn set_endpoints(e: &mut Event, f: &Flow, reverse: bool) {
@@ -673,6 +767,34 @@ fn envelope(opts: &SensorOptions, f: &mut Flow, et: EventType, micros: i64, reve
         e.extra.insert("vlan".into(), Value::Array(vlans));
     }
     e
+}
+
+/// Alerts of one side of an SMB or DCERPC transaction ([`AppRecord::Inspect`]).
+#[allow(clippy::too_many_arguments)]
+fn inspect_alerts(
+    opts: &SensorOptions,
+    det: &crate::detect::Detector,
+    f: &mut Flow,
+    t: &crate::app::dcerpc::TxInspect,
+    micros: i64,
+    pkt_no: Option<u64>,
+    stats: &mut SensorStats,
+    out: &mut Vec<Event>,
+) {
+    let hits = crate::alerts::inspect_tx_hits(det, f, t, micros);
+    if hits.is_empty() {
+        return;
+    }
+    let et = EventType::Other(t.proto.name().unwrap_or("unknown").to_string());
+    let mut base = envelope(opts, f, et, micros, false);
+    if let Some(n) = pkt_no {
+        base.extra.insert("pcap_cnt".into(), Value::from(n));
+    }
+    for h in hits {
+        f.alerted = true;
+        stats.records.alert += 1;
+        out.push(crate::alerts::alert_from_transaction(&base, &h));
+    }
 }
 
 fn app_event(
@@ -714,6 +836,8 @@ fn app_event(
             f.tx_cnt += 1;
             e
         }
+        // inspected where the records are produced, never logged
+        AppRecord::Inspect(_) => return None,
         AppRecord::Anomaly { proto, event, dir } => {
             if !opts.applayer_anomalies {
                 return None;

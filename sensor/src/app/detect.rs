@@ -59,6 +59,36 @@ pub fn http_request_start(data: &[u8]) -> Probe {
     if need_more { Probe::NeedMore } else { Probe::NoMatch }
 }
 
+/// HTTP/2 with prior knowledge: the client preface, or a server's first SETTINGS frame (as
+/// Suricata's probe: stream 0, no flag but ACK, at most the default frame size).
+fn http2(data: &[u8], dir: Direction) -> Probe {
+    const P: &[u8] = super::http2::PREFACE;
+    match dir {
+        Direction::ToServer => {
+            let n = data.len().min(P.len());
+            if data[..n] != P[..n] {
+                Probe::NoMatch
+            } else if n < P.len() {
+                Probe::NeedMore
+            } else {
+                Probe::Match(AppProto::Http2)
+            }
+        }
+        Direction::ToClient => {
+            if data.len() < 9 {
+                return if data.len() >= 4 && data[3] != 4 { Probe::NoMatch } else { Probe::NeedMore };
+            }
+            let len = u32::from_be_bytes([0, data[0], data[1], data[2]]);
+            let stream = u32::from_be_bytes([data[5], data[6], data[7], data[8]]);
+            if data[3] == 4 && data[4] & 0xfe == 0 && stream == 0 && len <= 16384 && len.is_multiple_of(6) {
+                Probe::Match(AppProto::Http2)
+            } else {
+                Probe::NoMatch
+            }
+        }
+    }
+}
+
 fn http_response_start(data: &[u8]) -> Probe {
     const P: &[u8] = b"HTTP/";
     if data.len() >= P.len() {
@@ -282,7 +312,7 @@ pub fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
     if data.is_empty() {
         return Probe::NeedMore;
     }
-    let probes: [ProbeFn<'_>; 9] = [
+    let probes: [ProbeFn<'_>; 10] = [
         &|d| match dir {
             Direction::ToServer => http_request_start(d),
             Direction::ToClient => http_response_start(d),
@@ -294,6 +324,7 @@ pub fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
         &krb5_tcp,
         &ldap,
         &dns_tcp,
+        &|d| http2(d, dir),
         &|_| Probe::NoMatch,
     ];
     let mut need_more = false;
@@ -339,6 +370,19 @@ pub fn probe_udp(_dir: Direction, data: &[u8]) -> Probe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http2_is_detected_by_the_client_preface_or_a_server_settings_frame() {
+        let preface = super::super::http2::PREFACE;
+        assert_eq!(probe_tcp(Direction::ToServer, &preface[..10]), Probe::NeedMore);
+        assert_eq!(probe_tcp(Direction::ToServer, preface), Probe::Match(AppProto::Http2));
+        let settings = b"\x00\x00\x06\x04\x00\x00\x00\x00\x00\x00\x03\x00\x00\x00\x64";
+        assert_eq!(probe_tcp(Direction::ToClient, settings), Probe::Match(AppProto::Http2));
+        // a SETTINGS frame on a stream, or with a length that is no multiple of 6: not HTTP/2
+        assert_eq!(http2(b"\x00\x00\x06\x04\x00\x00\x00\x00\x01", Direction::ToClient), Probe::NoMatch);
+        assert_eq!(http2(b"\x00\x00\x05\x04\x00\x00\x00\x00\x00", Direction::ToClient), Probe::NoMatch);
+        assert_eq!(http2(b"PRI * HTTP/1.1", Direction::ToServer), Probe::NoMatch);
+    }
 
     #[test]
     fn detects_by_content() {

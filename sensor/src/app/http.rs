@@ -43,7 +43,13 @@ pub struct TxData {
     /// The request side was complete (headers and body) and handed over for inspection as an
     /// [`AppRecord::HttpRequest`]; the transaction's record then inspects the response only.
     pub request_inspected: bool,
+    /// A request line or header line ran past [`FIELD_LIMIT`] (libhtp's
+    /// `http.request_field_too_long` event): the request side stopped there.
+    pub request_field_too_long: bool,
 }
+
+/// libhtp's field limit: a request line or header line longer than this is an error.
+pub const FIELD_LIMIT: usize = 18_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
@@ -101,6 +107,9 @@ pub struct HttpParser {
     pub tx_logged: u64,
     /// Inspection data of the last emitted transactions.
     done: VecDeque<TxData>,
+    /// The transaction whose `Upgrade: h2c` request a 101 response accepted: the connection
+    /// continues in HTTP/2 ([`super::http2::Http2Parser::upgrade`]).
+    h2c_upgrade: Option<u64>,
 }
 
 fn find_subslice(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -546,6 +555,18 @@ impl Headers {
         parse_content_length(self.get("content-length")?)
     }
 
+    /// A response's Content-Length: a value with more than whitespace after its number is no
+    /// length for Suricata's HTTP parser (the body then runs until the connection closes).
+    fn response_content_length(&self) -> Option<u64> {
+        let v = self.get("content-length")?;
+        let start = v.iter().position(u8::is_ascii_digit)?;
+        let end = start + v[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if v[end..].iter().any(|b| !b.is_ascii_whitespace()) {
+            return None;
+        }
+        parse_content_length(v)
+    }
+
     /// libhtp: `chunked` anywhere in the (merged) Transfer-Encoding value.
     fn chunked(&self) -> bool {
         self.get_all("transfer-encoding").is_some_and(|v| contains_nocase_nozero(&v, "chunked"))
@@ -675,6 +696,16 @@ impl HttpParser {
             data: TxData { tx_id: id, ..TxData::default() },
         });
         self.txs.back_mut()
+    }
+
+    /// The id the next transaction gets.
+    pub fn next_tx_id(&self) -> u64 {
+        self.next_tx_id
+    }
+
+    /// The transaction whose request was upgraded to h2c by a 101 response, if any.
+    pub fn h2c_upgrade(&self) -> Option<u64> {
+        self.h2c_upgrade
     }
 
     /// Headers and bodies of a transaction, while it is open or among the last emitted.
@@ -822,7 +853,13 @@ impl HttpParser {
         // 1xx/204/304 have no body, unless the server sends one with a length or chunking
         // (browsers read it, so does libhtp)
         let no_body_status = (100..200).contains(&st) || st == 204 || st == 304;
-        let framed = headers.chunked() || headers.content_length().is_some();
+        let framed = headers.chunked() || headers.response_content_length().is_some();
+        let h2c = st == 101
+            && tx
+                .data
+                .request_headers
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(b"upgrade") && v.trim_ascii().eq_ignore_ascii_case(b"h2c"));
         let state = if st == 101 || (tx.method_connect && (200..300).contains(&st)) {
             State::Stop
         } else if tx.method_head || (no_body_status && !framed) {
@@ -830,12 +867,15 @@ impl HttpParser {
         } else if headers.chunked() {
             State::ChunkSize
         } else {
-            match headers.content_length() {
+            match headers.response_content_length() {
                 Some(0) => State::Headers,
                 Some(n) => State::Length(n),
                 None => State::UntilClose,
             }
         };
+        if h2c {
+            self.h2c_upgrade = Some(id);
+        }
         (state, Some(id))
     }
 
@@ -848,6 +888,33 @@ impl HttpParser {
 
     /// The request of `id` is complete (headers and body): its side is inspected now, at the
     /// packet that completed it, as Suricata does.
+    /// A request line or header line still unterminated past [`FIELD_LIMIT`] bytes: libhtp
+    /// ends the request side with `REQUEST_FIELD_TOO_LONG`; the lines that did end make the
+    /// transaction, inspected now.
+    fn check_request_field(&mut self, out: &mut Vec<AppRecord>) {
+        let buf = &self.sides[0].buf;
+        let start = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let line_start = buf.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1).max(start);
+        if buf.len() - line_start <= FIELD_LIMIT {
+            return;
+        }
+        let buf = std::mem::take(&mut self.sides[0].buf);
+        // the complete lines; a request line that is itself too long, cut at the limit
+        let block = if line_start > start { &buf[start..line_start] } else { &buf[start..start + FIELD_LIMIT] };
+        let (_, id) = self.on_request(block, out);
+        if let Some(t) = id.and_then(|id| self.tx_mut(id)) {
+            t.data.request_field_too_long = true;
+        }
+        out.push(AppRecord::Anomaly {
+            proto: AppProto::Http,
+            event: "REQUEST_FIELD_TOO_LONG",
+            dir: Direction::ToServer,
+        });
+        self.sides[0].cur_tx = id;
+        self.sides[0].state = State::Stop;
+        self.finish_request(id, out);
+    }
+
     fn finish_request(&mut self, id: Option<u64>, out: &mut Vec<AppRecord>) {
         if let Some(t) = id.and_then(|id| self.tx_mut(id))
             && !t.emitted
@@ -1078,6 +1145,9 @@ impl AppParser for HttpParser {
                     self.sides[d].state = State::Desync;
                 } else {
                     self.sides[d].buf.extend_from_slice(rest);
+                    if dir == Direction::ToServer && self.sides[d].state == State::Headers {
+                        self.check_request_field(out);
+                    }
                 }
             }
             return;
@@ -1095,6 +1165,9 @@ impl AppParser for HttpParser {
         if rest_len > 0 {
             buf.drain(..used.min(buf.len()));
             self.sides[d].buf = buf;
+            if dir == Direction::ToServer && self.sides[d].state == State::Headers {
+                self.check_request_field(out);
+            }
         }
     }
 
@@ -1268,6 +1341,62 @@ mod tests {
         assert_eq!((h[2].1.url.as_deref(), h[2].1.status, h[2].1.length), (Some("/c"), Some(200), Some(0)));
         assert_eq!((h[3].1.url.as_deref(), h[3].1.status), (Some("/d"), None));
         assert_eq!(h.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    }
+
+    #[test]
+    fn a_response_content_length_with_data_after_its_number_reads_the_body_until_close() {
+        for cl in ["34 68", "34\r\n 68", "34( 68)"] {
+            let mut p = HttpParser::new();
+            let mut out = Vec::new();
+            p.on_data(Direction::ToServer, b"GET /e HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+            let head = format!("HTTP/1.1 200 ok\r\nConnection: close\r\nContent-length: {cl}\r\n\r\n");
+            p.on_data(Direction::ToClient, head.as_bytes(), &mut out);
+            p.on_data(Direction::ToClient, &[b'x'; 68], &mut out);
+            p.on_close(&mut out);
+            let h = https(&out);
+            assert_eq!(h.len(), 1, "{cl}");
+            assert_eq!(h[0].1.length, Some(68), "{cl}");
+        }
+        // whitespace after the number is fine
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"GET /e HTTP/1.1\r\nHost: h\r\n\r\n", &mut out);
+        p.on_data(
+            Direction::ToClient,
+            b"HTTP/1.1 200 ok\r\nContent-length: 3 \r\n\r\nabcHTTP/1.1 200 ok\r\n\r\n",
+            &mut out,
+        );
+        p.on_close(&mut out);
+        assert_eq!(https(&out)[0].1.length, Some(3));
+    }
+
+    #[test]
+    fn a_header_line_past_the_field_limit_ends_the_request_side_with_an_inspected_transaction() {
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"GET /index.html HTTP/1.1\r\nHost: a", &mut out);
+        let long = vec![b'x'; 4000];
+        for _ in 0..4 {
+            p.on_data(Direction::ToServer, &long, &mut out);
+        }
+        // 16,000 bytes of the line so far: still waiting
+        assert!(out.is_empty(), "{out:?}");
+        p.on_data(Direction::ToServer, &long, &mut out);
+        assert!(out.iter().any(|r| matches!(r, AppRecord::Anomaly { event: "REQUEST_FIELD_TOO_LONG", .. })));
+        let inspected: Vec<_> = out
+            .iter()
+            .filter_map(|r| if let AppRecord::HttpRequest { tx_id, http } = r { Some((*tx_id, http)) } else { None })
+            .collect();
+        assert_eq!(inspected.len(), 1);
+        assert_eq!(inspected[0].1.url.as_deref(), Some("/index.html"));
+        assert!(p.tx_data(inspected[0].0).is_some_and(|d| d.request_field_too_long));
+        // the request side is over; the response is still read
+        p.on_data(Direction::ToServer, b"\r\n\r\nGET /x HTTP/1.1\r\n\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", &mut out);
+        p.on_close(&mut out);
+        let h = https(&out);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h[0].1.status, Some(400));
     }
 
     #[test]

@@ -1,15 +1,29 @@
-//! Application layer: protocol detection by content, and parsers for DNS, HTTP/1.x and TLS.
+//! Application layer: protocol detection by content, and parsers for DNS, HTTP/1.x, HTTP/2
+//! (prior knowledge and h2c upgrades, [`http2`]) and TLS.
 //!
 //! Parsers implement [`AppParser`]: they receive in-order bytes per direction through
 //! [`AppParser::on_data`], are told about lost bytes through [`AppParser::on_gap`], and
 //! produce [`AppRecord`]s. For TCP the bytes come from the reassembly of [`stream::Stream`]
 //! (one per direction; overlap policy, gaps and memory limits are documented there).
 
+pub mod ber;
+pub mod dcerpc;
 pub mod detect;
+pub mod dnp3;
 pub mod dns;
+pub mod enip;
 pub mod http;
+pub mod http2;
+pub mod krb5;
+pub mod mqtt;
+pub mod msg;
+pub mod quic;
 pub mod raw;
+pub mod sip;
+pub mod smb;
+pub mod snmp;
 pub mod stream;
+pub mod tftp;
 pub mod tls;
 
 use soc_model::{Dns, Http, Tls};
@@ -45,6 +59,7 @@ pub enum AppProto {
     /// Detection ran on the flow's data and matched nothing.
     Failed,
     Http,
+    Http2,
     Tls,
     Dns,
     Ssh,
@@ -64,6 +79,7 @@ impl AppProto {
             AppProto::Unknown => return None,
             AppProto::Failed => "failed",
             AppProto::Http => "http",
+            AppProto::Http2 => "http2",
             AppProto::Tls => "tls",
             AppProto::Dns => "dns",
             AppProto::Ssh => "ssh",
@@ -78,7 +94,7 @@ impl AppProto {
     }
     /// Whether the sensor parses this protocol's transactions (others are only detected).
     pub fn has_parser(self) -> bool {
-        matches!(self, AppProto::Http | AppProto::Tls | AppProto::Dns)
+        matches!(self, AppProto::Http | AppProto::Http2 | AppProto::Tls | AppProto::Dns)
     }
 }
 
@@ -94,6 +110,8 @@ pub enum AppRecord {
     HttpRequest { tx_id: u64, http: Box<Http> },
     /// One TLS session's handshake.
     Tls(Box<Tls>),
+    /// One side of an SMB or DCERPC transaction: inspected for alerts, not logged.
+    Inspect(Box<dcerpc::TxInspect>),
     /// An app-layer anomaly (Suricata `anomaly.type = "applayer"`).
     Anomaly { proto: AppProto, event: &'static str, dir: Direction },
 }
@@ -115,31 +133,53 @@ pub trait AppParser {
 /// A parser of any supported protocol (static dispatch).
 pub enum Parser {
     Http(Box<http::HttpParser>),
+    Http2(Box<http2::Http2Parser>),
     Tls(Box<tls::TlsParser>),
     DnsTcp(dns::DnsTcpParser),
+    Dcerpc(Box<dcerpc::DcerpcParser>),
+    Smb(Box<smb::SmbParser>),
 }
 
 impl Parser {
     pub fn for_tcp(proto: AppProto) -> Option<Parser> {
         match proto {
             AppProto::Http => Some(Parser::Http(Box::default())),
+            AppProto::Http2 => Some(Parser::Http2(Box::default())),
             AppProto::Tls => Some(Parser::Tls(Box::default())),
             AppProto::Dns => Some(Parser::DnsTcp(dns::DnsTcpParser::default())),
+            AppProto::Dcerpc => Some(Parser::Dcerpc(Box::default())),
+            AppProto::Smb => Some(Parser::Smb(Box::default())),
             _ => None,
         }
     }
     fn as_dyn(&mut self) -> &mut dyn AppParser {
         match self {
             Parser::Http(p) => p.as_mut(),
+            Parser::Http2(p) => p.as_mut(),
             Parser::Tls(p) => p.as_mut(),
             Parser::DnsTcp(p) => p,
+            Parser::Dcerpc(p) => p.as_mut(),
+            Parser::Smb(p) => p.as_mut(),
+        }
+    }
+    /// SMB and DCERPC transaction sides completed by earlier packets, for direction `dir`: like
+    /// Suricata in IDS mode (which parses a direction's data once the peer acknowledged it),
+    /// they are inspected at the next packet of their direction, or at the end of the flow.
+    pub fn take_deferred(&mut self, dir: Direction, out: &mut Vec<AppRecord>) {
+        match self {
+            Parser::Dcerpc(p) => p.take_deferred(dir, out),
+            Parser::Smb(p) => p.take_deferred(dir, out),
+            _ => {}
         }
     }
     fn done(&self) -> bool {
         match self {
             Parser::Http(p) => p.is_done(),
+            Parser::Http2(p) => p.is_done(),
             Parser::Tls(p) => p.is_done(),
             Parser::DnsTcp(p) => p.is_done(),
+            Parser::Dcerpc(p) => p.is_done(),
+            Parser::Smb(p) => p.is_done(),
         }
     }
 }
@@ -375,8 +415,21 @@ fn deliver(
             StreamChunk::Data(data) => p.as_dyn().on_data(dir, data, out),
             StreamChunk::Gap(len) => p.as_dyn().on_gap(dir, len, out),
         }
-        if p.done() {
-            *done = true;
-        }
     }
+    upgrade_to_h2c(parser, proto);
+    if let Some(p) = parser.as_ref()
+        && p.done()
+    {
+        *done = true;
+    }
+}
+
+/// An HTTP/1.1 connection whose `Upgrade: h2c` request was accepted continues in HTTP/2.
+fn upgrade_to_h2c(parser: &mut Option<Parser>, proto: &mut AppProto) {
+    let Some(Parser::Http(h)) = parser.as_ref() else { return };
+    let Some(id) = h.h2c_upgrade() else { return };
+    let Some(Parser::Http(h)) = parser.take() else { return };
+    let request = h.tx_data(id).cloned();
+    *parser = Some(Parser::Http2(Box::new(http2::Http2Parser::upgrade(h, request.as_ref()))));
+    *proto = AppProto::Http2;
 }

@@ -315,6 +315,10 @@ pub enum DecodeEvent {
     Icmpv6PktTooSmall,
     /// A GRE packet shorter than the 4-byte GRE header.
     GrePktTooSmall,
+    /// Stream events (Suricata's `stream-event` keyword tests them as `stream.<name>` decoder
+    /// events): a client SYN with a new sequence number beyond the SYNs queued during the
+    /// handshake ([`crate::flow::TcpConn`]).
+    Stream3whsSynFlood,
 }
 
 impl DecodeEvent {
@@ -338,6 +342,7 @@ impl DecodeEvent {
         DecodeEvent::Icmpv4PktTooSmall,
         DecodeEvent::Icmpv6PktTooSmall,
         DecodeEvent::GrePktTooSmall,
+        DecodeEvent::Stream3whsSynFlood,
     ];
 
     /// Suricata's event name (`ipv6.exthdr_useless_fh`).
@@ -362,6 +367,7 @@ impl DecodeEvent {
             DecodeEvent::Icmpv4PktTooSmall => "icmpv4.pkt_too_small",
             DecodeEvent::Icmpv6PktTooSmall => "icmpv6.pkt_too_small",
             DecodeEvent::GrePktTooSmall => "gre.pkt_too_small",
+            DecodeEvent::Stream3whsSynFlood => "stream.3whs_syn_flood",
         }
     }
 

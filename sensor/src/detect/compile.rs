@@ -136,9 +136,40 @@ impl RuleProto {
             RuleProto::Tcp | RuleProto::TcpPkt | RuleProto::TcpStream => app.transport() != "udp",
             RuleProto::Udp => app.transport() != "tcp",
             RuleProto::Http1 => app == AppProto::Http,
-            RuleProto::App(a) => a == app || (a == AppProto::Http && app == AppProto::Http2),
+            RuleProto::App(a) => a == app || (a == AppProto::Http && app == AppProto::Http2) || app_carries(a, app),
             RuleProto::Icmp | RuleProto::Icmpv4 | RuleProto::Icmpv6 | RuleProto::Sctp => false,
         }
+    }
+}
+
+/// Whether a rule of application protocol `rule` can use what the parser of `app` fills, as
+/// Suricata allows: `http2` rules use the http.* buffers, `doh2` (DNS over HTTP/2) rules the
+/// http.*, http2.* and dns.* ones.
+pub fn app_carries(rule: AppProto, app: AppProto) -> bool {
+    matches!(
+        (rule, app),
+        (AppProto::Http2, AppProto::Http) | (AppProto::Doh2, AppProto::Http | AppProto::Http2 | AppProto::Dns)
+    )
+}
+
+/// The buffer of a `frame:<proto>.<type>` keyword: HTTP/2 frames (`http2.hdr`: the 9-byte
+/// header, `http2.data`: the payload, `http2.pdu`: both), one buffer per frame.
+fn frame_buffer(name: &str) -> Option<Buffer> {
+    match name {
+        "http2.hdr" => Some(Buffer::Http2FrameHdr),
+        "http2.data" => Some(Buffer::Http2FrameData),
+        "http2.pdu" => Some(Buffer::Http2FramePdu),
+        "sip.pdu" => Some(Buffer::SipFramePdu),
+        "sip.request.line" => Some(Buffer::SipFrameRequestLine),
+        "sip.request.headers" => Some(Buffer::SipFrameRequestHeaders),
+        "sip.request.body" => Some(Buffer::SipFrameRequestBody),
+        "sip.response.line" => Some(Buffer::SipFrameResponseLine),
+        "sip.response.headers" => Some(Buffer::SipFrameResponseHeaders),
+        "sip.response.body" => Some(Buffer::SipFrameResponseBody),
+        "mqtt.pdu" => Some(Buffer::MqttFramePdu),
+        "mqtt.header" => Some(Buffer::MqttFrameHeader),
+        "mqtt.data" => Some(Buffer::MqttFrameData),
+        _ => None,
     }
 }
 
@@ -229,6 +260,10 @@ buffers! {
     DnsAuthoritiesRrname => "dns.authorities.rrname", Some(AppProto::Dns), None, [], [];
     DnsAdditionalsRrname => "dns.additionals.rrname", Some(AppProto::Dns), None, [], [];
     DnsResponseRrname => "dns.response.rrname", Some(AppProto::Dns), RESP, [], [];
+    Http2HeaderName => "http2.header_name", Some(AppProto::Http2), None, [], [];
+    Http2FrameHdr => "frame:http2.hdr", Some(AppProto::Http2), None, [], [];
+    Http2FrameData => "frame:http2.data", Some(AppProto::Http2), None, [], [];
+    Http2FramePdu => "frame:http2.pdu", Some(AppProto::Http2), None, [], [];
     TlsSni => "tls.sni", TLS, REQ, ["tls_sni"], [];
     TlsCertSubject => "tls.cert_subject", TLS, RESP, ["tls_cert_subject"], [];
     TlsCertIssuer => "tls.cert_issuer", TLS, RESP, ["tls_cert_issuer"], [];
@@ -251,6 +286,54 @@ buffers! {
     SshHasshServer => "ssh.hassh.server", Some(AppProto::Ssh), RESP, [], [];
     SshHasshServerString => "ssh.hassh.server.string", Some(AppProto::Ssh), RESP, [], [];
     NtpReferenceId => "ntp.reference_id", Some(AppProto::Ntp), None, [], [];
+    DcerpcStubData => "dcerpc.stub_data", None, None, ["dce_stub_data"], [];
+    SmbNamedPipe => "smb.named_pipe", Some(AppProto::Smb), None, ["smb_named_pipe"], [];
+    SmbShare => "smb.share", Some(AppProto::Smb), None, ["smb_share"], [];
+    SmbNtlmsspUser => "smb.ntlmssp_user", Some(AppProto::Smb), REQ, [], [];
+    SmbNtlmsspDomain => "smb.ntlmssp_domain", Some(AppProto::Smb), REQ, [], [];
+    Krb5Cname => "krb5.cname", Some(AppProto::Krb5), RESP, ["krb5_cname"], [];
+    Krb5Sname => "krb5.sname", Some(AppProto::Krb5), RESP, ["krb5_sname"], [];
+    SnmpCommunity => "snmp.community", Some(AppProto::Snmp), None, [], [];
+    SnmpUsm => "snmp.usm", Some(AppProto::Snmp), None, [], [];
+    SipMethod => "sip.method", Some(AppProto::Sip), REQ, ["sip_method"], [];
+    SipUri => "sip.uri", Some(AppProto::Sip), REQ, ["sip_uri"], [];
+    SipRequestLine => "sip.request_line", Some(AppProto::Sip), REQ, [], [];
+    SipResponseLine => "sip.response_line", Some(AppProto::Sip), RESP, [], [];
+    SipStatCode => "sip.stat_code", Some(AppProto::Sip), RESP, [], [];
+    SipStatMsg => "sip.stat_msg", Some(AppProto::Sip), RESP, [], [];
+    SipProtocol => "sip.protocol", Some(AppProto::Sip), None, [], [];
+    SipFrom => "sip.from", Some(AppProto::Sip), None, [], [];
+    SipTo => "sip.to", Some(AppProto::Sip), None, [], [];
+    SipVia => "sip.via", Some(AppProto::Sip), None, [], [];
+    SipUserAgent => "sip.user_agent", Some(AppProto::Sip), None, [], [];
+    SipContentType => "sip.content_type", Some(AppProto::Sip), None, [], [];
+    SipContentLength => "sip.content_length", Some(AppProto::Sip), None, [], [];
+    SipServer => "sip.server", Some(AppProto::Sip), None, [], [];
+    MqttConnectProtocolString => "mqtt.connect.protocol_string", Some(AppProto::Mqtt), REQ, [], [];
+    MqttConnectClientId => "mqtt.connect.clientid", Some(AppProto::Mqtt), REQ, [], [];
+    MqttConnectUsername => "mqtt.connect.username", Some(AppProto::Mqtt), REQ, [], [];
+    MqttConnectPassword => "mqtt.connect.password", Some(AppProto::Mqtt), REQ, [], [];
+    MqttConnectWillTopic => "mqtt.connect.willtopic", Some(AppProto::Mqtt), REQ, [], [];
+    MqttConnectWillMessage => "mqtt.connect.willmessage", Some(AppProto::Mqtt), REQ, [], [];
+    MqttPublishTopic => "mqtt.publish.topic", Some(AppProto::Mqtt), None, [], [];
+    MqttPublishMessage => "mqtt.publish.message", Some(AppProto::Mqtt), None, [], [];
+    MqttSubscribeTopic => "mqtt.subscribe.topic", Some(AppProto::Mqtt), REQ, [], [];
+    MqttUnsubscribeTopic => "mqtt.unsubscribe.topic", Some(AppProto::Mqtt), REQ, [], [];
+    Dnp3Data => "dnp3_data", Some(AppProto::Dnp3), None, [], [];
+    QuicVersion => "quic.version", Some(AppProto::Quic), None, [], [];
+    SipFramePdu => "frame:sip.pdu", Some(AppProto::Sip), None, [], [];
+    SipFrameRequestLine => "frame:sip.request.line", Some(AppProto::Sip), REQ, [], [];
+    SipFrameRequestHeaders => "frame:sip.request.headers", Some(AppProto::Sip), REQ, [], [];
+    SipFrameRequestBody => "frame:sip.request.body", Some(AppProto::Sip), REQ, [], [];
+    SipFrameResponseLine => "frame:sip.response.line", Some(AppProto::Sip), RESP, [], [];
+    SipFrameResponseHeaders => "frame:sip.response.headers", Some(AppProto::Sip), RESP, [], [];
+    SipFrameResponseBody => "frame:sip.response.body", Some(AppProto::Sip), RESP, [], [];
+    MqttFramePdu => "frame:mqtt.pdu", Some(AppProto::Mqtt), None, [], [];
+    MqttFrameHeader => "frame:mqtt.header", Some(AppProto::Mqtt), None, [], [];
+    MqttFrameData => "frame:mqtt.data", Some(AppProto::Mqtt), None, [], [];
+    QuicSni => "quic.sni", Some(AppProto::Quic), REQ, [], [];
+    QuicCyuHash => "quic.cyu.hash", Some(AppProto::Quic), REQ, [], [];
+    QuicCyuString => "quic.cyu.string", Some(AppProto::Quic), REQ, [], [];
 }
 
 impl Buffer {
@@ -593,6 +676,56 @@ pub enum AppInt {
     /// `dns.rcode`: the response code of a DNS message's header (its low 4 flag bits), requests
     /// included.
     DnsRcode,
+    /// `smb.version`: the SMB dialect family of the transaction (1 or 2).
+    SmbVersion,
+    /// `http2.frametype`: the type of a frame of the HTTP/2 transaction, in the inspected
+    /// direction (one value per frame).
+    Http2FrameType,
+    /// `http2.errorcode`: the error code of a RST_STREAM or GOAWAY frame (names or numbers).
+    Http2ErrorCode,
+    /// `http2.priority`: the weight of a PRIORITY frame, or of a HEADERS frame with priority.
+    Http2Priority,
+    /// `http2.window`: the increment of a WINDOW_UPDATE frame.
+    Http2Window,
+    /// `http2.size_update`: a dynamic table size update of a header block (HPACK).
+    Http2SizeUpdate,
+    /// `http2.settings`: a setting of a SETTINGS frame, as `id << 32 | value`
+    /// ([`http2_settings_cond`]).
+    Http2Settings,
+    /// `krb5_msg_type`: the Kerberos message type (10 AS-REQ ... 30 KRB-ERROR).
+    Krb5MsgType,
+    /// `krb5_err_code`: a KRB-ERROR's error code.
+    Krb5ErrCode,
+    /// `krb5.ticket_encryption` with an encryption type: a reply's ticket encryption type.
+    Krb5TicketEtype,
+    /// `krb5.ticket_encryption:weak`: 1 when a reply's ticket encryption is weak (DES, RC4).
+    Krb5TicketWeak,
+    /// `snmp.version`: 1, 2 (v2c) or 3.
+    SnmpVersion,
+    /// `snmp.pdu_type`: the PDU's context tag number.
+    SnmpPduType,
+    /// `snmp.trap_type`: a v1 trap's generic trap number.
+    SnmpTrapType,
+    /// `mqtt.type`: the control packet type.
+    MqttType,
+    /// `mqtt.flags`: the fixed header flags (dup, retain).
+    MqttFlags,
+    /// `mqtt.qos`: a PUBLISH's QoS level.
+    MqttQos,
+    /// `mqtt.reason_code`: a CONNACK's return code, a reason code of MQTT 5.
+    MqttReasonCode,
+    /// `mqtt.protocol_version`: a CONNECT's protocol level.
+    MqttProtocolVersion,
+    /// `mqtt.connect.flags`: a CONNECT's flags byte.
+    MqttConnectFlags,
+    /// `dnp3_func`: an application fragment's function code.
+    Dnp3Func,
+    /// `enip_command`: an EtherNet/IP encapsulation command.
+    EnipCommand,
+    /// `cip_service` (service only): the CIP service of a message (the response bit cleared).
+    CipService,
+    /// `tls.cert_chain_len`: the number of certificates of the server's chain.
+    TlsCertChainLen,
 }
 
 impl AppInt {
@@ -602,6 +735,30 @@ impl AppInt {
             "ntp.stratum" => AppInt::NtpStratum,
             "ntp.mode" => AppInt::NtpMode,
             "dns.rcode" => AppInt::DnsRcode,
+            "smb.version" => AppInt::SmbVersion,
+            "http2.frametype" => AppInt::Http2FrameType,
+            "http2.errorcode" => AppInt::Http2ErrorCode,
+            "http2.priority" => AppInt::Http2Priority,
+            "http2.window" => AppInt::Http2Window,
+            "http2.size_update" => AppInt::Http2SizeUpdate,
+            "http2.settings" => AppInt::Http2Settings,
+            "krb5_msg_type" => AppInt::Krb5MsgType,
+            "krb5_err_code" => AppInt::Krb5ErrCode,
+            "krb5.ticket_encryption" => AppInt::Krb5TicketEtype,
+            "snmp.version" => AppInt::SnmpVersion,
+            "snmp.pdu_type" => AppInt::SnmpPduType,
+            "snmp.trap_type" => AppInt::SnmpTrapType,
+            "mqtt.type" => AppInt::MqttType,
+            "mqtt.flags" => AppInt::MqttFlags,
+            "mqtt.qos" => AppInt::MqttQos,
+            "mqtt.reason_code" => AppInt::MqttReasonCode,
+            "mqtt.protocol_version" => AppInt::MqttProtocolVersion,
+            "mqtt.connect.flags" => AppInt::MqttConnectFlags,
+            "mqtt.connack.return_code" => AppInt::MqttReasonCode,
+            "dnp3_func" | "dnp3.func" => AppInt::Dnp3Func,
+            "enip_command" | "enip.command" => AppInt::EnipCommand,
+            "cip_service" => AppInt::CipService,
+            "tls.cert_chain_len" => AppInt::TlsCertChainLen,
             _ => return None,
         })
     }
@@ -612,6 +769,30 @@ impl AppInt {
             AppInt::NtpStratum => "ntp.stratum",
             AppInt::NtpMode => "ntp.mode",
             AppInt::DnsRcode => "dns.rcode",
+            AppInt::SmbVersion => "smb.version",
+            AppInt::Http2FrameType => "http2.frametype",
+            AppInt::Http2ErrorCode => "http2.errorcode",
+            AppInt::Http2Priority => "http2.priority",
+            AppInt::Http2Window => "http2.window",
+            AppInt::Http2SizeUpdate => "http2.size_update",
+            AppInt::Http2Settings => "http2.settings",
+            AppInt::Krb5MsgType => "krb5_msg_type",
+            AppInt::Krb5ErrCode => "krb5_err_code",
+            AppInt::Krb5TicketEtype => "krb5.ticket_encryption",
+            AppInt::Krb5TicketWeak => "krb5.ticket_encryption",
+            AppInt::SnmpVersion => "snmp.version",
+            AppInt::SnmpPduType => "snmp.pdu_type",
+            AppInt::SnmpTrapType => "snmp.trap_type",
+            AppInt::MqttType => "mqtt.type",
+            AppInt::MqttFlags => "mqtt.flags",
+            AppInt::MqttQos => "mqtt.qos",
+            AppInt::MqttReasonCode => "mqtt.reason_code",
+            AppInt::MqttProtocolVersion => "mqtt.protocol_version",
+            AppInt::MqttConnectFlags => "mqtt.connect.flags",
+            AppInt::Dnp3Func => "dnp3_func",
+            AppInt::EnipCommand => "enip_command",
+            AppInt::CipService => "cip_service",
+            AppInt::TlsCertChainLen => "tls.cert_chain_len",
         }
     }
 
@@ -619,19 +800,47 @@ impl AppInt {
         match self {
             AppInt::NtpVersion | AppInt::NtpStratum | AppInt::NtpMode => AppProto::Ntp,
             AppInt::DnsRcode => AppProto::Dns,
+            AppInt::SmbVersion => AppProto::Smb,
+            AppInt::Http2FrameType
+            | AppInt::Http2ErrorCode
+            | AppInt::Http2Priority
+            | AppInt::Http2Window
+            | AppInt::Http2SizeUpdate
+            | AppInt::Http2Settings => AppProto::Http2,
+            AppInt::Krb5MsgType | AppInt::Krb5ErrCode | AppInt::Krb5TicketEtype | AppInt::Krb5TicketWeak => {
+                AppProto::Krb5
+            }
+            AppInt::SnmpVersion | AppInt::SnmpPduType | AppInt::SnmpTrapType => AppProto::Snmp,
+            AppInt::MqttType
+            | AppInt::MqttFlags
+            | AppInt::MqttQos
+            | AppInt::MqttReasonCode
+            | AppInt::MqttProtocolVersion
+            | AppInt::MqttConnectFlags => AppProto::Mqtt,
+            AppInt::Dnp3Func => AppProto::Dnp3,
+            AppInt::EnipCommand | AppInt::CipService => AppProto::Enip,
+            AppInt::TlsCertChainLen => AppProto::Tls,
         }
     }
 
     /// Whether the field is read from a transaction record (`dns.rcode`), not from the packet
     /// (the NTP header fields).
     pub fn transactional(self) -> bool {
-        self == AppInt::DnsRcode
+        matches!(self, AppInt::DnsRcode | AppInt::SmbVersion | AppInt::TlsCertChainLen)
+            || self.app_proto() == AppProto::Http2
+            || matches!(
+                self.app_proto(),
+                AppProto::Krb5 | AppProto::Snmp | AppProto::Mqtt | AppProto::Dnp3 | AppProto::Enip
+            )
     }
 
     /// Parses the keyword's value: Suricata's integer syntax over a `u8` (`u16` for `dns.rcode`),
     /// and for `ntp.mode` the mode names (`client`, `server`, ...), `!` negating one.
     pub fn parse(self, v: &str) -> Result<IntCond, String> {
         let v = v.trim();
+        if let Some(c) = self.parse_named(v) {
+            return c;
+        }
         if self == AppInt::NtpMode {
             let (neg, name) = match v.strip_prefix('!') {
                 Some(r) => (true, r.trim()),
@@ -655,8 +864,83 @@ impl AppInt {
         if self == AppInt::DnsRcode {
             return IntCond::parse(v, u16::MAX as u64);
         }
+        if self == AppInt::TlsCertChainLen {
+            return IntCond::parse(v, u32::MAX as u64);
+        }
         IntCond::parse(v, u8::MAX as u64)
     }
+
+    /// The values of the Kerberos, SNMP and MQTT keywords that are not plain integers (names,
+    /// flag lists) and their integer widths; `None`: the default `u8` syntax applies.
+    fn parse_named(self, v: &str) -> Option<Result<IntCond, String>> {
+        let named = |v: &str, f: &dyn Fn(&str) -> Option<u64>| -> Option<Result<IntCond, String>> {
+            let (neg, name) = match v.strip_prefix('!') {
+                Some(r) => (true, r.trim()),
+                None => (false, v),
+            };
+            let x = f(name)?;
+            Some(Ok(if neg { IntCond::Ne(x) } else { IntCond::Eq(x) }))
+        };
+        match self {
+            AppInt::Krb5MsgType | AppInt::Krb5ErrCode | AppInt::SnmpVersion | AppInt::SnmpPduType => {
+                Some(IntCond::parse(v, u32::MAX as u64))
+            }
+            AppInt::Krb5TicketEtype => {
+                if v.contains(',') {
+                    return Some(Err("lists of encryption types are not supported yet".to_string()));
+                }
+                named(v, &|n| crate::app::krb5::etype_from_name(n).and_then(|e| u64::try_from(e).ok()))
+                    .or_else(|| Some(IntCond::parse(v, i32::MAX as u64)))
+            }
+            AppInt::SnmpTrapType => {
+                named(v, &|n| crate::app::snmp::trap_type_from_name(n).map(u64::from)).or(Some(IntCond::parse(v, 6)))
+            }
+            AppInt::EnipCommand => Some(IntCond::parse(v, u16::MAX as u64)),
+            AppInt::CipService if v.contains(',') => {
+                Some(Err("cip_service with a class or attribute is not supported yet".to_string()))
+            }
+            AppInt::Dnp3Func => named(v, &|n| crate::app::dnp3::function_from_name(n).map(u64::from)),
+            AppInt::MqttType => {
+                named(v, &|n| crate::app::mqtt::TYPES.iter().position(|t| t.eq_ignore_ascii_case(n)).map(|i| i as u64))
+            }
+            // HTTP/2: frame type and error code names (`PING`, `!NO_ERROR`) or numbers
+            AppInt::Http2FrameType => named(v, &|n| crate::app::http2::frame::from_name(n).map(u64::from)),
+            AppInt::Http2ErrorCode => named(v, &|n| crate::app::http2::error_code_from_name(n).map(u64::from))
+                .or_else(|| Some(IntCond::parse(v, u32::MAX as u64))),
+            AppInt::Http2Window => Some(IntCond::parse(v, u32::MAX as u64)),
+            AppInt::Http2SizeUpdate => Some(IntCond::parse(v, u64::MAX)),
+            AppInt::Http2Settings => Some(http2_settings_cond(v)),
+            AppInt::MqttFlags | AppInt::MqttConnectFlags => Some(
+                crate::app::mqtt::parse_flag_list(v, self == AppInt::MqttConnectFlags)
+                    .map(|(mask, value)| IntCond::Mask { mask, value, negated: false }),
+            ),
+            _ => None,
+        }
+    }
+}
+
+/// `http2.settings:NAME[<op>value]` (`SETTINGS_ENABLE_PUSH=0`, `SETTINGS_HEADER_TABLE_SIZE>4096`,
+/// or the name alone) as a condition on `id << 32 | value` ([`AppInt::Http2Settings`]).
+pub fn http2_settings_cond(v: &str) -> Result<IntCond, String> {
+    let v = v.trim();
+    let end = v.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(v.len());
+    let (name, rest) = (&v[..end], v[end..].trim());
+    let id = crate::app::http2::settings_id_from_name(name).ok_or_else(|| format!("unknown setting '{name}'"))?;
+    let base = u64::from(id) << 32;
+    let top = base + (1 << 32);
+    if rest.is_empty() {
+        return Ok(IntCond::Range(base - 1, top));
+    }
+    let rest = rest.strip_prefix('=').filter(|r| !r.starts_with('=')).map_or(rest, str::trim);
+    Ok(match IntCond::parse(rest, u32::MAX as u64)? {
+        IntCond::Eq(x) => IntCond::Eq(base + x),
+        IntCond::Lt(x) => IntCond::Range(base - 1, base + x),
+        IntCond::Le(x) => IntCond::Range(base - 1, base + x + 1),
+        IntCond::Gt(x) => IntCond::Range(base + x, top),
+        IntCond::Ge(x) => IntCond::Range(base + x - 1, top),
+        IntCond::Range(a, b) => IntCond::Range(base + a, base + b.min(1 << 32)),
+        _ => return Err(format!("'{rest}': only =, <, <=, >, >= and ranges are supported for a setting")),
+    })
 }
 
 /// App-layer parser events the `app-layer-event` keyword can test ([`CompiledRule::app_events`],
@@ -668,19 +952,37 @@ pub enum AppEvent {
     HttpDuplicateContentLengthFieldInRequest,
     /// A request Authorization header whose scheme is not Basic, Digest or Bearer.
     HttpRequestAuthUnrecognized,
+    /// A request line or header line longer than the HTTP parser's field limit.
+    HttpRequestFieldTooLong,
     /// A TLS handshake message that does not decode (here: a Certificate message with a
     /// certificate that does not).
     TlsInvalidHandshakeMessage,
     /// A certificate whose DER lengths run past its data.
     TlsCertificateInvalidLength,
+    /// An HTTP/2 request whose `:authority` and `host` name different hosts.
+    Http2AuthorityHostMismatch,
+    /// An HTTP/2 request whose `:authority` carries userinfo (`user@host`).
+    Http2UserinfoInUri,
+    /// An SMB read or write of file data that overlaps data already seen for the file.
+    SmbFileOverlap,
+    /// An MQTT CONNACK without a CONNECT before it.
+    MqttMissingConnect,
+    /// An MQTT control packet that does not decode.
+    MqttMalformedTraffic,
 }
 
 impl AppEvent {
     pub const ALL: &'static [AppEvent] = &[
         AppEvent::HttpDuplicateContentLengthFieldInRequest,
         AppEvent::HttpRequestAuthUnrecognized,
+        AppEvent::HttpRequestFieldTooLong,
         AppEvent::TlsInvalidHandshakeMessage,
         AppEvent::TlsCertificateInvalidLength,
+        AppEvent::Http2AuthorityHostMismatch,
+        AppEvent::Http2UserinfoInUri,
+        AppEvent::SmbFileOverlap,
+        AppEvent::MqttMissingConnect,
+        AppEvent::MqttMalformedTraffic,
     ];
 
     /// Suricata's name (`http.request_auth_unrecognized`).
@@ -688,8 +990,14 @@ impl AppEvent {
         match self {
             AppEvent::HttpDuplicateContentLengthFieldInRequest => "http.duplicate_content_length_field_in_request",
             AppEvent::HttpRequestAuthUnrecognized => "http.request_auth_unrecognized",
+            AppEvent::HttpRequestFieldTooLong => "http.request_field_too_long",
             AppEvent::TlsInvalidHandshakeMessage => "tls.invalid_handshake_message",
             AppEvent::TlsCertificateInvalidLength => "tls.certificate_invalid_length",
+            AppEvent::Http2AuthorityHostMismatch => "http2.authority_host_mismatch",
+            AppEvent::Http2UserinfoInUri => "http2.userinfo_in_uri",
+            AppEvent::SmbFileOverlap => "smb.file_overlap",
+            AppEvent::MqttMissingConnect => "mqtt.missing_connect",
+            AppEvent::MqttMalformedTraffic => "mqtt.malformed_traffic",
         }
     }
 
@@ -699,10 +1007,13 @@ impl AppEvent {
 
     pub fn app_proto(self) -> AppProto {
         match self {
-            AppEvent::HttpDuplicateContentLengthFieldInRequest | AppEvent::HttpRequestAuthUnrecognized => {
-                AppProto::Http
-            }
+            AppEvent::HttpDuplicateContentLengthFieldInRequest
+            | AppEvent::HttpRequestAuthUnrecognized
+            | AppEvent::HttpRequestFieldTooLong => AppProto::Http,
             AppEvent::TlsInvalidHandshakeMessage | AppEvent::TlsCertificateInvalidLength => AppProto::Tls,
+            AppEvent::Http2AuthorityHostMismatch | AppEvent::Http2UserinfoInUri => AppProto::Http2,
+            AppEvent::SmbFileOverlap => AppProto::Smb,
+            AppEvent::MqttMissingConnect | AppEvent::MqttMalformedTraffic => AppProto::Mqtt,
         }
     }
 
@@ -969,12 +1280,18 @@ pub struct CompiledRule {
     pub flow_counts: Vec<FlowCount>,
     /// App-layer integer keywords (`ntp.version`, ...).
     pub app_ints: Vec<(AppInt, IntCond)>,
+    /// `dcerpc.iface` / `dcerpc.opnum`: conditions on the inspected DCERPC transaction.
+    pub dce: Option<Box<super::dce::DceCond>>,
     /// `decode-event`: the [`crate::decode::DecodeEvent`] bits the packet must have.
     pub decode_events: u64,
     /// `app-layer-event`: the [`AppEvent`] bits the transaction must have.
     pub app_events: u64,
     /// `proto:flow_start`: only the first packet of each direction.
     pub flow_start: bool,
+    /// The explicit scope of a drop (`drop:flow`: `Some(true)`, `drop:packet`).
+    pub drop_scope: Option<bool>,
+    /// An HTTP/1 transaction hook: the request side (`Some(true)`) or the response side only.
+    pub tx_hook: Option<bool>,
     pub flowbits: Vec<FlowbitOp>,
     /// `flowint` conditions and modifiers.
     pub flowints: Vec<FlowintOp>,
@@ -1286,6 +1603,19 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
     // a keyword that is both (`http_client_body`) modifies a payload content it follows
     let modifies_content = b.cursor == Cursor::Buffer(Buffer::Payload)
         && b.last_content.is_some_and(|(li, _)| b.lists.get(li).is_some_and(|l| l.buffer == Buffer::Payload));
+    if kw == "frame" {
+        let v = maybe_unquote(b.value(o)?);
+        // a frame name without its protocol is one of the rule's protocol (`frame:pdu`)
+        let Some(buf) = frame_buffer(v.trim()).or_else(|| frame_buffer(&format!("{}.{}", b.rule.proto, v.trim())))
+        else {
+            return Err(b.err(o, format!("frame type '{}' not supported yet", v.trim())));
+        };
+        b.close_sticky()?;
+        b.cursor = Cursor::Buffer(buf);
+        b.transforms.clear();
+        b.sticky_open = Some((o, b.item_count()));
+        return Ok(());
+    }
     if let Some(buf) = Buffer::sticky(kw).filter(|_| !(modifies_content && Buffer::legacy_modifier(kw).is_some())) {
         b.no_value(o)?;
         if buf == Buffer::Base64Data && !st.base64_decode {
@@ -1685,6 +2015,15 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                 Cursor::Unsupported => {}
             }
         }
+        "gunzip" | "zlib_deflate" => {
+            let t = keywords::parse_decompress(kw, o.value.as_deref().map(maybe_unquote).as_deref())
+                .map_err(|e| b.value_err(o, e))?;
+            match b.cursor {
+                Cursor::Buffer(Buffer::Payload) => return Err(b.err(o, "a transform needs a sticky buffer")),
+                Cursor::Buffer(_) => b.transforms.push(t),
+                Cursor::Unsupported => {}
+            }
+        }
         "byte_jump" => {
             let j = keywords::parse_byte_jump(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
             b.push_relative(Item::ByteJump(j));
@@ -1739,6 +2078,15 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             };
             st.app_events |= e.bit();
         }
+        "stream-event" => {
+            // stream events are decoder events named `stream.<event>`
+            let v = maybe_unquote(b.value(o)?);
+            let name = format!("stream.{}", v.trim());
+            let Some(e) = crate::decode::DecodeEvent::from_name(&name) else {
+                return Err(b.value_err(o, format!("stream event '{}' not supported yet", v.trim())));
+            };
+            st.decode_events |= e.bit();
+        }
         "decode-event" => {
             let v = maybe_unquote(b.value(o)?);
             let name = v.trim();
@@ -1747,7 +2095,51 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             };
             st.decode_events |= e.bit();
         }
-        "ntp.version" | "ntp.stratum" | "ntp.mode" | "dns.rcode" => {
+        "dcerpc.iface" | "dce_iface" => {
+            let c = super::dce::parse_iface(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            if st.dce.get_or_insert_with(Default::default).iface.replace(c).is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+        }
+        "dcerpc.opnum" | "dce_opnum" => {
+            let c = super::dce::parse_opnums(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            if st.dce.get_or_insert_with(Default::default).opnums.replace(c).is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+        }
+        "krb5.ticket_encryption" => {
+            let v = maybe_unquote(b.value(o)?);
+            let v = v.trim();
+            let (k, cond) = match v.strip_prefix('!').map(str::trim).unwrap_or(v) {
+                "weak" => (AppInt::Krb5TicketWeak, IntCond::Eq(u64::from(!v.starts_with('!')))),
+                _ => (AppInt::Krb5TicketEtype, AppInt::Krb5TicketEtype.parse(v).map_err(|e| b.value_err(o, e))?),
+            };
+            st.app_ints.push((k, cond));
+        }
+        "krb5_msg_type"
+        | "krb5_err_code"
+        | "snmp.version"
+        | "snmp.pdu_type"
+        | "snmp.trap_type"
+        | "mqtt.type"
+        | "mqtt.flags"
+        | "mqtt.qos"
+        | "mqtt.reason_code"
+        | "mqtt.connack.return_code"
+        | "mqtt.protocol_version"
+        | "mqtt.connect.flags"
+        | "dnp3_func"
+        | "dnp3.func"
+        | "enip_command"
+        | "enip.command"
+        | "cip_service" => {
+            let Some(k) = AppInt::from_keyword(kw) else { return Err(b.err(o, NOT_SUPPORTED)) };
+            let cond = k.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            st.app_ints.push((k, cond));
+        }
+        "ntp.version" | "ntp.stratum" | "ntp.mode" | "dns.rcode" | "smb.version" | "http2.frametype"
+        | "http2.errorcode" | "http2.priority" | "http2.window" | "http2.size_update" | "http2.settings"
+        | "tls.cert_chain_len" => {
             let Some(k) = AppInt::from_keyword(kw) else { return Err(b.err(o, NOT_SUPPORTED)) };
             let cond = k.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
             st.app_ints.push((k, cond));
@@ -2013,6 +2405,7 @@ struct MetaState<'a> {
     stream_size: Option<(StreamSide, IntCond)>,
     flow_counts: Vec<FlowCount>,
     app_ints: Vec<(AppInt, IntCond)>,
+    dce: Option<super::dce::DceCond>,
     decode_events: u64,
     app_events: u64,
     alert: bool,
@@ -2117,6 +2510,7 @@ pub(crate) fn compile_rule_in(
         let lowercased = transforms.iter().rev().find_map(|t| match t {
             Transform::ToLowercase => Some(true),
             Transform::ToUppercase | Transform::ToMd5 | Transform::ToSha1 | Transform::ToSha256 => Some(false),
+            Transform::Gunzip { .. } | Transform::ZlibDeflate { .. } => Some(false),
             _ => None,
         });
         for it in items.iter_mut() {
@@ -2187,7 +2581,7 @@ pub(crate) fn compile_rule_in(
                 )));
             }
             match app_proto {
-                Some(x) if x != a && !(a == AppProto::Http && x == AppProto::Http2) => {
+                Some(x) if x != a && !(a == AppProto::Http && x == AppProto::Http2) && !app_carries(x, a) => {
                     return Err(header_err(format!(
                         "{} needs protocol {}, the rule also uses {}",
                         buf.name(),
@@ -2218,7 +2612,7 @@ pub(crate) fn compile_rule_in(
     let event_protos = AppEvent::ALL.iter().filter(|e| st.app_events & e.bit() != 0).map(|e| (e.name(), e.app_proto()));
     let int_protos = st.app_ints.iter().map(|(k, _)| (k.keyword(), k.app_proto()));
     for (keyword, a) in int_protos.chain(event_protos) {
-        if !proto.can_carry(a) || app_proto.is_some_and(|x| x != a) {
+        if !proto.can_carry(a) || app_proto.is_some_and(|x| x != a && !app_carries(x, a)) {
             return Err(header_err(format!(
                 "{} needs protocol {}, the rule's protocol is '{}'",
                 keyword,
@@ -2226,7 +2620,9 @@ pub(crate) fn compile_rule_in(
                 app_proto.map_or(rule.proto.as_str(), |x| x.name())
             )));
         }
-        app_proto = Some(a);
+        if !app_proto.is_some_and(|x| app_carries(x, a)) {
+            app_proto = Some(a);
+        }
     }
     if let Some((d, buf)) = buf_dir {
         match direction {
@@ -2341,9 +2737,12 @@ pub(crate) fn compile_rule_in(
         stream_size: st.stream_size,
         flow_counts,
         app_ints,
+        dce: st.dce.map(Box::new),
         decode_events: st.decode_events,
         app_events: st.app_events,
         flow_start: rule.flow_start,
+        drop_scope: rule.drop_scope,
+        tx_hook: rule.tx_hook,
         flowbits,
         flowints,
         xbits,
@@ -2364,6 +2763,21 @@ pub(crate) fn compile_rule_in(
 mod tests {
     use super::super::parse::{Vars, parse_rules};
     use super::*;
+
+    #[test]
+    fn http2_settings_conditions_compare_the_value_of_one_setting() {
+        let id = |i: u64, v: u64| (i << 32) | v;
+        let c = http2_settings_cond("SETTINGS_HEADER_TABLE_SIZE>4096").unwrap_or(IntCond::Eq(0));
+        assert!(c.matches(id(1, 8192)) && !c.matches(id(1, 4096)) && !c.matches(id(2, 8192)));
+        let c = http2_settings_cond("SETTINGS_ENABLE_PUSH=0").unwrap_or(IntCond::Eq(1));
+        assert!(c.matches(id(2, 0)) && !c.matches(id(2, 1)));
+        let c = http2_settings_cond("SETTINGS_MAX_FRAME_SIZE").unwrap_or(IntCond::Eq(0));
+        assert!(c.matches(id(5, 0)) && c.matches(id(5, u32::MAX as u64)) && !c.matches(id(6, 0)));
+        let c = http2_settings_cond("SETTINGS_INITIAL_WINDOW_SIZE<10").unwrap_or(IntCond::Eq(0));
+        assert!(c.matches(id(4, 9)) && !c.matches(id(4, 10)) && !c.matches(id(3, 5)));
+        assert!(http2_settings_cond("SETTINGS_NOPE=1").is_err());
+        assert!(http2_settings_cond("SETTINGS_ENABLE_PUSH!=1").is_err());
+    }
 
     fn compile_one(text: &str) -> Result<CompiledRule, Vec<RuleError>> {
         let parsed = parse_rules(text, "t.rules", &Vars::default()).remove(0).map_err(|e| vec![e])?;
@@ -2457,10 +2871,10 @@ mod tests {
     #[test]
     fn unsupported_keywords_are_all_named() {
         let text = "alert http any any -> any any (msg:\"x\"; flow:established,to_server; lua:foo.lua; \
-                    http.uri; content:\"/a\"; asn1:bitstring_overflow; krb5_cname; content:\"b\"; nocase; sid:1;)";
+                    http.uri; content:\"/a\"; asn1:bitstring_overflow; rfb.name; content:\"b\"; nocase; sid:1;)";
         let errs = compile_one(text).unwrap_err();
         let kws: Vec<&str> = errs.iter().map(|e| e.keyword.as_deref().unwrap()).collect();
-        assert_eq!(kws, ["lua", "asn1", "krb5_cname"]);
+        assert_eq!(kws, ["lua", "asn1", "rfb.name"]);
         assert!(errs.iter().all(|e| e.reason == NOT_SUPPORTED && e.line == 1));
         assert_eq!(errs[0].column, text.find("lua").unwrap() + 1);
     }

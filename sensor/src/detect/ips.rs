@@ -68,6 +68,9 @@ fn like_ip_only(r: &CompiledRule) -> bool {
 
 /// Whether the action of `r` (a drop, a pass) on `insp` applies to the rest of the flow.
 pub fn drop_applies_to_flow(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
+    if let Some(flow) = r.drop_scope {
+        return flow && insp.flow_id != 0;
+    }
     insp.flow_id != 0 && (insp.transaction || (r.app_proto.is_some() && !packet_keywords(r)) || like_ip_only(r))
 }
 

@@ -27,6 +27,9 @@ pub enum Transform {
     /// `header_lowercase`: the header names of a header buffer (`Name: value` lines)
     /// lowercased, the values kept.
     HeaderLowercase,
+    /// `strip_pseudo_headers`: the lines of a header buffer that start with `:` (HTTP/2
+    /// pseudo-headers) removed.
+    StripPseudoHeaders,
     /// `from_base64[:bytes N][, offset N][, mode rfc4648|rfc2045|strict]`: the buffer from
     /// `offset`, at most `bytes` of it (0: all), base64-decoded.
     FromBase64 {
@@ -34,6 +37,58 @@ pub enum Transform {
         offset: u32,
         mode: Base64Mode,
     },
+    /// `gunzip[:max-size N]`: the buffer gzip-decompressed, at most `max_size` bytes of output
+    /// (what decompresses before an error or the limit is kept).
+    Gunzip {
+        max_size: u32,
+    },
+    /// `zlib_deflate[:max-size N]`: the buffer zlib-decompressed, as `gunzip`.
+    ZlibDeflate {
+        max_size: u32,
+    },
+}
+
+/// Suricata's default output limit of `gunzip` and `zlib_deflate`.
+pub const DECOMPRESS_DEFAULT_MAX_SIZE: u32 = 1024;
+/// Largest `max-size` accepted (16 MiB, as Suricata).
+const DECOMPRESS_MAX_MAX_SIZE: u64 = 16 << 20;
+
+/// Parses the value of `gunzip`/`zlib_deflate` (`max-size N`, N with an optional kb/mb unit).
+pub fn parse_decompress(kw: &str, v: Option<&str>) -> Result<Transform, String> {
+    let mut max_size = DECOMPRESS_DEFAULT_MAX_SIZE;
+    if let Some(v) = v.map(str::trim).filter(|v| !v.is_empty()) {
+        let Some(n) = v.strip_prefix("max-size").map(str::trim).filter(|n| !n.is_empty()) else {
+            return Err(format!("invalid {kw} option '{v}' (max-size N)"));
+        };
+        let lower = n.to_ascii_lowercase();
+        let (digits, mult) = match lower.trim_end_matches('b').trim_end() {
+            d if d.ends_with('k') => (d[..d.len() - 1].trim_end().to_string(), 1024u64),
+            d if d.ends_with('m') => (d[..d.len() - 1].trim_end().to_string(), 1 << 20),
+            d if d.ends_with('g') => (d[..d.len() - 1].trim_end().to_string(), 1 << 30),
+            d => (d.to_string(), 1),
+        };
+        let size = digits.parse::<u64>().ok().and_then(|d| d.checked_mul(mult));
+        max_size = match size {
+            Some(s) if (1..=DECOMPRESS_MAX_MAX_SIZE).contains(&s) => s as u32,
+            _ => return Err(format!("invalid {kw} max-size '{n}' (1 to 16 MiB)")),
+        };
+    }
+    Ok(if kw == "gunzip" { Transform::Gunzip { max_size } } else { Transform::ZlibDeflate { max_size } })
+}
+
+/// Decompresses `data` with `reader` into at most `max_size` bytes; a decompression error
+/// keeps what came out before it.
+fn decompress_bounded(mut reader: impl std::io::Read, max_size: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while out.len() < max_size as usize {
+        let want = chunk.len().min(max_size as usize - out.len());
+        match reader.read(&mut chunk[..want]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    out
 }
 
 /// How a base64 decoder treats characters outside the alphabet.
@@ -156,6 +211,7 @@ impl Transform {
             "to_sha1" => Transform::ToSha1,
             "to_sha256" => Transform::ToSha256,
             "header_lowercase" => Transform::HeaderLowercase,
+            "strip_pseudo_headers" => Transform::StripPseudoHeaders,
             _ => return None,
         })
     }
@@ -222,10 +278,23 @@ impl Transform {
                 }
                 v
             }
+            Transform::StripPseudoHeaders => {
+                let mut v = Vec::with_capacity(data.len());
+                for line in data.split_inclusive(|&c| c == b'\n') {
+                    if line.first() != Some(&b':') {
+                        v.extend_from_slice(line);
+                    }
+                }
+                v
+            }
             Transform::FromBase64 { bytes, offset, mode } => {
                 let rest = data.get(offset as usize..).unwrap_or_default();
                 let end = if bytes == 0 { rest.len() } else { rest.len().min(bytes as usize) };
                 base64_decode(&rest[..end], mode)
+            }
+            Transform::Gunzip { max_size } => decompress_bounded(flate2::bufread::GzDecoder::new(data), max_size),
+            Transform::ZlibDeflate { max_size } => {
+                decompress_bounded(flate2::bufread::ZlibDecoder::new(data), max_size)
             }
         }
     }
@@ -255,6 +324,9 @@ pub struct ByteRead {
     pub offset: i32,
     pub relative: bool,
     pub little_endian: bool,
+    /// `dce`: the byte order of the inspected DCERPC PDU (its data representation); big
+    /// endian outside a DCERPC transaction.
+    pub dce: bool,
     /// `string,hex|dec|oct`: the bytes are ASCII digits in this base.
     pub string_base: Option<u32>,
     pub bitmask: Option<u64>,
@@ -294,7 +366,8 @@ impl ByteRead {
             }
             None => {
                 let mut v = 0u64;
-                if self.little_endian {
+                let little = if self.dce { DCE_LITTLE_ENDIAN.with(std::cell::Cell::get) } else { self.little_endian };
+                if little {
                     for &b in bytes.iter().rev() {
                         v = (v << 8) | b as u64;
                     }
@@ -433,16 +506,35 @@ pub fn parse_isdataat(v: &str) -> Result<IsDataAt, String> {
     Ok(IsDataAt { offset: offset as u32, relative, negated })
 }
 
+thread_local! {
+    /// The byte order of the DCERPC PDU under inspection, for `dce` reads (set per inspection
+    /// by the matcher).
+    static DCE_LITTLE_ENDIAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Sets the byte order `dce` reads use on this thread (the inspected DCERPC PDU's).
+pub fn set_dce_little_endian(little: bool) {
+    DCE_LITTLE_ENDIAN.with(|c| c.set(little));
+}
+
 /// Shared trailing options of byte_test/byte_jump. Returns the unconsumed options.
 fn byte_common<'a>(read: &mut ByteRead, opts: &[&'a str]) -> Result<Vec<&'a str>, String> {
     let mut rest = Vec::new();
     let mut i = 0;
+    let mut endian_given = false;
     while i < opts.len() {
         let o = opts[i];
         match o {
             "relative" => read.relative = true,
-            "big" => read.little_endian = false,
-            "little" => read.little_endian = true,
+            "big" | "little" if read.dce => return Err("dce cannot be combined with big or little".to_string()),
+            "big" => {
+                read.little_endian = false;
+                endian_given = true;
+            }
+            "little" => {
+                read.little_endian = true;
+                endian_given = true;
+            }
             "string" => {
                 // the base follows, decimal when it does not
                 read.string_base = Some(match opts.get(i + 1).copied() {
@@ -455,7 +547,8 @@ fn byte_common<'a>(read: &mut ByteRead, opts: &[&'a str]) -> Result<Vec<&'a str>
                 }
             }
             "hex" | "dec" | "oct" if read.string_base.is_some() => {}
-            "dce" => return Err("dce (DCERPC byte order) not supported yet".to_string()),
+            "dce" if endian_given => return Err("dce cannot be combined with big or little".to_string()),
+            "dce" => read.dce = true,
             _ => {
                 if let Some(m) = o.strip_prefix("bitmask") {
                     let m = num_i64(m)?;
@@ -469,6 +562,9 @@ fn byte_common<'a>(read: &mut ByteRead, opts: &[&'a str]) -> Result<Vec<&'a str>
             }
         }
         i += 1;
+    }
+    if read.dce && read.string_base.is_some() {
+        return Err("dce cannot be combined with string".to_string());
     }
     let max = if read.string_base.is_some() { 23 } else { 8 };
     if read.nbytes as usize > max {
@@ -523,6 +619,7 @@ pub fn parse_byte_test(v: &str) -> Result<ByteTest, String> {
         offset: i32::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?,
         relative: false,
         little_endian: false,
+        dce: false,
         string_base: None,
         bitmask: None,
     };
@@ -544,6 +641,7 @@ pub fn parse_byte_jump(v: &str) -> Result<ByteJump, String> {
         offset: i32::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?,
         relative: false,
         little_endian: false,
+        dce: false,
         string_base: None,
         bitmask: None,
     };
@@ -615,6 +713,7 @@ pub fn parse_byte_extract(v: &str) -> Result<(ByteExtract, String), String> {
         offset: i32::try_from(offset).map_err(|_| format!("offset {offset} out of range"))?,
         relative: false,
         little_endian: false,
+        dce: false,
         string_base: None,
         bitmask: None,
     };
@@ -700,8 +799,15 @@ impl ByteMath {
 /// Parses `byte_math`; `var` resolves the variable names the rule defined before. Returns it
 /// (with `var` 0) and the result variable's name.
 pub fn parse_byte_math(v: &str, var: &dyn Fn(&str) -> Option<u8>) -> Result<(ByteMath, String), String> {
-    let mut read =
-        ByteRead { nbytes: 0, offset: 0, relative: false, little_endian: false, string_base: None, bitmask: None };
+    let mut read = ByteRead {
+        nbytes: 0,
+        offset: 0,
+        relative: false,
+        little_endian: false,
+        dce: false,
+        string_base: None,
+        bitmask: None,
+    };
     let (mut bytes, mut offset, mut oper, mut rvalue, mut result) = (None, None, None, None, None);
     let mut nbytes_var = None;
     for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -729,7 +835,7 @@ pub fn parse_byte_math(v: &str, var: &dyn Fn(&str) -> Option<u8>) -> Result<(Byt
             "endian" => match val {
                 "big" => read.little_endian = false,
                 "little" => read.little_endian = true,
-                "dce" => return Err("endian dce (DCERPC byte order) not supported yet".to_string()),
+                "dce" => read.dce = true,
                 e => return Err(format!("unknown endian '{e}'")),
             },
             "string" => {
@@ -740,7 +846,7 @@ pub fn parse_byte_math(v: &str, var: &dyn Fn(&str) -> Option<u8>) -> Result<(Byt
                     b => return Err(format!("unknown string base '{b}' (hex, dec, oct)")),
                 })
             }
-            "dce" => return Err("dce (DCERPC byte order) not supported yet".to_string()),
+            "dce" => read.dce = true,
             "bitmask" => {
                 let m = num_i64(val)?;
                 if m <= 0 {
@@ -1182,6 +1288,49 @@ pub fn parse_u8_cond(v: &str) -> Result<IntCond, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strip_pseudo_headers_drops_the_lines_starting_with_a_colon() {
+        let t = Transform::from_keyword("strip_pseudo_headers");
+        assert_eq!(t, Some(Transform::StripPseudoHeaders));
+        let names = b"\r\n:status\r\naccept-ranges\r\n:x\r\n\r\n";
+        assert_eq!(transform(names, &[Transform::StripPseudoHeaders]).as_ref(), b"\r\naccept-ranges\r\n\r\n");
+        let headers = b":method: GET\r\nuser-agent: a:b\r\n:path: /";
+        assert_eq!(transform(headers, &[Transform::StripPseudoHeaders]).as_ref(), b"user-agent: a:b\r\n");
+        assert!(transform(b"", &[Transform::StripPseudoHeaders]).is_empty());
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write as _;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = e.write_all(data);
+        e.finish().unwrap_or_default()
+    }
+
+    #[test]
+    fn gunzip_decompresses_up_to_its_max_size_and_keeps_a_truncated_stream_prefix() {
+        let z = gzip(b"This is compressed\n");
+        let t = parse_decompress("gunzip", None).unwrap();
+        assert_eq!(t, Transform::Gunzip { max_size: DECOMPRESS_DEFAULT_MAX_SIZE });
+        assert_eq!(transform(&z, &[t]).as_ref(), b"This is compressed\n");
+        let t8 = parse_decompress("gunzip", Some("max-size 8")).unwrap();
+        assert_eq!(transform(&z, &[t8]).as_ref(), b"This is ");
+        assert_eq!(parse_decompress("gunzip", Some("max-size 2kb")).unwrap(), Transform::Gunzip { max_size: 2048 });
+        // not gzip, or cut: no panic, what decompressed is kept
+        assert!(transform(b"plain text", &[t]).is_empty());
+        assert!(transform(&z[..z.len() / 2], &[t]).len() <= 19);
+        assert!(transform(&[], &[t]).is_empty());
+        // zlib
+        use std::io::Write as _;
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = e.write_all(b"zlib data");
+        let zl = e.finish().unwrap_or_default();
+        let tz = parse_decompress("zlib_deflate", None).unwrap();
+        assert_eq!(transform(&zl, &[tz]).as_ref(), b"zlib data");
+        for bad in ["max-size 0", "max-size", "size 8", "max-size 17mb", "max-size x"] {
+            assert!(parse_decompress("gunzip", Some(bad)).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn transforms_rewrite_the_buffer() {

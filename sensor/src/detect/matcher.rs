@@ -108,6 +108,8 @@ pub struct Inspection<'a> {
     pub icmpv6_mtu: Option<u32>,
     /// App-layer integer fields of the message (`ntp.version`, ...).
     pub app_ints: &'a [(super::compile::AppInt, u64)],
+    /// The DCERPC state of the inspected transaction (`dcerpc.iface`, `dcerpc.opnum`).
+    pub dce: Option<&'a super::dce::DceTx>,
     /// The packet's decoder events ([`crate::decode::Packet::events`]).
     pub decode_events: u64,
     /// The transaction's app-layer events ([`super::compile::AppEvent`] bits).
@@ -186,6 +188,7 @@ impl<'a> Inspection<'a> {
             icmp_id_seq: None,
             icmpv6_mtu: None,
             app_ints: &[],
+            dce: None,
             decode_events: 0,
             app_events: 0,
             first_in_direction: false,
@@ -434,6 +437,8 @@ pub struct Detector {
     stream_sizes: bool,
     /// Whether there is a `pass` rule (passed flows are then remembered).
     has_pass: bool,
+    /// Whether a flow was passed by an exception policy ([`Detector::pass_flow`]).
+    exception_passes: std::sync::atomic::AtomicBool,
     /// See [`Detector::matches_empty_packets`].
     empty_packets: bool,
     /// `suppress` entries of the threshold files, per rule (same index as `rules`).
@@ -461,6 +466,8 @@ pub struct DetectorBuilder {
     errors: Vec<RuleError>,
     threshold_config: ThresholdConfig,
     ips: bool,
+    /// Suricata's `action-order` (default pass, drop, reject, alert).
+    action_order: Option<Vec<Action>>,
     firewall_rules: Vec<FwRule>,
     /// Metadata and classtype strings, one copy shared by all rules (and by the threads
     /// compiling them).
@@ -476,6 +483,7 @@ impl Default for DetectorBuilder {
             errors: Vec::new(),
             threshold_config: ThresholdConfig::default(),
             ips: false,
+            action_order: None,
             firewall_rules: Vec::new(),
             strings: Default::default(),
         }
@@ -492,6 +500,14 @@ impl DetectorBuilder {
     /// of the flow (it is not inspected any more until [`Detector::end_flow`]).
     pub fn ips(mut self, on: bool) -> Self {
         self.ips = on;
+        self
+    }
+
+    /// Suricata's `action-order`: the order of the rule actions in the evaluation order
+    /// (default pass, drop, reject, alert); the actions not listed come after, in the default
+    /// order.
+    pub fn action_order(mut self, order: &[Action]) -> Self {
+        self.action_order = Some(order.to_vec());
         self
     }
 
@@ -598,7 +614,7 @@ impl DetectorBuilder {
     pub fn build(self) -> (Detector, Vec<RuleError>) {
         // the address groups split on $HOME_NET (the variables of the last rules added)
         let home = self.vars.address("HOME_NET").and_then(|_| self.vars.parse_address("$HOME_NET").ok());
-        let DetectorBuilder { rules, mut errors, threshold_config, ips, firewall_rules, .. } = self;
+        let DetectorBuilder { rules, mut errors, threshold_config, ips, firewall_rules, action_order, .. } = self;
         let firewall = (!firewall_rules.is_empty()).then(|| Firewall::new(firewall_rules));
         let mut keep: HashMap<(u32, u32), usize> = HashMap::new();
         let mut dropped = vec![false; rules.len()];
@@ -637,7 +653,15 @@ impl DetectorBuilder {
             let fb = state_order(r.flowbits.iter().any(FlowbitOp::is_read), r.flowbits.iter().any(|o| !o.is_read()));
             let fi = state_order(r.flowints.iter().any(FlowintOp::is_read), r.flowints.iter().any(|o| !o.is_read()));
             let xb = state_order(r.xbits.iter().any(XbitOp::is_read), r.xbits.iter().any(|o| !o.is_read()));
-            (r.meta.action.order(), fb, fi, xb, r.meta.priority)
+            let action = match &action_order {
+                // (reject and its variants share a place)
+                Some(order) => order
+                    .iter()
+                    .position(|a| a.order() == r.meta.action.order())
+                    .unwrap_or(order.len() + usize::from(r.meta.action.order())),
+                None => usize::from(r.meta.action.order()),
+            };
+            (action, fb, fi, xb, r.meta.priority)
         });
         for r in rules.iter_mut() {
             r.threshold = threshold_config.threshold_for(r.meta.gid, r.meta.sid, r.threshold);
@@ -659,13 +683,18 @@ impl DetectorBuilder {
         let stream_sizes = rules.iter().any(|r| r.stream_size.is_some());
         let has_pass = rules.iter().any(|r| r.meta.action == Action::Pass)
             || rate_filters.iter().flatten().any(|rf| rf.new_action == Action::Pass);
+        // (an app-layer rule inspecting only packet headers or addresses is a packet rule too)
+        let packet_buffer = |b: Buffer| {
+            matches!(
+                b,
+                Buffer::Ipv4Hdr | Buffer::Ipv6Hdr | Buffer::TcpHdr | Buffer::UdpHdr | Buffer::IpSrc | Buffer::IpDst
+            )
+        };
         let empty_packets = rules.iter().any(|r| {
-            r.app_proto.is_none()
+            (r.app_proto.is_none() || r.lists.iter().any(|l| packet_buffer(l.buffer)))
                 && r.urilen.is_none()
-                && r.lists.iter().all(|l| {
-                    (l.items.is_empty() && l.bsize.is_none())
-                        || matches!(l.buffer, Buffer::Ipv4Hdr | Buffer::Ipv6Hdr | Buffer::TcpHdr | Buffer::UdpHdr)
-                })
+                && r.dce.is_none()
+                && r.lists.iter().all(|l| (l.items.is_empty() && l.bsize.is_none()) || packet_buffer(l.buffer))
         }) || firewall.is_some()
             // an app-layer rule for empty packets (`dsize:0`)
             || rules.iter().any(|r| r.lists.is_empty() && r.dsize.is_some_and(|c| c.matches(0)));
@@ -676,6 +705,7 @@ impl DetectorBuilder {
                 stateful,
                 stream_sizes,
                 has_pass,
+                exception_passes: std::sync::atomic::AtomicBool::new(false),
                 empty_packets,
                 suppress,
                 rate_filters,
@@ -761,17 +791,29 @@ impl Detector {
     /// `detection_filter` are not returned.
     pub fn inspect(&self, insp: &Inspection<'_>) -> Vec<Hit> {
         match &self.firewall {
-            Some(fw) => fw.inspect(insp, |i| self.inspect_td(i)),
+            Some(fw) => fw.inspect(
+                insp,
+                |i| self.inspect_td(i),
+                |id| self.ips && self.state.lock().unwrap_or_else(|p| p.into_inner()).dropped.contains(&id),
+            ),
             None => self.inspect_td(insp),
         }
     }
 
+    /// Whether firewall rules are loaded (Suricata's firewall mode).
+    pub fn firewall_mode(&self) -> bool {
+        self.firewall.is_some()
+    }
+
     /// [`Detector::inspect`] with the threat-detection rules only.
     fn inspect_td(&self, insp: &Inspection<'_>) -> Vec<Hit> {
-        if (self.has_pass || self.ips) && insp.flow_id != 0 && {
-            let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
-            st.passed.contains(&insp.flow_id) || st.dropped.contains(&insp.flow_id)
-        } {
+        if (self.has_pass || self.ips || self.exception_passes.load(std::sync::atomic::Ordering::Relaxed))
+            && insp.flow_id != 0
+            && {
+                let st = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                st.passed.contains(&insp.flow_id) || st.dropped.contains(&insp.flow_id)
+            }
+        {
             return Vec::new();
         }
         let mut cands: Vec<u32> = Vec::new();
@@ -834,7 +876,9 @@ impl Detector {
                 let mut h = Hit::of(rule, insp.direction);
                 h.alert &= rule.meta.action == Action::Pass;
                 h.action = Action::Pass;
-                return vec![h];
+                // (the hits of the rules ordered before it stay: see `action_order`)
+                hits.push(h);
+                return hits;
             }
             let blocked = self.ips && alert && action != Action::Alert;
             drop_flow |= blocked && super::ips::drop_applies_to_flow(rule, insp);
@@ -887,9 +931,23 @@ impl Detector {
         out.into_iter().collect()
     }
 
+    /// The place of rule (`gid`, `sid`) in the evaluation order (`None`: not loaded).
+    pub fn rule_rank(&self, gid: u32, sid: u32) -> Option<usize> {
+        self.rules.iter().position(|r| r.meta.gid == gid && r.meta.sid == sid)
+    }
+
+    /// Passes a flow (Suricata's exception policies `pass-flow` and `bypass`): no rule
+    /// inspects it any more.
+    pub fn pass_flow(&self, flow_id: u64) {
+        if flow_id != 0 {
+            self.exception_passes.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.state.lock().unwrap_or_else(|p| p.into_inner()).passed.insert(flow_id);
+        }
+    }
+
     /// Forgets the per-flow state of a flow that ended.
     pub fn end_flow(&self, flow_id: u64) {
-        if self.stateful || self.has_pass {
+        if self.stateful || self.has_pass || self.exception_passes.load(std::sync::atomic::Ordering::Relaxed) {
             let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
             st.flows.remove(&flow_id);
             st.passed.remove(&flow_id);
@@ -1239,7 +1297,15 @@ fn proto_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     l4 && match (r.app_proto, insp.app_proto) {
         (None, _) => true,
         (Some(_), None) => false,
-        (Some(want), Some(got)) => want == got || (want == AppProto::Http && got == AppProto::Http2 && !r.http1_only),
+        (Some(want), Some(got)) => {
+            want == got
+                || (want == AppProto::Http && got == AppProto::Http2 && !r.http1_only)
+                // DNS over HTTP/2: http, http2 and dns rules match it too
+                || (got == AppProto::Doh2
+                    && (matches!(want, AppProto::Http2 | AppProto::Dns) || (want == AppProto::Http && !r.http1_only)))
+                // DCERPC over SMB named pipes: dcerpc rules match it too
+                || (want == AppProto::Dcerpc && got == AppProto::Smb && insp.dce.is_some())
+        }
     }
 }
 
@@ -1277,10 +1343,16 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
             return false;
         }
     }
+    // a transaction hook rule inspects its side of transactions only
+    if let Some(request) = r.tx_hook {
+        if !insp.transaction || (insp.direction == Direction::ToServer) != request {
+            return false;
+        }
     // a packet rule (header keywords, payload, flow state only) is inspected on packets
-    if insp.transaction
+    } else if insp.transaction
         && r.urilen.is_none()
         && r.app_events == 0
+        && r.dce.is_none()
         && !r.app_ints.iter().any(|(k, _)| k.transactional())
         && !r.lists.iter().any(|l| {
             !l.buffer.is_virtual()
@@ -1358,6 +1430,9 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
             return false;
         }
     }
+    if r.dce.as_ref().is_some_and(|c| !c.matches(insp.dce)) {
+        return false;
+    }
     for fc in &r.flow_counts {
         let Some((pkts, bytes)) = insp.flow_counts else { return false };
         let n = if fc.bytes { bytes } else { pkts };
@@ -1377,6 +1452,7 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
         }
     }
     BASE64_DATA.with(|b| *b.borrow_mut() = None);
+    super::keywords::set_dce_little_endian(insp.dce.is_some_and(|d| d.little_endian));
     DATASET_CONTEXT.with(|c| c.borrow_mut().clear());
     let addr = |ip: IpAddr| match ip {
         IpAddr::V4(a) => a.octets().to_vec(),
@@ -1663,6 +1739,51 @@ mod tests {
         let mut v: Vec<u32> = d.inspect(insp).iter().map(|h| h.sid).collect();
         v.sort_unstable();
         v
+    }
+
+    #[test]
+    fn action_order_changes_which_action_comes_first_and_exception_passes_stop_inspection() {
+        let rules = "pass tcp any any -> any any (content:\"hi\"; sid:1;)\nalert tcp any any -> any any (sid:2;)\n";
+        let order = |b: DetectorBuilder| {
+            let mut b = b;
+            b.add_rules(rules, "t.rules");
+            let (d, errors) = b.build();
+            assert!(errors.is_empty(), "{errors:?}");
+            d.inspect(&tcp(b"hi")).iter().map(|h| h.sid).collect::<Vec<_>>()
+        };
+        assert_eq!(order(DetectorBuilder::new()), [1], "pass first: nothing else");
+        assert_eq!(order(DetectorBuilder::new().action_order(&[Action::Alert, Action::Pass])), [2, 1]);
+
+        let d = detector("alert tcp any any -> any any (sid:1;)\n");
+        assert_eq!(sids(&d, &Inspection { flow_id: 7, ..tcp(b"x") }), [1]);
+        d.pass_flow(7);
+        assert!(sids(&d, &Inspection { flow_id: 7, ..tcp(b"x") }).is_empty(), "passed by an exception policy");
+        assert_eq!(sids(&d, &Inspection { flow_id: 8, ..tcp(b"x") }), [1]);
+        d.end_flow(7);
+        assert_eq!(sids(&d, &Inspection { flow_id: 7, ..tcp(b"x") }), [1], "a new flow with the id");
+    }
+
+    #[test]
+    fn http1_transaction_hooks_match_their_side_of_transactions_only() {
+        let d = detector(concat!(
+            "alert http1:request_line any any -> any any (sid:1;)\n",
+            "alert http1:response_complete any any -> any any (sid:2;)\n",
+        ));
+        let http = |dir: Direction, transaction: bool| Inspection {
+            app_proto: Some(AppProto::Http),
+            direction: dir,
+            transaction,
+            ..tcp(b"GET / HTTP/1.1\r\n")
+        };
+        assert_eq!(sids(&d, &http(Direction::ToServer, true)), [1]);
+        assert_eq!(sids(&d, &http(Direction::ToClient, true)), [2]);
+        assert!(sids(&d, &http(Direction::ToServer, false)).is_empty(), "not on packets");
+        let (_, errors) = Detector::from_rules(
+            "alert http1:response_body any any -> any any (sid:3;)\n",
+            "t.rules",
+            &Vars::default(),
+        );
+        assert!(errors[0].reason.contains("not supported"), "{}", errors[0]);
     }
 
     /// Does a rule made of `opts` match `payload` (TCP, to_server, established)?

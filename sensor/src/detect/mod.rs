@@ -19,10 +19,14 @@
 //!
 //! # Supported
 //!
-//! - Actions `alert`, `pass`, `drop`, `reject`, `rejectsrc`, `rejectdst`, `rejectboth`.
-//!   Transactional rules (`=>`) and app-layer protocol hooks (`http1:request_complete`) are
+//! - Actions `alert`, `pass`, `drop`, `reject`, `rejectsrc`, `rejectdst`, `rejectboth`, and
+//!   the explicit drop scopes `drop:packet` and `drop:flow` (IPS mode); `action-order`
+//!   ([`DetectorBuilder::action_order`]).
+//!   Transactional rules (`=>`) and the app-layer protocol hooks other than HTTP/1's are
 //!   rejected; the packet hooks `flow_start` (the first packet of each direction) and `all`
-//!   are supported (`alert tcp:flow_start ...`).
+//!   are supported (`alert tcp:flow_start ...`), and the HTTP/1 transaction hooks
+//!   (`http1:request_line`, `response_complete`, ...: the rule inspects its side of each
+//!   transaction, once; the `*_body` hooks, evaluated per body update, are rejected).
 //!   In IPS mode ([`DetectorBuilder::ips`], [`ips`]) drop and reject hits are blocked, and a
 //!   drop by an app-layer, transaction or IP-only rule drops the rest of the flow.
 //! - Firewall rules ([`firewall`], [`DetectorBuilder::add_firewall_rules`]): `accept`/`drop`
@@ -72,7 +76,8 @@
 //!   matches; a buffer given several times (`tls.certs`: one per certificate) matches when one does.
 //! - Transforms ([`keywords::Transform`]): `dotprefix`, `strip_whitespace`,
 //!   `compress_whitespace`, `to_lowercase`, `to_uppercase`, `url_decode`, `to_md5`, `to_sha1`,
-//!   `to_sha256`, `from_base64` (`bytes`, `offset`, `mode rfc4648|rfc2045|strict`); the
+//!   `to_sha256`, `from_base64` (`bytes`, `offset`, `mode rfc4648|rfc2045|strict`), `gunzip`
+//!   and `zlib_deflate` (`max-size`, 1024 bytes by default: the output is cut there); the
 //!   prefilter scans the transformed buffer. A transform after a content starts a new list of
 //!   the same buffer with the transforms applied (Suricata 8).
 //! - `flow`: `established`, `not_established`, `stateless`, `to_server`/`from_client`,
@@ -100,15 +105,50 @@
 //!   `tcp.hlen_too_small`, `tcp.invalid_optlen`, `udp.hlen_too_small`, `udp.pkt_too_small`,
 //!   `udp.len_invalid`, `icmpv4.pkt_too_small`, `icmpv6.pkt_too_small`, `gre.pkt_too_small`);
 //!   other event names are rejected.
+//! - `stream-event:3whs_syn_flood` (a stream event, kept with the decoder events as
+//!   `stream.3whs_syn_flood`): a client SYN with a new sequence number beyond the ten Suricata
+//!   queues while the handshake is unanswered ([`crate::flow::TcpConn`]); other stream events
+//!   are rejected.
 //! - `app-layer-event` for the events derived from an HTTP request's headers
 //!   ([`AppEvent`]: `http.duplicate_content_length_field_in_request`,
-//!   `http.request_auth_unrecognized`) and from the TLS handshake (`tls.invalid_handshake_message`:
+//!   `http.request_auth_unrecognized`), `http.request_field_too_long` (a request line or header
+//!   line past libhtp's 18,000-byte field limit) and from the TLS handshake (`tls.invalid_handshake_message`:
 //!   the server certificate does not decode, `tls.certificate_invalid_length`: its DER is cut
 //!   in a header); other event names are rejected.
 //! - `xbits` with `track tx`: bits of the inspected transaction ([`Inspection::tx_id`]).
+//! - DCERPC (over TCP and over SMB named pipes, [`dce`]): `dcerpc.iface` (`dce_iface`: the
+//!   request's context bound to the UUID, version comparisons, `any_frag`), `dcerpc.opnum`
+//!   (`dce_opnum`: numbers and ranges), the `dcerpc.stub_data` buffer (`dce_stub_data`), and
+//!   the `dce` byte order of `byte_test`/`byte_jump`/`byte_extract`/`byte_math` (the PDU's).
+//! - SMB: `smb.version`, the `smb.share`, `smb.named_pipe`, `smb.ntlmssp_user`,
+//!   `smb.ntlmssp_domain` buffers, `file.data` of files read or written, the
+//!   `smb.file_overlap` app-layer event.
 //! - NTP: `ntp.version`, `ntp.stratum`, `ntp.mode` (numbers or mode names) and the
 //!   `ntp.reference_id` buffer, read from the datagram's fixed header ([`AppInt`]).
 //! - DNS: `dns.rcode` (the header's response code, of requests and responses, [`AppInt`]).
+//! - Kerberos 5, SNMP, SIP, MQTT, DNP3, EtherNet/IP, QUIC ([`crate::app::msg`]: each message of a
+//!   packet is a transaction): `krb5_msg_type`, `krb5_err_code`, `krb5.ticket_encryption` (one
+//!   type, a name or `weak`), the `krb5.cname`/`krb5.sname` buffers (replies and errors);
+//!   `snmp.version`, `snmp.pdu_type`, `snmp.trap_type`, the `snmp.community`/`snmp.usm`
+//!   buffers, the `snmp` firewall hooks; `sip.method`, `sip.uri`, `sip.protocol`,
+//!   `sip.request_line`, `sip.response_line`, `sip.stat_code`, `sip.stat_msg`, `sip.from`,
+//!   `sip.to`, `sip.via`, `sip.user_agent`, `sip.content_type`, `sip.content_length`,
+//!   `sip.server`, `frame:sip.pdu|request.line|request.headers|request.body|response.*`;
+//!   `mqtt.type`, `mqtt.flags`, `mqtt.qos`, `mqtt.reason_code`, `mqtt.protocol_version`,
+//!   `mqtt.connect.flags`, the `mqtt.connect.*`, `mqtt.publish.*`, `mqtt.subscribe.topic`,
+//!   `mqtt.unsubscribe.topic` buffers, `frame:mqtt.pdu|header|data`, the events
+//!   `mqtt.missing_connect` and `mqtt.malformed_traffic`; `dnp3_func`, the `dnp3_data` buffer;
+//!   `enip_command`, `cip_service` (service only); `quic.version`, and for Google QUIC
+//!   `quic.sni`, `quic.cyu.hash`, `quic.cyu.string`. A frame name without its protocol
+//!   (`frame:pdu`) is one of the rule's protocol.
+//! - HTTP/2 ([`crate::app::http2`]): `http2` rules use the http.* buffers as Suricata fills them
+//!   for HTTP/2 (pseudo-headers in the header buffers, `http.protocol` `HTTP/2`, an empty
+//!   `http.stat_msg`, `http.response_line` `HTTP/2 <status>\r\n`); `http2.frametype`,
+//!   `http2.errorcode`, `http2.priority`, `http2.window`, `http2.size_update`, `http2.settings`
+//!   ([`AppInt`]), the `http2.header_name` buffer, `frame:http2.hdr|data|pdu`, the
+//!   `strip_pseudo_headers` transform, the events `http2.authority_host_mismatch` and
+//!   `http2.userinfo_in_uri`. `doh2` rules (DNS over HTTP/2) use the http.*, http2.* and dns.*
+//!   buffers; `http`, `http2` and `dns` rules match DNS-over-HTTP/2 traffic too.
 //! - Packet header: `ttl`, `itype`, `icode`, `icmp_id`, `icmp_seq`, `icmpv6.mtu` (of Packet
 //!   Too Big messages), `ip_proto`, `flags` (with modifiers and mask), `sameip`; the flow's
 //!   counts so far: `flow.pkts`, `flow.bytes` (`toserver`, `toclient`, `either`; and the
@@ -116,11 +156,13 @@
 //!
 //! # Not supported yet (rules using them are rejected)
 //!
-//! `byte_extract` variables in `byte_jump`/`isdataat`, `byte_math` with `endian dce`,
+//! `byte_extract` variables in `byte_jump`/`isdataat`,
 //! `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, the other decoder
-//! events (of packets that fail before or at their IP header, and the rarer anomalies), `stream-event`, the other `app-layer-event`s, `lua`, pcre
-//! capture extraction, the other app-layer buffers (SMB, DCERPC, SMTP, ...), `frame`,
-//! firewall hooks of app-layer protocols other than HTTP/1 and DNS (`tls:client_hello_done`, ...), rules mixing request and response
+//! events (of packets that fail before or at their IP header, and the rarer anomalies), the
+//! other `stream-event`s, the other `app-layer-event`s, `lua`, pcre
+//! capture extraction, the other app-layer buffers (SMTP, ...), `frame`,
+//! firewall hooks of app-layer protocols other than HTTP/1, DNS, SSH and TLS (`ftp:request_started`,
+//! ...), rules mixing request and response
 //! buffers (they need transaction state).
 //!
 //! A matching `pass` rule passes its flow, as Suricata does: the flow is not inspected again
@@ -143,7 +185,9 @@
 
 pub mod compile;
 pub mod dataset;
+pub mod dce;
 pub mod firewall;
+pub mod hook_progress;
 pub mod ips;
 pub mod keywords;
 pub mod literals;

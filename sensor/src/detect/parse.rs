@@ -594,6 +594,12 @@ pub struct ParsedRule {
     /// The packet hook `flow_start` (`tcp:flow_start`): only the first packet of each
     /// direction of a flow is inspected.
     pub flow_start: bool,
+    /// The explicit scope of a drop: `drop:flow` (`Some(true)`) or `drop:packet`; `None`
+    /// for a plain `drop`, whose scope follows the rule's type ([`super::ips`]).
+    pub drop_scope: Option<bool>,
+    /// An HTTP/1 transaction hook (`http1:request_line`, ...): the rule inspects the request
+    /// side (`Some(true)`) or the response side of transactions only, once per side.
+    pub tx_hook: Option<bool>,
 }
 
 impl ParsedRule {
@@ -664,7 +670,13 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
             ),
         ));
     }
-    let action = match Action::parse(tokens[0].1) {
+    // Suricata 8's explicit scope of a drop (`drop:packet`, `drop:flow`)
+    let (action_token, drop_scope) = match tokens[0].1.split_once(':') {
+        Some(("drop", "packet")) => ("drop", Some(false)),
+        Some(("drop", "flow")) => ("drop", Some(true)),
+        _ => (tokens[0].1, None),
+    };
+    let action = match Action::parse(action_token) {
         Some(a) => a,
         None if matches!(tokens[0].1, "accept" | "config") => {
             return Err(err(tokens[0].0, format!("action '{}' (firewall mode) not supported yet", tokens[0].1)));
@@ -675,6 +687,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
     };
     let mut proto = tokens[1].1.to_ascii_lowercase();
     let mut flow_start = false;
+    let mut tx_hook = None;
     if let Some((base, hook)) = proto.split_once(':') {
         // packet hooks of the packet protocols: `flow_start`, and `all` (every packet, as
         // without a hook)
@@ -686,6 +699,15 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
             "flow_start" | "all" if packet_proto => {
                 flow_start = hook == "flow_start";
                 proto = base.to_string();
+            }
+            // HTTP/1 transaction hooks evaluated once per transaction side (the body hooks,
+            // evaluated on every body update, are not supported)
+            "request_started" | "request_line" | "request_headers" | "request_trailer" | "request_complete"
+            | "response_started" | "response_line" | "response_headers" | "response_trailer" | "response_complete"
+                if base == "http1" =>
+            {
+                tx_hook = Some(hook.starts_with("request"));
+                proto = "http".to_string();
             }
             _ => return Err(err(tokens[1].0, format!("protocol hooks ('{proto}') not supported yet"))),
         }
@@ -792,6 +814,8 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         dst_ports,
         options,
         flow_start,
+        drop_scope,
+        tx_hook,
     })
 }
 

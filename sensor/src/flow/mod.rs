@@ -19,7 +19,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
-pub use tcp::{TcpConn, TcpState};
+pub use tcp::{MAX_SYN_QUEUED, TcpConn, TcpState};
 
 /// Flow timeouts in seconds, per protocol and state. The defaults are Suricata's
 /// (`flow-timeouts` in its default `suricata.yaml`): TCP new 60 / established 600 / closed 60,
@@ -208,6 +208,8 @@ pub struct Flow {
     pub alerted: bool,
     /// UDP DNS message counter.
     pub dns_udp: crate::app::dns::DnsUdpState,
+    /// State of the per-packet message parsers (Kerberos, SNMP, SIP, MQTT).
+    pub msg_state: crate::app::msg::MsgFlowState,
     /// App-layer transactions logged.
     pub tx_cnt: u64,
     /// `pcap_cnt`-style number of the packet that created the flow.
@@ -435,6 +437,7 @@ impl FlowTable {
             udp_tried: [false; 2],
             alerted: false,
             dns_udp: Default::default(),
+            msg_state: Default::default(),
             tx_cnt: 0,
             first_pkt: pkt_no,
             stream_gap: [false; 2],

@@ -155,3 +155,50 @@ fn tcp_state_machine() {
     r.update(ToClient, flags::RST | flags::ACK, 0);
     assert_eq!(r.state, TcpState::Closed);
 }
+
+#[test]
+fn segments_foreign_to_an_unanswered_syn_are_ignored_and_a_retransmitted_syn_sets_up_the_session() {
+    use crate::decode::tcp_flags::{ACK, RST, SYN};
+    let mut c = TcpConn::default();
+    assert!(c.accepts(Direction::ToServer, SYN, 1000));
+    c.update(Direction::ToServer, SYN, 1000);
+    assert_eq!(c.state, TcpState::SynSent);
+    // a stray ACK from the server and the client's RST answering it (another sequence space)
+    assert!(!c.accepts(Direction::ToClient, ACK, 77));
+    assert!(!c.accepts(Direction::ToServer, RST, 555));
+    // the client's own RST, a refusal from the server, the SYN-ACK: accepted
+    assert!(c.accepts(Direction::ToServer, RST, 1001));
+    assert!(c.accepts(Direction::ToClient, RST | ACK, 0));
+    assert!(c.accepts(Direction::ToServer, SYN, 1000));
+    assert!(c.accepts(Direction::ToClient, SYN | ACK, 9000));
+    c.update(Direction::ToClient, SYN | ACK, 9000);
+    c.update(Direction::ToServer, ACK, 1001);
+    assert_eq!(c.state, TcpState::Established);
+    // past the setup everything is the session's
+    assert!(c.accepts(Direction::ToServer, RST, 12345));
+}
+
+#[test]
+fn new_client_syns_restart_the_handshake_and_those_beyond_the_queue_are_syn_flood_events() {
+    use crate::decode::DecodeEvent;
+    use crate::decode::tcp_flags::{ACK, SYN};
+    let mut c = TcpConn::default();
+    c.update(Direction::ToServer, SYN, 100);
+    assert!(!c.restarted && c.events == 0);
+    // the same SYN again: a retransmission
+    c.update(Direction::ToServer, SYN, 100);
+    assert!(!c.restarted);
+    let flood = DecodeEvent::Stream3whsSynFlood.bit();
+    let mut floods = 0;
+    for i in 0..(MAX_SYN_QUEUED as u32 + 3) {
+        c.update(Direction::ToServer, SYN, 1000 + i);
+        assert!(c.restarted);
+        floods += usize::from(c.events & flood != 0);
+    }
+    assert_eq!(floods, 3);
+    // the session follows the latest SYN
+    let last = 1000 + MAX_SYN_QUEUED as u32 + 2;
+    assert_eq!(c.isn[0], Some(last));
+    c.update(Direction::ToClient, SYN | ACK, 7);
+    assert_eq!((c.state, c.events), (TcpState::SynRecv, 0));
+}

@@ -484,3 +484,24 @@ fn reaching_the_memcap_drops_queued_segments_as_lost_bytes() {
     assert_eq!(st.stream_memuse, 0);
     assert_eq!(of_type(&out, "flow")[0].extra["tcp"]["ts_gap"], json!(true));
 }
+
+#[test]
+fn packet_alert_max_keeps_the_alerts_of_the_first_rules_in_evaluation_order() {
+    let rules = "alert tcp any any -> any any (sid:1;)\nalert tcp any any -> any any (sid:2;)\n\
+                 drop tcp any any -> any any (sid:3;)\n";
+    let (det, errors) = crate::detect::Detector::from_rules(rules, "t.rules", &crate::detect::Vars::default());
+    assert!(errors.is_empty(), "{errors:?}");
+    let alert = |sid: u64| {
+        let mut e = Event::new(EventType::Alert, Timestamp::from_unix_micros(T0));
+        e.alert = Some(soc_model::Alert { gid: Some(1), signature_id: Some(sid), ..Default::default() });
+        e
+    };
+    let mut out =
+        vec![alert(2), alert(1), Event::new(EventType::Flow, Timestamp::from_unix_micros(T0)), alert(3), alert(2)];
+    // the packet's events start at index 1; the drop rule comes first in evaluation order
+    assert_eq!(cap_packet_alerts(&det, 2, &mut out, 1), 1);
+    let kept: Vec<Option<u64>> = out.iter().map(|e| e.alert.as_ref().and_then(|a| a.signature_id)).collect();
+    assert_eq!(kept, [Some(2), Some(1), None, Some(3)]);
+    assert_eq!(cap_packet_alerts(&det, 0, &mut out, 0), 0, "0: no limit");
+    assert_eq!(cap_packet_alerts(&det, 2, &mut out, 9), 0, "nothing after the end");
+}

@@ -1,0 +1,517 @@
+//! DCERPC (connection-oriented, DCE 1.1 / MS-RPCE) over TCP and over SMB named pipes.
+//!
+//! [`DceState`] takes whole PDUs ([`DceState::on_pdu`]); [`DcerpcParser`] frames them out of a
+//! TCP stream. Binds and alter-contexts record the proposed interfaces; their acks keep the
+//! accepted ones (result 0) by context id. Requests and responses are reassembled over their
+//! fragments (first/last flags) and produce one [`TxInspect`] per direction with the opnum,
+//! the context and the stub data: what `dcerpc.iface`, `dcerpc.opnum` and `dcerpc.stub_data`
+//! inspect. Nothing is logged.
+
+use super::{AppParser, AppProto, AppRecord, Direction};
+use crate::detect::dce::{BoundIface, DceTx};
+
+/// PDU types.
+const REQUEST: u8 = 0;
+const RESPONSE: u8 = 2;
+const BIND: u8 = 11;
+const BIND_ACK: u8 = 12;
+const ALTER_CONTEXT: u8 = 14;
+const ALTER_CONTEXT_RESP: u8 = 15;
+/// `pfc_flags` bits.
+const PFC_FIRST_FRAG: u8 = 0x01;
+const PFC_LAST_FRAG: u8 = 0x02;
+/// Common header length.
+const HDR: usize = 16;
+/// Most stub bytes kept per request or response.
+const MAX_STUB: usize = 1 << 20;
+/// Most interfaces and outstanding calls remembered.
+const MAX_IFACES: usize = 64;
+const MAX_CALLS: usize = 64;
+
+/// One side of a DCERPC or SMB transaction, inspected by the rules (not logged).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TxInspect {
+    /// The protocol of the flow ([`AppProto::Dcerpc`] or [`AppProto::Smb`]).
+    pub proto: AppProto,
+    pub dir: Direction,
+    /// SMB dialect family (1 or 2) of an SMB transaction (`smb.version`).
+    pub smb_version: Option<u8>,
+    /// `smb.share`: the share of a tree connect (not a named pipe).
+    pub share: Option<Vec<u8>>,
+    /// `smb.named_pipe`: the share of a tree connect to a named pipe share (`IPC$`).
+    pub named_pipe: Option<Vec<u8>>,
+    /// `file.data`: the data of a file read or written over SMB.
+    pub file_data: Option<Vec<u8>>,
+    /// `smb.ntlmssp_user` / `smb.ntlmssp_domain`: of an NTLMSSP authenticate message in a
+    /// session setup request.
+    pub ntlmssp_user: Option<Vec<u8>>,
+    pub ntlmssp_domain: Option<Vec<u8>>,
+    /// App-layer events of the transaction ([`crate::detect::AppEvent`] bits).
+    pub app_events: u64,
+    /// The DCERPC request or response.
+    pub dce: Option<DceTx>,
+    /// `dcerpc.stub_data`.
+    pub stub: Option<Vec<u8>>,
+}
+
+impl TxInspect {
+    pub fn new(proto: AppProto, dir: Direction) -> Self {
+        TxInspect {
+            proto,
+            dir,
+            smb_version: None,
+            share: None,
+            named_pipe: None,
+            file_data: None,
+            ntlmssp_user: None,
+            ntlmssp_domain: None,
+            app_events: 0,
+            dce: None,
+            stub: None,
+        }
+    }
+}
+
+/// Fragments of a request or response being reassembled.
+#[derive(Debug, Default)]
+struct Partial {
+    ctx_id: u16,
+    opnum: Option<u16>,
+    call_id: u32,
+    stub: Vec<u8>,
+}
+
+/// DCERPC state of one connection (or one SMB pipe).
+#[derive(Debug, Default)]
+pub struct DceState {
+    /// Interfaces of the last bind or alter-context: (context id, uuid, major version).
+    proposed: Vec<(u16, [u8; 16], u16)>,
+    /// Accepted interfaces.
+    ifaces: Vec<BoundIface>,
+    partial: [Option<Partial>; 2],
+    /// Outstanding requests: call id, opnum, context id.
+    calls: Vec<(u32, u16, u16)>,
+    /// PDUs that did not decode.
+    pub malformed: u64,
+}
+
+fn u16_at(d: &[u8], at: usize, le: bool) -> Option<u16> {
+    let b: [u8; 2] = d.get(at..at + 2)?.try_into().ok()?;
+    Some(if le { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+}
+
+fn u32_at(d: &[u8], at: usize, le: bool) -> Option<u32> {
+    let b: [u8; 4] = d.get(at..at + 4)?.try_into().ok()?;
+    Some(if le { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+}
+
+/// A UUID as it is on the wire (its first three fields in the PDU's byte order) to its bytes
+/// in textual order.
+fn uuid_at(d: &[u8], at: usize, le: bool) -> Option<[u8; 16]> {
+    let mut u: [u8; 16] = d.get(at..at + 16)?.try_into().ok()?;
+    if le {
+        u[0..4].reverse();
+        u[4..6].reverse();
+        u[6..8].reverse();
+    }
+    Some(u)
+}
+
+/// Whether `d` starts like a connection-oriented DCERPC PDU header.
+pub fn looks_like_pdu(d: &[u8]) -> bool {
+    d.len() >= HDR && d[0] == 5 && d[1] == 0 && d[2] <= 20
+}
+
+/// The length a PDU header announces (`None`: not a PDU header).
+pub fn pdu_len(d: &[u8]) -> Option<usize> {
+    if d.len() < 10 || d[0] != 5 {
+        return None;
+    }
+    let len = u16_at(d, 8, d[4] & 0x10 != 0)? as usize;
+    (len >= HDR).then_some(len)
+}
+
+impl DceState {
+    /// One whole PDU that travelled in `dir`. `out` gets the completed request or response.
+    pub fn on_pdu(&mut self, dir: Direction, pdu: &[u8], proto: AppProto, out: &mut Vec<TxInspect>) {
+        if self.pdu(dir, pdu, proto, out).is_none() {
+            self.malformed += 1;
+        }
+    }
+
+    fn pdu(&mut self, dir: Direction, pdu: &[u8], proto: AppProto, out: &mut Vec<TxInspect>) -> Option<()> {
+        if !looks_like_pdu(pdu) {
+            return None;
+        }
+        let (ptype, flags, le) = (pdu[2], pdu[3], pdu[4] & 0x10 != 0);
+        let frag_len = (u16_at(pdu, 8, le)? as usize).min(pdu.len());
+        let auth_len = u16_at(pdu, 10, le)? as usize;
+        let call_id = u32_at(pdu, 12, le)?;
+        if auth_len > frag_len.saturating_sub(HDR) {
+            return None;
+        }
+        match ptype {
+            BIND | ALTER_CONTEXT => {
+                let n = *pdu.get(24)? as usize;
+                let mut at = 28;
+                let mut proposed = Vec::with_capacity(n.min(MAX_IFACES));
+                for _ in 0..n {
+                    let ctx_id = u16_at(pdu, at, le)?;
+                    let n_syntax = *pdu.get(at + 2)? as usize;
+                    let uuid = uuid_at(pdu, at + 4, le)?;
+                    let version = u16_at(pdu, at + 20, le)?;
+                    if proposed.len() < MAX_IFACES {
+                        proposed.push((ctx_id, uuid, version));
+                    }
+                    at += 24 + 20 * n_syntax;
+                }
+                self.proposed = proposed;
+            }
+            BIND_ACK | ALTER_CONTEXT_RESP => {
+                let sec_len = u16_at(pdu, 24, le)? as usize;
+                // the secondary address, then padding to a 4-byte boundary
+                let at = (26 + sec_len).div_ceil(4) * 4;
+                let n = *pdu.get(at)? as usize;
+                for i in 0..n {
+                    let result = u16_at(pdu, at + 4 + i * 24, le)?;
+                    let Some(&(ctx_id, uuid, version)) = self.proposed.get(i) else { break };
+                    if result == 0 {
+                        self.ifaces.retain(|x| x.ctx_id != ctx_id);
+                        if self.ifaces.len() < MAX_IFACES {
+                            self.ifaces.push(BoundIface { uuid, version, ctx_id });
+                        }
+                    }
+                }
+            }
+            REQUEST | RESPONSE => {
+                let d = dir.index();
+                let ctx_id = u16_at(pdu, 20, le)?;
+                // Suricata's stub data: a request's body after its opnum (an object UUID and
+                // the authentication verifier included), a response's whole body
+                let (opnum, stub_at) = if ptype == REQUEST {
+                    (Some(u16_at(pdu, 22, le)?), 24)
+                } else {
+                    (self.calls.iter().find(|c| c.0 == call_id).map(|c| c.1), HDR)
+                };
+                let stub = pdu.get(stub_at..frag_len.max(stub_at))?;
+                let first = flags & PFC_FIRST_FRAG != 0;
+                if first || self.partial[d].as_ref().is_none_or(|p| p.call_id != call_id) {
+                    self.partial[d] = Some(Partial { ctx_id, opnum, call_id, stub: Vec::new() });
+                }
+                let p = self.partial[d].as_mut()?;
+                let room = MAX_STUB.saturating_sub(p.stub.len());
+                p.stub.extend_from_slice(&stub[..stub.len().min(room)]);
+                if flags & PFC_LAST_FRAG != 0 {
+                    let p = self.partial[d].take()?;
+                    if ptype == REQUEST {
+                        if let Some(op) = p.opnum {
+                            self.calls.retain(|c| c.0 != call_id);
+                            if self.calls.len() >= MAX_CALLS {
+                                self.calls.remove(0);
+                            }
+                            self.calls.push((call_id, op, p.ctx_id));
+                        }
+                    } else {
+                        self.calls.retain(|c| c.0 != call_id);
+                    }
+                    out.push(TxInspect {
+                        dce: Some(DceTx {
+                            opnum: p.opnum,
+                            ctx_id: p.ctx_id,
+                            first_frag: first,
+                            ifaces: self.ifaces.clone(),
+                            little_endian: le,
+                        }),
+                        stub: Some(p.stub),
+                        ..TxInspect::new(proto, dir)
+                    });
+                }
+            }
+            _ => {}
+        }
+        Some(())
+    }
+}
+
+/// DCERPC over TCP: frames PDUs out of each direction's stream.
+#[derive(Debug, Default)]
+pub struct DcerpcParser {
+    state: DceState,
+    buf: [Vec<u8>; 2],
+    /// A direction whose data stopped being PDUs (or had a gap): not parsed any more.
+    lost: [bool; 2],
+    scratch: Vec<TxInspect>,
+    /// Completed transaction sides waiting for the next packet of their direction.
+    deferred: Vec<TxInspect>,
+}
+
+impl DcerpcParser {
+    pub fn malformed(&self) -> u64 {
+        self.state.malformed
+    }
+
+    /// The transaction sides of direction `dir` completed by earlier packets (see
+    /// [`super::Parser::take_deferred`]).
+    pub fn take_deferred(&mut self, dir: Direction, out: &mut Vec<AppRecord>) {
+        take_deferred(&mut self.deferred, dir, out);
+    }
+}
+
+/// Moves the records of `dir` out of `deferred`, in order.
+pub(crate) fn take_deferred(deferred: &mut Vec<TxInspect>, dir: Direction, out: &mut Vec<AppRecord>) {
+    if deferred.iter().any(|t| t.dir == dir) {
+        let (now, later): (Vec<TxInspect>, Vec<TxInspect>) = deferred.drain(..).partition(|t| t.dir == dir);
+        *deferred = later;
+        out.extend(now.into_iter().map(|t| AppRecord::Inspect(Box::new(t))));
+    }
+}
+
+impl AppParser for DcerpcParser {
+    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<AppRecord>) {
+        let d = dir.index();
+        if self.lost[d] {
+            return;
+        }
+        self.buf[d].extend_from_slice(data);
+        let mut at = 0;
+        loop {
+            let rest = &self.buf[d][at..];
+            if rest.len() < 10 {
+                break;
+            }
+            let Some(len) = pdu_len(rest) else {
+                self.lost[d] = true;
+                self.state.malformed += 1;
+                break;
+            };
+            if rest.len() < len {
+                break;
+            }
+            self.state.on_pdu(dir, &rest[..len], AppProto::Dcerpc, &mut self.scratch);
+            at += len;
+        }
+        if self.lost[d] {
+            self.buf[d] = Vec::new();
+        } else {
+            self.buf[d].drain(..at);
+        }
+        self.deferred.append(&mut self.scratch);
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        self.lost[dir.index()] = true;
+        self.buf[dir.index()] = Vec::new();
+    }
+
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        out.extend(self.deferred.drain(..).map(|t| AppRecord::Inspect(Box::new(t))));
+    }
+
+    fn is_done(&self) -> bool {
+        self.lost[0] && self.lost[1]
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
+
+    fn uuid_le() -> [u8; 16] {
+        let mut u = crate::detect::dce::parse_uuid(UUID).unwrap_or_default();
+        u[0..4].reverse();
+        u[4..6].reverse();
+        u[6..8].reverse();
+        u
+    }
+
+    fn hdr(ptype: u8, flags: u8, body: &[u8], call_id: u32) -> Vec<u8> {
+        let mut p = vec![5, 0, ptype, flags, 0x10, 0, 0, 0];
+        p.extend_from_slice(&((HDR + body.len()) as u16).to_le_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(&call_id.to_le_bytes());
+        p.extend_from_slice(body);
+        p
+    }
+
+    pub(crate) fn bind(ctx: u16, version: u16) -> Vec<u8> {
+        let mut b = vec![0xb8, 0x10, 0xb8, 0x10, 0, 0, 0, 0, 1, 0, 0, 0];
+        b.extend_from_slice(&ctx.to_le_bytes());
+        b.extend_from_slice(&[1, 0]);
+        b.extend_from_slice(&uuid_le());
+        b.extend_from_slice(&version.to_le_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&[0x04; 20]);
+        hdr(BIND, 3, &b, 1)
+    }
+
+    pub(crate) fn bind_ack(result: u16) -> Vec<u8> {
+        let mut b = vec![0xb8, 0x10, 0xb8, 0x10, 0, 0, 0, 0];
+        b.extend_from_slice(&4u16.to_le_bytes());
+        b.extend_from_slice(b"135\0");
+        b.extend_from_slice(&[0, 0]); // pad: 26 + 4 = 30 -> 32
+        b.extend_from_slice(&[1, 0, 0, 0]);
+        b.extend_from_slice(&result.to_le_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&[0x04; 20]);
+        hdr(BIND_ACK, 3, &b, 1)
+    }
+
+    pub(crate) fn request(flags: u8, ctx: u16, opnum: u16, stub: &[u8], call_id: u32) -> Vec<u8> {
+        let mut b = vec![0; 4];
+        b.extend_from_slice(&ctx.to_le_bytes());
+        b.extend_from_slice(&opnum.to_le_bytes());
+        b.extend_from_slice(stub);
+        hdr(REQUEST, flags, &b, call_id)
+    }
+
+    fn response(stub: &[u8], call_id: u32) -> Vec<u8> {
+        let mut b = vec![0; 8];
+        b.extend_from_slice(stub);
+        hdr(RESPONSE, 3, &b, call_id)
+    }
+
+    fn inspects(mut out: Vec<AppRecord>, p: &mut DcerpcParser) -> Vec<TxInspect> {
+        p.on_close(&mut out);
+        out.into_iter()
+            .filter_map(|r| match r {
+                AppRecord::Inspect(t) => Some(*t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bind_ack_request_and_response_give_iface_opnum_and_stub() {
+        let mut p = DcerpcParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, &bind(0, 2), &mut out);
+        p.on_data(Direction::ToClient, &bind_ack(0), &mut out);
+        // a request split over two segments
+        let req = request(3, 0, 15, b"\x09\x00stub", 2);
+        p.on_data(Direction::ToServer, &req[..20], &mut out);
+        p.take_deferred(Direction::ToServer, &mut out);
+        assert!(out.is_empty());
+        p.on_data(Direction::ToServer, &req[20..], &mut out);
+        // held until the next packet of its direction
+        p.take_deferred(Direction::ToClient, &mut out);
+        assert!(out.is_empty());
+        p.take_deferred(Direction::ToServer, &mut out);
+        assert_eq!(out.len(), 1);
+        p.on_data(Direction::ToClient, &response(b"answer", 2), &mut out);
+        let t = inspects(out, &mut p);
+        assert_eq!(t.len(), 2);
+        let dce = t[0].dce.clone().unwrap_or_default();
+        assert_eq!(dce.opnum, Some(15));
+        assert_eq!(dce.ifaces.len(), 1);
+        assert_eq!(dce.ifaces[0].version, 2);
+        assert_eq!(dce.ifaces[0].uuid, crate::detect::dce::parse_uuid(UUID).unwrap_or_default());
+        assert_eq!(t[0].stub.as_deref(), Some(&b"\x09\x00stub"[..]));
+        assert_eq!(t[1].dir, Direction::ToClient);
+        assert_eq!(t[1].dce.as_ref().and_then(|d| d.opnum), Some(15));
+        // a response's stub data starts with its header (as Suricata's)
+        assert_eq!(t[1].stub.as_deref(), Some(&b"\0\0\0\0\0\0\0\0answer"[..]));
+    }
+
+    #[test]
+    fn rejected_binds_bind_nothing_and_fragments_are_reassembled() {
+        let mut p = DcerpcParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, &bind(0, 1), &mut out);
+        p.on_data(Direction::ToClient, &bind_ack(2), &mut out);
+        p.on_data(Direction::ToServer, &request(PFC_FIRST_FRAG, 0, 4, b"ab", 7), &mut out);
+        p.on_data(Direction::ToServer, &request(0, 0, 4, b"cd", 7), &mut out);
+        p.on_data(Direction::ToServer, &request(PFC_LAST_FRAG, 0, 4, b"ef", 7), &mut out);
+        let t = inspects(out, &mut p);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].stub.as_deref(), Some(&b"abcdef"[..]));
+        let dce = t[0].dce.clone().unwrap_or_default();
+        assert!(dce.ifaces.is_empty());
+        assert!(!dce.first_frag);
+    }
+
+    /// The `pcap_cnt` of each alert of `sid` when a bind, its ack, a request and its response
+    /// cross a TCP session (packets 4 to 7; the client acknowledges at packet 8).
+    fn alert_packets(inline: bool, sid: u64) -> Vec<u64> {
+        use crate::decode::LinkType;
+        use crate::detect::{Detector, Vars};
+        use crate::synth::{Host, TcpSession};
+        use crate::{Sensor, SensorOptions};
+        use soc_model::Timestamp;
+        let rules = format!(
+            "alert dcerpc any any -> any any (dcerpc.iface:{UUID}; dcerpc.opnum:15; sid:1;)\n\
+             alert tcp any any -> any any (dcerpc.opnum:16; sid:2;)\n\
+             alert tcp any any -> any any (flow:to_client; dcerpc.stub_data; content:\"answer\"; sid:3;)\n"
+        );
+        let (det, errors) = Detector::from_rules(&rules, "t.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut sensor =
+            Sensor::new(SensorOptions { stream_inline: inline, ..Default::default() }).with_detector(det.into());
+        let mut s = TcpSession::new(Host::v4([10, 0, 0, 5]), 50000, Host::v4([10, 0, 0, 9]), 135);
+        let mut frames = s.handshake();
+        frames.push(s.client_send(&bind(0, 1)));
+        frames.push(s.server_send(&bind_ack(0)));
+        frames.push(s.client_send(&request(3, 0, 15, b"\x09\x00", 2)));
+        frames.push(s.server_send(&response(b"answer", 2)));
+        frames.push(s.client_segment(0x10, &[]));
+        frames.extend(s.close());
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            sensor.process(
+                Timestamp::from_unix_micros(1_700_000_000_000_000 + i as i64),
+                LinkType::Ethernet,
+                f,
+                &mut out,
+            );
+        }
+        sensor.flush_all(&mut out);
+        out.iter()
+            .filter(|e| e.alert.as_ref().is_some_and(|a| a.signature_id == Some(sid)))
+            .map(|e| e.extra.get("pcap_cnt").and_then(serde_json::Value::as_u64).unwrap_or(0))
+            .collect()
+    }
+
+    #[test]
+    fn transactions_alert_at_the_next_packet_of_their_direction_or_inline_at_their_own() {
+        // a rule without direction matches the request and the response (the opnum and the
+        // context are the request's), as Suricata counts them
+        assert_eq!(alert_packets(false, 1), vec![8, 10]);
+        assert_eq!(alert_packets(true, 1), vec![6, 7]);
+        assert_eq!(alert_packets(false, 2), Vec::<u64>::new());
+        assert_eq!(alert_packets(true, 3), vec![7]);
+        // no later packet from the server: inspected at the end of the flow
+        assert_eq!(alert_packets(false, 3).len(), 1);
+    }
+
+    #[test]
+    fn truncated_and_malformed_pdus_never_panic() {
+        let good = request(3, 0, 1, b"xyz", 1);
+        for n in 0..good.len() {
+            let mut s = DceState::default();
+            let mut out = Vec::new();
+            s.on_pdu(Direction::ToServer, &good[..n], AppProto::Dcerpc, &mut out);
+            let mut b = bind(0, 1);
+            b.truncate(n.min(b.len()));
+            s.on_pdu(Direction::ToServer, &b, AppProto::Dcerpc, &mut out);
+            let mut a = bind_ack(0);
+            a.truncate(n.min(a.len()));
+            s.on_pdu(Direction::ToClient, &a, AppProto::Dcerpc, &mut out);
+        }
+        // a bogus header stops the direction
+        let mut p = DcerpcParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"\x04\x00\x00\x00garbage-garbage", &mut out);
+        p.on_data(Direction::ToServer, &good, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(p.malformed(), 1);
+        // an auth length larger than the PDU
+        let mut bad = good.clone();
+        bad[10] = 0xff;
+        let mut s = DceState::default();
+        let mut txs = Vec::new();
+        s.on_pdu(Direction::ToServer, &bad, AppProto::Dcerpc, &mut txs);
+        assert!(txs.is_empty());
+        assert_eq!(s.malformed, 1);
+    }
+}

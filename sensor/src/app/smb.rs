@@ -1,0 +1,918 @@
+//! SMB1 and SMB2/3 over NetBIOS session framing (TCP 139/445), as far as detection needs it.
+//!
+//! Parsed: the NetBIOS session header, the SMB1 header with AndX chains and the SMB2 header
+//! with compound chains; tree connects (the share, and whether it is a named pipe share),
+//! creates (file and pipe names), reads and writes (file data, DCERPC over named pipes),
+//! SMB2 pipe transceive ioctls and SMB1 named-pipe transactions (DCERPC), closes. Every SMB
+//! command gives one [`TxInspect`] per direction (its `smb.version`); tree connect responses
+//! carry `smb.share` / `smb.named_pipe`; a file's data is inspected (`file.data`) when it is
+//! closed or the flow ends; DCERPC PDUs on pipes go through [`DceState`]. Nothing is logged.
+//! Encrypted SMB3 messages (transform header) are skipped.
+
+use super::dcerpc::{DceState, TxInspect, pdu_len};
+use super::{AppParser, AppProto, AppRecord, Direction};
+
+/// Largest NetBIOS message buffered (SMB2 allows 24-bit lengths; larger ones end parsing of
+/// their direction).
+const MAX_MSG: usize = 4 << 20;
+/// Most file bytes kept per file and direction for `file.data`.
+const MAX_FILE_DATA: usize = 1 << 20;
+/// Most file bytes kept for all the open files of a connection.
+const MAX_CONN_FILE_DATA: usize = 4 << 20;
+/// Most pending requests, trees and files remembered.
+const MAX_PENDING: usize = 256;
+const FSCTL_PIPE_TRANSCEIVE: u32 = 0x0011_c017;
+/// SMB2 `STATUS_BUFFER_OVERFLOW`: a pipe read that returned part of a message (data valid).
+const STATUS_BUFFER_OVERFLOW: u32 = 0x8000_0005;
+const STATUS_PENDING: u32 = 0x0000_0103;
+/// The `smb.file_overlap` app-layer event bit.
+const FILE_OVERLAP: u64 = 1 << (crate::detect::AppEvent::SmbFileOverlap as u8);
+
+fn le16(d: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(d.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn le32(d: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(d.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le64(d: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_le_bytes(d.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// A name in UTF-16LE (`unicode`) or in bytes, up to its terminating NUL.
+fn name(d: &[u8], unicode: bool) -> Vec<u8> {
+    if unicode {
+        let units: Vec<u16> =
+            d.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).take_while(|&u| u != 0).collect();
+        String::from_utf16_lossy(&units).into_bytes()
+    } else {
+        d.iter().copied().take_while(|&b| b != 0).collect()
+    }
+}
+
+/// A file or pipe opened on the connection.
+#[derive(Debug)]
+struct File {
+    /// SMB2 FileId, or the SMB1 FID in its first two bytes.
+    id: [u8; 16],
+    pipe: bool,
+    /// Data written (to server) and read (to client).
+    data: [Vec<u8>; 2],
+    /// File offset of the end of the data seen, per direction.
+    end: [u64; 2],
+    /// DCERPC bytes not yet framed into a PDU, per direction.
+    dce_buf: [Vec<u8>; 2],
+}
+
+/// What a pending request needs its response for.
+#[derive(Debug, Clone)]
+enum Pending {
+    TreeConnect(Vec<u8>),
+    Create {
+        pipe: bool,
+    },
+    Read([u8; 16], u64),
+    PipeIo,
+    /// A write that overlapped earlier data: its response carries the event too.
+    WriteOverlap,
+}
+
+/// SMB state of one TCP connection.
+#[derive(Debug, Default)]
+pub struct SmbParser {
+    buf: [Vec<u8>; 2],
+    lost: [bool; 2],
+    /// Requests waiting for their response, by SMB1 pid/mid or SMB2 message id.
+    pending: Vec<(u64, Pending)>,
+    /// Tree ids of named pipe shares.
+    pipe_trees: Vec<u32>,
+    files: Vec<File>,
+    dce: DceState,
+    /// File bytes kept in [`File::data`] (bounded by [`MAX_CONN_FILE_DATA`]).
+    file_bytes: usize,
+    /// Messages and commands that did not decode.
+    malformed: u64,
+    scratch: Vec<TxInspect>,
+    /// Completed transaction sides waiting for the next packet of their direction.
+    deferred: Vec<TxInspect>,
+    /// A gap was seen: look for the next message header before parsing on.
+    resync: [bool; 2],
+    /// An SMB1 negotiate request waits for its response (which may be an SMB2 one: the
+    /// transaction stays SMB1).
+    smb1_negotiate: bool,
+}
+
+impl SmbParser {
+    pub fn malformed(&self) -> u64 {
+        self.malformed + self.dce.malformed
+    }
+
+    /// The transaction sides of direction `dir` completed by earlier packets (see
+    /// [`super::Parser::take_deferred`]).
+    pub fn take_deferred(&mut self, dir: Direction, out: &mut Vec<AppRecord>) {
+        super::dcerpc::take_deferred(&mut self.deferred, dir, out);
+    }
+
+    fn remember(&mut self, key: u64, p: Pending) {
+        self.pending.retain(|(k, _)| *k != key);
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+        }
+        self.pending.push((key, p));
+    }
+
+    fn take(&mut self, key: u64) -> Option<Pending> {
+        let i = self.pending.iter().position(|(k, _)| *k == key)?;
+        Some(self.pending.remove(i).1)
+    }
+
+    fn open(&mut self, id: [u8; 16], pipe: bool) {
+        let mut dropped = 0;
+        self.files.retain(|f| {
+            let keep = f.id != id;
+            if !keep {
+                dropped += f.data[0].len() + f.data[1].len();
+            }
+            keep
+        });
+        if self.files.len() >= MAX_PENDING {
+            let f = self.files.remove(0);
+            dropped += f.data[0].len() + f.data[1].len();
+        }
+        self.file_bytes = self.file_bytes.saturating_sub(dropped);
+        self.files.push(File { id, pipe, data: Default::default(), end: [0; 2], dce_buf: Default::default() });
+    }
+
+    /// Data read from or written to file `id` at `offset`: file data, or DCERPC on a pipe.
+    /// Returns whether it overlapped data already seen (`smb.file_overlap`).
+    fn file_data(&mut self, id: [u8; 16], dir: Direction, offset: u64, data: &[u8], out: &mut Vec<TxInspect>) -> bool {
+        let looks_dce = pdu_len(data).is_some();
+        let Some(f) = self.files.iter_mut().find(|f| f.id == id) else {
+            // a pipe opened before the capture started
+            if looks_dce {
+                self.dce.on_pdu(dir, data, AppProto::Smb, out);
+            }
+            return false;
+        };
+        if f.pipe {
+            let b = &mut f.dce_buf[dir.index()];
+            b.extend_from_slice(data);
+            let mut at = 0;
+            while let Some(len) = pdu_len(&b[at..]) {
+                if b.len() - at < len {
+                    break;
+                }
+                self.dce.on_pdu(dir, &b[at..at + len], AppProto::Smb, out);
+                at += len;
+            }
+            if at < b.len() && pdu_len(&b[at..]).is_none() && b.len() - at >= 10 {
+                // not DCERPC: drop it
+                b.clear();
+            } else {
+                b.drain(..at);
+            }
+            return false;
+        }
+        // bytes already seen are kept as first seen (the rest is appended)
+        let d = dir.index();
+        let end = f.end[d];
+        let overlap = offset < end;
+        let skip = usize::try_from(end.saturating_sub(offset)).unwrap_or(usize::MAX).min(data.len());
+        let fresh = &data[skip..];
+        f.end[d] = end.max(offset.saturating_add(data.len() as u64));
+        let buf = &mut f.data[d];
+        let room = MAX_FILE_DATA.saturating_sub(buf.len()).min(MAX_CONN_FILE_DATA.saturating_sub(self.file_bytes));
+        let n = fresh.len().min(room);
+        buf.extend_from_slice(&fresh[..n]);
+        self.file_bytes += n;
+        overlap
+    }
+
+    /// A pipe transceive (SMB2 ioctl, SMB1 transaction): one whole PDU each way.
+    fn pipe_io(&mut self, dir: Direction, data: &[u8], out: &mut Vec<TxInspect>) {
+        if pdu_len(data).is_some() {
+            self.dce.on_pdu(dir, data, AppProto::Smb, out);
+        }
+    }
+
+    fn close(&mut self, id: [u8; 16], out: &mut Vec<TxInspect>) {
+        let Some(i) = self.files.iter().position(|f| f.id == id) else { return };
+        let f = self.files.remove(i);
+        self.file_bytes = self.file_bytes.saturating_sub(f.data[0].len() + f.data[1].len());
+        flush_file(f, out);
+    }
+
+    fn message(&mut self, dir: Direction, msg: &[u8], out: &mut Vec<TxInspect>) {
+        let ok = match msg.get(..4) {
+            Some(b"\xffSMB") => self.smb1(dir, msg, out),
+            Some(b"\xfeSMB") => self.smb2(dir, msg, out),
+            // SMB3 transform (encrypted) or compression header
+            Some(b"\xfdSMB") | Some(b"\xfcSMB") => Some(()),
+            _ => None,
+        };
+        if ok.is_none() {
+            self.malformed += 1;
+        }
+    }
+
+    fn smb1(&mut self, dir: Direction, m: &[u8], out: &mut Vec<TxInspect>) -> Option<()> {
+        let mut cmd = *m.get(4)?;
+        let status = le32(m, 5)?;
+        let reply = m.get(9)? & 0x80 != 0;
+        let unicode = le16(m, 10)? & 0x8000 != 0;
+        let tid = le16(m, 24)?;
+        let key = (u64::from(le16(m, 26)?) << 16) | u64::from(le16(m, 30)?);
+        let mut at = 32;
+        for _ in 0..8 {
+            let wc = *m.get(at)? as usize;
+            let words = m.get(at + 1..at + 1 + wc * 2)?;
+            let bc = le16(m, at + 1 + wc * 2)? as usize;
+            let bytes_at = at + 3 + wc * 2;
+            let bytes = m.get(bytes_at..(bytes_at + bc).min(m.len()))?;
+            let mut tx = TxInspect::new(AppProto::Smb, dir);
+            tx.smb_version = Some(1);
+            let n = out.len();
+            match (cmd, reply) {
+                (0x73, false) => ntlmssp_auth(bytes, &mut tx),
+                (0x72, false) => self.smb1_negotiate = true,
+                (0x72, true) => self.smb1_negotiate = false,
+                (0x75, false) => {
+                    let pw_len = le16(words, 6)? as usize;
+                    let mut p = bytes_at + pw_len;
+                    if unicode && p % 2 == 1 {
+                        p += 1;
+                    }
+                    let share = name(m.get(p..bytes_at + bytes.len())?, unicode);
+                    request_share(&mut tx, &share);
+                    self.remember(key, Pending::TreeConnect(share));
+                }
+                (0x75, true) => {
+                    if let Some(Pending::TreeConnect(share)) = self.take(key)
+                        && status == 0
+                    {
+                        let pipe = bytes.starts_with(b"IPC") || share.ends_with(b"IPC$");
+                        if pipe {
+                            self.pipe_trees.push(u32::from(tid));
+                        } else {
+                            tx.share = Some(share);
+                        }
+                    }
+                }
+                (0xa2, false) => {
+                    self.remember(key, Pending::Create { pipe: self.pipe_trees.contains(&u32::from(tid)) });
+                }
+                (0xa2, true) => {
+                    if let Some(Pending::Create { pipe }) = self.take(key)
+                        && status == 0
+                    {
+                        let fid = le16(words, 5)?;
+                        self.open(fid1(fid), pipe);
+                    }
+                }
+                (0x2f, false) => {
+                    let fid = le16(words, 4)?;
+                    let len = (usize::from(le16(words, 18)?) << 16) | usize::from(le16(words, 20)?);
+                    let off = le16(words, 22)? as usize;
+                    let mut file_off = u64::from(le32(words, 6)?);
+                    if wc >= 14 {
+                        file_off |= u64::from(le32(words, 24)?) << 32;
+                    }
+                    let data = m.get(off..(off + len).min(m.len()))?;
+                    if self.file_data(fid1(fid), dir, file_off, data, out) {
+                        tx.app_events |= FILE_OVERLAP;
+                        self.remember(key, Pending::WriteOverlap);
+                    }
+                }
+                (0x2f, true) => {
+                    if let Some(Pending::WriteOverlap) = self.take(key) {
+                        tx.app_events |= FILE_OVERLAP;
+                    }
+                }
+                (0x2e, false) => {
+                    let fid = le16(words, 4)?;
+                    let mut file_off = u64::from(le32(words, 6)?);
+                    if wc >= 12 {
+                        file_off |= u64::from(le32(words, 20)?) << 32;
+                    }
+                    self.remember(key, Pending::Read(fid1(fid), file_off));
+                }
+                (0x2e, true) => {
+                    if let Some(Pending::Read(id, file_off)) = self.take(key)
+                        && (status == 0 || status == STATUS_BUFFER_OVERFLOW)
+                    {
+                        let len = le16(words, 10)? as usize;
+                        let off = le16(words, 12)? as usize;
+                        let data = m.get(off..(off + len).min(m.len()))?;
+                        if self.file_data(id, dir, file_off, data, out) {
+                            tx.app_events |= FILE_OVERLAP;
+                        }
+                    }
+                }
+                (0x25, false) => {
+                    let data_count = le16(words, 22)? as usize;
+                    let data_off = le16(words, 24)? as usize;
+                    let setup_count = *words.get(26)?;
+                    if setup_count >= 2 && le16(words, 28)? == 0x26 {
+                        self.remember(key, Pending::PipeIo);
+                        let data = m.get(data_off..(data_off + data_count).min(m.len()))?;
+                        self.pipe_io(dir, data, out);
+                    }
+                }
+                (0x25, true) => {
+                    if let Some(Pending::PipeIo) = self.take(key) {
+                        let data_count = le16(words, 12)? as usize;
+                        let data_off = le16(words, 14)? as usize;
+                        let data = m.get(data_off..(data_off + data_count).min(m.len()))?;
+                        self.pipe_io(dir, data, out);
+                    }
+                }
+                (0x04, false) => {
+                    let fid = le16(words, 0)?;
+                    self.close(fid1(fid), out);
+                }
+                _ => {}
+            }
+            merge_dce(&mut tx, out, n);
+            out.push(tx);
+            // AndX chain
+            let andx = matches!(cmd, 0x73 | 0x75 | 0xa2 | 0x2e | 0x2f | 0x24 | 0x74);
+            if !andx || wc < 2 {
+                break;
+            }
+            let next = words[0];
+            let next_at = le16(words, 2)? as usize;
+            if next == 0xff || next_at <= at || next_at >= m.len() {
+                break;
+            }
+            cmd = next;
+            at = next_at;
+        }
+        Some(())
+    }
+
+    fn smb2(&mut self, dir: Direction, msg: &[u8], out: &mut Vec<TxInspect>) -> Option<()> {
+        let mut start = 0;
+        for _ in 0..32 {
+            let m = msg.get(start..)?;
+            let next = le32(m, 20)? as usize;
+            let end = if next == 0 { m.len() } else { next.min(m.len()) };
+            self.smb2_one(dir, &m[..end], out)?;
+            if next == 0 || next >= m.len() {
+                break;
+            }
+            start += next;
+        }
+        Some(())
+    }
+
+    fn smb2_one(&mut self, dir: Direction, m: &[u8], out: &mut Vec<TxInspect>) -> Option<()> {
+        if m.get(..4)? != b"\xfeSMB" {
+            return None;
+        }
+        let status = le32(m, 8)?;
+        let cmd = le16(m, 12)?;
+        let reply = le32(m, 16)? & 1 != 0;
+        let key = le64(m, 24)?;
+        let tree = le32(m, 36)?;
+        let b = m.get(64..)?;
+        let file_id = |at: usize| -> Option<[u8; 16]> { b.get(at..at + 16)?.try_into().ok() };
+        if reply && status == STATUS_PENDING {
+            // an interim response: the final one follows
+            return Some(());
+        }
+        let mut tx = TxInspect::new(AppProto::Smb, dir);
+        tx.smb_version = Some(2);
+        let n = out.len();
+        match (cmd, reply) {
+            (0, true) if std::mem::take(&mut self.smb1_negotiate) => tx.smb_version = Some(1),
+            (1, false) => ntlmssp_auth(b, &mut tx),
+            (3, false) => {
+                let off = le16(b, 4)? as usize;
+                let len = le16(b, 6)? as usize;
+                let share = name(m.get(off..(off + len).min(m.len()))?, true);
+                request_share(&mut tx, &share);
+                self.remember(key, Pending::TreeConnect(share));
+            }
+            (3, true) => {
+                if let Some(Pending::TreeConnect(_)) = self.take(key)
+                    && status == 0
+                {
+                    // the share was inspected with the request (SMB1 inspects it with both
+                    // sides, as Suricata's alert counts show)
+                    if *b.get(2)? == 2 {
+                        self.pipe_trees.push(tree);
+                    }
+                }
+            }
+            (5, false) => {
+                self.remember(key, Pending::Create { pipe: self.pipe_trees.contains(&tree) });
+            }
+            (5, true) => {
+                if let Some(Pending::Create { pipe }) = self.take(key)
+                    && status == 0
+                {
+                    self.open(file_id(64)?, pipe);
+                }
+            }
+            (8, false) => self.remember(key, Pending::Read(file_id(16)?, le64(b, 8)?)),
+            (8, true) => {
+                if let Some(Pending::Read(id, file_off)) = self.take(key)
+                    && (status == 0 || status == STATUS_BUFFER_OVERFLOW)
+                {
+                    let off = *b.get(2)? as usize;
+                    let len = le32(b, 4)? as usize;
+                    let data = m.get(off..off.saturating_add(len).min(m.len()))?;
+                    if self.file_data(id, dir, file_off, data, out) {
+                        tx.app_events |= FILE_OVERLAP;
+                    }
+                }
+            }
+            (9, false) => {
+                let off = le16(b, 2)? as usize;
+                let len = le32(b, 4)? as usize;
+                let data = m.get(off..off.saturating_add(len).min(m.len()))?;
+                if self.file_data(file_id(16)?, dir, le64(b, 8)?, data, out) {
+                    tx.app_events |= FILE_OVERLAP;
+                    self.remember(key, Pending::WriteOverlap);
+                }
+            }
+            (9, true) => {
+                if let Some(Pending::WriteOverlap) = self.take(key) {
+                    tx.app_events |= FILE_OVERLAP;
+                }
+            }
+            (0xb, false) if le32(b, 4)? == FSCTL_PIPE_TRANSCEIVE => {
+                self.remember(key, Pending::PipeIo);
+                let off = le32(b, 24)? as usize;
+                let len = le32(b, 28)? as usize;
+                let data = m.get(off..off.saturating_add(len).min(m.len()))?;
+                self.pipe_io(dir, data, out);
+            }
+            (0xb, true) => {
+                if let Some(Pending::PipeIo) = self.take(key)
+                    && (status == 0 || status == STATUS_BUFFER_OVERFLOW)
+                {
+                    let off = le32(b, 32)? as usize;
+                    let len = le32(b, 36)? as usize;
+                    let data = m.get(off..off.saturating_add(len).min(m.len()))?;
+                    self.pipe_io(dir, data, out);
+                }
+            }
+            (6, false) => self.close(file_id(8)?, out),
+            _ => {}
+        }
+        merge_dce(&mut tx, out, n);
+        out.push(tx);
+        Some(())
+    }
+}
+
+/// A tree connect request: its share is a named pipe when it is `IPC$` (the response tells for
+/// sure); named pipes are inspected with the request only, other shares with both sides.
+fn request_share(tx: &mut TxInspect, share: &[u8]) {
+    if share.len() >= 4 && share[share.len() - 4..].eq_ignore_ascii_case(b"IPC$") {
+        tx.named_pipe = Some(share.to_vec());
+    } else {
+        tx.share = Some(share.to_vec());
+    }
+}
+
+/// The user and domain of an NTLMSSP authenticate message (type 3) in a session setup's
+/// security blob.
+fn ntlmssp_auth(blob: &[u8], tx: &mut TxInspect) {
+    let Some(at) = memchr::memmem::find(blob, b"NTLMSSP\0\x03\0\0\0") else { return };
+    let m = &blob[at..];
+    let unicode = le32(m, 60).is_some_and(|f| f & 1 != 0);
+    let field = |at: usize| -> Option<Vec<u8>> {
+        let len = le16(m, at)? as usize;
+        let off = le32(m, at + 4)? as usize;
+        let raw = m.get(off..off.checked_add(len)?)?;
+        Some(if unicode { name(raw, true) } else { raw.to_vec() })
+    };
+    tx.ntlmssp_domain = field(28);
+    tx.ntlmssp_user = field(36);
+}
+
+/// The offset of the first NetBIOS session message header followed by an SMB1 or SMB2 header.
+fn resync_point(buf: &[u8]) -> Option<usize> {
+    (0..buf.len().saturating_sub(7))
+        .find(|&i| buf[i] == 0 && buf[i + 1] == 0 && matches!(&buf[i + 4..i + 8], b"\xffSMB" | b"\xfeSMB" | b"\xfdSMB"))
+}
+
+/// An SMB1 FID as a file id.
+fn fid1(fid: u16) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    id[..2].copy_from_slice(&fid.to_le_bytes());
+    id
+}
+
+/// The DCERPC request or response a command completed (pushed to `out` after index `n`)
+/// becomes part of the command's own inspection; file records stay separate.
+fn merge_dce(tx: &mut TxInspect, out: &mut Vec<TxInspect>, n: usize) {
+    if let Some(i) = (n..out.len()).rev().find(|&i| out[i].dce.is_some() && out[i].dir == tx.dir) {
+        let d = out.remove(i);
+        tx.dce = d.dce;
+        tx.stub = d.stub;
+    }
+}
+
+fn flush_file(f: File, out: &mut Vec<TxInspect>) {
+    for (i, data) in f.data.into_iter().enumerate() {
+        if !data.is_empty() {
+            let dir = if i == 0 { Direction::ToServer } else { Direction::ToClient };
+            let mut tx = TxInspect::new(AppProto::Smb, dir);
+            tx.file_data = Some(data);
+            out.push(tx);
+        }
+    }
+}
+
+impl AppParser for SmbParser {
+    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<AppRecord>) {
+        let d = dir.index();
+        if self.lost[d] {
+            return;
+        }
+        let mut buf = std::mem::take(&mut self.buf[d]);
+        buf.extend_from_slice(data);
+        if self.resync[d] {
+            // after a gap: resume at the next NetBIOS session message holding an SMB header
+            match resync_point(&buf) {
+                Some(i) => {
+                    buf.drain(..i);
+                    self.resync[d] = false;
+                }
+                None => {
+                    let keep = buf.len().min(7);
+                    buf.drain(..buf.len() - keep);
+                    self.buf[d] = buf;
+                    return;
+                }
+            }
+        }
+        let mut at = 0;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        while buf.len() - at >= 4 {
+            let h = &buf[at..at + 4];
+            let len = (usize::from(h[1]) << 16) | (usize::from(h[2]) << 8) | usize::from(h[3]);
+            match h[0] {
+                0x00 | 0x81 | 0x82 | 0x83 | 0x84 | 0x85 => {}
+                _ => {
+                    self.lost[d] = true;
+                    self.malformed += 1;
+                    break;
+                }
+            }
+            if len > MAX_MSG {
+                self.lost[d] = true;
+                self.malformed += 1;
+                break;
+            }
+            if buf.len() - at - 4 < len {
+                break;
+            }
+            if h[0] == 0 {
+                self.message(dir, &buf[at + 4..at + 4 + len], &mut scratch);
+            }
+            at += 4 + len;
+        }
+        if self.lost[d] {
+            buf = Vec::new();
+        } else {
+            buf.drain(..at);
+        }
+        self.buf[d] = buf;
+        self.deferred.append(&mut scratch);
+        self.scratch = scratch;
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        // the message in progress is lost; parsing resumes at the next SMB header
+        self.resync[dir.index()] = true;
+        self.buf[dir.index()] = Vec::new();
+    }
+
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        let mut v = std::mem::take(&mut self.deferred);
+        for f in std::mem::take(&mut self.files) {
+            flush_file(f, &mut v);
+        }
+        out.extend(v.into_iter().map(|t| AppRecord::Inspect(Box::new(t))));
+    }
+
+    fn is_done(&self) -> bool {
+        self.lost[0] && self.lost[1]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::dcerpc::tests::{bind, bind_ack, request};
+
+    fn nbss(msg: &[u8]) -> Vec<u8> {
+        let mut v = vec![0, 0, (msg.len() >> 8) as u8, msg.len() as u8];
+        v.extend_from_slice(msg);
+        v
+    }
+
+    fn smb2(cmd: u16, reply: bool, msg_id: u64, tree: u32, body: &[u8]) -> Vec<u8> {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(b"\xfeSMB");
+        h[4] = 64;
+        h[12..14].copy_from_slice(&cmd.to_le_bytes());
+        h[16] = u8::from(reply);
+        h[24..32].copy_from_slice(&msg_id.to_le_bytes());
+        h[36..40].copy_from_slice(&tree.to_le_bytes());
+        h.extend_from_slice(body);
+        h
+    }
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    fn tree_connect(msg_id: u64, path: &str) -> Vec<u8> {
+        let p = utf16(path);
+        let mut b = vec![9, 0, 0, 0];
+        b.extend_from_slice(&72u16.to_le_bytes());
+        b.extend_from_slice(&(p.len() as u16).to_le_bytes());
+        b.extend_from_slice(&p);
+        smb2(3, false, msg_id, 0, &b)
+    }
+
+    fn tree_connect_resp(msg_id: u64, tree: u32, share_type: u8) -> Vec<u8> {
+        smb2(3, true, msg_id, tree, &[16, 0, share_type, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    }
+
+    fn create_resp(msg_id: u64, tree: u32, fid: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 88];
+        b[0] = 89;
+        b[64..80].copy_from_slice(&[fid; 16]);
+        smb2(5, true, msg_id, tree, &b)
+    }
+
+    fn write(msg_id: u64, tree: u32, fid: u8, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![0u8; 48];
+        b[0] = 49;
+        b[2..4].copy_from_slice(&112u16.to_le_bytes());
+        b[4..8].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        b[16..32].copy_from_slice(&[fid; 16]);
+        b.extend_from_slice(data);
+        smb2(9, false, msg_id, tree, &b)
+    }
+
+    fn close(msg_id: u64, tree: u32, fid: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 24];
+        b[0] = 24;
+        b[8..24].copy_from_slice(&[fid; 16]);
+        smb2(6, false, msg_id, tree, &b)
+    }
+
+    fn run(p: &mut SmbParser, msgs: &[(Direction, Vec<u8>)]) -> Vec<TxInspect> {
+        let mut out = Vec::new();
+        for (d, m) in msgs {
+            p.on_data(*d, &nbss(m), &mut out);
+        }
+        p.on_close(&mut out);
+        out.into_iter()
+            .filter_map(|r| match r {
+                AppRecord::Inspect(t) => Some(*t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    use Direction::{ToClient as C, ToServer as S};
+
+    #[test]
+    fn smb2_tree_connect_gives_share_or_named_pipe_and_written_files_their_data() {
+        let mut p = SmbParser::default();
+        let t = run(
+            &mut p,
+            &[
+                (S, tree_connect(1, "\\\\10.0.0.12\\smb2")),
+                (C, tree_connect_resp(1, 5, 1)),
+                (S, tree_connect(2, "\\\\10.0.0.12\\IPC$")),
+                (C, tree_connect_resp(2, 6, 2)),
+                (S, smb2(5, false, 3, 5, &[57, 0])),
+                (C, create_resp(3, 5, 7)),
+                (S, write(4, 5, 7, b"%PDF-1.5 ...")),
+                (S, close(5, 5, 7)),
+            ],
+        );
+        assert!(t.iter().all(|x| x.dce.is_none()));
+        assert_eq!(t.iter().filter(|x| x.smb_version == Some(2)).count(), 8);
+        assert_eq!(t.iter().find_map(|x| x.share.clone()), Some(b"\\\\10.0.0.12\\smb2".to_vec()));
+        assert_eq!(t.iter().find_map(|x| x.named_pipe.clone()), Some(b"\\\\10.0.0.12\\IPC$".to_vec()));
+        let files: Vec<_> = t.iter().filter_map(|x| x.file_data.clone()).collect();
+        assert_eq!(files, vec![b"%PDF-1.5 ...".to_vec()]);
+    }
+
+    #[test]
+    fn dcerpc_over_a_pipe_write_is_bound_and_inspected() {
+        let mut p = SmbParser::default();
+        let read_resp = |id: u64, data: &[u8]| {
+            let mut b = vec![17u8, 0, 80, 0];
+            b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            b.extend_from_slice(&[0u8; 8]);
+            b.extend_from_slice(data);
+            smb2(8, true, id, 6, &b)
+        };
+        let read_req = |id: u64| {
+            let mut b = vec![0u8; 48];
+            b[0] = 49;
+            b[16..32].copy_from_slice(&[9; 16]);
+            smb2(8, false, id, 6, &b)
+        };
+        let t = run(
+            &mut p,
+            &[
+                (S, tree_connect(1, "\\\\h\\IPC$")),
+                (C, tree_connect_resp(1, 6, 2)),
+                (S, smb2(5, false, 2, 6, &[57, 0])),
+                (C, create_resp(2, 6, 9)),
+                (S, write(3, 6, 9, &bind(0, 1))),
+                (S, read_req(4)),
+                (C, read_resp(4, &bind_ack(0))),
+                (S, write(5, 6, 9, &request(3, 0, 15, b"stub!", 2))),
+            ],
+        );
+        let dce: Vec<_> = t.iter().filter(|x| x.dce.is_some()).collect();
+        assert_eq!(dce.len(), 1);
+        assert_eq!(dce[0].smb_version, Some(2));
+        assert_eq!(dce[0].dce.as_ref().and_then(|d| d.opnum), Some(15));
+        assert_eq!(dce[0].dce.as_ref().map(|d| d.ifaces.len()), Some(1));
+        assert_eq!(dce[0].stub.as_deref(), Some(&b"stub!"[..]));
+        assert!(t.iter().all(|x| x.file_data.is_none()));
+    }
+
+    #[test]
+    fn overlapping_writes_raise_file_overlap_and_keep_the_first_bytes() {
+        let mut p = SmbParser::default();
+        let mut second = write(5, 5, 7, b"EICAR");
+        // the second write starts at offset 0 again
+        second[64 + 8..64 + 16].copy_from_slice(&0u64.to_le_bytes());
+        let mut first = write(4, 5, 7, b"X");
+        first[64 + 8..64 + 16].copy_from_slice(&0u64.to_le_bytes());
+        let t = run(
+            &mut p,
+            &[
+                (S, smb2(5, false, 3, 5, &[57, 0])),
+                (C, create_resp(3, 5, 7)),
+                (S, first),
+                (S, second),
+                (C, smb2(9, true, 5, 5, &[17, 0])),
+                (S, close(6, 5, 7)),
+            ],
+        );
+        let overlaps: Vec<Direction> = t.iter().filter(|x| x.app_events & FILE_OVERLAP != 0).map(|x| x.dir).collect();
+        assert_eq!(overlaps, vec![S, C]);
+        let files: Vec<_> = t.iter().filter_map(|x| x.file_data.clone()).collect();
+        assert_eq!(files, vec![b"XICAR".to_vec()]);
+    }
+
+    #[test]
+    fn session_setup_gives_the_ntlmssp_user_and_domain() {
+        let mut ntlm = b"NTLMSSP\0\x03\0\0\0".to_vec();
+        ntlm.resize(64, 0);
+        let domain = utf16("CONTOSO");
+        let user = utf16("Administrator");
+        ntlm[28..30].copy_from_slice(&(domain.len() as u16).to_le_bytes());
+        ntlm[32..36].copy_from_slice(&64u32.to_le_bytes());
+        ntlm[36..38].copy_from_slice(&(user.len() as u16).to_le_bytes());
+        ntlm[40..44].copy_from_slice(&((64 + domain.len()) as u32).to_le_bytes());
+        ntlm[60] = 1; // unicode
+        ntlm.extend_from_slice(&domain);
+        ntlm.extend_from_slice(&user);
+        let mut body = vec![25u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 88, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        body.extend_from_slice(&ntlm);
+        let t = run(&mut SmbParser::default(), &[(S, smb2(1, false, 1, 0, &body))]);
+        assert_eq!(t[0].ntlmssp_user.as_deref(), Some(&b"Administrator"[..]));
+        assert_eq!(t[0].ntlmssp_domain.as_deref(), Some(&b"CONTOSO"[..]));
+        // offsets past the message: nothing, no panic
+        let mut bad = body.clone();
+        bad[24 + 40] = 0xff;
+        let t = run(&mut SmbParser::default(), &[(S, smb2(1, false, 1, 0, &bad))]);
+        assert_eq!(t[0].ntlmssp_user, None);
+    }
+
+    #[test]
+    fn smb1_tree_connect_andx_names_the_share_and_the_negotiate_response_stays_smb1() {
+        let smb1 = |cmd: u8, reply: bool, words: &[u8], bytes: &[u8]| {
+            let mut m = b"\xffSMB".to_vec();
+            m.push(cmd);
+            m.extend_from_slice(&[0; 4]);
+            m.push(if reply { 0x80 } else { 0 });
+            m.extend_from_slice(&[0; 22]);
+            m.push((words.len() / 2) as u8);
+            m.extend_from_slice(words);
+            m.extend_from_slice(&(bytes.len() as u16).to_le_bytes());
+            m.extend_from_slice(bytes);
+            m
+        };
+        let tc_words = [0xff, 0, 0, 0, 0, 0, 1, 0];
+        let t = run(
+            &mut SmbParser::default(),
+            &[
+                (S, smb1(0x72, false, &[], b"\x02NT LM 0.12\0")),
+                (C, smb2(0, true, 0, 0, &[65, 0])),
+                (S, smb1(0x75, false, &tc_words, b"\0\\\\srv\\C$\0?????\0")),
+                (C, smb1(0x75, true, &[0xff, 0, 0, 0, 0, 0], b"A:\0")),
+                (S, smb1(0x75, false, &tc_words, b"\0\\\\srv\\IPC$\0?????\0")),
+                (C, smb1(0x75, true, &[0xff, 0, 0, 0, 0, 0], b"IPC\0")),
+            ],
+        );
+        let versions: Vec<Option<u8>> = t.iter().map(|x| x.smb_version).collect();
+        assert_eq!(versions, vec![Some(1); 6]);
+        let shares: Vec<_> = t.iter().filter_map(|x| x.share.clone()).collect();
+        assert_eq!(shares, vec![b"\\\\srv\\C$".to_vec(), b"\\\\srv\\C$".to_vec()]);
+        let pipes: Vec<_> = t.iter().filter_map(|x| x.named_pipe.clone()).collect();
+        assert_eq!(pipes, vec![b"\\\\srv\\IPC$".to_vec()]);
+    }
+
+    #[test]
+    fn parsing_resumes_at_the_next_smb_header_after_a_gap() {
+        let mut p = SmbParser::default();
+        let mut out = Vec::new();
+        p.on_data(S, &nbss(&tree_connect(1, "\\\\h\\a"))[..20], &mut out);
+        p.on_gap(S, 100, &mut out);
+        // the tail of a lost message, then a whole one
+        let mut data = b"tail of a lost message".to_vec();
+        data.extend_from_slice(&nbss(&tree_connect(2, "\\\\h\\b")));
+        p.on_data(S, &data[..30], &mut out);
+        p.on_data(S, &data[30..], &mut out);
+        assert!(!p.is_done());
+        let t = run(&mut p, &[]);
+        assert_eq!(t.iter().filter_map(|x| x.share.clone()).collect::<Vec<_>>(), vec![b"\\\\h\\b".to_vec()]);
+    }
+
+    #[test]
+    fn mutated_sessions_never_panic() {
+        let msgs = [
+            (S, tree_connect(1, "\\\\h\\IPC$")),
+            (C, tree_connect_resp(1, 6, 2)),
+            (S, smb2(5, false, 2, 6, &[57, 0])),
+            (C, create_resp(2, 6, 9)),
+            (S, write(3, 6, 9, &bind(0, 1))),
+            (S, write(5, 6, 9, &request(3, 0, 15, b"stub!", 2))),
+            (S, close(6, 6, 9)),
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let mut p = SmbParser::default();
+            let mut out = Vec::new();
+            for (d, m) in &msgs {
+                let mut m = nbss(m);
+                for _ in 0..(next() % 6) {
+                    let i = (next() as usize) % m.len();
+                    m[i] = next() as u8;
+                }
+                let cut = (next() as usize) % (m.len() + 1);
+                p.on_data(*d, &m[..cut], &mut out);
+                p.on_data(*d, &m[cut..], &mut out);
+            }
+            p.on_close(&mut out);
+        }
+    }
+
+    #[test]
+    fn truncated_and_malformed_messages_never_panic() {
+        let msgs = [
+            tree_connect(1, "\\\\h\\share"),
+            tree_connect_resp(1, 5, 1),
+            create_resp(3, 5, 7),
+            write(4, 5, 7, b"data"),
+            close(5, 5, 7),
+        ];
+        for m in &msgs {
+            for n in 0..m.len() {
+                let mut p = SmbParser::default();
+                let mut out = Vec::new();
+                p.on_data(S, &nbss(&m[..n]), &mut out);
+                p.on_data(C, &nbss(&m[..n]), &mut out);
+                p.on_close(&mut out);
+            }
+        }
+        // SMB1 header with a word count past the end
+        let mut smb1 = b"\xffSMB\x75".to_vec();
+        smb1.resize(32, 0);
+        smb1.push(200);
+        let mut p = SmbParser::default();
+        let mut out = Vec::new();
+        p.on_data(S, &nbss(&smb1), &mut out);
+        assert_eq!(p.malformed(), 1);
+        // not NetBIOS: the direction is given up
+        p.on_data(C, b"\x17\x03\x03\x00\x10", &mut out);
+        assert!(!p.is_done());
+        p.on_data(S, b"\x17\x03\x03\x00\x10", &mut out);
+        assert!(p.is_done());
+    }
+}
