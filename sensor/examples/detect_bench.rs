@@ -169,6 +169,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut best_cpu = f64::MAX;
     let mut alerts = 0usize;
     for _ in 0..rounds {
+        // each round starts from the state of freshly loaded rules (thresholds, hostbits)
+        det.reset_state();
         let mut sensor = Sensor::new(SensorOptions::default()).with_detector(det.clone());
         let mut out = Vec::with_capacity(8192);
         let mut n = 0usize;

@@ -936,6 +936,16 @@ impl Detector {
         self.rules.iter().position(|r| r.meta.gid == gid && r.meta.sid == sid)
     }
 
+    /// Forgets what the rules remembered (flowbits, thresholds, xbits/hostbits, passed and
+    /// dropped flows, rate filters), as if the rules had just been loaded. For replaying the
+    /// same capture again with the same compiled rules (benchmarks): without it, thresholds and hostbits of the first replay suppress alerts in the next.
+    pub fn reset_state(&self) {
+        if let Ok(mut st) = self.state.lock() {
+            *st = DetectState::default();
+        }
+        self.exception_passes.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Passes a flow (Suricata's exception policies `pass-flow` and `bypass`): no rule
     /// inspects it any more.
     pub fn pass_flow(&self, flow_id: u64) {

@@ -505,3 +505,29 @@ fn packet_alert_max_keeps_the_alerts_of_the_first_rules_in_evaluation_order() {
     assert_eq!(cap_packet_alerts(&det, 0, &mut out, 0), 0, "0: no limit");
     assert_eq!(cap_packet_alerts(&det, 2, &mut out, 9), 0, "nothing after the end");
 }
+
+#[test]
+fn reset_state_lets_a_replay_of_the_same_capture_alert_as_the_first_time() {
+    let rules = "alert tcp any any -> any 80 (msg:\"once\"; content:\"GET\"; \
+                 threshold:type limit, track by_src, count 1, seconds 3600; sid:7;)\n";
+    let (det, errors) = crate::detect::Detector::from_rules(rules, "t.rules", &crate::detect::Vars::default());
+    assert!(errors.is_empty(), "{errors:?}");
+    let det = std::sync::Arc::new(det);
+    let replay = || {
+        let mut t = http_session(50002);
+        let mut frames = t.handshake();
+        frames.extend(t.client_send_split(&synth::http_request("GET", "example.org", "/", &[]), 1400));
+        frames.extend(t.close());
+        let mut s = Sensor::new(opts()).with_detector(det.clone());
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            s.process(Timestamp::from_unix_micros(T0 + i as i64 * 1000), LinkType::Ethernet, f, &mut out);
+        }
+        s.flush_all(&mut out);
+        of_type(&out, "alert").len()
+    };
+    assert_eq!(replay(), 1);
+    assert_eq!(replay(), 0, "the threshold remembers the first replay");
+    det.reset_state();
+    assert_eq!(replay(), 1);
+}
