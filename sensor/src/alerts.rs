@@ -195,6 +195,10 @@ pub(crate) fn packet_hits(
     hits
 }
 
+/// Messages (Kerberos, SNMP, SIP, MQTT, DNP3, ENIP, QUIC) of one packet inspected at most;
+/// the rest are counted in `soc_sensor_app_messages_not_inspected_total`.
+const MAX_MESSAGES_PER_PACKET: usize = 64;
+
 /// The messages of a Kerberos, SNMP, SIP, MQTT, DNP3, EtherNet/IP or QUIC packet
 /// ([`crate::app::msg`]), each inspected as a transaction of its protocol; `insp` (the packet's
 /// inspection) gets the protocol when the flow's detection did not give one.
@@ -222,7 +226,13 @@ fn message_hits(
     }
     insp.app_proto = Some(proto);
     let mut hits = Vec::new();
-    for m in &msgs {
+    if msgs.len() > MAX_MESSAGES_PER_PACKET {
+        // e.g. a segment of 2-byte MQTT PINGREQs: each message is a rule-engine pass
+        let skipped = (msgs.len() - MAX_MESSAGES_PER_PACKET) as u64;
+        metrics::counter!("soc_sensor_app_messages_not_inspected_total").increment(skipped);
+        tracing::debug!(skipped, "too many app-layer messages in one packet: the rest not inspected");
+    }
+    for m in msgs.iter().take(MAX_MESSAGES_PER_PACKET) {
         let mut bufs = m.bufs.clone();
         bufs.extend(m.owned.iter().map(|(b, v)| (*b, v.as_slice())));
         let tx = Inspection {

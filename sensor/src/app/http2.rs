@@ -35,8 +35,19 @@ const MAX_HEADER_BLOCK: usize = 256 * 1024;
 const MAX_OPEN_TX: usize = 128;
 /// Frame bytes kept per side of a transaction for the `frame:http2.*` buffers.
 const RAW_FRAMES_LIMIT: usize = 16 * 1024;
-/// Finished transactions kept readable for inspection (those handed over by the last packets).
+/// Finished transactions kept readable for inspection from earlier deliveries. All those
+/// finished by the current delivery stay until the next one starts, however many there are,
+/// so that a segment packed with frames cannot push a transaction out before it is inspected.
 const KEPT_TX: usize = 32;
+/// Decoded header bytes (name + value + 32 per field, as SETTINGS_MAX_HEADER_LIST_SIZE counts
+/// them) accepted from one header block: an indexed field of one byte can copy a whole table
+/// entry, so without a limit a small block decodes to gigabytes.
+const MAX_DECODED_BLOCK: usize = 64 * 1024;
+/// Header bytes kept per side of a transaction (counted as above) across its header blocks.
+const MAX_TX_HEADER_BYTES: usize = 64 * 1024;
+/// Frame types, window increments, priorities, error codes, size updates and settings kept per
+/// side of a transaction for the `http2.*` keywords.
+const MAX_FRAME_NOTES: usize = 256;
 
 pub mod frame {
     pub const DATA: u8 = 0;
@@ -156,7 +167,9 @@ impl H2Tx {
     }
 
     fn note_frame(&mut self, d: usize, ftype: u8, raw: &[u8]) {
-        self.frames[d].push(ftype);
+        if self.frames[d].len() < MAX_FRAME_NOTES {
+            self.frames[d].push(ftype);
+        }
         if self.raw_bytes[d] + raw.len() <= RAW_FRAMES_LIMIT {
             self.raw_bytes[d] += raw.len();
             self.raw_frames[d].push(raw.to_vec());
@@ -166,16 +179,20 @@ impl H2Tx {
     /// The values of a frame that keywords compare: error codes, window increments, weights.
     fn note_values(&mut self, d: usize, ftype: u8, flags: u8, payload: &[u8]) {
         let be32 = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let room = |len: usize| len < MAX_FRAME_NOTES;
         match ftype {
-            frame::GOAWAY => self.error_codes[d].extend(payload.get(4..8).map(be32)),
-            frame::SETTINGS => self.settings[d].extend(
+            frame::GOAWAY if room(self.error_codes[d].len()) => self.error_codes[d].extend(payload.get(4..8).map(be32)),
+            frame::SETTINGS if room(self.settings[d].len()) => self.settings[d].extend(
                 payload
                     .chunks_exact(6)
+                    .take(MAX_FRAME_NOTES - self.settings[d].len())
                     .map(|c| u64::from(u16::from_be_bytes([c[0], c[1]])) << 32 | u64::from(be32(&c[2..]))),
             ),
-            frame::WINDOW_UPDATE => self.windows[d].extend(payload.get(..4).map(|b| be32(b) & 0x7fff_ffff)),
-            frame::PRIORITY => self.priorities[d].extend(payload.get(4)),
-            frame::HEADERS if flags & PRIORITY_FLAG != 0 => {
+            frame::WINDOW_UPDATE if room(self.windows[d].len()) => {
+                self.windows[d].extend(payload.get(..4).map(|b| be32(b) & 0x7fff_ffff))
+            }
+            frame::PRIORITY if room(self.priorities[d].len()) => self.priorities[d].extend(payload.get(4)),
+            frame::HEADERS if flags & PRIORITY_FLAG != 0 && room(self.priorities[d].len()) => {
                 let off = usize::from(flags & PADDED != 0);
                 self.priorities[d].extend(payload.get(off + 4));
             }
@@ -331,9 +348,6 @@ impl Http2Parser {
         } else {
             out.push(AppRecord::Http { tx_id: tx.tx_id, http });
         }
-        if self.done.len() >= KEPT_TX {
-            self.done.pop_front();
-        }
         self.done.push_back(tx);
     }
 
@@ -473,9 +487,18 @@ impl Http2Parser {
         let updates = std::mem::take(&mut self.sides[d].hpack.size_updates);
         let i = self.stream_tx(stream, out);
         if let Some(tx) = self.txs.get_mut(i) {
-            tx.size_updates[d].extend(updates);
+            if tx.size_updates[d].len() < MAX_FRAME_NOTES {
+                tx.size_updates[d].extend(updates);
+            }
             let hs = if dir == Direction::ToServer { &mut tx.request_headers } else { &mut tx.response_headers };
-            hs.extend(headers);
+            let mut kept: usize = hs.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+            for h in headers {
+                kept += h.0.len() + h.1.len() + 32;
+                if kept > MAX_TX_HEADER_BYTES {
+                    break;
+                }
+                hs.push(h);
+            }
             if end_stream {
                 tx.ended[d] = true;
             }
@@ -586,6 +609,10 @@ fn extract_doh_response(tx: &mut H2Tx) {
 
 impl AppParser for Http2Parser {
     fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
+        // transactions finished by earlier deliveries were inspected by now: keep a few
+        while self.done.len() > KEPT_TX {
+            self.done.pop_front();
+        }
         if self.failed {
             return;
         }
@@ -658,6 +685,8 @@ pub enum HpackError {
     Huffman,
     #[error("table size update above the allowed size")]
     SizeUpdate,
+    #[error("header block decodes to more than 64 KiB")]
+    TooLarge,
 }
 
 const STATIC_TABLE: [(&str, &str); 61] = [
@@ -893,14 +922,20 @@ impl Hpack {
 
     /// Decodes one complete header block into its fields, updating the dynamic table.
     pub fn decode(&mut self, block: &[u8]) -> Result<Vec<HeaderField>, HpackError> {
-        let mut out = Vec::new();
+        let mut out: Vec<HeaderField> = Vec::new();
+        let mut decoded = 0usize;
         let mut pos = 0;
         self.size_updates.clear();
         while pos < block.len() {
             let b = block[pos];
             if b & 0x80 != 0 {
                 let i = read_int(block, &mut pos, 7)?;
-                out.push(self.entry(i)?);
+                let field = self.entry(i)?;
+                decoded += field.0.len() + field.1.len() + 32;
+                if decoded > MAX_DECODED_BLOCK {
+                    return Err(HpackError::TooLarge);
+                }
+                out.push(field);
             } else if b & 0xe0 == 0x20 {
                 let size = read_int(block, &mut pos, 5)?;
                 self.size_updates.push(size as u64);
@@ -917,6 +952,10 @@ impl Hpack {
                 let value = read_string(block, &mut pos)?;
                 if index {
                     self.insert(name.clone(), value.clone());
+                }
+                decoded += name.len() + value.len() + 32;
+                if decoded > MAX_DECODED_BLOCK {
+                    return Err(HpackError::TooLarge);
                 }
                 out.push((name, value));
             }
@@ -935,6 +974,26 @@ mod tests {
         f.extend_from_slice(&stream.to_be_bytes());
         f.extend_from_slice(payload);
         f
+    }
+
+    #[test]
+    fn a_small_block_of_indexed_fields_cannot_decode_to_gigabytes() {
+        let mut d = Hpack::default();
+        // one literal of ~4,000 bytes added to the dynamic table (index 62)...
+        let mut block = vec![0x40, 0x01, b'x', 0x7f];
+        let mut n = 4000 - 127;
+        while n >= 128 {
+            block.push(0x80 | (n & 0x7f) as u8);
+            n >>= 7;
+        }
+        block.push(n as u8);
+        block.extend(std::iter::repeat_n(b'a', 4000));
+        assert_eq!(d.decode(&block).map(|h| h.len()), Ok(1));
+        // ...then referenced 16,000 times by one-byte indexed fields: 64 MB if decoded
+        let bomb = vec![0xbe; 16_000];
+        assert_eq!(d.decode(&bomb).map(|h| h.len()), Err(HpackError::TooLarge));
+        // a block within the limit still decodes
+        assert_eq!(d.decode(&[0xbe; 10]).map(|h| h.len()), Ok(10));
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct QuicFlowState {
 fn varint(data: &[u8], at: usize) -> Option<(usize, usize)> {
     let first = *data.get(at)?;
     let len = 1usize << (first >> 6);
-    let bytes = data.get(at..at + len)?;
+    let bytes = data.get(at..at.checked_add(len)?)?;
     let v = bytes[1..].iter().fold(u64::from(first & 0x3f), |acc, &b| (acc << 8) | u64::from(b));
     Some((usize::try_from(v).ok()?, len))
 }
@@ -46,10 +46,10 @@ fn ietf_packet(data: &[u8], v2: bool) -> Option<(usize, bool)> {
     at += 1 + scid;
     if initial {
         let (token, used) = varint(data, at)?;
-        at += used + token;
+        at = at.checked_add(used)?.checked_add(token)?;
     }
     let (len, used) = varint(data, at)?;
-    let end = at + used + len;
+    let end = at.checked_add(used)?.checked_add(len)?;
     (end <= data.len()).then_some((end, initial))
 }
 

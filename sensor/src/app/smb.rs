@@ -108,6 +108,15 @@ impl SmbParser {
         self.malformed + self.dce.malformed
     }
 
+    /// Records whether tree `tid` (just connected) is a pipe share (IPC$): a reused tree id
+    /// loses its old mark, so a file share never passes for a pipe. At most MAX_PENDING kept.
+    fn mark_tree(&mut self, tid: u32, pipe: bool) {
+        self.pipe_trees.retain(|&t| t != tid);
+        if pipe && self.pipe_trees.len() < MAX_PENDING {
+            self.pipe_trees.push(tid);
+        }
+    }
+
     /// The transaction sides of direction `dir` completed by earlier packets (see
     /// [`super::Parser::take_deferred`]).
     pub fn take_deferred(&mut self, dir: Direction, out: &mut Vec<AppRecord>) {
@@ -252,9 +261,8 @@ impl SmbParser {
                         && status == 0
                     {
                         let pipe = bytes.starts_with(b"IPC") || share.ends_with(b"IPC$");
-                        if pipe {
-                            self.pipe_trees.push(u32::from(tid));
-                        } else {
+                        self.mark_tree(u32::from(tid), pipe);
+                        if !pipe {
                             tx.share = Some(share);
                         }
                     }
@@ -400,9 +408,7 @@ impl SmbParser {
                 {
                     // the share was inspected with the request (SMB1 inspects it with both
                     // sides, as Suricata's alert counts show)
-                    if *b.get(2)? == 2 {
-                        self.pipe_trees.push(tree);
-                    }
+                    self.mark_tree(tree, *b.get(2)? == 2);
                 }
             }
             (5, false) => {
