@@ -557,28 +557,19 @@ fn is_dns_message(ct: Option<&[u8]>) -> bool {
     ct.is_some_and(|c| c.trim_ascii().to_ascii_lowercase().starts_with(b"application/dns-message"))
 }
 
+/// The `dns=` parameter of a DoH GET (base64url, no padding), decoded as the `from_base64`
+/// transform decodes; `None` when a character is outside the alphabet.
 fn base64url_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in s {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'-' | b'+' => 62,
-            b'_' | b'/' => 63,
-            b'=' => break,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    let std: Vec<u8> = s
+        .iter()
+        .map(|&c| match c {
+            b'-' => b'+',
+            b'_' => b'/',
+            c => c,
+        })
+        .collect();
+    let out = crate::detect::keywords::base64_decode(&std, crate::detect::keywords::Base64Mode::Strict);
+    (!out.is_empty() || s.is_empty() || s[0] == b'=').then_some(out)
 }
 
 fn extract_doh_request(tx: &mut H2Tx) {

@@ -512,14 +512,7 @@ impl Firewall {
             return (Verdict::Accept, hits);
         }
         for table in TABLES {
-            let decided = self.rules.iter().find(|r| {
-                // a packet has no transaction: no transaction bit is set for it
-                r.table == table
-                    && (!r.flow_start || first_in_dir)
-                    && xbits_hold(&r.rule, None)
-                    && flowbits_hold(&r.rule, &st.bits)
-                    && rule_matches(&r.rule, insp)
-            });
+            let decided = self.packet_rule(table, st, first_in_dir, insp);
             if let Some(r) = decided {
                 apply_flowbits(&r.rule, &mut st.bits);
             }
@@ -747,6 +740,18 @@ impl Firewall {
         hits
     }
 
+    /// The first rule of packet table `table` that decides for `insp` (a packet: it has no
+    /// transaction, so no transaction bit is set for it).
+    fn packet_rule(&self, table: Table, st: &FlowFw, first_in_dir: bool, insp: &Inspection<'_>) -> Option<&FwRule> {
+        self.rules.iter().find(|r| {
+            r.table == table
+                && (!r.flow_start || first_in_dir)
+                && xbits_hold(&r.rule, None)
+                && flowbits_hold(&r.rule, &st.bits)
+                && rule_matches(&r.rule, insp)
+        })
+    }
+
     /// Whether the packet tables drop the packet carrying a transaction (`insp`, without its
     /// payload), without changing the flow's state.
     fn packet_tables_drop(&self, st: &FlowFw, insp: &Inspection<'_>) -> bool {
@@ -754,13 +759,7 @@ impl Firewall {
         let first_in_dir = !st.seen[d];
         let pkt = Inspection { transaction: false, ..*insp };
         for table in TABLES {
-            let decided = self.rules.iter().find(|r| {
-                r.table == table
-                    && (!r.flow_start || first_in_dir)
-                    && xbits_hold(&r.rule, None)
-                    && flowbits_hold(&r.rule, &st.bits)
-                    && rule_matches(&r.rule, &pkt)
-            });
+            let decided = self.packet_rule(table, st, first_in_dir, &pkt);
             match decided.map(|r| r.action) {
                 None if table == Table::Filter => return true,
                 None | Some(FwAction::AcceptHook) => continue,

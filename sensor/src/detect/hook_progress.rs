@@ -54,14 +54,9 @@ impl SshProgress {
                 data = &data[n..];
                 continue;
             }
-            let n = (self.hdr.len() - self.hdr_len).min(data.len());
-            self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&data[..n]);
-            self.hdr_len += n;
-            data = &data[n..];
-            if self.hdr_len < self.hdr.len() {
+            if !fill_header(&mut self.hdr, &mut self.hdr_len, &mut data) {
                 break;
             }
-            self.hdr_len = 0;
             let len = u32::from_be_bytes([self.hdr[0], self.hdr[1], self.hdr[2], self.hdr[3]]) as usize;
             if self.hdr[5] == MSG_NEWKEYS {
                 self.state = SSH_FINISHED;
@@ -127,14 +122,9 @@ impl TlsProgress {
                 return (self.state, true);
             }
             if self.rec_left == 0 {
-                let n = (self.hdr.len() - self.hdr_len).min(data.len());
-                self.hdr[self.hdr_len..self.hdr_len + n].copy_from_slice(&data[..n]);
-                self.hdr_len += n;
-                data = &data[n..];
-                if self.hdr_len < self.hdr.len() {
+                if !fill_header(&mut self.hdr, &mut self.hdr_len, &mut data) {
                     break;
                 }
-                self.hdr_len = 0;
                 let (typ, major, len) = (self.hdr[0], self.hdr[1], u16::from_be_bytes([self.hdr[3], self.hdr[4]]));
                 if !(20..=24).contains(&typ) || major != 3 || usize::from(len) > MAX_RECORD {
                     self.stopped = true;
@@ -235,6 +225,20 @@ fn cert_count(body: &[u8]) -> u64 {
         n += 1;
     }
     n
+}
+
+/// Copies bytes of `data` into the fixed-size record header `hdr` (`len` of it filled so far)
+/// and advances `data`; true when the header is complete (`len` is then reset for the next).
+fn fill_header(hdr: &mut [u8], len: &mut usize, data: &mut &[u8]) -> bool {
+    let n = (hdr.len() - *len).min(data.len());
+    hdr[*len..*len + n].copy_from_slice(&data[..n]);
+    *len += n;
+    *data = &data[n..];
+    if *len < hdr.len() {
+        return false;
+    }
+    *len = 0;
+    true
 }
 
 #[cfg(test)]
