@@ -55,6 +55,7 @@ pub(crate) fn packet_hits(
     p: &Packet<'_>,
     dir: Direction,
     raw: Option<&mut RawSide>,
+    inline_window: Option<&[u8]>,
 ) -> Vec<Hit> {
     let (sport, dport) = match p.transport {
         Transport::Tcp(_) | Transport::Udp(_) | Transport::Sctp(_) => (p.src_port(), p.dst_port()),
@@ -76,10 +77,12 @@ pub(crate) fn packet_hits(
     insp.first_in_direction = f.pkts[usize::from(dir == Direction::ToClient)] == 1;
     insp.ip_proto = Some(p.proto);
     insp.flow_counts = Some((f.pkts, f.bytes));
+    insp.alproto = Some(f.alproto);
     match p.transport {
         Transport::Tcp(t) => {
             insp.tcp_flags = Some(t.flags);
             insp.tcp_seq = Some((t.seq, p.payload.len() as u32));
+            insp.tcp_ack = Some(t.ack);
         }
         Transport::Icmp(h) | Transport::Icmpv6(h) => {
             insp.icmp = Some((h.icmp_type, h.code));
@@ -107,8 +110,8 @@ pub(crate) fn packet_hits(
         _ => {}
     }
     // An SSH identification line ("SSH-2.0-OpenSSH_8.9 comments"): the ssh.proto and
-    // ssh.software buffers of its side (there is no SSH parser: the line is read from the
-    // segment that starts with it).
+    // ssh.software buffers of its side (read from the segment that starts with it; the SSH
+    // parser, [`crate::app::ssh`], gives the records' frames).
     let banner = ssh_banner(p.payload).filter(|_| matches!(p.transport, Transport::Tcp(_)));
     let mut other: Vec<(detect::Buffer, &[u8])> = match banner {
         Some((proto, software)) => vec![(detect::Buffer::SshProto, proto), (detect::Buffer::SshSoftware, software)],
@@ -169,10 +172,28 @@ pub(crate) fn packet_hits(
         ntp_ints = ints;
         insp.app_ints = &ntp_ints;
     }
-    // Kerberos, SNMP, SIP, MQTT, DNP3, ENIP, QUIC: each message of the packet is inspected as a
+    // Kerberos, SNMP, SIP, MQTT, ENIP, QUIC: each message of the packet is inspected as a
     // transaction
     let msg_hits = message_hits(det, f, p, sport, dport, &mut insp);
     insp.other = &other;
+    if let Some(window) = inline_window {
+        // IPS mode: the stream rules inspect the stream around the segment, the packet rules
+        // the segment (Suricata's inline raw reassembly, see crate::app::inline)
+        let mut hits = Vec::new();
+        let mut sids: Vec<u32> = Vec::new();
+        let s = Inspection { payload: window, payload_kind: detect::PayloadKind::Stream, ..insp };
+        for h in keep_alerts(det.inspect(&s)) {
+            if !sids.contains(&h.sid) {
+                sids.push(h.sid);
+                hits.push(h);
+            }
+        }
+        insp.payload_kind = detect::PayloadKind::StreamSegment;
+        insp.skip_sids = &sids;
+        hits.extend(keep_alerts(det.inspect(&insp)));
+        hits.extend(msg_hits);
+        return hits;
+    }
     let Some(raw) = raw else {
         let mut hits = keep_alerts(det.inspect(&insp));
         hits.extend(msg_hits);
@@ -195,11 +216,11 @@ pub(crate) fn packet_hits(
     hits
 }
 
-/// Messages (Kerberos, SNMP, SIP, MQTT, DNP3, ENIP, QUIC) of one packet inspected at most;
+/// Messages (Kerberos, SNMP, SIP, MQTT, ENIP, QUIC) of one packet inspected at most;
 /// the rest are counted in `soc_sensor_app_messages_not_inspected_total`.
 const MAX_MESSAGES_PER_PACKET: usize = 64;
 
-/// The messages of a Kerberos, SNMP, SIP, MQTT, DNP3, EtherNet/IP or QUIC packet
+/// The messages of a Kerberos, SNMP, SIP, MQTT, EtherNet/IP or QUIC packet
 /// ([`crate::app::msg`]), each inspected as a transaction of its protocol; `insp` (the packet's
 /// inspection) gets the protocol when the flow's detection did not give one.
 fn message_hits(
@@ -217,6 +238,8 @@ fn message_hits(
         dport,
         krb5_flow: f.app_proto == AppProto::Krb5,
         to_server: insp.direction == detect::Direction::ToServer,
+        ftp_flow: f.app_proto == AppProto::Ftp,
+        src: p.src,
     };
     let Some((proto, msgs)) = crate::app::msg::messages(ctx, p.payload, &f.msg_state) else { return Vec::new() };
     // a flow detected as another protocol is not read as this one
@@ -271,6 +294,7 @@ pub(crate) fn stream_end_hits(det: &Detector, f: &Flow, dir: Direction, raw: &mu
     insp.ts_micros = f.last;
     insp.ip_proto = Some(f.proto);
     insp.flow_counts = Some((f.pkts, f.bytes));
+    insp.alproto = Some(detect::compile::AlprotoState { detection_done: false, ..f.alproto });
     let (mut hits, mut sids) = (Vec::new(), Vec::new());
     let chunks = stream_chunk_hits(det, &insp, raw, true, &mut hits, &mut sids);
     // firewall mode: the pseudo packet of an encrypted session still open (its data left
@@ -371,7 +395,7 @@ fn http_request_events(headers: &[(&[u8], &[u8])]) -> u64 {
 /// The hassh of an SSH_MSG_KEXINIT at the start of `payload` (or right after an identification
 /// line starting it): the string `kex;encryption;mac;compression` of the side (client to
 /// server algorithms for the client, server to client for the server) and its MD5 in hex.
-fn ssh_kexinit_hassh(payload: &[u8], client: bool) -> Option<(Vec<u8>, String)> {
+pub(crate) fn ssh_kexinit_hassh(payload: &[u8], client: bool) -> Option<(Vec<u8>, String)> {
     use md5::{Digest as _, Md5};
     let mut pkt = payload;
     if pkt.starts_with(b"SSH-") {
@@ -426,6 +450,7 @@ fn http_tx_data<'f>(f: &'f Flow, e: &Event) -> Option<&'f TxData> {
     match f.app.as_ref()?.parser.as_ref()? {
         Parser::Http(p) => p.tx_data(id),
         Parser::Http2(p) => p.h1_tx_data(id),
+        Parser::Websocket(p) => p.h1_tx_data(id),
         _ => None,
     }
 }
@@ -531,6 +556,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
     insp.flow_id = f.id;
     insp.ts_micros = e.timestamp.unix_micros();
     insp.transaction = true;
+    insp.alproto = Some(detect::compile::AlprotoState { detection_done: false, ..f.alproto });
     insp.tx_id = e.extra.get("tx_id").and_then(Value::as_u64);
     match e.event_type {
         EventType::Http => {
@@ -584,7 +610,34 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             {
                 insp.http_request_body = Some(req_decoded.as_deref().unwrap_or(&d.request_body));
             }
+            // the request's files: the parts of a multipart body that name a file, or a PUT's
+            // body (named by the URI's path)
+            let url_path = url.split('?').next().unwrap_or(url).as_bytes();
+            let req_body = data.map(|d| req_decoded.as_deref().unwrap_or(&d.request_body)).unwrap_or_default();
+            let req_cut = data.is_some_and(|d| d.request_body.len() >= crate::app::http::BODY_LIMIT);
+            let mut req_files: Vec<(&[u8], &[u8], bool)> = header(&req_h, "content-type")
+                .map(|ct| crate::app::file::multipart_files(ct, req_body))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|p| (p.name, p.data, p.complete))
+                .collect();
+            if method.eq_ignore_ascii_case("PUT") && !req_body.is_empty() {
+                req_files.push((url_path, req_body, !req_cut));
+            }
+            let req_file_fields: Vec<crate::app::file::FileFields> = req_files
+                .iter()
+                .map(|(_, d, complete)| crate::app::file::FileFields::of(d, *complete, det.file_digests()))
+                .collect();
+            let req_file_ints: Vec<(detect::AppInt, u64)> =
+                req_file_fields.iter().flat_map(|f| f.ints.iter().copied()).collect();
             let mut other: Vec<(B, &[u8])> = vec![(B::HttpRequestLine, request_line.as_slice())];
+            for (name, d, _) in &req_files {
+                other.extend([(B::FileData, *d), (B::FileName, *name)]);
+            }
+            for f in &req_file_fields {
+                other.extend(f.digests.iter().map(|(b, v)| (*b, v.as_slice())));
+            }
+            insp.app_ints = &req_file_ints;
             if let Some(u) = &h.url {
                 other.push((B::HttpUriRaw, u.as_bytes()));
             }
@@ -625,6 +678,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             if h.http_refer.is_some() && header(&req_h, "referer").is_none() {
                 other.push((B::HttpReferer, h.http_refer.as_deref().unwrap_or("").as_bytes()));
             }
+            let req_frame = data
+                .filter(|d| !d.request_line.is_empty() && http1_frames_used(det))
+                .map(|d| http1_frame(&d.request_line, &d.request_headers_raw, &d.request_body));
+            if let Some(fr) = &req_frame {
+                other.extend([(B::Http1FrameRequest, fr.as_slice()), (B::Http1FrameStream, fr.as_slice())]);
+            }
             insp.other = &other;
             // the request side, once: at the packet completing it, or with the record when
             // the request never completed
@@ -649,13 +708,22 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             let resp = http_side(&status_line, &resp_h, detect::Direction::ToClient);
             let mut rother: Vec<(B, &[u8])> = vec![(B::HttpResponseLine, status_line.as_slice())];
             let decoded = data.and_then(|d| decoded_body(d.response_content_encoding.as_deref(), &d.response_body));
+            // the response body's file: size and digests when no byte of it was cut
+            let mut file = crate::app::file::FileFields::default();
             if let Some(d) = data
                 && !d.response_body.is_empty()
             {
                 let body = decoded.as_deref().unwrap_or(&d.response_body);
                 rother.push((B::HttpResponseBody, body));
                 rother.push((B::FileData, body));
+                let limit = crate::app::http::BODY_LIMIT;
+                let complete = d.response_body.len() < limit && body.len() < limit;
+                file = crate::app::file::FileFields::of(body, complete, det.file_digests());
+                // file.name: the Content-Disposition's file name, else the URI's path
+                let name = header(&resp_h, "content-disposition").and_then(crate::app::file::disposition_filename);
+                rother.push((B::FileName, name.unwrap_or(url_path)));
             }
+            rother.extend(file.digests.iter().map(|(b, v)| (*b, v.as_slice())));
             let resp_lines: Vec<Vec<u8>> = resp_h.iter().map(|(n, v)| [*n, b": ", *v].concat()).collect();
             rother.extend(resp_lines.iter().map(|l| (B::HttpResponseHeader, l.as_slice())));
             if let Some(msg) = status_line.splitn(3, |&c| c == b' ').nth(2) {
@@ -687,6 +755,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                     rother.push((b, v));
                 }
             }
+            let resp_frame = data
+                .filter(|d| !d.response_line.is_empty() && http1_frames_used(det))
+                .map(|d| http1_frame(&d.response_line, &d.response_headers_raw, &d.response_body));
+            if let Some(fr) = &resp_frame {
+                rother.extend([(B::Http1FrameResponse, fr.as_slice()), (B::Http1FrameStream, fr.as_slice())]);
+            }
             if resp_h.is_empty() {
                 if let Some(ct) = &h.http_content_type {
                     rother.push((B::HttpContentType, ct.as_bytes()));
@@ -702,6 +776,7 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
             r.flow_id = insp.flow_id;
             r.tx_id = insp.tx_id;
             r.ts_micros = insp.ts_micros;
+            r.app_ints = &file.ints;
             r.http_stat_code = h.status.is_some().then_some(stat.as_bytes());
             r.http_cookie = header(&resp_h, "set-cookie");
             if !resp_h.is_empty() {
@@ -844,6 +919,12 @@ pub(crate) fn transaction_hits(det: &Detector, f: &Flow, e: &Event) -> Vec<Hit> 
                 r.ts_micros = insp.ts_micros;
                 hits.extend(keep_alerts(det.inspect(&r)));
             }
+            // transactional (`=>`) rules: the handshake with both sides' buffers
+            if det.has_transactional() && !rother.is_empty() {
+                let both: Vec<(B, &[u8])> = other.iter().chain(rother.iter()).copied().collect();
+                let w = Inspection { other: &both, whole_tx: true, app_events: events, ..insp };
+                hits.extend(keep_alerts(det.inspect(&w)));
+            }
             hits
         }
         _ => Vec::new(),
@@ -867,7 +948,31 @@ pub(crate) fn inspect_tx_hits(det: &Detector, f: &Flow, t: &crate::app::dcerpc::
             other.push((b, v.as_slice()));
         }
     }
-    let ints = t.smb_version.map(|v| [(detect::AppInt::SmbVersion, u64::from(v))]);
+    other.extend(t.bufs.iter().map(|(b, v)| (*b, v.as_slice())));
+    // a complete file (its size known): the digests the rules look up
+    let complete = t.ints.iter().any(|(k, _)| *k == detect::AppInt::FileSize);
+    let file = match &t.file_data {
+        Some(d) if complete => crate::app::file::FileFields::of(d, true, det.file_digests()),
+        _ => crate::app::file::FileFields::default(),
+    };
+    other.extend(file.digests.iter().map(|(b, v)| (*b, v.as_slice())));
+    // the whole files among the transaction's file.data buffers (an SMTP mail's attachments)
+    let want = det.file_digests();
+    let digests: Vec<crate::app::file::FileFields> = if want.contains(&true) {
+        t.bufs
+            .iter()
+            .filter(|(b, _)| *b == B::FileData)
+            .zip(&t.whole_files)
+            .map(|((_, d), whole)| crate::app::file::FileFields::of(d, *whole, want))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for f in &digests {
+        other.extend(f.digests.iter().map(|(b, v)| (*b, v.as_slice())));
+    }
+    let mut ints: Vec<(detect::AppInt, u64)> = t.ints.clone();
+    ints.extend(t.smb_version.map(|v| (detect::AppInt::SmbVersion, u64::from(v))));
     let base = Inspection::new(
         transport(f.proto),
         f.client,
@@ -886,12 +991,25 @@ pub(crate) fn inspect_tx_hits(det: &Detector, f: &Flow, t: &crate::app::dcerpc::
     insp.flow_id = f.id;
     insp.ts_micros = ts_micros;
     insp.transaction = true;
-    if let Some(i) = &ints {
-        insp.app_ints = i;
-    }
+    insp.alproto = Some(detect::compile::AlprotoState { detection_done: false, ..f.alproto });
+    insp.app_ints = &ints;
     insp.dce = t.dce.as_ref();
     insp.app_events = t.app_events;
     keep_alerts(det.inspect(&insp))
+}
+
+/// Whether a rule inspects an HTTP/1 frame (they are built for those only).
+fn http1_frames_used(det: &Detector) -> bool {
+    use detect::Buffer as B;
+    [B::Http1FrameRequest, B::Http1FrameResponse, B::Http1FrameStream].iter().any(|b| det.uses_buffer(*b))
+}
+
+/// An HTTP/1 message as on the wire (`frame:http1.request`, `frame:http1.response`): its start
+/// line, its header lines as sent, the blank line and its body as the parser kept it (up to
+/// its limit, without what a gap lost). `frame:http1.stream` (the direction's stream data) is
+/// inspected as the message that brought it.
+fn http1_frame(line: &[u8], headers_raw: &[u8], body: &[u8]) -> Vec<u8> {
+    [line, b"\r\n", headers_raw, b"\r\n", body].concat()
 }
 
 /// Buffers of one side of an HTTP/2 transaction, as Suricata builds them from the decoded

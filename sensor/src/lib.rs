@@ -40,6 +40,7 @@ pub mod reload;
 pub mod sensor;
 pub mod stats;
 pub mod synth;
+pub mod tag;
 pub mod workers;
 
 pub use capture::live::{LiveOptions, run_live, run_live_with};

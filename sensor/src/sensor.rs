@@ -6,6 +6,7 @@ use crate::app::{AppProto, AppRecord, AppSession, Direction};
 use crate::decode::{self, DecodeError, DecodeOptions, Decoded, LinkType, Packet, Transport, ipproto, tcp_flags};
 use crate::defrag::{Defrag, DefragOutcome};
 use crate::flow::{EndReason, Flow, FlowState, FlowTable, TcpState};
+use crate::options::ExceptionPolicy;
 use crate::options::SensorOptions;
 use crate::stats::{MetricsPublisher, SensorStats};
 use serde_json::{Map, Value};
@@ -70,11 +71,16 @@ pub struct Sensor {
     reassembly: std::sync::Arc<Reassembly>,
     /// Rule reload: the slot a newer rule set is published in, and the generation in use.
     rule_slot: Option<(std::sync::Arc<crate::reload::RuleSlot>, u64)>,
+    /// FTP data connections announced on control channels, not yet opened.
+    ftp_expect: crate::app::ftp::Expectations,
+    /// `tag`: the sessions and hosts whose packets are tagged after an alert.
+    tagger: crate::tag::Tagger,
 }
 
 impl Sensor {
     pub fn new(opts: SensorOptions) -> Sensor {
-        let table = FlowTable::new(opts.timeouts, opts.max_flows);
+        let mut table = FlowTable::new(opts.timeouts, opts.max_flows);
+        table.vlan_tracking = opts.vlan_tracking;
         let defrag = Defrag::new(opts.defrag);
         let reassembly = Reassembly::new(opts.stream);
         Sensor {
@@ -91,6 +97,8 @@ impl Sensor {
             publisher: MetricsPublisher::default(),
             detector: None,
             rule_slot: None,
+            ftp_expect: Default::default(),
+            tagger: Default::default(),
             ck_seen: 0,
             ck_bad: 0,
         }
@@ -176,6 +184,14 @@ impl Sensor {
         if self.rule_slot.is_some() {
             self.take_new_rules();
         }
+        // a capture filter: the packets it refuses are not seen at all (the frame is decoded
+        // twice only when a filter is set)
+        if let Some(filter) = &self.opts.bpf
+            && !matches!(decode::decode(link, frame, self.dopts), Ok(Decoded::Ip(p)) if filter.matches(&p))
+        {
+            metrics::counter!("soc_sensor_bpf_filtered_total").increment(1);
+            return;
+        }
         self.pkt_no += 1;
         self.stats.packets += 1;
         self.stats.bytes += frame.len() as u64;
@@ -198,15 +214,53 @@ impl Sensor {
                 {
                     self.flowless_alerts(&p, ts, out);
                 }
+                // a packet failing at its IP header: the decode-event rules, without addresses
+                if let Some(ev) = decode::DecodeEvent::of_ip_error(e)
+                    && let Some(det) = &self.detector
+                {
+                    for h in det.inspect_addressless(ev.bit()) {
+                        self.stats.records.alert += 1;
+                        let mut a = self.base_event(EventType::Alert, ts.unix_micros());
+                        a.extra.insert("pcap_cnt".into(), Value::from(self.pkt_no));
+                        a.alert = Some(crate::alerts::alert_payload(&h));
+                        out.push(a);
+                    }
+                }
             }
             Ok(Decoded::NonIp { .. }) => self.stats.non_ip += 1,
             Ok(Decoded::Ip(p)) => {
                 if p.frag.is_some() {
                     self.fragment(&p, frame.len(), ts, out);
                 } else {
-                    self.ip_packet(&p, frame.len(), ts, out);
+                    self.ip_or_tunnel(&p, frame.len(), ts, out, 0);
                 }
             }
+        }
+    }
+
+    /// A packet, and for a tunnel (Geneve, GRE: [`decode::tunnel`]) the packet it carries,
+    /// processed after it as a packet of its own (up to three levels). A GRE packet that is
+    /// decapsulated is inspected without a flow (Suricata tracks no flow for it).
+    fn ip_or_tunnel(&mut self, p: &Packet<'_>, frame_len: usize, ts: Timestamp, out: &mut Vec<Event>, depth: u8) {
+        let Some(inner) = (if depth < 3 { decode::tunnel::inner(p) } else { None }) else {
+            self.ip_packet(p, frame_len, ts, out);
+            return;
+        };
+        if p.proto == 47 {
+            self.flowless_alerts(p, ts, out);
+        } else {
+            self.ip_packet(p, frame_len, ts, out);
+        }
+        metrics::counter!("soc_sensor_tunnel_packets_total").increment(1);
+        let (decoded, len) = match inner {
+            decode::tunnel::Inner::Ip(b) => (decode::decode_ip(b, p.vlan, self.dopts).map(Decoded::Ip), b.len()),
+            decode::tunnel::Inner::Ethernet(b) => (decode::decode_link(LinkType::Ethernet, b, self.dopts), b.len()),
+        };
+        match decoded {
+            Ok(Decoded::Ip(q)) if q.frag.is_some() => self.fragment(&q, len, ts, out),
+            Ok(Decoded::Ip(q)) => self.ip_or_tunnel(&q, len, ts, out, depth + 1),
+            Ok(Decoded::NonIp { .. }) => self.stats.non_ip += 1,
+            Err(e) => self.decode_error(e, ts, out),
         }
     }
 
@@ -232,6 +286,10 @@ impl Sensor {
             self.finish_flow(f, EndReason::Shutdown, now, out);
         }
         self.defrag.expire(i64::MAX);
+        // `dataset ... save <file>`: the sets are written when the capture ends (as Suricata at exit)
+        if let Some(det) = &self.detector {
+            det.save_datasets();
+        }
     }
 
     fn expire(&mut self, out: &mut Vec<Event>) {
@@ -421,17 +479,39 @@ impl Sensor {
             f.last = now;
         }
         let old_state = f.state;
+        let old_app_proto = f.app_proto;
+        let proto_before = f.app_proto;
         // a finished parser is dropped after its last records are inspected (tls.certs)
         let mut app_done = false;
+        // IPS mode: the segment's payload normalized to the bytes accepted first, and the
+        // stream around it for the stream rules (see crate::app::inline)
+        let mut ips_payload: Option<Vec<u8>> = None;
+        let mut ips_window: Option<Vec<u8>> = None;
+        // the reassembly memcap refused this segment and its exception policy leaves the
+        // packet uninspected
+        let mut memcap_skip = false;
         match p.transport {
             Transport::Tcp(t) => {
                 // a segment the session setup ignores (Suricata's SYN_SENT checks) reaches
                 // neither the state nor the streams
-                let in_session = f.tcp.accepts(dir, t.flags, t.seq);
+                let in_session = f.tcp.accepts(dir, t.flags, t.seq)
+                    && f.tcp.accepts_in_syn_recv(
+                        dir,
+                        t.flags,
+                        t.seq,
+                        t.ack,
+                        self.detector.as_ref().is_some_and(|d| d.is_ips()),
+                    );
                 f.tcp.events = 0;
                 f.tcp.restarted = false;
                 if in_session {
                     f.tcp.update(dir, t.flags, t.seq);
+                    if self.opts.async_oneside {
+                        f.tcp.update_async_oneside(dir, t.flags, t.seq, midstream);
+                    }
+                    if midstream {
+                        f.tcp.update_midstream(dir, t.flags, t.seq);
+                    }
                 }
                 if f.tcp.restarted {
                     // a client SYN with a new sequence number before the handshake completed:
@@ -449,37 +529,87 @@ impl Sensor {
                     TcpState::Closed => FlowState::Closed,
                 };
                 if f.app.is_none() && f.app_proto == AppProto::Unknown && (f.tcp.has_session() || midstream) {
-                    f.app = Some(Box::new(AppSession::new(&self.reassembly)));
+                    let mut app = Box::new(AppSession::new(&self.reassembly));
+                    // an FTP data connection announced on its control channel
+                    if !self.ftp_expect.is_empty()
+                        && let Some(info) = self.ftp_expect.take(f.client, f.server, f.server_port, now)
+                    {
+                        app.start_ftp_data(info);
+                        f.app_proto = AppProto::FtpData;
+                    }
+                    f.app = Some(app);
+                }
+                // the segment as the streams see it: with the urgent policy `oob`, urgent bytes
+                // are out of band (see urgent_oob)
+                let (seg_seq, seg_ack, oob_payload) = if self.opts.urgent_oob {
+                    urgent_oob(&mut f.tcp.urg_removed, d, t, p.ip_payload, p.payload)
+                } else {
+                    (t.seq, t.ack, None)
+                };
+                // the QA option forcing a reassembly memcap refusal: the bytes are lost
+                let simulated = self.opts.simulate_reassembly_memcap_at == Some(self.pkt_no) && !p.payload.is_empty();
+                let seg_payload: &[u8] = if simulated { &[] } else { oob_payload.as_deref().unwrap_or(p.payload) };
+                if in_session
+                    && (f.tcp.has_session() || midstream)
+                    && self.detector.as_ref().is_some_and(|d| d.is_ips())
+                {
+                    let side = &mut f.inline.get_or_insert_with(Default::default).sides[d];
+                    ips_payload = side.on_segment(seg_seq, t.has(tcp_flags::SYN), seg_payload);
+                    if !seg_payload.is_empty() {
+                        ips_window = side.window(seg_seq, seg_payload.len());
+                    }
                 }
                 // raw stream inspection by the rule engine (see crate::app::raw)
                 if in_session
                     && self.detector.as_ref().is_some_and(|d| !d.is_ips())
                     && (f.tcp.has_session() || midstream)
                 {
-                    let ack = t.has(tcp_flags::ACK).then_some(t.ack);
-                    f.raw.get_or_insert_with(Default::default).on_segment(
-                        dir,
-                        t.seq,
-                        ack,
-                        t.has(tcp_flags::SYN),
-                        p.payload,
-                    );
+                    let ack = t.has(tcp_flags::ACK).then_some(seg_ack);
+                    let raw = f.raw.get_or_insert_with(Default::default);
+                    raw.on_segment(dir, seg_seq, ack, t.has(tcp_flags::SYN), seg_payload);
+                    if f.tcp.async_oneside && !seg_payload.is_empty() {
+                        // one side only (stream.async-oneside): no ACK will come for its
+                        // bytes, they count as acknowledged as they arrive (Suricata's ASYNC
+                        // session)
+                        raw.side(dir).on_ack(seg_seq.wrapping_add(seg_payload.len() as u32));
+                    }
                 }
                 if in_session && let Some(app) = f.app.as_mut() {
                     if let Some(p) = app.parser.as_mut() {
                         p.take_deferred(dir, &mut recs);
                     }
-                    let ack = t.has(tcp_flags::ACK).then_some(t.ack);
+                    let ack = t.has(tcp_flags::ACK).then_some(seg_ack);
+                    let gaps_before = app.streams[0].gaps.wrapping_add(app.streams[1].gaps);
+                    let policy = self.opts.reassembly_memcap_policy;
+                    let drops_before = (policy != ExceptionPolicy::Ignore).then(|| self.reassembly.memcap_drops());
                     app.on_tcp_segment(
                         dir,
-                        t.seq,
+                        seg_seq,
                         ack,
                         t.has(tcp_flags::SYN),
                         t.has(tcp_flags::FIN),
                         t.has(tcp_flags::RST),
-                        p.payload,
+                        seg_payload,
                         &mut recs,
                     );
+                    if simulated || drops_before.is_some_and(|n| self.reassembly.memcap_drops() != n) {
+                        // Suricata's stream.reassembly.memcap-policy
+                        metrics::counter!("soc_sensor_stream_memcap_policy_applied_total").increment(1);
+                        tracing::debug!(flow_id = f.id, ?policy, "reassembly memcap: exception policy applied");
+                        if policy != ExceptionPolicy::Ignore {
+                            memcap_skip = true;
+                            if policy.applies_to_flow()
+                                && let Some(det) = &self.detector
+                            {
+                                det.pass_flow(f.id);
+                            }
+                        }
+                    }
+                    if app.streams[0].gaps.wrapping_add(app.streams[1].gaps) != gaps_before {
+                        // the reassembly skipped a hole with this segment (Suricata's
+                        // `stream.reassembly_seq_gap`)
+                        f.tcp.events |= crate::decode::DecodeEvent::StreamReassemblySeqGap.bit();
+                    }
                     if self.opts.stream_inline
                         && let Some(p) = app.parser.as_mut()
                     {
@@ -488,6 +618,11 @@ impl Sensor {
                     }
                     if app.proto != AppProto::Unknown {
                         f.app_proto = app.proto;
+                    }
+                    if f.app_proto == AppProto::Ftp {
+                        for e in app.take_ftp_expectations() {
+                            self.ftp_expect.add(f.client, f.server, e, now);
+                        }
                     }
                     if app.done {
                         for (g, s) in f.stream_gap.iter_mut().zip(&app.streams) {
@@ -537,6 +672,13 @@ impl Sensor {
                 }
             }
         }
+        // `app-layer-protocol` state: only when something can change (no cost per packet else)
+        if f.app_proto != old_app_proto
+            || f.alproto.detection_done
+            || (!p.payload.is_empty() && f.app_proto != AppProto::Unknown && !f.alproto.side_known(dir))
+        {
+            crate::app::track_alproto(&mut f.alproto, f.app_proto, dir, !p.payload.is_empty());
+        }
         let state_changed = f.state != old_state;
         // a completed HTTP request or response asks for the raw stream of its side to be
         // inspected once acknowledged (Suricata's TRIGGER_RAW)
@@ -547,6 +689,7 @@ impl Sensor {
             for r in &recs {
                 match r {
                     AppRecord::HttpRequest { .. } => raw.side(Direction::ToServer).trigger(),
+                    AppRecord::TriggerRaw(d) => raw.side(*d).trigger(),
                     AppRecord::Http { .. } => raw.side(Direction::ToClient).trigger(),
                     _ => {}
                 }
@@ -592,7 +735,15 @@ impl Sensor {
             let closing = crate::alerts::closing(f);
             f.raw.as_mut().is_some_and(|r| r.side(dir).ready(closing))
         });
+        // `tag`: the packet counted against the tags of its flow and hosts (before its own
+        // alerts start new ones)
+        let tagged = !self.tagger.is_empty()
+            && self
+                .table
+                .get_mut(lk.idx)
+                .is_some_and(|f| self.tagger.tagged(f.id, p.src, p.dst, now, frame_len as u64));
         if let Some(det) = &self.detector
+            && !memcap_skip
             && (!p.payload.is_empty()
                 || raw_ready
                 || det.matches_empty_packets()
@@ -600,7 +751,32 @@ impl Sensor {
             && let Some(f) = self.table.get_mut(lk.idx)
         {
             let mut raw = f.raw.take();
-            let hits = crate::alerts::packet_hits(det, f, p, dir, raw.as_mut().map(|r| r.side(dir)));
+            // IDS mode (not inline): the segment that made the TCP flow's protocol known is inspected as of
+            // an unknown protocol (Suricata hands the data to protocol detection once the peer
+            // acknowledged it, after this packet's inspection)
+            let detected_now = proto_before == AppProto::Unknown
+                && f.app_proto != AppProto::Unknown
+                && !self.opts.stream_inline
+                && !det.is_ips()
+                // (one-sided: Suricata's ASYNC session hands its data over without an ACK)
+                && !f.tcp.async_oneside
+                && !p.payload.is_empty()
+                && matches!(p.transport, Transport::Tcp(_));
+            let proto = f.app_proto;
+            if detected_now {
+                f.app_proto = AppProto::Unknown;
+            }
+            let normalized;
+            let pkt = match &ips_payload {
+                Some(b) => {
+                    normalized = Packet { payload: b, ..*p };
+                    &normalized
+                }
+                None => p,
+            };
+            let hits =
+                crate::alerts::packet_hits(det, f, pkt, dir, raw.as_mut().map(|r| r.side(dir)), ips_window.as_deref());
+            f.app_proto = proto;
             f.raw = raw;
             for h in hits {
                 f.alerted = true;
@@ -614,7 +790,19 @@ impl Sensor {
                 );
                 e.alert = Some(crate::alerts::alert_payload(&h));
                 out.push(e);
+                if let Some(t) = h.tag {
+                    self.tagger.add(t, (h.gid, h.sid), f.id, p.src, p.dst, now, frame_len as u64);
+                }
             }
+        }
+        if tagged
+            && !out[alerts_from..].iter().any(|e| e.event_type == EventType::Alert)
+            && let Some(f) = self.table.get_mut(lk.idx)
+        {
+            // a tagged packet without an alert of its own: Suricata's EVE `packet` record
+            let mut e = envelope(&self.opts, f, EventType::Other("packet".into()), now, dir == Direction::ToClient);
+            e.extra.insert("pcap_cnt".into(), Value::from(self.pkt_no));
+            out.push(e);
         }
         if let Some(det) = &self.detector {
             let discarded = cap_packet_alerts(det, self.opts.packet_alert_max, out, alerts_from);
@@ -693,6 +881,7 @@ impl Sensor {
             self.stats.records.alert = self.stats.records.alert.saturating_sub(discarded);
             // the flow's flowbits/flowint state goes with it
             det.end_flow(f.id);
+            self.tagger.end_flow(f.id);
         }
         let e = flow_event(&self.opts, &mut f, reason, now);
         self.stats.records.flow += 1;
@@ -797,6 +986,34 @@ fn inspect_alerts(
     }
 }
 
+/// Suricata's `stream.reassembly.urgent.policy: oob`: the urgent byte of a segment (the one
+/// before its urgent pointer) is out of band, not part of the stream; the sequence numbers of
+/// the direction's later bytes, and the peer's acknowledgements of them, are shifted by the
+/// urgent bytes removed so far (`removed`, per direction). Returns the segment's sequence
+/// number, its acknowledgement number and, when a byte was removed, its stream payload.
+fn urgent_oob(
+    removed: &mut [u32; 2],
+    d: usize,
+    t: crate::decode::TcpHdr,
+    segment: &[u8],
+    payload: &[u8],
+) -> (u32, u32, Option<Vec<u8>>) {
+    let seq = t.seq.wrapping_sub(removed[d]);
+    let ack = t.ack.wrapping_sub(removed[1 - d]);
+    if !t.has(tcp_flags::URG) {
+        return (seq, ack, None);
+    }
+    let urgp = segment.get(18..20).map_or(0, |b| usize::from(u16::from_be_bytes([b[0], b[1]])));
+    if urgp == 0 || urgp > payload.len() {
+        return (seq, ack, None);
+    }
+    removed[d] = removed[d].wrapping_add(1);
+    let mut v = Vec::with_capacity(payload.len() - 1);
+    v.extend_from_slice(&payload[..urgp - 1]);
+    v.extend_from_slice(&payload[urgp..]);
+    (seq, ack, Some(v))
+}
+
 fn app_event(
     opts: &SensorOptions,
     f: &mut Flow,
@@ -837,7 +1054,7 @@ fn app_event(
             e
         }
         // inspected where the records are produced, never logged
-        AppRecord::Inspect(_) => return None,
+        AppRecord::Inspect(_) | AppRecord::TriggerRaw(_) => return None,
         AppRecord::Anomaly { proto, event, dir } => {
             if !opts.applayer_anomalies {
                 return None;

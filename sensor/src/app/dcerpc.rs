@@ -52,6 +52,13 @@ pub struct TxInspect {
     pub dce: Option<DceTx>,
     /// `dcerpc.stub_data`.
     pub stub: Option<Vec<u8>>,
+    /// Other keyword buffers of the transaction (a WebSocket frame's, an SSH record's frames...).
+    pub bufs: Vec<(crate::detect::Buffer, Vec<u8>)>,
+    /// Integer fields of the transaction (a WebSocket frame's opcode, mask, flags...).
+    pub ints: Vec<(crate::detect::AppInt, u64)>,
+    /// For each `file.data` of `bufs` in order: whether the file was kept whole (its digests
+    /// are then computed for the rules that look them up, see [`crate::app::file`]).
+    pub whole_files: Vec<bool>,
 }
 
 impl TxInspect {
@@ -68,6 +75,9 @@ impl TxInspect {
             app_events: 0,
             dce: None,
             stub: None,
+            bufs: Vec::new(),
+            ints: Vec::new(),
+            whole_files: Vec::new(),
         }
     }
 }

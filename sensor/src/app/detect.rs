@@ -305,6 +305,42 @@ fn dns_tcp(data: &[u8]) -> Probe {
     if super::dns::probe_message(msg) { Probe::Match(AppProto::Dns) } else { Probe::NoMatch }
 }
 
+/// PostgreSQL, a client's first message: an SSLRequest or GSSENCRequest (8 bytes), or a
+/// StartupMessage of protocol 3.0 (a length, then 0x00030000).
+fn pgsql(data: &[u8], dir: Direction) -> Probe {
+    if dir != Direction::ToServer {
+        return Probe::NoMatch;
+    }
+    let Some(h) = data.get(..8) else {
+        return if data.iter().take(2).all(|&b| b == 0) { Probe::NeedMore } else { Probe::NoMatch };
+    };
+    let len = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+    let code = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+    match (len, code) {
+        (8, 80877103 | 80877104) => Probe::Match(AppProto::Pgsql),
+        (9..=10000, 0x0003_0000) => Probe::Match(AppProto::Pgsql),
+        _ => Probe::NoMatch,
+    }
+}
+
+/// DNP3: a link header with a valid CRC.
+fn dnp3(data: &[u8]) -> Probe {
+    match super::dnp3::probe(data) {
+        Some(true) => Probe::Match(AppProto::Dnp3),
+        Some(false) => Probe::NoMatch,
+        None => Probe::NeedMore,
+    }
+}
+
+/// Telnet: an option negotiation first ([`super::telnet::probe`]).
+fn telnet(data: &[u8]) -> Probe {
+    match super::telnet::probe(data) {
+        Some(true) => Probe::Match(AppProto::Telnet),
+        Some(false) => Probe::NoMatch,
+        None => Probe::NeedMore,
+    }
+}
+
 type ProbeFn<'a> = &'a dyn Fn(&[u8]) -> Probe;
 
 /// Probes the first bytes of a TCP direction.
@@ -312,7 +348,7 @@ pub fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
     if data.is_empty() {
         return Probe::NeedMore;
     }
-    let probes: [ProbeFn<'_>; 10] = [
+    let probes: [ProbeFn<'_>; 12] = [
         &|d| match dir {
             Direction::ToServer => http_request_start(d),
             Direction::ToClient => http_response_start(d),
@@ -325,7 +361,9 @@ pub fn probe_tcp(dir: Direction, data: &[u8]) -> Probe {
         &ldap,
         &dns_tcp,
         &|d| http2(d, dir),
-        &|_| Probe::NoMatch,
+        &dnp3,
+        &telnet,
+        &|d| pgsql(d, dir),
     ];
     let mut need_more = false;
     for p in probes {

@@ -110,6 +110,9 @@ pub struct HttpParser {
     /// The transaction whose `Upgrade: h2c` request a 101 response accepted: the connection
     /// continues in HTTP/2 ([`super::http2::Http2Parser::upgrade`]).
     h2c_upgrade: Option<u64>,
+    /// A 101 response with `Upgrade: websocket` was seen: the connection continues in
+    /// WebSocket frames ([`super::websocket`]); the bytes after it, per direction.
+    ws_upgrade: Option<[Vec<u8>; 2]>,
 }
 
 fn find_subslice(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -361,8 +364,8 @@ fn text(b: &[u8]) -> String {
 /// The request URI as Suricata's `http.uri` has it (libhtp's normalization with the IDS
 /// personality): for an absolute URI only its path and query; in the path `%XX` and `%uXXXX`
 /// decoded (invalid escapes kept), backslashes turned into slashes, UTF-8 characters turned
-/// into single bytes (`?` above U+00FF), and `.`/`..` segments removed (RFC 3986); the query
-/// kept as sent; the fragment decoded.
+/// into single bytes (`?` above U+00FF), and `.`/`..` segments removed (RFC 3986); in the
+/// query `%XX` decoded (as libhtp-rs of Suricata 8 does; `+` kept); the fragment decoded.
 pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
     let mut target = raw;
     for scheme in [&b"http://"[..], b"https://"] {
@@ -411,7 +414,19 @@ pub fn normalize_uri(raw: &[u8]) -> Vec<u8> {
     let mut out = remove_dot_segments(&decoded);
     if let Some(q) = query {
         out.push(b'?');
-        out.extend_from_slice(q);
+        // libhtp-rs (Suricata 8) url-decodes the query: `%XX` only, `+` kept
+        let mut i = 0;
+        while i < q.len() {
+            if q[i] == b'%'
+                && let (Some(h), Some(l)) = (q.get(i + 1).and_then(|&b| hex(b)), q.get(i + 2).and_then(|&b| hex(b)))
+            {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+            out.push(q[i]);
+            i += 1;
+        }
     }
     if let Some(f) = fragment {
         out.push(b'#');
@@ -581,10 +596,12 @@ pub const DECOMPRESS_LAYER_LIMIT: usize = 3;
 enum Coding {
     Gzip,
     Deflate,
+    /// LZMA ("alone" format, as libhtp decodes it by default).
+    Lzma,
 }
 
 /// The decompression layers of a Content-Encoding value, in the order libhtp applies them:
-/// each token (split at commas and whitespace) containing `gzip` or `deflate`; `identity`,
+/// each token (split at commas and whitespace) containing `gzip`, `deflate` or `lzma`; `identity`,
 /// `inflate`, `none` and unknown tokens add no layer.
 fn codings(content_encoding: &[u8]) -> Vec<Coding> {
     content_encoding
@@ -594,6 +611,8 @@ fn codings(content_encoding: &[u8]) -> Vec<Coding> {
                 Some(Coding::Gzip)
             } else if contains_nocase_nozero(t, "deflate") {
                 Some(Coding::Deflate)
+            } else if contains_nocase_nozero(t, "lzma") {
+                Some(Coding::Lzma)
             } else {
                 None
             }
@@ -614,6 +633,34 @@ fn read_partial(mut r: impl std::io::Read) -> Vec<u8> {
         }
     }
     out
+}
+
+/// libhtp's `lzma-memlimit` default: the dictionary an lzma layer may use.
+const LZMA_MEMLIMIT: usize = 1024 * 1024;
+
+/// An `lzma` layer: decoded to its end or its first error, at most [`BODY_LIMIT`] bytes, with
+/// a dictionary of at most [`LZMA_MEMLIMIT`]; `None` when nothing decodes.
+fn lzma_layer(data: &[u8]) -> Option<Vec<u8>> {
+    struct Capped(Vec<u8>);
+    impl std::io::Write for Capped {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let room = BODY_LIMIT.saturating_sub(self.0.len());
+            if room == 0 {
+                return Err(std::io::Error::other("body limit reached"));
+            }
+            let n = b.len().min(room);
+            self.0.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let opts =
+        lzma_rs::decompress::Options { memlimit: Some(LZMA_MEMLIMIT), allow_incomplete: true, ..Default::default() };
+    let mut out = Capped(Vec::new());
+    let _ = lzma_rs::lzma_decompress_with_options(&mut &data[..], &mut out, &opts);
+    (!out.0.is_empty()).then_some(out.0)
 }
 
 /// Length of a gzip member header (RFC 1952), reserved flag bits ignored; `None` when the
@@ -662,9 +709,10 @@ pub fn decode_body(content_encoding: &[u8], body: &[u8]) -> Option<Vec<u8>> {
     let mut data: Option<Vec<u8>> = None;
     // gzip and deflate layers are both recognised from the data, as libhtp restarts a layer
     // with the other format when its own fails
-    for _ in codings(content_encoding) {
+    for c in codings(content_encoding) {
         let input = data.as_deref().unwrap_or(body);
-        if let Some(out) = decompress_layer(input) {
+        let out = if c == Coding::Lzma { lzma_layer(input) } else { decompress_layer(input) };
+        if let Some(out) = out {
             data = Some(out);
         }
     }
@@ -701,6 +749,12 @@ impl HttpParser {
     /// The id the next transaction gets.
     pub fn next_tx_id(&self) -> u64 {
         self.next_tx_id
+    }
+
+    /// A 101 response upgraded the connection to WebSocket: the bytes that followed the
+    /// upgrade in each direction (taken once).
+    pub fn take_websocket_upgrade(&mut self) -> Option<[Vec<u8>; 2]> {
+        self.ws_upgrade.take()
     }
 
     /// The transaction whose request was upgraded to h2c by a 101 response, if any.
@@ -875,6 +929,9 @@ impl HttpParser {
         };
         if h2c {
             self.h2c_upgrade = Some(id);
+        } else if st == 101 && headers.get("upgrade").is_some_and(|v| v.trim_ascii().eq_ignore_ascii_case(b"websocket"))
+        {
+            self.ws_upgrade = Some(Default::default());
         }
         (state, Some(id))
     }
@@ -948,7 +1005,14 @@ impl HttpParser {
             let rest = &input[pos..];
             let state = self.sides[d].state;
             match state {
-                State::Stop => return input.len(),
+                State::Stop => {
+                    // the first bytes of the WebSocket connection (kept up to a frame's payload)
+                    if let Some(after) = self.ws_upgrade.as_mut() {
+                        let room = super::websocket::MAX_PAYLOAD.saturating_sub(after[d].len());
+                        after[d].extend_from_slice(&rest[..rest.len().min(room)]);
+                    }
+                    return input.len();
+                }
                 State::Desync => {
                     let starts = match dir {
                         Direction::ToServer => http_request_start(rest) == Probe::Match(AppProto::Http),
@@ -1266,6 +1330,19 @@ mod tests {
     }
 
     #[test]
+    fn lzma_content_encoding_is_decoded_and_bad_lzma_passes_through() {
+        let plain = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*".repeat(3);
+        let mut packed = Vec::new();
+        lzma_rs::lzma_compress(&mut &plain[..], &mut packed).unwrap();
+        assert_eq!(decode_body(b"lzma", &packed).as_deref(), Some(&plain[..]));
+        // cut: what decoded is kept
+        let cut = decode_body(b"lzma", &packed[..packed.len() - 8]).unwrap_or_default();
+        assert!(plain.starts_with(&cut));
+        assert_eq!(decode_body(b"lzma", b"not lzma at all"), None);
+        assert_eq!(decode_body(b"lzma", b""), None);
+    }
+
+    #[test]
     fn request_and_response_split_across_segments() {
         let mut p = HttpParser::new();
         let mut out = Vec::new();
@@ -1497,7 +1574,8 @@ mod tests {
         let n = |u: &str| String::from_utf8_lossy(&normalize_uri(u.as_bytes())).into_owned();
         assert_eq!(n("/normalized%20uri"), "/normalized uri");
         assert_eq!(n("/../a/b/../c/./d.html"), "/a/c/d.html");
-        assert_eq!(n("/a\\b/%2e%2e/c?x=%20y#f%21"), "/a/c?x=%20y#f!", "query kept, fragment decoded");
+        assert_eq!(n("/a\\b/%2e%2e/c?x=%20y#f%21"), "/a/c?x= y#f!", "query and fragment decoded");
+        assert_eq!(n("/p?a=%zz+%41"), "/p?a=%zz+A", "query: an invalid escape and '+' kept");
         assert_eq!(n("http://Host:8080/p%41th?q"), "/pAth?q");
         assert_eq!(n("/%u0041%zz"), "/A%zz", "%u decoded, an invalid escape kept");
     }

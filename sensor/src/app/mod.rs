@@ -12,20 +12,31 @@ pub mod detect;
 pub mod dnp3;
 pub mod dns;
 pub mod enip;
+pub mod file;
+pub mod ftp;
 pub mod http;
 pub mod http2;
+pub mod ike;
+pub mod inline;
 pub mod krb5;
+pub mod ldap;
 pub mod mqtt;
 pub mod msg;
+pub mod pgsql;
 pub mod quic;
 pub mod raw;
 pub mod sip;
 pub mod smb;
+pub mod smtp;
 pub mod snmp;
+pub mod ssh;
 pub mod stream;
+pub mod telnet;
 pub mod tftp;
 pub mod tls;
+pub mod websocket;
 
+use crate::detect::compile::AlprotoState;
 use soc_model::{Dns, Http, Tls};
 use std::sync::Arc;
 use stream::{Reassembly, Stream, StreamChunk};
@@ -65,11 +76,20 @@ pub enum AppProto {
     Ssh,
     Smtp,
     Ftp,
+    /// An FTP data connection announced on a control channel ([`ftp`]).
+    FtpData,
     Smb,
     Dcerpc,
     Krb5,
     Ldap,
     Ntp,
+    /// DNP3 (TCP): parsed by [`dnp3::Dnp3Parser`].
+    Dnp3,
+    /// PostgreSQL: framed by [`pgsql::PgsqlParser`].
+    Pgsql,
+    /// WebSocket, after an HTTP/1.1 upgrade.
+    Websocket,
+    Telnet,
 }
 
 impl AppProto {
@@ -85,11 +105,16 @@ impl AppProto {
             AppProto::Ssh => "ssh",
             AppProto::Smtp => "smtp",
             AppProto::Ftp => "ftp",
+            AppProto::FtpData => "ftp-data",
             AppProto::Smb => "smb",
             AppProto::Dcerpc => "dcerpc",
             AppProto::Krb5 => "krb5",
             AppProto::Ldap => "ldap",
             AppProto::Ntp => "ntp",
+            AppProto::Dnp3 => "dnp3",
+            AppProto::Pgsql => "pgsql",
+            AppProto::Websocket => "websocket",
+            AppProto::Telnet => "telnet",
         })
     }
     /// Whether the sensor parses this protocol's transactions (others are only detected).
@@ -112,6 +137,9 @@ pub enum AppRecord {
     Tls(Box<Tls>),
     /// One side of an SMB or DCERPC transaction: inspected for alerts, not logged.
     Inspect(Box<dcerpc::TxInspect>),
+    /// A message of this direction is complete: its raw stream is inspected once acknowledged
+    /// (Suricata's parsers trigger raw stream inspection per transaction); never logged.
+    TriggerRaw(Direction),
     /// An app-layer anomaly (Suricata `anomaly.type = "applayer"`).
     Anomaly { proto: AppProto, event: &'static str, dir: Direction },
 }
@@ -138,6 +166,15 @@ pub enum Parser {
     DnsTcp(dns::DnsTcpParser),
     Dcerpc(Box<dcerpc::DcerpcParser>),
     Smb(Box<smb::SmbParser>),
+    Ftp(Box<ftp::FtpParser>),
+    Smtp(Box<smtp::SmtpParser>),
+    FtpData(Box<ftp::FtpDataParser>),
+    Dnp3(Box<dnp3::Dnp3Parser>),
+    Ldap(Box<ldap::LdapParser>),
+    Pgsql(Box<pgsql::PgsqlParser>),
+    Websocket(Box<websocket::WebsocketParser>),
+    Ssh(Box<ssh::SshParser>),
+    Telnet(Box<telnet::TelnetParser>),
 }
 
 impl Parser {
@@ -149,6 +186,13 @@ impl Parser {
             AppProto::Dns => Some(Parser::DnsTcp(dns::DnsTcpParser::default())),
             AppProto::Dcerpc => Some(Parser::Dcerpc(Box::default())),
             AppProto::Smb => Some(Parser::Smb(Box::default())),
+            AppProto::Ftp => Some(Parser::Ftp(Box::default())),
+            AppProto::Smtp => Some(Parser::Smtp(Box::default())),
+            AppProto::Dnp3 => Some(Parser::Dnp3(Box::default())),
+            AppProto::Ldap => Some(Parser::Ldap(Box::default())),
+            AppProto::Pgsql => Some(Parser::Pgsql(Box::default())),
+            AppProto::Ssh => Some(Parser::Ssh(Box::default())),
+            AppProto::Telnet => Some(Parser::Telnet(Box::default())),
             _ => None,
         }
     }
@@ -160,6 +204,15 @@ impl Parser {
             Parser::DnsTcp(p) => p,
             Parser::Dcerpc(p) => p.as_mut(),
             Parser::Smb(p) => p.as_mut(),
+            Parser::Ftp(p) => p.as_mut(),
+            Parser::Smtp(p) => p.as_mut(),
+            Parser::FtpData(p) => p.as_mut(),
+            Parser::Dnp3(p) => p.as_mut(),
+            Parser::Ldap(p) => p.as_mut(),
+            Parser::Pgsql(p) => p.as_mut(),
+            Parser::Websocket(p) => p.as_mut(),
+            Parser::Ssh(p) => p.as_mut(),
+            Parser::Telnet(p) => p.as_mut(),
         }
     }
     /// SMB and DCERPC transaction sides completed by earlier packets, for direction `dir`: like
@@ -169,6 +222,8 @@ impl Parser {
         match self {
             Parser::Dcerpc(p) => p.take_deferred(dir, out),
             Parser::Smb(p) => p.take_deferred(dir, out),
+            Parser::Dnp3(p) => p.take_deferred(dir, out),
+            Parser::Ldap(p) => p.take_deferred(dir, out),
             _ => {}
         }
     }
@@ -180,6 +235,15 @@ impl Parser {
             Parser::DnsTcp(p) => p.is_done(),
             Parser::Dcerpc(p) => p.is_done(),
             Parser::Smb(p) => p.is_done(),
+            Parser::Ftp(p) => p.is_done(),
+            Parser::Smtp(p) => p.is_done(),
+            Parser::FtpData(p) => p.is_done(),
+            Parser::Dnp3(p) => p.is_done(),
+            Parser::Ldap(p) => p.is_done(),
+            Parser::Pgsql(p) => p.is_done(),
+            Parser::Websocket(p) => p.is_done(),
+            Parser::Ssh(p) => p.is_done(),
+            Parser::Telnet(p) => p.is_done(),
         }
     }
 }
@@ -217,6 +281,21 @@ impl AppSession {
             parser: None,
             proto: AppProto::Unknown,
             done: false,
+        }
+    }
+
+    /// The session of an FTP data connection its control channel announced: no protocol
+    /// detection, the data goes to [`ftp::FtpDataParser`].
+    pub fn start_ftp_data(&mut self, info: ftp::SharedInfo) {
+        self.proto = AppProto::FtpData;
+        self.parser = Some(Parser::FtpData(Box::new(ftp::FtpDataParser::new(info))));
+    }
+
+    /// The data connections an FTP control channel announced since the last call.
+    pub fn take_ftp_expectations(&mut self) -> Vec<ftp::Expectation> {
+        match self.parser.as_mut() {
+            Some(Parser::Ftp(p)) => p.take_expectations(),
+            _ => Vec::new(),
         }
     }
 
@@ -417,10 +496,44 @@ fn deliver(
         }
     }
     upgrade_to_h2c(parser, proto);
+    upgrade_to_websocket(parser, proto, out);
     if let Some(p) = parser.as_ref()
         && p.done()
     {
         *done = true;
+    }
+}
+
+/// Updates a flow's protocols as `app-layer-protocol` sees them after a packet of direction
+/// `dir` (`data`: it carried payload, which the parsers and detection read right away): the
+/// direction's protocol is the flow's once the flow has one and the direction sent data; the
+/// original protocol the first one detected; the final one the flow's now. `detection_done`
+/// says whether this packet changed any of them.
+pub fn track_alproto(st: &mut AlprotoState, proto: AppProto, dir: Direction, data: bool) {
+    use crate::detect::compile::Alproto;
+    let now = match proto {
+        AppProto::Unknown => Alproto::Unknown,
+        AppProto::Failed => Alproto::Failed,
+        p => p.name().and_then(crate::detect::AppProto::from_name).map_or(Alproto::Unknown, Alproto::Known),
+    };
+    let before = *st;
+    let side = if dir == Direction::ToServer { &mut st.to_server } else { &mut st.to_client };
+    if data && *side == Alproto::Unknown {
+        *side = now;
+    }
+    if st.original == Alproto::Unknown && matches!(now, Alproto::Known(_)) {
+        st.original = now;
+    }
+    st.final_ = now;
+    st.detection_done = false;
+    st.detection_done = *st != AlprotoState { detection_done: false, ..before };
+}
+
+impl AlprotoState {
+    /// Whether direction `dir` has its protocol (or failed).
+    pub fn side_known(&self, dir: Direction) -> bool {
+        let side = if dir == Direction::ToServer { self.to_server } else { self.to_client };
+        side != crate::detect::compile::Alproto::Unknown
     }
 }
 
@@ -432,4 +545,90 @@ fn upgrade_to_h2c(parser: &mut Option<Parser>, proto: &mut AppProto) {
     let request = h.tx_data(id).cloned();
     *parser = Some(Parser::Http2(Box::new(http2::Http2Parser::upgrade(h, request.as_ref()))));
     *proto = AppProto::Http2;
+}
+
+/// An HTTP/1.1 connection whose request was answered `101` with `Upgrade: websocket` continues
+/// in WebSocket frames; the bytes that followed the response (or the request) in their
+/// segments are its first.
+fn upgrade_to_websocket(parser: &mut Option<Parser>, proto: &mut AppProto, out: &mut Vec<AppRecord>) {
+    let Some(Parser::Http(h)) = parser.as_mut() else { return };
+    let Some(rest) = h.take_websocket_upgrade() else { return };
+    let Some(Parser::Http(h)) = parser.take() else { return };
+    let mut ws = Box::new(websocket::WebsocketParser::upgrade(h));
+    for dir in [Direction::ToServer, Direction::ToClient] {
+        if !rest[dir.index()].is_empty() {
+            ws.on_data(dir, &rest[dir.index()], out);
+        }
+    }
+    *parser = Some(Parser::Websocket(ws));
+    *proto = AppProto::Websocket;
+}
+
+#[cfg(test)]
+mod alproto_tests {
+    use super::*;
+    use crate::detect::compile::{Alproto, AlprotoCond, Direction as D};
+
+    #[test]
+    fn each_direction_gets_the_protocol_when_it_sends_data() {
+        let mut st = AlprotoState::default();
+        // handshake, then the client's banner detects SSH
+        track_alproto(&mut st, AppProto::Unknown, Direction::ToServer, false);
+        assert!(!st.detection_done);
+        track_alproto(&mut st, AppProto::Ssh, Direction::ToServer, true);
+        assert!(st.detection_done);
+        let ssh = Alproto::Known(crate::detect::AppProto::Ssh);
+        assert_eq!((st.to_server, st.to_client, st.original, st.final_), (ssh, Alproto::Unknown, ssh, ssh));
+        // the server's empty ACK: its side still unknown
+        track_alproto(&mut st, AppProto::Ssh, Direction::ToClient, false);
+        assert!(!st.detection_done);
+        let unknown_tc = AlprotoCond::parse("unknown,to_client").unwrap();
+        let ssh_tc = AlprotoCond::parse("ssh,to_client").unwrap();
+        assert!(unknown_tc.matches(&st, D::ToClient) && !ssh_tc.matches(&st, D::ToClient));
+        track_alproto(&mut st, AppProto::Ssh, Direction::ToClient, true);
+        assert!(st.detection_done && ssh_tc.matches(&st, D::ToClient) && !unknown_tc.matches(&st, D::ToClient));
+        assert!(AlprotoCond::parse("!tls").unwrap().matches(&st, D::ToServer));
+        assert!(!AlprotoCond::parse("!ssh").unwrap().matches(&st, D::ToServer));
+    }
+
+    #[test]
+    fn a_detection_only_rule_matches_on_the_detecting_packet_only() {
+        use crate::detect::{Detector, Inspection, Transport, Vars};
+        let rules = "alert tcp any any -> any any (app-layer-protocol:ssh; sid:1;)\n\
+                     alert tcp any any -> any any (flow:to_server; app-layer-protocol:ssh; sid:2;)\n";
+        let (det, errors) = Detector::from_rules(rules, "t.rules", &Vars::default());
+        assert!(errors.is_empty(), "{errors:?}");
+        let ip = "10.0.0.1".parse().unwrap();
+        let mut st = AlprotoState::default();
+        let mut sids = Vec::new();
+        for (proto, data) in [(AppProto::Unknown, false), (AppProto::Ssh, true), (AppProto::Ssh, true)] {
+            track_alproto(&mut st, proto, Direction::ToServer, data);
+            let mut insp = Inspection::new(Transport::Tcp, ip, 1, ip, 22, D::ToServer, b"x");
+            insp.established = true;
+            insp.alproto = Some(st);
+            let mut hit: Vec<u32> = det.inspect(&insp).iter().map(|h| h.sid).collect();
+            hit.sort_unstable();
+            sids.push(hit);
+        }
+        assert_eq!(sids, vec![vec![], vec![1, 2], vec![2]]);
+    }
+
+    #[test]
+    fn original_and_final_follow_an_upgrade() {
+        let mut st = AlprotoState::default();
+        track_alproto(&mut st, AppProto::Http, Direction::ToServer, true);
+        track_alproto(&mut st, AppProto::Http2, Direction::ToClient, true);
+        assert!(st.detection_done);
+        assert!(AlprotoCond::parse("http1,original").unwrap().matches(&st, D::ToClient));
+        assert!(AlprotoCond::parse("http2,final").unwrap().matches(&st, D::ToClient));
+        assert!(AlprotoCond::parse("http,either").unwrap().matches(&st, D::ToClient));
+        assert!(!AlprotoCond::parse("http1,final").unwrap().matches(&st, D::ToClient));
+        // nothing known: only `unknown` matches, a negation does not
+        let none = AlprotoState::default();
+        assert!(!AlprotoCond::parse("!tls").unwrap().matches(&none, D::ToServer));
+        assert!(AlprotoCond::parse("unknown").unwrap().matches(&none, D::ToServer));
+        assert!(AlprotoCond::parse("!unknown").is_err());
+        assert!(AlprotoCond::parse("nope").is_err());
+        assert!(AlprotoCond::parse("tls,sideways").is_err());
+    }
 }

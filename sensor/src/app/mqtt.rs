@@ -63,7 +63,9 @@ pub struct MqttMessage<'a> {
     /// The packet does not decode (`mqtt.malformed_traffic`): only its type and flags are set.
     pub malformed: bool,
     /// Frames (Suricata's `mqtt.pdu`, `mqtt.header`, `mqtt.data`): the whole control packet,
-    /// its fixed header, and what follows it.
+    /// its fixed header, and what follows it. As Suricata 8 builds them, the header and data
+    /// frames of every packet of a segment start at the segment's start (the first packet's
+    /// bytes: 2 bytes of header, then the packet's remaining length of data).
     pub pdu: &'a [u8],
     pub header: &'a [u8],
     pub data: &'a [u8],
@@ -196,13 +198,21 @@ fn parse_body<'a>(t: u8, flags: u8, body: &'a [u8], version: u8) -> Option<MqttM
 
 /// Parses the complete control packets at the start of `data` (a TCP segment), updating the
 /// flow's protocol version from a CONNECT. Stops at the first incomplete or malformed one.
+/// The header and data frames of a packet of segment `data` with remaining length `len`:
+/// Suricata makes them from the start of the data it parses at once (2 bytes of header, then
+/// `len` bytes), whichever packet of it they belong to.
+fn segment_frames(data: &[u8], len: usize) -> (&[u8], &[u8]) {
+    let header = data.get(..2).unwrap_or(data);
+    let end = len.saturating_add(2).min(data.len());
+    (header, data.get(2..end).unwrap_or_default())
+}
+
 pub fn parse_all<'a>(data: &'a [u8], state: &MqttFlowState) -> Vec<MqttMessage<'a>> {
     let mut out = Vec::new();
     let mut c = Cur(data);
     while let Some(b0) = c.u8() {
         let start = data.len() - c.0.len() - 1;
         let Some(len) = c.varint() else { break };
-        let header = &data[start..data.len() - c.0.len()];
         let (t, flags) = (b0 >> 4, b0 & 0x0f);
         // a PUBLISH cut by the end of the segment: its message as far as it goes
         let body = match c.take(len) {
@@ -220,13 +230,13 @@ pub fn parse_all<'a>(data: &'a [u8], state: &MqttFlowState) -> Vec<MqttMessage<'
                 flags,
                 malformed: true,
                 pdu,
-                header,
-                data: body,
+                header: segment_frames(data, len).0,
+                data: segment_frames(data, len).1,
                 ..Default::default()
             });
             break;
         };
-        (m.pdu, m.header, m.data) = (pdu, header, body);
+        (m.pdu, (m.header, m.data)) = (pdu, segment_frames(data, len));
         if let Some(v) = m.protocol_version {
             state.version.set(v);
             state.connected.set(true);
@@ -306,7 +316,8 @@ mod tests {
         assert_eq!(ms[0].publish_message, Some(&[0xff, 0xd8, 0xff][..]));
         assert_eq!(ms[0].qos(), Some(1));
         assert_eq!((ms[1].msg_type, ms[1].reason_code), (14, Some(0)));
-        assert_eq!((ms[1].pdu, ms[1].header, ms[1].data), (&disconnect[..], &disconnect[..], &[][..]));
+        // (the second packet's header and data frames start at the segment's start, as Suricata's)
+        assert_eq!((ms[1].pdu, ms[1].header, ms[1].data), (&disconnect[..], &publish[..2], &[][..]));
         assert_eq!((ms[0].header, ms[0].data.len()), (&publish[..2], 11));
     }
 

@@ -1,6 +1,6 @@
 //! Message-level inspection of the protocols read one packet at a time: Kerberos 5, SNMP, SIP,
-//! MQTT, DNP3, EtherNet/IP,
-//! QUIC and TFTP (requests: the protocol only). Each message found in a packet's payload gives its keyword buffers and integer
+//! MQTT, EtherNet/IP,
+//! QUIC, IKEv2 (its SA proposals' Diffie-Hellman groups) and TFTP (requests: the protocol only). Each message found in a packet's payload gives its keyword buffers and integer
 //! fields, inspected as a transaction of its protocol (Suricata: one transaction per message).
 //!
 //! The parsers run only on packets of their ports (or, for Kerberos, of flows detected as
@@ -8,14 +8,14 @@
 //! start at the beginning of a segment: a message split over segments is read as far as the
 //! segment goes (Kerberos) or not at all (MQTT, SIP).
 
-use super::{dnp3, enip, krb5, mqtt, quic, sip, snmp, tftp};
+use super::{enip, ftp, ike, krb5, mqtt, quic, sip, snmp, tftp};
 use crate::detect::{AppEvent, AppInt, AppProto, Buffer};
 
 /// The keyword fields of one message.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct MessageFields<'a> {
     pub bufs: Vec<(Buffer, &'a [u8])>,
-    /// Buffers built by the parser (a reassembled DNP3 fragment, a QUIC CYU string).
+    /// Buffers built by the parser (a QUIC CYU string).
     pub owned: Vec<(Buffer, Vec<u8>)>,
     pub ints: Vec<(AppInt, u64)>,
     /// App-layer events of the message ([`crate::detect::AppEvent`] bits).
@@ -26,7 +26,6 @@ pub struct MessageFields<'a> {
 #[derive(Debug, Default)]
 pub struct MsgFlowState {
     pub mqtt: mqtt::MqttFlowState,
-    pub dnp3: dnp3::Dnp3FlowState,
     pub quic: quic::QuicFlowState,
 }
 
@@ -40,6 +39,10 @@ pub struct PacketCtx {
     pub krb5_flow: bool,
     /// The packet travels to the flow's server.
     pub to_server: bool,
+    /// The flow was detected as FTP (its control channel).
+    pub ftp_flow: bool,
+    /// The packet's source address (an FTP command's client, for `ftpbounce`).
+    pub src: std::net::IpAddr,
 }
 
 impl PacketCtx {
@@ -89,6 +92,16 @@ pub fn messages<'a>(
             return Some((AppProto::Quic, ps.into_iter().map(quic_fields).collect()));
         }
     }
+    if ctx.udp
+        && ctx.port(&ike::PORTS)
+        && let Some(m) = ike::parse(payload, ctx.sport == 4500 || ctx.dport == 4500)
+    {
+        let mut f = MessageFields::default();
+        if m.weak_dh() {
+            f.events |= AppEvent::Ikev2WeakCryptoDh.bit();
+        }
+        return Some((AppProto::Ike, vec![f]));
+    }
     if ctx.udp && ctx.dport == tftp::PORT && tftp::is_request(payload) {
         return Some((AppProto::Tftp, vec![MessageFields::default()]));
     }
@@ -98,13 +111,20 @@ pub fn messages<'a>(
             return Some((AppProto::Enip, ms.iter().map(enip_fields).collect()));
         }
     }
-    if ctx.tcp && ctx.port(&[dnp3::PORT]) {
-        let frags = dnp3::parse_frames(payload, usize::from(!ctx.to_server), &state.dnp3);
-        if !frags.is_empty() {
-            return Some((AppProto::Dnp3, frags.into_iter().map(dnp3_fields).collect()));
+    if ctx.tcp && ctx.to_server && (ctx.ftp_flow || ctx.dport == ftp::PORT) {
+        let cs = ftp::parse_commands(payload);
+        if !cs.is_empty() {
+            return Some((AppProto::Ftp, cs.iter().map(|c| ftp_fields(c, ctx.src)).collect()));
         }
     }
     None
+}
+
+fn ftp_fields<'a>(c: &ftp::FtpCommand<'a>, client: std::net::IpAddr) -> MessageFields<'a> {
+    let mut f = MessageFields::default();
+    f.owned.push((Buffer::FtpCommand, c.name()));
+    f.ints.push((AppInt::FtpBounce, u64::from(c.is_bounce(client))));
+    f
 }
 
 fn krb5_fields<'a>(m: &krb5::Krb5Message<'a>) -> MessageFields<'a> {
@@ -185,6 +205,9 @@ fn quic_fields(p: quic::QuicPacket<'_>) -> MessageFields<'_> {
     if let Some(sni) = p.sni {
         f.bufs.push((Buffer::QuicSni, sni));
     }
+    if let Some(ja4) = p.ja4 {
+        f.owned.push((Buffer::Ja4Hash, ja4.into_bytes()));
+    }
     if let Some((string, hash)) = p.cyu {
         f.owned.push((Buffer::QuicCyuString, string.into_bytes()));
         f.owned.push((Buffer::QuicCyuHash, hash.into_bytes()));
@@ -198,15 +221,6 @@ fn enip_fields<'a>(m: &enip::EnipMessage) -> MessageFields<'a> {
     if let Some(s) = m.cip_service {
         f.ints.push((AppInt::CipService, u64::from(s)));
     }
-    f
-}
-
-fn dnp3_fields<'a>(fragment: Vec<u8>) -> MessageFields<'a> {
-    let mut f = MessageFields::default();
-    if let Some(func) = dnp3::function_code(&fragment) {
-        f.ints.push((AppInt::Dnp3Func, u64::from(func)));
-    }
-    f.owned.push((Buffer::Dnp3Data, fragment));
     f
 }
 
@@ -260,7 +274,16 @@ mod tests {
     use super::*;
 
     fn ctx(tcp: bool, sport: u16, dport: u16) -> PacketCtx {
-        PacketCtx { tcp, udp: !tcp, sport, dport, krb5_flow: false, to_server: true }
+        PacketCtx {
+            tcp,
+            udp: !tcp,
+            sport,
+            dport,
+            krb5_flow: false,
+            to_server: true,
+            ftp_flow: false,
+            src: std::net::IpAddr::V4(std::net::Ipv4Addr::new(1, 1, 1, 2)),
+        }
     }
 
     #[test]
@@ -282,5 +305,19 @@ mod tests {
         assert_eq!(ms.len(), 2);
         assert!(ms[1].ints.contains(&(AppInt::MqttType, 14)));
         assert!(messages(ctx(false, 40000, 1883), &[0xc0, 0], &st).is_none());
+    }
+
+    #[test]
+    fn ftp_commands_to_port_21_with_bounce_flag() {
+        let st = MsgFlowState::default();
+        let (proto, ms) = messages(ctx(true, 40000, 21), b"PORT 2,2,2,3,0,80\r\nRETR a\r\n", &st).unwrap();
+        assert_eq!(proto, AppProto::Ftp);
+        assert_eq!(ms.len(), 2);
+        assert_eq!(ms[0].owned, vec![(Buffer::FtpCommand, b"PORT".to_vec())]);
+        assert!(ms[0].ints.contains(&(AppInt::FtpBounce, 1)));
+        assert!(ms[1].ints.contains(&(AppInt::FtpBounce, 0)));
+        // replies (to the client) are not commands
+        let reply = PacketCtx { to_server: false, ..ctx(true, 21, 40000) };
+        assert!(messages(reply, b"220 ready\r\n", &st).is_none());
     }
 }

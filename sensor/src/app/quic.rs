@@ -5,8 +5,10 @@
 //! IETF QUIC follows Suricata's parser: each direction is read up to its first Initial (which
 //! carries its hello: later packets are encrypted), and a non-Initial long-header packet seen
 //! before that ends the parsing of the flow (Suricata cannot decrypt it with the Initial keys).
-//! IETF QUIC protects its Initial packets: the server name and the JA3/JA4 of their client
-//! hello are not read here (no Initial decryption), so `quic.sni` only matches Google QUIC.
+//! IETF QUIC protects its Initial packets with keys derived from the client's Destination
+//! Connection ID (RFC 9001): the client's first Initial is decrypted for the JA4 (`ja4.hash` of
+//! `quic` rules) of the client hello it carries whole; `quic.sni` still matches Google QUIC
+//! only.
 
 use md5::{Digest as _, Md5};
 use std::cell::Cell;
@@ -77,7 +79,8 @@ pub fn parse_ietf<'a>(data: &'a [u8], dir: usize, state: &QuicFlowState) -> Vec<
             state.stopped.set(true);
             break;
         }
-        out.push(QuicPacket { version, ..Default::default() });
+        let ja4 = if dir == 0 { initial_ja4(&rest[..len], v2) } else { None };
+        out.push(QuicPacket { version, ja4, ..Default::default() });
         hello.set(true);
         rest = &rest[len..];
     }
@@ -96,6 +99,8 @@ pub struct QuicPacket<'a> {
     pub sni: Option<&'a [u8]>,
     /// Google QUIC client hello: the CYU string ("46,PAD-SNI-...") and its MD5 in hex.
     pub cyu: Option<(String, String)>,
+    /// IETF QUIC client Initial: the JA4 of its client hello ([`initial_ja4`]).
+    pub ja4: Option<String>,
 }
 
 /// Parses a datagram starting with a Google QUIC long-header packet; `None` for other
@@ -174,6 +179,155 @@ fn tag_value<'a>(tags: &[u8], values: &'a [u8], want: &[u8; 4]) -> Option<&'a [u
     None
 }
 
+/// Initial packet protection (RFC 9001 section 5, RFC 9369 for version 2): the client's Initial
+/// keys derive from the Destination Connection ID of its first Initial, so a passive reader can
+/// remove them.
+mod initial {
+    use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, quic};
+    use ring::hkdf;
+
+    const SALT_V1: [u8; 20] = [
+        0x38, 0x76, 0x2c, 0xf7, 0xf5, 0x59, 0x34, 0xb3, 0x4d, 0x17, 0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb,
+        0x7f, 0x0a,
+    ];
+    const SALT_V2: [u8; 20] = [
+        0x0d, 0xed, 0xe3, 0xde, 0xf7, 0x00, 0xa6, 0xdb, 0x81, 0x93, 0x81, 0xbe, 0x6e, 0x26, 0x9d, 0xcb, 0xf9, 0xbd,
+        0x2e, 0xd9,
+    ];
+
+    struct Len(usize);
+
+    impl hkdf::KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+
+    /// TLS 1.3's HKDF-Expand-Label with an empty context.
+    fn expand_label(prk: &hkdf::Prk, label: &[u8], out: &mut [u8]) -> Option<()> {
+        let full = [&b"tls13 "[..], label].concat();
+        let len = u16::try_from(out.len()).ok()?.to_be_bytes();
+        let info = [&len[..], &[u8::try_from(full.len()).ok()?], &full, &[0]].concat();
+        prk.expand(&[&info], Len(out.len())).ok()?.fill(out).ok()
+    }
+
+    /// The client's Initial key, IV and header protection key for a Destination Connection ID.
+    pub fn client_keys(dcid: &[u8], v2: bool) -> Option<([u8; 16], [u8; 12], [u8; 16])> {
+        let salt = hkdf::Salt::new(hkdf::HKDF_SHA256, if v2 { &SALT_V2 } else { &SALT_V1 });
+        let initial = salt.extract(dcid);
+        let mut secret = [0u8; 32];
+        expand_label(&initial, b"client in", &mut secret)?;
+        let client = hkdf::Prk::new_less_safe(hkdf::HKDF_SHA256, &secret);
+        let (lk, li, lh): (&[u8], &[u8], &[u8]) =
+            if v2 { (b"quicv2 key", b"quicv2 iv", b"quicv2 hp") } else { (b"quic key", b"quic iv", b"quic hp") };
+        let (mut key, mut iv, mut hp) = ([0u8; 16], [0u8; 12], [0u8; 16]);
+        expand_label(&client, lk, &mut key)?;
+        expand_label(&client, li, &mut iv)?;
+        expand_label(&client, lh, &mut hp)?;
+        Some((key, iv, hp))
+    }
+
+    /// The payload of a client Initial packet (`packet`: the whole long-header packet), its
+    /// protection removed; `pn_offset`: where its packet number starts.
+    pub fn decrypt(packet: &[u8], dcid: &[u8], pn_offset: usize, v2: bool) -> Option<Vec<u8>> {
+        let (key, mut iv, hp) = client_keys(dcid, v2)?;
+        // header protection: a 16-byte sample 4 bytes past the packet number's start
+        let sample = packet.get(pn_offset + 4..pn_offset + 20)?;
+        let mask = quic::HeaderProtectionKey::new(&quic::AES_128, &hp).ok()?.new_mask(sample).ok()?;
+        let mut header = packet.get(..pn_offset + 4)?.to_vec();
+        header[0] ^= mask[0] & 0x0f;
+        let pn_len = usize::from(header[0] & 3) + 1;
+        header.truncate(pn_offset + pn_len);
+        let mut pn = 0u64;
+        for i in 0..pn_len {
+            header[pn_offset + i] ^= mask[1 + i];
+            pn = (pn << 8) | u64::from(header[pn_offset + i]);
+        }
+        for (n, p) in iv[4..].iter_mut().zip(pn.to_be_bytes()) {
+            *n ^= p;
+        }
+        let key = LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &key).ok()?);
+        let mut payload = packet.get(pn_offset + pn_len..)?.to_vec();
+        let plain = key.open_in_place(Nonce::assume_unique_for_key(iv), Aad::from(&header[..]), &mut payload).ok()?;
+        let n = plain.len();
+        payload.truncate(n);
+        Some(payload)
+    }
+}
+
+/// Most CRYPTO bytes read from one Initial (a client hello with post-quantum key shares fits).
+const MAX_CRYPTO: usize = 16 * 1024;
+
+/// The CRYPTO frames' bytes of a decrypted Initial payload, from offset 0 and contiguous.
+fn crypto_data(mut p: &[u8]) -> Option<Vec<u8>> {
+    let mut pieces: Vec<(usize, &[u8])> = Vec::new();
+    let vi = |p: &mut &[u8]| -> Option<usize> {
+        let (v, n) = varint(p, 0)?;
+        *p = p.get(n..)?;
+        Some(v)
+    };
+    while let Some(&t) = p.first() {
+        match t {
+            0x00 | 0x01 => p = &p[1..],
+            0x02 | 0x03 => {
+                p = &p[1..];
+                let (_largest, _delay, ranges, _first) = (vi(&mut p)?, vi(&mut p)?, vi(&mut p)?, vi(&mut p)?);
+                for _ in 0..ranges.min(256) {
+                    vi(&mut p)?;
+                    vi(&mut p)?;
+                }
+                if t == 0x03 {
+                    for _ in 0..3 {
+                        vi(&mut p)?;
+                    }
+                }
+            }
+            0x06 => {
+                p = &p[1..];
+                let (offset, len) = (vi(&mut p)?, vi(&mut p)?);
+                pieces.push((offset, p.get(..len)?));
+                p = &p[len..];
+            }
+            _ => break,
+        }
+    }
+    pieces.sort_by_key(|(o, _)| *o);
+    let mut out = Vec::new();
+    for (o, d) in pieces {
+        if o > out.len() || out.len() >= MAX_CRYPTO {
+            break;
+        }
+        let skip = out.len() - o;
+        out.extend_from_slice(d.get(skip..).unwrap_or_default());
+    }
+    out.truncate(MAX_CRYPTO);
+    (!out.is_empty()).then_some(out)
+}
+
+/// The JA4 (`q` for QUIC) of the client hello in a client's Initial packet (`packet`: the
+/// whole long-header packet); `None` when it does not decrypt or the hello is not whole in it.
+pub fn initial_ja4(packet: &[u8], v2: bool) -> Option<String> {
+    let dcid_len = usize::from(*packet.get(5)?);
+    let dcid = packet.get(6..6 + dcid_len)?;
+    let mut at = 6 + dcid_len;
+    at += 1 + usize::from(*packet.get(at)?);
+    let (token, used) = varint(packet, at)?;
+    at = at.checked_add(used)?.checked_add(token)?;
+    let (len, used) = varint(packet, at)?;
+    let pn_offset = at + used;
+    let packet = packet.get(..pn_offset.checked_add(len)?)?;
+    let plain = initial::decrypt(packet, dcid, pn_offset, v2)?;
+    let hs = crypto_data(&plain)?;
+    // a ClientHello handshake message, whole
+    if hs.first() != Some(&1) {
+        return None;
+    }
+    let n = usize::from(*hs.get(1)?) << 16 | usize::from(*hs.get(2)?) << 8 | usize::from(*hs.get(3)?);
+    let ch = super::tls::parse_client_hello(hs.get(4..4 + n)?)?;
+    let ja4 = super::tls::ja4(&ch);
+    Some(format!("q{}", ja4.get(1..)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +375,85 @@ mod tests {
         p.extend([0x40, body as u8]);
         p.extend(std::iter::repeat_n(0u8, body));
         p
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn initial_keys_match_rfc_9001_appendix_a() {
+        let (key, iv, hp) = initial::client_keys(&hex("8394c8f03e515708"), false).unwrap();
+        assert_eq!(key.to_vec(), hex("1f369613dd76d5467730efcbe3b1a22d"));
+        assert_eq!(iv.to_vec(), hex("fa044b2f42a3fd3b46fb255c"));
+        assert_eq!(hp.to_vec(), hex("9f50449e04a0e810283a1e9933adedd2"));
+        // RFC 9369 appendix A.1 (QUIC version 2)
+        let (key, iv, hp) = initial::client_keys(&hex("8394c8f03e515708"), true).unwrap();
+        assert_eq!(key.to_vec(), hex("8b1a0bc121284290a29e0971b5cd045d"));
+        assert_eq!(iv.to_vec(), hex("91f73e2351d8fa91660e909f"));
+        assert_eq!(hp.to_vec(), hex("45b95e15235d6f45a6b19cbcb0294ba9"));
+    }
+
+    /// A client Initial carrying `hello` in a CRYPTO frame, protected as RFC 9001 says.
+    fn protected_initial(dcid: &[u8], hello: &[u8]) -> Vec<u8> {
+        use ring::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey, quic};
+        let (key, iv, hp) = initial::client_keys(dcid, false).unwrap();
+        let mut plain = vec![0x06, 0x00, 0x40 | (hello.len() >> 8) as u8, hello.len() as u8];
+        plain.extend_from_slice(hello);
+        plain.resize(1162, 0); // PADDING frames
+        let pn_len = 2;
+        let len = pn_len + plain.len() + 16;
+        let mut header = vec![0xc1, 0, 0, 0, 1, dcid.len() as u8];
+        header.extend_from_slice(dcid);
+        header.extend([0, 0, 0x40 | (len >> 8) as u8, len as u8]);
+        let pn_offset = header.len();
+        header.extend([0, 2]); // packet number 2
+        let mut nonce = iv;
+        nonce[11] ^= 2;
+        let key = LessSafeKey::new(UnboundKey::new(&AES_128_GCM, &key).unwrap());
+        key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(&header[..]), &mut plain).unwrap();
+        let mut packet = [header, plain].concat();
+        let mask = quic::HeaderProtectionKey::new(&quic::AES_128, &hp)
+            .unwrap()
+            .new_mask(&packet[pn_offset + 4..pn_offset + 20])
+            .unwrap();
+        packet[0] ^= mask[0] & 0x0f;
+        packet[pn_offset] ^= mask[1];
+        packet[pn_offset + 1] ^= mask[2];
+        packet
+    }
+
+    #[test]
+    fn a_protected_client_initial_gives_the_ja4_of_its_hello_and_damage_gives_none() {
+        // ClientHello: TLS 1.3 via supported_versions, one cipher, ALPN h3, SNI
+        let mut body = vec![3, 3];
+        body.extend([7u8; 32]);
+        body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        let exts = [
+            &[0x00, 0x00, 0, 6, 0, 4, 0, 0, 1, b'a'][..],
+            &[0x00, 0x10, 0, 5, 0, 3, 2, b'h', b'3'],
+            &[0x00, 0x2b, 0, 3, 2, 3, 4],
+        ]
+        .concat();
+        body.extend((exts.len() as u16).to_be_bytes());
+        body.extend(exts);
+        let hello = [&[1u8, 0, (body.len() >> 8) as u8, body.len() as u8][..], &body].concat();
+        let dcid = hex("8394c8f03e515708");
+        let packet = protected_initial(&dcid, &hello);
+        let ja4 = initial_ja4(&packet, false).unwrap();
+        assert!(ja4.starts_with("q13d0103h3_"), "{ja4}");
+        let st = QuicFlowState::default();
+        assert_eq!(parse_ietf(&packet, 0, &st)[0].ja4.as_deref(), Some(ja4.as_str()));
+        // a flipped ciphertext bit, a truncated packet, another DCID: no JA4, no panic
+        let mut bad = packet.clone();
+        bad[40] ^= 1;
+        assert_eq!(initial_ja4(&bad, false), None);
+        for n in [0, 5, 7, 30, 100, packet.len() - 1] {
+            assert_eq!(initial_ja4(&packet[..n], false), None);
+        }
+        let mut other = packet.clone();
+        other[6] ^= 1;
+        assert_eq!(initial_ja4(&other, false), None);
     }
 
     #[test]

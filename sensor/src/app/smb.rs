@@ -528,6 +528,10 @@ fn flush_file(f: File, out: &mut Vec<TxInspect>) {
         if !data.is_empty() {
             let dir = if i == 0 { Direction::ToServer } else { Direction::ToClient };
             let mut tx = TxInspect::new(AppProto::Smb, dir);
+            // a file kept whole (from offset 0, nothing cut): its size for `filesize`
+            if f.end[i] == data.len() as u64 {
+                tx.ints.push((crate::detect::AppInt::FileSize, f.end[i]));
+            }
             tx.file_data = Some(data);
             out.push(tx);
         }

@@ -163,6 +163,10 @@ impl Reassembly {
             memuse: self.memuse() as u64,
         }
     }
+    /// Segments not stored because the memcap was reached (as [`ReassemblyCounters::memcap_drops`]).
+    pub fn memcap_drops(&self) -> u64 {
+        self.memcap_drops.load(Ordering::Relaxed)
+    }
     fn reserve(&self, n: usize) -> bool {
         let used = self.used.load(Ordering::Relaxed);
         if used.saturating_add(n) > self.cfg.memcap {

@@ -1,5 +1,6 @@
 //! Packet sources: capture files ([`offline`]) and network interfaces ([`live`]).
 
+pub mod bpf;
 pub mod ifdrops;
 pub mod live;
 pub mod offline;

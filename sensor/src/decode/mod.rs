@@ -1,5 +1,6 @@
 //! Zero-copy packet decoding: link layer (Ethernet with 802.1Q/QinQ, Linux SLL/SLL2, raw IP,
 //! BSD null/loopback), IPv4, IPv6 (extension headers skipped), TCP, UDP, ICMP and ICMPv6.
+//! Geneve and GRE tunnels are decapsulated by the sensor with [`tunnel::inner`].
 //!
 //! [`decode`] borrows the frame and never allocates. Malformed or truncated input gives a
 //! typed [`DecodeError`] whose [`DecodeError::event`] is Suricata's decoder event name
@@ -9,6 +10,7 @@ mod checksum;
 mod ether;
 mod ip;
 mod l4;
+pub mod tunnel;
 
 pub use checksum::{internet_checksum, l4_checksum, l4_checksum_ok, ones_complement_sum};
 pub use ether::{ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN, decode_link};
@@ -315,10 +317,23 @@ pub enum DecodeEvent {
     Icmpv6PktTooSmall,
     /// A GRE packet shorter than the 4-byte GRE header.
     GrePktTooSmall,
+    /// Failures at the IP header (the packet has no addresses: [`DecodeEvent::of_ip_error`]).
+    Ipv4PktTooSmall,
+    Ipv4HlenTooSmall,
+    Ipv4IplenSmallerThanHlen,
+    Ipv4TruncPkt,
+    Ipv6PktTooSmall,
+    Ipv6TruncPkt,
     /// Stream events (Suricata's `stream-event` keyword tests them as `stream.<name>` decoder
     /// events): a client SYN with a new sequence number beyond the SYNs queued during the
     /// handshake ([`crate::flow::TcpConn`]).
     Stream3whsSynFlood,
+    /// A regular (non-RST) segment from the side that sent the RST closing the session: the
+    /// RST was probably forged by someone else ([`crate::flow::TcpConn`]).
+    StreamSuspectedRstInject,
+    /// The reassembly skipped over a hole in a direction's sequence space (bytes that never
+    /// arrived): the segment with which the stream resumed after it.
+    StreamReassemblySeqGap,
 }
 
 impl DecodeEvent {
@@ -342,7 +357,15 @@ impl DecodeEvent {
         DecodeEvent::Icmpv4PktTooSmall,
         DecodeEvent::Icmpv6PktTooSmall,
         DecodeEvent::GrePktTooSmall,
+        DecodeEvent::Ipv4PktTooSmall,
+        DecodeEvent::Ipv4HlenTooSmall,
+        DecodeEvent::Ipv4IplenSmallerThanHlen,
+        DecodeEvent::Ipv4TruncPkt,
+        DecodeEvent::Ipv6PktTooSmall,
+        DecodeEvent::Ipv6TruncPkt,
         DecodeEvent::Stream3whsSynFlood,
+        DecodeEvent::StreamSuspectedRstInject,
+        DecodeEvent::StreamReassemblySeqGap,
     ];
 
     /// Suricata's event name (`ipv6.exthdr_useless_fh`).
@@ -367,7 +390,15 @@ impl DecodeEvent {
             DecodeEvent::Icmpv4PktTooSmall => "icmpv4.pkt_too_small",
             DecodeEvent::Icmpv6PktTooSmall => "icmpv6.pkt_too_small",
             DecodeEvent::GrePktTooSmall => "gre.pkt_too_small",
+            DecodeEvent::Ipv4PktTooSmall => "ipv4.pkt_too_small",
+            DecodeEvent::Ipv4HlenTooSmall => "ipv4.hlen_too_small",
+            DecodeEvent::Ipv4IplenSmallerThanHlen => "ipv4.iplen_smaller_than_hlen",
+            DecodeEvent::Ipv4TruncPkt => "ipv4.trunc_pkt",
+            DecodeEvent::Ipv6PktTooSmall => "ipv6.pkt_too_small",
+            DecodeEvent::Ipv6TruncPkt => "ipv6.trunc_pkt",
             DecodeEvent::Stream3whsSynFlood => "stream.3whs_syn_flood",
+            DecodeEvent::StreamSuspectedRstInject => "stream.suspected_rst_inject",
+            DecodeEvent::StreamReassemblySeqGap => "stream.reassembly_seq_gap",
         }
     }
 
@@ -389,6 +420,21 @@ impl DecodeEvent {
             DecodeError::Icmpv4PktTooSmall => DecodeEvent::Icmpv4PktTooSmall,
             DecodeError::Icmpv6PktTooSmall => DecodeEvent::Icmpv6PktTooSmall,
             DecodeError::GrePktTooSmall => DecodeEvent::GrePktTooSmall,
+            _ => return None,
+        })
+    }
+
+    /// The event of a decode failure at the IP header (no addresses), if it is one: such a
+    /// packet is inspected by the `decode-event` rules only
+    /// ([`crate::detect::Detector::inspect_addressless`]).
+    pub fn of_ip_error(e: DecodeError) -> Option<DecodeEvent> {
+        Some(match e {
+            DecodeError::Ipv4PktTooSmall => DecodeEvent::Ipv4PktTooSmall,
+            DecodeError::Ipv4HlenTooSmall => DecodeEvent::Ipv4HlenTooSmall,
+            DecodeError::Ipv4IplenSmallerThanHlen => DecodeEvent::Ipv4IplenSmallerThanHlen,
+            DecodeError::Ipv4TruncPkt => DecodeEvent::Ipv4TruncPkt,
+            DecodeError::Ipv6PktTooSmall => DecodeEvent::Ipv6PktTooSmall,
+            DecodeError::Ipv6TruncPkt => DecodeEvent::Ipv6TruncPkt,
             _ => return None,
         })
     }

@@ -340,3 +340,45 @@ fn atomic_and_repeated_ipv6_fragment_headers_are_recorded_as_events() {
     chain.extend_from_slice(&[17, 0, 0, 0, 0, 0, 0, 1]);
     assert_eq!(decode_with(&chain, 44), useless | dupl);
 }
+
+#[test]
+fn a_truncated_ipv4_packet_alerts_decode_event_rules_without_addresses() {
+    let c = Host::v4([10, 0, 0, 1]);
+    let s = Host::v4([10, 0, 0, 2]);
+    let f = synth::udp_frame(&c, 1, &s, 2, b"hello");
+    let e = DecodeError::Ipv4TruncPkt;
+    assert_eq!(DecodeEvent::of_ip_error(e), Some(DecodeEvent::Ipv4TruncPkt));
+    assert_eq!(DecodeEvent::of_ip_error(DecodeError::TcpPktTooSmall), None, "after the IP header: of_error");
+    assert_eq!(DecodeEvent::from_name("ipv4.trunc_pkt"), Some(DecodeEvent::Ipv4TruncPkt));
+    let rules = "alert pkthdr any any -> any any (decode-event:ipv4.trunc_pkt; sid:1;)\n\
+                 alert ip any any -> any any (sid:2;)\n\
+                 alert ip 10.0.0.0/8 any -> any any (decode-event:ipv4.trunc_pkt; sid:3;)\n";
+    let (det, errors) = crate::detect::Detector::from_rules(rules, "t.rules", &crate::detect::Vars::default());
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut sensor = crate::Sensor::new(crate::SensorOptions::default()).with_detector(std::sync::Arc::new(det));
+    let mut out = Vec::new();
+    sensor.process(soc_model::Timestamp::from_unix_micros(1_000_000), LinkType::Ethernet, &f[..f.len() - 1], &mut out);
+    let alerts: Vec<_> = out.iter().filter(|e| e.event_type == soc_model::EventType::Alert).collect();
+    // only the decoder-event rule with any addresses: the packet has none
+    assert_eq!(alerts.iter().filter_map(|e| e.alert.as_ref()?.signature_id).collect::<Vec<_>>(), [1]);
+    assert!(alerts[0].src_ip.is_none() && alerts[0].dest_ip.is_none());
+}
+
+#[test]
+fn a_geneve_tunnel_is_decapsulated_into_a_flow_of_its_own() {
+    let (c, s) = (Host::v4([10, 0, 0, 1]), Host::v4([10, 0, 0, 2]));
+    let (ic, is) = (Host::v4([192, 168, 1, 1]), Host::v4([192, 168, 1, 2]));
+    let inner = synth::udp_frame(&ic, 1111, &is, 53, b"inner");
+    // Geneve: version 0, one 4-byte option word, protocol IPv4
+    let mut payload = vec![0x01, 0, 0x08, 0x00, 0, 0, 1, 0, 9, 9, 9, 9];
+    payload.extend_from_slice(&inner[14..]);
+    let outer = synth::udp_frame(&c, 5000, &s, tunnel::GENEVE_PORT, &payload);
+    let mut sensor = crate::Sensor::new(crate::SensorOptions::default());
+    let mut out = Vec::new();
+    sensor.process(soc_model::Timestamp::from_unix_micros(1_000_000), LinkType::Ethernet, &outer, &mut out);
+    sensor.flush_all(&mut out);
+    let mut ports: Vec<_> =
+        out.iter().filter(|e| e.event_type == soc_model::EventType::Flow).filter_map(|e| e.dest_port).collect();
+    ports.sort_unstable();
+    assert_eq!(ports, [53, tunnel::GENEVE_PORT], "the outer and the inner flow");
+}

@@ -126,6 +126,8 @@ impl RuleProto {
             "icmpv6" => RuleProto::Icmpv6,
             "sctp" => RuleProto::Sctp,
             "http1" => RuleProto::Http1,
+            // IKEv2's name before Suricata 7 merged it into `ike`
+            "ikev2" => RuleProto::App(AppProto::Ike),
             other => RuleProto::App(AppProto::from_name(other)?),
         })
     }
@@ -169,6 +171,17 @@ fn frame_buffer(name: &str) -> Option<Buffer> {
         "mqtt.pdu" => Some(Buffer::MqttFramePdu),
         "mqtt.header" => Some(Buffer::MqttFrameHeader),
         "mqtt.data" => Some(Buffer::MqttFrameData),
+        "websocket.pdu" => Some(Buffer::WebsocketFramePdu),
+        "ssh.record.pdu" => Some(Buffer::SshFramePdu),
+        "telnet.data" => Some(Buffer::TelnetFrameData),
+        "telnet.ctl" => Some(Buffer::TelnetFrameCtl),
+        "http1.request" => Some(Buffer::Http1FrameRequest),
+        "http1.response" => Some(Buffer::Http1FrameResponse),
+        "http1.stream" => Some(Buffer::Http1FrameStream),
+        "ssh.record.hdr" => Some(Buffer::SshFrameHdr),
+        "ssh.record.data" => Some(Buffer::SshFrameData),
+        "websocket.header" => Some(Buffer::WebsocketFrameHeader),
+        "websocket.data" => Some(Buffer::WebsocketFrameData),
         _ => None,
     }
 }
@@ -334,6 +347,30 @@ buffers! {
     QuicSni => "quic.sni", Some(AppProto::Quic), REQ, [], [];
     QuicCyuHash => "quic.cyu.hash", Some(AppProto::Quic), REQ, [], [];
     QuicCyuString => "quic.cyu.string", Some(AppProto::Quic), REQ, [], [];
+    FtpCommand => "ftp.command", Some(AppProto::Ftp), REQ, [], [];
+    FileName => "file.name", None, None, [], [];
+    EmailDate => "email.date", Some(AppProto::Smtp), REQ, [], [];
+    EmailFrom => "email.from", Some(AppProto::Smtp), REQ, [], [];
+    EmailTo => "email.to", Some(AppProto::Smtp), REQ, [], [];
+    EmailCc => "email.cc", Some(AppProto::Smtp), REQ, [], [];
+    EmailSubject => "email.subject", Some(AppProto::Smtp), REQ, [], [];
+    EmailMessageId => "email.message_id", Some(AppProto::Smtp), REQ, [], [];
+    EmailXMailer => "email.x_mailer", Some(AppProto::Smtp), REQ, [], [];
+    FileMd5 => "filemd5:digest", None, None, [], [];
+    FileSha1 => "filesha1:digest", None, None, [], [];
+    FileSha256 => "filesha256:digest", None, None, [], [];
+    WebsocketPayload => "websocket.payload", Some(AppProto::Websocket), None, [], [];
+    WebsocketFramePdu => "frame:websocket.pdu", Some(AppProto::Websocket), None, [], [];
+    WebsocketFrameHeader => "frame:websocket.header", Some(AppProto::Websocket), None, [], [];
+    WebsocketFrameData => "frame:websocket.data", Some(AppProto::Websocket), None, [], [];
+    SshFramePdu => "frame:ssh.record.pdu", Some(AppProto::Ssh), None, [], [];
+    TelnetFrameData => "frame:telnet.data", Some(AppProto::Telnet), None, [], [];
+    TelnetFrameCtl => "frame:telnet.ctl", Some(AppProto::Telnet), None, [], [];
+    Http1FrameRequest => "frame:http1.request", HTTP, REQ, [], [];
+    Http1FrameResponse => "frame:http1.response", HTTP, RESP, [], [];
+    Http1FrameStream => "frame:http1.stream", HTTP, None, [], [];
+    SshFrameHdr => "frame:ssh.record.hdr", Some(AppProto::Ssh), None, [], [];
+    SshFrameData => "frame:ssh.record.data", Some(AppProto::Ssh), None, [], [];
 }
 
 impl Buffer {
@@ -720,12 +757,40 @@ pub enum AppInt {
     MqttConnectFlags,
     /// `dnp3_func`: an application fragment's function code.
     Dnp3Func,
+    /// `dnp3_obj:<group>,<variation>`: an object of an application fragment, as
+    /// `group << 8 | variation`.
+    Dnp3Obj,
+    /// `ldap.request.operation`: the operation of an LDAP request.
+    LdapRequestOperation,
+    /// `ldap.responses.operation:<op>[,any]`: the operation of one of the responses.
+    LdapResponsesOperation,
+    /// `ldap.responses.operation:<op>,<n>`: the response at index `n`, as `n << 8 | op`.
+    LdapResponsesOperationAt,
+    /// `ldap.responses.operation:<op>,-<n>`: the `n`th response from the end, as `n << 8 | op`.
+    LdapResponsesOperationFromEnd,
+    /// `ldap.responses.operation:<op>,all`: the operation every response has.
+    LdapResponsesOperationAll,
+    /// `ldap.responses.count`: the number of responses of the transaction.
+    LdapResponsesCount,
     /// `enip_command`: an EtherNet/IP encapsulation command.
     EnipCommand,
     /// `cip_service` (service only): the CIP service of a message (the response bit cleared).
     CipService,
     /// `tls.cert_chain_len`: the number of certificates of the server's chain.
     TlsCertChainLen,
+    /// `ftpbounce`: 1 when an FTP PORT/EPRT command names an address other than the client's.
+    FtpBounce,
+    /// `ftpdata_command`: the transfer command of an FTP data connection
+    /// ([`crate::app::ftp::DataCmd::code`]).
+    FtpdataCommand,
+    /// `filesize`: the size of a complete file of the transaction (HTTP body, SMB file).
+    FileSize,
+    /// `websocket.opcode`: a frame's opcode (names or numbers).
+    WebsocketOpcode,
+    /// `websocket.mask`: a masked frame's mask key (32 bits).
+    WebsocketMask,
+    /// `websocket.flags`: a frame's FIN and RSV bits (`fin`, `comp`).
+    WebsocketFlags,
 }
 
 impl AppInt {
@@ -756,9 +821,19 @@ impl AppInt {
             "mqtt.connect.flags" => AppInt::MqttConnectFlags,
             "mqtt.connack.return_code" => AppInt::MqttReasonCode,
             "dnp3_func" | "dnp3.func" => AppInt::Dnp3Func,
+            "dnp3_obj" | "dnp3.obj" => AppInt::Dnp3Obj,
+            "ldap.request.operation" => AppInt::LdapRequestOperation,
+            "ldap.responses.operation" => AppInt::LdapResponsesOperation,
+            "ldap.responses.count" => AppInt::LdapResponsesCount,
             "enip_command" | "enip.command" => AppInt::EnipCommand,
             "cip_service" => AppInt::CipService,
             "tls.cert_chain_len" => AppInt::TlsCertChainLen,
+            "ftpbounce" => AppInt::FtpBounce,
+            "ftpdata_command" => AppInt::FtpdataCommand,
+            "filesize" => AppInt::FileSize,
+            "websocket.opcode" => AppInt::WebsocketOpcode,
+            "websocket.mask" => AppInt::WebsocketMask,
+            "websocket.flags" => AppInt::WebsocketFlags,
             _ => return None,
         })
     }
@@ -790,9 +865,22 @@ impl AppInt {
             AppInt::MqttProtocolVersion => "mqtt.protocol_version",
             AppInt::MqttConnectFlags => "mqtt.connect.flags",
             AppInt::Dnp3Func => "dnp3_func",
+            AppInt::Dnp3Obj => "dnp3_obj",
+            AppInt::LdapRequestOperation => "ldap.request.operation",
+            AppInt::LdapResponsesOperation
+            | AppInt::LdapResponsesOperationAt
+            | AppInt::LdapResponsesOperationFromEnd
+            | AppInt::LdapResponsesOperationAll => "ldap.responses.operation",
+            AppInt::LdapResponsesCount => "ldap.responses.count",
             AppInt::EnipCommand => "enip_command",
             AppInt::CipService => "cip_service",
             AppInt::TlsCertChainLen => "tls.cert_chain_len",
+            AppInt::FtpBounce => "ftpbounce",
+            AppInt::FtpdataCommand => "ftpdata_command",
+            AppInt::FileSize => "filesize",
+            AppInt::WebsocketOpcode => "websocket.opcode",
+            AppInt::WebsocketMask => "websocket.mask",
+            AppInt::WebsocketFlags => "websocket.flags",
         }
     }
 
@@ -817,20 +905,40 @@ impl AppInt {
             | AppInt::MqttReasonCode
             | AppInt::MqttProtocolVersion
             | AppInt::MqttConnectFlags => AppProto::Mqtt,
-            AppInt::Dnp3Func => AppProto::Dnp3,
+            AppInt::Dnp3Func | AppInt::Dnp3Obj => AppProto::Dnp3,
+            AppInt::LdapRequestOperation
+            | AppInt::LdapResponsesOperation
+            | AppInt::LdapResponsesOperationAt
+            | AppInt::LdapResponsesOperationFromEnd
+            | AppInt::LdapResponsesOperationAll
+            | AppInt::LdapResponsesCount => AppProto::Ldap,
             AppInt::EnipCommand | AppInt::CipService => AppProto::Enip,
             AppInt::TlsCertChainLen => AppProto::Tls,
+            AppInt::FtpBounce => AppProto::Ftp,
+            AppInt::FtpdataCommand => AppProto::FtpData,
+            // any protocol carrying files: not a protocol constraint (see `binds_proto`)
+            AppInt::FileSize => AppProto::Http,
+            AppInt::WebsocketOpcode | AppInt::WebsocketMask | AppInt::WebsocketFlags => AppProto::Websocket,
         }
     }
 
     /// Whether the field is read from a transaction record (`dns.rcode`), not from the packet
     /// (the NTP header fields).
     pub fn transactional(self) -> bool {
-        matches!(self, AppInt::DnsRcode | AppInt::SmbVersion | AppInt::TlsCertChainLen)
+        matches!(
+            self,
+            AppInt::DnsRcode | AppInt::SmbVersion | AppInt::TlsCertChainLen | AppInt::FtpBounce | AppInt::FileSize
+        ) || self == AppInt::FtpdataCommand
             || self.app_proto() == AppProto::Http2
             || matches!(
                 self.app_proto(),
-                AppProto::Krb5 | AppProto::Snmp | AppProto::Mqtt | AppProto::Dnp3 | AppProto::Enip
+                AppProto::Krb5
+                    | AppProto::Snmp
+                    | AppProto::Mqtt
+                    | AppProto::Dnp3
+                    | AppProto::Enip
+                    | AppProto::Websocket
+                    | AppProto::Ldap
             )
     }
 
@@ -863,6 +971,9 @@ impl AppInt {
         }
         if self == AppInt::DnsRcode {
             return IntCond::parse(v, u16::MAX as u64);
+        }
+        if self == AppInt::FileSize {
+            return IntCond::parse(v, u64::MAX);
         }
         if self == AppInt::TlsCertChainLen {
             return IntCond::parse(v, u32::MAX as u64);
@@ -900,6 +1011,9 @@ impl AppInt {
                 Some(Err("cip_service with a class or attribute is not supported yet".to_string()))
             }
             AppInt::Dnp3Func => named(v, &|n| crate::app::dnp3::function_from_name(n).map(u64::from)),
+            AppInt::Dnp3Obj => Some(dnp3_obj_cond(v)),
+            AppInt::LdapRequestOperation => Some(crate::app::ldap::operation(v).map(IntCond::Eq)),
+            AppInt::LdapResponsesCount => Some(IntCond::parse(v, u32::MAX as u64)),
             AppInt::MqttType => {
                 named(v, &|n| crate::app::mqtt::TYPES.iter().position(|t| t.eq_ignore_ascii_case(n)).map(|i| i as u64))
             }
@@ -910,6 +1024,13 @@ impl AppInt {
             AppInt::Http2Window => Some(IntCond::parse(v, u32::MAX as u64)),
             AppInt::Http2SizeUpdate => Some(IntCond::parse(v, u64::MAX)),
             AppInt::Http2Settings => Some(http2_settings_cond(v)),
+            AppInt::WebsocketOpcode => named(v, &|n| crate::app::websocket::opcode_from_name(n).map(u64::from)),
+            AppInt::WebsocketMask => Some(IntCond::parse(v, u32::MAX as u64)),
+            AppInt::WebsocketFlags => Some(crate::app::websocket::parse_flags(v).map(|(mask, value)| IntCond::Mask {
+                mask,
+                value,
+                negated: false,
+            })),
             AppInt::MqttFlags | AppInt::MqttConnectFlags => Some(
                 crate::app::mqtt::parse_flag_list(v, self == AppInt::MqttConnectFlags)
                     .map(|(mask, value)| IntCond::Mask { mask, value, negated: false }),
@@ -917,6 +1038,159 @@ impl AppInt {
             _ => None,
         }
     }
+}
+
+/// The protocol an `app-layer-protocol` names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlprotoName {
+    /// `unknown`: detection has not concluded.
+    Unknown,
+    /// `failed`: detection found no protocol.
+    Failed,
+    /// `http1`: HTTP/1 only (`http` is HTTP/1 or HTTP/2).
+    Http1,
+    Proto(AppProto),
+}
+
+/// Which detected protocol of the flow an `app-layer-protocol` tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlprotoMode {
+    /// The packet's direction's (the default).
+    Direction,
+    ToServer,
+    ToClient,
+    /// Either direction's.
+    Either,
+    /// The first protocol detected on the flow (before a change such as an HTTP/2 upgrade).
+    Original,
+    /// The flow's protocol now.
+    Final,
+}
+
+/// `app-layer-protocol:[!]<proto>[,<mode>]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlprotoCond {
+    pub proto: AlprotoName,
+    pub negated: bool,
+    pub mode: AlprotoMode,
+}
+
+/// The `app-layer-protocol` conditions of a rule; `pd_only` when they are all the rule tests
+/// (Suricata's protocol-detection-only signatures, which match on the packets that complete a
+/// direction's protocol detection only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlprotoRule {
+    pub conds: Vec<AlprotoCond>,
+    pub pd_only: bool,
+}
+
+/// A flow's detected protocol as `app-layer-protocol` sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Alproto {
+    #[default]
+    Unknown,
+    Failed,
+    Known(AppProto),
+}
+
+/// The detected protocols of a packet's flow ([`super::Inspection::alproto`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AlprotoState {
+    pub to_server: Alproto,
+    pub to_client: Alproto,
+    pub original: Alproto,
+    pub final_: Alproto,
+    /// The packet completed a direction's detection (or changed the protocol).
+    pub detection_done: bool,
+}
+
+impl AlprotoCond {
+    pub fn parse(v: &str) -> Result<AlprotoCond, String> {
+        let (name, mode) = match v.split_once(',') {
+            Some((n, m)) => (n.trim(), Some(m.trim())),
+            None => (v.trim(), None),
+        };
+        let (negated, name) = match name.strip_prefix('!') {
+            Some(n) => (true, n.trim()),
+            None => (false, name),
+        };
+        let proto = match name {
+            "unknown" if negated => return Err("'unknown' cannot be negated".to_string()),
+            "unknown" => AlprotoName::Unknown,
+            "failed" => AlprotoName::Failed,
+            "http1" => AlprotoName::Http1,
+            n => AlprotoName::Proto(AppProto::from_name(n).ok_or_else(|| format!("unknown protocol '{n}'"))?),
+        };
+        let mode = match mode {
+            None | Some("direction") => AlprotoMode::Direction,
+            Some("to_server") => AlprotoMode::ToServer,
+            Some("to_client") => AlprotoMode::ToClient,
+            Some("either") => AlprotoMode::Either,
+            Some("original") => AlprotoMode::Original,
+            Some("final") => AlprotoMode::Final,
+            Some(m) => return Err(format!("unknown mode '{m}'")),
+        };
+        Ok(AlprotoCond { proto, negated, mode })
+    }
+
+    /// Whether the packet (of direction `dir`) with its flow's protocols `st` matches.
+    pub fn matches(&self, st: &AlprotoState, dir: Direction) -> bool {
+        let of_dir = |d: Direction| if d == Direction::ToServer { st.to_server } else { st.to_client };
+        let values: [Option<Alproto>; 2] = match self.mode {
+            AlprotoMode::Direction => [Some(of_dir(dir)), None],
+            AlprotoMode::ToServer => [Some(st.to_server), None],
+            AlprotoMode::ToClient => [Some(st.to_client), None],
+            AlprotoMode::Either => [Some(st.to_server), Some(st.to_client)],
+            AlprotoMode::Original => [Some(st.original), None],
+            AlprotoMode::Final => [Some(st.final_), None],
+        };
+        let values = values.into_iter().flatten();
+        if self.proto == AlprotoName::Unknown {
+            return values.into_iter().any(|v| v == Alproto::Unknown);
+        }
+        let known: Vec<Alproto> = values.filter(|v| *v != Alproto::Unknown).collect();
+        if known.is_empty() {
+            return false;
+        }
+        let eq = |v: &Alproto| match (self.proto, *v) {
+            (AlprotoName::Failed, Alproto::Failed) => true,
+            (AlprotoName::Http1, Alproto::Known(AppProto::Http)) => true,
+            (AlprotoName::Proto(AppProto::Http), Alproto::Known(AppProto::Http | AppProto::Http2)) => true,
+            (AlprotoName::Proto(a), Alproto::Known(b)) => a == b,
+            _ => false,
+        };
+        known.iter().any(eq) != self.negated
+    }
+}
+
+/// Whether a rule's options test nothing but `app-layer-protocol` (besides its metadata).
+fn alproto_only(options: &[RuleOption]) -> bool {
+    options.iter().all(|o| {
+        matches!(
+            o.keyword.as_str(),
+            "app-layer-protocol"
+                | "msg"
+                | "sid"
+                | "rev"
+                | "gid"
+                | "classtype"
+                | "priority"
+                | "metadata"
+                | "reference"
+                | "prefilter"
+                | "target"
+                | "noalert"
+                | "alert"
+        )
+    })
+}
+
+/// `dnp3_obj:<group>,<variation>` (decimal, each 0-255) as a condition on `group << 8 | variation`.
+fn dnp3_obj_cond(v: &str) -> Result<IntCond, String> {
+    let (g, var) = v.split_once(',').ok_or_else(|| format!("dnp3_obj '{v}': expected <group>,<variation>"))?;
+    let g: u8 = g.trim().parse().map_err(|_| format!("dnp3_obj: invalid group '{}'", g.trim()))?;
+    let var: u8 = var.trim().parse().map_err(|_| format!("dnp3_obj: invalid variation '{}'", var.trim()))?;
+    Ok(IntCond::Eq(u64::from(g) << 8 | u64::from(var)))
 }
 
 /// `http2.settings:NAME[<op>value]` (`SETTINGS_ENABLE_PUSH=0`, `SETTINGS_HEADER_TABLE_SIZE>4096`,
@@ -969,6 +1243,18 @@ pub enum AppEvent {
     MqttMissingConnect,
     /// An MQTT control packet that does not decode.
     MqttMalformedTraffic,
+    /// More DNP3 requests without a response than the flood limit.
+    Dnp3Flooded,
+    /// A DNP3 link length below 5, or a user data frame too short for its headers.
+    Dnp3LenTooSmall,
+    /// A DNP3 link header whose CRC is wrong.
+    Dnp3BadLinkCrc,
+    /// A DNP3 user data block whose CRC is wrong.
+    Dnp3BadTransportCrc,
+    /// A DNP3 application fragment longer than the reassembly bound.
+    Dnp3TooLongReassembly,
+    /// An IKEv2 proposal offering a weak Diffie-Hellman group.
+    Ikev2WeakCryptoDh,
 }
 
 impl AppEvent {
@@ -983,6 +1269,12 @@ impl AppEvent {
         AppEvent::SmbFileOverlap,
         AppEvent::MqttMissingConnect,
         AppEvent::MqttMalformedTraffic,
+        AppEvent::Dnp3Flooded,
+        AppEvent::Dnp3LenTooSmall,
+        AppEvent::Dnp3BadLinkCrc,
+        AppEvent::Dnp3BadTransportCrc,
+        AppEvent::Dnp3TooLongReassembly,
+        AppEvent::Ikev2WeakCryptoDh,
     ];
 
     /// Suricata's name (`http.request_auth_unrecognized`).
@@ -998,6 +1290,12 @@ impl AppEvent {
             AppEvent::SmbFileOverlap => "smb.file_overlap",
             AppEvent::MqttMissingConnect => "mqtt.missing_connect",
             AppEvent::MqttMalformedTraffic => "mqtt.malformed_traffic",
+            AppEvent::Dnp3Flooded => "dnp3.flooded",
+            AppEvent::Dnp3LenTooSmall => "dnp3.len_too_small",
+            AppEvent::Dnp3BadLinkCrc => "dnp3.bad_link_crc",
+            AppEvent::Dnp3BadTransportCrc => "dnp3.bad_transport_crc",
+            AppEvent::Dnp3TooLongReassembly => "dnp3.too_long_reassembly",
+            AppEvent::Ikev2WeakCryptoDh => "ikev2.weak_crypto_dh",
         }
     }
 
@@ -1014,6 +1312,12 @@ impl AppEvent {
             AppEvent::Http2AuthorityHostMismatch | AppEvent::Http2UserinfoInUri => AppProto::Http2,
             AppEvent::SmbFileOverlap => AppProto::Smb,
             AppEvent::MqttMissingConnect | AppEvent::MqttMalformedTraffic => AppProto::Mqtt,
+            AppEvent::Dnp3Flooded
+            | AppEvent::Dnp3LenTooSmall
+            | AppEvent::Dnp3BadLinkCrc
+            | AppEvent::Dnp3BadTransportCrc
+            | AppEvent::Dnp3TooLongReassembly => AppProto::Dnp3,
+            AppEvent::Ikev2WeakCryptoDh => AppProto::Ike,
         }
     }
 
@@ -1272,8 +1576,15 @@ pub struct CompiledRule {
     pub icmpv6_mtu: Option<IntCond>,
     pub ip_proto: Option<IntCond>,
     pub tcp_flags: Option<TcpFlags>,
+    /// `seq` / `ack`: the TCP header's sequence and acknowledgement numbers (exact values).
+    pub tcp_seq: Option<u32>,
+    pub tcp_ack: Option<u32>,
     /// `sameip`.
     pub sameip: bool,
+    /// `iprep` / `geoip` conditions on the packet's addresses ([`super::iprep`]).
+    pub host_conds: Option<Box<super::iprep::HostConds>>,
+    /// `tag`: the packets after an alert to tag ([`crate::tag`]).
+    pub tag: Option<crate::tag::TagSpec>,
     /// `stream_size:<side>,<op>,<n>`: sequence-space size of the session's sides.
     pub stream_size: Option<(StreamSide, IntCond)>,
     /// `flow.pkts` / `flow.bytes` (and their `_toserver` / `_toclient` forms).
@@ -1286,12 +1597,17 @@ pub struct CompiledRule {
     pub decode_events: u64,
     /// `app-layer-event`: the [`AppEvent`] bits the transaction must have.
     pub app_events: u64,
+    /// `app-layer-protocol` conditions (packet keyword), `None` without.
+    pub alproto: Option<Box<AlprotoRule>>,
     /// `proto:flow_start`: only the first packet of each direction.
     pub flow_start: bool,
     /// The explicit scope of a drop (`drop:flow`: `Some(true)`, `drop:packet`).
     pub drop_scope: Option<bool>,
     /// An HTTP/1 transaction hook: the request side (`Some(true)`) or the response side only.
     pub tx_hook: Option<bool>,
+    /// `=>`: inspected on whole transactions only (both sides' buffers together), see
+    /// [`super::Inspection::whole_tx`].
+    pub transactional: bool,
     pub flowbits: Vec<FlowbitOp>,
     /// `flowint` conditions and modifiers.
     pub flowints: Vec<FlowintOp>,
@@ -1336,6 +1652,9 @@ struct Builder<'a> {
     fast_pattern_seen: bool,
     /// `byte_extract` variable names, by index.
     byte_vars: Vec<String>,
+    /// `file.data` named again: its next list is a new one (Suricata 8: each use may match a
+    /// different file of the transaction).
+    new_list: Option<Buffer>,
 }
 
 type Res<T> = Result<T, RuleError>;
@@ -1361,7 +1680,8 @@ impl<'a> Builder<'a> {
     }
 
     fn list_with(&mut self, b: Buffer, transforms: &[Transform]) -> usize {
-        match self.lists.iter().position(|l| l.buffer == b && l.transforms == transforms) {
+        let fresh = self.new_list.take_if(|x| *x == b).is_some();
+        match self.lists.iter().rposition(|l| l.buffer == b && l.transforms == transforms).filter(|_| !fresh) {
             Some(i) => i,
             None => {
                 self.lists.push(BufferList {
@@ -1622,6 +1942,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             return Err(b.err(o, "base64_data needs a base64_decode before it"));
         }
         b.close_sticky()?;
+        b.new_list = (buf == Buffer::FileData && b.lists.iter().any(|l| l.buffer == buf)).then_some(buf);
         b.cursor = Cursor::Buffer(buf);
         b.transforms.clear();
         if buf != Buffer::Payload {
@@ -2015,6 +2336,21 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                 Cursor::Unsupported => {}
             }
         }
+        "xor" | "pcrexform" => {
+            // the regex keeps its escapes: only the quotes are removed
+            let raw = b.value(o)?.trim();
+            let v = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+                Some(inner) if kw == "pcrexform" => inner.to_string(),
+                _ => maybe_unquote(raw),
+            };
+            let t = if kw == "xor" { keywords::parse_xor(&v) } else { keywords::parse_pcrexform(&v) }
+                .map_err(|e| b.value_err(o, e))?;
+            match b.cursor {
+                Cursor::Buffer(Buffer::Payload) => return Err(b.err(o, "a transform needs a sticky buffer")),
+                Cursor::Buffer(_) => b.transforms.push(t),
+                Cursor::Unsupported => {}
+            }
+        }
         "gunzip" | "zlib_deflate" => {
             let t = keywords::parse_decompress(kw, o.value.as_deref().map(maybe_unquote).as_deref())
                 .map_err(|e| b.value_err(o, e))?;
@@ -2070,6 +2406,10 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             }
             *slot = Some(cond);
         }
+        "app-layer-protocol" => {
+            let c = AlprotoCond::parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            st.alprotos.push(c);
+        }
         "app-layer-event" => {
             let v = maybe_unquote(b.value(o)?);
             let name = v.trim();
@@ -2116,6 +2456,60 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             };
             st.app_ints.push((k, cond));
         }
+        "ftpbounce" => {
+            b.no_value(o)?;
+            st.app_ints.push((AppInt::FtpBounce, IntCond::Eq(1)));
+        }
+        "ftpdata_command" => {
+            let v = maybe_unquote(b.value(o)?);
+            let Some(c) = crate::app::ftp::DataCmd::from_name(&v) else {
+                return Err(b.value_err(o, format!("'{}': expected stor, retr, stou, appe, list or nlst", v.trim())));
+            };
+            st.app_ints.push((AppInt::FtpdataCommand, IntCond::Eq(c.code())));
+        }
+        "filestore" | "filemagic" => {
+            let reason = if kw == "filestore" {
+                "not supported: the sensor inspects files but does not store them"
+            } else {
+                "not supported: no file type (libmagic) detection"
+            };
+            b.unsupported.push(b.err(o, reason));
+        }
+        "filesize" => {
+            let cond = AppInt::FileSize.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            st.app_ints.push((AppInt::FileSize, cond));
+        }
+        "filemd5" | "filesha1" | "filesha256" => {
+            // the digest of each complete file looked up in the hash list (one hex digest a
+            // line, `!` before the file name: not in the list), read relative to the rule file
+            let (buffer, len) = match kw {
+                "filemd5" => (Buffer::FileMd5, 16),
+                "filesha1" => (Buffer::FileSha1, 20),
+                _ => (Buffer::FileSha256, 32),
+            };
+            let v = maybe_unquote(b.value(o)?);
+            let (negated, name) = match v.trim().strip_prefix('!') {
+                Some(r) => (true, r.trim()),
+                None => (false, v.trim()),
+            };
+            let dir =
+                std::path::Path::new(&*b.rule.file).parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            let path = dir.join(name);
+            let values = crate::app::file::load_hash_list(&path, len).map_err(|e| b.value_err(o, e))?;
+            let set = super::dataset::Dataset::from_values(format!("{kw}:{}", path.display()), values);
+            use super::dataset::DatasetCmd;
+            let m = super::dataset::DatasetMatch {
+                kind: super::dataset::DataType::String,
+                cmd: Some(if negated { DatasetCmd::IsNotSet } else { DatasetCmd::IsSet }),
+                rep: None,
+                subdomain: false,
+                context_key: None,
+                set: std::sync::Arc::new(set),
+                save: None,
+            };
+            let li = b.list_mut(buffer);
+            b.lists[li].items.push(Item::Dataset(m));
+        }
         "krb5_msg_type"
         | "krb5_err_code"
         | "snmp.version"
@@ -2130,6 +2524,10 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
         | "mqtt.connect.flags"
         | "dnp3_func"
         | "dnp3.func"
+        | "dnp3_obj"
+        | "dnp3.obj"
+        | "ldap.request.operation"
+        | "ldap.responses.count"
         | "enip_command"
         | "enip.command"
         | "cip_service" => {
@@ -2137,9 +2535,14 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             let cond = k.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
             st.app_ints.push((k, cond));
         }
+        "ldap.responses.operation" => {
+            let v = maybe_unquote(b.value(o)?);
+            let (k, v) = crate::app::ldap::responses_operation(&v).map_err(|e| b.value_err(o, e))?;
+            st.app_ints.push((k, IntCond::Eq(v)));
+        }
         "ntp.version" | "ntp.stratum" | "ntp.mode" | "dns.rcode" | "smb.version" | "http2.frametype"
         | "http2.errorcode" | "http2.priority" | "http2.window" | "http2.size_update" | "http2.settings"
-        | "tls.cert_chain_len" => {
+        | "tls.cert_chain_len" | "websocket.opcode" | "websocket.mask" | "websocket.flags" => {
             let Some(k) = AppInt::from_keyword(kw) else { return Err(b.err(o, NOT_SUPPORTED)) };
             let cond = k.parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
             st.app_ints.push((k, cond));
@@ -2243,9 +2646,33 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             }
             st.tcp_flags = Some(keywords::parse_flags(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?);
         }
+        "seq" | "ack" => {
+            // Suricata's `seq:<n>` / `ack:<n>`: an exact 32-bit value
+            let v = maybe_unquote(b.value(o)?);
+            let n =
+                v.trim().parse::<u32>().map_err(|_| b.value_err(o, format!("invalid {kw} value '{}'", v.trim())))?;
+            let slot = if kw == "seq" { &mut st.tcp_seq } else { &mut st.tcp_ack };
+            if slot.replace(n).is_some() {
+                return Err(b.err(o, format!("{kw} given twice")));
+            }
+        }
         "sameip" => {
             b.no_value(o)?;
             st.sameip = true;
+        }
+        "tag" => {
+            let t = crate::tag::TagSpec::parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            if st.tag.replace(t).is_some() {
+                return Err(b.err(o, "tag given twice"));
+            }
+        }
+        "iprep" => {
+            let c = super::iprep::IpRepCond::parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            st.host_conds.get_or_insert_default().iprep.push(c);
+        }
+        "geoip" => {
+            let c = super::iprep::GeoipCond::parse(&maybe_unquote(b.value(o)?)).map_err(|e| b.value_err(o, e))?;
+            st.host_conds.get_or_insert_default().geoip.push(c);
         }
         "noalert" => {
             b.no_value(o)?;
@@ -2401,13 +2828,18 @@ struct MetaState<'a> {
     icmpv6_mtu: Option<IntCond>,
     ip_proto: Option<IntCond>,
     tcp_flags: Option<TcpFlags>,
+    tcp_seq: Option<u32>,
+    tcp_ack: Option<u32>,
     sameip: bool,
+    host_conds: Option<Box<super::iprep::HostConds>>,
+    tag: Option<crate::tag::TagSpec>,
     stream_size: Option<(StreamSide, IntCond)>,
     flow_counts: Vec<FlowCount>,
     app_ints: Vec<(AppInt, IntCond)>,
     dce: Option<super::dce::DceCond>,
     decode_events: u64,
     app_events: u64,
+    alprotos: Vec<AlprotoCond>,
     alert: bool,
     flowbits: Vec<FlowbitOp>,
     flowints: Vec<FlowintOp>,
@@ -2442,6 +2874,7 @@ pub(crate) fn compile_rule_in(
         sticky_open: None,
         fast_pattern_seen: false,
         byte_vars: Vec::new(),
+        new_list: None,
     };
     let mut st = MetaState::default();
     let header_err = |reason: String| vec![rule.error(rule.line(), rule.proto_column, None, reason)];
@@ -2571,7 +3004,12 @@ pub(crate) fn compile_rule_in(
         used.push(if raw { Buffer::HttpUriRaw } else { Buffer::HttpUri });
     }
     for buf in &used {
-        if let Some(a) = buf.app_proto() {
+        // `ja4.hash` is filled by the TLS parser and for QUIC rules by the QUIC one
+        let carrier = match (buf, proto) {
+            (Buffer::Ja4Hash, RuleProto::App(AppProto::Quic)) => Some(AppProto::Quic),
+            _ => buf.app_proto(),
+        };
+        if let Some(a) = carrier {
             if !proto.can_carry(a) {
                 return Err(header_err(format!(
                     "{} needs protocol {}, the rule's protocol is '{}'",
@@ -2593,7 +3031,9 @@ pub(crate) fn compile_rule_in(
                 None => app_proto = Some(a),
             }
         }
-        if let Some(d) = buf.direction() {
+        if let Some(d) = buf.direction()
+            && !rule.transactional
+        {
             match buf_dir {
                 Some((d0, b0)) if d0 != d => {
                     return Err(rule_err(
@@ -2610,7 +3050,8 @@ pub(crate) fn compile_rule_in(
         }
     }
     let event_protos = AppEvent::ALL.iter().filter(|e| st.app_events & e.bit() != 0).map(|e| (e.name(), e.app_proto()));
-    let int_protos = st.app_ints.iter().map(|(k, _)| (k.keyword(), k.app_proto()));
+    let int_protos =
+        st.app_ints.iter().filter(|(k, _)| *k != AppInt::FileSize).map(|(k, _)| (k.keyword(), k.app_proto()));
     for (keyword, a) in int_protos.chain(event_protos) {
         if !proto.can_carry(a) || app_proto.is_some_and(|x| x != a && !app_carries(x, a)) {
             return Err(header_err(format!(
@@ -2623,6 +3064,14 @@ pub(crate) fn compile_rule_in(
         if !app_proto.is_some_and(|x| app_carries(x, a)) {
             app_proto = Some(a);
         }
+    }
+    // a transactional rule is inspected on a whole transaction: only TLS handshakes are
+    // inspected that way yet
+    if rule.transactional && app_proto != Some(AppProto::Tls) {
+        return Err(header_err(format!(
+            "transactional rules ('=>') of protocol '{}' not supported yet (tls only)",
+            app_proto.map_or(rule.proto.as_str(), |x| x.name())
+        )));
     }
     if let Some((d, buf)) = buf_dir {
         match direction {
@@ -2733,16 +3182,23 @@ pub(crate) fn compile_rule_in(
         icmpv6_mtu: st.icmpv6_mtu,
         ip_proto: st.ip_proto,
         tcp_flags: st.tcp_flags,
+        tcp_seq: st.tcp_seq,
+        tcp_ack: st.tcp_ack,
         sameip: st.sameip,
+        host_conds: st.host_conds,
+        tag: st.tag,
         stream_size: st.stream_size,
         flow_counts,
         app_ints,
         dce: st.dce.map(Box::new),
         decode_events: st.decode_events,
         app_events: st.app_events,
+        alproto: (!st.alprotos.is_empty())
+            .then(|| Box::new(AlprotoRule { conds: st.alprotos, pd_only: alproto_only(&rule.options) })),
         flow_start: rule.flow_start,
         drop_scope: rule.drop_scope,
         tx_hook: rule.tx_hook,
+        transactional: rule.transactional,
         flowbits,
         flowints,
         xbits,

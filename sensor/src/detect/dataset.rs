@@ -9,8 +9,12 @@
 //! `datarep` lines are `value,reputation`); `json` files an array of objects and `ndjson` files
 //! one object a line, the value at `value_key` (dotted path), the object reported with the
 //! alert under `alert.context.<context_key>` (without the value with `remove_key`).
-//! Rules naming the same set share it (see [`unify`]). `save`/`state` (writing the set back to a
-//! file) are not supported: a rule using them is rejected.
+//! Rules naming the same set share it (see [`unify`]). `save <file>` writes the set (csv, as
+//! loaded: strings base64-encoded, one value a line, sorted) when the capture ends
+//! ([`crate::detect::Detector::save_datasets`]), to the file resolved in the data directory
+//! ([`crate::detect::DetectorBuilder::data_dir`]; a rule saving to a relative path without one is
+//! rejected). `state` (load from and save to the data directory) is not supported: a rule using
+//! it is rejected.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
@@ -70,6 +74,11 @@ impl Dataset {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// A set of the given values (the hash lists of `filemd5`, `filesha1`, `filesha256`).
+    pub fn from_values(name: String, values: HashSet<Vec<u8>>) -> Dataset {
+        Dataset { name, values: Mutex::new(values), ..Default::default() }
+    }
 }
 
 /// One `dataset` or `datarep` keyword of a rule.
@@ -82,6 +91,9 @@ pub struct DatasetMatch {
     pub subdomain: bool,
     pub context_key: Option<String>,
     pub set: Arc<Dataset>,
+    /// `save <file>`: where the set is written at the end (as written in the rule until the
+    /// builder resolves it in the data directory).
+    pub save: Option<std::path::PathBuf>,
 }
 
 /// What a buffer is turned into for a lookup (addresses to their fixed-size form).
@@ -214,6 +226,7 @@ struct Options<'a> {
     context_key: Option<&'a str>,
     remove_key: bool,
     subdomain: bool,
+    save: Option<&'a str>,
 }
 
 fn parse_options<'a>(parts: &[&'a str]) -> Result<Options<'a>, String> {
@@ -225,6 +238,7 @@ fn parse_options<'a>(parts: &[&'a str]) -> Result<Options<'a>, String> {
         context_key: None,
         remove_key: false,
         subdomain: false,
+        save: None,
     };
     for p in parts {
         let (k, v) = p.split_once(char::is_whitespace).map(|(a, b)| (a, b.trim())).unwrap_or((p, ""));
@@ -243,8 +257,11 @@ fn parse_options<'a>(parts: &[&'a str]) -> Result<Options<'a>, String> {
             "match" if v == "subdomain" => o.subdomain = true,
             // sizing hints of Suricata's hash table
             "memcap" | "hashsize" if !v.is_empty() => {}
-            "save" | "state" => {
-                return Err(format!("dataset option '{k}' (writing the set to a file) not supported yet"));
+            "save" if !v.is_empty() => o.save = Some(v),
+            "state" => {
+                return Err(format!(
+                    "dataset option '{k}' (loading and saving in the data directory) not supported yet"
+                ));
             }
             other => return Err(format!("unknown dataset option '{other}'")),
         }
@@ -348,6 +365,7 @@ pub fn parse(value: &str, rep: bool, dir: &Path) -> Result<DatasetMatch, String>
         subdomain: o.subdomain,
         context_key: o.context_key.map(str::to_string),
         set: Arc::new(set),
+        save: o.save.map(std::path::PathBuf::from),
     })
 }
 
@@ -374,6 +392,47 @@ pub fn unify<'a>(matches: impl Iterator<Item = &'a mut DatasetMatch>) {
             m.set = s.clone();
         }
     }
+}
+
+/// The text of a set's csv file: one value a line (strings base64-encoded, hashes in hex,
+/// addresses as text), sorted.
+pub fn to_csv(set: &Dataset, kind: DataType) -> String {
+    let mut lines: Vec<String> = set
+        .lock()
+        .iter()
+        .map(|v| match kind {
+            DataType::String => base64_encode(v),
+            DataType::Md5 | DataType::Sha256 => v.iter().map(|b| format!("{b:02x}")).collect(),
+            DataType::Ipv4 => {
+                <[u8; 4]>::try_from(v.as_slice()).map(|a| IpAddr::from(a).to_string()).unwrap_or_default()
+            }
+            DataType::Ip => <[u8; 16]>::try_from(v.as_slice())
+                .map(|a| {
+                    let a = std::net::Ipv6Addr::from(a);
+                    a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4).to_string()
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    lines.sort_unstable();
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn base64_encode(v: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(v.len().div_ceil(3) * 4);
+    for c in v.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(char::from(A[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn clone_set(s: &Dataset) -> Dataset {
@@ -427,9 +486,37 @@ mod tests {
         let (ok, c) = ctx.check(b"bad.org");
         assert!(ok);
         assert_eq!(c, Some(("c".to_string(), serde_json::json!({"why": "test"}))));
-        assert!(parse("isset,x,type string,save x.csv", false, &d).is_err());
+        assert!(parse("isset,x,type string,state x.csv", false, &d).is_err());
+        let saved = parse("set,x,type string,save x.csv", false, &d).unwrap();
+        assert_eq!(saved.save.as_deref(), Some(Path::new("x.csv")));
         assert!(parse("isset,x,type string,load missing.csv", false, &d).is_err());
         assert!(parse("isset,x,type bogus", false, &d).is_err());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn saved_sets_are_csv_as_loaded() {
+        let d = std::env::temp_dir().join(format!("soc-dataset-save-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&d);
+        let set = parse("set,ua,type string,save after.csv", false, &d).unwrap();
+        let unset = DatasetMatch { cmd: Some(DatasetCmd::Unset), ..set.clone() };
+        assert!(set.check(b"useragent1").0);
+        assert!(set.check(b"useragent2").0);
+        assert!(unset.check(b"useragent1").0, "removed");
+        assert!(!unset.check(b"useragent1").0, "already gone");
+        assert_eq!(to_csv(&set.set, DataType::String), "dXNlcmFnZW50Mg==\n");
+        assert_eq!(base64_encode(b"a"), "YQ==");
+        assert_eq!(base64_encode(b"ab"), "YWI=");
+        assert_eq!(base64_encode(b""), "");
+        // what is saved loads back
+        std::fs::write(d.join("after.csv"), to_csv(&set.set, DataType::String)).unwrap_or_default();
+        let back = parse("isset,ua2,type string,load after.csv", false, &d).unwrap();
+        assert!(back.check(b"useragent2").0);
+        assert!(!back.check(b"useragent1").0);
+        let ips = parse("set,ips,type ip", false, &d).unwrap();
+        assert!(ips.check(&[192, 0, 2, 1]).0);
+        assert!(ips.check(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]).0);
+        assert_eq!(to_csv(&ips.set, DataType::Ip), "192.0.2.1\n2001:db8::1\n");
         let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -33,6 +33,8 @@ fn no_keywords(r: &CompiledRule) -> bool {
         && r.icmp_seq.is_none()
         && r.ip_proto.is_none()
         && r.tcp_flags.is_none()
+        && r.tcp_seq.is_none()
+        && r.tcp_ack.is_none()
         && r.stream_size.is_none()
         && r.flow_counts.is_empty()
         && r.flowbits.is_empty()
@@ -56,6 +58,8 @@ fn packet_keywords(r: &CompiledRule) -> bool {
         || r.icmp_seq.is_some()
         || r.ip_proto.is_some()
         || r.tcp_flags.is_some()
+        || r.tcp_seq.is_some()
+        || r.tcp_ack.is_some()
 }
 
 /// Suricata's "like IP-only" rules: IP-only ([`ip_only`]) but for ports.
@@ -179,5 +183,31 @@ mod tests {
         assert_eq!(d.inspect(&packet(3, 0, true, b"x")).len(), 1);
         assert_eq!(d.inspect(&packet(3, 1, true, b"x"))[0].action, crate::detect::Action::Pass);
         assert_eq!(d.inspect(&packet(3, 2, true, b"x"))[0].action, crate::detect::Action::Pass, "packet pass only");
+    }
+
+    #[test]
+    fn ips_pass_ordered_after_a_matching_drop_neither_alerts_nor_passes() {
+        use crate::detect::Action;
+        let mut b = crate::detect::DetectorBuilder::new().ips(true).action_order(&[Action::Drop, Action::Pass]);
+        b.add_rules(
+            "drop tcp any any -> any any (content:\"x\"; sid:2;)\npass tcp any any -> any any (sid:1;)\n",
+            "t.rules",
+        );
+        let (d, errors) = b.build();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut i = crate::detect::Inspection::new(
+            crate::detect::Transport::Tcp,
+            std::net::IpAddr::from([10, 0, 0, 1]),
+            40000,
+            std::net::IpAddr::from([10, 0, 0, 2]),
+            80,
+            crate::detect::Direction::ToServer,
+            b"x",
+        );
+        i.flow_id = 7;
+        let hits = d.inspect(&i);
+        assert_eq!(hits.iter().map(|h| (h.sid, h.blocked)).collect::<Vec<_>>(), [(2, true)]);
+        // the flow was not passed: the next packet is inspected again
+        assert_eq!(d.inspect(&i).iter().map(|h| h.sid).collect::<Vec<_>>(), [2]);
     }
 }

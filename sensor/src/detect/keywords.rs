@@ -13,7 +13,7 @@ use super::compile::IntCond;
 
 /// A buffer transform (Suricata's `dotprefix`, `to_lowercase`, ...), applied in rule order to
 /// the sticky buffer before its contents are inspected.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Transform {
     DotPrefix,
     StripWhitespace,
@@ -46,6 +46,54 @@ pub enum Transform {
     ZlibDeflate {
         max_size: u32,
     },
+    /// `xor:"<hex key>"`: every byte XORed with the key's byte at its position modulo the key
+    /// length.
+    Xor(Arc<[u8]>),
+    /// `pcrexform:"<regex>"`: the regex's first capture group (or its whole match when it has
+    /// none); the buffer unchanged when it does not match.
+    PcreXform(Arc<PcreXform>),
+}
+
+/// The regex of a `pcrexform` (compared and hashed by its source text).
+#[derive(Debug)]
+pub struct PcreXform {
+    pub source: String,
+    regex: regex::bytes::Regex,
+}
+
+impl PartialEq for PcreXform {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+impl Eq for PcreXform {}
+impl std::hash::Hash for PcreXform {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.source.hash(h);
+    }
+}
+
+/// Parses `xor`'s value: an even number of hex digits (1 to 255 key bytes).
+pub fn parse_xor(v: &str) -> Result<Transform, String> {
+    let v = v.trim();
+    if v.is_empty() || !v.len().is_multiple_of(2) || v.len() > 510 {
+        return Err(format!("xor key '{v}' must be 1 to 255 bytes in hex"));
+    }
+    let key = (0..v.len())
+        .step_by(2)
+        .map(|i| v.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect::<Option<Vec<u8>>>()
+        .ok_or_else(|| format!("xor key '{v}' is not hex"))?;
+    Ok(Transform::Xor(key.into()))
+}
+
+/// Parses `pcrexform`'s value: a regex (no slashes, no flags) with at least one capture group.
+pub fn parse_pcrexform(v: &str) -> Result<Transform, String> {
+    let regex = super::pcre::compile_automaton(v, super::pcre::PcreFlags::default())?;
+    if regex.captures_len() < 2 {
+        return Err(format!("pcrexform regex '{v}' has no capture group"));
+    }
+    Ok(Transform::PcreXform(Arc::new(PcreXform { source: v.to_string(), regex })))
 }
 
 /// Suricata's default output limit of `gunzip` and `zlib_deflate`.
@@ -216,7 +264,7 @@ impl Transform {
         })
     }
 
-    pub fn apply(self, data: &[u8]) -> Vec<u8> {
+    pub fn apply(&self, data: &[u8]) -> Vec<u8> {
         match self {
             Transform::DotPrefix => {
                 let mut v = Vec::with_capacity(data.len() + 1);
@@ -287,15 +335,20 @@ impl Transform {
                 }
                 v
             }
-            Transform::FromBase64 { bytes, offset, mode } => {
+            &Transform::FromBase64 { bytes, offset, mode } => {
                 let rest = data.get(offset as usize..).unwrap_or_default();
                 let end = if bytes == 0 { rest.len() } else { rest.len().min(bytes as usize) };
                 base64_decode(&rest[..end], mode)
             }
-            Transform::Gunzip { max_size } => decompress_bounded(flate2::bufread::GzDecoder::new(data), max_size),
-            Transform::ZlibDeflate { max_size } => {
+            &Transform::Gunzip { max_size } => decompress_bounded(flate2::bufread::GzDecoder::new(data), max_size),
+            &Transform::ZlibDeflate { max_size } => {
                 decompress_bounded(flate2::bufread::ZlibDecoder::new(data), max_size)
             }
+            Transform::Xor(key) => data.iter().zip(key.iter().cycle()).map(|(b, k)| b ^ k).collect(),
+            Transform::PcreXform(x) => match x.regex.captures(data) {
+                Some(c) => c.get(1).or_else(|| c.get(0)).map_or_else(Vec::new, |m| m.as_bytes().to_vec()),
+                None => data.to_vec(),
+            },
         }
     }
 }
@@ -1312,13 +1365,13 @@ mod tests {
         let z = gzip(b"This is compressed\n");
         let t = parse_decompress("gunzip", None).unwrap();
         assert_eq!(t, Transform::Gunzip { max_size: DECOMPRESS_DEFAULT_MAX_SIZE });
-        assert_eq!(transform(&z, &[t]).as_ref(), b"This is compressed\n");
+        assert_eq!(transform(&z, std::slice::from_ref(&t)).as_ref(), b"This is compressed\n");
         let t8 = parse_decompress("gunzip", Some("max-size 8")).unwrap();
         assert_eq!(transform(&z, &[t8]).as_ref(), b"This is ");
         assert_eq!(parse_decompress("gunzip", Some("max-size 2kb")).unwrap(), Transform::Gunzip { max_size: 2048 });
         // not gzip, or cut: no panic, what decompressed is kept
-        assert!(transform(b"plain text", &[t]).is_empty());
-        assert!(transform(&z[..z.len() / 2], &[t]).len() <= 19);
+        assert!(transform(b"plain text", std::slice::from_ref(&t)).is_empty());
+        assert!(transform(&z[..z.len() / 2], std::slice::from_ref(&t)).len() <= 19);
         assert!(transform(&[], &[t]).is_empty());
         // zlib
         use std::io::Write as _;
@@ -1400,5 +1453,22 @@ mod tests {
         assert!(parse_flags("SA*").unwrap().matches(0x10));
         assert!(parse_flags("!R").unwrap().matches(0x10));
         assert!(parse_flags("X").is_err());
+    }
+
+    #[test]
+    fn xor_and_pcrexform_transforms() {
+        let uri = crate::app::http::normalize_uri(b"/get?data=%7Dk%BB%8Cze%BA%9B0y%BD%8Fhx%BB%9Anx%AD%8B");
+        let x = parse_pcrexform(r"/get\?data=(.*)").unwrap();
+        let key = parse_xor("0d0ac8ff").unwrap();
+        assert_eq!(transform(&uri, &[x.clone(), key]).as_ref(), b"password=supersecret");
+        // no match: unchanged
+        assert_eq!(transform(b"/other", &[x]).as_ref(), b"/other");
+        let line = parse_pcrexform(r"[a-zA-Z]+\s+(.*)\s+HTTP").unwrap();
+        assert_eq!(transform(b"GET /a.jpg HTTP/1.1", &[line]).as_ref(), b"/a.jpg");
+        assert!(parse_xor("0d0").is_err());
+        assert!(parse_xor("zz").is_err());
+        assert!(parse_xor("").is_err());
+        assert!(parse_pcrexform("no-capture").is_err());
+        assert!(parse_pcrexform("(unclosed").is_err());
     }
 }

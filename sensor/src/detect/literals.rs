@@ -5,8 +5,10 @@
 //! keyed by one of its 4-byte substrings (the one made of the least common bytes), which sets a
 //! bit in a small bitmap (8 KiB: it stays in the L1 cache). The scan folds the buffer's bytes to
 //! lower case into a rolling 32-bit window and tests one bit per position; only on a set bit are
-//! the patterns of that key looked up and compared. Patterns of two or three bytes use a
-//! 2-byte window the same way and one-byte patterns a 256-entry table. It costs a few
+//! the patterns of that key looked up and compared. Three-byte patterns are keyed by all
+//! three bytes in the same bitmap, two-byte patterns use an exact 2-byte bitmap and one-byte
+//! patterns a 256-entry table; a "gate" bitmap of the last two bytes of every key is tested
+//! first, so most bytes cost a single bit test. It costs a few
 //! instructions per byte whatever the number of patterns, builds in microseconds and uses a
 //! few KiB per pattern set, where an Aho-Corasick DFA over thousands of patterns takes megabytes
 //! and misses the cache on most bytes.
@@ -54,9 +56,17 @@ pub struct Literals {
     /// `None` when there is no long pattern (a set of rare buffers often has none, or only
     /// short ones: 8 KiB saved per bitmap).
     long_filter: Option<Box<[u64; FILTER_WORDS]>>,
-    /// Patterns of two or three bytes: (first two bytes, pattern), by key.
+    /// Patterns of three bytes: (the three bytes, pattern), by key. Their keys are in the
+    /// long patterns' bitmap too (hashed the same way), so a common pair of bytes that starts
+    /// one does not stop the scan on every occurrence.
+    mid: Vec<(u32, u32)>,
+    /// Patterns of two bytes: (the two bytes, pattern), by key.
     short: Vec<(u16, u32)>,
     short_filter: Option<Box<[u64; FILTER_WORDS]>>,
+    /// With long or three-byte patterns: the bitmap of the two-byte patterns and of the last
+    /// two bytes of the other patterns' keys, so most bytes cost one test (the other filters
+    /// are only looked at when its bit is set).
+    gate: Option<Box<[u64; FILTER_WORDS]>>,
     /// One-byte patterns per byte value.
     single: Vec<(u8, u32)>,
     single_filter: [u64; 4],
@@ -83,8 +93,10 @@ impl Literals {
             offsets: vec![0],
             long: Vec::new(),
             long_filter: None,
+            mid: Vec::new(),
             short: Vec::new(),
             short_filter: None,
+            gate: None,
             single: Vec::new(),
             single_filter: [0; 4],
         };
@@ -97,31 +109,49 @@ impl Literals {
             match folded.len() {
                 0 => {}
                 1 => l.single.push((folded[0], id)),
-                2 | 3 => l.short.push((u16::from_be_bytes([folded[0], folded[1]]), id)),
+                2 => l.short.push((u16::from_be_bytes([folded[0], folded[1]]), id)),
+                3 => l.mid.push((u32::from_be_bytes([0, folded[0], folded[1], folded[2]]), id)),
                 n => {
                     // the 4-byte window of the least common bytes (first of equals)
-                    let off = (0..=n - 4)
-                        .min_by_key(|&o| folded[o..o + 4].iter().map(|&b| commonness(b)).sum::<u32>())
-                        .unwrap_or(0);
+                    // (a sliding sum over the windows)
+                    let mut sum: u32 = folded[..4].iter().map(|&b| commonness(b)).sum();
+                    let (mut off, mut best) = (0, sum);
+                    for o in 1..=n - 4 {
+                        sum = sum + commonness(folded[o + 3]) - commonness(folded[o - 1]);
+                        if sum < best {
+                            (off, best) = (o, sum);
+                        }
+                    }
                     let key = u32::from_be_bytes([folded[off], folded[off + 1], folded[off + 2], folded[off + 3]]);
                     l.long.push((key, id, off as u32));
                 }
             }
         }
         l.long.sort_unstable();
+        l.mid.sort_unstable();
         l.short.sort_unstable();
         l.single.sort_unstable();
         l.long.shrink_to_fit();
+        l.mid.shrink_to_fit();
         l.short.shrink_to_fit();
         l.single.shrink_to_fit();
         l.bytes.shrink_to_fit();
         l.offsets.shrink_to_fit();
-        if !l.long.is_empty() {
+        if !l.long.is_empty() || !l.mid.is_empty() {
             let mut f = Box::new([0; FILTER_WORDS]);
-            for &(k, _, _) in &l.long {
+            let keys = l.long.iter().map(|e| e.0).chain(l.mid.iter().map(|e| e.0));
+            for k in keys.clone() {
                 set_bit(&mut f[..], hash4(k));
             }
             l.long_filter = Some(f);
+            let mut g = Box::new([0; FILTER_WORDS]);
+            for k in keys {
+                set_bit(&mut g[..], (k & 0xffff) as usize);
+            }
+            for &(k, _) in &l.short {
+                set_bit(&mut g[..], k as usize);
+            }
+            l.gate = Some(g);
         }
         if !l.short.is_empty() {
             let mut f = Box::new([0; FILTER_WORDS]);
@@ -150,9 +180,11 @@ impl Literals {
         self.bytes.capacity()
             + self.offsets.capacity() * 4
             + self.long.capacity() * 12
+            + self.mid.capacity() * 8
             + self.long_filter.as_ref().map_or(0, |_| FILTER_WORDS * 8)
             + self.short.capacity() * 8
             + self.short_filter.as_ref().map_or(0, |_| FILTER_WORDS * 8)
+            + self.gate.as_ref().map_or(0, |_| FILTER_WORDS * 8)
             + self.single.capacity() * 8
     }
 
@@ -171,7 +203,7 @@ impl Literals {
     /// pattern that occurs (possibly more often).
     pub fn find_all(&self, data: &[u8], mut found: impl FnMut(u32)) {
         // one loop per combination, so the per-byte work is only what the set needs
-        match (self.single.is_empty(), self.short.is_empty(), self.long.is_empty()) {
+        match (self.single.is_empty(), self.short.is_empty(), self.long.is_empty() && self.mid.is_empty()) {
             (true, true, true) => {}
             (true, true, false) => self.scan::<false, false, true>(data, &mut found),
             (true, false, false) => self.scan::<false, true, true>(data, &mut found),
@@ -184,6 +216,8 @@ impl Literals {
     fn scan<const SINGLE: bool, const SHORT: bool, const LONG: bool>(&self, data: &[u8], found: &mut dyn FnMut(u32)) {
         let short_filter = self.short_filter.as_deref().unwrap_or(&NO_FILTER);
         let long_filter = self.long_filter.as_deref().unwrap_or(&NO_FILTER);
+        // (without long patterns the short filter is the gate)
+        let gate = self.gate.as_deref().unwrap_or(short_filter);
         let mut w: u32 = 0;
         for (i, &b) in data.iter().enumerate() {
             let f = FOLD[b as usize];
@@ -191,11 +225,16 @@ impl Literals {
             if SINGLE && self.single_filter[(f >> 6) as usize] & (1u64 << (f & 63)) != 0 {
                 self.single_hit(f, found);
             }
-            if SHORT && bit(short_filter, (w & 0xffff) as usize) && i >= 1 {
-                self.short_hit(w as u16, data, i - 1, found);
-            }
-            if LONG && bit(long_filter, hash4(w)) && i >= 3 {
-                self.long_hit(w, data, i - 3, found);
+            if (SHORT || LONG) && bit(gate, (w & 0xffff) as usize) {
+                if SHORT && bit(short_filter, (w & 0xffff) as usize) && i >= 1 {
+                    self.short_hit(w as u16, data, i - 1, found);
+                }
+                if LONG && bit(long_filter, hash4(w)) && i >= 3 {
+                    self.long_hit(w, data, i - 3, found);
+                }
+                if LONG && !self.mid.is_empty() && bit(long_filter, hash4(w & 0xff_ffff)) && i >= 2 {
+                    self.mid_hit(w & 0xff_ffff, found);
+                }
             }
         }
     }
@@ -217,6 +256,16 @@ impl Literals {
             if self.at(id, data, start) {
                 found(id);
             }
+        }
+    }
+
+    /// The three-byte patterns `k` (the folded bytes ending here): equal keys are a match.
+    #[cold]
+    #[inline(never)]
+    fn mid_hit(&self, k: u32, found: &mut dyn FnMut(u32)) {
+        let from = self.mid.partition_point(|e| e.0 < k);
+        for &(_, id) in self.mid[from..].iter().take_while(|e| e.0 == k) {
+            found(id);
         }
     }
 
@@ -283,6 +332,20 @@ mod tests {
                 !p.is_empty() && lower.windows(p.len()).any(|w| w == p.as_slice())
             })
             .collect()
+    }
+
+    #[test]
+    fn three_byte_patterns_are_found_at_either_end_and_among_two_byte_and_long_ones() {
+        let l = Literals::new(&[&b"\x00\x00\x01"[..], b"ab", b"XYZ", b"long pattern"]);
+        assert_eq!(found(&l, b"\x00\x00\x01"), [0]);
+        assert_eq!(found(&l, b"..xyz"), [2]);
+        assert_eq!(found(&l, b"xyZ.."), [2]);
+        assert!(found(&l, b"\x00\x00\x00\x00\x02xy").is_empty(), "their first two bytes alone are no match");
+        assert_eq!(found(&l, b"ab LONG PATTERN \x00\x00\x01"), [0, 1, 3]);
+        // without long or two-byte patterns too
+        let only = Literals::new(&["xyz"]);
+        assert_eq!(found(&only, b"XYZ"), [0]);
+        assert!(found(&only, b"xy").is_empty());
     }
 
     #[test]

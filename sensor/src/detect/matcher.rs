@@ -25,7 +25,7 @@ use super::keywords::{
     transform,
 };
 use super::parse::{Action, Vars};
-use super::prefilter::Prefilters;
+use super::prefilter::{AddrCheck, Prefilters};
 use super::threshold_config::{RateFilter, RateKey, RateState, Suppress, ThresholdConfig};
 
 /// Transport protocol of the inspected packet.
@@ -99,6 +99,8 @@ pub struct Inspection<'a> {
     pub icmp: Option<(u8, u8)>,
     /// TCP sequence number and payload length of the packet (`stream_size` tracking).
     pub tcp_seq: Option<(u32, u32)>,
+    /// TCP acknowledgement number of the packet (`ack`).
+    pub tcp_ack: Option<u32>,
     /// The flow's packet and byte counts so far, to server and to client (`flow.pkts`,
     /// `flow.bytes`); `None` when unknown.
     pub flow_counts: Option<([u64; 2], [u64; 2])>,
@@ -126,6 +128,11 @@ pub struct Inspection<'a> {
     pub payload_kind: PayloadKind,
     /// Sids (gid 1) already alerted for this packet by its stream inspection: not again.
     pub skip_sids: &'a [u32],
+    /// A whole transaction is inspected (both sides' buffers, addresses client to server):
+    /// for transactional (`=>`) rules only, and only those see it.
+    pub whole_tx: bool,
+    /// The flow's detected protocols (`app-layer-protocol`); `None`: no flow state.
+    pub alproto: Option<super::compile::AlprotoState>,
 }
 
 /// Suricata's split of the rules inspecting a TCP payload (`SigValidate`): a rule whose
@@ -184,6 +191,7 @@ impl<'a> Inspection<'a> {
             tcp_flags: None,
             icmp: None,
             tcp_seq: None,
+            tcp_ack: None,
             flow_counts: None,
             icmp_id_seq: None,
             icmpv6_mtu: None,
@@ -191,11 +199,13 @@ impl<'a> Inspection<'a> {
             dce: None,
             decode_events: 0,
             app_events: 0,
+            alproto: None,
             first_in_direction: false,
             tx_id: None,
             transaction: false,
             payload_kind: PayloadKind::Any,
             skip_sids: &[],
+            whole_tx: false,
         }
     }
 
@@ -283,6 +293,8 @@ pub struct Hit {
     /// IPS mode ([`DetectorBuilder::ips`]): the hit drops the packet (EVE `alert.action`
     /// `blocked`): a drop or reject rule, or a `rate_filter` changing the action to one.
     pub blocked: bool,
+    /// The rule's `tag`: the sensor tags the packets after the alert ([`crate::tag`]).
+    pub tag: Option<crate::tag::TagSpec>,
 }
 
 impl Hit {
@@ -303,6 +315,7 @@ impl Hit {
             context: Vec::new(),
             alert: m.alert,
             blocked: false,
+            tag: r.tag,
         }
     }
 }
@@ -435,6 +448,14 @@ pub struct Detector {
     stateful: bool,
     /// Whether any rule uses `stream_size` (sequence numbers are then followed per flow).
     stream_sizes: bool,
+    /// The file digest buffers rules use (`filemd5`, `filesha1`, `filesha256`), see
+    /// [`Detector::file_digests`].
+    file_digests: [bool; 3],
+    /// The buffers some rule inspects ([`Buffer::index`]): buffers that cost to build (HTTP/1
+    /// frames) are built only when used.
+    used_buffers: Vec<bool>,
+    /// Some rule is transactional (`=>`): whole transactions are inspected too.
+    has_transactional: bool,
     /// Whether there is a `pass` rule (passed flows are then remembered).
     has_pass: bool,
     /// Whether a flow was passed by an exception policy ([`Detector::pass_flow`]).
@@ -450,6 +471,8 @@ pub struct Detector {
     /// Firewall rules, evaluated before these (see [`super::firewall`]).
     firewall: Option<Firewall>,
     state: Mutex<DetectState>,
+    /// The rules testing decoder events (`decode-event`), for [`Detector::inspect_addressless`].
+    decode_event_rules: Vec<u32>,
 }
 
 impl std::fmt::Debug for Detector {
@@ -472,6 +495,12 @@ pub struct DetectorBuilder {
     /// Metadata and classtype strings, one copy shared by all rules (and by the threads
     /// compiling them).
     strings: Mutex<super::compile::Interner>,
+    /// IP reputation data for `iprep` ([`DetectorBuilder::reputation_categories`]).
+    reputation: Option<Arc<super::iprep::Reputation>>,
+    /// The MaxMind database for `geoip` ([`DetectorBuilder::geoip_database`]).
+    geoip: Option<Arc<super::iprep::GeoDb>>,
+    /// Where `dataset ... save <file>` writes ([`DetectorBuilder::data_dir`]).
+    data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for DetectorBuilder {
@@ -486,6 +515,9 @@ impl Default for DetectorBuilder {
             action_order: None,
             firewall_rules: Vec::new(),
             strings: Default::default(),
+            reputation: None,
+            geoip: None,
+            data_dir: None,
         }
     }
 }
@@ -526,10 +558,142 @@ impl DetectorBuilder {
     /// Parses and compiles the rules of one file's text.
     pub fn add_rules(&mut self, text: &str, file: &str) -> &mut Self {
         // metadata, classtype and category strings shared as they are compiled
-        let (rules, errors) =
+        let (mut rules, errors) =
             super::load::parse_and_compile(text, file, &self.vars, &self.classifications, &self.strings);
-        self.rules.extend(rules);
         self.errors.extend(errors);
+        self.bind_host_conds(&mut rules, |r| r);
+        self.resolve_dataset_saves(&mut rules);
+        self.rules.extend(rules);
+        self
+    }
+
+    /// The data directory (Suricata's `--data-dir`): `dataset ... save <file>` files are
+    /// written there. Set it before adding the rules.
+    pub fn data_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.data_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Resolves the `save` files of new rules' datasets in the data directory; a rule saving
+    /// to a relative path without a data directory is removed, with an error.
+    fn resolve_dataset_saves(&mut self, rules: &mut Vec<CompiledRule>) {
+        let data_dir = self.data_dir.clone();
+        let errors = &mut self.errors;
+        rules.retain_mut(|r| {
+            let mut ok = true;
+            for l in r.lists.iter_mut() {
+                for i in l.items.iter_mut() {
+                    if let Item::Dataset(m) = i
+                        && let Some(p) = m.save.take()
+                    {
+                        match (&data_dir, p.is_absolute()) {
+                            (_, true) => m.save = Some(p),
+                            (Some(d), false) => m.save = Some(d.join(p)),
+                            (None, false) => ok = false,
+                        }
+                    }
+                }
+            }
+            if !ok {
+                errors.push(RuleError {
+                    file: r.file.to_string(),
+                    line: r.line,
+                    column: 1,
+                    keyword: Some("dataset".to_string()),
+                    reason: "dataset 'save' to a relative path needs a data directory (--data-dir)".to_string(),
+                    rule_line: r.line,
+                });
+            }
+            ok
+        });
+    }
+
+    /// Binds the `iprep`/`geoip` conditions of new rules to the reputation data and the geoip
+    /// database; a rule whose condition can't be bound is removed, with an error.
+    fn bind_host_conds<T>(&mut self, rules: &mut Vec<T>, rule: impl Fn(&mut T) -> &mut CompiledRule) {
+        let (rep, geo) = (self.reputation.clone(), self.geoip.clone());
+        let errors = &mut self.errors;
+        rules.retain_mut(|t| {
+            let r = rule(t);
+            let Some(h) = r.host_conds.as_deref_mut() else { return true };
+            match h.bind(rep.as_ref(), geo.as_ref()) {
+                Ok(()) => true,
+                Err(reason) => {
+                    let keyword = if h.iprep.is_empty() { "geoip" } else { "iprep" };
+                    errors.push(RuleError {
+                        file: r.file.to_string(),
+                        line: r.line,
+                        column: 1,
+                        keyword: Some(keyword.to_string()),
+                        reason,
+                        rule_line: r.line,
+                    });
+                    false
+                }
+            }
+        });
+    }
+
+    /// Adds the categories of an IP reputation categories file's text (Suricata's
+    /// `reputation-categories-file`) for `iprep`; set them, and the scores
+    /// ([`DetectorBuilder::reputation_scores`]), before adding the rules. Bad lines are errors.
+    pub fn reputation_categories(&mut self, text: &str, file: &str) -> &mut Self {
+        let rep = Arc::make_mut(self.reputation.get_or_insert_default());
+        let errs = rep.add_categories(text, file);
+        self.push_rep_errors(errs);
+        self
+    }
+
+    /// Adds the scores of an IP reputation file's text (Suricata's `reputation-files`); the
+    /// categories must be set first.
+    pub fn reputation_scores(&mut self, text: &str, file: &str) -> &mut Self {
+        let rep = Arc::make_mut(self.reputation.get_or_insert_default());
+        let errs = rep.add_scores(text, file);
+        self.push_rep_errors(errs);
+        self
+    }
+
+    /// Reads a reputation categories file ([`DetectorBuilder::reputation_categories`]).
+    pub fn reputation_categories_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        if let Some((text, name)) = self.read_source(path.as_ref()) {
+            self.reputation_categories(&text, &name);
+        }
+        self
+    }
+
+    /// Reads a reputation file ([`DetectorBuilder::reputation_scores`]).
+    pub fn reputation_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        if let Some((text, name)) = self.read_source(path.as_ref()) {
+            self.reputation_scores(&text, &name);
+        }
+        self
+    }
+
+    fn push_rep_errors(&mut self, errs: Vec<super::iprep::RepError>) {
+        self.errors.extend(errs.into_iter().map(|e| RuleError {
+            file: e.file,
+            line: e.line,
+            column: 1,
+            keyword: None,
+            reason: e.reason,
+            rule_line: e.line,
+        }));
+    }
+
+    /// Opens the MaxMind database (Suricata's `geoip-database`) for `geoip`; set it before
+    /// adding the rules. A file that can't be opened is an error at line 0.
+    pub fn geoip_database(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        match super::iprep::GeoDb::open(path.as_ref()) {
+            Ok(db) => self.geoip = Some(Arc::new(db)),
+            Err(reason) => self.errors.push(RuleError {
+                file: path.as_ref().display().to_string(),
+                line: 0,
+                column: 0,
+                keyword: None,
+                reason: format!("cannot open the geoip database: {reason}"),
+                rule_line: 0,
+            }),
+        }
         self
     }
 
@@ -585,9 +749,10 @@ impl DetectorBuilder {
     /// Adds firewall rules (Suricata's `--firewall-rules-exclusive` file; see
     /// [`super::firewall`]): evaluated on every packet before the other rules.
     pub fn add_firewall_rules(&mut self, text: &str, file: &str) -> &mut Self {
-        let (rules, errors) = Firewall::parse(text, file, &self.vars, &self.classifications);
-        self.firewall_rules.extend(rules);
+        let (mut rules, errors) = Firewall::parse(text, file, &self.vars, &self.classifications);
         self.errors.extend(errors);
+        self.bind_host_conds(&mut rules, |r| &mut r.rule);
+        self.firewall_rules.extend(rules);
         self
     }
 
@@ -681,6 +846,15 @@ impl DetectorBuilder {
         let prefilter = Prefilters::build(&rules, home.as_ref());
         let stateful = rules.iter().any(uses_state);
         let stream_sizes = rules.iter().any(|r| r.stream_size.is_some());
+        let file_digests = [Buffer::FileMd5, Buffer::FileSha1, Buffer::FileSha256]
+            .map(|b| rules.iter().any(|r| r.lists.iter().any(|l| l.buffer == b)));
+        let has_transactional = rules.iter().any(|r| r.transactional);
+        let mut used_buffers = vec![false; Buffer::ALL.len()];
+        for l in rules.iter().flat_map(|r| r.lists.iter()) {
+            if let Some(u) = used_buffers.get_mut(l.buffer.index()) {
+                *u = true;
+            }
+        }
         let has_pass = rules.iter().any(|r| r.meta.action == Action::Pass)
             || rate_filters.iter().flatten().any(|rf| rf.new_action == Action::Pass);
         // (an app-layer rule inspecting only packet headers or addresses is a packet rule too)
@@ -697,13 +871,29 @@ impl DetectorBuilder {
                 && r.lists.iter().all(|l| (l.items.is_empty() && l.bsize.is_none()) || packet_buffer(l.buffer))
         }) || firewall.is_some()
             // an app-layer rule for empty packets (`dsize:0`)
-            || rules.iter().any(|r| r.lists.is_empty() && r.dsize.is_some_and(|c| c.matches(0)));
+            || rules.iter().any(|r| r.lists.is_empty() && r.dsize.is_some_and(|c| c.matches(0)))
+            // an app-layer rule with nothing to inspect but the protocol (`alert http ...
+            // (sid:1;)`): every packet of the protocol's flows
+            || rules.iter().any(|r| {
+                r.app_proto.is_some()
+                    && r.lists.is_empty()
+                    && r.urilen.is_none()
+                    && r.dce.is_none()
+                    && r.app_events == 0
+                    && r.app_ints.is_empty()
+                    && r.tx_hook.is_none()
+            });
+        let decode_event_rules: Vec<u32> =
+            (0..rules.len() as u32).filter(|&i| rules[i as usize].decode_events != 0).collect();
         (
             Detector {
                 rules,
                 prefilter,
                 stateful,
                 stream_sizes,
+                file_digests,
+                used_buffers,
+                has_transactional,
                 has_pass,
                 exception_passes: std::sync::atomic::AtomicBool::new(false),
                 empty_packets,
@@ -712,6 +902,7 @@ impl DetectorBuilder {
                 ips,
                 firewall,
                 state: Mutex::new(DetectState::default()),
+                decode_event_rules,
             },
             errors,
         )
@@ -776,6 +967,23 @@ impl Detector {
         self.rules.len()
     }
 
+    /// Which file digests the rules look up (md5, sha1, sha256): the sensor computes only
+    /// those, for complete files.
+    pub fn file_digests(&self) -> [bool; 3] {
+        self.file_digests
+    }
+
+    /// Whether some rule is transactional (`=>`): whole transactions are worth inspecting
+    /// ([`Inspection::whole_tx`]).
+    pub fn has_transactional(&self) -> bool {
+        self.has_transactional
+    }
+
+    /// Whether some rule inspects buffer `b`.
+    pub fn uses_buffer(&self, b: Buffer) -> bool {
+        self.used_buffers.get(b.index()).copied().unwrap_or(false)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty() && self.firewall.is_none()
     }
@@ -816,7 +1024,9 @@ impl Detector {
         {
             return Vec::new();
         }
-        let mut cands: Vec<u32> = Vec::new();
+        // (the buffer of the previous inspection on this thread, so it is not grown again)
+        let mut cands: Vec<u32> = CANDIDATES.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        cands.clear();
         self.prefilter.candidates(insp, &mut cands);
         cands.sort_unstable();
         cands.dedup();
@@ -832,9 +1042,9 @@ impl Detector {
             v.last_seen = insp.ts_micros;
             v.track_seq(insp.direction, seq, len, flag(0x02), flag(0x01));
         }
-        for r in cands {
+        for &r in &cands {
             let rule = &self.rules[r as usize];
-            if !rule_matches(rule, insp) {
+            if !rule_matches_in(rule, insp, self.prefilter.addr_check(r)) {
                 continue;
             }
             let alert = if self.stateful && uses_state(rule) {
@@ -866,6 +1076,12 @@ impl Detector {
                     (action, silent) = (rf.new_action, rf.silent);
                 }
             }
+            // IPS: a pass ordered after a drop that matched the packet (`action-order`) ends
+            // the packet's inspection without alerting or passing anything: the drop stands
+            // (Suricata's util-action tests)
+            if action == Action::Pass && hits.iter().any(|h: &Hit| h.blocked) {
+                break;
+            }
             if action == Action::Pass {
                 // the flow is passed: nothing of it is inspected any more (Suricata); a
                 // packet rule's pass passes just the packet
@@ -895,6 +1111,7 @@ impl Detector {
             let mut st = state.unwrap_or_else(|| self.state.lock().unwrap_or_else(|p| p.into_inner()));
             st.dropped.insert(insp.flow_id);
         }
+        CANDIDATES.with(|c| *c.borrow_mut() = cands);
         hits
     }
 
@@ -953,6 +1170,60 @@ impl Detector {
             self.exception_passes.store(true, std::sync::atomic::Ordering::Relaxed);
             self.state.lock().unwrap_or_else(|p| p.into_inner()).passed.insert(flow_id);
         }
+    }
+
+    /// The `decode-event` rules matching a packet that failed to decode at its IP header
+    /// (`events`: its [`crate::decode::DecodeEvent`] bits; no addresses, ports or transport), as
+    /// Suricata's decoder-event rule group: rules of the `ip`/`pkthdr` protocols (or `ipv4`/
+    /// `ipv6`) with `any` addresses and ports whose events the packet has; rules using state
+    /// keywords or thresholds are not inspected (there is no flow or host to keep them on).
+    pub fn inspect_addressless(&self, events: u64) -> Vec<Hit> {
+        use super::compile::RuleProto;
+        let mut hits = Vec::new();
+        for &i in &self.decode_event_rules {
+            let r = &self.rules[i as usize];
+            if r.decode_events & !events == 0
+                && matches!(r.proto, RuleProto::Ip | RuleProto::Ipv4 | RuleProto::Ipv6)
+                && r.src == super::parse::AddrExpr::Any
+                && r.dst == super::parse::AddrExpr::Any
+                && r.src_ports.is_any()
+                && r.dst_ports.is_any()
+                && r.lists.is_empty()
+                && r.threshold.is_none()
+                && r.detection_filter.is_none()
+                && !uses_state(r)
+                && !r.noalert
+                && r.meta.action != Action::Pass
+            {
+                let mut h = Hit::of(r, Direction::ToServer);
+                h.blocked = self.ips && r.meta.action != Action::Alert;
+                hits.push(h);
+            }
+        }
+        hits
+    }
+
+    /// Writes the sets of the `dataset` keywords with `save <file>` to their files (csv, see
+    /// [`super::dataset`]); the sensor calls it when its capture ends. Returns the files
+    /// written; a file that can't be written is counted and logged.
+    pub fn save_datasets(&self) -> usize {
+        let (mut done, mut written): (Vec<&Path>, usize) = (Vec::new(), 0);
+        for m in self.rules.iter().flat_map(|r| r.lists.iter()).flat_map(|l| l.items.iter()) {
+            let Item::Dataset(m) = m else { continue };
+            let Some(path) = m.save.as_deref() else { continue };
+            if done.contains(&path) {
+                continue;
+            }
+            done.push(path);
+            match std::fs::write(path, super::dataset::to_csv(&m.set, m.kind)) {
+                Ok(()) => written += 1,
+                Err(e) => {
+                    metrics::counter!("soc_sensor_dataset_save_errors_total").increment(1);
+                    tracing::warn!(file = %path.display(), set = %m.set.name, error = %e, "dataset not saved");
+                }
+            }
+        }
+        written
     }
 
     /// Forgets the per-flow state of a flow that ended.
@@ -1338,6 +1609,12 @@ pub fn payload_modes(r: &CompiledRule) -> (bool, bool) {
 
 /// Header, flow, dsize and every buffer list of `r` against `insp`.
 pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
+    rule_matches_in(r, insp, &AddrCheck::Exprs)
+}
+
+/// [`rule_matches`] with the addresses checked as `addrs` says (a candidate of a signature
+/// group: see [`AddrCheck`]).
+fn rule_matches_in(r: &CompiledRule, insp: &Inspection<'_>, addrs: &AddrCheck) -> bool {
     if !proto_matches(r, insp) {
         return false;
     }
@@ -1352,6 +1629,10 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
         if !ok || (r.meta.gid == 1 && insp.skip_sids.contains(&r.meta.sid)) {
             return false;
         }
+    }
+    // transactional (`=>`) rules see whole transactions, and only they do
+    if r.transactional != insp.whole_tx {
+        return false;
     }
     // a transaction hook rule inspects its side of transactions only
     if let Some(request) = r.tx_hook {
@@ -1380,13 +1661,11 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     if r.flow.established.is_some_and(|e| e != insp.established) {
         return false;
     }
-    let fwd = r.src.matches(insp.src_ip)
-        && r.dst.matches(insp.dst_ip)
+    let fwd = addrs.matches(r, insp.src_ip, insp.dst_ip)
         && r.src_ports.matches(insp.src_port)
         && r.dst_ports.matches(insp.dst_port);
     let rev = || {
-        r.src.matches(insp.dst_ip)
-            && r.dst.matches(insp.src_ip)
+        addrs.matches(r, insp.dst_ip, insp.src_ip)
             && r.src_ports.matches(insp.dst_port)
             && r.dst_ports.matches(insp.src_port)
     };
@@ -1415,7 +1694,17 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
     {
         return false;
     }
+    if r.tcp_seq.is_some_and(|n| insp.tcp_seq.is_none_or(|(s, _)| s != n))
+        || r.tcp_ack.is_some_and(|n| insp.tcp_ack != Some(n))
+    {
+        return false;
+    }
     if r.sameip && insp.src_ip != insp.dst_ip {
+        return false;
+    }
+    if let Some(h) = &r.host_conds
+        && !h.matches(insp.src_ip, insp.dst_ip)
+    {
         return false;
     }
     let id_seq = |c: Option<super::compile::IntCond>, v: Option<u16>| match (c, v) {
@@ -1434,6 +1723,12 @@ pub(crate) fn rule_matches(r: &CompiledRule, insp: &Inspection<'_>) -> bool {
         || (r.flow_start && (insp.transaction || !insp.first_in_direction))
     {
         return false;
+    }
+    if let Some(a) = &r.alproto {
+        let Some(st) = insp.alproto.as_ref() else { return false };
+        if (a.pd_only && !st.detection_done) || !a.conds.iter().all(|c| c.matches(st, insp.direction)) {
+            return false;
+        }
     }
     for (k, c) in &r.app_ints {
         if !insp.app_ints.iter().any(|(x, v)| x == k && c.matches(*v)) {
@@ -1595,6 +1890,8 @@ thread_local! {
     /// Alert context of the `dataset` values the rule being verified on this thread found
     /// (key, JSON text).
     static DATASET_CONTEXT: std::cell::RefCell<Vec<(String, String)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The candidate rules of [`Detector::inspect_td`], kept between inspections.
+    static CANDIDATES: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The `base64_data` of the rule being verified on this thread: what its `base64_decode`
     /// decoded last (on a match, the one of the matching path, evaluated last).
     static BASE64_DATA: std::cell::RefCell<Option<Vec<u8>>> = const { std::cell::RefCell::new(None) };
@@ -2097,7 +2394,7 @@ mod tests {
         assert_eq!(e.to_string(), "mixed.rules:2:42: lua: keyword not supported yet");
         assert_eq!(errors[1].keyword.as_deref(), Some("asn1"));
         let stats = rule_stats(&errors);
-        assert_eq!((stats.rejected_rules, stats.errors), (4, 5));
+        assert_eq!((stats.rejected_rules, stats.errors), (4, 4));
         assert_eq!(stats.by_keyword[0], ("lua".to_string(), 2));
         assert!(stats.sole_blocker.contains(&("asn1".to_string(), 1)));
         assert!(stats.sole_blocker.contains(&("(syntax)".to_string(), 1)));
@@ -2436,6 +2733,33 @@ mod tests {
     }
 
     #[test]
+    fn transactional_rules_match_whole_transactions_only_and_others_never_do() {
+        let d = detector(
+            "alert tls any any => any any (ja3s.hash; content:\"bb\"; ja3.string; content:\"771,\"; sid:1;)\n\
+             alert tls any any -> any any (ja3.string; content:\"771,\"; sid:2;)",
+        );
+        assert!(d.has_transactional());
+        let other = [(Buffer::Ja3String, &b"771,4865"[..]), (Buffer::Ja3sHash, &b"aabb"[..])];
+        let sids_of = |whole_tx: bool, other: &[(Buffer, &'static [u8])]| -> Vec<u32> {
+            let mut i = tcp(b"");
+            i.app_proto = AppProto::from_name("tls");
+            i.transaction = true;
+            i.whole_tx = whole_tx;
+            i.other = Box::leak(other.to_vec().into_boxed_slice());
+            sids(&d, &i)
+        };
+        assert_eq!(sids_of(true, &other), vec![1]);
+        assert_eq!(sids_of(false, &other), vec![2]);
+        assert!(sids_of(true, &other[..1]).is_empty(), "the response side is needed too");
+        let (_, errors) = Detector::from_rules(
+            "alert http any any => any any (http.uri; content:\"a\"; sid:3;)",
+            "t",
+            &Vars::default(),
+        );
+        assert!(errors[0].reason.contains("tls only"), "{errors:?}");
+    }
+
+    #[test]
     fn absent_matches_a_missing_buffer_of_an_inspected_transaction_only() {
         let d = detector(
             "alert http any any -> any any (http.request_body; absent; sid:1;)\n\
@@ -2605,6 +2929,24 @@ mod tests {
     }
 
     #[test]
+    fn seq_and_ack_match_the_tcp_header_numbers_exactly() {
+        let d = detector(concat!(
+            "alert tcp any any -> any any (seq:3964863680; ack:2403674603; sid:1;)\n",
+            "alert tcp any any -> any any (ack:7; sid:2;)\n",
+        ));
+        let both = Inspection { tcp_seq: Some((3964863680, 0)), tcp_ack: Some(2403674603), ..tcp(b"") };
+        assert_eq!(sids(&d, &both), [1]);
+        let other_seq = Inspection { tcp_seq: Some((3964863681, 0)), tcp_ack: Some(2403674603), ..tcp(b"") };
+        assert_eq!(sids(&d, &other_seq), Vec::<u32>::new());
+        assert_eq!(sids(&d, &Inspection { tcp_seq: Some((1, 0)), tcp_ack: Some(7), ..tcp(b"") }), [2]);
+        assert_eq!(sids(&d, &tcp(b"")), Vec::<u32>::new(), "no TCP header: no match");
+        let bad =
+            "alert tcp any any -> any any (seq:-1; sid:3;)\nalert tcp any any -> any any (ack:99999999999; sid:4;)\n";
+        let (_, errors) = Detector::from_rules(bad, "t.rules", &Vars::default());
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
     fn header_keywords_match_packet_fields_only() {
         let d = detector(concat!(
             "alert tcp any any -> any any (flags:SA; sid:1;)\n",
@@ -2623,6 +2965,9 @@ mod tests {
         assert_eq!(sids(&d, &ping), [3]);
         assert_eq!(sids(&d, &Inspection { icmp: Some((0, 0)), ..ping }), Vec::<u32>::new());
         assert!(!detector(r#"alert tcp any any -> any any (content:"a"; sid:1;)"#).matches_empty_packets());
+        // a protocol-only app-layer rule matches every packet of its flows, empty ones too
+        assert!(detector("alert http any any -> any any (sid:1;)\n").matches_empty_packets());
+        assert!(!detector("alert http any any -> any any (http.uri; content:\"a\"; sid:1;)\n").matches_empty_packets());
     }
 
     #[test]

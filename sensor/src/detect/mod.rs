@@ -56,7 +56,11 @@
 //!   `base64_decode` with the `base64_data` buffer; `dataset`/`datarep` ([`dataset`]: string, md5, sha256, ipv4 and ip sets, loaded
 //!   from csv/json/ndjson files next to the rule file, `alert.context` from json objects) on
 //!   any buffer, including the packet addresses `ip.src`/`ip.dst`; `prefilter` (a performance
-//!   hint); `requires` (version conditions; a rule whose requirements are not met is not
+//!   hint); `dataset ... save <file>` (the set written to the data directory when the capture
+//!   ends, [`DetectorBuilder::data_dir`]); `iprep` (IP reputation categories and scores,
+//!   [`DetectorBuilder::reputation_categories`]) and `geoip` (countries from a MaxMind database,
+//!   [`DetectorBuilder::geoip_database`]), see [`iprep`]; `tag` (session and host tagging:
+//!   [`Hit::tag`], the sensor logs the tagged packets, [`crate::tag`]); `requires` (version conditions; a rule whose requirements are not met is not
 //!   loaded, and no optional `feature` is claimed).
 //! - Buffers: every [`Buffer`] (sticky keyword, aliases and legacy content modifiers):
 //!   `pkt_data`, the HTTP request and response buffers (`http.uri`, `http.uri.raw`, `http.method`,
@@ -103,7 +107,11 @@
 //!   flow), and the failures after the IP header of packets Suricata still inspects without a
 //!   flow (`ipv6.trunc_exthdr`, `ipv6.frag_invalid_length`, `tcp.pkt_too_small`,
 //!   `tcp.hlen_too_small`, `tcp.invalid_optlen`, `udp.hlen_too_small`, `udp.pkt_too_small`,
-//!   `udp.len_invalid`, `icmpv4.pkt_too_small`, `icmpv6.pkt_too_small`, `gre.pkt_too_small`);
+//!   `udp.len_invalid`, `icmpv4.pkt_too_small`, `icmpv6.pkt_too_small`, `gre.pkt_too_small`),
+//!   and the failures at the IP header (`ipv4.pkt_too_small`, `ipv4.hlen_too_small`,
+//!   `ipv4.iplen_smaller_than_hlen`, `ipv4.trunc_pkt`, `ipv6.pkt_too_small`, `ipv6.trunc_pkt`:
+//!   the packet has no addresses, only `decode-event` rules with `any` addresses and ports are
+//!   inspected, [`Detector::inspect_addressless`]);
 //!   other event names are rejected.
 //! - `stream-event:3whs_syn_flood` (a stream event, kept with the decoder events as
 //!   `stream.3whs_syn_flood`): a client SYN with a new sequence number beyond the ten Suricata
@@ -123,10 +131,17 @@
 //! - SMB: `smb.version`, the `smb.share`, `smb.named_pipe`, `smb.ntlmssp_user`,
 //!   `smb.ntlmssp_domain` buffers, `file.data` of files read or written, the
 //!   `smb.file_overlap` app-layer event.
+//! - Files ([`crate::app::file`]): `file.data` (HTTP bodies, each file of a multipart request;
+//!   SMB files; FTP data channels; SMTP attachments; a repeated `file.data` may match another
+//!   file), `file.name`, `filesize`, `filemd5`/`filesha1`/`filesha256` (hash lists read relative
+//!   to the rule file; files kept whole only). `filestore` and `filemagic` are rejected.
+//! - FTP ([`crate::app::ftp`]): `ftp.command`, `ftpbounce`; `ftp-data` flows (announced by
+//!   `PORT`/`EPRT`/`227`/`229`) with `ftpdata_command`. SMTP ([`crate::app::smtp`]): `email.date`,
+//!   `email.from`, `email.to`, `email.cc`, `email.subject`, `email.message_id`, `email.x_mailer`.
 //! - NTP: `ntp.version`, `ntp.stratum`, `ntp.mode` (numbers or mode names) and the
 //!   `ntp.reference_id` buffer, read from the datagram's fixed header ([`AppInt`]).
 //! - DNS: `dns.rcode` (the header's response code, of requests and responses, [`AppInt`]).
-//! - Kerberos 5, SNMP, SIP, MQTT, DNP3, EtherNet/IP, QUIC ([`crate::app::msg`]: each message of a
+//! - Kerberos 5, SNMP, SIP, MQTT, EtherNet/IP, QUIC, IKEv2 ([`crate::app::msg`]: each message of a
 //!   packet is a transaction): `krb5_msg_type`, `krb5_err_code`, `krb5.ticket_encryption` (one
 //!   type, a name or `weak`), the `krb5.cname`/`krb5.sname` buffers (replies and errors);
 //!   `snmp.version`, `snmp.pdu_type`, `snmp.trap_type`, the `snmp.community`/`snmp.usm`
@@ -137,10 +152,21 @@
 //!   `mqtt.type`, `mqtt.flags`, `mqtt.qos`, `mqtt.reason_code`, `mqtt.protocol_version`,
 //!   `mqtt.connect.flags`, the `mqtt.connect.*`, `mqtt.publish.*`, `mqtt.subscribe.topic`,
 //!   `mqtt.unsubscribe.topic` buffers, `frame:mqtt.pdu|header|data`, the events
-//!   `mqtt.missing_connect` and `mqtt.malformed_traffic`; `dnp3_func`, the `dnp3_data` buffer;
+//!   `mqtt.missing_connect` and `mqtt.malformed_traffic`;
 //!   `enip_command`, `cip_service` (service only); `quic.version`, and for Google QUIC
-//!   `quic.sni`, `quic.cyu.hash`, `quic.cyu.string`. A frame name without its protocol
-//!   (`frame:pdu`) is one of the rule's protocol.
+//!   `quic.sni`, `quic.cyu.hash`, `quic.cyu.string`; the event `ikev2.weak_crypto_dh` (`ikev2`
+//!   rules are `ike` rules). A frame name without its protocol (`frame:pdu`) is one of the
+//!   rule's protocol.
+//! - DNP3 ([`crate::app::dnp3`], from the reassembled stream): `dnp3_func`, `dnp3_obj`, the
+//!   `dnp3_data` buffer, the events `dnp3.flooded`, `dnp3.len_too_small`, `dnp3.bad_link_crc`,
+//!   `dnp3.bad_transport_crc`, `dnp3.too_long_reassembly` (`dnp3.unknown_object` and
+//!   `dnp3.max_points_per_object` are rejected). LDAP ([`crate::app::ldap`]):
+//!   `ldap.request.operation`, `ldap.responses.operation` (any, an index, `all`),
+//!   `ldap.responses.count`.
+//! - `app-layer-protocol` (`[!]proto[,to_server|to_client|direction|either|original|final]`,
+//!   `unknown`, `failed`, `http1`); a rule testing nothing else matches only on the packets
+//!   that complete a direction's detection or change the protocol (Suricata's PD-only rules).
+//! - Transforms `xor` and `pcrexform` (besides those listed above).
 //! - HTTP/2 ([`crate::app::http2`]): `http2` rules use the http.* buffers as Suricata fills them
 //!   for HTTP/2 (pseudo-headers in the header buffers, `http.protocol` `HTTP/2`, an empty
 //!   `http.stat_msg`, `http.response_line` `HTTP/2 <status>\r\n`); `http2.frametype`,
@@ -157,10 +183,10 @@
 //! # Not supported yet (rules using them are rejected)
 //!
 //! `byte_extract` variables in `byte_jump`/`isdataat`,
-//! `dataset` `save`/`state`, `tag`, `tls.version`, `asn1`, the other decoder
+//! `dataset` `state`, `tls.version`, `asn1`, the other decoder
 //! events (of packets that fail before or at their IP header, and the rarer anomalies), the
 //! other `stream-event`s, the other `app-layer-event`s, `lua`, pcre
-//! capture extraction, the other app-layer buffers (SMTP, ...), `frame`,
+//! capture extraction, the other app-layer buffers, `frame`,
 //! firewall hooks of app-layer protocols other than HTTP/1, DNS, SSH and TLS (`ftp:request_started`,
 //! ...), rules mixing request and response
 //! buffers (they need transaction state).
@@ -188,6 +214,7 @@ pub mod dataset;
 pub mod dce;
 pub mod firewall;
 pub mod hook_progress;
+pub mod iprep;
 pub mod ips;
 pub mod keywords;
 pub mod literals;

@@ -588,6 +588,9 @@ pub struct ParsedRule {
     pub src_ports: PortExpr,
     /// `<>`: the rule also matches with source and destination swapped.
     pub bidirectional: bool,
+    /// `=>`: a transactional rule, matching the request and response keywords of one
+    /// transaction together.
+    pub transactional: bool,
     pub dst: AddrExpr,
     pub dst_ports: PortExpr,
     pub options: Vec<RuleOption>,
@@ -709,6 +712,12 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
                 tx_hook = Some(hook.starts_with("request"));
                 proto = "http".to_string();
             }
+            // TLS: the client side of the handshake (the client hello's fields), inspected once
+            // with the handshake's record
+            "client_hello_done" if base == "tls" => {
+                tx_hook = Some(true);
+                proto = "tls".to_string();
+            }
             _ => return Err(err(tokens[1].0, format!("protocol hooks ('{proto}') not supported yet"))),
         }
     }
@@ -716,12 +725,10 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
     let port = |t: (usize, &str)| vars.parse_ports(t.1).map_err(|e| err(t.0, e));
     let src = addr(tokens[2])?;
     let src_ports = port(tokens[3])?;
+    let transactional = tokens[4].1 == "=>";
     let bidirectional = match tokens[4].1 {
-        "->" => false,
+        "->" | "=>" => false,
         "<>" => true,
-        "=>" => {
-            return Err(err(tokens[4].0, "transactional rules ('=>') not supported yet".to_string()));
-        }
         d => {
             return Err(err(tokens[4].0, format!("invalid direction '{d}', expected '->' or '<>'")));
         }
@@ -810,6 +817,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         src,
         src_ports,
         bidirectional,
+        transactional,
         dst,
         dst_ports,
         options,
@@ -856,6 +864,14 @@ mod tests {
 
     fn one(text: &str) -> Result<ParsedRule, RuleError> {
         parse_rules(text, "t.rules", &Vars::default()).remove(0)
+    }
+
+    #[test]
+    fn tls_client_hello_done_hook_is_the_request_side_of_tls() {
+        let r = one("drop tls:client_hello_done any any -> any any (sid:1;)").unwrap();
+        assert_eq!((r.proto.as_str(), r.tx_hook), ("tls", Some(true)));
+        assert!(one("drop tls:server_hello_done any any -> any any (sid:1;)").is_err());
+        assert!(one("drop http:client_hello_done any any -> any any (sid:1;)").is_err());
     }
 
     #[test]
@@ -969,7 +985,9 @@ mod tests {
         assert!(e.reason.contains("not terminated"));
         let e = one("hello tcp any any -> any any (sid:1;)").unwrap_err();
         assert_eq!((e.column, e.reason.as_str()), (1, "unknown action 'hello'"));
-        let e = one("alert tcp any any => any any (sid:1;)").unwrap_err();
+        let r = one("alert tls any any => any any (sid:1;)").unwrap();
+        assert!(r.transactional && !r.bidirectional);
+        let e = one("alert tcp any any =< any any (sid:1;)").unwrap_err();
         assert_eq!(e.column, 19);
         let e = one("alert tcp any any -> any any (sid:1;) junk").unwrap_err();
         assert!(e.reason.contains("after the closing"));

@@ -22,14 +22,13 @@
 
 use rustc_hash::FxHashMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::compile::{Buffer, CompiledRule, Direction, RuleProto};
 use super::keywords::{Transform, transform};
 use super::literals::Literals;
 use super::matcher::{Inspection, PayloadKind, Transport, payload_modes};
-use super::parse::AddrExpr;
+use super::parse::{AddrExpr, PortExpr};
 
 const TRANSPORTS: usize = 4;
 /// The payload kinds ([`PayloadKind`]): a TCP segment is only inspected by the packet rules
@@ -316,6 +315,10 @@ struct Group {
     prefilters: Vec<Prefilter>,
     /// rules with no fast pattern, with the buffer they need (if any)
     always: Vec<(Option<Buffer>, u32)>,
+    /// Per rule of `always`, the ports (source, destination) a packet must have for the rule to
+    /// match, when some are given and the rule is not bidirectional (many such rules are
+    /// header-only rules for one port).
+    always_ports: Vec<Option<Box<(PortExpr, PortExpr)>>>,
     /// The rules of [`AddrIndex`] in this group: one bit per rule id (empty when none).
     addr_rules: Vec<u64>,
     /// The (IPv6, prefix length) pairs of those rules' networks.
@@ -395,6 +398,45 @@ pub(crate) struct Prefilters {
     slots: [u32; SLOTS],
     groups: Vec<Group>,
     by_addr: AddrIndex,
+    /// Per rule, how its candidates' addresses are checked.
+    addr_checks: Vec<AddrCheck>,
+}
+
+/// How the matcher checks the addresses of a rule that is a candidate of a signature group.
+pub(crate) enum AddrCheck {
+    /// With the rule's address expressions.
+    Exprs,
+    /// Nothing left to check: the source and the destination are each exactly `any`,
+    /// `$HOME_NET` or its complement and the rule is not bidirectional, so the groups holding
+    /// it are those of packets whose addresses match.
+    Implied,
+    /// With the sets of addresses (source, destination) of long lists: a binary search
+    /// instead of a walk over every network of the list.
+    Sets(Box<(IpSet, IpSet)>),
+}
+
+impl AddrCheck {
+    /// Whether `src` and `dst` match the rule's source and destination addresses.
+    pub(crate) fn matches(&self, r: &CompiledRule, src: IpAddr, dst: IpAddr) -> bool {
+        match self {
+            AddrCheck::Exprs => r.src.matches(src) && r.dst.matches(dst),
+            AddrCheck::Implied => true,
+            AddrCheck::Sets(s) => s.0.contains(src) && s.1.contains(dst),
+        }
+    }
+}
+
+/// Address lists with more networks than this are checked as sets ([`AddrCheck::Sets`]).
+const SET_MIN_LEAVES: usize = 4;
+
+/// The networks and ranges of an address expression.
+fn leaves(e: &AddrExpr) -> usize {
+    match e {
+        AddrExpr::Any => 0,
+        AddrExpr::Net(_) | AddrExpr::Range(..) => 1,
+        AddrExpr::Not(inner) => leaves(inner),
+        AddrExpr::Group(items) => items.iter().map(leaves).sum(),
+    }
 }
 
 /// Size figures of the prefilter, for benchmarks and tests.
@@ -427,24 +469,35 @@ impl Prefilters {
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); SLOTS];
         // [outside $HOME_NET possible, inside possible]; the last few expressions are remembered
         // (most rules use `$HOME_NET`, `$EXTERNAL_NET` or `any`)
-        let mut recent: Vec<(&AddrExpr, [bool; 2])> = Vec::new();
-        let mut place = |e: &'r AddrExpr| -> [bool; 2] {
+        // (and whether the expression is exactly `any`, `$HOME_NET` or its complement: then the
+        // groups decide it, see AddrCheck::Implied)
+        let mut recent: Vec<(&AddrExpr, [bool; 2], bool)> = Vec::new();
+        let complement = home.complement();
+        let mut place = |e: &'r AddrExpr| -> ([bool; 2], bool) {
             if matches!(e, AddrExpr::Any) {
-                return [true, true];
+                return ([true, true], true);
             }
-            if let Some(&(_, p)) = recent.iter().find(|(r, _)| *r == e) {
-                return p;
+            if let Some(&(_, p, exact)) = recent.iter().find(|(r, _, _)| *r == e) {
+                return (p, exact);
             }
             let s = IpSet::of(e);
             let p = [!s.minus(&home).is_empty(), s.intersects(&home)];
+            let exact = match p {
+                [true, true] => s == IpSet::all(),
+                [false, true] => s == home,
+                [true, false] => s == complement,
+                [false, false] => false,
+            };
             if recent.len() == 8 {
                 recent.remove(0);
             }
-            recent.push((e, p));
-            p
+            recent.push((e, p, exact));
+            (p, exact)
         };
+        let mut implied = vec![false; rules.len()];
         for (idx, r) in rules.iter().enumerate() {
-            let (src, dst) = (place(&r.src), place(&r.dst));
+            let ((src, src_exact), (dst, dst_exact)) = (place(&r.src), place(&r.dst));
+            implied[idx] = src_exact && dst_exact && !r.bidirectional;
             let transports = rule_transports(r);
             // the kinds whose inspections the rule can match (as `rule_matches` decides)
             let (stream, packet) = payload_modes(r);
@@ -472,7 +525,7 @@ impl Prefilters {
             }
         }
         let mut distinct: Vec<Vec<u32>> = Vec::new();
-        let mut by_members: HashMap<Vec<u32>, u32> = HashMap::new();
+        let mut by_members: FxHashMap<Vec<u32>, u32> = FxHashMap::default();
         let mut slots = [0u32; SLOTS];
         for (s, m) in members.into_iter().enumerate() {
             slots[s] = *by_members.entry(m).or_insert_with_key(|m| {
@@ -482,7 +535,28 @@ impl Prefilters {
         }
         let (by_addr, addr_prefixes) = AddrIndex::build(rules);
         let groups = build_in_parallel(rules, &distinct, &addr_prefixes);
-        Prefilters { home, slots, groups, by_addr }
+        let addr_checks = implied
+            .iter()
+            .zip(rules)
+            .zip(&addr_prefixes)
+            .map(|((&implied, r), indexed)| {
+                if implied {
+                    AddrCheck::Implied
+                } else if indexed.is_empty() && (leaves(&r.src) > SET_MIN_LEAVES || leaves(&r.dst) > SET_MIN_LEAVES) {
+                    // (a rule of the address index is only verified when an address is in its list)
+                    AddrCheck::Sets(Box::new((IpSet::of(&r.src), IpSet::of(&r.dst))))
+                } else {
+                    AddrCheck::Exprs
+                }
+            })
+            .collect();
+        Prefilters { home, slots, groups, by_addr, addr_checks }
+    }
+
+    /// How the matcher checks the addresses of rule `r` when it is a candidate of
+    /// [`Prefilters::candidates`].
+    pub(crate) fn addr_check(&self, r: u32) -> &AddrCheck {
+        self.addr_checks.get(r as usize).unwrap_or(&AddrCheck::Exprs)
     }
 
     /// Adds to `cands` the rules worth verifying on `insp` (unsorted, possibly repeated).
@@ -517,8 +591,10 @@ impl Prefilters {
                 }
             }
         });
-        for &(need, r) in &group.always {
-            if need.is_none_or(|b| insp.buffer(b).is_some()) {
+        for (&(need, r), ports) in group.always.iter().zip(&group.always_ports) {
+            if need.is_none_or(|b| insp.buffer(b).is_some())
+                && ports.as_ref().is_none_or(|p| p.0.matches(insp.src_port) && p.1.matches(insp.dst_port))
+            {
                 cands.push(r);
             }
         }
@@ -598,7 +674,7 @@ fn build_group(rules: &[CompiledRule], members: &[u32], addr_rule: &[Vec<(bool, 
     // per (buffer, transforms): (lower-cased pattern -> pattern id, patterns, rules per pattern)
     #[derive(Default)]
     struct Table {
-        ids: HashMap<Vec<u8>, usize>,
+        ids: FxHashMap<Vec<u8>, usize>,
         pats: Vec<Vec<u8>>,
         rules: Vec<Vec<u32>>,
         /// the largest bound of the patterns (head tables)
@@ -649,7 +725,11 @@ fn build_group(rules: &[CompiledRule], members: &[u32], addr_rule: &[Vec<(bool, 
                     }
                 }
             }
-            None => group.always.push((needed_buffer(r), idx)),
+            None => {
+                group.always.push((needed_buffer(r), idx));
+                let ports = !(r.bidirectional || r.src_ports.is_any() && r.dst_ports.is_any());
+                group.always_ports.push(ports.then(|| Box::new((r.src_ports.clone(), r.dst_ports.clone()))));
+            }
         }
     }
     for ((buffer, transforms, head), t) in tables {
@@ -846,6 +926,66 @@ mod tests {
         };
         assert_eq!(cands(b"xxxMAGICyyyyyyyyyyyyyyyy"), [0]);
         assert!(cands(b"xxxxxxxxxMAGIC").is_empty(), "ends after the depth: no candidate");
+    }
+
+    #[test]
+    fn candidates_whose_addresses_the_groups_decide_or_a_set_checks_match_as_their_expressions_say() {
+        let (d, errors) = Detector::from_rules(
+            concat!(
+                "alert tcp $EXTERNAL_NET any -> $HOME_NET any (msg:\"in\"; sid:1;)\n",
+                "alert tcp $HOME_NET any -> any any (msg:\"out\"; sid:2;)\n",
+                "alert tcp any any -> any any (msg:\"any\"; sid:3;)\n",
+                "alert tcp $HOME_NET any <> $EXTERNAL_NET any (msg:\"both ways\"; sid:4;)\n",
+                "alert ip [203.0.113.0/24,198.51.100.0/25,192.0.2.7,10.1.0.0/16,2001:db8::/32,!203.0.113.9] any -> $HOME_NET any (msg:\"list\"; sid:5;)\n",
+                "alert tcp [10.0.0.0/8,!10.0.0.1] any -> any any (msg:\"part of home\"; sid:6;)\n",
+                // header-only rules for a port: candidates only on packets with it
+                "alert tcp $HOME_NET any -> any 80 (msg:\"port\"; sid:7;)\n",
+                "alert tcp any 1024 -> any 81 (msg:\"other port\"; sid:8;)\n",
+                "alert tcp any 80 <> any any (msg:\"port both ways\"; sid:9;)\n",
+            ),
+            "t.rules",
+            &Vars::default(),
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        let home = Vars::default().parse_address("$HOME_NET").unwrap();
+        let p = Prefilters::build(d.rules(), Some(&home));
+        let kinds: Vec<&str> = (0..9)
+            .map(|r| match p.addr_check(r) {
+                AddrCheck::Exprs => "exprs",
+                AddrCheck::Implied => "implied",
+                AddrCheck::Sets(_) => "sets",
+            })
+            .collect();
+        assert_eq!(kinds, ["implied", "implied", "implied", "exprs", "sets", "exprs", "implied", "implied", "exprs"]);
+        let ips =
+            ["10.0.0.1", "10.1.2.3", "192.168.1.10", "203.0.113.5", "203.0.113.9", "198.51.100.200", "2001:db8::1"];
+        let mut hits = 0;
+        for src in ips {
+            for dst in ips {
+                for dir in [Direction::ToServer, Direction::ToClient] {
+                    let insp = Inspection::new(
+                        Transport::Tcp,
+                        src.parse().unwrap(),
+                        1024,
+                        dst.parse().unwrap(),
+                        80,
+                        dir,
+                        b"x",
+                    );
+                    let mut cands = Vec::new();
+                    p.candidates(&insp, &mut cands);
+                    assert!(!cands.contains(&7), "sid 8 is for port 81 only");
+                    let mut want: Vec<u32> =
+                        d.rules().iter().filter(|r| rule_matches(r, &insp)).map(|r| r.meta.sid).collect();
+                    let mut got: Vec<u32> = d.inspect(&insp).iter().map(|h| h.sid).collect();
+                    want.sort_unstable();
+                    got.sort_unstable();
+                    assert_eq!(got, want, "{src} -> {dst} {dir:?}");
+                    hits += got.len();
+                }
+            }
+        }
+        assert!(hits > 100, "the packets match rules ({hits})");
     }
 
     #[test]

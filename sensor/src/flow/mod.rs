@@ -199,6 +199,9 @@ pub struct Flow {
     /// First ICMP type/code seen to server / to client.
     pub icmp: [Option<(u8, u8)>; 2],
     pub app_proto: AppProto,
+    /// The detected protocols as `app-layer-protocol` tests them (per direction, original,
+    /// final; see [`crate::app::track_alproto`]).
+    pub alproto: crate::detect::compile::AlprotoState,
     /// App-layer state while there is something left to parse.
     pub app: Option<Box<AppSession>>,
     pub community_id: Option<String>,
@@ -218,6 +221,9 @@ pub struct Flow {
     pub stream_gap: [bool; 2],
     /// Raw stream inspection of a TCP session's two directions (with a rule engine).
     pub raw: Option<Box<crate::app::raw::RawStreams>>,
+    /// IPS mode: the stream around each segment, for the stream rules (see
+    /// [`crate::app::inline`]).
+    pub inline: Option<Box<crate::app::inline::InlineStreams>>,
 }
 
 impl Flow {
@@ -276,6 +282,8 @@ pub struct FlowTable {
     timeouts: FlowTimeouts,
     max_flows: usize,
     pub stats: FlowStats,
+    /// The VLAN ids are part of the flow key (Suricata's `vlan.use-for-tracking`).
+    pub vlan_tracking: bool,
 }
 
 /// Result of looking a packet up.
@@ -295,6 +303,7 @@ impl FlowTable {
             timeouts,
             max_flows: max_flows.max(1),
             stats: FlowStats::default(),
+            vlan_tracking: true,
         }
     }
 
@@ -383,7 +392,10 @@ impl FlowTable {
     /// Finds the packet's flow or creates it. Flows pushed out to make room (flow cap) are
     /// appended to `evicted`.
     pub fn lookup_or_create(&mut self, p: &Packet<'_>, ts: i64, pkt_no: u64, evicted: &mut Vec<Flow>) -> Lookup {
-        let (key, src_lo) = FlowKey::of(p);
+        let (mut key, src_lo) = FlowKey::of(p);
+        if !self.vlan_tracking {
+            key.vlan = [0; 3];
+        }
         if let Some(&idx) = self.map.get(&key)
             && let Some(f) = self.slots.get(idx as usize).and_then(|s| s.flow.as_ref())
         {
@@ -432,6 +444,7 @@ impl FlowTable {
             state: FlowState::New,
             icmp: [None; 2],
             app_proto: AppProto::Unknown,
+            alproto: Default::default(),
             app: None,
             community_id: None,
             udp_tried: [false; 2],
@@ -442,6 +455,7 @@ impl FlowTable {
             first_pkt: pkt_no,
             stream_gap: [false; 2],
             raw: None,
+            inline: None,
         };
         let dir = flow.direction(src_lo);
         self.stats.created += 1;

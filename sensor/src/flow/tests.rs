@@ -121,6 +121,28 @@ fn flow_cap_evicts_and_counts() {
 }
 
 #[test]
+fn vlans_split_flows_unless_vlan_tracking_is_off() {
+    let (c, s) = hosts();
+    let on_vlan = |v: u16, from_client: bool| {
+        let link = synth::Link { vlans: vec![v] };
+        let (src, sp, dst, dp) = if from_client { (&c, 40000, &s, 53) } else { (&s, 53, &c, 40000) };
+        synth::ip_frame(src, dst, &link, 17, &synth::udp(src.ip, dst.ip, sp, dp, b"x"))
+    };
+    let (a, b) = (on_vlan(10, true), on_vlan(20, false));
+    for (tracking, flows) in [(true, 2), (false, 1)] {
+        let mut t = FlowTable::new(FlowTimeouts::default(), 100);
+        t.vlan_tracking = tracking;
+        let mut ev = Vec::new();
+        let la = t.lookup_or_create(&pkt(&a), 0, 1, &mut ev);
+        let lb = t.lookup_or_create(&pkt(&b), 1, 2, &mut ev);
+        assert_eq!(t.len(), flows);
+        if !tracking {
+            assert_eq!((la.idx, lb.dir), (lb.idx, Direction::ToClient));
+        }
+    }
+}
+
+#[test]
 fn flow_ids_are_stable_nonzero_and_53_bit() {
     let (c, s) = hosts();
     let f = synth::udp_frame(&c, 1, &s, 2, b"x");
@@ -201,4 +223,91 @@ fn new_client_syns_restart_the_handshake_and_those_beyond_the_queue_are_syn_floo
     assert_eq!(c.isn[0], Some(last));
     c.update(Direction::ToClient, SYN | ACK, 7);
     assert_eq!((c.state, c.events), (TcpState::SynRecv, 0));
+}
+
+#[test]
+fn a_regular_segment_from_the_rst_sender_is_a_suspected_rst_injection_once() {
+    use crate::decode::DecodeEvent;
+    use crate::decode::tcp_flags::{ACK, PSH, RST, SYN};
+    let inject = DecodeEvent::StreamSuspectedRstInject.bit();
+    let mut c = TcpConn::default();
+    c.update(Direction::ToServer, SYN, 100);
+    c.update(Direction::ToClient, SYN | ACK, 900);
+    c.update(Direction::ToServer, ACK, 101);
+    c.update(Direction::ToServer, RST | ACK, 101);
+    assert_eq!((c.state, c.events), (TcpState::Closed, 0));
+    // the other side answering is not suspicious; more RSTs are not either
+    c.update(Direction::ToClient, ACK, 901);
+    assert_eq!(c.events, 0);
+    c.update(Direction::ToServer, RST | ACK, 101);
+    assert_eq!(c.events, 0);
+    // the RST's sender sends data as if nothing happened
+    c.update(Direction::ToServer, PSH | ACK, 101);
+    assert_eq!(c.events, inject);
+    c.update(Direction::ToServer, PSH | ACK, 150);
+    assert_eq!(c.events, 0, "reported once");
+}
+
+#[test]
+fn async_oneside_completes_the_session_on_the_client_ack_alone() {
+    use crate::decode::tcp_flags::{ACK, SYN};
+    let mut c = TcpConn::default();
+    c.update(Direction::ToServer, SYN, 100);
+    // an ACK with another sequence number does not complete it
+    c.update_async_oneside(Direction::ToServer, ACK, 500, false);
+    assert_eq!(c.state, TcpState::SynSent);
+    c.update(Direction::ToServer, ACK, 101);
+    c.update_async_oneside(Direction::ToServer, ACK, 101, false);
+    assert_eq!(c.state, TcpState::Established);
+    assert!(c.async_oneside);
+    // midstream pick-up: the client's ACK starts an established session
+    let mut m = TcpConn::default();
+    m.update_async_oneside(Direction::ToServer, ACK, 7, false);
+    assert_eq!(m.state, TcpState::None, "no pick-up without midstream");
+    m.update_async_oneside(Direction::ToClient, ACK, 7, true);
+    assert_eq!(m.state, TcpState::None, "only the client's side");
+    m.update_async_oneside(Direction::ToServer, ACK, 7, true);
+    assert_eq!(m.state, TcpState::Established);
+}
+
+#[test]
+fn midstream_pickup_starts_a_session_from_a_syn_ack_or_an_ack() {
+    use crate::decode::tcp_flags::{ACK, PSH, RST, SYN};
+    let mut s = TcpConn::default();
+    s.update(Direction::ToClient, SYN | ACK, 500);
+    s.update_midstream(Direction::ToClient, SYN | ACK, 500);
+    assert_eq!((s.state, s.isn[1]), (TcpState::SynRecv, Some(500)));
+    // the server's own ACK completes a SYN-ACK pick-up (only its side may be captured)
+    s.update(Direction::ToClient, ACK, 501);
+    s.update_midstream(Direction::ToClient, ACK, 501);
+    assert_eq!(s.state, TcpState::Established);
+    let mut a = TcpConn::default();
+    a.update_midstream(Direction::ToServer, RST | ACK, 7);
+    assert_eq!(a.state, TcpState::None, "a RST starts no session");
+    a.update_midstream(Direction::ToClient, PSH | ACK, 7);
+    assert_eq!(a.state, TcpState::Established);
+    assert!(a.has_session());
+}
+
+#[test]
+fn the_handshake_completes_only_with_the_expected_numbers() {
+    use crate::decode::tcp_flags::{ACK, FIN, PSH, SYN};
+    let mut c = TcpConn::default();
+    c.update(Direction::ToServer, SYN, 100);
+    c.update(Direction::ToClient, SYN | ACK, 900);
+    // the client's ACK: right sequence number, acknowledging the SYN-ACK
+    assert!(c.accepts_in_syn_recv(Direction::ToServer, ACK, 101, 901, false));
+    // ... a wrong acknowledgement (it acknowledges server bytes never seen): refused
+    assert!(!c.accepts_in_syn_recv(Direction::ToServer, PSH | ACK, 101, 1005, false));
+    // ... beyond the expected sequence number (client packets missed): accepted
+    assert!(c.accepts_in_syn_recv(Direction::ToServer, PSH | ACK, 150, 901, false));
+    // the server's first byte after a missed client ACK: IDS accepts, inline refuses
+    assert!(c.accepts_in_syn_recv(Direction::ToClient, PSH | ACK, 901, 101, false));
+    assert!(!c.accepts_in_syn_recv(Direction::ToClient, PSH | ACK, 901, 101, true));
+    assert!(!c.accepts_in_syn_recv(Direction::ToClient, PSH | ACK, 950, 101, false));
+    // a FIN is not judged here
+    assert!(c.accepts_in_syn_recv(Direction::ToServer, FIN | ACK, 7, 7, true));
+    c.update(Direction::ToClient, PSH | ACK, 901);
+    assert_eq!(c.state, TcpState::Established);
+    assert!(c.accepts_in_syn_recv(Direction::ToServer, ACK, 5, 5, true), "established: not judged");
 }

@@ -531,3 +531,63 @@ fn reset_state_lets_a_replay_of_the_same_capture_alert_as_the_first_time() {
     det.reset_state();
     assert_eq!(replay(), 1);
 }
+
+#[test]
+fn urgent_oob_takes_the_urgent_byte_out_of_the_stream_and_shifts_the_later_sequence_numbers() {
+    use crate::decode::TcpHdr;
+    let hdr = |seq, ack, flags| TcpHdr { sport: 1, dport: 2, seq, ack, flags, window: 0, hlen: 20 };
+    let seg = |urgp: u16| {
+        let mut s = vec![0u8; 20];
+        s[18..20].copy_from_slice(&urgp.to_be_bytes());
+        s
+    };
+    let (urg, ack) = (tcp_flags::URG | tcp_flags::ACK, tcp_flags::ACK);
+    let mut removed = [0u32; 2];
+    // "X" sent urgent (pointer 1): out of band
+    assert_eq!(urgent_oob(&mut removed, 0, hdr(100, 7, urg), &seg(1), b"X"), (100, 7, Some(Vec::new())));
+    // the client's next bytes follow on at 100; the server's ACK of 101 acknowledges 100
+    assert_eq!(urgent_oob(&mut removed, 0, hdr(101, 7, ack), &seg(0), b"ious"), (100, 7, None));
+    assert_eq!(urgent_oob(&mut removed, 1, hdr(7, 105, ack), &seg(0), b""), (7, 104, None));
+    // an urgent byte inside the payload; a pointer past the payload or 0 changes nothing
+    assert_eq!(urgent_oob(&mut removed, 0, hdr(105, 7, urg), &seg(2), b"abc"), (104, 7, Some(b"ac".to_vec())));
+    assert_eq!(urgent_oob(&mut removed, 0, hdr(108, 7, urg), &seg(9), b"abc"), (106, 7, None));
+    assert_eq!(urgent_oob(&mut removed, 0, hdr(111, 7, urg), &seg(0), b"abc"), (109, 7, None));
+    assert_eq!(removed, [2, 0]);
+}
+
+#[test]
+fn a_segment_refused_by_the_reassembly_memcap_follows_the_exception_policy() {
+    let rules = "alert tcp any any -> any any (content:\"secret\"; sid:1;)\n\
+                 alert tcp any any -> any any (content:\"later\"; sid:2;)\n\
+                 alert tcp any any -> any any (content:\"secret\"; dsize:6; sid:3;)\n";
+    let (det, errors) = crate::detect::Detector::from_rules(rules, "t.rules", &crate::detect::Vars::default());
+    assert!(errors.is_empty(), "{errors:?}");
+    let det = std::sync::Arc::new(det);
+    let sids = |policy: ExceptionPolicy| {
+        det.reset_state();
+        let mut t = http_session(50003);
+        let mut frames = t.handshake();
+        frames.push(t.client_send(b"secret"));
+        frames.push(t.server_send(b"ok"));
+        frames.push(t.client_send(b"later"));
+        frames.extend(t.close());
+        // packet 4 (the first data) is refused
+        let o = SensorOptions { reassembly_memcap_policy: policy, simulate_reassembly_memcap_at: Some(4), ..opts() };
+        let mut s = Sensor::new(o).with_detector(det.clone());
+        let mut out = Vec::new();
+        for (i, f) in frames.iter().enumerate() {
+            s.process(Timestamp::from_unix_micros(T0 + i as i64 * 1000), LinkType::Ethernet, f, &mut out);
+        }
+        s.flush_all(&mut out);
+        let mut v: Vec<u64> =
+            of_type(&out, "alert").iter().filter_map(|e| e.alert.as_ref().and_then(|a| a.signature_id)).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    // the refused bytes never reach the stream (sid 1); the packet itself is inspected (sid 3)
+    assert_eq!(sids(ExceptionPolicy::Ignore), [2, 3], "ignore: the flow goes on");
+    assert_eq!(sids(ExceptionPolicy::PassPacket), [2], "the packet is not inspected, the flow is");
+    assert_eq!(sids(ExceptionPolicy::DropFlow), Vec::<u64>::new(), "nothing of the flow is inspected");
+    assert_eq!(sids(ExceptionPolicy::Bypass), Vec::<u64>::new());
+}

@@ -1,0 +1,346 @@
+//! LDAP over TCP: LDAPMessages (BER, [`super::ber`]) read from the reassembled stream of each
+//! direction, paired into transactions by message id, and the fields of the
+//! `ldap.request.operation`, `ldap.responses.operation` and `ldap.responses.count` keywords.
+//!
+//! A transaction is a request and its responses (Suricata's model): the request side is
+//! inspected when the request is complete; the response side once the last response of the
+//! operation arrived (`search_result_done` for a search, the first response of the other
+//! operations), or at the end of the flow. A response without a request (an unsolicited
+//! notification, message id 0) is a transaction of its own. Both sides are inspected, like
+//! SMB's, at the next packet of their direction ([`super::Parser::take_deferred`]).
+//!
+//! The integer fields of a response side: every response's operation
+//! ([`AppInt::LdapResponsesOperation`]), and for the index forms of the keyword the operation at
+//! each index from the start (`index << 8 | op`) and from the end (`-index`, `-1` the last), the
+//! operation all responses share, and the count.
+
+use super::dcerpc::TxInspect;
+use super::{AppParser, AppProto, AppRecord, Direction, ber};
+use crate::detect::AppInt;
+
+/// Bytes kept per direction waiting for a message to complete.
+const MAX_PENDING: usize = 1 << 20;
+/// Requests waiting for their responses at most (the oldest is dropped).
+const MAX_OPEN: usize = 256;
+/// Responses of one transaction kept at most.
+const MAX_RESPONSES: usize = 4096;
+
+/// Suricata's names of the protocol operations (`[APPLICATION n]` tag numbers).
+const OPERATIONS: &[(&str, u8)] = &[
+    ("bind_request", 0),
+    ("bind_response", 1),
+    ("unbind_request", 2),
+    ("search_request", 3),
+    ("search_result_entry", 4),
+    ("search_result_done", 5),
+    ("modify_request", 6),
+    ("modify_response", 7),
+    ("add_request", 8),
+    ("add_response", 9),
+    ("del_request", 10),
+    ("del_response", 11),
+    ("mod_dn_request", 12),
+    ("mod_dn_response", 13),
+    ("compare_request", 14),
+    ("compare_response", 15),
+    ("abandon_request", 16),
+    ("search_result_reference", 19),
+    ("extended_request", 23),
+    ("extended_response", 24),
+    ("intermediate_response", 25),
+];
+
+/// The operation number of a name (`search_request` -> 3).
+pub fn operation_from_name(name: &str) -> Option<u8> {
+    OPERATIONS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, c)| *c)
+}
+
+fn is_response(op: u8) -> bool {
+    matches!(op, 1 | 4 | 5 | 7 | 9 | 11 | 13 | 15 | 19 | 24 | 25)
+}
+
+/// Whether more responses follow this one in the same transaction.
+fn continues(op: u8) -> bool {
+    matches!(op, 4 | 19 | 25)
+}
+
+/// One LDAPMessage: its message id and operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    pub op: u8,
+}
+
+/// What the start of a buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+enum Read {
+    Incomplete,
+    Malformed,
+    /// A message and its length in bytes.
+    Message(Message, usize),
+}
+
+fn read_message(data: &[u8]) -> Read {
+    if data.len() < 2 {
+        return Read::Incomplete;
+    }
+    let Some(t) = ber::read_partial(data) else {
+        return if data.len() < 6 { Read::Incomplete } else { Read::Malformed };
+    };
+    if t.tag != 0x30 {
+        return Read::Malformed;
+    }
+    if t.content.len() < t.declared_len {
+        return Read::Incomplete;
+    }
+    let len = data.len() - t.rest.len();
+    let Some(id) = ber::expect(t.content, 0x02).and_then(|i| Some((ber::integer(i.content)?, i.rest))) else {
+        return Read::Malformed;
+    };
+    let (id, rest) = id;
+    match rest.first() {
+        Some(&tag) if tag & 0xc0 == 0x40 && tag & 0x1f != 0x1f => Read::Message(Message { id, op: tag & 0x1f }, len),
+        _ => Read::Malformed,
+    }
+}
+
+/// A request waiting for its responses.
+#[derive(Debug)]
+struct Open {
+    id: i64,
+    responses: Vec<u8>,
+}
+
+/// LDAP parser of one connection.
+#[derive(Debug, Default)]
+pub struct LdapParser {
+    buf: [Vec<u8>; 2],
+    stopped: [bool; 2],
+    open: Vec<Open>,
+    deferred: Vec<TxInspect>,
+}
+
+impl LdapParser {
+    /// The transaction sides of direction `dir` completed by earlier packets (see
+    /// [`super::Parser::take_deferred`]).
+    pub fn take_deferred(&mut self, dir: Direction, out: &mut Vec<AppRecord>) {
+        super::dcerpc::take_deferred(&mut self.deferred, dir, out);
+    }
+
+    fn on_message(&mut self, dir: Direction, m: Message) {
+        if !is_response(m.op) {
+            let mut t = TxInspect::new(AppProto::Ldap, dir);
+            t.ints.push((AppInt::LdapRequestOperation, u64::from(m.op)));
+            self.deferred.push(t);
+            // abandon and unbind get no response
+            if !matches!(m.op, 2 | 16) {
+                if self.open.len() >= MAX_OPEN {
+                    self.open.remove(0);
+                }
+                self.open.push(Open { id: m.id, responses: Vec::new() });
+            }
+            return;
+        }
+        let i = match self.open.iter().position(|o| o.id == m.id) {
+            Some(i) => i,
+            None => {
+                if self.open.len() >= MAX_OPEN {
+                    self.open.remove(0);
+                }
+                self.open.push(Open { id: m.id, responses: Vec::new() });
+                self.open.len() - 1
+            }
+        };
+        if self.open[i].responses.len() < MAX_RESPONSES {
+            self.open[i].responses.push(m.op);
+        }
+        if !continues(m.op) {
+            let o = self.open.remove(i);
+            self.deferred.push(response_side(dir, &o.responses));
+        }
+    }
+}
+
+/// The response side of a transaction with these responses.
+fn response_side(dir: Direction, responses: &[u8]) -> TxInspect {
+    let mut t = TxInspect::new(AppProto::Ldap, dir);
+    let n = responses.len();
+    t.ints.push((AppInt::LdapResponsesCount, n as u64));
+    for (i, &op) in responses.iter().enumerate() {
+        t.ints.push((AppInt::LdapResponsesOperation, u64::from(op)));
+        t.ints.push((AppInt::LdapResponsesOperationAt, (i as u64) << 8 | u64::from(op)));
+        t.ints.push((AppInt::LdapResponsesOperationFromEnd, ((n - i) as u64) << 8 | u64::from(op)));
+    }
+    if let Some(&first) = responses.first()
+        && responses.iter().all(|&op| op == first)
+    {
+        t.ints.push((AppInt::LdapResponsesOperationAll, u64::from(first)));
+    }
+    t
+}
+
+impl AppParser for LdapParser {
+    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<AppRecord>) {
+        let d = dir.index();
+        if self.stopped[d] {
+            return;
+        }
+        self.buf[d].extend_from_slice(data);
+        let buf = std::mem::take(&mut self.buf[d]);
+        let mut at = 0;
+        while at < buf.len() {
+            match read_message(&buf[at..]) {
+                Read::Incomplete => break,
+                Read::Malformed => {
+                    // as Suricata's parser error: the flow is not parsed any more
+                    self.stopped = [true; 2];
+                    at = buf.len();
+                }
+                Read::Message(m, len) => {
+                    at += len;
+                    self.on_message(dir, m);
+                }
+            }
+        }
+        let rest = buf.get(at..).unwrap_or_default();
+        if rest.len() > MAX_PENDING {
+            self.stopped[d] = true;
+        } else {
+            self.buf[d] = rest.to_vec();
+        }
+    }
+
+    fn on_gap(&mut self, _dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        self.stopped = [true; 2];
+        self.buf = Default::default();
+    }
+
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        // transactions whose last response never came: their response side as it is
+        for o in std::mem::take(&mut self.open) {
+            if !o.responses.is_empty() {
+                self.deferred.push(response_side(Direction::ToClient, &o.responses));
+            }
+        }
+        self.take_deferred(Direction::ToServer, out);
+        self.take_deferred(Direction::ToClient, out);
+    }
+
+    fn is_done(&self) -> bool {
+        // the sensor takes what is deferred when the parser is done
+        self.stopped[0] && self.stopped[1]
+    }
+}
+
+/// `ldap.responses.operation:<op>[,<index>|any|all]` as an integer field and condition value:
+/// `any` (the default) on [`AppInt::LdapResponsesOperation`], an index from the start on
+/// [`AppInt::LdapResponsesOperationAt`], a negative one on
+/// [`AppInt::LdapResponsesOperationFromEnd`], `all` on [`AppInt::LdapResponsesOperationAll`].
+pub fn responses_operation(v: &str) -> Result<(AppInt, u64), String> {
+    let (name, index) = match v.split_once(',') {
+        Some((n, i)) => (n.trim(), Some(i.trim())),
+        None => (v.trim(), None),
+    };
+    let op = operation(name)?;
+    Ok(match index {
+        None | Some("any") => (AppInt::LdapResponsesOperation, op),
+        Some("all") => (AppInt::LdapResponsesOperationAll, op),
+        Some(i) => {
+            let n: i64 = i.parse().map_err(|_| format!("invalid index '{i}'"))?;
+            if n >= 0 {
+                (AppInt::LdapResponsesOperationAt, (n as u64) << 8 | op)
+            } else {
+                (AppInt::LdapResponsesOperationFromEnd, n.unsigned_abs() << 8 | op)
+            }
+        }
+    })
+}
+
+/// An operation name or number.
+pub fn operation(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    if let Some(op) = operation_from_name(v) {
+        return Ok(u64::from(op));
+    }
+    match v.parse::<u8>() {
+        Ok(n) if n < 31 => Ok(u64::from(n)),
+        _ => Err(format!("unknown LDAP operation '{v}'")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEARCH: &str = "30560201026351041164633d6578616d706c652c64633d636f6d0a01020a0100020203e802011e010100a024a315040b6f626a656374436c6173730406706572736f6ea30b040375696404046a646f65300604012a04012b";
+    const ENTRY: &str = "30490201026444041164633d6578616d706c652c64633d636f6d302f301c040b6f626a656374436c617373310d0403746f700406646f6d61696e300f04026463310904076578616d706c65";
+    const DONE: &str = "300c02010265070a010004000400";
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    fn feed(p: &mut LdapParser, dir: Direction, data: &[u8]) -> Vec<TxInspect> {
+        let mut out = Vec::new();
+        p.on_data(dir, data, &mut out);
+        p.take_deferred(dir, &mut out);
+        out.into_iter()
+            .filter_map(|r| match r {
+                AppRecord::Inspect(t) => Some(*t),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_search_is_one_transaction_with_its_responses() {
+        let mut p = LdapParser::default();
+        let req = feed(&mut p, Direction::ToServer, &hex(SEARCH));
+        assert_eq!(req.len(), 1);
+        assert_eq!(req[0].ints, vec![(AppInt::LdapRequestOperation, 3)]);
+        // the entry alone does not finish the transaction; a message split anywhere still reads
+        let entry = hex(ENTRY);
+        assert!(feed(&mut p, Direction::ToClient, &entry[..7]).is_empty());
+        assert!(feed(&mut p, Direction::ToClient, &entry[7..]).is_empty());
+        let resp = feed(&mut p, Direction::ToClient, &hex(DONE));
+        assert_eq!(resp.len(), 1);
+        let ints = &resp[0].ints;
+        assert!(ints.contains(&(AppInt::LdapResponsesCount, 2)));
+        assert!(ints.contains(&(AppInt::LdapResponsesOperation, 4)));
+        assert!(ints.contains(&(AppInt::LdapResponsesOperationAt, 1 << 8 | 5)));
+        assert!(ints.contains(&(AppInt::LdapResponsesOperationFromEnd, 1 << 8 | 5)));
+        assert!(!ints.iter().any(|(k, _)| *k == AppInt::LdapResponsesOperationAll));
+    }
+
+    #[test]
+    fn unsolicited_responses_and_malformed_input() {
+        let notice = hex("300c02010078070a013404000400");
+        let mut p = LdapParser::default();
+        let t = feed(&mut p, Direction::ToClient, &notice);
+        assert_eq!(t.len(), 1);
+        assert!(t[0].ints.contains(&(AppInt::LdapResponsesOperationAll, 24)));
+        // not BER: the flow is given up on, no panic on any prefix
+        assert!(feed(&mut p, Direction::ToServer, b"GET / HTTP/1.1\r\n").is_empty());
+        assert!(feed(&mut p, Direction::ToServer, &hex(SEARCH)).is_empty());
+        assert!(feed(&mut p, Direction::ToClient, &notice).is_empty());
+        assert!(p.is_done());
+        let search = hex(SEARCH);
+        for n in 0..search.len() {
+            let mut p = LdapParser::default();
+            assert!(feed(&mut p, Direction::ToServer, &search[..n]).is_empty());
+        }
+    }
+
+    #[test]
+    fn keyword_values() {
+        assert_eq!(operation("search_request"), Ok(3));
+        assert_eq!(operation("3"), Ok(3));
+        assert!(operation("nope").is_err());
+        assert_eq!(responses_operation("search_result_done"), Ok((AppInt::LdapResponsesOperation, 5)));
+        assert_eq!(responses_operation("search_result_done,any"), Ok((AppInt::LdapResponsesOperation, 5)));
+        assert_eq!(responses_operation("search_result_done,1"), Ok((AppInt::LdapResponsesOperationAt, 0x105)));
+        assert_eq!(responses_operation("search_result_done,-1"), Ok((AppInt::LdapResponsesOperationFromEnd, 0x105)));
+        assert_eq!(responses_operation("search_result_done,all"), Ok((AppInt::LdapResponsesOperationAll, 5)));
+        assert!(responses_operation("search_result_done,x").is_err());
+    }
+}

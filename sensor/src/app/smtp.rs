@@ -1,0 +1,467 @@
+//! SMTP: the client's commands and the mail of each `DATA` command, read from the reassembled
+//! stream; each mail is one transaction, inspected when its terminating `.` line arrives.
+//!
+//! The mail is parsed as MIME ([`parse_mail`]): its top-level headers give the `email.*`
+//! buffers (`email.date`, `email.from`, `email.to`, `email.cc`, `email.subject`,
+//! `email.message_id`, `email.x_mailer`, the raw header values); the parts naming a file
+//! (Content-Disposition or Content-Type `filename`/`name`) are its files, decoded
+//! (base64, quoted-printable): `file.data`, `file.name`, and `filesize`/the file digests for
+//! files kept whole ([`crate::app::file`]). `multipart/*` bodies are split at their boundary and
+//! an encapsulated `message/rfc822` is parsed as a mail of its own, its transfer encoding reset
+//! (Suricata since 8.0.6: the inner mail is read as written), down to [`MAX_DEPTH`] levels.
+//!
+//! Memory: a mail is kept up to [`MAX_MAIL`] bytes (the rest is counted, not kept; files cut
+//! there have no size nor digest); a command line up to [`MAX_LINE`] bytes. Not parsed: the
+//! server replies, `BDAT` chunks, STARTTLS (the stream after it is not SMTP).
+
+use super::dcerpc::TxInspect;
+use super::file::FileFields;
+use super::{AppParser, AppProto, AppRecord, Direction};
+#[cfg(test)]
+use crate::detect::AppInt;
+use crate::detect::Buffer;
+use crate::detect::keywords::{Base64Mode, base64_decode};
+
+/// Bytes of one mail kept for inspection.
+pub const MAX_MAIL: usize = 256 * 1024;
+/// Longest command line kept while waiting for its end.
+pub const MAX_LINE: usize = 4096;
+/// Nesting of multipart and encapsulated messages read.
+pub const MAX_DEPTH: usize = 8;
+/// Files of one mail inspected at most.
+const MAX_FILES: usize = 64;
+
+/// One file of a mail.
+#[derive(Debug, PartialEq, Eq)]
+pub struct MailFile {
+    pub name: Vec<u8>,
+    pub data: Vec<u8>,
+    /// Ended by its boundary (or the mail's end) within the kept bytes.
+    pub complete: bool,
+}
+
+/// What a mail gives to detection.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Mail {
+    /// Top-level header values by `email.*` buffer.
+    pub headers: Vec<(Buffer, Vec<u8>)>,
+    pub files: Vec<MailFile>,
+}
+
+/// The header block and body of an entity (`\r\n\r\n` or `\n\n` between them).
+fn split_entity(e: &[u8]) -> (&[u8], &[u8]) {
+    if e.starts_with(b"\r\n") {
+        return (&[], &e[2..]);
+    }
+    if e.starts_with(b"\n") {
+        return (&[], &e[1..]);
+    }
+    let crlf = find(e, b"\r\n\r\n").map(|i| (i, i + 4));
+    let lf = find(e, b"\n\n").map(|i| (i, i + 2));
+    match (crlf, lf) {
+        (Some(a), Some(b)) => {
+            let (h, b) = if a.0 <= b.0 { a } else { b };
+            (&e[..h], &e[b..])
+        }
+        (Some((h, b)), None) | (None, Some((h, b))) => (&e[..h], &e[b..]),
+        (None, None) => (e, &[]),
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() || hay.len() < needle.len() {
+        return None;
+    }
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn trim(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
+    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
+    &s[start..end.max(start)]
+}
+
+/// The header fields of a block, continuation lines unfolded: (lower-case name, value).
+fn headers(block: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for line in block.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            if let Some(last) = out.last_mut() {
+                last.1.push(b' ');
+                last.1.extend_from_slice(trim(line));
+            }
+            continue;
+        }
+        let Some(i) = line.iter().position(|&b| b == b':') else { continue };
+        out.push((trim(&line[..i]).to_ascii_lowercase(), trim(&line[i + 1..]).to_vec()));
+    }
+    out
+}
+
+fn header<'h>(hs: &'h [(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<&'h [u8]> {
+    hs.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+}
+
+/// A parameter of a header value (`type/sub; name="x"`), quotes removed.
+fn param<'a>(value: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    value.split(|&b| b == b';').skip(1).find_map(|p| {
+        let i = p.iter().position(|&b| b == b'=')?;
+        if !trim(&p[..i]).eq_ignore_ascii_case(name) {
+            return None;
+        }
+        let v = trim(&p[i + 1..]);
+        Some(v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v))
+    })
+}
+
+fn media_type(hs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
+    let ct = header(hs, b"content-type").unwrap_or(b"text/plain");
+    let end = ct.iter().position(|&b| b == b';').unwrap_or(ct.len());
+    trim(&ct[..end]).to_ascii_lowercase()
+}
+
+/// Quoted-printable decoding (soft line breaks removed, bad escapes kept as written).
+fn qp_decode(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        let c = data[i];
+        if c != b'=' {
+            out.push(c);
+            i += 1;
+            continue;
+        }
+        let rest = &data[i + 1..];
+        if rest.starts_with(b"\r\n") {
+            i += 3;
+        } else if rest.starts_with(b"\n") {
+            i += 2;
+        } else if let (Some(h), Some(l)) =
+            (rest.first().and_then(|b| (*b as char).to_digit(16)), rest.get(1).and_then(|b| (*b as char).to_digit(16)))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Parses a mail (see the module documentation); `complete`: the mail was kept whole.
+pub fn parse_mail(mail: &[u8], complete: bool) -> Mail {
+    let mut m = Mail::default();
+    let (block, _) = split_entity(mail);
+    let hs = headers(block);
+    for (b, name) in [
+        (Buffer::EmailDate, &b"date"[..]),
+        (Buffer::EmailFrom, b"from"),
+        (Buffer::EmailTo, b"to"),
+        (Buffer::EmailCc, b"cc"),
+        (Buffer::EmailSubject, b"subject"),
+        (Buffer::EmailMessageId, b"message-id"),
+        (Buffer::EmailXMailer, b"x-mailer"),
+    ] {
+        if let Some(v) = header(&hs, name) {
+            m.headers.push((b, v.to_vec()));
+        }
+    }
+    entity(mail, complete, 0, &mut m.files);
+    m
+}
+
+fn entity(e: &[u8], complete: bool, depth: usize, files: &mut Vec<MailFile>) {
+    if depth > MAX_DEPTH || files.len() >= MAX_FILES {
+        return;
+    }
+    let (block, body) = split_entity(e);
+    let hs = headers(block);
+    let ty = media_type(&hs);
+    if ty == b"message/rfc822" {
+        // an encapsulated mail: read as written, whatever the outer transfer encoding
+        entity(body, complete, depth + 1, files);
+        return;
+    }
+    if ty.starts_with(b"multipart/") {
+        if let Some(b) = header(&hs, b"content-type").and_then(|ct| param(ct, b"boundary")).filter(|b| !b.is_empty()) {
+            for (part, part_complete) in split_parts(body, b) {
+                entity(part, complete || part_complete, depth + 1, files);
+            }
+        }
+        return;
+    }
+    let name = header(&hs, b"content-disposition")
+        .and_then(|d| param(d, b"filename"))
+        .or_else(|| header(&hs, b"content-type").and_then(|ct| param(ct, b"name")))
+        .filter(|n| !n.is_empty());
+    let Some(name) = name else { return };
+    let cte = header(&hs, b"content-transfer-encoding").map(|v| trim(v).to_ascii_lowercase()).unwrap_or_default();
+    let data = match cte.as_slice() {
+        b"base64" => base64_decode(body, Base64Mode::Rfc2045),
+        b"quoted-printable" => qp_decode(body),
+        _ => body.to_vec(),
+    };
+    files.push(MailFile { name: name.to_vec(), data, complete });
+}
+
+/// The parts of a multipart body, each with whether its closing delimiter was seen.
+fn split_parts<'a>(body: &'a [u8], boundary: &[u8]) -> Vec<(&'a [u8], bool)> {
+    let delim = [&b"--"[..], boundary].concat();
+    let mut out = Vec::new();
+    let Some(first) = find(body, &delim) else { return out };
+    let mut rest = &body[first + delim.len()..];
+    while out.len() < MAX_FILES && !rest.starts_with(b"--") && !rest.is_empty() {
+        // skip the rest of the delimiter line
+        let Some(nl) = rest.iter().position(|&b| b == b'\n') else { break };
+        rest = &rest[nl + 1..];
+        match find(rest, &delim) {
+            Some(e) => {
+                let part = &rest[..e];
+                let part = part.strip_suffix(b"\r\n").or_else(|| part.strip_suffix(b"\n")).unwrap_or(part);
+                out.push((part, true));
+                rest = &rest[e + delim.len()..];
+            }
+            None => {
+                out.push((rest, false));
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum State {
+    #[default]
+    Command,
+    /// Reading a mail (after `DATA`), up to the `.` line.
+    Data,
+}
+
+/// The client side of an SMTP session.
+#[derive(Debug, Default)]
+pub struct SmtpParser {
+    state: State,
+    line: Vec<u8>,
+    skipping: bool,
+    mail: Vec<u8>,
+    /// Bytes of the current mail not kept (past [`MAX_MAIL`]).
+    mail_dropped: u64,
+    /// A gap hit the current mail: its files are not whole.
+    mail_gap: bool,
+    /// STARTTLS was sent: nothing more is read.
+    stopped: bool,
+}
+
+impl SmtpParser {
+    fn on_line(&mut self, line: &[u8], out: &mut Vec<AppRecord>) {
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        match self.state {
+            State::Command => {
+                let verb = text.split(|&b| b == b' ').next().unwrap_or(text);
+                if verb.eq_ignore_ascii_case(b"DATA") {
+                    self.state = State::Data;
+                    self.mail.clear();
+                    self.mail_dropped = 0;
+                    self.mail_gap = false;
+                } else if verb.eq_ignore_ascii_case(b"STARTTLS") {
+                    self.stopped = true;
+                }
+            }
+            State::Data => {
+                if text == b"." {
+                    self.state = State::Command;
+                    self.finish_mail(out);
+                    return;
+                }
+                // dot-stuffing: a leading '.' doubled by the sender
+                let content = if text.starts_with(b"..") { &line[1..] } else { line };
+                let room = MAX_MAIL.saturating_sub(self.mail.len());
+                let n = (content.len() + 1).min(room);
+                if n < content.len() + 1 {
+                    self.mail_dropped += (content.len() + 1 - n) as u64;
+                }
+                let kept = &content[..n.min(content.len())];
+                self.mail.extend_from_slice(kept);
+                if n > content.len() {
+                    self.mail.push(b'\n');
+                }
+            }
+        }
+    }
+
+    fn finish_mail(&mut self, out: &mut Vec<AppRecord>) {
+        let mut mail = std::mem::take(&mut self.mail);
+        let whole = self.mail_dropped == 0 && !self.mail_gap;
+        // the line end before the final "." belongs to the terminator (as the one before a
+        // multipart delimiter belongs to the delimiter)
+        if mail.ends_with(b"\r\n") {
+            mail.truncate(mail.len() - 2);
+        } else if mail.ends_with(b"\n") {
+            mail.truncate(mail.len() - 1);
+        }
+        let m = parse_mail(&mail, whole);
+        let mut tx = TxInspect::new(AppProto::Smtp, Direction::ToServer);
+        tx.bufs = m.headers;
+        for f in m.files {
+            let whole_file = f.complete && whole;
+            // the size here; the digests when inspected, for the rules that use them
+            tx.ints.extend(FileFields::of(&f.data, whole_file, [false; 3]).ints);
+            tx.whole_files.push(whole_file);
+            tx.bufs.push((Buffer::FileName, f.name));
+            tx.bufs.push((Buffer::FileData, f.data));
+        }
+        out.push(AppRecord::Inspect(Box::new(tx)));
+    }
+}
+
+impl AppParser for SmtpParser {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
+        if dir != Direction::ToServer || self.stopped {
+            return;
+        }
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            if self.skipping {
+                self.skipping = false;
+            } else if self.line.is_empty() {
+                self.on_line(&rest[..i], out);
+            } else {
+                let mut line = std::mem::take(&mut self.line);
+                line.extend_from_slice(&rest[..i]);
+                self.on_line(&line, out);
+            }
+            rest = &rest[i + 1..];
+            if self.stopped {
+                return;
+            }
+        }
+        if self.skipping {
+            return;
+        }
+        if self.line.len() + rest.len() > MAX_LINE {
+            // a line this long: in a mail, kept as it comes; a command is skipped
+            if self.state == State::Data {
+                let mut part = std::mem::take(&mut self.line);
+                part.extend_from_slice(rest);
+                let room = MAX_MAIL.saturating_sub(self.mail.len());
+                self.mail.extend_from_slice(&part[..part.len().min(room)]);
+                self.mail_dropped += part.len().saturating_sub(room) as u64;
+            } else {
+                self.line.clear();
+                self.skipping = true;
+            }
+        } else {
+            self.line.extend_from_slice(rest);
+        }
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        if dir == Direction::ToServer {
+            self.mail_gap |= self.state == State::Data;
+            self.line.clear();
+            self.skipping = true;
+        }
+    }
+
+    fn on_close(&mut self, _out: &mut Vec<AppRecord>) {}
+
+    fn is_done(&self) -> bool {
+        self.stopped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inspect(out: &[AppRecord]) -> Vec<&TxInspect> {
+        out.iter()
+            .filter_map(|r| match r {
+                AppRecord::Inspect(t) => Some(t.as_ref()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mail_after_data_is_one_transaction_with_headers_and_files() {
+        let mut p = SmtpParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"EHLO x\r\nMAIL FROM:<a@b>\r\nDATA\r\n", &mut out);
+        assert!(out.is_empty());
+        p.on_data(
+            Direction::ToServer,
+            b"Date: Fri, 21 Apr 2023 05:10:36 +0000\r\nSubject: hi\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+--b1\r\nContent-Type: text/plain\r\n\r\nbody text\r\n--b1\r\nContent-Type: application/octet-stream; name=\"a.bin\"\r\n\
+Content-Transfer-Encoding: base64\r\n\r\naGVsbG8g\r\nd29ybGQ=\r\n--b1--\r\n",
+            &mut out,
+        );
+        assert!(out.is_empty());
+        p.on_data(Direction::ToServer, b".\r\nQUIT\r\n", &mut out);
+        let t = inspect(&out);
+        assert_eq!(t.len(), 1);
+        assert!(t[0].bufs.contains(&(Buffer::EmailDate, b"Fri, 21 Apr 2023 05:10:36 +0000".to_vec())));
+        assert!(t[0].bufs.contains(&(Buffer::EmailSubject, b"hi".to_vec())));
+        assert!(t[0].bufs.contains(&(Buffer::FileName, b"a.bin".to_vec())));
+        assert!(t[0].bufs.contains(&(Buffer::FileData, b"hello world".to_vec())));
+        assert!(t[0].ints.contains(&(AppInt::FileSize, 11)));
+    }
+
+    #[test]
+    fn encapsulated_message_is_read_as_written() {
+        let mail = b"Content-Type: message/rfc822\r\nContent-Transfer-Encoding: base64\r\n\
+Content-Disposition: attachment; filename=\"innocent.txt\"\r\n\r\nSubject: Inner\r\n\
+Content-Disposition: attachment; filename=\"malware.exe\"\r\n\r\nEICAR-PAYLOAD\r\n";
+        let m = parse_mail(mail, true);
+        assert_eq!(m.files.len(), 1);
+        assert_eq!(m.files[0].name, b"malware.exe");
+        assert_eq!(m.files[0].data, b"EICAR-PAYLOAD\r\n");
+    }
+
+    #[test]
+    fn dot_stuffing_quoted_printable_and_cut_parts() {
+        let mut p = SmtpParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"DATA\r\nContent-Disposition: attachment; filename=q.txt\r\n", &mut out);
+        p.on_data(
+            Direction::ToServer,
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n..a=3Db=\r\nc\r\n.\r\n",
+            &mut out,
+        );
+        let t = inspect(&out);
+        assert!(t[0].bufs.contains(&(Buffer::FileData, b".a=bc".to_vec())));
+        // a multipart body cut before its closing boundary: the file is not whole
+        let m = parse_mail(
+            b"Content-Type: multipart/mixed; boundary=z\r\n\r\n--z\r\nContent-Type: a/b; name=x\r\n\r\nab",
+            false,
+        );
+        assert_eq!(m.files.len(), 1);
+        assert!(!m.files[0].complete);
+    }
+
+    #[test]
+    fn malformed_input_never_panics_and_starttls_stops() {
+        for input in [&b""[..], b"\r\n", b"DATA\r\n\r\n", b"\n\n\n", b"Content-Type: multipart/x; boundary=\r\n\r\n--"]
+        {
+            let _ = parse_mail(input, true);
+            let mut p = SmtpParser::default();
+            let mut out = Vec::new();
+            p.on_data(Direction::ToServer, input, &mut out);
+            p.on_gap(Direction::ToServer, 5, &mut out);
+            p.on_data(Direction::ToServer, b".\r\n", &mut out);
+        }
+        assert_eq!(qp_decode(b"=4=ZZ="), b"=4=ZZ=");
+        let mut p = SmtpParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"STARTTLS\r\nDATA\r\nx\r\n.\r\n", &mut out);
+        assert!(out.is_empty());
+        assert!(p.is_done());
+        // a long command line is skipped, not kept
+        let mut p = SmtpParser::default();
+        p.on_data(Direction::ToServer, &vec![b'A'; MAX_LINE + 1], &mut out);
+        assert!(p.line.is_empty());
+    }
+}
