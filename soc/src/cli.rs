@@ -181,6 +181,11 @@ pub struct SensorArgs {
     /// its own flow table. 1 processes in the reading thread.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub workers: u16,
+    /// Capture filter in BPF syntax, e.g. `"not port 22"` or `"host 10.0.0.1 and tcp"`
+    /// (a subset: host, net, port, portrange, src/dst, protocols, and/or/not, parentheses;
+    /// anything else is refused at start-up). Overrides the config's `[sensor] bpf`.
+    #[arg(long, value_name = "EXPR")]
+    pub bpf: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -95,6 +95,23 @@ pub struct SensorSection {
     /// `stream.midstream`); `--midstream` turns it on too.
     #[serde(default)]
     pub midstream: bool,
+    /// A capture filter in BPF syntax (a subset: `host`, `net`, `port`, `portrange`, `src`/`dst`,
+    /// protocols, `and`/`or`/`not`, parentheses), like the filter on Suricata's command line;
+    /// packets it refuses are not processed (metric `soc_sensor_bpf_filtered_total`).
+    /// `--bpf` overrides it.
+    #[serde(default, deserialize_with = "de_bpf")]
+    pub bpf: Option<soc_sensor::capture::bpf::BpfFilter>,
+    /// VLAN ids are part of the flow key (Suricata's `vlan.use-for-tracking`, default true);
+    /// false: packets of one 5-tuple on different VLANs are one flow.
+    #[serde(default = "yes")]
+    pub vlan_tracking: bool,
+}
+
+fn de_bpf<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<soc_sensor::capture::bpf::BpfFilter>, D::Error> {
+    let text = String::deserialize(d)?;
+    soc_sensor::capture::bpf::BpfFilter::parse(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("bad BPF filter: {e}")))
 }
 
 fn yes() -> bool {
@@ -125,6 +142,47 @@ pub struct StreamSection {
     /// (overlaps with different data); 0 = no comparison.
     #[serde(default = "default_overlap_check", deserialize_with = "de_overlap_check")]
     pub overlap_check: u64,
+    /// A session of which only one side is captured (asymmetric routing) is set up by the
+    /// client's ACK and its bytes count as acknowledged on arrival (Suricata's
+    /// `stream.async-oneside`).
+    #[serde(default)]
+    pub async_oneside: bool,
+    /// `"inline"` (default): a TCP urgent byte stays in the stream; `"oob"`: it is out of band
+    /// and left out (Suricata's `stream.reassembly.urgent.policy`).
+    #[serde(default, deserialize_with = "de_urgent_policy")]
+    pub urgent_policy: UrgentPolicy,
+    /// What follows when the memcap refuses a segment (Suricata's
+    /// `stream.reassembly.memcap-policy`): `ignore` (default), `drop-packet`, `pass-packet`,
+    /// `drop-flow`, `pass-flow`, `bypass`, `reject`.
+    #[serde(default, deserialize_with = "de_exception_policy")]
+    pub memcap_policy: soc_sensor::options::ExceptionPolicy,
+}
+
+/// `[sensor.stream] urgent_policy`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UrgentPolicy {
+    #[default]
+    Inline,
+    Oob,
+}
+
+fn de_urgent_policy<'de, D: serde::Deserializer<'de>>(d: D) -> Result<UrgentPolicy, D::Error> {
+    match String::deserialize(d)?.as_str() {
+        "inline" => Ok(UrgentPolicy::Inline),
+        "oob" => Ok(UrgentPolicy::Oob),
+        other => Err(serde::de::Error::custom(format!("unknown urgent policy {other:?} (inline or oob)"))),
+    }
+}
+
+fn de_exception_policy<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<soc_sensor::options::ExceptionPolicy, D::Error> {
+    let text = String::deserialize(d)?;
+    soc_sensor::options::ExceptionPolicy::parse(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown policy {text:?} (ignore, drop-packet, pass-packet, drop-flow, pass-flow, bypass, reject)"
+        ))
+    })
 }
 
 impl Default for StreamSection {
@@ -135,6 +193,9 @@ impl Default for StreamSection {
             max_queued_bytes: default_queued_bytes(),
             max_queued_segments: default_queued_segments(),
             overlap_check: default_overlap_check(),
+            async_oneside: false,
+            urgent_policy: UrgentPolicy::Inline,
+            memcap_policy: Default::default(),
         }
     }
 }
@@ -682,6 +743,36 @@ mod tests {
         }
         assert_eq!(parse_size("2g"), Ok(2 << 30));
         assert!(parse_size("99999999999gb").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn sensor_bpf_and_stream_policies_are_read_and_bad_values_name_the_line() {
+        let base = "[sensor]\nname = \"s\"\nsegment = \"cpnet\"\n";
+        let out = "[output]\neve = \"x.json\"\n";
+        let c = load_sensor(write(&format!("{base}{out}")).path()).unwrap().sensor;
+        assert!(c.bpf.is_none() && c.vlan_tracking);
+        assert_eq!(
+            (c.stream.async_oneside, c.stream.urgent_policy, c.stream.memcap_policy),
+            (false, UrgentPolicy::Inline, soc_sensor::options::ExceptionPolicy::Ignore)
+        );
+        let f = write(&format!(
+            "{base}bpf = \"not port 22\"\nvlan_tracking = false\n{out}[sensor.stream]\nasync_oneside = true\nurgent_policy = \"oob\"\nmemcap_policy = \"drop-flow\"\n"
+        ));
+        let c = load_sensor(f.path()).unwrap().sensor;
+        assert_eq!(c.bpf.as_ref().map(|b| b.text()), Some("not port 22"));
+        assert!(!c.vlan_tracking);
+        assert_eq!(
+            (c.stream.async_oneside, c.stream.urgent_policy, c.stream.memcap_policy),
+            (true, UrgentPolicy::Oob, soc_sensor::options::ExceptionPolicy::DropFlow)
+        );
+        for (line, at, why) in [
+            ("bpf = \"port banana\"", ":4:", "bad BPF filter"),
+            ("[sensor.stream]\nurgent_policy = \"sideways\"", ":5:", "unknown urgent policy"),
+            ("[sensor.stream]\nmemcap_policy = \"panic\"", ":5:", "unknown policy"),
+        ] {
+            let e = load_sensor(write(&format!("{base}{line}\n")).path()).unwrap_err().to_string();
+            assert!(e.contains(at) && e.contains(why), "{line}: {e}");
+        }
     }
 
     #[test]

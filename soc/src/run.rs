@@ -143,6 +143,11 @@ pub async fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         detector: Some(detector.clone()),
         rule_slot: Some(rules.slot()),
         midstream: a.midstream,
+        async_oneside: false,
+        urgent_oob: false,
+        memcap_policy: Default::default(),
+        bpf: None,
+        vlan_tracking: true,
     };
     crate::rules::reload_on_sighup(Some(rules.clone()))?;
     for p in &a.pcap {

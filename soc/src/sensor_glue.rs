@@ -30,6 +30,14 @@ pub struct SensorRunOptions {
     pub rule_slot: Option<Arc<soc_sensor::reload::RuleSlot>>,
     /// Parse the app layer of TCP sessions whose start was not seen.
     pub midstream: bool,
+    /// Stream settings beyond the limits: one-sided sessions, urgent data, memcap policy.
+    pub async_oneside: bool,
+    pub urgent_oob: bool,
+    pub memcap_policy: soc_sensor::options::ExceptionPolicy,
+    /// Capture filter.
+    pub bpf: Option<soc_sensor::capture::bpf::BpfFilter>,
+    /// VLAN ids in the flow key.
+    pub vlan_tracking: bool,
 }
 
 impl SensorRunOptions {
@@ -50,6 +58,11 @@ impl SensorRunOptions {
             checksum_auto: true,
             stream: self.stream,
             midstream: self.midstream,
+            async_oneside: self.async_oneside,
+            urgent_oob: self.urgent_oob,
+            reassembly_memcap_policy: self.memcap_policy,
+            bpf: self.bpf.clone(),
+            vlan_tracking: self.vlan_tracking,
             ..Default::default()
         }
     }
@@ -353,6 +366,12 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         Some(Arc::new(crate::rules::SensorRules::load(&rule_paths, a.classification_config.as_deref())?))
     };
     let midstream = a.midstream || file.as_ref().is_some_and(|f| f.sensor.midstream);
+    let bpf = match &a.bpf {
+        Some(text) => {
+            Some(soc_sensor::capture::bpf::BpfFilter::parse(text).map_err(|e| anyhow::anyhow!("--bpf {text:?}: {e}"))?)
+        }
+        None => file.as_ref().and_then(|f| f.sensor.bpf.clone()),
+    };
     // The memcap is the whole sensor's: divided among the instances below.
     let stream = file.as_ref().map(|f| f.sensor.stream.config()).unwrap_or_default();
     let mut opts = SensorRunOptions {
@@ -363,6 +382,11 @@ pub async fn sensor_command(a: SensorArgs) -> anyhow::Result<ExitCode> {
         detector: None,
         rule_slot: rules.as_ref().map(|r| r.slot()),
         midstream,
+        async_oneside: file.as_ref().is_some_and(|f| f.sensor.stream.async_oneside),
+        urgent_oob: file.as_ref().is_some_and(|f| f.sensor.stream.urgent_policy == crate::config::UrgentPolicy::Oob),
+        memcap_policy: file.as_ref().map(|f| f.sensor.stream.memcap_policy).unwrap_or_default(),
+        bpf,
+        vlan_tracking: file.as_ref().is_none_or(|f| f.sensor.vlan_tracking),
     };
 
     let eve_path = a.eve.clone().or_else(|| file.as_ref().and_then(|f| f.output.eve.clone()));

@@ -273,6 +273,37 @@ fn midstream_sessions_get_app_layer_records_only_with_the_flag_or_config_key() {
     assert_eq!(http_records(&by_config), 0);
 }
 
+#[test]
+fn a_bpf_filter_from_the_flag_or_config_keeps_refused_packets_out_and_a_bad_one_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let pcap = dir.path().join("mid.pcap");
+    std::fs::write(&pcap, midstream_capture()).unwrap();
+    let run = |name: &str, extra: &[&str]| {
+        let eve = dir.path().join(name);
+        let out = soc()
+            .args(["sensor", "--midstream", "--pcap", pcap.to_str().unwrap(), "--eve", eve.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        (out, eve)
+    };
+    let (out, kept) = run("kept.json", &["--bpf", "tcp and port 80"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(http_records(&kept), 1);
+    let (out, refused) = run("refused.json", &["--bpf", "not host 192.0.2.8"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(eve_lines(&refused).len(), 0, "every packet of the capture goes to 192.0.2.8");
+    let cfg = dir.path().join("sensor.toml");
+    let out_cfg = format!("[output]\neve = {:?}\n", dir.path().join("unused.json").to_str().unwrap());
+    std::fs::write(&cfg, format!("[sensor]\nname = \"s1\"\nsegment = \"lab\"\nbpf = \"port 443\"\n{out_cfg}")).unwrap();
+    let (out, by_config) = run("config.json", &["--config", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(eve_lines(&by_config).len(), 0);
+    let (out, _) = run("bad.json", &["--bpf", "port banana"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--bpf"), "{}", text(&out));
+}
+
 /// A `soc sensor --pcap -` process fed through its standard input, its stderr lines
 /// collected.
 struct StreamSensor {
