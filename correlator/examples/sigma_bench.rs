@@ -93,7 +93,14 @@ static PASSES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::
 
 /// Runs `pass` (one pass over the events, returning the match count) until `secs` elapsed;
 /// events per second (per CPU second of this thread when it is known, see [`thread_cpu`]).
+///
+/// A first pass, not timed, warms both engines alike (lazily built regexes and automata,
+/// caches, buffers); with `--passes`, it is left out, so that instruction counts stay the
+/// measured passes' (`--phase` runs one cold pass of each other measurement anyway).
 fn rate(events: usize, secs: f64, mut pass: impl FnMut() -> usize) -> (f64, usize) {
+    if secs > 0.0 && PASSES.load(Ordering::Relaxed) == 0 {
+        pass();
+    }
     let start = Instant::now();
     let cpu = thread_cpu();
     let fixed = match PASSES.load(Ordering::Relaxed) {

@@ -37,7 +37,7 @@ pub mod route;
 pub mod rsigma_backend;
 
 pub use engine::{RuleMatch, SigmaEngine};
-pub use fast::{FastEngine, FlatError, FlatInfo, FlatScratch};
+pub use fast::{FastEngine, FieldSet, FlatError, FlatInfo, FlatScratch};
 pub use load::RuleLoadError;
 pub use pipeline::{PipelineError, Pipelines};
 pub use rsigma_backend::RsigmaEngine;
@@ -128,8 +128,8 @@ pub struct SigmaRules {
     engine: Box<dyn SigmaEngine>,
     /// Applied to events by [`SigmaRules::normalize`] before evaluation.
     pipelines: Pipelines,
-    /// The field names the pipelines read or write, sorted (for the fast path from JSON).
-    pipeline_fields: Vec<String>,
+    /// The field names the pipelines read or write (for the fast path from JSON).
+    pipeline_fields: fast::FieldSet,
 }
 
 impl fmt::Debug for SigmaRules {
@@ -171,7 +171,7 @@ impl SigmaRules {
             files: 0,
             engine: EngineKind::default().make(),
             pipelines: Pipelines::none(),
-            pipeline_fields: Vec::new(),
+            pipeline_fields: fast::FieldSet::default(),
         }
     }
 
@@ -286,13 +286,13 @@ impl SigmaRules {
             errors.extend(errs.into_iter().map(|e| RuleLoadError::new(e.file.clone(), e.to_string())));
             Pipelines::none()
         });
-        let pipeline_fields = pipelines.field_names().into_iter().map(str::to_string).collect();
+        let pipeline_fields = pipelines.field_names().into_iter().map(Box::from).collect();
         SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines, pipeline_fields }
     }
 
     /// The same rules with other pipelines ([`Pipelines::none`] for none).
     pub fn with_pipelines(mut self, pipelines: Pipelines) -> Self {
-        self.pipeline_fields = pipelines.field_names().into_iter().map(str::to_string).collect();
+        self.pipeline_fields = pipelines.field_names().into_iter().map(Box::from).collect();
         self.pipelines = pipelines;
         self
     }

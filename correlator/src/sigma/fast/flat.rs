@@ -553,6 +553,8 @@ pub struct FlatScratch {
     pub has_message_field: bool,
     /// Per flattened field: materialized for the pipelines.
     pub(crate) done: Vec<bool>,
+    /// The event's JSON text, ASCII-lower-cased (searched for keyword literals).
+    pub(crate) lowered: String,
 }
 
 impl FlatScratch {

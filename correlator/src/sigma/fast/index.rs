@@ -282,15 +282,34 @@ impl IndexBuilder {
             always.sort_unstable();
             always.dedup();
             // Searchable in JSON text (see `Index::keywords_raw_safe`): substrings only, none
-            // holding a character JSON escapes, nor made only of characters of a number (the
-            // flattening writes some numbers as strings, `1E3` as `1000.0`).
+            // holding a control character JSON writes as `\u` nor made only of characters of
+            // a number (the flattening writes some numbers as strings, `1E3` as `1000.0`).
+            // The characters JSON escapes with a backslash are searched in their escaped form.
             let raw_safe = fb.exact.is_empty()
                 && pats.iter().all(|p| {
-                    !p.bytes().any(|b| b == b'"' || b == b'\\' || b == b'/' || b < 0x20)
+                    !p.bytes().any(|b| b < 0x20 && json_escape(b).is_none())
                         && !p.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
                 });
+            // The literals as the lower-cased JSON text holds them, searched case-sensitively
+            // (so with the automaton's SIMD prefilter, which ASCII case folding disables).
+            let raw = match (&ac, raw_safe) {
+                (Some(_), true) if name.as_ref() == KEYWORD_FIELD => {
+                    let lowered: Vec<Vec<u8>> = pats.iter().map(|p| json_escaped(&p.to_ascii_lowercase())).collect();
+                    // Most texts hold no literal: a SIMD search for any of them (up to 128)
+                    // decides first.
+                    let any = aho_corasick::packed::Config::new().builder().extend(&lowered).build();
+                    // Run on few texts: a compact automaton.
+                    AhoCorasickBuilder::new()
+                        .match_kind(MatchKind::Standard)
+                        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                        .build(&lowered)
+                        .map_or(RawSearch::Unsafe, |ac| RawSearch::Lowered(Box::new((ac, any))))
+                }
+                (None, true) => RawSearch::Nothing,
+                _ => RawSearch::Unsafe,
+            };
             let fi = FieldIndex {
-                raw_safe,
+                raw,
                 ac,
                 sub_rules,
                 exact: fb.exact.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
@@ -309,9 +328,48 @@ impl IndexBuilder {
     }
 }
 
+/// How a field's literals are searched in JSON text (see [`Index::keywords_raw_safe`]).
+enum RawSearch {
+    /// They cannot be.
+    Unsafe,
+    /// There is no literal to search.
+    Nothing,
+    /// With this case-sensitive automaton over the literals as the ASCII-lower-cased JSON
+    /// text holds them (`\\` for `\`, `\"` for `"`, ...), pattern `i` being literal `i`,
+    /// run when the searcher (when there is one) finds any of them in the text.
+    Lowered(Box<(AhoCorasick, Option<aho_corasick::packed::Searcher>)>),
+}
+
+/// The two-character escape JSON writes for byte `b`, when it has one (`/` is written as
+/// it is: texts holding `\/` are not searched raw).
+fn json_escape(b: u8) -> Option<u8> {
+    Some(match b {
+        b'"' => b'"',
+        b'\\' => b'\\',
+        b'\n' => b'n',
+        b'\r' => b'r',
+        b'\t' => b't',
+        0x08 => b'b',
+        0x0c => b'f',
+        _ => return None,
+    })
+}
+
+/// `p` as it appears inside a JSON string written without `\u` escapes nor `\/`.
+fn json_escaped(p: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(p.len() + 4);
+    for b in p.bytes() {
+        match json_escape(b) {
+            Some(e) => out.extend_from_slice(&[b'\\', e]),
+            None => out.push(b),
+        }
+    }
+    out
+}
+
 struct FieldIndex {
-    /// Every literal can be searched in JSON text (see [`Index::keywords_raw_safe`]).
-    raw_safe: bool,
+    /// Whether and how the literals can be searched in JSON text.
+    raw: RawSearch,
     ac: Option<AhoCorasick>,
     sub_rules: Vec<Box<[u32]>>,
     exact: FxHashMap<Box<str>, Box<[u32]>>,
@@ -350,23 +408,30 @@ impl Index {
     }
 
     /// Whether the keyword literals can be searched in the JSON text of an event instead of
-    /// its decoded strings: they are substrings (not whole-string values), hold none of the
-    /// characters JSON escapes (`"`, `\`, `/`, control characters) and are not made only of
-    /// the characters of a number (some numbers become strings, rewritten). For a text in
-    /// ASCII without `\u` escapes, such a literal inside a string of the flattened event is
-    /// inside the text.
+    /// its decoded strings: they are substrings (not whole-string values), hold no control
+    /// character JSON writes as `\u` and are not made only of the characters of a number
+    /// (some numbers become strings, rewritten). For a text in ASCII without `\u` and `\/`
+    /// escapes, such a literal inside a string of the flattened event is inside the text in
+    /// its escaped form (`\\` for `\`, `\"` for `"`, ...).
     pub fn keywords_raw_safe(&self) -> bool {
-        self.keywords.as_ref().is_none_or(|k| k.raw_safe)
+        self.keywords.as_ref().is_none_or(|k| !matches!(k.raw, RawSearch::Unsafe))
     }
 
     /// Calls `mark` with every rule one of whose atoms the event satisfies (rules may be
-    /// reported more than once). With `raw` (the event's JSON text, ASCII, without `\u`
-    /// escapes, and [`Index::keywords_raw_safe`]), keyword literals are searched in that text
-    /// rather than in the strings of `doc` (a superset of candidates).
-    pub fn candidates(&self, doc: &Doc<'_>, raw: Option<&str>, mark: &mut dyn FnMut(u32)) {
+    /// reported more than once). With `lowered` (the event's JSON text, ASCII, without `\u`
+    /// and `\/` escapes, ASCII-lower-cased, and [`Index::keywords_raw_safe`]), keyword literals
+    /// are searched in that text rather than in the strings of `doc` (a superset of
+    /// candidates).
+    pub fn candidates(&self, doc: &Doc<'_>, lowered: Option<&str>, mark: &mut dyn FnMut(u32)) {
         if let Some(kw) = &self.keywords {
-            match raw {
-                Some(text) if kw.raw_safe => kw.text_only(text, mark),
+            match (lowered, &kw.raw) {
+                (Some(text), RawSearch::Lowered(l)) => {
+                    let (ac, any) = l.as_ref();
+                    if any.as_ref().is_none_or(|s| s.find(text).is_some()) {
+                        kw.marks(ac, text, mark);
+                    }
+                }
+                (Some(_), RawSearch::Nothing) => {}
                 _ => doc.for_each_string(&mut |s| kw.text_only(s, mark)),
             }
         }
@@ -463,10 +528,16 @@ impl FieldIndex {
             });
         }
         if let Some(ac) = &self.ac {
-            for m in ac.find_overlapping_iter(raw) {
-                if let Some(rules) = self.sub_rules.get(m.pattern().as_usize()) {
-                    rules.iter().for_each(|r| mark(*r));
-                }
+            self.marks(ac, raw, mark);
+        }
+    }
+
+    /// Marks the rules of every literal `ac` (this field's automaton, or one with the same
+    /// pattern numbers) finds in `text`.
+    fn marks(&self, ac: &AhoCorasick, text: &str, mark: &mut dyn FnMut(u32)) {
+        for m in ac.find_overlapping_iter(text) {
+            if let Some(rules) = self.sub_rules.get(m.pattern().as_usize()) {
+                rules.iter().for_each(|r| mark(*r));
             }
         }
     }

@@ -29,6 +29,9 @@ use soc_model::Log;
 use std::cell::RefCell;
 use std::collections::HashMap;
 
+/// A set of field names (the fields the processing pipelines read or write).
+pub type FieldSet = rustc_hash::FxHashSet<Box<str>>;
+
 /// Runs `f` over `items` on all cores (contiguous chunks, results in order).
 fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len().div_ceil(32)).max(1);
@@ -210,7 +213,7 @@ impl FastEngine {
 
     /// Adds the candidates of bucket `b` (its rules without a literal requirement, and those
     /// the prefilter finds) to `sc.cands`, each rule once per event. `raw`: the JSON text of
-    /// the event, searched for keyword literals instead of its strings (see
+    /// the event, ASCII-lower-cased, searched for keyword literals instead of its strings (see
     /// [`index::Index::candidates`]).
     fn mark_bucket(&self, b: &Bucket, doc: &Doc<'_>, raw: Option<&str>, sc: &mut Scratch) {
         let Some(index) = &b.index else { return };
@@ -275,10 +278,11 @@ fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
 
 /// Whether keyword literals can be searched in the JSON text itself instead of its decoded
 /// strings: every string of the event is then ASCII and written in the text as it is, except
-/// for the characters JSON escapes (`"`, `\`, `/`, control characters), which the keyword
-/// automaton of such a search holds none of ([`index::Index::keywords_raw_safe`]). A literal
-/// inside a decoded string is then inside the text; the text holds more (keys, numbers, the
-/// joints between values), which only adds candidates, evaluated exactly.
+/// for the characters JSON escapes with a backslash (`"`, `\`, `\n`, ...), which the keyword
+/// automaton of such a search holds in their escaped form ([`index::Index::keywords_raw_safe`]).
+/// Without `\u` and `\/` escapes, each character of a string has one written form, so a
+/// literal inside a decoded string is inside the text as written. The text holds more (keys,
+/// numbers, the joints between values), which only adds candidates, evaluated exactly.
 fn raw_keyword_text(json: &str) -> bool {
     if !json.is_ascii() {
         return false;
@@ -286,8 +290,8 @@ fn raw_keyword_text(json: &str) -> bool {
     // Backslashes occur only in escapes (inside strings); `\\u` is an escaped backslash.
     let b = json.as_bytes();
     let mut i = 0;
-    while let Some(p) = b.get(i..).and_then(|rest| rest.iter().position(|&c| c == b'\\')) {
-        if b.get(i + p + 1) == Some(&b'u') {
+    while let Some(p) = b.get(i..).and_then(|rest| memchr::memchr(b'\\', rest)) {
+        if let Some(b'u' | b'/') = b.get(i + p + 1) {
             return false;
         }
         i += p + 2;
@@ -307,7 +311,7 @@ fn filter_logsource_contains(f: &rsigma_parser::LogSource, r: &rsigma_parser::Lo
 
 impl FastEngine {
     /// Flattens the JSON text of a Windows event into `sc` (see [`flat`]), applies
-    /// `pipelines` (which read and write only the `pipeline_fields`, sorted) and routes it:
+    /// `pipelines` (which read and write only the `pipeline_fields`) and routes it:
     /// the buckets whose rules apply. `sc.fields` then holds every field those rules (and the
     /// pipelines) look up, `sc.strings` the strings of the other fields when a bucket searches
     /// keywords; with `all`, every field is materialized.
@@ -315,7 +319,7 @@ impl FastEngine {
         &self,
         json: &'j str,
         pipelines: &super::Pipelines,
-        pipeline_fields: &[String],
+        pipeline_fields: &FieldSet,
         sc: &mut FlatScratch,
         all: bool,
         defer_strings: bool,
@@ -333,7 +337,7 @@ impl FastEngine {
         if !pipelines.is_empty() {
             for i in 0..n {
                 let name = s.name(i);
-                if all || pipeline_fields.binary_search_by(|p| p.as_str().cmp(name)).is_ok() {
+                if all || pipeline_fields.contains(name) {
                     sc.fields.insert(name.to_string(), s.value(i)?);
                     sc.done[i] = true;
                 }
@@ -376,7 +380,7 @@ impl FastEngine {
         &self,
         json: &str,
         pipelines: &super::Pipelines,
-        pipeline_fields: &[String],
+        pipeline_fields: &FieldSet,
         sc: &mut FlatScratch,
         out: &mut Vec<RuleMatch>,
     ) -> Result<(), FlatError> {
@@ -393,7 +397,7 @@ impl FastEngine {
         &self,
         json: &str,
         pipelines: &super::Pipelines,
-        pipeline_fields: &[String],
+        pipeline_fields: &FieldSet,
         sc: &mut FlatScratch,
         fields: bool,
         out: &mut Vec<RuleMatch>,
@@ -415,8 +419,15 @@ impl FastEngine {
                 }
             }
         }
-        let raw = deferred.then_some(json);
-        with_scratch(|scr| {
+        // One lower-cased copy of the text for the keyword automata of all routed buckets.
+        let mut lowered = std::mem::take(&mut sc.lowered);
+        lowered.clear();
+        if deferred {
+            lowered.push_str(json);
+            lowered.make_ascii_lowercase();
+        }
+        let raw = deferred.then_some(lowered.as_str());
+        let result = with_scratch(|scr| {
             self.begin(scr);
             {
                 let doc = Doc::flat(sc);
@@ -433,7 +444,9 @@ impl FastEngine {
             }
             self.eval_cands(&Doc::flat(sc), scr, fields, out);
             Ok(())
-        })
+        });
+        sc.lowered = lowered;
+        result
     }
 
     /// The record [`FastEngine::matches_json`] evaluates, left in `sc` (for tests): with
@@ -442,7 +455,7 @@ impl FastEngine {
         &self,
         json: &str,
         pipelines: &super::Pipelines,
-        pipeline_fields: &[String],
+        pipeline_fields: &FieldSet,
         sc: &mut FlatScratch,
         all: bool,
     ) -> Result<FlatInfo, FlatError> {
@@ -805,6 +818,41 @@ mod tests {
         assert_eq!(ids(sysmon(r#"{"Image":"C:\/Tools\/x.exe"}"#)), [b]);
         assert_eq!(ids(sysmon(r#"{"Image":"c:/tools/x.exe","P":"sekurlsa::"}"#)), [a, b]);
         assert!(ids(sysmon(r#"{"Image":"c:/tools/y.exe"}"#)).is_empty());
+    }
+
+    #[test]
+    fn keyword_literals_with_characters_json_escapes_are_found_in_their_escaped_form() {
+        let kw = |id: &str, lit: &str| {
+            format!(
+                "title: K\nid: {id}\nlogsource:\n    product: windows\ndetection:\n    keywords:\n        - '{lit}'\n    condition: keywords\nlevel: low\n"
+            )
+        };
+        let (a, b) = ("0c3c4d6e-0000-4000-8000-0000000000b1", "0c3c4d6e-0000-4000-8000-0000000000b2");
+        let (sa, sb) = (kw(a, "\\temp\\x.ps1"), kw(b, "say \"hi\""));
+        let (rules, errors) =
+            SigmaRules::from_sources_with([("a.yml", sa.as_str()), ("b.yml", sb.as_str())], EngineKind::Fast);
+        assert!(errors.is_empty(), "{errors:?}");
+        let event = |data: &str| {
+            format!(
+                r##"{{"Event":{{"System":{{"Provider":{{"#attributes":{{"Name":"Microsoft-Windows-Security-Auditing"}}}},"EventID":4688,"Channel":"Security","Computer":"pc"}},"EventData":{data}}}}}"##
+            )
+        };
+        let mut sc = super::FlatScratch::new();
+        let mut ids = |json: String| -> Vec<&str> {
+            let mut out = Vec::new();
+            let r = rules.matching_rules_json(&json, &mut sc, &mut out);
+            assert!(r.is_ok(), "{json}: {r:?}");
+            out.iter().map(|i| rules.rules()[*i].id.as_str()).collect()
+        };
+        // Backslashes and quotes are written escaped in the text: found there.
+        assert_eq!(ids(event(r#"{"CommandLine":"run C:\\TEMP\\x.ps1"}"#)), [a]);
+        assert_eq!(ids(event(r#"{"CommandLine":"echo SAY \"HI\" now"}"#)), [b]);
+        // The same characters decoded differently: no match.
+        assert!(ids(event(r#"{"CommandLine":"run C:/temp/x.ps1"}"#)).is_empty());
+        assert!(ids(event(r#"{"CommandLine":"say hi"}"#)).is_empty());
+        // `\/` and `\u` escapes: the strings are decoded and searched.
+        assert_eq!(ids(event(r#"{"CommandLine":"C:\\temp\\x.ps1","P":"a\/b"}"#)), [a]);
+        assert_eq!(ids(event(r#"{"CommandLine":"C:\u005ctemp\\x.ps1"}"#)), [a]);
     }
 
     #[test]
