@@ -7,7 +7,9 @@
 //! tag covers the packets from or to it, of any flow). The alerting packet counts as the first
 //! one. A tag set again by the same rule starts over. Tags are kept per sensor (per worker
 //! thread: a host tag does not follow the host's flows handled by other workers), at most
-//! [`MAX_TAGS`] flows and hosts; beyond that new tags are counted and dropped.
+//! [`MAX_TAGS`] flows and hosts; when full, the tags not seen for [`MAX_IDLE_MICROS`] (or past
+//! their time) are dropped first (as Suricata's `TAG_MAX_LAST_TIME_SEEN`), then new tags are
+//! counted and dropped.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -17,6 +19,10 @@ pub const DEFAULT_PACKETS: u64 = 256;
 
 /// Most flows and hosts holding tags.
 pub const MAX_TAGS: usize = 65_536;
+
+/// A tag with no packet for this long is dropped when the table is full (a host that never
+/// sends again, e.g. a spoofed address, does not hold its entry for ever).
+pub const MAX_IDLE_MICROS: i64 = 600 * 1_000_000;
 
 /// What a tag covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +91,8 @@ struct Tag {
     /// Packets or bytes counted so far.
     used: u64,
     start: i64,
+    /// The last packet it covered.
+    last: i64,
 }
 
 impl Tag {
@@ -105,6 +113,12 @@ impl Tag {
             _ => false,
         }
     }
+
+    /// Whether the tag can go: idle for [`MAX_IDLE_MICROS`], or its time is over.
+    fn stale(&self, now: i64) -> bool {
+        now.saturating_sub(self.last) > MAX_IDLE_MICROS
+            || (self.metric == TagMetric::Seconds && !{ *self }.take(now, 0))
+    }
 }
 
 /// The tags of one sensor.
@@ -112,6 +126,8 @@ impl Tag {
 pub struct Tagger {
     sessions: HashMap<u64, Vec<Tag>>,
     hosts: HashMap<IpAddr, Vec<Tag>>,
+    /// When the full table was last swept for stale tags (at most once a second).
+    last_sweep: Option<i64>,
 }
 
 impl Tagger {
@@ -129,8 +145,14 @@ impl Tagger {
             TagMetric::Bytes => len,
             TagMetric::Seconds => 0,
         };
-        let tag = Tag { rule, metric: spec.metric, count: spec.count, used, start: ts };
-        let full = self.sessions.len() + self.hosts.len() >= MAX_TAGS;
+        let tag = Tag { rule, metric: spec.metric, count: spec.count, used, start: ts, last: ts };
+        let mut full = self.sessions.len() + self.hosts.len() >= MAX_TAGS;
+        if full && self.last_sweep.is_none_or(|at| ts.saturating_sub(at) >= 1_000_000) {
+            self.last_sweep = Some(ts);
+            sweep(&mut self.sessions, ts);
+            sweep(&mut self.hosts, ts);
+            full = self.sessions.len() + self.hosts.len() >= MAX_TAGS;
+        }
         let list = match spec.scope {
             TagScope::Session if flow_id != 0 && (!full || self.sessions.contains_key(&flow_id)) => {
                 self.sessions.entry(flow_id).or_default()
@@ -157,6 +179,7 @@ impl Tagger {
             list.retain_mut(|t| {
                 let ok = t.take(ts, len);
                 hit |= ok;
+                t.last = ts;
                 ok
             });
             list.is_empty()
@@ -182,6 +205,14 @@ impl Tagger {
             self.sessions.remove(&flow_id);
         }
     }
+}
+
+/// Drops the stale tags of a table.
+fn sweep<K>(table: &mut HashMap<K, Vec<Tag>>, now: i64) {
+    table.retain(|_, list| {
+        list.retain(|t| !t.stale(now));
+        !list.is_empty()
+    });
 }
 
 #[cfg(test)]
@@ -255,5 +286,25 @@ mod tests {
         assert!(t.tagged(7, ip(1), ip(2), 2_000_000, 60));
         assert!(!t.tagged(7, ip(1), ip(2), 2_000_001, 60));
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_table_full_of_idle_spoofed_hosts_makes_room_for_new_tags() {
+        let mut t = Tagger::default();
+        let spec = TagSpec { scope: TagScope::Host { dst: false }, count: 10, metric: TagMetric::Packets };
+        let spoofed = |n: u32| IpAddr::from(n.to_be_bytes());
+        for n in 0..MAX_TAGS as u32 {
+            t.add(spec, (1, 1), 0, spoofed(n), ip(1), 0, 60);
+        }
+        let later = MAX_IDLE_MICROS / 2;
+        t.add(spec, (1, 1), 0, ip(200), ip(1), later, 60);
+        assert!(!t.tagged(0, ip(200), ip(9), later, 60), "full, nothing idle yet: dropped");
+        // a host still sending keeps its tag
+        assert!(t.tagged(0, spoofed(7), ip(9), later, 60));
+        let now = MAX_IDLE_MICROS + 1;
+        t.add(spec, (1, 1), 0, ip(201), ip(1), now, 60);
+        assert!(t.tagged(0, ip(201), ip(9), now, 60), "the idle tags made room");
+        assert!(t.tagged(0, spoofed(7), ip(9), now, 60));
+        assert_eq!(t.hosts.len(), 2);
     }
 }

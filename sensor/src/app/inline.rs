@@ -21,6 +21,10 @@ pub const INLINE_CHUNK: u64 = 2560;
 pub const KEEP: u64 = 2 * INLINE_CHUNK;
 /// Pieces of stream kept per direction (tiny segments cannot hold more memory than this).
 pub const MAX_SEGMENTS: usize = 256;
+/// Bytes kept past a hole. A segment past a hole does not move the stream's right edge (the
+/// bytes before the hole stay for the segment that fills it); one further ahead is neither
+/// kept nor compared, unless half of this already waits past the hole (the hole is given up).
+pub const MAX_AHEAD: u64 = 64 * 1024;
 
 /// Signed distance from `b` to `a` in sequence space.
 fn rel(a: u32, b: u32) -> i64 {
@@ -62,6 +66,15 @@ impl InlineSide {
             // far behind what is kept: neither compared nor stored
             return None;
         }
+        // past a hole (a segment far ahead must not push the bytes before the hole out)
+        let past_hole = start > self.right && !self.segs.is_empty();
+        if past_hole && end > self.right + MAX_AHEAD {
+            let waiting: u64 = self.segs.range(self.right..).map(|(_, d)| d.len() as u64).sum();
+            if waiting < MAX_AHEAD / 2 {
+                return None;
+            }
+            self.right = start;
+        }
         let mut normalized: Option<Vec<u8>> = None;
         let mut covered: Vec<(u64, u64)> = Vec::new();
         for (&s, d) in self.segs.range(..end).rev() {
@@ -87,17 +100,34 @@ impl InlineSide {
             }
             at = at.max(hi);
         }
-        self.right = self.right.max(end);
+        // the right edge: through the pieces now contiguous with it
+        if start <= self.right {
+            while let Some((&s, d)) = self.segs.range(..=self.right).next_back() {
+                let e = s + d.len() as u64;
+                if e <= self.right {
+                    break;
+                }
+                self.right = e;
+            }
+        }
         self.prune();
         normalized
     }
 
     fn prune(&mut self) {
         while let Some((&s, d)) = self.segs.first_key_value() {
-            if self.segs.len() <= MAX_SEGMENTS && s + d.len() as u64 + KEEP > self.right {
+            if s + d.len() as u64 + KEEP > self.right {
                 break;
             }
             self.segs.remove(&s);
+        }
+        // too many pieces: those past a hole go first (the newest), then the oldest
+        while self.segs.len() > MAX_SEGMENTS {
+            let (Some((&first, _)), Some((&last, _))) = (self.segs.first_key_value(), self.segs.last_key_value())
+            else {
+                break;
+            };
+            self.segs.remove(if last >= self.right { &last } else { &first });
         }
     }
 
@@ -224,5 +254,46 @@ mod tests {
         assert_eq!(InlineSide::default().window(5, 1), None);
         // a sequence number before the stream's start
         assert_eq!(s.on_segment(u32::MAX - 5, false, b"zz"), None);
+    }
+
+    #[test]
+    fn a_segment_sent_far_ahead_does_not_push_the_context_out() {
+        let mut s = InlineSide::default();
+        s.on_segment(1000, true, b"");
+        s.on_segment(1001, false, b"Please ");
+        // out of the receiver's window: the receiver drops it; it must not move the stream on
+        s.on_segment(1001 + 1_000_000, false, b"junk");
+        for (seq, d) in [(1008, &b"Let "[..]), (1012, b"Me "), (1015, b"In!")] {
+            s.on_segment(seq, false, d);
+        }
+        assert_eq!(s.window(1015, 3).as_deref(), Some(&b"Please Let Me In!"[..]));
+        // nor do many tiny pieces past a hole
+        let mut s = InlineSide::default();
+        s.on_segment(0, true, b"");
+        s.on_segment(1, false, b"Please Let Me ");
+        for i in 0..1000u32 {
+            s.on_segment(100 + 2 * i, false, b"x");
+        }
+        s.on_segment(15, false, b"In!");
+        assert_eq!(s.window(15, 3).as_deref(), Some(&b"Please Let Me In!"[..]));
+        assert!(s.segs.len() <= MAX_SEGMENTS);
+    }
+
+    #[test]
+    fn a_hole_with_enough_data_past_it_is_given_up() {
+        let mut s = InlineSide::default();
+        s.on_segment(0, true, b"");
+        s.on_segment(1, false, b"head");
+        // bytes 4..100 never come; 64 KiB follow them
+        let data = vec![b'a'; 1000];
+        let mut seq = 101u32;
+        while u64::from(seq) < 101 + MAX_AHEAD + 2000 {
+            s.on_segment(seq, false, &data);
+            seq += 1000;
+        }
+        s.on_segment(seq, false, b"tail");
+        assert!(s.window(seq, 4).is_some_and(|w| w.ends_with(b"aaatail")));
+        assert!(s.segs.len() <= MAX_SEGMENTS);
+        assert!(s.segs.values().map(|d| d.len() as u64).sum::<u64>() <= MAX_AHEAD + KEEP + 1000);
     }
 }

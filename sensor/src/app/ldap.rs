@@ -186,7 +186,7 @@ impl AppParser for LdapParser {
             return;
         }
         self.buf[d].extend_from_slice(data);
-        let buf = std::mem::take(&mut self.buf[d]);
+        let mut buf = std::mem::take(&mut self.buf[d]);
         let mut at = 0;
         while at < buf.len() {
             match read_message(&buf[at..]) {
@@ -202,11 +202,12 @@ impl AppParser for LdapParser {
                 }
             }
         }
-        let rest = buf.get(at..).unwrap_or_default();
-        if rest.len() > MAX_PENDING {
+        // kept in place: a message arriving in many segments is not copied at each one
+        if buf.len().saturating_sub(at) > MAX_PENDING {
             self.stopped[d] = true;
         } else {
-            self.buf[d] = rest.to_vec();
+            buf.drain(..at.min(buf.len()));
+            self.buf[d] = buf;
         }
     }
 
@@ -290,6 +291,30 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn a_large_message_in_many_segments_reads_and_a_larger_one_stops_the_direction() {
+        // a search request whose filter is 200 KiB, in 1,000-byte segments, then a second one
+        let body_len = 200 * 1024;
+        let mut msg = vec![0x30, 0x83];
+        msg.extend(&((body_len + 8) as u32).to_be_bytes()[1..]);
+        msg.extend([0x02, 0x01, 0x07, 0x63, 0x83]);
+        msg.extend(&(body_len as u32).to_be_bytes()[1..]);
+        msg.resize(msg.len() + body_len, 0x04);
+        let two = [&msg[..], &msg[..]].concat();
+        let mut p = LdapParser::default();
+        let n: usize = two.chunks(1000).map(|c| feed(&mut p, Direction::ToServer, c).len()).sum();
+        assert_eq!(n, 2);
+        assert!(p.buf[0].is_empty());
+        // a message declared longer than what is kept: the direction stops, its bytes freed
+        let mut p = LdapParser::default();
+        let mut big = vec![0x30, 0x84, 0x00, 0x20, 0x00, 0x00, 0x02, 0x01, 0x07, 0x63];
+        big.resize(MAX_PENDING + 10, 0);
+        for c in big.chunks(1460) {
+            feed(&mut p, Direction::ToServer, c);
+        }
+        assert!(p.stopped[0] && p.buf[0].capacity() == 0);
     }
 
     #[test]

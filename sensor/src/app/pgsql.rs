@@ -65,7 +65,8 @@ impl AppParser for PgsqlParser {
             let h = std::mem::take(&mut self.head[d]);
             let at = usize::from(!untyped);
             let len = u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]) as usize;
-            if !(4..=MAX_MESSAGE).contains(&len) {
+            // the length counts itself, and an untyped message's code too
+            if !(hlen - at..=MAX_MESSAGE).contains(&len) {
                 self.stop();
                 return;
             }
@@ -134,5 +135,15 @@ mod tests {
         let mut p = PgsqlParser { started: true, ..Default::default() };
         assert_eq!(triggers(&mut p, Direction::ToServer, b"Q\xff\xff\xff\xffxx"), 0);
         assert!(p.is_done());
+    }
+
+    #[test]
+    fn a_first_message_shorter_than_its_own_header_stops_the_parser() {
+        // an untyped message's length covers its 4-byte code: 4 to 7 cannot be
+        for len in 4u8..8 {
+            let mut p = PgsqlParser::default();
+            assert_eq!(triggers(&mut p, Direction::ToServer, &[0, 0, 0, len, 0, 3, 0, 0, b'x']), 0, "length {len}");
+            assert!(p.is_done(), "length {len}");
+        }
     }
 }

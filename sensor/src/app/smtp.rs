@@ -11,8 +11,11 @@
 //! (Suricata since 8.0.6: the inner mail is read as written), down to [`MAX_DEPTH`] levels.
 //!
 //! Memory: a mail is kept up to [`MAX_MAIL`] bytes (the rest is counted, not kept; files cut
-//! there have no size nor digest); a command line up to [`MAX_LINE`] bytes. Not parsed: the
-//! server replies, `BDAT` chunks, STARTTLS (the stream after it is not SMTP).
+//! there have no size nor digest); a command line up to [`MAX_LINE`] bytes, and the client's
+//! bytes after a `DATA` until its reply, up to [`MAX_MAIL`]. The server's replies are only
+//! paired with the client's lines: a `DATA` refused (4xx/5xx) was no mail, the lines read as
+//! its mail are read again as commands. Not parsed: `BDAT` chunks, STARTTLS (the stream after
+//! it is not SMTP).
 
 use super::dcerpc::TxInspect;
 use super::file::FileFields;
@@ -240,7 +243,7 @@ enum State {
     Data,
 }
 
-/// The client side of an SMTP session.
+/// An SMTP session (the client's lines; the server's replies paired with them).
 #[derive(Debug, Default)]
 pub struct SmtpParser {
     state: State,
@@ -253,6 +256,15 @@ pub struct SmtpParser {
     mail_gap: bool,
     /// STARTTLS was sent: nothing more is read.
     stopped: bool,
+    /// Client lines the server answers (commands, and the `.` ending a mail) and final replies
+    /// seen, to pair `DATA` with its reply: a refused `DATA` (4xx/5xx) was no mail, the lines
+    /// read as its mail since are commands (Suricata follows the server's replies too).
+    cmds: u64,
+    replies: u64,
+    /// The number of the `DATA` command whose reply is awaited, and the client's bytes since.
+    data_cmd: Option<u64>,
+    since_data: Vec<u8>,
+    reply_line: Vec<u8>,
 }
 
 impl SmtpParser {
@@ -261,7 +273,10 @@ impl SmtpParser {
         match self.state {
             State::Command => {
                 let verb = text.split(|&b| b == b' ').next().unwrap_or(text);
+                self.cmds += 1;
                 if verb.eq_ignore_ascii_case(b"DATA") {
+                    self.data_cmd = Some(self.cmds);
+                    self.since_data.clear();
                     self.state = State::Data;
                     self.mail.clear();
                     self.mail_dropped = 0;
@@ -272,6 +287,9 @@ impl SmtpParser {
             }
             State::Data => {
                 if text == b"." {
+                    self.cmds += 1;
+                    self.data_cmd = None;
+                    self.since_data = Vec::new();
                     self.state = State::Command;
                     self.finish_mail(out);
                     return;
@@ -317,15 +335,70 @@ impl SmtpParser {
     }
 }
 
+impl SmtpParser {
+    /// Holds client bytes sent after a `DATA` whose reply is awaited (up to [`MAX_MAIL`]).
+    fn hold(&mut self, data: &[u8]) {
+        let room = MAX_MAIL.saturating_sub(self.since_data.len());
+        self.since_data.extend_from_slice(&data[..data.len().min(room)]);
+    }
+
+    /// The server's replies: the final line of each (`250 ok`, not `250-...`) answers the
+    /// oldest unanswered client line.
+    fn on_replies(&mut self, data: &[u8], out: &mut Vec<AppRecord>) {
+        let mut rest = data;
+        while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            let mut line = std::mem::take(&mut self.reply_line);
+            line.extend_from_slice(&rest[..i]);
+            rest = &rest[i + 1..];
+            let code = line.get(..3).filter(|c| c.iter().all(u8::is_ascii_digit));
+            let last = !matches!(line.get(3), Some(b'-'));
+            if let Some(code) = code
+                && last
+                && self.replies < self.cmds
+            {
+                self.replies += 1;
+                if self.data_cmd == Some(self.replies) {
+                    self.data_cmd = None;
+                    let since = std::mem::take(&mut self.since_data);
+                    if matches!(code[0], b'4' | b'5') && self.state == State::Data {
+                        // refused: no mail; what followed DATA are commands
+                        self.state = State::Command;
+                        self.mail.clear();
+                        self.mail_dropped = 0;
+                        self.line.clear();
+                        self.skipping = false;
+                        self.on_data(Direction::ToServer, &since, out);
+                    }
+                }
+            }
+        }
+        if self.reply_line.len() + rest.len() <= MAX_LINE {
+            self.reply_line.extend_from_slice(rest);
+        } else {
+            self.reply_line.clear();
+        }
+    }
+}
+
 impl AppParser for SmtpParser {
     fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
-        if dir != Direction::ToServer || self.stopped {
+        if self.stopped {
             return;
+        }
+        if dir == Direction::ToClient {
+            self.on_replies(data, out);
+            return;
+        }
+        if self.data_cmd.is_some() {
+            self.hold(data);
         }
         let mut rest = data;
         while let Some(i) = rest.iter().position(|&b| b == b'\n') {
+            let awaiting = self.data_cmd.is_some();
             if self.skipping {
                 self.skipping = false;
+                // a skipped command is answered all the same
+                self.cmds += u64::from(self.state == State::Command);
             } else if self.line.is_empty() {
                 self.on_line(&rest[..i], out);
             } else {
@@ -336,6 +409,10 @@ impl AppParser for SmtpParser {
             rest = &rest[i + 1..];
             if self.stopped {
                 return;
+            }
+            if !awaiting && self.data_cmd.is_some() {
+                // a DATA line: what follows it in the segment is held too
+                self.hold(rest);
             }
         }
         if self.skipping {
@@ -359,6 +436,9 @@ impl AppParser for SmtpParser {
     }
 
     fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        // commands or replies lost: their pairing is given up
+        self.data_cmd = None;
+        self.since_data = Vec::new();
         if dir == Direction::ToServer {
             self.mail_gap |= self.state == State::Data;
             self.line.clear();
@@ -463,5 +543,43 @@ Content-Disposition: attachment; filename=\"malware.exe\"\r\n\r\nEICAR-PAYLOAD\r
         let mut p = SmtpParser::default();
         p.on_data(Direction::ToServer, &vec![b'A'; MAX_LINE + 1], &mut out);
         assert!(p.line.is_empty());
+    }
+
+    #[test]
+    fn a_refused_data_is_no_mail_and_the_lines_after_it_are_commands() {
+        let mail = b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Disposition: attachment; filename=\"evil.exe\"\r\n\r\nMZ\r\n--b--\r\n.\r\n";
+        for pipelined in [false, true] {
+            let mut p = SmtpParser::default();
+            let mut out = Vec::new();
+            p.on_data(Direction::ToClient, b"220 mx ESMTP\r\n", &mut out);
+            p.on_data(Direction::ToServer, b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<nobody@b>\r\n", &mut out);
+            // refused before any recipient was accepted; the empty line ends a mail's headers
+            p.on_data(Direction::ToServer, if pipelined { b"DATA\r\n\r\n" } else { b"DATA\r\n" }, &mut out);
+            p.on_data(Direction::ToClient, b"250-mx\r\n250 PIPELINING\r\n250 ok\r\n550 no such user\r\n", &mut out);
+            p.on_data(Direction::ToClient, b"554 no valid recipients\r\n", &mut out);
+            if pipelined {
+                p.on_data(Direction::ToClient, b"500 bad syntax\r\n", &mut out);
+            } else {
+                p.on_data(Direction::ToServer, b"\r\n", &mut out);
+                p.on_data(Direction::ToClient, b"500 bad syntax\r\n", &mut out);
+            }
+            p.on_data(Direction::ToServer, b"RCPT TO:<c@b>\r\nDATA\r\n", &mut out);
+            p.on_data(Direction::ToClient, b"250 ok\r\n", &mut out);
+            p.on_data(Direction::ToClient, b"354 go on\r\n", &mut out);
+            p.on_data(Direction::ToServer, mail, &mut out);
+            let t = inspect(&out);
+            assert_eq!(t.len(), 1, "pipelined: {pipelined}");
+            assert!(t[0].bufs.contains(&(Buffer::FileName, b"evil.exe".to_vec())), "pipelined: {pipelined}");
+        }
+        // an accepted DATA and a reply to a command before it change nothing
+        let mut p = SmtpParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"RCPT TO:<a@b>\r\nDATA\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"550 no\r\n", &mut out);
+        p.on_data(Direction::ToServer, &mail[..mail.len() - 3], &mut out);
+        p.on_data(Direction::ToClient, b"354 go on\r\n", &mut out);
+        p.on_data(Direction::ToServer, b".\r\n", &mut out);
+        assert_eq!(inspect(&out).len(), 1);
     }
 }
