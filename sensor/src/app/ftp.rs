@@ -143,6 +143,26 @@ pub const EXPECTATION_TIMEOUT_MICROS: i64 = 300 * 1_000_000;
 /// Bytes of a data connection kept per direction for inspection.
 pub const MAX_DATA: usize = 256 * 1024;
 
+/// Bytes all data connections of the process may hold together: past it, further bytes are
+/// not kept (counted in `soc_sensor_ftp_data_unkept_bytes_total`), so announcing many data
+/// connections cannot make the sensor hold flows x [`MAX_DATA`].
+pub const MAX_DATA_TOTAL: usize = 64 << 20;
+
+/// Bytes held by the data connections of the process.
+static DATA_HELD: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Takes up to `want` bytes from `held`'s budget of `cap`; returns how many were granted.
+fn grant(held: &std::sync::atomic::AtomicUsize, want: usize, cap: usize) -> usize {
+    use std::sync::atomic::Ordering;
+    let mut got = 0;
+    // (an Err only means nothing was left to take)
+    let _ = held.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |now| {
+        got = want.min(cap.saturating_sub(now));
+        (got > 0).then_some(now + got)
+    });
+    got
+}
+
 /// The transfer command of a data connection (`ftpdata_command`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataCmd {
@@ -354,11 +374,23 @@ pub struct FtpDataParser {
     seen: [u64; 2],
     lost: [bool; 2],
     closed: bool,
+    /// Bytes of [`DATA_HELD`] this parser holds.
+    held: usize,
 }
 
 impl FtpDataParser {
     pub fn new(info: SharedInfo) -> Self {
-        FtpDataParser { info, data: Default::default(), seen: [0; 2], lost: [false; 2], closed: false }
+        FtpDataParser { info, data: Default::default(), seen: [0; 2], lost: [false; 2], closed: false, held: 0 }
+    }
+
+    fn release(&mut self) {
+        DATA_HELD.fetch_sub(std::mem::take(&mut self.held), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Drop for FtpDataParser {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -367,7 +399,13 @@ impl AppParser for FtpDataParser {
         let d = dir.index();
         self.seen[d] = self.seen[d].saturating_add(data.len() as u64);
         let room = MAX_DATA.saturating_sub(self.data[d].len());
-        self.data[d].extend_from_slice(&data[..data.len().min(room)]);
+        let want = data.len().min(room);
+        let take = grant(&DATA_HELD, want, MAX_DATA_TOTAL);
+        if take < want {
+            metrics::counter!("soc_sensor_ftp_data_unkept_bytes_total").increment((want - take) as u64);
+        }
+        self.held += take;
+        self.data[d].extend_from_slice(&data[..take]);
     }
 
     fn on_gap(&mut self, dir: Direction, len: u32, _out: &mut Vec<AppRecord>) {
@@ -400,6 +438,8 @@ impl AppParser for FtpDataParser {
             }
             out.push(AppRecord::Inspect(Box::new(tx)));
         }
+        // (the bytes went to the inspection records)
+        self.release();
     }
 
     fn is_done(&self) -> bool {
@@ -410,6 +450,34 @@ impl AppParser for FtpDataParser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_data_budget_of_all_connections_grants_what_is_left_and_then_nothing() {
+        let held = std::sync::atomic::AtomicUsize::new(0);
+        assert_eq!(grant(&held, 600, 1000), 600);
+        assert_eq!(grant(&held, 600, 1000), 400);
+        assert_eq!(grant(&held, 1, 1000), 0);
+        held.fetch_sub(500, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(grant(&held, 600, 1000), 500);
+    }
+
+    #[test]
+    fn a_data_connection_gives_back_its_bytes_when_it_closes_or_is_dropped() {
+        let mut p = FtpDataParser::new(SharedInfo::default());
+        p.on_data(Direction::ToClient, &[7u8; 1000], &mut Vec::new());
+        assert_eq!(p.held, 1000);
+        let mut out = Vec::new();
+        p.on_close(&mut out);
+        assert_eq!(p.held, 0);
+        let kept: Vec<usize> = out
+            .iter()
+            .filter_map(|r| match r {
+                AppRecord::Inspect(tx) => tx.file_data.as_ref().map(|d| d.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(kept, vec![1000], "the kept bytes go to the inspection");
+    }
 
     #[test]
     fn commands_of_a_segment_with_their_arguments() {
