@@ -183,7 +183,7 @@ fn otrf_pcap_against_suricata_anchor() {
     eprintln!("tls sessions matched: {tls_matched}; field agreement: {tls_agree:?}");
 
     // Floors (measured: flow 1116/1116 with 1115 matched, dns 598/598, tls 375/375 all fields,
-    // http 394 of 399).
+    // http 398 of 399).
     let (fo, fa) = counts["flow"];
     assert!(fo.abs_diff(fa) <= 5, "flow count {fo} vs {fa}");
     assert!(matched.len() >= 1100, "flows matched {}", matched.len());
@@ -206,6 +206,6 @@ fn otrf_pcap_against_suricata_anchor() {
     for f in ["version", "ja3", "ja3s", "ja4", "session_resumed"] {
         assert!(tls_agree.get(f).copied().unwrap_or(0) >= 370, "tls {f}");
     }
-    assert!(http_matched >= 390, "http {http_matched}");
+    assert!(http_matched >= 398, "http {http_matched}");
     assert!((395..=405).contains(&counts["http"].0), "http count {}", counts["http"].0);
 }

@@ -1053,6 +1053,36 @@ impl HttpParser {
                     }
                     if dir == Direction::ToServer {
                         if http_request_start(rest) == Probe::NoMatch {
+                            match missing_protocol_request(rest) {
+                                // Not known yet whether the line is followed by headers.
+                                None => return pos,
+                                Some(true) => {
+                                    // libhtp: a request line of one word followed by header
+                                    // lines is a request of an unknown method without protocol.
+                                    let Some(end) = header_block_end(rest) else {
+                                        return pos;
+                                    };
+                                    out.push(AppRecord::Anomaly {
+                                        proto: AppProto::Http,
+                                        event: "REQUEST_LINE_UNKNOWN_METHOD",
+                                        dir,
+                                    });
+                                    out.push(AppRecord::Anomaly {
+                                        proto: AppProto::Http,
+                                        event: "REQUEST_LINE_MISSING_PROTOCOL",
+                                        dir,
+                                    });
+                                    let (st, id) = self.on_request(&rest[..end], out);
+                                    pos += end;
+                                    self.sides[d].cur_tx = id;
+                                    self.sides[d].state = st;
+                                    if st == State::Headers {
+                                        self.finish_request(id, out);
+                                    }
+                                    continue;
+                                }
+                                Some(false) => {}
+                            }
                             out.push(AppRecord::Anomaly { proto: AppProto::Http, event: "REQUEST_LINE_INVALID", dir });
                             self.sides[d].state = State::Desync;
                             continue;
@@ -1248,6 +1278,9 @@ impl AppParser for HttpParser {
             }
             State::ChunkData(n) if len < n => self.sides[d].state = State::ChunkData(n - len),
             State::UntilClose | State::Stop => {}
+            // Between requests (nothing buffered): libhtp parses what follows as the next
+            // request, whatever it is.
+            State::Headers if dir == Direction::ToServer && self.sides[d].buf.is_empty() => {}
             _ => {
                 self.sides[d].buf.clear();
                 self.sides[d].state = State::Desync;
@@ -1314,6 +1347,28 @@ impl AppParser for HttpParser {
     fn is_done(&self) -> bool {
         self.sides[0].state == State::Stop && self.sides[1].state == State::Stop && self.txs.is_empty()
     }
+}
+
+/// Whether `rest` starts with a line of one word (no method libhtp knows) followed by a header
+/// line, which libhtp parses as a request with headers (`REQUEST_LINE_MISSING_PROTOCOL`);
+/// `None` until both lines are there (at most [`MAX_HEADER_BLOCK`] bytes are waited for).
+fn missing_protocol_request(rest: &[u8]) -> Option<bool> {
+    let word = |b: &u8| b.is_ascii_graphic();
+    let Some(nl) = rest.iter().position(|&b| b == b'\n') else {
+        // Only printable text without blanks can still become such a line.
+        return if rest.len() < MAX_HEADER_BLOCK && rest.iter().all(word) { None } else { Some(false) };
+    };
+    let line = trim(&rest[..nl]);
+    if line.is_empty() || !line.iter().all(word) {
+        return Some(false);
+    }
+    let next = &rest[nl + 1..];
+    let Some(nl2) = next.iter().position(|&b| b == b'\n') else {
+        return if rest.len() < MAX_HEADER_BLOCK { None } else { Some(false) };
+    };
+    let header = trim(&next[..nl2]);
+    let name_len = header.iter().position(|&b| b == b':');
+    Some(name_len.is_some_and(|n| n > 0 && header[..n].iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')))
 }
 
 #[cfg(test)]
@@ -1474,6 +1529,43 @@ mod tests {
         let h = https(&out);
         assert_eq!(h.len(), 1);
         assert_eq!(h[0].1.status, Some(400));
+    }
+
+    #[test]
+    fn after_a_gap_between_messages_a_one_word_line_with_headers_is_a_request() {
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        // The start of a request was lost; its last header line's tail comes first (libhtp:
+        // a request of an unknown method without protocol, with the headers that follow).
+        p.on_gap(Direction::ToServer, 2836, &mut out);
+        p.on_data(Direction::ToServer, b"oGpX9CDVvBLeUjFNWEQ=\r\nUser-Agent: Microsoft WinRM Client\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"Content-Length: 0\r\nHost: newyork:5985\r\n\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"POST /wsman HTTP/1.1\r\nHost: newyork\r\n\r\n", &mut out);
+        let events: Vec<&str> = out
+            .iter()
+            .filter_map(|r| if let AppRecord::Anomaly { event, .. } = r { Some(*event) } else { None })
+            .collect();
+        assert_eq!(events, ["REQUEST_LINE_UNKNOWN_METHOD", "REQUEST_LINE_MISSING_PROTOCOL"]);
+        p.on_close(&mut out);
+        let h = https(&out);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h[0].1.http_method.as_deref(), Some("oGpX9CDVvBLeUjFNWEQ="));
+        assert_eq!(h[0].1.http_user_agent.as_deref(), Some("Microsoft WinRM Client"));
+        assert_eq!(h[0].1.hostname.as_deref(), Some("newyork"));
+        assert_eq!(h[1].1.url.as_deref(), Some("/wsman"));
+    }
+
+    #[test]
+    fn a_one_word_line_without_headers_after_it_is_still_invalid() {
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"garbage\r\nmore garbage\r\n\r\n", &mut out);
+        assert!(out.iter().any(|r| matches!(r, AppRecord::Anomaly { event: "REQUEST_LINE_INVALID", .. })));
+        // Binary data is not waited for.
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"\x16\x03\x01\x00", &mut out);
+        assert!(out.iter().any(|r| matches!(r, AppRecord::Anomaly { event: "REQUEST_LINE_INVALID", .. })));
     }
 
     #[test]

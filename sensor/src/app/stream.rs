@@ -7,6 +7,11 @@
 //! after it. Every gap sets the direction's [`Stream::has_gap`] flag, which the flow record
 //! carries as Suricata does (`tcp.ts_gap` / `tcp.tc_gap`).
 //!
+//! As in Suricata, a hole the peer acknowledged is given up when an acknowledgement is
+//! processed, not when the segment after the hole arrives; and a segment that ends before
+//! the peer's acknowledgement is a spurious retransmission and ignored, unless that
+//! acknowledgement covers bytes never seen (the furthest segment end seen, in order or not).
+//!
 //! # Overlap policy: first
 //!
 //! Bytes that arrived first win, for every overlap: a retransmission (or any segment) that
@@ -203,6 +208,8 @@ pub struct Stream {
     ooo_bytes: usize,
     /// Highest sequence number the peer acknowledged.
     acked: Option<u32>,
+    /// Furthest end of any segment seen, in order or not.
+    right_edge: Option<u32>,
     fin_seq: Option<u32>,
     /// Hold delivery until the other direction reaches this sequence number (its bytes that
     /// our sender had already received when it sent what we hold).
@@ -251,6 +258,7 @@ impl Stream {
             ooo: Vec::new(),
             ooo_bytes: 0,
             acked: None,
+            right_edge: None,
             fin_seq: None,
             wait: None,
             eof: false,
@@ -656,12 +664,22 @@ impl Stream {
             self.check_eof();
             return;
         }
-        if !payload.is_empty() {
-            let acked_hole = rel(seq, next) > 0 && self.acked.is_some_and(|a| rel(a, seq) >= 0) && self.ooo.is_empty();
+        let end = seq.wrapping_add(payload.len() as u32);
+        let edge = self.right_edge;
+        if !payload.is_empty() && edge.is_none_or(|e| rel(end, e) > 0) {
+            self.right_edge = Some(end);
+        }
+        // A segment ending before what the peer acknowledged is a spurious retransmission,
+        // unless the acknowledgement covers bytes never seen (Suricata's stream engine): it
+        // does not fill the hole, which is reported as a gap at the next acknowledgement.
+        let spurious =
+            rel(end, next) > 0 && self.acked.is_some_and(|a| rel(end, a) < 0 && edge.is_some_and(|e| rel(a, e) <= 0));
+        if !payload.is_empty() && !spurious {
+            // A segment after a hole is queued even when the peer already acknowledged the
+            // hole: the hole is given up at the next acknowledgement ([`Stream::on_ack`]), so a
+            // retransmission arriving in between still fills it (Suricata declares the gap
+            // when it processes the acknowledgement, too).
             if self.wait.is_some() {
-                if acked_hole {
-                    self.gap_to(seq, sink);
-                }
                 self.enqueue(seq, payload);
                 if self.over_caps() {
                     // Held longer than the per-flow caps allow: stop waiting for the other
@@ -676,11 +694,6 @@ impl Stream {
                 } else {
                     self.deliver_around_queue(seq, payload, sink);
                 }
-            } else if acked_hole {
-                // The receiver already acknowledged up to here: the hole is lost.
-                self.gap_to(seq, sink);
-                self.deliver(seq, payload, sink);
-                self.drain(sink);
             } else {
                 self.enqueue(seq, payload);
                 self.enforce_caps(sink);

@@ -188,7 +188,8 @@ fn reaching_the_memcap_drops_the_segment_and_its_bytes_become_a_gap() {
     let out = collect(&mut s, |s, k| s.on_ack(141, k));
     assert_eq!(out[0], "<gap 10>");
     assert_eq!(out[1].len(), 80);
-    let out = seg(&mut s, 141, b"z");
+    assert!(seg(&mut s, 141, b"z").is_empty());
+    let out = collect(&mut s, |s, k| s.on_ack(142, k));
     assert_eq!(out, ["<gap 50>", "z"]);
     assert_eq!(shared.memuse(), 0);
     let c = shared.counters();
@@ -242,8 +243,50 @@ fn a_gap_counts_towards_the_depth() {
     let (mut s, shared) = stream(StreamConfig { depth: 10, ..Default::default() });
     seg(&mut s, 1, b"ab");
     collect(&mut s, |s, k| s.on_ack(20, k));
-    // A hole of 18 bytes, acknowledged: the gap takes the stream past its depth.
-    assert_eq!(seg(&mut s, 20, b"late"), ["<gap 17>"]);
+    // A hole of 17 bytes, acknowledged: at the next acknowledgement the gap takes the stream
+    // past its depth.
+    assert!(seg(&mut s, 20, b"late").is_empty());
+    assert_eq!(collect(&mut s, |s, k| s.on_ack(24, k)), ["<gap 17>"]);
     assert!(s.depth_reached());
     assert_eq!(shared.counters().depth_reached, 1);
+}
+
+#[test]
+fn an_acknowledged_hole_is_given_up_at_the_next_acknowledgement_not_before() {
+    let mut s = Stream::default();
+    collect(&mut s, |s, k| s.on_segment(0, true, false, b"", k));
+    seg(&mut s, 1, b"aa");
+    collect(&mut s, |s, k| s.on_ack(13, k));
+    // The peer acknowledged bytes 3..13 never seen here: the segment after them waits.
+    assert!(seg(&mut s, 13, b"zz").is_empty());
+    // Their retransmission arrives before the next acknowledgement: no gap.
+    assert_eq!(seg(&mut s, 3, b"0123456789"), ["0123456789", "zz"]);
+    assert_eq!(s.gaps, 0);
+}
+
+#[test]
+fn a_retransmission_ending_before_the_acknowledged_bytes_is_ignored() {
+    let mut s = Stream::default();
+    collect(&mut s, |s, k| s.on_segment(0, true, false, b"", k));
+    // The first 12 bytes were never captured; the peer acknowledged them.
+    collect(&mut s, |s, k| s.on_ack(13, k));
+    assert!(seg(&mut s, 13, b"POST").is_empty());
+    // A retransmission of bytes 1..7: it ends before the acknowledged 13, and the
+    // acknowledgement covers no byte never seen (13..17 arrived): spurious, ignored.
+    assert!(seg(&mut s, 1, b"abcdef").is_empty());
+    // The rest (7..13) ends at the acknowledgement: kept.
+    assert!(seg(&mut s, 7, b"ghijkl").is_empty());
+    // The next acknowledgement gives up the hole that is left.
+    assert_eq!(collect(&mut s, |s, k| s.on_ack(13, k)), ["<gap 6>", "ghijkl", "POST"]);
+    assert_eq!(s.gap_bytes, 6);
+}
+
+#[test]
+fn a_retransmission_is_kept_when_the_acknowledgement_covers_bytes_never_seen() {
+    let mut s = Stream::default();
+    collect(&mut s, |s, k| s.on_segment(0, true, false, b"", k));
+    seg(&mut s, 1, b"aa");
+    collect(&mut s, |s, k| s.on_ack(20, k));
+    // Ends before the acknowledgement, but nothing up to it was seen: not spurious.
+    assert_eq!(seg(&mut s, 3, b"bbbbb"), ["bbbbb"]);
 }
