@@ -19,7 +19,7 @@ use super::keywords::{
     self, Base64Decode, ByteExtract, ByteJump, ByteTest, FlowbitOp, FlowintOp, IsDataAt, TcpFlags, Threshold,
     Transform, XbitOp,
 };
-use super::parse::{Action, AddrExpr, ParsedRule, PortExpr, RuleOption, maybe_unquote};
+use super::parse::{Action, AddrExpr, ParsedRule, PortExpr, RuleOption, maybe_unquote_borrowed as maybe_unquote};
 use super::pcre::{self, PcreFlags};
 use super::{NOT_SUPPORTED, RuleError};
 
@@ -1444,7 +1444,7 @@ type MetadataEntry = Arc<[Arc<str>]>;
 impl RuleMetadata {
     /// The rule's own copy, shared with no other rule (the detector builder compiles with an
     /// [`Interner`] instead, see [`Self::interned_from`]).
-    fn new(map: BTreeMap<String, Vec<String>>) -> RuleMetadata {
+    fn new(map: BTreeMap<&str, Vec<&str>>) -> RuleMetadata {
         RuleMetadata(
             map.into_iter()
                 .map(|(k, vs)| std::iter::once(Arc::from(k)).chain(vs.into_iter().map(Arc::from)).collect())
@@ -1453,7 +1453,7 @@ impl RuleMetadata {
     }
 
     /// The entries of `map` taken from (or added to) `strings`.
-    fn interned_from(map: &BTreeMap<String, Vec<String>>, strings: &mut Interner) -> RuleMetadata {
+    fn interned_from(map: &BTreeMap<&str, Vec<&str>>, strings: &mut Interner) -> RuleMetadata {
         RuleMetadata(map.iter().map(|(k, vs)| strings.entry(k, vs)).collect())
     }
 
@@ -2024,11 +2024,11 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                     continue;
                 }
                 let (k, v) = item.split_once(char::is_whitespace).unwrap_or((item, ""));
-                st.metadata.entry(k.trim().to_string()).or_default().push(v.trim().to_string());
+                st.metadata.entry(k.trim()).or_default().push(v.trim());
             }
         }
         "target" => {
-            st.target = Some(match maybe_unquote(b.value(o)?).as_str() {
+            st.target = Some(match &*maybe_unquote(b.value(o)?) {
                 "src_ip" => Target::SrcIp,
                 "dest_ip" => Target::DestIp,
                 other => {
@@ -2341,7 +2341,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             let raw = b.value(o)?.trim();
             let v = match raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
                 Some(inner) if kw == "pcrexform" => inner.to_string(),
-                _ => maybe_unquote(raw),
+                _ => maybe_unquote(raw).into_owned(),
             };
             let t = if kw == "xor" { keywords::parse_xor(&v) } else { keywords::parse_pcrexform(&v) }
                 .map_err(|e| b.value_err(o, e))?;
@@ -2375,7 +2375,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
                     "norm" => (c, false),
                     other => return Err(b.value_err(o, format!("invalid urilen option '{other}' (raw or norm)"))),
                 },
-                None => (v.as_str(), false),
+                None => (&*v, false),
             };
             st.urilen = Some((IntCond::parse(cond, u16::MAX as u64).map_err(|e| b.value_err(o, e))?, raw));
         }
@@ -2588,7 +2588,7 @@ fn apply_option<'a>(b: &mut Builder<'a>, o: &'a RuleOption, st: &mut MetaState<'
             let v = maybe_unquote(b.value(o)?);
             let (kind, fixed) = kw.split_once('_').map_or((kw, None), |(k, d)| (k, Some(d)));
             let (side, cond) = match fixed {
-                Some(d) => (d, v.as_str()),
+                Some(d) => (d, &*v),
                 None => v
                     .split_once(',')
                     .map(|(d, c)| (d.trim(), c))
@@ -2807,14 +2807,14 @@ fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>
 
 #[derive(Default)]
 struct MetaState<'a> {
-    msg: Option<String>,
+    msg: Option<std::borrow::Cow<'a, str>>,
     sid: Option<u32>,
     gid: Option<u32>,
     rev: Option<u32>,
-    classtype: Option<(String, &'a RuleOption)>,
+    classtype: Option<(std::borrow::Cow<'a, str>, &'a RuleOption)>,
     priority: Option<u8>,
     references: Vec<(String, String)>,
-    metadata: BTreeMap<String, Vec<String>>,
+    metadata: BTreeMap<&'a str, Vec<&'a str>>,
     target: Option<Target>,
     flow: FlowCond,
     flow_seen: bool,
@@ -2919,11 +2919,11 @@ pub(crate) fn compile_rule_in(
         None => (None, None, None),
         Some((name, o)) => {
             if classes.is_empty() {
-                (Some(Arc::<str>::from(name.as_str())), None, None)
+                (Some(Arc::<str>::from(&**name)), None, None)
             } else {
                 match classes.get(name) {
                     Some(c) => (
-                        Some(Arc::<str>::from(name.as_str())),
+                        Some(Arc::<str>::from(&**name)),
                         Some(Arc::<str>::from(c.description.as_str())),
                         Some(c.priority),
                     ),
@@ -3156,7 +3156,7 @@ pub(crate) fn compile_rule_in(
             sid,
             gid: st.gid.unwrap_or(1),
             rev: st.rev.unwrap_or(0),
-            msg: Arc::from(st.msg.unwrap_or_default().as_str()),
+            msg: Arc::from(st.msg.as_deref().unwrap_or("")),
             classtype,
             category,
             priority: st.priority.or(class_prio).unwrap_or(3),

@@ -33,7 +33,7 @@ fn hash4(w: u32) -> usize {
 }
 
 /// How common a byte is in traffic (higher: more common), to key patterns by their rarest part.
-fn commonness(b: u8) -> u32 {
+const fn commonness_of(b: u8) -> u32 {
     match b {
         0x00 | 0xff => 8,
         b' ' | b'\r' | b'\n' | b'/' | b'.' | b'=' | b'&' | b':' | b'-' | b'_' => 4,
@@ -43,6 +43,21 @@ fn commonness(b: u8) -> u32 {
         0x01..=0x08 => 2,
         _ => 1,
     }
+}
+
+/// [`commonness_of`] of every byte, looked up for each window of every pattern.
+const COMMONNESS: [u32; 256] = {
+    let mut t = [0; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = commonness_of(i as u8);
+        i += 1;
+    }
+    t
+};
+
+fn commonness(b: u8) -> u32 {
+    COMMONNESS[b as usize]
 }
 
 /// A set of byte patterns, searched ASCII-case-insensitively.

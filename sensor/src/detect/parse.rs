@@ -183,11 +183,29 @@ fn group_matches<'a, T>(items: &'a [T], m: impl Fn(&T) -> bool, negated: impl Fn
 }
 
 /// Rule variables: address groups and port groups, by name (without the `$`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Vars {
     addresses: BTreeMap<String, String>,
     ports: BTreeMap<String, String>,
+    /// Every variable's expression parsed once, on first use (a rules file names `$HOME_NET`
+    /// and `$EXTERNAL_NET` in almost every rule); emptied by every change of a variable.
+    parsed: std::sync::OnceLock<ParsedVars>,
 }
+
+/// The expression (or the error) of `$name` written in a rule, by variable name.
+#[derive(Clone, Debug, Default)]
+struct ParsedVars {
+    addresses: BTreeMap<String, Result<AddrExpr, String>>,
+    ports: BTreeMap<String, Result<PortExpr, String>>,
+}
+
+impl PartialEq for Vars {
+    fn eq(&self, other: &Self) -> bool {
+        self.addresses == other.addresses && self.ports == other.ports
+    }
+}
+
+impl Eq for Vars {}
 
 impl Default for Vars {
     fn default() -> Self {
@@ -198,7 +216,7 @@ impl Default for Vars {
 impl Vars {
     /// No variables at all.
     pub fn empty() -> Self {
-        Vars { addresses: BTreeMap::new(), ports: BTreeMap::new() }
+        Vars { addresses: BTreeMap::new(), ports: BTreeMap::new(), parsed: std::sync::OnceLock::new() }
     }
 
     /// The variables of Suricata's default `suricata.yaml`.
@@ -245,11 +263,13 @@ impl Vars {
     /// Sets an address variable (`name` with or without the leading `$`).
     pub fn set_address(&mut self, name: &str, value: &str) {
         self.addresses.insert(name.trim_start_matches('$').to_string(), value.to_string());
+        self.parsed = std::sync::OnceLock::new();
     }
 
     /// Sets a port variable (`name` with or without the leading `$`).
     pub fn set_port(&mut self, name: &str, value: &str) {
         self.ports.insert(name.trim_start_matches('$').to_string(), value.to_string());
+        self.parsed = std::sync::OnceLock::new();
     }
 
     pub fn address(&self, name: &str) -> Option<&str> {
@@ -269,6 +289,17 @@ impl Vars {
     pub fn parse_ports(&self, text: &str) -> Result<PortExpr, String> {
         ExprParser { s: text.as_bytes(), i: 0, vars: self, depth: 0 }.top_port()
     }
+
+    /// What `$name` parses to outside any variable (depth 0), every variable parsed once.
+    fn parsed(&self) -> &ParsedVars {
+        self.parsed.get_or_init(|| {
+            let top = ExprParser { s: &[], i: 0, vars: self, depth: 0 };
+            ParsedVars {
+                addresses: self.addresses.keys().map(|k| (k.clone(), top.var_addr(k))).collect(),
+                ports: self.ports.keys().map(|k| (k.clone(), top.var_port(k))).collect(),
+            }
+        })
+    }
 }
 
 const MAX_VAR_DEPTH: u32 = 16;
@@ -280,7 +311,7 @@ struct ExprParser<'a> {
     depth: u32,
 }
 
-impl ExprParser<'_> {
+impl<'a> ExprParser<'a> {
     fn skip_ws(&mut self) {
         while self.i < self.s.len() && self.s[self.i].is_ascii_whitespace() {
             self.i += 1;
@@ -336,7 +367,7 @@ impl ExprParser<'_> {
         }
     }
 
-    fn var_name(&mut self) -> Result<String, String> {
+    fn var_name(&mut self) -> Result<&'a str, String> {
         self.i += 1; // '$'
         let start = self.i;
         while self.i < self.s.len() && (self.s[self.i].is_ascii_alphanumeric() || self.s[self.i] == b'_') {
@@ -345,10 +376,11 @@ impl ExprParser<'_> {
         if start == self.i {
             return Err(format!("empty variable name in '{}'", self.text()));
         }
-        Ok(String::from_utf8_lossy(&self.s[start..self.i]).into_owned())
+        // ASCII letters, digits and '_' only: always UTF-8
+        Ok(std::str::from_utf8(&self.s[start..self.i]).unwrap_or(""))
     }
 
-    fn atom(&mut self) -> &str {
+    fn atom(&mut self) -> &'a str {
         let start = self.i;
         while self.i < self.s.len()
             && !matches!(self.s[self.i], b',' | b']' | b'[')
@@ -377,24 +409,34 @@ impl ExprParser<'_> {
             }
             Some(b'$') => {
                 let name = self.var_name()?;
-                let value = self.vars.address(&name).ok_or_else(|| {
-                    if self.vars.port(&name).is_some() {
-                        format!("${name} is a port variable, used as an address")
-                    } else {
-                        format!("undefined address variable ${name}")
-                    }
-                })?;
-                if self.depth >= MAX_VAR_DEPTH {
-                    return Err(format!("variable ${name} nests too deep (a cycle?)"));
+                if self.depth == 0
+                    && let Some(r) = self.vars.parsed().addresses.get(name)
+                {
+                    return r.clone();
                 }
-                let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
-                sub.top_addr().map_err(|e| format!("in ${name}: {e}"))
+                self.var_addr(name)
             }
             Some(_) => {
-                let a = self.atom().to_string();
-                parse_addr_atom(&a)
+                let a = self.atom();
+                parse_addr_atom(a)
             }
         }
+    }
+
+    /// The expression of the address variable `name` (`$name` written at this depth).
+    fn var_addr(&self, name: &str) -> Result<AddrExpr, String> {
+        let value = self.vars.address(name).ok_or_else(|| {
+            if self.vars.port(name).is_some() {
+                format!("${name} is a port variable, used as an address")
+            } else {
+                format!("undefined address variable ${name}")
+            }
+        })?;
+        if self.depth >= MAX_VAR_DEPTH {
+            return Err(format!("variable ${name} nests too deep (a cycle?)"));
+        }
+        let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
+        sub.top_addr().map_err(|e| format!("in ${name}: {e}"))
     }
 
     fn port(&mut self) -> Result<PortExpr, String> {
@@ -415,18 +457,12 @@ impl ExprParser<'_> {
             }
             Some(b'$') => {
                 let name = self.var_name()?;
-                let value = self.vars.port(&name).ok_or_else(|| {
-                    if self.vars.address(&name).is_some() {
-                        format!("${name} is an address variable, used as a port")
-                    } else {
-                        format!("undefined port variable ${name}")
-                    }
-                })?;
-                if self.depth >= MAX_VAR_DEPTH {
-                    return Err(format!("variable ${name} nests too deep (a cycle?)"));
+                if self.depth == 0
+                    && let Some(r) = self.vars.parsed().ports.get(name)
+                {
+                    return r.clone();
                 }
-                let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
-                sub.top_port().map_err(|e| format!("in ${name}: {e}"))
+                self.var_port(name)
             }
             Some(_) => {
                 // a range may be written with blanks around the ':' ("[80: 82]")
@@ -434,10 +470,28 @@ impl ExprParser<'_> {
                 while self.i < self.s.len() && !matches!(self.s[self.i], b',' | b']' | b'[') {
                     self.i += 1;
                 }
-                let a = String::from_utf8_lossy(&self.s[start..self.i]).trim().to_string();
-                parse_port_atom(&a)
+                match std::str::from_utf8(&self.s[start..self.i]) {
+                    Ok(a) => parse_port_atom(a.trim()),
+                    Err(_) => parse_port_atom(String::from_utf8_lossy(&self.s[start..self.i]).trim()),
+                }
             }
         }
+    }
+
+    /// The expression of the port variable `name` (`$name` written at this depth).
+    fn var_port(&self, name: &str) -> Result<PortExpr, String> {
+        let value = self.vars.port(name).ok_or_else(|| {
+            if self.vars.address(name).is_some() {
+                format!("${name} is an address variable, used as a port")
+            } else {
+                format!("undefined port variable ${name}")
+            }
+        })?;
+        if self.depth >= MAX_VAR_DEPTH {
+            return Err(format!("variable ${name} nests too deep (a cycle?)"));
+        }
+        let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
+        sub.top_port().map_err(|e| format!("in ${name}: {e}"))
     }
 }
 
@@ -539,6 +593,43 @@ impl RawRule {
             .get(seg_start..offset.min(self.text.len()))
             .map(|s| s.chars().count())
             .unwrap_or(offset.saturating_sub(seg_start));
+        (line, col + 1)
+    }
+}
+
+/// [`RawRule::position`] for increasing offsets: in an ASCII rule a column is a byte count;
+/// else counts the characters from the previous offset when it is in the same physical line,
+/// so that the positions of all the options of a long rule cost one pass over its text.
+struct Positions<'a> {
+    raw: &'a RawRule,
+    ascii: bool,
+    /// (byte offset, start of its segment, 0-based column) of the last position asked
+    last: Option<(usize, usize, usize)>,
+}
+
+impl<'a> Positions<'a> {
+    fn new(raw: &'a RawRule) -> Self {
+        Positions { raw, ascii: raw.text.is_ascii(), last: None }
+    }
+
+    fn at(&mut self, offset: usize) -> (usize, usize) {
+        let raw = self.raw;
+        let idx = raw.segments.partition_point(|s| s.0 <= offset).saturating_sub(1);
+        let (seg_start, line, _) = raw.segments.get(idx).copied().unwrap_or((0, raw.line, 0));
+        let offset = offset.min(raw.text.len());
+        if self.ascii {
+            return (line, offset.saturating_sub(seg_start) + 1);
+        }
+        let (from, base) = match self.last {
+            Some((o, seg, col)) if seg == seg_start && o <= offset => (o, col),
+            _ => (seg_start, 0),
+        };
+        let Some(between) = raw.text.get(from..offset) else {
+            // not at a character boundary (never from the parser): as `RawRule::position`
+            return raw.position(offset);
+        };
+        let col = base + between.chars().count();
+        self.last = Some((offset, seg_start, col));
         (line, col + 1)
     }
 }
@@ -744,7 +835,9 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
     if !raw.text[close + 1..].trim().is_empty() {
         return Err(err(close + 1, "unexpected text after the closing ')'".to_string()));
     }
-    let mut options = Vec::new();
+    // most rules have fewer options than this: one allocation for the list
+    let mut options = Vec::with_capacity(24);
+    let mut positions = Positions::new(&raw);
     let mut i = open + 1;
     loop {
         while i < close && b[i].is_ascii_whitespace() {
@@ -754,9 +847,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
             break;
         }
         let key_start = i;
-        while i < close && b[i] != b':' && b[i] != b';' {
-            i += 1;
-        }
+        i = memchr::memchr2(b':', b';', &b[i..close]).map_or(close, |j| i + j);
         let keyword = raw.text[key_start..i].trim();
         if keyword.is_empty() {
             return Err(err(key_start, "empty option".to_string()));
@@ -764,7 +855,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         if !keyword.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-')) {
             return Err(err(key_start, format!("invalid keyword '{keyword}'")));
         }
-        let (line, column) = raw.position(key_start);
+        let (line, column) = positions.at(key_start);
         if i >= close {
             return Err(RuleError {
                 keyword: Some(keyword.to_string()),
@@ -788,8 +879,16 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
             i += 1;
         }
         let value_start = i;
-        while i < close && b[i] != b';' {
-            i += if b[i] == b'\\' { 2 } else { 1 };
+        // to the first ';' not escaped by a backslash
+        while i < close {
+            match memchr::memchr2(b';', b'\\', &b[i..close]) {
+                Some(j) if b[i + j] == b';' => {
+                    i += j;
+                    break;
+                }
+                Some(j) => i += j + 2,
+                None => i = close,
+            }
         }
         if i >= close {
             return Err(RuleError {
@@ -797,7 +896,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
                 ..err(key_start, "option not terminated by ';'".to_string())
             });
         }
-        let (value_line, value_column) = raw.position(value_start);
+        let (value_line, value_column) = positions.at(value_start);
         options.push(RuleOption {
             keyword: keyword.to_string(),
             value: Some(raw.text[value_start..i].trim_end().to_string()),
@@ -852,6 +951,16 @@ pub fn unquote(value: &str) -> Option<String> {
 /// Reads a value that may or may not be quoted (Suricata accepts both for most keywords).
 pub fn maybe_unquote(value: &str) -> String {
     unquote(value).unwrap_or_else(|| value.trim().to_string())
+}
+
+/// [`maybe_unquote`] without a copy when the value has no escape to remove.
+pub fn maybe_unquote_borrowed(value: &str) -> std::borrow::Cow<'_, str> {
+    let v = value.trim();
+    match v.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+        Some(inner) if v.len() >= 2 && !inner.contains('\\') => std::borrow::Cow::Borrowed(inner),
+        Some(_) if v.len() >= 2 => std::borrow::Cow::Owned(maybe_unquote(value)),
+        _ => std::borrow::Cow::Borrowed(v),
+    }
 }
 
 #[cfg(test)]
@@ -1003,5 +1112,46 @@ mod tests {
         let raw = split_rules("alert tcp any any -> any any (msg:\"é\"; sid:1;)").remove(0);
         let off = raw.text.find("sid").unwrap();
         assert_eq!(raw.position(off), (1, 40));
+    }
+
+    #[test]
+    fn borrowed_unquote_reads_values_as_maybe_unquote() {
+        for v in ["\"abc\"", " \"a\\;b\" ", "plain ", "\"", "\"\"", "\"open", "\"\\\"x\\\"\"", "10,20"] {
+            assert_eq!(maybe_unquote_borrowed(v), maybe_unquote(v), "{v}");
+        }
+        assert!(matches!(maybe_unquote_borrowed("\"abc\""), std::borrow::Cow::Borrowed("abc")));
+    }
+
+    #[test]
+    fn a_changed_variable_is_parsed_again() {
+        let mut v = Vars::default();
+        let before = v.parse_address("$HOME_NET").unwrap();
+        v.set_address("HOME_NET", "10.1.0.0/16");
+        let after = v.parse_address("$HOME_NET").unwrap();
+        assert_ne!(before, after);
+        assert_eq!(after, AddrExpr::Net(IpNet { addr: "10.1.0.0".parse().unwrap(), prefix: 16 }));
+        assert_eq!(v.parse_address("[$EXTERNAL_NET]").unwrap(), AddrExpr::Group(vec![AddrExpr::Not(Box::new(after))]));
+        v.set_port("HTTP_PORTS", "8080");
+        assert_eq!(v.parse_ports("$HTTP_PORTS").unwrap(), PortExpr::Range(8080, 8080));
+    }
+
+    #[test]
+    fn option_positions_count_characters_on_each_continued_line() {
+        let text = "alert tcp any any -> any any (msg:\"é ü\"; \\\n  content:\"ö\"; nocase; \\\n sid:1; rev:2;)\n";
+        for text in [text.to_string(), text.replace(['é', 'ü', 'ö'], "e")] {
+            let raw = split_rules(&text).remove(0);
+            let r = parse_rule(raw.clone(), Arc::from("t.rules"), &Vars::default()).unwrap();
+            let mut from = 0;
+            for o in &r.options {
+                let k = from + raw.text[from..].find(o.keyword.as_str()).unwrap();
+                assert_eq!((o.line, o.column), raw.position(k), "{}", o.keyword);
+                if let Some(v) = &o.value {
+                    let vo = k + raw.text[k..].find(v.as_str()).unwrap();
+                    assert_eq!((o.value_line, o.value_column), raw.position(vo), "{v}");
+                }
+                from = k + o.keyword.len();
+            }
+            assert_eq!(r.options.iter().map(|o| o.line).collect::<Vec<_>>(), [1, 2, 2, 3, 3]);
+        }
     }
 }
