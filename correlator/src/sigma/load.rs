@@ -9,6 +9,7 @@
 use rsigma_parser::{FilterRule, SigmaRule, parse_sigma_yaml};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Why a rule file, or a document in it, was not loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,6 +41,33 @@ pub(crate) struct Parsed {
     pub filters: Vec<(PathBuf, FilterRule)>,
     /// Files read (whether or not they yielded rules).
     pub files: usize,
+    /// Where the time went.
+    pub timings: LoadTimings,
+}
+
+/// Where the time of a rule load went (see [`crate::sigma::SigmaRules::load_timings`]).
+///
+/// `walk`, `compile`, `add`, `index` and `pipelines` are wall time of the loading thread;
+/// `read` and `parse` are summed over the threads that read and parsed files (so they can
+/// exceed `read_parse`, the wall time of that step, on several cores).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LoadTimings {
+    /// Finding the rule files (directory walk).
+    pub walk: Duration,
+    /// Reading and parsing the files (wall time, all threads).
+    pub read_parse: Duration,
+    /// Reading the files, summed over the threads.
+    pub read: Duration,
+    /// YAML and Sigma parsing, summed over the threads.
+    pub parse: Duration,
+    /// Compiling the rules ahead (the engine's `prepare`, on all cores).
+    pub compile: Duration,
+    /// Adding the rules and filters in file order (ids, duplicates, rule information).
+    pub add: Duration,
+    /// The engine's `finish` (indexes and automata).
+    pub index: Duration,
+    /// The processing pipelines.
+    pub pipelines: Duration,
 }
 
 fn is_rule_file(p: &Path) -> bool {
@@ -133,14 +161,23 @@ pub(crate) fn parse_source(file: &Path, text: &str, parsed: &mut Parsed, errors:
 /// contiguous chunks, one per thread, and the results joined in file order (the same rules,
 /// filters and errors, in the same order, as one thread would give).
 pub(crate) fn load_paths(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Parsed {
+    let start = Instant::now();
     let files = rule_files(paths, errors);
+    let walk = start.elapsed();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().div_ceil(64)).max(1);
     let load_chunk = |chunk: &[PathBuf]| {
         let mut parsed = Parsed::default();
         let mut errors = Vec::new();
         for file in chunk {
-            match std::fs::read_to_string(file) {
-                Ok(text) => parse_source(file, &text, &mut parsed, &mut errors),
+            let t = Instant::now();
+            let text = std::fs::read_to_string(file);
+            let read = t.elapsed();
+            parsed.timings.read += read;
+            match text {
+                Ok(text) => {
+                    parse_source(file, &text, &mut parsed, &mut errors);
+                    parsed.timings.parse += t.elapsed() - read;
+                }
                 Err(e) => errors.push(RuleLoadError::new(file, format!("cannot read: {e}"))),
             }
         }
@@ -169,7 +206,11 @@ pub(crate) fn load_paths(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
         })
     };
     let mut parsed = Parsed::default();
+    parsed.timings.walk = walk;
+    parsed.timings.read_parse = start.elapsed() - walk;
     for (p, e) in chunks {
+        parsed.timings.read += p.timings.read;
+        parsed.timings.parse += p.timings.parse;
         parsed.files += p.files;
         parsed.rules.extend(p.rules);
         parsed.filters.extend(p.filters);

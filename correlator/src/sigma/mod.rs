@@ -38,7 +38,7 @@ pub mod rsigma_backend;
 
 pub use engine::{RuleMatch, SigmaEngine};
 pub use fast::{FastEngine, FieldSet, FlatError, FlatInfo, FlatScratch};
-pub use load::RuleLoadError;
+pub use load::{LoadTimings, RuleLoadError};
 pub use pipeline::{PipelineError, Pipelines};
 pub use rsigma_backend::RsigmaEngine;
 
@@ -130,6 +130,7 @@ pub struct SigmaRules {
     pipelines: Pipelines,
     /// The field names the pipelines read or write (for the fast path from JSON).
     pipeline_fields: fast::FieldSet,
+    timings: LoadTimings,
 }
 
 impl fmt::Debug for SigmaRules {
@@ -172,6 +173,7 @@ impl SigmaRules {
             engine: EngineKind::default().make(),
             pipelines: Pipelines::none(),
             pipeline_fields: fast::FieldSet::default(),
+            timings: LoadTimings::default(),
         }
     }
 
@@ -223,10 +225,17 @@ impl SigmaRules {
     }
 
     fn build(parsed: load::Parsed, mut engine: Box<dyn SigmaEngine>, errors: &mut Vec<RuleLoadError>) -> SigmaRules {
+        let mut timings = parsed.timings;
+        let mut t = std::time::Instant::now();
+        let mut lap = |d: &mut std::time::Duration| {
+            *d = t.elapsed();
+            t = std::time::Instant::now();
+        };
         let mut infos: Vec<RuleInfo> = Vec::with_capacity(parsed.rules.len());
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
         // Rules are compiled ahead (in parallel) by engines that can; then added in file order.
         engine.prepare(&parsed.rules.iter().map(|(_, r)| r).collect::<Vec<_>>());
+        lap(&mut timings.compile);
         for (file, rule) in &parsed.rules {
             let id = rule.id.clone().unwrap_or_else(|| rule.title.clone());
             if let Some(first) = seen.get(&id) {
@@ -273,7 +282,9 @@ impl SigmaRules {
                 Err(e) => errors.push(RuleLoadError::new(&file, format!("filter '{}': {e}", f.title))),
             }
         }
+        lap(&mut timings.add);
         engine.finish();
+        lap(&mut timings.index);
         tracing::debug!(
             rules = infos.len(),
             filters,
@@ -287,7 +298,13 @@ impl SigmaRules {
             Pipelines::none()
         });
         let pipeline_fields = pipelines.field_names().into_iter().map(Box::from).collect();
-        SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines, pipeline_fields }
+        lap(&mut timings.pipelines);
+        SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines, pipeline_fields, timings }
+    }
+
+    /// Where the time of loading these rules went (profiling; zero for [`SigmaRules::empty`]).
+    pub fn load_timings(&self) -> LoadTimings {
+        self.timings
     }
 
     /// The same rules with other pipelines ([`Pipelines::none`] for none).

@@ -24,9 +24,9 @@
 use super::compile::{Cmp, Cond, Det, Item, Logic, Matcher, Quantifier, StrOp};
 use super::eval::{Doc, V, with_lower, with_number_text};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::sync::OnceLock;
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Atom {
@@ -45,13 +45,13 @@ pub type Req = Vec<(Box<str>, Atom)>;
 /// How many rules (of a bucket) mention each (field, atom): an atom many rules share is
 /// usually a low-cardinality value (an event id, a logon type) that many events carry.
 #[derive(Debug, Default)]
-pub struct Freq(HashMap<(Box<str>, Atom), u32>);
+pub struct Freq(FxHashMap<(Box<str>, Atom), u32>);
 
 impl Freq {
     /// Counts the atoms of every detection item of `l` (once per rule).
     pub fn add(&mut self, l: &Logic) {
-        let mut seen = std::collections::HashSet::new();
-        fn det(d: &Det, out: &mut std::collections::HashSet<(Box<str>, Atom)>) {
+        let mut seen = FxHashSet::default();
+        fn det(d: &Det, out: &mut FxHashSet<(Box<str>, Atom)>) {
             match d {
                 Det::AllOf(items) => {
                     for i in items {
@@ -218,15 +218,15 @@ fn sub_window(s: Box<str>) -> Box<str> {
 
 #[derive(Default)]
 struct FieldBuild {
-    subs: HashMap<Box<str>, Vec<u32>>,
-    exact: HashMap<Box<str>, Vec<u32>>,
-    num: HashMap<i64, Vec<u32>>,
+    subs: FxHashMap<Box<str>, Vec<u32>>,
+    exact: FxHashMap<Box<str>, Vec<u32>>,
+    num: FxHashMap<i64, Vec<u32>>,
 }
 
 /// Collects the rules of one bucket.
 #[derive(Default)]
 pub struct IndexBuilder {
-    fields: HashMap<Box<str>, FieldBuild>,
+    fields: FxHashMap<Box<str>, FieldBuild>,
     always: Vec<u32>,
     rules: usize,
 }
@@ -263,24 +263,7 @@ impl IndexBuilder {
                 pats.push(p);
                 sub_rules.push(r.into_boxed_slice());
             }
-            let ac = if pats.is_empty() {
-                None
-            } else {
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    .ascii_case_insensitive(true)
-                    .build(pats.iter().map(|p| p.as_bytes()))
-                    .ok()
-            };
-            // An automaton that failed to build would lose candidates: index nothing for
-            // the field then, and let its rules be found through the `always` list.
-            let (ac, sub_rules, orphan) = match ac {
-                Some(ac) => (Some(ac), sub_rules, Vec::new()),
-                None => (None, Vec::new(), sub_rules.into_iter().flat_map(|r| r.into_vec()).collect()),
-            };
-            let mut always = orphan;
-            always.sort_unstable();
-            always.dedup();
+            let has_subs = !pats.is_empty();
             // Searchable in JSON text (see `Index::keywords_raw_safe`): substrings only, none
             // holding a control character JSON writes as `\u` nor made only of characters of
             // a number (the flattening writes some numbers as strings, `1E3` as `1000.0`).
@@ -292,8 +275,8 @@ impl IndexBuilder {
                 });
             // The literals as the lower-cased JSON text holds them, searched case-sensitively
             // (so with the automaton's SIMD prefilter, which ASCII case folding disables).
-            let raw = match (&ac, raw_safe) {
-                (Some(_), true) if name.as_ref() == KEYWORD_FIELD => {
+            let raw = match (has_subs, raw_safe) {
+                (true, true) if name.as_ref() == KEYWORD_FIELD => {
                     let lowered: Vec<Vec<u8>> = pats.iter().map(|p| json_escaped(&p.to_ascii_lowercase())).collect();
                     // Most texts hold no literal: a SIMD search for any of them (up to 128)
                     // decides first.
@@ -305,22 +288,19 @@ impl IndexBuilder {
                         .build(&lowered)
                         .map_or(RawSearch::Unsafe, |ac| RawSearch::Lowered(Box::new((ac, any))))
                 }
-                (None, true) => RawSearch::Nothing,
+                (false, true) => RawSearch::Nothing,
                 _ => RawSearch::Unsafe,
             };
             let fi = FieldIndex {
                 raw,
-                ac,
+                ac: LazyAc { pats: pats.into_boxed_slice(), ac: OnceLock::new() },
                 sub_rules,
                 exact: fb.exact.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
                 num: fb.num.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
-                always,
             };
             fields.insert(name, fi);
         }
-        let mut extra: Vec<u32> = fields.values().flat_map(|f: &FieldIndex| f.always.iter().copied()).collect();
         let mut always = self.always;
-        always.append(&mut extra);
         always.sort_unstable();
         always.dedup();
         let keywords = fields.remove(KEYWORD_FIELD);
@@ -370,11 +350,48 @@ fn json_escaped(p: &str) -> Vec<u8> {
 struct FieldIndex {
     /// Whether and how the literals can be searched in JSON text.
     raw: RawSearch,
-    ac: Option<AhoCorasick>,
+    /// The substring literals, pattern `i` being `sub_rules[i]`'s.
+    ac: LazyAc,
     sub_rules: Vec<Box<[u32]>>,
     exact: FxHashMap<Box<str>, Box<[u32]>>,
     num: FxHashMap<i64, Box<[u32]>>,
-    always: Vec<u32>,
+}
+
+/// A field's automaton over its substring literals (ASCII case-insensitive), built on the
+/// first search of that field in that bucket: building every automaton of every bucket was
+/// a third of the rule loading time, and an event only searches the fields of its own
+/// buckets. The literals are plain bytes (nothing to validate at load).
+struct LazyAc {
+    pats: Box<[Box<str>]>,
+    /// `None` inside: the automaton could not be built (see [`FieldIndex::marks_all`]).
+    ac: OnceLock<Option<AhoCorasick>>,
+}
+
+impl LazyAc {
+    fn is_empty(&self) -> bool {
+        self.pats.is_empty()
+    }
+
+    /// The automaton (`Err(())` when it could not be built); `Ok(None)` without literals.
+    fn get(&self) -> Result<Option<&AhoCorasick>, ()> {
+        if self.pats.is_empty() {
+            return Ok(None);
+        }
+        let ac = self.ac.get_or_init(|| {
+            let built = AhoCorasickBuilder::new()
+                .match_kind(MatchKind::Standard)
+                .ascii_case_insensitive(true)
+                .build(self.pats.iter().map(|p| p.as_bytes()));
+            match built {
+                Ok(ac) => Some(ac),
+                Err(e) => {
+                    tracing::warn!(error = %e, literals = self.pats.len(), "sigma prefilter automaton not built: its rules are always candidates");
+                    None
+                }
+            }
+        });
+        ac.as_ref().map(Some).ok_or(())
+    }
 }
 
 /// The prefilter of one bucket.
@@ -480,7 +497,7 @@ impl FieldIndex {
                     let x = n.as_i64().map(|i| i as f64).or_else(|| n.as_f64()).unwrap_or(f64::NAN);
                     self.number(x, mark);
                 }
-                if self.ac.is_some() || !self.exact.is_empty() {
+                if !self.ac.is_empty() || !self.exact.is_empty() {
                     with_number_text(n, |t| self.text_only(t, mark));
                 }
             }
@@ -527,9 +544,17 @@ impl FieldIndex {
                 }
             });
         }
-        if let Some(ac) = &self.ac {
-            self.marks(ac, raw, mark);
+        match self.ac.get() {
+            Ok(Some(ac)) => self.marks(ac, raw, mark),
+            Ok(None) => {}
+            Err(()) => self.marks_all(mark),
         }
+    }
+
+    /// Marks the rules of every literal: an automaton that could not be built must not lose
+    /// candidates (the rules are then evaluated on every event that has the field).
+    fn marks_all(&self, mark: &mut dyn FnMut(u32)) {
+        self.sub_rules.iter().flat_map(|r| r.iter()).for_each(|r| mark(*r));
     }
 
     /// Marks the rules of every literal `ac` (this field's automaton, or one with the same
@@ -540,5 +565,55 @@ impl FieldIndex {
                 rules.iter().for_each(|r| mark(*r));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn index() -> Index {
+        let mut b = IndexBuilder::default();
+        b.add(0, Some(vec![("CommandLine".into(), Atom::Sub("mimikatz".into()))]));
+        b.add(1, Some(vec![("CommandLine".into(), Atom::Sub("-enc ".into()))]));
+        b.add(2, Some(vec![("Image".into(), Atom::Sub("\\rundll32.exe".into()))]));
+        b.build()
+    }
+
+    fn candidates(index: &Index, fields: serde_json::Value) -> Vec<u32> {
+        let Some(map) = fields.as_object() else { panic!("an object") };
+        let mut out = Vec::new();
+        index.candidates(&Doc::new(map, None), None, &mut |r| out.push(r));
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    fn built(index: &Index, field: &str) -> bool {
+        index.fields.get(field).is_some_and(|f| f.ac.ac.get().is_some())
+    }
+
+    #[test]
+    fn field_automata_are_built_on_the_first_search_of_their_field() {
+        let index = index();
+        assert!(!built(&index, "CommandLine") && !built(&index, "Image"), "nothing built at load");
+        assert_eq!(candidates(&index, json!({"CommandLine": "C:\\x\\MimiKatz.exe"})), vec![0]);
+        assert!(built(&index, "CommandLine"));
+        assert!(!built(&index, "Image"), "a field no event carried is still not built");
+        assert_eq!(
+            candidates(&index, json!({"CommandLine": "powershell -enc AAA", "Image": "C:\\rundll32.exe"})),
+            vec![1, 2]
+        );
+        assert!(built(&index, "Image"));
+    }
+
+    #[test]
+    fn an_automaton_that_could_not_be_built_keeps_every_rule_of_its_field_a_candidate() {
+        let mut index = index();
+        let Some(f) = index.fields.get_mut("CommandLine") else { panic!("indexed field") };
+        f.ac.ac = OnceLock::from(None);
+        assert_eq!(candidates(&index, json!({"CommandLine": "nothing here"})), vec![0, 1]);
+        assert_eq!(candidates(&index, json!({"Image": "nothing here"})), Vec::<u32>::new());
     }
 }
