@@ -5,7 +5,7 @@
 use base64::Engine as _;
 use soc_sensor::synth::{self, Host, TcpSession};
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -236,6 +236,16 @@ fn midstream_capture() -> Vec<u8> {
     synth::pcap_bytes(1, &synth::timed(frames, T0, 1000))
 }
 
+/// `soc sensor --pcap PCAP --eve EVE EXTRA...`: its output and the EVE path.
+fn sensor_on(pcap: &Path, eve: &Path, extra: &[&str]) -> (Output, PathBuf) {
+    let out = soc()
+        .args(["sensor", "--pcap", pcap.to_str().unwrap(), "--eve", eve.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap();
+    (out, eve.to_path_buf())
+}
+
 fn http_records(eve: &Path) -> usize {
     eve_lines(eve).iter().filter(|v| v["event_type"] == "http").count()
 }
@@ -246,12 +256,7 @@ fn midstream_sessions_get_app_layer_records_only_with_the_flag_or_config_key() {
     let pcap = dir.path().join("mid.pcap");
     std::fs::write(&pcap, midstream_capture()).unwrap();
     let run = |name: &str, extra: &[&str]| {
-        let eve = dir.path().join(name);
-        let out = soc()
-            .args(["sensor", "--pcap", pcap.to_str().unwrap(), "--eve", eve.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
+        let (out, eve) = sensor_on(&pcap, &dir.path().join(name), extra);
         assert!(out.status.success(), "{}", text(&out));
         eve
     };
@@ -279,13 +284,9 @@ fn a_bpf_filter_from_the_flag_or_config_keeps_refused_packets_out_and_a_bad_one_
     let pcap = dir.path().join("mid.pcap");
     std::fs::write(&pcap, midstream_capture()).unwrap();
     let run = |name: &str, extra: &[&str]| {
-        let eve = dir.path().join(name);
-        let out = soc()
-            .args(["sensor", "--midstream", "--pcap", pcap.to_str().unwrap(), "--eve", eve.to_str().unwrap()])
-            .args(extra)
-            .output()
-            .unwrap();
-        (out, eve)
+        let mut args = vec!["--midstream"];
+        args.extend_from_slice(extra);
+        sensor_on(&pcap, &dir.path().join(name), &args)
     };
     let (out, kept) = run("kept.json", &["--bpf", "tcp and port 80"]);
     assert!(out.status.success(), "{}", text(&out));

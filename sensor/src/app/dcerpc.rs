@@ -384,12 +384,7 @@ pub(crate) mod tests {
 
     fn inspects(mut out: Vec<AppRecord>, p: &mut DcerpcParser) -> Vec<TxInspect> {
         p.on_close(&mut out);
-        out.into_iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(*t),
-                _ => None,
-            })
-            .collect()
+        out.into_iter().filter_map(AppRecord::into_inspect).collect()
     }
 
     #[test]

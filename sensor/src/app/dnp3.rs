@@ -156,7 +156,7 @@ impl AppParser for Dnp3Parser {
             return;
         }
         self.buf[d].extend_from_slice(data);
-        let buf = std::mem::take(&mut self.buf[d]);
+        let mut buf = std::mem::take(&mut self.buf[d]);
         let mut at = 0;
         while at < buf.len() {
             match frame(&buf[at..], dir == Direction::ToClient) {
@@ -195,11 +195,12 @@ impl AppParser for Dnp3Parser {
                 }
             }
         }
-        let rest = buf.get(at..).unwrap_or_default();
-        if rest.len() > MAX_PENDING {
+        if buf.len().saturating_sub(at) > MAX_PENDING {
             self.stopped[d] = true;
         } else {
-            self.buf[d] = rest.to_vec();
+            // (the rest kept in place, as the LDAP parser does)
+            buf.drain(..at.min(buf.len()));
+            self.buf[d] = buf;
         }
     }
 
@@ -412,12 +413,7 @@ mod tests {
         let mut out = Vec::new();
         p.on_data(dir, data, &mut out);
         p.take_deferred(dir, &mut out);
-        out.into_iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(*t),
-                _ => None,
-            })
-            .collect()
+        out.into_iter().filter_map(AppRecord::into_inspect).collect()
     }
 
     fn data(t: &TxInspect) -> &[u8] {

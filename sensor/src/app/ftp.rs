@@ -469,13 +469,8 @@ mod tests {
         let mut out = Vec::new();
         p.on_close(&mut out);
         assert_eq!(p.held, 0);
-        let kept: Vec<usize> = out
-            .iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(tx) => tx.file_data.as_ref().map(|d| d.len()),
-                _ => None,
-            })
-            .collect();
+        let kept: Vec<usize> =
+            out.iter().filter_map(AppRecord::as_inspect).filter_map(|t| t.file_data.as_ref().map(Vec::len)).collect();
         assert_eq!(kept, vec![1000], "the kept bytes go to the inspection");
     }
 

@@ -13,6 +13,7 @@
 //! Each direction keeps the segments' bytes of the last [`KEEP`] stream bytes (and at most
 //! [`MAX_SEGMENTS`] pieces), enough for the window.
 
+use super::raw::rel;
 use std::collections::BTreeMap;
 
 /// Suricata's default `stream.reassembly.toserver-chunk-size` / `toclient-chunk-size`.
@@ -25,11 +26,6 @@ pub const MAX_SEGMENTS: usize = 256;
 /// bytes before the hole stay for the segment that fills it); one further ahead is neither
 /// kept nor compared, unless half of this already waits past the hole (the hole is given up).
 pub const MAX_AHEAD: u64 = 64 * 1024;
-
-/// Signed distance from `b` to `a` in sequence space.
-fn rel(a: u32, b: u32) -> i64 {
-    i64::from(a.wrapping_sub(b) as i32)
-}
 
 /// One direction of a session.
 #[derive(Debug, Default)]

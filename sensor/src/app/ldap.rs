@@ -285,12 +285,7 @@ mod tests {
         let mut out = Vec::new();
         p.on_data(dir, data, &mut out);
         p.take_deferred(dir, &mut out);
-        out.into_iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(*t),
-                _ => None,
-            })
-            .collect()
+        out.into_iter().filter_map(AppRecord::into_inspect).collect()
     }
 
     #[test]

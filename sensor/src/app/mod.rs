@@ -144,6 +144,45 @@ pub enum AppRecord {
     Anomaly { proto: AppProto, event: &'static str, dir: Direction },
 }
 
+impl AppRecord {
+    /// The transaction to inspect, when the record is one.
+    pub fn as_inspect(&self) -> Option<&dcerpc::TxInspect> {
+        match self {
+            AppRecord::Inspect(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The transaction to inspect, when the record is one (owned).
+    pub fn into_inspect(self) -> Option<dcerpc::TxInspect> {
+        match self {
+            AppRecord::Inspect(t) => Some(*t),
+            _ => None,
+        }
+    }
+}
+
+/// A keyword's list of flag names (`fin,!comp`; `!` before a name: the bit must be clear),
+/// split at `seps`, as a `(mask, value)` pair; `bit_of` gives each name's bit.
+pub fn parse_named_bits(v: &str, seps: &[char], bit_of: impl Fn(&str) -> Option<u64>) -> Result<(u64, u64), String> {
+    let (mut mask, mut value) = (0u64, 0u64);
+    for part in v.split(seps).map(str::trim) {
+        let (neg, name) = match part.strip_prefix('!') {
+            Some(n) => (true, n.trim()),
+            None => (false, part),
+        };
+        let Some(bit) = bit_of(name) else { return Err(format!("unknown flag '{name}'")) };
+        if mask & bit != 0 {
+            return Err(format!("flag '{name}' given twice"));
+        }
+        mask |= bit;
+        if !neg {
+            value |= bit;
+        }
+    }
+    Ok((mask, value))
+}
+
 /// The interface between the byte stream and a protocol parser.
 pub trait AppParser {
     /// In-order bytes of one direction.

@@ -261,13 +261,8 @@ pub fn probe(data: &[u8]) -> bool {
 /// `mqtt.flags` / `mqtt.connect.flags` values: a comma-separated list of flag names, each
 /// optionally negated with `!`, as a (mask, value) pair over the flags byte.
 pub fn parse_flag_list(v: &str, connect: bool) -> Result<(u64, u64), String> {
-    let (mut mask, mut value) = (0u64, 0u64);
-    for part in v.split(',').map(str::trim) {
-        let (neg, name) = match part.strip_prefix('!') {
-            Some(n) => (true, n.trim()),
-            None => (false, part),
-        };
-        let bit = match (connect, name) {
+    super::parse_named_bits(v, &[','], |name| {
+        Some(match (connect, name) {
             (false, "dup") => 0x08,
             (false, "retain") => 0x01,
             (true, "username") => 0x80,
@@ -275,17 +270,9 @@ pub fn parse_flag_list(v: &str, connect: bool) -> Result<(u64, u64), String> {
             (true, "will_retain") => 0x20,
             (true, "will") => 0x04,
             (true, "clean_session") => 0x02,
-            _ => return Err(format!("unknown flag '{name}'")),
-        };
-        if mask & bit != 0 {
-            return Err(format!("flag '{name}' given twice"));
-        }
-        mask |= bit;
-        if !neg {
-            value |= bit;
-        }
-    }
-    Ok((mask, value))
+            _ => return None,
+        })
+    })
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ const MAX_BLOCKS: usize = 16;
 pub const UNACKED_MAX: u64 = 64 * 1024;
 
 /// Signed distance from `b` to `a` in sequence space.
-fn rel(a: u32, b: u32) -> i64 {
+pub(crate) fn rel(a: u32, b: u32) -> i64 {
     i64::from(a.wrapping_sub(b) as i32)
 }
 

@@ -686,12 +686,7 @@ mod tests {
             p.on_data(*d, &nbss(m), &mut out);
         }
         p.on_close(&mut out);
-        out.into_iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(*t),
-                _ => None,
-            })
-            .collect()
+        out.into_iter().filter_map(AppRecord::into_inspect).collect()
     }
 
     use Direction::{ToClient as C, ToServer as S};

@@ -458,12 +458,7 @@ mod tests {
     use super::*;
 
     fn inspect(out: &[AppRecord]) -> Vec<&TxInspect> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(t.as_ref()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(AppRecord::as_inspect).collect()
     }
 
     #[test]

@@ -144,12 +144,7 @@ mod tests {
     use super::*;
 
     fn txs(out: &[AppRecord]) -> Vec<&TxInspect> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(t.as_ref()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(AppRecord::as_inspect).collect()
     }
 
     fn buf(t: &TxInspect, b: Buffer) -> Option<&[u8]> {

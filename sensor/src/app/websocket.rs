@@ -37,26 +37,11 @@ pub fn opcode_from_name(name: &str) -> Option<u8> {
 /// `websocket.flags:fin,comp` (`!` before a name: the bit is clear; `,` or `|` between names)
 /// as `(mask, value)` over the frame's first byte.
 pub fn parse_flags(v: &str) -> Result<(u64, u64), String> {
-    let (mut mask, mut value) = (0u64, 0u64);
-    for part in v.split([',', '|']).map(str::trim) {
-        let (neg, name) = match part.strip_prefix('!') {
-            Some(n) => (true, n.trim()),
-            None => (false, part),
-        };
-        let bit = match name {
-            "fin" => u64::from(FLAG_FIN),
-            "comp" => u64::from(FLAG_COMP),
-            _ => return Err(format!("unknown flag '{name}'")),
-        };
-        if mask & bit != 0 {
-            return Err(format!("flag '{name}' given twice"));
-        }
-        mask |= bit;
-        if !neg {
-            value |= bit;
-        }
-    }
-    Ok((mask, value))
+    super::parse_named_bits(v, &[',', '|'], |name| match name {
+        "fin" => Some(u64::from(FLAG_FIN)),
+        "comp" => Some(u64::from(FLAG_COMP)),
+        _ => None,
+    })
 }
 
 /// A frame header.
@@ -284,12 +269,7 @@ mod tests {
     use super::*;
 
     fn txs(out: &[AppRecord]) -> Vec<&TxInspect> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Inspect(t) => Some(t.as_ref()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(AppRecord::as_inspect).collect()
     }
 
     fn buf(t: &TxInspect, b: Buffer) -> &[u8] {
