@@ -107,19 +107,19 @@ fn boundary(content_type: &[u8]) -> Option<&[u8]> {
     param(params, b"boundary").filter(|b| !b.is_empty() && b.len() <= 200)
 }
 
-fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
+pub(crate) fn split_once(s: &[u8], sep: u8) -> Option<(&[u8], &[u8])> {
     let i = s.iter().position(|&b| b == sep)?;
     Some((&s[..i], &s[i + 1..]))
 }
 
-fn trim(s: &[u8]) -> &[u8] {
+pub(crate) fn trim(s: &[u8]) -> &[u8] {
     let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
     let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
     &s[start..end.max(start)]
 }
 
 /// The value of parameter `name` in `a=b; c="d"` (quotes removed).
-fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn param<'a>(params: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
     params.split(|&b| b == b';').find_map(|p| {
         let (k, v) = split_once(p, b'=')?;
         if !trim(k).eq_ignore_ascii_case(name) {
@@ -136,7 +136,7 @@ pub fn disposition_filename(value: &[u8]) -> Option<&[u8]> {
     param(params, b"filename").filter(|n| !n.is_empty())
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     if needle.is_empty() || hay.len() < needle.len() {
         return None;
     }

@@ -18,7 +18,7 @@
 //! it is not SMTP).
 
 use super::dcerpc::TxInspect;
-use super::file::FileFields;
+use super::file::{FileFields, find, split_once, trim};
 use super::{AppParser, AppProto, AppRecord, Direction};
 #[cfg(test)]
 use crate::detect::AppInt;
@@ -71,19 +71,6 @@ fn split_entity(e: &[u8]) -> (&[u8], &[u8]) {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() || hay.len() < needle.len() {
-        return None;
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn trim(s: &[u8]) -> &[u8] {
-    let start = s.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(s.len());
-    let end = s.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &s[start..end.max(start)]
-}
-
 /// The header fields of a block, continuation lines unfolded: (lower-case name, value).
 fn headers(block: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
@@ -108,14 +95,7 @@ fn header<'h>(hs: &'h [(Vec<u8>, Vec<u8>)], name: &[u8]) -> Option<&'h [u8]> {
 
 /// A parameter of a header value (`type/sub; name="x"`), quotes removed.
 fn param<'a>(value: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    value.split(|&b| b == b';').skip(1).find_map(|p| {
-        let i = p.iter().position(|&b| b == b'=')?;
-        if !trim(&p[..i]).eq_ignore_ascii_case(name) {
-            return None;
-        }
-        let v = trim(&p[i + 1..]);
-        Some(v.strip_prefix(b"\"").and_then(|v| v.strip_suffix(b"\"")).unwrap_or(v))
-    })
+    split_once(value, b';').and_then(|(_, params)| super::file::param(params, name))
 }
 
 fn media_type(hs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
