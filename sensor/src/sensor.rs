@@ -1055,6 +1055,26 @@ fn app_event(
         }
         // inspected where the records are produced, never logged
         AppRecord::Inspect(_) | AppRecord::TriggerRaw(_) => return None,
+        AppRecord::Log(l) => {
+            let crate::app::LogRecord { event_type, to_client, fields } = *l;
+            let mut e = envelope(opts, f, EventType::Other(event_type.to_string()), micros, to_client);
+            for (k, v) in fields {
+                // the envelope's typed fields (a file's transaction and protocol)
+                match (k.as_str(), v) {
+                    ("app_proto", Value::String(p)) => e.app_proto = Some(p),
+                    ("http", v) => e.http = serde_json::from_value(v).ok(),
+                    (_, v) => {
+                        e.extra.insert(k, v);
+                    }
+                }
+            }
+            stats.records.count_log(event_type);
+            // a file is part of its transaction, logged on its own
+            if event_type != "fileinfo" {
+                f.tx_cnt += 1;
+            }
+            e
+        }
         AppRecord::Anomaly { proto, event, dir } => {
             if !opts.applayer_anomalies {
                 return None;

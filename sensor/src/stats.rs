@@ -17,11 +17,36 @@ pub struct RecordCounts {
     pub tls: u64,
     pub anomaly: u64,
     pub alert: u64,
+    /// Records of the protocols logged as [`crate::app::AppRecord::Log`].
+    pub fileinfo: u64,
+    pub smb: u64,
+    pub dcerpc: u64,
+    pub krb5: u64,
+    pub ldap: u64,
+    /// Those of the other protocols (ssh, smtp, ftp...).
+    pub other_app: u64,
 }
 
 impl RecordCounts {
     pub fn total(&self) -> u64 {
-        self.flow + self.dns + self.http + self.tls + self.anomaly + self.alert
+        self.flow + self.dns + self.http + self.tls + self.anomaly + self.alert + self.app_logs()
+    }
+
+    /// The records logged as [`crate::app::AppRecord::Log`].
+    pub fn app_logs(&self) -> u64 {
+        self.fileinfo + self.smb + self.dcerpc + self.krb5 + self.ldap + self.other_app
+    }
+
+    /// Counts one [`crate::app::AppRecord::Log`] record of EVE type `event_type`.
+    pub fn count_log(&mut self, event_type: &str) {
+        match event_type {
+            "fileinfo" => self.fileinfo += 1,
+            "smb" => self.smb += 1,
+            "dcerpc" => self.dcerpc += 1,
+            "krb5" => self.krb5 += 1,
+            "ldap" => self.ldap += 1,
+            _ => self.other_app += 1,
+        }
     }
 }
 
@@ -128,7 +153,9 @@ impl SensorStats {
                        "overlap_diff_data": self.stream_overlap_diff_data, "memcap_drops": self.stream_memcap_drops,
                        "depth_reached": self.stream_depth_reached, "memuse": self.stream_memuse},
             "records": {"flow": self.records.flow, "dns": self.records.dns, "http": self.records.http,
-                        "tls": self.records.tls, "anomaly": self.records.anomaly, "alert": self.records.alert},
+                        "tls": self.records.tls, "anomaly": self.records.anomaly, "alert": self.records.alert,
+                        "fileinfo": self.records.fileinfo, "smb": self.records.smb, "dcerpc": self.records.dcerpc,
+                        "krb5": self.records.krb5, "ldap": self.records.ldap, "other_app": self.records.other_app},
         })
     }
 }
@@ -180,6 +207,12 @@ impl MetricsPublisher {
             ("tls", now.records.tls, l.records.tls),
             ("anomaly", now.records.anomaly, l.records.anomaly),
             ("alert", now.records.alert, l.records.alert),
+            ("fileinfo", now.records.fileinfo, l.records.fileinfo),
+            ("smb", now.records.smb, l.records.smb),
+            ("dcerpc", now.records.dcerpc, l.records.dcerpc),
+            ("krb5", now.records.krb5, l.records.krb5),
+            ("ldap", now.records.ldap, l.records.ldap),
+            ("other_app", now.records.other_app, l.records.other_app),
         ] {
             if c > p {
                 metrics::counter!("soc_sensor_records_total", "sensor" => s.clone(), "type" => t).increment(c - p);

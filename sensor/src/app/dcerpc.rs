@@ -5,7 +5,12 @@
 //! accepted ones (result 0) by context id. Requests and responses are reassembled over their
 //! fragments (first/last flags) and produce one [`TxInspect`] per direction with the opnum,
 //! the context and the stub data: what `dcerpc.iface`, `dcerpc.opnum` and `dcerpc.stub_data`
-//! inspect. Nothing is logged.
+//! inspect.
+//!
+//! Over TCP each call is also logged as Suricata's EVE `dcerpc` record: a bind,
+//! alter context or request paired with its response by call id (`REQUEST_LOST` for a response
+//! whose request was not seen, `UNREPLIED` for a request whose response never came), with the
+//! bind's interfaces and their ack results, a request's opnum, fragments and stub sizes.
 
 use super::{AppParser, AppProto, AppRecord, Direction};
 use crate::detect::dce::{BoundIface, DceTx};
@@ -103,6 +108,224 @@ pub struct DceState {
     calls: Vec<(u32, u16, u16)>,
     /// PDUs that did not decode.
     pub malformed: u64,
+    /// EVE `dcerpc` transactions being built (DCERPC over TCP; `None`: not logged).
+    log: Option<Box<DceLog>>,
+}
+
+/// An interface of the last bind, as the EVE `interfaces` list gives it.
+#[derive(Debug, Clone)]
+struct LogIface {
+    uuid: [u8; 16],
+    version: (u16, u16),
+    ctx_id: u16,
+    /// The bind ack's result for it (0: accepted).
+    result: Option<u16>,
+}
+
+/// One EVE `dcerpc` transaction: a request (bind, alter context, request) and its response,
+/// paired by call id.
+#[derive(Debug, Default)]
+struct LogTx {
+    call_id: u32,
+    /// PDU types of the request and of the response, once complete.
+    req: Option<u8>,
+    resp: Option<u8>,
+    /// The request's type while its fragments arrive.
+    req_started: Option<u8>,
+    opnum: u16,
+    ctx_id: u16,
+    /// Fragments and stub bytes per direction.
+    frags: [u64; 2],
+    stub: [u64; 2],
+    rpc_version: (u8, u8),
+    /// The interfaces of a bind, with its ack's results.
+    bind: Vec<LogIface>,
+}
+
+/// The EVE `dcerpc` log of a connection: Suricata's transaction records.
+#[derive(Debug, Default)]
+struct DceLog {
+    open: Vec<LogTx>,
+    /// Interfaces of the last bind and the alter contexts after it, with their acks' results.
+    bind: Vec<LogIface>,
+    /// Context ids of the last bind or alter context, in order (its ack's results follow it).
+    pending: Vec<u16>,
+    done: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// Suricata's names of the PDU types.
+fn ptype_name(t: u8) -> &'static str {
+    match t {
+        REQUEST => "REQUEST",
+        1 => "PING",
+        RESPONSE => "RESPONSE",
+        3 => "FAULT",
+        BIND => "BIND",
+        BIND_ACK => "BINDACK",
+        13 => "BINDNAK",
+        ALTER_CONTEXT => "ALTER_CONTEXT",
+        ALTER_CONTEXT_RESP => "ALTER_CONTEXT_RESP",
+        16 => "AUTH3",
+        _ => "UNKNOWN",
+    }
+}
+
+fn uuid_text(u: &[u8; 16]) -> String {
+    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+impl LogTx {
+    /// The EVE `dcerpc` object (Suricata's field names and order).
+    fn to_json(&self, bound: &[LogIface]) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::{Value, json};
+        let iface = |i: &LogIface| {
+            json!({"uuid": uuid_text(&i.uuid), "version": format!("{}.{}", i.version.0, i.version.1),
+                   "ack_result": i.result.unwrap_or(0)})
+        };
+        let mut m = serde_json::Map::new();
+        match self.req {
+            Some(t) => {
+                m.insert("request".into(), Value::from(ptype_name(t)));
+                if t == REQUEST {
+                    m.insert(
+                        "req".into(),
+                        json!({"opnum": self.opnum, "frag_cnt": self.frags[0], "stub_data_size": self.stub[0]}),
+                    );
+                    let ifs: Vec<Value> = bound.iter().filter(|i| i.ctx_id == self.ctx_id).map(iface).collect();
+                    if !ifs.is_empty() {
+                        m.insert("interfaces".into(), Value::Array(ifs));
+                    }
+                } else if t == BIND {
+                    m.insert("interfaces".into(), Value::Array(self.bind.iter().map(iface).collect()));
+                }
+            }
+            None => {
+                m.insert("request".into(), Value::from("REQUEST_LOST"));
+            }
+        }
+        match self.resp {
+            Some(t) => {
+                m.insert("response".into(), Value::from(ptype_name(t)));
+                if t == RESPONSE {
+                    m.insert("res".into(), json!({"frag_cnt": self.frags[1], "stub_data_size": self.stub[1]}));
+                }
+            }
+            None => {
+                m.insert("response".into(), Value::from("UNREPLIED"));
+            }
+        }
+        m.insert("call_id".into(), Value::from(self.call_id));
+        m.insert("rpc_version".into(), Value::from(format!("{}.{}", self.rpc_version.0, self.rpc_version.1)));
+        m
+    }
+}
+
+/// Most transactions open at once in the EVE log (the oldest is logged unreplied beyond).
+const MAX_LOG_TXS: usize = 256;
+
+impl DceLog {
+    /// Follows one PDU (its header already checked by [`DceState::pdu`]).
+    fn on_pdu(&mut self, dir: Direction, pdu: &[u8], frag_len: usize) -> Option<()> {
+        let (ptype, flags, le) = (pdu[2], pdu[3], pdu[4] & 0x10 != 0);
+        let call_id = u32_at(pdu, 12, le)?;
+        let version = (pdu[0], pdu[1]);
+        match (dir, ptype) {
+            (Direction::ToServer, BIND | ALTER_CONTEXT | REQUEST) => {
+                let last = ptype != REQUEST || flags & PFC_LAST_FRAG != 0;
+                let stub = if ptype == REQUEST { frag_len.saturating_sub(24) as u64 } else { 0 };
+                let mut bind = Vec::new();
+                if ptype != REQUEST {
+                    let n = *pdu.get(24)? as usize;
+                    let mut at = 28;
+                    for _ in 0..n.min(MAX_IFACES) {
+                        let ctx_id = u16_at(pdu, at, le)?;
+                        let n_syntax = *pdu.get(at + 2)? as usize;
+                        let uuid = uuid_at(pdu, at + 4, le)?;
+                        let v = (u16_at(pdu, at + 20, le)?, u16_at(pdu, at + 22, le)?);
+                        bind.push(LogIface { uuid, version: v, ctx_id, result: None });
+                        at += 24 + 20 * n_syntax;
+                    }
+                }
+                let i = match self.open.iter().position(|t| t.call_id == call_id && t.req.is_none()) {
+                    Some(i) => i,
+                    None => {
+                        if self.open.len() >= MAX_LOG_TXS {
+                            let old = self.open.remove(0);
+                            self.done.push(old.to_json(&self.bind));
+                        }
+                        let (ctx_id, opnum) =
+                            if ptype == REQUEST { (u16_at(pdu, 20, le)?, u16_at(pdu, 22, le)?) } else { (0, 0) };
+                        self.open.push(LogTx { call_id, ctx_id, opnum, rpc_version: version, ..Default::default() });
+                        self.open.len() - 1
+                    }
+                };
+                let tx = &mut self.open[i];
+                tx.req_started = Some(ptype);
+                tx.frags[0] += 1;
+                tx.stub[0] += stub;
+                // a bind's interfaces replace the connection's, an alter context's join them
+                if ptype == BIND {
+                    tx.bind = bind.clone();
+                    self.bind.clear();
+                }
+                self.bind.retain(|x| bind.iter().all(|b| b.ctx_id != x.ctx_id));
+                self.pending = bind.iter().map(|b| b.ctx_id).collect();
+                self.bind.extend(bind);
+                if last {
+                    tx.req = Some(ptype);
+                }
+            }
+            (Direction::ToClient, BIND_ACK | ALTER_CONTEXT_RESP | RESPONSE | 3 | 13) => {
+                let last = ptype != RESPONSE || flags & PFC_LAST_FRAG != 0;
+                let stub = if ptype == RESPONSE { frag_len.saturating_sub(HDR) as u64 } else { 0 };
+                let i = match self.open.iter().position(|t| t.call_id == call_id && t.resp.is_none()) {
+                    Some(i) => i,
+                    None => {
+                        self.open.push(LogTx { call_id, rpc_version: version, ..Default::default() });
+                        self.open.len() - 1
+                    }
+                };
+                if ptype == BIND_ACK || ptype == ALTER_CONTEXT_RESP {
+                    let sec_len = u16_at(pdu, 24, le)? as usize;
+                    let at = (26 + sec_len).div_ceil(4) * 4;
+                    let n = *pdu.get(at)? as usize;
+                    for k in 0..n.min(MAX_IFACES) {
+                        let result = u16_at(pdu, at + 4 + k * 24, le)?;
+                        let ctx = self.pending.get(k).copied();
+                        if let Some(x) = self.bind.iter_mut().find(|x| Some(x.ctx_id) == ctx) {
+                            x.result = Some(result);
+                        }
+                        if let Some(x) = self.open[i].bind.get_mut(k) {
+                            x.result = Some(result);
+                        }
+                    }
+                }
+                let tx = &mut self.open[i];
+                tx.frags[1] += 1;
+                tx.stub[1] += stub;
+                if last {
+                    // (Suricata names the ack of a bind or alter context it did not see BINDACK)
+                    tx.resp =
+                        Some(if tx.req_started.is_none() && ptype == ALTER_CONTEXT_RESP { BIND_ACK } else { ptype });
+                    let tx = self.open.remove(i);
+                    self.done.push(tx.to_json(&self.bind));
+                }
+            }
+            _ => {}
+        }
+        Some(())
+    }
+
+    /// The flow ends: the transactions without their response are logged unreplied.
+    fn close(&mut self) {
+        for mut tx in std::mem::take(&mut self.open) {
+            if tx.req.is_none() && tx.req_started.is_some() {
+                tx.req = tx.req_started;
+            }
+            self.done.push(tx.to_json(&self.bind));
+        }
+    }
 }
 
 fn u16_at(d: &[u8], at: usize, le: bool) -> Option<u16> {
@@ -159,6 +382,9 @@ impl DceState {
         let call_id = u32_at(pdu, 12, le)?;
         if auth_len > frag_len.saturating_sub(HDR) {
             return None;
+        }
+        if let Some(log) = self.log.as_mut() {
+            log.on_pdu(dir, pdu, frag_len);
         }
         match ptype {
             BIND | ALTER_CONTEXT => {
@@ -260,6 +486,26 @@ impl DcerpcParser {
         self.state.malformed
     }
 
+    /// Both directions stopped: the sensor drops the parser without closing it, so the calls
+    /// still open are logged now (unreplied).
+    fn close_log_if_done(&mut self) {
+        if self.lost[0]
+            && self.lost[1]
+            && let Some(log) = self.state.log.as_mut()
+        {
+            log.close();
+        }
+    }
+
+    /// The EVE `dcerpc` records completed so far.
+    fn take_logs(&mut self, out: &mut Vec<AppRecord>) {
+        if let Some(log) = self.state.log.as_mut() {
+            for m in log.done.drain(..) {
+                out.push(AppRecord::Log(Box::new(super::LogRecord::new("dcerpc", false, m))));
+            }
+        }
+    }
+
     /// The transaction sides of direction `dir` completed by earlier packets (see
     /// [`super::Parser::take_deferred`]).
     pub fn take_deferred(&mut self, dir: Direction, out: &mut Vec<AppRecord>) {
@@ -277,11 +523,13 @@ pub(crate) fn take_deferred(deferred: &mut Vec<TxInspect>, dir: Direction, out: 
 }
 
 impl AppParser for DcerpcParser {
-    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<AppRecord>) {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
         let d = dir.index();
         if self.lost[d] {
             return;
         }
+        // DCERPC over TCP logs its transactions (over SMB they are part of the `smb` records)
+        self.state.log.get_or_insert_with(Default::default);
         self.buf[d].extend_from_slice(data);
         let mut at = 0;
         loop {
@@ -306,15 +554,23 @@ impl AppParser for DcerpcParser {
             self.buf[d].drain(..at);
         }
         self.deferred.append(&mut self.scratch);
+        self.close_log_if_done();
+        self.take_logs(out);
     }
 
-    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+    fn on_gap(&mut self, dir: Direction, _len: u32, out: &mut Vec<AppRecord>) {
         self.lost[dir.index()] = true;
         self.buf[dir.index()] = Vec::new();
+        self.close_log_if_done();
+        self.take_logs(out);
     }
 
     fn on_close(&mut self, out: &mut Vec<AppRecord>) {
         out.extend(self.deferred.drain(..).map(|t| AppRecord::Inspect(Box::new(t))));
+        if let Some(log) = self.state.log.as_mut() {
+            log.close();
+        }
+        self.take_logs(out);
     }
 
     fn is_done(&self) -> bool {
@@ -376,7 +632,7 @@ pub(crate) mod tests {
         hdr(REQUEST, flags, &b, call_id)
     }
 
-    fn response(stub: &[u8], call_id: u32) -> Vec<u8> {
+    pub(crate) fn response(stub: &[u8], call_id: u32) -> Vec<u8> {
         let mut b = vec![0; 8];
         b.extend_from_slice(stub);
         hdr(RESPONSE, 3, &b, call_id)
@@ -387,12 +643,54 @@ pub(crate) mod tests {
         out.into_iter().filter_map(AppRecord::into_inspect).collect()
     }
 
+    fn logs(out: &[AppRecord]) -> Vec<serde_json::Value> {
+        out.iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == "dcerpc" => Some(l.fields["dcerpc"].clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn binds_and_calls_are_logged_as_suricata_dcerpc_records() {
+        let mut p = DcerpcParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, &bind(0, 2), &mut out);
+        assert!(logs(&out).is_empty(), "nothing before the ack");
+        p.on_data(Direction::ToClient, &bind_ack(0), &mut out);
+        let bind = serde_json::json!({"request": "BIND", "response": "BINDACK", "call_id": 1, "rpc_version": "5.0",
+            "interfaces": [{"uuid": UUID, "version": "2.0", "ack_result": 0}]});
+        assert_eq!(logs(&out), vec![bind]);
+        out.clear();
+        // a request in two fragments, its response in one; then a request never answered
+        p.on_data(Direction::ToServer, &request(PFC_FIRST_FRAG, 0, 15, b"abcd", 7), &mut out);
+        p.on_data(Direction::ToServer, &request(PFC_LAST_FRAG, 0, 15, b"ef", 7), &mut out);
+        p.on_data(Direction::ToClient, &response(b"answer", 7), &mut out);
+        p.on_data(Direction::ToServer, &request(3, 0, 4, b"", 8), &mut out);
+        // a response to a request not seen
+        p.on_data(Direction::ToClient, &response(b"x", 9), &mut out);
+        p.on_close(&mut out);
+        let l = logs(&out);
+        assert_eq!(l.len(), 3, "{l:?}");
+        assert_eq!(l[0]["request"], "REQUEST");
+        assert_eq!(l[0]["req"], serde_json::json!({"opnum": 15, "frag_cnt": 2, "stub_data_size": 6}));
+        assert_eq!(l[0]["res"], serde_json::json!({"frag_cnt": 1, "stub_data_size": 8 + 6}));
+        assert_eq!(l[0]["interfaces"][0]["uuid"], UUID);
+        assert_eq!((l[0]["response"].as_str(), l[0]["call_id"].as_u64()), (Some("RESPONSE"), Some(7)));
+        assert_eq!((l[1]["request"].as_str(), l[1]["response"].as_str()), (Some("REQUEST_LOST"), Some("RESPONSE")));
+        assert_eq!((l[2]["request"].as_str(), l[2]["response"].as_str()), (Some("REQUEST"), Some("UNREPLIED")));
+        assert_eq!(l[2]["req"]["opnum"], 4);
+    }
+
     #[test]
     fn bind_ack_request_and_response_give_iface_opnum_and_stub() {
         let mut p = DcerpcParser::default();
         let mut out = Vec::new();
         p.on_data(Direction::ToServer, &bind(0, 2), &mut out);
         p.on_data(Direction::ToClient, &bind_ack(0), &mut out);
+        // (the bind's EVE record: see binds_and_calls_are_logged_as_suricata_dcerpc_records)
+        out.retain(|r| !matches!(r, AppRecord::Log(_)));
         // a request split over two segments
         let req = request(3, 0, 15, b"\x09\x00stub", 2);
         p.on_data(Direction::ToServer, &req[..20], &mut out);

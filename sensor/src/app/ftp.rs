@@ -21,6 +21,10 @@
 //! The data of the channel is a file: `file.data` (its first [`MAX_DATA`] bytes), `filesize`
 //! and the file digests when it was kept whole; inspected when the data flow ends.
 //!
+//! Each command and its replies up to the final one (not 1xx) is logged as Suricata's EVE `ftp`
+//! record (`command`, `command_data`, `reply`, `completion_code`, `dynamic_port`, `mode`,
+//! `reply_received`); a data connection as an `ftp_data` record (its command and file name).
+//!
 //! Not parsed yet: the FTP app-layer events and the firewall hooks of FTP.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -268,6 +272,56 @@ pub struct FtpParser {
     pending: Vec<Expectation>,
     /// The last announced data connection (the next transfer command is its).
     current: Option<SharedInfo>,
+    /// The command waiting for its final reply (EVE `ftp` record).
+    tx: Option<FtpLogTx>,
+    /// EVE `ftp` records completed.
+    logs: Vec<AppRecord>,
+}
+
+/// One command and its replies, as Suricata's `ftp` record gives them.
+#[derive(Debug, Default)]
+struct FtpLogTx {
+    command: String,
+    command_data: String,
+    replies: Vec<String>,
+    codes: Vec<String>,
+    dynamic_port: Option<u16>,
+    /// `active` (PORT/EPRT) or `passive` (PASV/EPSV).
+    mode: Option<&'static str>,
+}
+
+impl FtpLogTx {
+    fn record(self) -> AppRecord {
+        use serde_json::Value;
+        let mut o = serde_json::Map::new();
+        o.insert("command".into(), Value::from(self.command));
+        o.insert("command_data".into(), Value::from(self.command_data));
+        let received = !self.codes.is_empty();
+        if received {
+            o.insert("reply".into(), Value::from(self.replies));
+            o.insert("completion_code".into(), Value::from(self.codes));
+        }
+        if let Some(port) = self.dynamic_port {
+            o.insert("dynamic_port".into(), Value::from(port));
+        }
+        if let Some(m) = self.mode {
+            o.insert("mode".into(), Value::from(m));
+        }
+        o.insert("reply_received".into(), Value::from(if received { "yes" } else { "no" }));
+        AppRecord::Log(Box::new(super::LogRecord::new("ftp", false, o)))
+    }
+}
+
+/// A reply line's code and text (`227 Entering...`), and whether it ends the reply (a space,
+/// not a `-`, after the code).
+fn reply_line(line: &[u8]) -> Option<(&[u8], &[u8], bool)> {
+    let code = line.get(..3).filter(|c| c.iter().all(u8::is_ascii_digit))?;
+    match line.get(3) {
+        None => Some((code, &[], true)),
+        Some(b' ') => Some((code, &line[4..], true)),
+        Some(b'-') => Some((code, &line[4..], false)),
+        Some(_) => None,
+    }
 }
 
 impl FtpParser {
@@ -281,6 +335,26 @@ impl FtpParser {
         match dir {
             Direction::ToServer => {
                 let Some(c) = parse_commands(line).into_iter().next() else { return };
+                // a command still without its final reply is logged as it is
+                if let Some(t) = self.tx.take() {
+                    self.logs.push(t.record());
+                }
+                let name = c.name();
+                let active = c.data_address().map(|(_, p)| p);
+                let passive = matches!(&name[..], b"PASV" | b"EPSV");
+                self.tx = Some(FtpLogTx {
+                    command: String::from_utf8_lossy(&name).into_owned(),
+                    command_data: String::from_utf8_lossy(c.arg).into_owned(),
+                    dynamic_port: active,
+                    mode: if active.is_some() {
+                        Some("active")
+                    } else if passive {
+                        Some("passive")
+                    } else {
+                        None
+                    },
+                    ..Default::default()
+                });
                 if let Some((_, port)) = c.data_address() {
                     self.announce(true, port);
                 } else if let Some(cmd) = DataCmd::of_command(c.verb)
@@ -294,6 +368,22 @@ impl FtpParser {
             Direction::ToClient => {
                 if let Some(port) = passive_port(line) {
                     self.announce(false, port);
+                    if let Some(t) = self.tx.as_mut() {
+                        t.dynamic_port = Some(port);
+                    }
+                }
+                if let Some((code, text, last)) = reply_line(line)
+                    && let Some(t) = self.tx.as_mut()
+                {
+                    t.codes.push(String::from_utf8_lossy(code).into_owned());
+                    t.replies.push(String::from_utf8_lossy(text).into_owned());
+                    // a final reply (not a preliminary 1xx) completes the command
+                    if last
+                        && code[0] != b'1'
+                        && let Some(t) = self.tx.take()
+                    {
+                        self.logs.push(t.record());
+                    }
                 }
             }
         }
@@ -326,7 +416,31 @@ pub fn passive_port(line: &[u8]) -> Option<u16> {
 }
 
 impl AppParser for FtpParser {
-    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<AppRecord>) {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
+        self.lines_of(dir, data);
+        out.append(&mut self.logs);
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        // the line in progress lost bytes: skip to the next line end
+        self.lines[dir.index()].clear();
+        self.skipping[dir.index()] = true;
+    }
+
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        if let Some(t) = self.tx.take() {
+            self.logs.push(t.record());
+        }
+        out.append(&mut self.logs);
+    }
+
+    fn is_done(&self) -> bool {
+        false
+    }
+}
+
+impl FtpParser {
+    fn lines_of(&mut self, dir: Direction, data: &[u8]) {
         let d = dir.index();
         let mut rest = data;
         while let Some(i) = rest.iter().position(|&b| b == b'\n') {
@@ -349,18 +463,6 @@ impl AppParser for FtpParser {
                 self.lines[d].extend_from_slice(rest);
             }
         }
-    }
-
-    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
-        // the line in progress lost bytes: skip to the next line end
-        self.lines[dir.index()].clear();
-        self.skipping[dir.index()] = true;
-    }
-
-    fn on_close(&mut self, _out: &mut Vec<AppRecord>) {}
-
-    fn is_done(&self) -> bool {
-        false
     }
 }
 
@@ -417,7 +519,18 @@ impl AppParser for FtpDataParser {
         if std::mem::replace(&mut self.closed, true) {
             return;
         }
-        let cmd = lock(&self.info).cmd;
+        let (cmd, file_name) = {
+            let i = lock(&self.info);
+            (i.cmd, i.file_name.clone())
+        };
+        // the EVE `ftp_data` record: the transfer command and its file
+        if let Some(c) = cmd {
+            let name = DataCmd::ALL.iter().find(|(x, _)| *x == c).map_or("", |(_, n)| n).to_ascii_uppercase();
+            let mut o = serde_json::Map::new();
+            o.insert("filename".into(), serde_json::Value::from(String::from_utf8_lossy(&file_name).into_owned()));
+            o.insert("command".into(), serde_json::Value::from(name));
+            out.push(AppRecord::Log(Box::new(super::LogRecord::new("ftp_data", false, o))));
+        }
         // Suricata's ftp-data transaction: its command is matched to the server, the file in
         // the direction the bytes travelled
         for dir in [Direction::ToServer, Direction::ToClient] {
@@ -528,7 +641,44 @@ mod tests {
         p.on_data(Direction::ToClient, b"229 Entering Extended Passive Mode (|||6446|)\r\n", &mut out);
         let e = p.take_expectations();
         assert_eq!(e.iter().map(|x| (x.active, x.port)).collect::<Vec<_>>(), vec![(false, 5001), (false, 6446)]);
-        assert!(out.is_empty());
+        // nothing to inspect (the commands are read per packet); their EVE records only
+        assert!(out.iter().all(|r| matches!(r, AppRecord::Log(_))));
+    }
+
+    fn ftp_logs(out: &[AppRecord], t: &str) -> Vec<serde_json::Value> {
+        out.iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == t => Some(l.fields[t].clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn commands_and_their_replies_are_logged_as_suricata_ftp_records() {
+        let mut p = FtpParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"USER bob\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"331 Please specify the password.\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"PASV\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"227 Entering Passive Mode (10,0,0,2,19,137).\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"RETR a.txt\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"150 Opening.\r\n", &mut out);
+        assert_eq!(ftp_logs(&out, "ftp").len(), 2, "a preliminary reply does not end the command");
+        p.on_data(Direction::ToClient, b"226-Transfer\r\n226 complete.\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"QUIT\r\n", &mut out);
+        p.on_close(&mut out);
+        let l = ftp_logs(&out, "ftp");
+        assert_eq!(l.len(), 4);
+        assert_eq!(
+            l[0],
+            serde_json::json!({"command": "USER", "command_data": "bob", "reply": ["Please specify the password."],
+                "completion_code": ["331"], "reply_received": "yes"})
+        );
+        assert_eq!((l[1]["dynamic_port"].as_u64(), l[1]["mode"].as_str()), (Some(5001), Some("passive")));
+        assert_eq!(l[2]["completion_code"], serde_json::json!(["150", "226", "226"]));
+        assert_eq!(l[2]["reply"], serde_json::json!(["Opening.", "Transfer", "complete."]));
+        assert_eq!(l[3], serde_json::json!({"command": "QUIT", "command_data": "", "reply_received": "no"}));
     }
 
     #[test]
@@ -575,6 +725,8 @@ mod tests {
         assert!(out.is_empty());
         p.on_close(&mut out);
         p.on_close(&mut out);
+        assert_eq!(ftp_logs(&out, "ftp_data"), vec![serde_json::json!({"filename": "", "command": "STOR"})]);
+        out.retain(|r| !matches!(r, AppRecord::Log(_)));
         assert_eq!(out.len(), 2);
         let AppRecord::Inspect(t) = &out[1] else { panic!("not an inspection") };
         assert_eq!(t.dir, Direction::ToClient);

@@ -1,5 +1,8 @@
 //! HTTP/1.x transactions over the in-order stream.
 //!
+//! A transaction's bodies are also logged as EVE `fileinfo` records (before its `http` one):
+//! the response's, and the request's unless it is multipart.
+//!
 //! Each direction is a small state machine (headers, Content-Length body, chunked body,
 //! body-until-close). Header blocks that span segments are buffered (bounded); bodies are
 //! counted, and their first [`BODY_LIMIT`] bytes per side kept with the header lists
@@ -93,6 +96,8 @@ struct Tx {
     resp_started: bool,
     resp_done: bool,
     body_len: u64,
+    /// Bytes of the request body (de-chunked).
+    req_body_len: u64,
     emitted: bool,
     data: TxData,
 }
@@ -113,6 +118,33 @@ pub struct HttpParser {
     /// A 101 response with `Upgrade: websocket` was seen: the connection continues in
     /// WebSocket frames ([`super::websocket`]); the bytes after it, per direction.
     ws_upgrade: Option<[Vec<u8>; 2]>,
+}
+
+/// The EVE `fileinfo` record of a body of transaction `tx_id` (`to_client`: the response's):
+/// named `name` (a Content-Disposition's) or after the URI's path, `CLOSED` when the body
+/// ended, `TRUNCATED` when the flow ended before; no digest (none computed), never stored.
+fn fileinfo_record(
+    tx_id: u64,
+    http: &Http,
+    to_client: bool,
+    size: u64,
+    complete: bool,
+    name: Option<String>,
+) -> AppRecord {
+    use serde_json::{Value, json};
+    let url = http.url.as_deref().unwrap_or("");
+    let filename = name.unwrap_or_else(|| url.split('?').next().unwrap_or(url).to_string());
+    let mut fields = serde_json::Map::new();
+    if let Ok(h) = serde_json::to_value(http) {
+        fields.insert("http".into(), h);
+    }
+    fields.insert("app_proto".into(), Value::from("http"));
+    fields.insert(
+        "fileinfo".into(),
+        json!({"filename": filename, "gaps": false, "state": if complete { "CLOSED" } else { "TRUNCATED" },
+               "stored": false, "size": size, "tx_id": tx_id}),
+    );
+    AppRecord::Log(Box::new(super::LogRecord { event_type: "fileinfo", to_client, fields }))
 }
 
 fn find_subslice(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -740,6 +772,7 @@ impl HttpParser {
             resp_started: false,
             resp_done: false,
             body_len: 0,
+            req_body_len: 0,
             emitted: false,
             data: TxData { tx_id: id, ..TxData::default() },
         });
@@ -781,6 +814,28 @@ impl HttpParser {
                 t.emitted = true;
                 let mut http = std::mem::take(&mut t.http);
                 http.length = Some(t.body_len);
+                // the bodies as files (EVE `fileinfo`): the request's, then the response's
+                // (a multipart request body is a file only in its parts that name one: not logged)
+                let multipart = t.data.request_headers.iter().any(|(k, v)| {
+                    k.eq_ignore_ascii_case(b"content-type")
+                        && v.get(..10).is_some_and(|p| p.eq_ignore_ascii_case(b"multipart/"))
+                });
+                let req_size = if multipart { 0 } else { t.req_body_len };
+                // a response names its file in its Content-Disposition, else the URI does
+                let disposition = t
+                    .data
+                    .response_headers
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case(b"content-disposition"))
+                    .find_map(|(_, v)| super::file::disposition_filename(v))
+                    .map(|n| String::from_utf8_lossy(n).into_owned());
+                for (to_client, size, complete, name) in
+                    [(false, req_size, t.data.request_inspected, None), (true, t.body_len, t.resp_done, disposition)]
+                {
+                    if size > 0 {
+                        out.push(fileinfo_record(t.id, &http, to_client, size, complete, name));
+                    }
+                }
                 out.push(AppRecord::Http { tx_id: t.id, http: Box::new(http) });
                 self.tx_logged += 1;
                 if self.done.len() >= KEPT_TX_DATA {
@@ -990,6 +1045,7 @@ impl HttpParser {
             t.body_len += data.len() as u64;
             &mut t.data.response_body
         } else {
+            t.req_body_len += data.len() as u64;
             &mut t.data.request_body
         };
         let room = BODY_LIMIT.saturating_sub(body.len());
@@ -1433,6 +1489,57 @@ mod tests {
         assert_eq!(h.status, Some(200));
         assert_eq!(h.http_content_type.as_deref(), Some("text/html"));
         assert_eq!(h.length, Some(10));
+    }
+
+    fn files(out: &[AppRecord]) -> Vec<(bool, serde_json::Value)> {
+        out.iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == "fileinfo" => Some((l.to_client, l.fields["fileinfo"].clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn bodies_are_logged_as_fileinfo_records_with_their_transaction() {
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        // a POST with a plain body and an answer with a body: two files
+        p.on_data(
+            Direction::ToServer,
+            b"POST /up?x=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n\r\nabcdef",
+            &mut out,
+        );
+        p.on_data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nxyz", &mut out);
+        let f = files(&out);
+        let file = |name: &str, state: &str, size: u64, tx: u64| serde_json::json!({"filename": name, "gaps": false, "state": state, "stored": false, "size": size, "tx_id": tx});
+        assert_eq!(f, vec![(false, file("/up", "CLOSED", 6, 0)), (true, file("/up", "CLOSED", 3, 0))]);
+        // the file record carries its transaction's http object and protocol
+        let Some(AppRecord::Log(l)) = out.iter().find(|r| matches!(r, AppRecord::Log(_))) else { panic!("{out:?}") };
+        assert_eq!((l.fields["http"]["url"].as_str(), l.fields["app_proto"].as_str()), (Some("/up?x=1"), Some("http")));
+        out.clear();
+        // a multipart request body names no file; a body without content: no file; a
+        // response cut by the end of the flow: truncated
+        p.on_data(
+            Direction::ToServer,
+            b"POST /w HTTP/1.1\r\nContent-Type: multipart/encrypted; boundary=b\r\nContent-Length: 2\r\n\r\nzz",
+            &mut out,
+        );
+        p.on_data(Direction::ToClient, b"HTTP/1.1 204 No Content\r\n\r\n", &mut out);
+        p.on_data(Direction::ToServer, b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n1234", &mut out);
+        p.on_close(&mut out);
+        assert_eq!(files(&out), vec![(true, file("/big", "TRUNCATED", 4, 2))]);
+        // a Content-Disposition names the file
+        let mut p = HttpParser::new();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"GET /dl?id=1 HTTP/1.1\r\nHost: a\r\n\r\n", &mut out);
+        p.on_data(
+            Direction::ToClient,
+            b"HTTP/1.1 200 OK\r\nContent-Disposition: attachment; filename=\"eicar.txt\"\r\nContent-Length: 2\r\n\r\nab",
+            &mut out,
+        );
+        assert_eq!(files(&out), vec![(true, file("eicar.txt", "CLOSED", 2, 0))]);
     }
 
     #[test]

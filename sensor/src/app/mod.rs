@@ -142,6 +142,30 @@ pub enum AppRecord {
     TriggerRaw(Direction),
     /// An app-layer anomaly (Suricata `anomaly.type = "applayer"`).
     Anomaly { proto: AppProto, event: &'static str, dir: Direction },
+    /// A transaction logged as Suricata's EVE record of its protocol (`dcerpc`, `krb5`,
+    /// `fileinfo`...): its type and its fields next to the envelope's.
+    Log(Box<LogRecord>),
+}
+
+/// An EVE record of a protocol the model has no typed payload for ([`AppRecord::Log`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// The EVE `event_type` (`dcerpc`, `krb5`, `fileinfo`...).
+    pub event_type: &'static str,
+    /// The envelope's source is the flow's server (the message that completed the record
+    /// travelled to the client).
+    pub to_client: bool,
+    /// The record's fields besides the envelope: usually one object named as the type.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl LogRecord {
+    /// A record whose only field is `body`, named as the type (`{"krb5": {...}}`).
+    pub fn new(event_type: &'static str, to_client: bool, body: serde_json::Map<String, serde_json::Value>) -> Self {
+        let mut fields = serde_json::Map::new();
+        fields.insert(event_type.to_string(), serde_json::Value::Object(body));
+        LogRecord { event_type, to_client, fields }
+    }
 }
 
 impl AppRecord {
@@ -214,6 +238,7 @@ pub enum Parser {
     Websocket(Box<websocket::WebsocketParser>),
     Ssh(Box<ssh::SshParser>),
     Telnet(Box<telnet::TelnetParser>),
+    Krb5(Box<krb5::Krb5Parser>),
 }
 
 impl Parser {
@@ -232,6 +257,7 @@ impl Parser {
             AppProto::Pgsql => Some(Parser::Pgsql(Box::default())),
             AppProto::Ssh => Some(Parser::Ssh(Box::default())),
             AppProto::Telnet => Some(Parser::Telnet(Box::default())),
+            AppProto::Krb5 => Some(Parser::Krb5(Box::default())),
             _ => None,
         }
     }
@@ -252,6 +278,7 @@ impl Parser {
             Parser::Websocket(p) => p.as_mut(),
             Parser::Ssh(p) => p.as_mut(),
             Parser::Telnet(p) => p.as_mut(),
+            Parser::Krb5(p) => p.as_mut(),
         }
     }
     /// SMB and DCERPC transaction sides completed by earlier packets, for direction `dir`: like
@@ -283,6 +310,7 @@ impl Parser {
             Parser::Websocket(p) => p.is_done(),
             Parser::Ssh(p) => p.is_done(),
             Parser::Telnet(p) => p.is_done(),
+            Parser::Krb5(p) => p.is_done(),
         }
     }
 }

@@ -16,6 +16,11 @@
 //! paired with the client's lines: a `DATA` refused (4xx/5xx) was no mail, the lines read as
 //! its mail are read again as commands. Not parsed: `BDAT` chunks, STARTTLS (the stream after
 //! it is not SMTP).
+//!
+//! Each mail transaction (from `MAIL FROM` to the end of its mail, or to the next `MAIL FROM`,
+//! STARTTLS or the end of the flow) is logged as Suricata's EVE `smtp` record: `helo`,
+//! `mail_from`, `rcpt_to`, and with its mail an `email` object (`status`, `from`, `to`, `cc`,
+//! `attachment`).
 
 use super::dcerpc::TxInspect;
 use super::file::{FileFields, find, split_once, trim};
@@ -245,6 +250,27 @@ pub struct SmtpParser {
     data_cmd: Option<u64>,
     since_data: Vec<u8>,
     reply_line: Vec<u8>,
+    /// EVE `smtp` record: the last HELO/EHLO argument, and the transaction a `MAIL FROM`
+    /// opened (its sender and recipients).
+    helo: Option<String>,
+    log_tx: Option<(String, Vec<String>)>,
+}
+
+/// The address of a `MAIL FROM:<a@b> SIZE=1` / `RCPT TO:<c@d>` argument (`<a@b>`).
+fn path_arg(text: &[u8]) -> String {
+    let after = text.iter().position(|&b| b == b':').map_or(&text[text.len()..], |i| &text[i + 1..]);
+    let after = trim(after);
+    let end = after.iter().position(|&b| b == b' ').unwrap_or(after.len());
+    String::from_utf8_lossy(&after[..end]).into_owned()
+}
+
+/// A header's comma-separated addresses, trimmed.
+fn address_list(v: &[u8]) -> Vec<serde_json::Value> {
+    v.split(|&b| b == b',')
+        .map(trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| serde_json::Value::from(String::from_utf8_lossy(a).into_owned()))
+        .collect()
 }
 
 impl SmtpParser {
@@ -254,6 +280,17 @@ impl SmtpParser {
             State::Command => {
                 let verb = text.split(|&b| b == b' ').next().unwrap_or(text);
                 self.cmds += 1;
+                if verb.eq_ignore_ascii_case(b"HELO") || verb.eq_ignore_ascii_case(b"EHLO") {
+                    let arg = trim(text.get(verb.len()..).unwrap_or_default());
+                    self.helo = Some(String::from_utf8_lossy(arg).into_owned());
+                } else if verb.eq_ignore_ascii_case(b"MAIL") {
+                    // a transaction left without its mail is logged as it is
+                    self.log_smtp(None, out);
+                    self.log_tx = Some((path_arg(text), Vec::new()));
+                } else if verb.eq_ignore_ascii_case(b"RCPT") {
+                    let to = path_arg(text);
+                    self.log_tx.get_or_insert_with(Default::default).1.push(to);
+                }
                 if verb.eq_ignore_ascii_case(b"DATA") {
                     self.data_cmd = Some(self.cmds);
                     self.since_data.clear();
@@ -263,6 +300,7 @@ impl SmtpParser {
                     self.mail_gap = false;
                 } else if verb.eq_ignore_ascii_case(b"STARTTLS") {
                     self.stopped = true;
+                    self.log_smtp(None, out);
                 }
             }
             State::Data => {
@@ -302,6 +340,9 @@ impl SmtpParser {
         }
         let m = parse_mail(&mail, whole);
         let mut tx = TxInspect::new(AppProto::Smtp, Direction::ToServer);
+        let ebufs = m.headers.clone();
+        let attachments: Vec<serde_json::Value> =
+            m.files.iter().map(|f| serde_json::Value::from(String::from_utf8_lossy(&f.name).into_owned())).collect();
         tx.bufs = m.headers;
         for f in m.files {
             let whole_file = f.complete && whole;
@@ -312,6 +353,46 @@ impl SmtpParser {
             tx.bufs.push((Buffer::FileData, f.data));
         }
         out.push(AppRecord::Inspect(Box::new(tx)));
+        // the EVE record: the envelope and what the mail's headers say
+        let mut email = serde_json::Map::new();
+        email.insert("status".into(), serde_json::Value::from("PARSE_DONE"));
+        let header = |b: Buffer| ebufs.iter().find(|(k, _)| *k == b).map(|(_, v)| v.as_slice());
+        if let Some(v) = header(Buffer::EmailFrom) {
+            email.insert("from".into(), serde_json::Value::from(String::from_utf8_lossy(trim(v)).into_owned()));
+        }
+        for (b, name) in [(Buffer::EmailTo, "to"), (Buffer::EmailCc, "cc")] {
+            if let Some(v) = header(b) {
+                email.insert(name.into(), serde_json::Value::Array(address_list(v)));
+            }
+        }
+        if !attachments.is_empty() {
+            email.insert("attachment".into(), serde_json::Value::Array(attachments));
+        }
+        self.log_smtp(Some(email), out);
+    }
+
+    /// Writes the EVE `smtp` record of the open transaction, with its mail's `email` object.
+    fn log_smtp(&mut self, email: Option<serde_json::Map<String, serde_json::Value>>, out: &mut Vec<AppRecord>) {
+        let tx = self.log_tx.take();
+        if tx.is_none() && email.is_none() {
+            return;
+        }
+        let mut smtp = serde_json::Map::new();
+        if let Some(h) = &self.helo {
+            smtp.insert("helo".into(), serde_json::Value::from(h.clone()));
+        }
+        if let Some((from, to)) = tx {
+            smtp.insert("mail_from".into(), serde_json::Value::from(from));
+            if !to.is_empty() {
+                smtp.insert("rcpt_to".into(), serde_json::Value::from(to));
+            }
+        }
+        let mut fields = serde_json::Map::new();
+        fields.insert("smtp".into(), serde_json::Value::Object(smtp));
+        if let Some(e) = email {
+            fields.insert("email".into(), serde_json::Value::Object(e));
+        }
+        out.push(AppRecord::Log(Box::new(super::LogRecord { event_type: "smtp", to_client: false, fields })));
     }
 }
 
@@ -426,7 +507,9 @@ impl AppParser for SmtpParser {
         }
     }
 
-    fn on_close(&mut self, _out: &mut Vec<AppRecord>) {}
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        self.log_smtp(None, out);
+    }
 
     fn is_done(&self) -> bool {
         self.stopped
@@ -439,6 +522,44 @@ mod tests {
 
     fn inspect(out: &[AppRecord]) -> Vec<&TxInspect> {
         out.iter().filter_map(AppRecord::as_inspect).collect()
+    }
+
+    fn smtp_logs(out: &[AppRecord]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+        out.iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == "smtp" => Some(l.fields.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn mail_transactions_are_logged_as_suricata_smtp_records() {
+        let mut p = SmtpParser::default();
+        let mut out = Vec::new();
+        let session = b"EHLO GP\r\nMAIL FROM:<a@example.com> SIZE=10\r\nRCPT TO:<b@example.com>\r\n\
+RCPT TO:<c@example.com>\r\nDATA\r\nFrom: A <a@example.com>\r\nTo: b@example.com, c@example.com\r\n\
+Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n--b1\r\nContent-Type: application/octet-stream; \
+name=\"x.exe\"\r\n\r\nMZ\r\n--b1--\r\n.\r\nMAIL FROM:<d@example.com>\r\nQUIT\r\n";
+        p.on_data(Direction::ToServer, session, &mut out);
+        let l = smtp_logs(&out);
+        assert_eq!(l.len(), 1, "the second transaction is open");
+        assert_eq!(
+            l[0]["smtp"],
+            serde_json::json!({"helo": "GP", "mail_from": "<a@example.com>",
+                "rcpt_to": ["<b@example.com>", "<c@example.com>"]})
+        );
+        assert_eq!(
+            l[0]["email"],
+            serde_json::json!({"status": "PARSE_DONE", "from": "A <a@example.com>",
+                "to": ["b@example.com", "c@example.com"], "attachment": ["x.exe"]})
+        );
+        // the transaction without a mail, at the end of the flow
+        p.on_close(&mut out);
+        let l = smtp_logs(&out);
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[1]["smtp"], serde_json::json!({"helo": "GP", "mail_from": "<d@example.com>"}));
+        assert!(l[1].get("email").is_none());
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! `.data`: the rest), as Suricata's SSH parser creates them. The identification line and a
 //! key-exchange init contained in one segment are read from the packet (see
 //! [`crate::alerts`]); a key-exchange init the stream had to reassemble gives its hassh here.
+//!
+//! The identification lines are logged as Suricata's EVE `ssh` record (client and server
+//! protocol and software versions), once both sides are past the key exchange or the flow
+//! ends (no `hassh` object: Suricata logs it only when configured).
 
 use super::dcerpc::TxInspect;
 use super::{AppParser, AppProto, AppRecord, Direction};
@@ -33,9 +37,41 @@ struct Side {
 #[derive(Default)]
 pub struct SshParser {
     sides: [Side; 2],
+    /// Each side's identification: protocol and software versions (EVE `ssh.client`/`server`).
+    banners: [Option<(String, String)>; 2],
+    /// The EVE `ssh` record was written.
+    logged: bool,
+}
+
+/// The protocol and software versions of an identification line (`SSH-2.0-OpenSSH_8.9p1 ...`);
+/// `None` when the line is not one.
+fn identification(line: &[u8]) -> Option<(String, String)> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let rest = line.strip_prefix(b"SSH-")?;
+    let dash = rest.iter().position(|&b| b == b'-')?;
+    let software = &rest[dash + 1..];
+    let software = &software[..software.iter().position(|&b| b == b' ').unwrap_or(software.len())];
+    Some((String::from_utf8_lossy(&rest[..dash]).into_owned(), String::from_utf8_lossy(software).into_owned()))
 }
 
 impl SshParser {
+    /// Writes the EVE `ssh` record once: when both sides are past the key exchange (or
+    /// stopped), or at the end of the flow (`end`), if an identification was seen.
+    fn log(&mut self, end: bool, out: &mut Vec<AppRecord>) {
+        if self.logged || !(end || self.is_done()) || self.banners.iter().all(Option::is_none) {
+            return;
+        }
+        self.logged = true;
+        let mut o = serde_json::Map::new();
+        for (name, b) in ["client", "server"].into_iter().zip(&self.banners) {
+            if let Some((proto, software)) = b {
+                o.insert(name.into(), serde_json::json!({"proto_version": proto, "software_version": software}));
+            }
+        }
+        out.push(AppRecord::Log(Box::new(super::LogRecord::new("ssh", false, o))));
+    }
+
     fn record(dir: Direction, rec: &[u8], reassembled: bool, out: &mut Vec<AppRecord>) {
         let mut t = TxInspect::new(AppProto::Ssh, dir);
         let hdr = rec.get(..RECORD_HEADER_LEN).unwrap_or(rec);
@@ -75,6 +111,7 @@ impl SshParser {
             };
             side.banner_done = true;
             pos = nl + 1;
+            self.banners[dir.index()] = identification(&input[..pos]);
             if carried == 0 {
                 after_banner = Some(pos);
             }
@@ -103,8 +140,8 @@ impl SshParser {
     }
 }
 
-impl AppParser for SshParser {
-    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
+impl SshParser {
+    fn data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
         let d = dir.index();
         if self.sides[d].finished {
             return;
@@ -125,14 +162,24 @@ impl AppParser for SshParser {
             self.sides[d].buf = buf;
         }
     }
+}
 
-    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+impl AppParser for SshParser {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
+        self.data(dir, data, out);
+        self.log(false, out);
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u32, out: &mut Vec<AppRecord>) {
         let side = &mut self.sides[dir.index()];
         side.finished = true;
         side.buf = Vec::new();
+        self.log(false, out);
     }
 
-    fn on_close(&mut self, _out: &mut Vec<AppRecord>) {}
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        self.log(true, out);
+    }
 
     fn is_done(&self) -> bool {
         self.sides.iter().all(|s| s.finished)
@@ -169,6 +216,39 @@ mod tests {
         }
         body.extend([0, 0, 0, 0, 0]);
         record(MSG_KEXINIT, &body)
+    }
+
+    fn logs(out: &[AppRecord]) -> Vec<serde_json::Value> {
+        out.iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == "ssh" => Some(l.fields["ssh"].clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_identifications_are_logged_once_as_a_suricata_ssh_record() {
+        let mut p = SshParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"SSH-2.0-OpenSSH_8.9p1 Ubuntu-3\r\n", &mut out);
+        p.on_data(Direction::ToClient, b"SSH-1.99-Cisco-1.25\r\n", &mut out);
+        assert!(logs(&out).is_empty(), "written once the key exchange is over");
+        p.on_data(Direction::ToServer, &record(MSG_NEWKEYS, b""), &mut out);
+        p.on_data(Direction::ToClient, &record(MSG_NEWKEYS, b""), &mut out);
+        let want = serde_json::json!({
+            "client": {"proto_version": "2.0", "software_version": "OpenSSH_8.9p1"},
+            "server": {"proto_version": "1.99", "software_version": "Cisco-1.25"}});
+        assert_eq!(logs(&out), vec![want]);
+        p.on_close(&mut out);
+        assert_eq!(logs(&out).len(), 1);
+        // a flow ending before the key exchange: what was seen; not an identification: nothing
+        let mut p = SshParser::default();
+        let mut out = Vec::new();
+        p.on_data(Direction::ToServer, b"SSH-2.0-x\n", &mut out);
+        p.on_close(&mut out);
+        assert_eq!(logs(&out), vec![serde_json::json!({"client": {"proto_version": "2.0", "software_version": "x"}})]);
+        assert_eq!(identification(b"HTTP/1.1 200\r\n"), None);
     }
 
     #[test]

@@ -591,3 +591,53 @@ fn a_segment_refused_by_the_reassembly_memcap_follows_the_exception_policy() {
     assert_eq!(sids(ExceptionPolicy::DropFlow), Vec::<u64>::new(), "nothing of the flow is inspected");
     assert_eq!(sids(ExceptionPolicy::Bypass), Vec::<u64>::new());
 }
+
+#[test]
+fn dcerpc_calls_are_logged_counted_and_make_the_flows_tx_cnt() {
+    use crate::app::dcerpc::tests::{bind, bind_ack, request, response};
+    let mut t = TcpSession::new(Host::v4([10, 0, 1, 5]), 61013, Host::v4([10, 0, 0, 4]), 135);
+    let mut frames = t.handshake();
+    frames.push(t.client_send(&bind(0, 3)));
+    frames.push(t.server_send(&bind_ack(0)));
+    frames.push(t.client_send(&request(3, 0, 4, b"stub", 2)));
+    frames.push(t.server_send(&response(b"answer", 2)));
+    frames.extend(t.close());
+    let (out, stats) = run_stats(opts(), frames);
+    let dce = of_type(&out, "dcerpc");
+    assert_eq!(dce.len(), 2, "{out:?}");
+    let v = serde_json::to_value(dce[1]).unwrap();
+    assert_eq!((v["src_port"].as_u64(), v["dest_port"].as_u64()), (Some(61013), Some(135)));
+    assert_eq!(v["dcerpc"]["request"], "REQUEST");
+    assert_eq!(v["dcerpc"]["req"]["opnum"], 4);
+    assert_eq!(v["dcerpc"]["response"], "RESPONSE");
+    assert_eq!(dce[0].event_type.kind(), soc_model::Kind::Protocol);
+    assert_eq!((stats.records.dcerpc, stats.records.app_logs()), (2, 2));
+    assert_eq!(stats.to_json()["records"]["dcerpc"], 2);
+    let flow = of_type(&out, "flow")[0];
+    assert_eq!(flow.app_proto.as_deref(), Some("dcerpc"));
+    assert_eq!(flow.flow.as_ref().unwrap().extra["tx_cnt"], 2);
+}
+
+#[test]
+fn an_http_body_is_a_fileinfo_record_with_its_transaction() {
+    let mut t = http_session(50010);
+    let mut frames = t.handshake();
+    frames.push(t.client_send(&synth::http_request("GET", "example.org", "/f.bin?x", &[])));
+    frames.push(t.server_send(&synth::http_response(200, "OK", "application/octet-stream", b"0123456789")));
+    frames.extend(t.close());
+    let (out, stats) = run_stats(opts(), frames);
+    let files = of_type(&out, "fileinfo");
+    assert_eq!(files.len(), 1, "{out:?}");
+    let v = serde_json::to_value(files[0]).unwrap();
+    assert_eq!(
+        v["fileinfo"],
+        json!({"filename": "/f.bin", "gaps": false, "state": "CLOSED", "stored": false, "size": 10, "tx_id": 0})
+    );
+    // the server sent it; the envelope carries the transaction and the protocol
+    assert_eq!((v["src_port"].as_u64(), v["app_proto"].as_str()), (Some(80), Some("http")));
+    assert_eq!(v["http"]["url"], "/f.bin?x");
+    assert_eq!(stats.records.fileinfo, 1);
+    // a file is not a transaction of its own
+    let flow = of_type(&out, "flow")[0];
+    assert_eq!(flow.flow.as_ref().unwrap().extra["tx_cnt"], 1);
+}
