@@ -1,11 +1,16 @@
 //! Benchmark: syslog over TCP into the bus, 1 and 2 connections, lines/s and bytes/s.
 //!
 //! ```sh
-//! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N] [--batch N] [--stages | --stages-only] [--raw]
+//! cargo run --release -p soc-collector --example bench_syslog_tcp -- [--kafka HOST:PORT] [--lines N] [--batch N] [--stages | --stages-only] [--raw | --raw-only] [--broker-pid PID] [--set KEY=VALUE]...
 //! (add `--features mimalloc` to measure the binary built with that allocator)
 //! ```
 //!
-//! `--batch N` sets the collector's `batch_size` (messages per published batch, 5000 here).
+//! `--batch N` sets the collector's `batch_size` (messages per published batch, 5000 here),
+//! and the records per publish of `--raw`.
+//!
+//! Each run also prints the CPU time per line of this process (all its threads: collector,
+//! librdkafka) and, with `--broker-pid PID`, of the broker process: on a busy machine the
+//! rates fall with the CPU share this process gets, the CPU time per line much less.
 //!
 //! `--set KEY=VALUE` (repeatable) passes a librdkafka producer property (`linger.ms`,
 //! `compression.type`, `batch.size`, ...) to compare producer settings.
@@ -15,7 +20,7 @@
 //! the events), the profile of where a line's time goes, in CPU time of the thread (so that
 //! other processes on a busy machine do not inflate it); `--stages-only` prints just that. `--raw` (with Kafka) adds
 //! the peer figure of the broker and client alone: the same records, already encoded,
-//! published in batches by 1 and 2 tasks.
+//! published in batches by 1 and 2 tasks; `--raw-only` prints just that.
 //!
 //! Without `--kafka` (or `SOC_TEST_KAFKA`) the records go to the in-process bus, which measures
 //! the collector alone (framing, parsing, normalizing, serializing). With it they go to Kafka
@@ -33,6 +38,7 @@ use soc_collector::sink::{encode, stamp};
 use soc_collector::source::framing::{Frame, FrameDecoder};
 use soc_collector::source::syslog_tcp::SyslogTcpSource;
 use soc_model::Kind;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
@@ -55,7 +61,13 @@ fn line(conn: usize, i: usize) -> Vec<u8> {
     l
 }
 
-async fn run(bus: Arc<dyn Bus>, conns: usize, lines: usize, batch: usize) -> anyhow::Result<(f64, f64)> {
+async fn run(
+    bus: Arc<dyn Bus>,
+    conns: usize,
+    lines: usize,
+    batch: usize,
+    broker: Option<u32>,
+) -> anyhow::Result<Measure> {
     let ctx =
         SourceContext { batch_size: batch, flush_interval: Duration::from_millis(50), ..SourceContext::default() };
     let cfg = SyslogTcpConfig { address: "127.0.0.1:0".parse()?, ..SyslogTcpConfig::default() };
@@ -67,7 +79,7 @@ async fn run(bus: Arc<dyn Bus>, conns: usize, lines: usize, batch: usize) -> any
     // The payload is built before the clock starts.
     let payloads: Vec<Vec<u8>> = (0..conns).map(|c| (0..lines).flat_map(|i| line(c, i)).collect()).collect();
     let bytes: usize = payloads.iter().map(Vec::len).sum();
-    let start = Instant::now();
+    let cpu = CpuMeter::start(broker);
     let mut senders = Vec::new();
     for p in payloads {
         senders.push(tokio::spawn(async move {
@@ -89,10 +101,82 @@ async fn run(bus: Arc<dyn Bus>, conns: usize, lines: usize, batch: usize) -> any
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let secs = start.elapsed().as_secs_f64();
+    let m = cpu.finish(want as usize, bytes);
     stop.send(true)?;
     task.await??;
-    Ok((want as f64 / secs, bytes as f64 / secs))
+    Ok(m)
+}
+
+/// Clock ticks per second of `/proc/<pid>/stat` (`USER_HZ`, 100 on Linux).
+const USER_HZ: f64 = 100.0;
+
+/// User + system CPU seconds of a process so far (all its threads, finished ones included),
+/// from `/proc/<pid>/stat`; `None` where that is not readable.
+fn process_cpu(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(p) => format!("/proc/{p}/stat"),
+        None => "/proc/self/stat".to_string(),
+    };
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / USER_HZ)
+}
+
+/// One run's figures: rates, and the CPU time per line of this process and of the broker
+/// (`--broker-pid`), which a busy machine inflates far less than it deflates the rates.
+struct Measure {
+    lines_per_sec: f64,
+    bytes_per_sec: f64,
+    cpu_us_per_line: Option<f64>,
+    broker_us_per_line: Option<f64>,
+}
+
+impl fmt::Display for Measure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "lines/s={:.0} MB/s={:.1}", self.lines_per_sec, self.bytes_per_sec / 1e6)?;
+        if let Some(c) = self.cpu_us_per_line {
+            write!(f, " cpu_us/line={c:.2}")?;
+        }
+        if let Some(b) = self.broker_us_per_line {
+            write!(f, " broker_cpu_us/line={b:.2}")?;
+        }
+        Ok(())
+    }
+}
+
+struct CpuMeter {
+    start: Instant,
+    own: Option<f64>,
+    broker_pid: Option<u32>,
+    broker: Option<f64>,
+}
+
+impl CpuMeter {
+    fn start(broker_pid: Option<u32>) -> Self {
+        CpuMeter {
+            start: Instant::now(),
+            own: process_cpu(None),
+            broker_pid,
+            broker: broker_pid.and_then(|p| process_cpu(Some(p))),
+        }
+    }
+
+    fn finish(self, lines: usize, bytes: usize) -> Measure {
+        let secs = self.start.elapsed().as_secs_f64();
+        let per_line = |before: Option<f64>, after: Option<f64>| match (before, after) {
+            (Some(a), Some(b)) if lines > 0 => Some((b - a) * 1e6 / lines as f64),
+            _ => None,
+        };
+        Measure {
+            lines_per_sec: lines as f64 / secs,
+            bytes_per_sec: bytes as f64 / secs,
+            cpu_us_per_line: per_line(self.own, process_cpu(None)),
+            broker_us_per_line: per_line(self.broker, self.broker_pid.and_then(|p| process_cpu(Some(p)))),
+        }
+    }
 }
 
 /// CPU time of this thread (Linux: `/proc/thread-self/schedstat`), so that the stages do not
@@ -211,7 +295,13 @@ fn encode_via_tree(ev: &soc_model::Event) -> Record {
 }
 
 /// The broker and client alone: pre-encoded records published in batches by `tasks` tasks.
-async fn raw(cfg: &KafkaConfig, tasks: usize, lines: usize) -> anyhow::Result<(f64, f64)> {
+async fn raw(
+    cfg: &KafkaConfig,
+    tasks: usize,
+    lines: usize,
+    batch: usize,
+    broker: Option<u32>,
+) -> anyhow::Result<Measure> {
     let prefix = format!("benchraw{}x{}", std::process::id(), tasks);
     let bus: Arc<dyn Bus> = Arc::new(KafkaBus::connect(KafkaConfig { topic_prefix: prefix, ..cfg.clone() })?);
     bus.ensure_topics().await?;
@@ -223,12 +313,12 @@ async fn raw(cfg: &KafkaConfig, tasks: usize, lines: usize) -> anyhow::Result<(f
         })
         .collect();
     let bytes: usize = records.iter().map(|r| r.payload.len()).sum::<usize>() * tasks;
-    let start = Instant::now();
+    let cpu = CpuMeter::start(broker);
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..tasks {
         let (bus, records) = (bus.clone(), records.clone());
         set.spawn(async move {
-            for chunk in records.chunks(5_000) {
+            for chunk in records.chunks(batch.max(1)) {
                 bus.publish(Kind::Log, chunk.to_vec()).await?;
             }
             anyhow::Ok(())
@@ -237,8 +327,7 @@ async fn raw(cfg: &KafkaConfig, tasks: usize, lines: usize) -> anyhow::Result<(f
     while let Some(r) = set.join_next().await {
         r??;
     }
-    let secs = start.elapsed().as_secs_f64();
-    Ok(((tasks * lines) as f64 / secs, bytes as f64 / secs))
+    Ok(cpu.finish(tasks * lines, bytes))
 }
 
 #[tokio::main]
@@ -247,6 +336,7 @@ async fn main() -> anyhow::Result<()> {
     let arg = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
     let lines: usize = arg("--lines").map(|s| s.parse()).transpose()?.unwrap_or(500_000);
     let batch: usize = arg("--batch").map(|s| s.parse()).transpose()?.unwrap_or(5_000);
+    let broker_pid: Option<u32> = arg("--broker-pid").map(|s| s.parse()).transpose()?;
     let kafka = arg("--kafka").or_else(|| std::env::var("SOC_TEST_KAFKA").ok().filter(|s| !s.is_empty()));
     let mut client = std::collections::BTreeMap::new();
     for (i, a) in args.iter().enumerate() {
@@ -267,14 +357,17 @@ async fn main() -> anyhow::Result<()> {
             return Ok(());
         }
     }
-    if let (Some(b), true) = (&kafka, args.iter().any(|a| a == "--raw")) {
+    let raw_only = args.iter().any(|a| a == "--raw-only");
+    if let (Some(b), true) = (&kafka, raw_only || args.iter().any(|a| a == "--raw")) {
         for tasks in [1, 2] {
-            let (lps, bps) = raw(&kafka_cfg(b, "raw"), tasks, lines).await?;
+            let m = raw(&kafka_cfg(b, "raw"), tasks, lines, batch, broker_pid).await?;
             println!(
-                "raw producer (pre-encoded records, batches of 5000): tasks={tasks} records={} records/s={lps:.0} MB/s={:.1}",
+                "raw producer (pre-encoded records, batches of {batch}): tasks={tasks} records={} {m}",
                 tasks * lines,
-                bps / 1e6
             );
+        }
+        if raw_only {
+            return Ok(());
         }
     }
     for conns in [1, 2] {
@@ -295,13 +388,11 @@ async fn main() -> anyhow::Result<()> {
                 }
             });
         }
-        let (lps, bps) = run(bus, conns, lines, batch).await?;
+        let m = run(bus, conns, lines, batch, broker_pid).await?;
         println!(
-            "bus={} connections={conns} lines={} lines/s={:.0} MB/s={:.1}",
+            "bus={} connections={conns} lines={} {m}",
             if kafka.is_some() { "kafka" } else { "memory" },
             conns * lines,
-            lps,
-            bps / 1e6
         );
     }
     Ok(())
