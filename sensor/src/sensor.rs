@@ -656,6 +656,15 @@ impl Sensor {
                     if f.app_proto == AppProto::Dns {
                         f.dns_udp.on_datagram(dir, p.payload, &mut recs);
                     }
+                    // CLDAP: each datagram is one LDAP message, logged as over TCP
+                    if f.app_proto == AppProto::Ldap {
+                        let app = f.app.get_or_insert_with(|| Box::new(AppSession::new(&self.reassembly)));
+                        if let crate::app::Parser::Ldap(l) =
+                            app.parser.get_or_insert_with(|| crate::app::Parser::Ldap(Box::default()))
+                        {
+                            crate::app::AppParser::on_data(l.as_mut(), dir, p.payload, &mut recs);
+                        }
+                    }
                 }
             }
             Transport::Icmp(h) | Transport::Icmpv6(h) => {

@@ -140,6 +140,8 @@ struct LogTx {
     rpc_version: (u8, u8),
     /// The interfaces of a bind, with its ack's results.
     bind: Vec<LogIface>,
+    /// [`DceLog::tag`] when it was created.
+    tag: u64,
 }
 
 /// The EVE `dcerpc` log of a connection: Suricata's transaction records.
@@ -150,7 +152,15 @@ struct DceLog {
     bind: Vec<LogIface>,
     /// Context ids of the last bind or alter context, in order (its ack's results follow it).
     pending: Vec<u16>,
-    done: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Completed transactions, with the tag they were created under.
+    done: Vec<(u64, serde_json::Map<String, serde_json::Value>)>,
+    /// Over SMB: the object is the one of the `smb` record (no `rpc_version`, the opnum
+    /// outside `req`, the bind ack's reasons).
+    smb: bool,
+    /// Given by the carrier to the transactions created next (SMB: its record's id).
+    tag: u64,
+    /// Transactions created so far.
+    created: u64,
 }
 
 /// Suricata's names of the PDU types.
@@ -177,22 +187,42 @@ fn uuid_text(u: &[u8; 16]) -> String {
 
 impl LogTx {
     /// The EVE `dcerpc` object (Suricata's field names and order).
-    fn to_json(&self, bound: &[LogIface]) -> serde_json::Map<String, serde_json::Value> {
+    fn to_json(&self, bound: &[LogIface], smb: bool) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::{Value, json};
         let iface = |i: &LogIface| {
-            json!({"uuid": uuid_text(&i.uuid), "version": format!("{}.{}", i.version.0, i.version.1),
-                   "ack_result": i.result.unwrap_or(0)})
+            let mut o = json!({"uuid": uuid_text(&i.uuid), "version": format!("{}.{}", i.version.0, i.version.1),
+                   "ack_result": i.result.unwrap_or(0)});
+            // Suricata 8 writes the reason of an ack over SMB as 0, whatever it was
+            if smb && let Some(o) = o.as_object_mut() {
+                o.insert("ack_reason".into(), Value::from(0));
+            }
+            o
+        };
+        // over SMB a request's interfaces have no ack result
+        let req_iface = |i: &LogIface| {
+            let mut o = iface(i);
+            if smb && let Some(o) = o.as_object_mut() {
+                o.remove("ack_result");
+                o.remove("ack_reason");
+            }
+            o
         };
         let mut m = serde_json::Map::new();
         match self.req {
             Some(t) => {
                 m.insert("request".into(), Value::from(ptype_name(t)));
+                if t == REQUEST && smb {
+                    m.insert("opnum".into(), Value::from(self.opnum));
+                    m.insert("req".into(), json!({"frag_cnt": self.frags[0], "stub_data_size": self.stub[0]}));
+                }
                 if t == REQUEST {
-                    m.insert(
-                        "req".into(),
-                        json!({"opnum": self.opnum, "frag_cnt": self.frags[0], "stub_data_size": self.stub[0]}),
-                    );
-                    let ifs: Vec<Value> = bound.iter().filter(|i| i.ctx_id == self.ctx_id).map(iface).collect();
+                    if !smb {
+                        m.insert(
+                            "req".into(),
+                            json!({"opnum": self.opnum, "frag_cnt": self.frags[0], "stub_data_size": self.stub[0]}),
+                        );
+                    }
+                    let ifs: Vec<Value> = bound.iter().filter(|i| i.ctx_id == self.ctx_id).map(req_iface).collect();
                     if !ifs.is_empty() {
                         m.insert("interfaces".into(), Value::Array(ifs));
                     }
@@ -216,7 +246,9 @@ impl LogTx {
             }
         }
         m.insert("call_id".into(), Value::from(self.call_id));
-        m.insert("rpc_version".into(), Value::from(format!("{}.{}", self.rpc_version.0, self.rpc_version.1)));
+        if !smb {
+            m.insert("rpc_version".into(), Value::from(format!("{}.{}", self.rpc_version.0, self.rpc_version.1)));
+        }
         m
     }
 }
@@ -252,11 +284,20 @@ impl DceLog {
                     None => {
                         if self.open.len() >= MAX_LOG_TXS {
                             let old = self.open.remove(0);
-                            self.done.push(old.to_json(&self.bind));
+                            self.done.push((old.tag, old.to_json(&self.bind, self.smb)));
                         }
                         let (ctx_id, opnum) =
                             if ptype == REQUEST { (u16_at(pdu, 20, le)?, u16_at(pdu, 22, le)?) } else { (0, 0) };
-                        self.open.push(LogTx { call_id, ctx_id, opnum, rpc_version: version, ..Default::default() });
+                        self.created += 1;
+                        let tag = self.tag;
+                        self.open.push(LogTx {
+                            call_id,
+                            ctx_id,
+                            opnum,
+                            rpc_version: version,
+                            tag,
+                            ..Default::default()
+                        });
                         self.open.len() - 1
                     }
                 };
@@ -278,11 +319,16 @@ impl DceLog {
             }
             (Direction::ToClient, BIND_ACK | ALTER_CONTEXT_RESP | RESPONSE | 3 | 13) => {
                 let last = ptype != RESPONSE || flags & PFC_LAST_FRAG != 0;
-                let stub = if ptype == RESPONSE { frag_len.saturating_sub(HDR) as u64 } else { 0 };
+                // (Suricata counts a response's stub without its 8 bytes of header over SMB, with
+                // them over TCP)
+                let hdr = if self.smb { HDR + 8 } else { HDR };
+                let stub = if ptype == RESPONSE { frag_len.saturating_sub(hdr) as u64 } else { 0 };
                 let i = match self.open.iter().position(|t| t.call_id == call_id && t.resp.is_none()) {
                     Some(i) => i,
                     None => {
-                        self.open.push(LogTx { call_id, rpc_version: version, ..Default::default() });
+                        self.created += 1;
+                        let tag = self.tag;
+                        self.open.push(LogTx { call_id, rpc_version: version, tag, ..Default::default() });
                         self.open.len() - 1
                     }
                 };
@@ -309,7 +355,7 @@ impl DceLog {
                     tx.resp =
                         Some(if tx.req_started.is_none() && ptype == ALTER_CONTEXT_RESP { BIND_ACK } else { ptype });
                     let tx = self.open.remove(i);
-                    self.done.push(tx.to_json(&self.bind));
+                    self.done.push((tx.tag, tx.to_json(&self.bind, self.smb)));
                 }
             }
             _ => {}
@@ -323,7 +369,7 @@ impl DceLog {
             if tx.req.is_none() && tx.req_started.is_some() {
                 tx.req = tx.req_started;
             }
-            self.done.push(tx.to_json(&self.bind));
+            self.done.push((tx.tag, tx.to_json(&self.bind, self.smb)));
         }
     }
 }
@@ -365,6 +411,30 @@ pub fn pdu_len(d: &[u8]) -> Option<usize> {
 }
 
 impl DceState {
+    /// DCERPC over SMB: the transactions are logged as part of the `smb` records.
+    pub(crate) fn log_for_smb(&mut self) {
+        self.log.get_or_insert_with(|| Box::new(DceLog { smb: true, ..Default::default() }));
+    }
+
+    /// Tags the transactions created next (see [`DceLog::tag`]); returns how many were
+    /// created so far.
+    pub(crate) fn set_log_tag(&mut self, tag: u64) -> u64 {
+        self.log.as_mut().map_or(0, |l| {
+            l.tag = tag;
+            l.created
+        })
+    }
+
+    /// The transactions completed so far, with their tags; `close`: the open ones too
+    /// (unreplied).
+    pub(crate) fn take_log(&mut self, close: bool) -> Vec<(u64, serde_json::Map<String, serde_json::Value>)> {
+        let Some(l) = self.log.as_mut() else { return Vec::new() };
+        if close {
+            l.close();
+        }
+        std::mem::take(&mut l.done)
+    }
+
     /// One whole PDU that travelled in `dir`. `out` gets the completed request or response.
     pub fn on_pdu(&mut self, dir: Direction, pdu: &[u8], proto: AppProto, out: &mut Vec<TxInspect>) {
         if self.pdu(dir, pdu, proto, out).is_none() {
@@ -500,7 +570,7 @@ impl DcerpcParser {
     /// The EVE `dcerpc` records completed so far.
     fn take_logs(&mut self, out: &mut Vec<AppRecord>) {
         if let Some(log) = self.state.log.as_mut() {
-            for m in log.done.drain(..) {
+            for (_, m) in log.done.drain(..) {
                 out.push(AppRecord::Log(Box::new(super::LogRecord::new("dcerpc", false, m))));
             }
         }

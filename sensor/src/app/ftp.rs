@@ -529,6 +529,24 @@ impl AppParser for FtpDataParser {
             let mut o = serde_json::Map::new();
             o.insert("filename".into(), serde_json::Value::from(String::from_utf8_lossy(&file_name).into_owned()));
             o.insert("command".into(), serde_json::Value::from(name));
+            // the transferred file (each direction that carried bytes): a `fileinfo` record
+            for dir in [Direction::ToServer, Direction::ToClient] {
+                let d = dir.index();
+                if self.seen[d] == 0 {
+                    continue;
+                }
+                let mut fields = serde_json::Map::new();
+                fields.insert("ftp_data".into(), serde_json::Value::Object(o.clone()));
+                fields.insert("app_proto".into(), serde_json::Value::from("ftp-data"));
+                let state = if self.lost[d] { "TRUNCATED" } else { "CLOSED" };
+                fields.insert(
+                    "fileinfo".into(),
+                    serde_json::json!({"filename": o["filename"], "gaps": self.lost[d], "state": state,
+                                       "stored": false, "size": self.seen[d], "tx_id": 0}),
+                );
+                let to_client = dir == Direction::ToClient;
+                out.push(AppRecord::Log(Box::new(super::LogRecord { event_type: "fileinfo", to_client, fields })));
+            }
             out.push(AppRecord::Log(Box::new(super::LogRecord::new("ftp_data", false, o))));
         }
         // Suricata's ftp-data transaction: its command is matched to the server, the file in
@@ -726,6 +744,23 @@ mod tests {
         p.on_close(&mut out);
         p.on_close(&mut out);
         assert_eq!(ftp_logs(&out, "ftp_data"), vec![serde_json::json!({"filename": "", "command": "STOR"})]);
+        // the bytes that went to the client: one file
+        let files: Vec<&crate::app::LogRecord> = out
+            .iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == "fileinfo" => Some(l.as_ref()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert!(files[0].to_client);
+        assert_eq!(files[0].fields["app_proto"], "ftp-data");
+        assert_eq!(files[0].fields["ftp_data"], serde_json::json!({"filename": "", "command": "STOR"}));
+        assert_eq!(
+            files[0].fields["fileinfo"],
+            serde_json::json!({"filename": "", "gaps": false, "state": "CLOSED", "stored": false, "size": 10,
+                               "tx_id": 0})
+        );
         out.retain(|r| !matches!(r, AppRecord::Log(_)));
         assert_eq!(out.len(), 2);
         let AppRecord::Inspect(t) = &out[1] else { panic!("not an inspection") };

@@ -6,8 +6,16 @@
 //! SMB2 pipe transceive ioctls and SMB1 named-pipe transactions (DCERPC), closes. Every SMB
 //! command gives one [`TxInspect`] per direction (its `smb.version`); tree connect responses
 //! carry `smb.share` / `smb.named_pipe`; a file's data is inspected (`file.data`) when it is
-//! closed or the flow ends; DCERPC PDUs on pipes go through [`DceState`]. Nothing is logged.
-//! Encrypted SMB3 messages (transform header) are skipped.
+//! closed or the flow ends; DCERPC PDUs on pipes go through [`DceState`]. Encrypted SMB3
+//! messages (transform header) are skipped.
+//!
+//! Logged as Suricata's EVE `smb` records ([`SmbLog`]): one per SMB2 command transaction
+//! (request and response; the SMB1 negotiate too), with the negotiate's dialects, GUIDs and
+//! sizes, the session setup's Kerberos ticket names or NTLMSSP user, the tree connect's share,
+//! the create's name, disposition, times, size and file id, the ioctl's function. DCERPC over
+//! a pipe is part of the record of the write or ioctl that started the call (`dcerpc`), reads
+//! and writes of a file are one transaction logged when it is closed, with a `fileinfo`
+//! record. Records are numbered (`id`) as transactions are created.
 
 use super::dcerpc::{DceState, TxInspect, pdu_len};
 use super::{AppParser, AppProto, AppRecord, Direction};
@@ -101,6 +109,11 @@ pub struct SmbParser {
     /// An SMB1 negotiate request waits for its response (which may be an SMB2 one: the
     /// transaction stays SMB1).
     smb1_negotiate: bool,
+    /// The EVE `smb` records being built.
+    log: SmbLog,
+    /// The SMB commands that started DCERPC transactions: their record's id, command, session
+    /// and tree (the DCERPC object completes the record).
+    dce_txs: Vec<(u64, &'static str, u64, u32)>,
 }
 
 impl SmbParser {
@@ -244,8 +257,18 @@ impl SmbParser {
             let n = out.len();
             match (cmd, reply) {
                 (0x73, false) => ntlmssp_auth(bytes, &mut tx),
-                (0x72, false) => self.smb1_negotiate = true,
-                (0x72, true) => self.smb1_negotiate = false,
+                (0x72, false) => {
+                    self.smb1_negotiate = true;
+                    let tx = self.log.start(SMB1_NEGOTIATE_KEY, "SMB1_COMMAND_NEGOTIATE_PROTOCOL", 0, 0);
+                    tx.fields.insert("client_dialects".into(), Value::Array(smb1_dialects(bytes)));
+                }
+                (0x72, true) => {
+                    self.smb1_negotiate = false;
+                    if let Some(mut tx) = self.log.take(SMB1_NEGOTIATE_KEY) {
+                        tx.status = Some(status);
+                        self.log.finish(tx);
+                    }
+                }
                 (0x75, false) => {
                     let pw_len = le16(words, 6)? as usize;
                     let mut p = bytes_at + pw_len;
@@ -389,6 +412,12 @@ impl SmbParser {
             // an interim response: the final one follows
             return Some(());
         }
+        let h = Hdr2 { cmd, key, session: le64(m, 40)?, tree, status };
+        if self.log_smb2(h, reply, m).is_none() {
+            self.malformed += 1;
+        }
+        // DCERPC transactions started by this command get the id of its record
+        let dce_before = matches!(cmd, 8 | 9 | 0xb).then(|| self.dce.set_log_tag(self.log.next_id + 1));
         let mut tx = TxInspect::new(AppProto::Smb, dir);
         tx.smb_version = Some(2);
         let n = out.len();
@@ -468,6 +497,9 @@ impl SmbParser {
             (6, false) => self.close(file_id(8)?, out),
             _ => {}
         }
+        if let Some(before) = dce_before {
+            self.log_dce(h, reply, before);
+        }
         merge_dce(&mut tx, out, n);
         out.push(tx);
         Some(())
@@ -538,12 +570,548 @@ fn flush_file(f: File, out: &mut Vec<TxInspect>) {
     }
 }
 
+/// Suricata's names of the NT status codes seen in SMB responses (others: their hex code).
+fn status_name(status: u32) -> String {
+    let n = match status {
+        0 => "STATUS_SUCCESS",
+        0x0000_0103 => "STATUS_PENDING",
+        0x8000_0005 => "STATUS_BUFFER_OVERFLOW",
+        0x8000_0006 => "STATUS_NO_MORE_FILES",
+        0xc000_000d => "STATUS_INVALID_PARAMETER",
+        0xc000_0010 => "STATUS_INVALID_DEVICE_REQUEST",
+        0xc000_0011 => "STATUS_END_OF_FILE",
+        0xc000_0016 => "STATUS_MORE_PROCESSING_REQUIRED",
+        0xc000_0022 => "STATUS_ACCESS_DENIED",
+        0xc000_0034 => "STATUS_OBJECT_NAME_NOT_FOUND",
+        0xc000_0035 => "STATUS_OBJECT_NAME_COLLISION",
+        0xc000_003a => "STATUS_OBJECT_PATH_NOT_FOUND",
+        0xc000_0043 => "STATUS_SHARING_VIOLATION",
+        0xc000_006d => "STATUS_LOGON_FAILURE",
+        0xc000_00bb => "STATUS_NOT_SUPPORTED",
+        0xc000_00c9 => "STATUS_NETWORK_NAME_DELETED",
+        0xc000_00cc => "STATUS_BAD_NETWORK_NAME",
+        0xc000_019c => "STATUS_FS_DRIVER_REQUIRED",
+        0xc000_0203 => "STATUS_USER_SESSION_DELETED",
+        0xc000_0225 => "STATUS_NOT_FOUND",
+        _ => return format!("{status:#x}"),
+    };
+    n.to_string()
+}
+
+/// Suricata's names of the SMB2 commands.
+fn smb2_command_name(cmd: u16) -> &'static str {
+    match cmd {
+        0 => "SMB2_COMMAND_NEGOTIATE_PROTOCOL",
+        1 => "SMB2_COMMAND_SESSION_SETUP",
+        2 => "SMB2_COMMAND_SESSION_LOGOFF",
+        3 => "SMB2_COMMAND_TREE_CONNECT",
+        4 => "SMB2_COMMAND_TREE_DISCONNECT",
+        5 => "SMB2_COMMAND_CREATE",
+        6 => "SMB2_COMMAND_CLOSE",
+        7 => "SMB2_COMMAND_FLUSH",
+        8 => "SMB2_COMMAND_READ",
+        9 => "SMB2_COMMAND_WRITE",
+        0xa => "SMB2_COMMAND_LOCK",
+        0xb => "SMB2_COMMAND_IOCTL",
+        0xc => "SMB2_COMMAND_CANCEL",
+        0xd => "SMB2_COMMAND_KEEPALIVE",
+        0xe => "SMB2_COMMAND_FIND",
+        0xf => "SMB2_COMMAND_CHANGE_NOTIFY",
+        0x10 => "SMB2_COMMAND_GET_INFO",
+        0x11 => "SMB2_COMMAND_SET_INFO",
+        0x12 => "SMB2_COMMAND_OPLOCK_BREAK",
+        _ => "SMB2_COMMAND_UNKNOWN",
+    }
+}
+
+/// Suricata's names of the IOCTL function codes.
+fn fsctl_name(code: u32) -> String {
+    let n = match code {
+        0x0006_0194 => "FSCTL_DFS_GET_REFERRALS",
+        0x0006_01b0 => "FSCTL_DFS_GET_REFERRALS_EX",
+        0x0011_0018 => "FSCTL_PIPE_WAIT",
+        0x0011_400c => "FSCTL_PIPE_PEEK",
+        FSCTL_PIPE_TRANSCEIVE => "FSCTL_PIPE_TRANSCEIVE",
+        0x0014_0078 => "FSCTL_SRV_REQUEST_RESUME_KEY",
+        0x0014_01fc => "FSCTL_QUERY_NETWORK_INTERFACE_INFO",
+        0x0014_0204 => "FSCTL_VALIDATE_NEGOTIATE_INFO",
+        0x0014_4064 => "FSCTL_SRV_ENUMERATE_SNAPSHOTS",
+        0x0014_40f2 => "FSCTL_SRV_COPYCHUNK",
+        0x0014_c0f2 => "FSCTL_SRV_COPYCHUNK_WRITE",
+        0x0009_00a4 => "FSCTL_SET_REPARSE_POINT",
+        0x0009_00a8 => "FSCTL_GET_REPARSE_POINT",
+        _ => return format!("{code:#x}"),
+    };
+    n.to_string()
+}
+
+/// An SMB2 dialect revision as Suricata writes it (`3.11`, `2.??` for the wildcard).
+fn dialect_text(d: u16) -> String {
+    if d == 0x02ff { "2.??".to_string() } else { format!("{:x}.{:02x}", d >> 8, d & 0xff) }
+}
+
+/// A GUID or SMB2 file id as Suricata writes it.
+fn guid_text(g: &[u8]) -> String {
+    let Some(g) = g.get(..16) else { return String::new() };
+    let h = |i: &[usize]| i.iter().map(|&i| format!("{:02x}", g[i])).collect::<String>();
+    format!("{}-{}-{}-{}-{}", h(&[3, 2, 1, 0]), h(&[5, 4]), h(&[7, 6]), h(&[9, 8]), h(&[11, 10, 15, 14, 13, 12]))
+}
+
+/// A FILETIME (100 ns since 1601) as Unix seconds (0 when unset).
+fn filetime_secs(ft: u64) -> u64 {
+    (ft / 10_000_000).saturating_sub(11_644_473_600)
+}
+
+/// Suricata's names of the create dispositions.
+fn disposition_name(d: u32) -> &'static str {
+    match d {
+        0 => "FILE_SUPERSEDE",
+        1 => "FILE_OPEN",
+        2 => "FILE_CREATE",
+        3 => "FILE_OPEN_IF",
+        4 => "FILE_OVERWRITE",
+        5 => "FILE_OVERWRITE_IF",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The realm and service names of the Kerberos ticket of an AP-REQ in a session setup's
+/// security blob (SPNEGO around a GSS-API Kerberos token).
+fn krb_ticket(blob: &[u8]) -> Option<(String, Vec<String>)> {
+    use super::ber;
+    // the Kerberos 5 mechanism OID followed by the AP-REQ token id
+    let at = memchr::memmem::find(blob, b"\x2a\x86\x48\x86\xf7\x12\x01\x02\x02\x01\x00")?;
+    let ap = ber::read_partial(blob.get(at + 11..)?).filter(|t| t.tag == 0x6e)?;
+    let body = ber::read_partial(ap.content).filter(|t| t.tag == 0x30)?;
+    let ticket = ber::field(body.content, 3, true)?;
+    let ticket = ber::read_partial(ticket.content).filter(|t| t.tag == 0x61)?;
+    let ticket = ber::read_partial(ticket.content).filter(|t| t.tag == 0x30)?;
+    let realm = ber::field(ticket.content, 1, true)?;
+    let realm = ber::read_partial(realm.content).filter(|t| t.tag == 0x1b)?;
+    let sname = ber::field(ticket.content, 2, true)?;
+    let sname = ber::read_partial(sname.content).filter(|t| t.tag == 0x30)?;
+    let names = ber::field(sname.content, 1, true)?;
+    let names = ber::read_partial(names.content).filter(|t| t.tag == 0x30)?;
+    let snames = ber::children(names.content, true)
+        .filter(|t| t.tag == 0x1b)
+        .map(|t| String::from_utf8_lossy(t.content).into_owned())
+        .collect();
+    Some((String::from_utf8_lossy(realm.content).into_owned(), snames))
+}
+
+/// The user, domain and host of an NTLMSSP authenticate message (type 3) in a security blob.
+fn ntlmssp_fields(blob: &[u8]) -> Option<Map> {
+    let at = memchr::memmem::find(blob, b"NTLMSSP\0\x03\0\0\0")?;
+    let m = &blob[at..];
+    let unicode = le32(m, 60).is_some_and(|f| f & 1 != 0);
+    let field = |at: usize| -> Option<String> {
+        let len = le16(m, at)? as usize;
+        let off = le32(m, at + 4)? as usize;
+        let raw = m.get(off..off.checked_add(len)?)?;
+        let v = if unicode { name(raw, true) } else { raw.to_vec() };
+        Some(String::from_utf8_lossy(&v).into_owned())
+    };
+    let mut o = Map::new();
+    o.insert("domain".into(), Value::from(field(28)?));
+    o.insert("user".into(), Value::from(field(36)?));
+    o.insert("host".into(), Value::from(field(44)?));
+    Some(o)
+}
+
+type Map = serde_json::Map<String, serde_json::Value>;
+use serde_json::Value;
+
+/// One EVE `smb` transaction being built: a command's request and response.
+#[derive(Debug)]
+struct LogTx {
+    id: u64,
+    /// SMB2 message id (SMB1: pid/mid), [`SMB1_NEGOTIATE_KEY`] for an SMB1 negotiate.
+    key: u64,
+    /// A file transaction (reads or writes of one file, logged when it is closed): its id.
+    fuid: Option<[u8; 16]>,
+    command: &'static str,
+    session_id: u64,
+    tree_id: u32,
+    status: Option<u32>,
+    /// The command's own fields.
+    fields: Map,
+}
+
+/// The key of the SMB1 negotiate transaction (answered by an SMB2 negotiate response).
+const SMB1_NEGOTIATE_KEY: u64 = u64::MAX;
+
+/// The EVE `smb` log of a connection (Suricata's transaction records).
+#[derive(Debug, Default)]
+struct SmbLog {
+    next_id: u64,
+    dialect: Option<String>,
+    open: Vec<LogTx>,
+    /// Share names per tree id, and file names per file id.
+    trees: Vec<(u32, String)>,
+    names: Vec<([u8; 16], String)>,
+    done: Vec<Map>,
+    /// `fileinfo` records: whether the file travelled to the client, and the fields.
+    files: Vec<(bool, Map)>,
+}
+
+impl SmbLog {
+    fn start(&mut self, key: u64, command: &'static str, session_id: u64, tree_id: u32) -> &mut LogTx {
+        if self.open.len() >= MAX_PENDING {
+            let old = self.open.remove(0);
+            self.finish(old);
+        }
+        self.next_id += 1;
+        let tx =
+            LogTx { id: self.next_id, key, fuid: None, command, session_id, tree_id, status: None, fields: Map::new() };
+        self.open.push(tx);
+        let i = self.open.len() - 1;
+        &mut self.open[i]
+    }
+
+    fn take(&mut self, key: u64) -> Option<LogTx> {
+        let i = self.open.iter().position(|t| t.key == key && t.fuid.is_none())?;
+        Some(self.open.remove(i))
+    }
+
+    fn finish(&mut self, tx: LogTx) {
+        let mut m = Map::new();
+        m.insert("id".into(), Value::from(tx.id));
+        m.insert("dialect".into(), Value::from(self.dialect.clone().unwrap_or_else(|| "unknown".to_string())));
+        m.insert("command".into(), Value::from(tx.command));
+        if let Some(s) = tx.status {
+            m.insert("status".into(), Value::from(status_name(s)));
+            m.insert("status_code".into(), Value::from(format!("{s:#x}")));
+        }
+        m.insert("session_id".into(), Value::from(tx.session_id));
+        m.insert("tree_id".into(), Value::from(tx.tree_id));
+        m.extend(tx.fields);
+        self.done.push(m);
+    }
+
+    /// The file transaction of file `fuid` gets its record, and the file its `fileinfo`
+    /// record: `size` bytes (per direction), `closed` by the client (else the flow ended).
+    fn close_file(&mut self, fuid: [u8; 16], size: [u64; 2], closed: bool) {
+        let Some(i) = self.open.iter().position(|t| t.fuid == Some(fuid)) else { return };
+        let tx = self.open.remove(i);
+        let (tx_id, to_client) = (tx.id.saturating_sub(1), tx.command == smb2_command_name(8));
+        let filename = tx.fields.get("filename").cloned().unwrap_or_default();
+        self.finish(tx);
+        let Some(smb) = self.done.last().cloned() else { return };
+        let mut f = Map::new();
+        f.insert("smb".into(), Value::Object(smb));
+        f.insert("app_proto".into(), Value::from("smb"));
+        f.insert(
+            "fileinfo".into(),
+            serde_json::json!({"filename": filename, "gaps": false, "state": if closed { "CLOSED" } else { "TRUNCATED" },
+                               "stored": false, "size": size[usize::from(to_client)], "tx_id": tx_id}),
+        );
+        self.files.push((to_client, f));
+    }
+
+    fn name_of(&self, fuid: &[u8; 16]) -> String {
+        self.names.iter().rev().find(|(f, _)| f == fuid).map(|(_, n)| n.clone()).unwrap_or_default()
+    }
+
+    fn share_of(&self, tree: u32) -> String {
+        self.trees.iter().rev().find(|(t, _)| *t == tree).map(|(_, n)| n.clone()).unwrap_or_default()
+    }
+
+    /// A read or write of a file (not a pipe): one transaction per file, named by its first
+    /// operation.
+    fn file_op(&mut self, h: &Hdr2, fuid: [u8; 16]) {
+        if self.open.iter().any(|t| t.fuid == Some(fuid)) {
+            return;
+        }
+        let (filename, share) = (self.name_of(&fuid), self.share_of(h.tree));
+        let tx = self.start(h.key, smb2_command_name(h.cmd), h.session, h.tree);
+        tx.fuid = Some(fuid);
+        tx.fields.insert("filename".into(), Value::from(filename));
+        tx.fields.insert("share".into(), Value::from(share));
+        tx.fields.insert("fuid".into(), Value::from(guid_text(&fuid)));
+    }
+
+    /// The status of a file transaction's first response.
+    fn file_status(&mut self, key: u64, status: u32) {
+        if let Some(t) = self.open.iter_mut().find(|t| t.fuid.is_some() && t.key == key && t.status.is_none()) {
+            t.status = Some(status);
+        }
+    }
+
+    /// All transactions still open get their record (the flow ends).
+    fn close(&mut self) {
+        for tx in std::mem::take(&mut self.open) {
+            self.finish(tx);
+        }
+    }
+}
+
+/// The SMB2 header fields the log needs.
+#[derive(Debug, Clone, Copy)]
+struct Hdr2 {
+    cmd: u16,
+    key: u64,
+    session: u64,
+    tree: u32,
+    status: u32,
+}
+
+impl SmbParser {
+    /// The EVE `smb` log of one SMB2 command (see [`SmbLog`]); `m` is the whole message.
+    fn log_smb2(&mut self, h: Hdr2, reply: bool, m: &[u8]) -> Option<()> {
+        let b = m.get(64..)?;
+        let fid = |at: usize| -> Option<[u8; 16]> { b.get(at..at + 16)?.try_into().ok() };
+        let text = |off: usize, len: usize| -> Option<String> {
+            let raw = m.get(off..off.checked_add(len)?.min(m.len()))?;
+            Some(String::from_utf8_lossy(&name(raw, true)).into_owned())
+        };
+        if !reply {
+            match h.cmd {
+                8 | 9 => {
+                    let fuid = fid(16)?;
+                    if !self.files.iter().any(|f| f.id == fuid && f.pipe) {
+                        self.log.file_op(&h, fuid);
+                    }
+                    return Some(());
+                }
+                // a file's disposition (delete on close) set
+                0x11 if b.get(2..4) == Some(&[1, 13]) => {
+                    let fuid = fid(16)?;
+                    let off = le16(b, 8)? as usize;
+                    let delete = m.get(off).is_some_and(|&d| d != 0);
+                    let filename = self.log.name_of(&fuid);
+                    let tx = self.log.start(h.key, smb2_command_name(h.cmd), h.session, h.tree);
+                    tx.fields.insert("filename".into(), Value::from(filename));
+                    tx.fields.insert("access".into(), Value::from(if delete { "delete on close" } else { "normal" }));
+                    tx.fields.insert("fuid".into(), Value::from(guid_text(&fuid)));
+                    return Some(());
+                }
+                0x10 | 0x11 => return Some(()),
+                // a pipe transceive carrying DCERPC: logged with its DCERPC transaction
+                0xb if le32(b, 4)? == FSCTL_PIPE_TRANSCEIVE && {
+                    let (off, len) = (le32(b, 24)? as usize, le32(b, 28)? as usize);
+                    m.get(off..off.saturating_add(len).min(m.len())).is_some_and(|d| pdu_len(d).is_some())
+                } =>
+                {
+                    return Some(());
+                }
+                6 => self.close_file_tx(fid(8)?, true),
+                _ => {}
+            }
+            let mut f = Map::new();
+            match h.cmd {
+                0 => {
+                    let n = le16(b, 2)? as usize;
+                    let dialects: Vec<Value> =
+                        (0..n).filter_map(|i| le16(b, 36 + 2 * i)).map(|d| Value::from(dialect_text(d))).collect();
+                    f.insert("client_dialects".into(), Value::Array(dialects));
+                    f.insert("client_guid".into(), Value::from(guid_text(b.get(12..28)?)));
+                }
+                1 => {
+                    let off = le16(b, 12)? as usize;
+                    let len = le16(b, 14)? as usize;
+                    let blob = m.get(off..off.saturating_add(len).min(m.len())).unwrap_or_default();
+                    if let Some(n) = ntlmssp_fields(blob) {
+                        f.insert("ntlmssp".into(), Value::Object(n));
+                    }
+                    if let Some((realm, snames)) = krb_ticket(blob) {
+                        f.insert("kerberos".into(), serde_json::json!({"realm": realm, "snames": snames}));
+                    }
+                }
+                3 => {
+                    f.insert("share".into(), Value::from(text(le16(b, 4)? as usize, le16(b, 6)? as usize)?));
+                }
+                5 => {
+                    let name = text(le16(b, 44)? as usize, le16(b, 46)? as usize)?;
+                    let options = le32(b, 40)?;
+                    f.insert(if options & 1 != 0 { "directory" } else { "filename" }.into(), Value::from(name));
+                    f.insert("disposition".into(), Value::from(disposition_name(le32(b, 36)?)));
+                    let access = if options & 0x1000 != 0 { "delete on close" } else { "normal" };
+                    f.insert("access".into(), Value::from(access));
+                    for k in ["created", "accessed", "modified", "changed", "size"] {
+                        f.insert(k.into(), Value::from(0));
+                    }
+                    f.insert("fuid".into(), Value::from(""));
+                }
+                0xb => {
+                    f.insert("function".into(), Value::from(fsctl_name(le32(b, 4)?)));
+                }
+                _ => {}
+            }
+            self.log.start(h.key, smb2_command_name(h.cmd), h.session, h.tree).fields = f;
+            return Some(());
+        }
+        if matches!(h.cmd, 8 | 9) {
+            self.log.file_status(h.key, h.status);
+            return Some(());
+        }
+        let tx = self.log.take(h.key).or_else(|| if h.cmd == 0 { self.log.take(SMB1_NEGOTIATE_KEY) } else { None });
+        let Some(mut tx) = tx else { return Some(()) };
+        tx.status = Some(h.status);
+        let f = &mut tx.fields;
+        match h.cmd {
+            0 => {
+                if let Some(d) = le16(b, 4) {
+                    self.log.dialect = Some(dialect_text(d));
+                }
+                if let Some(g) = b.get(8..24) {
+                    f.insert("server_guid".into(), Value::from(guid_text(g)));
+                }
+                if let (Some(r), Some(w)) = (le32(b, 32), le32(b, 36)) {
+                    f.insert("max_read_size".into(), Value::from(r));
+                    f.insert("max_write_size".into(), Value::from(w));
+                }
+            }
+            1 => tx.session_id = h.session,
+            3 => {
+                tx.tree_id = h.tree;
+                let kind = match b.get(2) {
+                    Some(1) => "FILE",
+                    Some(2) => "PIPE",
+                    Some(3) => "PRINT",
+                    _ => "UNKNOWN",
+                };
+                if kind == "PIPE"
+                    && let Some(s) = f.remove("share")
+                {
+                    f.insert("named_pipe".into(), s);
+                }
+                f.insert("share_type".into(), Value::from(kind));
+                if h.status == 0 {
+                    let share = f.get("share").or_else(|| f.get("named_pipe")).and_then(Value::as_str);
+                    let share = share.unwrap_or_default().to_string();
+                    self.log.trees.retain(|(t, _)| *t != h.tree);
+                    if self.log.trees.len() < MAX_PENDING {
+                        self.log.trees.push((h.tree, share));
+                    }
+                }
+            }
+            5 if h.status == 0 => {
+                let times = [("created", 8), ("accessed", 16), ("modified", 24), ("changed", 32)];
+                for (k, at) in times {
+                    f.insert(k.into(), Value::from(filetime_secs(le64(b, at).unwrap_or(0))));
+                }
+                f.insert("size".into(), Value::from(le64(b, 48).unwrap_or(0)));
+                if let Some(fuid) = fid(64) {
+                    f.insert("fuid".into(), Value::from(guid_text(&fuid)));
+                    let name = f.get("filename").or_else(|| f.get("directory")).and_then(Value::as_str);
+                    let name = name.unwrap_or_default().to_string();
+                    self.log.names.retain(|(x, _)| *x != fuid);
+                    if self.log.names.len() >= MAX_PENDING {
+                        self.log.names.remove(0);
+                    }
+                    self.log.names.push((fuid, name));
+                }
+            }
+            _ => {}
+        }
+        self.log.finish(tx);
+        Some(())
+    }
+
+    /// After an SMB2 read, write or ioctl (`before`: the DCERPC transactions created before
+    /// it): a DCERPC transaction it started takes the next record id, those it completed
+    /// become the records of the commands that started them (with this response's status).
+    fn log_dce(&mut self, h: Hdr2, reply: bool, before: u64) {
+        if self.dce.set_log_tag(0) > before {
+            self.log.next_id += 1;
+            if self.dce_txs.len() >= MAX_PENDING {
+                self.dce_txs.remove(0);
+            }
+            self.dce_txs.push((self.log.next_id, smb2_command_name(h.cmd), h.session, h.tree));
+        }
+        let status = reply.then_some(h.status);
+        self.log_dce_done(false, status);
+    }
+
+    /// The DCERPC transactions completed (`close`: all, the open ones unreplied) become
+    /// `smb` records.
+    fn log_dce_done(&mut self, close: bool, status: Option<u32>) {
+        for (tag, obj) in self.dce.take_log(close) {
+            let Some(i) = self.dce_txs.iter().position(|t| t.0 == tag) else { continue };
+            let (id, command, session_id, tree_id) = self.dce_txs.remove(i);
+            let mut fields = Map::new();
+            fields.insert("dcerpc".into(), Value::Object(obj));
+            self.log.finish(LogTx { id, key: 0, fuid: None, command, session_id, tree_id, status, fields });
+        }
+    }
+
+    /// The EVE `smb` records completed so far, and the `fileinfo` ones.
+    fn take_logs(&mut self, out: &mut Vec<AppRecord>) {
+        for m in self.log.done.drain(..) {
+            out.push(AppRecord::Log(Box::new(super::LogRecord::new("smb", false, m))));
+        }
+        for (to_client, fields) in self.log.files.drain(..) {
+            out.push(AppRecord::Log(Box::new(super::LogRecord { event_type: "fileinfo", to_client, fields })));
+        }
+    }
+
+    /// The file transaction of file `fuid` ends (`closed`, or the flow ends), with the bytes
+    /// seen of the file.
+    fn close_file_tx(&mut self, fuid: [u8; 16], closed: bool) {
+        let size = self.files.iter().find(|f| f.id == fuid).map_or([0; 2], |f| f.end);
+        self.log.close_file(fuid, size, closed);
+    }
+
+    /// The flow ends: the open transactions get their records.
+    fn close_log(&mut self) {
+        let fuids: Vec<[u8; 16]> = self.log.open.iter().filter_map(|t| t.fuid).collect();
+        for fuid in fuids {
+            self.close_file_tx(fuid, false);
+        }
+        self.log_dce_done(true, None);
+        self.log.close();
+    }
+}
+
+/// The dialect strings of an SMB1 negotiate request's bytes (each `0x02` then NUL-terminated).
+fn smb1_dialects(bytes: &[u8]) -> Vec<Value> {
+    bytes
+        .split(|&c| c == 0)
+        .filter_map(|d| d.strip_prefix(b"\x02"))
+        .map(|d| Value::from(String::from_utf8_lossy(d).into_owned()))
+        .collect()
+}
+
 impl AppParser for SmbParser {
-    fn on_data(&mut self, dir: Direction, data: &[u8], _out: &mut Vec<AppRecord>) {
+    fn on_data(&mut self, dir: Direction, data: &[u8], out: &mut Vec<AppRecord>) {
         let d = dir.index();
         if self.lost[d] {
             return;
         }
+        self.dce.log_for_smb();
+        self.on_data_inner(dir, data);
+        if self.lost[0] && self.lost[1] {
+            // the sensor drops a done parser without closing it
+            self.close_log();
+        }
+        self.take_logs(out);
+    }
+
+    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
+        // the message in progress is lost; parsing resumes at the next SMB header
+        self.resync[dir.index()] = true;
+        self.buf[dir.index()] = Vec::new();
+    }
+
+    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
+        self.close_log();
+        let mut v = std::mem::take(&mut self.deferred);
+        for f in std::mem::take(&mut self.files) {
+            flush_file(f, &mut v);
+        }
+        out.extend(v.into_iter().map(|t| AppRecord::Inspect(Box::new(t))));
+        self.take_logs(out);
+    }
+
+    fn is_done(&self) -> bool {
+        self.lost[0] && self.lost[1]
+    }
+}
+
+impl SmbParser {
+    /// Frames the NetBIOS session messages of `data` and parses them.
+    fn on_data_inner(&mut self, dir: Direction, data: &[u8]) {
+        let d = dir.index();
         let mut buf = std::mem::take(&mut self.buf[d]);
         buf.extend_from_slice(data);
         if self.resync[d] {
@@ -595,24 +1163,6 @@ impl AppParser for SmbParser {
         self.buf[d] = buf;
         self.deferred.append(&mut scratch);
         self.scratch = scratch;
-    }
-
-    fn on_gap(&mut self, dir: Direction, _len: u32, _out: &mut Vec<AppRecord>) {
-        // the message in progress is lost; parsing resumes at the next SMB header
-        self.resync[dir.index()] = true;
-        self.buf[dir.index()] = Vec::new();
-    }
-
-    fn on_close(&mut self, out: &mut Vec<AppRecord>) {
-        let mut v = std::mem::take(&mut self.deferred);
-        for f in std::mem::take(&mut self.files) {
-            flush_file(f, &mut v);
-        }
-        out.extend(v.into_iter().map(|t| AppRecord::Inspect(Box::new(t))));
-    }
-
-    fn is_done(&self) -> bool {
-        self.lost[0] && self.lost[1]
     }
 }
 
@@ -751,6 +1301,174 @@ mod tests {
         assert_eq!(dce[0].dce.as_ref().map(|d| d.ifaces.len()), Some(1));
         assert_eq!(dce[0].stub.as_deref(), Some(&b"stub!"[..]));
         assert!(t.iter().all(|x| x.file_data.is_none()));
+    }
+
+    fn create(msg_id: u64, tree: u32, path: &str, options: u32) -> Vec<u8> {
+        let p = utf16(path);
+        let mut b = vec![0u8; 56];
+        b[0] = 57;
+        b[36..40].copy_from_slice(&1u32.to_le_bytes());
+        b[40..44].copy_from_slice(&options.to_le_bytes());
+        b[44..46].copy_from_slice(&120u16.to_le_bytes());
+        b[46..48].copy_from_slice(&(p.len() as u16).to_le_bytes());
+        b.extend_from_slice(&p);
+        smb2(5, false, msg_id, tree, &b)
+    }
+
+    fn read_req(msg_id: u64, tree: u32, fid: u8) -> Vec<u8> {
+        let mut b = vec![0u8; 48];
+        b[0] = 49;
+        b[16..32].copy_from_slice(&[fid; 16]);
+        smb2(8, false, msg_id, tree, &b)
+    }
+
+    fn read_resp(msg_id: u64, tree: u32, data: &[u8]) -> Vec<u8> {
+        let mut b = vec![17u8, 0, 80, 0];
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(&[0u8; 8]);
+        b.extend_from_slice(data);
+        smb2(8, true, msg_id, tree, &b)
+    }
+
+    /// The EVE records of a session, as (type, fields).
+    fn logs(msgs: &[(Direction, Vec<u8>)]) -> Vec<(&'static str, serde_json::Value)> {
+        let mut p = SmbParser::default();
+        let mut out = Vec::new();
+        for (d, m) in msgs {
+            p.on_data(*d, &nbss(m), &mut out);
+        }
+        p.on_close(&mut out);
+        out.into_iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) => Some((l.event_type, serde_json::Value::Object(l.fields))),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smb2_commands_are_logged_as_smb_records_with_dcerpc_on_pipes_merged_into_the_write() {
+        let l = logs(&[
+            (S, tree_connect(1, "\\\\h\\IPC$")),
+            (C, tree_connect_resp(1, 6, 2)),
+            (S, create(2, 6, "lsarpc", 0)),
+            (C, create_resp(2, 6, 9)),
+            (S, write(3, 6, 9, &bind(0, 1))),
+            (C, smb2(9, true, 3, 6, &[17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])),
+            (S, read_req(4, 6, 9)),
+            (C, read_resp(4, 6, &bind_ack(0))),
+            (S, write(5, 6, 9, &request(3, 0, 15, b"stub!", 2))),
+            (S, close(6, 6, 9)),
+            (C, smb2(6, true, 6, 6, &[60, 0])),
+        ]);
+        let smb: Vec<&serde_json::Value> = l.iter().filter(|(t, _)| *t == "smb").map(|(_, v)| &v["smb"]).collect();
+        let cmds: Vec<(u64, &str)> =
+            smb.iter().map(|v| (v["id"].as_u64().unwrap_or(0), v["command"].as_str().unwrap_or(""))).collect();
+        assert_eq!(
+            cmds,
+            [
+                (1, "SMB2_COMMAND_TREE_CONNECT"),
+                (2, "SMB2_COMMAND_CREATE"),
+                (3, "SMB2_COMMAND_WRITE"),
+                (5, "SMB2_COMMAND_CLOSE"),
+                (4, "SMB2_COMMAND_WRITE")
+            ]
+        );
+        assert_eq!(smb[0]["named_pipe"], "\\\\h\\IPC$");
+        assert_eq!(smb[0]["share_type"], "PIPE");
+        assert_eq!(smb[0]["tree_id"], 6);
+        assert_eq!(smb[1]["filename"], "lsarpc");
+        assert_eq!(smb[1]["disposition"], "FILE_OPEN");
+        assert_eq!(smb[1]["fuid"], "09090909-0909-0909-0909-090909090909");
+        assert_eq!(smb[2]["dcerpc"]["request"], "BIND");
+        assert_eq!(smb[2]["dcerpc"]["response"], "BINDACK");
+        assert_eq!(smb[2]["status"], "STATUS_SUCCESS");
+        // the request never answered: logged at the end, without a status
+        assert_eq!(smb[4]["dcerpc"]["request"], "REQUEST");
+        assert_eq!(smb[4]["dcerpc"]["response"], "UNREPLIED");
+        assert_eq!(smb[4]["dcerpc"]["opnum"], 15);
+        assert!(smb[4].get("status").is_none());
+        assert_eq!(smb.len(), 5);
+        // pipes are no files
+        assert!(l.iter().all(|(t, _)| *t != "fileinfo"));
+    }
+
+    #[test]
+    fn a_file_read_is_one_transaction_and_a_fileinfo_record_when_closed() {
+        let l = logs(&[
+            (S, tree_connect(1, "\\\\h\\sysvol")),
+            (C, tree_connect_resp(1, 5, 1)),
+            (S, create(2, 5, "dir\\gpt.ini", 0)),
+            (C, create_resp(2, 5, 7)),
+            (S, read_req(3, 5, 7)),
+            (C, read_resp(3, 5, b"[General]\r\n")),
+            (S, read_req(4, 5, 7)),
+            (C, read_resp(4, 5, b"")),
+            (S, close(5, 5, 7)),
+        ]);
+        let smb: Vec<&serde_json::Value> = l.iter().filter(|(t, _)| *t == "smb").map(|(_, v)| &v["smb"]).collect();
+        let reads: Vec<_> = smb.iter().filter(|v| v["command"] == "SMB2_COMMAND_READ").collect();
+        assert_eq!(reads.len(), 1);
+        assert_eq!(reads[0]["filename"], "dir\\gpt.ini");
+        assert_eq!(reads[0]["share"], "\\\\h\\sysvol");
+        let files: Vec<_> = l.iter().filter(|(t, _)| *t == "fileinfo").map(|(_, v)| v).collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0]["fileinfo"]["size"], 11);
+        assert_eq!(files[0]["fileinfo"]["state"], "CLOSED");
+        assert_eq!(files[0]["fileinfo"]["tx_id"], reads[0]["id"].as_u64().unwrap_or(0) - 1);
+        assert_eq!(&files[0]["smb"], *reads[0]);
+        assert_eq!(files[0]["app_proto"], "smb");
+    }
+
+    #[test]
+    fn a_delete_on_close_set_info_is_logged_with_the_file_name() {
+        let mut info = vec![0u8; 32];
+        info[0] = 33;
+        info[2] = 1;
+        info[3] = 13;
+        info[4] = 1;
+        info[8..10].copy_from_slice(&96u16.to_le_bytes());
+        info[16..32].copy_from_slice(&[7; 16]);
+        info.push(1);
+        let l = logs(&[
+            (S, create(1, 5, "Windows\\Tasks\\x.xml", 0)),
+            (C, create_resp(1, 5, 7)),
+            (S, smb2(0x11, false, 2, 5, &info)),
+            (C, smb2(0x11, true, 2, 5, &[2, 0])),
+        ]);
+        let v = &l[1].1["smb"];
+        assert_eq!(v["command"], "SMB2_COMMAND_SET_INFO");
+        assert_eq!(v["filename"], "Windows\\Tasks\\x.xml");
+        assert_eq!(v["access"], "delete on close");
+        assert_eq!(v["fuid"], "07070707-0707-0707-0707-070707070707");
+        assert_eq!(v["status"], "STATUS_SUCCESS");
+    }
+
+    #[test]
+    fn negotiate_records_give_dialects_guids_and_sizes() {
+        let mut req = vec![0u8; 36];
+        req[0] = 36;
+        req[2] = 2;
+        req[12..28].copy_from_slice(&[0xaa; 16]);
+        req.extend_from_slice(&[0x02, 0x02, 0x11, 0x03]);
+        let mut resp = vec![0u8; 64];
+        resp[0] = 65;
+        resp[4..6].copy_from_slice(&0x0311u16.to_le_bytes());
+        resp[8..24].copy_from_slice(&[0xbb; 16]);
+        resp[32..36].copy_from_slice(&65536u32.to_le_bytes());
+        resp[36..40].copy_from_slice(&4096u32.to_le_bytes());
+        let l = logs(&[(S, smb2(0, false, 0, 0, &req)), (C, smb2(0, true, 0, 0, &resp))]);
+        let v = &l[0].1["smb"];
+        assert_eq!(v["command"], "SMB2_COMMAND_NEGOTIATE_PROTOCOL");
+        assert_eq!(v["dialect"], "3.11");
+        assert_eq!(v["client_dialects"], serde_json::json!(["2.02", "3.11"]));
+        assert_eq!(v["client_guid"], "aaaaaaaa-aaaa-aaaa-aaaa-aaaaaaaaaaaa");
+        assert_eq!(v["server_guid"], "bbbbbbbb-bbbb-bbbb-bbbb-bbbbbbbbbbbb");
+        assert_eq!((v["max_read_size"].as_u64(), v["max_write_size"].as_u64()), (Some(65536), Some(4096)));
+        assert_eq!(
+            guid_text(&[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]),
+            "03020100-0504-0706-0908-0b0a0f0e0d0c"
+        );
     }
 
     #[test]

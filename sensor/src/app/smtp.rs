@@ -254,6 +254,8 @@ pub struct SmtpParser {
     /// opened (its sender and recipients).
     helo: Option<String>,
     log_tx: Option<(String, Vec<String>)>,
+    /// EVE `smtp` records written (the next one's transaction id).
+    logged: u64,
 }
 
 /// The address of a `MAIL FROM:<a@b> SIZE=1` / `RCPT TO:<c@d>` argument (`<a@b>`).
@@ -343,6 +345,9 @@ impl SmtpParser {
         let ebufs = m.headers.clone();
         let attachments: Vec<serde_json::Value> =
             m.files.iter().map(|f| serde_json::Value::from(String::from_utf8_lossy(&f.name).into_owned())).collect();
+        // the files' `fileinfo` records: (name, size, whole)
+        let files: Vec<(serde_json::Value, usize, bool)> =
+            m.files.iter().zip(&attachments).map(|(f, n)| (n.clone(), f.data.len(), f.complete && whole)).collect();
         tx.bufs = m.headers;
         for f in m.files {
             let whole_file = f.complete && whole;
@@ -368,7 +373,26 @@ impl SmtpParser {
         if !attachments.is_empty() {
             email.insert("attachment".into(), serde_json::Value::Array(attachments));
         }
+        let tx_id = self.logged;
         self.log_smtp(Some(email), out);
+        // each file: a `fileinfo` record with its transaction's `smtp` and `email` objects
+        let Some(AppRecord::Log(l)) = out.last() else { return };
+        let (smtp, email) = (l.fields.get("smtp").cloned(), l.fields.get("email").cloned());
+        for (name, size, whole) in files {
+            let mut fields = serde_json::Map::new();
+            for (k, v) in [("smtp", &smtp), ("email", &email)] {
+                if let Some(v) = v {
+                    fields.insert(k.into(), v.clone());
+                }
+            }
+            fields.insert("app_proto".into(), serde_json::Value::from("smtp"));
+            fields.insert(
+                "fileinfo".into(),
+                serde_json::json!({"filename": name, "gaps": false, "state": if whole { "CLOSED" } else { "TRUNCATED" },
+                                   "stored": false, "size": size, "tx_id": tx_id}),
+            );
+            out.push(AppRecord::Log(Box::new(super::LogRecord { event_type: "fileinfo", to_client: false, fields })));
+        }
     }
 
     /// Writes the EVE `smtp` record of the open transaction, with its mail's `email` object.
@@ -393,6 +417,7 @@ impl SmtpParser {
             fields.insert("email".into(), serde_json::Value::Object(e));
         }
         out.push(AppRecord::Log(Box::new(super::LogRecord { event_type: "smtp", to_client: false, fields })));
+        self.logged += 1;
     }
 }
 
@@ -554,6 +579,22 @@ name=\"x.exe\"\r\n\r\nMZ\r\n--b1--\r\n.\r\nMAIL FROM:<d@example.com>\r\nQUIT\r\n
             serde_json::json!({"status": "PARSE_DONE", "from": "A <a@example.com>",
                 "to": ["b@example.com", "c@example.com"], "attachment": ["x.exe"]})
         );
+        // the attachment: a fileinfo record with the transaction's objects
+        let files: Vec<&crate::app::LogRecord> = out
+            .iter()
+            .filter_map(|r| match r {
+                AppRecord::Log(l) if l.event_type == "fileinfo" => Some(l.as_ref()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(files.len(), 1);
+        assert_eq!(
+            files[0].fields["fileinfo"],
+            serde_json::json!({"filename": "x.exe", "gaps": false, "state": "CLOSED", "stored": false, "size": 2,
+                               "tx_id": 0})
+        );
+        assert_eq!((&files[0].fields["smtp"], &files[0].fields["email"]), (&l[0]["smtp"], &l[0]["email"]));
+        assert_eq!(files[0].fields["app_proto"], "smtp");
         // the transaction without a mail, at the end of the flow
         p.on_close(&mut out);
         let l = smtp_logs(&out);

@@ -641,3 +641,30 @@ fn an_http_body_is_a_fileinfo_record_with_its_transaction() {
     let flow = of_type(&out, "flow")[0];
     assert_eq!(flow.flow.as_ref().unwrap().extra["tx_cnt"], 1);
 }
+
+#[test]
+fn cldap_datagrams_are_logged_as_ldap_records_and_count_in_the_flows_tx_cnt() {
+    let (c, s) = (Host::v4([10, 0, 1, 5]), Host::v4([10, 0, 0, 4]));
+    // searchRequest (id 1, base "", present objectClass, attribute Netlogon), then searchResDone
+    let mut req = vec![0x30, 0x2f, 0x02, 0x01, 0x01, 0x63, 0x2a, 0x04, 0x00, 0x0a, 0x01, 0x00, 0x0a, 0x01, 0x00];
+    req.extend_from_slice(&[0x02, 0x01, 0x00, 0x02, 0x01, 0x00, 0x01, 0x01, 0x00, 0x87, 0x0b]);
+    req.extend_from_slice(b"objectClass");
+    req.extend_from_slice(&[0x30, 0x0a, 0x04, 0x08]);
+    req.extend_from_slice(b"Netlogon");
+    let resp = [0x30, 0x0c, 0x02, 0x01, 0x01, 0x65, 0x07, 0x0a, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00];
+    let (out, stats) = run_stats(
+        opts(),
+        vec![synth::udp_frame(&c, 53751, &s, 389, &req), synth::udp_frame(&s, 389, &c, 53751, &resp)],
+    );
+    let ldap = of_type(&out, "ldap");
+    assert_eq!(ldap.len(), 1, "{out:?}");
+    let v = serde_json::to_value(ldap[0]).unwrap();
+    assert_eq!((v["proto"].as_str(), v["dest_port"].as_u64()), (Some("UDP"), Some(389)));
+    assert_eq!(v["ldap"]["request"]["operation"], "search_request");
+    assert_eq!(v["ldap"]["request"]["search_request"]["attributes"], json!(["Netlogon"]));
+    assert_eq!(v["ldap"]["responses"][0]["operation"], "search_result_done");
+    assert_eq!(stats.records.ldap, 1);
+    let flow = of_type(&out, "flow")[0];
+    assert_eq!(flow.app_proto.as_deref(), Some("ldap"));
+    assert_eq!(flow.flow.as_ref().unwrap().extra["tx_cnt"], 1);
+}
