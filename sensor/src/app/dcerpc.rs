@@ -181,8 +181,16 @@ fn ptype_name(t: u8) -> &'static str {
 }
 
 fn uuid_text(u: &[u8; 16]) -> String {
-    let h: String = u.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(36);
+    for (i, b) in u.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            s.push('-');
+        }
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
 }
 
 impl LogTx {
@@ -653,6 +661,13 @@ pub(crate) mod tests {
     use super::*;
 
     pub(crate) const UUID: &str = "367abb81-9844-35f1-ad32-98f038001003";
+
+    #[test]
+    fn uuid_text_is_the_canonical_lowercase_form() {
+        let u = crate::detect::dce::parse_uuid(UUID).unwrap_or_default();
+        assert_eq!(uuid_text(&u), UUID);
+        assert_eq!(uuid_text(&[0xab; 16]), "abababab-abab-abab-abab-abababababab");
+    }
 
     fn uuid_le() -> [u8; 16] {
         let mut u = crate::detect::dce::parse_uuid(UUID).unwrap_or_default();
