@@ -21,7 +21,9 @@
 //!
 //! Rates are events per CPU second of the measuring thread (Linux `schedstat`; wall time
 //! elsewhere), so that other work on the machine skews them less. Loading is wall time (it
-//! uses every core). `--load-only N` loads the rules N times and stops (profiling).
+//! uses every core). `--load-only N` loads the rules N times and stops (profiling): per load, the
+//! split (walk, read/parse, compile, add, index, pipelines), the files the fast parse path took
+//! and the rule memory after loading.
 //!
 //! It also evaluates one pass with both engines and reports whether every event raised the
 //! same rules. Not a test: the figures depend on the machine and its load.
@@ -152,17 +154,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let dirs = sigma_corpus::sigmahq_rule_dirs(&root);
         for &kind in &engines {
             for _ in 0..load_only {
+                let before = live();
                 let t = Instant::now();
                 let (rules, errors) = SigmaRules::load_with(&dirs, kind);
                 let load = t.elapsed();
+                let memory = live() - before;
                 let s = rules.load_timings();
                 let ms = |d: Duration| d.as_secs_f64() * 1000.0;
                 println!(
-                    "{}: {} rules, {} errors, load {:.3} s = walk {:.0} + read/parse {:.0} (read {:.0}, parse {:.0} \
-                     summed over threads) + compile {:.0} + add {:.0} + index {:.0} + pipelines {:.0} ms",
+                    "{}: {} rules, {} errors, {} of {} files on the fast parse path, load {:.3} s = walk {:.0} + \
+                     read/parse {:.0} (read {:.0}, parse {:.0} summed over threads) + compile {:.0} + add {:.0} + \
+                     index {:.0} + pipelines {:.0} ms; rule memory after loading {:.1} MiB",
                     kind.name(),
                     rules.len(),
                     errors.len(),
+                    s.quick_files,
+                    rules.file_count(),
                     load.as_secs_f64(),
                     ms(s.walk),
                     ms(s.read_parse),
@@ -172,6 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ms(s.add),
                     ms(s.index),
                     ms(s.pipelines),
+                    memory as f64 / (1024.0 * 1024.0),
                 );
             }
         }
