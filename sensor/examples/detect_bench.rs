@@ -94,9 +94,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => Classifications::new(),
     };
     let mut b = DetectorBuilder::new().classifications(classes);
-    for f in &files {
-        b.add_file(f);
-    }
+    b.add_files(&files);
     let compiled = t0.elapsed();
     let (det, errors) = b.build();
     let load = t0.elapsed();

@@ -88,9 +88,7 @@ pub fn load_suricata(paths: &[PathBuf], classification: Option<&Path>) -> anyhow
         }
     } else {
         let files = rule_files(paths, &["rules"], false);
-        for f in &files {
-            b.add_file(f);
-        }
+        b.add_files(&files);
         // files rules refer to are resolved next to the rule file: dataset files by the
         // engine, a `threshold.config` beside a rule file here
         let mut dirs: Vec<PathBuf> = files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)).collect();

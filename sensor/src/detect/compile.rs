@@ -1484,6 +1484,8 @@ pub(crate) struct Interner {
     strings: rustc_hash::FxHashSet<Arc<str>>,
     /// By the hash of their text (see [`Interner::entry`]).
     entries: rustc_hash::FxHashMap<u64, MetadataEntry>,
+    /// Each distinct `pcre` compiled once.
+    pub(crate) pcres: pcre::PcreCache,
 }
 
 impl Interner {
@@ -1655,6 +1657,8 @@ struct Builder<'a> {
     /// `file.data` named again: its next list is a new one (Suricata 8: each use may match a
     /// different file of the transaction).
     new_list: Option<Buffer>,
+    /// The detector's shared strings and compiled pcres.
+    strings: Option<&'a std::sync::Mutex<Interner>>,
 }
 
 type Res<T> = Result<T, RuleError>;
@@ -2801,8 +2805,26 @@ fn parse_pcre(b: &Builder<'_>, o: &RuleOption) -> Res<(PcreMatch, Option<Buffer>
             buffer = Some(x);
         }
     }
-    let regex = pcre::compile(pattern, flags).map_err(|e| err(format!("pcre: {e}")))?;
+    let regex = compile_pcre(b.strings, pattern, flags).map_err(|e| err(format!("pcre: {e}")))?;
     Ok((PcreMatch { regex, negated, relative, relative_next: false, source: body.to_string() }, buffer))
+}
+
+/// [`pcre::compile`], each distinct pattern and flags once per detector when `strings` is given.
+fn compile_pcre(
+    strings: Option<&std::sync::Mutex<Interner>>,
+    pattern: &str,
+    flags: pcre::PcreFlags,
+) -> Result<pcre::PcreRegex, String> {
+    let Some(strings) = strings else { return pcre::compile(pattern, flags) };
+    let lock = || strings.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(r) = lock().pcres.get(pattern, flags) {
+        return r;
+    }
+    // compiled unlocked: the other thread may compile the same pattern meanwhile (the first
+    // one recorded is kept, the same outcome)
+    let r = pcre::compile(pattern, flags);
+    lock().pcres.insert(pattern, flags, &r);
+    r
 }
 
 #[derive(Default)]
@@ -2875,6 +2897,7 @@ pub(crate) fn compile_rule_in(
         fast_pattern_seen: false,
         byte_vars: Vec::new(),
         new_list: None,
+        strings,
     };
     let mut st = MetaState::default();
     let header_err = |reason: String| vec![rule.error(rule.line(), rule.proto_column, None, reason)];

@@ -15,6 +15,7 @@
 //!   decides how to read them (see [`unquote`]).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
@@ -562,15 +563,82 @@ fn parse_port_atom(a: &str) -> Result<PortExpr, String> {
 /// One option of a rule: `keyword` or `keyword:value`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleOption {
-    pub keyword: String,
+    pub keyword: OptionText,
     /// The raw value (trimmed; quotes and escapes kept), `None` for `keyword;`.
-    pub value: Option<String>,
+    pub value: Option<OptionText>,
     /// Physical line and 1-based column of the keyword.
     pub line: usize,
     pub column: usize,
     /// Physical line and 1-based column of the value (the keyword's for `keyword;`).
     pub value_line: usize,
     pub value_column: usize,
+}
+
+/// A keyword or value of a [`RuleOption`]: a piece of the rule's text, which the options of a
+/// rule share (one copy of the text per rule, instead of two strings per option). Reads as a
+/// `str`.
+#[derive(Clone)]
+pub struct OptionText {
+    text: Arc<str>,
+    start: usize,
+    end: usize,
+}
+
+impl OptionText {
+    /// The piece of `text` from byte `start` to `end` (empty if that is not a piece of it).
+    fn new(text: &Arc<str>, start: usize, end: usize) -> Self {
+        let (start, end) = if text.get(start..end).is_some() { (start, end) } else { (0, 0) };
+        OptionText { text: text.clone(), start, end }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.text.get(self.start..self.end).unwrap_or("")
+    }
+}
+
+impl std::ops::Deref for OptionText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for OptionText {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Debug for OptionText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for OptionText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq for OptionText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for OptionText {}
+
+impl PartialEq<str> for OptionText {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for OptionText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
 }
 
 /// A logical rule: physical lines joined, with the map back to positions.
@@ -837,6 +905,9 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
     }
     // most rules have fewer options than this: one allocation for the list
     let mut options = Vec::with_capacity(24);
+    // the options' keywords and values are pieces of one shared copy of the text
+    let shared: Arc<str> = Arc::from(raw.text.as_str());
+
     let mut positions = Positions::new(&raw);
     let mut i = open + 1;
     loop {
@@ -848,7 +919,9 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         }
         let key_start = i;
         i = memchr::memchr2(b':', b';', &b[i..close]).map_or(close, |j| i + j);
-        let keyword = raw.text[key_start..i].trim();
+        let key_raw = &raw.text[key_start..i];
+        let keyword = key_raw.trim();
+        let keyword_from = key_start + (key_raw.len() - key_raw.trim_start().len());
         if keyword.is_empty() {
             return Err(err(key_start, "empty option".to_string()));
         }
@@ -864,7 +937,7 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         }
         if b[i] == b';' {
             options.push(RuleOption {
-                keyword: keyword.to_string(),
+                keyword: OptionText::new(&shared, keyword_from, keyword_from + keyword.len()),
                 value: None,
                 line,
                 column,
@@ -898,8 +971,8 @@ pub fn parse_rule(raw: RawRule, file: Arc<str>, vars: &Vars) -> Result<ParsedRul
         }
         let (value_line, value_column) = positions.at(value_start);
         options.push(RuleOption {
-            keyword: keyword.to_string(),
-            value: Some(raw.text[value_start..i].trim_end().to_string()),
+            keyword: OptionText::new(&shared, keyword_from, keyword_from + keyword.len()),
+            value: Some(OptionText::new(&shared, value_start, value_start + raw.text[value_start..i].trim_end().len())),
             line,
             column,
             value_line,
@@ -973,6 +1046,20 @@ mod tests {
 
     fn one(text: &str) -> Result<ParsedRule, RuleError> {
         parse_rules(text, "t.rules", &Vars::default()).remove(0)
+    }
+
+    #[test]
+    fn option_keywords_and_values_are_the_trimmed_pieces_of_the_rule_text() {
+        let r = one("alert tcp any any -> any any ( msg : \"a b\"  ;nocase ; sid:1;)").unwrap();
+        let kws: Vec<&str> = r.options.iter().map(|o| o.keyword.as_str()).collect();
+        assert_eq!(kws, ["msg", "nocase", "sid"]);
+        assert_eq!(r.options[0].value.as_deref(), Some("\"a b\""));
+        assert_eq!(format!("{:?} {}", r.options[0].keyword, r.options[2].keyword), "\"msg\" sid");
+        assert_eq!(r.options[2].value.as_ref().map(|v| v.to_string()), Some("1".to_string()));
+        assert!(r.options[1].value.is_none());
+        assert_eq!(r.options[1].keyword, "nocase");
+        assert_ne!(r.options[1].keyword, r.options[2].keyword);
+        assert_eq!(r.options[0].clone(), r.options[0]);
     }
 
     #[test]
