@@ -21,8 +21,52 @@ pub struct Doc<'a> {
     /// The message, when no field is called `message`.
     pub message: Option<&'a str>,
     /// The fast path from JSON text ([`super::flat`]) holds only the fields rules reference
-    /// in `fields`; the strings of the others, which keyword search also sees, are here.
+    /// (in `fields` when a pipeline touches them, else in `slots`); the strings of the
+    /// others, which keyword search also sees, are here.
     pub extra: Option<&'a super::flat::FlatScratch>,
+    /// The fast path's fields by their number ([`Slots`]), besides `fields`.
+    pub slots: Option<Slots<'a>>,
+}
+
+/// The fields of a record flattened from JSON text by field number: every field name a rule
+/// looks up is numbered once when the rules are loaded, the event's values are put in the
+/// slot of their name (no per-event key copy, no map insertion).
+#[derive(Clone, Copy, Debug)]
+pub struct Slots<'a> {
+    /// Field name -> number.
+    pub ids: &'a rustc_hash::FxHashMap<Box<str>, u32>,
+    /// Number -> field name.
+    pub names: &'a [Box<str>],
+    /// Number -> the event's value (`None`: absent).
+    pub vals: &'a [Option<Value>],
+    /// The numbers whose slot holds a value.
+    pub filled: &'a [u32],
+}
+
+impl<'a> Slots<'a> {
+    #[inline]
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        let id = *self.ids.get(key)?;
+        self.vals.get(id as usize)?.as_ref()
+    }
+
+    /// The (name, value) pairs held.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &'a Value)> + '_ {
+        let (names, vals) = (self.names, self.vals);
+        self.filled.iter().filter_map(move |&id| {
+            let v = vals.get(id as usize)?.as_ref()?;
+            Some((names.get(id as usize)?.as_ref(), v))
+        })
+    }
+
+    /// Number of fields held.
+    pub fn len(&self) -> usize {
+        self.filled.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.filled.is_empty()
+    }
 }
 
 /// A looked-up value.
@@ -40,17 +84,23 @@ pub(crate) const MAX_DEPTH: usize = 64;
 impl<'a> Doc<'a> {
     pub fn new(fields: &'a Map<String, Value>, message: Option<&'a str>) -> Self {
         let message = if fields.contains_key(super::super::engine::MESSAGE_FIELD) { None } else { message };
-        Doc { fields, message, extra: None }
+        Doc { fields, message, extra: None, slots: None }
     }
 
     /// The document of a record flattened from JSON text ([`super::flat`]).
-    pub fn flat(flat: &'a super::flat::FlatScratch) -> Self {
+    /// `slots`: the numbered fields ([`Slots`]) when the record holds them there.
+    pub fn flat(flat: &'a super::flat::FlatScratch, slots: Option<Slots<'a>>) -> Self {
         let message = if flat.has_message_field { None } else { flat.message.as_deref() };
-        Doc { fields: &flat.fields, message, extra: Some(flat) }
+        Doc { fields: &flat.fields, message, extra: Some(flat), slots }
     }
 
     #[inline]
     pub fn top(&self, key: &str) -> Option<V<'a>> {
+        if let Some(s) = &self.slots
+            && let Some(v) = s.get(key)
+        {
+            return Some(V::J(v));
+        }
         match self.fields.get(key) {
             Some(v) => Some(V::J(v)),
             None if key == super::super::engine::MESSAGE_FIELD => self.message.map(V::S),
@@ -97,6 +147,9 @@ impl<'a> Doc<'a> {
             }
         }
         self.fields.values().for_each(|v| walk(v, f, MAX_DEPTH - 1));
+        if let Some(s) = &self.slots {
+            s.iter().for_each(|(_, v)| walk(v, f, MAX_DEPTH - 1));
+        }
         if let Some(x) = self.extra {
             x.extra_strings().for_each(&mut *f);
         }
@@ -108,6 +161,7 @@ impl<'a> Doc<'a> {
     /// Whether `pred` holds for any string value of the event (keyword search).
     fn any_string(&self, pred: &dyn Fn(&str) -> bool) -> bool {
         self.fields.values().any(|v| any_string(v, pred, MAX_DEPTH - 1))
+            || self.slots.is_some_and(|s| s.iter().any(|(_, v)| any_string(v, pred, MAX_DEPTH - 1)))
             || self.extra.is_some_and(|x| x.extra_strings().any(pred))
             || self.message.is_some_and(pred)
     }

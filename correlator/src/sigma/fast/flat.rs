@@ -341,6 +341,16 @@ impl<'a> Split<'a> {
     /// The value of field `i`, as the collector's flattened fields hold it.
     pub fn value(&self, i: usize) -> Result<Value, serde_json::Error> {
         match self.entries.get(i).map(|(_, s)| s) {
+            // A string without escapes (the text was validated, by the scanner or
+            // `serde_json`): its text is its value.
+            Some(Src::Raw(r))
+                if r.len() >= 2
+                    && r.starts_with('"')
+                    && r.ends_with('"')
+                    && memchr::memchr(b'\\', r.as_bytes()).is_none() =>
+            {
+                Ok(Value::String(r.get(1..r.len() - 1).unwrap_or_default().to_string()))
+            }
             Some(Src::Raw(r)) => Ok(unwrap_xml(serde_json::from_str(r)?)),
             Some(Src::Val(v)) => Ok(v.clone()),
             None => Ok(Value::Null),
@@ -427,6 +437,9 @@ fn scan_sections(input: &str) -> Option<Vec<(Cow<'_, str>, Section<'_>)>> {
     let mut out = Vec::with_capacity(entries.len());
     for (k, raw, inner) in entries {
         let section = match (inner, kind(raw)) {
+            // `System` is read key by key, in text order, the last of duplicates kept (see
+            // `split_sections`): the same values as in map order, without the sort.
+            (Some(inner), _) if k == "System" => Section::Obj(RawObj(inner)),
             (Some(inner), _) => Section::Obj(RawObj(map_order(inner))),
             (None, b'n') => Section::Null,
             (None, _) => Section::Val(serde_json::from_str(raw).ok()?),
@@ -457,14 +470,23 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     let Some(Section::Obj(sys_obj)) = take_section(&mut sections, "System") else {
         return Err(FlatError::Unsupported);
     };
-    // By position in `SYSTEM_KEYS` (sorted); the section's keys are unique.
+    // By position in `SYSTEM_KEYS` (sorted), in text order (the scanner does not sort
+    // `System`): a later duplicate key overwrites, as in a map. The elements read through
+    // their attributes only (`Provider`, `Security`, `TimeCreated`) stay raw: [`attribute`]
+    // parses just the attribute (no map of maps per event); the others are small scalars.
     let mut sys: [Option<Value>; SYSTEM_KEYS.len()] = Default::default();
+    let mut sys_raw: [Option<&str>; SYSTEM_KEYS.len()] = Default::default();
     for (k, v) in sys_obj.0 {
         if let Ok(i) = SYSTEM_KEYS.binary_search(&k.as_ref()) {
-            sys[i] = Some(serde_json::from_str(v)?);
+            if matches!(SYSTEM_KEYS[i], "Provider" | "Security" | "TimeCreated") {
+                sys_raw[i] = Some(v);
+            } else {
+                sys[i] = Some(serde_json::from_str(v)?);
+            }
         }
     }
     let sys_get = |k: &str| SYSTEM_KEYS.binary_search(&k).ok().and_then(|i| sys[i].as_ref());
+    let raw_get = |k: &str| SYSTEM_KEYS.binary_search(&k).ok().and_then(|i| sys_raw[i]);
     let mut s = Split {
         input,
         entries: Vec::with_capacity(32),
@@ -503,10 +525,12 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
             Section::Val(v) => s.push_first(field_name(name), Src::Val(unwrap_xml(v))),
         }
     }
-    let provider = sys_get("Provider");
+    let provider = raw_get("Provider");
     let as_string = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_string));
     let event_id = sys_get("EventID").and_then(as_int);
-    let provider_name = as_string(text(attr(provider, "Name")).or_else(|| text(provider.and_then(|p| p.get("Name")))));
+    let provider_name = as_string(
+        text(attribute(provider, "Name").as_ref()).or_else(|| text(provider.and_then(|p| member(p, "Name")).as_ref())),
+    );
     let channel = as_string(text(sys_get("Channel")));
     let computer = as_string(text(sys_get("Computer")));
     s.insert_absent("EventID", event_id.map(Value::from));
@@ -519,8 +543,8 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     s.insert_absent("EventRecordID", int_or_value(sys_get("EventRecordID")));
     s.insert_absent("Version", int_or_value(sys_get("Version")));
     s.insert_absent("Keywords", text(sys_get("Keywords")));
-    s.insert_absent("Security_UserID", text(attr(sys_get("Security"), "UserID")));
-    s.insert_absent("TimeCreated", text(attr(sys_get("TimeCreated"), "SystemTime")));
+    s.insert_absent("Security_UserID", text(attribute(raw_get("Security"), "UserID").as_ref()));
+    s.insert_absent("TimeCreated", text(attribute(raw_get("TimeCreated"), "SystemTime").as_ref()));
     // Forwarded events carry the rendered message.
     if let Some(Section::Obj(r)) = rendering
         && let Some(m) = r.get("Message")
@@ -540,6 +564,39 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     Ok(s)
 }
 
+/// Member `name` of the raw JSON value `raw` (the last of duplicate keys), parsed: what
+/// `Value::get(name)` gives on `raw` parsed (`None` for what is not an object).
+fn member(raw: &str, name: &str) -> Option<Value> {
+    if !is_object(raw) {
+        return None;
+    }
+    match super::scan::member(raw, name) {
+        Some(v) => parse_raw(v?),
+        None => serde_json::from_str::<Value>(raw).ok()?.get(name).cloned(),
+    }
+}
+
+/// A raw (validated) JSON value parsed; a string without escapes is its text.
+fn parse_raw(r: &str) -> Option<Value> {
+    if r.len() >= 2 && r.starts_with('"') && r.ends_with('"') && memchr::memchr(b'\\', r.as_bytes()).is_none() {
+        return Some(Value::String(r.get(1..r.len() - 1)?.to_string()));
+    }
+    serde_json::from_str(r).ok()
+}
+
+/// Attribute `name` of an XML-as-JSON element's raw text, parsed: what
+/// `soc_model::windows::attr` gives on the parsed element.
+fn attribute(raw: Option<&str>, name: &str) -> Option<Value> {
+    let raw = raw?;
+    if !is_object(raw) {
+        return None;
+    }
+    match super::scan::member(raw, "#attributes") {
+        Some(attrs) => member(attrs?, name),
+        None => attr(Some(&serde_json::from_str::<Value>(raw).ok()?), name).cloned(),
+    }
+}
+
 /// Reused buffers of the fast path (one per thread of evaluation).
 #[derive(Debug, Default)]
 pub struct FlatScratch {
@@ -555,6 +612,10 @@ pub struct FlatScratch {
     pub(crate) done: Vec<bool>,
     /// The event's JSON text, ASCII-lower-cased (searched for keyword literals).
     pub(crate) lowered: String,
+    /// The materialized fields no pipeline touches, by field number (see
+    /// [`super::eval::Slots`]); `filled` lists the numbers set for the last event.
+    pub(crate) slots: Vec<Option<Value>>,
+    pub(crate) filled: Vec<u32>,
 }
 
 impl FlatScratch {
@@ -628,6 +689,8 @@ mod tests {
             // Blanks, escaped keys, a null section, a scalar section, nested UserData, a
             // duplicate `Event` (the last wins) and other top-level keys.
             " {\"x\" : [1, {\"Event\": 2}], \"Event\": {\"System\": {}}, \"Event\" : { \"System\" : {\"EventID\" : 1 , \"Channel\":\"Microsoft-Windows-Sysmon/Operational\"} , \"EventData\": null, \"Extra\": \"s\\u00e9\", \"UserData\": {\"Inner\": {\"K\\u0020ey\": [true, -1.5e3], \"Channel\": \"c\"}}, \"System\": {\"EventID\": 12, \"Channel\": \"Microsoft-Windows-Sysmon/Operational\", \"Provider\": {\"Name\": \"Microsoft-Windows-Sysmon\"}}} } ",
+            // Duplicate System keys (the last wins), attributes given twice.
+            r##"{"Event":{"System":{"EventID":1,"Provider":{"#attributes":{"Name":"A"}},"Channel":"Security","EventID":4625,"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing","Name":"B"}},"TimeCreated":{"#attributes":{"SystemTime":"t1"},"#attributes":{"SystemTime":"t2"}}},"EventData":{"A":"x"}}}"##,
         ] {
             assert_eq!(flattened(text, true), flattened(text, false), "{text}");
         }
@@ -638,6 +701,24 @@ mod tests {
         assert!(split(r#"{"\u0045vent":{"System":{"EventID":1}}}"#).is_ok());
         assert!(scan_sections(r#"{"Event":5,"Event":{"System":{"EventID":1}}}"#).is_none());
         assert!(split(r#"{"Event":5,"Event":{"System":{"EventID":1}}}"#).is_ok());
+    }
+
+    #[test]
+    fn attributes_and_members_read_from_raw_text_are_those_of_the_parsed_value() {
+        for raw in [
+            r##"{"#attributes":{"Name":"A","Name":"B","Guid":"{x}"}}"##,
+            r##"{"#attributes":{"Name":5},"#attributes":{"Other":1},"Name":"M"}"##,
+            r##"{"Name":{"#text":"T"}}"##,
+            r##"{"#attributes":[1]}"##,
+            r##""Name""##,
+            "[1]",
+            r##"{"#attri\u0062utes":{"N\u0061me":"E"}}"##,
+        ] {
+            let v: Value = serde_json::from_str(raw).unwrap();
+            assert_eq!(attribute(Some(raw), "Name").as_ref(), attr(Some(&v), "Name"), "{raw}");
+            assert_eq!(member(raw, "Name").as_ref(), v.get("Name"), "{raw}");
+        }
+        assert_eq!(attribute(None, "Name"), None);
     }
 
     #[test]

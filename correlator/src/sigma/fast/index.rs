@@ -455,7 +455,8 @@ impl Index {
         if self.fields.is_empty() {
             return;
         }
-        if self.fields.len() < doc.fields.len() {
+        let held = doc.fields.len() + doc.slots.map_or(0, |s| s.len());
+        if self.fields.len() < held {
             for (name, fi) in &self.fields {
                 if let Some(v) = doc.top(name) {
                     fi.scan(&v, mark);
@@ -465,6 +466,13 @@ impl Index {
             for (k, v) in doc.fields {
                 if let Some(fi) = self.fields.get(k.as_str()) {
                     fi.scan(&V::J(v), mark);
+                }
+            }
+            if let Some(s) = &doc.slots {
+                for (k, v) in s.iter() {
+                    if let Some(fi) = self.fields.get(k) {
+                        fi.scan(&V::J(v), mark);
+                    }
                 }
             }
             if let Some(m) = doc.message

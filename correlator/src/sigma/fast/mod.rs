@@ -141,9 +141,13 @@ pub struct FastEngine {
     /// Rules compiled ahead by [`SigmaEngine::prepare`], by the address of their AST (the
     /// caller adds the same values it prepared); consumed by `add_rule`.
     prepared: HashMap<usize, Result<Logic, String>>,
-    /// For the fast path from JSON text: each field name some rule looks up, with the
-    /// (sorted) ids of the buckets of those rules.
-    field_buckets: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
+    /// For the fast path from JSON text: each field name some rule looks up, numbered
+    /// (its slot, see [`eval::Slots`]), ...
+    field_ids: rustc_hash::FxHashMap<Box<str>, u32>,
+    /// ... the names by number, ...
+    field_names: Vec<Box<str>>,
+    /// ... and by number, the (sorted) ids of the buckets of the rules that look it up.
+    field_buckets: Vec<Vec<u32>>,
 }
 
 impl std::fmt::Debug for FastEngine {
@@ -185,7 +189,9 @@ impl FastEngine {
             rules: Vec::new(),
             router: Router::new(),
             prepared: HashMap::new(),
-            field_buckets: Default::default(),
+            field_ids: Default::default(),
+            field_names: Vec::new(),
+            field_buckets: Vec::new(),
         }
     }
 
@@ -314,7 +320,10 @@ impl FastEngine {
     /// `pipelines` (which read and write only the `pipeline_fields`) and routes it:
     /// the buckets whose rules apply. `sc.fields` then holds every field those rules (and the
     /// pipelines) look up, `sc.strings` the strings of the other fields when a bucket searches
-    /// keywords; with `all`, every field is materialized.
+    /// keywords; with `all`, every field is materialized. With `slots`, the fields no
+    /// pipeline touches go to `sc.slots` by field number instead of `sc.fields` (what
+    /// [`FastEngine::slots`] views).
+    #[allow(clippy::too_many_arguments)]
     fn flatten<'j>(
         &self,
         json: &'j str,
@@ -323,9 +332,18 @@ impl FastEngine {
         sc: &mut FlatScratch,
         all: bool,
         defer_strings: bool,
+        slots: bool,
     ) -> Result<(Vec<&Bucket>, flat::Split<'j>), FlatError> {
         let mut s = flat::split(json)?;
         sc.fields.clear();
+        for id in sc.filled.drain(..) {
+            if let Some(v) = sc.slots.get_mut(id as usize) {
+                *v = None;
+            }
+        }
+        if sc.slots.len() < self.field_names.len() {
+            sc.slots.resize(self.field_names.len(), None);
+        }
         sc.strings.clear();
         sc.ends.clear();
         sc.logsource = std::mem::take(&mut s.logsource);
@@ -357,19 +375,32 @@ impl FastEngine {
                 continue;
             }
             let name = s.name(i);
+            let id = self.field_ids.get(name).copied();
             let wanted = all
-                || self
-                    .field_buckets
-                    .get(name)
+                || id
+                    .and_then(|id| self.field_buckets.get(id as usize))
                     .is_some_and(|ids| buckets.iter().any(|b| ids.binary_search(&b.id).is_ok()));
             if wanted {
-                sc.fields.insert(name.to_string(), s.value(i)?);
+                match id.filter(|_| slots).and_then(|id| Some((id, sc.slots.get_mut(id as usize)?))) {
+                    Some((id, slot)) => {
+                        *slot = Some(s.value(i)?);
+                        sc.filled.push(id);
+                    }
+                    None => {
+                        sc.fields.insert(name.to_string(), s.value(i)?);
+                    }
+                }
                 sc.done[i] = true;
             } else if needs_strings {
                 s.strings(i, &mut sc.strings, &mut sc.ends)?;
             }
         }
         Ok((buckets, s))
+    }
+
+    /// The view of `sc`'s numbered fields.
+    fn slots<'s>(&'s self, sc: &'s FlatScratch) -> eval::Slots<'s> {
+        eval::Slots { ids: &self.field_ids, names: &self.field_names, vals: &sc.slots, filled: &sc.filled }
     }
 
     /// [`SigmaEngine::matches`] from the JSON text of a Windows event in the evtx shape,
@@ -403,7 +434,7 @@ impl FastEngine {
         out: &mut Vec<RuleMatch>,
     ) -> Result<(), FlatError> {
         let raw_ok = raw_keyword_text(json);
-        let (buckets, split) = self.flatten(json, pipelines, pipeline_fields, sc, false, raw_ok)?;
+        let (buckets, split) = self.flatten(json, pipelines, pipeline_fields, sc, false, raw_ok, true)?;
         if buckets.is_empty() {
             return Ok(());
         }
@@ -430,7 +461,7 @@ impl FastEngine {
         let result = with_scratch(|scr| {
             self.begin(scr);
             {
-                let doc = Doc::flat(sc);
+                let doc = Doc::flat(sc, Some(self.slots(sc)));
                 for b in &buckets {
                     self.mark_bucket(b, &doc, raw, scr);
                 }
@@ -442,7 +473,7 @@ impl FastEngine {
                     }
                 }
             }
-            self.eval_cands(&Doc::flat(sc), scr, fields, out);
+            self.eval_cands(&Doc::flat(sc, Some(self.slots(sc))), scr, fields, out);
             Ok(())
         });
         sc.lowered = lowered;
@@ -459,11 +490,12 @@ impl FastEngine {
         sc: &mut FlatScratch,
         all: bool,
     ) -> Result<FlatInfo, FlatError> {
-        let (buckets, _) = self.flatten(json, pipelines, pipeline_fields, sc, all, false)?;
+        let (buckets, _) = self.flatten(json, pipelines, pipeline_fields, sc, all, false, false)?;
         let routed: Vec<u32> = buckets.iter().map(|b| b.id).collect();
         let referenced = self
-            .field_buckets
+            .field_names
             .iter()
+            .zip(&self.field_buckets)
             .filter(|(_, ids)| ids.iter().any(|i| routed.contains(i)))
             .map(|(k, _)| k.to_string())
             .collect();
@@ -578,8 +610,17 @@ impl SigmaEngine for FastEngine {
                 }
             }
         }
-        field_buckets.values_mut().for_each(|v| v.sort_unstable());
-        self.field_buckets = field_buckets;
+        // Numbered in name order (a stable numbering for a given rule set).
+        let mut numbered: Vec<(Box<str>, Vec<u32>)> = field_buckets.into_iter().collect();
+        numbered.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        self.field_ids = numbered.iter().enumerate().map(|(i, (k, _))| (k.clone(), i as u32)).collect();
+        self.field_names = Vec::with_capacity(numbered.len());
+        self.field_buckets = Vec::with_capacity(numbered.len());
+        for (name, mut ids) in numbered {
+            ids.sort_unstable();
+            self.field_names.push(name);
+            self.field_buckets.push(ids);
+        }
         // Build each bucket's index (the automata: most of the loading time) on all cores,
         // then move it into the bucket with the same key.
         let keys: Vec<RouteKey> = {

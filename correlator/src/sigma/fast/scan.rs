@@ -258,6 +258,25 @@ pub(crate) fn object(text: &str) -> Option<Entries<'_>> {
     (s.i == text.len()).then_some(out)
 }
 
+/// The raw text of member `key` of the JSON object `text` (the last of duplicate keys, as in
+/// a map), without collecting the entries: `Some(None)` when the object has no such member,
+/// `None` when `text` is not an object the scanner handles (see the module).
+pub(crate) fn member<'a>(text: &'a str, key: &str) -> Option<Option<&'a str>> {
+    let mut s = Scanner { text, i: 0 };
+    let mut found = None;
+    s.entries(
+        0,
+        &mut |k, v, _| {
+            if k == key {
+                found = Some(v);
+            }
+        },
+        false,
+    )?;
+    s.blanks();
+    (s.i == text.len()).then_some(found)
+}
+
 /// An entry whose value may be an object, then with its entries too.
 pub(crate) type Nested<'a> = Vec<(Cow<'a, str>, &'a str, Option<Entries<'a>>)>;
 
@@ -360,5 +379,14 @@ mod tests {
         assert!(object_under(r#"{"Event":1}"#, "Event").is_none());
         assert!(object_under(r#"{"Other":{}}"#, "Event").is_none());
         assert!(object_under(r#"[{"Event":{}}]"#, "Event").is_none());
+    }
+
+    #[test]
+    fn a_member_is_the_last_of_its_key_and_its_absence_is_told_apart_from_a_refusal() {
+        assert_eq!(member(r#" {"a":1,"b":{"a":2},"a" : [3] } "#, "a"), Some(Some("[3]")));
+        assert_eq!(member(r#"{"b":{"a":2}}"#, "a"), Some(None));
+        assert_eq!(member(r#"{"\u0061":"x"}"#, "a"), Some(Some(r#""x""#)));
+        assert_eq!(member(r#"{"a":01}"#, "a"), None);
+        assert_eq!(member("[1]", "a"), None);
     }
 }
