@@ -44,12 +44,20 @@ pub type Req = Vec<(Box<str>, Atom)>;
 
 /// How many rules (of a bucket) mention each (field, atom): an atom many rules share is
 /// usually a low-cardinality value (an event id, a logon type) that many events carry.
+/// Keyed by field first, so a lookup borrows the field name and the atom (no allocation:
+/// the costs are read for every candidate requirement of every rule).
 #[derive(Debug, Default)]
-pub struct Freq(FxHashMap<(Box<str>, Atom), u32>);
+pub struct Freq(FxHashMap<Box<str>, FxHashMap<Atom, u32>>);
 
 impl Freq {
     /// Counts the atoms of every detection item of `l` (once per rule).
     pub fn add(&mut self, l: &Logic) {
+        self.count(Self::atoms(l));
+    }
+
+    /// The distinct (field, atom) of every detection item of `l`: what [`Freq::count`]
+    /// counts, independent of the other rules.
+    pub fn atoms(l: &Logic) -> Vec<(Box<str>, Atom)> {
         let mut seen = FxHashSet::default();
         fn det(d: &Det, out: &mut FxHashSet<(Box<str>, Atom)>) {
             match d {
@@ -65,8 +73,17 @@ impl Freq {
             }
         }
         l.dets.iter().for_each(|d| det(d, &mut seen));
-        for k in seen {
-            *self.0.entry(k).or_default() += 1;
+        seen.into_iter().collect()
+    }
+
+    /// Counts one rule's distinct atoms (from [`Freq::atoms`]).
+    pub fn count(&mut self, atoms: Vec<(Box<str>, Atom)>) {
+        for (field, atom) in atoms {
+            let per_field = match self.0.get_mut(field.as_ref()) {
+                Some(m) => m,
+                None => self.0.entry(field).or_default(),
+            };
+            *per_field.entry(atom).or_default() += 1;
         }
     }
 
@@ -79,7 +96,7 @@ impl Freq {
             Atom::Sub(s) if s.len() < 5 => 12,
             Atom::Sub(_) => 4,
         };
-        let shared = self.0.get(&(Box::<str>::from(field), a.clone())).copied().unwrap_or(1);
+        let shared = self.0.get(field).and_then(|m| m.get(a)).copied().unwrap_or(1);
         base + 4 * shared.saturating_sub(1).min(1000)
     }
 
@@ -600,6 +617,19 @@ mod tests {
 
     fn built(index: &Index, field: &str) -> bool {
         index.fields.get(field).is_some_and(|f| f.ac.ac.get().is_some())
+    }
+
+    #[test]
+    fn an_atom_costs_more_the_more_rules_of_the_bucket_share_it_on_the_same_field() {
+        let sub = || Atom::Sub("whoami".into());
+        let mut f = Freq::default();
+        f.count(vec![("CommandLine".into(), sub())]);
+        f.count(vec![("CommandLine".into(), sub()), ("Image".into(), sub())]);
+        f.count(vec![("CommandLine".into(), sub())]);
+        assert_eq!(f.cost("CommandLine", &sub()), 4 + 4 * 2);
+        assert_eq!(f.cost("Image", &sub()), 4, "another field does not share it");
+        assert_eq!(f.cost("ParentImage", &sub()), 4, "an atom no rule holds");
+        assert_eq!(f.cost("CommandLine", &Atom::Exact("whoami".into())), 3, "an exact value is another atom");
     }
 
     #[test]
