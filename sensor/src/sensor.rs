@@ -1071,7 +1071,13 @@ fn app_event(
                 // the envelope's typed fields (a file's transaction and protocol)
                 match (k.as_str(), v) {
                     ("app_proto", Value::String(p)) => e.app_proto = Some(p),
-                    ("http", v) => e.http = serde_json::from_value(v).ok(),
+                    // (kept as it is when it does not fit the typed payload)
+                    ("http", v) => match serde_json::from_value(v.clone()) {
+                        Ok(h) => e.http = Some(h),
+                        Err(_) => {
+                            e.extra.insert(k, v);
+                        }
+                    },
                     (_, v) => {
                         e.extra.insert(k, v);
                     }
