@@ -729,12 +729,7 @@ pub(crate) mod tests {
     }
 
     fn logs(out: &[AppRecord]) -> Vec<serde_json::Value> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "dcerpc" => Some(l.fields["dcerpc"].clone()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log("dcerpc").map(|l| l.fields["dcerpc"].clone())).collect()
     }
 
     #[test]

@@ -664,12 +664,7 @@ mod tests {
     }
 
     fn ftp_logs(out: &[AppRecord], t: &str) -> Vec<serde_json::Value> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == t => Some(l.fields[t].clone()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log(t).map(|l| l.fields[t].clone())).collect()
     }
 
     #[test]
@@ -745,13 +740,7 @@ mod tests {
         p.on_close(&mut out);
         assert_eq!(ftp_logs(&out, "ftp_data"), vec![serde_json::json!({"filename": "", "command": "STOR"})]);
         // the bytes that went to the client: one file
-        let files: Vec<&crate::app::LogRecord> = out
-            .iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "fileinfo" => Some(l.as_ref()),
-                _ => None,
-            })
-            .collect();
+        let files: Vec<&crate::app::LogRecord> = out.iter().filter_map(|r| r.as_log("fileinfo")).collect();
         assert_eq!(files.len(), 1);
         assert!(files[0].to_client);
         assert_eq!(files[0].fields["app_proto"], "ftp-data");

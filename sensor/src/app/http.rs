@@ -1492,12 +1492,7 @@ mod tests {
     }
 
     fn files(out: &[AppRecord]) -> Vec<(bool, serde_json::Value)> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "fileinfo" => Some((l.to_client, l.fields["fileinfo"].clone())),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log("fileinfo").map(|l| (l.to_client, l.fields["fileinfo"].clone()))).collect()
     }
 
     #[test]

@@ -412,14 +412,7 @@ mod tests {
     }
 
     fn logged(out: &[super::super::AppRecord]) -> Vec<(bool, serde_json::Value)> {
-        out.iter()
-            .filter_map(|r| match r {
-                super::super::AppRecord::Log(l) if l.event_type == "krb5" => {
-                    Some((l.to_client, l.fields["krb5"].clone()))
-                }
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log("krb5").map(|l| (l.to_client, l.fields["krb5"].clone()))).collect()
     }
 
     #[test]

@@ -559,12 +559,7 @@ mod tests {
     }
 
     fn logs(out: &[AppRecord]) -> Vec<Value> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "ldap" => Some(l.fields["ldap"].clone()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log("ldap").map(|l| l.fields["ldap"].clone())).collect()
     }
 
     #[test]

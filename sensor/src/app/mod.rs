@@ -169,6 +169,14 @@ impl LogRecord {
 }
 
 impl AppRecord {
+    /// The EVE record of type `event_type`, when the record is one.
+    pub fn as_log(&self, event_type: &str) -> Option<&LogRecord> {
+        match self {
+            AppRecord::Log(l) if l.event_type == event_type => Some(l),
+            _ => None,
+        }
+    }
+
     /// The transaction to inspect, when the record is one.
     pub fn as_inspect(&self) -> Option<&dcerpc::TxInspect> {
         match self {

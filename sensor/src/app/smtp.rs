@@ -550,12 +550,7 @@ mod tests {
     }
 
     fn smtp_logs(out: &[AppRecord]) -> Vec<serde_json::Map<String, serde_json::Value>> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "smtp" => Some(l.fields.clone()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log("smtp").map(|l| l.fields.clone())).collect()
     }
 
     #[test]
@@ -580,13 +575,7 @@ name=\"x.exe\"\r\n\r\nMZ\r\n--b1--\r\n.\r\nMAIL FROM:<d@example.com>\r\nQUIT\r\n
                 "to": ["b@example.com", "c@example.com"], "attachment": ["x.exe"]})
         );
         // the attachment: a fileinfo record with the transaction's objects
-        let files: Vec<&crate::app::LogRecord> = out
-            .iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "fileinfo" => Some(l.as_ref()),
-                _ => None,
-            })
-            .collect();
+        let files: Vec<&crate::app::LogRecord> = out.iter().filter_map(|r| r.as_log("fileinfo")).collect();
         assert_eq!(files.len(), 1);
         assert_eq!(
             files[0].fields["fileinfo"],

@@ -219,12 +219,7 @@ mod tests {
     }
 
     fn logs(out: &[AppRecord]) -> Vec<serde_json::Value> {
-        out.iter()
-            .filter_map(|r| match r {
-                AppRecord::Log(l) if l.event_type == "ssh" => Some(l.fields["ssh"].clone()),
-                _ => None,
-            })
-            .collect()
+        out.iter().filter_map(|r| r.as_log("ssh").map(|l| l.fields["ssh"].clone())).collect()
     }
 
     #[test]
