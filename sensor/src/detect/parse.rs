@@ -426,18 +426,44 @@ impl<'a> ExprParser<'a> {
 
     /// The expression of the address variable `name` (`$name` written at this depth).
     fn var_addr(&self, name: &str) -> Result<AddrExpr, String> {
-        let value = self.vars.address(name).ok_or_else(|| {
-            if self.vars.port(name).is_some() {
-                format!("${name} is a port variable, used as an address")
+        let other = self.vars.port(name).is_some();
+        self.var_expr(name, self.vars.address(name), other, [("address", "an address"), ("port", "a port")], |sub| {
+            sub.top_addr()
+        })
+    }
+
+    /// The expression of the port variable `name` (`$name` written at this depth).
+    fn var_port(&self, name: &str) -> Result<PortExpr, String> {
+        let other = self.vars.address(name).is_some();
+        self.var_expr(name, self.vars.port(name), other, [("port", "a port"), ("address", "an address")], |sub| {
+            sub.top_port()
+        })
+    }
+
+    /// Parses `value`, the text of the variable `name` of kind `kinds[0]` (its name and with
+    /// its article), one level deeper; `other_kind` says the name is a variable of kind
+    /// `kinds[1]` instead.
+    fn var_expr<T>(
+        &self,
+        name: &str,
+        value: Option<&str>,
+        other_kind: bool,
+        kinds: [(&str, &str); 2],
+        top: impl FnOnce(ExprParser<'_>) -> Result<T, String>,
+    ) -> Result<T, String> {
+        let [(kind, a_kind), (_, an_other)] = kinds;
+        let value = value.ok_or_else(|| {
+            if other_kind {
+                format!("${name} is {an_other} variable, used as {a_kind}")
             } else {
-                format!("undefined address variable ${name}")
+                format!("undefined {kind} variable ${name}")
             }
         })?;
         if self.depth >= MAX_VAR_DEPTH {
             return Err(format!("variable ${name} nests too deep (a cycle?)"));
         }
         let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
-        sub.top_addr().map_err(|e| format!("in ${name}: {e}"))
+        top(sub).map_err(|e| format!("in ${name}: {e}"))
     }
 
     fn port(&mut self) -> Result<PortExpr, String> {
@@ -477,22 +503,6 @@ impl<'a> ExprParser<'a> {
                 }
             }
         }
-    }
-
-    /// The expression of the port variable `name` (`$name` written at this depth).
-    fn var_port(&self, name: &str) -> Result<PortExpr, String> {
-        let value = self.vars.port(name).ok_or_else(|| {
-            if self.vars.address(name).is_some() {
-                format!("${name} is an address variable, used as a port")
-            } else {
-                format!("undefined port variable ${name}")
-            }
-        })?;
-        if self.depth >= MAX_VAR_DEPTH {
-            return Err(format!("variable ${name} nests too deep (a cycle?)"));
-        }
-        let sub = ExprParser { s: value.as_bytes(), i: 0, vars: self.vars, depth: self.depth + 1 };
-        sub.top_port().map_err(|e| format!("in ${name}: {e}"))
     }
 }
 
@@ -1125,6 +1135,11 @@ mod tests {
         assert!(v.parse_ports("90:80").is_err());
         assert!(v.parse_ports("$HOME_NET").unwrap_err().contains("address variable"));
         assert!(v.parse_address("$NOPE").unwrap_err().contains("undefined address variable $NOPE"));
+        assert!(v.parse_ports("$NOPE").unwrap_err().contains("undefined port variable $NOPE"));
+        assert!(v.parse_ports("$HOME_NET").unwrap_err().contains("$HOME_NET is an address variable, used as a port"));
+        assert!(
+            v.parse_address("$HTTP_PORTS").unwrap_err().contains("$HTTP_PORTS is a port variable, used as an address")
+        );
         assert!(v.parse_address("[1.1.1.1,").is_err());
         assert!(v.parse_address("10.0.0.0/33").is_err());
     }
