@@ -10,13 +10,20 @@
 //! of the rounds is that of the last round: the detector's state (thresholds, flowbits) carries
 //! over; the streaming pass runs first, on a fresh detector.
 //!
-//! `cargo run --release -p soc-sensor --example detect_bench -- <capture> <rules dir or file>... [--rounds N]`
+//! Both passes serialize every record the sensor emits (alert, flow, dns, http, tls, anomaly,
+//! fileinfo, smb, ...) as EVE JSON lines, as Suricata's run writes its `eve.json`: the streaming
+//! pass into a file in the temporary directory (removed afterwards), the rounds into a sink (the
+//! serialization is timed, not the disk). `--no-eve` leaves the serialization out (the engine
+//! alone).
+//!
+//! `cargo run --release -p soc-sensor --example detect_bench -- <capture> <rules dir or file>... [--rounds N] [--no-eve]`
 //! (`--rounds 0`: load the rules only, to profile the load).
 
 use soc_model::{EventType, Timestamp};
 use soc_sensor::capture::offline::{open_capture, read_capture};
 use soc_sensor::decode::LinkType;
 use soc_sensor::detect::{Classifications, DetectorBuilder};
+use soc_sensor::eve::EveWriter;
 use soc_sensor::{Sensor, SensorOptions};
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -63,7 +70,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         rounds = args.get(i + 1).ok_or("--rounds needs a number")?.parse()?;
         args.drain(i..=i + 1);
     }
-    let usage = "usage: detect_bench <capture> <rules dir or file>... [--rounds N]";
+    let eve = match args.iter().position(|a| a == "--no-eve") {
+        Some(i) => {
+            args.remove(i);
+            false
+        }
+        None => true,
+    };
+    let usage = "usage: detect_bench <capture> <rules dir or file>... [--rounds N] [--no-eve]";
     let capture = PathBuf::from(args.first().ok_or(usage)?);
     let mut files: Vec<PathBuf> = Vec::new();
     let mut classification = None;
@@ -134,25 +148,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // load only (for profiling the load)
         return Ok(());
     }
-    // the capture read from the file as it goes, as Suricata does
+    // the capture read from the file as it goes, as Suricata does, EVE written to a file
     let (mut n_stream, mut alerts_stream) = (0usize, 0usize);
-    {
+    let eve_path = std::env::temp_dir().join(format!("detect_bench-{}.eve.json", std::process::id()));
+    let (stream_wall, stream_cpu, eve_records, eve_bytes) = {
         let mut sensor = Sensor::new(SensorOptions::default()).with_detector(det.clone());
         let mut out = Vec::with_capacity(8192);
+        let mut writer = if eve { Some(EveWriter::create(&eve_path)?) } else { None };
+        let mut drain = |out: &mut Vec<soc_model::Event>| -> std::io::Result<usize> {
+            if let Some(w) = writer.as_mut() {
+                w.write_all(out)?;
+            }
+            let n = out.iter().filter(|e| e.event_type == EventType::Alert).count();
+            out.clear();
+            Ok(n)
+        };
+        let t = Instant::now();
+        let c0 = thread_cpu_secs();
+        let mut failed = None;
         read_capture(&capture, open_capture(&capture)?, |ts, link, f| {
             sensor.process(ts, link, f, &mut out);
             n_stream += 1;
             if out.len() > 4096 {
-                alerts_stream += out.iter().filter(|e| e.event_type == EventType::Alert).count();
-                out.clear();
+                match drain(&mut out) {
+                    Ok(n) => alerts_stream += n,
+                    Err(e) => {
+                        failed = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
             }
             ControlFlow::Continue(())
         })?;
+        if let Some(e) = failed {
+            return Err(e.into());
+        }
         sensor.flush_all(&mut out);
-        alerts_stream += out.iter().filter(|e| e.event_type == EventType::Alert).count();
-    }
+        alerts_stream += drain(&mut out)?;
+        let (records, written) = match writer {
+            Some(mut w) => {
+                w.flush()?;
+                let records = w.written();
+                drop(w);
+                (records, std::fs::metadata(&eve_path).map_or(0, |m| m.len()))
+            }
+            None => (0, 0),
+        };
+        let cpu = c0.zip(thread_cpu_secs()).map(|(a, b)| b - a);
+        (t.elapsed().as_secs_f64(), cpu, records, written)
+    };
+    let _ = std::fs::remove_file(&eve_path);
     println!(
-        "streaming pass (capture read from the file as it goes): {n_stream} packets, alerts {alerts_stream}; peak RSS {} MiB",
+        "streaming pass (capture read and decompressed from the file as it goes{}): {n_stream} packets in {stream_wall:.3} s \
+         = {:.0} packets/s (thread CPU time {}); alerts {alerts_stream}; peak RSS {} MiB",
+        if eve { format!(", {eve_records} EVE records = {:.1} MiB written to a file", eve_bytes as f64 / 1048576.0) } else { String::new() },
+        n_stream as f64 / stream_wall,
+        stream_cpu.map_or("?".to_string(), |c| format!("{c:.3} s = {:.0} packets/s", n_stream as f64 / c)),
         mib(peak_rss_kib())
     );
 
@@ -166,23 +217,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut best = f64::MAX;
     let mut best_cpu = f64::MAX;
     let mut alerts = 0usize;
+    // (one output vector for all rounds: the records are drained every 4096)
+    let mut out = Vec::with_capacity(8192);
     for _ in 0..rounds {
         // each round starts from the state of freshly loaded rules (thresholds, hostbits)
         det.reset_state();
         let mut sensor = Sensor::new(SensorOptions::default()).with_detector(det.clone());
-        let mut out = Vec::with_capacity(8192);
+        let mut writer = eve.then(|| EveWriter::new(std::io::sink()));
+        let mut drain = |out: &mut Vec<soc_model::Event>| -> std::io::Result<usize> {
+            if let Some(w) = writer.as_mut() {
+                w.write_all(out)?;
+            }
+            let n = out.iter().filter(|e| e.event_type == EventType::Alert).count();
+            out.clear();
+            Ok(n)
+        };
         let mut n = 0usize;
         let t = Instant::now();
         let c0 = thread_cpu_secs();
         for (ts, link, f) in &frames {
             sensor.process(*ts, *link, f, &mut out);
             if out.len() > 4096 {
-                n += out.iter().filter(|e| e.event_type == EventType::Alert).count();
-                out.clear();
+                n += drain(&mut out)?;
             }
         }
         sensor.flush_all(&mut out);
-        n += out.iter().filter(|e| e.event_type == EventType::Alert).count();
+        n += drain(&mut out)?;
         best = best.min(t.elapsed().as_secs_f64());
         if let (Some(a), Some(b)) = (c0, thread_cpu_secs()) {
             best_cpu = best_cpu.min(b - a);
@@ -190,9 +250,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         alerts = n;
     }
     println!(
-        "{} packets, {} bytes held in memory; best of {rounds}: {:.3} s = {:.0} packets/s, {:.1} Mbit/s; alerts {alerts}; peak RSS {} MiB with the capture in memory",
+        "{} packets, {} bytes held in memory{}; best of {rounds}: {:.3} s = {:.0} packets/s, {:.1} Mbit/s; alerts {alerts}; peak RSS {} MiB with the capture in memory",
         frames.len(),
         bytes,
+        if eve { ", EVE JSON serialized" } else { ", no EVE output" },
         best,
         frames.len() as f64 / best,
         bytes as f64 * 8.0 / best / 1e6,

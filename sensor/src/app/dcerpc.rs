@@ -593,11 +593,8 @@ impl DcerpcParser {
 
 /// Moves the records of `dir` out of `deferred`, in order.
 pub(crate) fn take_deferred(deferred: &mut Vec<TxInspect>, dir: Direction, out: &mut Vec<AppRecord>) {
-    if deferred.iter().any(|t| t.dir == dir) {
-        let (now, later): (Vec<TxInspect>, Vec<TxInspect>) = deferred.drain(..).partition(|t| t.dir == dir);
-        *deferred = later;
-        out.extend(now.into_iter().map(|t| AppRecord::Inspect(Box::new(t))));
-    }
+    // in place: no vectors built per packet (this runs on every packet of an SMB/DCERPC flow)
+    out.extend(deferred.extract_if(.., |t| t.dir == dir).map(|t| AppRecord::Inspect(Box::new(t))));
 }
 
 impl AppParser for DcerpcParser {
