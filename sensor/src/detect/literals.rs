@@ -15,6 +15,14 @@
 //! instructions per byte whatever the number of patterns, builds in microseconds and uses a
 //! few KiB per pattern set, where an Aho-Corasick DFA over thousands of patterns takes megabytes
 //! and misses the cache on most bytes.
+//!
+//! Most sets are small (a port's payload rules: a hundred patterns, a few hundred gate bits of
+//! 65,536), so the gate test itself is the cost. Such a set tests the gate at every second
+//! position only ([`Stride::Two`]): each pattern puts two consecutive pairs in the gate (the
+//! last two of its key; a two-byte pattern its pair and every pair starting with its second
+//! byte or ending with its first, whichever byte is rarer), so every occurrence has one of them
+//! at a tested position, and a set bit looks for patterns ending there and one byte further.
+//! The gate gets about twice as dense, which pays while it stays sparse.
 
 /// ASCII lower-casing of every byte value.
 const FOLD: [u8; 256] = {
@@ -98,7 +106,25 @@ pub struct Literals {
     single: Vec<(u8, u32)>,
     /// The bytes of the one-byte patterns, every case of them (unfolded bytes).
     single_filter: [u64; 4],
+    /// Whether the gate is tested at every position or every second one.
+    stride: Stride,
+    /// With [`Stride::Two`]: some two-byte pattern is in the gate by every pair starting with its
+    /// second byte (found one position back from the tested pair).
+    short_back: bool,
 }
+
+/// The positions at which [`Literals`] tests its gate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stride {
+    /// Every position.
+    One,
+    /// Every second position (the gate holds two pairs per pattern).
+    Two,
+}
+
+/// A set whose two-pairs gate has at most this many bits set is scanned with [`Stride::Two`]:
+/// half the tests, each hit looking at two positions, pays while hits are rare.
+const STRIDE_TWO_MAX_BITS: u32 = 1 << (FILTER_BITS - 4);
 
 fn bit(filter: &[u64; FILTER_WORDS], i: usize) -> bool {
     filter[(i >> 6) & (FILTER_WORDS - 1)] & (1u64 << (i & 63)) != 0
@@ -134,7 +160,17 @@ fn set_pair_cases(gate: &mut [u64], k: u16) {
 
 impl Literals {
     /// Builds the set; pattern ids are the indexes in `patterns`. Empty patterns never match.
+    /// The gate's stride is chosen by how sparse it is.
     pub fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Literals {
+        Literals::build(patterns, None)
+    }
+
+    /// [`Literals::new`] with the gate's stride given (tests compare the two).
+    pub fn with_stride<P: AsRef<[u8]>>(patterns: &[P], stride: Stride) -> Literals {
+        Literals::build(patterns, Some(stride))
+    }
+
+    fn build<P: AsRef<[u8]>>(patterns: &[P], stride: Option<Stride>) -> Literals {
         let mut l = Literals {
             bytes: Vec::new(),
             offsets: vec![0],
@@ -146,6 +182,8 @@ impl Literals {
             gate: None,
             single: Vec::new(),
             single_filter: [0; 4],
+            stride: Stride::One,
+            short_back: false,
         };
         for (id, p) in patterns.iter().enumerate() {
             let p = p.as_ref();
@@ -195,11 +233,42 @@ impl Literals {
         if !l.long.is_empty() || !l.mid.is_empty() || !l.short.is_empty() {
             let mut g = Box::new([0; FILTER_WORDS]);
             let keys = l.long.iter().map(|e| e.0).chain(l.mid.iter().map(|e| e.0));
-            for k in keys {
+            for k in keys.clone() {
                 set_pair_cases(&mut g[..], k as u16);
             }
             for &(k, _) in &l.short {
                 set_pair_cases(&mut g[..], k);
+            }
+            // the gate of every second position: also the pair before the last of each key
+            // (the first two bytes of a three-byte pattern), and for a two-byte pattern every
+            // pair next to it that holds its rarer byte
+            let mut g2 = g.clone();
+            for k in keys {
+                set_pair_cases(&mut g2[..], (k >> 8) as u16);
+            }
+            let mut short_back = false;
+            for &(k, _) in &l.short {
+                let [a, b] = k.to_be_bytes();
+                for x in 0..=255u8 {
+                    if commonness(b) <= commonness(a) {
+                        // the pattern, then any byte: the pair one position on
+                        short_back = true;
+                        for c in cases(b) {
+                            set_bit(&mut g2[..], pair(c, x));
+                        }
+                    } else {
+                        // any byte, then the pattern: the pair one position back
+                        for c in cases(a) {
+                            set_bit(&mut g2[..], pair(x, c));
+                        }
+                    }
+                }
+            }
+            let bits: u32 = g2.iter().map(|w| w.count_ones()).sum();
+            l.stride = stride.unwrap_or(if bits <= STRIDE_TWO_MAX_BITS { Stride::Two } else { Stride::One });
+            if l.stride == Stride::Two {
+                l.short_back = short_back;
+                g = g2;
             }
             l.gate = Some(g);
         }
@@ -255,17 +324,31 @@ impl Literals {
     /// pattern that occurs (possibly more often).
     pub fn find_all(&self, data: &[u8], mut found: impl FnMut(u32)) {
         // one loop per combination, so the per-byte work is only what the set needs
-        match (self.single.is_empty(), self.short.is_empty(), self.long.is_empty() && self.mid.is_empty()) {
-            (true, true, true) => {}
-            (true, true, false) => self.scan::<false, false, true>(data, &mut found),
-            (true, false, false) => self.scan::<false, true, true>(data, &mut found),
-            (true, false, true) => self.scan::<false, true, false>(data, &mut found),
-            _ => self.scan::<true, true, true>(data, &mut found),
+        let two = self.stride == Stride::Two;
+        match (self.single.is_empty(), self.short.is_empty(), self.long.is_empty() && self.mid.is_empty(), two) {
+            (true, true, true, _) => {}
+            (true, true, false, false) => self.scan::<false, false, true, false>(data, &mut found),
+            (true, false, false, false) => self.scan::<false, true, true, false>(data, &mut found),
+            (true, false, true, false) => self.scan::<false, true, false, false>(data, &mut found),
+            (true, true, false, true) => self.scan::<false, false, true, true>(data, &mut found),
+            (true, false, false, true) => self.scan::<false, true, true, true>(data, &mut found),
+            (true, false, true, true) => self.scan::<false, true, false, true>(data, &mut found),
+            (false, _, _, false) => self.scan::<true, true, true, false>(data, &mut found),
+            (false, _, _, true) => self.scan::<true, true, true, true>(data, &mut found),
         }
     }
 
+    /// The gate's stride this set was built with.
+    pub fn stride(&self) -> Stride {
+        self.stride
+    }
+
     #[inline(always)]
-    fn scan<const SINGLE: bool, const SHORT: bool, const LONG: bool>(&self, data: &[u8], found: &mut dyn FnMut(u32)) {
+    fn scan<const SINGLE: bool, const SHORT: bool, const LONG: bool, const TWO: bool>(
+        &self,
+        data: &[u8],
+        found: &mut dyn FnMut(u32),
+    ) {
         if SINGLE {
             for &b in data {
                 if self.single_filter[(b >> 6) as usize] & (1u64 << (b & 63)) != 0 {
@@ -285,14 +368,93 @@ impl Literals {
             // (`chunks_exact`: always eight bytes)
             let Ok(bytes) = <[u8; 8]>::try_from(c) else { break };
             let x = u64::from_le_bytes(bytes);
-            self.chunk::<SHORT, LONG>(gate, data, prev, x, base, 8, found);
+            if TWO {
+                self.chunk_two::<SHORT, LONG>(gate, data, prev, x, base, 8, found);
+            } else {
+                self.chunk::<SHORT, LONG>(gate, data, prev, x, base, 8, found);
+            }
             (prev, base) = (x, base + 8);
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
             let mut b = [0u8; 8];
             b[..rest.len()].copy_from_slice(rest);
-            self.chunk::<SHORT, LONG>(gate, data, prev, u64::from_le_bytes(b), base, rest.len(), found);
+            let x = u64::from_le_bytes(b);
+            if TWO {
+                self.chunk_two::<SHORT, LONG>(gate, data, prev, x, base, rest.len(), found);
+            } else {
+                self.chunk::<SHORT, LONG>(gate, data, prev, x, base, rest.len(), found);
+            }
+        }
+        // a two-byte pattern ending at the last byte whose gate pair would start there
+        if TWO && SHORT && self.short_back && data.len() >= 2 {
+            let i = data.len() - 1;
+            let k = u16::from_be_bytes([FOLD[data[i - 1] as usize], FOLD[data[i] as usize]]);
+            if let Some(short_filter) = self.short_filter.as_deref()
+                && bit(short_filter, usize::from(k))
+            {
+                self.short_hit(k, data, i - 1, found);
+            }
+        }
+    }
+
+    /// [`Literals::chunk`] at every second position: the pairs ending at the even offsets of the
+    /// chunk (at 0: the pair across the two chunks, or the zero padding and the first byte at
+    /// the start of the buffer); a set bit looks for the patterns ending there and one byte
+    /// further (and, for two-byte patterns keyed by their second byte, one byte back).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn chunk_two<const SHORT: bool, const LONG: bool>(
+        &self,
+        gate: &[u64; FILTER_WORDS],
+        data: &[u8],
+        prev: u64,
+        x: u64,
+        base: usize,
+        n: usize,
+        found: &mut dyn FnMut(u32),
+    ) {
+        let set = |k: u16| gate[usize::from(k >> 6)] & (1u64 << (k & 63)) != 0;
+        if set(((prev >> 56) | (x << 8)) as u16) {
+            self.gate_hit_two::<SHORT, LONG>(data, prev, x, base, 0, n, found);
+        }
+        macro_rules! pair_ending_at {
+            ($($m:literal)*) => {$(
+                if set((x >> (8 * ($m - 1))) as u16) && $m < n {
+                    self.gate_hit_two::<SHORT, LONG>(data, prev, x, base, $m, n, found);
+                }
+            )*};
+        }
+        pair_ending_at!(2 4 6);
+    }
+
+    /// The stride-two gate's bit of the pair ending at `base + m` is set: the patterns ending
+    /// there, one byte further (within the chunk's `n` bytes) and, keyed one byte on, back.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn gate_hit_two<const SHORT: bool, const LONG: bool>(
+        &self,
+        data: &[u8],
+        prev: u64,
+        x: u64,
+        base: usize,
+        m: usize,
+        n: usize,
+        found: &mut dyn FnMut(u32),
+    ) {
+        self.gate_hit::<SHORT, LONG>(data, prev, x, base, m, found);
+        if m + 1 < n {
+            self.gate_hit::<SHORT, LONG>(data, prev, x, base, m + 1, found);
+        }
+        if SHORT && self.short_back && base + m >= 2 {
+            // the two bytes ending one position back
+            let z = u128::from(prev) | u128::from(x) << 64;
+            let w = fold4((z >> (8 * (m + 4))) as u32).swap_bytes();
+            if let Some(short_filter) = self.short_filter.as_deref()
+                && bit(short_filter, (w & 0xffff) as usize)
+            {
+                self.short_hit(w as u16, data, base + m - 2, found);
+            }
         }
     }
 
@@ -347,6 +509,7 @@ impl Literals {
         let w = fold4((z >> (8 * (m + 5))) as u32).swap_bytes();
         if SHORT
             && let Some(short_filter) = self.short_filter.as_deref()
+            && i >= 1
             && bit(short_filter, (w & 0xffff) as usize)
         {
             self.short_hit(w as u16, data, i - 1, found);
@@ -497,8 +660,15 @@ mod tests {
 
     #[test]
     fn finds_each_pattern_length_at_every_offset_and_in_any_case_across_the_eight_byte_loads() {
-        let pats: &[&[u8]] = &[b"Qz", b"qXj", b"QwKv", b"vKwQjx"];
-        let l = Literals::new(pats);
+        // the two-byte patterns keyed by either byte in the stride-two gate (the rarer one)
+        let pats: &[&[u8]] = &[b"Qz", b"qXj", b"QwKv", b"vKwQjx", b"\x00#", b"#\x00"];
+        for stride in [Stride::One, Stride::Two] {
+            every_offset(&Literals::with_stride(pats, stride), pats);
+        }
+        assert_eq!(Literals::new(pats).stride(), Stride::Two, "a sparse gate is tested at every second position");
+    }
+
+    fn every_offset(l: &Literals, pats: &[&[u8]]) {
         for (id, p) in pats.iter().enumerate() {
             for len in p.len()..40 {
                 for at in 0..=len - p.len() {
@@ -507,7 +677,7 @@ mod tests {
                         // the pattern's bytes in alternating case
                         *d = if (at + j) % 2 == 0 { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() };
                     }
-                    assert_eq!(found(&l, &data), [id as u32], "{p:?} at {at} in {len} bytes");
+                    assert_eq!(found(l, &data), [id as u32], "{p:?} at {at} in {len} bytes, {:?}", l.stride());
                 }
             }
         }
@@ -529,11 +699,14 @@ mod tests {
                 .map(|_| (0..1 + next() % 9).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect())
                 .collect();
             let refs: Vec<&[u8]> = pats.iter().map(Vec::as_slice).collect();
-            let l = Literals::new(&refs);
+            let one = Literals::with_stride(&refs, Stride::One);
+            let two = Literals::with_stride(&refs, Stride::Two);
             for _ in 0..10 {
                 let data: Vec<u8> =
                     (0..next() % 200).map(|_| alphabet[(next() % alphabet.len() as u64) as usize]).collect();
-                assert_eq!(found(&l, &data), naive(&refs, &data), "patterns {refs:?} data {data:?}");
+                let want = naive(&refs, &data);
+                assert_eq!(found(&one, &data), want, "stride one, patterns {refs:?} data {data:?}");
+                assert_eq!(found(&two, &data), want, "stride two, patterns {refs:?} data {data:?}");
             }
         }
     }
