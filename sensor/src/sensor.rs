@@ -709,13 +709,14 @@ impl Sensor {
             let pkt_no = self.pkt_no;
             // Re-borrow: records need the flow's identity.
             let idx = lk.idx;
-            let mut events = Vec::with_capacity(recs.len());
+            // (straight into `out`: a vector of records per packet cost an allocation of
+            // kilobytes on every SMB/DCERPC packet)
             if let Some(f) = self.table.get_mut(idx) {
                 for r in recs.drain(..) {
                     // SMB and DCERPC transactions: inspected, not logged
                     if let AppRecord::Inspect(t) = &r {
                         if let Some(det) = &self.detector {
-                            inspect_alerts(&self.opts, det, f, t, now, Some(pkt_no), &mut self.stats, &mut events);
+                            inspect_alerts(&self.opts, det, f, t, now, Some(pkt_no), &mut self.stats, out);
                         }
                         continue;
                     }
@@ -724,16 +725,15 @@ impl Sensor {
                             for h in crate::alerts::transaction_hits(det, f, &e) {
                                 f.alerted = true;
                                 self.stats.records.alert += 1;
-                                events.push(crate::alerts::alert_from_transaction(&e, &h));
+                                out.push(crate::alerts::alert_from_transaction(&e, &h));
                             }
                         }
                         if !crate::alerts::request_only(&e) {
-                            events.push(e);
+                            out.push(e);
                         }
                     }
                 }
             }
-            out.extend(events);
         }
         if app_done && let Some(f) = self.table.get_mut(lk.idx) {
             f.app = None;
