@@ -3,7 +3,7 @@
 //! Names are decompressed with loop protection (a bounded number of pointer jumps) and a
 //! length cap. One record is produced per message: `type` `request` or `response`.
 
-use super::{AppParser, AppRecord, Direction};
+use super::{AppParser, AppRecord, Direction, hex};
 use serde_json::{Map, Value};
 use soc_model::{Dns, DnsAnswer, DnsQuery};
 use std::fmt::Write;
@@ -193,13 +193,6 @@ fn print_addr(d: &[u8]) -> String {
     }
 }
 
-fn hex(d: &[u8]) -> String {
-    let mut s = String::with_capacity(d.len() * 2);
-    for b in d {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
 
 fn parse_rdata(msg: &[u8], rtype: u16, start: usize, rd: &[u8]) -> Result<RData, DnsError> {
     Ok(match rtype {
@@ -242,7 +235,13 @@ fn parse_rdata(msg: &[u8], rtype: u16, start: usize, rd: &[u8]) -> Result<RData,
         44 => {
             let algo = *rd.first().ok_or(DnsError::Truncated)?;
             let fp_type = *rd.get(1).ok_or(DnsError::Truncated)?;
-            let fp = rd[2..].iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":");
+            let mut fp = String::with_capacity(rd.len().saturating_sub(2) * 3);
+            for (i, b) in rd[2..].iter().enumerate() {
+                if i > 0 {
+                    fp.push(':');
+                }
+                super::push_hex(&mut fp, &[*b]);
+            }
             RData::Sshfp { algo, fp_type, fingerprint: fp }
         }
         41 => {

@@ -20,7 +20,7 @@
 //! transactions are logged as they are.
 
 use super::dcerpc::TxInspect;
-use super::{AppParser, AppProto, AppRecord, Direction, ber};
+use super::{AppParser, AppProto, AppRecord, Direction, ber, hex};
 use crate::detect::AppInt;
 use serde_json::Value;
 
@@ -131,12 +131,19 @@ fn operation_name(op: u8) -> String {
 fn text(b: &[u8]) -> String {
     match std::str::from_utf8(b) {
         Ok(s) => s.to_string(),
-        Err(_) => b.iter().map(|&c| if c < 0x80 { char::from(c).to_string() } else { format!("\\x{c:02x}") }).collect(),
+        Err(_) => {
+            let mut s = String::with_capacity(b.len() * 2);
+            for &c in b {
+                if c < 0x80 {
+                    s.push(char::from(c));
+                } else {
+                    s.push_str("\\x");
+                    super::push_hex(&mut s, &[c]);
+                }
+            }
+            s
+        }
     }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|c| format!("{c:02x}")).collect()
 }
 
 /// RFC 4511 result codes, as Suricata names them.
@@ -532,6 +539,14 @@ mod tests {
         p.on_data(dir, data, &mut out);
         p.take_deferred(dir, &mut out);
         out.into_iter().filter_map(AppRecord::into_inspect).collect()
+    }
+
+    #[test]
+    fn binary_values_are_written_in_lower_case_hex_and_text_escapes_only_non_utf8_bytes() {
+        assert_eq!(crate::app::hex(&[0x00, 0x0f, 0xab, 0xff]), "000fabff");
+        assert_eq!(text(b"cn=admin"), "cn=admin");
+        assert_eq!(text("é".as_bytes()), "é");
+        assert_eq!(text(b"a\xe9b\x80"), "a\\xe9b\\x80");
     }
 
     #[test]

@@ -492,6 +492,23 @@ impl AppSession {
     }
 }
 
+/// Lower-case hexadecimal of `bytes` (EVE writes hashes, GUIDs and binary values so).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut s, bytes);
+    s
+}
+
+/// Appends the lower-case hexadecimal of `bytes` to `s` (a table lookup per nibble: this runs
+/// for every binary value logged).
+pub(crate) fn push_hex(s: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn deliver(
     dir: Direction,

@@ -12,7 +12,6 @@
 
 use md5::{Digest as _, Md5};
 use std::cell::Cell;
-use std::fmt::Write as _;
 
 /// Per-flow IETF QUIC state.
 #[derive(Debug, Default)]
@@ -125,10 +124,7 @@ pub fn parse(data: &[u8]) -> Option<QuicPacket<'_>> {
                 tags.chunks(8).map(|t| String::from_utf8_lossy(&t[..4]).trim_end_matches('\0').to_string()).collect();
             let digits = String::from_utf8_lossy(&version[2..]).to_string();
             let s = format!("{digits},{}", names.join("-"));
-            let mut h = String::with_capacity(32);
-            for b in Md5::digest(s.as_bytes()) {
-                let _ = write!(h, "{b:02x}");
-            }
+            let h = super::hex(&Md5::digest(s.as_bytes()));
             p.cyu = Some((s, h));
         }
         return Some(p);

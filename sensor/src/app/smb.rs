@@ -653,7 +653,7 @@ fn dialect_text(d: u16) -> String {
 /// A GUID or SMB2 file id as Suricata writes it.
 fn guid_text(g: &[u8]) -> String {
     let Some(g) = g.get(..16) else { return String::new() };
-    let h = |i: &[usize]| i.iter().map(|&i| format!("{:02x}", g[i])).collect::<String>();
+    let h = |i: &[usize]| super::hex(&i.iter().map(|&i| g[i]).collect::<Vec<u8>>());
     format!("{}-{}-{}-{}-{}", h(&[3, 2, 1, 0]), h(&[5, 4]), h(&[7, 6]), h(&[9, 8]), h(&[11, 10, 15, 14, 13, 12]))
 }
 

@@ -190,12 +190,7 @@ fn join<T: std::fmt::Display>(v: impl Iterator<Item = T>) -> String {
 }
 
 fn md5_hex(s: &str) -> String {
-    let d = Md5::digest(s.as_bytes());
-    let mut h = String::with_capacity(32);
-    for b in d {
-        let _ = write!(h, "{b:02x}");
-    }
-    h
+    super::hex(&Md5::digest(s.as_bytes()))
 }
 
 /// JA3 string and MD5 of a ClientHello.
@@ -218,12 +213,7 @@ pub fn ja3s(sh: &ServerHelloInfo) -> Fingerprint {
 }
 
 fn sha256_12(s: &str) -> String {
-    let d = Sha256::digest(s.as_bytes());
-    let mut h = String::with_capacity(12);
-    for b in &d[..6] {
-        let _ = write!(h, "{b:02x}");
-    }
-    h
+    super::hex(&Sha256::digest(s.as_bytes())[..6])
 }
 
 /// JA4 (TLS over TCP) of a ClientHello.
