@@ -22,8 +22,8 @@
 //! Rates are events per CPU second of the measuring thread (Linux `schedstat`; wall time
 //! elsewhere), so that other work on the machine skews them less. Loading is wall time (it
 //! uses every core). `--load-only N` loads the rules N times and stops (profiling): per load, the
-//! split (walk, read/parse, compile, add, index, pipelines), the files the fast parse path took
-//! and the rule memory after loading.
+//! split (walk, read/parse, compile, add, index, pipelines, freeing the parsed rules), the files
+//! the fast parse path took and the rule memory after loading.
 //!
 //! It also evaluates one pass with both engines and reports whether every event raised the
 //! same rules. Not a test: the figures depend on the machine and its load.
@@ -164,7 +164,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 println!(
                     "{}: {} rules, {} errors, {} of {} files on the fast parse path, load {:.3} s = walk {:.0} + \
                      read/parse {:.0} (read {:.0}, parse {:.0} summed over threads) + compile {:.0} + add {:.0} + \
-                     index {:.0} + pipelines {:.0} ms; rule memory after loading {:.1} MiB",
+                     index {:.0} + pipelines {:.0} + free {:.0} ms; rule memory after loading {:.1} MiB",
                     kind.name(),
                     rules.len(),
                     errors.len(),
@@ -179,6 +179,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     ms(s.add),
                     ms(s.index),
                     ms(s.pipelines),
+                    ms(s.free),
                     memory as f64 / (1024.0 * 1024.0),
                 );
             }

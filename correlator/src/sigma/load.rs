@@ -6,6 +6,7 @@
 //! [`crate::correlation`] from the same files; here they only count as usable. Nothing is skipped
 //! silently.
 
+mod condition;
 mod rule;
 mod yaml;
 
@@ -55,9 +56,10 @@ pub(crate) struct Parsed {
 /// exceed `read_parse`, the wall time of that step, on several cores).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct LoadTimings {
-    /// Finding the rule files (directory walk).
+    /// Finding the rule files (directory walk; the other cores read and parse the files
+    /// found meanwhile).
     pub walk: Duration,
-    /// Reading and parsing the files (wall time, all threads).
+    /// Reading and parsing the files, from the end of the walk (wall time, all threads).
     pub read_parse: Duration,
     /// Reading the files, summed over the threads.
     pub read: Duration,
@@ -71,6 +73,8 @@ pub struct LoadTimings {
     pub index: Duration,
     /// The processing pipelines.
     pub pipelines: Duration,
+    /// Freeing the parsed rules once compiled (tens of thousands of small blocks).
+    pub free: Duration,
     /// Files parsed by the fast path (the others by rsigma-parser's YAML parser).
     pub quick_files: usize,
 }
@@ -97,7 +101,19 @@ pub fn is_pipelines_dir(p: &Path) -> bool {
 }
 
 pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Vec<PathBuf> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<RuleLoadError>) {
+    let mut out = Vec::new();
+    for p in paths {
+        walk_root(p, &mut |f| out.push(f), errors);
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The rule files of one path given to the loader (see [`rule_files`]), passed to `emit` in
+/// sorted order: each directory's entries are sorted and walked depth first.
+fn walk_root(root: &Path, emit: &mut dyn FnMut(PathBuf), errors: &mut Vec<RuleLoadError>) {
+    fn walk(dir: &Path, emit: &mut dyn FnMut(PathBuf), errors: &mut Vec<RuleLoadError>) {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => {
@@ -114,7 +130,9 @@ pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
                 Err(e) => errors.push(RuleLoadError::new(dir, format!("cannot read directory entry: {e}"))),
             }
         }
-        found.sort_by(|a, b| a.0.cmp(&b.0));
+        // By the bytes of the paths, which share `dir/`: the order of their names, as paths
+        // compare, without splitting each path into components at every comparison.
+        found.sort_unstable_by(|a, b| a.0.as_os_str().as_encoded_bytes().cmp(b.0.as_os_str().as_encoded_bytes()));
         for (p, file_type) in found {
             if is_hidden(&p) {
                 continue;
@@ -131,24 +149,18 @@ pub(crate) fn rule_files(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
             };
             if is_dir {
                 if !is_pipelines_dir(&p) {
-                    walk(&p, out, errors);
+                    walk(&p, emit, errors);
                 }
             } else if is_rule_file(&p) {
-                out.push(p);
+                emit(p);
             }
         }
     }
-    let mut out = Vec::new();
-    for p in paths {
-        match std::fs::metadata(p) {
-            Ok(m) if m.is_dir() => walk(p, &mut out, errors),
-            Ok(_) => out.push(p.clone()),
-            Err(e) => errors.push(RuleLoadError::new(p, format!("cannot open rule path: {e}"))),
-        }
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => walk(root, emit, errors),
+        Ok(_) => emit(root.to_path_buf()),
+        Err(e) => errors.push(RuleLoadError::new(root, format!("cannot open rule path: {e}"))),
     }
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// Parses one file's text (one or more YAML documents) into `parsed`.
@@ -185,31 +197,37 @@ pub(crate) fn parse_source(file: &Path, text: &str, parsed: &mut Parsed, errors:
 }
 
 /// The text of `file`, read into `buf` (as `std::fs::read_to_string`, without its allocation and
-/// `stat`).
+/// its `stat` for the size: `buf` is kept zero-filled to its largest size, the file read into it
+/// until the end).
 fn read_text<'b>(file: &Path, buf: &'b mut Vec<u8>) -> std::io::Result<&'b str> {
     use std::io::Read;
-    buf.clear();
-    std::fs::File::open(file)?.read_to_end(buf)?;
-    std::str::from_utf8(buf)
+    let mut f = std::fs::File::open(file)?;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize((buf.len() * 2).max(64 * 1024), 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    std::str::from_utf8(&buf[..len])
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
 }
 
-/// Reads and parses every rule file under `paths`, on all cores: the files are split into
-/// contiguous chunks, one per thread, and the results joined in file order (the same rules,
-/// filters and errors, in the same order, as one thread would give).
-pub(crate) fn load_paths(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Parsed {
-    let start = Instant::now();
-    let files = rule_files(paths, errors);
-    let walk = start.elapsed();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().div_ceil(64)).max(1);
-    let load_chunk = |chunk: &[PathBuf]| {
+/// Reads and parses the files of `files` into a [`Parsed`] (its timings: `read` and `parse`).
+/// A panic of the parser (a bug in the YAML library) is reported for every file of the batch
+/// rather than taking the process down.
+fn load_batch(files: &[PathBuf], buf: &mut Vec<u8>) -> (Parsed, Vec<RuleLoadError>) {
+    let run = std::panic::AssertUnwindSafe(|| {
         let mut parsed = Parsed::default();
         let mut errors = Vec::new();
-        // One buffer per thread, reused from file to file.
-        let mut buf = Vec::new();
-        for file in chunk {
+        for file in files {
             let t = Instant::now();
-            let text = read_text(file, &mut buf);
+            let text = read_text(file, buf);
             let read = t.elapsed();
             parsed.timings.read += read;
             match text {
@@ -221,39 +239,154 @@ pub(crate) fn load_paths(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> 
             }
         }
         (parsed, errors)
+    });
+    std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        let errors = files
+            .iter()
+            .map(|f| RuleLoadError::new(f, "not loaded: the rule parser panicked on this file's batch"))
+            .collect();
+        (Parsed { files: files.len(), ..Parsed::default() }, errors)
+    })
+}
+
+/// Files per batch handed to a parsing thread: small, so that the other cores start while the
+/// walk goes on and finish together.
+const BATCH: usize = 16;
+
+/// Batches of files found by the walk, waiting for a parsing thread, each with its place in
+/// the final order; `done` once the walk is over.
+#[derive(Default)]
+struct Queue {
+    batches: std::collections::VecDeque<(u64, Vec<PathBuf>)>,
+    done: bool,
+}
+
+/// Reads and parses every rule file under `paths`, on all cores, in the order of
+/// [`rule_files`] (the same rules, filters and errors, in the same order, as one thread
+/// would give). The other cores parse the files while this thread is still walking the
+/// directories (in batches of [`BATCH`] files), then this thread parses too; the results
+/// are joined in file order.
+pub(crate) fn load_paths(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>) -> Parsed {
+    let start = Instant::now();
+    // Roots are walked in the order given (walk errors keep that order) but their files are
+    // placed in sorted order: the sorted roots' files in turn, each root's already sorted.
+    // That is `rule_files`' order unless a root holds another (its files would come twice):
+    // then walk first, the simple way.
+    let mut sorted: Vec<&PathBuf> = paths.iter().collect();
+    sorted.sort();
+    if sorted.windows(2).any(|w| w[1].starts_with(w[0])) {
+        return load_walked(paths, errors, start);
+    }
+    let rank = |p: &PathBuf| sorted.iter().position(|s| *s == p).unwrap_or(0);
+    let queue = std::sync::Mutex::new(Queue::default());
+    let ready = std::sync::Condvar::new();
+    let lock = || queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Takes batches until the walk is over and none is left.
+    let parse = || {
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
+        loop {
+            let mut q = lock();
+            let batch = loop {
+                if let Some(b) = q.batches.pop_front() {
+                    break Some(b);
+                }
+                if q.done {
+                    break None;
+                }
+                q = ready.wait(q).unwrap_or_else(std::sync::PoisonError::into_inner);
+            };
+            drop(q);
+            let Some((place, files)) = batch else { return out };
+            out.push((place, load_batch(&files, &mut buf)));
+        }
     };
+    let helpers = std::thread::available_parallelism().map_or(1, |n| n.get()).saturating_sub(1);
+    let mut walk = Duration::ZERO;
+    let mut walk_errors = Vec::new();
+    let mut done = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..helpers).map(|_| s.spawn(parse)).collect();
+        // Batches numbered root by root in sorted order, then in walk order.
+        let mut pending: Vec<PathBuf> = Vec::with_capacity(BATCH);
+        let send = |place: u64, batch: Vec<PathBuf>| {
+            lock().batches.push_back((place, batch));
+            ready.notify_one();
+        };
+        for p in paths {
+            let base = (rank(p) as u64) << 32;
+            let mut n = 0u64;
+            walk_root(
+                p,
+                &mut |f| {
+                    pending.push(f);
+                    if pending.len() == BATCH {
+                        send(base + n, std::mem::replace(&mut pending, Vec::with_capacity(BATCH)));
+                        n += 1;
+                    }
+                },
+                &mut walk_errors,
+            );
+            if !pending.is_empty() {
+                send(base + n, std::mem::take(&mut pending));
+            }
+        }
+        lock().done = true;
+        ready.notify_all();
+        walk = start.elapsed();
+        let mut done = parse();
+        for h in handles {
+            // A helper that panicked outside the parser (a bug): the panic goes on here.
+            match h.join() {
+                Ok(d) => done.extend(d),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(place, _)| *place);
+    errors.extend(walk_errors);
+    let mut parsed = Parsed::default();
+    parsed.timings.walk = walk;
+    parsed.timings.read_parse = start.elapsed() - walk;
+    for (_, (p, e)) in done {
+        parsed.add(p);
+        errors.extend(e);
+    }
+    parsed
+}
+
+impl Parsed {
+    /// Appends `other` (files read later).
+    fn add(&mut self, other: Parsed) {
+        self.timings.read += other.timings.read;
+        self.timings.parse += other.timings.parse;
+        self.files += other.files;
+        self.timings.quick_files += other.timings.quick_files;
+        self.rules.extend(other.rules);
+        self.filters.extend(other.filters);
+    }
+}
+
+/// [`load_paths`] for roots that hold one another: the sorted, de-duplicated [`rule_files`],
+/// then read and parsed on all cores in contiguous chunks.
+fn load_walked(paths: &[PathBuf], errors: &mut Vec<RuleLoadError>, start: Instant) -> Parsed {
+    let files = rule_files(paths, errors);
+    let walk = start.elapsed();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(files.len().div_ceil(64)).max(1);
     let chunks: Vec<(Parsed, Vec<RuleLoadError>)> = if threads == 1 {
-        vec![load_chunk(&files)]
+        vec![load_batch(&files, &mut Vec::new())]
     } else {
         let size = files.len().div_ceil(threads);
         std::thread::scope(|s| {
-            let handles: Vec<_> = files.chunks(size).map(|c| (c, s.spawn(move || load_chunk(c)))).collect();
-            // A parser thread that panicked (a bug in the YAML library) is reported for every
-            // file of its chunk rather than taking the process down.
-            handles
-                .into_iter()
-                .map(|(c, h)| {
-                    h.join().unwrap_or_else(|_| {
-                        let errors = c
-                            .iter()
-                            .map(|f| RuleLoadError::new(f, "not loaded: the rule parser panicked on this file's chunk"))
-                            .collect();
-                        (Parsed { files: c.len(), ..Parsed::default() }, errors)
-                    })
-                })
-                .collect()
+            let handles: Vec<_> = files.chunks(size).map(|c| s.spawn(move || load_batch(c, &mut Vec::new()))).collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
         })
     };
     let mut parsed = Parsed::default();
     parsed.timings.walk = walk;
     parsed.timings.read_parse = start.elapsed() - walk;
     for (p, e) in chunks {
-        parsed.timings.read += p.timings.read;
-        parsed.timings.parse += p.timings.parse;
-        parsed.files += p.files;
-        parsed.timings.quick_files += p.timings.quick_files;
-        parsed.rules.extend(p.rules);
-        parsed.filters.extend(p.filters);
+        parsed.add(p);
         errors.extend(e);
     }
     parsed

@@ -232,13 +232,14 @@ impl SigmaRules {
             t = std::time::Instant::now();
         };
         let mut infos: Vec<RuleInfo> = Vec::with_capacity(parsed.rules.len());
-        let mut seen: HashMap<String, PathBuf> = HashMap::new();
         // Rules are compiled ahead (in parallel) by engines that can; then added in file order.
         engine.prepare(&parsed.rules.iter().map(|(_, r)| r).collect::<Vec<_>>());
         lap(&mut timings.compile);
+        // The ids already loaded, with their files (borrowed from the parsed rules).
+        let mut seen: HashMap<&str, &Path> = HashMap::with_capacity(parsed.rules.len());
         for (file, rule) in &parsed.rules {
-            let id = rule.id.clone().unwrap_or_else(|| rule.title.clone());
-            if let Some(first) = seen.get(&id) {
+            let id = rule.id.as_deref().unwrap_or(&rule.title);
+            if let Some(first) = seen.get(id) {
                 errors.push(RuleLoadError::new(
                     file,
                     format!("rule '{}': duplicate id {id} (already loaded from {})", rule.title, first.display()),
@@ -249,10 +250,10 @@ impl SigmaRules {
                 errors.push(RuleLoadError::new(file, format!("rule '{}': {e}", rule.title)));
                 continue;
             }
-            seen.insert(id.clone(), file.clone());
+            seen.insert(id, file);
             let ls = &rule.logsource;
             infos.push(RuleInfo {
-                id,
+                id: id.to_string(),
                 title: rule.title.clone(),
                 level: level(rule.level),
                 tags: rule.tags.clone(),
@@ -299,6 +300,8 @@ impl SigmaRules {
         });
         let pipeline_fields = pipelines.field_names().into_iter().map(Box::from).collect();
         lap(&mut timings.pipelines);
+        drop(parsed.rules);
+        lap(&mut timings.free);
         SigmaRules { rules: infos, filters, files: parsed.files, engine, pipelines, pipeline_fields, timings }
     }
 

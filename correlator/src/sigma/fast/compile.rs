@@ -419,11 +419,6 @@ impl LazyRegex {
     }
 }
 
-fn regex(pattern: &str) -> Result<Box<LazyRegex>, String> {
-    regex_syntax::Parser::new().parse(pattern).map_err(|e| format!("invalid regex: {e}"))?;
-    Ok(Box::new(LazyRegex { pattern: pattern.into(), re: std::sync::OnceLock::new() }))
-}
-
 /// Literals one of which every match of a regex contains (see [`regex_with_prefixes`]).
 type Prefixes = Vec<Box<str>>;
 
@@ -483,7 +478,14 @@ fn wildcard_matcher(s: &SigmaString, op: StrOp, ci: bool) -> Result<Matcher, Str
     if !matches!(op, StrOp::Contains | StrOp::EndsWith) {
         pattern.push('$');
     }
-    Ok(Matcher::Regex { re: regex(&pattern)?, literals, any: None })
+    // Not checked with the regex parser like `|re` patterns: escaped text, `.`, `.*`, the
+    // anchors and `(?i)` always make a valid regex, and parsing each of the rules' thousands
+    // of wildcard values was about a fifth of compiling them.
+    Ok(Matcher::Regex {
+        re: Box::new(LazyRegex { pattern: pattern.into(), re: std::sync::OnceLock::new() }),
+        literals,
+        any: None,
+    })
 }
 
 fn sigma_string(s: &SigmaString, op: StrOp, ci: bool) -> Result<Matcher, String> {
@@ -797,6 +799,20 @@ mod tests {
         // Greek sigma folds by context: not used.
         assert_eq!(any("(?i)Σx"), Ok(None));
         assert!(regex_with_prefixes("(unclosed").is_err());
+    }
+
+    #[test]
+    fn wildcard_values_always_make_valid_regexes() {
+        for value in ["*a.b(c)[d]{e}|f+g^h$i\\j*", "?\u{e9}\u{17f}*", "C:\\Windows\\*\\x?.exe", "**", "(?i)*", "#*%"] {
+            for op in [StrOp::Exact, StrOp::Contains, StrOp::StartsWith, StrOp::EndsWith] {
+                for ci in [true, false] {
+                    let Ok(Matcher::Regex { re, .. }) = wildcard_matcher(&SigmaString::new(value), op, ci) else {
+                        panic!("{value}: not a regex matcher")
+                    };
+                    assert!(regex::Regex::new(&re.pattern).is_ok(), "{value} -> {}", re.pattern);
+                }
+            }
+        }
     }
 
     #[test]

@@ -24,14 +24,19 @@
 use super::compile::{Cmp, Cond, Det, Item, Logic, Matcher, Quantifier, StrOp};
 use super::eval::{Doc, V, with_lower, with_number_text};
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
+/// A literal requirement's unit, borrowed from the compiled rule it comes from (a
+/// case-sensitive needle with upper-case letters is the one atom that is lower-cased, so
+/// owned). Costs and frequencies are computed for every candidate requirement of every rule
+/// on these, without copying any literal; only the requirement a rule keeps is indexed.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Atom {
-    Sub(Box<str>),
-    Exact(Box<str>),
+pub enum Atom<'a> {
+    Sub(Cow<'a, str>),
+    Exact(Cow<'a, str>),
     Num(i64),
 }
 
@@ -40,54 +45,51 @@ pub enum Atom {
 pub const KEYWORD_FIELD: &str = "\u{0}keywords";
 
 /// Alternatives: at least one (field, atom) holds for every matching event.
-pub type Req = Vec<(Box<str>, Atom)>;
+pub type Req<'a> = Vec<(&'a str, Atom<'a>)>;
 
 /// How many rules (of a bucket) mention each (field, atom): an atom many rules share is
 /// usually a low-cardinality value (an event id, a logon type) that many events carry.
-/// Keyed by field first, so a lookup borrows the field name and the atom (no allocation:
-/// the costs are read for every candidate requirement of every rule).
+/// Keyed by field first, so a lookup borrows the field name and the atom. Each count
+/// carries the number (plus one) of the last rule counted, so a rule counts an atom once
+/// however many of its items hold it, without a per-rule set.
 #[derive(Debug, Default)]
-pub struct Freq(FxHashMap<Box<str>, FxHashMap<Atom, u32>>);
+pub struct Freq<'a>(FxHashMap<&'a str, FxHashMap<Atom<'a>, (u32, u32)>>);
 
-impl Freq {
-    /// Counts the atoms of every detection item of `l` (once per rule).
-    pub fn add(&mut self, l: &Logic) {
-        self.count(Self::atoms(l));
-    }
-
-    /// The distinct (field, atom) of every detection item of `l`: what [`Freq::count`]
-    /// counts, independent of the other rules.
-    pub fn atoms(l: &Logic) -> Vec<(Box<str>, Atom)> {
-        let mut seen = FxHashSet::default();
-        fn det(d: &Det, out: &mut FxHashSet<(Box<str>, Atom)>) {
+impl<'a> Freq<'a> {
+    /// Counts the distinct atoms of every detection item of `l`, rule number `rule` (once
+    /// per rule: call it once per rule, with distinct numbers).
+    pub fn add(&mut self, rule: u32, l: &'a Logic) {
+        let mut atoms = Vec::new();
+        fn det<'a>(d: &'a Det, rule: u32, atoms: &mut Vec<Atom<'a>>, freq: &mut Freq<'a>) {
             match d {
                 Det::AllOf(items) => {
                     for i in items {
-                        if let Some(r) = item_atoms(i) {
-                            out.extend(r);
+                        atoms.clear();
+                        if let Some(f) = item_atoms(i, atoms) {
+                            for a in atoms.drain(..) {
+                                freq.count_once(f, a, rule);
+                            }
                         }
                     }
                 }
-                Det::AnyOf(ds) => ds.iter().for_each(|d| det(d, out)),
+                Det::AnyOf(ds) => ds.iter().for_each(|d| det(d, rule, atoms, freq)),
                 Det::Keywords(_) => {}
             }
         }
-        l.dets.iter().for_each(|d| det(d, &mut seen));
-        seen.into_iter().collect()
+        l.dets.iter().for_each(|d| det(d, rule, &mut atoms, self));
     }
 
-    /// Counts one rule's distinct atoms (from [`Freq::atoms`]).
-    pub fn count(&mut self, atoms: Vec<(Box<str>, Atom)>) {
-        for (field, atom) in atoms {
-            let per_field = match self.0.get_mut(field.as_ref()) {
-                Some(m) => m,
-                None => self.0.entry(field).or_default(),
-            };
-            *per_field.entry(atom).or_default() += 1;
+    /// Counts (field, atom) for `rule`, unless that rule already counted it.
+    fn count_once(&mut self, field: &'a str, atom: Atom<'a>, rule: u32) {
+        let stamp = rule.wrapping_add(1);
+        let slot = self.0.entry(field).or_default().entry(atom).or_insert((0, 0));
+        if slot.1 != stamp {
+            slot.0 += 1;
+            slot.1 = stamp;
         }
     }
 
-    fn cost(&self, field: &str, a: &Atom) -> u32 {
+    fn cost(&self, field: &str, a: &Atom<'a>) -> u32 {
         let base = match a {
             // Numbers are mostly event ids and enumerations: many events carry them.
             Atom::Num(_) => 24,
@@ -96,124 +98,253 @@ impl Freq {
             Atom::Sub(s) if s.len() < 5 => 12,
             Atom::Sub(_) => 4,
         };
-        let shared = self.0.get(field).and_then(|m| m.get(a)).copied().unwrap_or(1);
+        let shared = self.0.get(field).and_then(|m| m.get(a)).map_or(1, |c| c.0);
         base + 4 * shared.saturating_sub(1).min(1000)
     }
-
-    fn req_cost(&self, r: &Req) -> u32 {
-        r.iter().map(|(f, a)| self.cost(f, a)).fold(0u32, u32::saturating_add)
-    }
 }
 
-struct Ctx<'a> {
-    freq: &'a Freq,
+/// The cost of a candidate requirement and how many atoms it has (a requirement without
+/// atoms is no requirement when it is a union, see [`union_cost`]).
+type Cost = (u32, usize);
+
+struct Ctx<'a, 'f> {
+    freq: &'f Freq<'a>,
+    /// Reused for the atoms of one matcher at a time.
+    atoms: Vec<Atom<'a>>,
 }
 
-impl Ctx<'_> {
-    fn best(&self, cands: impl Iterator<Item = Option<Req>>) -> Option<Req> {
-        cands.flatten().min_by_key(|r| self.freq.req_cost(r))
+/// The first cheapest of `costs` (as `Iterator::min_by_key`), with its position.
+fn cheapest(costs: impl Iterator<Item = Option<Cost>>) -> Option<(usize, Cost)> {
+    let mut best: Option<(usize, Cost)> = None;
+    for (i, c) in costs.enumerate() {
+        if let Some(c) = c
+            && best.is_none_or(|(_, b)| c.0 < b.0)
+        {
+            best = Some((i, c));
+        }
+    }
+    best
+}
+
+/// A union's cost: every part must have a requirement, and together at least one atom.
+fn union_cost(parts: impl Iterator<Item = Option<Cost>>) -> Option<Cost> {
+    let mut total: Cost = (0, 0);
+    for p in parts {
+        let (c, n) = p?;
+        total = (total.0.saturating_add(c), total.1 + n);
+    }
+    (total.1 > 0).then_some(total)
+}
+
+/// The requirement of a rule is chosen in two passes over its compiled logic: the costs of
+/// every candidate (`*_cost`, from borrowed atoms), then the atoms of the chosen candidates
+/// only (`*_emit`, which repeats the same choices).
+impl<'a> Ctx<'a, '_> {
+    fn atoms_cost(&self, field: &str, atoms: &[Atom<'a>]) -> Cost {
+        (atoms.iter().map(|a| self.freq.cost(field, a)).fold(0u32, u32::saturating_add), atoms.len())
     }
 
-    fn item_req(&self, i: &Item) -> Option<Req> {
-        let atoms = item_atoms(i)?;
-        Some(atoms)
+    fn item_cost(&mut self, i: &'a Item) -> Option<Cost> {
+        let mut atoms = std::mem::take(&mut self.atoms);
+        atoms.clear();
+        let cost = item_atoms(i, &mut atoms).map(|f| self.atoms_cost(f, &atoms));
+        self.atoms = atoms;
+        cost
     }
 
-    fn det_req(&self, d: &Det) -> Option<Req> {
+    fn det_cost(&mut self, d: &'a Det) -> Option<Cost> {
         match d {
-            Det::AllOf(items) => self.best(items.iter().map(|i| self.item_req(i))),
-            Det::AnyOf(ds) => union(ds.iter().map(|d| self.det_req(d))),
+            Det::AllOf(items) => cheapest(items.iter().map(|i| self.item_cost(i))).map(|(_, c)| c),
+            Det::AnyOf(ds) => union_cost(ds.iter().map(|d| self.det_cost(d))),
             // A keyword detection holds when one of its literals is in some string value.
             Det::Keywords(m) => {
-                Some(matcher_atoms(m)?.into_iter().map(|a| (Box::<str>::from(KEYWORD_FIELD), a)).collect())
+                let mut atoms = std::mem::take(&mut self.atoms);
+                atoms.clear();
+                let cost = matcher_atoms(m, &mut atoms).then(|| self.atoms_cost(KEYWORD_FIELD, &atoms));
+                self.atoms = atoms;
+                cost
             }
         }
     }
 
-    fn cond_req(&self, c: &Cond, dets: &[Det]) -> Option<Req> {
+    fn sel_cost(&mut self, i: usize, dets: &'a [Det]) -> Option<Cost> {
+        dets.get(i).and_then(|d| self.det_cost(d))
+    }
+
+    fn cond_cost(&mut self, c: &'a Cond, dets: &'a [Det]) -> Option<Cost> {
         match c {
-            Cond::Det(i) => self.det_req(dets.get(*i)?),
-            Cond::And(cs) => self.best(cs.iter().map(|c| self.cond_req(c, dets))),
-            Cond::Or(cs) => union(cs.iter().map(|c| self.cond_req(c, dets))),
+            Cond::Det(i) => self.sel_cost(*i, dets),
+            Cond::And(cs) => cheapest(cs.iter().map(|c| self.cond_cost(c, dets))).map(|(_, c)| c),
+            Cond::Or(cs) => union_cost(cs.iter().map(|c| self.cond_cost(c, dets))),
             Cond::Not(_) => None,
             Cond::Select { quantifier, dets: sel } => match quantifier {
                 Quantifier::Count(0) => None,
                 _ if sel.is_empty() => None,
-                Quantifier::Any | Quantifier::Count(_) => {
-                    union(sel.iter().map(|i| dets.get(*i).and_then(|d| self.det_req(d))))
-                }
-                Quantifier::All => self.best(sel.iter().map(|i| dets.get(*i).and_then(|d| self.det_req(d)))),
+                Quantifier::Any | Quantifier::Count(_) => union_cost(sel.iter().map(|i| self.sel_cost(*i, dets))),
+                Quantifier::All => cheapest(sel.iter().map(|i| self.sel_cost(*i, dets))).map(|(_, c)| c),
             },
-            Cond::Filtered { rule, .. } => self.cond_req(rule, dets),
+            Cond::Filtered { rule, .. } => self.cond_cost(rule, dets),
+        }
+    }
+
+    /// Appends the atoms of the requirement [`Ctx::det_cost`] priced (which has one).
+    fn det_emit(&mut self, d: &'a Det, out: &mut Req<'a>) {
+        match d {
+            Det::AllOf(items) => {
+                if let Some((i, _)) = cheapest(items.iter().map(|i| self.item_cost(i)))
+                    && let Some(item) = items.get(i)
+                {
+                    let mut atoms = Vec::new();
+                    if let Some(f) = item_atoms(item, &mut atoms) {
+                        out.extend(atoms.into_iter().map(|a| (f, a)));
+                    }
+                }
+            }
+            Det::AnyOf(ds) => ds.iter().for_each(|d| self.det_emit(d, out)),
+            Det::Keywords(m) => {
+                let mut atoms = Vec::new();
+                if matcher_atoms(m, &mut atoms) {
+                    out.extend(atoms.into_iter().map(|a| (KEYWORD_FIELD, a)));
+                }
+            }
+        }
+    }
+
+    /// Appends the atoms of the requirement [`Ctx::cond_cost`] priced (which has one).
+    fn cond_emit(&mut self, c: &'a Cond, dets: &'a [Det], out: &mut Req<'a>) {
+        match c {
+            Cond::Det(i) => {
+                if let Some(d) = dets.get(*i) {
+                    self.det_emit(d, out);
+                }
+            }
+            Cond::And(cs) => {
+                if let Some((i, _)) = cheapest(cs.iter().map(|c| self.cond_cost(c, dets)))
+                    && let Some(c) = cs.get(i)
+                {
+                    self.cond_emit(c, dets, out);
+                }
+            }
+            Cond::Or(cs) => cs.iter().for_each(|c| self.cond_emit(c, dets, out)),
+            Cond::Not(_) => {}
+            Cond::Select { quantifier, dets: sel } => match quantifier {
+                Quantifier::Count(0) => {}
+                Quantifier::Any | Quantifier::Count(_) => {
+                    for i in sel {
+                        if let Some(d) = dets.get(*i) {
+                            self.det_emit(d, out);
+                        }
+                    }
+                }
+                Quantifier::All => {
+                    if let Some((k, _)) = cheapest(sel.iter().map(|i| self.sel_cost(*i, dets)))
+                        && let Some(d) = sel.get(k).and_then(|i| dets.get(*i))
+                    {
+                        self.det_emit(d, out);
+                    }
+                }
+            },
+            Cond::Filtered { rule, .. } => self.cond_emit(rule, dets, out),
         }
     }
 }
 
-fn union(parts: impl Iterator<Item = Option<Req>>) -> Option<Req> {
-    let mut out = Vec::new();
-    for p in parts {
-        out.extend(p?);
+/// The atom of a string needle, if the folded text of a matching value holds it.
+fn str_atom(op: StrOp, needle: &str, ci: bool) -> Option<Atom<'_>> {
+    // Case-insensitive needles are already Unicode lower case; the folded text holds them
+    // unless they contain `ſ` (which folding turns into `s`). Case-sensitive ones are
+    // lower-cased here, which only ASCII survives unchanged.
+    if needle.is_empty() || (ci && needle.contains('\u{17f}')) || (!ci && !needle.is_ascii()) {
+        return None;
     }
-    if out.is_empty() { None } else { Some(out) }
+    let n = if ci || !needle.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Borrowed(needle)
+    } else {
+        Cow::Owned(needle.to_ascii_lowercase())
+    };
+    Some(if op == StrOp::Exact { Atom::Exact(n) } else { Atom::Sub(n) })
 }
 
-fn matcher_atoms(m: &Matcher) -> Option<Vec<Atom>> {
-    match m {
-        Matcher::Str { op, needle, ci } => {
-            // Case-insensitive needles are already Unicode lower case; the folded text holds
-            // them unless they contain `ſ` (which folding turns into `s`). Case-sensitive ones
-            // are lower-cased here, which only ASCII survives unchanged.
-            if needle.is_empty() || (*ci && needle.contains('\u{17f}')) || (!*ci && !needle.is_ascii()) {
-                return None;
-            }
-            let n: Box<str> = if *ci { needle.clone() } else { needle.to_ascii_lowercase().into() };
-            Some(vec![if *op == StrOp::Exact { Atom::Exact(n) } else { Atom::Sub(n) }])
+/// Pushes `atom` when there is one; whether there was.
+fn push<'a>(out: &mut Vec<Atom<'a>>, atom: Option<Atom<'a>>) -> bool {
+    match atom {
+        Some(a) => {
+            out.push(a);
+            true
         }
-        Matcher::Regex { any: Some(any), .. } => Some(any.iter().map(|l| Atom::Sub(l.clone())).collect()),
-        Matcher::Regex { literals, .. } => literals.iter().max_by_key(|l| l.len()).map(|l| vec![Atom::Sub(l.clone())]),
-        Matcher::Num(Cmp::Eq, n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Some(vec![Atom::Num(*n as i64)]),
-        Matcher::Set(set) => {
-            let mut out = Vec::with_capacity(set.needles.len());
-            for (op, needle) in &set.needles {
-                out.extend(matcher_atoms(&Matcher::Str { op: *op, needle: needle.clone(), ci: set.ci })?);
-            }
-            Some(out)
-        }
-        Matcher::Any(ms) => {
-            let mut out = Vec::new();
-            for m in ms {
-                out.extend(matcher_atoms(m)?);
-            }
-            if out.is_empty() { None } else { Some(out) }
-        }
-        Matcher::All(ms) => ms.iter().filter_map(matcher_atoms).min_by_key(|a| {
-            a.iter()
-                .map(|x| match x {
-                    Atom::Sub(s) => 64usize.saturating_sub(s.len()),
-                    _ => 32,
-                })
-                .sum::<usize>()
-        }),
-        _ => None,
+        None => false,
     }
 }
 
-fn item_atoms(i: &Item) -> Option<Req> {
+/// Appends to `out` the atoms one of which every value `m` matches holds; `false` (and
+/// `out` as it was) when there are none such.
+fn matcher_atoms<'a>(m: &'a Matcher, out: &mut Vec<Atom<'a>>) -> bool {
+    let start = out.len();
+    let found = match m {
+        Matcher::Str { op, needle, ci } => push(out, str_atom(*op, needle, *ci)),
+        Matcher::Regex { any: Some(any), .. } => {
+            out.extend(any.iter().map(|l| Atom::Sub(Cow::Borrowed(l.as_ref()))));
+            true
+        }
+        Matcher::Regex { literals, .. } => {
+            push(out, literals.iter().max_by_key(|l| l.len()).map(|l| Atom::Sub(Cow::Borrowed(l.as_ref()))))
+        }
+        Matcher::Num(Cmp::Eq, n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+            out.push(Atom::Num(*n as i64));
+            true
+        }
+        Matcher::Set(set) => set.needles.iter().all(|(op, needle)| push(out, str_atom(*op, needle, set.ci))),
+        Matcher::Any(ms) => ms.iter().all(|m| matcher_atoms(m, out)) && out.len() > start,
+        Matcher::All(ms) => {
+            // The alternative whose literals are longest (as a cost: short ones are common).
+            let mut best: Option<(usize, usize)> = None;
+            for (i, m) in ms.iter().enumerate() {
+                let at = out.len();
+                if matcher_atoms(m, out) {
+                    let key = out[at..]
+                        .iter()
+                        .map(|x| match x {
+                            Atom::Sub(s) => 64usize.saturating_sub(s.len()),
+                            _ => 32,
+                        })
+                        .sum::<usize>();
+                    if best.is_none_or(|(_, b)| key < b) {
+                        best = Some((i, key));
+                    }
+                }
+                out.truncate(at);
+            }
+            best.and_then(|(i, _)| ms.get(i)).is_some_and(|m| matcher_atoms(m, out))
+        }
+        _ => false,
+    };
+    if !found {
+        out.truncate(start);
+    }
+    found
+}
+
+/// The field of an item with a literal requirement, its atoms appended to `out`.
+fn item_atoms<'a>(i: &'a Item, out: &mut Vec<Atom<'a>>) -> Option<&'a str> {
     if i.exists.is_some() {
         return None;
     }
-    let f = i.field.as_ref()?;
+    let f = i.field.as_deref()?;
     if f.contains('.') {
         return None;
     }
-    let atoms = matcher_atoms(&i.matcher)?;
-    Some(atoms.into_iter().map(|a| (f.clone(), a)).collect())
+    matcher_atoms(&i.matcher, out).then_some(f)
 }
 
 /// The rule's requirement, `None` when it must always be evaluated.
-pub fn rule_req(l: &Logic, freq: &Freq) -> Option<Req> {
-    let cx = Ctx { freq };
-    union(l.conditions.iter().map(|c| cx.cond_req(c, &l.dets)))
+pub fn rule_req<'a>(l: &'a Logic, freq: &Freq<'a>) -> Option<Req<'a>> {
+    let mut cx = Ctx { freq, atoms: Vec::new() };
+    union_cost(l.conditions.iter().map(|c| cx.cond_cost(c, &l.dets)))?;
+    let mut out = Vec::new();
+    for c in &l.conditions {
+        cx.cond_emit(c, &l.dets, &mut out);
+    }
+    Some(out)
 }
 
 /// Longest literal the automata hold: a value containing a literal contains its tail, so
@@ -222,7 +353,7 @@ pub fn rule_req(l: &Logic, freq: &Freq) -> Option<Req> {
 const SUB_MAX: usize = 16;
 
 /// The last (up to) [`SUB_MAX`] bytes of `s`, cut at a character boundary.
-fn sub_window(s: Box<str>) -> Box<str> {
+fn sub_window(s: &str) -> &str {
     if s.len() <= SUB_MAX {
         return s;
     }
@@ -230,7 +361,7 @@ fn sub_window(s: Box<str>) -> Box<str> {
     while !s.is_char_boundary(start) {
         start += 1;
     }
-    s[start..].into()
+    &s[start..]
 }
 
 #[derive(Default)]
@@ -249,18 +380,30 @@ pub struct IndexBuilder {
 }
 
 impl IndexBuilder {
-    pub fn add(&mut self, rule: u32, req: Option<Req>) {
+    pub fn add(&mut self, rule: u32, req: Option<Req<'_>>) {
         self.rules += 1;
         let Some(req) = req else {
             self.always.push(rule);
             return;
         };
         for (field, atom) in req {
-            let f = self.fields.entry(field).or_default();
-            let slot = match atom {
-                Atom::Sub(s) => f.subs.entry(sub_window(s)).or_default(),
-                Atom::Exact(s) => f.exact.entry(s).or_default(),
-                Atom::Num(n) => f.num.entry(n).or_default(),
+            let f = match self.fields.get_mut(field) {
+                Some(f) => f,
+                None => self.fields.entry(field.into()).or_default(),
+            };
+            let slot = match &atom {
+                Atom::Num(n) => f.num.entry(*n).or_default(),
+                Atom::Sub(s) | Atom::Exact(s) => {
+                    let (map, key) = match atom {
+                        Atom::Sub(_) => (&mut f.subs, sub_window(s)),
+                        _ => (&mut f.exact, s.as_ref()),
+                    };
+                    // The literal is copied only the first time it is seen.
+                    match map.get_mut(key) {
+                        Some(rules) => rules,
+                        None => map.entry(key.into()).or_default(),
+                    }
+                }
             };
             if slot.last() != Some(&rule) {
                 slot.push(rule);
@@ -600,9 +743,9 @@ mod tests {
 
     fn index() -> Index {
         let mut b = IndexBuilder::default();
-        b.add(0, Some(vec![("CommandLine".into(), Atom::Sub("mimikatz".into()))]));
-        b.add(1, Some(vec![("CommandLine".into(), Atom::Sub("-enc ".into()))]));
-        b.add(2, Some(vec![("Image".into(), Atom::Sub("\\rundll32.exe".into()))]));
+        b.add(0, Some(vec![("CommandLine", Atom::Sub("mimikatz".into()))]));
+        b.add(1, Some(vec![("CommandLine", Atom::Sub("-enc ".into()))]));
+        b.add(2, Some(vec![("Image", Atom::Sub("\\rundll32.exe".into()))]));
         b.build()
     }
 
@@ -623,9 +766,12 @@ mod tests {
     fn an_atom_costs_more_the_more_rules_of_the_bucket_share_it_on_the_same_field() {
         let sub = || Atom::Sub("whoami".into());
         let mut f = Freq::default();
-        f.count(vec![("CommandLine".into(), sub())]);
-        f.count(vec![("CommandLine".into(), sub()), ("Image".into(), sub())]);
-        f.count(vec![("CommandLine".into(), sub())]);
+        f.count_once("CommandLine", sub(), 0);
+        f.count_once("CommandLine", sub(), 1);
+        f.count_once("Image", sub(), 1);
+        f.count_once("CommandLine", sub(), 2);
+        // A rule holding the atom twice counts once.
+        f.count_once("CommandLine", sub(), 2);
         assert_eq!(f.cost("CommandLine", &sub()), 4 + 4 * 2);
         assert_eq!(f.cost("Image", &sub()), 4, "another field does not share it");
         assert_eq!(f.cost("ParentImage", &sub()), 4, "an atom no rule holds");

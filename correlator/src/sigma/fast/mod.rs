@@ -25,9 +25,9 @@ use eval::Doc;
 pub use flat::{FlatError, FlatScratch};
 use index::{Index, IndexBuilder};
 use rsigma_parser::{FilterRule, FilterRuleTarget, SigmaRule};
+use rustc_hash::FxHashMap;
 use soc_model::Log;
 use std::cell::RefCell;
-use std::collections::HashMap;
 
 /// A set of field names (the fields the processing pipelines read or write).
 pub type FieldSet = rustc_hash::FxHashSet<Box<str>>;
@@ -56,6 +56,45 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
     })
 }
 
+/// Runs `f` over `items` on all cores, results in order: the threads take the items one at a
+/// time, heaviest (by `weight`) first, so that uneven items still share the cores evenly.
+fn par_map_largest_first<T: Sync, R: Send>(
+    items: &[T],
+    weight: impl Fn(&T) -> usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    if threads == 1 {
+        return items.iter().map(&f).collect();
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(items.get(i).map_or(0, &weight)));
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        while let Some(&i) = order.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)) {
+            if let Some(item) = items.get(i) {
+                done.push((i, f(item)));
+            }
+        }
+        done
+    };
+    let mut done = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads).map(|_| s.spawn(work)).collect();
+        let mut done = work();
+        for h in handles {
+            // A worker that panicked (a bug, not bad input): the panic goes on here.
+            match h.join() {
+                Ok(d) => done.extend(d),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        done
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
 struct FastRule {
     logic: Logic,
     id: Option<String>,
@@ -78,14 +117,14 @@ struct Bucket {
 
 /// The field names a rule's logic (filters included) looks up (for a dotted name, the
 /// name itself and its first segment), and whether it searches keywords.
-fn logic_fields(l: &Logic, out: &mut Vec<Box<str>>, keywords: &mut bool) {
-    fn name(f: &str, out: &mut Vec<Box<str>>) {
-        out.push(f.into());
+fn logic_fields<'a>(l: &'a Logic, out: &mut Vec<&'a str>, keywords: &mut bool) {
+    fn name<'a>(f: &'a str, out: &mut Vec<&'a str>) {
+        out.push(f);
         if let Some((first, _)) = f.split_once('.') {
-            out.push(first.into());
+            out.push(first);
         }
     }
-    fn matcher(m: &compile::Matcher, out: &mut Vec<Box<str>>) {
+    fn matcher<'a>(m: &'a compile::Matcher, out: &mut Vec<&'a str>) {
         use compile::{ExpandPart, Matcher};
         match m {
             Matcher::FieldRef { field, .. } => name(field, out),
@@ -101,7 +140,7 @@ fn logic_fields(l: &Logic, out: &mut Vec<Box<str>>, keywords: &mut bool) {
             _ => {}
         }
     }
-    fn det(d: &compile::Det, out: &mut Vec<Box<str>>, keywords: &mut bool) {
+    fn det<'a>(d: &'a compile::Det, out: &mut Vec<&'a str>, keywords: &mut bool) {
         match d {
             compile::Det::AllOf(items) => {
                 for i in items {
@@ -119,7 +158,7 @@ fn logic_fields(l: &Logic, out: &mut Vec<Box<str>>, keywords: &mut bool) {
             }
         }
     }
-    fn cond(c: &Cond, out: &mut Vec<Box<str>>, keywords: &mut bool) {
+    fn cond<'a>(c: &'a Cond, out: &mut Vec<&'a str>, keywords: &mut bool) {
         match c {
             Cond::And(cs) | Cond::Or(cs) => cs.iter().for_each(|c| cond(c, out, keywords)),
             Cond::Not(c) => cond(c, out, keywords),
@@ -140,10 +179,10 @@ pub struct FastEngine {
     router: Router<Bucket>,
     /// Rules compiled ahead by [`SigmaEngine::prepare`], by the address of their AST (the
     /// caller adds the same values it prepared); consumed by `add_rule`.
-    prepared: HashMap<usize, Result<Logic, String>>,
+    prepared: FxHashMap<usize, Result<Logic, String>>,
     /// For the fast path from JSON text: each field name some rule looks up, numbered
     /// (its slot, see [`eval::Slots`]), ...
-    field_ids: rustc_hash::FxHashMap<Box<str>, u32>,
+    field_ids: FxHashMap<Box<str>, u32>,
     /// ... the names by number, ...
     field_names: Vec<Box<str>>,
     /// ... and by number, the (sorted) ids of the buckets of the rules that look it up.
@@ -188,7 +227,7 @@ impl FastEngine {
         FastEngine {
             rules: Vec::new(),
             router: Router::new(),
-            prepared: HashMap::new(),
+            prepared: FxHashMap::default(),
             field_ids: Default::default(),
             field_names: Vec::new(),
             field_buckets: Vec::new(),
@@ -576,75 +615,95 @@ impl SigmaEngine for FastEngine {
     }
 
     fn finish(&mut self) {
-        let mut freqs: Router<index::Freq> = Router::new();
-        for r in self.rules.iter().flatten() {
-            freqs.bucket_mut(&r.key, Default::default).add(&r.logic);
-        }
-        let mut router: Router<(Vec<u32>, IndexBuilder)> = Router::new();
-        let empty = index::Freq::default();
+        // Buckets numbered densely in the order their rules first come (`Bucket::id`), with
+        // their rules in rule order.
+        let mut numbers: FxHashMap<&RouteKey, u32> = FxHashMap::default();
+        let mut keys: Vec<&RouteKey> = Vec::new();
+        let mut members: Vec<Vec<u32>> = Vec::new();
         for (i, r) in self.rules.iter().enumerate() {
             let Some(r) = r else { continue };
-            let req = index::rule_req(&r.logic, freqs.get(&r.key).unwrap_or(&empty));
-            let (rules, b) = router.bucket_mut(&r.key, Default::default);
-            rules.push(i as u32);
-            b.add(i as u32, req);
+            let b = *numbers.entry(&r.key).or_insert_with(|| {
+                keys.push(&r.key);
+                members.push(Vec::new());
+                (keys.len() - 1) as u32
+            });
+            if let Some(m) = members.get_mut(b as usize) {
+                m.push(i as u32);
+            }
         }
-        let mut out: Router<Bucket> = Router::new();
-        let mut field_buckets: rustc_hash::FxHashMap<Box<str>, Vec<u32>> = Default::default();
+        let rules = &self.rules;
+        let logic = |i: u32| rules.get(i as usize).and_then(Option::as_ref).map(|r| &r.logic);
+        // The field names each rule looks up (borrowed from the rules), with the buckets of
+        // the rules that look each up, and which rules search keywords.
+        let mut field_buckets: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+        let mut keyword_rules: Vec<u32> = Vec::new();
+        let mut needs_strings = vec![false; keys.len()];
         let mut names = Vec::new();
-        for (i, r) in self.rules.iter_mut().enumerate() {
-            let Some(r) = r else { continue };
-            let next = out.len() as u32;
-            let b =
-                out.bucket_mut(&r.key, || Bucket { rules: Vec::new(), index: None, id: next, needs_strings: false });
-            b.rules.push(i as u32);
-            names.clear();
-            let mut keywords = false;
-            logic_fields(&r.logic, &mut names, &mut keywords);
-            r.keywords = keywords;
-            b.needs_strings |= keywords;
-            for n in names.drain(..) {
-                let ids = field_buckets.entry(n).or_default();
-                if !ids.contains(&b.id) {
-                    ids.push(b.id);
+        for (b, ms) in members.iter().enumerate() {
+            for &i in ms {
+                let Some(l) = logic(i) else { continue };
+                let mut keywords = false;
+                logic_fields(l, &mut names, &mut keywords);
+                if keywords {
+                    keyword_rules.push(i);
+                    if let Some(n) = needs_strings.get_mut(b) {
+                        *n = true;
+                    }
+                }
+                for n in names.drain(..) {
+                    let ids = field_buckets.entry(n).or_default();
+                    if !ids.contains(&(b as u32)) {
+                        ids.push(b as u32);
+                    }
                 }
             }
         }
         // Numbered in name order (a stable numbering for a given rule set).
-        let mut numbered: Vec<(Box<str>, Vec<u32>)> = field_buckets.into_iter().collect();
-        numbered.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        self.field_ids = numbered.iter().enumerate().map(|(i, (k, _))| (k.clone(), i as u32)).collect();
-        self.field_names = Vec::with_capacity(numbered.len());
-        self.field_buckets = Vec::with_capacity(numbered.len());
-        for (name, mut ids) in numbered {
+        let mut numbered: Vec<(&str, Vec<u32>)> = field_buckets.into_iter().collect();
+        numbered.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut field_ids = FxHashMap::default();
+        field_ids.reserve(numbered.len());
+        let mut field_names = Vec::with_capacity(numbered.len());
+        let mut field_bucket_ids = Vec::with_capacity(numbered.len());
+        for (i, (name, mut ids)) in numbered.into_iter().enumerate() {
             ids.sort_unstable();
-            self.field_names.push(name);
-            self.field_buckets.push(ids);
+            let name: Box<str> = name.into();
+            field_ids.insert(name.clone(), i as u32);
+            field_names.push(name);
+            field_bucket_ids.push(ids);
         }
-        // Build each bucket's index (the automata: most of the loading time) on all cores,
-        // then move it into the bucket with the same key.
-        let keys: Vec<RouteKey> = {
-            let mut k: Vec<RouteKey> = self.rules.iter().flatten().map(|r| r.key.clone()).collect();
-            k.sort();
-            k.dedup();
-            k
-        };
-        let builders: Vec<std::sync::Mutex<Option<IndexBuilder>>> = keys
-            .iter()
-            .map(|key| std::sync::Mutex::new(Some(std::mem::take(&mut router.bucket_mut(key, Default::default).1))))
-            .collect();
-        let built = par_map(&builders, |b| {
-            let builder = match b.lock() {
-                Ok(mut g) => g.take(),
-                Err(poisoned) => poisoned.into_inner().take(),
-            };
-            builder.unwrap_or_default().build()
+        // Each bucket's prefilter: the frequencies of its atoms, each rule's requirement, the
+        // index. Buckets are independent: built on all cores, largest first, each wholly on
+        // one thread (its temporary tables freed where they were allocated).
+        let indexes = par_map_largest_first(&members, Vec::len, |ms| {
+            let mut freq = index::Freq::default();
+            for &i in ms {
+                if let Some(l) = logic(i) {
+                    freq.add(i, l);
+                }
+            }
+            let mut builder = IndexBuilder::default();
+            for &i in ms {
+                if let Some(l) = logic(i) {
+                    builder.add(i, index::rule_req(l, &freq));
+                }
+            }
+            builder.build()
         });
-        for (key, index) in keys.iter().zip(built) {
-            if let Some(b) = out.get_mut(key) {
-                b.index = Some(index);
+        let mut out: Router<Bucket> = Router::new();
+        for (id, ((key, ms), index)) in keys.iter().zip(members).zip(indexes).enumerate() {
+            let needs_strings = needs_strings.get(id).copied().unwrap_or(false);
+            out.bucket_mut(key, || Bucket { rules: ms, index: Some(index), id: id as u32, needs_strings });
+        }
+        self.rules.iter_mut().flatten().for_each(|r| r.keywords = false);
+        for i in keyword_rules {
+            if let Some(Some(r)) = self.rules.get_mut(i as usize) {
+                r.keywords = true;
             }
         }
+        self.field_ids = field_ids;
+        self.field_names = field_names;
+        self.field_buckets = field_bucket_ids;
         self.prepared.clear();
         self.router = out;
     }

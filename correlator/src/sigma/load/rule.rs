@@ -10,9 +10,10 @@
 //! that both give equal rules for every rule file of the test corpora this accepts.
 
 use rsigma_parser::fieldpath::escape_brackets;
+use rsigma_parser::value::StringPart;
 use rsigma_parser::{
     Detection, DetectionItem, Detections, FieldSpec, LogSource, Modifier, Related, SigmaCollection, SigmaRule,
-    SigmaValue, parse_condition, parse_field_spec,
+    SigmaString, SigmaValue, parse_condition, parse_field_spec,
 };
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -23,8 +24,8 @@ use yaml_serde::{Mapping, Value};
 pub(crate) fn parse_quick(text: &str) -> Option<SigmaCollection> {
     let docs = super::yaml::parse_documents(text).ok()?;
     let mut collection = SigmaCollection::new();
-    for doc in &docs {
-        let m = doc.as_mapping()?;
+    for doc in docs {
+        let Value::Mapping(m) = doc else { return None };
         if ["action", "correlation", "filter", "sigma-version"].iter().any(|k| m.contains_key(*k)) {
             return None;
         }
@@ -58,39 +59,46 @@ const STANDARD_RULE_KEYS: &[&str] = &[
     "custom_attributes",
 ];
 
-fn detection_rule(m: &Mapping) -> Option<SigmaRule> {
-    let title = get_str(m, "title")?.to_string();
+/// The rule of a document's mapping. The mapping is taken apart: its strings move into the
+/// rule (rsigma copies them from its tree, which is then dropped), and what is left once
+/// every standard key is taken out are the custom attributes.
+fn detection_rule(mut m: Mapping) -> Option<SigmaRule> {
+    let title = take_string(&mut m, "title")?;
     // Without `sigma-version` the rule is read at the specification's floor.
     if rsigma_parser::array_matching_enabled(None) {
         return None;
     }
-    let detection = detections(m.get("detection")?)?;
-    let logsource = match m.get("logsource") {
+    let detection = detections(&m.swap_remove("detection")?)?;
+    let logsource = match m.swap_remove("logsource") {
         Some(v) => logsource(v)?,
         None => LogSource::default(),
     };
+    let related = related(m.swap_remove("related").as_ref())?;
+    let status = enum_field(&mut m, "status")?;
+    let level = enum_field(&mut m, "level")?;
+    let explicit = m.swap_remove("custom_attributes");
     Some(SigmaRule {
         title,
         logsource,
         detection,
         sigma_version: None,
-        id: get_string(m, "id"),
-        name: get_string(m, "name"),
-        related: related(m.get("related"))?,
-        taxonomy: get_string(m, "taxonomy"),
-        status: enum_field(m, "status")?,
-        description: get_string(m, "description"),
-        license: get_string(m, "license"),
-        author: get_string(m, "author"),
-        references: get_str_list(m, "references"),
-        date: get_string(m, "date"),
-        modified: get_string(m, "modified"),
-        fields: get_str_list(m, "fields"),
-        falsepositives: get_str_list(m, "falsepositives"),
-        level: enum_field(m, "level")?,
-        tags: get_str_list(m, "tags"),
-        scope: get_str_list(m, "scope"),
-        custom_attributes: custom_attributes(m),
+        id: take_string(&mut m, "id"),
+        name: take_string(&mut m, "name"),
+        related,
+        taxonomy: take_string(&mut m, "taxonomy"),
+        status,
+        description: take_string(&mut m, "description"),
+        license: take_string(&mut m, "license"),
+        author: take_string(&mut m, "author"),
+        references: take_str_list(&mut m, "references"),
+        date: take_string(&mut m, "date"),
+        modified: take_string(&mut m, "modified"),
+        fields: take_str_list(&mut m, "fields"),
+        falsepositives: take_str_list(&mut m, "falsepositives"),
+        level,
+        tags: take_str_list(&mut m, "tags"),
+        scope: take_str_list(&mut m, "scope"),
+        custom_attributes: custom_attributes(m, explicit),
     })
 }
 
@@ -102,34 +110,52 @@ fn get_string(m: &Mapping, key: &str) -> Option<String> {
     get_str(m, key).map(str::to_string)
 }
 
-fn get_str_list(m: &Mapping, key: &str) -> Vec<String> {
-    match m.get(key) {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Sequence(seq)) => seq.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+/// The string value of `key`, taken out of `m` (any other value is dropped: a standard key
+/// is never a custom attribute).
+fn take_string(m: &mut Mapping, key: &str) -> Option<String> {
+    match m.swap_remove(key)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn take_str_list(m: &mut Mapping, key: &str) -> Vec<String> {
+    match m.swap_remove(key) {
+        Some(Value::String(s)) => vec![s],
+        Some(Value::Sequence(seq)) => seq
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                _ => None,
+            })
+            .collect(),
         _ => Vec::new(),
     }
 }
 
-/// `Some(None)` when absent, `Some(Some(value))` when valid, `None` when rsigma would warn.
-fn enum_field<T: FromStr>(m: &Mapping, key: &str) -> Option<Option<T>> {
-    match get_str(m, key) {
+/// `Some(None)` when absent (or not a string), `Some(Some(value))` when valid, `None` when
+/// rsigma would warn.
+fn enum_field<T: FromStr>(m: &mut Mapping, key: &str) -> Option<Option<T>> {
+    match take_string(m, key) {
         None => Some(None),
         Some(s) => s.parse().ok().map(Some),
     }
 }
 
-fn custom_attributes(m: &Mapping) -> HashMap<String, Value> {
+/// The keys left in `m` once the standard ones are taken out, then the entries of an explicit
+/// `custom_attributes:` mapping (which win).
+fn custom_attributes(m: Mapping, explicit: Option<Value>) -> HashMap<String, Value> {
     let mut attrs: HashMap<String, Value> = m
-        .iter()
-        .filter_map(|(k, v)| {
-            let key = k.as_str()?;
-            (!STANDARD_RULE_KEYS.contains(&key)).then(|| (key.to_string(), v.clone()))
+        .into_iter()
+        .filter_map(|(k, v)| match k {
+            Value::String(key) if !STANDARD_RULE_KEYS.contains(&key.as_str()) => Some((key, v)),
+            _ => None,
         })
         .collect();
-    if let Some(Value::Mapping(explicit)) = m.get("custom_attributes") {
+    if let Some(Value::Mapping(explicit)) = explicit {
         for (k, v) in explicit {
-            if let Some(key) = k.as_str() {
-                attrs.insert(key.to_string(), v.clone());
+            if let Value::String(key) = k {
+                attrs.insert(key, v);
             }
         }
     }
@@ -149,22 +175,22 @@ fn related(value: Option<&Value>) -> Option<Vec<Related>> {
 }
 
 /// A logsource whose extra keys all have string values (rsigma logs and skips the others).
-fn logsource(v: &Value) -> Option<LogSource> {
-    let m = v.as_mapping()?;
+fn logsource(v: Value) -> Option<LogSource> {
+    let Value::Mapping(mut m) = v else { return None };
+    let category = take_string(&mut m, "category");
+    let product = take_string(&mut m, "product");
+    let service = take_string(&mut m, "service");
+    let definition = take_string(&mut m, "definition");
     let mut custom = HashMap::new();
     for (k, v) in m {
-        let key = k.as_str().unwrap_or("");
-        if !["category", "product", "service", "definition"].contains(&key) && !key.is_empty() {
-            custom.insert(key.to_string(), v.as_str()?.to_string());
-        }
+        let key = match k {
+            Value::String(k) if !k.is_empty() => k,
+            _ => continue,
+        };
+        let Value::String(v) = v else { return None };
+        custom.insert(key, v);
     }
-    Some(LogSource {
-        category: get_string(m, "category"),
-        product: get_string(m, "product"),
-        service: get_string(m, "service"),
-        definition: get_string(m, "definition"),
-        custom,
-    })
+    Some(LogSource { category, product, service, definition, custom })
 }
 
 fn detections(v: &Value) -> Option<Detections> {
@@ -174,7 +200,10 @@ fn detections(v: &Value) -> Option<Detections> {
         Value::Sequence(seq) => seq.iter().map(|v| v.as_str().map(str::to_string)).collect::<Option<_>>()?,
         _ => return None,
     };
-    let conditions = condition_strings.iter().map(|s| parse_condition(s).ok()).collect::<Option<Vec<_>>>()?;
+    let conditions = condition_strings
+        .iter()
+        .map(|s| super::condition::parse(s).or_else(|| parse_condition(s).ok()))
+        .collect::<Option<Vec<_>>>()?;
     let mut named = HashMap::new();
     for (k, v) in m {
         let key = k.as_str().unwrap_or("");
@@ -193,10 +222,10 @@ fn detection(v: &Value) -> Option<Detection> {
             Some(Detection::AllOf(items))
         }
         Value::Sequence(seq) if seq.iter().all(|v| !v.is_mapping() && !v.is_sequence()) => {
-            Some(Detection::Keywords(seq.iter().map(SigmaValue::from_yaml).collect()))
+            Some(Detection::Keywords(seq.iter().map(value).collect()))
         }
         Value::Sequence(seq) => Some(Detection::AnyOf(seq.iter().map(detection).collect::<Option<_>>()?)),
-        _ => Some(Detection::Keywords(vec![SigmaValue::from_yaml(v)])),
+        _ => Some(Detection::Keywords(vec![value(v)])),
     }
 }
 
@@ -220,6 +249,19 @@ fn item(key: &str, value: &Value) -> Option<DetectionItem> {
 fn sigma_value(v: &Value, field: &FieldSpec) -> SigmaValue {
     match v {
         Value::String(s) if field.has_modifier(Modifier::Re) => SigmaValue::from_raw_string(s),
+        _ => value(v),
+    }
+}
+
+/// `SigmaValue::from_yaml(v)`, with the string of most values (no wildcard, no escaped
+/// backslash) copied once instead of character by character.
+fn value(v: &Value) -> SigmaValue {
+    match v {
+        Value::String(s) if !s.contains(['*', '?']) && !s.contains("\\\\") => {
+            // `SigmaString::new` keeps a backslash before any other character (and at the end).
+            let parts = if s.is_empty() { Vec::new() } else { vec![StringPart::Plain(s.clone())] };
+            SigmaValue::String(SigmaString { parts, original: s.clone() })
+        }
         _ => SigmaValue::from_yaml(v),
     }
 }
@@ -287,6 +329,15 @@ custom_field: [a, b]
         same_as_rsigma(RULE);
         same_as_rsigma(&format!("{RULE}---\n{}", RULE.replace("Whoami", "Second")));
         same_as_rsigma("title: t\ndetection:\n    sel: [a, b]\n    condition: [sel, not sel]\n");
+    }
+
+    #[test]
+    fn values_are_the_ones_rsigma_makes() {
+        for s in ["", "plain", "C:\\Windows\\", "a\\\\b", "x\\*y", "*w?", "trailing\\", "\\\\\\", "é\\ß"] {
+            let v = Value::String(s.into());
+            assert_eq!(value(&v), SigmaValue::from_yaml(&v), "{s:?}");
+        }
+        assert_eq!(value(&Value::Number(5.into())), SigmaValue::Integer(5));
     }
 
     #[test]
