@@ -201,7 +201,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "streaming pass (capture read and decompressed from the file as it goes{}): {n_stream} packets in {stream_wall:.3} s \
          = {:.0} packets/s (thread CPU time {}); alerts {alerts_stream}; peak RSS {} MiB",
-        if eve { format!(", {eve_records} EVE records = {:.1} MiB written to a file", eve_bytes as f64 / 1048576.0) } else { String::new() },
+        if eve {
+            format!(", {eve_records} EVE records = {:.1} MiB written to a file", eve_bytes as f64 / 1048576.0)
+        } else {
+            String::new()
+        },
         n_stream as f64 / stream_wall,
         stream_cpu.map_or("?".to_string(), |c| format!("{c:.3} s = {:.0} packets/s", n_stream as f64 / c)),
         mib(peak_rss_kib())

@@ -193,7 +193,6 @@ fn print_addr(d: &[u8]) -> String {
     }
 }
 
-
 fn parse_rdata(msg: &[u8], rtype: u16, start: usize, rd: &[u8]) -> Result<RData, DnsError> {
     Ok(match rtype {
         1 | 28 => RData::Addr(print_addr(rd)),
