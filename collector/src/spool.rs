@@ -243,7 +243,7 @@ async fn replay(s: Arc<Shared>) {
                 continue;
             }
         };
-        match s.inner.publish(kind, records.clone()).await {
+        match s.inner.publish_ref(kind, &records).await {
             Ok(()) => {
                 delay = Duration::from_millis(100);
                 if let Err(e) = tokio::fs::remove_file(&path).await {
@@ -288,24 +288,27 @@ impl Bus for SpoolBus {
     }
 
     async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
+        self.publish_ref(kind, &records).await
+    }
+
+    async fn publish_ref(&self, kind: Kind, records: &[Record]) -> Result<(), BusError> {
         if records.is_empty() {
             return Ok(());
         }
         if !self.shared.queue.lock().await.files.is_empty() {
-            return self.spool(kind, &records).await;
+            return self.spool(kind, records).await;
         }
-        match tokio::time::timeout(self.shared.opts.publish_timeout, self.shared.inner.publish(kind, records.clone()))
-            .await
+        match tokio::time::timeout(self.shared.opts.publish_timeout, self.shared.inner.publish_ref(kind, records)).await
         {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) if !e.is_transient() => Err(e),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "bus unavailable; spooling");
-                self.spool(kind, &records).await
+                self.spool(kind, records).await
             }
             Err(_) => {
                 tracing::warn!(timeout = ?self.shared.opts.publish_timeout, "bus did not answer; spooling");
-                self.spool(kind, &records).await
+                self.spool(kind, records).await
             }
         }
     }

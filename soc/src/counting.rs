@@ -15,6 +15,11 @@ impl CountingBus {
     pub fn new(inner: Arc<dyn Bus>) -> Self {
         CountingBus { inner, counts: Default::default() }
     }
+    fn count(&self, kind: Kind, n: usize) {
+        if let Some(i) = Kind::ALL.iter().position(|k| *k == kind) {
+            self.counts[i].fetch_add(n as u64, Ordering::Relaxed);
+        }
+    }
     pub fn published(&self) -> BTreeMap<Kind, u64> {
         Kind::ALL.iter().enumerate().map(|(i, k)| (*k, self.counts[i].load(Ordering::Relaxed))).collect()
     }
@@ -26,11 +31,14 @@ impl Bus for CountingBus {
         self.inner.ensure_topics().await
     }
     async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
-        let n = records.len() as u64;
+        let n = records.len();
         self.inner.publish(kind, records).await?;
-        if let Some(i) = Kind::ALL.iter().position(|k| *k == kind) {
-            self.counts[i].fetch_add(n, Ordering::Relaxed);
-        }
+        self.count(kind, n);
+        Ok(())
+    }
+    async fn publish_ref(&self, kind: Kind, records: &[Record]) -> Result<(), BusError> {
+        self.inner.publish_ref(kind, records).await?;
+        self.count(kind, records.len());
         Ok(())
     }
     async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError> {

@@ -43,8 +43,6 @@ pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const READ_BUF: usize = 64 * 1024;
 /// Batches of a connection waiting for its publisher.
 pub const PIPELINE: usize = 2;
-/// Most events a new batch reserves room for (a full batch of the default size is 500).
-const MAX_RESERVED: usize = 8_192;
 /// Most bytes taken from a connection's socket buffer after shutdown was asked for.
 const SHUTDOWN_DRAIN: usize = 16 * 1024 * 1024;
 
@@ -235,8 +233,8 @@ impl Connection {
         self.stats.connections(1.0);
         let _open = OpenGuard(&self.stats);
         let (tx, mut rx) = mpsc::channel::<Batch>(PIPELINE);
-        // Published batches come back empty, their memory kept (a batch of events is large:
-        // growing and faulting in a new one for every batch costs more than the parsing).
+        // Published batches come back empty, their memory kept (growing and faulting in a new
+        // one for every batch costs more than the parsing).
         let (spare_tx, mut spare_rx) = mpsc::channel::<Batch>(1);
         let publisher = {
             let (bus, ctx, stats) = (self.bus.clone(), self.ctx.clone(), self.stats.clone());
@@ -251,12 +249,7 @@ impl Connection {
                 }
             })
         };
-        // A new batch is sized for a full one (up to a bound): grown one event at a time, it
-        // would copy every event it holds again at each doubling.
-        let reserve = self.ctx.batch_size.min(MAX_RESERVED);
-        let mut next_batch = || {
-            spare_rx.try_recv().unwrap_or_else(|_| Batch { events: Vec::with_capacity(reserve), ..Batch::default() })
-        };
+        let mut next_batch = || spare_rx.try_recv().unwrap_or_default();
         let _abort = AbortOnDrop(publisher.abort_handle());
         let source = format!("{} {}", self.input, self.peer);
         let peer_ip = self.peer.ip().to_string();

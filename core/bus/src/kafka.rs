@@ -940,6 +940,10 @@ impl Bus for KafkaBus {
     }
 
     async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError> {
+        self.publish_ref(kind, &records).await
+    }
+
+    async fn publish_ref(&self, kind: Kind, records: &[Record]) -> Result<(), BusError> {
         if records.is_empty() {
             return Ok(());
         }
@@ -952,7 +956,7 @@ impl Bus for KafkaBus {
         // counter the delivery thread is decrementing meanwhile); a record that cannot be sent
         // releases its count below.
         pending.outstanding.fetch_add(total, std::sync::atomic::Ordering::AcqRel);
-        for r in &records {
+        for r in records {
             let mut rec = BaseRecord::with_opaque_to(topic, pending.clone()).payload(r.payload.as_slice());
             if !r.key.is_empty() {
                 rec = rec.key(r.key.as_slice());

@@ -106,6 +106,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn ensure_topics(&self) -> Result<(), BusError>;
     /// Publishes records to the topic of `kind`; returns once all are accepted by the bus.
     async fn publish(&self, kind: Kind, records: Vec<Record>) -> Result<(), BusError>;
+    /// [`Bus::publish`] for records the caller keeps (to retry them after a failure): a bus
+    /// that copies what it sends (Kafka: the client copies each record) borrows them; by
+    /// default they are cloned.
+    async fn publish_ref(&self, kind: Kind, records: &[Record]) -> Result<(), BusError> {
+        self.publish(kind, records.to_vec()).await
+    }
     /// Joins consumer group `group` on the topics of `kinds`.
     async fn subscribe(&self, group: &str, kinds: &[Kind]) -> Result<Box<dyn Consumer>, BusError>;
     /// Short name for logs and metrics (`kafka`, `memory`).
