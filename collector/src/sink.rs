@@ -147,7 +147,7 @@ impl SourceContext {
     /// Like [`Self::accept_line`] through a stateful [`Decoder`] (a configured format, audit
     /// records joined per connection or file): the events it completed go to the batch, an
     /// error of this line becomes its dead letter. Blank lines are ignored (returns false).
-    pub(crate) fn accept_decoded(
+    pub fn accept_decoded(
         &self,
         batch: &mut Batch,
         decoder: &mut Decoder,

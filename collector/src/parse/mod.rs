@@ -266,7 +266,12 @@ fn is_blank(c: u8) -> bool {
 
 /// Text of a byte string, invalid UTF-8 replaced.
 pub(crate) fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    // Valid text (nearly every line) is checked by `from_utf8`, which takes ASCII a word at a
+    // time; `from_utf8_lossy` walks it byte by byte.
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -58,13 +58,25 @@ pub(crate) struct Scratch {
     moved: Vec<u8>,
 }
 
-/// One object member as written: its key (with quotes), whether the key has escapes, and the
-/// whole member (`"key":value`).
+/// One object member as written: its key (with quotes), whether the key has escapes, the
+/// first eight bytes of an unescaped key (see [`key_prefix`]), and the whole member
+/// (`"key":value`).
 #[derive(Clone, Copy, Debug)]
 struct Member {
     key: (usize, usize),
     escaped: bool,
+    prefix: u64,
     out: (usize, usize),
+}
+
+/// The first eight bytes of an unescaped key (without its quotes) as a big-endian number,
+/// zero-padded: keys whose prefixes differ compare as their prefixes do (an unescaped key has
+/// no zero byte, so a shorter key that is a prefix of a longer one orders first).
+fn key_prefix(key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = key.len().min(8);
+    b[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(b)
 }
 
 struct Writer<'a> {
@@ -131,7 +143,8 @@ impl Writer<'_> {
             self.out.truncate(from);
             return;
         }
-        let m = Member { key: (ks, ke), escaped, out: (ks, self.out.len()) };
+        let prefix = if escaped { 0 } else { key_prefix(&self.out[ks + 1..ke - 1]) };
+        let m = Member { key: (ks, ke), escaped, prefix, out: (ks, self.out.len()) };
         if let Some(prev) = self.members[o.base..].last()
             && self.key_cmp(prev, &m) != Ordering::Less
         {
@@ -181,13 +194,26 @@ impl Writer<'_> {
 
 /// Orders two members by their unescaped key.
 fn key_cmp(out: &[u8], a: &Member, b: &Member) -> Ordering {
+    if !a.escaped && !b.escaped && a.prefix != b.prefix {
+        return a.prefix.cmp(&b.prefix);
+    }
     let (ka, kb) = (&out[a.key.0..a.key.1], &out[b.key.0..b.key.1]);
     if !a.escaped && !b.escaped {
         // Without the quotes: `"a"` must come before `"a b"`.
-        return ka[1..ka.len() - 1].cmp(&kb[1..kb.len() - 1]);
+        return bytes_cmp(&ka[1..ka.len() - 1], &kb[1..kb.len() - 1]);
     }
     let unescape = |k: &[u8]| serde_json::from_slice::<String>(k).unwrap_or_default();
     unescape(ka).cmp(&unescape(kb))
+}
+
+/// `a.cmp(b)` for short byte strings (keys) without a call to `memcmp`.
+fn bytes_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    for (x, y) in a.iter().zip(b) {
+        if x != y {
+            return x.cmp(y);
+        }
+    }
+    a.len().cmp(&b.len())
 }
 
 /// An object being written.
@@ -217,7 +243,8 @@ impl ObjectWriter<'_, '_> {
         let ks = self.w.out.len();
         key.serialize(KeyWriter { out: self.w.out })?;
         let ke = self.w.out.len();
-        let escaped = self.w.out[ks + 1..ke - 1].contains(&b'\\');
+        // A plain loop: keys are short, a `memchr` call costs more than it saves.
+        let escaped = self.w.out[ks + 1..ke - 1].iter().any(|&c| c == b'\\');
         self.w.out.push(b':');
         self.o.key = Some(((ks, ke, escaped), from));
         Ok(())
