@@ -97,11 +97,13 @@ impl Batch {
     }
     /// Stamps and encodes what a decoder completed.
     fn take_decoded(&mut self, sensor: &str, segment: Option<&str>) {
+        // In place (an event is a large struct: moving it out would copy it).
         let mut decoded = std::mem::take(&mut self.decoded);
-        for mut ev in decoded.drain(..) {
-            stamp_origin(&mut ev, sensor, segment);
-            self.push_event(&ev);
+        for ev in &mut decoded {
+            stamp_origin(ev, sensor, segment);
+            self.push_event(ev);
         }
+        decoded.clear();
         self.decoded = decoded;
     }
 }

@@ -176,15 +176,22 @@ fn write_civil(buf: &mut [u8; 40], micros: i64) -> usize {
     put_digits(buf, i + 1, us, 6)
 }
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The text of [`fmt::Display`] into `buf`; returns its length (only ASCII is written).
+    fn write_text(&self, buf: &mut [u8; 40]) -> usize {
         let local = self.micros.saturating_add(self.offset_secs as i64 * 1_000_000);
-        let mut buf = [0u8; 40];
-        let mut n = write_civil(&mut buf, local);
+        let n = write_civil(buf, local);
         let off = self.offset_secs.unsigned_abs() as i64;
         buf[n] = if self.offset_secs < 0 { b'-' } else { b'+' };
-        n = put_digits(&mut buf, n + 1, off / 3600, 2);
-        n = put_digits(&mut buf, n, off / 60 % 60, 2);
+        let n = put_digits(buf, n + 1, off / 3600, 2);
+        put_digits(buf, n, off / 60 % 60, 2)
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 40];
+        let n = self.write_text(&mut buf);
         // Only ASCII digits and punctuation were written.
         f.write_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
@@ -199,7 +206,11 @@ impl std::str::FromStr for Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        // From a buffer on the stack: `collect_str` would build a `String` for serializers
+        // without their own (the canonical writer).
+        let mut buf = [0u8; 40];
+        let n = self.write_text(&mut buf);
+        s.serialize_str(std::str::from_utf8(&buf[..n]).unwrap_or_default())
     }
 }
 
