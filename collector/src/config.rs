@@ -23,8 +23,15 @@ fn default_name() -> String {
     "collector".into()
 }
 fn default_batch() -> usize {
-    500
+    DEFAULT_BATCH
 }
+
+/// Messages per published batch by default. A publish waits for the broker's
+/// acknowledgement and a connection has at most three batches (about 750 bytes per 200-byte
+/// line once encoded) in hand, so small batches bound a fast connection's rate by round trips:
+/// into Kafka on the same machine 500 gave 72k lines/s on one connection, 5,000 gave 200k+
+/// (`bench_syslog_tcp --batch`). A batch is also sent when `flush_interval_ms` passes.
+pub const DEFAULT_BATCH: usize = 5_000;
 fn default_flush() -> u64 {
     200
 }
@@ -58,6 +65,7 @@ pub struct CollectorConfig {
     pub name: String,
     #[serde(default)]
     pub segment: Option<String>,
+    /// Messages per published batch (see [`DEFAULT_BATCH`]).
     #[serde(default = "default_batch")]
     pub batch_size: usize,
     #[serde(default = "default_flush")]

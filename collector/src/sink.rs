@@ -35,7 +35,7 @@ impl Default for SourceContext {
         SourceContext {
             sensor: "collector".into(),
             segment: None,
-            batch_size: 500,
+            batch_size: crate::config::DEFAULT_BATCH,
             flush_interval: Duration::from_millis(200),
             local_offset_secs: 0,
             bus_retry: Duration::from_secs(300),
