@@ -26,6 +26,22 @@ log "ClickHouse: install and start"
 bash deploy/clickhouse.sh install
 bash deploy/clickhouse.sh start
 
+# A real syslog forwarder for the collector's interop test (rsyslog with its TLS driver).
+log "rsyslog and rsyslog-gnutls (syslog over TLS interop client): install"
+have_rsyslog_tls() {
+  [ -x /usr/sbin/rsyslogd ] || return 1
+  for f in /usr/lib/*/rsyslog/lmnsd_gtls.so /usr/lib/rsyslog/lmnsd_gtls.so; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
+}
+if ! have_rsyslog_tls; then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog rsyslog-gnutls \
+    || { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog rsyslog-gnutls; }
+fi
+
 # The NCSC stand-in: medallion (TAXII 2.1) and stix2-validator in a cached venv. The
 # forwarder's tests start their own medallion (they restart it) from the same venv.
 log "TAXII 2.1 server (medallion) and stix2-validator: install and start"

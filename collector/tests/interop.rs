@@ -1,7 +1,8 @@
 //! Interoperability with real clients: util-linux `logger` over UDP and TCP (newline and
 //! octet-counting framing, RFC 3164 and RFC 5424), syslog over TLS with a certificate made in
-//! the test (rustls client, client certificates required, and `openssl s_client`). Tests that
-//! need a missing tool skip with a visible line.
+//! the test (rustls client, client certificates required, `openssl s_client`, and rsyslog
+//! forwarding with its GnuTLS driver). Tests that need a missing tool skip with a visible line
+//! (rsyslog's fails instead under `SOC_REQUIRE_SERVERS=1`: `deploy/test.sh` installs it).
 
 mod common;
 
@@ -274,4 +275,88 @@ fn bad_tls_files_are_config_errors() {
     assert!(e.contains("inputs.syslog_tls") && e.contains("no certificate"), "{e}");
     let e = CollectorConfig::from_toml("c.toml", "[inputs.syslog_tls]\nenabled = true\n").unwrap_err().to_string();
     assert!(e.contains("cert and key are required"), "{e}");
+}
+
+/// rsyslogd, from the distribution, if it and its GnuTLS stream driver are installed.
+fn rsyslogd() -> Option<std::path::PathBuf> {
+    let bin = ["/usr/sbin/rsyslogd", "/sbin/rsyslogd"].iter().map(std::path::PathBuf::from).find(|p| p.exists())?;
+    let driver = ["/usr/lib/x86_64-linux-gnu/rsyslog", "/usr/lib/aarch64-linux-gnu/rsyslog", "/usr/lib/rsyslog"]
+        .iter()
+        .any(|d| Path::new(d).join("lmnsd_gtls.so").exists());
+    driver.then_some(bin)
+}
+
+/// rsyslog as a ministry server runs it: messages from its UDP input forwarded with `omfwd` over
+/// TLS (GnuTLS driver, RFC 5425 octet counting, the collector's certificate checked against the
+/// CA and by name). `logger` feeds rsyslog; the lines arrive through the TLS input.
+#[tokio::test]
+async fn rsyslog_forwards_over_tls_with_the_certificate_checked() {
+    let Some(rsyslogd) = rsyslogd() else {
+        if std::env::var("SOC_REQUIRE_SERVERS").as_deref() == Ok("1") {
+            panic!(
+                "rsyslogd with rsyslog-gnutls is not installed but SOC_REQUIRE_SERVERS=1 (deploy/test.sh installs it)"
+            );
+        }
+        eprintln!("SKIPPED rsyslog TLS interop: rsyslogd or its GnuTLS driver (rsyslog-gnutls) not found");
+        return;
+    };
+    let p = pki();
+    let (addr, stop, task, mut c) = tls_collector(&p, false).await;
+    let work = tempfile::tempdir().unwrap();
+    let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let conf = work.path().join("rsyslog.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"global(workDirectory="{work}" defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="{ca}")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="{udp_port}")
+action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" tcp_framing="octet-counted"
+       streamDriver="gtls" streamDriverMode="1" streamDriverAuthMode="x509/name"
+       streamDriverPermittedPeers="localhost" template="RSYSLOG_SyslogProtocol23Format")
+"#,
+            work = work.path().display(),
+            ca = p.ca.display(),
+            tls_port = addr.port(),
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(&rsyslogd)
+        .arg("-n")
+        .arg("-f")
+        .arg(&conf)
+        .arg("-i")
+        .arg(work.path().join("rsyslogd.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // rsyslog's UDP input opens after start-up: send until a line has come through.
+    let port = udp_port.to_string();
+    let mut got = Vec::new();
+    for i in 0..50 {
+        if let Ok(Some(st)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+            panic!("rsyslogd exited ({st}): {err}");
+        }
+        logger(&["-d", "-n", "127.0.0.1", "-P", &port, "--rfc3164", "-t", "app", &format!("via rsyslog over tls {i}")]);
+        let msgs = c.poll(100, std::time::Duration::from_millis(200)).await.unwrap();
+        got.extend(msgs.iter().filter_map(|m| soc_model::Event::from_json(&m.payload).ok()));
+        if !got.is_empty() {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let ev = got.first().expect("no line came through rsyslog over TLS within 10 s");
+    let log = ev.log.as_ref().unwrap();
+    // rsyslog keeps the space after an RFC 3164 tag in its message property; RFC 5424 text is
+    // taken as sent.
+    assert!(log.message.as_deref().unwrap_or("").trim_start().starts_with("via rsyslog over tls"), "{log:?}");
+    assert_eq!(log.program.as_deref(), Some("app"));
+    assert_eq!(log.input.as_deref(), Some("syslog-tls"));
+    assert_eq!(log.format.as_deref(), Some("rfc5424"), "RSYSLOG_SyslogProtocol23Format is RFC 5424");
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }
