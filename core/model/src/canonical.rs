@@ -686,6 +686,34 @@ mod tests {
         assert_eq!(canonical(&v), through_value(&v));
     }
 
+    #[test]
+    fn keys_sharing_their_first_eight_bytes_or_not_ascii_sort_as_the_value_tree_sorts_them() {
+        // A HashMap writes its keys in no particular order.
+        let keys = [
+            "abcdefgh",
+            "abcdefghi",
+            "abcdefgha",
+            "abcdefg",
+            "abcdefgi",
+            "abcdefgh\u{1}",
+            "abcdefgh\"x",
+            "\u{e9}",
+            "\u{e9}a",
+            "e\u{301}",
+            "z",
+            "Z",
+            "",
+            "a",
+            "ab\\",
+            "abcdefghabcdefgh",
+            "abcdefghabcdefga",
+        ];
+        let map: std::collections::HashMap<String, usize> =
+            keys.iter().enumerate().map(|(i, k)| (k.to_string(), i)).collect();
+        assert_eq!(canonical(&map), through_value(&map));
+        assert_eq!(canonical(&json!({"nested": map})), through_value(&json!({"nested": map})));
+    }
+
     #[derive(Serialize)]
     struct Repeated {
         host: &'static str,
