@@ -286,22 +286,17 @@ fn rsyslogd() -> Option<std::path::PathBuf> {
     driver.then_some(bin)
 }
 
-/// rsyslog as a ministry server runs it: messages from its UDP input forwarded with `omfwd` over
-/// TLS (GnuTLS driver, RFC 5425 octet counting, the collector's certificate checked against the
-/// CA and by name). `logger` feeds rsyslog; the lines arrive through the TLS input.
-#[tokio::test]
-async fn rsyslog_forwards_over_tls_with_the_certificate_checked() {
-    let Some(rsyslogd) = rsyslogd() else {
-        if std::env::var("SOC_REQUIRE_SERVERS").as_deref() == Ok("1") {
-            panic!(
-                "rsyslogd with rsyslog-gnutls is not installed but SOC_REQUIRE_SERVERS=1 (deploy/test.sh installs it)"
-            );
-        }
-        eprintln!("SKIPPED rsyslog TLS interop: rsyslogd or its GnuTLS driver (rsyslog-gnutls) not found");
-        return;
-    };
-    let p = pki();
-    let (addr, stop, task, mut c) = tls_collector(&p, false).await;
+/// Runs rsyslogd forwarding its UDP input over TLS to `tls_port` (server name checked against
+/// `permitted_peer`), feeds it `logger` lines for up to `tries` x 200 ms until one arrives, and
+/// returns what arrived and what rsyslogd wrote to stderr.
+async fn through_rsyslog(
+    rsyslogd: &Path,
+    ca: &Path,
+    tls_port: u16,
+    permitted_peer: &str,
+    tries: usize,
+    c: &mut Box<dyn soc_bus::Consumer>,
+) -> (Vec<soc_model::Event>, String) {
     let work = tempfile::tempdir().unwrap();
     let udp_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let conf = work.path().join("rsyslog.conf");
@@ -313,15 +308,14 @@ module(load="imudp")
 input(type="imudp" address="127.0.0.1" port="{udp_port}")
 action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" tcp_framing="octet-counted"
        streamDriver="gtls" streamDriverMode="1" streamDriverAuthMode="x509/name"
-       streamDriverPermittedPeers="localhost" template="RSYSLOG_SyslogProtocol23Format")
+       streamDriverPermittedPeers="{permitted_peer}" template="RSYSLOG_SyslogProtocol23Format")
 "#,
             work = work.path().display(),
-            ca = p.ca.display(),
-            tls_port = addr.port(),
+            ca = ca.display(),
         ),
     )
     .unwrap();
-    let mut child = Command::new(&rsyslogd)
+    let mut child = Command::new(rsyslogd)
         .arg("-n")
         .arg("-f")
         .arg(&conf)
@@ -334,7 +328,7 @@ action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" tcp_fram
     // rsyslog's UDP input opens after start-up: send until a line has come through.
     let port = udp_port.to_string();
     let mut got = Vec::new();
-    for i in 0..50 {
+    for i in 0..tries {
         if let Ok(Some(st)) = child.try_wait() {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
@@ -349,7 +343,32 @@ action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" tcp_fram
     }
     let _ = child.kill();
     let _ = child.wait();
-    let ev = got.first().expect("no line came through rsyslog over TLS within 10 s");
+    let mut err = String::new();
+    let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
+    (got, err)
+}
+
+/// rsyslog as a ministry server runs it: messages from its UDP input forwarded with `omfwd` over
+/// TLS (GnuTLS driver, RFC 5425 octet counting, the collector's certificate checked against the
+/// CA and by name). `logger` feeds rsyslog; the lines arrive through the TLS input. With a
+/// permitted peer name the certificate does not carry, rsyslog delivers nothing.
+#[tokio::test]
+async fn rsyslog_forwards_over_tls_with_the_certificate_checked() {
+    let Some(rsyslogd) = rsyslogd() else {
+        if std::env::var("SOC_REQUIRE_SERVERS").as_deref() == Ok("1") {
+            panic!(
+                "rsyslogd with rsyslog-gnutls is not installed but SOC_REQUIRE_SERVERS=1 (deploy/test.sh installs it)"
+            );
+        }
+        eprintln!("SKIPPED rsyslog TLS interop: rsyslogd or its GnuTLS driver (rsyslog-gnutls) not found");
+        return;
+    };
+    let p = pki();
+    let (addr, stop, task, mut c) = tls_collector(&p, false).await;
+    let (got, err) = through_rsyslog(&rsyslogd, &p.ca, addr.port(), "localhost", 50, &mut c).await;
+    let Some(ev) = got.first() else {
+        panic!("no line came through rsyslog over TLS within 10 s; rsyslogd said: {err}");
+    };
     let log = ev.log.as_ref().unwrap();
     // rsyslog keeps the space after an RFC 3164 tag in its message property; RFC 5424 text is
     // taken as sent.
@@ -357,6 +376,11 @@ action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" tcp_fram
     assert_eq!(log.program.as_deref(), Some("app"));
     assert_eq!(log.input.as_deref(), Some("syslog-tls"));
     assert_eq!(log.format.as_deref(), Some("rfc5424"), "RSYSLOG_SyslogProtocol23Format is RFC 5424");
+
+    let (got, err) = through_rsyslog(&rsyslogd, &p.ca, addr.port(), "wrong.example", 15, &mut c).await;
+    assert!(got.is_empty(), "rsyslog sent to a server whose certificate names another host: {got:?}");
+    // "peer name not authorized - not permitted to talk to it. Names: DNSname: localhost; ..."
+    assert!(err.contains("not authorized") || err.contains("not permitted"), "rsyslogd said: {err}");
     stop.send(true).unwrap();
     task.await.unwrap();
 }
