@@ -37,6 +37,25 @@ impl RecordCounts {
         self.fileinfo + self.smb + self.dcerpc + self.krb5 + self.ldap + self.other_app
     }
 
+    /// Each count with its EVE type name (`other_app` for the rest of the app-layer logs): the
+    /// one list the stats record and the metrics are written from.
+    pub fn by_type(&self) -> [(&'static str, u64); 12] {
+        [
+            ("flow", self.flow),
+            ("dns", self.dns),
+            ("http", self.http),
+            ("tls", self.tls),
+            ("anomaly", self.anomaly),
+            ("alert", self.alert),
+            ("fileinfo", self.fileinfo),
+            ("smb", self.smb),
+            ("dcerpc", self.dcerpc),
+            ("krb5", self.krb5),
+            ("ldap", self.ldap),
+            ("other_app", self.other_app),
+        ]
+    }
+
     /// Counts one [`crate::app::AppRecord::Log`] record of EVE type `event_type`.
     pub fn count_log(&mut self, event_type: &str) {
         match event_type {
@@ -142,6 +161,8 @@ impl SensorStats {
         for (k, v) in self.decode_errors_by_name() {
             errs.insert(k.to_string(), Value::from(v));
         }
+        let records: Map<String, Value> =
+            self.records.by_type().into_iter().map(|(t, n)| (t.to_string(), Value::from(n))).collect();
         json!({
             "packets": self.packets, "bytes": self.bytes,
             "decoder": {"ipv4": self.ipv4, "ipv6": self.ipv6, "tcp": self.tcp, "udp": self.udp, "icmp": self.icmp,
@@ -152,10 +173,7 @@ impl SensorStats {
             "stream": {"gaps": self.stream_gaps, "gap_bytes": self.stream_gap_bytes, "overlaps": self.stream_overlaps,
                        "overlap_diff_data": self.stream_overlap_diff_data, "memcap_drops": self.stream_memcap_drops,
                        "depth_reached": self.stream_depth_reached, "memuse": self.stream_memuse},
-            "records": {"flow": self.records.flow, "dns": self.records.dns, "http": self.records.http,
-                        "tls": self.records.tls, "anomaly": self.records.anomaly, "alert": self.records.alert,
-                        "fileinfo": self.records.fileinfo, "smb": self.records.smb, "dcerpc": self.records.dcerpc,
-                        "krb5": self.records.krb5, "ldap": self.records.ldap, "other_app": self.records.other_app},
+            "records": records,
         })
     }
 }
@@ -200,20 +218,7 @@ impl MetricsPublisher {
                     .increment(c - p);
             }
         }
-        for (t, c, p) in [
-            ("flow", now.records.flow, l.records.flow),
-            ("dns", now.records.dns, l.records.dns),
-            ("http", now.records.http, l.records.http),
-            ("tls", now.records.tls, l.records.tls),
-            ("anomaly", now.records.anomaly, l.records.anomaly),
-            ("alert", now.records.alert, l.records.alert),
-            ("fileinfo", now.records.fileinfo, l.records.fileinfo),
-            ("smb", now.records.smb, l.records.smb),
-            ("dcerpc", now.records.dcerpc, l.records.dcerpc),
-            ("krb5", now.records.krb5, l.records.krb5),
-            ("ldap", now.records.ldap, l.records.ldap),
-            ("other_app", now.records.other_app, l.records.other_app),
-        ] {
+        for ((t, c), (_, p)) in now.records.by_type().into_iter().zip(l.records.by_type()) {
             if c > p {
                 metrics::counter!("soc_sensor_records_total", "sensor" => s.clone(), "type" => t).increment(c - p);
             }
@@ -227,6 +232,23 @@ impl MetricsPublisher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_app_log_type_is_counted_under_its_name_in_the_stats_record() {
+        let mut st = SensorStats::default();
+        for (i, t) in ["fileinfo", "smb", "dcerpc", "krb5", "ldap", "ssh"].into_iter().enumerate() {
+            for _ in 0..=i {
+                st.records.count_log(t);
+            }
+        }
+        let j = st.to_json();
+        let want = [("fileinfo", 1), ("smb", 2), ("dcerpc", 3), ("krb5", 4), ("ldap", 5), ("other_app", 6)];
+        for (t, n) in want {
+            assert_eq!(j["records"][t], n, "{t}");
+        }
+        assert_eq!(j["records"].as_object().unwrap().len(), st.records.by_type().len());
+        assert_eq!(st.records.app_logs(), 21);
+    }
 
     #[test]
     fn reassembly_counters_reach_prometheus_as_their_growth() {
