@@ -243,8 +243,7 @@ impl ObjectWriter<'_, '_> {
         let ks = self.w.out.len();
         key.serialize(KeyWriter { out: self.w.out })?;
         let ke = self.w.out.len();
-        // A plain loop: keys are short, a `memchr` call costs more than it saves.
-        let escaped = self.w.out[ks + 1..ke - 1].iter().any(|&c| c == b'\\');
+        let escaped = self.w.out[ks + 1..ke - 1].contains(&b'\\');
         self.w.out.push(b':');
         self.o.key = Some(((ks, ke, escaped), from));
         Ok(())
