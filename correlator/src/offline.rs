@@ -31,6 +31,18 @@ pub struct OfflineReport {
 }
 
 impl OfflineReport {
+    /// Adds the counts of another run (another input file) to these.
+    pub fn add(&mut self, other: OfflineReport) {
+        self.events += other.events;
+        self.logs += other.logs;
+        self.detections += other.detections;
+        for (id, c) in other.per_rule {
+            let mine = self.per_rule.entry(id).or_default();
+            mine.matches += c.matches;
+            mine.title = c.title;
+        }
+    }
+
     /// The per-rule counts, most matches first (ties by id), as text lines.
     pub fn lines(&self) -> Vec<String> {
         let mut v: Vec<(&String, &RuleCount)> = self.per_rule.iter().collect();
@@ -94,6 +106,21 @@ mod tests {
             ..Log::default()
         });
         ev
+    }
+
+    #[test]
+    fn reports_of_several_files_add_up_per_rule() {
+        let count = |title: &str, matches| RuleCount { title: title.into(), matches };
+        let mut a = OfflineReport { events: 3, logs: 2, detections: 2, per_rule: BTreeMap::new() };
+        a.per_rule.insert("r1".into(), count("one", 2));
+        let mut b = OfflineReport { events: 5, logs: 5, detections: 4, per_rule: BTreeMap::new() };
+        b.per_rule.insert("r1".into(), count("one", 1));
+        b.per_rule.insert("r2".into(), count("two", 3));
+        a.add(b);
+        assert_eq!((a.events, a.logs, a.detections), (8, 7, 6));
+        assert_eq!(a.per_rule["r1"], count("one", 3));
+        assert_eq!(a.per_rule["r2"], count("two", 3));
+        assert_eq!(a.lines().len(), 2);
     }
 
     #[test]

@@ -35,22 +35,28 @@ pub fn detect(a: DetectArgs) -> anyhow::Result<ExitCode> {
     for e in &errors {
         eprintln!("rule rejected: {e}");
     }
-    let mut events = Vec::new();
+    // Every input is there before any output is written.
+    for f in &a.events {
+        std::fs::metadata(f).with_context(|| format!("cannot read {}", f.display()))?;
+    }
+    let file = std::fs::File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let mut w = BufWriter::new(file);
+    // One file at a time: its events are detected and dropped before the next file is read.
+    let mut report = soc_correlator::offline::OfflineReport::default();
     let mut dead = 0usize;
     for f in &a.events {
         let body = std::fs::read(f).with_context(|| format!("cannot read {}", f.display()))?;
         let remote = f.display().to_string();
         let out = soc_collector::ingest::parse_http_body(&body, Some("application/json"), &remote);
+        drop(body);
         for d in &out.dead_letters {
             eprintln!("event rejected in {}: {}", f.display(), d.reason);
         }
         dead += out.dead_letters.len();
-        events.extend(out.events);
+        let r = soc_correlator::offline::detect(&rules, out.events, &mut w)
+            .with_context(|| format!("cannot write {}", a.out.display()))?;
+        report.add(r);
     }
-    let file = std::fs::File::create(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let mut w = BufWriter::new(file);
-    let report = soc_correlator::offline::detect(&rules, events, &mut w)
-        .with_context(|| format!("cannot write {}", a.out.display()))?;
     println!(
         "{} rules ({} engine, {} rejected), {} files, {} events ({} rejected), {} detections by {} rules -> {}",
         rules.len(),

@@ -568,3 +568,60 @@ fn rules_test_agrees_with_suricata_verify_checks() {
         assert_eq!(out.status.code(), Some(1), "{test}:\n{wrong}\n{}", text(&out));
     }
 }
+
+/// `soc detect` over two event files: each file's matches are written and counted, the totals
+/// add up over the files; a missing input stops the run before any output is written.
+#[test]
+fn sigma_detect_over_several_files_adds_up_and_a_missing_file_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("whoami.yml");
+    std::fs::write(
+        &rule,
+        "title: Whoami run\nid: 8f2b6c1e-0000-4000-8000-000000000001\nstatus: test\nlogsource:\n  product: windows\n  category: process_creation\ndetection:\n  selection:\n    Image|endswith: '\\whoami.exe'\n  condition: selection\nlevel: medium\n",
+    )
+    .unwrap();
+    // `image` as JSON text (backslashes escaped).
+    let event = |host: &str, image: &str| {
+        format!(
+            r##"{{"Event":{{"System":{{"Provider":{{"#attributes":{{"Name":"Microsoft-Windows-Sysmon"}}}},"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"{host}","TimeCreated":{{"#attributes":{{"SystemTime":"2024-06-15T10:00:00Z"}}}}}},"EventData":{{"Image":"{image}","CommandLine":"x"}}}}}}"##
+        )
+    };
+    let a = dir.path().join("a.json");
+    let b = dir.path().join("b.json");
+    std::fs::write(
+        &a,
+        format!("{}\n{}\n", event("h1", r"C:\\Windows\\System32\\whoami.exe"), event("h1", r"C:\\x\\cmd.exe")),
+    )
+    .unwrap();
+    std::fs::write(&b, format!("{}\n", event("h2", r"C:\\Windows\\System32\\whoami.exe"))).unwrap();
+    let out = dir.path().join("out.jsonl");
+    let o = soc()
+        .args(["detect", "--sigma"])
+        .arg(&rule)
+        .arg("--events")
+        .args([&a, &b])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let said = text(&o);
+    assert!(said.contains("2 files, 3 events (0 rejected), 2 detections by 1 rules"), "{said}");
+    assert!(said.contains("2  8f2b6c1e-0000-4000-8000-000000000001  Whoami run"), "{said}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
+
+    let out2 = dir.path().join("out2.jsonl");
+    let o = soc()
+        .args(["detect", "--sigma"])
+        .arg(&rule)
+        .arg("--events")
+        .arg(&a)
+        .arg(dir.path().join("missing.json"))
+        .arg("--out")
+        .arg(&out2)
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("missing.json"), "{}", text(&o));
+    assert!(!out2.exists(), "output written although an input is missing");
+}
