@@ -287,13 +287,15 @@ fn rsyslogd() -> Option<std::path::PathBuf> {
 }
 
 /// Runs rsyslogd forwarding its UDP input over TLS to `tls_port` (server name checked against
-/// `permitted_peer`), feeds it `logger` lines for up to `tries` x 200 ms until one arrives, and
-/// returns what arrived and what rsyslogd wrote to stderr.
+/// `permitted_peer`), feeds it `logger` lines starting with `marker` for up to `tries` x 200 ms
+/// until one arrives, and returns the events with the marker (not lines of an earlier run that
+/// arrive late) and what rsyslogd wrote to stderr.
 async fn through_rsyslog(
     rsyslogd: &Path,
     ca: &Path,
     tls_port: u16,
     permitted_peer: &str,
+    marker: &str,
     tries: usize,
     c: &mut Box<dyn soc_bus::Consumer>,
 ) -> (Vec<soc_model::Event>, String) {
@@ -329,17 +331,24 @@ action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp" tcp_fram
     let port = udp_port.to_string();
     let mut got = Vec::new();
     for i in 0..tries {
+        // Each try lasts 200 ms even when the poll returns early (with an earlier run's lines).
+        let next = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
         if let Ok(Some(st)) = child.try_wait() {
             let mut err = String::new();
             let _ = std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err);
             panic!("rsyslogd exited ({st}): {err}");
         }
-        logger(&["-d", "-n", "127.0.0.1", "-P", &port, "--rfc3164", "-t", "app", &format!("via rsyslog over tls {i}")]);
+        logger(&["-d", "-n", "127.0.0.1", "-P", &port, "--rfc3164", "-t", "app", &format!("{marker} {i}")]);
         let msgs = c.poll(100, std::time::Duration::from_millis(200)).await.unwrap();
-        got.extend(msgs.iter().filter_map(|m| soc_model::Event::from_json(&m.payload).ok()));
+        got.extend(
+            msgs.iter()
+                .filter_map(|m| soc_model::Event::from_json(&m.payload).ok())
+                .filter(|e| e.log.as_ref().and_then(|l| l.message.as_deref()).is_some_and(|m| m.contains(marker))),
+        );
         if !got.is_empty() {
             break;
         }
+        tokio::time::sleep_until(next).await;
     }
     let _ = child.kill();
     let _ = child.wait();
@@ -365,7 +374,8 @@ async fn rsyslog_forwards_over_tls_with_the_certificate_checked() {
     };
     let p = pki();
     let (addr, stop, task, mut c) = tls_collector(&p, false).await;
-    let (got, err) = through_rsyslog(&rsyslogd, &p.ca, addr.port(), "localhost", 50, &mut c).await;
+    let (got, err) =
+        through_rsyslog(&rsyslogd, &p.ca, addr.port(), "localhost", "via rsyslog over tls", 50, &mut c).await;
     let Some(ev) = got.first() else {
         panic!("no line came through rsyslog over TLS within 10 s; rsyslogd said: {err}");
     };
@@ -377,7 +387,8 @@ async fn rsyslog_forwards_over_tls_with_the_certificate_checked() {
     assert_eq!(log.input.as_deref(), Some("syslog-tls"));
     assert_eq!(log.format.as_deref(), Some("rfc5424"), "RSYSLOG_SyslogProtocol23Format is RFC 5424");
 
-    let (got, err) = through_rsyslog(&rsyslogd, &p.ca, addr.port(), "wrong.example", 15, &mut c).await;
+    let (got, err) =
+        through_rsyslog(&rsyslogd, &p.ca, addr.port(), "wrong.example", "to a refused peer", 25, &mut c).await;
     assert!(got.is_empty(), "rsyslog sent to a server whose certificate names another host: {got:?}");
     // "peer name not authorized - not permitted to talk to it. Names: DNSname: localhost; ..."
     assert!(err.contains("not authorized") || err.contains("not permitted"), "rsyslogd said: {err}");
