@@ -156,13 +156,7 @@ cmd_install() {
         say "clickhouse-server and clickhouse-client are already installed"
         return 0
     fi
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "install needs root (or sudo)"
-        sudo="sudo"
-    fi
-    $sudo apt-get update
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y clickhouse-server clickhouse-client
+    apt_install clickhouse-server clickhouse-client || die "apt-get could not install clickhouse-server/clickhouse-client"
     installed || die "apt-get finished but clickhouse-server/clickhouse-client are not installed"
     say "installed"
 }

@@ -1,4 +1,4 @@
-# Shared by the server scripts of this folder (clickhouse.sh, kafka.sh, medallion.sh); sourced, not run.
+# Shared by the scripts of this folder (clickhouse.sh, kafka.sh, medallion.sh, test.sh); sourced, not run.
 # The caller sets PID_FILE, PROC (a word of the server's command line), WAIT (seconds) and
 # defines say, die and log_tail.
 
@@ -62,4 +62,16 @@ stop_pid() {
     done
     rm -f "$PID_FILE"
     echo "$pid"
+}
+
+# Installs Debian packages "$@" (through sudo when not root): from the current package lists,
+# refreshed with `apt-get update` only when that fails. Fails when they cannot be installed.
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || { echo "installing $* needs root (or sudo)" >&2; return 1; }
+        sudo="sudo"
+    fi
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@" \
+        || { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"; }
 }

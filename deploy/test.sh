@@ -36,10 +36,9 @@ have_rsyslog_tls() {
   return 1
 }
 if ! have_rsyslog_tls; then
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog rsyslog-gnutls \
-    || { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends rsyslog rsyslog-gnutls; }
+  # shellcheck source=deploy/lib.sh
+  . deploy/lib.sh
+  apt_install rsyslog rsyslog-gnutls
 fi
 
 # The NCSC stand-in: medallion (TAXII 2.1) and stix2-validator in a cached venv. The

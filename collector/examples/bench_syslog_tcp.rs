@@ -204,8 +204,8 @@ impl Clock {
 /// path, where each line is parsed, stamped, encoded into the batch and dropped before the
 /// next one (a batch of 5,000 decoded events, as the steps hold them, leaves the caches).
 fn stages(lines: usize) {
+    let data: Vec<u8> = (0..lines).flat_map(|i| line(0, i)).collect();
     let fused = {
-        let data: Vec<u8> = (0..lines).flat_map(|i| line(0, i)).collect();
         let mut frames = FrameDecoder::new(102_400);
         let mut decoder = Decoder::new(Format::Auto);
         let ctx = SourceContext { sensor: "bench".into(), ..SourceContext::default() };
@@ -223,7 +223,6 @@ fn stages(lines: usize) {
         }
         spent
     };
-    let data: Vec<u8> = (0..lines).flat_map(|i| line(0, i)).collect();
     let mut frames = FrameDecoder::new(102_400);
     let mut decoder = Decoder::new(Format::Auto);
     let zero = Duration::ZERO;

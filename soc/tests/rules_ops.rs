@@ -594,16 +594,19 @@ fn sigma_detect_over_several_files_adds_up_and_a_missing_file_writes_nothing() {
     )
     .unwrap();
     std::fs::write(&b, format!("{}\n", event("h2", r"C:\\Windows\\System32\\whoami.exe"))).unwrap();
+    let detect = |events: &[&Path], out: &Path| {
+        soc()
+            .args(["detect", "--sigma"])
+            .arg(&rule)
+            .arg("--events")
+            .args(events)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
     let out = dir.path().join("out.jsonl");
-    let o = soc()
-        .args(["detect", "--sigma"])
-        .arg(&rule)
-        .arg("--events")
-        .args([&a, &b])
-        .arg("--out")
-        .arg(&out)
-        .output()
-        .unwrap();
+    let o = detect(&[&a, &b], &out);
     assert!(o.status.success(), "{}", text(&o));
     let said = text(&o);
     assert!(said.contains("2 files, 3 events (0 rejected), 2 detections by 1 rules"), "{said}");
@@ -611,16 +614,7 @@ fn sigma_detect_over_several_files_adds_up_and_a_missing_file_writes_nothing() {
     assert_eq!(std::fs::read_to_string(&out).unwrap().lines().count(), 2);
 
     let out2 = dir.path().join("out2.jsonl");
-    let o = soc()
-        .args(["detect", "--sigma"])
-        .arg(&rule)
-        .arg("--events")
-        .arg(&a)
-        .arg(dir.path().join("missing.json"))
-        .arg("--out")
-        .arg(&out2)
-        .output()
-        .unwrap();
+    let o = detect(&[&a, &dir.path().join("missing.json")], &out2);
     assert!(!o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("missing.json"), "{}", text(&o));
     assert!(!out2.exists(), "output written although an input is missing");
