@@ -62,7 +62,8 @@ pub enum Matcher {
         re: Box<LazyRegex>,
         literals: Vec<Box<str>>,
         /// For `|re`: literals (folded as the prefilter folds text) one of which every match
-        /// contains, from the regex's prefixes; `None` when they are unknown (prefilter only).
+        /// contains, from the regex's prefixes or from inside it; `None` when they are
+        /// unknown (prefilter only).
         any: Option<Vec<Box<str>>>,
     },
     Cidr(ipnet::IpNet),
@@ -424,7 +425,8 @@ type Prefixes = Vec<Box<str>>;
 
 /// The regex `pattern` (checked) and the literals one of which every match contains: the
 /// regex's prefixes (every match starts with one of them) when there are finitely many and
-/// none is empty, folded like the prefilter folds text (Unicode lower case, `ſ` as `s`).
+/// none is empty, folded like the prefilter folds text (Unicode lower case, `ſ` as `s`), or
+/// the literals inside every match ([`required_factors`]) when their shortest is longer.
 /// `None` for the literals when unknown, or when a prefix holds a character whose lower case
 /// depends on its neighbours (Greek sigma): the folded text might not hold it then.
 fn regex_with_prefixes(pattern: &str) -> Result<(Box<LazyRegex>, Option<Prefixes>), String> {
@@ -449,8 +451,174 @@ fn regex_with_prefixes(pattern: &str) -> Result<(Box<LazyRegex>, Option<Prefixes
         out.dedup();
         Some(out)
     };
-    let any = prefixes();
+    // Prefixes, or literals inside the matches when those are longer (`\.exe\s+.*werfault`
+    // is found through `werfault`, not `.exe`).
+    let any = match (prefixes(), required_factors(&hir)) {
+        (Some(p), Some(f)) => Some(if factor_score(&f) > factor_score(&p) { f } else { p }),
+        (p, f) => p.or(f),
+    };
     Ok((re, any))
+}
+
+/// How selective a literal set is as a prefilter requirement: its shortest member first,
+/// then fewer members.
+fn factor_score(set: &[Box<str>]) -> (usize, std::cmp::Reverse<usize>) {
+    (set.iter().map(|s| s.len()).min().unwrap_or(0), std::cmp::Reverse(set.len()))
+}
+
+/// A character without case variants (emoji, symbols, most scripts): a regex matches it
+/// only as itself, case-insensitive or not, and the prefilter's folding keeps it.
+pub(crate) fn caseless(c: char) -> bool {
+    let (mut l, mut u) = (c.to_lowercase(), c.to_uppercase());
+    l.next() == Some(c) && l.next().is_none() && u.next() == Some(c) && u.next().is_none()
+}
+
+/// Most alternatives a factor set keeps (beyond, the requirement is dropped).
+const FACTORS_MAX: usize = 32;
+
+/// A character as the prefilter folds text (Unicode lower case, `ſ` as `s`), when it is one
+/// character and its folding does not depend on its neighbours (Greek sigma).
+fn fold_char(c: char) -> Option<char> {
+    if matches!(c, 'Σ' | 'σ' | 'ς') {
+        return None;
+    }
+    let mut l = c.to_lowercase();
+    let f = l.next()?;
+    if l.next().is_some() {
+        return None;
+    }
+    Some(if f == '\u{17f}' { 's' } else { f })
+}
+
+/// What the factor analysis knows of a regex node: the one text it matches, folded (`lit`),
+/// and a set of folded literals one of which every match of it contains (`req`).
+#[derive(Default)]
+struct Factors {
+    lit: Option<String>,
+    req: Option<Vec<Box<str>>>,
+}
+
+impl Factors {
+    /// The requirement, a whole literal counting as one (a non-empty one).
+    fn required(&self) -> Option<Vec<Box<str>>> {
+        match (&self.req, &self.lit) {
+            (Some(r), _) => Some(r.clone()),
+            (None, Some(l)) if !l.is_empty() => Some(vec![l.as_str().into()]),
+            _ => None,
+        }
+    }
+}
+
+/// The better of two requirements (see [`factor_score`]).
+fn better(a: Option<Vec<Box<str>>>, b: Option<Vec<Box<str>>>) -> Option<Vec<Box<str>>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if factor_score(&b) > factor_score(&a) { b } else { a }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Literals one of which every match of `hir` contains, folded like the prefilter folds
+/// text: literal runs (case-insensitive letters, which the parser writes as classes such as
+/// `[Ww]` or `[Ssſ]`, count when every member folds to one character), through captures,
+/// repetitions of at least one, and alternations whose every branch has some. `None` when
+/// a match may hold no known literal.
+fn required_factors(hir: &regex_syntax::hir::Hir) -> Option<Vec<Box<str>>> {
+    let mut set = factors(hir, 0).required()?;
+    set.sort();
+    set.dedup();
+    (!set.is_empty() && set.iter().all(|s| !s.is_empty()) && set.len() <= FACTORS_MAX).then_some(set)
+}
+
+fn factors(hir: &regex_syntax::hir::Hir, depth: usize) -> Factors {
+    use regex_syntax::hir::{Class, HirKind};
+    if depth > 64 {
+        return Factors::default();
+    }
+    match hir.kind() {
+        HirKind::Empty => Factors { lit: Some(String::new()), req: None },
+        HirKind::Literal(l) => {
+            let lit = std::str::from_utf8(&l.0).ok().and_then(|t| t.chars().map(fold_char).collect::<Option<String>>());
+            Factors { lit, req: None }
+        }
+        HirKind::Class(Class::Unicode(c)) => {
+            // A small class whose members all fold to one character is that character.
+            let mut one: Option<char> = None;
+            let mut count = 0u32;
+            for r in c.ranges() {
+                count += r.end() as u32 - r.start() as u32 + 1;
+                if count > 8 {
+                    return Factors::default();
+                }
+                for ch in r.start()..=r.end() {
+                    match (fold_char(ch), one) {
+                        (Some(f), None) => one = Some(f),
+                        (Some(f), Some(o)) if f == o => {}
+                        _ => return Factors::default(),
+                    }
+                }
+            }
+            Factors { lit: one.map(String::from), req: None }
+        }
+        HirKind::Class(Class::Bytes(c)) => {
+            let lit = match c.ranges() {
+                [r] if r.start() == r.end() && r.start().is_ascii() => {
+                    Some((r.start().to_ascii_lowercase() as char).to_string())
+                }
+                _ => None,
+            };
+            Factors { lit, req: None }
+        }
+        HirKind::Look(_) => Factors::default(),
+        HirKind::Capture(c) => factors(&c.sub, depth + 1),
+        HirKind::Repetition(r) => {
+            if r.min == 0 {
+                return Factors::default();
+            }
+            let inner = factors(&r.sub, depth + 1);
+            let lit = match (&inner.lit, r.max) {
+                (Some(l), Some(max)) if max == r.min && l.len() * r.min as usize <= 256 => {
+                    Some(l.repeat(r.min as usize))
+                }
+                _ => None,
+            };
+            Factors { req: inner.required(), lit }
+        }
+        HirKind::Concat(subs) => {
+            let mut run = String::new();
+            let mut whole = true;
+            let mut best: Option<Vec<Box<str>>> = None;
+            for sub in subs {
+                let f = factors(sub, depth + 1);
+                match f.lit {
+                    Some(l) => run.push_str(&l),
+                    None => {
+                        whole = false;
+                        if !run.is_empty() {
+                            best = better(best, Some(vec![std::mem::take(&mut run).into()]));
+                        }
+                        best = better(best, f.req);
+                    }
+                }
+            }
+            if whole {
+                return Factors { lit: Some(run), req: best };
+            }
+            if !run.is_empty() {
+                best = better(best, Some(vec![run.into()]));
+            }
+            Factors { lit: None, req: best }
+        }
+        HirKind::Alternation(subs) => {
+            let mut union: Vec<Box<str>> = Vec::new();
+            for sub in subs {
+                match factors(sub, depth + 1).required() {
+                    Some(r) if union.len() + r.len() <= FACTORS_MAX => union.extend(r),
+                    _ => return Factors::default(),
+                }
+            }
+            Factors { lit: None, req: Some(union) }
+        }
+    }
 }
 
 /// A string with wildcards: an anchored regex, plus the literal runs (for the prefilter).
@@ -467,7 +635,7 @@ fn wildcard_matcher(s: &SigmaString, op: StrOp, ci: bool) -> Result<Matcher, Str
         match part {
             StringPart::Plain(t) => {
                 pattern.push_str(&regex::escape(t));
-                if t.is_ascii() && !t.is_empty() {
+                if !t.is_empty() && t.chars().all(|c| c.is_ascii() || caseless(c)) {
                     literals.push(t.to_ascii_lowercase().into_boxed_str());
                 }
             }
@@ -793,12 +961,37 @@ mod tests {
             "{ci:?}"
         );
         assert_eq!(any("a|bc+"), Ok(Some(vec!["a".to_string(), "bc".to_string()])));
-        // Unknown: a match may start anywhere, or with nothing.
-        assert_eq!(any(".*x"), Ok(None));
+        // A match may start anywhere: the literal inside is required instead.
+        assert_eq!(any(".*x"), Ok(Some(vec!["x".to_string()])));
         assert_eq!(any("x?"), Ok(None));
-        // Greek sigma folds by context: not used.
-        assert_eq!(any("(?i)Σx"), Ok(None));
+        // Greek sigma folds by context: not used, the rest is.
+        assert_eq!(any("(?i)Σx"), Ok(Some(vec!["x".to_string()])));
+        assert_eq!(any("(?i)Σ"), Ok(None));
         assert!(regex_with_prefixes("(unclosed").is_err());
+    }
+
+    #[test]
+    fn regex_requirements_are_the_longest_literals_every_match_contains() {
+        let any = |p: &str| {
+            regex_with_prefixes(p).map(|(_, a)| a.map(|v| v.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+        };
+        let one = |s: &str| Ok(Some(vec![s.to_string()]));
+        // Inside the match, case-insensitive letters included (`[Ssſ]` folds to `s`).
+        assert_eq!(any(r#"(?i)\.exe["']?\s+[^"]{0,64}werfaultsecure\.exe["']?\s+\d{2,10}"#), one("werfaultsecure.exe"));
+        assert_eq!(any(r"\w+`(\w+|-|.)`[\w+|\s]"), one("`"));
+        assert_eq!(any(r"(?i)\\(mimi|kiwi)katz\.exe"), one("katz.exe"));
+        assert_eq!(
+            any(r"(?i)(invoke-mimikatz|sekurlsa::\w+)"),
+            Ok(Some(vec!["invoke-mimikatz".into(), "sekurlsa::".into()]))
+        );
+        assert_eq!(any(r"x(ab){2}y+z"), one("xababy"));
+        // A class of letters that fold differently, an optional part, or a branch without
+        // literal: nothing required there.
+        assert_eq!(any(r".*[ab]c?"), Ok(None));
+        assert_eq!(any(r".*(a|\d+)"), Ok(None));
+        // Characters with context- or neighbour-dependent folding are left out.
+        assert_eq!(any(r".*(?i)βx"), one("x"));
+        assert_eq!(any(r".*Σ"), Ok(None));
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! contains/startswith/endswith/wildcard literals), equals it (`Exact`), or the field is a
 //! number equal to an integer (`Num`). `and` picks the most selective side, `or` and
 //! `1 of` need every side to have a requirement and take their union; an `|re` regex requires
-//! one of its prefixes (when finitely many and none empty); `not`, other regexes,
+//! one of its prefixes (when finitely many and none empty) or, when they are longer, one of
+//! the literals inside every match (`compile::required_factors`); `not`, other regexes,
 //! `|exists`, null, comparisons, field references, placeholders and dotted paths give none.
 //! A keyword detection's literals are atoms of the pseudo field [`KEYWORD_FIELD`], matched
 //! against every string of the event in one pass per bucket. Literals longer than 16 bytes
@@ -18,8 +19,9 @@
 //! its own top-level fields that some rule of the bucket indexes. The event text is folded
 //! with Unicode lower-casing plus `ſ` -> `s` (the one non-ASCII character a case-insensitive
 //! regex matches against an ASCII letter and that lower-casing keeps); literals taken from
-//! wildcard patterns and case-sensitive values are indexed only when ASCII, lower-case
-//! values only without `ſ`, so a prefilter miss always means "cannot match".
+//! wildcard patterns and case-sensitive values are indexed only when made of ASCII and
+//! characters without case variants (emoji), lower-case values only without `ſ`, so a
+//! prefilter miss always means "cannot match".
 
 use super::compile::{Cmp, Cond, Det, Item, Logic, Matcher, Quantifier, StrOp};
 use super::eval::{Doc, V, with_lower, with_number_text};
@@ -254,7 +256,10 @@ fn str_atom(op: StrOp, needle: &str, ci: bool) -> Option<Atom<'_>> {
     // Case-insensitive needles are already Unicode lower case; the folded text holds them
     // unless they contain `ſ` (which folding turns into `s`). Case-sensitive ones are
     // lower-cased here, which only ASCII survives unchanged.
-    if needle.is_empty() || (ci && needle.contains('\u{17f}')) || (!ci && !needle.is_ascii()) {
+    if needle.is_empty()
+        || (ci && needle.contains('\u{17f}'))
+        || (!ci && !needle.chars().all(|c| c.is_ascii() || super::compile::caseless(c)))
+    {
         return None;
     }
     let n = if ci || !needle.bytes().any(|b| b.is_ascii_uppercase()) {

@@ -845,6 +845,36 @@ mod tests {
     }
 
     #[test]
+    fn emoji_wildcards_and_literals_inside_regexes_make_rules_indexed_not_always_evaluated() {
+        let cases = [
+            // A wildcard before characters without case (an emoji keycap).
+            (
+                "        C|contains:\n            - '\u{1f986}'\n            - '*\u{fe0f}\u{20e3}'",
+                "run 1\u{fe0f}\u{20e3} x",
+                "run 1 x",
+            ),
+            // Case-sensitive emoji.
+            ("        C|contains|cased: '\u{1f986}'", "a \u{1f986} b", "a b"),
+            // The literal inside the match, not its short prefix.
+            (
+                "        C|re: '(?i)\\.exe[\"'']?\\s+[^\"]{0,64}werfaultsecure\\.exe'",
+                "x.exe  C:\\WerFaultSecure.EXE 1",
+                "x.exe  C:\\werfault.exe 1",
+            ),
+            ("        C|re: '\\w+`(\\w+|-|.)`'", "i`e`x", "iex"),
+        ];
+        for (d, hit, miss) in cases {
+            let src = rule(&sel(d));
+            let (rules, errors) = SigmaRules::from_sources_with([("r.yml", src.as_str())], EngineKind::Fast);
+            assert!(errors.is_empty(), "{errors:?}");
+            let Some(fast) = rules.engine.as_fast() else { panic!("the fast engine") };
+            assert_eq!(fast.index_stats().always, 0, "{d}: evaluated for every event");
+            assert!(both(&sel(d), json!({"C": hit})), "{d} on {hit}");
+            assert!(!both(&sel(d), json!({"C": miss})), "{d} on {miss}");
+        }
+    }
+
+    #[test]
     fn long_literals_are_indexed_by_their_tail_and_still_matched_exactly() {
         // The prefilter holds only the last 16 bytes; the exact evaluation decides.
         let d = "        Hashes|contains: 'SHA256=0123456789ABCDEF0123456789ABCDEF'";
