@@ -231,21 +231,46 @@ impl<'de> Deserialize<'de> for Top<'de> {
     }
 }
 
-/// `System` values the flattening reads.
-const SYSTEM_KEYS: [&str; 12] = [
-    "Channel",
-    "Computer",
-    "EventID",
-    "EventRecordID",
-    "Keywords",
-    "Level",
-    "Opcode",
-    "Provider",
-    "Security",
-    "Task",
-    "TimeCreated",
-    "Version",
-];
+/// `System` values the flattening reads, by their slot in [`split_sections`]' tables.
+const CHANNEL: usize = 0;
+const COMPUTER: usize = 1;
+const EVENT_ID: usize = 2;
+const EVENT_RECORD_ID: usize = 3;
+const KEYWORDS: usize = 4;
+const LEVEL: usize = 5;
+const OPCODE: usize = 6;
+const PROVIDER: usize = 7;
+const SECURITY: usize = 8;
+const TASK: usize = 9;
+const TIME_CREATED: usize = 10;
+const VERSION: usize = 11;
+const SYSTEM_SLOTS: usize = 12;
+
+/// The slot of a `System` child the flattening reads.
+fn system_slot(k: &str) -> Option<usize> {
+    Some(match k {
+        "Channel" => CHANNEL,
+        "Computer" => COMPUTER,
+        "EventID" => EVENT_ID,
+        "EventRecordID" => EVENT_RECORD_ID,
+        "Keywords" => KEYWORDS,
+        "Level" => LEVEL,
+        "Opcode" => OPCODE,
+        "Provider" => PROVIDER,
+        "Security" => SECURITY,
+        "Task" => TASK,
+        "TimeCreated" => TIME_CREATED,
+        "Version" => VERSION,
+        _ => return None,
+    })
+}
+
+/// A bit standing for a field name in [`Split::names`] (by length and first byte): a name
+/// whose bit is clear is not among the fields, without comparing any.
+fn name_bit(name: &str) -> u64 {
+    let first = name.as_bytes().first().copied().unwrap_or(0) as u32;
+    1u64 << ((name.len() as u32).wrapping_mul(7).wrapping_add(first) & 63)
+}
 
 impl<'a> RawObj<'a> {
     /// The object `raw`: by the scanner, else by `serde_json` (which reports the error).
@@ -286,6 +311,8 @@ pub(crate) struct Split<'a> {
     entries: Vec<(Cow<'a, str>, Src<'a>)>,
     /// `entries[..sorted]` are sorted by name and unique (binary-searched by [`Split::has`]).
     sorted: usize,
+    /// The [`name_bit`]s of the names in `entries`.
+    names: u64,
     pub logsource: LogSource,
     pub message: Option<String>,
     /// Some flattened field is called `message` (the log message is then not a field).
@@ -294,21 +321,31 @@ pub(crate) struct Split<'a> {
 
 impl<'a> Split<'a> {
     fn has(&self, name: &str) -> bool {
+        if self.names & name_bit(name) == 0 {
+            return false;
+        }
         let (sorted, rest) = self.entries.split_at(self.sorted.min(self.entries.len()));
         sorted.binary_search_by(|(k, _)| k.as_ref().cmp(name)).is_ok() || rest.iter().any(|(k, _)| k == name)
     }
 
     fn push_first(&mut self, name: Cow<'a, str>, src: Src<'a>) {
         if !self.has(&name) {
-            self.entries.push((name, src));
+            self.push(name, src);
         }
     }
 
-    fn insert_absent(&mut self, k: &'static str, v: Option<Value>) {
-        if let Some(v) = v.filter(|v| !v.is_null())
-            && !self.has(k)
+    fn push(&mut self, name: Cow<'a, str>, src: Src<'a>) {
+        self.names |= name_bit(&name);
+        self.entries.push((name, src));
+    }
+
+    /// Adds field `k` with the value `v` gives when there is no field of that name (and the
+    /// value is not null); `v` runs only then.
+    fn insert_absent(&mut self, k: &'static str, v: impl FnOnce() -> Option<Value>) {
+        if !self.has(k)
+            && let Some(v) = v().filter(|v| !v.is_null())
         {
-            self.entries.push((Cow::Borrowed(k), Src::Val(v)));
+            self.push(Cow::Borrowed(k), Src::Val(v));
         }
     }
 
@@ -319,6 +356,7 @@ impl<'a> Split<'a> {
         if self.entries.is_empty() && !obj.0.iter().any(|(k, _)| k.contains(' ')) {
             self.entries.extend(obj.0.into_iter().filter(|(k, _)| k != "#attributes").map(|(k, v)| (k, Src::Raw(v))));
             self.sorted = self.entries.len();
+            self.names = self.entries.iter().fold(0, |m, (k, _)| m | name_bit(k));
             return;
         }
         for (k, v) in obj.0 {
@@ -470,27 +508,30 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     let Some(Section::Obj(sys_obj)) = take_section(&mut sections, "System") else {
         return Err(FlatError::Unsupported);
     };
-    // By position in `SYSTEM_KEYS` (sorted), in text order (the scanner does not sort
+    // By slot ([`system_slot`]), in text order (the scanner does not sort
     // `System`): a later duplicate key overwrites, as in a map. The elements read through
     // their attributes only (`Provider`, `Security`, `TimeCreated`) stay raw: [`attribute`]
     // parses just the attribute (no map of maps per event); the others are small scalars.
-    let mut sys: [Option<Value>; SYSTEM_KEYS.len()] = Default::default();
-    let mut sys_raw: [Option<&str>; SYSTEM_KEYS.len()] = Default::default();
+    let mut sys: [Option<Value>; SYSTEM_SLOTS] = Default::default();
+    let mut sys_raw: [Option<&str>; SYSTEM_SLOTS] = Default::default();
     for (k, v) in sys_obj.0 {
-        if let Ok(i) = SYSTEM_KEYS.binary_search(&k.as_ref()) {
-            if matches!(SYSTEM_KEYS[i], "Provider" | "Security" | "TimeCreated") {
-                sys_raw[i] = Some(v);
-            } else {
-                sys[i] = Some(serde_json::from_str(v)?);
+        if let Some(i) = system_slot(&k) {
+            if matches!(i, PROVIDER | SECURITY | TIME_CREATED) {
+                if let Some(r) = sys_raw.get_mut(i) {
+                    *r = Some(v);
+                }
+            } else if let Some(x) = sys.get_mut(i) {
+                *x = Some(serde_json::from_str(v)?);
             }
         }
     }
-    let sys_get = |k: &str| SYSTEM_KEYS.binary_search(&k).ok().and_then(|i| sys[i].as_ref());
-    let raw_get = |k: &str| SYSTEM_KEYS.binary_search(&k).ok().and_then(|i| sys_raw[i]);
+    let sys_get = |i: usize| sys.get(i).and_then(Option::as_ref);
+    let raw_get = |i: usize| sys_raw.get(i).copied().flatten();
     let mut s = Split {
         input,
         entries: Vec::with_capacity(32),
         sorted: 0,
+        names: 0,
         logsource: LogSource::default(),
         message: None,
         has_message_field: false,
@@ -498,7 +539,7 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     match take_section(&mut sections, "EventData") {
         Some(Section::Obj(o)) => s.flatten_into(o),
         Some(Section::Null) | None => {}
-        Some(Section::Val(v)) => s.entries.push((Cow::Borrowed("EventData"), Src::Val(unwrap_xml(v)))),
+        Some(Section::Val(v)) => s.push(Cow::Borrowed("EventData"), Src::Val(unwrap_xml(v))),
     }
     let rendering = take_section(&mut sections, "RenderingInfo");
     for (name, body) in sections {
@@ -525,26 +566,24 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
             Section::Val(v) => s.push_first(field_name(name), Src::Val(unwrap_xml(v))),
         }
     }
-    let provider = raw_get("Provider");
+    let provider = raw_get(PROVIDER);
     let as_string = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_string));
-    let event_id = sys_get("EventID").and_then(as_int);
-    let provider_name = as_string(
-        text(attribute(provider, "Name").as_ref()).or_else(|| text(provider.and_then(|p| member(p, "Name")).as_ref())),
-    );
-    let channel = as_string(text(sys_get("Channel")));
-    let computer = as_string(text(sys_get("Computer")));
-    s.insert_absent("EventID", event_id.map(Value::from));
-    s.insert_absent("Provider_Name", provider_name.clone().map(Value::String));
-    s.insert_absent("Channel", channel.clone().map(Value::String));
-    s.insert_absent("Computer", computer.map(Value::String));
-    s.insert_absent("Level", int_or_value(sys_get("Level")));
-    s.insert_absent("Task", int_or_value(sys_get("Task")));
-    s.insert_absent("Opcode", int_or_value(sys_get("Opcode")));
-    s.insert_absent("EventRecordID", int_or_value(sys_get("EventRecordID")));
-    s.insert_absent("Version", int_or_value(sys_get("Version")));
-    s.insert_absent("Keywords", text(sys_get("Keywords")));
-    s.insert_absent("Security_UserID", text(attribute(raw_get("Security"), "UserID").as_ref()));
-    s.insert_absent("TimeCreated", text(attribute(raw_get("TimeCreated"), "SystemTime").as_ref()));
+    let event_id = sys_get(EVENT_ID).and_then(as_int);
+    let provider_name =
+        as_string(attribute_text(provider, "Name").or_else(|| text(provider.and_then(|p| member(p, "Name")).as_ref())));
+    let channel = as_string(text(sys_get(CHANNEL)));
+    s.insert_absent("EventID", || event_id.map(Value::from));
+    s.insert_absent("Provider_Name", || provider_name.clone().map(Value::String));
+    s.insert_absent("Channel", || channel.clone().map(Value::String));
+    s.insert_absent("Computer", || as_string(text(sys_get(COMPUTER))).map(Value::String));
+    s.insert_absent("Level", || int_or_value(sys_get(LEVEL)));
+    s.insert_absent("Task", || int_or_value(sys_get(TASK)));
+    s.insert_absent("Opcode", || int_or_value(sys_get(OPCODE)));
+    s.insert_absent("EventRecordID", || int_or_value(sys_get(EVENT_RECORD_ID)));
+    s.insert_absent("Version", || int_or_value(sys_get(VERSION)));
+    s.insert_absent("Keywords", || text(sys_get(KEYWORDS)));
+    s.insert_absent("Security_UserID", || attribute_text(raw_get(SECURITY), "UserID"));
+    s.insert_absent("TimeCreated", || attribute_text(raw_get(TIME_CREATED), "SystemTime"));
     // Forwarded events carry the rendered message.
     if let Some(Section::Obj(r)) = rendering
         && let Some(m) = r.get("Message")
@@ -582,6 +621,22 @@ fn parse_raw(r: &str) -> Option<Value> {
         return Some(Value::String(r.get(1..r.len() - 1)?.to_string()));
     }
     serde_json::from_str(r).ok()
+}
+
+/// `text(attribute(raw, name))`: the attribute as the flattening writes it. An attribute
+/// written as a string without escapes (the usual `{"#attributes":{"SystemTime":"..."}}`)
+/// is read from the validated text without parsing it again.
+fn attribute_text(raw: Option<&str>, name: &str) -> Option<Value> {
+    if let Some(r) = raw.filter(|r| is_object(r))
+        && let Some(Some(attrs)) = super::scan::member_trusted(r, "#attributes")
+        && let Some(Some(v)) = super::scan::member_trusted(attrs, name)
+        && v.len() >= 2
+        && v.starts_with('"')
+        && memchr::memchr(b'\\', v.as_bytes()).is_none()
+    {
+        return v.get(1..v.len() - 1).map(|t| Value::String(t.to_string()));
+    }
+    text(attribute(raw, name).as_ref())
 }
 
 /// Attribute `name` of an XML-as-JSON element's raw text, parsed: what

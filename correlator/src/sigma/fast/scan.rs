@@ -277,6 +277,100 @@ pub(crate) fn member<'a>(text: &'a str, key: &str) -> Option<Option<&'a str>> {
     (s.i == text.len()).then_some(found)
 }
 
+/// [`member`] for a text already validated (by the scanner or `serde_json`): the same
+/// answer without validating it again (strings skipped to their closing quote, objects and
+/// arrays by bracket depth). `None` when `text` is not an object or a key holds escapes (the
+/// caller asks [`member`] then).
+pub(crate) fn member_trusted<'a>(text: &'a str, key: &str) -> Option<Option<&'a str>> {
+    let b = text.as_bytes();
+    let mut i = skip_blanks(b, 0);
+    if b.get(i) != Some(&b'{') {
+        return None;
+    }
+    i += 1;
+    let mut found = None;
+    loop {
+        i = skip_blanks(b, i);
+        match b.get(i)? {
+            b'}' => return Some(found),
+            b'"' => {}
+            _ => return None,
+        }
+        let end = string_end(b, i)?;
+        let k = text.get(i + 1..end)?;
+        if k.contains('\\') {
+            return None;
+        }
+        i = skip_blanks(b, end + 1);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i = skip_blanks(b, i + 1);
+        let start = i;
+        i = value_end(b, i)?;
+        if k == key {
+            found = Some(text.get(start..i)?);
+        }
+        i = skip_blanks(b, i);
+        match b.get(i)? {
+            b',' => i += 1,
+            b'}' => return Some(found),
+            _ => return None,
+        }
+    }
+}
+
+fn skip_blanks(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\n' | b'\t' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The position of the closing quote of the (valid) string opening at `i`.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        if b.get(j)? == &b'"' {
+            return Some(j);
+        }
+        j += 2;
+    }
+}
+
+/// The position after the (valid) value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => Some(string_end(b, i)? + 1),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match b.get(j)? {
+                    b'"' => j = string_end(b, j)?,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.checked_sub(1)?;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        _ => {
+            let mut j = i;
+            while b.get(j).is_some_and(|c| !matches!(c, b',' | b'}' | b']' | b' ' | b'\n' | b'\t' | b'\r')) {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
+}
+
 /// An entry whose value may be an object, then with its entries too.
 pub(crate) type Nested<'a> = Vec<(Cow<'a, str>, &'a str, Option<Entries<'a>>)>;
 
@@ -379,6 +473,23 @@ mod tests {
         assert!(object_under(r#"{"Event":1}"#, "Event").is_none());
         assert!(object_under(r#"{"Other":{}}"#, "Event").is_none());
         assert!(object_under(r#"[{"Event":{}}]"#, "Event").is_none());
+    }
+
+    #[test]
+    fn a_member_of_validated_text_is_the_one_the_validating_scan_finds() {
+        for (text, key) in [
+            (r#" {"a":1,"b":{"a":2},"a" : [3, {"x":"]}\\""}] } "#, "a"),
+            (r#"{"b":{"a":2}}"#, "a"),
+            (r##"{"#attributes":{"Name":"P\"x","Guid":"{1}"},"a":-1.5e3}"##, "#attributes"),
+            (r#"{"x":"a\\","a":"\\\"","y":[[],{}]}"#, "a"),
+            (r#"{"a":true,"b":null}"#, "b"),
+            ("{}", "a"),
+        ] {
+            assert_eq!(member_trusted(text, key), member(text, key), "{text}");
+        }
+        // Escaped keys and what is not an object are left to the validating scan.
+        assert_eq!(member_trusted(r#"{"\u0061":"x"}"#, "a"), None);
+        assert_eq!(member_trusted("[1]", "a"), None);
     }
 
     #[test]
