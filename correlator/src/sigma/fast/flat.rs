@@ -67,8 +67,33 @@ impl<'de> Deserialize<'de> for Key<'de> {
 }
 
 /// A JSON object as (key, raw value) pairs in `serde_json::Map` order: sorted by key, the
-/// last of duplicate keys kept.
+/// last of duplicate keys kept (the event data may stay in text order, see [`scan_sections`]).
 struct RawObj<'a>(Vec<(Cow<'a, str>, &'a str)>);
+
+/// Entries in text order, the last of duplicate keys kept: the entries of a map, in another
+/// order. Most objects have no duplicate: distinct [`name_bit`]s show it without comparing.
+fn last_of_duplicates<T>(mut v: Vec<(Cow<'_, str>, T)>) -> Vec<(Cow<'_, str>, T)> {
+    let mut bits = 0u64;
+    let mut distinct = true;
+    for (k, _) in &v {
+        let b = name_bit(k);
+        distinct &= bits & b == 0;
+        bits |= b;
+    }
+    if distinct {
+        return v;
+    }
+    let mut i = 0;
+    while i < v.len() {
+        let later = v.get(i + 1..).is_some_and(|rest| rest.iter().any(|(k, _)| v.get(i).is_some_and(|e| e.0 == *k)));
+        if later {
+            v.remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    v
+}
 
 /// Entries in `serde_json::Map` order: sorted by key (stable, so equal keys keep their text
 /// order), the last of each run of equal keys kept.
@@ -280,8 +305,9 @@ impl<'a> RawObj<'a> {
             None => serde_json::from_str(raw),
         }
     }
+    /// The value of key `k` (keys are unique; sorted or not).
     fn get(&self, k: &str) -> Option<&'a str> {
-        self.0.binary_search_by(|(x, _)| x.as_ref().cmp(k)).ok().map(|i| self.0[i].1)
+        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| *v)
     }
 }
 
@@ -309,8 +335,6 @@ enum Src<'a> {
 pub(crate) struct Split<'a> {
     input: &'a str,
     entries: Vec<(Cow<'a, str>, Src<'a>)>,
-    /// `entries[..sorted]` are sorted by name and unique (binary-searched by [`Split::has`]).
-    sorted: usize,
     /// The [`name_bit`]s of the names in `entries`.
     names: u64,
     pub logsource: LogSource,
@@ -324,8 +348,7 @@ impl<'a> Split<'a> {
         if self.names & name_bit(name) == 0 {
             return false;
         }
-        let (sorted, rest) = self.entries.split_at(self.sorted.min(self.entries.len()));
-        sorted.binary_search_by(|(k, _)| k.as_ref().cmp(name)).is_ok() || rest.iter().any(|(k, _)| k == name)
+        self.entries.iter().any(|(k, _)| k == name)
     }
 
     fn push_first(&mut self, name: Cow<'a, str>, src: Src<'a>) {
@@ -351,11 +374,11 @@ impl<'a> Split<'a> {
 
     /// Moves an element's children to the flattened fields (first writer wins).
     fn flatten_into(&mut self, obj: RawObj<'a>) {
-        // The first element's children are in map order (sorted, unique): without spaces to
-        // remove from their names they stay so, and need no check.
+        // The first element's children are unique (in map order, or in text order for the
+        // event data): without spaces to remove from their names they stay so, and need no
+        // check.
         if self.entries.is_empty() && !obj.0.iter().any(|(k, _)| k.contains(' ')) {
             self.entries.extend(obj.0.into_iter().filter(|(k, _)| k != "#attributes").map(|(k, v)| (k, Src::Raw(v))));
-            self.sorted = self.entries.len();
             self.names = self.entries.iter().fold(0, |m, (k, _)| m | name_bit(k));
             return;
         }
@@ -379,17 +402,12 @@ impl<'a> Split<'a> {
     /// The value of field `i`, as the collector's flattened fields hold it.
     pub fn value(&self, i: usize) -> Result<Value, serde_json::Error> {
         match self.entries.get(i).map(|(_, s)| s) {
-            // A string without escapes (the text was validated, by the scanner or
-            // `serde_json`): its text is its value.
-            Some(Src::Raw(r))
-                if r.len() >= 2
-                    && r.starts_with('"')
-                    && r.ends_with('"')
-                    && memchr::memchr(b'\\', r.as_bytes()).is_none() =>
-            {
-                Ok(Value::String(r.get(1..r.len() - 1).unwrap_or_default().to_string()))
-            }
-            Some(Src::Raw(r)) => Ok(unwrap_xml(serde_json::from_str(r)?)),
+            // A string (the text was validated, by the scanner or `serde_json`): its text,
+            // unescaped (Windows paths are full of `\\`).
+            Some(Src::Raw(r)) => match plain_string(r) {
+                Some(s) => Ok(Value::String(s)),
+                None => Ok(unwrap_xml(serde_json::from_str(r)?)),
+            },
             Some(Src::Val(v)) => Ok(v.clone()),
             None => Ok(Value::Null),
         }
@@ -478,6 +496,12 @@ fn scan_sections(input: &str) -> Option<Vec<(Cow<'_, str>, Section<'_>)>> {
             // `System` is read key by key, in text order, the last of duplicates kept (see
             // `split_sections`): the same values as in map order, without the sort.
             (Some(inner), _) if k == "System" => Section::Obj(RawObj(inner)),
+            // The event data, first flattened, without names holding spaces (which change
+            // when removed): any order of its unique keys gives the same fields
+            // (`Split::flatten_into`), so it is not sorted.
+            (Some(inner), _) if k == "EventData" && !inner.iter().any(|(k, _)| k.contains(' ')) => {
+                Section::Obj(RawObj(last_of_duplicates(inner)))
+            }
             (Some(inner), _) => Section::Obj(RawObj(map_order(inner))),
             (None, b'n') => Section::Null,
             (None, _) => Section::Val(serde_json::from_str(raw).ok()?),
@@ -530,7 +554,6 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     let mut s = Split {
         input,
         entries: Vec::with_capacity(32),
-        sorted: 0,
         names: 0,
         logsource: LogSource::default(),
         message: None,
@@ -617,10 +640,50 @@ fn member(raw: &str, name: &str) -> Option<Value> {
 
 /// A raw (validated) JSON value parsed; a string without escapes is its text.
 fn parse_raw(r: &str) -> Option<Value> {
-    if r.len() >= 2 && r.starts_with('"') && r.ends_with('"') && memchr::memchr(b'\\', r.as_bytes()).is_none() {
-        return Some(Value::String(r.get(1..r.len() - 1)?.to_string()));
+    match plain_string(r) {
+        Some(s) => Some(Value::String(s)),
+        None => serde_json::from_str(r).ok(),
     }
-    serde_json::from_str(r).ok()
+}
+
+/// The text of the validated JSON string `raw` (quotes included), its escapes decoded; `None`
+/// when `raw` is not a string or holds a `\u` escape (left to `serde_json`, which checks
+/// surrogate pairs).
+fn plain_string(raw: &str) -> Option<String> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    let b = inner.as_bytes();
+    let Some(first) = memchr::memchr(b'\\', b) else {
+        return Some(inner.to_string());
+    };
+    let mut out = String::with_capacity(inner.len());
+    out.push_str(inner.get(..first)?);
+    let mut i = first;
+    loop {
+        // `b[i]` is a backslash.
+        out.push(match b.get(i + 1)? {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            _ => return None,
+        });
+        i += 2;
+        let rest = b.get(i..)?;
+        match memchr::memchr(b'\\', rest) {
+            Some(p) => {
+                out.push_str(inner.get(i..i + p)?);
+                i += p;
+            }
+            None => {
+                out.push_str(inner.get(i..)?);
+                return Some(out);
+            }
+        }
+    }
 }
 
 /// `text(attribute(raw, name))`: the attribute as the flattening writes it. An attribute
@@ -693,6 +756,31 @@ impl FlatScratch {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_strings_are_unescaped_like_serde_json_does() {
+        for raw in
+            [r#""""#, r#""plain""#, r#""C:\\Windows\\x.exe""#, r#""a\"b\/c\n\t\r\b\f\\""#, r#""\\""#, r#""end\\\"""#]
+        {
+            let want: String = serde_json::from_str(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+            assert_eq!(plain_string(raw), Some(want), "{raw}");
+        }
+        assert_eq!(plain_string(r#""\u0041""#), None, "left to serde_json");
+        assert_eq!(plain_string("12"), None);
+    }
+
+    #[test]
+    fn duplicate_event_data_keys_keep_the_last_in_any_order() {
+        let text =
+            r#"{"Event":{"System":{"Channel":"Security","EventID":4688},"EventData":{"b":1,"a":2,"b":3,"c":"x"}}}"#;
+        let s = split(text).unwrap();
+        let got: Map<String, Value> = (0..s.len()).map(|i| (s.name(i).to_string(), s.value(i).unwrap())).collect();
+        assert_eq!(got.get("b"), Some(&json!(3)));
+        assert_eq!(got.get("a"), Some(&json!(2)));
+        assert_eq!((0..s.len()).filter(|&i| s.name(i) == "b").count(), 1);
+        let v: Vec<(Cow<'_, str>, u8)> = vec![("x".into(), 1), ("y".into(), 2), ("x".into(), 3)];
+        assert_eq!(last_of_duplicates(v), vec![("y".into(), 2), ("x".into(), 3)]);
+    }
 
     #[test]
     fn keys_follow_map_order_and_the_last_duplicate_wins() {
