@@ -545,7 +545,10 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
                     *r = Some(v);
                 }
             } else if let Some(x) = sys.get_mut(i) {
-                *x = Some(serde_json::from_str(v)?);
+                *x = Some(match scalar(v) {
+                    Some(v) => v,
+                    None => serde_json::from_str(v)?,
+                });
             }
         }
     }
@@ -643,6 +646,19 @@ fn parse_raw(r: &str) -> Option<Value> {
     match plain_string(r) {
         Some(s) => Some(Value::String(s)),
         None => serde_json::from_str(r).ok(),
+    }
+}
+
+/// The validated JSON value `raw` parsed when it is a string or an integer of up to 19
+/// digits (what `System` holds but `EventID` with its qualifiers): the value `serde_json`
+/// gives, without it. `None` for anything else.
+fn scalar(raw: &str) -> Option<Value> {
+    match raw.as_bytes().first()? {
+        b'"' => plain_string(raw).map(Value::String),
+        b'0'..=b'9' if raw.len() <= 19 && raw.bytes().all(|b| b.is_ascii_digit()) => {
+            raw.parse::<u64>().ok().map(Value::from)
+        }
+        _ => None,
     }
 }
 
@@ -766,6 +782,12 @@ mod tests {
             assert_eq!(plain_string(raw), Some(want), "{raw}");
         }
         assert_eq!(plain_string(r#""\u0041""#), None, "left to serde_json");
+        for raw in ["0", "4688", "9999999999999999999", r#""x\\y""#] {
+            assert_eq!(scalar(raw), serde_json::from_str::<Value>(raw).ok(), "{raw}");
+        }
+        for raw in ["-1", "1.5", "1e3", "99999999999999999999", "null", "{}"] {
+            assert_eq!(scalar(raw), None, "{raw}: left to serde_json");
+        }
         assert_eq!(plain_string("12"), None);
     }
 
