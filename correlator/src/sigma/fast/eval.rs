@@ -309,9 +309,8 @@ thread_local! {
 /// for ASCII text after warm-up.
 pub fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
     if s.is_ascii() {
-        if !s.bytes().any(|b| b.is_ascii_uppercase()) {
-            return f(s);
-        }
+        // Copied and lower-cased in one vectorized pass (looking for an upper-case letter
+        // first went byte by byte and cost more on long values).
         LOWER.with(|buf| match buf.try_borrow_mut() {
             Ok(mut b) => {
                 b.clear();
@@ -336,9 +335,21 @@ pub fn str_match(s: &str, op: StrOp, needle: &str, ci: bool) -> bool {
             StrOp::EndsWith => s.ends_with(needle),
         };
     }
+    // Lower-case needle. Lower-casing goes character by character (the context-dependent
+    // Greek sigma is not ASCII), so the lower case of a string ending (starting) with ASCII
+    // text ends (starts) with that text's ASCII lower case: only that part needs checking.
+    let (h, n) = (s.as_bytes(), needle.as_bytes());
+    match op {
+        StrOp::EndsWith if h.len() >= n.len() && h[h.len() - n.len()..].is_ascii() => {
+            return h[h.len() - n.len()..].eq_ignore_ascii_case(n);
+        }
+        StrOp::StartsWith if h.len() >= n.len() && h[..n.len()].is_ascii() => {
+            return h[..n.len()].eq_ignore_ascii_case(n);
+        }
+        _ => {}
+    }
     if s.is_ascii() {
-        // Lower-case needle; ASCII text: compare with ASCII folding, no allocation.
-        let (h, n) = (s.as_bytes(), needle.as_bytes());
+        // ASCII text: compare with ASCII folding, no allocation.
         return match op {
             StrOp::Exact => h.eq_ignore_ascii_case(n),
             StrOp::StartsWith => h.len() >= n.len() && h[..n.len()].eq_ignore_ascii_case(n),

@@ -460,6 +460,7 @@ impl IndexBuilder {
                 raw,
                 ac: LazyAc { pats: pats.into_boxed_slice(), ac: OnceLock::new() },
                 sub_rules,
+                exact_lens: fb.exact.keys().fold(0u64, |m, k| m | len_bit(k.len())),
                 exact: fb.exact.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
                 num: fb.num.into_iter().map(|(k, v)| (k, v.into_boxed_slice())).collect(),
             };
@@ -471,6 +472,11 @@ impl IndexBuilder {
         let keywords = fields.remove(KEYWORD_FIELD);
         Index { fields, keywords, always, rules: self.rules }
     }
+}
+
+/// A bit standing for a byte length (lengths from 63 on share one).
+fn len_bit(len: usize) -> u64 {
+    1u64 << len.min(63)
 }
 
 /// How a field's literals are searched in JSON text (see [`Index::keywords_raw_safe`]).
@@ -519,6 +525,9 @@ struct FieldIndex {
     ac: LazyAc,
     sub_rules: Vec<Box<[u32]>>,
     exact: FxHashMap<Box<str>, Box<[u32]>>,
+    /// The [`len_bit`]s of the `exact` literals' lengths: a value of another length is not
+    /// looked up (nor lower-cased for the lookup).
+    exact_lens: u64,
     num: FxHashMap<i64, Box<[u32]>>,
 }
 
@@ -710,7 +719,8 @@ impl FieldIndex {
 
     /// `raw`: ASCII text (the automaton folds its case) or already folded text.
     fn folded(&self, raw: &str, mark: &mut dyn FnMut(u32)) {
-        if !self.exact.is_empty() {
+        // Lower-casing ASCII text or folded text keeps its length.
+        if self.exact_lens & len_bit(raw.len()) != 0 {
             with_lower(raw, |l| {
                 if let Some(rules) = self.exact.get(l) {
                     rules.iter().for_each(|r| mark(*r));

@@ -794,6 +794,12 @@ mod tests {
     fn string_modifiers_follow_the_reference() {
         assert!(both(&sel("        Image|endswith: '\\WHOAMI.exe'"), json!({"Image": "C:\\x\\whoami.EXE"})));
         assert!(!both(&sel("        Image|endswith|cased: '\\WHOAMI.exe'"), json!({"Image": "C:\\x\\whoami.exe"})));
+        // Non-ASCII text before (after) the ASCII end (start) compared.
+        assert!(both(&sel("        Image|endswith: '\\WHOAMI.exe'"), json!({"Image": "C:\\Ünï\\whoami.EXE"})));
+        assert!(both(&sel("        Image|startswith: 'C:\\ÜNÏ'"), json!({"Image": "c:\\ünï\\x"})));
+        assert!(both(&sel("        Image|startswith: 'C:\\U'"), json!({"Image": "c:\\uñ"})));
+        assert!(both(&sel("        Image|endswith: 'K.exe'"), json!({"Image": "x\u{212a}.exe"})), "Kelvin sign");
+        assert!(!both(&sel("        Image|endswith: 'ñ.exe'"), json!({"Image": "xn.exe"})));
         assert!(both(&sel("        C: 'a*b?d'"), json!({"C": "AxxbCd"})));
         assert!(!both(&sel("        C: 'a*b?d'"), json!({"C": "xAxxbCd"})));
         assert!(both(&sel("        C|contains|windash: ' -accepteula'"), json!({"C": "psexec /ACCEPTEULA"})));
