@@ -192,10 +192,16 @@ pub struct Pipelines {
 }
 
 fn text(v: &Value) -> Option<String> {
+    text_ref(v).map(std::borrow::Cow::into_owned)
+}
+
+/// [`text`] without copying a string value (conditions test every event).
+fn text_ref(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
     match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) => Some(Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
         _ => None,
     }
 }
@@ -227,7 +233,7 @@ impl Condition {
                     && attr_matches(&want.service, &ls.service)
             }
             Condition::FieldIn(f, values) => {
-                fields.get(f).and_then(text).is_some_and(|t| values.iter().any(|v| v.eq_ignore_ascii_case(&t)))
+                fields.get(f).and_then(text_ref).is_some_and(|t| values.iter().any(|v| v.eq_ignore_ascii_case(&t)))
             }
             Condition::FieldExists(f) => fields.get(f).is_some_and(|v| !v.is_null()),
         }
