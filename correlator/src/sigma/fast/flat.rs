@@ -71,27 +71,34 @@ impl<'de> Deserialize<'de> for Key<'de> {
 struct RawObj<'a>(Vec<(Cow<'a, str>, &'a str)>);
 
 /// Entries in text order, the last of duplicate keys kept: the entries of a map, in another
-/// order. Most objects have no duplicate: distinct [`name_bit`]s show it without comparing.
+/// order.
 fn last_of_duplicates<T>(mut v: Vec<(Cow<'_, str>, T)>) -> Vec<(Cow<'_, str>, T)> {
-    let mut bits = 0u64;
-    let mut distinct = true;
-    for (k, _) in &v {
-        let b = name_bit(k);
-        distinct &= bits & b == 0;
-        bits |= b;
-    }
-    if distinct {
-        return v;
-    }
-    let mut i = 0;
-    while i < v.len() {
-        let later = v.get(i + 1..).is_some_and(|rest| rest.iter().any(|(k, _)| v.get(i).is_some_and(|e| e.0 == *k)));
-        if later {
-            v.remove(i);
-        } else {
-            i += 1;
+    let mut keep = Vec::new();
+    if v.len() <= LINEAR_FIELDS {
+        // Pairs compared only when their bits ([`name_bit`]) are equal.
+        let mut bits = [0u64; LINEAR_FIELDS];
+        for (b, (k, _)) in bits.iter_mut().zip(&v) {
+            *b = name_bit(k);
+        }
+        let bits = bits.get(..v.len()).unwrap_or_default();
+        let later = |i: usize| {
+            let (Some(b), Some((k, _))) = (bits.get(i), v.get(i)) else { return false };
+            bits.iter().zip(&v).skip(i + 1).any(|(c, (l, _))| c == b && l == k)
+        };
+        let Some(first) = (0..v.len()).find(|&i| later(i)) else {
+            return v;
+        };
+        keep = (0..v.len()).map(|i| i < first || (i > first && !later(i))).collect();
+    } else {
+        // From the end, a key already seen is an earlier duplicate (linear).
+        let mut seen: rustc_hash::FxHashSet<&str> = rustc_hash::FxHashSet::default();
+        keep.resize(v.len(), true);
+        for ((k, _), keep) in v.iter().zip(keep.iter_mut()).rev() {
+            *keep = seen.insert(k.as_ref());
         }
     }
+    let mut flags = keep.into_iter();
+    v.retain(|_| flags.next().unwrap_or(true));
     v
 }
 
@@ -290,6 +297,10 @@ fn system_slot(k: &str) -> Option<usize> {
     })
 }
 
+/// Up to this many event data fields, [`Split::has`] compares names one by one (after the
+/// bitmask); beyond, they are sorted once and binary-searched.
+const LINEAR_FIELDS: usize = 48;
+
 /// A bit standing for a field name in [`Split::names`] (by length and first byte): a name
 /// whose bit is clear is not among the fields, without comparing any.
 fn name_bit(name: &str) -> u64 {
@@ -335,6 +346,9 @@ enum Src<'a> {
 pub(crate) struct Split<'a> {
     input: &'a str,
     entries: Vec<(Cow<'a, str>, Src<'a>)>,
+    /// `entries[..sorted]` are sorted by name (binary-searched by [`Split::has`]): the event
+    /// data when it has many fields, so that looking names up stays cheap however many.
+    sorted: usize,
     /// The [`name_bit`]s of the names in `entries`.
     names: u64,
     pub logsource: LogSource,
@@ -348,7 +362,8 @@ impl<'a> Split<'a> {
         if self.names & name_bit(name) == 0 {
             return false;
         }
-        self.entries.iter().any(|(k, _)| k == name)
+        let (sorted, rest) = self.entries.split_at(self.sorted.min(self.entries.len()));
+        sorted.binary_search_by(|(k, _)| k.as_ref().cmp(name)).is_ok() || rest.iter().any(|(k, _)| k == name)
     }
 
     fn push_first(&mut self, name: Cow<'a, str>, src: Src<'a>) {
@@ -380,6 +395,10 @@ impl<'a> Split<'a> {
         if self.entries.is_empty() && !obj.0.iter().any(|(k, _)| k.contains(' ')) {
             self.entries.extend(obj.0.into_iter().filter(|(k, _)| k != "#attributes").map(|(k, v)| (k, Src::Raw(v))));
             self.names = self.entries.iter().fold(0, |m, (k, _)| m | name_bit(k));
+            if self.entries.len() > LINEAR_FIELDS {
+                self.entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                self.sorted = self.entries.len();
+            }
             return;
         }
         for (k, v) in obj.0 {
@@ -557,6 +576,7 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     let mut s = Split {
         input,
         entries: Vec::with_capacity(32),
+        sorted: 0,
         names: 0,
         logsource: LogSource::default(),
         message: None,
@@ -802,6 +822,18 @@ mod tests {
         assert_eq!((0..s.len()).filter(|&i| s.name(i) == "b").count(), 1);
         let v: Vec<(Cow<'_, str>, u8)> = vec![("x".into(), 1), ("y".into(), 2), ("x".into(), 3)];
         assert_eq!(last_of_duplicates(v), vec![("y".into(), 2), ("x".into(), 3)]);
+        // Many fields: sorted once and searched, the same fields found.
+        let many: String = (0..200).map(|i| format!(r#""F{i}":{i},"#)).collect();
+        let text = format!(
+            r#"{{"Event":{{"System":{{"Channel":"Security","EventID":1}},"EventData":{{{many}"F7":"last"}},"UserData":{{"U":{{"F9":"no","G":"yes"}}}}}}}}"#
+        );
+        let s = split(&text).unwrap();
+        let got: Map<String, Value> = (0..s.len()).map(|i| (s.name(i).to_string(), s.value(i).unwrap())).collect();
+        assert_eq!(got.get("F7"), Some(&json!("last")));
+        assert_eq!(got.get("F9"), Some(&json!(9)), "the event data wins");
+        assert_eq!(got.get("G"), Some(&json!("yes")));
+        assert_eq!(got.get("EventID"), Some(&json!(1)));
+        assert_eq!(s.len(), 200 + 3, "the event data, G, EventID and Channel");
     }
 
     #[test]
