@@ -255,7 +255,7 @@ impl<'a> Ctx<'a, '_> {
 fn str_atom(op: StrOp, needle: &str, ci: bool) -> Option<Atom<'_>> {
     // Case-insensitive needles are already Unicode lower case; the folded text holds them
     // unless they contain `ſ` (which folding turns into `s`). Case-sensitive ones are
-    // lower-cased here, which only ASCII survives unchanged.
+    // lower-cased here, which only ASCII and characters without case survive unchanged.
     if needle.is_empty()
         || (ci && needle.contains('\u{17f}'))
         || (!ci && !needle.chars().all(|c| c.is_ascii() || super::compile::caseless(c)))
