@@ -220,7 +220,8 @@ pub fn path(original: Option<&Value>, p: &str) -> Option<Value> {
 fn attr_matches(want: &Option<String>, have: &Option<String>) -> bool {
     match want {
         None => true,
-        Some(w) => have.as_deref().is_some_and(|h| h.trim().eq_ignore_ascii_case(w.trim())),
+        // `want` was trimmed when the pipeline was read.
+        Some(w) => have.as_deref().is_some_and(|h| h.trim().eq_ignore_ascii_case(w)),
     }
 }
 
@@ -244,7 +245,9 @@ fn convert_conditions(defs: Vec<ConditionDef>) -> Vec<Condition> {
     defs.into_iter()
         .map(|c| match c {
             ConditionDef::Logsource { product, category, service } => {
-                Condition::Logsource(LogSource { product, category, service })
+                // Trimmed once here: the condition is tested on every event.
+                let trim = |v: Option<String>| v.map(|v| v.trim().to_string());
+                Condition::Logsource(LogSource { product: trim(product), category: trim(category), service: trim(service) })
             }
             ConditionDef::FieldIn { field, values } => {
                 Condition::FieldIn(field, values.iter().filter_map(text).collect())
