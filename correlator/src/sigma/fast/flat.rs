@@ -432,6 +432,21 @@ impl<'a> Split<'a> {
         }
     }
 
+    /// [`Split::value`], a string value's text written into a buffer taken from `pool` (the
+    /// buffers of the previous event's values, see [`FlatScratch::recycle`]).
+    pub fn value_pooled(&self, i: usize, pool: &mut Vec<String>) -> Result<Value, serde_json::Error> {
+        if let Some(Src::Raw(r)) = self.entries.get(i).map(|(_, s)| s)
+            && r.starts_with('"')
+        {
+            let mut buf = pool.pop().unwrap_or_default();
+            if plain_string_into(r, &mut buf) {
+                return Ok(Value::String(buf));
+            }
+            pool.push(buf);
+        }
+        self.value(i)
+    }
+
     /// Appends the strings keyword search sees in field `i` (every string of the value,
     /// nested ones included, down to the reference's depth limit) to `buf`, their ends to
     /// `ends`.
@@ -686,12 +701,25 @@ fn scalar(raw: &str) -> Option<Value> {
 /// when `raw` is not a string or holds a `\u` escape (left to `serde_json`, which checks
 /// surrogate pairs).
 fn plain_string(raw: &str) -> Option<String> {
+    let mut out = String::new();
+    plain_string_into(raw, &mut out).then_some(out)
+}
+
+/// [`plain_string`] written into `out` (cleared first; its allocation reused): whether `raw`
+/// was such a string (`out` is then its text; otherwise unspecified).
+fn plain_string_into(raw: &str, out: &mut String) -> bool {
+    out.clear();
+    plain_into(raw, out).is_some()
+}
+
+fn plain_into(raw: &str, out: &mut String) -> Option<()> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     let b = inner.as_bytes();
     let Some(first) = memchr::memchr(b'\\', b) else {
-        return Some(inner.to_string());
+        out.push_str(inner);
+        return Some(());
     };
-    let mut out = String::with_capacity(inner.len());
+    out.reserve(inner.len());
     out.push_str(inner.get(..first)?);
     let mut i = first;
     loop {
@@ -716,7 +744,7 @@ fn plain_string(raw: &str) -> Option<String> {
             }
             None => {
                 out.push_str(inner.get(i..)?);
-                return Some(out);
+                return Some(());
             }
         }
     }
@@ -770,11 +798,28 @@ pub struct FlatScratch {
     /// [`super::eval::Slots`]); `filled` lists the numbers set for the last event.
     pub(crate) slots: Vec<Option<Value>>,
     pub(crate) filled: Vec<u32>,
+    /// String buffers of earlier events' slot values, reused (no allocation per string).
+    pub(crate) pool: Vec<String>,
 }
+
+/// Slot strings longer than this are freed rather than kept for reuse (one huge value must
+/// not stay allocated for the life of the thread).
+const POOLED_MAX: usize = 4096;
 
 impl FlatScratch {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Empties the slots of the last event, keeping their string buffers in the pool.
+    pub(crate) fn recycle(&mut self) {
+        for id in self.filled.drain(..) {
+            if let Some(Some(Value::String(s))) = self.slots.get_mut(id as usize).map(Option::take)
+                && s.capacity() <= POOLED_MAX
+            {
+                self.pool.push(s);
+            }
+        }
     }
 
     /// The keyword strings of the fields not materialized.

@@ -375,11 +375,7 @@ impl FastEngine {
     ) -> Result<(Vec<&Bucket>, flat::Split<'j>), FlatError> {
         let mut s = flat::split(json)?;
         sc.fields.clear();
-        for id in sc.filled.drain(..) {
-            if let Some(v) = sc.slots.get_mut(id as usize) {
-                *v = None;
-            }
-        }
+        sc.recycle();
         if sc.slots.len() < self.field_names.len() {
             sc.slots.resize(self.field_names.len(), None);
         }
@@ -422,7 +418,7 @@ impl FastEngine {
             if wanted {
                 match id.filter(|_| slots).and_then(|id| Some((id, sc.slots.get_mut(id as usize)?))) {
                     Some((id, slot)) => {
-                        *slot = Some(s.value(i)?);
+                        *slot = Some(s.value_pooled(i, &mut sc.pool)?);
                         sc.filled.push(id);
                     }
                     None => {
