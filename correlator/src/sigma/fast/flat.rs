@@ -857,6 +857,17 @@ mod tests {
     }
 
     #[test]
+    fn pooled_values_equal_fresh_ones_whatever_the_reused_buffer_held() {
+        let text = r##"{"Event":{"System":{"Channel":"Security","EventID":4688},"EventData":{"A":"C:\\x\"y","B":"\u0041b","C":7,"D":{"#text":"t"},"E":"","F":null,"G":[1,"z"]}}}"##;
+        let s = split(text).unwrap();
+        let mut pool = vec![String::from("left over from another event, longer than the values")];
+        for i in 0..s.len() {
+            assert_eq!(s.value_pooled(i, &mut pool).unwrap(), s.value(i).unwrap(), "{}", s.name(i));
+        }
+        assert!(pool.len() <= 1, "a buffer is taken, not multiplied");
+    }
+
+    #[test]
     fn duplicate_event_data_keys_keep_the_last_in_any_order() {
         let text =
             r#"{"Event":{"System":{"Channel":"Security","EventID":4688},"EventData":{"b":1,"a":2,"b":3,"c":"x"}}}"#;
