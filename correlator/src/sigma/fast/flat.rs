@@ -806,6 +806,11 @@ pub struct FlatScratch {
 /// not stay allocated for the life of the thread).
 const POOLED_MAX: usize = 4096;
 
+/// At most this many buffers are kept: slots also hold strings that did not come from the
+/// pool (System values, decoded `\u` escapes), so without a bound it would grow by those on
+/// every event.
+const POOL_LEN: usize = 128;
+
 impl FlatScratch {
     pub fn new() -> Self {
         Self::default()
@@ -816,6 +821,7 @@ impl FlatScratch {
         for id in self.filled.drain(..) {
             if let Some(Some(Value::String(s))) = self.slots.get_mut(id as usize).map(Option::take)
                 && s.capacity() <= POOLED_MAX
+                && self.pool.len() < POOL_LEN
             {
                 self.pool.push(s);
             }
@@ -865,6 +871,25 @@ mod tests {
             assert_eq!(s.value_pooled(i, &mut pool).unwrap(), s.value(i).unwrap(), "{}", s.name(i));
         }
         assert!(pool.len() <= 1, "a buffer is taken, not multiplied");
+    }
+
+    #[test]
+    fn the_buffer_pool_stays_bounded_when_slots_hold_strings_it_did_not_give() {
+        let mut sc = FlatScratch::new();
+        sc.slots.resize(300, None);
+        for _ in 0..50 {
+            // Every event fills every slot with a string of its own (not from the pool), one
+            // of them too long to keep.
+            for id in 0..300u32 {
+                let len = if id == 0 { POOLED_MAX + 1 } else { 16 };
+                sc.slots[id as usize] = Some(Value::String("x".repeat(len)));
+                sc.filled.push(id);
+            }
+            sc.recycle();
+            assert!(sc.pool.len() <= POOL_LEN, "{}", sc.pool.len());
+            assert!(sc.pool.iter().all(|b| b.capacity() <= POOLED_MAX));
+            assert!(sc.filled.is_empty() && sc.slots.iter().all(Option::is_none));
+        }
     }
 
     #[test]
