@@ -247,7 +247,11 @@ fn convert_conditions(defs: Vec<ConditionDef>) -> Vec<Condition> {
             ConditionDef::Logsource { product, category, service } => {
                 // Trimmed once here: the condition is tested on every event.
                 let trim = |v: Option<String>| v.map(|v| v.trim().to_string());
-                Condition::Logsource(LogSource { product: trim(product), category: trim(category), service: trim(service) })
+                Condition::Logsource(LogSource {
+                    product: trim(product),
+                    category: trim(category),
+                    service: trim(service),
+                })
             }
             ConditionDef::FieldIn { field, values } => {
                 Condition::FieldIn(field, values.iter().filter_map(text).collect())
