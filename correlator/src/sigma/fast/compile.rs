@@ -84,18 +84,62 @@ pub enum Matcher {
     Any(Vec<Matcher>),
     All(Vec<Matcher>),
     /// Many string matchers of one case mode OR-ed (windash variants, long value lists):
-    /// one Aho-Corasick pass instead of one comparison per value.
+    /// one Aho-Corasick pass for the `contains` values and one hash lookup per needle length for
+    /// the anchored ones, instead of one comparison per value.
     Set(Box<StrSet>),
 }
 
-/// See [`Matcher::Set`]. `needles[i]` is pattern `i` (lower-cased when `ci`). The automaton
-/// is built on first use: most rules never get past the prefilter, and building thousands
-/// of small automata dominated rule loading.
+/// See [`Matcher::Set`]. `needles` are lower-cased when `ci`. The search structures are
+/// built on first use: most rules never get past the prefilter, and building thousands of
+/// small automata dominated rule loading.
 #[derive(Debug)]
 pub struct StrSet {
-    ac: std::sync::OnceLock<Option<aho_corasick::AhoCorasick>>,
+    search: std::sync::OnceLock<SetSearch>,
     pub needles: Vec<(StrOp, Box<str>)>,
     pub ci: bool,
+}
+
+/// How a [`StrSet`] is searched: the `contains` needles by an Aho-Corasick automaton over the
+/// whole value, the anchored ones (startswith, endswith, whole value) by looking the value's
+/// prefixes, suffixes or the value itself up, one lookup per distinct needle length, so that
+/// an endswith list does not scan a long command line.
+#[derive(Debug, Default)]
+pub(crate) struct SetSearch {
+    /// Over the `contains` needles (in their order); `None` when there are none, or when it
+    /// could not be built (`contains_fallback` then holds them, compared one by one).
+    pub ac: Option<aho_corasick::AhoCorasick>,
+    pub contains_fallback: Vec<Box<str>>,
+    pub starts: Affixes,
+    pub ends: Affixes,
+    pub exact: Affixes,
+}
+
+/// Needles compared at one end of a value (or with the whole value), as bytes (lower-cased
+/// when the set ignores case): those shorter than 64 bytes in a hash set with a bit per
+/// length present, longer ones in a list.
+#[derive(Debug, Default)]
+pub(crate) struct Affixes {
+    pub lens: u64,
+    pub short: rustc_hash::FxHashSet<Box<[u8]>>,
+    pub long: Vec<Box<[u8]>>,
+}
+
+impl Affixes {
+    /// The longest needle kept in the hash set (its length's bit is the last of `lens`).
+    pub const SHORT_MAX: usize = 63;
+
+    fn add(&mut self, needle: &[u8]) {
+        if needle.len() <= Self::SHORT_MAX {
+            self.lens |= 1u64 << needle.len();
+            self.short.insert(needle.into());
+        } else {
+            self.long.push(needle.into());
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lens == 0 && self.long.is_empty()
+    }
 }
 
 impl Clone for StrSet {
@@ -106,26 +150,39 @@ impl Clone for StrSet {
 
 impl StrSet {
     pub fn new(needles: Vec<(StrOp, Box<str>)>, ci: bool) -> Self {
-        StrSet { ac: std::sync::OnceLock::new(), needles, ci }
+        StrSet { search: std::sync::OnceLock::new(), needles, ci }
     }
 
-    /// The automaton over the needles; `None` when it cannot be built (the needles are then
-    /// compared one by one).
-    pub fn automaton(&self) -> Option<&aho_corasick::AhoCorasick> {
-        self.ac
-            .get_or_init(|| {
+    /// The search structures over the needles (built on the first call).
+    pub(crate) fn search(&self) -> &SetSearch {
+        self.search.get_or_init(|| {
+            let mut s = SetSearch::default();
+            let mut contains = Vec::new();
+            for (op, n) in &self.needles {
+                match op {
+                    StrOp::Contains => contains.push(n),
+                    StrOp::StartsWith => s.starts.add(n.as_bytes()),
+                    StrOp::EndsWith => s.ends.add(n.as_bytes()),
+                    StrOp::Exact => s.exact.add(n.as_bytes()),
+                }
+            }
+            if !contains.is_empty() {
                 // A contiguous NFA, not the library's usual DFA: the DFAs of the sets the
                 // SigmaHQ rules evaluate on the evtx samples held 14 MiB (rules memory after
                 // the events 56.7 -> 42.9 MiB), the NFA a fraction of that, for a small cost in
                 // search speed (the sets are searched after the prefilter, on few events).
-                aho_corasick::AhoCorasickBuilder::new()
+                s.ac = aho_corasick::AhoCorasickBuilder::new()
                     .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
                     .match_kind(aho_corasick::MatchKind::Standard)
                     .ascii_case_insensitive(self.ci)
-                    .build(self.needles.iter().map(|(_, n)| n.as_bytes()))
-                    .ok()
-            })
-            .as_ref()
+                    .build(contains.iter().map(|n| n.as_bytes()))
+                    .ok();
+                if s.ac.is_none() {
+                    s.contains_fallback = contains.into_iter().cloned().collect();
+                }
+            }
+            s
+        })
     }
 }
 

@@ -9,7 +9,7 @@
 //! * a dotted field name is first looked up as one key, then as a path into nested
 //!   objects (arrays on the way are searched member by member).
 
-use super::compile::{Cmp, Cond, Det, ExpandPart, Item, Logic, Matcher, Quantifier, StrOp, StrSet};
+use super::compile::{Affixes, Cmp, Cond, Det, ExpandPart, Item, Logic, Matcher, Quantifier, StrOp, StrSet};
 use serde_json::{Map, Number, Value};
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -396,19 +396,56 @@ impl StrSet {
     }
 
     fn scan(&self, h: &str) -> bool {
-        let len = h.len();
-        let Some(ac) = self.automaton() else {
-            // No automaton: the needles one by one (`h` is already folded when needed).
-            return self.needles.iter().any(|(op, n)| str_match(h, *op, n, self.ci));
-        };
-        ac.find_overlapping_iter(h).any(|m| match self.needles.get(m.pattern().as_usize()) {
-            Some((StrOp::Contains, _)) => true,
-            Some((StrOp::StartsWith, _)) => m.start() == 0,
-            Some((StrOp::EndsWith, _)) => m.end() == len,
-            Some((StrOp::Exact, _)) => m.start() == 0 && m.end() == len,
-            None => false,
-        })
+        let search = self.search();
+        let b = h.as_bytes();
+        let ci = self.ci;
+        let upto = if b.len() >= Affixes::SHORT_MAX { u64::MAX } else { (2u64 << b.len()) - 1 };
+        let only = if b.len() <= Affixes::SHORT_MAX { 1u64 << b.len() } else { 0 };
+        if affix_any(&search.exact, b, ci, only, |l| (l == b.len()).then_some(0))
+            || affix_any(&search.starts, b, ci, upto, |_| Some(0))
+            || affix_any(&search.ends, b, ci, upto, |l| b.len().checked_sub(l))
+        {
+            return true;
+        }
+        match &search.ac {
+            Some(ac) => ac.find(h).is_some(),
+            None => search.contains_fallback.iter().any(|n| str_match(h, StrOp::Contains, n, ci)),
+        }
     }
+}
+
+/// Whether the `l` bytes of `b` from `at(l)` are one of `a`'s needles, for every needle length
+/// `l` whose bit is in `fits` (`at` returns `None` to skip a length). With `ci`, `b`'s ASCII
+/// letters are compared lower-cased (the needles are).
+fn affix_any(a: &Affixes, b: &[u8], ci: bool, fits: u64, at: impl Fn(usize) -> Option<usize>) -> bool {
+    if a.is_empty() {
+        return false;
+    }
+    let mut lens = a.lens & fits;
+    let mut buf = [0u8; Affixes::SHORT_MAX];
+    while lens != 0 {
+        let l = lens.trailing_zeros() as usize;
+        lens &= lens - 1;
+        let Some(start) = at(l) else { continue };
+        let Some(part) = b.get(start..start + l) else { continue };
+        let key = if ci {
+            let Some(dst) = buf.get_mut(..l) else { continue };
+            for (d, s) in dst.iter_mut().zip(part) {
+                *d = s.to_ascii_lowercase();
+            }
+            &*dst
+        } else {
+            part
+        };
+        if a.short.contains(key) {
+            return true;
+        }
+    }
+    a.long.iter().any(|n| {
+        at(n.len())
+            .and_then(|start| b.get(start..start + n.len()))
+            .is_some_and(|part| if ci { part.eq_ignore_ascii_case(n) } else { part == &n[..] })
+    })
 }
 
 impl Matcher {
@@ -609,5 +646,59 @@ fn to_json(v: &V<'_>) -> Value {
         V::S(s) => Value::String((*s).to_string()),
         V::J(j) => (*j).clone(),
         V::Many(vs) => Value::Array(vs.iter().map(to_json).collect()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The needles of a set one by one, as `Matcher::Any` of `Matcher::Str` would.
+    fn naive(needles: &[(StrOp, Box<str>)], ci: bool, s: &str) -> bool {
+        let folded = if ci { s.to_lowercase() } else { s.to_string() };
+        needles.iter().any(|(op, n)| str_match(&folded, *op, n, ci))
+    }
+
+    #[test]
+    fn a_set_finds_what_its_needles_find_one_by_one_at_either_end_and_inside() {
+        let long = "x".repeat(70) + "\\evil.exe";
+        let words =
+            ["a", "ab", "\\cmd.exe", "exe", "Time", "next", "é", "ǅ", "\u{1F600}", "-", &long, "rundll32", "A\\B"];
+        let ops = [StrOp::Contains, StrOp::StartsWith, StrOp::EndsWith, StrOp::Exact];
+        let hays = [
+            "".to_string(),
+            "a".to_string(),
+            "AB".to_string(),
+            "C:\\Windows\\System32\\CMD.EXE".to_string(),
+            "rundll32.exe shell32.dll,Control_RunDLL next".to_string(),
+            "Rundll32 x TIME".to_string(),
+            "café".to_string(),
+            "CAFÉ".to_string(),
+            "ǄǅǆEXE".to_string(),
+            "smile \u{1F600}".to_string(),
+            "-".to_string(),
+            long.to_uppercase(),
+            format!("{}\\EVIL.EXE tail", "X".repeat(70)),
+            "y".repeat(63),
+            "y".repeat(64),
+        ];
+        // Every operator with every word, alone and mixed, both case modes.
+        for ci in [false, true] {
+            let fold = |w: &str| if ci { w.to_lowercase() } else { w.to_string() };
+            let mut sets: Vec<Vec<(StrOp, Box<str>)>> = Vec::new();
+            for op in ops {
+                sets.push(words.iter().map(|w| (op, fold(w).into_boxed_str())).collect());
+                for w in words {
+                    sets.push(vec![(op, fold(w).into_boxed_str())]);
+                }
+            }
+            sets.push(words.iter().zip(ops.iter().cycle()).map(|(w, op)| (*op, fold(w).into_boxed_str())).collect());
+            for needles in sets {
+                let set = StrSet::new(needles.clone(), ci);
+                for h in &hays {
+                    assert_eq!(set.matches_str(h), naive(&needles, ci, h), "ci {ci}, {needles:?} in {h:?}");
+                }
+            }
+        }
     }
 }
