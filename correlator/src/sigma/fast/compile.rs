@@ -94,7 +94,7 @@ pub enum Matcher {
 /// small automata dominated rule loading.
 #[derive(Debug)]
 pub struct StrSet {
-    search: std::sync::OnceLock<SetSearch>,
+    search: std::sync::OnceLock<Box<SetSearch>>,
     pub needles: Vec<(StrOp, Box<str>)>,
     pub ci: bool,
 }
@@ -156,7 +156,7 @@ impl StrSet {
     /// The search structures over the needles (built on the first call).
     pub(crate) fn search(&self) -> &SetSearch {
         self.search.get_or_init(|| {
-            let mut s = SetSearch::default();
+            let mut s = Box::<SetSearch>::default();
             let mut contains = Vec::new();
             for (op, n) in &self.needles {
                 match op {
