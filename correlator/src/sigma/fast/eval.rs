@@ -662,8 +662,25 @@ mod tests {
     #[test]
     fn a_set_finds_what_its_needles_find_one_by_one_at_either_end_and_inside() {
         let long = "x".repeat(70) + "\\evil.exe";
-        let words =
-            ["a", "ab", "\\cmd.exe", "exe", "Time", "next", "é", "ǅ", "\u{1F600}", "-", &long, "rundll32", "A\\B"];
+        // The longest needle of the hash set (63 bytes) and the shortest of the list (64).
+        let (z63, z64) = ("z".repeat(63), "z".repeat(64));
+        let words = [
+            "a",
+            "ab",
+            "\\cmd.exe",
+            "exe",
+            "Time",
+            "next",
+            "é",
+            "ǅ",
+            "\u{1F600}",
+            "-",
+            &long,
+            "rundll32",
+            "A\\B",
+            &z63,
+            &z64,
+        ];
         let ops = [StrOp::Contains, StrOp::StartsWith, StrOp::EndsWith, StrOp::Exact];
         let hays = [
             "".to_string(),
@@ -681,6 +698,10 @@ mod tests {
             format!("{}\\EVIL.EXE tail", "X".repeat(70)),
             "y".repeat(63),
             "y".repeat(64),
+            "Z".repeat(63),
+            "Z".repeat(64),
+            "z".repeat(65),
+            format!("a{}", "z".repeat(63)),
         ];
         // Every operator with every word, alone and mixed, both case modes.
         for ci in [false, true] {
