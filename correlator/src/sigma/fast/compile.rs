@@ -136,10 +136,6 @@ impl Affixes {
             self.long.push(needle.into());
         }
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.lens == 0 && self.long.is_empty()
-    }
 }
 
 impl Clone for StrSet {

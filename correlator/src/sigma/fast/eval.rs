@@ -397,13 +397,25 @@ impl StrSet {
 
     fn scan(&self, h: &str) -> bool {
         let search = self.search();
-        let b = h.as_bytes();
-        let ci = self.ci;
-        let upto = if b.len() >= Affixes::SHORT_MAX { u64::MAX } else { (2u64 << b.len()) - 1 };
-        let only = if b.len() <= Affixes::SHORT_MAX { 1u64 << b.len() } else { 0 };
-        if affix_any(&search.exact, b, ci, only, |l| (l == b.len()).then_some(0))
-            || affix_any(&search.starts, b, ci, upto, |_| Some(0))
-            || affix_any(&search.ends, b, ci, upto, |l| b.len().checked_sub(l))
+        let (b, ci) = (h.as_bytes(), self.ci);
+        // The value's first and last bytes, as many as the longest short needle at that end
+        // (a whole value of an exact needle's length included), lower-cased once for every
+        // length.
+        let longest = |lens: u64| lens.checked_ilog2().map_or(0, |l| l as usize);
+        let (nh, nt) =
+            (b.len().min(longest(search.starts.lens | search.exact.lens)), b.len().min(longest(search.ends.lens)));
+        let (mut head, mut tail) = ([0u8; Affixes::SHORT_MAX], [0u8; Affixes::SHORT_MAX]);
+        let head = fold_into(&mut head, b.get(..nh).unwrap_or_default(), ci);
+        let tail = fold_into(&mut tail, b.get(b.len() - nt..).unwrap_or_default(), ci);
+        let same =
+            |part: Option<&[u8]>, n: &[u8]| part.is_some_and(|p| if ci { p.eq_ignore_ascii_case(n) } else { p == n });
+        let exact = &search.exact;
+        if (b.len() <= Affixes::SHORT_MAX && exact.lens & (1u64 << b.len()) != 0 && exact.short.contains(head))
+            || exact.long.iter().any(|x| same(Some(b), x))
+            || search.starts.any_short(|l| head.get(..l))
+            || search.starts.long.iter().any(|x| same(b.get(..x.len()), x))
+            || search.ends.any_short(|l| tail.len().checked_sub(l).and_then(|i| tail.get(i..)))
+            || search.ends.long.iter().any(|x| same(b.len().checked_sub(x.len()).and_then(|i| b.get(i..)), x))
         {
             return true;
         }
@@ -414,38 +426,33 @@ impl StrSet {
     }
 }
 
-/// Whether the `l` bytes of `b` from `at(l)` are one of `a`'s needles, for every needle length
-/// `l` whose bit is in `fits` (`at` returns `None` to skip a length). With `ci`, `b`'s ASCII
-/// letters are compared lower-cased (the needles are).
-fn affix_any(a: &Affixes, b: &[u8], ci: bool, fits: u64, at: impl Fn(usize) -> Option<usize>) -> bool {
-    if a.is_empty() {
-        return false;
+/// `src` copied into `buf` with its ASCII letters lower-cased when `ci` (the needles of a
+/// case-insensitive set are), else `src` itself.
+fn fold_into<'a>(buf: &'a mut [u8; Affixes::SHORT_MAX], src: &'a [u8], ci: bool) -> &'a [u8] {
+    if !ci {
+        return src;
     }
-    let mut lens = a.lens & fits;
-    let mut buf = [0u8; Affixes::SHORT_MAX];
-    while lens != 0 {
-        let l = lens.trailing_zeros() as usize;
-        lens &= lens - 1;
-        let Some(start) = at(l) else { continue };
-        let Some(part) = b.get(start..start + l) else { continue };
-        let key = if ci {
-            let Some(dst) = buf.get_mut(..l) else { continue };
-            for (d, s) in dst.iter_mut().zip(part) {
-                *d = s.to_ascii_lowercase();
+    let dst = &mut buf[..src.len().min(Affixes::SHORT_MAX)];
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.to_ascii_lowercase();
+    }
+    dst
+}
+
+impl Affixes {
+    /// Whether `part(l)` (the value's first or last `l` bytes, folded) is one of the short
+    /// needles, for every length `l` a short needle has (`None`: the value is shorter).
+    fn any_short<'p>(&self, part: impl Fn(usize) -> Option<&'p [u8]>) -> bool {
+        let mut lens = self.lens;
+        while lens != 0 {
+            let l = lens.trailing_zeros() as usize;
+            lens &= lens - 1;
+            if part(l).is_some_and(|p| self.short.contains(p)) {
+                return true;
             }
-            &*dst
-        } else {
-            part
-        };
-        if a.short.contains(key) {
-            return true;
         }
+        false
     }
-    a.long.iter().any(|n| {
-        at(n.len())
-            .and_then(|start| b.get(start..start + n.len()))
-            .is_some_and(|part| if ci { part.eq_ignore_ascii_case(n) } else { part == &n[..] })
-    })
 }
 
 impl Matcher {
