@@ -25,7 +25,9 @@
 
 use super::compile::{Cmp, Cond, Det, Item, Logic, Matcher, Quantifier, StrOp};
 use super::eval::{Doc, V, with_lower, with_number_text};
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::nfa::contiguous::NFA;
+use aho_corasick::{Anchored, MatchKind};
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -447,9 +449,9 @@ impl IndexBuilder {
                     // decides first.
                     let any = aho_corasick::packed::Config::new().builder().extend(&lowered).build();
                     // Run on few texts: a compact automaton.
-                    AhoCorasickBuilder::new()
+                    NFA::builder()
                         .match_kind(MatchKind::Standard)
-                        .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                        .prefilter(false)
                         .build(&lowered)
                         .map_or(RawSearch::Unsafe, |ac| RawSearch::Lowered(Box::new((ac, any))))
                 }
@@ -488,7 +490,7 @@ enum RawSearch {
     /// With this case-sensitive automaton over the literals as the ASCII-lower-cased JSON
     /// text holds them (`\\` for `\`, `\"` for `"`, ...), pattern `i` being literal `i`,
     /// run when the searcher (when there is one) finds any of them in the text.
-    Lowered(Box<(AhoCorasick, Option<aho_corasick::packed::Searcher>)>),
+    Lowered(Box<(NFA, Option<aho_corasick::packed::Searcher>)>),
 }
 
 /// The two-character escape JSON writes for byte `b`, when it has one (`/` is written as
@@ -538,7 +540,7 @@ struct FieldIndex {
 struct LazyAc {
     pats: Box<[Box<str>]>,
     /// `None` inside: the automaton could not be built (see [`FieldIndex::marks_all`]).
-    ac: OnceLock<Option<AhoCorasick>>,
+    ac: OnceLock<Option<Box<NFA>>>,
 }
 
 impl LazyAc {
@@ -547,24 +549,25 @@ impl LazyAc {
     }
 
     /// The automaton (`Err(())` when it could not be built); `Ok(None)` without literals.
-    fn get(&self) -> Result<Option<&AhoCorasick>, ()> {
+    fn get(&self) -> Result<Option<&NFA>, ()> {
         if self.pats.is_empty() {
             return Ok(None);
         }
         let ac = self.ac.get_or_init(|| {
-            let built = AhoCorasickBuilder::new()
+            let built = NFA::builder()
                 .match_kind(MatchKind::Standard)
                 .ascii_case_insensitive(true)
+                .prefilter(false)
                 .build(self.pats.iter().map(|p| p.as_bytes()));
             match built {
-                Ok(ac) => Some(ac),
+                Ok(ac) => Some(Box::new(ac)),
                 Err(e) => {
                     tracing::warn!(error = %e, literals = self.pats.len(), "sigma prefilter automaton not built: its rules are always candidates");
                     None
                 }
             }
         });
-        ac.as_ref().map(Some).ok_or(())
+        ac.as_deref().map(Some).ok_or(())
     }
 }
 
@@ -742,10 +745,32 @@ impl FieldIndex {
 
     /// Marks the rules of every literal `ac` (this field's automaton, or one with the same
     /// pattern numbers) finds in `text`.
-    fn marks(&self, ac: &AhoCorasick, text: &str, mark: &mut dyn FnMut(u32)) {
-        for m in ac.find_overlapping_iter(text) {
-            if let Some(rules) = self.sub_rules.get(m.pattern().as_usize()) {
-                rules.iter().for_each(|r| mark(*r));
+    ///
+    /// The automaton is walked byte by byte here rather than through the library's
+    /// overlapping iterator, whose set-up and re-entry for every search and every literal
+    /// found cost more than the walk itself on short field values: every state reached that
+    /// holds literals (the literals ending there, those of its failure chain included) marks
+    /// their rules, which is what the overlapping search reports.
+    fn marks(&self, ac: &NFA, text: &str, mark: &mut dyn FnMut(u32)) {
+        let Ok(mut sid) = ac.start_state(Anchored::No) else {
+            // Not built for unanchored search (never, see the builders): no literal lost.
+            self.marks_all(mark);
+            return;
+        };
+        let mut found = |sid| {
+            for i in 0..ac.match_len(sid) {
+                if let Some(rules) = self.sub_rules.get(ac.match_pattern(sid, i).as_usize()) {
+                    rules.iter().for_each(|r| mark(*r));
+                }
+            }
+        };
+        if ac.is_match(sid) {
+            found(sid);
+        }
+        for &b in text.as_bytes() {
+            sid = ac.next_state(Anchored::No, sid, b);
+            if ac.is_special(sid) && ac.is_match(sid) {
+                found(sid);
             }
         }
     }
@@ -814,5 +839,37 @@ mod tests {
         f.ac.ac = OnceLock::from(None);
         assert_eq!(candidates(&index, json!({"CommandLine": "nothing here"})), vec![0, 1]);
         assert_eq!(candidates(&index, json!({"Image": "nothing here"})), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn the_automaton_walk_marks_every_literal_the_overlapping_search_finds() {
+        // Literals nested in one another, sharing prefixes and suffixes, of one byte, with
+        // upper-case letters and non-ASCII bytes; each the requirement of one rule.
+        let pats = [
+            "a", "ab", "abc", "bc", "c", "abcd", "cd", "dab", "rundll32", "dll", "LL3", "32.exe", "\\", "é", "ée",
+            "-enc ", "enc", "mimikatz", "katz", "mi",
+        ];
+        let mut b = IndexBuilder::default();
+        for (r, p) in pats.iter().enumerate() {
+            b.add(r as u32, Some(vec![("F", Atom::Sub((*p).into()))]));
+        }
+        let index = b.build();
+        let reference = aho_corasick::AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .ascii_case_insensitive(true)
+            .build(pats)
+            .unwrap_or_else(|e| panic!("reference automaton: {e}"));
+        let texts = [
+            "", "a", "abcdab", "xxABCDabcd", "C:\\Windows\\RUNDLL32.exe", "powershell -ENC aGVsbG8=",
+            "mimimikatz katz", "éée", "zzzz", "dabcdabcd", "rundll32rundll32.EXE",
+        ];
+        for text in texts {
+            let mut walked = candidates(&index, json!({ "F": text }));
+            walked.sort_unstable();
+            let mut found: Vec<u32> = reference.find_overlapping_iter(text).map(|m| m.pattern().as_u32()).collect();
+            found.sort_unstable();
+            found.dedup();
+            assert_eq!(walked, found, "{text:?}");
+        }
     }
 }
