@@ -861,8 +861,17 @@ mod tests {
             .build(pats)
             .unwrap_or_else(|e| panic!("reference automaton: {e}"));
         let texts = [
-            "", "a", "abcdab", "xxABCDabcd", "C:\\Windows\\RUNDLL32.exe", "powershell -ENC aGVsbG8=",
-            "mimimikatz katz", "éée", "zzzz", "dabcdabcd", "rundll32rundll32.EXE",
+            "",
+            "a",
+            "abcdab",
+            "xxABCDabcd",
+            "C:\\Windows\\RUNDLL32.exe",
+            "powershell -ENC aGVsbG8=",
+            "mimimikatz katz",
+            "éée",
+            "zzzz",
+            "dabcdabcd",
+            "rundll32rundll32.EXE",
         ];
         for text in texts {
             let mut walked = candidates(&index, json!({ "F": text }));
