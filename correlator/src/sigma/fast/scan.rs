@@ -193,10 +193,10 @@ impl<'a> Scanner<'a> {
 
     /// Calls `push` with each entry of the object starting at `self.i` (after blanks), in
     /// text order; with `nested`, with the entries of each value that is an object too.
-    fn entries(
+    fn entries<F: FnMut(Cow<'a, str>, &'a str, Option<Entries<'a>>)>(
         &mut self,
         depth: usize,
-        push: &mut dyn FnMut(Cow<'a, str>, &'a str, Option<Entries<'a>>),
+        push: &mut F,
         nested: bool,
     ) -> Option<()> {
         if depth > MAX_DEPTH {
