@@ -448,12 +448,7 @@ impl IndexBuilder {
                     // Most texts hold no literal: a SIMD search for any of them (up to 128)
                     // decides first.
                     let any = aho_corasick::packed::Config::new().builder().extend(&lowered).build();
-                    // Run on few texts: a compact automaton.
-                    NFA::builder()
-                        .match_kind(MatchKind::Standard)
-                        .prefilter(false)
-                        .build(&lowered)
-                        .map_or(RawSearch::Unsafe, |ac| RawSearch::Lowered(Box::new((ac, any))))
+                    literal_nfa(&lowered, false).map_or(RawSearch::Unsafe, |ac| RawSearch::Lowered(Box::new((ac, any))))
                 }
                 (false, true) => RawSearch::Nothing,
                 _ => RawSearch::Unsafe,
@@ -533,6 +528,17 @@ struct FieldIndex {
     num: FxHashMap<i64, Box<[u32]>>,
 }
 
+/// The automaton [`FieldIndex::marks`] walks over `pats` (pattern `i` being `pats[i]`):
+/// every literal ending at a position is reported (standard semantics); with `ci`, ASCII
+/// case folded. Built without the library's prefilter, which the walk does not use.
+fn literal_nfa<I, P>(pats: I, ci: bool) -> Result<NFA, aho_corasick::BuildError>
+where
+    I: IntoIterator<Item = P>,
+    P: AsRef<[u8]>,
+{
+    NFA::builder().match_kind(MatchKind::Standard).ascii_case_insensitive(ci).prefilter(false).build(pats)
+}
+
 /// A field's automaton over its substring literals (ASCII case-insensitive), built on the
 /// first search of that field in that bucket: building every automaton of every bucket was
 /// a third of the rule loading time, and an event only searches the fields of its own
@@ -554,12 +560,7 @@ impl LazyAc {
             return Ok(None);
         }
         let ac = self.ac.get_or_init(|| {
-            let built = NFA::builder()
-                .match_kind(MatchKind::Standard)
-                .ascii_case_insensitive(true)
-                .prefilter(false)
-                .build(self.pats.iter().map(|p| p.as_bytes()));
-            match built {
+            match literal_nfa(self.pats.iter().map(|p| p.as_bytes()), true) {
                 Ok(ac) => Some(Box::new(ac)),
                 Err(e) => {
                     tracing::warn!(error = %e, literals = self.pats.len(), "sigma prefilter automaton not built: its rules are always candidates");
