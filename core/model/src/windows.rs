@@ -110,8 +110,25 @@ pub fn attr<'a>(v: Option<&'a Value>, name: &str) -> Option<&'a Value> {
 
 /// Sigma service of a Windows event log channel (case-insensitive).
 pub fn service_for_channel(channel: &str) -> Option<&'static str> {
-    let c = channel.to_ascii_lowercase();
-    let exact = match c.as_str() {
+    with_ascii_lower(channel, service_for_lower_channel)
+}
+
+/// `f` of `s` ASCII-lower-cased: on the stack for the usual short names, a copy beyond.
+fn with_ascii_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 128];
+    if let Some(b) = buf.get_mut(..s.len()) {
+        b.copy_from_slice(s.as_bytes());
+        b.make_ascii_lowercase();
+        // ASCII lower-casing keeps the text valid UTF-8.
+        if let Ok(l) = std::str::from_utf8(b) {
+            return f(l);
+        }
+    }
+    f(&s.to_ascii_lowercase())
+}
+
+fn service_for_lower_channel(c: &str) -> Option<&'static str> {
+    let exact = match c {
         "security" => "security",
         "system" => "system",
         "application" => "application",
@@ -171,7 +188,11 @@ pub fn service_for_channel(channel: &str) -> Option<&'static str> {
 
 /// Sigma service of an event provider, for events whose channel is missing or unknown.
 pub fn service_for_provider(provider: &str) -> Option<&'static str> {
-    Some(match provider.to_ascii_lowercase().as_str() {
+    with_ascii_lower(provider, service_for_lower_provider)
+}
+
+fn service_for_lower_provider(provider: &str) -> Option<&'static str> {
+    Some(match provider {
         "microsoft-windows-security-auditing" | "microsoft-windows-eventlog" => return None,
         "microsoft-windows-sysmon" => "sysmon",
         "microsoft-windows-powershell" => "powershell",
@@ -248,14 +269,50 @@ pub fn logsource(
     event_id: Option<i64>,
     event_type: Option<&str>,
 ) -> LogSource {
+    let (category, service) = logsource_parts(channel, provider, event_id, event_type);
+    LogSource {
+        product: Some("windows".into()),
+        category: category.map(str::to_string),
+        service: service.map(str::to_string),
+    }
+}
+
+/// The category and service of [`logsource`] (its product is `windows`), without allocating.
+pub fn logsource_parts(
+    channel: Option<&str>,
+    provider: Option<&str>,
+    event_id: Option<i64>,
+    event_type: Option<&str>,
+) -> (Option<&'static str>, Option<&'static str>) {
     let service = channel.and_then(service_for_channel).or_else(|| match (channel, provider) {
         (_, Some("Microsoft-Windows-Security-Auditing")) => Some("security"),
         (_, Some(p)) => service_for_provider(p),
         _ => None,
     });
-    LogSource {
-        product: Some("windows".into()),
-        category: category_of(service, event_id, event_type).map(str::to_string),
-        service: service.map(str::to_string),
+    (category_of(service, event_id, event_type), service)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_and_providers_are_matched_without_regard_to_ascii_case_at_any_length() {
+        assert_eq!(service_for_channel("SECURITY"), Some("security"));
+        assert_eq!(service_for_provider("Microsoft-Windows-Sysmon"), Some("sysmon"));
+        // Past the stack buffer, and non-ASCII names, take the copying path.
+        let long = format!("Microsoft-Windows-AppLocker/{}", "X".repeat(200));
+        assert_eq!(service_for_channel(&long), Some("applocker"));
+        assert_eq!(service_for_channel("Sécurité"), None);
+        assert_eq!(service_for_channel(""), None);
+        let ls = logsource(Some("Microsoft-Windows-Sysmon/Operational"), None, Some(12), Some("DeleteKey"));
+        assert_eq!(
+            logsource_parts(Some("microsoft-windows-sysmon/operational"), None, Some(12), Some("DeleteKey")),
+            (Some("registry_delete"), Some("sysmon"))
+        );
+        assert_eq!(
+            (ls.product.as_deref(), ls.category.as_deref(), ls.service.as_deref()),
+            (Some("windows"), Some("registry_delete"), Some("sysmon"))
+        );
     }
 }

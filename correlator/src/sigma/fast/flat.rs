@@ -25,7 +25,7 @@ use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Vis
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use soc_model::LogSource;
-use soc_model::windows::{as_int, attr, int_or_value, logsource, text, unwrap_xml_owned as unwrap_xml};
+use soc_model::windows::{as_int, attr, int_or_value, logsource_parts, text, unwrap_xml_owned as unwrap_xml};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -351,7 +351,10 @@ pub(crate) struct Split<'a> {
     sorted: usize,
     /// The [`name_bit`]s of the names in `entries`.
     names: u64,
-    pub logsource: LogSource,
+    /// The log source's category and service (its product is `windows`), see
+    /// [`Split::logsource_into`].
+    category: Option<&'static str>,
+    service: Option<&'static str>,
     pub message: Option<String>,
     /// Some flattened field is called `message` (the log message is then not a field).
     pub has_message_field: bool,
@@ -406,6 +409,23 @@ impl<'a> Split<'a> {
                 self.push_first(field_name(k), Src::Raw(v));
             }
         }
+    }
+
+    /// Writes the event's log source into `out`, reusing its strings' buffers (what
+    /// `soc_model::windows::logsource` gives).
+    pub fn logsource_into(&self, out: &mut LogSource) {
+        fn set(slot: &mut Option<String>, v: Option<&str>) {
+            match (slot.as_mut(), v) {
+                (Some(s), Some(v)) => {
+                    s.clear();
+                    s.push_str(v);
+                }
+                (_, v) => *slot = v.map(str::to_string),
+            }
+        }
+        set(&mut out.product, Some("windows"));
+        set(&mut out.category, self.category);
+        set(&mut out.service, self.service);
     }
 
     /// Number of flattened fields.
@@ -593,7 +613,8 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
         entries: Vec::with_capacity(32),
         sorted: 0,
         names: 0,
-        logsource: LogSource::default(),
+        category: None,
+        service: None,
         message: None,
         has_message_field: false,
     };
@@ -628,21 +649,38 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
         }
     }
     let provider = raw_get(PROVIDER);
-    let as_string = |v: Option<Value>| v.and_then(|v| v.as_str().map(str::to_string));
+    // The string of a string value (moved, not copied).
+    let as_string = |v: Option<Value>| match v {
+        Some(Value::String(t)) => Some(t),
+        _ => None,
+    };
     let event_id = sys_get(EVENT_ID).and_then(as_int);
     let provider_name =
         as_string(attribute_text(provider, "Name").or_else(|| text(provider.and_then(|p| member(p, "Name")).as_ref())));
-    let channel = as_string(text(sys_get(CHANNEL)));
+    // The values read once are moved out of `sys` rather than copied.
+    let mut take = |i: usize| sys.get_mut(i).and_then(Option::take);
+    let channel = as_string(text_owned(take(CHANNEL)));
+    let computer = as_string(text_owned(take(COMPUTER)));
+    let keywords = text_owned(take(KEYWORDS));
+    // The log source first: the channel and provider name are then moved into their fields.
+    // Sysmon 12's category depends on the event data's EventType.
+    let event_type = match s.entries.iter().position(|(k, _)| k == "EventType") {
+        Some(i) => s.value(i)?,
+        None => Value::Null,
+    };
+    let (category, service) =
+        logsource_parts(channel.as_deref(), provider_name.as_deref(), event_id, event_type.as_str());
+    let sys_get = |i: usize| sys.get(i).and_then(Option::as_ref);
     s.insert_absent("EventID", || event_id.map(Value::from));
-    s.insert_absent("Provider_Name", || provider_name.clone().map(Value::String));
-    s.insert_absent("Channel", || channel.clone().map(Value::String));
-    s.insert_absent("Computer", || as_string(text(sys_get(COMPUTER))).map(Value::String));
+    s.insert_absent("Provider_Name", || provider_name.map(Value::String));
+    s.insert_absent("Channel", || channel.map(Value::String));
+    s.insert_absent("Computer", || computer.map(Value::String));
     s.insert_absent("Level", || int_or_value(sys_get(LEVEL)));
     s.insert_absent("Task", || int_or_value(sys_get(TASK)));
     s.insert_absent("Opcode", || int_or_value(sys_get(OPCODE)));
     s.insert_absent("EventRecordID", || int_or_value(sys_get(EVENT_RECORD_ID)));
     s.insert_absent("Version", || int_or_value(sys_get(VERSION)));
-    s.insert_absent("Keywords", || text(sys_get(KEYWORDS)));
+    s.insert_absent("Keywords", || keywords);
     s.insert_absent("Security_UserID", || attribute_text(raw_get(SECURITY), "UserID"));
     s.insert_absent("TimeCreated", || attribute_text(raw_get(TIME_CREATED), "SystemTime"));
     // Forwarded events carry the rendered message.
@@ -655,12 +693,7 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
         };
     }
     s.has_message_field = s.has(super::super::engine::MESSAGE_FIELD);
-    // Sysmon 12's category depends on the event data's EventType.
-    let event_type = match s.entries.iter().position(|(k, _)| k == "EventType") {
-        Some(i) => s.value(i)?,
-        None => Value::Null,
-    };
-    s.logsource = logsource(channel.as_deref(), provider_name.as_deref(), event_id, event_type.as_str());
+    (s.category, s.service) = (category, service);
     Ok(s)
 }
 
@@ -673,6 +706,15 @@ fn member(raw: &str, name: &str) -> Option<Value> {
     match super::scan::member(raw, name) {
         Some(v) => parse_raw(v?),
         None => serde_json::from_str::<Value>(raw).ok()?.get(name).cloned(),
+    }
+}
+
+/// `soc_model::windows::text` of an owned value, without copying its string.
+fn text_owned(v: Option<Value>) -> Option<Value> {
+    match unwrap_xml(v?) {
+        Value::String(t) => Some(Value::String(t)),
+        Value::Number(n) => Some(Value::String(n.to_string())),
+        _ => None,
     }
 }
 
@@ -715,7 +757,7 @@ fn plain_string_into(raw: &str, out: &mut String) -> bool {
 fn plain_into(raw: &str, out: &mut String) -> Option<()> {
     let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
     let b = inner.as_bytes();
-    let Some(first) = memchr::memchr(b'\\', b) else {
+    let Some(first) = super::scan::backslash(b) else {
         out.push_str(inner);
         return Some(());
     };
@@ -737,7 +779,7 @@ fn plain_into(raw: &str, out: &mut String) -> Option<()> {
         });
         i += 2;
         let rest = b.get(i..)?;
-        match memchr::memchr(b'\\', rest) {
+        match super::scan::backslash(rest) {
             Some(p) => {
                 out.push_str(inner.get(i..i + p)?);
                 i += p;
@@ -759,7 +801,7 @@ fn attribute_text(raw: Option<&str>, name: &str) -> Option<Value> {
         && let Some(Some(v)) = super::scan::member_trusted(attrs, name)
         && v.len() >= 2
         && v.starts_with('"')
-        && memchr::memchr(b'\\', v.as_bytes()).is_none()
+        && super::scan::backslash(v.as_bytes()).is_none()
     {
         return v.get(1..v.len() - 1).map(|t| Value::String(t.to_string()));
     }
@@ -943,8 +985,11 @@ mod tests {
                 "EventID":12,"Provider_Name":"Microsoft-Windows-Sysmon","Computer":"pc1","Level":4,"Task":"Registry",
                 "TimeCreated":"2020-01-01T00:00:00Z"})
         );
-        assert_eq!(s.logsource.service.as_deref(), Some("sysmon"));
-        assert_eq!(s.logsource.category.as_deref(), Some("registry_delete"));
+        let mut ls = LogSource { category: Some("stale".into()), ..LogSource::default() };
+        s.logsource_into(&mut ls);
+        assert_eq!(ls.product.as_deref(), Some("windows"));
+        assert_eq!(ls.service.as_deref(), Some("sysmon"));
+        assert_eq!(ls.category.as_deref(), Some("registry_delete"));
         let (mut buf, mut ends) = (String::new(), Vec::new());
         for i in 0..s.len() {
             s.strings(i, &mut buf, &mut ends).unwrap();
@@ -957,7 +1002,9 @@ mod tests {
     fn flattened(text: &str, scanned: bool) -> (Vec<(String, Value)>, LogSource) {
         let sections = if scanned { scan_sections(text).unwrap() } else { serde_sections(text).unwrap() };
         let s = split_sections(text, sections).unwrap();
-        ((0..s.len()).map(|i| (s.name(i).to_string(), s.value(i).unwrap())).collect(), s.logsource)
+        let mut ls = LogSource::default();
+        s.logsource_into(&mut ls);
+        ((0..s.len()).map(|i| (s.name(i).to_string(), s.value(i).unwrap())).collect(), ls)
     }
 
     #[test]

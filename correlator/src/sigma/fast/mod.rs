@@ -381,7 +381,7 @@ impl FastEngine {
         }
         sc.strings.clear();
         sc.ends.clear();
-        sc.logsource = std::mem::take(&mut s.logsource);
+        s.logsource_into(&mut sc.logsource);
         sc.message = s.message.take();
         sc.has_message_field = s.has_message_field;
         let n = s.len();

@@ -290,11 +290,11 @@ pub(crate) fn member_trusted<'a>(text: &'a str, key: &str) -> Option<Option<&'a 
             b'"' => {}
             _ => return None,
         }
-        let end = string_end(b, i)?;
-        let k = text.get(i + 1..end)?;
-        if k.contains('\\') {
+        let (end, escaped) = string_end_escaped(b, i)?;
+        if escaped {
             return None;
         }
+        let k = b.get(i + 1..end)?;
         i = skip_blanks(b, end + 1);
         if b.get(i) != Some(&b':') {
             return None;
@@ -302,7 +302,7 @@ pub(crate) fn member_trusted<'a>(text: &'a str, key: &str) -> Option<Option<&'a 
         i = skip_blanks(b, i + 1);
         let start = i;
         i = value_end(b, i)?;
-        if k == key {
+        if k == key.as_bytes() {
             found = Some(text.get(start..i)?);
         }
         i = skip_blanks(b, i);
@@ -314,27 +314,54 @@ pub(crate) fn member_trusted<'a>(text: &'a str, key: &str) -> Option<Option<&'a 
     }
 }
 
-/// The position of the first quote, backslash or control character (below 0x20) of `b`:
-/// eight bytes at a time (the usual "has a zero byte" / "has a byte below n" word tests, whose
-/// lowest flagged byte is always a true match), the tail byte by byte. JSON strings are mostly
-/// short (keys, names, numbers as text), where this beats a SIMD search's set-up.
-fn special(b: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `x` equal to `c`, and maybe of bytes above the lowest such
+/// byte (the usual "has a zero byte" word test, whose borrow only ever flags bytes above a
+/// true match): the lowest flagged byte is always a true match.
+#[inline(always)]
+fn eq_bits(x: u64, c: u8) -> u64 {
+    let q = x ^ (LO * u64::from(c));
+    q.wrapping_sub(LO) & !q & HI
+}
+
+/// The first position of `b` whose byte `flags` flags (see [`eq_bits`]), eight bytes at a
+/// time, the tail byte by byte with `is`. JSON strings are mostly short (keys, names, numbers
+/// as text), where this beats a SIMD search's set-up.
+#[inline(always)]
+fn find_by(b: &[u8], flags: impl Fn(u64) -> u64, is: impl Fn(u8) -> bool) -> Option<usize> {
     let mut i = 0;
     while let Some(word) = b.get(i..i + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(word);
-        let x = u64::from_le_bytes(w);
-        let q = x ^ (LO * u64::from(b'"'));
-        let s = x ^ (LO * u64::from(b'\\'));
-        let m = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s) | (x.wrapping_sub(LO * 0x20) & !x)) & HI;
+        let m = flags(u64::from_le_bytes(w));
         if m != 0 {
             return Some(i + (m.trailing_zeros() / 8) as usize);
         }
         i += 8;
     }
-    b.get(i..)?.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|p| i + p)
+    b.get(i..)?.iter().position(|&c| is(c)).map(|p| i + p)
+}
+
+/// The position of the first quote, backslash or control character (below 0x20) of `b`.
+fn special(b: &[u8]) -> Option<usize> {
+    find_by(
+        b,
+        |x| eq_bits(x, b'"') | eq_bits(x, b'\\') | (x.wrapping_sub(LO * 0x20) & !x & HI),
+        |c| c == b'"' || c == b'\\' || c < 0x20,
+    )
+}
+
+/// The position of the first quote or backslash of `b`.
+fn quote_or_backslash(b: &[u8]) -> Option<usize> {
+    find_by(b, |x| eq_bits(x, b'"') | eq_bits(x, b'\\'), |c| c == b'"' || c == b'\\')
+}
+
+/// The position of the first backslash of `b` (for short texts; long ones are better served
+/// by `memchr`).
+pub(crate) fn backslash(b: &[u8]) -> Option<usize> {
+    find_by(b, |x| eq_bits(x, b'\\'), |c| c == b'\\')
 }
 
 fn skip_blanks(b: &[u8], mut i: usize) -> usize {
@@ -346,12 +373,19 @@ fn skip_blanks(b: &[u8], mut i: usize) -> usize {
 
 /// The position of the closing quote of the (valid) string opening at `i`.
 fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    string_end_escaped(b, i).map(|(end, _)| end)
+}
+
+/// [`string_end`], and whether the string holds escapes.
+fn string_end_escaped(b: &[u8], i: usize) -> Option<(usize, bool)> {
     let mut j = i + 1;
+    let mut escaped = false;
     loop {
-        j += memchr::memchr2(b'"', b'\\', b.get(j..)?)?;
+        j += quote_or_backslash(b.get(j..)?)?;
         if b.get(j)? == &b'"' {
-            return Some(j);
+            return Some((j, escaped));
         }
+        escaped = true;
         j += 2;
     }
 }
@@ -446,7 +480,7 @@ mod tests {
     }
 
     #[test]
-    fn the_word_search_finds_the_first_quote_backslash_or_control_byte() {
+    fn the_word_searches_find_the_first_byte_they_look_for() {
         // Every length to 40, every special byte at every position, over fillers that sit
         // next to the tested values (0x1f/0x20, 0x21-0x23, 0x5b-0x5d, 0x7f-0x81, 0xff).
         let fillers = [0x20u8, 0x21, 0x23, 0x5b, 0x5d, 0x7f, 0x80, 0x81, 0xa2, 0xdc, 0xff, b'a'];
@@ -460,11 +494,15 @@ mod tests {
                 })
                 .collect();
             assert_eq!(special(&b), naive(&b), "{b:?}");
+            assert_eq!(quote_or_backslash(&b), b.iter().position(|&c| c == b'"' || c == b'\\'), "{b:?}");
+            assert_eq!(backslash(&b), b.iter().position(|&c| c == b'\\'), "{b:?}");
             for at in 0..len {
                 for c in [b'"', b'\\', 0x00, 0x0a, 0x1f] {
                     let keep = b[at];
                     b[at] = c;
                     assert_eq!(special(&b), naive(&b), "{b:?}");
+                    assert_eq!(quote_or_backslash(&b), b.iter().position(|&c| c == b'"' || c == b'\\'), "{b:?}");
+                    assert_eq!(backslash(&b), b.iter().position(|&c| c == b'\\'), "{b:?}");
                     // A second special byte later does not hide the first.
                     if at + 3 < len {
                         let later = b[at + 3];
