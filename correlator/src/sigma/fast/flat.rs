@@ -106,15 +106,13 @@ fn last_of_duplicates<T>(mut v: Vec<(Cow<'_, str>, T)>) -> Vec<(Cow<'_, str>, T)
 /// order), the last of each run of equal keys kept.
 fn map_order<T>(mut v: Vec<(Cow<'_, str>, T)>) -> Vec<(Cow<'_, str>, T)> {
     v.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out = Vec::with_capacity(v.len());
-    let mut it = v.into_iter().peekable();
-    while let Some(e) = it.next() {
-        if it.peek().is_some_and(|n| n.0 == e.0) {
-            continue;
-        }
-        out.push(e);
+    if v.windows(2).any(|w| w[0].0 == w[1].0) {
+        // Reversed, the last of each run comes first, which `dedup_by` keeps.
+        v.reverse();
+        v.dedup_by(|later, kept| later.0 == kept.0);
+        v.reverse();
     }
-    out
+    v
 }
 
 fn raw_entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<RawObj<'de>, A::Error> {
