@@ -96,7 +96,16 @@ pub fn int_or_value(v: Option<&Value>) -> Option<Value> {
 
 /// A string or number element as a string value.
 pub fn text(v: Option<&Value>) -> Option<Value> {
-    match unwrap_xml(v?) {
+    string_or_number(unwrap_xml(v?))
+}
+
+/// [`text`] of an owned element, its string moved rather than copied.
+pub fn text_owned(v: Option<Value>) -> Option<Value> {
+    string_or_number(unwrap_xml_owned(v?))
+}
+
+fn string_or_number(v: Value) -> Option<Value> {
+    match v {
         Value::String(s) => Some(Value::String(s)),
         Value::Number(n) => Some(Value::String(n.to_string())),
         _ => None,

@@ -25,7 +25,9 @@ use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Vis
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use soc_model::LogSource;
-use soc_model::windows::{as_int, attr, int_or_value, logsource_parts, text, unwrap_xml_owned as unwrap_xml};
+use soc_model::windows::{
+    as_int, attr, int_or_value, logsource_parts, text, text_owned, unwrap_xml_owned as unwrap_xml,
+};
 use std::borrow::Cow;
 use std::fmt;
 
@@ -604,6 +606,9 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
             }
         }
     }
+    // Read once: moved out of `sys` rather than copied.
+    let [channel, computer, keywords] =
+        [CHANNEL, COMPUTER, KEYWORDS].map(|i| text_owned(sys.get_mut(i).and_then(Option::take)));
     let sys_get = |i: usize| sys.get(i).and_then(Option::as_ref);
     let raw_get = |i: usize| sys_raw.get(i).copied().flatten();
     let mut s = Split {
@@ -655,11 +660,7 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     let event_id = sys_get(EVENT_ID).and_then(as_int);
     let provider_name =
         as_string(attribute_text(provider, "Name").or_else(|| text(provider.and_then(|p| member(p, "Name")).as_ref())));
-    // The values read once are moved out of `sys` rather than copied.
-    let mut take = |i: usize| sys.get_mut(i).and_then(Option::take);
-    let channel = as_string(text_owned(take(CHANNEL)));
-    let computer = as_string(text_owned(take(COMPUTER)));
-    let keywords = text_owned(take(KEYWORDS));
+    let (channel, computer) = (as_string(channel), as_string(computer));
     // The log source first: the channel and provider name are then moved into their fields.
     // Sysmon 12's category depends on the event data's EventType.
     let event_type = match s.entries.iter().position(|(k, _)| k == "EventType") {
@@ -668,7 +669,6 @@ fn split_sections<'a>(input: &'a str, mut sections: Vec<(Cow<'a, str>, Section<'
     };
     let (category, service) =
         logsource_parts(channel.as_deref(), provider_name.as_deref(), event_id, event_type.as_str());
-    let sys_get = |i: usize| sys.get(i).and_then(Option::as_ref);
     s.insert_absent("EventID", || event_id.map(Value::from));
     s.insert_absent("Provider_Name", || provider_name.map(Value::String));
     s.insert_absent("Channel", || channel.map(Value::String));
@@ -704,15 +704,6 @@ fn member(raw: &str, name: &str) -> Option<Value> {
     match super::scan::member(raw, name) {
         Some(v) => parse_raw(v?),
         None => serde_json::from_str::<Value>(raw).ok()?.get(name).cloned(),
-    }
-}
-
-/// `soc_model::windows::text` of an owned value, without copying its string.
-fn text_owned(v: Option<Value>) -> Option<Value> {
-    match unwrap_xml(v?) {
-        Value::String(t) => Some(Value::String(t)),
-        Value::Number(n) => Some(Value::String(n.to_string())),
-        _ => None,
     }
 }
 
