@@ -418,6 +418,29 @@ impl IndexBuilder {
         }
     }
 
+    /// Adds every (field, literal) -> rules entry and the always-evaluated rules of `index`
+    /// (a built bucket prefilter), for one prefilter over several buckets' rules.
+    pub fn absorb(&mut self, index: &Index) {
+        self.rules += index.rules;
+        self.always.extend_from_slice(&index.always);
+        let named = index.fields.iter().map(|(k, f)| (k.as_ref(), f));
+        for (name, fi) in named.chain(index.keywords.iter().map(|k| (KEYWORD_FIELD, k))) {
+            let f = match self.fields.get_mut(name) {
+                Some(f) => f,
+                None => self.fields.entry(name.into()).or_default(),
+            };
+            for (p, rules) in fi.ac.pats.iter().zip(&fi.sub_rules) {
+                f.subs.entry(p.clone()).or_default().extend_from_slice(rules);
+            }
+            for (v, rules) in &fi.exact {
+                f.exact.entry(v.clone()).or_default().extend_from_slice(rules);
+            }
+            for (n, rules) in &fi.num {
+                f.num.entry(*n).or_default().extend_from_slice(rules);
+            }
+        }
+    }
+
     pub fn build(self) -> Index {
         let mut fields = FxHashMap::default();
         fields.reserve(self.fields.len());

@@ -2,7 +2,8 @@
 //! tree ([`compile`]), evaluated directly on the log's borrowed fields ([`eval`]), behind a
 //! literal prefilter ([`index`]) per log source bucket ([`super::route`]).
 //!
-//! Per event: route by log source (at most 8 buckets), then per bucket run the prefilter
+//! Per event: route by log source (a few buckets), then run the prefilter of those buckets
+//! (one merged prefilter per set of buckets met together, so each field is searched once)
 //! over the event's indexed fields to mark candidate rules, then evaluate the candidates and
 //! the rules without a literal requirement exactly (the matched fields are looked up only
 //! when the caller reports them: detections do, rule-id queries do not). From JSON text
@@ -187,7 +188,22 @@ pub struct FastEngine {
     field_names: Vec<Box<str>>,
     /// ... and by number, the (sorted) ids of the buckets of the rules that look it up.
     field_buckets: Vec<Vec<u32>>,
+    /// One prefilter per set of buckets events were routed to together (built on the first
+    /// such event, at most [`MERGED_MAX`]): each field of the event is searched once, by
+    /// one automaton over the literals of all its buckets, instead of once per bucket.
+    merged: std::sync::RwLock<FxHashMap<RouteSet, Index>>,
 }
+
+/// The ids of the buckets an event is routed to, sorted (unused places `u32::MAX`).
+type RouteSet = [u32; ROUTE_SET_MAX];
+
+/// Most buckets an event meets: 2 product x 3 category (unset, its own, a broader one) x 2
+/// service slots.
+const ROUTE_SET_MAX: usize = 12;
+
+/// Most merged prefilters kept: the sets of buckets met together are few (one per kind of
+/// log source); past this, further sets are searched bucket by bucket.
+const MERGED_MAX: usize = 256;
 
 impl std::fmt::Debug for FastEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -231,6 +247,7 @@ impl FastEngine {
             field_ids: Default::default(),
             field_names: Vec::new(),
             field_buckets: Vec::new(),
+            merged: Default::default(),
         }
     }
 
@@ -256,12 +273,13 @@ impl FastEngine {
         sc.cands.clear();
     }
 
-    /// Adds the candidates of bucket `b` (its rules without a literal requirement, and those
-    /// the prefilter finds) to `sc.cands`, each rule once per event. `raw`: the JSON text of
-    /// the event, ASCII-lower-cased, searched for keyword literals instead of its strings (see
-    /// [`index::Index::candidates`]).
-    fn mark_bucket(&self, b: &Bucket, doc: &Doc<'_>, raw: Option<&str>, sc: &mut Scratch) {
-        let Some(index) = &b.index else { return };
+    /// Adds the candidates of the routed `buckets` (their rules without a literal
+    /// requirement, and those the prefilter finds) to `sc.cands`, each rule once per event.
+    /// Several buckets are searched through their merged prefilter. `raw`: the
+    /// JSON text of the event, ASCII-lower-cased, searched for keyword literals instead of
+    /// its strings (see [`index::Index::candidates`]).
+    fn mark_buckets(&self, buckets: &[&Bucket], doc: &Doc<'_>, raw: Option<&str>, sc: &mut Scratch) {
+        self.begin(sc);
         let epoch = sc.epoch;
         let Scratch { stamp, cands, .. } = sc;
         let mut mark = |r: u32| {
@@ -272,8 +290,42 @@ impl FastEngine {
                 cands.push(r);
             }
         };
-        index.always().iter().for_each(|r| mark(*r));
-        index.candidates(doc, raw, &mut mark);
+        let mut search = |index: &Index| {
+            index.always().iter().for_each(|r| mark(*r));
+            index.candidates(doc, raw, &mut mark);
+        };
+        let indexed = buckets.iter().filter(|b| b.index.is_some()).count();
+        match self.route_set(buckets).filter(|_| indexed > 1) {
+            Some(set) => {
+                let known = self.merged.read().ok().and_then(|m| m.get(&set).map(&mut search));
+                if known.is_none() {
+                    match self.merged.write() {
+                        Ok(mut m) if m.len() < MERGED_MAX || m.contains_key(&set) => {
+                            let ix = m.entry(set).or_insert_with(|| {
+                                let mut b = IndexBuilder::default();
+                                buckets.iter().filter_map(|b| b.index.as_ref()).for_each(|ix| b.absorb(ix));
+                                b.build()
+                            });
+                            search(ix);
+                        }
+                        _ => buckets.iter().filter_map(|b| b.index.as_ref()).for_each(&mut search),
+                    }
+                }
+            }
+            None => buckets.iter().filter_map(|b| b.index.as_ref()).for_each(&mut search),
+        }
+    }
+
+    /// The sorted ids of `buckets` (`None` when there are more than [`ROUTE_SET_MAX`]).
+    fn route_set(&self, buckets: &[&Bucket]) -> Option<RouteSet> {
+        let mut set = [u32::MAX; ROUTE_SET_MAX];
+        for (slot, b) in set.iter_mut().zip(buckets) {
+            *slot = b.id;
+        }
+        (buckets.len() <= ROUTE_SET_MAX).then(|| {
+            set.sort_unstable();
+            set
+        })
     }
 
     /// Whether some candidate searches keywords.
@@ -304,10 +356,7 @@ impl FastEngine {
         }
         let doc = Doc::new(&log.fields, log.message.as_deref());
         with_scratch(|sc| {
-            self.begin(sc);
-            for b in &buckets {
-                self.mark_bucket(b, &doc, None, sc);
-            }
+            self.mark_buckets(&buckets, &doc, None, sc);
             self.eval_cands(&doc, sc, fields, out);
         });
     }
@@ -494,13 +543,7 @@ impl FastEngine {
         }
         let raw = deferred.then_some(lowered.as_str());
         let result = with_scratch(|scr| {
-            self.begin(scr);
-            {
-                let doc = Doc::flat(sc, Some(self.slots(sc)));
-                for b in &buckets {
-                    self.mark_bucket(b, &doc, raw, scr);
-                }
-            }
+            self.mark_buckets(&buckets, &Doc::flat(sc, Some(self.slots(sc))), raw, scr);
             if deferred && self.cands_need_strings(scr) {
                 for i in 0..split.len() {
                     if !sc.done[i] {
@@ -702,6 +745,9 @@ impl SigmaEngine for FastEngine {
         self.field_buckets = field_bucket_ids;
         self.prepared.clear();
         self.router = out;
+        if let Ok(m) = self.merged.get_mut() {
+            m.clear();
+        }
     }
 
     fn as_fast(&self) -> Option<&FastEngine> {
@@ -874,6 +920,84 @@ mod tests {
             assert!(both(&sel(d), json!({"C": hit})), "{d} on {hit}");
             assert!(!both(&sel(d), json!({"C": miss})), "{d} on {miss}");
         }
+    }
+
+    #[test]
+    fn events_routed_to_several_buckets_meet_every_rule_that_matches_alone_through_one_merged_prefilter() {
+        // Rules of four buckets an event from (windows, process_creation, security) meets,
+        // with literals on the same fields, an exact value, a number, keywords and a rule
+        // without a literal requirement; one bucket it does not meet.
+        let rule = |n: u32, logsource: &str, detection: &str| {
+            format!(
+                "title: R{n}\nid: 0c3c4d6e-0000-4000-8000-0000000001{n:02}\nlogsource:\n{logsource}\ndetection:\n{detection}\nlevel: low\n"
+            )
+        };
+        let windows = "    product: windows";
+        let creation = "    product: windows\n    category: process_creation";
+        let security = "    product: windows\n    service: security";
+        let any_creation = "    category: process_creation";
+        let linux = "    product: linux";
+        let sources = [
+            rule(0, windows, "    sel:\n        CommandLine|contains: mimikatz\n    condition: sel"),
+            rule(1, creation, "    sel:\n        CommandLine|contains: 'sekurlsa::'\n    condition: sel"),
+            rule(2, creation, "    sel:\n        Image|endswith: '\\rundll32.exe'\n    condition: sel"),
+            rule(
+                3,
+                security,
+                "    sel:\n        EventID: 4688\n        CommandLine|contains: mimikatz\n    condition: sel",
+            ),
+            rule(4, security, "    sel:\n        User: 'corp\\admin'\n    condition: sel"),
+            rule(5, any_creation, "    sel:\n        CommandLine|re: '.*'\n    condition: sel"),
+            rule(6, windows, "    keywords:\n        - 'sekurlsa'\n    condition: keywords"),
+            rule(7, linux, "    sel:\n        CommandLine|contains: mimikatz\n    condition: sel"),
+            rule(8, security, "    sel:\n        CommandLine|contains: 'not here'\n    condition: sel"),
+        ];
+        let load = |srcs: &[&String]| {
+            let named: Vec<(String, &str)> =
+                srcs.iter().enumerate().map(|(i, s)| (format!("r{i}.yml"), s.as_str())).collect();
+            let (rules, errors) =
+                SigmaRules::from_sources_with(named.iter().map(|(n, s)| (n.as_str(), *s)), EngineKind::Fast);
+            assert!(errors.is_empty(), "{errors:?}");
+            rules
+        };
+        let titles = |rules: &SigmaRules, ev: &Event| -> Vec<String> {
+            let mut t: Vec<String> =
+                rules.evaluate(ev).into_iter().filter_map(|d| d.detection.map(|d| d.rule_title)).collect();
+            t.sort();
+            t
+        };
+        let ev = |fields: Value| {
+            let mut e = event(fields, None);
+            if let Some(log) = e.log.as_mut() {
+                log.logsource = LogSource {
+                    product: Some("Windows".into()),
+                    category: Some("process_creation".into()),
+                    service: Some("security".into()),
+                };
+            }
+            e
+        };
+        let all = load(&sources.iter().collect::<Vec<_>>());
+        let events = [
+            ev(
+                json!({"EventID": 4688, "CommandLine": "MimiKatz.exe sekurlsa::logonpasswords", "Image": "C:\\x\\RUNDLL32.EXE", "User": "CORP\\Admin"}),
+            ),
+            ev(json!({"EventID": "4688", "CommandLine": "mimikatz"})),
+            ev(json!({"EventID": 1, "Image": "c:\\rundll32.exe", "Other": "sekurlsa"})),
+            ev(json!({"User": "corp\\admin2"})),
+        ];
+        let expected: [&[&str]; 4] =
+            [&["R0", "R1", "R2", "R3", "R4", "R5", "R6"], &["R0", "R3", "R5"], &["R2", "R6"], &[]];
+        for (e, expected) in events.iter().zip(expected) {
+            let mut alone: Vec<String> =
+                sources.iter().filter(|s| !load(&[s]).evaluate(e).is_empty()).map(|s| s[7..9].to_string()).collect();
+            alone.sort();
+            assert_eq!(alone, expected, "the rules alone");
+            assert_eq!(titles(&all, e), alone, "{:?}", e.log.as_ref().map(|l| &l.fields));
+        }
+        let Some(fast) = all.engine.as_fast() else { panic!("the fast engine") };
+        let merged = fast.merged.read().map(|m| m.len()).unwrap_or(0);
+        assert_eq!(merged, 1, "one merged prefilter for the one set of buckets met");
     }
 
     #[test]
