@@ -318,14 +318,15 @@ impl FastEngine {
 
     /// The sorted ids of `buckets` (`None` when there are more than [`ROUTE_SET_MAX`]).
     fn route_set(&self, buckets: &[&Bucket]) -> Option<RouteSet> {
+        if buckets.len() > ROUTE_SET_MAX {
+            return None;
+        }
         let mut set = [u32::MAX; ROUTE_SET_MAX];
         for (slot, b) in set.iter_mut().zip(buckets) {
             *slot = b.id;
         }
-        (buckets.len() <= ROUTE_SET_MAX).then(|| {
-            set.sort_unstable();
-            set
-        })
+        set.sort_unstable();
+        Some(set)
     }
 
     /// Whether some candidate searches keywords.
