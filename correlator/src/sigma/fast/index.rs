@@ -425,10 +425,8 @@ impl IndexBuilder {
         self.always.extend_from_slice(&index.always);
         let named = index.fields.iter().map(|(k, f)| (k.as_ref(), f));
         for (name, fi) in named.chain(index.keywords.iter().map(|k| (KEYWORD_FIELD, k))) {
-            let f = match self.fields.get_mut(name) {
-                Some(f) => f,
-                None => self.fields.entry(name.into()).or_default(),
-            };
+            // Once per set of buckets: the names are simply copied.
+            let f = self.fields.entry(name.into()).or_default();
             for (p, rules) in fi.ac.pats.iter().zip(&fi.sub_rules) {
                 f.subs.entry(p.clone()).or_default().extend_from_slice(rules);
             }

@@ -109,7 +109,7 @@ struct FastRule {
 
 struct Bucket {
     rules: Vec<u32>,
-    index: Option<Index>,
+    index: Index,
     /// Dense bucket number (for [`FastEngine::field_buckets`]).
     id: u32,
     /// Some rule of the bucket searches keywords (every string of the event).
@@ -255,7 +255,7 @@ impl FastEngine {
         let mut s = IndexStats { buckets: self.router.len(), ..IndexStats::default() };
         for b in self.router.iter() {
             s.rules += b.rules.len();
-            s.always += b.index.as_ref().map_or(b.rules.len(), |i| i.always().len());
+            s.always += b.index.always().len();
         }
         s
     }
@@ -294,26 +294,34 @@ impl FastEngine {
             index.always().iter().for_each(|r| mark(*r));
             index.candidates(doc, raw, &mut mark);
         };
-        let indexed = buckets.iter().filter(|b| b.index.is_some()).count();
-        match self.route_set(buckets).filter(|_| indexed > 1) {
-            Some(set) => {
-                let known = self.merged.read().ok().and_then(|m| m.get(&set).map(&mut search));
-                if known.is_none() {
-                    match self.merged.write() {
-                        Ok(mut m) if m.len() < MERGED_MAX || m.contains_key(&set) => {
-                            let ix = m.entry(set).or_insert_with(|| {
-                                let mut b = IndexBuilder::default();
-                                buckets.iter().filter_map(|b| b.index.as_ref()).for_each(|ix| b.absorb(ix));
-                                b.build()
-                            });
-                            search(ix);
-                        }
-                        _ => buckets.iter().filter_map(|b| b.index.as_ref()).for_each(&mut search),
-                    }
-                }
-            }
-            None => buckets.iter().filter_map(|b| b.index.as_ref()).for_each(&mut search),
+        if buckets.len() > 1
+            && let Some(set) = self.route_set(buckets)
+            && self.with_merged(set, buckets, &mut search)
+        {
+            return;
         }
+        buckets.iter().for_each(|b| search(&b.index));
+    }
+
+    /// Runs `f` on the merged prefilter of `buckets` (whose ids are `set`), building it when
+    /// there is none yet and room for it; `false` (and `f` not run) otherwise.
+    fn with_merged(&self, set: RouteSet, buckets: &[&Bucket], f: &mut impl FnMut(&Index)) -> bool {
+        if let Ok(m) = self.merged.read()
+            && let Some(ix) = m.get(&set)
+        {
+            f(ix);
+            return true;
+        }
+        let Ok(mut m) = self.merged.write() else { return false };
+        if m.len() >= MERGED_MAX && !m.contains_key(&set) {
+            return false;
+        }
+        f(m.entry(set).or_insert_with(|| {
+            let mut b = IndexBuilder::default();
+            buckets.iter().for_each(|x| b.absorb(&x.index));
+            b.build()
+        }));
+        true
     }
 
     /// The sorted ids of `buckets` (`None` when there are more than [`ROUTE_SET_MAX`]).
@@ -524,9 +532,8 @@ impl FastEngine {
             return Ok(());
         }
         // Strings deferred: the keyword automata of the routed buckets search the text.
-        let deferred = raw_ok
-            && buckets.iter().any(|b| b.needs_strings)
-            && buckets.iter().all(|b| b.index.as_ref().is_none_or(|i| i.keywords_raw_safe()));
+        let deferred =
+            raw_ok && buckets.iter().any(|b| b.needs_strings) && buckets.iter().all(|b| b.index.keywords_raw_safe());
         if raw_ok && !deferred && buckets.iter().any(|b| b.needs_strings) {
             // A keyword automaton the text cannot stand in for: decode the strings now.
             for i in 0..split.len() {
@@ -733,7 +740,7 @@ impl SigmaEngine for FastEngine {
         let mut out: Router<Bucket> = Router::new();
         for (id, ((key, ms), index)) in keys.iter().zip(members).zip(indexes).enumerate() {
             let needs_strings = needs_strings.get(id).copied().unwrap_or(false);
-            out.bucket_mut(key, || Bucket { rules: ms, index: Some(index), id: id as u32, needs_strings });
+            out.bucket_mut(key, || Bucket { rules: ms, index, id: id as u32, needs_strings });
         }
         self.rules.iter_mut().flatten().for_each(|r| r.keywords = false);
         for i in keyword_rules {
