@@ -786,8 +786,7 @@ fn plain_into(raw: &str, out: &mut String) -> Option<()> {
 /// is read from the validated text without parsing it again.
 fn attribute_text(raw: Option<&str>, name: &str) -> Option<Value> {
     if let Some(r) = raw.filter(|r| is_object(r))
-        && let Some(Some(attrs)) = super::scan::member_trusted(r, "#attributes")
-        && let Some(Some(v)) = super::scan::member_trusted(attrs, name)
+        && let Some(Some(v)) = super::scan::member_path_trusted(r, &["#attributes", name])
         && v.len() >= 2
         && v.starts_with('"')
         && super::scan::backslash(v.as_bytes()).is_none()

@@ -271,22 +271,35 @@ pub(crate) fn member<'a>(text: &'a str, key: &str) -> Option<Option<&'a str>> {
     (s.i == text.len()).then_some(found)
 }
 
-/// [`member`] for a text already validated (by the scanner or `serde_json`): the same
-/// answer without validating it again (strings skipped to their closing quote, objects and
-/// arrays by bracket depth). `None` when `text` is not an object or a key holds escapes (the
-/// caller asks [`member`] then).
-pub(crate) fn member_trusted<'a>(text: &'a str, key: &str) -> Option<Option<&'a str>> {
+/// [`member`] for a text already validated (by the scanner or `serde_json`), along a path of
+/// keys: the member `path[1]` of the member `path[0]`..., each level the last of duplicate
+/// keys (as in a map), `Some(None)` when a level is absent or not an object. The text is not
+/// validated again (strings skipped to their closing quote, objects and arrays by bracket
+/// depth), and walked once: the object a key leads to is searched where it stands rather
+/// than skipped and searched again. `None` when `text` is not an object or a key on the way
+/// holds escapes (the caller asks [`member`] then).
+pub(crate) fn member_path_trusted<'a>(text: &'a str, path: &[&str]) -> Option<Option<&'a str>> {
     let b = text.as_bytes();
-    let mut i = skip_blanks(b, 0);
+    let (found, _) = member_at(b, skip_blanks(b, 0), path)?;
+    match found {
+        Some((start, end)) => text.get(start..end).map(Some),
+        None => Some(None),
+    }
+}
+
+/// The span of the member at `path` in the object opening at `i` (a validated text), and
+/// the position after that object.
+fn member_at(b: &[u8], i: usize, path: &[&str]) -> Option<(Option<(usize, usize)>, usize)> {
+    let (key, rest) = path.split_first()?;
     if b.get(i) != Some(&b'{') {
         return None;
     }
-    i += 1;
+    let mut i = i + 1;
     let mut found = None;
     loop {
         i = skip_blanks(b, i);
         match b.get(i)? {
-            b'}' => return Some(found),
+            b'}' => return Some((found, i + 1)),
             b'"' => {}
             _ => return None,
         }
@@ -301,14 +314,23 @@ pub(crate) fn member_trusted<'a>(text: &'a str, key: &str) -> Option<Option<&'a 
         }
         i = skip_blanks(b, i + 1);
         let start = i;
-        i = value_end(b, i)?;
         if k == key.as_bytes() {
-            found = Some(text.get(start..i)?);
+            if rest.is_empty() {
+                i = value_end(b, i)?;
+                found = Some((start, i));
+            } else if b.get(i) == Some(&b'{') {
+                (found, i) = member_at(b, i, rest)?;
+            } else {
+                i = value_end(b, i)?;
+                found = None;
+            }
+        } else {
+            i = value_end(b, i)?;
         }
         i = skip_blanks(b, i);
         match b.get(i)? {
             b',' => i += 1,
-            b'}' => return Some(found),
+            b'}' => return Some((found, i + 1)),
             _ => return None,
         }
     }
@@ -581,11 +603,33 @@ mod tests {
             (r#"{"a":true,"b":null}"#, "b"),
             ("{}", "a"),
         ] {
-            assert_eq!(member_trusted(text, key), member(text, key), "{text}");
+            assert_eq!(member_path_trusted(text, &[key]), member(text, key), "{text}");
         }
         // Escaped keys and what is not an object are left to the validating scan.
-        assert_eq!(member_trusted(r#"{"\u0061":"x"}"#, "a"), None);
-        assert_eq!(member_trusted("[1]", "a"), None);
+        assert_eq!(member_path_trusted(r#"{"\u0061":"x"}"#, &["a"]), None);
+        assert_eq!(member_path_trusted("[1]", &["a"]), None);
+    }
+
+    #[test]
+    fn a_member_along_a_path_is_the_one_serde_json_reaches_key_by_key() {
+        for text in [
+            r##"{"#attributes":{"Name":"A","Guid":"{x}"}}"##,
+            // The last of duplicate keys at each level, even when it lacks the inner key.
+            r##"{"#attributes":{"Name":"A"},"x":[{"Name":1}],"#attributes":{"Name":"B","Name":"C"}}"##,
+            r##"{"#attributes":{"Name":"A"},"#attributes":{"Other":"B"}}"##,
+            r##"{"#attributes":{"Name":"A"},"#attributes":"s"}"##,
+            r##"{"#attributes":"s","#attributes":{ "Name" : {"#text":"T"} } , "y":{"#attributes":{"Name":"Z"}}}"##,
+            r##"{"Name":"top"}"##,
+            "{}",
+        ] {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let want = v.get("#attributes").and_then(|a| a.get("Name")).map(|x| x.to_string());
+            let got = member_path_trusted(text, &["#attributes", "Name"])
+                .map(|f| f.map(|r| serde_json::from_str::<serde_json::Value>(r).unwrap().to_string()));
+            assert_eq!(got, Some(want), "{text}");
+        }
+        assert_eq!(member_path_trusted(r#"{"\u0061":{"b":1}}"#, &["a", "b"]), None);
+        assert_eq!(member_path_trusted(r#"{"a":{"\u0062":1}}"#, &["a", "b"]), None);
     }
 
     #[test]
