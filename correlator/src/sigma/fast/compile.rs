@@ -219,7 +219,13 @@ pub struct Item {
     pub matcher: Matcher,
     /// `Some(expect)` for `|exists`.
     pub exists: Option<bool>,
+    /// The number of `field` among the fields the loaded rules look up (see
+    /// [`super::eval::Slots`]), set when the rules are indexed; [`NO_SLOT`] until then.
+    pub slot: u32,
 }
+
+/// [`Item::slot`] of an item whose field has no number.
+pub const NO_SLOT: u32 = u32::MAX;
 
 /// A compiled named detection.
 #[derive(Clone, Debug)]
@@ -915,7 +921,7 @@ fn compile_item(item: &DetectionItem) -> Result<Item, String> {
             Some(SigmaValue::String(s)) => !matches!(s.as_plain().as_deref(), Some("false" | "no")),
             _ => true,
         };
-        return Ok(Item { field, matcher: Matcher::Exists(expect), exists: Some(expect) });
+        return Ok(Item { field, matcher: Matcher::Exists(expect), exists: Some(expect), slot: NO_SLOT });
     }
     if c.all && item.values.len() <= 1 {
         return Err("|all modifier requires more than one value".into());
@@ -930,7 +936,7 @@ fn compile_item(item: &DetectionItem) -> Result<Item, String> {
         any_of(flatten_any(ms))
     };
     let matcher = if c.neq { Matcher::Not(Box::new(combined)) } else { combined };
-    Ok(Item { field, matcher, exists: None })
+    Ok(Item { field, matcher, exists: None, slot: NO_SLOT })
 }
 
 fn keyword_value(v: &SigmaValue) -> Result<Matcher, String> {

@@ -21,8 +21,8 @@ pub struct Doc<'a> {
     /// The message, when no field is called `message`.
     pub message: Option<&'a str>,
     /// The fast path from JSON text ([`super::flat`]) holds only the fields rules reference
-    /// (in `fields` when a pipeline touches them, else in `slots`); the strings of the
-    /// others, which keyword search also sees, are here.
+    /// (in `slots`, and in `fields` those a pipeline made that no rule names); the strings
+    /// of the others, which keyword search also sees, are here.
     pub extra: Option<&'a super::flat::FlatScratch>,
     /// The fast path's fields by their number ([`Slots`]), besides `fields`.
     pub slots: Option<Slots<'a>>,
@@ -112,6 +112,27 @@ impl<'a> Doc<'a> {
         if let Some(v) = self.top(path) {
             return Some(v);
         }
+        self.get_nested(path)
+    }
+
+    /// [`Doc::get`] for a field whose number is known ([`Item::slot`]): its slot read
+    /// without looking the name up.
+    pub fn get_item(&self, path: &str, slot: u32) -> Option<V<'a>> {
+        let Some(s) = self.slots.as_ref().filter(|_| slot != super::compile::NO_SLOT) else {
+            return self.get(path);
+        };
+        if let Some(v) = s.vals.get(slot as usize).and_then(Option::as_ref) {
+            return Some(V::J(v));
+        }
+        // Not in its slot (every numbered field is held there): the message, or a path.
+        if path == super::super::engine::MESSAGE_FIELD {
+            return self.message.map(V::S);
+        }
+        self.get_nested(path)
+    }
+
+    /// The values a dotted path reaches below a top-level field.
+    fn get_nested(&self, path: &str) -> Option<V<'a>> {
         if !path.contains('.') {
             return None;
         }
@@ -549,12 +570,12 @@ impl Matcher {
 pub fn eval_item(item: &Item, doc: &Doc<'_>) -> bool {
     if let Some(expect) = item.exists {
         return match &item.field {
-            Some(f) => doc.get(f).is_some_and(|v| !is_null(&v)) == expect,
+            Some(f) => doc.get_item(f, item.slot).is_some_and(|v| !is_null(&v)) == expect,
             None => !expect,
         };
     }
     match &item.field {
-        Some(f) => match doc.get(f) {
+        Some(f) => match doc.get_item(f, item.slot) {
             Some(v) => item.matcher.matches(&v, doc),
             None => matches!(item.matcher, Matcher::Null),
         },
@@ -609,7 +630,7 @@ pub fn matched_fields(logic: &Logic, doc: &Doc<'_>, out: &mut Vec<(String, Value
             Det::AllOf(items) => {
                 for i in items {
                     if let Some(f) = &i.field
-                        && let Some(v) = doc.get(f)
+                        && let Some(v) = doc.get_item(f, i.slot)
                         && eval_item(i, doc)
                     {
                         out.push((f.to_string(), to_json(&v)));

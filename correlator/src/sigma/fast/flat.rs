@@ -824,10 +824,14 @@ pub struct FlatScratch {
     pub(crate) done: Vec<bool>,
     /// The event's JSON text, ASCII-lower-cased (searched for keyword literals).
     pub(crate) lowered: String,
-    /// The materialized fields no pipeline touches, by field number (see
-    /// [`super::eval::Slots`]); `filled` lists the numbers set for the last event.
+    /// The materialized fields rules name, by field number (see [`super::eval::Slots`]):
+    /// those read from the text, and those the pipelines left in `fields`, moved here;
+    /// `filled` lists the numbers set for the last event.
     pub(crate) slots: Vec<Option<Value>>,
     pub(crate) filled: Vec<u32>,
+    /// How many of the first `filled` hold values the pipelines made (exact-size strings,
+    /// freed rather than pooled: grown again for the next text value, they cost more).
+    pub(crate) piped: usize,
     /// String buffers of earlier events' slot values, reused (no allocation per string).
     pub(crate) pool: Vec<String>,
 }
@@ -848,8 +852,10 @@ impl FlatScratch {
 
     /// Empties the slots of the last event, keeping their string buffers in the pool.
     pub(crate) fn recycle(&mut self) {
-        for id in self.filled.drain(..) {
+        let piped = std::mem::take(&mut self.piped);
+        for (i, id) in self.filled.drain(..).enumerate() {
             if let Some(Some(Value::String(s))) = self.slots.get_mut(id as usize).map(Option::take)
+                && i >= piped
                 && s.capacity() <= POOLED_MAX
                 && self.pool.len() < POOL_LEN
             {

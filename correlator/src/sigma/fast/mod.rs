@@ -174,6 +174,34 @@ fn logic_fields<'a>(l: &'a Logic, out: &mut Vec<&'a str>, keywords: &mut bool) {
     l.conditions.iter().for_each(|c| cond(c, out, keywords));
 }
 
+/// Sets each item's [`compile::Item::slot`] (its filters' items too) from the field numbers.
+fn number_items(l: &mut Logic, ids: &FxHashMap<Box<str>, u32>) {
+    fn det(d: &mut compile::Det, ids: &FxHashMap<Box<str>, u32>) {
+        match d {
+            compile::Det::AllOf(items) => {
+                for i in items {
+                    i.slot = i.field.as_deref().and_then(|f| ids.get(f)).copied().unwrap_or(compile::NO_SLOT);
+                }
+            }
+            compile::Det::AnyOf(ds) => ds.iter_mut().for_each(|d| det(d, ids)),
+            compile::Det::Keywords(_) => {}
+        }
+    }
+    fn cond(c: &mut Cond, ids: &FxHashMap<Box<str>, u32>) {
+        match c {
+            Cond::And(cs) | Cond::Or(cs) => cs.iter_mut().for_each(|c| cond(c, ids)),
+            Cond::Not(c) => cond(c, ids),
+            Cond::Filtered { rule, filter } => {
+                cond(rule, ids);
+                number_items(filter, ids);
+            }
+            Cond::Det(_) | Cond::Select { .. } => {}
+        }
+    }
+    l.dets.iter_mut().for_each(|d| det(d, ids));
+    l.conditions.iter_mut().for_each(|c| cond(c, ids));
+}
+
 /// Sigma detection rules compiled and evaluated by the correlator's own engine.
 pub struct FastEngine {
     rules: Vec<Option<FastRule>>,
@@ -457,6 +485,23 @@ impl FastEngine {
             pipelines.apply_to(&mut sc.logsource, &mut sc.fields, &mut |p| {
                 super::pipeline::path(original.get_or_insert_with(|| s.original()).as_ref(), p)
             });
+        }
+        if slots && !sc.fields.is_empty() {
+            // The numbered fields the pipelines left go to their slots too (rules read them
+            // by number); a slot the loop below fills from the text wins, as a slot did over
+            // a field held by name.
+            for (k, v) in std::mem::take(&mut sc.fields) {
+                match self.field_ids.get(k.as_str()).and_then(|&id| Some((id, sc.slots.get_mut(id as usize)?))) {
+                    Some((id, slot)) => {
+                        *slot = Some(v);
+                        sc.filled.push(id);
+                        sc.piped += 1;
+                    }
+                    None => {
+                        sc.fields.insert(k, v);
+                    }
+                }
+            }
         }
         let buckets = self.router.candidates(&sc.logsource);
         if buckets.is_empty() && !all {
@@ -742,7 +787,10 @@ impl SigmaEngine for FastEngine {
             let needs_strings = needs_strings.get(id).copied().unwrap_or(false);
             out.bucket_mut(key, || Bucket { rules: ms, index, id: id as u32, needs_strings });
         }
-        self.rules.iter_mut().flatten().for_each(|r| r.keywords = false);
+        for r in self.rules.iter_mut().flatten() {
+            r.keywords = false;
+            number_items(&mut r.logic, &field_ids);
+        }
         for i in keyword_rules {
             if let Some(Some(r)) = self.rules.get_mut(i as usize) {
                 r.keywords = true;
@@ -1082,6 +1130,40 @@ mod tests {
         assert_eq!(ids(sysmon(r#"{"Image":"C:\/Tools\/x.exe"}"#)), [b]);
         assert_eq!(ids(sysmon(r#"{"Image":"c:/tools/x.exe","P":"sekurlsa::"}"#)), [a, b]);
         assert!(ids(sysmon(r#"{"Image":"c:/tools/y.exe"}"#)).is_empty());
+    }
+
+    #[test]
+    fn fields_the_pipelines_map_are_what_rules_read_from_json_text_event_after_event() {
+        let src = |n: u8, sel: &str| {
+            format!(
+                "title: P{n}\nid: 0c3c4d6e-0000-4000-8000-0000000000b{n}\nlogsource:\n    product: windows\n    category: process_creation\ndetection:\n    selection:\n{sel}\n    condition: selection\nlevel: low\n"
+            )
+        };
+        let srcs = [
+            src(1, "        Image|endswith: '\\whoami.exe'\n        ParentProcessId: '0x4'"),
+            src(2, "        ProcessId: '0x10'"),
+            src(3, "        ProcessId: '0x4'"),
+        ];
+        let named: Vec<(String, &str)> =
+            srcs.iter().enumerate().map(|(i, s)| (format!("p{i}.yml"), s.as_str())).collect();
+        let (rules, errors) =
+            SigmaRules::from_sources_with(named.iter().map(|(n, s)| (n.as_str(), *s)), EngineKind::Fast);
+        assert!(errors.is_empty(), "{errors:?}");
+        // Security 4688: the pipeline gives Image, and swaps the process ids.
+        let security = r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},"EventID":4688,"Channel":"Security","Computer":"pc"},"EventData":{"NewProcessName":"C:\\Windows\\System32\\whoami.exe","NewProcessId":"0x10","ProcessId":"0x4"}}}"##;
+        // Sysmon 1 has those names already.
+        let sysmon = r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Sysmon"}},"EventID":1,"Channel":"Microsoft-Windows-Sysmon/Operational","Computer":"pc"},"EventData":{"Image":"C:\\Windows\\System32\\whoami.exe","ProcessId":"0x4","ParentProcessId":"0x8"}}}"##;
+        let mut sc = super::FlatScratch::new();
+        let mut titles = |json: &str| -> Vec<String> {
+            let mut out = Vec::new();
+            let r = rules.matching_rules_json(json, &mut sc, &mut out);
+            assert!(r.is_ok(), "{json}: {r:?}");
+            out.iter().map(|i| rules.rules()[*i].title.clone()).collect()
+        };
+        for _ in 0..2 {
+            assert_eq!(titles(security), ["P1", "P2"]);
+            assert_eq!(titles(sysmon), ["P3"]);
+        }
     }
 
     #[test]
