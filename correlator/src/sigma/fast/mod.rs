@@ -831,6 +831,16 @@ mod tests {
         )
     }
 
+    /// Rule sources loaded by the fast engine (as files `r0.yml`, `r1.yml`...), without error.
+    fn load_fast(srcs: &[impl AsRef<str>]) -> SigmaRules {
+        let named: Vec<(String, &str)> =
+            srcs.iter().enumerate().map(|(i, s)| (format!("r{i}.yml"), s.as_ref())).collect();
+        let (rules, errors) =
+            SigmaRules::from_sources_with(named.iter().map(|(n, s)| (n.as_str(), *s)), EngineKind::Fast);
+        assert!(errors.is_empty(), "{errors:?}");
+        rules
+    }
+
     fn event(fields: Value, message: Option<&str>) -> Event {
         let Ok(ts) = "2026-11-27T03:04:05Z".parse() else { panic!("timestamp") };
         let mut ev = Event::new(EventType::Log, ts);
@@ -1008,14 +1018,6 @@ mod tests {
             rule(7, linux, "    sel:\n        CommandLine|contains: mimikatz\n    condition: sel"),
             rule(8, security, "    sel:\n        CommandLine|contains: 'not here'\n    condition: sel"),
         ];
-        let load = |srcs: &[&String]| {
-            let named: Vec<(String, &str)> =
-                srcs.iter().enumerate().map(|(i, s)| (format!("r{i}.yml"), s.as_str())).collect();
-            let (rules, errors) =
-                SigmaRules::from_sources_with(named.iter().map(|(n, s)| (n.as_str(), *s)), EngineKind::Fast);
-            assert!(errors.is_empty(), "{errors:?}");
-            rules
-        };
         let titles = |rules: &SigmaRules, ev: &Event| -> Vec<String> {
             let mut t: Vec<String> =
                 rules.evaluate(ev).into_iter().filter_map(|d| d.detection.map(|d| d.rule_title)).collect();
@@ -1033,7 +1035,7 @@ mod tests {
             }
             e
         };
-        let all = load(&sources.iter().collect::<Vec<_>>());
+        let all = load_fast(&sources);
         let events = [
             ev(
                 json!({"EventID": 4688, "CommandLine": "MimiKatz.exe sekurlsa::logonpasswords", "Image": "C:\\x\\RUNDLL32.EXE", "User": "CORP\\Admin"}),
@@ -1045,8 +1047,11 @@ mod tests {
         let expected: [&[&str]; 4] =
             [&["R0", "R1", "R2", "R3", "R4", "R5", "R6"], &["R0", "R3", "R5"], &["R2", "R6"], &[]];
         for (e, expected) in events.iter().zip(expected) {
-            let mut alone: Vec<String> =
-                sources.iter().filter(|s| !load(&[s]).evaluate(e).is_empty()).map(|s| s[7..9].to_string()).collect();
+            let mut alone: Vec<String> = sources
+                .iter()
+                .filter(|s| !load_fast(&[s]).evaluate(e).is_empty())
+                .map(|s| s[7..9].to_string())
+                .collect();
             alone.sort();
             assert_eq!(alone, expected, "the rules alone");
             assert_eq!(titles(&all, e), alone, "{:?}", e.log.as_ref().map(|l| &l.fields));
@@ -1144,11 +1149,7 @@ mod tests {
             src(2, "        ProcessId: '0x10'"),
             src(3, "        ProcessId: '0x4'"),
         ];
-        let named: Vec<(String, &str)> =
-            srcs.iter().enumerate().map(|(i, s)| (format!("p{i}.yml"), s.as_str())).collect();
-        let (rules, errors) =
-            SigmaRules::from_sources_with(named.iter().map(|(n, s)| (n.as_str(), *s)), EngineKind::Fast);
-        assert!(errors.is_empty(), "{errors:?}");
+        let rules = load_fast(&srcs);
         // Security 4688: the pipeline gives Image, and swaps the process ids.
         let security = r##"{"Event":{"System":{"Provider":{"#attributes":{"Name":"Microsoft-Windows-Security-Auditing"}},"EventID":4688,"Channel":"Security","Computer":"pc"},"EventData":{"NewProcessName":"C:\\Windows\\System32\\whoami.exe","NewProcessId":"0x10","ProcessId":"0x4"}}}"##;
         // Sysmon 1 has those names already.
