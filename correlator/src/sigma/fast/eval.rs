@@ -322,27 +322,83 @@ fn same(a: &V<'_>, b: &V<'_>) -> bool {
     norm(a) == norm(b)
 }
 
+/// The last few values lower-cased on this thread, by their text: the same value is
+/// lower-cased for the prefilter's lookups and again for each candidate rule that searches it.
+#[derive(Default)]
+struct LowerCache {
+    entries: [(String, String); LOWER_KEPT],
+    /// The entry the next new value replaces.
+    next: usize,
+}
+
+/// Values [`LowerCache`] keeps.
+const LOWER_KEPT: usize = 4;
+
+impl LowerCache {
+    /// The index of the entry holding `s` and its lower case, filled now when none does.
+    fn entry(&mut self, s: &str) -> usize {
+        if let Some(i) = self.entries.iter().position(|(raw, _)| raw.len() == s.len() && raw == s) {
+            return i;
+        }
+        let i = self.next;
+        self.next = (i + 1) % LOWER_KEPT;
+        let Some((raw, lower)) = self.entries.get_mut(i) else { return i };
+        raw.clear();
+        raw.push_str(s);
+        lower_into(s, lower);
+        i
+    }
+}
+
 thread_local! {
-    static LOWER: RefCell<String> = const { RefCell::new(String::new()) };
+    static LOWER: RefCell<LowerCache> = RefCell::new(LowerCache::default());
 }
 
 /// `s` lower-cased (Unicode, like `str::to_lowercase`) passed to `f`, without allocating
-/// for ASCII text after warm-up.
+/// after warm-up; a value met again on this thread is not lower-cased again.
 pub fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
-    if s.is_ascii() {
-        // Copied and lower-cased in one vectorized pass (looking for an upper-case letter
-        // first went byte by byte and cost more on long values).
-        LOWER.with(|buf| match buf.try_borrow_mut() {
-            Ok(mut b) => {
-                b.clear();
-                b.push_str(s);
-                b.make_ascii_lowercase();
-                f(&b)
+    LOWER.with(|c| match c.try_borrow_mut() {
+        Ok(mut c) => {
+            let i = c.entry(s);
+            match c.entries.get(i) {
+                Some((_, lower)) => f(lower),
+                None => f(&s.to_lowercase()),
             }
-            Err(_) => f(&s.to_ascii_lowercase()),
-        })
-    } else {
-        f(&s.to_lowercase())
+        }
+        Err(_) => f(&s.to_lowercase()),
+    })
+}
+
+/// `s.to_lowercase()` written into `out` (replacing it): runs of ASCII are copied and
+/// lower-cased in bulk, other characters one by one with `char::to_lowercase`, which maps
+/// every character as `str::to_lowercase` does except `Σ` (its lower case depends on the
+/// letters around it): text holding one is left to `str::to_lowercase`.
+pub fn lower_into(s: &str, out: &mut String) {
+    out.clear();
+    if s.is_ascii() {
+        // Copied and lower-cased in one vectorized pass.
+        out.push_str(s);
+        out.make_ascii_lowercase();
+        return;
+    }
+    if s.contains('Σ') {
+        out.push_str(&s.to_lowercase());
+        return;
+    }
+    let mut rest = s;
+    while !rest.is_empty() {
+        let ascii = rest.bytes().position(|b| !b.is_ascii()).unwrap_or(rest.len());
+        let (run, tail) = rest.split_at(ascii);
+        let start = out.len();
+        out.push_str(run);
+        if let Some(added) = out.get_mut(start..) {
+            added.make_ascii_lowercase();
+        }
+        let mut chars = tail.chars();
+        if let Some(c) = chars.next() {
+            out.extend(c.to_lowercase());
+        }
+        rest = chars.as_str();
     }
 }
 
@@ -378,13 +434,12 @@ pub fn str_match(s: &str, op: StrOp, needle: &str, ci: bool) -> bool {
             StrOp::Contains => with_lower(s, |l| l.contains(needle)),
         };
     }
-    let l = s.to_lowercase();
-    match op {
+    with_lower(s, |l| match op {
         StrOp::Exact => l == needle,
         StrOp::Contains => l.contains(needle),
         StrOp::StartsWith => l.starts_with(needle),
         StrOp::EndsWith => l.ends_with(needle),
-    }
+    })
 }
 
 fn lower_bool(s: &str, expected: bool) -> bool {
@@ -410,7 +465,7 @@ impl StrSet {
     /// Whether any needle matches `s` with its operator (lower-casing `s` when `ci`).
     pub fn matches_str(&self, s: &str) -> bool {
         if self.ci && !s.is_ascii() {
-            return self.scan(&s.to_lowercase());
+            return with_lower(s, |l| self.scan(l));
         }
         // ASCII text: the automaton folds ASCII case itself.
         self.scan(s)
@@ -680,6 +735,32 @@ fn to_json(v: &V<'_>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_casing_by_ascii_runs_and_from_the_cache_equals_str_to_lowercase() {
+        let long = format!("{}ÉCOLE{}", "C:\\Windows\\System32\\".repeat(40), "Write-Host 'Xin CHÀO' ".repeat(30));
+        let texts = [
+            "",
+            "ASCII Only",
+            "Đăng NHẬP thất bại",
+            "ΟΔΟΣ ΟΔΟΣ.",
+            "ὈΔΥΣΣΕΎΣ",
+            "İstanbul KELVIN \u{212a} ſ ǅ",
+            "emoji 🦀 MIXED",
+            long.as_str(),
+        ];
+        let mut out = String::from("stale");
+        for t in texts {
+            lower_into(t, &mut out);
+            assert_eq!(out, t.to_lowercase(), "{t:?}");
+        }
+        // Values of the same length, more of them than the cache keeps, each met twice.
+        let same_len = ["ABCD", "abcd", "AbCd", "WXYZ", "wxyz", "ÀBCD", "ABCD"];
+        for t in same_len.iter().chain(same_len.iter().rev()).chain(texts.iter()) {
+            assert_eq!(with_lower(t, str::to_string), t.to_lowercase(), "{t:?}");
+            assert_eq!(with_lower(t, |l| with_lower(l, str::to_string)), t.to_lowercase(), "nested, {t:?}");
+        }
+    }
 
     /// The needles of a set one by one, as `Matcher::Any` of `Matcher::Str` would.
     fn naive(needles: &[(StrOp, Box<str>)], ci: bool, s: &str) -> bool {

@@ -699,7 +699,7 @@ impl Index {
 }
 
 fn fold_non_ascii(s: &str) -> String {
-    s.to_lowercase().replace('\u{17f}', "s")
+    with_lower(s, |l| l.replace('\u{17f}', "s"))
 }
 
 impl FieldIndex {
