@@ -334,19 +334,27 @@ struct LowerCache {
 /// Values [`LowerCache`] keeps.
 const LOWER_KEPT: usize = 4;
 
+/// Longest value [`LowerCache`] keeps (longer ones are lower-cased on every call), so the
+/// cache holds at most a few MiB per thread whatever the events carry.
+const LOWER_KEPT_LEN: usize = 256 * 1024;
+
 impl LowerCache {
-    /// The index of the entry holding `s` and its lower case, filled now when none does.
-    fn entry(&mut self, s: &str) -> usize {
+    /// The index of the entry holding `s` and its lower case, filled now when none does;
+    /// `None` for a value longer than [`LOWER_KEPT_LEN`].
+    fn entry(&mut self, s: &str) -> Option<usize> {
+        if s.len() > LOWER_KEPT_LEN {
+            return None;
+        }
         if let Some(i) = self.entries.iter().position(|(raw, _)| raw.len() == s.len() && raw == s) {
-            return i;
+            return Some(i);
         }
         let i = self.next;
         self.next = (i + 1) % LOWER_KEPT;
-        let Some((raw, lower)) = self.entries.get_mut(i) else { return i };
+        let (raw, lower) = self.entries.get_mut(i)?;
         raw.clear();
         raw.push_str(s);
         lower_into(s, lower);
-        i
+        Some(i)
     }
 }
 
@@ -355,16 +363,18 @@ thread_local! {
 }
 
 /// `s` lower-cased (Unicode, like `str::to_lowercase`) passed to `f`, without allocating
-/// after warm-up; a value met again on this thread is not lower-cased again.
+/// after warm-up; a value met again on this thread is not lower-cased again (values up to
+/// [`LOWER_KEPT_LEN`] bytes).
 pub fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
     LOWER.with(|c| match c.try_borrow_mut() {
-        Ok(mut c) => {
-            let i = c.entry(s);
-            match c.entries.get(i) {
-                Some((_, lower)) => f(lower),
-                None => f(&s.to_lowercase()),
+        Ok(mut c) => match c.entry(s).and_then(|i| c.entries.get(i)) {
+            Some((_, lower)) => f(lower),
+            None => {
+                let mut lower = String::new();
+                lower_into(s, &mut lower);
+                f(&lower)
             }
-        }
+        },
         Err(_) => f(&s.to_lowercase()),
     })
 }
@@ -754,6 +764,12 @@ mod tests {
             lower_into(t, &mut out);
             assert_eq!(out, t.to_lowercase(), "{t:?}");
         }
+        let too_long = format!("{}ÀB", "X".repeat(LOWER_KEPT_LEN));
+        assert_eq!(
+            with_lower(&too_long, str::to_string),
+            too_long.to_lowercase(),
+            "a value longer than the cache keeps"
+        );
         // Values of the same length, more of them than the cache keeps, each met twice.
         let same_len = ["ABCD", "abcd", "AbCd", "WXYZ", "wxyz", "ÀBCD", "ABCD"];
         for t in same_len.iter().chain(same_len.iter().rev()).chain(texts.iter()) {
