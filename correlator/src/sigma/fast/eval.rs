@@ -339,22 +339,25 @@ const LOWER_KEPT: usize = 4;
 const LOWER_KEPT_LEN: usize = 256 * 1024;
 
 impl LowerCache {
-    /// The index of the entry holding `s` and its lower case, filled now when none does;
-    /// `None` for a value longer than [`LOWER_KEPT_LEN`].
-    fn entry(&mut self, s: &str) -> Option<usize> {
+    /// The lower case of `s`, from the entry holding `s` or one filled now; `None` for a
+    /// value longer than [`LOWER_KEPT_LEN`].
+    fn lower(&mut self, s: &str) -> Option<&str> {
         if s.len() > LOWER_KEPT_LEN {
             return None;
         }
-        if let Some(i) = self.entries.iter().position(|(raw, _)| raw.len() == s.len() && raw == s) {
-            return Some(i);
-        }
-        let i = self.next;
-        self.next = (i + 1) % LOWER_KEPT;
-        let (raw, lower) = self.entries.get_mut(i)?;
-        raw.clear();
-        raw.push_str(s);
-        lower_into(s, lower);
-        Some(i)
+        let i = match self.entries.iter().position(|(raw, _)| raw.len() == s.len() && raw == s) {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next = (i + 1) % LOWER_KEPT;
+                let (raw, lower) = self.entries.get_mut(i)?;
+                raw.clear();
+                raw.push_str(s);
+                lower_into(s, lower);
+                i
+            }
+        };
+        self.entries.get(i).map(|(_, lower)| lower.as_str())
     }
 }
 
@@ -366,16 +369,16 @@ thread_local! {
 /// after warm-up; a value met again on this thread is not lower-cased again (values up to
 /// [`LOWER_KEPT_LEN`] bytes).
 pub fn with_lower<R>(s: &str, f: impl FnOnce(&str) -> R) -> R {
-    LOWER.with(|c| match c.try_borrow_mut() {
-        Ok(mut c) => match c.entry(s).and_then(|i| c.entries.get(i)) {
-            Some((_, lower)) => f(lower),
-            None => {
-                let mut lower = String::new();
-                lower_into(s, &mut lower);
-                f(&lower)
-            }
-        },
-        Err(_) => f(&s.to_lowercase()),
+    LOWER.with(|c| {
+        // Borrowed already (`f` of an outer call lower-cases too) or too long: a fresh copy.
+        if let Ok(mut c) = c.try_borrow_mut()
+            && let Some(lower) = c.lower(s)
+        {
+            return f(lower);
+        }
+        let mut lower = String::new();
+        lower_into(s, &mut lower);
+        f(&lower)
     })
 }
 

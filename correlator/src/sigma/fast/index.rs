@@ -751,14 +751,15 @@ impl FieldIndex {
 
     fn text_only(&self, s: &str, mark: &mut dyn FnMut(u32)) {
         if s.is_ascii() {
-            self.folded(s, mark);
+            self.folded(s, false, mark);
         } else {
-            self.folded(&fold_non_ascii(s), mark);
+            self.folded(&fold_non_ascii(s), true, mark);
         }
     }
 
-    /// `raw`: ASCII text (the automaton folds its case) or already folded text.
-    fn folded(&self, raw: &str, mark: &mut dyn FnMut(u32)) {
+    /// `raw`: ASCII text (the automaton folds its case), or with `lower_done` text already
+    /// folded (lower-cased again it would not change: lower-casing is idempotent).
+    fn folded(&self, raw: &str, lower_done: bool, mark: &mut dyn FnMut(u32)) {
         // Lower-casing ASCII text or folded text keeps its length.
         let exact = self.exact_lens & len_bit(raw.len()) != 0;
         let ac = match self.ac.get() {
@@ -768,31 +769,26 @@ impl FieldIndex {
                 None
             }
         };
-        match ac {
-            // Values as long as the SIMD test needs (shorter ones it searches with a scalar
-            // fallback that measured slower than walking them): the test and the exact lookup
-            // share one lower-cased copy; the automaton (ASCII case-insensitive) walks the
-            // value as it is, only when the test found a literal.
-            Some(FieldAc { nfa, any: Some(any) }) if raw.len() >= any.minimum_len() => with_lower(raw, |l| {
+        // The SIMD test, on values as long as it needs (shorter ones it searches with a
+        // scalar fallback that measured slower than walking them).
+        let test = ac.and_then(|a| a.any.as_ref()).filter(|t| raw.len() >= t.minimum_len());
+        let mut walk = ac.is_some();
+        if exact || test.is_some() {
+            // The exact lookup and the SIMD test share one lower-cased copy.
+            let mut check = |l: &str| {
                 if exact && let Some(rules) = self.exact.get(l) {
                     rules.iter().for_each(|r| mark(*r));
                 }
-                if any.find(l).is_some() {
-                    self.marks(nfa, raw, mark);
+                if let Some(t) = test {
+                    walk = t.find(l).is_some();
                 }
-            }),
-            _ => {
-                if exact {
-                    with_lower(raw, |l| {
-                        if let Some(rules) = self.exact.get(l) {
-                            rules.iter().for_each(|r| mark(*r));
-                        }
-                    });
-                }
-                if let Some(FieldAc { nfa, .. }) = ac {
-                    self.marks(nfa, raw, mark);
-                }
-            }
+            };
+            if lower_done { check(raw) } else { with_lower(raw, check) }
+        }
+        // The automaton (ASCII case-insensitive) walks the value as it is, only when the
+        // SIMD test (if any) found a literal.
+        if walk && let Some(FieldAc { nfa, .. }) = ac {
+            self.marks(nfa, raw, mark);
         }
     }
 
